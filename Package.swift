@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+// Relay: an mTLS-only publish/subscribe relay. See README.md and docs/.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "Relay",
+    platforms: [.macOS(.v14)],
+    products: [
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        // MARK: C bridges (system libraries, apt providers)
+        .systemLibrary(
+            name: "COpenSSL", pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLMDB", pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+
+        // MARK: RelayCore — value types shared by all (no NIO, no C)
+        .target(name: "RelayCore", swiftSettings: swiftSettings),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+
+        // MARK: RelayWire
+
+        // MARK: RelayTLS
+
+        // MARK: RelayStore
+
+        // MARK: RelayPolicy
+
+        // MARK: RelayBroker
+
+        // MARK: RelayClient
+
+        // MARK: Executables
+
+        // MARK: Test support and end-to-end tests
+        .target(
+            name: "RelayTestSupport",
+            dependencies: ["RelayCore"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,109 @@
+#ifndef RELAY_COPENSSL_SHIM_H
+#define RELAY_COPENSSL_SHIM_H
+/*
+ * The system OpenSSL 3 (Debian libssl-dev) for Swift.
+ *
+ * Swift cannot import function-like macros or the SSL_OP_* / XN_FLAG_*
+ * constants (they are built from macros). Each wrapper below is named
+ * `relay_<MACRO>` after the macro it wraps, so a reader can look the macro
+ * up in the OpenSSL manual pages.
+ */
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/bio.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/pem.h>
+#include <openssl/evp.h>
+#include <openssl/ec.h>
+#include <openssl/rand.h>
+#include <openssl/crypto.h>
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/objects.h>
+
+/* SSL_CTX_set_min_proto_version / SSL_CTX_set_max_proto_version */
+static inline int relay_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline int relay_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_max_proto_version(ctx, version);
+}
+/* SSL_CTX_set_mode / SSL_set_mode */
+static inline long relay_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+/* SSL_CTX_set1_groups_list */
+static inline int relay_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) {
+    return (int)SSL_CTX_set1_groups_list(ctx, list);
+}
+/* SSL_CTX_set_tlsext_servername_callback is not needed; SSL_set_tlsext_host_name is: */
+static inline int relay_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+/* SSL_CTX_add_extra_chain_cert */
+static inline long relay_SSL_CTX_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509) {
+    return SSL_CTX_add_extra_chain_cert(ctx, x509);
+}
+/* SSL_CTX_set_session_cache_mode */
+static inline long relay_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_session_cache_mode(ctx, mode);
+}
+
+/* SSL_MODE_* */
+static inline long relay_SSL_MODE_RELEASE_BUFFERS(void) { return SSL_MODE_RELEASE_BUFFERS; }
+static inline long relay_SSL_MODE_ENABLE_PARTIAL_WRITE(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
+static inline long relay_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
+static inline long relay_SSL_MODE_AUTO_RETRY(void) { return SSL_MODE_AUTO_RETRY; }
+static inline long relay_SSL_SESS_CACHE_OFF(void) { return SSL_SESS_CACHE_OFF; }
+
+/* SSL_OP_* */
+static inline uint64_t relay_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RENEGOTIATION; }
+static inline uint64_t relay_SSL_OP_NO_COMPRESSION(void) { return SSL_OP_NO_COMPRESSION; }
+static inline uint64_t relay_SSL_OP_CIPHER_SERVER_PREFERENCE(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
+static inline uint64_t relay_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; }
+static inline uint64_t relay_SSL_OP_NO_CLIENT_RENEGOTIATION(void) { return SSL_OP_NO_CLIENT_RENEGOTIATION; }
+static inline uint64_t relay_SSL_OP_IGNORE_UNEXPECTED_EOF(void) { return SSL_OP_IGNORE_UNEXPECTED_EOF; }
+
+/* BIO_get_mem_ptr / BIO_pending / BIO_set_mem_eof_return / BIO_reset */
+static inline long relay_BIO_get_mem_ptr(BIO *bio, BUF_MEM **out) { return BIO_get_mem_ptr(bio, out); }
+static inline int relay_BIO_pending(BIO *bio) { return (int)BIO_pending(bio); }
+static inline int relay_BIO_set_mem_eof_return(BIO *bio, int v) { return (int)BIO_set_mem_eof_return(bio, v); }
+static inline int relay_BIO_reset(BIO *bio) { return (int)BIO_reset(bio); }
+
+/* sk_GENERAL_NAME_* */
+static inline int relay_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
+static inline GENERAL_NAME *relay_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int i) {
+    return sk_GENERAL_NAME_value(names, i);
+}
+static inline void relay_GENERAL_NAMES_free(GENERAL_NAMES *names) { GENERAL_NAMES_free(names); }
+/* sk_X509_* */
+static inline STACK_OF(X509) *relay_sk_X509_new_null(void) { return sk_X509_new_null(); }
+static inline int relay_sk_X509_push(STACK_OF(X509) *s, X509 *x) { return sk_X509_push(s, x); }
+static inline int relay_sk_X509_num(const STACK_OF(X509) *s) { return sk_X509_num(s); }
+static inline X509 *relay_sk_X509_value(const STACK_OF(X509) *s, int i) { return sk_X509_value(s, i); }
+static inline void relay_sk_X509_pop_free(STACK_OF(X509) *s) { sk_X509_pop_free(s, X509_free); }
+/* sk_X509_NAME_* (client CA list) */
+static inline STACK_OF(X509_NAME) *relay_sk_X509_NAME_new_null(void) { return sk_X509_NAME_new_null(); }
+static inline int relay_sk_X509_NAME_push(STACK_OF(X509_NAME) *s, X509_NAME *n) { return sk_X509_NAME_push(s, n); }
+
+/* OPENSSL_free */
+static inline void relay_OPENSSL_free(void *ptr) { OPENSSL_free(ptr); }
+
+/* XN_FLAG_* for X509_NAME_print_ex */
+static inline unsigned long relay_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
+
+/* GEN_* general name types */
+static inline int relay_GEN_DNS(void) { return GEN_DNS; }
+static inline int relay_GEN_IPADD(void) { return GEN_IPADD; }
+static inline int relay_GEN_URI(void) { return GEN_URI; }
+static inline int relay_GEN_EMAIL(void) { return GEN_EMAIL; }
+
+/* X509_V_FLAG_* */
+static inline unsigned long relay_X509_V_FLAG_CRL_CHECK(void) { return X509_V_FLAG_CRL_CHECK; }
+static inline unsigned long relay_X509_V_FLAG_CRL_CHECK_ALL(void) { return X509_V_FLAG_CRL_CHECK_ALL; }
+
+/* SSL_VERIFY_* */
+static inline int relay_SSL_VERIFY_PEER(void) { return SSL_VERIFY_PEER; }
+static inline int relay_SSL_VERIFY_FAIL_IF_NO_PEER_CERT(void) { return SSL_VERIFY_FAIL_IF_NO_PEER_CERT; }
+
+#endif

@@ -1,0 +1,73 @@
+/// An X.509 distinguished name: relative distinguished names (RDNs) in the
+/// order they are encoded, each holding one or more attributes.
+public struct DistinguishedName: Hashable, Sendable {
+    public struct Attribute: Hashable, Sendable {
+        /// The dotted OID, always present (`2.5.4.3` for CN).
+        public var oid: String
+        /// The OpenSSL short name (`CN`, `OU`, `DC`, `emailAddress`, …), nil for unknown OIDs.
+        public var shortName: String?
+        /// The value exactly as encoded, decoded to a String (UTF-8).
+        public var value: String
+
+        public init(oid: String, shortName: String?, value: String) {
+            self.oid = oid
+            self.shortName = shortName
+            self.value = value
+        }
+
+        /// The name used in RFC 4514 output and policy keys: the short name, else the OID.
+        public var key: String { shortName ?? oid }
+    }
+
+    /// RDNs in encoding order (for a typical subject: C, O, OU, CN).
+    public var rdns: [[Attribute]]
+
+    public init(rdns: [[Attribute]]) { self.rdns = rdns }
+
+    /// Every value of an attribute, in encoding order. `name` is a short name
+    /// (case-sensitive, as OpenSSL spells it) or a dotted OID.
+    public func values(of name: String) -> [String] {
+        var out: [String] = []
+        for rdn in rdns {
+            for attribute in rdn where attribute.shortName == name || attribute.oid == name {
+                out.append(attribute.value)
+            }
+        }
+        return out
+    }
+
+    /// RFC 4514 string form: RDNs in reverse encoding order, joined by `,`,
+    /// multi-valued RDNs joined by `+`, values escaped.
+    public var rfc4514: String {
+        rdns.reversed().map { rdn in
+            rdn.map { "\($0.key)=\(Self.escape($0.value))" }.joined(separator: "+")
+        }.joined(separator: ",")
+    }
+
+    /// Escapes a value per RFC 4514 §2.4: `"+,;<>\` always; `#` and space at
+    /// the start; space at the end; NUL and other control bytes as `\XX`.
+    public static func escape(_ value: String) -> String {
+        var out = ""
+        out.reserveCapacity(value.utf8.count)
+        let scalars = Array(value.unicodeScalars)
+        for (i, scalar) in scalars.enumerated() {
+            switch scalar {
+            case "\"", "+", ",", ";", "<", ">", "\\":
+                out.append("\\")
+                out.unicodeScalars.append(scalar)
+            case "#" where i == 0:
+                out.append("\\#")
+            case " " where i == 0 || i == scalars.count - 1:
+                out.append("\\ ")
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16, uppercase: true)
+                    out.append("\\" + (hex.count == 1 ? "0" + hex : hex))
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+}
