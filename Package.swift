@@ -47,6 +47,19 @@ let package = Package(
         // MARK: RelayPolicy
 
         // MARK: RelayBroker
+        .target(
+            name: "RelayBroker",
+            dependencies: [
+                "RelayCore",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayBrokerTests",
+            dependencies: ["RelayBroker", "RelayTestSupport"],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: RelayClient
 

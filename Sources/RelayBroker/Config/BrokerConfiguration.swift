@@ -1,0 +1,100 @@
+/// Everything relayd is configured with, after parsing and validation.
+/// Paths are absolute (resolved against the config file's folder).
+/// docs/configuration.md documents each key; keep the two in step.
+public struct BrokerConfiguration: Sendable, Equatable {
+    public struct Server: Sendable, Equatable {
+        public var host = "127.0.0.1"
+        public var port = 7443
+        /// How long a client has after the TLS handshake to send HELLO.
+        public var helloTimeoutNanos: Int64 = 5_000_000_000
+    }
+
+    public struct TLS: Sendable, Equatable {
+        public var certificate = ""
+        public var privateKey = ""
+        public var clientCA: [String] = []
+        public var crl: [String] = []
+        /// "1.3" (default) or "1.2".
+        public var minVersion = "1.3"
+        public var handshakeTimeoutNanos: Int64 = 10_000_000_000
+    }
+
+    public enum Durability: String, Sendable, Equatable {
+        /// Ack after `mdb_txn_commit` returned, with fsync. The default.
+        case fsync
+        /// MDB_NOSYNC plus a periodic sync: loses at most `syncInterval` on a crash.
+        case async
+    }
+
+    public struct Storage: Sendable, Equatable {
+        public var path = ""
+        public var durability = Durability.fsync
+        public var maxSize: Int64 = 8 << 30
+        public var syncIntervalNanos: Int64 = 100_000_000
+    }
+
+    public struct Retention: Sendable, Equatable {
+        public var filter: String
+        public var maxAgeNanos: Int64?
+        public var maxMessages: Int64?
+        public var maxBytes: Int64?
+    }
+
+    public struct Limits: Sendable, Equatable {
+        public var maxConnections = 10_000
+        public var maxFrameSize = 1_114_112
+        public var maxPayload = 1_048_576
+        public var maxHeaders = 64
+        public var maxSubscriptionsPerConnection = 1_000
+        public var maxInFlightPublishes = 4_096
+        /// Messages buffered per subscription before it falls back to reading LMDB.
+        public var subscriptionBuffer = 8_192
+    }
+
+    public struct Metrics: Sendable, Equatable {
+        /// "host:port", or nil to disable the metrics listener.
+        public var listen: String? = "127.0.0.1:9464"
+    }
+
+    public enum LogFormat: String, Sendable, Equatable { case logfmt, json }
+
+    public struct Log: Sendable, Equatable {
+        public var format = LogFormat.logfmt
+        public var level = "info"
+    }
+
+    public struct Audit: Sendable, Equatable {
+        /// The JSON-lines audit file, or nil to disable the trail.
+        public var path: String?
+    }
+
+    /// One `[[acl.rule]]` as written; RelayPolicy validates and compiles it.
+    public struct ACLRule: Sendable, Equatable {
+        public var name: String
+        public var match: [String: [String]]
+        public var publish: [String]
+        public var subscribe: [String]
+        public var denyPublish: [String]
+        public var denySubscribe: [String]
+    }
+
+    public struct ACL: Sendable, Equatable {
+        /// Template for the principal string; nil means the RFC 4514 subject.
+        public var principal: String?
+        public var rules: [ACLRule] = []
+    }
+
+    /// The file it was read from ("" when built in code).
+    public var sourceFile = ""
+    public var server = Server()
+    public var tls = TLS()
+    public var storage = Storage()
+    public var retention: [Retention] = []
+    public var limits = Limits()
+    public var metrics = Metrics()
+    public var log = Log()
+    public var audit = Audit()
+    public var acl = ACL()
+
+    public init() {}
+}

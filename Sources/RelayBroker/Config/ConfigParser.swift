@@ -1,0 +1,210 @@
+import Foundation
+import RelayCore
+import TOMLKit
+
+extension BrokerConfiguration {
+    /// Reads and validates a config file. Relative paths inside it are
+    /// resolved against the file's folder; referenced files must exist.
+    public static func load(path: String) throws(ConfigError) -> BrokerConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, key: "", message: "cannot read the config file (\(error.localizedDescription)); pass an existing file with --config")
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try parse(text, file: path, baseDirectory: folder)
+    }
+
+    /// Parses TOML text. `baseDirectory` resolves relative paths.
+    public static func parse(_ text: String, file: String, baseDirectory: String,
+                             checkFiles: Bool = true) throws(ConfigError) -> BrokerConfiguration {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(file: file, key: "", message: "TOML syntax error at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        } catch {
+            throw ConfigError(file: file, key: "", message: "TOML syntax error: \(error)")
+        }
+        var parser = ConfigParser(file: file, base: baseDirectory, checkFiles: checkFiles)
+        return try parser.parse(TOMLReader(file: file, path: "", table: table))
+    }
+}
+
+/// Turns the TOML tree into a ``BrokerConfiguration``, one section a method.
+struct ConfigParser {
+    let file: String
+    let base: String
+    let checkFiles: Bool
+
+    init(file: String, base: String, checkFiles: Bool) {
+        self.file = file
+        self.base = base
+        self.checkFiles = checkFiles
+    }
+
+    mutating func parse(_ root: TOMLReader) throws(ConfigError) -> BrokerConfiguration {
+        var root = root
+        var config = BrokerConfiguration()
+        config.sourceFile = file
+        if var t = try root.table("server") { try parseServer(&t, into: &config.server); try t.finish() }
+        guard var tls = try root.table("tls") else {
+            throw ConfigError(file: file, key: "tls", message: "missing [tls] section; relayd only serves mutual TLS and needs certificate, private_key and client_ca")
+        }
+        try parseTLS(&tls, into: &config.tls); try tls.finish()
+        if var t = try root.table("storage") { try parseStorage(&t, into: &config.storage); try t.finish() }
+        if config.storage.path.isEmpty { config.storage.path = resolve("data") }
+        for var t in try root.tables("retention") { config.retention.append(try parseRetention(&t)); try t.finish() }
+        if var t = try root.table("limits") { try parseLimits(&t, into: &config.limits); try t.finish() }
+        if var t = try root.table("metrics") {
+            if let listen = try t.string("listen") {
+                config.metrics.listen = listen.isEmpty ? nil : try hostPort(listen, reader: t, key: "listen").text
+            }
+            try t.finish()
+        }
+        if var t = try root.table("log") {
+            if let format = try t.string("format") {
+                guard let f = BrokerConfiguration.LogFormat(rawValue: format) else {
+                    throw t.error("format", "expected \"logfmt\" or \"json\", got \"\(format)\"")
+                }
+                config.log.format = f
+            }
+            if let level = try t.string("level") {
+                let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+                guard levels.contains(level) else { throw t.error("level", "expected one of \(levels.joined(separator: ", "))") }
+                config.log.level = level
+            }
+            try t.finish()
+        }
+        if var t = try root.table("audit") {
+            if let p = try t.string("path") { config.audit.path = p.isEmpty ? nil : resolve(p) }
+            try t.finish()
+        }
+        if var t = try root.table("acl") { try parseACL(&t, into: &config.acl); try t.finish() }
+        try root.finish()
+        return config
+    }
+
+    private func parseServer(_ t: inout TOMLReader, into s: inout BrokerConfiguration.Server) throws(ConfigError) {
+        if let listen = try t.string("listen") {
+            let hp = try hostPort(listen, reader: t, key: "listen")
+            s.host = hp.host
+            s.port = hp.port
+        }
+        if let ns = try t.duration("hello_timeout") { s.helloTimeoutNanos = ns }
+    }
+
+    private func parseTLS(_ t: inout TOMLReader, into tls: inout BrokerConfiguration.TLS) throws(ConfigError) {
+        guard let cert = try t.string("certificate") else { throw t.error("certificate", "missing; set it to the server certificate chain (PEM)") }
+        guard let key = try t.string("private_key") else { throw t.error("private_key", "missing; set it to the server private key (PEM)") }
+        guard let cas = try t.strings("client_ca"), !cas.isEmpty else {
+            throw t.error("client_ca", "missing; set it to the CA bundle(s) that sign client certificates")
+        }
+        tls.certificate = try existingFile(cert, reader: t, key: "certificate")
+        tls.privateKey = try existingFile(key, reader: t, key: "private_key")
+        tls.clientCA = try cas.map { (p) throws(ConfigError) in try existingFile(p, reader: t, key: "client_ca") }
+        if let crls = try t.strings("crl") {
+            tls.crl = try crls.map { (p) throws(ConfigError) in try existingFile(p, reader: t, key: "crl") }
+        }
+        if let v = try t.string("min_version") {
+            guard v == "1.3" || v == "1.2" else { throw t.error("min_version", "expected \"1.3\" or \"1.2\"; older versions are not supported") }
+            tls.minVersion = v
+        }
+        if let ns = try t.duration("handshake_timeout") { tls.handshakeTimeoutNanos = ns }
+    }
+
+    private func parseStorage(_ t: inout TOMLReader, into s: inout BrokerConfiguration.Storage) throws(ConfigError) {
+        if let p = try t.string("path") { s.path = resolve(p) }
+        if let d = try t.string("durability") {
+            guard let durability = BrokerConfiguration.Durability(rawValue: d) else {
+                throw t.error("durability", "expected \"fsync\" (ack after the data is on disk) or \"async\" (periodic sync), got \"\(d)\"")
+            }
+            s.durability = durability
+        }
+        if let size = try t.size("max_size") {
+            guard size >= 1 << 20 else { throw t.error("max_size", "must be at least 1MiB") }
+            s.maxSize = size
+        }
+        if let ns = try t.duration("sync_interval") { s.syncIntervalNanos = ns }
+    }
+
+    private func parseRetention(_ t: inout TOMLReader) throws(ConfigError) -> BrokerConfiguration.Retention {
+        guard let filter = try t.string("filter") else { throw t.error("filter", "missing; the topic filter this rule applies to, e.g. \">\"") }
+        do { _ = try TopicFilter(filter) } catch { throw t.error("filter", "invalid filter \"\(filter)\": \(error)") }
+        let rule = BrokerConfiguration.Retention(filter: filter, maxAgeNanos: try t.duration("max_age"),
+                                                 maxMessages: try t.int("max_messages", min: 1),
+                                                 maxBytes: try t.size("max_bytes"))
+        if rule.maxAgeNanos == nil && rule.maxMessages == nil && rule.maxBytes == nil {
+            throw t.error("", "a retention rule needs at least one of max_age, max_messages, max_bytes")
+        }
+        return rule
+    }
+
+    private func parseLimits(_ t: inout TOMLReader, into l: inout BrokerConfiguration.Limits) throws(ConfigError) {
+        if let v = try t.int("max_connections", min: 1, max: 1_000_000) { l.maxConnections = Int(v) }
+        if let v = try t.size("max_frame_size") {
+            guard v >= 1024 && v <= 64 << 20 else { throw t.error("max_frame_size", "must be between 1KiB and 64MiB") }
+            l.maxFrameSize = Int(v)
+        }
+        if let v = try t.size("max_payload") {
+            guard v >= 1 && v <= 64 << 20 else { throw t.error("max_payload", "must be between 1B and 64MiB") }
+            l.maxPayload = Int(v)
+        }
+        if let v = try t.int("max_headers", min: 0, max: 1_024) { l.maxHeaders = Int(v) }
+        if let v = try t.int("max_subscriptions", min: 1, max: 1_000_000) { l.maxSubscriptionsPerConnection = Int(v) }
+        if let v = try t.int("max_in_flight", min: 1, max: 1_000_000) { l.maxInFlightPublishes = Int(v) }
+        if let v = try t.int("subscription_buffer", min: 16, max: 10_000_000) { l.subscriptionBuffer = Int(v) }
+        if l.maxPayload > l.maxFrameSize - 1024 {
+            throw t.error("max_payload", "must leave at least 1KiB of max_frame_size for the frame header, topic and headers")
+        }
+    }
+
+    private func parseACL(_ t: inout TOMLReader, into acl: inout BrokerConfiguration.ACL) throws(ConfigError) {
+        acl.principal = try t.string("principal")
+        for var r in try t.tables("rule") {
+            guard let name = try r.string("name"), !name.isEmpty else { throw r.error("name", "missing; every rule needs a name for logs and explain") }
+            var match: [String: [String]] = [:]
+            if let m = try r.table("match") {
+                var m = m
+                for key in m.keys {
+                    guard let values = try m.strings(key) else { continue }
+                    match[key] = values
+                }
+                try m.finish()
+            }
+            let rule = BrokerConfiguration.ACLRule(
+                name: name, match: match,
+                publish: try r.strings("publish") ?? [], subscribe: try r.strings("subscribe") ?? [],
+                denyPublish: try r.strings("deny_publish") ?? [], denySubscribe: try r.strings("deny_subscribe") ?? [])
+            try r.finish()
+            acl.rules.append(rule)
+        }
+    }
+
+    // MARK: helpers
+
+    func resolve(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    private func existingFile(_ path: String, reader: TOMLReader, key: String) throws(ConfigError) -> String {
+        let resolved = resolve(path)
+        if checkFiles && !FileManager.default.isReadableFile(atPath: resolved) {
+            throw reader.error(key, "file \(resolved) does not exist or is not readable (relative paths are resolved against the config file's folder; `make run` creates dev/pki/)")
+        }
+        return resolved
+    }
+
+    private func hostPort(_ text: String, reader: TOMLReader, key: String) throws(ConfigError) -> (host: String, port: Int, text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              port >= 0, port <= 65535 else {
+            throw reader.error(key, "expected HOST:PORT such as \"127.0.0.1:7443\", got \"\(text)\"")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw reader.error(key, "the host is empty; use 127.0.0.1 or 0.0.0.0") }
+        return (host, port, text)
+    }
+}

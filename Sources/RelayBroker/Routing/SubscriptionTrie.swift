@@ -1,0 +1,125 @@
+import RelayCore
+
+/// Routes a topic to the subscriptions whose filters match it.
+///
+/// One trie level per topic token, with dedicated children for `*` and `>`
+/// (the shape of nats-server's sublist), plus a bounded cache of recent
+/// topic → matches results. The cache is invalidated precisely: inserting or
+/// removing a filter drops only the cached topics that filter matches.
+///
+/// Not thread-safe: the ``Router`` owns one behind its lock.
+struct SubscriptionTrie<Subscriber: Hashable> {
+    private final class Node {
+        var literal: [Substring: Node] = [:]
+        var anyOne: Node?
+        var anyRest: Node?
+        /// Subscribers whose filter ends at this node.
+        var here: Set<Subscriber> = []
+        /// Subscribers whose filter ends with `>` at this node's level.
+        var rest: Set<Subscriber> = []
+
+        var isEmpty: Bool {
+            literal.isEmpty && anyOne == nil && anyRest == nil && here.isEmpty && rest.isEmpty
+        }
+    }
+
+    private let root = Node()
+    private var cache: [String: [Subscriber]] = [:]
+    private let cacheLimit: Int
+    private(set) var count = 0
+
+    init(cacheLimit: Int = 4096) {
+        self.cacheLimit = cacheLimit
+    }
+
+    /// Adds `subscriber` under `filter`. Returns false if it was already there.
+    @discardableResult
+    mutating func insert(_ filter: TopicFilter, _ subscriber: Subscriber) -> Bool {
+        var node = root
+        for token in filter.tokens {
+            switch token {
+            case .literal(let name):
+                if let next = node.literal[name] {
+                    node = next
+                } else {
+                    let next = Node()
+                    node.literal[name] = next
+                    node = next
+                }
+            case .anyOne:
+                if node.anyOne == nil { node.anyOne = Node() }
+                node = node.anyOne ?? node
+            case .anyRest:
+                let inserted = node.rest.insert(subscriber).inserted
+                if inserted { count += 1; didChange(filter) }
+                return inserted
+            }
+        }
+        let inserted = node.here.insert(subscriber).inserted
+        if inserted { count += 1; didChange(filter) }
+        return inserted
+    }
+
+    /// Removes `subscriber` from `filter`. Returns false if it was not there.
+    @discardableResult
+    mutating func remove(_ filter: TopicFilter, _ subscriber: Subscriber) -> Bool {
+        let removed = Self.remove(filter.tokens[...], subscriber, from: root)
+        if removed { count -= 1; didChange(filter) }
+        return removed
+    }
+
+    /// Every subscriber whose filter matches `topic`, each once.
+    mutating func match(_ topic: String) -> [Subscriber] {
+        if let hit = cache[topic] { return hit }
+        var result = Set<Subscriber>()
+        let tokens = topic.split(separator: ".", omittingEmptySubsequences: false)
+        Self.collect(tokens[...], node: root, into: &result)
+        let matches = Array(result)
+        if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+        cache[topic] = matches
+        return matches
+    }
+
+    private mutating func didChange(_ filter: TopicFilter) {
+        if cache.isEmpty { return }
+        if filter.isLiteral {
+            cache[filter.value] = nil
+        } else {
+            cache = cache.filter { topic, _ in
+                !filter.matches(tokens: topic.split(separator: ".", omittingEmptySubsequences: false))
+            }
+        }
+    }
+
+    private static func collect(_ tokens: ArraySlice<Substring>, node: Node, into result: inout Set<Subscriber>) {
+        guard let first = tokens.first else {
+            result.formUnion(node.here)
+            return
+        }
+        // `>` at this level needs at least one remaining token, which we have.
+        result.formUnion(node.rest)
+        let remaining = tokens.dropFirst()
+        if let next = node.literal[first] { collect(remaining, node: next, into: &result) }
+        if let next = node.anyOne { collect(remaining, node: next, into: &result) }
+    }
+
+    /// Removes and prunes empty nodes on the way back up.
+    private static func remove(_ tokens: ArraySlice<TopicFilter.Token>, _ subscriber: Subscriber, from node: Node) -> Bool {
+        guard let first = tokens.first else { return node.here.remove(subscriber) != nil }
+        let remaining = tokens.dropFirst()
+        switch first {
+        case .anyRest:
+            return node.rest.remove(subscriber) != nil
+        case .anyOne:
+            guard let child = node.anyOne else { return false }
+            let removed = remove(remaining, subscriber, from: child)
+            if child.isEmpty { node.anyOne = nil }
+            return removed
+        case .literal(let name):
+            guard let child = node.literal[name] else { return false }
+            let removed = remove(remaining, subscriber, from: child)
+            if child.isEmpty { node.literal[name] = nil }
+            return removed
+        }
+    }
+}

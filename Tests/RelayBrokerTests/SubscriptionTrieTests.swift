@@ -1,0 +1,117 @@
+import Testing
+import RelayCore
+@testable import RelayBroker
+
+@Suite("Subscription trie")
+struct SubscriptionTrieTests {
+    func f(_ s: String) throws -> TopicFilter { try TopicFilter(s) }
+
+    @Test("literal, '*' and '>' subscriptions match like TopicFilter.matches")
+    func matchesLikeFilters() throws {
+        var trie = SubscriptionTrie<Int>()
+        let filters = ["a.b.c", "a.*.c", "a.>", ">", "*.b.*", "x", "*", "a.b.>"]
+        for (i, filter) in filters.enumerated() { trie.insert(try f(filter), i) }
+        #expect(trie.count == filters.count)
+        for topic in ["a.b.c", "a", "a.b", "x", "q.b.z", "a.x.c", "a.b.c.d", "z.z.z.z"] {
+            let expected = Set(filters.indices.filter { (try? f(filters[$0]).matches(Topic(topic))) == true })
+            let m1 = trie.match(topic)
+            #expect(Set(m1) == expected, "topic \(topic)")
+        }
+    }
+
+    @Test("a subscriber under two matching filters is returned once")
+    func deduplicates() throws {
+        var trie = SubscriptionTrie<String>()
+        trie.insert(try f("a.>"), "s")
+        trie.insert(try f("a.b"), "s")
+        let m2 = trie.match("a.b")
+        #expect(m2 == ["s"])
+    }
+
+    @Test("removal updates matches and the cache")
+    func removalInvalidatesCache() throws {
+        var trie = SubscriptionTrie<Int>()
+        trie.insert(try f("a.*"), 1)
+        trie.insert(try f("a.b"), 2)
+        let m3 = trie.match("a.b")
+        #expect(Set(m3) == [1, 2])  // now cached
+        #expect(trie.remove(try f("a.*"), 1))
+        let m4 = trie.match("a.b")
+        #expect(m4 == [2])
+        #expect(!trie.remove(try f("a.*"), 1))
+        #expect(trie.remove(try f("a.b"), 2))
+        let m5 = trie.match("a.b")
+        #expect(m5.isEmpty)
+        #expect(trie.count == 0)
+    }
+
+    @Test("insertion invalidates cached topics the new filter matches")
+    func insertionInvalidatesCache() throws {
+        var trie = SubscriptionTrie<Int>()
+        let m6 = trie.match("a.b.c")
+        #expect(m6.isEmpty)
+        let m7 = trie.match("z")
+        #expect(m7.isEmpty)
+        trie.insert(try f("a.>"), 7)
+        let m8 = trie.match("a.b.c")
+        #expect(m8 == [7])
+        trie.insert(try f("z"), 8)
+        let m9 = trie.match("z")
+        #expect(m9 == [8])
+    }
+
+    @Test("a bounded cache keeps answering correctly past its limit")
+    func cacheLimit() throws {
+        var trie = SubscriptionTrie<Int>(cacheLimit: 8)
+        trie.insert(try f("t.*"), 1)
+        for i in 0..<100 { #expect(trie.match("t.\(i)") == [1]) }
+        let m10 = trie.match("u.1")
+        #expect(m10.isEmpty)
+    }
+
+    @Test("randomised: trie agrees with brute-force matching")
+    func randomised() throws {
+        var rng = SplitMix64(seed: 42)
+        let tokens = ["a", "b", "c"]
+        func randomFilter() -> String {
+            let n = Int(rng.next() % 3) + 1
+            var parts: [String] = []
+            for i in 0..<n {
+                let r = rng.next() % 5
+                if r == 0 { parts.append("*") } else if r == 1 && i == n - 1 { parts.append(">") } else { parts.append(tokens[Int(rng.next() % 3)]) }
+            }
+            return parts.joined(separator: ".")
+        }
+        var trie = SubscriptionTrie<Int>(cacheLimit: 16)
+        var live: [Int: TopicFilter] = [:]
+        for step in 0..<2_000 {
+            if rng.next() % 3 == 0, let victim = live.keys.randomElement(using: &rng), let filter = live[victim] {
+                let r1 = trie.remove(filter, victim)
+                #expect(r1)
+                live[victim] = nil
+            } else {
+                let filter = try f(randomFilter())
+                trie.insert(filter, step)
+                live[step] = filter
+            }
+            let topic = (0..<(Int(rng.next() % 3) + 1)).map { _ in tokens[Int(rng.next() % 3)] }.joined(separator: ".")
+            let concrete = try Topic(topic)
+            let expected = Set(live.filter { $0.value.matches(concrete) }.keys)
+            let m11 = trie.match(topic)
+            #expect(Set(m11) == expected)
+        }
+    }
+}
+
+/// A tiny deterministic generator so randomised tests are reproducible.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
