@@ -7,8 +7,11 @@ import RelayCore
 /// topic → matches results. The cache is invalidated precisely: inserting or
 /// removing a filter drops only the cached topics that filter matches.
 ///
-/// Not thread-safe: the ``Router`` owns one behind its lock.
-struct SubscriptionTrie<Subscriber: Hashable> {
+/// Not thread-safe: the ``Router`` owns one behind its lock. Its nodes are
+/// classes, so a copy of the struct shares them: never copy a trie (the
+/// router never does), which is also why the Sendable conformance is
+/// unchecked — every access goes through the router's lock.
+struct SubscriptionTrie<Subscriber: Hashable>: @unchecked Sendable {
     private final class Node {
         var literal: [Substring: Node] = [:]
         var anyOne: Node?

@@ -1,0 +1,88 @@
+import NIOConcurrencyHelpers
+import RelayCore
+
+/// Something that receives routed messages: a session. Called from the
+/// store's writer thread; implementations hop to their own event loop.
+public protocol DeliverySink: AnyObject, Sendable {
+    func deliver(_ batch: [RoutedDelivery])
+}
+
+/// One message for one subscription of a sink.
+public struct RoutedDelivery: Sendable {
+    public var subscription: UInt32
+    public var message: RoutedMessage
+}
+
+/// Fans committed messages out to the subscriptions whose filters match.
+///
+/// The store's writer calls ``publish(_:)`` once per committed batch, in
+/// commit order, from one thread. Subscribing returns the *watermark*: the
+/// highest sequence fanned out before the subscription joined, so the
+/// subscriber knows that everything above it arrives live and everything up
+/// to it must be read from the store (see ``SubscriptionDelivery``).
+public final class Router: Sendable {
+    struct Key: Hashable {
+        let sink: any DeliverySink
+        let subscription: UInt32
+
+        static func == (a: Key, b: Key) -> Bool {
+            a.sink === b.sink && a.subscription == b.subscription
+        }
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(ObjectIdentifier(sink))
+            hasher.combine(subscription)
+        }
+    }
+
+    private struct State {
+        var trie = SubscriptionTrie<Key>()
+        var watermark: UInt64
+    }
+
+    private let state: NIOLockedValueBox<State>
+
+    /// - Parameter watermark: the store's last committed sequence at start-up.
+    public init(watermark: UInt64) {
+        state = NIOLockedValueBox(State(watermark: watermark))
+    }
+
+    public var watermark: UInt64 { state.withLockedValue { $0.watermark } }
+    public var subscriptionCount: Int { state.withLockedValue { $0.trie.count } }
+
+    /// Adds a subscription and returns the watermark at that instant.
+    public func subscribe(_ filter: TopicFilter, sink: any DeliverySink, id: UInt32) -> UInt64 {
+        state.withLockedValue { state in
+            state.trie.insert(filter, Key(sink: sink, subscription: id))
+            return state.watermark
+        }
+    }
+
+    public func unsubscribe(_ filter: TopicFilter, sink: any DeliverySink, id: UInt32) {
+        _ = state.withLockedValue { $0.trie.remove(filter, Key(sink: sink, subscription: id)) }
+    }
+
+    /// Routes one committed batch (ascending sequences). One lock and one
+    /// delivery call per sink per batch, not per message.
+    public func publish(_ messages: [RoutedMessage]) {
+        guard let last = messages.last else { return }
+        var bySink: [ObjectIdentifier: (sink: any DeliverySink, batch: [RoutedDelivery])] = [:]
+        state.withLockedValue { state in
+            for message in messages {
+                for key in state.trie.match(message.topic) {
+                    let id = ObjectIdentifier(key.sink)
+                    let delivery = RoutedDelivery(subscription: key.subscription, message: message)
+                    if bySink[id] == nil {
+                        bySink[id] = (key.sink, [delivery])
+                    } else {
+                        bySink[id]?.batch.append(delivery)
+                    }
+                }
+            }
+            state.watermark = max(state.watermark, last.sequence)
+        }
+        // Outside the lock: sinks only enqueue onto their event loops, and
+        // the single writer thread calls us in commit order, so per-sink
+        // order is commit order.
+        for (_, entry) in bySink { entry.sink.deliver(entry.batch) }
+    }
+}

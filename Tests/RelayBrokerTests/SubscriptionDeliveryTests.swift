@@ -1,0 +1,111 @@
+import NIOCore
+import NIOConcurrencyHelpers
+import RelayCore
+import Testing
+@testable import RelayBroker
+
+func message(_ seq: UInt64, topic: String = "t.a", bytes: Int = 8) -> RoutedMessage {
+    RoutedMessage(sequence: seq, timestamp: seq, topic: topic, publisherPrincipal: "CN=p",
+                  publisherFingerprint: "ff", headers: [], payload: ByteBuffer(repeating: 1, count: bytes))
+}
+
+@Suite("Subscription delivery state")
+struct SubscriptionDeliveryTests {
+    let filter: TopicFilter
+    init() throws { filter = try TopicFilter("t.>") }
+
+    @Test("a new 'latest' subscription delivers live messages in order within credit")
+    func liveWithinCredit() {
+        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 11, watermark: 10, credit: 2, bufferLimit: 100)
+        #expect(!sub.needsReplay)
+        for seq in UInt64(11)...14 { sub.offerLive(message(seq)) }
+        #expect(sub.takeLive().map(\.sequence) == [11, 12])
+        #expect(sub.takeLive().isEmpty)  // out of credit
+        sub.grant(10)
+        #expect(sub.takeLive().map(\.sequence) == [13, 14])
+    }
+
+    @Test("messages at or below the watermark are replayed, then the live buffer continues without a gap")
+    func replayThenLive() {
+        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 5, credit: 100, bufferLimit: 100)
+        sub.offerLive(message(5))   // already fanned out before we joined: ignored
+        sub.offerLive(message(6))
+        sub.offerLive(message(7))
+        #expect(sub.needsReplay && sub.replayThrough == 5)
+        #expect(sub.takeLive().isEmpty)  // never live before the replay is done
+        let replayed = sub.replayed([message(2), message(4)], scannedThrough: 5)
+        #expect(replayed.map(\.sequence) == [2, 4])
+        #expect(!sub.needsReplay)
+        #expect(sub.takeLive().map(\.sequence) == [6, 7])
+    }
+
+    @Test("replay bounded by credit resumes after the last delivered message")
+    func replayBoundedByCredit() {
+        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 10, credit: 2, bufferLimit: 100)
+        let first = sub.replayed([message(1), message(3), message(5)], scannedThrough: 10)
+        #expect(first.map(\.sequence) == [1, 3])
+        #expect(sub.nextSequence == 4 && sub.needsReplay)
+        sub.grant(5)
+        let second = sub.replayed([message(5), message(9)], scannedThrough: 10)
+        #expect(second.map(\.sequence) == [5, 9])
+        #expect(sub.nextSequence == 11 && !sub.needsReplay)
+    }
+
+    @Test("overflow drops the buffer and moves the replay bound: nothing lost, nothing duplicated")
+    func overflowFallsBackToStore() {
+        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: 0, bufferLimit: 3)
+        for seq in UInt64(1)...10 { sub.offerLive(message(seq)) }
+        // 1,2,3 buffered; 4 overflowed (buffer dropped, validFrom = 4); 5,6,7 buffered; 8 overflowed; 9,10 buffered.
+        #expect(sub.overflows == 2)
+        #expect(sub.needsReplay && sub.replayThrough == 8 && sub.bufferedCount == 2)
+        sub.grant(100)
+        let fromStore = sub.replayed((UInt64(1)...8).map { message($0) }, scannedThrough: 8)
+        #expect(fromStore.map(\.sequence) == Array(UInt64(1)...8))
+        #expect(sub.takeLive().map(\.sequence) == [9, 10])
+    }
+
+    @Test("a byte limit bounds memory as well as the count")
+    func byteLimit() {
+        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: 0, bufferLimit: 1_000,
+                                       bufferByteLimit: 1_000)
+        for seq in UInt64(1)...20 { sub.offerLive(message(seq, bytes: 200)) }
+        #expect(sub.overflows > 0)
+        #expect(sub.bufferedCount < 5)
+    }
+
+    @Test("credit saturates instead of wrapping")
+    func creditSaturates() {
+        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: .max - 1, bufferLimit: 10)
+        sub.grant(10)
+        #expect(sub.credit == .max)
+    }
+}
+
+final class CollectingSink: DeliverySink {
+    let received = NIOLockedValueBox<[(UInt32, UInt64)]>([])
+    func deliver(_ batch: [RoutedDelivery]) {
+        received.withLockedValue { $0.append(contentsOf: batch.map { ($0.subscription, $0.message.sequence) }) }
+    }
+    var pairs: [(UInt32, UInt64)] { received.withLockedValue { $0 } }
+}
+
+@Suite("Router")
+struct RouterTests {
+    @Test("subscribe returns the watermark; publish routes matches per sink in commit order")
+    func routes() throws {
+        let router = Router(watermark: 3)
+        let a = CollectingSink(), b = CollectingSink()
+        #expect(router.subscribe(try TopicFilter("t.*"), sink: a, id: 1) == 3)
+        #expect(router.subscribe(try TopicFilter("t.b"), sink: a, id: 2) == 3)
+        #expect(router.subscribe(try TopicFilter(">"), sink: b, id: 9) == 3)
+        router.publish([message(4, topic: "t.a"), message(5, topic: "t.b"), message(6, topic: "x")])
+        #expect(router.watermark == 6)
+        #expect(a.pairs.map(\.1) == [4, 5, 5])
+        #expect(Set(a.pairs.filter { $0.1 == 5 }.map(\.0)) == [1, 2])
+        #expect(b.pairs.map(\.1) == [4, 5, 6])
+        router.unsubscribe(try TopicFilter(">"), sink: b, id: 9)
+        router.publish([message(7, topic: "x")])
+        #expect(b.pairs.count == 3)
+        #expect(router.subscribe(try TopicFilter("q"), sink: b, id: 1) == 7)
+    }
+}
