@@ -1,0 +1,70 @@
+import CoreMetrics
+import Metrics
+import struct Prometheus.PrometheusMetricsFactory
+import class Prometheus.PrometheusCollectorRegistry
+
+/// Every metric relayd exports, created once on its own Prometheus registry
+/// (no global bootstrap, so tests can run several brokers in one process).
+/// Hot-path metrics are updated per batch, not per message.
+public final class BrokerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+
+    public let connectionsOpen: Gauge
+    public let connectionsAccepted: Counter
+    public let publishes: Counter
+    public let publishBytes: Counter
+    public let publishesRefused: Counter
+    public let deliveries: Counter
+    public let commitLatency: Timer
+    public let storageBytes: Gauge
+    public let lastSequence: Gauge
+    public let subscriptions: Gauge
+    public let slowSubscriberFallbacks: Counter
+    public let reloads: Counter
+    public let reloadFailures: Counter
+    public let auditWriteFailures: Gauge
+
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+            .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1),
+        ]
+        self.registry = registry
+        self.factory = factory
+        connectionsOpen = Gauge(label: "relay_connections_open", factory: factory)
+        connectionsAccepted = Counter(label: "relay_connections_accepted_total", factory: factory)
+        publishes = Counter(label: "relay_publishes_total", factory: factory)
+        publishBytes = Counter(label: "relay_publish_bytes_total", factory: factory)
+        publishesRefused = Counter(label: "relay_publishes_refused_total", factory: factory)
+        deliveries = Counter(label: "relay_deliveries_total", factory: factory)
+        commitLatency = Timer(label: "relay_commit_latency_seconds", preferredDisplayUnit: .seconds, factory: factory)
+        storageBytes = Gauge(label: "relay_storage_bytes", factory: factory)
+        lastSequence = Gauge(label: "relay_last_sequence", factory: factory)
+        subscriptions = Gauge(label: "relay_subscriptions", factory: factory)
+        slowSubscriberFallbacks = Counter(label: "relay_slow_subscriber_fallbacks_total", factory: factory)
+        reloads = Counter(label: "relay_reloads_total", factory: factory)
+        reloadFailures = Counter(label: "relay_reload_failures_total", factory: factory)
+        auditWriteFailures = Gauge(label: "relay_audit_write_failures", factory: factory)
+    }
+
+    /// A counter with a `reason` label, e.g. handshake failures by reason.
+    public func handshakeFailure(reason: String) -> Counter {
+        Counter(label: "relay_handshake_failures_total", dimensions: [("reason", reason)], factory: factory)
+    }
+
+    public func refusal(code: String) -> Counter {
+        Counter(label: "relay_refusals_total", dimensions: [("code", code)], factory: factory)
+    }
+
+    /// Per-subscription lag (messages between the committed tail and what
+    /// the subscription has delivered), labelled by principal and filter.
+    public func lag(principal: String, filter: String) -> Gauge {
+        Gauge(label: "relay_subscription_lag", dimensions: [("principal", principal), ("filter", filter)], factory: factory)
+    }
+
+    /// The Prometheus text exposition.
+    public func exposition() -> String { registry.emitToString() }
+}

@@ -1,0 +1,69 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The plain-HTTP observability listener: `/metrics` (Prometheus text),
+/// `/healthz` (the process runs) and `/readyz` (the broker accepts clients).
+/// Localhost by default; it serves no client data.
+public final class MetricsHTTPServer: Sendable {
+    private let channel: any Channel
+
+    public var port: Int { channel.localAddress?.port ?? 0 }
+
+    public static func start(host: String, port: Int, group: any EventLoopGroup, metrics: BrokerMetrics,
+                             ready: @escaping @Sendable () -> Bool) async throws -> MetricsHTTPServer {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(metrics: metrics, ready: ready))
+                }
+            }
+            .bind(host: host, port: port).get()
+        return MetricsHTTPServer(channel: channel)
+    }
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    public func stop() async {
+        try? await channel.close()
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let metrics: BrokerMetrics
+        let ready: @Sendable () -> Bool
+        var uri = ""
+
+        init(metrics: BrokerMetrics, ready: @escaping @Sendable () -> Bool) {
+            self.metrics = metrics
+            self.ready = ready
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                uri = head.uri
+            case .body:
+                break
+            case .end:
+                let (status, body): (HTTPResponseStatus, String)
+                switch uri {
+                case "/metrics": (status, body) = (.ok, metrics.exposition())
+                case "/healthz": (status, body) = (.ok, "ok\n")
+                case "/readyz": (status, body) = ready() ? (.ok, "ready\n") : (.serviceUnavailable, "not ready\n")
+                default: (status, body) = (.notFound, "not found: try /metrics, /healthz or /readyz\n")
+                }
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: uri == "/metrics" ? "text/plain; version=0.0.4" : "text/plain")
+                headers.add(name: "Content-Length", value: String(body.utf8.count))
+                headers.add(name: "Connection", value: "close")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            }
+        }
+    }
+}

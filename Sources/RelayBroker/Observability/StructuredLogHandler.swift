@@ -1,0 +1,51 @@
+import Foundation
+import Logging
+
+/// A swift-log handler that writes one line per event to stderr, as logfmt
+/// (`ts=… level=info msg="…" key=value`) or JSON, as `[log] format` says.
+public struct StructuredLogHandler: LogHandler {
+    public enum Format: Sendable { case logfmt, json }
+
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let format: Format
+
+    public init(label: String, format: Format, level: Logger.Level) {
+        self.label = label
+        self.format = format
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = self.metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        let ts = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        var line: String
+        switch format {
+        case .logfmt:
+            line = "ts=\(ts) level=\(event.level) logger=\(label) msg=\(Self.logfmtValue("\(event.message)"))"
+            for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+                line += " \(key)=\(Self.logfmtValue("\(value)"))"
+            }
+        case .json:
+            line = "{\"ts\":\"\(ts)\",\"level\":\"\(event.level)\",\"logger\":\(JSONText.quoted(label)),\"msg\":\(JSONText.quoted("\(event.message)"))"
+            for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+                line += ",\(JSONText.quoted(key)):\(JSONText.quoted("\(value)"))"
+            }
+            line += "}"
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Quotes a logfmt value when it holds spaces, quotes, `=` or control characters.
+    static func logfmtValue(_ value: String) -> String {
+        let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 }
+        return needsQuotes ? JSONText.quoted(value) : value
+    }
+}
