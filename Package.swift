@@ -76,7 +76,10 @@ let package = Package(
         // MARK: Test support and end-to-end tests
         .target(
             name: "RelayTestSupport",
-            dependencies: ["RelayCore"],
+            dependencies: [
+                "RelayCore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]
