@@ -70,6 +70,19 @@ let package = Package(
         ),
 
         // MARK: RelayClient
+        .target(
+            name: "RelayClient",
+            dependencies: [
+                "RelayCore",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayClientTests",
+            dependencies: ["RelayClient", "RelayTestSupport"],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Executables
 

@@ -1,0 +1,105 @@
+import Foundation
+import TOMLKit
+
+/// Where a CLI connects and with which certificate, resolved the same way
+/// in every CLI: flags, then environment (`RELAY_SERVER`, `RELAY_CERT`,
+/// `RELAY_KEY`, `RELAY_CA`), then the chosen profile of
+/// `~/.config/relay/client.toml` (`--profile NAME`, default `default`).
+public struct ClientSettings: Equatable, Sendable {
+    public var server: String
+    public var certificate: String
+    public var privateKey: String
+    public var ca: String
+
+    /// The host and port of ``server``.
+    public var hostAndPort: (host: String, port: Int)? {
+        guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]),
+              (1...65535).contains(port) else { return nil }
+        var host = String(server[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    public struct Overrides: Equatable, Sendable {
+        public var server: String?
+        public var certificate: String?
+        public var privateKey: String?
+        public var ca: String?
+
+        public init(server: String? = nil, certificate: String? = nil, privateKey: String? = nil, ca: String? = nil) {
+            self.server = server
+            self.certificate = certificate
+            self.privateKey = privateKey
+            self.ca = ca
+        }
+    }
+
+    public static var defaultProfilePath: String {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        return URL(fileURLWithPath: home).appendingPathComponent(".config/relay/client.toml").path
+    }
+
+    /// Resolves settings. A missing profile file is fine unless a profile was
+    /// named explicitly; a missing setting is an error that lists all three
+    /// ways to give it.
+    public static func resolve(flags: Overrides, environment: [String: String], profile: String?,
+                               profilePath: String = defaultProfilePath) throws(ClientSettingsError) -> ClientSettings {
+        let env = Overrides(server: environment["RELAY_SERVER"], certificate: environment["RELAY_CERT"],
+                            privateKey: environment["RELAY_KEY"], ca: environment["RELAY_CA"])
+        let file = try loadProfile(named: profile, path: profilePath)
+        func pick(_ keyPath: KeyPath<Overrides, String?>, flag: String, variable: String, key: String) throws(ClientSettingsError) -> String {
+            if let v = flags[keyPath: keyPath], !v.isEmpty { return v }
+            if let v = env[keyPath: keyPath], !v.isEmpty { return v }
+            if let v = file[keyPath: keyPath], !v.isEmpty { return v }
+            throw .missing("no \(key) given: pass \(flag), set \(variable), or add `\(key) = …` to profile \"\(profile ?? "default")\" in \(profilePath)")
+        }
+        let server = try pick(\.server, flag: "--server HOST:PORT", variable: "RELAY_SERVER", key: "server")
+        let settings = ClientSettings(
+            server: server,
+            certificate: try pick(\.certificate, flag: "--cert PEM", variable: "RELAY_CERT", key: "cert"),
+            privateKey: try pick(\.privateKey, flag: "--key PEM", variable: "RELAY_KEY", key: "key"),
+            ca: try pick(\.ca, flag: "--ca PEM", variable: "RELAY_CA", key: "ca"))
+        guard settings.hostAndPort != nil else {
+            throw .invalid("server \"\(server)\" is not HOST:PORT (for example 127.0.0.1:7443)")
+        }
+        return settings
+    }
+
+    /// Reads `[profile.NAME]` (or a top-level `[NAME]`) from the profile file.
+    static func loadProfile(named name: String?, path: String) throws(ClientSettingsError) -> Overrides {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            if let name { throw .invalid("profile \"\(name)\" was requested but \(path) cannot be read") }
+            return Overrides()
+        }
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch {
+            throw .invalid("\(path) is not valid TOML: \(error)")
+        }
+        let wanted = name ?? "default"
+        let section = table["profile"]?[wanted]?.table ?? table[wanted]?.table
+        guard let section else {
+            if name != nil { throw .invalid("profile \"\(wanted)\" not found in \(path); add a [profile.\(wanted)] table") }
+            return Overrides()
+        }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolvedPath(_ key: String) -> String? {
+            guard let value = section[key]?.string else { return nil }
+            return value.hasPrefix("/") ? value : base.appendingPathComponent(value).standardizedFileURL.path
+        }
+        for key in section.keys where !["server", "cert", "key", "ca"].contains(key) {
+            throw .invalid("\(path): profile \"\(wanted)\": unknown key \"\(key)\" (expected server, cert, key, ca)")
+        }
+        return Overrides(server: section["server"]?.string, certificate: resolvedPath("cert"), privateKey: resolvedPath("key"), ca: resolvedPath("ca"))
+    }
+}
+
+public enum ClientSettingsError: Error, CustomStringConvertible, Equatable {
+    case missing(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .missing(let m), .invalid(let m): return m
+        }
+    }
+}
