@@ -45,6 +45,15 @@ let package = Package(
         // MARK: RelayStore
 
         // MARK: RelayPolicy
+        .target(name: "RelayPolicy", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RelayPolicyTests", dependencies: ["RelayPolicy", "RelayCore"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-bench-policy", dependencies: ["RelayPolicy", "RelayCore"],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: RelayBroker
         .target(
