@@ -30,8 +30,11 @@ public struct Topic: Hashable, Sendable, CustomStringConvertible {
         self.value = String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The dot-separated tokens.
-    public var tokens: [Substring] { value.split(separator: ".", omittingEmptySubsequences: false) }
+    /// The dot-separated tokens. Splits on UTF-8 bytes (topics are ASCII),
+    /// which is several times faster than splitting by Character.
+    public var tokens: [Substring] {
+        value.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Substring($0) }
+    }
 
     /// True when the first token starts with `_`: reserved for the broker.
     public var isReserved: Bool { value.utf8.first == UInt8(ascii: "_") }

@@ -19,7 +19,7 @@ public struct TopicFilter: Hashable, Sendable, CustomStringConvertible {
     public init(_ value: String) throws(TopicError) {
         try TopicGrammar.validate(value.utf8, allowWildcards: true)
         self.value = value
-        self.tokens = value.split(separator: ".", omittingEmptySubsequences: false).map { token in
+        self.tokens = value.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Substring($0) }.map { token in
             switch token {
             case "*": return .anyOne
             case ">": return .anyRest
@@ -45,6 +45,7 @@ public struct TopicFilter: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Matching on already split topic tokens (the broker splits a topic once).
+    @inlinable
     public func matches<S: Sequence>(tokens topicTokens: S) -> Bool where S.Element == Substring {
         var iterator = topicTokens.makeIterator()
         for token in tokens {

@@ -75,7 +75,7 @@ struct SubscriptionTrie<Subscriber: Hashable>: @unchecked Sendable {
     mutating func match(_ topic: String) -> [Subscriber] {
         if let hit = cache[topic] { return hit }
         var result = Set<Subscriber>()
-        let tokens = topic.split(separator: ".", omittingEmptySubsequences: false)
+        let tokens = topic.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Substring($0) }
         Self.collect(tokens[...], node: root, into: &result)
         let matches = Array(result)
         if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
@@ -89,7 +89,7 @@ struct SubscriptionTrie<Subscriber: Hashable>: @unchecked Sendable {
             cache[filter.value] = nil
         } else {
             cache = cache.filter { topic, _ in
-                !filter.matches(tokens: topic.split(separator: ".", omittingEmptySubsequences: false))
+                !filter.matches(tokens: topic.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Substring($0) })
             }
         }
     }
