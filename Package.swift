@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "RelayBroker",
             dependencies: [
-                "RelayCore",
+                "RelayCore", "RelayPolicy",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -167,3 +167,37 @@ struct ConfigTests {
         #expect(ConfigValues.size("99999999999999TiB") == nil)
     }
 }
+
+@Suite("Broker configuration: ACL")
+struct ConfigACLTests {
+    @Test("a rule that does not compile is refused at load, naming the rule and the key")
+    func badRule() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        for name in ["server.crt", "server.key", "ca.crt"] {
+            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
+        }
+        let text = """
+        [tls]
+        certificate = "server.crt"
+        private_key = "server.key"
+        client_ca = "ca.crt"
+        [[acl.rule]]
+        name = "ok"
+        match = { "subject.OU" = "a" }
+        publish = ["a.>"]
+        [[acl.rule]]
+        name = "bad"
+        match = { "subject.XX" = "a" }
+        publish = ["a.>"]
+        """
+        let result = Result { () throws(ConfigError) in
+            try BrokerConfiguration.parse(text, file: "relay.toml", baseDirectory: dir.path)
+        }
+        guard case .failure(let error) = result else {
+            Issue.record("expected an error")
+            return
+        }
+        #expect(error.key.hasPrefix("acl.rule[1].match"))
+        #expect(error.description.contains("relay.toml"))
+    }
+}

@@ -1,3 +1,5 @@
+import RelayPolicy
+
 /// Everything relayd is configured with, after parsing and validation.
 /// Paths are absolute (resolved against the config file's folder).
 /// docs/configuration.md documents each key; keep the two in step.
@@ -69,14 +71,7 @@ public struct BrokerConfiguration: Sendable, Equatable {
     }
 
     /// One `[[acl.rule]]` as written; RelayPolicy validates and compiles it.
-    public struct ACLRule: Sendable, Equatable {
-        public var name: String
-        public var match: [String: [String]]
-        public var publish: [String]
-        public var subscribe: [String]
-        public var denyPublish: [String]
-        public var denySubscribe: [String]
-    }
+    public typealias ACLRule = RuleDefinition
 
     public struct ACL: Sendable, Equatable {
         /// Template for the principal string; nil means the RFC 4514 subject.
@@ -97,4 +92,15 @@ public struct BrokerConfiguration: Sendable, Equatable {
     public var acl = ACL()
 
     public init() {}
+
+    /// The compiled policy of `[acl]`. ``ConfigParser`` already validated it,
+    /// so this only fails for a configuration built in code.
+    public func makePolicy() throws(ConfigError) -> Policy {
+        do {
+            return try Policy(definitions: acl.rules, principal: acl.principal)
+        } catch {
+            let key = error.ruleIndex.map { "acl.rule[\($0)].\(error.key)" } ?? "acl.\(error.key)"
+            throw ConfigError(file: sourceFile, key: key, message: error.message)
+        }
+    }
 }

@@ -83,6 +83,7 @@ struct ConfigParser {
         }
         if var t = try root.table("acl") { try parseACL(&t, into: &config.acl); try t.finish() }
         try root.finish()
+        _ = try config.makePolicy()  // refuse a policy that does not compile, naming the rule and key
         return config
     }
 
