@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Build and link dependencies, plus the independent TLS peers the interop tests run.
 APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin
 
-.PHONY: deps build release test run fuzz clean
+.PHONY: deps build release test run pki fuzz bench-store bench-tls bench-wire bench-policy clean
 
 deps:
 	@missing=""; \
@@ -29,11 +29,40 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-run: deps
-	@echo "make run: relayd is not built yet (see issue: relayd)"; exit 1
+# A development PKI under dev/pki (CA, server for localhost/127.0.0.1, and
+# clients: billing, operator, a SPIFFE workload), created once.
+pki: release
+	@if [ ! -f dev/pki/ca.crt ]; then .build/release/relayctl pki init --dir dev/pki; fi
 
+run: pki
+	@mkdir -p data
+	@echo ""
+	@echo "relayd is starting on 127.0.0.1:7443 with config/relay.toml. In another terminal, try:"
+	@echo ""
+	@echo "  .build/release/relay-sub --server 127.0.0.1:7443 --ca dev/pki/ca.crt \\"
+	@echo "      --cert dev/pki/operator.crt --key dev/pki/operator.key --topic 'billing.>'"
+	@echo ""
+	@echo "  .build/release/relay-pub --server 127.0.0.1:7443 --ca dev/pki/ca.crt \\"
+	@echo "      --cert dev/pki/billing.crt --key dev/pki/billing.key --topic billing.billing-api.invoice --message 'hello'"
+	@echo ""
+	exec .build/release/relayd --config config/relay.toml
+
+# Fuzzing is bounded: FUZZ_SECONDS per target (default 60).
+FUZZ_SECONDS ?= 60
 fuzz: deps
-	@echo "make fuzz: no fuzz targets yet"; exit 1
+	@for script in Fuzz/run-*.sh; do bash "$$script" $(FUZZ_SECONDS) || exit 1; done
+
+bench-store: deps
+	$(SWIFT) build -c release --product relay-bench-store && .build/release/relay-bench-store
+
+bench-tls: deps
+	$(SWIFT) build -c release --product relay-bench-tls && .build/release/relay-bench-tls
+
+bench-wire: deps
+	$(SWIFT) build -c release --product relay-bench-wire && .build/release/relay-bench-wire
+
+bench-policy: deps
+	$(SWIFT) build -c release --product relay-bench-policy && .build/release/relay-bench-policy
 
 clean:
 	rm -rf .build .build-*

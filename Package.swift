@@ -39,10 +39,105 @@ let package = Package(
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
 
         // MARK: RelayWire
+        .target(
+            name: "RelayWire",
+            dependencies: ["RelayCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayWireTests",
+            dependencies: [
+                "RelayWire", "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-bench-wire",
+            dependencies: [
+                "RelayWire", "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // libFuzzer target when built by Fuzz/run-frame-decoder.sh (-DRELAY_FUZZ);
+        // otherwise a tool that replays fuzz inputs.
+        .executableTarget(
+            name: "relay-fuzz-frame-decoder",
+            dependencies: ["RelayWire", "RelayCore", "CLibFuzzer", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/FrameDecoder",
+            swiftSettings: swiftSettings
+        ),
+        .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
 
         // MARK: RelayTLS
+        .target(
+            name: "RelayTLS",
+            dependencies: [
+                "COpenSSL", "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayTLSTests",
+            dependencies: [
+                "RelayTLS", "RelayCore", "RelayTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-bench-tls",
+            dependencies: [
+                "RelayTLS", "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: RelayStore
+        .target(
+            name: "RelayStore",
+            dependencies: [
+                "CLMDB", "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-store-crashchild",
+            dependencies: ["RelayStore", "RelayCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-bench-store",
+            dependencies: [
+                "RelayStore", "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayStoreTests",
+            // The crash child is a dependency so `swift test` always builds it next to the test bundle.
+            dependencies: ["RelayStore", "RelayCore", "RelayTestSupport", "relay-store-crashchild",
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: RelayPolicy
         .target(name: "RelayPolicy", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
@@ -99,7 +194,10 @@ let package = Package(
         .target(
             name: "RelayTestSupport",
             dependencies: [
-                "RelayCore",
+                "RelayCore", "RelayTLS", "RelayWire",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -61,7 +61,6 @@ static inline uint64_t relay_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RE
 static inline uint64_t relay_SSL_OP_NO_COMPRESSION(void) { return SSL_OP_NO_COMPRESSION; }
 static inline uint64_t relay_SSL_OP_CIPHER_SERVER_PREFERENCE(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
 static inline uint64_t relay_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; }
-static inline uint64_t relay_SSL_OP_NO_CLIENT_RENEGOTIATION(void) { return SSL_OP_NO_CLIENT_RENEGOTIATION; }
 static inline uint64_t relay_SSL_OP_IGNORE_UNEXPECTED_EOF(void) { return SSL_OP_IGNORE_UNEXPECTED_EOF; }
 
 /* BIO_get_mem_ptr / BIO_pending / BIO_set_mem_eof_return / BIO_reset */
@@ -105,5 +104,62 @@ static inline unsigned long relay_X509_V_FLAG_CRL_CHECK_ALL(void) { return X509_
 /* SSL_VERIFY_* */
 static inline int relay_SSL_VERIFY_PEER(void) { return SSL_VERIFY_PEER; }
 static inline int relay_SSL_VERIFY_FAIL_IF_NO_PEER_CERT(void) { return SSL_VERIFY_FAIL_IF_NO_PEER_CERT; }
+
+/* ---- Added for RelayTLS ---- */
+/* SSL_CTX_add1_chain_cert */
+static inline int relay_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *x509) {
+    return (int)SSL_CTX_add1_chain_cert(ctx, x509);
+}
+/* SSL_set_mode */
+static inline long relay_SSL_set_mode(SSL *ssl, long mode) { return SSL_set_mode(ssl, mode); }
+/* ERR_GET_LIB / ERR_GET_REASON and the SSL reason codes RelayTLS classifies */
+static inline int relay_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e); }
+static inline int relay_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
+static inline int relay_ERR_LIB_SSL(void) { return ERR_LIB_SSL; }
+static inline int relay_SSL_AD_REASON_OFFSET(void) { return SSL_AD_REASON_OFFSET; }
+static inline int relay_SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE(void) { return SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE; }
+static inline int relay_SSL_R_CERTIFICATE_VERIFY_FAILED(void) { return SSL_R_CERTIFICATE_VERIFY_FAILED; }
+static inline int relay_SSL_R_UNEXPECTED_EOF_WHILE_READING(void) { return SSL_R_UNEXPECTED_EOF_WHILE_READING; }
+/* EVP_EC_gen is a variadic macro (EVP_PKEY_Q_keygen), which Swift cannot call */
+static inline EVP_PKEY *relay_EVP_EC_gen_P256(void) { return EVP_EC_gen("P-256"); }
+/* MBSTRING_UTF8 */
+static inline int relay_MBSTRING_UTF8(void) { return MBSTRING_UTF8; }
+/* sk_X509_NAME_ENTRY is not needed: X509_NAME_get_entry is a function. sk_X509_CRL_*: */
+static inline int relay_sk_X509_CRL_num(const STACK_OF(X509_CRL) *s) { return sk_X509_CRL_num(s); }
+/* X509_STORE_CTX chain access (the verified chain, leaf first) */
+static inline int relay_sk_X509_num_chain(STACK_OF(X509) *s) { return sk_X509_num(s); }
+/* BIO_new_mem_buf wants a const void*; PEM callbacks are NULL. */
+static inline X509 *relay_PEM_read_bio_X509(BIO *bio) { return PEM_read_bio_X509(bio, NULL, NULL, NULL); }
+static inline X509_CRL *relay_PEM_read_bio_X509_CRL(BIO *bio) { return PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL); }
+static inline EVP_PKEY *relay_PEM_read_bio_PrivateKey(BIO *bio) { return PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL); }
+static inline int relay_PEM_write_bio_PrivateKey(BIO *bio, EVP_PKEY *key) {
+    return PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
+}
+/* SSL_CB_* for the info callback that records alerts */
+static inline int relay_SSL_CB_READ_ALERT(void) { return SSL_CB_READ_ALERT; }
+static inline int relay_SSL_CB_ALERT(void) { return SSL_CB_ALERT; }
+static inline int relay_SSL_CB_READ(void) { return SSL_CB_READ; }
+/* X509_PURPOSE_* */
+static inline int relay_X509_PURPOSE_SSL_CLIENT(void) { return X509_PURPOSE_SSL_CLIENT; }
+static inline int relay_X509_PURPOSE_SSL_SERVER(void) { return X509_PURPOSE_SSL_SERVER; }
+/* X509_V_OK */
+static inline long relay_X509_V_OK(void) { return X509_V_OK; }
+/* TLS versions */
+static inline int relay_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
+static inline int relay_TLS1_3_VERSION(void) { return TLS1_3_VERSION; }
+/* SSL_ERROR_* */
+static inline int relay_SSL_ERROR_WANT_READ(void) { return SSL_ERROR_WANT_READ; }
+static inline int relay_SSL_ERROR_WANT_WRITE(void) { return SSL_ERROR_WANT_WRITE; }
+static inline int relay_SSL_ERROR_ZERO_RETURN(void) { return SSL_ERROR_ZERO_RETURN; }
+static inline int relay_SSL_ERROR_SSL(void) { return SSL_ERROR_SSL; }
+static inline int relay_SSL_ERROR_SYSCALL(void) { return SSL_ERROR_SYSCALL; }
+/* NIDs used by identity extraction and the development PKI */
+static inline int relay_NID_subject_alt_name(void) { return NID_subject_alt_name; }
+static inline int relay_NID_undef(void) { return NID_undef; }
+
+/* sk_GENERAL_NAME construction (development PKI) */
+static inline GENERAL_NAMES *relay_sk_GENERAL_NAME_new_null(void) { return sk_GENERAL_NAME_new_null(); }
+static inline int relay_sk_GENERAL_NAME_push(GENERAL_NAMES *s, GENERAL_NAME *n) { return sk_GENERAL_NAME_push(s, n); }
+static inline int relay_X509V3_ADD_DEFAULT(void) { return X509V3_ADD_DEFAULT; }
 
 #endif

@@ -1,0 +1,90 @@
+internal import CLMDB
+
+/// Cursor positioning operations (a subset of `MDB_cursor_op`).
+enum CursorOperation: Sendable {
+    case first, last, next, previous
+    /// Exactly `key`.
+    case key
+    /// The first key >= `key`.
+    case keyRange
+    /// Dupsort: the first/last/next/previous value of the current key.
+    case firstDuplicate, lastDuplicate, nextDuplicate, previousDuplicate
+    /// Dupsort: the first key after the current one.
+    case nextKey
+    /// Dupsort: exactly `key`, first value >= `value`.
+    case duplicateRange
+    case current
+
+    var raw: MDB_cursor_op {
+        switch self {
+        case .first: return MDB_FIRST
+        case .last: return MDB_LAST
+        case .next: return MDB_NEXT
+        case .previous: return MDB_PREV
+        case .key: return MDB_SET_KEY
+        case .keyRange: return MDB_SET_RANGE
+        case .firstDuplicate: return MDB_FIRST_DUP
+        case .lastDuplicate: return MDB_LAST_DUP
+        case .nextDuplicate: return MDB_NEXT_DUP
+        case .previousDuplicate: return MDB_PREV_DUP
+        case .nextKey: return MDB_NEXT_NODUP
+        case .duplicateRange: return MDB_GET_BOTH_RANGE
+        case .current: return MDB_GET_CURRENT
+        }
+    }
+}
+
+/// A cursor inside one transaction. It is `~Copyable` and only lent to the
+/// closure of ``TransactionReading/withCursor(_:_:)``, which closes it, so
+/// it cannot outlive its transaction.
+struct Cursor: ~Copyable {
+    /// MDB_cursor*, valid inside the `withCursor` closure.
+    let pointer: OpaquePointer
+    let database: Database
+    let context: LMDBContext
+
+    /// Moves the cursor and hands the entry it lands on to `body`; nil when
+    /// there is no such entry. `key`/`value` are inputs for the positioning
+    /// operations that need them. The buffers passed to `body` point into
+    /// the map and are valid only inside `body`.
+    func move<R>(_ operation: CursorOperation, key: UnsafeRawBufferPointer? = nil,
+                 value: UnsafeRawBufferPointer? = nil,
+                 _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(StoreError) -> R)
+    throws(StoreError) -> R? {
+        var k = key.map(mdbVal) ?? MDB_val()
+        var v = value.map(mdbVal) ?? MDB_val()
+        let rc = mdb_cursor_get(pointer, &k, &v, operation.raw)
+        if rc == MDB_NOTFOUND { return nil }
+        try context.check(rc, "mdb_cursor_get(\(database.name), \(operation))")
+        return try body(bufferView(k), bufferView(v))
+    }
+
+    /// Moves the cursor and reports only whether an entry was found.
+    func position(_ operation: CursorOperation, key: UnsafeRawBufferPointer? = nil,
+                  value: UnsafeRawBufferPointer? = nil) throws(StoreError) -> Bool {
+        try move(operation, key: key, value: value) { _, _ in () } != nil
+    }
+
+    /// Number of values of the current key (dupsort databases).
+    func duplicateCount() throws(StoreError) -> Int {
+        var n: Int = 0
+        try context.check(mdb_cursor_count(pointer, &n), "mdb_cursor_count(\(database.name))")
+        return n
+    }
+
+    /// Deletes the entry under the cursor (write transactions only). The
+    /// cursor then stands on the following entry: use `.current` to read it.
+    func deleteCurrent() throws(StoreError) {
+        try context.check(mdb_cursor_del(pointer, 0), "mdb_cursor_del(\(database.name))")
+    }
+
+    /// Stores a pair through the cursor (write transactions only).
+    func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: PutFlags = []) throws(StoreError) -> Bool {
+        var k = mdbVal(key)
+        var v = mdbVal(value)
+        let rc = mdb_cursor_put(pointer, &k, &v, flags.rawValue)
+        if rc == MDB_KEYEXIST { return false }
+        try context.check(rc, "mdb_cursor_put(\(database.name))")
+        return true
+    }
+}

@@ -1,0 +1,271 @@
+internal import CLMDB
+
+/// How to open an LMDB environment.
+struct EnvironmentOptions: Sendable {
+    /// Map size on first open (LMDB keeps a larger stored size if there is one).
+    var initialMapSize: Int = 64 << 20
+    /// The map never grows past this; beyond it writes fail with `storageFull`.
+    var maxMapSize: Int = 16 << 30
+    /// Growth adds min(current size, growthStep): doubling while small, linear when large.
+    var growthStep: Int = 1 << 30
+    var maxDatabases: Int = 16
+    var maxReaders: Int = 126
+    /// `MDB_NOSYNC`: commits do not fsync; call ``Environment/sync()`` periodically.
+    var noSync: Bool = false
+}
+
+/// A named database handle. Valid for the environment's lifetime (LMDB dbi
+/// handles are process-wide once their creating transaction commits).
+struct Database: Sendable {
+    let dbi: UInt32
+    let name: String
+}
+
+/// Flags for opening a named database, without exposing C constants.
+struct DatabaseFlags: OptionSet, Sendable {
+    let rawValue: UInt32
+    /// Several sorted values per key (`MDB_DUPSORT`).
+    static let duplicateSort = DatabaseFlags(rawValue: UInt32(MDB_DUPSORT))
+    /// With duplicateSort: all values have the same size (`MDB_DUPFIXED`), stored packed.
+    static let duplicateFixed = DatabaseFlags(rawValue: UInt32(MDB_DUPFIXED))
+}
+
+/// An open LMDB environment (one data directory). Thread-safe: transactions
+/// are opened with `MDB_NOTLS`, so a read transaction may run on any thread,
+/// and LMDB serialises write transactions itself.
+///
+/// Transactions exist only inside ``read(_:)`` and ``write(_:)`` closures, so
+/// no transaction (and no pointer into the map) can outlive its scope or be
+/// held across an `await`. Do not open a transaction inside another one.
+final class Environment: @unchecked Sendable {
+    let context: LMDBContext
+    let options: EnvironmentOptions
+    /// MDB_env*; valid from init until ``close()``.
+    private let env: OpaquePointer
+    private let resizeLock = ResizeLock()
+    /// Current map size; written only under the exclusive resize lock.
+    private var currentMapSize: Int
+    private var isClosed = false
+
+    init(path: String, options: EnvironmentOptions) throws(StoreError) {
+        guard options.initialMapSize > 0, options.maxMapSize >= options.initialMapSize else {
+            throw .invalidArgument("map sizes must satisfy 0 < initial (\(options.initialMapSize)) <= maximum (\(options.maxMapSize))")
+        }
+        let context = LMDBContext(path: path, maxMapSize: options.maxMapSize, maxReaders: options.maxReaders)
+        var envPointer: OpaquePointer?
+        try context.check(mdb_env_create(&envPointer), "mdb_env_create")
+        guard let env = envPointer else { throw .lmdb(operation: "mdb_env_create", code: -1, message: "no environment returned") }
+        do {
+            try context.check(mdb_env_set_mapsize(env, options.initialMapSize), "mdb_env_set_mapsize")
+            try context.check(mdb_env_set_maxdbs(env, MDB_dbi(options.maxDatabases)), "mdb_env_set_maxdbs")
+            try context.check(mdb_env_set_maxreaders(env, UInt32(options.maxReaders)), "mdb_env_set_maxreaders")
+            // NOTLS: reader slots belong to transactions, not threads, so any thread
+            // (NIO event loops, the writer) can run short read transactions.
+            var flags = UInt32(MDB_NOTLS)
+            if options.noSync { flags |= UInt32(MDB_NOSYNC) }
+            try context.check(mdb_env_open(env, path, flags, 0o640), "mdb_env_open(\(path))")
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        self.env = env
+        self.context = context
+        self.options = options
+        // A store created earlier with a bigger map keeps its size: ask LMDB.
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        self.currentMapSize = info.me_mapsize
+    }
+
+    deinit { close() }
+
+    /// Closes the environment. Callers guarantee no transaction is running
+    /// (the store stops its writer first); taking the exclusive lock waits for
+    /// any straggling reader.
+    func close() {
+        resizeLock.lockExclusive()
+        defer { resizeLock.unlockExclusive() }
+        guard !isClosed else { return }
+        isClosed = true
+        mdb_env_close(env)
+    }
+
+    /// The current map size in bytes.
+    var mapSize: Int {
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        return currentMapSize
+    }
+
+    /// Page size and pages in use by the last committed transaction.
+    func usage() -> (pageSize: Int, pagesUsed: Int, mapSize: Int) {
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        if isClosed { return (0, 0, 0) }
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        mdb_env_info(env, &info)
+        mdb_env_stat(env, &stat)
+        return (Int(stat.ms_psize), info.me_last_pgno + 1, info.me_mapsize)
+    }
+
+    /// Opens (creating if needed) a named database.
+    func openDatabase(_ name: String, flags: DatabaseFlags = []) throws(StoreError) -> Database {
+        try write { (txn) throws(StoreError) -> Database in
+            var dbi: MDB_dbi = 0
+            try context.check(mdb_dbi_open(txn.pointer, name, flags.rawValue | UInt32(MDB_CREATE), &dbi),
+                              "mdb_dbi_open(\(name))")
+            return Database(dbi: dbi, name: name)
+        }
+    }
+
+    /// Frees reader slots left by processes that died inside a read
+    /// transaction (kill -9 of a tool reading the store). Such slots pin old
+    /// pages, so the freelist could never be reused and the file would grow.
+    @discardableResult
+    func clearStaleReaders() throws(StoreError) -> Int {
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        if isClosed { throw .closed }
+        var dead: Int32 = 0
+        try context.check(mdb_reader_check(env, &dead), "mdb_reader_check")
+        return Int(dead)
+    }
+
+    /// Flushes buffers to disk (for `MDB_NOSYNC` environments).
+    func sync() throws(StoreError) {
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        if isClosed { throw .closed }
+        try context.check(mdb_env_sync(env, 1), "mdb_env_sync")
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a read-only snapshot; the transaction is aborted when
+    /// `body` returns, so nothing read through it may escape uncopied.
+    @discardableResult
+    func read<R>(_ body: (borrowing ReadTransaction) throws(StoreError) -> R) throws(StoreError) -> R {
+        while true {
+            resizeLock.lockShared()
+            // `isClosed` changes only under the exclusive lock, so reading it here is safe.
+            if isClosed { resizeLock.unlockShared(); throw .closed }
+            var txnPointer: OpaquePointer?
+            let rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txnPointer)
+            if rc == MDB_MAP_RESIZED {
+                // Another process grew the map: adopt its size, then retry.
+                resizeLock.unlockShared()
+                try adoptGrownMap()
+                continue
+            }
+            guard rc == 0, let txnPointer else {
+                resizeLock.unlockShared()
+                try context.check(rc == 0 ? MDB_PANIC : rc, "mdb_txn_begin(read)")
+                continue
+            }
+            defer {
+                // Abort ends the snapshot; every view handed to `body` dies here.
+                mdb_txn_abort(txnPointer)
+                resizeLock.unlockShared()
+            }
+            let txn = ReadTransaction(pointer: txnPointer, context: context)
+            return try body(txn)
+        }
+    }
+
+    /// Runs `body` in a write transaction and commits when it returns; a
+    /// throw aborts. When the map is full the transaction is aborted, the map
+    /// grown (up to the maximum) and `body` run again from the start, so
+    /// `body` must be safe to repeat (it must not have effects outside the
+    /// transaction). At the maximum it throws `storageFull`.
+    /// `growLimit` caps automatic growth below the environment's maximum
+    /// (the store keeps a reserve above its append limit for deletions).
+    // Swift 6.3's generic specializer crashes on this signature (a borrowed
+    // ~Copyable closure argument); opting out of specialization avoids it.
+    @discardableResult @_semantics("optimize.sil.specialize.generic.never")
+    func write<R>(growLimit: Int? = nil,
+                  _ body: (borrowing WriteTransaction) throws(StoreError) -> R) throws(StoreError) -> R {
+        let limit = min(growLimit ?? options.maxMapSize, options.maxMapSize)
+        while true {
+            do {
+                return try writeOnce(body)
+            } catch {
+                if case .storageFull = error {
+                    if try grow(upTo: limit) { continue }
+                    throw .storageFull(maxMapSize: limit)
+                }
+                throw error
+            }
+        }
+    }
+
+    @_semantics("optimize.sil.specialize.generic.never")
+    private func writeOnce<R>(_ body: (borrowing WriteTransaction) throws(StoreError) -> R) throws(StoreError) -> R {
+        while true {
+            resizeLock.lockShared()
+            if isClosed { resizeLock.unlockShared(); throw .closed }
+            var txnPointer: OpaquePointer?
+            let rc = mdb_txn_begin(env, nil, 0, &txnPointer)
+            if rc == MDB_MAP_RESIZED {
+                resizeLock.unlockShared()
+                try adoptGrownMap()
+                continue
+            }
+            guard rc == 0, let txnPointer else {
+                resizeLock.unlockShared()
+                try context.check(rc == 0 ? MDB_PANIC : rc, "mdb_txn_begin(write)")
+                continue
+            }
+            defer { resizeLock.unlockShared() }
+            let result: R
+            do {
+                result = try body(WriteTransaction(pointer: txnPointer, context: context))
+            } catch {
+                // Abort frees the transaction and its dirty pages; no view survives.
+                mdb_txn_abort(txnPointer)
+                throw error
+            }
+            // Commit frees the transaction handle whether or not it succeeds.
+            try context.check(mdb_txn_commit(txnPointer), "mdb_txn_commit")
+            return result
+        }
+    }
+
+    /// Grows the map by one step. Returns false when already at the maximum.
+    func grow(upTo limit: Int? = nil) throws(StoreError) -> Bool {
+        resizeLock.lockExclusive()
+        defer { resizeLock.unlockExclusive() }
+        if isClosed { throw .closed }
+        let maximum = min(limit ?? options.maxMapSize, options.maxMapSize)
+        guard currentMapSize < maximum else { return false }
+        let target = min(maximum, currentMapSize + min(currentMapSize, options.growthStep))
+        try context.check(mdb_env_set_mapsize(env, target), "mdb_env_set_mapsize(\(target))")
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        currentMapSize = info.me_mapsize
+        return true
+    }
+
+    /// Sets the map size (used by tests and by the store's full-map recovery).
+    /// LMDB raises a size below the data in use to the data in use.
+    func setMapSize(_ size: Int) throws(StoreError) {
+        resizeLock.lockExclusive()
+        defer { resizeLock.unlockExclusive() }
+        if isClosed { throw .closed }
+        try context.check(mdb_env_set_mapsize(env, size), "mdb_env_set_mapsize(\(size))")
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        currentMapSize = info.me_mapsize
+    }
+
+    private func adoptGrownMap() throws(StoreError) {
+        resizeLock.lockExclusive()
+        defer { resizeLock.unlockExclusive() }
+        if isClosed { throw .closed }
+        // Size 0 means "take the size another process recorded".
+        try context.check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize(0)")
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        currentMapSize = info.me_mapsize
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+import NIOCore
+import RelayCore
+
+/// The durable message log: the one storage interface the broker uses.
+///
+/// Appends and cursor commits go to a dedicated writer thread that group
+/// commits them; their completions run on that thread after the commit
+/// (durable under `.fsync`), so they must only hand off. Reads run on the
+/// caller's thread in short read transactions that return bounded batches.
+/// All methods are thread-safe; none blocks on the writer.
+public final class MessageStore: Sendable {
+    let environment: Environment
+    let schema: Schema
+    let writer: StoreWriter
+    public let configuration: StoreConfiguration
+
+    private let canonicalPath: String
+
+    private init(environment: Environment, schema: Schema, writer: StoreWriter, configuration: StoreConfiguration,
+                 canonicalPath: String) {
+        self.environment = environment
+        self.schema = schema
+        self.writer = writer
+        self.configuration = configuration
+        self.canonicalPath = canonicalPath
+    }
+
+    /// Opens (or creates) the store in `configuration.directory`.
+    /// - Parameter onCommit: called on the writer thread after each commit
+    ///   that stored messages, with their range; keep it cheap.
+    public static func open(_ configuration: StoreConfiguration,
+                            logger: Logger = Logger(label: "relay.store"),
+                            onCommit: (@Sendable (CommittedRange) -> Void)? = nil) throws(StoreError) -> MessageStore {
+        do {
+            try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        } catch {
+            throw .invalidArgument("cannot create the store directory \(configuration.directory): \(error)")
+        }
+        guard configuration.maxMapSize >= 1 << 20 else {
+            throw .invalidArgument("max_map_size is \(configuration.maxMapSize) bytes; the minimum is 1 MiB")
+        }
+        // LMDB forbids opening one environment twice in a process (its locks
+        // are per process): a second open would corrupt the store silently.
+        let canonical = URL(fileURLWithPath: configuration.directory).resolvingSymlinksInPath().path
+        guard OpenStores.shared.register(canonical) else {
+            throw .invalidArgument("the store at \(canonical) is already open in this process; share the MessageStore instead")
+        }
+        var options = EnvironmentOptions()
+        options.maxMapSize = configuration.maxMapSize + StoreWriter.reserve(for: configuration.maxMapSize)
+        options.initialMapSize = min(max(configuration.initialMapSize, 1 << 20), configuration.maxMapSize)
+        options.growthStep = max(configuration.growthStep, 1 << 20)
+        options.maxReaders = configuration.maxReaders
+        options.maxDatabases = Schema.databaseCount + 2
+        if case .async = configuration.durability { options.noSync = true }
+
+        let environment: Environment
+        let schema: Schema
+        let next: UInt64, lastTimestamp: UInt64
+        do {
+            environment = try Environment(path: configuration.directory, options: options)
+            try environment.clearStaleReaders()
+            schema = try Schema(environment: environment)
+            (next, lastTimestamp) = try environment.read { (txn) throws(StoreError) -> (UInt64, UInt64) in
+                (try Reader.nextSequence(schema: schema, in: txn), try Reader.lastCommitTimestamp(schema: schema, in: txn))
+            }
+        } catch {
+            OpenStores.shared.unregister(canonical)
+            throw error
+        }
+        let writer = StoreWriter(environment: environment, schema: schema, configuration: configuration,
+                                 logger: logger, onCommit: onCommit, nextSequence: next, lastTimestamp: lastTimestamp)
+        writer.start()
+        return MessageStore(environment: environment, schema: schema, writer: writer, configuration: configuration,
+                            canonicalPath: canonical)
+    }
+
+    /// Stops the writer after it committed everything queued, then closes
+    /// the environment. Later calls fail with `.closed`. Idempotent. Do not
+    /// call it from a completion (it waits for the writer thread that runs them).
+    public func close() {
+        writer.stop()
+        environment.close()
+        OpenStores.shared.unregister(canonicalPath)
+    }
+
+    // MARK: Appending
+
+    /// Queues `messages` for the next group commit and returns at once.
+    /// `completion` gets one result per message, in order, on the writer
+    /// thread after the commit (or with `.closed` right away).
+    public func append(_ messages: [NewMessage],
+                       completion: @escaping @Sendable ([Result<AppendReceipt, StoreError>]) -> Void) {
+        guard !messages.isEmpty else { completion([]); return }
+        let job = WriterJob.append(messages, completion)
+        if !writer.queue.submit(job) { job.fail(.closed) }
+    }
+
+    /// Appends `messages` and waits for their durable commit.
+    public func append(_ messages: [NewMessage]) async -> [Result<AppendReceipt, StoreError>] {
+        await withCheckedContinuation { continuation in
+            append(messages) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// Appends `messages`; the future completes on `eventLoop` after the
+    /// durable commit (NIO hops the result from the writer thread).
+    public func append(_ messages: [NewMessage], on eventLoop: any EventLoop) -> EventLoopFuture<[Result<AppendReceipt, StoreError>]> {
+        let promise = eventLoop.makePromise(of: [Result<AppendReceipt, StoreError>].self)
+        append(messages) { promise.succeed($0) }
+        return promise.futureResult
+    }
+
+    /// Appends one message and waits for its durable commit.
+    public func append(_ message: NewMessage) async throws(StoreError) -> AppendReceipt {
+        let results = await append([message])
+        guard let result = results.first else {
+            throw .lmdb(operation: "append", code: -1, message: "the writer returned no result")
+        }
+        return try result.get()
+    }
+
+    // MARK: Durable cursors
+
+    /// Records that durable `name` of `principal` has consumed up to `sequence`.
+    /// Batched with appends; works in a full store.
+    public func commitCursor(principal: String, name: String, sequence: UInt64,
+                             completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        submitCursor(principal: principal, name: name, sequence: sequence, completion: completion)
+    }
+
+    public func commitCursor(principal: String, name: String, sequence: UInt64) async throws(StoreError) {
+        try await cursorResult { self.commitCursor(principal: principal, name: name, sequence: sequence, completion: $0) }
+    }
+
+    /// Forgets a durable cursor.
+    public func deleteCursor(principal: String, name: String) async throws(StoreError) {
+        try await cursorResult { self.submitCursor(principal: principal, name: name, sequence: nil, completion: $0) }
+    }
+
+    /// The committed position of a durable cursor, or nil when unknown.
+    public func cursor(principal: String, name: String) throws(StoreError) -> UInt64? {
+        let key = try Schema.cursorKey(principal: principal, name: name)
+        let schema = self.schema
+        return try environment.read { (txn) throws(StoreError) -> UInt64? in
+            try key.withBytes { (k) throws(StoreError) -> UInt64? in
+                try txn.get(schema.cursors, key: k) { $0.count == 8 ? $0.readUInt64BE(at: 0) : nil } ?? nil
+            }
+        }
+    }
+
+    private func submitCursor(principal: String, name: String, sequence: UInt64?,
+                              completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        let key: [UInt8]
+        do { key = try Schema.cursorKey(principal: principal, name: name) } catch {
+            completion(.failure(error))
+            return
+        }
+        let job = WriterJob.cursor(key: key, sequence: sequence, completion)
+        if !writer.queue.submit(job) { job.fail(.closed) }
+    }
+
+    private func cursorResult(_ submit: (@escaping @Sendable (Result<Void, StoreError>) -> Void) -> Void) async throws(StoreError) {
+        let result: Result<Void, StoreError> = await withCheckedContinuation { continuation in
+            submit { continuation.resume(returning: $0) }
+        }
+        try result.get()
+    }
+
+    // MARK: Retention
+
+    /// Runs retention and dedup pruning now, until nothing more is due;
+    /// returns how many entries were deleted. (A background pass runs every
+    /// `pruneInterval` anyway.)
+    public func prune() async throws(StoreError) -> Int {
+        let result: Result<Int, StoreError> = await withCheckedContinuation { continuation in
+            let job = WriterJob.prune { continuation.resume(returning: $0) }
+            if !writer.queue.submit(job) { job.fail(.closed) }
+        }
+        return try result.get()
+    }
+
+    // MARK: Introspection
+
+    /// Size figures for metrics and `relayctl`.
+    public struct Usage: Sendable {
+        public var mapSize: Int
+        public var usedBytes: Int
+        public var maxMapSize: Int
+        public var messages: Int
+    }
+
+    public func usage() throws(StoreError) -> Usage {
+        let u = environment.usage()
+        let schema = self.schema
+        let messages = try environment.read { (txn) throws(StoreError) -> Int in try txn.count(schema.log) }
+        return Usage(mapSize: u.mapSize, usedBytes: u.pageSize * u.pagesUsed,
+                     maxMapSize: configuration.maxMapSize, messages: messages)
+    }
+}
+
+/// The data directories open in this process.
+final class OpenStores: @unchecked Sendable {
+    static let shared = OpenStores()
+    private let lock = NSLock()
+    /// Guarded by `lock`.
+    private var paths: Set<String> = []
+
+    func register(_ path: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return paths.insert(path).inserted
+    }
+
+    func unregister(_ path: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        paths.remove(path)
+    }
+}

@@ -1,0 +1,128 @@
+import NIOCore
+import RelayCore
+
+/// Who published a message, as verified by TLS and stamped by the broker
+/// (never taken from anything a client can set).
+public struct Publisher: Hashable, Sendable {
+    /// The identity's principal as policy names it (e.g. the SPIFFE ID or subject CN).
+    public var principal: String
+    /// SHA-256 of the client certificate, lower-case hex (stored as 32 raw bytes when it is that).
+    public var fingerprint: String
+
+    public init(principal: String, fingerprint: String) {
+        self.principal = principal
+        self.fingerprint = fingerprint
+    }
+}
+
+/// One message header. Order and duplicates are preserved.
+public struct MessageHeader: Hashable, Sendable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A producer's 16-byte session id plus its per-publish id: the key that
+/// makes a retried publish return the original sequence.
+public struct ProducerKey: Hashable, Sendable {
+    /// The session id as two big-endian halves (bytes 0–7 and 8–15).
+    public var sessionHigh: UInt64
+    public var sessionLow: UInt64
+    public var publishID: UInt64
+
+    public init(sessionHigh: UInt64, sessionLow: UInt64, publishID: UInt64) {
+        self.sessionHigh = sessionHigh
+        self.sessionLow = sessionLow
+        self.publishID = publishID
+    }
+
+    /// Builds the key from a 16-byte session id as sent on the wire.
+    public init<Bytes: Collection>(session bytes: Bytes, publishID: UInt64) throws(StoreError) where Bytes.Element == UInt8 {
+        guard bytes.count == 16 else {
+            throw .invalidArgument("a producer session id is 16 bytes, got \(bytes.count)")
+        }
+        var high: UInt64 = 0, low: UInt64 = 0
+        for (i, b) in bytes.enumerated() {
+            if i < 8 { high = high << 8 | UInt64(b) } else { low = low << 8 | UInt64(b) }
+        }
+        self.init(sessionHigh: high, sessionLow: low, publishID: publishID)
+    }
+}
+
+/// A message to append. The store assigns its sequence and timestamp.
+public struct NewMessage: Sendable {
+    public var topic: Topic
+    public var payload: ByteBuffer
+    public var headers: [MessageHeader]
+    public var publisher: Publisher
+    /// When set, a second append with the same key (within the dedup window)
+    /// returns the first one's sequence with `duplicate == true`.
+    public var producerKey: ProducerKey?
+
+    public init(topic: Topic, payload: ByteBuffer, headers: [MessageHeader] = [], publisher: Publisher,
+                producerKey: ProducerKey? = nil) {
+        self.topic = topic
+        self.payload = payload
+        self.headers = headers
+        self.publisher = publisher
+        self.producerKey = producerKey
+    }
+}
+
+/// The outcome of one durable append.
+public struct AppendReceipt: Hashable, Sendable {
+    /// The message's position in the global log (first message is 1).
+    public var sequence: UInt64
+    /// Nanoseconds since the Unix epoch, assigned by the store at commit.
+    public var timestamp: UInt64
+    /// True when the producer key was seen before: `sequence` is the original one and nothing was stored.
+    public var duplicate: Bool
+
+    public init(sequence: UInt64, timestamp: UInt64, duplicate: Bool) {
+        self.sequence = sequence
+        self.timestamp = timestamp
+        self.duplicate = duplicate
+    }
+}
+
+/// A message read back from the store.
+public struct StoredMessage: Sendable, Equatable {
+    public var sequence: UInt64
+    /// Nanoseconds since the Unix epoch.
+    public var timestamp: UInt64
+    public var topic: Topic
+    public var publisher: Publisher
+    public var headers: [MessageHeader]
+    /// A slice of a buffer shared by the messages of one read batch.
+    public var payload: ByteBuffer
+
+    public init(sequence: UInt64, timestamp: UInt64, topic: Topic, publisher: Publisher,
+                headers: [MessageHeader], payload: ByteBuffer) {
+        self.sequence = sequence
+        self.timestamp = timestamp
+        self.topic = topic
+        self.publisher = publisher
+        self.headers = headers
+        self.payload = payload
+    }
+}
+
+/// One bounded batch of a replay.
+public struct ReadBatch: Sendable {
+    public var messages: [StoredMessage]
+    /// Where the next call continues (the sequence after the last one examined).
+    public var next: UInt64
+    /// True when the batch reached the end of the log (nothing newer is stored yet).
+    public var reachedEnd: Bool
+}
+
+/// The range of sequences one commit made durable (for the commit hook).
+public struct CommittedRange: Sendable, Equatable {
+    public var first: UInt64
+    public var last: UInt64
+    public var timestamp: UInt64
+}

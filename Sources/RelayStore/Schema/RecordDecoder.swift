@@ -1,0 +1,160 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import RelayCore
+
+/// Turns stored records into ``StoredMessage``s for one read batch.
+///
+/// Replay speed is dominated by allocations, so the decoder (a) copies all
+/// payloads of a batch into one shared buffer and hands out slices of it,
+/// and (b) reuses the previous message's `Topic` and `Publisher` when the
+/// bytes are the same (consecutive messages usually share both).
+struct RecordDecoder {
+    private var arena: ByteBuffer
+    private var lastTopicBytes: [UInt8] = []
+    private var lastTopic: Topic?
+    private var lastPublisherBytes: [UInt8] = []
+    private var lastPublisherFlags: UInt8 = 0
+    private var lastPublisher: Publisher?
+
+    init(expectedBytes: Int) {
+        arena = ByteBufferAllocator().buffer(capacity: max(256, min(expectedBytes, 64 << 10)))
+    }
+
+    /// A decoded message whose payload still sits in the arena.
+    private struct Pending {
+        var sequence: UInt64
+        var timestamp: UInt64
+        var topic: Topic
+        var publisher: Publisher
+        var headers: [MessageHeader]
+        var payloadStart: Int
+        var payloadLength: Int
+    }
+    private var pending: [Pending] = []
+
+    /// Payload bytes decoded so far.
+    var payloadBytes: Int { arena.readableBytes }
+    var count: Int { pending.count }
+
+    /// Decodes `record` (a view into the map, valid only during this call);
+    /// everything kept is copied out. Messages are returned by ``finish()``.
+    mutating func decode(_ record: UnsafeRawBufferPointer, sequence: UInt64) throws(StoreError) {
+        let layout = try RecordCodec.layout(of: record, sequence: sequence)
+        let topic = try decodeTopic(UnsafeRawBufferPointer(rebasing: record[layout.topic]), sequence: sequence)
+        let publisher = decodePublisher(record, layout: layout)
+        var headers: [MessageHeader] = []
+        if !layout.headers.isEmpty {
+            headers.reserveCapacity(layout.headers.count)
+            for h in layout.headers {
+                headers.append(MessageHeader(name: String(decoding: record[h.name], as: UTF8.self),
+                                             value: String(decoding: record[h.value], as: UTF8.self)))
+            }
+        }
+        let start = arena.writerIndex
+        let written = arena.writeBytes(UnsafeRawBufferPointer(rebasing: record[layout.payload]))
+        pending.append(Pending(sequence: sequence, timestamp: layout.timestamp, topic: topic, publisher: publisher,
+                               headers: headers, payloadStart: start, payloadLength: written))
+    }
+
+    /// The decoded messages. Slicing happens only now, after the last write
+    /// to the arena: a slice taken earlier would force every later write to
+    /// copy the whole shared buffer (copy-on-write).
+    func finish() -> [StoredMessage] {
+        pending.map { p in
+            StoredMessage(sequence: p.sequence, timestamp: p.timestamp, topic: p.topic, publisher: p.publisher,
+                          headers: p.headers,
+                          payload: arena.getSlice(at: p.payloadStart, length: p.payloadLength) ?? ByteBuffer())
+        }
+    }
+
+    private mutating func decodeTopic(_ bytes: UnsafeRawBufferPointer, sequence: UInt64) throws(StoreError) -> Topic {
+        if let lastTopic, sameBytes(bytes, lastTopicBytes) { return lastTopic }
+        do {
+            let topic = try Topic(utf8: bytes)
+            lastTopic = topic
+            lastTopicBytes = Array(bytes)
+            return topic
+        } catch {
+            throw .invalidRecord(sequence: sequence, reason: "stored topic is invalid: \(error)")
+        }
+    }
+
+    private mutating func decodePublisher(_ record: UnsafeRawBufferPointer, layout: RecordCodec.Layout) -> Publisher {
+        // The flags byte, principal and fingerprint together identify the publisher.
+        let span = UnsafeRawBufferPointer(rebasing: record[layout.principal.lowerBound..<layout.fingerprint.upperBound])
+        if let lastPublisher, lastPublisherFlags == layout.flags, sameBytes(span, lastPublisherBytes) {
+            return lastPublisher
+        }
+        let principal = String(decoding: record[layout.principal], as: UTF8.self)
+        let fingerprintBytes = UnsafeRawBufferPointer(rebasing: record[layout.fingerprint])
+        let fingerprint = layout.flags & RecordCodec.flagRawFingerprint != 0
+            ? Hex.encode(fingerprintBytes)
+            : String(decoding: fingerprintBytes, as: UTF8.self)
+        let publisher = Publisher(principal: principal, fingerprint: fingerprint)
+        lastPublisher = publisher
+        lastPublisherFlags = layout.flags
+        lastPublisherBytes = Array(span)
+        return publisher
+    }
+}
+
+/// Byte equality by memcmp (the generic `elementsEqual` walks byte by byte).
+@inline(__always)
+func sameBytes(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    guard let base = a.baseAddress, a.count > 0 else { return true }
+    return b.withUnsafeBytes { other in other.baseAddress.map { memcmp(base, $0, a.count) == 0 } ?? false }
+}
+
+/// A topic filter compiled for matching raw topic bytes without splitting
+/// them into Strings (the replay hot path examines every record's topic).
+struct CompiledFilter: Sendable {
+    private enum Token: Sendable {
+        case literal([UInt8])
+        case one
+        case rest
+    }
+
+    private let tokens: [Token]
+    /// The literal topic when the filter has no wildcard (replay then uses the topic index).
+    let literalTopic: String?
+
+    init(_ filter: TopicFilter) {
+        tokens = filter.tokens.map { token in
+            switch token {
+            case .literal(let s): return .literal(Array(s.utf8))
+            case .anyOne: return .one
+            case .anyRest: return .rest
+            }
+        }
+        literalTopic = filter.isLiteral ? filter.value : nil
+    }
+
+    /// Whether the topic `bytes` (valid topic grammar) match.
+    func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        let dot = UInt8(ascii: ".")
+        // `position` is where the next topic token starts; n + 1 once none is left.
+        var position = 0
+        for token in tokens {
+            if position > n { return false }
+            if case .rest = token { return true }
+            var end = position
+            while end < n && bytes[end] != dot { end += 1 }
+            if case .literal(let literal) = token {
+                guard end - position == literal.count else { return false }
+                var i = 0
+                while i < literal.count {
+                    if bytes[position + i] != literal[i] { return false }
+                    i += 1
+                }
+            }
+            position = end + 1
+        }
+        return position > n
+    }
+}

@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes one group commit's messages: log records, topic index, time
+/// index, topic stats and dedup entries. Owned by the writer thread.
+struct Appender {
+    static let nextSequenceKey = Array("next_sequence".utf8)
+
+    let schema: Schema
+    /// The sequence the next stored message gets.
+    private(set) var nextSequence: UInt64
+    /// The last commit's timestamp; commit timestamps strictly increase so
+    /// the time index is ordered even if the wall clock steps back.
+    private(set) var lastTimestamp: UInt64
+    /// The last publisher encoded: a connection's messages share one.
+    private var publisherCache: RecordCodec.EncodedPublisher?
+    /// Per-commit topic stats deltas, reused between commits.
+    private var statDeltas: [String: (count: UInt64, bytes: UInt64)] = [:]
+
+    init(schema: Schema, nextSequence: UInt64, lastTimestamp: UInt64) {
+        self.schema = schema
+        self.nextSequence = nextSequence
+        self.lastTimestamp = lastTimestamp
+    }
+
+    struct Outcome {
+        /// One result array per append job, in order.
+        var results: [[Result<AppendReceipt, StoreError>]]
+        var nextSequence: UInt64
+        var range: CommittedRange?
+    }
+
+    static func wallClockNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    func nextTimestamp() -> UInt64 {
+        max(Self.wallClockNanoseconds(), lastTimestamp + 1)
+    }
+
+    mutating func committed(_ outcome: Outcome, timestamp: UInt64) {
+        if outcome.range != nil { lastTimestamp = timestamp }
+        nextSequence = outcome.nextSequence
+    }
+
+    /// Writes every message of `jobs` into `txn`. Safe to repeat after an
+    /// abort: it changes no state outside the transaction except caches.
+    mutating func write(_ jobs: [[NewMessage]], timestamp: UInt64,
+                        in txn: borrowing WriteTransaction) throws(StoreError) -> Outcome {
+        let first = nextSequence
+        var sequence = first
+        statDeltas.removeAll(keepingCapacity: true)
+        var results: [[Result<AppendReceipt, StoreError>]] = []
+        results.reserveCapacity(jobs.count)
+        for messages in jobs {
+            var jobResults: [Result<AppendReceipt, StoreError>] = []
+            jobResults.reserveCapacity(messages.count)
+            for message in messages {
+                if let producerKey = message.producerKey,
+                   let original = try existingSequence(for: producerKey, in: txn) {
+                    jobResults.append(.success(AppendReceipt(sequence: original.sequence,
+                                                             timestamp: original.timestamp, duplicate: true)))
+                    continue
+                }
+                let size: Int
+                let publisher: RecordCodec.EncodedPublisher
+                do {
+                    publisher = try encodedPublisher(message.publisher)
+                    size = try RecordCodec.size(of: message, publisher: publisher)
+                } catch {
+                    jobResults.append(.failure(error))
+                    continue
+                }
+                try store(message, publisher: publisher, size: size, sequence: sequence, timestamp: timestamp, in: txn)
+                statDeltas[message.topic.value, default: (0, 0)].count += 1
+                statDeltas[message.topic.value, default: (0, 0)].bytes += UInt64(size)
+                jobResults.append(.success(AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false)))
+                sequence += 1
+            }
+            results.append(jobResults)
+        }
+        guard sequence > first else {
+            return Outcome(results: results, nextSequence: first, range: nil)
+        }
+        try finishCommit(first: first, next: sequence, timestamp: timestamp, in: txn)
+        return Outcome(results: results, nextSequence: sequence,
+                       range: CommittedRange(first: first, last: sequence - 1, timestamp: timestamp))
+    }
+
+    private mutating func encodedPublisher(_ publisher: Publisher) throws(StoreError) -> RecordCodec.EncodedPublisher {
+        if let cached = publisherCache, cached.publisher == publisher { return cached }
+        let encoded = try RecordCodec.EncodedPublisher(publisher)
+        publisherCache = encoded
+        return encoded
+    }
+
+    private func store(_ message: NewMessage, publisher: RecordCodec.EncodedPublisher, size: Int,
+                       sequence: UInt64, timestamp: UInt64, in txn: borrowing WriteTransaction) throws(StoreError) {
+        let schema = self.schema
+        try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) in
+            // Sequences only grow, so APPEND skips the B-tree search; the record
+            // is encoded straight into the page LMDB reserved for it.
+            try txn.putReserved(schema.log, key: seqKey, size: size, flags: .append) { out in
+                RecordCodec.encode(message, publisher: publisher, timestamp: timestamp, into: out)
+            }
+            let topic = message.topic.value
+            let inserted = try topic.withUTF8Bytes { (topicBytes) throws(StoreError) -> Bool in
+                try txn.put(schema.topics, key: topicBytes, value: seqKey, flags: .appendDuplicate)
+            }
+            guard inserted else {
+                throw .corrupted(operation: "topic index append", detail: "sequence \(sequence) is not above the indexed ones for \(message.topic)")
+            }
+            if let producerKey = message.producerKey {
+                let dedupKey = Schema.dedupKey(producerKey)
+                try dedupKey.withBytes { (key) throws(StoreError) in
+                    try txn.put(schema.dedup, key: key, value: seqKey)
+                    // dedup_order value: the dedup key then the timestamp, for age pruning.
+                    var orderValue = dedupKey
+                    withUnsafeBytes(of: timestamp.bigEndian) { orderValue.append(contentsOf: $0) }
+                    try orderValue.withBytes { (value) throws(StoreError) in
+                        try txn.put(schema.dedupOrder, key: seqKey, value: value, flags: .append)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The original sequence and timestamp of an earlier publish with this key.
+    private func existingSequence(for producerKey: ProducerKey,
+                                  in txn: borrowing WriteTransaction) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? {
+        let schema = self.schema
+        let key = Schema.dedupKey(producerKey)
+        return try key.withBytes { (key) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? in
+            guard let sequence = try txn.get(schema.dedup, key: key, { value in
+                value.count == 8 ? value.readUInt64BE(at: 0) : nil
+            }) ?? nil else { return nil }
+            let timestamp = try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) -> UInt64? in
+                try txn.get(schema.dedupOrder, key: seqKey) { value in
+                    value.count == 32 ? value.readUInt64BE(at: 24) : 0
+                }
+            } ?? 0
+            return (sequence, timestamp)
+        }
+    }
+
+    /// Time index, topic stats and the persisted next sequence: once per commit.
+    private mutating func finishCommit(first: UInt64, next: UInt64, timestamp: UInt64,
+                                       in txn: borrowing WriteTransaction) throws(StoreError) {
+        let schema = self.schema
+        try withBigEndianBytes(timestamp) { (timeKey) throws(StoreError) in
+            try withBigEndianBytes(first) { (firstSeq) throws(StoreError) in
+                try txn.put(schema.time, key: timeKey, value: firstSeq, flags: .append)
+            }
+        }
+        for (topic, delta) in statDeltas {
+            let topic = topic
+            try topic.withUTF8Bytes { (utf8) throws(StoreError) in
+                let key = utf8
+                let old = try txn.get(schema.topicStats, key: key) { value in
+                    value.count == 16 ? (value.readUInt64BE(at: 0), value.readUInt64BE(at: 8)) : (0, 0)
+                } ?? (0, 0)
+                try TopicStats.put(count: old.0 + delta.count, bytes: old.1 + delta.bytes, key: key, schema: schema, in: txn)
+            }
+        }
+        // Kept so sequences never restart, even when retention empties the log.
+        try Self.nextSequenceKey.withBytes { (key) throws(StoreError) in
+            try withBigEndianBytes(next) { (value) throws(StoreError) in
+                try txn.put(schema.meta, key: key, value: value)
+            }
+        }
+    }
+}
+
+/// The per-topic stats value: count ‖ bytes, both u64 BE.
+enum TopicStats {
+    static func put(count: UInt64, bytes: UInt64, key: UnsafeRawBufferPointer, schema: Schema,
+                    in txn: borrowing WriteTransaction) throws(StoreError) {
+        var value = (count.bigEndian, bytes.bigEndian)
+        _ = try withUnsafeBytes(of: &value) { (raw) throws(StoreError) in
+            try txn.put(schema.topicStats, key: key, value: raw)
+        }
+    }
+}

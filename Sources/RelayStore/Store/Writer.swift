@@ -1,0 +1,257 @@
+import Foundation
+import Logging
+
+/// The single writer: one dedicated thread that takes everything queued
+/// since its last commit and writes it in one transaction (group commit).
+///
+/// Completions run on this thread right after `mdb_txn_commit` returned, so
+/// they must be cheap (the broker hops to its event loop). Pruning runs here
+/// too, as small separate transactions between commits, so it never holds
+/// the write lock for more than one bounded batch.
+final class StoreWriter: @unchecked Sendable {
+    let queue = WriterQueue()
+    private let environment: Environment
+    private let schema: Schema
+    private let configuration: StoreConfiguration
+    private let logger: Logger
+    private let onCommit: (@Sendable (CommittedRange) -> Void)?
+    /// Signalled when the thread exits.
+    private let exited = DispatchSemaphore(value: 0)
+    private let stopLock = NSLock()
+    /// Guarded by `stopLock`.
+    private var stopped = false
+
+    // Writer-thread state: touched only by the writer thread after `start()`.
+    private var appender: Appender
+    private var pruner: Pruner
+    private var pruneWaiters: [@Sendable (Result<Int, StoreError>) -> Void] = []
+    private var prunedForWaiters = 0
+    private var pruneInProgress = false
+    /// While set and in the future, appends are refused without trying (map full).
+    private var refuseAppendsUntil: ContinuousClock.Instant?
+    private let clock = ContinuousClock()
+
+    init(environment: Environment, schema: Schema, configuration: StoreConfiguration, logger: Logger,
+         onCommit: (@Sendable (CommittedRange) -> Void)?, nextSequence: UInt64, lastTimestamp: UInt64) {
+        self.environment = environment
+        self.schema = schema
+        self.configuration = configuration
+        self.logger = logger
+        self.onCommit = onCommit
+        self.appender = Appender(schema: schema, nextSequence: nextSequence, lastTimestamp: lastTimestamp)
+        self.pruner = Pruner(schema: schema, rules: configuration.retention, dedup: configuration.dedup,
+                             batchSize: configuration.pruneBatchSize)
+    }
+
+    /// The limit appends may grow the map to; deletions and cursor commits
+    /// may use a reserve above it so retention can run in a full store.
+    var appendLimit: Int { configuration.maxMapSize }
+    static func reserve(for maxMapSize: Int) -> Int { max(1 << 20, maxMapSize / 32) }
+
+    func start() {
+        let thread = Thread { [self] in
+            self.run()
+            self.exited.signal()
+        }
+        thread.name = "relay-store-writer"
+        thread.start()
+    }
+
+    /// Stops accepting work, lets the thread drain the queue, and waits for
+    /// it. Safe to call more than once and from several threads.
+    func stop() {
+        stopLock.lock()
+        defer { stopLock.unlock() }
+        guard !stopped else { return }
+        queue.close()
+        exited.wait()
+        stopped = true
+    }
+
+    // MARK: The loop
+
+    private func run() {
+        var nextPrune = clock.now.advanced(by: configuration.pruneInterval)
+        var nextSync: ContinuousClock.Instant? = nil
+        if case .async(let interval) = configuration.durability { nextSync = clock.now.advanced(by: interval) }
+        while true {
+            let wantPruneNow = pruneInProgress || !pruneWaiters.isEmpty
+            var deadline = nextPrune
+            if let nextSync, nextSync < deadline { deadline = nextSync }
+            let wait = wantPruneNow ? 0 : max(0, seconds(clock.now.duration(to: deadline)))
+            guard let jobs = queue.take(maxMessages: configuration.maxMessagesPerCommit,
+                                        maxBytes: configuration.maxBytesPerCommit,
+                                        deadline: Date(timeIntervalSinceNow: wait)) else { break }
+            if !jobs.isEmpty { process(jobs) }
+            let now = clock.now
+            if let due = nextSync, now >= due, case .async(let interval) = configuration.durability {
+                do { try environment.sync() } catch { logger.error("periodic mdb_env_sync failed: \(error)") }
+                nextSync = now.advanced(by: interval)
+            }
+            if pruneInProgress || !pruneWaiters.isEmpty || now >= nextPrune {
+                if now >= nextPrune {
+                    do {
+                        let dead = try environment.clearStaleReaders()
+                        if dead > 0 { logger.warning("freed \(dead) LMDB reader slots of dead processes") }
+                    } catch {
+                        logger.error("mdb_reader_check failed: \(error)")
+                    }
+                }
+                prunePass()
+                if !pruneInProgress { nextPrune = clock.now.advanced(by: configuration.pruneInterval) }
+            }
+        }
+        // Closed and drained: finish outstanding prune requests and flush async commits.
+        for waiter in pruneWaiters { waiter(.failure(.closed)) }
+        if case .async = configuration.durability {
+            do { try environment.sync() } catch { logger.error("final mdb_env_sync failed: \(error)") }
+        }
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    // MARK: Group commit
+
+    private func process(_ jobs: [WriterJob]) {
+        var appends: [(messages: [NewMessage], completion: @Sendable ([Result<AppendReceipt, StoreError>]) -> Void)] = []
+        var cursors: [CursorWrite] = []
+        for job in jobs {
+            switch job {
+            case .append(let messages, let completion): appends.append((messages, completion))
+            case .cursor(let key, let sequence, let completion): cursors.append(CursorWrite(key: key, sequence: sequence, completion: completion))
+            case .prune(let completion): pruneWaiters.append(completion)
+            }
+        }
+        if appends.isEmpty && cursors.isEmpty { return }
+
+        var appendError: StoreError? = nil
+        if !appends.isEmpty {
+            if let until = refuseAppendsUntil, clock.now < until {
+                appendError = .storageFull(maxMapSize: appendLimit)
+            } else if !hasRoom(for: appends.map(\.messages)) {
+                appendError = .storageFull(maxMapSize: appendLimit)
+            } else {
+                let timestamp = appender.nextTimestamp()
+                do {
+                    let outcome = try environment.write { (txn) throws(StoreError) -> Appender.Outcome in
+                        let outcome = try appender.write(appends.map(\.messages), timestamp: timestamp, in: txn)
+                        try Self.writeCursors(cursors, schema: schema, in: txn)
+                        return outcome
+                    }
+                    refuseAppendsUntil = nil
+                    appender.committed(outcome, timestamp: timestamp)
+                    for (index, append) in appends.enumerated() { append.completion(outcome.results[index]) }
+                    for cursor in cursors { cursor.completion(.success(())) }
+                    if let range = outcome.range { onCommit?(range) }
+                    return
+                } catch {
+                    if case .storageFull = error {
+                        // The map hit its hard cap (maximum plus reserve). Retry soon
+                        // (retention or released readers may free pages), not on every batch.
+                        refuseAppendsUntil = clock.now.advanced(by: .milliseconds(250))
+                        logger.warning("store full at \(appendLimit) bytes: refusing appends until retention frees space")
+                        appendError = .storageFull(maxMapSize: appendLimit)
+                    } else {
+                        appendError = error
+                    }
+                }
+            }
+        }
+        if let appendError {
+            for append in appends {
+                append.completion(Array(repeating: .failure(appendError), count: append.messages.count))
+            }
+            // A failed I/O is not the map being full: do not retry cursors into it blindly.
+            if case .storageFull = appendError {} else if !appends.isEmpty {
+                for cursor in cursors { cursor.completion(.failure(appendError)) }
+                return
+            }
+        }
+        guard !cursors.isEmpty else { return }
+        // Cursor commits alone, allowed into the reserve so they work in a full store.
+        do {
+            try environment.write { (txn) throws(StoreError) in
+                try Self.writeCursors(cursors, schema: schema, in: txn)
+            }
+            for cursor in cursors { cursor.completion(.success(())) }
+        } catch {
+            for cursor in cursors { cursor.completion(.failure(error)) }
+        }
+    }
+
+    /// Whether the store stays under its configured maximum after these
+    /// appends. The map itself may grow into a reserve above the maximum
+    /// (so deletions and cursor commits work in a full store); appends are
+    /// held to the maximum here, counting the freelist as available because
+    /// LMDB reuses freed pages before growing the file.
+    private func hasRoom(for jobs: [[NewMessage]]) -> Bool {
+        var estimate = 0
+        for messages in jobs {
+            for message in messages { estimate += message.payload.readableBytes + 128 }
+        }
+        // Records plus index pages and copy-on-write of the tree path: about twice the data.
+        estimate *= 2
+        let usage = environment.usage()
+        if usage.pagesUsed * usage.pageSize + estimate <= appendLimit { return true }
+        do {
+            let free = try environment.read { (txn) throws(StoreError) -> Int in try txn.freePageCount() }
+            return (usage.pagesUsed - free) * usage.pageSize + estimate <= appendLimit
+        } catch {
+            logger.error("could not read the LMDB freelist: \(error)")
+            return false
+        }
+    }
+
+    struct CursorWrite {
+        var key: [UInt8]
+        var sequence: UInt64?
+        var completion: @Sendable (Result<Void, StoreError>) -> Void
+    }
+
+    private static func writeCursors(_ cursors: [CursorWrite], schema: Schema, in txn: borrowing WriteTransaction) throws(StoreError) {
+        for cursor in cursors {
+            try cursor.key.withBytes { (key) throws(StoreError) in
+                if let sequence = cursor.sequence {
+                    try withBigEndianBytes(sequence) { (value) throws(StoreError) in
+                        try txn.put(schema.cursors, key: key, value: value)
+                    }
+                } else {
+                    try txn.delete(schema.cursors, key: key)
+                }
+            }
+        }
+    }
+
+    // MARK: Pruning
+
+    private func prunePass() {
+        let now = Appender.wallClockNanoseconds()
+        do {
+            let result = try environment.write {
+                (txn) throws(StoreError) -> Pruner.PassResult in
+                try pruner.pass(in: txn, now: now, nextSequence: appender.nextSequence)
+            }
+            pruner.commit(result)
+            prunedForWaiters += result.messagesDeleted
+            if result.deleted > 0 { refuseAppendsUntil = nil }
+            // Keep going while there is more, plus one follow-up pass after any
+            // deletion: LMDB reuses pages freed by commit N only from commit N+2 on.
+            pruneInProgress = !result.complete || result.deleted > 0
+            if !pruneInProgress {
+                let waiters = pruneWaiters
+                pruneWaiters.removeAll()
+                for waiter in waiters { waiter(.success(prunedForWaiters)) }
+                prunedForWaiters = 0
+            }
+        } catch {
+            logger.error("pruning failed: \(error)")
+            pruneInProgress = false
+            let waiters = pruneWaiters
+            pruneWaiters.removeAll()
+            for waiter in waiters { waiter(.failure(error)) }
+            prunedForWaiters = 0
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import RelayCore
+
+/// Everything that can go wrong in the store. Each case says what happened
+/// and, in ``description``, what the operator or caller should do.
+public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The map reached its configured maximum size; appends are refused until
+    /// retention frees space. Reads and cursor commits keep working.
+    case storageFull(maxMapSize: Int)
+    /// All reader slots are in use (`MDB_READERS_FULL`).
+    case readersFull(maxReaders: Int)
+    /// LMDB found a damaged page (`MDB_CORRUPTED` / `MDB_PAGE_NOTFOUND` / `MDB_PANIC`).
+    case corrupted(operation: String, detail: String)
+    /// The data file was written by an incompatible LMDB build (`MDB_VERSION_MISMATCH`,
+    /// `MDB_INVALID`, `MDB_INCOMPATIBLE`).
+    case lmdbVersionMismatch(path: String, detail: String)
+    /// The store's schema version is not one this build understands.
+    case schemaVersionMismatch(path: String, found: UInt32, supported: UInt32)
+    /// A stored record could not be decoded.
+    case invalidRecord(sequence: UInt64, reason: String)
+    /// Any other LMDB or system error, with the failing call.
+    case lmdb(operation: String, code: Int32, message: String)
+    /// The caller passed a value the store cannot accept.
+    case invalidArgument(String)
+    /// The store was closed; no further operations are possible.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .storageFull(let max):
+            return "storage full: the store reached its maximum size of \(max) bytes; "
+                + "appends resume once retention frees space (tighten [[retention]] rules or raise storage.max_size)"
+        case .readersFull(let n):
+            return "all \(n) LMDB reader slots are in use; raise max_readers or reduce concurrent replays"
+        case .corrupted(let op, let detail):
+            return "the store is corrupted (\(op): \(detail)); restore from a backup or copy the data "
+                + "out with mdb_copy and investigate the disk"
+        case .lmdbVersionMismatch(let path, let detail):
+            return "the store at \(path) was written by an incompatible LMDB version (\(detail)); "
+                + "open it with the LMDB build that created it and export the data"
+        case .schemaVersionMismatch(let path, let found, let supported):
+            return "the store at \(path) has schema version \(found) but this build supports \(supported); "
+                + "use a matching relay version or migrate the store"
+        case .invalidRecord(let seq, let reason):
+            return "message \(seq) cannot be decoded: \(reason); the store may be damaged"
+        case .lmdb(let op, let code, let message):
+            return "\(op) failed: \(message) (LMDB/errno \(code))"
+        case .invalidArgument(let why):
+            return "invalid argument: \(why)"
+        case .closed:
+            return "the store is closed; reopen it before using it"
+        }
+    }
+
+    /// The protocol error code a broker reports for this error.
+    public var relayErrorCode: RelayErrorCode {
+        switch self {
+        case .storageFull: return .storageFull
+        default: return .storageFailure
+        }
+    }
+}

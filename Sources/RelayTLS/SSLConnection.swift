@@ -1,0 +1,220 @@
+import Foundation
+import NIOCore
+internal import COpenSSL
+
+/// One TLS session: an SSL object between two memory BIOs. The only type
+/// that calls OpenSSL for a session; every call reports incomplete,
+/// complete or failed, and the handler decides what to do on the channel.
+/// Not thread-safe: it lives on its channel's event loop.
+final class SSLConnection {
+    enum HandshakeResult { case incomplete, complete, failed(TLSError) }
+    enum ReadResult { case data(ByteBuffer), wantMore, closeNotify, failed(TLSError) }
+
+    let ssl: OpaquePointer
+    /// Ciphertext from the network, read by OpenSSL (owned by `ssl`).
+    private let networkIn: OpaquePointer
+    /// Ciphertext OpenSSL produced, to be sent (owned by `ssl`).
+    private let networkOut: OpaquePointer
+    /// Keeps the SSL_CTX alive while the session exists.
+    let core: SSLContextCore
+
+    init(core: SSLContextCore, serverName: String?) throws(TLSError) {
+        guard let ssl = SSL_new(core.ctx) else { throw .handshakeFailed(reason: "SSL_new: \(OpenSSLErrorQueue.drain())") }
+        guard let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            throw .handshakeFailed(reason: "BIO_new: out of memory")
+        }
+        // An empty input BIO means "want more data", not EOF.
+        _ = relay_BIO_set_mem_eof_return(input, -1)
+        _ = relay_BIO_set_mem_eof_return(output, -1)
+        // SSL_set_bio transfers ownership of both BIOs to `ssl`.
+        SSL_set_bio(ssl, input, output)
+        self.ssl = ssl
+        self.networkIn = input
+        self.networkOut = output
+        self.core = core
+        if core.role == .server {
+            SSL_set_accept_state(ssl)
+        } else {
+            SSL_set_connect_state(ssl)
+            if let serverName {
+                if Self.isIPAddress(serverName) {
+                    // IP literals are matched against IP SANs and never sent as SNI.
+                    guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), serverName) == 1 else {
+                        throw .handshakeFailed(reason: "invalid server IP address '\(serverName)'")
+                    }
+                } else {
+                    guard SSL_set1_host(ssl, serverName) == 1, relay_SSL_set_tlsext_host_name(ssl, serverName) == 1 else {
+                        throw .handshakeFailed(reason: "invalid server name '\(serverName)'")
+                    }
+                }
+            }
+        }
+    }
+
+    deinit { SSL_free(ssl) }
+
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+
+    /// Hands received ciphertext to OpenSSL. A memory BIO copies it and grows
+    /// as needed, so this always consumes the whole buffer.
+    func receive(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { raw in
+            // BIO_write copies; `raw` is only borrowed for the call.
+            guard let base = raw.baseAddress, raw.count > 0 else { return }
+            _ = BIO_write(networkIn, base, Int32(raw.count))
+        }
+    }
+
+    func handshake() -> HandshakeResult {
+        OpenSSLErrorQueue.clear()
+        let rc = SSL_do_handshake(ssl)
+        if rc == 1 { return .complete }
+        let error = SSL_get_error(ssl, rc)
+        if error == relay_SSL_ERROR_WANT_READ() || error == relay_SSL_ERROR_WANT_WRITE() { return .incomplete }
+        return .failed(classifyFailure(duringHandshake: true))
+    }
+
+    /// Decrypts as many records as are available, up to `limit` bytes, into
+    /// one buffer (fewer allocations and channel reads than one per record).
+    func read(allocator: ByteBufferAllocator, limit: Int = 65_536) -> ReadResult {
+        OpenSSLErrorQueue.clear()
+        var buffer = allocator.buffer(capacity: Self.recordSize)
+        var lastCode: Int32 = 0
+        while buffer.readableBytes < limit {
+            var rc: Int32 = 0
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.recordSize) { raw in
+                // OpenSSL writes at most raw.count bytes into the buffer's free space.
+                guard let base = raw.baseAddress else { return 0 }
+                rc = SSL_read(ssl, base, Int32(min(raw.count, Int(Int32.max))))
+                return rc > 0 ? Int(rc) : 0
+            }
+            if rc <= 0 {
+                lastCode = rc
+                break
+            }
+        }
+        if buffer.readableBytes > 0 {
+            // A pending close_notify or error is seen again on the next call.
+            return .data(buffer)
+        }
+        let error = SSL_get_error(ssl, lastCode)
+        if error == relay_SSL_ERROR_WANT_READ() || error == relay_SSL_ERROR_WANT_WRITE() { return .wantMore }
+        if error == relay_SSL_ERROR_ZERO_RETURN() { return .closeNotify }
+        return .failed(classifyFailure(duringHandshake: false))
+    }
+
+    static let recordSize = 16_384
+
+    /// Encrypts a whole buffer into `output`, one record (16 KiB) at a time,
+    /// draining the memory BIO after each: the BIO stays one record small
+    /// (no realloc-and-zero growth) and the ciphertext is still hot in cache
+    /// when it is copied out.
+    func write(_ buffer: ByteBuffer, into output: inout ByteBuffer) -> TLSError? {
+        var failure: TLSError? = nil
+        buffer.withUnsafeReadableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var offset = 0
+            while offset < raw.count {
+                let length = min(raw.count - offset, Self.recordSize)
+                OpenSSLErrorQueue.clear()
+                // SSL_write_ex reads `length` bytes of `raw` during the call only.
+                var written = 0
+                if SSL_write_ex(ssl, base + offset, length, &written) != 1 || written != length {
+                    failure = classifyFailure(duringHandshake: false)
+                    return
+                }
+                offset += length
+                drainOutput(into: &output)
+            }
+        }
+        return failure
+    }
+
+    /// Appends all pending ciphertext to `output`.
+    func drainOutput(into output: inout ByteBuffer) {
+        let pending = Int(BIO_ctrl_pending(networkOut))
+        guard pending > 0 else { return }
+        output.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { raw in
+            // BIO_read copies at most `pending` bytes into our free space.
+            guard let base = raw.baseAddress else { return 0 }
+            return Int(max(0, BIO_read(networkOut, base, Int32(pending))))
+        }
+    }
+
+    /// Queues our close_notify.
+    func shutdown() {
+        OpenSSLErrorQueue.clear()
+        _ = SSL_shutdown(ssl)
+        OpenSSLErrorQueue.clear()
+    }
+
+    /// Takes all pending ciphertext OpenSSL produced, or nil if none.
+    func takeOutput(allocator: ByteBufferAllocator) -> ByteBuffer? {
+        let pending = Int(BIO_ctrl_pending(networkOut))
+        guard pending > 0 else { return nil }
+        var buffer = allocator.buffer(capacity: pending)
+        drainOutput(into: &buffer)
+        return buffer
+    }
+
+    /// Works out why the last call failed, from the verify result and the
+    /// error queue: a peer certificate we refused, a missing client
+    /// certificate, an alert the peer sent, or another protocol error.
+    private func classifyFailure(duringHandshake: Bool) -> TLSError {
+        var codes: [UInt] = []
+        while true {
+            let code = ERR_get_error()
+            if code == 0 { break }
+            codes.append(code)
+        }
+        let verifyResult = SSL_get_verify_result(ssl)
+        if verifyResult != relay_X509_V_OK() {
+            return .certificateRejected(code: Int(verifyResult), reason: String(cString: X509_verify_cert_error_string(verifyResult)))
+        }
+        for code in codes where relay_ERR_GET_LIB(code) == relay_ERR_LIB_SSL() {
+            let reason = relay_ERR_GET_REASON(code)
+            if reason == relay_SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE() { return .noPeerCertificate }
+            let offset = relay_SSL_AD_REASON_OFFSET()
+            if reason >= offset && reason < offset + 256 {
+                let alert = reason - offset
+                return .alertReceived(code: Int(alert), description: String(cString: SSL_alert_desc_string_long(alert)))
+            }
+            if reason == relay_SSL_R_UNEXPECTED_EOF_WHILE_READING() { return .unexpectedEOF(duringHandshake: duringHandshake) }
+        }
+        let detail = codes.isEmpty ? "connection failed without detail from OpenSSL" : codes.map(OpenSSLErrorQueue.describe).joined(separator: "; ")
+        return duringHandshake ? .handshakeFailed(reason: detail) : .protocolError(reason: detail)
+    }
+
+    /// The verified chain (leaf first) and the negotiated parameters.
+    func handshakeSummary() -> (chain: PeerCertificateChain, version: String, cipher: String)? {
+        // SSL_get0_verified_chain is borrowed from `ssl`; we copy each DER.
+        guard let chain = SSL_get0_verified_chain(ssl), relay_sk_X509_num(chain) > 0 else { return nil }
+        var ders: [[UInt8]] = []
+        for index in 0..<relay_sk_X509_num(chain) {
+            guard let x509 = relay_sk_X509_value(chain, index) else { continue }
+            X509_up_ref(x509)
+            ders.append(OwnedCertificate(takingOwnership: x509).der)
+        }
+        let version = SSL_get_version(ssl).map { String(cString: $0) } ?? "unknown"
+        let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? "unknown"
+        return (PeerCertificateChain(derCertificates: ders), version, cipher)
+    }
+
+    /// The verified leaf, as a new reference the caller owns.
+    func peerLeaf() -> OwnedCertificate? {
+        guard let x509 = SSL_get1_peer_certificate(ssl) else { return nil }
+        return OwnedCertificate(takingOwnership: x509)
+    }
+}
+
+/// The peer's verified certificate chain, leaf first, as DER. Kept by the
+/// broker so it can be re-verified against a reloaded context's CRLs.
+public struct PeerCertificateChain: Sendable, Hashable {
+    public var derCertificates: [[UInt8]]
+    public init(derCertificates: [[UInt8]]) { self.derCertificates = derCertificates }
+}

@@ -1,0 +1,49 @@
+import NIOCore
+
+/// A MSG encoded once for every subscription that receives it.
+///
+/// MSG frames for one message differ only in the 4-byte subscription id and
+/// the replayed flag. Encoding topic, principal, headers and payload once
+/// and copying the bytes per subscriber costs one memcpy each instead of K
+/// re-encodings. The header block is the publisher's, verbatim.
+public struct PreparedMessage: Sendable, Hashable {
+    /// Everything after the subscription id: sequence, timestamp, topic,
+    /// principal, fingerprint, headers, payload.
+    public let tail: ByteBuffer
+
+    public init(sequence: UInt64, timestamp: UInt64, topic: String, publisherPrincipal: String,
+                publisherFingerprint: CertificateFingerprint, headers: Headers, payload: ByteBuffer,
+                allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(WireError) {
+        var tail = allocator.buffer(capacity: 16 + 2 + topic.utf8.count + 2 + publisherPrincipal.utf8.count
+            + CertificateFingerprint.byteCount + headers.wireSize + payload.readableBytes)
+        tail.writeMultipleIntegers(sequence, timestamp)
+        try tail.writeStr16(topic, "MSG topic")
+        try tail.writeStr16(publisherPrincipal, "MSG publisher principal")
+        publisherFingerprint.write(into: &tail)
+        headers.write(into: &tail)
+        tail.writeImmutableBuffer(payload)
+        self.tail = tail
+    }
+
+    /// The length field of each MSG frame written from this message.
+    public var frameLength: Int { FrameLayout.typeAndFlagsSize + 4 + tail.readableBytes }
+
+    /// Bytes each MSG frame takes on the wire, length prefix included.
+    public var frameSize: Int { 4 + frameLength }
+
+    /// Appends the MSG frame for one subscription. Throws `frame_too_large`,
+    /// writing nothing, when the frame exceeds the subscriber's limit; the
+    /// broker then ends that subscription with ERR `payload_too_large`.
+    @inline(__always)
+    public func write(subscriptionID: UInt32, replayed: Bool = false, into out: inout ByteBuffer,
+                      maxFrameSize: Int) throws(WireError) {
+        let length = frameLength
+        guard length <= maxFrameSize else {
+            throw WireError(.frameTooLarge, "MSG frame is \(length) bytes; the subscriber accepts at most \(maxFrameSize)")
+        }
+        out.reserveCapacity(minimumWritableBytes: 4 + length)
+        out.writeMultipleIntegers(UInt32(truncatingIfNeeded: length), FrameType.message.rawValue,
+                                  replayed ? Message.replayedFlag : 0, subscriptionID)
+        out.writeImmutableBuffer(tail)
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import RelayCore
+@testable import RelayStore
+import RelayTestSupport
+import Testing
+
+/// Durability modes and concurrent readers during map growth.
+@Suite struct DurabilityAndConcurrencyTests {
+    @Test func asyncDurabilityStoresAndFlushesOnClose() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        var configuration = StoreConfiguration(directory: dir.path)
+        configuration.durability = .async(syncInterval: .milliseconds(20))
+        var store = try MessageStore.open(configuration)
+        try await appendAll(store, (0..<50).map { try message("async.t", "\($0)") })
+        try await Task.sleep(for: .milliseconds(60))   // at least one periodic sync
+        try await appendAll(store, [try message("async.t", "last")])
+        store.close()
+        store = try MessageStore.open(StoreConfiguration(directory: dir.path))
+        defer { store.close() }
+        let texts = try store.read(topic: Topic("async.t"), from: 1, maxMessages: 100).messages.map(\.text)
+        #expect(texts.count == 51)
+        #expect(texts.last == "last")
+    }
+
+    @Test func readersRunWhileTheWriterGrowsTheMap() async throws {
+        try await withStore({ $0.initialMapSize = 1 << 20; $0.growthStep = 1 << 20 }) { store, _ in
+            let payload = String(repeating: "g", count: 2_000)
+            let mapBefore = store.environment.mapSize
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                group.addTask {
+                    for round in 0..<40 {
+                        try await appendAll(store, try (0..<50).map { _ in try message("grow.\(round % 3)", payload) })
+                    }
+                    return 0
+                }
+                for _ in 0..<3 {
+                    group.addTask {
+                        var reads = 0
+                        var last: UInt64 = 0
+                        while last < 2_000 {
+                            let batch = try store.read(from: 1, filter: TopicFilter("grow.>"), maxMessages: 5_000, maxBytes: 1 << 30)
+                            // A snapshot is always a gap-free prefix of the log.
+                            for (index, message) in batch.messages.enumerated() {
+                                #expect(message.sequence == UInt64(index + 1))
+                            }
+                            last = batch.messages.last?.sequence ?? 0
+                            reads += 1
+                            await Task.yield()
+                        }
+                        return reads
+                    }
+                }
+                for try await _ in group {}
+            }
+            #expect(store.environment.mapSize > mapBefore)
+            #expect(try store.lastSequence() == 2_000)
+        }
+    }
+}
+
+/// Group commit: appends that arrive while a commit is in flight share the next one.
+@Suite struct GroupCommitTests {
+    @Test func concurrentAppendsShareCommitsAndGetUniqueContiguousSequences() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ranges = RangeCollector()
+        let store = try MessageStore.open(StoreConfiguration(directory: dir.path)) { ranges.add($0) }
+        let receipts = ReceiptCollector()
+        let done = DispatchGroup()
+        let topic = try Topic("group.commit")
+        for i in 0..<400 {
+            done.enter()
+            store.append([NewMessage(topic: topic, payload: ByteBuffer(string: "\(i)"), publisher: testPublisher)]) { results in
+                for case .success(let receipt) in results { receipts.add(receipt.sequence) }
+                done.leave()
+            }
+        }
+        done.wait()
+        store.close()
+        #expect(receipts.all.sorted() == Array(1...400))
+        // 400 single appends submitted back to back cannot each get their own fsynced commit.
+        #expect(ranges.all.count < 400)
+        #expect(ranges.all.contains { $0.last > $0.first })
+        #expect(ranges.all.map { $0.last - $0.first + 1 }.reduce(0, +) == 400)
+    }
+}
+
+final class ReceiptCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sequences: [UInt64] = []
+    func add(_ sequence: UInt64) { lock.lock(); sequences.append(sequence); lock.unlock() }
+    var all: [UInt64] { lock.lock(); defer { lock.unlock() }; return sequences }
+}
+
+@Suite struct EventLoopCompletionTests {
+    @Test func futureCompletesOnTheGivenEventLoop() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        try await withStore { store, _ in
+            let future = store.append([try message("loop.t", "1")], on: loop)
+            let (onLoop, results) = try await future.map { (loop.inEventLoop, $0) }.get()
+            #expect(onLoop)
+            #expect(try results.map { try $0.get().sequence } == [1])
+        }
+    }
+}
+
+final class RangeCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ranges: [CommittedRange] = []
+    func add(_ range: CommittedRange) { lock.lock(); ranges.append(range); lock.unlock() }
+    var all: [CommittedRange] { lock.lock(); defer { lock.unlock() }; return ranges }
+}
+

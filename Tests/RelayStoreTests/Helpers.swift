@@ -1,0 +1,37 @@
+import Foundation
+import NIOCore
+import RelayCore
+@testable import RelayStore
+import RelayTestSupport
+import Testing
+
+let testPublisher = Publisher(principal: "spiffe://example.org/orders", fingerprint: String(repeating: "0f", count: 32))
+
+func message(_ topic: String, _ text: String, headers: [MessageHeader] = [],
+             publisher: Publisher = testPublisher, producerKey: ProducerKey? = nil) throws -> NewMessage {
+    NewMessage(topic: try Topic(topic), payload: ByteBuffer(string: text), headers: headers,
+               publisher: publisher, producerKey: producerKey)
+}
+
+extension StoredMessage {
+    var text: String { String(buffer: payload) }
+}
+
+/// Opens a store in a fresh temporary directory and closes/removes it after `body`.
+func withStore<R>(_ configure: (inout StoreConfiguration) throws -> Void = { _ in },
+                  _ body: (MessageStore, TemporaryDirectory) async throws -> R) async throws -> R {
+    let directory = try TemporaryDirectory(prefix: "relay-store")
+    defer { directory.remove() }
+    var configuration = StoreConfiguration(directory: directory.path)
+    configuration.initialMapSize = 1 << 20
+    try configure(&configuration)
+    let store = try MessageStore.open(configuration)
+    defer { store.close() }
+    return try await body(store, directory)
+}
+
+/// Appends and requires every message to succeed; returns the sequences.
+@discardableResult
+func appendAll(_ store: MessageStore, _ messages: [NewMessage]) async throws -> [UInt64] {
+    try await store.append(messages).map { try $0.get().sequence }
+}

@@ -1,0 +1,256 @@
+import Foundation
+import NIOCore
+import RelayCore
+@testable import RelayStore
+import RelayTestSupport
+import Testing
+
+/// Appending, the record round trip, replay modes and durable cursors.
+@Suite struct MessageStoreTests {
+    @Test func roundTripKeepsEveryField() async throws {
+        try await withStore { store, _ in
+            let headers = [MessageHeader(name: "content-type", value: "text/plain"), MessageHeader(name: "x", value: "")]
+            let other = Publisher(principal: "billing", fingerprint: "not-hex")
+            let receipts = try await store.append([
+                try message("orders.eu.created", "hello", headers: headers),
+                try message("orders.us.created", "", publisher: other),
+            ]).map { try $0.get() }
+            #expect(receipts.map(\.sequence) == [1, 2])
+            #expect(receipts.allSatisfy { !$0.duplicate })
+            let batch = try store.read(from: 1, filter: TopicFilter(">"))
+            #expect(batch.messages.count == 2)
+            let first = try #require(batch.messages.first)
+            #expect(first.sequence == 1)
+            #expect(first.topic.value == "orders.eu.created")
+            #expect(first.text == "hello")
+            #expect(first.headers == headers)
+            #expect(first.publisher == testPublisher)
+            #expect(first.timestamp == receipts[0].timestamp)
+            let second = try #require(batch.messages.last)
+            #expect(second.publisher == other)
+            #expect(second.payload.readableBytes == 0)
+            #expect(batch.reachedEnd)
+            #expect(batch.next == 3)
+        }
+    }
+
+    @Test func sequencesSurviveReopenAndStartAtOne() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let configuration = StoreConfiguration(directory: dir.path)
+        var store = try MessageStore.open(configuration)
+        #expect(try store.lastSequence() == 0)
+        try await appendAll(store, [try message("a", "1"), try message("a", "2")])
+        store.close()
+        store = try MessageStore.open(configuration)
+        defer { store.close() }
+        #expect(try store.lastSequence() == 2)
+        #expect(try await appendAll(store, [try message("a", "3")]) == [3])
+    }
+
+    @Test func commitTimestampsIncreaseAcrossCommits() async throws {
+        try await withStore { store, _ in
+            var last: UInt64 = 0
+            for i in 0..<5 {
+                let receipt = try await store.append(try message("t", "\(i)"))
+                #expect(receipt.timestamp > last)
+                last = receipt.timestamp
+            }
+        }
+    }
+
+    @Test func wildcardReplayFiltersAndPages() async throws {
+        try await withStore { store, _ in
+            var batch: [NewMessage] = []
+            for i in 0..<30 { batch.append(try message(i % 3 == 0 ? "orders.eu.created" : "audit.x", "\(i)")) }
+            try await appendAll(store, batch)
+            let filter = try TopicFilter("orders.*.created")
+            var seen: [String] = []
+            var next: UInt64 = 1
+            var reachedEnd = false
+            while !reachedEnd {
+                let page = try store.read(from: next, filter: filter, maxMessages: 4)
+                #expect(page.messages.count <= 4)
+                seen += page.messages.map(\.text)
+                next = page.next
+                reachedEnd = page.reachedEnd
+            }
+            #expect(seen == stride(from: 0, to: 30, by: 3).map { "\($0)" })
+            #expect(next == 31)
+        }
+    }
+
+    @Test func maxBytesBoundsABatchButReturnsAtLeastOne() async throws {
+        try await withStore { store, _ in
+            try await appendAll(store, (0..<10).map { _ in try message("big", String(repeating: "x", count: 1000)) })
+            let page = try store.read(from: 1, filter: TopicFilter(">"), maxBytes: 2500)
+            #expect(page.messages.count == 3)
+            #expect(page.next == 4)
+            #expect(!page.reachedEnd)
+            let one = try store.read(from: 1, filter: TopicFilter(">"), maxBytes: 10)
+            #expect(one.messages.count == 1)
+        }
+    }
+
+    @Test func topicReplayUsesTheTopicIndex() async throws {
+        try await withStore { store, _ in
+            try await appendAll(store, [try message("a.b", "1"), try message("a.c", "2"), try message("a.b", "3"),
+                                        try message("a.b.c", "4"), try message("a.b", "5")])
+            let page = try store.read(topic: Topic("a.b"), from: 2)
+            #expect(page.messages.map(\.text) == ["3", "5"])
+            #expect(page.messages.map(\.sequence) == [3, 5])
+            #expect(page.reachedEnd)
+            #expect(page.next == 6)
+            // A literal filter takes the same path.
+            let viaFilter = try store.read(from: 1, filter: TopicFilter("a.b"), maxMessages: 2)
+            #expect(viaFilter.messages.map(\.text) == ["1", "3"])
+            #expect(!viaFilter.reachedEnd)
+            #expect(viaFilter.next == 4)
+            #expect(try store.read(topic: Topic("nothing.here"), from: 1).messages.isEmpty)
+        }
+    }
+
+    @Test func startPositions() async throws {
+        try await withStore { store, _ in
+            let early = try await appendAll(store, [try message("x.a", "1"), try message("x.b", "2")])
+            try await Task.sleep(for: .milliseconds(5))
+            let middle = Appender.wallClockNanoseconds()
+            try await Task.sleep(for: .milliseconds(5))
+            try await appendAll(store, [try message("x.a", "3"), try message("y", "4")])
+            try await appendAll(store, [try message("x.a", "5")])
+            let any = try TopicFilter(">")
+            #expect(early == [1, 2])
+            #expect(try store.startSequence(.first, filter: any) == 1)
+            #expect(try store.startSequence(.new, filter: any) == 6)
+            #expect(try store.startSequence(.sequence(4), filter: any) == 4)
+            #expect(try store.startSequence(.time(nanosecondsSinceEpoch: middle), filter: any) == 3)
+            #expect(try store.startSequence(.time(nanosecondsSinceEpoch: 0), filter: any) == 1)
+            #expect(try store.startSequence(.time(nanosecondsSinceEpoch: UInt64.max), filter: any) == 6)
+            #expect(try store.startSequence(.lastMessages(2), filter: TopicFilter("x.a")) == 3)
+            #expect(try store.startSequence(.lastMessages(10), filter: TopicFilter("x.a")) == 1)
+            #expect(try store.startSequence(.lastMessages(2), filter: TopicFilter("x.*")) == 3)
+            #expect(try store.startSequence(.lastMessages(3), filter: TopicFilter("x.*")) == 2)
+            #expect(try store.startSequence(.lastMessages(1), filter: TopicFilter("nope.*")) == 6)
+        }
+    }
+
+    @Test func durableCursorsAreKeyedByPrincipalAndName() async throws {
+        try await withStore { store, _ in
+            try await store.commitCursor(principal: "ab", name: "c", sequence: 10)
+            try await store.commitCursor(principal: "a", name: "bc", sequence: 20)
+            #expect(try store.cursor(principal: "ab", name: "c") == 10)
+            #expect(try store.cursor(principal: "a", name: "bc") == 20)
+            try await store.commitCursor(principal: "ab", name: "c", sequence: 11)
+            #expect(try store.cursor(principal: "ab", name: "c") == 11)
+            try await store.deleteCursor(principal: "ab", name: "c")
+            #expect(try store.cursor(principal: "ab", name: "c") == nil)
+            #expect(try store.cursor(principal: "zz", name: "c") == nil)
+        }
+    }
+
+    @Test func retriedPublishReturnsTheOriginalSequence() async throws {
+        try await withStore { store, _ in
+            let key = try ProducerKey(session: [UInt8](repeating: 9, count: 16), publishID: 1)
+            let first = try await store.append(try message("p", "one", producerKey: key))
+            // Within one batch and across batches.
+            let results = try await store.append([try message("p", "one again", producerKey: key),
+                                                  try message("p", "two", producerKey: ProducerKey(sessionHigh: 9, sessionLow: 9, publishID: 2)),
+                                                  try message("p", "two again", producerKey: ProducerKey(sessionHigh: 9, sessionLow: 9, publishID: 2))])
+                .map { try $0.get() }
+            #expect(!first.duplicate)
+            #expect(results[0] == AppendReceipt(sequence: first.sequence, timestamp: first.timestamp, duplicate: true))
+            #expect(!results[1].duplicate)
+            #expect(results[2].duplicate && results[2].sequence == results[1].sequence)
+            #expect(try store.read(from: 1, filter: TopicFilter(">")).messages.map(\.text) == ["one", "two"])
+        }
+    }
+
+    @Test func dedupWindowForgetsOldKeys() async throws {
+        try await withStore({ $0.dedup = DedupWindow(maxEntries: 2, maxAge: .seconds(3600)) }) { store, _ in
+            let keys = (1...3).map { ProducerKey(sessionHigh: 1, sessionLow: 2, publishID: UInt64($0)) }
+            for (i, key) in keys.enumerated() { _ = try await store.append(try message("d", "\(i)", producerKey: key)) }
+            _ = try await store.prune()
+            // Key 1 fell out of the 2-entry window: a retry is stored again.
+            let retry1 = try await store.append(try message("d", "again", producerKey: keys[0]))
+            let retry3 = try await store.append(try message("d", "again", producerKey: keys[2]))
+            #expect(!retry1.duplicate)
+            #expect(retry3.duplicate && retry3.sequence == 3)
+        }
+    }
+
+    @Test func dedupWindowForgetsKeysByAge() async throws {
+        try await withStore({ $0.dedup = DedupWindow(maxEntries: 1_000, maxAge: .milliseconds(100)) }) { store, _ in
+            let old = ProducerKey(sessionHigh: 7, sessionLow: 7, publishID: 1)
+            _ = try await store.append(try message("d", "old", producerKey: old))
+            try await Task.sleep(for: .milliseconds(200))
+            let fresh = ProducerKey(sessionHigh: 7, sessionLow: 7, publishID: 2)
+            _ = try await store.append(try message("d", "fresh", producerKey: fresh))
+            _ = try await store.prune()
+            #expect(try await store.append(try message("d", "old again", producerKey: old)).duplicate == false)
+            #expect(try await store.append(try message("d", "fresh again", producerKey: fresh)).duplicate)
+        }
+    }
+
+    @Test func invalidMessageFailsAloneNotTheBatch() async throws {
+        try await withStore { store, _ in
+            let long = Publisher(principal: String(repeating: "p", count: 70_000), fingerprint: "x")
+            let results = await store.append([try message("ok", "1"), try message("ok", "2", publisher: long), try message("ok", "3")])
+            #expect(try results[0].get().sequence == 1)
+            #expect(throws: StoreError.self) { try results[1].get() }
+            #expect(try results[2].get().sequence == 2)
+        }
+    }
+
+    @Test func commitHookReportsCommittedRanges() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ranges = RangeCollector()
+        let store = try MessageStore.open(StoreConfiguration(directory: dir.path)) { ranges.add($0) }
+        try await appendAll(store, [try message("a", "1"), try message("a", "2")])
+        try await appendAll(store, [try message("a", "3")])
+        store.close()
+        #expect(ranges.all.map { [$0.first, $0.last] } == [[1, 2], [3, 3]])
+    }
+
+    @Test func closedStoreFailsAppendsAndReads() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try MessageStore.open(StoreConfiguration(directory: dir.path))
+        store.close()
+        let results = await store.append([try message("a", "1")])
+        #expect(results.count == 1)
+        #expect(throws: StoreError.closed) { try results[0].get() }
+        #expect(throws: StoreError.closed) { try store.lastSequence() }
+    }
+
+    @Test func secondOpenOfTheSameDirectoryIsRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try MessageStore.open(StoreConfiguration(directory: dir.path))
+        #expect(throws: StoreError.self) { _ = try MessageStore.open(StoreConfiguration(directory: dir.path + "/.")) }
+        store.close()
+        // Closing releases the directory.
+        let again = try MessageStore.open(StoreConfiguration(directory: dir.path))
+        again.close()
+    }
+
+    @Test func schemaVersionIsCheckedOnOpen() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        var options = EnvironmentOptions()
+        options.maxDatabases = 16
+        let env = try Environment(path: dir.path, options: options)
+        let meta = try env.openDatabase("meta")
+        try env.write { (txn) throws(StoreError) in
+            try Schema.versionKey.withBytes { (k) throws(StoreError) in
+                var v = UInt32(99).bigEndian
+                _ = try withUnsafeBytes(of: &v) { (value) throws(StoreError) in try txn.put(meta, key: k, value: value) }
+            }
+        }
+        env.close()
+        #expect(throws: StoreError.schemaVersionMismatch(path: dir.path, found: 99, supported: Schema.version)) {
+            _ = try MessageStore.open(StoreConfiguration(directory: dir.path))
+        }
+    }
+}
+

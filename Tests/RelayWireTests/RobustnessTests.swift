@@ -1,0 +1,116 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import RelayWire
+
+/// A deterministic generator, so a failing input can be reproduced.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("Robustness")
+struct RobustnessTests {
+    /// Decodes until nil or error; every decoded frame must round-trip.
+    func exercise(_ bytes: [UInt8], role: WireRole, handshake: Bool) throws {
+        var decoder = RelayFrameDecoder(role: role, expectHandshake: handshake)
+        var buffer = ByteBuffer(bytes: bytes)
+        while true {
+            let frame: Frame?
+            do {
+                frame = try decoder.decodeFrame(&buffer)
+            } catch {
+                return  // a typed WireError: fine
+            }
+            guard let frame else { return }
+            var encoded = try frame.encoded()
+            var fresh = RelayFrameDecoder(role: role, expectHandshake: isHandshake(frame))
+            #expect(try fresh.decodeFrame(&encoded) == frame)
+        }
+    }
+
+    @Test("random bytes never crash the decoder", arguments: [WireRole.broker, .client])
+    func randomInput(_ role: WireRole) throws {
+        var rng = SplitMix64(state: role == .broker ? 1 : 2)
+        for _ in 0..<3000 {
+            let count = Int(rng.next() % 64)
+            var bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            // Plausible lengths and types reach deeper than uniform noise.
+            if count >= 6, rng.next() % 2 == 0 {
+                bytes[0] = 0; bytes[1] = 0; bytes[2] = 0
+                bytes[3] = UInt8(count - 4)
+                bytes[4] = FrameType.allCases[Int(rng.next() % UInt64(FrameType.allCases.count))].rawValue
+                bytes[5] = 0
+            }
+            try exercise(bytes, role: role, handshake: rng.next() % 2 == 0)
+        }
+    }
+
+    @Test("every strict prefix of a valid frame waits for more bytes and consumes nothing", arguments: Vectors.valid)
+    func truncatedInput(_ vector: Vectors.Valid) throws {
+        let bytes = try Vectors.bytes(vector.hex)
+        let frame = try Vectors.frame(vector.frame)
+        for cut in 0..<bytes.count {
+            var decoder = RelayFrameDecoder(role: vector.receiver, expectHandshake: isHandshake(frame))
+            var buffer = ByteBuffer(bytes: bytes[0..<cut])
+            #expect(try decoder.decodeFrame(&buffer) == nil)
+            #expect(buffer.readableBytes == cut)
+        }
+    }
+
+    @Test("every single-byte change of a valid frame decodes (and round-trips) or fails with a WireError",
+          arguments: Vectors.valid)
+    func mutatedInput(_ vector: Vectors.Valid) throws {
+        let bytes = try Vectors.bytes(vector.hex)
+        let handshake = isHandshake(try Vectors.frame(vector.frame))
+        var rng = SplitMix64(state: UInt64(bytes.count))
+        for index in bytes.indices {
+            for delta in [1, 0x80, UInt8.random(in: 1...255, using: &rng)] {
+                var mutated = bytes
+                mutated[index] &+= delta
+                try exercise(mutated, role: vector.receiver, handshake: handshake)
+            }
+        }
+    }
+
+    @Test("the kept fuzz corpus replays without a crash, and decoded frames round-trip")
+    func fuzzCorpus() throws {
+        let directory = Vectors.directory.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/corpus/frame-decoder")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(files.count >= 100)
+        for file in files {
+            let data = try Data(contentsOf: directory.appendingPathComponent(file))
+            guard let config = data.first else { continue }
+            // The fuzz target's first byte: bit 0 client receives, bit 1 handshake expected.
+            try exercise(Array(data.dropFirst()), role: config & 1 == 0 ? .broker : .client, handshake: config & 2 != 0)
+        }
+    }
+
+    @Test("the UTF-8 validator agrees with the standard library")
+    func utf8AgreesWithStdlib() {
+        var rng = SplitMix64(state: 42)
+        let interesting: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEF,
+                                    0xF0, 0xF4, 0xF5, 0xFF, 0xA0, 0x9F, 0x90, 0x8F]
+        for _ in 0..<20000 {
+            let count = Int(rng.next() % 12)
+            let bytes = (0..<count).map { _ in
+                rng.next() % 2 == 0 ? interesting[Int(rng.next() % UInt64(interesting.count))] : UInt8.random(in: 0...255, using: &rng)
+            }
+            let ours = bytes.withUnsafeBytes { UTF8Validation.isValid($0) }
+            let stdlib = String(validating: bytes, as: UTF8.self) != nil
+            #expect(ours == stdlib, "\(bytes)")
+        }
+        // Long ASCII runs take the 8-byte fast path; a bad byte after it is still found.
+        let ascii = [UInt8](repeating: 0x61, count: 37)
+        #expect(ascii.withUnsafeBytes { UTF8Validation.isValid($0) })
+        #expect(!(ascii + [0xC3]).withUnsafeBytes { UTF8Validation.isValid($0) })
+        #expect(!(ascii + [0xFF] + ascii).withUnsafeBytes { UTF8Validation.isValid($0) })
+    }
+}
