@@ -179,10 +179,12 @@ import Testing
     }
 
     @Test func dedupWindowForgetsKeysByAge() async throws {
-        try await withStore({ $0.dedup = DedupWindow(maxEntries: 1_000, maxAge: .milliseconds(100)) }) { store, _ in
+        try await withStore({ $0.dedup = DedupWindow(maxEntries: 1_000, maxAge: .seconds(3)) }) { store, _ in
+            // Wide margins: "fresh" must still be inside the window when the
+            // retry arrives, even on a stalled CI machine.
             let old = ProducerKey(sessionHigh: 7, sessionLow: 7, publishID: 1)
             _ = try await store.append(try message("d", "old", producerKey: old))
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(3_100))
             let fresh = ProducerKey(sessionHigh: 7, sessionLow: 7, publishID: 2)
             _ = try await store.append(try message("d", "fresh", producerKey: fresh))
             _ = try await store.prune()
