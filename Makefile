@@ -32,20 +32,23 @@ test: deps
 # A development PKI under dev/pki (CA, server for localhost/127.0.0.1, and
 # clients: billing, operator, a SPIFFE workload), created once.
 pki: release
-	@test -x .build/release/relayctl || { echo "make pki: relayctl is not part of this build yet (the CLIs are still being landed; see the open issues)"; exit 1; }
-	@if [ ! -f dev/pki/ca.crt ]; then .build/release/relayctl pki init --dir dev/pki; fi
-
+	@if [ ! -f dev/pki/ca.pem ]; then .build/release/relayctl pki init --dir dev/pki; fi
 run: pki
-	@test -x .build/release/relayd || { echo "make run: relayd is not part of this build yet (the broker is still being landed; see the open issues)"; exit 1; }
 	@mkdir -p data
 	@echo ""
 	@echo "relayd is starting on 127.0.0.1:7443 with config/relay.toml. In another terminal, try:"
 	@echo ""
-	@echo "  .build/release/relay-sub --server 127.0.0.1:7443 --ca dev/pki/ca.crt \\"
-	@echo "      --cert dev/pki/operator.crt --key dev/pki/operator.key --topic 'billing.>'"
+	@echo "  # an operator (OU=operators) may subscribe to everything:"
+	@echo "  .build/release/relay-sub --server 127.0.0.1:7443 --ca dev/pki/ca.pem \\"
+	@echo "      --cert dev/pki/operator.pem --key dev/pki/operator.key --topic 'billing.>'"
 	@echo ""
-	@echo "  .build/release/relay-pub --server 127.0.0.1:7443 --ca dev/pki/ca.crt \\"
-	@echo "      --cert dev/pki/billing.crt --key dev/pki/billing.key --topic billing.billing-api.invoice --message 'hello'"
+	@echo "  # a billing service (OU=billing, CN=billing-service) publishes under billing.billing-service.>:"
+	@echo "  .build/release/relay-pub --server 127.0.0.1:7443 --ca dev/pki/ca.pem \\"
+	@echo "      --cert dev/pki/billing.pem --key dev/pki/billing.key --topic billing.billing-service.invoice --message 'hello'"
+	@echo ""
+	@echo "  # a SPIFFE workload (spiffe://relay.example/payments/api) publishes under workloads.payments.>:"
+	@echo "  .build/release/relay-pub --server 127.0.0.1:7443 --ca dev/pki/ca.pem \\"
+	@echo "      --cert dev/pki/payments.pem --key dev/pki/payments.key --topic workloads.payments.charge --message 'ok'"
 	@echo ""
 	exec .build/release/relayd --config config/relay.toml
 

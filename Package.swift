@@ -154,7 +154,9 @@ let package = Package(
         .target(
             name: "RelayBroker",
             dependencies: [
-                "RelayCore", "RelayPolicy",
+                "RelayCore", "RelayPolicy", "RelayTLS", "RelayWire", "RelayStore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -169,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayBrokerTests",
-            dependencies: ["RelayBroker", "RelayTestSupport"],
+            dependencies: ["RelayBroker", "RelayTestSupport", "RelayWire", "RelayCore", "RelayTLS", "relayd"],
             swiftSettings: swiftSettings
         ),
 
@@ -177,18 +179,67 @@ let package = Package(
         .target(
             name: "RelayClient",
             dependencies: [
-                "RelayCore",
+                "RelayCore", "RelayWire", "RelayTLS",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Shared by relay-pub, relay-sub and relayctl: client options, exit codes, output formats.
+        .target(
+            name: "RelayCLISupport",
+            dependencies: [
+                "RelayClient", "RelayCore", "RelayWire", "RelayTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RelayClientTests",
-            dependencies: ["RelayClient", "RelayTestSupport"],
+            // The executables are dependencies so `swift test` builds them next to the test bundle.
+            dependencies: ["RelayClient", "RelayCLISupport", "RelayTestSupport", "RelayWire", "RelayTLS", "RelayCore",
+                           "relayd", "relay-pub", "relay-sub", "relayctl", "Examples",
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
 
         // MARK: Executables
+        .executableTarget(
+            name: "relayd",
+            dependencies: [
+                "RelayBroker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-pub",
+            dependencies: ["RelayCLISupport", "RelayClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-sub",
+            dependencies: ["RelayCLISupport", "RelayClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relayctl",
+            dependencies: [
+                "RelayCLISupport", "RelayBroker", "RelayTLS", "RelayCore", "RelayPolicy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Examples",
+            dependencies: ["RelayClient", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Test support and end-to-end tests
         .target(

@@ -1,12 +1,15 @@
 import NIOCore
 import NIOConcurrencyHelpers
 import RelayCore
+import RelayWire
 import Testing
 @testable import RelayBroker
 
 func message(_ seq: UInt64, topic: String = "t.a", bytes: Int = 8) -> RoutedMessage {
-    RoutedMessage(sequence: seq, timestamp: seq, topic: topic, publisherPrincipal: "CN=p",
-                  publisherFingerprint: "ff", headers: [], payload: ByteBuffer(repeating: 1, count: bytes))
+    // PreparedMessage only throws for fields over their length limits; these are tiny.
+    let prepared = try? PreparedMessage(sequence: seq, timestamp: seq, topic: topic, publisherPrincipal: "CN=p",
+                                        publisherFingerprint: .zero, headers: .empty, payload: ByteBuffer(repeating: 1, count: bytes))
+    return RoutedMessage(sequence: seq, topic: topic, prepared: prepared!)
 }
 
 @Suite("Subscription delivery state")

@@ -10,7 +10,7 @@ public final class BrokerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
 
-    public let connectionsOpen: Gauge
+    public let connectionsOpen: Meter
     public let connectionsAccepted: Counter
     public let publishes: Counter
     public let publishBytes: Counter
@@ -19,7 +19,7 @@ public final class BrokerMetrics: Sendable {
     public let commitLatency: Timer
     public let storageBytes: Gauge
     public let lastSequence: Gauge
-    public let subscriptions: Gauge
+    public let subscriptions: Meter
     public let slowSubscriberFallbacks: Counter
     public let reloads: Counter
     public let reloadFailures: Counter
@@ -34,7 +34,7 @@ public final class BrokerMetrics: Sendable {
         ]
         self.registry = registry
         self.factory = factory
-        connectionsOpen = Gauge(label: "relay_connections_open", factory: factory)
+        connectionsOpen = Meter(label: "relay_connections_open", factory: factory)
         connectionsAccepted = Counter(label: "relay_connections_accepted_total", factory: factory)
         publishes = Counter(label: "relay_publishes_total", factory: factory)
         publishBytes = Counter(label: "relay_publish_bytes_total", factory: factory)
@@ -43,7 +43,7 @@ public final class BrokerMetrics: Sendable {
         commitLatency = Timer(label: "relay_commit_latency_seconds", preferredDisplayUnit: .seconds, factory: factory)
         storageBytes = Gauge(label: "relay_storage_bytes", factory: factory)
         lastSequence = Gauge(label: "relay_last_sequence", factory: factory)
-        subscriptions = Gauge(label: "relay_subscriptions", factory: factory)
+        subscriptions = Meter(label: "relay_subscriptions", factory: factory)
         slowSubscriberFallbacks = Counter(label: "relay_slow_subscriber_fallbacks_total", factory: factory)
         reloads = Counter(label: "relay_reloads_total", factory: factory)
         reloadFailures = Counter(label: "relay_reload_failures_total", factory: factory)

@@ -1,0 +1,122 @@
+import Foundation
+import NIOConcurrencyHelpers
+import RelayTLS
+
+/// The append-only, hash-chained JSON-lines audit trail.
+///
+/// Every line is one JSON object whose last two fields are `prev` (the hash
+/// of the previous line, 64 zeros for the first) and `hash` (SHA-256 of the
+/// line's text up to and including `"prev":"…"`, then `}`). Editing a line
+/// breaks its own `hash`; deleting or reordering lines breaks the next
+/// line's `prev`. ``AuditVerifier`` names the first broken line.
+///
+/// Writes go to a dedicated serial queue so the publish path never waits on
+/// the trail; allowed publishes are counted in metrics, not written here.
+public final class AuditTrail: Sendable {
+    public static let zeroHash = String(repeating: "0", count: 64)
+
+    private let queue = DispatchQueue(label: "relay.audit")
+    private let state: NIOLockedValueBox<State>
+
+    private struct State {
+        var handle: FileHandle?
+        var previousHash: String
+        var failures = 0
+    }
+
+    /// Opens (or creates) the trail at `path`, continuing the existing chain.
+    public init(path: String) throws {
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: path) {
+            guard fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw AuditError.cannotOpen(path: path, reason: "could not create the file; check the folder exists and is writable")
+            }
+        }
+        guard let handle = FileHandle(forUpdatingAtPath: path) else {
+            throw AuditError.cannotOpen(path: path, reason: "could not open it for appending; check its permissions")
+        }
+        let last = try AuditVerifier.lastHash(path: path)
+        handle.seekToEndOfFile()
+        state = NIOLockedValueBox(State(handle: handle, previousHash: last ?? Self.zeroHash))
+    }
+
+    /// Appends one event. `fields` are written in the given order after
+    /// `ts` and `event`; values are strings, numbers or booleans.
+    public func record(_ event: String, _ fields: KeyValuePairs<String, any Sendable> = [:]) {
+        var body = "{\"ts\":\(Self.jsonString(Self.timestamp())),\"event\":\(Self.jsonString(event))"
+        for (key, value) in fields {
+            body += ",\(Self.jsonString(key)):\(Self.jsonValue(value))"
+        }
+        let text = body
+        queue.async { [state] in
+            state.withLockedValue { state in
+                let line = Self.seal(body: text, previous: state.previousHash)
+                state.previousHash = line.hash
+                do {
+                    try state.handle?.write(contentsOf: Data((line.text + "\n").utf8))
+                } catch {
+                    state.failures += 1
+                }
+            }
+        }
+    }
+
+    /// Waits until every recorded event is written and synced to disk.
+    public func flush() {
+        queue.sync {
+            state.withLockedValue { state in try? state.handle?.synchronize() }
+        }
+    }
+
+    public func close() {
+        flush()
+        state.withLockedValue { state in
+            try? state.handle?.close()
+            state.handle = nil
+        }
+    }
+
+    /// Write failures so far (exported as a metric).
+    public var failures: Int { state.withLockedValue { $0.failures } }
+
+    /// Adds `prev` and `hash` to a line body that lacks its closing brace.
+    static func seal(body: String, previous: String) -> (text: String, hash: String) {
+        let hashed = body + ",\"prev\":\"\(previous)\"}"
+        let hash = SHA256.hex(Array(hashed.utf8))
+        return (String(hashed.dropLast()) + ",\"hash\":\"\(hash)\"}", hash)
+    }
+
+    static func timestamp() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }
+
+    static func jsonValue(_ value: any Sendable) -> String {
+        switch value {
+        case let v as Bool: return v ? "true" : "false"
+        case let v as Int: return String(v)
+        case let v as Int64: return String(v)
+        case let v as UInt64: return String(v)
+        case let v as UInt32: return String(v)
+        case let v as [String]: return "[" + v.map(jsonString).joined(separator: ",") + "]"
+        case let v as String: return jsonString(v)
+        default: return jsonString(String(describing: value))
+        }
+    }
+
+    static func jsonString(_ s: String) -> String { JSONText.quoted(s) }
+}
+
+public enum AuditError: Error, CustomStringConvertible, Equatable {
+    case cannotOpen(path: String, reason: String)
+    /// The first line (1-based) at which the chain does not hold.
+    case broken(line: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason): return "audit trail \(path): \(reason)"
+        case .broken(let line, let reason): return "audit trail broken at line \(line): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import RelayCore
+import RelayPolicy
+import RelayStore
+import RelayTLS
+
+/// A running broker: store, router, listener, metrics listener. Start it,
+/// reload it, shut it down. ``BrokerService`` runs it under
+/// swift-service-lifecycle; tests can drive it directly.
+public final class Broker: Sendable {
+    public let context: BrokerContext
+    public let server: BrokerServer
+    public let metricsServer: MetricsHTTPServer?
+    let group: MultiThreadedEventLoopGroup
+    let overrides: (listen: String?, dataDirectory: String?)
+
+    public var port: Int { server.port }
+
+    public static func start(configuration: BrokerConfiguration, logger: Logger,
+                             overrides: (listen: String?, dataDirectory: String?) = (nil, nil)) async throws -> Broker {
+        let policy = try configuration.makePolicy()
+        let tls = try TLSServerContextHolder(configuration: configuration.tlsServerConfiguration)
+        let metrics = BrokerMetrics()
+        let store = try MessageStore.open(configuration.storeConfiguration, logger: logger)
+        let audit = try configuration.audit.path.map { try AuditTrail(path: $0) }
+        let router = Router(watermark: try store.lastSequence())
+        let context = BrokerContext(configuration: configuration, policy: policy, store: store, router: router,
+                                    tls: tls, metrics: metrics, audit: audit, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
+        let server: BrokerServer
+        do {
+            server = try await BrokerServer.start(context: context, host: configuration.server.host,
+                                                  port: configuration.server.port, group: group)
+        } catch {
+            store.close()
+            try? await group.shutdownGracefully()
+            throw BrokerStartError(message: "cannot listen on \(configuration.server.host):\(configuration.server.port): \(error); is another relayd running? change [server] listen or pass --listen")
+        }
+        var metricsServer: MetricsHTTPServer?
+        if let listen = configuration.metrics.listen, let colon = listen.lastIndex(of: ":"),
+           let port = Int(listen[listen.index(after: colon)...]) {
+            metricsServer = try await MetricsHTTPServer.start(host: String(listen[..<colon]), port: port, group: group,
+                                                              metrics: metrics, ready: { context.isAccepting })
+        }
+        audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
+        return Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)
+    }
+
+    private init(context: BrokerContext, server: BrokerServer, metricsServer: MetricsHTTPServer?,
+                 group: MultiThreadedEventLoopGroup, overrides: (listen: String?, dataDirectory: String?)) {
+        self.context = context
+        self.server = server
+        self.metricsServer = metricsServer
+        self.group = group
+        self.overrides = overrides
+    }
+
+    /// Re-reads the config file and every TLS file. A bad reload is refused
+    /// (logged, counted, audited) and the running configuration stays.
+    /// After a good one every live session is re-evaluated.
+    @discardableResult
+    public func reload() -> Bool {
+        let current = context.configuration
+        do {
+            let next = try BrokerConfiguration.load(path: current.sourceFile)
+                .applying(listen: overrides.listen, dataDirectory: overrides.dataDirectory)
+            let policy = try next.makePolicy()
+            let tls = try context.tls.reload(configuration: next.tlsServerConfiguration)
+            let sessions = context.install(configuration: next, policy: policy)
+            for session in sessions { session.reevaluate(policy: policy, tls: tls) }
+            context.metrics.reloads.increment()
+            context.audit?.record("reload", ["result": "applied", "sessions": sessions.count])
+            context.logger.notice("configuration reloaded", metadata: ["sessions": "\(sessions.count)"])
+            return true
+        } catch {
+            context.metrics.reloadFailures.increment()
+            context.audit?.record("reload", ["result": "refused", "reason": "\(error)"])
+            context.logger.error("reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, drain every session's in-flight
+    /// publishes (acks go out), close them, then close the store cleanly.
+    public func shutdown() async {
+        await server.closeListener()
+        let sessions = context.stopAccepting()
+        let drains = sessions.map { $0.shutdown() }
+        for drain in drains { try? await drain.get() }
+        await metricsServer?.stop()
+        context.store.close()
+        context.audit?.record("broker_stopped")
+        context.audit?.close()
+        try? await group.shutdownGracefully()
+    }
+}
+
+public struct BrokerStartError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

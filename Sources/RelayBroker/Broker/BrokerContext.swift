@@ -1,0 +1,106 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RelayCore
+import RelayPolicy
+import RelayStore
+import RelayTLS
+
+/// What every session shares: the store, the router, the current policy
+/// and TLS context, metrics, the audit trail and the live-session registry.
+/// Sessions read the policy when they start and after every reload.
+public final class BrokerContext: Sendable {
+    public let store: MessageStore
+    public let router: Router
+    public let metrics: BrokerMetrics
+    public let audit: AuditTrail?
+    public let logger: Logger
+    public let tls: TLSServerContextHolder
+    public let limits: BrokerConfiguration.Limits
+    public let helloTimeout: TimeAmount
+    private let state: NIOLockedValueBox<State>
+
+    struct State {
+        var configuration: BrokerConfiguration
+        var policy: Policy
+        var sessions: [ObjectIdentifier: SessionControl] = [:]
+        /// (principal, durable name) pairs attached to a live session.
+        var durablesInUse: Set<DurableKey> = []
+        var accepting = true
+    }
+
+    struct DurableKey: Hashable {
+        var principal: String
+        var name: String
+    }
+
+    init(configuration: BrokerConfiguration, policy: Policy, store: MessageStore, router: Router,
+         tls: TLSServerContextHolder, metrics: BrokerMetrics, audit: AuditTrail?, logger: Logger) {
+        self.store = store
+        self.router = router
+        self.metrics = metrics
+        self.audit = audit
+        self.logger = logger
+        self.tls = tls
+        self.limits = configuration.limits
+        self.helloTimeout = .nanoseconds(configuration.server.helloTimeoutNanos)
+        self.state = NIOLockedValueBox(State(configuration: configuration, policy: policy))
+    }
+
+    public var policy: Policy { state.withLockedValue { $0.policy } }
+    public var configuration: BrokerConfiguration { state.withLockedValue { $0.configuration } }
+    public var sessionCount: Int { state.withLockedValue { $0.sessions.count } }
+    public var isAccepting: Bool { state.withLockedValue { $0.accepting } }
+
+    /// Registers a session; false when the connection limit is reached or
+    /// the broker is shutting down.
+    func register(_ session: SessionControl) -> Bool {
+        state.withLockedValue { state in
+            guard state.accepting, state.sessions.count < limits.maxConnections else { return false }
+            state.sessions[ObjectIdentifier(session)] = session
+            return true
+        }
+    }
+
+    func unregister(_ session: SessionControl) {
+        _ = state.withLockedValue { $0.sessions.removeValue(forKey: ObjectIdentifier(session)) }
+    }
+
+    func claimDurable(principal: String, name: String) -> Bool {
+        state.withLockedValue { $0.durablesInUse.insert(DurableKey(principal: principal, name: name)).inserted }
+    }
+
+    func releaseDurable(principal: String, name: String) {
+        _ = state.withLockedValue { $0.durablesInUse.remove(DurableKey(principal: principal, name: name)) }
+    }
+
+    /// Swaps in a reloaded configuration and policy, and returns the live
+    /// sessions so the caller can re-evaluate each.
+    func install(configuration: BrokerConfiguration, policy: Policy) -> [SessionControl] {
+        state.withLockedValue { state in
+            state.configuration = configuration
+            state.policy = policy
+            return Array(state.sessions.values)
+        }
+    }
+
+    /// Stops admitting sessions and returns the live ones.
+    func stopAccepting() -> [SessionControl] {
+        state.withLockedValue { state in
+            state.accepting = false
+            return Array(state.sessions.values)
+        }
+    }
+}
+
+/// The broker's handle on a live session, callable from any thread: each
+/// method hops to the session's event loop.
+protocol SessionControl: AnyObject, Sendable {
+    /// Re-evaluates the session after a reload: disconnect if the peer's
+    /// certificate no longer verifies, end subscriptions no longer allowed.
+    func reevaluate(policy: Policy, tls: TLSServerContext)
+    /// Sends ERR with `code` and closes.
+    func terminate(code: RelayErrorCode, message: String)
+    /// Drains in-flight publishes, then closes with `server_shutting_down`.
+    func shutdown() -> EventLoopFuture<Void>
+}

@@ -1,0 +1,46 @@
+import NIOCore
+import NIOPosix
+import RelayTLS
+import RelayWire
+
+/// The mutual-TLS listener. Each accepted connection gets, in order: the
+/// OpenSSL handler (nothing passes it before the client certificate is
+/// verified), the frame decoder, and a ``SessionHandler``.
+public final class BrokerServer: Sendable {
+    let channel: any Channel
+    public let context: BrokerContext
+
+    public var port: Int { channel.localAddress?.port ?? 0 }
+
+    public static func start(context: BrokerContext, host: String, port: Int,
+                             group: any EventLoopGroup) async throws -> BrokerServer {
+        let maxFrameSize = context.limits.maxFrameSize
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let tls = try context.tls.makeHandler()
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(tls)
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(role: .broker, maxFrameSize: maxFrameSize)))
+                    try sync.addHandler(SessionHandler(broker: context, allocator: channel.allocator))
+                }
+            }
+            .bind(host: host, port: port).get()
+        return BrokerServer(channel: channel, context: context)
+    }
+
+    private init(channel: any Channel, context: BrokerContext) {
+        self.channel = channel
+        self.context = context
+    }
+
+    /// Stops accepting new connections.
+    public func closeListener() async {
+        try? await channel.close()
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// relayd's process: runs the broker until SIGTERM/SIGINT (graceful),
+/// reloads on SIGHUP and when a watched file changes.
+public enum BrokerMain {
+    public static func run(configuration: BrokerConfiguration, overrides: (listen: String?, dataDirectory: String?) = (nil, nil)) async throws {
+        let level = Logger.Level(rawValue: configuration.log.level) ?? .info
+        let format: StructuredLogHandler.Format = configuration.log.format == .json ? .json : .logfmt
+        LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, level: level) }
+        let logger = Logger(label: "relayd")
+        let broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides)
+        // Tests and scripts read these two lines to find the ports.
+        print("relayd listening on \(configuration.server.host):\(broker.port)")
+        if let metrics = broker.metricsServer { print("relayd metrics on http://\(configuration.metrics.listen?.split(separator: ":").first ?? "127.0.0.1"):\(metrics.port)/metrics") }
+        fflush(nil)
+        let service = BrokerService(broker: broker)
+        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+        print("relayd stopped")
+        fflush(nil)
+    }
+}
+
+struct BrokerService: Service {
+    let broker: Broker
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    broker.reload()
+                }
+            }
+            tasks.addTask { await FileWatcher.watch(broker: broker) }
+            tasks.addTask { await StorageSampler.sample(broker: broker) }
+            try? await gracefulShutdown()
+            tasks.cancelAll()
+        }
+        await broker.shutdown()
+    }
+}
+
+/// Polls the config and TLS files' modification times every two seconds
+/// and reloads when one changed (rotation without SIGHUP).
+enum FileWatcher {
+    static func watch(broker: Broker) async {
+        func stamps() -> [String: Date] {
+            var out: [String: Date] = [:]
+            for path in broker.context.configuration.watchedFiles {
+                out[path] = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date
+            }
+            return out
+        }
+        var last = stamps()
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: 2_000_000_000)
+            let now = stamps()
+            if now != last {
+                last = now
+                broker.reload()
+                last = stamps()
+            }
+        }
+    }
+}
+
+/// Samples the store's size into the relay_storage_bytes gauge every five
+/// seconds (reading LMDB's stat is cheap, but not per publish).
+enum StorageSampler {
+    static func sample(broker: Broker) async {
+        while !Task.isCancelled {
+            if let usage = try? broker.context.store.usage() {
+                broker.context.metrics.storageBytes.record(usage.usedBytes)
+            }
+            try? await Task.sleep(nanoseconds: 5_000_000_000)
+        }
+    }
+}

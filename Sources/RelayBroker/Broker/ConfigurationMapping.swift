@@ -1,0 +1,47 @@
+import NIOCore
+import RelayCore
+import RelayStore
+import RelayTLS
+
+extension BrokerConfiguration {
+    /// The TLS listener's configuration from `[tls]`.
+    public var tlsServerConfiguration: TLSServerConfiguration {
+        TLSServerConfiguration(
+            certificateChain: .file(tls.certificate), privateKey: .file(tls.privateKey),
+            clientCAs: tls.clientCA.map { .file($0) }, crls: tls.crl.map { .file($0) },
+            minimumVersion: tls.minVersion == "1.2" ? .tls12 : .tls13,
+            handshakeTimeout: .nanoseconds(tls.handshakeTimeoutNanos))
+    }
+
+    /// The store's configuration from `[storage]` and `[[retention]]`.
+    public var storeConfiguration: StoreConfiguration {
+        var store = StoreConfiguration(directory: storage.path)
+        switch storage.durability {
+        case .fsync: store.durability = .fsync
+        case .async: store.durability = .async(syncInterval: .nanoseconds(storage.syncIntervalNanos))
+        }
+        store.maxMapSize = Int(storage.maxSize)
+        store.initialMapSize = Int(min(storage.maxSize, 64 << 20))
+        store.retention = retention.compactMap { rule in
+            // Filters were validated by the parser.
+            guard let filter = try? TopicFilter(rule.filter) else { return nil }
+            return RetentionRule(filter: filter, maxAge: rule.maxAgeNanos.map { .nanoseconds($0) },
+                                 maxMessages: rule.maxMessages.map { Int($0) }, maxBytes: rule.maxBytes.map { Int($0) })
+        }
+        return store
+    }
+
+    /// Every file the broker reads, for reload-on-change.
+    public var watchedFiles: [String] {
+        [sourceFile, tls.certificate, tls.privateKey] + tls.clientCA + tls.crl
+    }
+}
+
+/// Checks what parsing cannot: that the TLS material loads (key matches
+/// certificate, CAs and CRLs parse). Used by `--check-config` and reload.
+public enum BrokerConfigurationCheck {
+    public static func deepCheck(_ configuration: BrokerConfiguration) throws {
+        _ = try TLSServerContext(configuration: configuration.tlsServerConfiguration)
+        _ = try configuration.makePolicy()
+    }
+}

@@ -1,0 +1,269 @@
+import Logging
+import NIOCore
+import RelayCore
+import RelayPolicy
+import RelayStore
+import RelayTLS
+import RelayWire
+
+/// One client connection, from the verified TLS handshake to close.
+///
+/// Lives on the channel's event loop and is never touched from elsewhere:
+/// the store's writer and the router reach it through ``SessionProxy``,
+/// which hops onto the loop. Frames are answered by appending to one
+/// outbound buffer that is written and flushed once per read batch or
+/// delivery batch, so the TLS layer gets one write per flush.
+final class SessionHandler: ChannelDuplexHandler {
+    typealias InboundIn = Frame
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
+
+    enum State {
+        /// TLS is still handshaking: no frame can have arrived (TLSHandler
+        /// passes no bytes up before the handshake completed).
+        case awaitingHandshake
+        /// Verified; waiting for HELLO within the hello timeout.
+        case awaitingHello(TLSHandshakeCompleted)
+        case active
+        /// ERR or BYE sent (or the channel went inactive): ignore everything.
+        case closed
+    }
+
+    let broker: BrokerContext
+    var state = State.awaitingHandshake
+    var context: ChannelHandlerContext?
+    var proxy: SessionProxy?
+    var outbound: ByteBuffer
+    var helloTimer: Scheduled<Void>?
+    var expiryTimer: Scheduled<Void>?
+
+    // Established at HELLO.
+    var identity: Identity?
+    var peerChain: PeerCertificateChain?
+    var permissions: Permissions?
+    var publishCache: PublishCache?
+    var principal = ""
+    var producerSession = ProducerSessionID.none
+    var peerMaxFrameSize = Int(FrameLayout.minimumMaxFrameSize)
+
+    // Publishing.
+    var pendingAppends: [NewMessage] = []
+    var pendingPublishIDs: [UInt64] = []
+    var inFlight = 0
+    var readPaused = false
+    var readRequestedWhilePaused = false
+
+    // Subscribing.
+    var subscriptions: [UInt32: SubscriptionDelivery] = [:]
+    var durableNames: [UInt32: String] = [:]
+    var pendingCursorAcks: [UInt32: UInt64] = [:]
+    /// The highest ACK seen per durable subscription, committed or not:
+    /// detaching re-commits it so the release waits for earlier commits.
+    var highestCursorAcks: [UInt32: UInt64] = [:]
+    var pumpScheduled = false
+
+    // Shutdown: set while draining in-flight publishes before closing.
+    var shutdownPromise: EventLoopPromise<Void>?
+
+    init(broker: BrokerContext, allocator: ByteBufferAllocator) {
+        self.broker = broker
+        self.outbound = allocator.buffer(capacity: 0)
+    }
+
+    var logger: Logger { broker.logger }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let proxy = SessionProxy(handler: self, eventLoop: context.eventLoop)
+        self.proxy = proxy
+        broker.metrics.connectionsAccepted.increment()
+        guard broker.register(proxy) else {
+            broker.metrics.refusal(code: RelayErrorCode.tooManyConnections.name).increment()
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        broker.metrics.connectionsOpen.increment()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown()
+        self.context = nil
+    }
+
+    /// Releases everything the session holds in shared structures. Idempotent.
+    private func tearDown() {
+        shutdownPromise?.succeed()
+        shutdownPromise = nil
+        helloTimer?.cancel()
+        expiryTimer?.cancel()
+        state = .closed
+        for (id, sub) in subscriptions {
+            if let proxy { broker.router.unsubscribe(sub.filter, sink: proxy, id: id) }
+            broker.metrics.subscriptions.decrement()
+        }
+        for (id, name) in durableNames { detachDurable(name, lastAck: highestCursorAcks[id]) }
+        pendingCursorAcks.removeAll()
+        highestCursorAcks.removeAll()
+        subscriptions.removeAll()
+        durableNames.removeAll()
+        if let proxy {
+            broker.unregister(proxy)
+            broker.metrics.connectionsOpen.decrement()
+            self.proxy = nil
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let handshake = event as? TLSHandshakeCompleted, case .awaitingHandshake = state else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        state = .awaitingHello(handshake)
+        let timeout = broker.helloTimeout
+        helloTimer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+            self?.terminate(.helloTimeout, "no HELLO within \(timeout.nanoseconds / 1_000_000) ms of the TLS handshake")
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case let wire as WireError:
+            terminate(wire.code, wire.message)
+        case let tls as TLSError:
+            broker.metrics.handshakeFailure(reason: Self.reasonLabel(tls)).increment()
+            logger.info("TLS connection failed", metadata: ["error": "\(tls)", "peer": "\(context.remoteAddress?.description ?? "?")"])
+            broker.audit?.record("connection_refused", ["peer": context.remoteAddress?.description ?? "?", "reason": "\(tls)"])
+            state = .closed
+            context.close(promise: nil)
+        default:
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+            state = .closed
+            context.close(promise: nil)
+        }
+    }
+
+    static func reasonLabel(_ error: TLSError) -> String {
+        switch error {
+        case .certificateRejected(let code, _): return "certificate_rejected_\(code)"
+        case .noPeerCertificate: return "no_client_certificate"
+        case .alertReceived: return "alert_received"
+        case .handshakeFailed: return "handshake_failed"
+        case .handshakeTimedOut: return "handshake_timeout"
+        case .unexpectedEOF: return "unexpected_eof"
+        default: return "other"
+        }
+    }
+
+    // MARK: Frames
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch state {
+        case .awaitingHandshake:
+            // Unreachable by construction (TLSHandler forwards nothing before the
+            // handshake); refuse rather than trust an unverified peer.
+            terminate(.protocolViolation, "frame before the TLS handshake completed")
+        case .awaitingHello(let handshake):
+            guard case .hello(let hello) = frame else {
+                terminate(.helloRequired, "the first frame must be HELLO, got \(frame.type)")
+                return
+            }
+            handleHello(hello, handshake: handshake)
+        case .active:
+            handleActive(frame)
+        case .closed:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        submitPendingAppends()
+        commitPendingCursorAcks()
+        flushOutbound()
+        context.fireChannelReadComplete()
+    }
+
+    private func handleActive(_ frame: Frame) {
+        switch frame {
+        case .publish(let publish): handlePublish(publish)
+        case .subscribe(let subscribe): handleSubscribe(subscribe)
+        case .unsubscribe(let id): handleUnsubscribe(id)
+        case .credit(let credit): handleCredit(credit)
+        case .ack(let ack): handleAck(ack)
+        case .ping(let token): write(.pong(token: token))
+        case .pong: break
+        case .bye:
+            flushOutbound()
+            state = .closed
+            context?.close(promise: nil)
+        case .hello:
+            terminate(.protocolViolation, "HELLO was already received")
+        case .welcome, .publishAck, .publishError, .subscribeAck, .message, .error:
+            // The decoder refuses broker-only frames; kept exhaustive for safety.
+            terminate(.protocolViolation, "\(frame.type) is sent by the broker, not by clients")
+        }
+    }
+
+    // MARK: Output
+
+    func write(_ frame: Frame) {
+        do {
+            try outbound.writeFrame(frame, maxFrameSize: peerMaxFrameSize)
+        } catch {
+            logger.error("could not encode a frame", metadata: ["frame": "\(frame.type)", "error": "\(error)"])
+        }
+    }
+
+    func flushOutbound() {
+        guard let context, outbound.readableBytes > 0 else { return }
+        let buffer = outbound
+        outbound = context.channel.allocator.buffer(capacity: 0)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Sends ERR and closes the connection (connection-level codes).
+    func terminate(_ code: RelayErrorCode, _ message: String) {
+        guard let context else { return }
+        if case .closed = state { return }
+        broker.metrics.refusal(code: code.name).increment()
+        logger.info("closing session", metadata: ["code": "\(code.name)", "reason": "\(message)", "principal": "\(principal)"])
+        write(.error(ErrorFrame(code: code, message: message)))
+        flushOutbound()
+        state = .closed
+        context.close(promise: nil)
+    }
+
+    // MARK: Backpressure: stop reading while too many publishes are in flight.
+
+    func read(context: ChannelHandlerContext) {
+        if readPaused {
+            readRequestedWhilePaused = true
+        } else {
+            context.read()
+        }
+    }
+
+    func pauseReading() { readPaused = true }
+
+    func resumeReading() {
+        guard readPaused else { return }
+        readPaused = false
+        if readRequestedWhilePaused {
+            readRequestedWhilePaused = false
+            context?.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { schedulePump() }
+        context.fireChannelWritabilityChanged()
+    }
+}

@@ -1,0 +1,40 @@
+import NIOCore
+import RelayCore
+import RelayPolicy
+import RelayTLS
+
+/// The thread-safe face of a ``SessionHandler``: the router delivers to it
+/// from the store's writer thread and the broker re-evaluates it after a
+/// reload; every call hops onto the session's event loop.
+final class SessionProxy: DeliverySink, SessionControl {
+    private let handler: NIOLoopBound<SessionHandler>
+    let eventLoop: any EventLoop
+
+    init(handler: SessionHandler, eventLoop: any EventLoop) {
+        self.handler = NIOLoopBound(handler, eventLoop: eventLoop)
+        self.eventLoop = eventLoop
+    }
+
+    func deliver(_ batch: [RoutedDelivery]) {
+        eventLoop.execute { [handler] in handler.value.deliverLive(batch) }
+    }
+
+    func reevaluate(policy: Policy, tls: TLSServerContext) {
+        eventLoop.execute { [handler] in handler.value.reevaluate(policy: policy, tls: tls) }
+    }
+
+    func terminate(code: RelayErrorCode, message: String) {
+        eventLoop.execute { [handler] in handler.value.terminate(code, message) }
+    }
+
+    func shutdown() -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        eventLoop.execute { [handler] in handler.value.beginShutdown(promise) }
+        return promise.futureResult
+    }
+
+    /// Runs `body` on the session's loop (used for commit completions).
+    func onLoop(_ body: @escaping @Sendable (SessionHandler) -> Void) {
+        eventLoop.execute { [handler] in body(handler.value) }
+    }
+}

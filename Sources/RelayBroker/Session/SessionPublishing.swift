@@ -1,0 +1,131 @@
+import NIOCore
+import RelayCore
+import RelayPolicy
+import RelayStore
+import RelayWire
+
+extension SessionHandler {
+    var publishLimits: PublishLimits {
+        PublishLimits(maxPayload: broker.limits.maxPayload, maxHeaders: broker.limits.maxHeaders)
+    }
+
+    /// Validates and authorises one PUB and queues it for the read batch's
+    /// single append. Refusals answer PUBERR at once; the connection stays.
+    func handlePublish(_ publish: Publish) {
+        let topic: Topic
+        do {
+            topic = try OperationValidation.validate(publish, limits: publishLimits)
+        } catch {
+            refusePublish(publish.publishID, error.code, error.message)
+            return
+        }
+        guard publishCache?.isAllowed(topic) == true else {
+            let decision = publishCache?.decision(topic)
+            broker.audit?.record("publish_denied", ["principal": principal, "topic": topic.value,
+                                                    "rule": decision?.rule ?? "(no rule allows it)"])
+            refusePublish(publish.publishID, .notAuthorized, "not allowed to publish to \(topic)")
+            return
+        }
+        guard inFlight < broker.limits.maxInFlightPublishes else {
+            refusePublish(publish.publishID, .tooManyInFlight,
+                          "more than \(broker.limits.maxInFlightPublishes) publishes await their PUBACK")
+            return
+        }
+        var producerKey: ProducerKey?
+        if producerSession != .none {
+            producerKey = ProducerKey(sessionHigh: producerSession.high, sessionLow: producerSession.low,
+                                      publishID: publish.publishID)
+        }
+        let headers = publish.headers.map { MessageHeader(name: $0.name, value: $0.value) }
+        pendingAppends.append(NewMessage(topic: topic, payload: publish.payload, headers: headers,
+                                         publisher: Publisher(principal: principal, fingerprint: identity?.fingerprintSHA256 ?? ""),
+                                         producerKey: producerKey))
+        pendingPublishIDs.append(publish.publishID)
+        inFlight += 1
+        if inFlight >= broker.limits.maxInFlightPublishes { pauseReading() }
+    }
+
+    private func refusePublish(_ id: UInt64, _ code: RelayErrorCode, _ message: String) {
+        broker.metrics.publishesRefused.increment()
+        write(.publishError(PublishError(publishID: id, code: code, message: message)))
+    }
+
+    /// Hands every PUB of this read batch to the store as one append. The
+    /// completion runs on the writer thread after the durable commit: it
+    /// routes the new messages (in commit order) and hops back to this loop
+    /// to send the PUBACKs.
+    func submitPendingAppends() {
+        guard !pendingAppends.isEmpty, let proxy else { return }
+        let messages = pendingAppends
+        let ids = pendingPublishIDs
+        pendingAppends.removeAll(keepingCapacity: true)
+        pendingPublishIDs.removeAll(keepingCapacity: true)
+        let router = broker.router
+        let metrics = broker.metrics
+        let submitted = NIODeadline.now()
+        broker.store.append(messages) { results in
+            metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
+            var routed: [RoutedMessage] = []
+            routed.reserveCapacity(results.count)
+            var bytes = 0
+            for (message, result) in zip(messages, results) {
+                guard case .success(let receipt) = result, !receipt.duplicate else { continue }
+                bytes += message.payload.readableBytes
+                if let prepared = try? PreparedMessage(
+                    sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
+                    publisherPrincipal: message.publisher.principal,
+                    publisherFingerprint: CertificateFingerprint(hex: message.publisher.fingerprint) ?? .zero,
+                    headers: (try? Headers(message.headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty,
+                    payload: message.payload) {
+                    routed.append(RoutedMessage(sequence: receipt.sequence, topic: message.topic.value, prepared: prepared))
+                }
+            }
+            metrics.publishes.increment(by: Int64(routed.count))
+            metrics.publishBytes.increment(by: Int64(bytes))
+            if let last = routed.last { metrics.lastSequence.record(Int64(last.sequence)) }
+            router.publish(routed)
+            proxy.onLoop { session in session.completePublishes(ids: ids, results: results) }
+        }
+    }
+
+    /// PUBACK or PUBERR for each publish of one append, in order.
+    func completePublishes(ids: [UInt64], results: [Result<AppendReceipt, StoreError>]) {
+        for (id, result) in zip(ids, results) {
+            switch result {
+            case .success(let receipt):
+                write(.publishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
+                                             duplicate: receipt.duplicate)))
+            case .failure(let error):
+                refusePublish(id, error.relayErrorCode, "\(error)")
+            }
+        }
+        inFlight -= ids.count
+        flushOutbound()
+        if shutdownPromise != nil {
+            finishShutdownIfDrained()
+        } else if inFlight <= broker.limits.maxInFlightPublishes / 2 {
+            resumeReading()
+        }
+    }
+
+    /// Graceful shutdown: read no more frames, let the in-flight commits
+    /// finish and their PUBACKs go out, then say `server_shutting_down`.
+    func beginShutdown(_ promise: EventLoopPromise<Void>) {
+        guard case .active = state else {
+            terminate(.serverShuttingDown, "the broker is shutting down")
+            promise.succeed()
+            return
+        }
+        shutdownPromise = promise
+        pauseReading()
+        submitPendingAppends()
+        finishShutdownIfDrained()
+    }
+
+    private func finishShutdownIfDrained() {
+        guard inFlight == 0, let promise = shutdownPromise else { return }
+        shutdownPromise = nil
+        terminate(.serverShuttingDown, "the broker is shutting down; reconnect after it restarts")
+        promise.succeed()
+    }
+}

@@ -1,0 +1,213 @@
+import NIOCore
+import RelayCore
+import RelayPolicy
+import RelayStore
+import RelayWire
+
+extension SessionHandler {
+    func handleSubscribe(_ request: Subscribe) {
+        let id = request.subscriptionID
+        func refuse(_ code: RelayErrorCode, _ message: String) {
+            write(.subscribeAck(.refused(subscriptionID: id, code: code, message: message)))
+        }
+        guard subscriptions[id] == nil else {
+            return refuse(.duplicateSubscriptionID, "subscription id \(id) is already open on this connection")
+        }
+        guard subscriptions.count < broker.limits.maxSubscriptionsPerConnection else {
+            return refuse(.tooManySubscriptions, "at most \(broker.limits.maxSubscriptionsPerConnection) subscriptions per connection")
+        }
+        let filter: TopicFilter
+        do { filter = try TopicFilter(request.filter) } catch {
+            return refuse(.invalidFilter, "filter \"\(request.filter)\": \(error)")
+        }
+        guard let permissions, permissions.canSubscribe(filter).isAllowed else {
+            broker.audit?.record("subscribe_denied", ["principal": principal, "filter": filter.value])
+            return refuse(.notAuthorized, "not allowed to subscribe to \(filter)")
+        }
+        let durable = request.durableName
+        if !durable.isEmpty {
+            guard durable.utf8.count <= 255, durable.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+                return refuse(.invalidStartPosition, "a durable name is 1–255 bytes without control characters")
+            }
+            guard broker.claimDurable(principal: principal, name: durable) else {
+                return refuse(.durableInUse, "durable subscription \"\(durable)\" is attached to another connection")
+            }
+        }
+        var start: UInt64?
+        do {
+            if !durable.isEmpty, let cursor = try broker.store.cursor(principal: principal, name: durable) {
+                start = cursor + 1
+            } else {
+                switch request.start {
+                case .latest: start = nil  // from the watermark on
+                case .sequence(let s): start = max(s, 1)
+                case .time(let t): start = try broker.store.startSequence(.time(nanosecondsSinceEpoch: t), filter: filter)
+                case .earliest: start = try broker.store.startSequence(.first, filter: filter)
+                case .last(let n): start = try broker.store.startSequence(.lastMessages(Int(clamping: n)), filter: filter)
+                }
+            }
+        } catch {
+            if !durable.isEmpty { broker.releaseDurable(principal: principal, name: durable) }
+            return refuse(error.relayErrorCode, "could not resolve the start position: \(error)")
+        }
+        guard let proxy else { return }
+        let watermark = broker.router.subscribe(filter, sink: proxy, id: id)
+        let first = start ?? watermark + 1
+        subscriptions[id] = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
+                                                 credit: UInt64(request.initialCredit),
+                                                 bufferLimit: broker.limits.subscriptionBuffer)
+        if !durable.isEmpty { durableNames[id] = durable }
+        broker.metrics.subscriptions.increment()
+        write(.subscribeAck(.accepted(subscriptionID: id, firstSequence: first)))
+        schedulePump()
+    }
+
+    func handleUnsubscribe(_ id: UInt32) {
+        // UNSUB gets no reply (Protocol/relay-v1.md); an unknown id is ignored.
+        guard subscriptions[id] != nil else { return }
+        endSubscription(id, code: nil, message: "")
+    }
+
+    /// Ends a subscription and tells the client with SUBEND (code 0 when it asked).
+    func endSubscription(_ id: UInt32, code: RelayErrorCode?, message: String) {
+        guard let sub = subscriptions.removeValue(forKey: id) else { return }
+        if let proxy { broker.router.unsubscribe(sub.filter, sink: proxy, id: id) }
+        if let name = durableNames.removeValue(forKey: id) {
+            detachDurable(name, lastAck: highestCursorAcks[id])
+        }
+        pendingCursorAcks[id] = nil
+        highestCursorAcks[id] = nil
+        broker.metrics.subscriptions.decrement()
+        // A subscription the broker ends is reported with ERR carrying its id.
+        if let code { write(.error(ErrorFrame(code: code, subscriptionID: id, message: message))) }
+    }
+
+    func handleCredit(_ credit: Credit) {
+        guard subscriptions[credit.subscriptionID] != nil else { return }
+        subscriptions[credit.subscriptionID]?.grant(UInt64(credit.credit))
+        schedulePump()
+    }
+
+    func handleAck(_ ack: Ack) {
+        guard let sub = subscriptions[ack.subscriptionID], durableNames[ack.subscriptionID] != nil else { return }
+        // Never move a cursor past what was delivered.
+        let sequence = min(ack.sequence, sub.nextSequence &- 1)
+        let highest = max(highestCursorAcks[ack.subscriptionID] ?? 0, sequence)
+        highestCursorAcks[ack.subscriptionID] = highest
+        pendingCursorAcks[ack.subscriptionID] = highest
+    }
+
+    /// One cursor commit per durable subscription per read batch.
+    func commitPendingCursorAcks() {
+        guard !pendingCursorAcks.isEmpty else { return }
+        let logger = self.logger
+        for (id, sequence) in pendingCursorAcks {
+            guard let name = durableNames[id] else { continue }
+            broker.store.commitCursor(principal: principal, name: name, sequence: sequence) { result in
+                if case .failure(let error) = result {
+                    logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
+                }
+            }
+        }
+        pendingCursorAcks.removeAll(keepingCapacity: true)
+    }
+
+    /// Lets go of a durable name after committing its last ACK. The commit
+    /// queues behind any earlier cursor commit on the store's writer, and the
+    /// name is released only once it is done, so a client that reconnects at
+    /// once resumes after its last ACK rather than from an older cursor.
+    func detachDurable(_ name: String, lastAck: UInt64?) {
+        let broker = self.broker, principal = self.principal, logger = self.logger
+        guard let lastAck else { return broker.releaseDurable(principal: principal, name: name) }
+        broker.store.commitCursor(principal: principal, name: name, sequence: lastAck) { result in
+            if case .failure(let error) = result {
+                logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
+            }
+            broker.releaseDurable(principal: principal, name: name)
+        }
+    }
+
+    // MARK: Delivery
+
+    /// Live messages from the router (already on this loop).
+    func deliverLive(_ batch: [RoutedDelivery]) {
+        guard case .active = state else { return }
+        for delivery in batch {
+            subscriptions[delivery.subscription]?.offerLive(delivery.message)
+        }
+        pump()
+    }
+
+    func schedulePump() {
+        guard !pumpScheduled, let context else { return }
+        pumpScheduled = true
+        context.eventLoop.execute { [self] in
+            pumpScheduled = false
+            pump()
+        }
+    }
+
+    /// Sends what credit, the live buffers and the store allow, yielding to
+    /// the event loop after a bounded amount so one subscriber's replay
+    /// cannot starve other connections.
+    func pump() {
+        guard case .active = state, let context else { return }
+        var written = 0
+        let budget = 8_192
+        for id in Array(subscriptions.keys) {
+            while written < budget, context.channel.isWritable, var sub = subscriptions[id] {
+                if sub.needsReplay {
+                    guard sub.credit > 0 else { break }
+                    let before = sub.nextSequence
+                    let batch: ReadBatch
+                    do {
+                        batch = try broker.store.read(from: before, filter: sub.filter,
+                                                      maxMessages: Int(min(sub.credit, 1_024)), maxBytes: 1 << 20)
+                    } catch {
+                        endSubscription(id, code: error.relayErrorCode, message: "replay failed: \(error)")
+                        break
+                    }
+                    let routed = batch.messages.compactMap(Self.routed)
+                    let deliverable = sub.replayed(routed, scannedThrough: batch.next &- 1)
+                    subscriptions[id] = sub
+                    written += send(deliverable, subscription: id, replayed: true)
+                    if sub.nextSequence == before { break }  // no progress: wait for credit or data
+                } else {
+                    let live = sub.takeLive(max: budget - written)
+                    subscriptions[id] = sub
+                    written += send(live, subscription: id, replayed: false)
+                    break
+                }
+            }
+        }
+        if written > 0 {
+            broker.metrics.deliveries.increment(by: Int64(written))
+            flushOutbound()
+        }
+        if written >= budget { schedulePump() }
+    }
+
+    private func send(_ messages: [RoutedMessage], subscription id: UInt32, replayed: Bool) -> Int {
+        var sent = 0
+        for message in messages {
+            do {
+                try message.prepared.write(subscriptionID: id, replayed: replayed, into: &outbound, maxFrameSize: peerMaxFrameSize)
+                sent += 1
+            } catch {
+                endSubscription(id, code: .payloadTooLarge, message: "message \(message.sequence) does not fit this client's frame limit")
+                break
+            }
+        }
+        return sent
+    }
+
+    static func routed(_ stored: StoredMessage) -> RoutedMessage? {
+        guard let prepared = try? PreparedMessage(
+            sequence: stored.sequence, timestamp: stored.timestamp, topic: stored.topic.value,
+            publisherPrincipal: stored.publisher.principal,
+            publisherFingerprint: CertificateFingerprint(hex: stored.publisher.fingerprint) ?? .zero,
+            headers: (try? Headers(stored.headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty,
+            payload: stored.payload) else { return nil }
+        return RoutedMessage(sequence: stored.sequence, topic: stored.topic.value, prepared: prepared)
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import RelayClient
+
+/// The options every client CLI shares. Each is resolved as: flag, then
+/// environment (`RELAY_SERVER`, `RELAY_CERT`, `RELAY_KEY`, `RELAY_CA`), then
+/// the profile in `~/.config/relay/client.toml`.
+public struct ClientOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The broker, HOST:PORT (env RELAY_SERVER).", valueName: "host:port"))
+    public var server: String?
+
+    @Option(name: .customLong("cert"), help: ArgumentHelp("This client's certificate, PEM (env RELAY_CERT).", valueName: "pem"))
+    public var certificate: String?
+
+    @Option(name: .long, help: ArgumentHelp("This client's private key, PEM (env RELAY_KEY).", valueName: "pem"))
+    public var key: String?
+
+    @Option(name: .long, help: ArgumentHelp("The CA that issued the broker's certificate, PEM (env RELAY_CA).", valueName: "pem"))
+    public var ca: String?
+
+    @Option(name: .long, help: ArgumentHelp("A [profile.NAME] of ~/.config/relay/client.toml (default: default).", valueName: "name"))
+    public var profile: String?
+
+    public init() {}
+
+    /// Resolves flags, environment and profile into a library configuration.
+    public func configuration(clientName: String) throws(RelayClientError) -> RelayClientConfiguration {
+        let settings: ClientSettings
+        do {
+            settings = try ClientSettings.resolve(
+                flags: .init(server: server, certificate: certificate, privateKey: key, ca: ca),
+                environment: ProcessInfo.processInfo.environment, profile: profile)
+        } catch {
+            throw RelayClientError(category: .usage, message: error.description)
+        }
+        var configuration = try RelayClientConfiguration(settings: settings)
+        configuration.clientName = clientName
+        configuration.reconnect = ReconnectPolicy(retryInitialConnection: false, maximumDelay: .seconds(2))
+        return configuration
+    }
+}

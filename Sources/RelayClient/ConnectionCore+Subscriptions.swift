@@ -1,0 +1,235 @@
+import RelayCore
+import NIOCore
+import RelayWire
+
+/// Where a subscription's messages go.
+enum MessageSink {
+    /// A ``RelaySubscription`` (AsyncSequence); the consumer reports what it took.
+    case stream(AsyncThrowingStream<ReceivedMessage, any Error>.Continuation)
+    /// A handler called on the event loop; a message counts as consumed when it returns.
+    case callback(onMessage: @Sendable (ReceivedMessage) -> Void, onEnd: @Sendable (RelayClientError?) -> Void)
+
+    func finish(_ error: RelayClientError?) {
+        switch self {
+        case .stream(let continuation):
+            if let error { continuation.finish(throwing: error) } else { continuation.finish() }
+        case .callback(_, let onEnd):
+            onEnd(error)
+        }
+    }
+}
+
+/// One subscription's state across reconnects (event-loop confined).
+final class SubscriptionState {
+    let id: UInt32
+    let filter: String
+    let start: StartPosition
+    /// Empty for an ephemeral subscription.
+    let durableName: String
+    /// Messages the broker may send before this client has consumed them.
+    let window: UInt32
+    let sink: MessageSink
+    /// Completed by the first SUBACK with the first sequence.
+    var opened: EventLoopPromise<UInt64>?
+    /// A SUB for it was sent on the current connection.
+    var attached = false
+    var firstSequence: UInt64 = 0
+    /// The highest sequence handed to the consumer: anything at or below is a
+    /// re-delivery after a reconnect and is dropped.
+    var lastSeen: UInt64 = 0
+    /// Credit granted on the current connection and not used yet.
+    var credit: Int64 = 0
+    var yielded: UInt64 = 0
+    var consumed: UInt64 = 0
+    var ackRequested: UInt64 = 0
+    /// SUBs refused with durable_in_use since the last accepted one.
+    var durableInUseRetries = 0
+
+    init(id: UInt32, filter: String, start: StartPosition, durableName: String, window: UInt32,
+         sink: MessageSink, opened: EventLoopPromise<UInt64>) {
+        self.id = id
+        self.filter = filter
+        self.start = start
+        self.durableName = durableName
+        self.window = window
+        self.sink = sink
+        self.opened = opened
+    }
+
+    var isDurable: Bool { !durableName.isEmpty }
+    /// Delivered to the stream, not yet taken by the consumer.
+    var buffered: Int64 { Int64(yielded) - Int64(consumed) }
+}
+
+extension ConnectionCore {
+    /// Registers a subscription and sends SUB (now, or once connected).
+    func subscribe(filter: String, start: StartPosition, durableName: String, window: UInt32,
+                   sink: MessageSink) -> (UInt32, EventLoopFuture<UInt64>) {
+        let promise = eventLoop.makePromise(of: UInt64.self)
+        if case .closed(let error) = phase {
+            promise.fail(error ?? RelayClientError.closed)
+            sink.finish(error ?? RelayClientError.closed)
+            return (0, promise.futureResult)
+        }
+        let id = nextSubscriptionID
+        nextSubscriptionID = nextSubscriptionID == UInt32.max ? 1 : nextSubscriptionID + 1
+        let state = SubscriptionState(id: id, filter: filter, start: start, durableName: durableName,
+                                      window: max(1, window), sink: sink, opened: promise)
+        subscriptions[id] = state
+        if session != nil {
+            attach(state)
+            flushOutbound()
+        }
+        return (id, promise.futureResult)
+    }
+
+    /// Sends SUB for `state` on the current connection. A re-subscription
+    /// continues right after the last message the consumer got: durable ones
+    /// by name (the broker resumes after the last ACK), ephemeral ones from
+    /// the next sequence.
+    private func attach(_ state: SubscriptionState) {
+        var start = state.start
+        if !state.isDurable {
+            if state.lastSeen > 0 {
+                start = .sequence(state.lastSeen + 1)
+            } else if state.firstSequence > 0 {
+                start = .sequence(state.firstSequence)
+            }
+        }
+        let credit = max(0, Int64(state.window) - state.buffered)
+        state.credit = credit
+        state.attached = true
+        write(.subscribe(Subscribe(subscriptionID: state.id, filter: state.filter, start: start,
+                                   durableName: state.durableName, initialCredit: UInt32(credit),
+                                   ackMode: state.isDurable ? .cumulative : .none)))
+        if state.isDurable, state.ackRequested > 0 {
+            write(.ack(Ack(subscriptionID: state.id, sequence: state.ackRequested)))
+        }
+    }
+
+    func resubscribeAll() {
+        for id in subscriptions.keys.sorted() {
+            if let state = subscriptions[id] { attach(state) }
+        }
+    }
+
+    func markSubscriptionsDetached() {
+        for state in subscriptions.values {
+            state.attached = false
+            state.credit = 0
+        }
+    }
+
+    func subscribeAnswered(_ ack: SubscribeAck) {
+        guard let state = subscriptions[ack.subscriptionID] else { return }
+        if ack.isAccepted {
+            state.durableInUseRetries = 0
+            state.firstSequence = ack.firstSequence
+            if let opened = state.opened {
+                state.opened = nil
+                opened.succeed(ack.firstSequence)
+            }
+            return
+        }
+        if retryDurableInUse(state, code: ack.code) { return }
+        subscriptionEnded(state.id, error: .broker(rawCode: ack.code, message: ack.message,
+                                                   operation: "subscribe to \(state.filter)"))
+    }
+
+    /// After a reconnect the broker may not have noticed yet that the old
+    /// connection, which held this durable name, is gone: it answers
+    /// durable_in_use. Retry with backoff (0.1 s doubling, 8 tries, about
+    /// 25 s in all) before reporting the refusal.
+    private func retryDurableInUse(_ state: SubscriptionState, code: UInt16) -> Bool {
+        guard state.isDurable, code == RelayErrorCode.durableInUse.rawValue,
+              state.durableInUseRetries < 8 else { return false }
+        let delay = TimeAmount.milliseconds(100 << Int64(state.durableInUseRetries))
+        state.durableInUseRetries += 1
+        state.attached = false
+        eventLoop.scheduleTask(in: delay) { [self] in
+            guard let current = subscriptions[state.id], current === state, session != nil, !state.attached else { return }
+            attach(state)
+            flushOutbound()
+        }
+        return true
+    }
+
+    func delivered(_ message: Message) {
+        guard let state = subscriptions[message.subscriptionID], state.attached else { return }
+        state.credit -= 1
+        guard message.sequence > state.lastSeen else {
+            // Already handed over before a reconnect: drop it, but give its credit back.
+            topUp(state)
+            return
+        }
+        state.lastSeen = message.sequence
+        state.yielded += 1
+        switch state.sink {
+        case .stream(let continuation):
+            continuation.yield(ReceivedMessage(message))
+        case .callback(let onMessage, _):
+            onMessage(ReceivedMessage(message))
+            state.consumed += 1
+            topUp(state)
+        }
+    }
+
+    /// Grants credit so that credit plus buffered messages is back to the
+    /// window, once at least half of it is missing (few CREDIT frames).
+    @discardableResult
+    private func topUp(_ state: SubscriptionState) -> Bool {
+        guard state.attached, session != nil else { return false }
+        let deficit = Int64(state.window) - state.credit - state.buffered
+        guard deficit >= max(1, Int64(state.window / 2)) else { return false }
+        state.credit += deficit
+        return write(.credit(Credit(subscriptionID: state.id, credit: UInt32(deficit))))
+    }
+
+    /// The consumer took `count` more messages from the stream.
+    func consumerTook(_ count: Int, subscription id: UInt32) {
+        guard let state = subscriptions[id] else { return }
+        state.consumed += UInt64(count)
+        if topUp(state) { flushOutbound() }
+    }
+
+    /// Cumulative ACK for a durable subscription (remembered and re-sent after a reconnect).
+    func acknowledge(upTo sequence: UInt64, subscription id: UInt32) {
+        guard let state = subscriptions[id], state.isDurable, sequence > state.ackRequested else { return }
+        state.ackRequested = sequence
+        guard state.attached, session != nil else { return }
+        write(.ack(Ack(subscriptionID: id, sequence: sequence)))
+        flushOutbound()
+    }
+
+    /// The consumer is done with the subscription.
+    func unsubscribe(_ id: UInt32) {
+        guard let state = subscriptions.removeValue(forKey: id) else { return }
+        if state.attached, session != nil {
+            write(.unsubscribe(subscriptionID: id))
+            flushOutbound()
+        }
+        state.opened?.fail(RelayClientError.closed)
+        state.opened = nil
+        state.sink.finish(nil)
+    }
+
+    /// The broker ended or refused the subscription.
+    func subscriptionEnded(_ id: UInt32, error: RelayClientError) {
+        guard let state = subscriptions.removeValue(forKey: id) else { return }
+        if let opened = state.opened {
+            state.opened = nil
+            opened.fail(error)
+        }
+        state.sink.finish(error)
+    }
+
+    func finishAllSubscriptions(_ error: RelayClientError?) {
+        let all = subscriptions.values
+        subscriptions.removeAll()
+        for state in all {
+            state.opened?.fail(error ?? RelayClientError.closed)
+            state.opened = nil
+            state.sink.finish(error)
+        }
+    }
+}

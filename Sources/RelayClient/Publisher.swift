@@ -1,0 +1,171 @@
+import NIOCore
+import RelayCore
+import RelayWire
+
+/// One message to publish.
+public struct OutgoingMessage: Sendable {
+    public var topic: String
+    public var payload: ByteBuffer
+    public var headers: [HeaderField]
+
+    public init(topic: String, payload: ByteBuffer, headers: [HeaderField] = []) {
+        self.topic = topic
+        self.payload = payload
+        self.headers = headers
+    }
+
+    public init(topic: String, payload: some Sequence<UInt8>, headers: [HeaderField] = []) {
+        self.init(topic: topic, payload: ByteBuffer(bytes: payload), headers: headers)
+    }
+
+    public init(topic: String, text: String, headers: [HeaderField] = []) {
+        self.init(topic: topic, payload: ByteBuffer(string: text), headers: headers)
+    }
+}
+
+/// Publishes messages and reports when the broker has durably stored each.
+///
+/// Publishes are pipelined: up to the in-flight window (at most the
+/// broker's `max_in_flight`) are on the wire at once, and everything handed
+/// over between two turns of the event loop goes out in one write. After a
+/// reconnect, publishes without an answer are re-sent with the same publish
+/// id in the same producer session, so a lost PUBACK never stores a message
+/// twice (the receipt says ``PublishReceipt/duplicate``).
+///
+/// ```swift
+/// let publisher = try await Publisher.connect(configuration)
+/// let receipt = try await publisher.publish(topic: "orders.created", payload: Array("hello".utf8))
+/// print("stored as", receipt.sequence)
+/// ```
+public final class Publisher: Sendable {
+    public let connection: RelayConnection
+
+    /// Uses an existing connection (shared with a ``Subscriber`` if you like).
+    public init(connection: RelayConnection) {
+        self.connection = connection
+    }
+
+    /// Connects and waits for WELCOME.
+    public static func connect(_ configuration: RelayClientConfiguration) async throws(RelayClientError) -> Publisher {
+        Publisher(connection: try await RelayConnection.connect(configuration))
+    }
+
+    /// Publishes one message and returns once the broker committed it.
+    /// Concurrent calls are pipelined.
+    public func publish(topic: String, payload: ByteBuffer, headers: [HeaderField] = []) async throws(RelayClientError) -> PublishReceipt {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<PublishReceipt, RelayClientError>, Never>) in
+            publish(topic: topic, payload: payload, headers: headers) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Publishes bytes; see ``publish(topic:payload:headers:)-(_,ByteBuffer,_)``.
+    public func publish(topic: String, payload: some Sequence<UInt8>, headers: [HeaderField] = []) async throws(RelayClientError) -> PublishReceipt {
+        try await publish(topic: topic, payload: ByteBuffer(bytes: payload), headers: headers)
+    }
+
+    /// Publishes UTF-8 text.
+    public func publish(topic: String, text: String, headers: [HeaderField] = []) async throws(RelayClientError) -> PublishReceipt {
+        try await publish(topic: topic, payload: ByteBuffer(string: text), headers: headers)
+    }
+
+    /// Fire and callback, for high throughput: returns at once; `onReceipt`
+    /// runs on the connection's event loop when the broker answered (keep it
+    /// short). The queue is not bounded: pace yourself with ``flush()`` or
+    /// by counting receipts.
+    public func publish(topic: String, payload: ByteBuffer, headers: [HeaderField] = [],
+                        onReceipt: @escaping PublishCompletion) {
+        switch Self.prepare(OutgoingMessage(topic: topic, payload: payload, headers: headers), onReceipt) {
+        case .success(let pending): connection.core.submit(.publish(pending))
+        case .failure(let error): onReceipt(.failure(error))
+        }
+    }
+
+    /// Publishes many messages in one hand-over (one write for the lot) and
+    /// returns each one's outcome, in order.
+    public func publish(batch messages: [OutgoingMessage]) async -> [Result<PublishReceipt, RelayClientError>] {
+        guard !messages.isEmpty else { return [] }
+        let collector = BatchCollector(count: messages.count)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[Result<PublishReceipt, RelayClientError>], Never>) in
+            collector.onDone = { continuation.resume(returning: $0) }
+            var submissions: [Submission] = []
+            submissions.reserveCapacity(messages.count)
+            for (index, message) in messages.enumerated() {
+                let completion: PublishCompletion = { collector.set(index, $0) }
+                switch Self.prepare(message, completion) {
+                case .success(let pending): submissions.append(.publish(pending))
+                case .failure(let error): completion(.failure(error))
+                }
+            }
+            connection.core.submit(submissions)
+        }
+    }
+
+    /// Waits until every publish handed over so far has been answered.
+    public func flush() async throws(RelayClientError) {
+        let core = connection.core
+        let promise = core.eventLoop.makePromise(of: Void.self)
+        core.submit(.barrier(promise))
+        do {
+            try await promise.futureResult.get()
+        } catch {
+            throw RelayClientError.from(error, server: core.configuration.server)
+        }
+    }
+
+    /// Closes the underlying connection (see ``RelayConnection/close()``).
+    public func close() async {
+        await connection.close()
+    }
+
+    /// Checks what can be checked before sending: the topic grammar and the headers.
+    static func prepare(_ message: OutgoingMessage, _ completion: @escaping PublishCompletion) -> Result<PendingPublish, RelayClientError> {
+        let topic: Topic
+        do {
+            topic = try Topic(message.topic)
+        } catch {
+            return .failure(.usage("cannot publish to \"\(message.topic)\": \(error.description)"))
+        }
+        if topic.isReserved {
+            return .failure(.usage("cannot publish to \"\(message.topic)\": topics starting with '_' are reserved for the broker"))
+        }
+        let headers: Headers
+        if message.headers.isEmpty {
+            headers = .empty
+        } else {
+            do {
+                headers = try Headers(message.headers)
+            } catch {
+                return .failure(.usage("cannot publish to \"\(message.topic)\": \(error.message)"))
+            }
+            guard headers.keysAreValid else {
+                return .failure(.usage("cannot publish to \"\(message.topic)\": a header key must be 1-255 characters of A-Z a-z 0-9 - _ ."))
+            }
+        }
+        return .success(PendingPublish(topic: message.topic, headers: headers, payload: message.payload, completion: completion))
+    }
+}
+
+/// Collects a batch's results (completions run on the event loop, one at a time).
+private final class BatchCollector: @unchecked Sendable {
+    // @unchecked: `set` runs only on the connection's event loop, or on the
+    // caller's thread before the batch is submitted; never concurrently.
+    var results: [Result<PublishReceipt, RelayClientError>?]
+    var remaining: Int
+    var onDone: (([Result<PublishReceipt, RelayClientError>]) -> Void)?
+
+    init(count: Int) {
+        results = Array(repeating: nil, count: count)
+        remaining = count
+    }
+
+    func set(_ index: Int, _ result: Result<PublishReceipt, RelayClientError>) {
+        guard results[index] == nil else { return }
+        results[index] = result
+        remaining -= 1
+        if remaining == 0, let onDone {
+            self.onDone = nil
+            onDone(results.map { $0 ?? .failure(RelayClientError.closed) })
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import NIOCore
+import RelayTLS
+import RelayWire
+
+/// How reconnecting behaves after a connection was lost.
+public struct ReconnectPolicy: Sendable, Hashable {
+    /// Reconnect at all; false: a lost connection fails everything pending.
+    public var enabled: Bool
+    /// Also retry when the very first connection attempt fails for a
+    /// transient reason (refused, timed out). The CLIs keep this off so a
+    /// wrong address fails at once.
+    public var retryInitialConnection: Bool
+    /// The first delay; each further attempt doubles it, up to ``maximumDelay``.
+    public var initialDelay: Duration
+    public var maximumDelay: Duration
+    /// Random spread added to each delay, as a fraction of it (0.2: up to +20%).
+    public var jitter: Double
+    /// Give up after this many consecutive failed attempts; nil: never.
+    public var maximumAttempts: Int?
+
+    public init(enabled: Bool = true, retryInitialConnection: Bool = false, initialDelay: Duration = .milliseconds(50),
+                maximumDelay: Duration = .seconds(5), jitter: Double = 0.2, maximumAttempts: Int? = nil) {
+        self.enabled = enabled
+        self.retryInitialConnection = retryInitialConnection
+        self.initialDelay = initialDelay
+        self.maximumDelay = maximumDelay
+        self.jitter = jitter
+        self.maximumAttempts = maximumAttempts
+    }
+
+    /// No reconnecting.
+    public static let never = ReconnectPolicy(enabled: false)
+
+    /// The delay before attempt `attempt` (1-based), with jitter.
+    public func delay(attempt: Int) -> Duration {
+        let base = initialDelay * Int(1 << min(max(attempt - 1, 0), 20))
+        let capped = min(base, maximumDelay)
+        let spread = max(0, jitter) * Double.random(in: 0...1)
+        return capped + capped * spread
+    }
+}
+
+/// Where to connect and as whom. Build it from files
+/// (``init(host:port:certificatePath:privateKeyPath:caPath:)``), from
+/// in-memory PEM through a ``RelayTLS/TLSClientConfiguration``, or from the
+/// CLIs' ``ClientSettings``.
+public struct RelayClientConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Certificate, key, trusted CA and the broker's expected name.
+    public var tls: TLSClientConfiguration
+    /// Free text for the broker's logs (program and version).
+    public var clientName: String
+    public var reconnect: ReconnectPolicy
+    public var connectTimeout: TimeAmount
+    /// How long to wait for WELCOME after the TCP connection is up.
+    public var helloTimeout: TimeAmount
+    /// The largest frame this client accepts (sent in HELLO).
+    public var maxFrameSize: Int
+    /// Most publishes awaiting PUBACK; the broker's `max_in_flight` caps it further.
+    public var maxInFlight: Int
+
+    public init(host: String, port: Int, tls: TLSClientConfiguration, clientName: String = "relay-swift-client",
+                reconnect: ReconnectPolicy = ReconnectPolicy(), connectTimeout: TimeAmount = .seconds(5),
+                helloTimeout: TimeAmount = .seconds(10), maxFrameSize: Int = FrameLayout.defaultMaxFrameSize,
+                maxInFlight: Int = 4096) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.clientName = clientName
+        self.reconnect = reconnect
+        self.connectTimeout = connectTimeout
+        self.helloTimeout = helloTimeout
+        self.maxFrameSize = maxFrameSize
+        self.maxInFlight = maxInFlight
+    }
+
+    /// From PEM files; the broker's certificate must carry `host` (DNS name
+    /// or IP address), unless `serverName` names what it carries instead.
+    public init(host: String, port: Int, certificatePath: String, privateKeyPath: String, caPath: String,
+                serverName: String? = nil) {
+        self.init(host: host, port: port, tls: TLSClientConfiguration(
+            certificateChain: .file(certificatePath), privateKey: .file(privateKeyPath),
+            trustRoots: [.file(caPath)], serverName: serverName ?? host))
+    }
+
+    /// From settings resolved by the CLIs (flags, environment, profile).
+    public init(settings: ClientSettings) throws(RelayClientError) {
+        guard let (host, port) = settings.hostAndPort else {
+            throw .usage("server \"\(settings.server)\" is not HOST:PORT (for example 127.0.0.1:7443)")
+        }
+        self.init(host: host, port: port, certificatePath: settings.certificate, privateKeyPath: settings.privateKey,
+                  caPath: settings.ca)
+    }
+
+    /// `host:port`, for messages.
+    public var server: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

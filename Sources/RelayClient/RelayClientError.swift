@@ -1,0 +1,173 @@
+import NIOCore
+import RelayCore
+import RelayTLS
+import RelayWire
+
+/// Everything the client library throws, in plain words that say what
+/// happened and what to do, with a ``Category`` the CLIs turn into exit codes.
+public struct RelayClientError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of failure this is; decides the CLI exit code.
+    public enum Category: Sendable, Hashable {
+        /// The broker's policy refused this identity or operation (exit code 1).
+        case denied
+        /// The request itself is wrong: bad topic, filter, file, setting (exit code 2).
+        case usage
+        /// The broker could not be reached, TLS failed, or the connection was lost (exit code 3).
+        case connection
+    }
+
+    public var category: Category
+    /// The broker's error code, when the broker sent one.
+    public var code: RelayErrorCode?
+    /// The whole explanation, fit to print.
+    public var message: String
+    /// False when retrying cannot help (the broker refused the certificate,
+    /// policy denied the identity, a setting is wrong): reconnecting stops.
+    public var isRetryable: Bool
+
+    public init(category: Category, code: RelayErrorCode? = nil, message: String, isRetryable: Bool = false) {
+        self.category = category
+        self.code = code
+        self.message = message
+        self.isRetryable = isRetryable
+    }
+
+    public var description: String { message }
+
+    /// The conventional exit code of the Relay CLIs for this error.
+    public var exitCode: Int32 {
+        switch category {
+        case .denied: return 1
+        case .usage: return 2
+        case .connection: return 3
+        }
+    }
+}
+
+extension RelayClientError {
+    static func usage(_ message: String) -> RelayClientError {
+        RelayClientError(category: .usage, message: message)
+    }
+
+    static func connectionLost(_ message: String) -> RelayClientError {
+        RelayClientError(category: .connection, message: message, isRetryable: true)
+    }
+
+    /// The client was closed by its owner.
+    public static let closed = RelayClientError(category: .connection,
+                                                message: "the connection was closed by this client before the operation finished")
+
+    /// Maps a broker error code (ERR, PUBERR, SUBACK) to plain words.
+    public static func broker(rawCode: UInt16, message: String, operation: String? = nil) -> RelayClientError {
+        let what = operation.map { "\($0): " } ?? ""
+        let detail = message.isEmpty ? "" : " (broker said: \(message))"
+        guard let code = RelayErrorCode(rawValue: rawCode) else {
+            return RelayClientError(category: .connection, message: "\(what)the broker answered with error code \(rawCode), "
+                + "which this client does not know\(detail); upgrade the client", isRetryable: rawCode >= 0x0100)
+        }
+        let category: Category
+        var retryable = false
+        switch code {
+        case .identityRefused, .notAuthorized, .subscriptionRevoked:
+            category = .denied
+        case .invalidTopic, .invalidFilter, .invalidHeaders, .payloadTooLarge, .reservedTopic, .invalidStartPosition,
+             .duplicateSubscriptionID, .tooManySubscriptions, .durableInUse, .unknownSubscription:
+            category = .usage
+        case .tooManyConnections, .serverShuttingDown, .internalError, .helloTimeout, .storageFull, .storageFailure,
+             .tooManyInFlight:
+            category = .connection
+            retryable = true
+        default:
+            category = .connection
+        }
+        let words: String
+        switch code {
+        case .identityRefused:
+            words = "the broker's policy grants this certificate nothing (identity_refused); ask the operator to add an [[acl.rule]] that matches it (try `relayctl acl explain`)"
+        case .notAuthorized:
+            words = "the broker's policy does not allow this certificate to do that (not_authorized); ask the operator to grant it (try `relayctl acl explain`)"
+        case .certificateRevoked:
+            words = "the broker refused this client certificate: it was revoked (certificate_revoked); obtain a new certificate"
+        case .certificateExpired:
+            words = "the broker refused this client certificate: it has expired (certificate_expired); renew it"
+        default:
+            words = "\(code.explanation) (\(code.name))"
+        }
+        return RelayClientError(category: category, code: code, message: what + words + detail, isRetryable: retryable)
+    }
+
+    /// Maps anything a connection attempt or a live connection can fail with.
+    static func from(_ error: any Error, server: String) -> RelayClientError {
+        switch error {
+        case let e as RelayClientError: return e
+        case let e as TLSError: return tls(e, server: server)
+        case let e as TLSConfigurationError:
+            return RelayClientError(category: .usage, message: "TLS settings are unusable: \(e.description)")
+        case let e as WireError:
+            return RelayClientError(category: .connection, code: e.code,
+                                    message: "the broker at \(server) sent something this client cannot read (\(e.description)); check that \(server) is a Relay broker of a compatible version")
+        case let e as IOError:
+            return connectionLost("cannot talk to the broker at \(server): \(e.description); check that relayd is running and listening there")
+        case let e as ChannelError:
+            switch e {
+            case .connectTimeout:
+                return connectionLost("cannot connect to the broker at \(server): the connection attempt timed out; check the address and any firewall")
+            default:
+                return connectionLost("the connection to the broker at \(server) failed: \(e)")
+            }
+        default:
+            let text = String(describing: error)
+            if text.contains("connection refused") || text.contains("Connection refused") {
+                return connectionLost("cannot connect to the broker at \(server): connection refused; check that relayd is running and listening there")
+            }
+            return connectionLost("the connection to the broker at \(server) failed: \(text)")
+        }
+    }
+
+    /// TLS failures in plain words. With TLS 1.3 a refused client certificate
+    /// shows up as an alert on the first read after the handshake.
+    public static func tls(_ error: TLSError, server: String) -> RelayClientError {
+        switch error {
+        case .alertReceived(let code, let description):
+            let alert = description.lowercased()
+            let name = alert.replacingOccurrences(of: " ", with: "_")
+            let words: String
+            switch alert {
+            case "certificate revoked":
+                words = "the broker refused this client certificate: it was revoked (TLS alert certificate_revoked); obtain a new certificate"
+            case "unknown ca":
+                words = "the broker does not trust this certificate's CA (TLS alert unknown_ca); use a certificate issued by a CA the broker lists in [tls] client_ca"
+            case "certificate expired":
+                words = "the broker refused this client certificate: it has expired or is not yet valid (TLS alert certificate_expired); renew it"
+            case "certificate required":
+                words = "the broker requires a client certificate and none was sent (TLS alert certificate_required); pass --cert and --key"
+            case "unsupported certificate":
+                words = "the broker refused this client certificate: it is not valid for client authentication (TLS alert unsupported_certificate); issue one with the clientAuth extended key usage"
+            case "bad certificate", "certificate unknown", "decrypt error":
+                words = "the broker refused this client certificate (TLS alert \(name)); check that it and its key belong together and are issued by a CA the broker trusts"
+            case "protocol version":
+                words = "the broker and this client share no TLS version (TLS alert protocol_version)"
+            default:
+                words = "the broker refused the TLS connection (TLS alert \(name), code \(code))"
+            }
+            return RelayClientError(category: .connection, message: words)
+        case .certificateRejected(_, let reason):
+            return RelayClientError(category: .connection, message:
+                "this client does not trust the broker's certificate at \(server): \(reason); check that --ca names the CA that issued the broker's certificate and that the server name matches a name in that certificate")
+        case .noPeerCertificate:
+            return RelayClientError(category: .connection, message: "the broker at \(server) presented no certificate; check that it is a Relay broker")
+        case .handshakeFailed(let reason):
+            return RelayClientError(category: .connection, message: "the TLS handshake with \(server) failed: \(reason); check that it is a Relay broker (it speaks TLS only)")
+        case .handshakeTimedOut(let ms):
+            return connectionLost("the TLS handshake with \(server) did not finish within \(ms) ms; check that it is a Relay broker and reachable")
+        case .unexpectedEOF(let duringHandshake):
+            return connectionLost(duringHandshake
+                ? "the broker at \(server) closed the connection during the TLS handshake; check that this certificate is issued by a CA the broker trusts"
+                : "the broker at \(server) closed the connection")
+        case .protocolError(let reason):
+            return connectionLost("TLS error on the connection to \(server): \(reason)")
+        case .writeAfterClose:
+            return connectionLost("the connection to \(server) was already closed")
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import RelayCLISupport
+
+await CLIRunner.main(RelayPub.self)

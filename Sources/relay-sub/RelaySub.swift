@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import NIOConcurrencyHelpers
+import RelayCLISupport
+import RelayClient
+
+/// `relay-sub`: print messages from a Relay broker.
+struct RelaySub: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay-sub",
+        abstract: "Subscribe to topics on a Relay broker and print the messages.",
+        discussion: """
+        Each message shows who published it, as the broker verified from the \
+        publisher's certificate.
+
+        Examples:
+          relay-sub --server 127.0.0.1:7443 --cert billing.pem --key billing.key --ca ca.pem --topic 'orders.>'
+          relay-sub --profile prod --topic 'orders.*.created' --from earliest --count 10 --format json
+          relay-sub --topic sensors.t1 --from last:5 --timeout 30 --format raw > readings.txt
+          relay-sub --topic 'orders.>' --durable billing-worker --from earliest
+
+        --from takes earliest, latest (the default), seq:N, time:RFC3339 (e.g. \
+        time:2024-05-01T12:00:00Z) or last:N. A --durable subscription resumes after \
+        the last message it printed, across runs.
+
+        Exit codes: 0 done (--count reached, --timeout elapsed), 1 denied by the broker's \
+        policy, 2 usage error, 3 connection or TLS failure.
+        """)
+
+    @OptionGroup var client: ClientOptions
+
+    @Option(name: .long, help: ArgumentHelp("A topic filter to subscribe to (repeatable); '*' matches one token, '>' the rest.",
+                                            valueName: "filter"))
+    var topic: [String]
+
+    @Option(name: .long, help: ArgumentHelp("Where to start: earliest, latest, seq:N, time:RFC3339, last:N.", valueName: "position"))
+    var from: String = "latest"
+
+    @Option(name: .long, help: ArgumentHelp("Keep a durable cursor with this name (one --topic only).", valueName: "name"))
+    var durable: String?
+
+    @Option(name: .long, help: "Exit after this many messages.")
+    var count: Int?
+
+    @Option(name: .long, help: "Exit after this many seconds.")
+    var timeout: Double?
+
+    @Option(name: .long, help: "Output: pretty (default), json (one object per line) or raw (payload and a newline).")
+    var format: MessageFormat = .pretty
+
+    func validate() throws {
+        guard !topic.isEmpty else { throw ValidationError("give at least one --topic") }
+        if durable != nil, topic.count > 1 { throw ValidationError("--durable takes exactly one --topic") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
+
+    func run() async throws {
+        let start = try parseStartPosition(from)
+        let configuration = try client.configuration(clientName: "relay-sub")
+        let subscriber = try await Subscriber.connect(configuration)
+        var subscriptions: [RelaySubscription] = []
+        for filter in topic {
+            subscriptions.append(try await subscriber.subscribe(filter: filter, from: start, durable: durable))
+        }
+        let received = NIOLockedValueBox(0)
+        let format = self.format, count = self.count, timeout = self.timeout
+        let outcome: Result<Void, RelayClientError> = await withTaskGroup(of: Result<Void, RelayClientError>?.self) { group in
+            for subscription in subscriptions {
+                group.addTask {
+                    do {
+                        for try await message in subscription {
+                            let done = received.withLockedValue { n -> Bool? in
+                                if let count, n >= count { return nil }
+                                n += 1
+                                writeOut(format.render(message))
+                                return count.map { n >= $0 } ?? false
+                            }
+                            guard let done else { return .success(()) }
+                            subscription.ack(message)
+                            if done { return .success(()) }
+                        }
+                        return .failure(RelayClientError(category: .connection,
+                                                         message: "the subscription to \(subscription.filter) ended"))
+                    } catch let error as RelayClientError {
+                        return .failure(error)
+                    } catch {
+                        return .failure(RelayClientError(category: .connection, message: "\(error)"))
+                    }
+                }
+            }
+            if let timeout {
+                group.addTask {
+                    try? await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
+                    return .success(())
+                }
+            }
+            let first = await group.next() ?? .success(())
+            group.cancelAll()
+            return first ?? .success(())
+        }
+        await subscriber.connection.close()
+        let total = received.withLockedValue { $0 }
+        if timeout != nil || count != nil { printError("relay-sub: received \(total) message(s)") }
+        try outcome.get()
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import NIOCore
+import RelayCore
+import RelayTestSupport
+import RelayWire
+import Testing
+
+@Suite("relayd end to end: bad input closes only the offender", .serialized)
+struct ProtocolAbuseTests {
+    /// Expects the connection to end with ERR `code` (or a plain close).
+    func expectClosed(_ client: FrameClient, with code: RelayErrorCode) async throws {
+        var seen: RelayErrorCode?
+        while let frame = try await client.next() {
+            if case .error(let error) = frame { seen = error.errorCode }
+        }
+        #expect(seen == code)
+    }
+
+    @Test("malformed, oversized and unknown frames close that connection; another keeps working")
+    func badFrames() async throws {
+        let relayd = try RelaydFixture()
+        defer { Task { await relayd.stop() } }
+        try await relayd.start()
+        let good = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await good.hello()
+        _ = try await good.publish("ok.a", count: 1)
+
+        // A frame whose length claims 4 GiB.
+        let huge = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await huge.hello()
+        try await huge.sendRaw([0xFF, 0xFF, 0xFF, 0xFF, 0x10, 0x00])
+        try await expectClosed(huge, with: .frameTooLarge)
+
+        // An undefined frame type.
+        let unknown = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await unknown.hello()
+        try await unknown.sendRaw([0, 0, 0, 2, 0x7E, 0])
+        try await expectClosed(unknown, with: .unknownFrameType)
+
+        // A PUB truncated inside its topic.
+        let truncated = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await truncated.hello()
+        try await truncated.sendRaw([0, 0, 0, 6, 0x10, 0, 0, 0, 0, 1])
+        try await expectClosed(truncated, with: .protocolViolation)
+
+        // Anything before HELLO.
+        let rude = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await rude.send(.ping(token: 1))
+        try await expectClosed(rude, with: .helloRequired)
+
+        // The good connection never noticed.
+        let acks = try await good.publish("ok.a", count: 3, firstID: 10)
+        #expect(acks.count == 3)
+        await good.close()
+    }
+
+    @Test("refused operations keep the connection: invalid topic, wildcard topic, reserved topic, bad filter")
+    func operationErrorsKeepConnection() async throws {
+        let relayd = try RelaydFixture()
+        defer { Task { await relayd.stop() } }
+        try await relayd.start()
+        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await client.hello()
+        for (id, topic, code) in [(UInt64(1), "a..b", RelayErrorCode.invalidTopic), (2, "a.*", .invalidTopic),
+                                  (3, "_relay.x", .reservedTopic)] {
+            try await client.send(.publish(Publish(publishID: id, topic: topic, payload: ByteBuffer(string: "x"))))
+            guard case .publishError(let error) = try await client.next() else {
+                Issue.record("no PUBERR for \(topic)")
+                continue
+            }
+            #expect(error.publishID == id && error.errorCode == code)
+        }
+        let bad = try await client.subscribe(1, "a.>.b")
+        #expect(bad.errorCode == .invalidFilter)
+        #expect(try await client.publish("fine", count: 1, firstID: 9).count == 1)
+        await client.close()
+    }
+
+    @Test("no HELLO within the hello timeout closes the connection")
+    func helloTimeout() async throws {
+        let relayd = try RelaydFixture()
+        defer { Task { await relayd.stop() } }
+        try await relayd.start()
+        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await expectClosed(client, with: .helloTimeout)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import RelayClient
+import RelayTestSupport
+import Testing
+
+/// relay-pub and relay-sub as processes against the real relayd.
+@Suite("relay-pub and relay-sub")
+struct CLITests {
+    @Test("relay-pub --message --count --verbose prints each receipt; relay-sub --format json prints the documented schema")
+    func publishAndJSON() async throws {
+        let broker = try await startBroker()
+        defer { Task { await broker.stop() } }
+        let pub = try await runCLI("relay-pub", broker.cliArguments()
+            + ["--topic", "cli.json", "--message", "hello \"json\"", "--header", "k=v", "--count", "3", "--verbose"])
+        #expect(pub.status == 0, "\(pub.stderr)")
+        #expect(pub.stdout.filter { $0.hasPrefix("published sequence=") }.count == 3, "\(pub.stdout)")
+        let sub = try await runCLI("relay-sub", broker.cliArguments()
+            + ["--topic", "cli.>", "--from", "earliest", "--count", "3", "--format", "json"])
+        #expect(sub.status == 0, "\(sub.stderr)")
+        #expect(sub.stdout.count == 3)
+        let session = try await RelayConnection.connect(broker.clientConfiguration())
+        let principal = try #require(await session.session?.principal)
+        await session.close()
+        var sequences: [Int] = []
+        for line in sub.stdout {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["topic"] as? String == "cli.json")
+            sequences.append(object["sequence"] as? Int ?? -1)
+            #expect((object["timestamp"] as? String)?.hasSuffix("Z") == true)
+            #expect(object["payload"] as? String == "hello \"json\"")
+            #expect(object["payload_encoding"] as? String == "utf8")
+            let publisher = try #require(object["publisher"] as? [String: Any])
+            #expect(publisher["principal"] as? String == principal)
+            #expect((publisher["fingerprint"] as? String)?.count == 64)
+            let headers = try #require(object["headers"] as? [[String: String]])
+            #expect(headers == [["key": "k", "value": "v"]])
+        }
+        #expect(sequences == sequences.sorted() && Set(sequences).count == 3 && sequences.allSatisfy { $0 >= 1 })
+    }
+
+    @Test("relay-pub --lines publishes each stdin line; relay-sub --format raw prints the payloads, pretty shows topic, sequence and publisher")
+    func linesRawPretty() async throws {
+        let broker = try await startBroker()
+        defer { Task { await broker.stop() } }
+        let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.lines", "--lines"],
+                                   stdin: "alpha\nbeta\ngamma\n")
+        #expect(pub.status == 0, "\(pub.stderr)")
+        let raw = try await runCLI("relay-sub", broker.cliArguments()
+            + ["--topic", "cli.lines", "--from", "earliest", "--count", "3", "--format", "raw"])
+        #expect(raw.status == 0, "\(raw.stderr)")
+        #expect(raw.stdout == ["alpha", "beta", "gamma"])
+        let pretty = try await runCLI("relay-sub", broker.cliArguments()
+            + ["--topic", "cli.*", "--from", "last:1", "--count", "1"])
+        #expect(pretty.status == 0, "\(pretty.stderr)")
+        let line = try #require(pretty.stdout.first)
+        #expect(line.contains("cli.lines") && line.contains(" #") && line.contains("from ") && line.hasSuffix("gamma"), "\(line)")
+    }
+
+    @Test("binary payloads from --file show as a hex preview in pretty output")
+    func binaryFile() async throws {
+        let broker = try await startBroker()
+        defer { Task { await broker.stop() } }
+        let file = broker.directory.file("blob.bin")
+        try Data([0xff, 0x00, 0xfe, 0x01]).write(to: URL(fileURLWithPath: file))
+        let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.bin", "--file", file])
+        #expect(pub.status == 0, "\(pub.stderr)")
+        let sub = try await runCLI("relay-sub", broker.cliArguments() + ["--topic", "cli.bin", "--from", "earliest", "--count", "1"])
+        #expect(sub.stdout.first?.contains("<binary, 4 bytes: ff00fe01>") == true, "\(sub.stdout)")
+    }
+
+    @Test("relay-sub --timeout exits 0 when the time is up and reports how many messages it received")
+    func timeout() async throws {
+        let broker = try await startBroker()
+        defer { Task { await broker.stop() } }
+        let sub = try await runCLI("relay-sub", broker.cliArguments() + ["--topic", "quiet.>", "--timeout", "1"])
+        #expect(sub.status == 0, "\(sub.stderr)")
+        #expect(sub.stderr.contains { $0.contains("received 0 message(s)") }, "\(sub.stderr)")
+    }
+
+    @Test("relay-sub --durable resumes after the last message a previous run printed; --from seq:N and time: work")
+    func durableAndPositions() async throws {
+        let broker = try await startBroker()
+        defer { Task { await broker.stop() } }
+        let publisher = try await Publisher.connect(broker.clientConfiguration())
+        var receipts: [PublishReceipt] = []
+        for text in ["1", "2", "3", "4"] { receipts.append(try await publisher.publish(topic: "cli.d", text: text)) }
+        await publisher.close()
+        let base = broker.cliArguments() + ["--topic", "cli.d", "--format", "raw"]
+        let first = try await runCLI("relay-sub", base + ["--durable", "cli-worker", "--from", "earliest", "--count", "2"])
+        #expect(first.stdout == ["1", "2"])
+        let second = try await runCLI("relay-sub", base + ["--durable", "cli-worker", "--count", "2"])
+        #expect(second.stdout == ["3", "4"], "\(second.stderr)")
+        let fromSeq = try await runCLI("relay-sub", base + ["--from", "seq:\(receipts[2].sequence)", "--count", "2"])
+        #expect(fromSeq.stdout == ["3", "4"])
+        let fromTime = try await runCLI("relay-sub", base + ["--from", "time:2000-01-01T00:00:00Z", "--count", "4"])
+        #expect(fromTime.stdout == ["1", "2", "3", "4"])
+    }
+
+    @Test("exit codes: 2 for usage errors, 1 for a publish the policy denies")
+    func exitCodes() async throws {
+        let acl = """
+        [[acl.rule]]
+        name = "limited"
+        match = {}
+        publish = ["ok.>"]
+        subscribe = ["ok.>"]
+        """
+        let broker = try await startBroker(acl: acl)
+        defer { Task { await broker.stop() } }
+        let args = broker.cliArguments()
+        #expect(try await runCLI("relay-pub", args + ["--message", "x"]).status == 2)  // no --topic
+        #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x", "--lines"]).status == 2)
+        #expect(try await runCLI("relay-pub", args + ["--topic", "bad..topic", "--message", "x"]).status == 2)
+        #expect(try await runCLI("relay-sub", args + ["--topic", "ok.>", "--from", "yesterday"]).status == 2)
+        #expect(try await runCLI("relay-pub", ["--topic", "ok.a", "--message", "x"], environment: ["HOME": broker.directory.path]).status == 2)
+        let denied = try await runCLI("relay-pub", args + ["--topic", "secret.a", "--message", "x"])
+        #expect(denied.status == 1)
+        #expect(denied.stderr.joined().contains("not_authorized"), "\(denied.stderr)")
+        let deniedSub = try await runCLI("relay-sub", args + ["--topic", "secret.>", "--count", "1"])
+        #expect(deniedSub.status == 1)
+        #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x"]).status == 0)
+        let help = try await runCLI("relay-pub", ["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.joined(separator: "\n").contains("Examples:"))
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import RelayClient
+import RelayTestSupport
+import RelayTLS
+import Testing
+
+/// Every verified identity may publish and subscribe everywhere.
+let allowAllACL = """
+[[acl.rule]]
+name = "allow-all"
+match = {}
+publish = [">"]
+subscribe = [">"]
+"""
+
+/// A running relayd with the test PKI; `stop()` when done.
+func startBroker(acl: String = allowAllACL, crl: String? = nil, pki: TLSTestPKI? = nil) async throws -> RelaydFixture {
+    let fixture = try RelaydFixture(pki: pki, acl: acl, crl: crl)
+    try await fixture.start()
+    return fixture
+}
+
+extension RelaydFixture {
+    /// A library configuration for `client` (alice by default) with fast reconnects.
+    func clientConfiguration(_ client: TLSTestPKI.Files? = nil, reconnect: ReconnectPolicy = ReconnectPolicy(
+        initialDelay: .milliseconds(20), maximumDelay: .milliseconds(500))) -> RelayClientConfiguration {
+        let files = client ?? pki.alice
+        var configuration = RelayClientConfiguration(host: "127.0.0.1", port: port, certificatePath: files.certificate,
+                                                     privateKeyPath: files.key, caPath: pki.ca.certificate)
+        configuration.reconnect = reconnect
+        configuration.clientName = "relay-client-tests"
+        return configuration
+    }
+
+    /// `--server --cert --key --ca` for the CLIs.
+    func cliArguments(_ client: TLSTestPKI.Files? = nil, caPath: String? = nil) -> [String] {
+        let files = client ?? pki.alice
+        return ["--server", "127.0.0.1:\(port)", "--cert", files.certificate, "--key", files.key,
+                "--ca", caPath ?? pki.ca.certificate]
+    }
+}
+
+/// Takes `count` messages from `subscription`, failing after `timeout` seconds.
+func take(_ count: Int, from subscription: RelaySubscription, timeout: Double = 30) async throws -> [ReceivedMessage] {
+    try await withThrowingTaskGroup(of: [ReceivedMessage].self) { group in
+        group.addTask {
+            var out: [ReceivedMessage] = []
+            out.reserveCapacity(count)
+            if count == 0 { return out }
+            for try await message in subscription {
+                out.append(message)
+                if out.count == count { break }
+            }
+            return out
+        }
+        group.addTask {
+            try await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
+            throw HarnessError.timeout("fewer than \(count) messages within \(timeout) s")
+        }
+        defer { group.cancelAll() }
+        guard let result = try await group.next() else { throw HarnessError.timeout("no result") }
+        return result
+    }
+}
+
+enum HarnessError: Error, CustomStringConvertible {
+    case timeout(String)
+    var description: String {
+        switch self { case .timeout(let m): return m }
+    }
+}
+
+/// Runs a built CLI to completion and returns (status, stdout lines, stderr lines).
+func runCLI(_ name: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil,
+            timeout: Double = 60) async throws -> (status: Int32, stdout: [String], stderr: [String]) {
+    let child = try ChildProcess(try ProductLocator.executable(name), arguments, environment: environment)
+    if let stdin { child.writeToStdin(stdin) }
+    child.closeStdin()
+    guard let status = await child.waitForExit(timeout: timeout) else {
+        child.signal(SIGKILL)
+        throw HarnessError.timeout("\(name) did not exit within \(timeout) s:\n\(child.transcript)")
+    }
+    return (status, child.stdoutLines, child.stderrLines)
+}
