@@ -72,6 +72,26 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        // The same pattern for the config parser, policy templating and DER
+        // identity extraction (Fuzz/run-*.sh; checks shared with the corpus tests).
+        .executableTarget(
+            name: "relay-fuzz-config-parser",
+            dependencies: ["RelayBroker", "RelayCore", "CLibFuzzer"],
+            path: "Fuzz/ConfigParser",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-fuzz-policy-template",
+            dependencies: ["RelayPolicy", "RelayCore", "CLibFuzzer"],
+            path: "Fuzz/PolicyTemplate",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay-fuzz-certificate-identity",
+            dependencies: ["RelayTLS", "RelayCore", "CLibFuzzer"],
+            path: "Fuzz/CertificateIdentity",
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: RelayTLS
         .target(
@@ -207,6 +227,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: RelayBench — load scenarios behind `relayctl bench`
+        .target(
+            name: "RelayBench",
+            dependencies: [
+                "RelayClient", "RelayTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
         .executableTarget(
             name: "relayd",
@@ -230,7 +262,7 @@ let package = Package(
         .executableTarget(
             name: "relayctl",
             dependencies: [
-                "RelayCLISupport", "RelayBroker", "RelayTLS", "RelayCore", "RelayPolicy",
+                "RelayCLISupport", "RelayBroker", "RelayTLS", "RelayCore", "RelayPolicy", "RelayBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -238,6 +270,14 @@ let package = Package(
         .executableTarget(
             name: "Examples",
             dependencies: ["RelayClient", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // Long soak and leak check against the real relayd (`make soak`; not part of `make test`).
+        .executableTarget(
+            name: "relay-soak",
+            dependencies: ["RelayClient", "RelayTestSupport",
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
 

@@ -8,11 +8,10 @@ import RelayWire
 /// client-library logic, so tests can send exactly what they mean —
 /// including malformed bytes — and see every frame the broker answers.
 public final class FrameClient: @unchecked Sendable {
-    // @unchecked: `iterator` is only used by the one test task that owns the client.
+    // @unchecked: `stashed` is only used by the one test task that owns the
+    // client; the inbox is lock-protected.
     public let channel: any Channel
-    private let inbox: AsyncThrowingStream<Frame, any Error>
-    private let reader: IteratorBox
-    private var pending: Task<Frame?, any Error>?
+    private let inbox: FrameInbox
     /// Frames a helper read past while looking for a reply; `next` returns them first.
     private var stashed: [Frame] = []
 
@@ -20,7 +19,7 @@ public final class FrameClient: @unchecked Sendable {
 
     public static func connect(port: Int, pki: TLSTestPKI, as client: TLSTestPKI.Files? = nil) async throws -> FrameClient {
         let context = try TLSClientContext(configuration: pki.clientConfiguration(client))
-        let (stream, continuation) = AsyncThrowingStream<Frame, any Error>.makeStream()
+        let inbox = FrameInbox()
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -28,17 +27,16 @@ public final class FrameClient: @unchecked Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(try context.makeHandler())
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(role: .client, maxFrameSize: 64 << 20)))
-                    try sync.addHandler(Collector(continuation: continuation))
+                    try sync.addHandler(Collector(inbox: inbox))
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
-        return FrameClient(channel: channel, inbox: stream)
+        return FrameClient(channel: channel, inbox: inbox)
     }
 
-    private init(channel: any Channel, inbox: AsyncThrowingStream<Frame, any Error>) {
+    private init(channel: any Channel, inbox: FrameInbox) {
         self.channel = channel
         self.inbox = inbox
-        self.reader = IteratorBox(inbox.makeAsyncIterator())
     }
 
     /// Sends frames in one write.
@@ -53,39 +51,31 @@ public final class FrameClient: @unchecked Sendable {
         try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
     }
 
+    /// Stops reading from the socket, so the broker's writes fill the TCP
+    /// window: a subscriber that has stalled.
+    public func pauseReading() async throws {
+        try await channel.setOption(.autoRead, value: false)
+    }
+
+    public func resumeReading() async throws {
+        try await channel.setOption(.autoRead, value: true)
+        channel.read()
+    }
+
     /// The next frame, nil when the connection closed, or the error that closed it.
-    /// On timeout the pending read keeps waiting and the next call gets its frame.
     public func next(timeout: TimeAmount = .seconds(10)) async throws -> Frame? {
         if !stashed.isEmpty { return stashed.removeFirst() }
-        if pending == nil {
-            let reader = self.reader
-            pending = Task { try await reader.next() }
-        }
-        guard let read = pending else { return nil }
-        // Race the read against a timer without a task group: a group would
-        // wait for its reading child, and awaiting `Task.value` ignores
-        // cancellation, so a timeout would never return.
-        let outcome: Result<Frame?, any Error>? = await withCheckedContinuation { continuation in
-            let resumed = NIOLockedValueBox(false)
-            let finish: @Sendable (Result<Frame?, any Error>?) -> Void = { result in
-                let first = resumed.withLockedValue { done in
-                    defer { done = true }
-                    return !done
-                }
-                if first { continuation.resume(returning: result) }
-            }
-            let timer = Task {
-                try? await Task.sleep(nanoseconds: UInt64(timeout.nanoseconds))
-                finish(nil)
-            }
-            Task {
-                do { finish(.success(try await read.value)) } catch { finish(.failure(error)) }
-                timer.cancel()
+        let deadline = NIODeadline.now() + timeout
+        while true {
+            switch inbox.pop() {
+            case .frame(let frame): return frame
+            case .closed(nil): return nil
+            case .closed(let error?): throw error
+            case .empty:
+                guard NIODeadline.now() < deadline else { throw FrameClientError.timeout }
+                await inbox.waitForMore(until: deadline, on: channel.eventLoop)
             }
         }
-        guard let outcome else { throw FrameClientError.timeout }
-        pending = nil
-        return try outcome.get()
     }
 
     /// Reads until `isReply` accepts a frame and returns it; frames read on
@@ -98,13 +88,6 @@ public final class FrameClient: @unchecked Sendable {
             if isReply(frame) { return frame }
             skipped.append(frame)
         }
-    }
-
-    /// Carries the stream iterator into the reading task; only one read runs at a time.
-    private final class IteratorBox: @unchecked Sendable {
-        var iterator: AsyncThrowingStream<Frame, any Error>.AsyncIterator
-        init(_ iterator: AsyncThrowingStream<Frame, any Error>.AsyncIterator) { self.iterator = iterator }
-        func next() async throws -> Frame? { try await iterator.next() }
     }
 
     /// HELLO, then WELCOME (or the ERR that refused us, as an error).
@@ -124,13 +107,71 @@ public final class FrameClient: @unchecked Sendable {
 
     private final class Collector: ChannelInboundHandler {
         typealias InboundIn = Frame
-        let continuation: AsyncThrowingStream<Frame, any Error>.Continuation
-        init(continuation: AsyncThrowingStream<Frame, any Error>.Continuation) { self.continuation = continuation }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) { continuation.yield(unwrapInboundIn(data)) }
-        func channelInactive(context: ChannelHandlerContext) { continuation.finish() }
+        let inbox: FrameInbox
+        init(inbox: FrameInbox) { self.inbox = inbox }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { inbox.push(unwrapInboundIn(data)) }
+        func channelInactive(context: ChannelHandlerContext) { inbox.finish(nil) }
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            continuation.finish(throwing: error)
+            inbox.finish(error)
             context.close(promise: nil)
+        }
+    }
+}
+
+/// Frames received and not yet taken, shared by the channel (producer) and
+/// the test task (consumer). Taking a frame that is already here costs no
+/// task or continuation, so tests can drain a million deliveries quickly.
+final class FrameInbox: @unchecked Sendable {
+    // @unchecked: every field is guarded by `lock`.
+    enum Pop { case frame(Frame), closed((any Error)?), empty }
+
+    private let lock = NIOLock()
+    private var frames = CircularBuffer<Frame>()
+    private var closed = false
+    private var closeError: (any Error)?
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    func push(_ frame: Frame) {
+        let waiter = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            frames.append(frame)
+            defer { self.waiter = nil }
+            return self.waiter
+        }
+        waiter?.resume()
+    }
+
+    func finish(_ error: (any Error)?) {
+        let waiter = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            if !closed { closed = true; closeError = error }
+            defer { self.waiter = nil }
+            return self.waiter
+        }
+        waiter?.resume()
+    }
+
+    func pop() -> Pop {
+        lock.withLock {
+            if let frame = frames.popFirst() { return .frame(frame) }
+            return closed ? .closed(closeError) : .empty
+        }
+    }
+
+    /// Suspends until a frame or the close arrives, or the deadline passes.
+    func waitForMore(until deadline: NIODeadline, on loop: any EventLoop) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = lock.withLock { () -> Bool in
+                if !frames.isEmpty || closed { return true }
+                waiter = continuation
+                return false
+            }
+            if ready { return continuation.resume() }
+            loop.scheduleTask(deadline: deadline) { [self] in
+                let expired = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+                    defer { waiter = nil }
+                    return waiter
+                }
+                expired?.resume()
+            }
         }
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import RelayTLS
 
 /// Runs the real `relayd` executable on 127.0.0.1 with a config written into
@@ -10,6 +12,12 @@ public final class RelaydFixture: @unchecked Sendable {
     public let directory: TemporaryDirectory
     public private(set) var process: ChildProcess?
     public private(set) var port = 0
+    /// The metrics listener's port, when started with `metrics: true`.
+    public private(set) var metricsPort: Int?
+    /// Whether the config enables the metrics listener (on a free port).
+    public var metrics: Bool
+    /// `[server] hello_timeout`, used by the next `writeConfig`.
+    public var helloTimeout = "2s"
     public var configPath: String { directory.file("relay.toml") }
     public var dataDirectory: String { directory.file("data") }
     public var auditPath: String { directory.file("audit.jsonl") }
@@ -25,20 +33,27 @@ public final class RelaydFixture: @unchecked Sendable {
     /// - Parameters:
     ///   - acl: `[[acl.rule]]` tables (and optionally `[acl]` principal).
     ///   - extra: more TOML appended to the config (e.g. `[limits]`).
+    ///   - metrics: enable the metrics listener on 127.0.0.1 (free port; see `metricsPort`).
     public init(pki: TLSTestPKI? = nil, acl: String = RelaydFixture.allowAll, extra: String = "",
-                crl: String? = nil, durability: String = "fsync") throws {
+                crl: String? = nil, durability: String = "fsync", metrics: Bool = false) throws {
         self.pki = try pki ?? TLSTestPKI()
         self.directory = try TemporaryDirectory(prefix: "relayd")
+        self.metrics = metrics
         try writeConfig(acl: acl, extra: extra, crl: crl, durability: durability)
     }
 
+    /// Rewrites the config (atomically: a temporary file renamed over it, so
+    /// relayd's file watcher never reads half of it). `metrics` keeps the
+    /// fixture's setting unless given.
     public func writeConfig(acl: String = RelaydFixture.allowAll, extra: String = "", crl: String? = nil,
-                            durability: String = "fsync") throws {
+                            durability: String = "fsync", metrics: Bool? = nil) throws {
+        if let metrics { self.metrics = metrics }
+        let metricsListen = self.metrics ? "127.0.0.1:0" : ""
         let crlLine = crl.map { "crl = [\"\($0)\"]" } ?? ""
         let text = """
         [server]
         listen = "127.0.0.1:0"
-        hello_timeout = "2s"
+        hello_timeout = "\(helloTimeout)"
 
         [tls]
         certificate = "\(pki.server.certificate)"
@@ -53,7 +68,7 @@ public final class RelaydFixture: @unchecked Sendable {
         max_size = "1GiB"
 
         [metrics]
-        listen = ""
+        listen = "\(metricsListen)"
 
         [log]
         level = "info"
@@ -78,6 +93,42 @@ public final class RelaydFixture: @unchecked Sendable {
             throw RelaydFixtureError(message: "relayd did not start:\n\(child.transcript)")
         }
         port = bound
+        metricsPort = nil
+        if metrics {
+            let prefix = "relayd metrics on http://"
+            guard let line = await child.waitForLine(timeout: 30, where: { $0.hasPrefix(prefix) }),
+                  let address = line.dropFirst(prefix.count).split(separator: "/").first,
+                  let colon = address.lastIndex(of: ":"), let metricsPort = Int(address[address.index(after: colon)...]) else {
+                throw RelaydFixtureError(message: "relayd did not report its metrics listener:\n\(child.transcript)")
+            }
+            self.metricsPort = metricsPort
+        }
+    }
+
+    /// GET /metrics from the metrics listener (Prometheus text).
+    public func scrapeMetrics() async throws -> String {
+        guard let metricsPort else {
+            throw RelaydFixtureError(message: "the metrics listener is off; create the fixture with metrics: true")
+        }
+        return try await HTTPGet.fetch(host: "127.0.0.1", port: metricsPort, path: "/metrics")
+    }
+
+    /// The value of one sample line (`name` or `name{labels}`), or nil when absent.
+    public func metric(_ sample: String) async throws -> Double? {
+        let text = try await scrapeMetrics()
+        for line in text.split(separator: "\n") where line.hasPrefix(sample + " ") {
+            return Double(line.dropFirst(sample.count + 1).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
+    /// The audit trail's complete lines so far (a line relayd is still
+    /// writing is left out until its newline is there).
+    public func auditLines() -> [String] {
+        guard let data = FileManager.default.contents(atPath: auditPath) else { return [] }
+        var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        lines.removeLast()  // empty after the final newline, or an unfinished line
+        return lines.map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// SIGKILL: no shutdown code runs (simulates a crash or power cut).
@@ -110,4 +161,30 @@ public final class RelaydFixture: @unchecked Sendable {
 public struct RelaydFixtureError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+}
+
+/// A minimal HTTP/1.1 GET over plain TCP for the metrics listener (which
+/// answers one request and closes): the body after the blank line.
+enum HTTPGet {
+    static func fetch(host: String, port: Int, path: String) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"))
+            var response = ByteBuffer()
+            for try await chunk in inbound {
+                var chunk = chunk
+                response.writeBuffer(&chunk)
+            }
+            let text = String(buffer: response)
+            guard text.hasPrefix("HTTP/1.1 200"), let split = text.range(of: "\r\n\r\n") else {
+                throw RelaydFixtureError(message: "GET \(path) on \(host):\(port) failed: \(text.prefix(200))")
+            }
+            return String(text[split.upperBound...])
+        }
+    }
 }

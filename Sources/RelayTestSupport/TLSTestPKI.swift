@@ -1,4 +1,5 @@
 import Foundation
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import RelayTLS
@@ -48,6 +49,17 @@ public final class TLSTestPKI: Sendable {
         let files = try Self.write(certificate, name: name, in: directory)
         issued.withLockedValue { $0[name] = files }
         return files
+    }
+
+    /// Issues a client certificate `CN=<commonName>` (default: `name`) from
+    /// the test CA that expires `seconds` from now, for expiry tests.
+    /// notAfter has whole-second precision; read it back from `issued`.
+    @discardableResult
+    public func addShortLived(_ name: String, commonName: String? = nil, organizationalUnits: [String] = [],
+                              validFor seconds: TimeInterval) throws -> Files {
+        var request = CertificateRequest.client(commonName: commonName ?? name, organizationalUnits: organizationalUnits)
+        request.notAfter = Date().addingTimeInterval(seconds)
+        return try add(name, request)
     }
 
     /// Writes a self-signed certificate from `request`.

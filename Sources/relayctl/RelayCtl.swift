@@ -20,7 +20,7 @@ struct RelayCtl: AsyncParsableCommand {
           relayctl acl explain --config config/relay.toml --cert ./pki/billing.pem --publish orders.eu.created
           relayctl audit verify /var/lib/relay/audit.jsonl
         """,
-        subcommands: [PKI.self, Config.self, ACL.self, Audit.self])
+        subcommands: [PKI.self, Config.self, ACL.self, Audit.self, Bench.self])
 }
 
 struct Config: ParsableCommand {

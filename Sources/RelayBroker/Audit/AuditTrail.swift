@@ -24,8 +24,14 @@ public final class AuditTrail: Sendable {
         var failures = 0
     }
 
+    /// Called (on the trail's queue) with the running count after a write fails.
+    private let onWriteFailure: (@Sendable (Int) -> Void)?
+
     /// Opens (or creates) the trail at `path`, continuing the existing chain.
-    public init(path: String) throws {
+    /// `onWriteFailure` gets the running failure count (relayd exports it as
+    /// the `relay_audit_write_failures` gauge).
+    public init(path: String, onWriteFailure: (@Sendable (Int) -> Void)? = nil) throws {
+        self.onWriteFailure = onWriteFailure
         let fm = FileManager.default
         if !fm.fileExists(atPath: path) {
             guard fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
@@ -48,16 +54,21 @@ public final class AuditTrail: Sendable {
             body += ",\(Self.jsonString(key)):\(Self.jsonValue(value))"
         }
         let text = body
-        queue.async { [state] in
-            state.withLockedValue { state in
+        queue.async { [state, onWriteFailure] in
+            let failed = state.withLockedValue { state -> Int? in
                 let line = Self.seal(body: text, previous: state.previousHash)
-                state.previousHash = line.hash
                 do {
                     try state.handle?.write(contentsOf: Data((line.text + "\n").utf8))
+                    // Chain to a line only once it is on disk: a lost line must
+                    // not leave the next one pointing at a hash nobody can find.
+                    state.previousHash = line.hash
+                    return nil
                 } catch {
                     state.failures += 1
+                    return state.failures
                 }
             }
+            if let failed { onWriteFailure?(failed) }
         }
     }
 

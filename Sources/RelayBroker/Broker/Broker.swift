@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import RelayCore
@@ -16,6 +17,7 @@ public final class Broker: Sendable {
     public let metricsServer: MetricsHTTPServer?
     let group: MultiThreadedEventLoopGroup
     let overrides: (listen: String?, dataDirectory: String?)
+    private let reloadLock = NIOLock()
 
     public var port: Int { server.port }
 
@@ -25,7 +27,9 @@ public final class Broker: Sendable {
         let tls = try TLSServerContextHolder(configuration: configuration.tlsServerConfiguration)
         let metrics = BrokerMetrics()
         let store = try MessageStore.open(configuration.storeConfiguration, logger: logger)
-        let audit = try configuration.audit.path.map { try AuditTrail(path: $0) }
+        let audit = try configuration.audit.path.map { path in
+            try AuditTrail(path: path, onWriteFailure: { metrics.auditWriteFailures.record($0) })
+        }
         let router = Router(watermark: try store.lastSequence())
         let context = BrokerContext(configuration: configuration, policy: policy, store: store, router: router,
                                     tls: tls, metrics: metrics, audit: audit, logger: logger)
@@ -60,9 +64,19 @@ public final class Broker: Sendable {
 
     /// Re-reads the config file and every TLS file. A bad reload is refused
     /// (logged, counted, audited) and the running configuration stays.
-    /// After a good one every live session is re-evaluated.
+    /// After a good one every live session is re-evaluated at once: a peer
+    /// whose certificate no longer verifies (revoked, expired, CA removed)
+    /// is disconnected, subscriptions the new rules refuse end, and the next
+    /// PUB is checked against the new rules. `trigger` ("sighup",
+    /// "file_change", "api") goes to the log and audit trail.
     @discardableResult
-    public func reload() -> Bool {
+    public func reload(trigger: String = "api") -> Bool {
+        // SIGHUP and the file watcher may fire together; two interleaved
+        // reloads could install one's TLS context with the other's policy.
+        reloadLock.withLock { reloadLocked(trigger: trigger) }
+    }
+
+    private func reloadLocked(trigger: String) -> Bool {
         let current = context.configuration
         do {
             let next = try BrokerConfiguration.load(path: current.sourceFile)
@@ -70,15 +84,24 @@ public final class Broker: Sendable {
             let policy = try next.makePolicy()
             let tls = try context.tls.reload(configuration: next.tlsServerConfiguration)
             let sessions = context.install(configuration: next, policy: policy)
-            for session in sessions { session.reevaluate(policy: policy, tls: tls) }
+            let pending = current.settingsNeedingRestart(comparedWith: next)
             context.metrics.reloads.increment()
-            context.audit?.record("reload", ["result": "applied", "sessions": sessions.count])
-            context.logger.notice("configuration reloaded", metadata: ["sessions": "\(sessions.count)"])
+            // Recorded before the sessions are re-evaluated, so its timestamp is
+            // the moment the new configuration took effect and every
+            // session_ended it causes follows it in the trail.
+            context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
+                                             "sessions": sessions.count, "restart_required": pending])
+            for session in sessions { session.reevaluate(policy: policy, tls: tls) }
+            context.logger.notice("configuration reloaded", metadata: [
+                "trigger": "\(trigger)", "sessions": "\(sessions.count)",
+                "restart_required": "\(pending.isEmpty ? "none" : pending.joined(separator: ","))"])
             return true
         } catch {
             context.metrics.reloadFailures.increment()
-            context.audit?.record("reload", ["result": "refused", "reason": "\(error)"])
-            context.logger.error("reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
+            context.audit?.record("reload", ["result": "refused", "trigger": trigger, "config": current.sourceFile,
+                                             "reason": "\(error)"])
+            context.logger.error("reload refused; the previous configuration stays in force",
+                                 metadata: ["trigger": "\(trigger)", "error": "\(error)"])
             return false
         }
     }
@@ -95,6 +118,24 @@ public final class Broker: Sendable {
         context.audit?.record("broker_stopped")
         context.audit?.close()
         try? await group.shutdownGracefully()
+    }
+}
+
+extension BrokerConfiguration {
+    /// The sections that differ from `next` but only apply at restart:
+    /// the listener, storage, retention, limits, metrics, log and audit
+    /// settings are fixed when the broker starts. A reload applies `[tls]`
+    /// and `[acl]` and reports these so the operator knows to restart.
+    func settingsNeedingRestart(comparedWith next: BrokerConfiguration) -> [String] {
+        var changed: [String] = []
+        if server != next.server { changed.append("server") }
+        if storage != next.storage { changed.append("storage") }
+        if retention != next.retention { changed.append("retention") }
+        if limits != next.limits { changed.append("limits") }
+        if metrics != next.metrics { changed.append("metrics") }
+        if log != next.log { changed.append("log") }
+        if audit != next.audit { changed.append("audit") }
+        return changed
     }
 }
 

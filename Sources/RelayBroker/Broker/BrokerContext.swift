@@ -27,6 +27,10 @@ public final class BrokerContext: Sendable {
         /// (principal, durable name) pairs attached to a live session.
         var durablesInUse: Set<DurableKey> = []
         var accepting = true
+        /// Bumped by every applied reload. A session remembers the value at
+        /// accept; if it changed by HELLO, the handshake may have used the
+        /// previous CA/CRL set and the chain is verified again.
+        var generation: UInt64 = 0
     }
 
     struct DurableKey: Hashable {
@@ -51,6 +55,8 @@ public final class BrokerContext: Sendable {
     public var configuration: BrokerConfiguration { state.withLockedValue { $0.configuration } }
     public var sessionCount: Int { state.withLockedValue { $0.sessions.count } }
     public var isAccepting: Bool { state.withLockedValue { $0.accepting } }
+    /// How many reloads have been applied (see ``State/generation``).
+    public var generation: UInt64 { state.withLockedValue { $0.generation } }
 
     /// Registers a session; false when the connection limit is reached or
     /// the broker is shutting down.
@@ -75,11 +81,14 @@ public final class BrokerContext: Sendable {
     }
 
     /// Swaps in a reloaded configuration and policy, and returns the live
-    /// sessions so the caller can re-evaluate each.
+    /// sessions so the caller can re-evaluate each. Called after the TLS
+    /// context was swapped, so a session registered after this returns was
+    /// accepted with the new TLS context or sees a new generation at HELLO.
     func install(configuration: BrokerConfiguration, policy: Policy) -> [SessionControl] {
         state.withLockedValue { state in
             state.configuration = configuration
             state.policy = policy
+            state.generation &+= 1
             return Array(state.sessions.values)
         }
     }

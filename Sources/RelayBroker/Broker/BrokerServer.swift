@@ -23,11 +23,13 @@ public final class BrokerServer: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Read before the TLS context: see SessionHandler.acceptedGeneration.
+                    let generation = context.generation
                     let tls = try context.tls.makeHandler()
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(tls)
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(role: .broker, maxFrameSize: maxFrameSize)))
-                    try sync.addHandler(SessionHandler(broker: context, allocator: channel.allocator))
+                    try sync.addHandler(SessionHandler(broker: context, allocator: channel.allocator, generation: generation))
                 }
             }
             .bind(host: host, port: port).get()

@@ -31,7 +31,7 @@ struct BrokerService: Service {
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    broker.reload()
+                    broker.reload(trigger: "sighup")
                 }
             }
             tasks.addTask { await FileWatcher.watch(broker: broker) }
@@ -59,9 +59,13 @@ enum FileWatcher {
             try? await Task.sleep(nanoseconds: 2_000_000_000)
             let now = stamps()
             if now != last {
-                last = now
-                broker.reload()
-                last = stamps()
+                broker.reload(trigger: "file_change")
+                // Keep the stamps seen before the reload for files already
+                // watched: a file still being written while the reload read it
+                // (a half-copied CRL, a cert without its new key yet) changes
+                // again and triggers another reload instead of staying refused.
+                // Files the new configuration added start from their current stamp.
+                last = stamps().reduce(into: [:]) { out, entry in out[entry.key] = now[entry.key] ?? entry.value }
             }
         }
     }

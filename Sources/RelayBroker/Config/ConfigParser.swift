@@ -20,6 +20,9 @@ extension BrokerConfiguration {
     public static func parse(_ text: String, file: String, baseDirectory: String,
                              checkFiles: Bool = true) throws(ConfigError) -> BrokerConfiguration {
         let table: TOMLTable
+        if let problem = TOMLPreflight.problem(in: text) {  // constructs TOMLKit would abort on
+            throw ConfigError(file: file, key: "", message: "TOML syntax error at line \(problem.line): \(problem.message)")
+        }
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {

@@ -64,7 +64,12 @@ struct TOMLReader {
     /// A duration: "250ms", "5s", "10m", "2h", "7d", or an integer number of seconds.
     mutating func duration(_ name: String) throws(ConfigError) -> Int64? {
         guard let v = value(name) else { return nil }
-        if let i = v.int, i >= 0 { return Int64(i) * 1_000_000_000 }
+        if let i = v.int, i >= 0 {
+            // A huge number of seconds must be an error, not an overflow trap (found with the config fuzz target).
+            let (ns, overflow) = Int64(i).multipliedReportingOverflow(by: 1_000_000_000)
+            guard !overflow else { throw error(name, "\(i) seconds is too long; use at most \(Int64.max / 1_000_000_000)") }
+            return ns
+        }
         guard let s = v.string, let ns = ConfigValues.duration(s) else {
             throw error(name, "expected a duration such as \"250ms\", \"5s\", \"10m\", \"2h\" or \"7d\"")
         }

@@ -65,8 +65,13 @@ final class SessionHandler: ChannelDuplexHandler {
     // Shutdown: set while draining in-flight publishes before closing.
     var shutdownPromise: EventLoopPromise<Void>?
 
-    init(broker: BrokerContext, allocator: ByteBufferAllocator) {
+    /// ``BrokerContext/generation`` read before this connection's TLS
+    /// handler was made; HELLO re-verifies the chain if a reload since changed it.
+    let acceptedGeneration: UInt64
+
+    init(broker: BrokerContext, allocator: ByteBufferAllocator, generation: UInt64 = 0) {
         self.broker = broker
+        self.acceptedGeneration = generation
         self.outbound = allocator.buffer(capacity: 0)
     }
 
@@ -140,7 +145,8 @@ final class SessionHandler: ChannelDuplexHandler {
         case let tls as TLSError:
             broker.metrics.handshakeFailure(reason: Self.reasonLabel(tls)).increment()
             logger.info("TLS connection failed", metadata: ["error": "\(tls)", "peer": "\(context.remoteAddress?.description ?? "?")"])
-            broker.audit?.record("connection_refused", ["peer": context.remoteAddress?.description ?? "?", "reason": "\(tls)"])
+            broker.audit?.record("connection_refused", ["peer": context.remoteAddress?.description ?? "?",
+                                                        "cause": Self.reasonLabel(tls), "reason": "\(tls)"])
             state = .closed
             context.close(promise: nil)
         default:
@@ -185,8 +191,11 @@ final class SessionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        submitPendingAppends()
+        // Cursor commits first: the writer commits in queue order, so an ACK
+        // read before a PUB is durable once that PUB's PUBACK is sent (a
+        // client can use a publish as a barrier for its ACKs).
         commitPendingCursorAcks()
+        submitPendingAppends()
         flushOutbound()
         context.fireChannelReadComplete()
     }

@@ -21,8 +21,8 @@ extension SessionHandler {
         }
         guard publishCache?.isAllowed(topic) == true else {
             let decision = publishCache?.decision(topic)
-            broker.audit?.record("publish_denied", ["principal": principal, "topic": topic.value,
-                                                    "rule": decision?.rule ?? "(no rule allows it)"])
+            broker.audit?.record("publish_denied", ["principal": principal, "serial": identity?.serialNumber ?? "",
+                                                    "topic": topic.value, "rule": decision?.rule ?? "(no rule allows it)"])
             refusePublish(publish.publishID, .notAuthorized, "not allowed to publish to \(topic)")
             return
         }

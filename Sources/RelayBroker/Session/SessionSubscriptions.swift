@@ -20,8 +20,10 @@ extension SessionHandler {
         do { filter = try TopicFilter(request.filter) } catch {
             return refuse(.invalidFilter, "filter \"\(request.filter)\": \(error)")
         }
-        guard let permissions, permissions.canSubscribe(filter).isAllowed else {
-            broker.audit?.record("subscribe_denied", ["principal": principal, "filter": filter.value])
+        let decision = permissions?.canSubscribe(filter) ?? .identityRefused
+        guard decision.isAllowed else {
+            broker.audit?.record("subscribe_denied", ["principal": principal, "serial": identity?.serialNumber ?? "",
+                                                      "filter": filter.value, "rule": decision.rule ?? "(no rule allows it)"])
             return refuse(.notAuthorized, "not allowed to subscribe to \(filter)")
         }
         let durable = request.durableName

@@ -1,0 +1,134 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import RelayClient
+
+/// What one publisher achieved.
+public struct PublishOutcome: Sendable {
+    public var publisher: UInt32
+    public var sent = 0
+    public var acked = 0
+    public var failed = 0
+    public var firstError: String?
+    /// Monotonic time of the first publish and of the last acknowledgement.
+    public var firstSend: UInt64 = 0
+    public var lastAck: UInt64 = 0
+    public var ackLatency = LatencyRecorder()
+    public var timedOut = false
+}
+
+/// Publishes `count` messages keeping at most `window` unacknowledged: the
+/// first `window` go out at once, then each receipt releases the next
+/// publish (a closed loop, like the peers' load generators). Receipts run on
+/// the connection's event loop; everything published between two turns of
+/// that loop goes out in one write.
+final class PublishDriver: @unchecked Sendable {
+    // @unchecked: mutable state is guarded by `lock`.
+    private let publisher: Publisher
+    private let topic: String
+    private let count: Int
+    private let window: Int
+    private let size: Int
+    private let publisherID: UInt32
+    private let lock = NIOLock()
+    private var outcome: PublishOutcome
+    private var stopped = false
+    /// One sender at a time (see `sendMore`).
+    private var sending = false
+    private var sendAgain = false
+    private let done = OneShot<PublishOutcome>()
+    private let allocator = ByteBufferAllocator()
+
+    init(publisher: Publisher, id: UInt32, topic: String, count: Int, window: Int, size: Int) {
+        self.publisher = publisher
+        self.topic = topic
+        self.count = count
+        self.window = max(1, window)
+        self.size = size
+        self.publisherID = id
+        self.outcome = PublishOutcome(publisher: id)
+    }
+
+    /// Publishes everything and waits for the last receipt (or `stop()`).
+    func run() async -> PublishOutcome {
+        if count == 0 { return outcome }
+        sendMore()
+        return await done.wait()
+    }
+
+    /// Ends the run now (the deadline passed); reports what was acknowledged.
+    func stop() {
+        let snapshot: PublishOutcome = lock.withLock {
+            stopped = true
+            outcome.timedOut = true
+            return outcome
+        }
+        done.complete(snapshot)
+    }
+
+    /// Publishes what the window allows, in counter order. Receipts call this
+    /// on the event loop while the first burst may still be going out from the
+    /// caller's task: only one caller sends at a time (the others leave a
+    /// note and the sender loops), so counter N+1 never overtakes N on the wire.
+    private func sendMore() {
+        let id = publisherID
+        while true {
+            let range: Range<Int>? = lock.withLock {
+                if sending {
+                    sendAgain = true
+                    return nil
+                }
+                guard !stopped, outcome.firstError == nil else { return nil }
+                let open = outcome.sent - outcome.acked - outcome.failed
+                let n = min(window - open, count - outcome.sent)
+                guard n > 0 else { return nil }
+                let start = outcome.sent
+                outcome.sent += n
+                if start == 0 { outcome.firstSend = BenchClock.now() }
+                sending = true
+                return start..<(start + n)
+            }
+            guard let range else { return }
+            for counter in range {
+                let sentAt = BenchClock.now()
+                let payload = BenchPayload.make(.init(publisher: id, counter: UInt64(counter), sentAt: sentAt), size: size,
+                                                allocator: allocator)
+                publisher.publish(topic: topic, payload: payload) { [self] result in
+                    self.completed(sentAt: sentAt, result)
+                }
+            }
+            let again = lock.withLock {
+                sending = false
+                defer { sendAgain = false }
+                return sendAgain
+            }
+            if !again { return }
+        }
+    }
+
+    private func completed(sentAt: UInt64, _ result: Result<PublishReceipt, RelayClientError>) {
+        let now = BenchClock.now()
+        let finished: PublishOutcome? = lock.withLock {
+            switch result {
+            case .success:
+                outcome.acked += 1
+                outcome.ackLatency.record(nanoseconds: now &- sentAt)
+                outcome.lastAck = now
+            case .failure(let error):
+                outcome.failed += 1
+                if outcome.firstError == nil { outcome.firstError = error.message }
+            }
+            let answered = outcome.acked + outcome.failed
+            if stopped { return nil }
+            if answered == count || (outcome.firstError != nil && answered == outcome.sent) {
+                stopped = true
+                return outcome
+            }
+            return nil
+        }
+        if let finished {
+            done.complete(finished)
+        } else {
+            sendMore()
+        }
+    }
+}

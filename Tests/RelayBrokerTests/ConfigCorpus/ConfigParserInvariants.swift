@@ -1,0 +1,1 @@
+../../../Fuzz/ConfigParser/ConfigParserInvariants.swift

@@ -1,0 +1,138 @@
+import Foundation
+import RelayTestSupport
+import Testing
+
+/// The README's quickstart, run as a new user would: the commands are read
+/// from README.md itself, so the README cannot drift from what works.
+@Suite("README quickstart", .serialized)
+struct QuickstartTests {
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test("every command of the README quickstart works against relayd started from config/relay.toml, and make run prints them")
+    func readmeQuickstart() async throws {
+        let readme = try String(contentsOf: Self.repository.appendingPathComponent("README.md"), encoding: .utf8)
+        let commands = Self.shellCommands(in: try #require(Self.section("## Quickstart", of: readme)))
+            .filter { $0.hasPrefix(".build/release/") }
+        #expect(commands.count >= 5, "the quickstart lost its commands: \(commands)")
+
+        // `make run` prints exactly these commands (the ones it echoes).
+        let makefile = try String(contentsOf: Self.repository.appendingPathComponent("Makefile"), encoding: .utf8)
+        let printed = Self.commandsEchoed(by: makefile)
+        #expect(!printed.isEmpty)
+        for command in printed {
+            #expect(commands.contains(command), "make run prints a command the README does not show: \(command)")
+        }
+
+        // A fresh tree: config/relay.toml as shipped (metrics listener off so
+        // a running broker on this machine cannot collide), a dev PKI made by
+        // relayctl as `make pki` does, and the built products where the
+        // README says they are.
+        let tree = try TemporaryDirectory(prefix: "quickstart")
+        defer { tree.remove() }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: tree.file("config"), withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: tree.file(".build/release"), withIntermediateDirectories: true)
+        let shipped = try String(contentsOf: Self.repository.appendingPathComponent("config/relay.toml"), encoding: .utf8)
+        let config = shipped.replacingOccurrences(of: #"listen = "127.0.0.1:9464""#, with: #"listen = """#)
+        #expect(config != shipped, "config/relay.toml no longer has the metrics listener this test turns off")
+        try config.write(toFile: tree.file("config/relay.toml"), atomically: true, encoding: .utf8)
+        for product in ["relayd", "relay-pub", "relay-sub", "relayctl"] {
+            try fm.createSymbolicLink(atPath: tree.file(".build/release/\(product)"),
+                                      withDestinationPath: try ProductLocator.executable(product))
+        }
+        let pki = try await shell(".build/release/relayctl pki init --dir dev/pki", in: tree.path)
+        #expect(pki.status == 0, "\(pki.output)")
+
+        let relayd = try ChildProcess(tree.file(".build/release/relayd"),
+                                      ["--config", "config/relay.toml", "--listen", "127.0.0.1:0"], currentDirectory: tree.path)
+        defer { relayd.signal(SIGKILL) }
+        let line = try #require(await relayd.waitForLine(timeout: 60) { $0.hasPrefix("relayd listening on ") },
+                                "relayd did not start:\n\(relayd.transcript)")
+        let port = try #require(line.split(separator: ":").last.map(String.init))
+        func local(_ command: String) -> String {
+            command.replacingOccurrences(of: "127.0.0.1:7443", with: "127.0.0.1:\(port)")
+        }
+
+        // The subscriber first (in the background, bounded), then the rest in order.
+        let subscribe = try #require(commands.first { $0.hasPrefix(".build/release/relay-sub") })
+        let subscriber = try ChildProcess("/bin/sh", ["-c", local(subscribe) + " --count 1 --timeout 60"], currentDirectory: tree.path)
+        defer { subscriber.signal(SIGKILL) }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        for command in commands where command != subscribe {
+            // The quickstart shows a refusal on purpose: the payroll topic is outside the grant.
+            let expected: Int32 = command.contains("payroll") ? 1 : 0
+            let result = try await shell(local(command), in: tree.path)
+            #expect(result.status == expected, "\(command)\n\(result.output)")
+        }
+        let subscriberStatus = await subscriber.waitForExit(timeout: 60)
+        #expect(subscriberStatus == 0, "\(subscriber.transcript)")
+        let printedLine = subscriber.stdoutLines.first ?? ""
+        #expect(printedLine.contains("billing.billing-service.invoice") && printedLine.contains("from billing-service")
+                && printedLine.hasSuffix("hello"), "\(subscriber.transcript)")
+    }
+
+    // MARK: Reading the README and the Makefile
+
+    /// The text from `heading` to the next heading of the same level.
+    static func section(_ heading: String, of text: String) -> String? {
+        guard let start = text.range(of: heading + "\n") else { return nil }
+        let rest = text[start.upperBound...]
+        let end = rest.range(of: "\n## ")?.lowerBound ?? rest.endIndex
+        return String(rest[..<end])
+    }
+
+    /// Commands in ```sh blocks, with `\` continuations joined and spaces normalised.
+    static func shellCommands(in text: String) -> [String] {
+        var commands: [String] = []
+        var inBlock = false
+        var pending = ""
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") { inBlock = line == "```sh"; continue }
+            guard inBlock else { continue }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasSuffix("\\") {
+                pending += trimmed.dropLast().trimmingCharacters(in: .whitespaces) + " "
+            } else if !trimmed.isEmpty, !trimmed.hasPrefix("#") {
+                commands.append(normalised(pending + trimmed))
+                pending = ""
+            }
+        }
+        return commands
+    }
+
+    /// The relay commands `make run` echoes before it starts relayd.
+    static func commandsEchoed(by makefile: String) -> [String] {
+        var commands: [String] = []
+        var pending = ""
+        for line in makefile.split(separator: "\n") {
+            guard let open = line.range(of: "@echo \"")?.upperBound, line.hasSuffix("\"") else { continue }
+            var text = String(line[open..<line.index(before: line.endIndex)]).trimmingCharacters(in: .whitespaces)
+            if pending.isEmpty && !text.hasPrefix(".build/release/") { continue }
+            if text.hasSuffix("\\\\") {
+                text.removeLast(2)
+                pending += text.trimmingCharacters(in: .whitespaces) + " "
+            } else {
+                commands.append(normalised(pending + text))
+                pending = ""
+            }
+        }
+        return commands
+    }
+
+    static func normalised(_ command: String) -> String {
+        command.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+    }
+}
+
+/// Runs a command line through /bin/sh in `directory`, as a user's shell would.
+private func shell(_ command: String, in directory: String) async throws -> (status: Int32, output: String) {
+    let child = try ChildProcess("/bin/sh", ["-c", command], currentDirectory: directory)
+    child.closeStdin()
+    guard let status = await child.waitForExit(timeout: 60) else {
+        child.signal(SIGKILL)
+        return (-1, "timed out: \(command)\n\(child.transcript)")
+    }
+    return (status, child.transcript)
+}

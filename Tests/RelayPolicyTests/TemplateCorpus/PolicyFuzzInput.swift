@@ -1,0 +1,1 @@
+../../../Fuzz/PolicyTemplate/PolicyFuzzInput.swift

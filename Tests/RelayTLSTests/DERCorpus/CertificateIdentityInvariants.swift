@@ -1,0 +1,1 @@
+../../../Fuzz/CertificateIdentity/CertificateIdentityInvariants.swift

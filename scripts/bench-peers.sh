@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# bench-peers.sh - Relay next to Mosquitto and NATS on this machine, in one table.
+#
+# 1. builds relayctl and relayd (release) unless SKIP_BUILD=1;
+# 2. runs `relayctl bench` with the peers' knobs (each run starts its own relayd
+#    with a temporary PKI and data dir): 1 pub/1 sub at every size in SIZES,
+#    fan-out to FANOUT subscribers, once per durability mode in RELAY_DURABILITY,
+#    plus the Relay-only targets (replay, connect, idle);
+# 3. runs the peer harness where it lies ($PEERS_DIR/setup.sh, then run.sh);
+# 4. joins both results.jsonl streams into one table with ratios, and checks
+#    the performance targets (docs/performance.md).
+#
+# Knobs (environment; the peers' run.sh reads the same names):
+#   PEERS_DIR        the peer harness (default ../shared/peers next to the repo)
+#   N=200000 SIZES="128 4096" WINDOW=1000 FANOUT=4 FANOUT_SIZE=128
+#   SCEN_TIMEOUT=45 WARMUP=20000 PIN=0
+#   RELAY_DURABILITY="fsync async"   relayd modes to measure
+#   REPLAY_N=1000000 CONNECT_N=2000 IDLE_N=2000   Relay-only scenarios (0 skips)
+#   BROKERS="mosquitto nats"          peers to run (PEERS=0 skips the peers)
+#   SCRATCH=.build-bench-release     SwiftPM scratch path of the release build
+#   BENCH_WORKDIR                    default ${TMPDIR:-/tmp}/peer-bench (as setup.sh/run.sh)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PEERS_DIR="${PEERS_DIR:-$ROOT/../shared/peers}"
+export N="${N:-200000}" SIZES="${SIZES:-128 4096}" WINDOW="${WINDOW:-1000}" FANOUT="${FANOUT:-4}"
+export FANOUT_SIZE="${FANOUT_SIZE:-128}" SCEN_TIMEOUT="${SCEN_TIMEOUT:-45}" WARMUP="${WARMUP:-20000}" PIN="${PIN:-0}"
+export BROKERS="${BROKERS:-mosquitto nats}"
+RELAY_DURABILITY="${RELAY_DURABILITY:-fsync async}"
+REPLAY_N="${REPLAY_N:-1000000}"
+CONNECT_N="${CONNECT_N:-2000}"
+IDLE_N="${IDLE_N:-2000}"
+PEERS="${PEERS:-1}"
+SCRATCH="${SCRATCH:-$ROOT/.build-bench-release}"
+WORK="${BENCH_WORKDIR:-${TMPDIR:-/tmp}/peer-bench}"
+SWIFT="${SWIFT:-swift}"
+
+log() { printf '[bench-peers] %s\n' "$*" >&2; }
+die() { printf '[bench-peers] error: %s\n' "$*" >&2; exit 1; }
+
+# join_table RELAY.jsonl PEERS.jsonl: one table, Relay's rows first in each case,
+# ratios = Relay's acked msg/s ÷ the peer's; then the targets of docs/performance.md.
+join_table() {
+  awk -v sizes="$SIZES" -v fanout="$FANOUT" -v fsize="$FANOUT_SIZE" '
+function get(k,    r) {
+  if (match($0, "\"" k "\":(\"[^\"]*\"|[^,}]*)")) {
+    r = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
+    gsub(/"/, "", r)
+    return r
+  }
+  return ""
+}
+function ms(v) { return (v == "" || v <= 0) ? "-" : sprintf("%.2f", v / 1000) }
+function num(v) { return (v == "" || v <= 0) ? "-" : sprintf("%.0f", v) }
+function perMsg(cpu, n) { return (cpu == "" || n == "" || n <= 0) ? "-" : sprintf("%.1f", cpu * 1e6 / n) }
+function ratio(a, b) { return (a == "" || b == "" || b <= 0 || a <= 0) ? "-" : sprintf("%.2fx", a / b) }
+function add(c, line) { rows[c, ++nrows[c]] = line }
+FNR == 1 { file++ }
+!/^\{/ { next }
+file == 1 {   # relayctl bench
+  sc = get("scenario"); sz = get("size"); mode = get("durability")
+  okv = get("ok") == "true" ? "yes" : "NO"
+  if (sc == "pubsub") c = "1to1 " sz
+  else if (sc == "fanout") c = "fanout"
+  else { extra[sc] = $0; next }
+  pub[c, mode] = get("published_msgs_per_sec")
+  del[c, mode] = get("delivered_msgs_per_sec")
+  p99[c, mode] = get("publish_ack_p99_us")
+  mbs[c, mode] = get("mb_per_sec")
+  modes[c] = modes[c] " " mode
+  add(c, sprintf(fmt0, "relay (" mode ")", sz, get("subscribers"), num(get("published_msgs_per_sec")), \
+    sprintf("%.2f", get("mb_per_sec")), num(get("delivered_msgs_per_sec")), ms(get("publish_ack_p50_us")), \
+    ms(get("publish_ack_p99_us")), ms(get("e2e_p50_us")), ms(get("e2e_p99_us")), get("lost"), \
+    perMsg(get("broker_cpu_s"), get("published")), perMsg(get("client_cpu_s"), get("published")), okv))
+  next
+}
+{             # the peers run.sh
+  if (get("tool") == "-") { skipped = skipped sprintf("%-11s %-21s %s\n", get("broker"), get("scenario"), get("error")); next }
+  sc = get("scenario"); sz = get("size")
+  c = (sc ~ /_fanout$/) ? "fanout" : "1to1 " sz
+  kind = (sc ~ /^mqtt/) ? "mosq" : (sc ~ /^js/) ? "js" : "core"
+  peer[c, kind] = get("pub_msgs_per_s")
+  okv = get("ok") == "true" ? "yes" : "NO"
+  add(c, sprintf(fmt0, get("broker") " " sc, sz, get("subs"), num(get("pub_msgs_per_s")), get("pub_mb_per_s"), \
+    num(get("e2e_msgs_per_s")), ms(get("ack_p50_us")), ms(get("ack_p99_us")), ms(get("e2e_p50_us")), \
+    ms(get("e2e_p99_us")), get("lost"), perMsg(get("broker_cpu_s"), get("published")), \
+    perMsg(get("client_cpu_s"), get("published")), okv))
+}
+BEGIN {
+  fmt0 = "%-34s %5s %4s %10s %8s %10s %7s %7s %7s %7s %5s %7s %7s %3s"
+  hdr = sprintf(fmt0, "broker / scenario", "size", "subs", "pub_msg/s", "pub_MB/s", "e2e_msg/s", "ack50", "ack99", \
+    "e2e50", "e2e99", "lost", "brk_us", "cli_us", "ok")
+  hdr2 = sprintf(fmt0, "", "B", "", "(acked)", "", "(deliv.)", "ms", "ms", "ms", "ms", "", "/msg", "/msg", "")
+}
+END {
+  n = split(sizes, S, " ")
+  for (i = 1; i <= n; i++) order[++no] = "1to1 " S[i]
+  if (fanout > 0) order[++no] = "fanout"
+  printf "%s %9s %9s %9s\n%s\n", hdr, "vs_mosq", "vs_js", "vs_core", hdr2
+  for (o = 1; o <= no; o++) {
+    c = order[o]
+    title = (c == "fanout") ? "fan-out: 1 publisher -> " fanout " subscribers, " fsize " B" : "1 publisher -> 1 subscriber, " substr(c, 6) " B"
+    printf "-- %s\n", title
+    for (r = 1; r <= nrows[c]; r++) {
+      line = rows[c, r]
+      if (line ~ /^relay \(/) {
+        mode = line; sub(/^relay \(/, "", mode); sub(/\).*/, "", mode)
+        line = line sprintf(" %9s %9s %9s", ratio(pub[c, mode], peer[c, "mosq"]), ratio(pub[c, mode], peer[c, "js"]), ratio(pub[c, mode], peer[c, "core"]))
+      }
+      print line
+    }
+  }
+  if (skipped != "") printf "%s", skipped
+  # The targets, for the first durability mode measured (fsync by default).
+  c = "1to1 128"; split(modes[c], M, " "); m = M[1]
+  print ""
+  print "targets (relay " m "):"
+  tgt("1:1 128 B acked msg/s >= 2x NATS JetStream", pub[c, m], 2 * peer[c, "js"], ratio(pub[c, m], peer[c, "js"]))
+  tgt("1:1 128 B acked msg/s >= 6x Mosquitto", pub[c, m], 6 * peer[c, "mosq"], ratio(pub[c, m], peer[c, "mosq"]))
+  tgtMax("publish->ack p99 <= 5 ms at full load (1:1 128 B)", p99[c, m], 5000, ms(p99[c, m]) " ms")
+  tgt("fan-out to " fanout " >= 1,000,000 deliveries/s", del["fanout", m], 1000000, num(del["fanout", m]) "/s")
+  tgt("4 KiB >= 400 MB/s (acked payload)", mbs["1to1 4096", m], 400, sprintf("%.1f MB/s", mbs["1to1 4096", m]))
+  e = extra["replay"]; $0 = e
+  tgt("replay of " get("count") " >= 2,000,000 msg/s", get("delivered_msgs_per_sec"), 2000000, num(get("delivered_msgs_per_sec")) "/s")
+  $0 = extra["connect"]
+  tgt("mTLS handshakes >= 1,000/s", get("handshakes_per_sec"), 1000, num(get("handshakes_per_sec")) "/s")
+  $0 = extra["idle"]
+  v = get("rss_per_connection_bytes")
+  tgtMax("idle RSS <= 64 KiB per connection over " get("count"), v, 65536, (v == "" ? "-" : sprintf("%.1f KiB", v / 1024)))
+}
+function tgt(name, value, need, shown) {
+  if (value == "" || need == "" || need <= 0) { printf "  %-52s %14s  n/a\n", name, shown; return }
+  printf "  %-52s %14s  %s\n", name, shown, (value + 0 >= need + 0) ? "met" : "MISSED"
+}
+function tgtMax(name, value, limit, shown) {
+  if (value == "" || value <= 0) { printf "  %-52s %14s  n/a\n", name, shown; return }
+  printf "  %-52s %14s  %s\n", name, shown, (value + 0 <= limit + 0) ? "met" : "MISSED"
+}
+' "$1" "$2"
+}
+
+# `bench-peers.sh --table RELAY.jsonl PEERS.jsonl` prints the table of an earlier run again.
+if [[ ${1:-} == --table ]]; then
+  [[ $# -eq 3 && -r $2 && -r $3 ]] || die "usage: $0 --table relay.jsonl peers-results.jsonl"
+  join_table "$2" "$3"
+  exit 0
+fi
+
+[[ $N =~ ^[0-9]+$ && $WINDOW =~ ^[0-9]+$ && $FANOUT =~ ^[0-9]+$ && $SCEN_TIMEOUT =~ ^[0-9]+$ && $WARMUP =~ ^[0-9]+$ ]] \
+  || die "N, WINDOW, FANOUT, SCEN_TIMEOUT and WARMUP must be integers"
+if [[ $PEERS == 1 ]]; then
+  [[ -x $PEERS_DIR/run.sh && -x $PEERS_DIR/setup.sh ]] || die "no peer harness at $PEERS_DIR (set PEERS_DIR, or PEERS=0 for Relay only)"
+fi
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  log "building relayctl and relayd (release, scratch path $SCRATCH)"
+  (cd "$ROOT" && "$SWIFT" build -c release --scratch-path "$SCRATCH" --product relayctl >&2 \
+    && "$SWIFT" build -c release --scratch-path "$SCRATCH" --product relayd >&2)
+fi
+BIN="$("$SWIFT" build -c release --scratch-path "$SCRATCH" --show-bin-path 2>/dev/null || echo "$SCRATCH/release")"
+RELAYCTL="$BIN/relayctl"
+[[ -x $RELAYCTL && -x $BIN/relayd ]] || die "relayctl/relayd not built in $BIN (run without SKIP_BUILD=1)"
+
+RUN_ID="$(date +%Y%m%d-%H%M%S)-$$"
+OUT="$WORK/relay/$RUN_ID"
+mkdir -p "$OUT"
+RELAY_RESULTS="$OUT/relay.jsonl"
+: > "$RELAY_RESULTS"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+PIN_CMD=()
+[[ $PIN == 1 ]] && PIN_CMD=(taskset -c 1)   # like run.sh: load generator on CPU 1 (relayd inherits it)
+
+relay() { # scenario args...: one relayctl bench run, its JSON line appended (a failed check is kept, marked ok:false)
+  local out rc
+  set +e
+  out=$(timeout -k 5 $((SCEN_TIMEOUT * 4 + 60)) ${PIN_CMD[@]+"${PIN_CMD[@]}"} "$RELAYCTL" bench "$@" --json \
+    --timeout $((SCEN_TIMEOUT * 4)) --work-dir "$OUT" 2>>"$OUT/relayctl.stderr")
+  rc=$?
+  set -e
+  out=$(printf '%s\n' "$out" | grep -m1 '^{' || true)
+  [[ -n $out ]] || out="{\"scenario\":\"$1\",\"ok\":false,\"errors\":[\"relayctl bench exit $rc without result (see $OUT/relayctl.stderr)\"]}"
+  printf '%s\n' "${out%\}},\"exit\":$rc}" >> "$RELAY_RESULTS"
+  log "relay $*: exit $rc $(printf '%s' "$out" | grep -o '"published_msgs_per_sec":[0-9.]*\|"delivered_msgs_per_sec":[0-9.]*\|"handshakes_per_sec":[0-9.]*\|"rss_per_connection_bytes":[0-9.]*\|"ok":[a-z]*' | tr '\n' ' ')"
+}
+
+
+log "run $RUN_ID: N=$N SIZES='$SIZES' WINDOW=$WINDOW FANOUT=$FANOUT FANOUT_SIZE=$FANOUT_SIZE WARMUP=$WARMUP PIN=$PIN durability='$RELAY_DURABILITY'"
+for mode in $RELAY_DURABILITY; do
+  for s in $SIZES; do
+    relay pubsub --durability "$mode" --size "$s" --count "$N" --window "$WINDOW" --warmup "$WARMUP"
+  done
+  if ((FANOUT > 0)); then
+    relay fanout --durability "$mode" --subscribers "$FANOUT" --size "$FANOUT_SIZE" --count "$N" --window "$WINDOW" --warmup "$WARMUP"
+  fi
+done
+FIRST_MODE="${RELAY_DURABILITY%% *}"
+((REPLAY_N > 0)) && relay replay --durability "$FIRST_MODE" --size 128 --count "$REPLAY_N" --window 4096
+((CONNECT_N > 0)) && relay connect --durability "$FIRST_MODE" --count "$CONNECT_N" --concurrency 8
+((IDLE_N > 0)) && relay idle --durability "$FIRST_MODE" --connections "$IDLE_N"
+
+PEER_RESULTS=/dev/null
+if [[ $PEERS == 1 ]]; then
+  log "peers: $PEERS_DIR/setup.sh"
+  "$PEERS_DIR/setup.sh" >&2
+  log "peers: $PEERS_DIR/run.sh"
+  "$PEERS_DIR/run.sh" 2> >(tee "$OUT/peers.stderr" >&2) > "$OUT/peers.table.txt"
+  PEER_RESULTS=$(sed -n 's/^\[run\] results: //p' "$OUT/peers.stderr" | tail -1)
+  [[ -r $PEER_RESULTS ]] || die "cannot find the peers' results.jsonl in $OUT/peers.stderr"
+fi
+
+join_table "$RELAY_RESULTS" "$PEER_RESULTS" | tee "$OUT/table.txt"
+{
+  echo "relay_run=$RUN_ID peers_results=$PEER_RESULTS"
+  echo "knobs: N=$N SIZES='$SIZES' WINDOW=$WINDOW FANOUT=$FANOUT FANOUT_SIZE=$FANOUT_SIZE WARMUP=$WARMUP PIN=$PIN"
+  echo "kernel=$(uname -sr) cpus=$(nproc) cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "swift=$("$SWIFT" --version 2>/dev/null | head -1)"
+  echo "relay_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "workdir_fs=$(df -PT "$WORK" | awk 'NR==2 {print $2, $1}')"
+} > "$OUT/env.txt"
+log "relay results: $RELAY_RESULTS; table: $OUT/table.txt"
