@@ -221,7 +221,7 @@ let package = Package(
         .testTarget(
             name: "RelayClientTests",
             // The executables are dependencies so `swift test` builds them next to the test bundle.
-            dependencies: ["RelayClient", "RelayCLISupport", "RelayTestSupport", "RelayWire", "RelayTLS", "RelayCore",
+            dependencies: ["RelayClient", "RelayCLISupport", "RelayBench", "RelayTestSupport", "RelayWire", "RelayTLS", "RelayCore",
                            "relayd", "relay-pub", "relay-sub", "relayctl", "Examples",
                            .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings

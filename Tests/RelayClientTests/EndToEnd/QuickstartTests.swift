@@ -25,32 +25,8 @@ struct QuickstartTests {
             #expect(commands.contains(command), "make run prints a command the README does not show: \(command)")
         }
 
-        // A fresh tree: config/relay.toml as shipped (metrics listener off so
-        // a running broker on this machine cannot collide), a dev PKI made by
-        // relayctl as `make pki` does, and the built products where the
-        // README says they are.
-        let tree = try TemporaryDirectory(prefix: "quickstart")
-        defer { tree.remove() }
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: tree.file("config"), withIntermediateDirectories: true)
-        try fm.createDirectory(atPath: tree.file(".build/release"), withIntermediateDirectories: true)
-        let shipped = try String(contentsOf: Self.repository.appendingPathComponent("config/relay.toml"), encoding: .utf8)
-        let config = shipped.replacingOccurrences(of: #"listen = "127.0.0.1:9464""#, with: #"listen = """#)
-        #expect(config != shipped, "config/relay.toml no longer has the metrics listener this test turns off")
-        try config.write(toFile: tree.file("config/relay.toml"), atomically: true, encoding: .utf8)
-        for product in ["relayd", "relay-pub", "relay-sub", "relayctl"] {
-            try fm.createSymbolicLink(atPath: tree.file(".build/release/\(product)"),
-                                      withDestinationPath: try ProductLocator.executable(product))
-        }
-        let pki = try await shell(".build/release/relayctl pki init --dir dev/pki", in: tree.path)
-        #expect(pki.status == 0, "\(pki.output)")
-
-        let relayd = try ChildProcess(tree.file(".build/release/relayd"),
-                                      ["--config", "config/relay.toml", "--listen", "127.0.0.1:0"], currentDirectory: tree.path)
-        defer { relayd.signal(SIGKILL) }
-        let line = try #require(await relayd.waitForLine(timeout: 60) { $0.hasPrefix("relayd listening on ") },
-                                "relayd did not start:\n\(relayd.transcript)")
-        let port = try #require(line.split(separator: ":").last.map(String.init))
+        let (tree, relayd, port) = try await Self.startShippedBroker()
+        defer { tree.remove(); relayd.signal(SIGKILL) }
         func local(_ command: String) -> String {
             command.replacingOccurrences(of: "127.0.0.1:7443", with: "127.0.0.1:\(port)")
         }
@@ -71,6 +47,64 @@ struct QuickstartTests {
         let printedLine = subscriber.stdoutLines.first ?? ""
         #expect(printedLine.contains("billing.billing-service.invoice") && printedLine.contains("from billing-service")
                 && printedLine.hasSuffix("hello"), "\(subscriber.transcript)")
+    }
+
+    /// A fresh tree: config/relay.toml as shipped (metrics listener off so a
+    /// running broker on this machine cannot collide), a dev PKI made by
+    /// relayctl as `make pki` does, the built products where the README says
+    /// they are (and on PATH via bin/), and relayd started from it.
+    static func startShippedBroker() async throws -> (TemporaryDirectory, ChildProcess, String) {
+        let tree = try TemporaryDirectory(prefix: "quickstart")
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: tree.file("config"), withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: tree.file(".build/release"), withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: tree.file("bin"), withIntermediateDirectories: true)
+        let shipped = try String(contentsOf: repository.appendingPathComponent("config/relay.toml"), encoding: .utf8)
+        let config = shipped.replacingOccurrences(of: #"listen = "127.0.0.1:9464""#, with: #"listen = """#)
+        #expect(config != shipped, "config/relay.toml no longer has the metrics listener this test turns off")
+        try config.write(toFile: tree.file("config/relay.toml"), atomically: true, encoding: .utf8)
+        for product in ["relayd", "relay-pub", "relay-sub", "relayctl"] {
+            let built = try ProductLocator.executable(product)
+            try fm.createSymbolicLink(atPath: tree.file(".build/release/\(product)"), withDestinationPath: built)
+            try fm.createSymbolicLink(atPath: tree.file("bin/\(product)"), withDestinationPath: built)
+        }
+        let pki = try await shell(".build/release/relayctl pki init --dir dev/pki", in: tree.path)
+        #expect(pki.status == 0, "\(pki.output)")
+        let relayd = try ChildProcess(tree.file(".build/release/relayd"),
+                                      ["--config", "config/relay.toml", "--listen", "127.0.0.1:0"], currentDirectory: tree.path)
+        guard let line = await relayd.waitForLine(timeout: 60, where: { $0.hasPrefix("relayd listening on ") }),
+              let port = line.split(separator: ":").last.map(String.init) else {
+            relayd.signal(SIGKILL)
+            throw QuickstartError.relaydDidNotStart(relayd.transcript)
+        }
+        return (tree, relayd, port)
+    }
+
+    @Test("the README's command-line examples run in order against the make run broker, every one exiting 0")
+    func readmeCommandLineExamples() async throws {
+        let readme = try String(contentsOf: Self.repository.appendingPathComponent("README.md"), encoding: .utf8)
+        let lines = Self.shellCommands(in: try #require(Self.section("## Command-line clients", of: readme)))
+        let exports = lines.filter { $0.hasPrefix("export ") }
+        let commands = lines.filter { !$0.hasPrefix("export ") }
+        #expect(exports.count == 2 && commands.count >= 7, "\(lines)")
+        let (tree, relayd, port) = try await Self.startShippedBroker()
+        defer { tree.remove(); relayd.signal(SIGKILL) }
+        try "first line\nsecond line\n".write(toFile: tree.file("app.log"), atomically: true, encoding: .utf8)
+        let prelude = (["export PATH=\"$PWD/bin:$PATH\""] + exports)
+            .map { $0.replacingOccurrences(of: "127.0.0.1:7443", with: "127.0.0.1:\(port)") }
+            .joined(separator: "; ")
+        var outputs: [String: String] = [:]
+        for command in commands {
+            let result = try await shell(prelude + "; " + command, in: tree.path)
+            #expect(result.status == 0, "\(command)\n\(result.output)")
+            outputs[command] = result.output
+        }
+        // The JSON subscriber saw all three messages with the broker-stamped publisher.
+        let json = try #require(outputs.first { $0.key.contains("--format json") }?.value)
+        #expect(json.components(separatedBy: #""principal":"billing-service""#).count - 1 == 3, "\(json)")
+        // The durable subscriber resumed after the two messages its first run acknowledged.
+        let resumed = try #require(outputs.first { $0.key.contains("--count 1 --format raw") }?.value)
+        #expect(resumed.contains("second line"), "\(resumed)")
     }
 
     // MARK: Reading the README and the Makefile
@@ -125,6 +159,8 @@ struct QuickstartTests {
         command.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
     }
 }
+
+enum QuickstartError: Error { case relaydDidNotStart(String) }
 
 /// Runs a command line through /bin/sh in `directory`, as a user's shell would.
 private func shell(_ command: String, in directory: String) async throws -> (status: Int32, output: String) {
