@@ -17,7 +17,7 @@ public final class RelaydFixture: @unchecked Sendable {
     /// Whether the config enables the metrics listener (on a free port).
     public var metrics: Bool
     /// `[server] hello_timeout`, used by the next `writeConfig`.
-    public var helloTimeout = "2s"
+    public var helloTimeout = "10s"
     public var configPath: String { directory.file("relay.toml") }
     public var dataDirectory: String { directory.file("data") }
     public var auditPath: String { directory.file("audit.jsonl") }
@@ -60,7 +60,7 @@ public final class RelaydFixture: @unchecked Sendable {
         private_key = "\(pki.server.key)"
         client_ca = ["\(pki.ca.certificate)"]
         \(crlLine)
-        handshake_timeout = "3s"
+        handshake_timeout = "10s"
 
         [storage]
         path = "\(dataDirectory)"

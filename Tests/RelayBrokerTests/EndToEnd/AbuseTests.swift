@@ -21,7 +21,7 @@ struct AbuseTests {
         let count = try Self.connectionBudget(wanted: 1_000)
         let relayd = try RelaydFixture(extra: "[limits]\nmax_connections = 5000")
         defer { Task { await relayd.stop() } }
-        try relayd.replaceInConfig("handshake_timeout = \"3s\"", with: "handshake_timeout = \"15s\"")
+        try relayd.replaceInConfig("handshake_timeout = \"10s\"", with: "handshake_timeout = \"15s\"")
         try await relayd.start()
         let legit = try await LegitClient.connect(relayd)
 

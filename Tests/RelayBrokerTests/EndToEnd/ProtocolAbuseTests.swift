@@ -79,6 +79,8 @@ struct ProtocolAbuseTests {
     @Test("no HELLO within the hello timeout closes the connection")
     func helloTimeout() async throws {
         let relayd = try RelaydFixture()
+        relayd.helloTimeout = "2s"  // the fixture's default is generous for loaded machines
+        try relayd.writeConfig()
         defer { Task { await relayd.stop() } }
         try await relayd.start()
         let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
