@@ -1,3 +1,4 @@
+import RelayCore
 import Foundation
 import TOMLKit
 
@@ -70,6 +71,10 @@ public struct ClientSettings: Equatable, Sendable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             if let name { throw .invalid("profile \"\(name)\" was requested but \(path) cannot be read") }
             return Overrides()
+        }
+        // Constructs TOMLKit's parser would abort the process on (see TOMLPreflight).
+        if let problem = TOMLPreflight.problem(in: text) {
+            throw .invalid("\(path) line \(problem.line): \(problem.message)")
         }
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch {

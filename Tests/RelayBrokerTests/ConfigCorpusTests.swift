@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import RelayBroker
+import RelayCore
 
 /// Replays the kept fuzz corpus of relay-fuzz-config-parser through the same
 /// entry point and checks as the fuzz target (ConfigCorpus/ links to

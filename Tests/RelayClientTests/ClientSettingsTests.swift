@@ -71,4 +71,18 @@ struct ClientSettingsTests {
             try ClientSettings.resolve(flags: .init(), environment: [:], profile: nil, profilePath: path)
         }
     }
+
+    @Test("a profile file TOMLKit's parser would abort on is refused with its line, not a crash")
+    func malformedProfileIsAnError() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let path = dir.file("client.toml")
+        for text in ["[profile.default]\nserver = \"h:1\"\n[!]\n", "x = [}\n", "when = 1979-05-27TM-7:32:00Z\n"] {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect {
+                try ClientSettings.resolve(flags: .init(), environment: [:], profile: nil, profilePath: path)
+            } throws: { error in
+                String(describing: error).contains("line")
+            }
+        }
+    }
 }

@@ -17,15 +17,15 @@
 /// toml++'s float and date-time parsers never see relayd's input.
 /// The scan skips strings (all four kinds) and comments, and tracks arrays
 /// and inline tables over several lines, so look-alikes inside them pass.
-enum TOMLPreflight {
-    struct Problem: Equatable {
+public enum TOMLPreflight {
+    public struct Problem: Equatable, Sendable {
         /// 1-based.
-        var line: Int
-        var message: String
+        public var line: Int
+        public var message: String
     }
 
     /// The first construct toml++ would abort on, or nil when there is none.
-    static func problem(in text: String) -> Problem? {
+    public static func problem(in text: String) -> Problem? {
         let s = Array(text.unicodeScalars)
         var i = 0, line = 1
         var open: [Unicode.Scalar] = []  // "[" and "{" of values, innermost last
