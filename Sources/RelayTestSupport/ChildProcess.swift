@@ -26,6 +26,7 @@ public final class ChildProcess: @unchecked Sendable {
         collect(stdoutPipe, index: 0)
         collect(stderrPipe, index: 1)
         try process.run()
+        LiveChildren.shared.add(process)
     }
 
     private func collect(_ pipe: Pipe, index: Int) {
@@ -101,5 +102,32 @@ public final class ChildProcess: @unchecked Sendable {
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        LiveChildren.shared.remove(process.processIdentifier)
+    }
+}
+
+/// Every child a test started and has not released. Tests stop relayd from a
+/// deferred Task that may not run before the test process exits; an atexit
+/// hook kills what is left, so no relayd outlives `swift test`.
+final class LiveChildren: @unchecked Sendable {
+    // @unchecked: `pids` is guarded by the lock.
+    static let shared: LiveChildren = {
+        let children = LiveChildren()
+        atexit { LiveChildren.shared.killAll() }
+        return children
+    }()
+
+    private let lock = NIOLock()
+    private var processes: [Int32: Process] = [:]
+
+    func add(_ process: Process) { lock.withLock { processes[process.processIdentifier] = process } }
+    func remove(_ pid: Int32) { lock.withLock { _ = processes.removeValue(forKey: pid) } }
+
+    /// SIGKILL to every registered child that is still running (never to a
+    /// pid Foundation already reaped, which the system may have reused).
+    func killAll() {
+        for process in lock.withLock({ Array(processes.values) }) where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
     }
 }
