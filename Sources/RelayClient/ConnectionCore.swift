@@ -63,7 +63,8 @@ final class ConnectionCore: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.sessionID = sessionID
         do {
-            self.tlsContext = try TLSClientContext(configuration: configuration.tls)
+            // Shared per TLS settings (see TLSClientContextCache).
+            self.tlsContext = try TLSClientContextCache.context(for: configuration.tls)
         } catch {
             throw RelayClientError(category: .usage, message: "TLS settings are unusable: \(error.description)")
         }

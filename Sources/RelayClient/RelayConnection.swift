@@ -1,5 +1,8 @@
+import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import RelayTLS
 import RelayWire
 
 /// One logical connection to a Relay broker: mutual TLS, HELLO/WELCOME, and
@@ -77,5 +80,52 @@ public final class RelayConnection: Sendable {
     public func close() async {
         let core = self.core
         try? await core.eventLoop.submit { core.finish(nil) }.get()
+    }
+}
+
+/// Client TLS contexts shared by every connection made with the same TLS
+/// settings. Building one loads and parses the certificate, key, roots and
+/// CRLs, which doubled a client's cost per connection. An entry is reused
+/// only while every file it was built from is unchanged (same size,
+/// modification time and inode), so a renewed certificate on disk is picked
+/// up by the next new connection, as before.
+enum TLSClientContextCache {
+    private struct Entry {
+        let files: [FileStamp?]
+        let context: TLSClientContext
+    }
+
+    private struct FileStamp: Equatable {
+        let size: Int
+        let modified: Date
+        let inode: Int
+    }
+
+    /// A handful of configurations per process at most; cleared when full.
+    private static let limit = 16
+    private static let entries = NIOLockedValueBox<[TLSClientConfiguration: Entry]>([:])
+
+    static func context(for configuration: TLSClientConfiguration) throws(TLSConfigurationError) -> TLSClientContext {
+        let files = stamps(configuration)
+        if let entry = entries.withLockedValue({ $0[configuration] }), entry.files == files {
+            return entry.context
+        }
+        let context = try TLSClientContext(configuration: configuration)
+        entries.withLockedValue { entries in
+            if entries.count >= limit { entries.removeAll() }
+            entries[configuration] = Entry(files: files, context: context)
+        }
+        return context
+    }
+
+    private static func stamps(_ configuration: TLSClientConfiguration) -> [FileStamp?] {
+        let sources = [configuration.certificateChain, configuration.privateKey] + configuration.trustRoots + configuration.crls
+        return sources.map { source in
+            guard case .file(let path) = source,
+                  let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+            return FileStamp(size: (attributes[.size] as? NSNumber)?.intValue ?? -1,
+                             modified: (attributes[.modificationDate] as? Date) ?? .distantPast,
+                             inode: (attributes[.systemFileNumber] as? NSNumber)?.intValue ?? -1)
+        }
     }
 }

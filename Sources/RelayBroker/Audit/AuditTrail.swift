@@ -97,10 +97,25 @@ public final class AuditTrail: Sendable {
         return (String(hashed.dropLast()) + ",\"hash\":\"\(hash)\"}", hash)
     }
 
-    static func timestamp() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
+    /// The current UTC time as RFC 3339 with milliseconds
+    /// (`2026-11-29T06:28:03.123Z`), the same text ISO8601DateFormatter
+    /// gives with `.withInternetDateTime, .withFractionalSeconds`. Formatted
+    /// by hand: building a formatter per line cost ~9% of relayd's CPU when
+    /// clients connect at a high rate.
+    static func timestamp(_ date: Date = Date()) -> String {
+        let since1970 = date.timeIntervalSince1970
+        var seconds = time_t(since1970.rounded(.down))
+        let millis = min(999, max(0, Int(((since1970 - Double(seconds)) * 1000).rounded(.down))))
+        var parts = tm()
+        guard gmtime_r(&seconds, &parts) != nil else { return "1970-01-01T00:00:00.000Z" }
+        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2)
+            + "T" + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2)
+            + "." + pad(millis, 3) + "Z"
+    }
+
+    private static func pad(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 
     static func jsonValue(_ value: any Sendable) -> String {

@@ -1,8 +1,9 @@
+import Dispatch
 import NIOConcurrencyHelpers
 import RelayCore
 
 /// Something that receives routed messages: a session. Called from the
-/// store's writer thread; implementations hop to their own event loop.
+/// router's serial queue; implementations hop to their own event loop.
 public protocol DeliverySink: AnyObject, Sendable {
     func deliver(_ batch: [RoutedDelivery])
 }
@@ -15,9 +16,10 @@ public struct RoutedDelivery: Sendable {
 
 /// Fans committed messages out to the subscriptions whose filters match.
 ///
-/// The store's writer calls ``publish(_:)`` once per committed batch, in
-/// commit order, from one thread. Subscribing returns the *watermark*: the
-/// highest sequence fanned out before the subscription joined, so the
+/// ``publish(_:)`` is called once per committed batch, in commit order,
+/// from the router's serial queue (see ``enqueue(_:)``). Subscribing
+/// returns the *watermark*: the highest sequence fanned out before the
+/// subscription joined, so the
 /// subscriber knows that everything above it arrives live and everything up
 /// to it must be read from the store (see ``SubscriptionDelivery``).
 public final class Router: Sendable {
@@ -40,6 +42,12 @@ public final class Router: Sendable {
     }
 
     private let state: NIOLockedValueBox<State>
+    /// Where commit completions encode and route their batches, off the
+    /// store's writer thread. Serial and FIFO: the single writer enqueues in
+    /// commit order, so ``publish(_:)`` still sees commit order, which the
+    /// watermark relies on. A queue, not an event loop, so work enqueued
+    /// while the broker shuts down still runs.
+    private let queue = DispatchQueue(label: "relay.router")
 
     /// - Parameter watermark: the store's last committed sequence at start-up.
     public init(watermark: UInt64) {
@@ -59,6 +67,13 @@ public final class Router: Sendable {
 
     public func unsubscribe(_ filter: TopicFilter, sink: any DeliverySink, id: UInt32) {
         _ = state.withLockedValue { $0.trie.remove(filter, Key(sink: sink, subscription: id)) }
+    }
+
+    /// Runs `work` on the router's serial queue after the work enqueued
+    /// before it. The store's writer uses it to hand over each committed
+    /// batch; the work calls ``publish(_:)``.
+    public func enqueue(_ work: @escaping @Sendable () -> Void) {
+        queue.async(execute: work)
     }
 
     /// Routes one committed batch (ascending sequences). One lock and one
@@ -81,7 +96,7 @@ public final class Router: Sendable {
             state.watermark = max(state.watermark, last.sequence)
         }
         // Outside the lock: sinks only enqueue onto their event loops, and
-        // the single writer thread calls us in commit order, so per-sink
+        // the serial queue calls us in commit order, so per-sink
         // order is commit order.
         for (_, entry) in bySink { entry.sink.deliver(entry.batch) }
     }

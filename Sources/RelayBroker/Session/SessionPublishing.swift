@@ -51,9 +51,13 @@ extension SessionHandler {
     }
 
     /// Hands every PUB of this read batch to the store as one append. The
-    /// completion runs on the writer thread after the durable commit: it
-    /// routes the new messages (in commit order) and hops back to this loop
-    /// to send the PUBACKs.
+    /// completion runs on the writer thread after the durable commit and
+    /// only hands the batch to the router's serial queue (one hop per
+    /// commit, not per message), so the writer goes straight back to
+    /// committing. The queue runs the hops in the order the single writer
+    /// made them, i.e. commit order: it encodes and routes the new messages,
+    /// then hops back to this loop to send the PUBACKs (after the commit and
+    /// after the fan-out, as before).
     func submitPendingAppends() {
         guard !pendingAppends.isEmpty, let proxy else { return }
         let messages = pendingAppends
@@ -62,30 +66,44 @@ extension SessionHandler {
         pendingPublishIDs.removeAll(keepingCapacity: true)
         let router = broker.router
         let metrics = broker.metrics
+        // Every message of the batch comes from this session: parse the
+        // certificate fingerprint once, not once per message.
+        let fingerprint = CertificateFingerprint(hex: identity?.fingerprintSHA256 ?? "") ?? .zero
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
-            var routed: [RoutedMessage] = []
-            routed.reserveCapacity(results.count)
-            var bytes = 0
-            for (message, result) in zip(messages, results) {
-                guard case .success(let receipt) = result, !receipt.duplicate else { continue }
-                bytes += message.payload.readableBytes
-                if let prepared = try? PreparedMessage(
-                    sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
-                    publisherPrincipal: message.publisher.principal,
-                    publisherFingerprint: CertificateFingerprint(hex: message.publisher.fingerprint) ?? .zero,
-                    headers: (try? Headers(message.headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty,
-                    payload: message.payload) {
-                    routed.append(RoutedMessage(sequence: receipt.sequence, topic: message.topic.value, prepared: prepared))
-                }
+            router.enqueue {
+                let routed = Self.routedMessages(messages, results, fingerprint: fingerprint, metrics: metrics)
+                router.publish(routed)
+                proxy.onLoop { session in session.completePublishes(ids: ids, results: results) }
             }
-            metrics.publishes.increment(by: Int64(routed.count))
-            metrics.publishBytes.increment(by: Int64(bytes))
-            if let last = routed.last { metrics.lastSequence.record(Int64(last.sequence)) }
-            router.publish(routed)
-            proxy.onLoop { session in session.completePublishes(ids: ids, results: results) }
         }
+    }
+
+    /// Encodes the newly committed messages of one append (duplicates and
+    /// failures are skipped) and counts them.
+    private static func routedMessages(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
+                                       fingerprint: CertificateFingerprint, metrics: BrokerMetrics) -> [RoutedMessage] {
+        var routed: [RoutedMessage] = []
+        routed.reserveCapacity(results.count)
+        var bytes = 0
+        for (message, result) in zip(messages, results) {
+            guard case .success(let receipt) = result, !receipt.duplicate else { continue }
+            bytes += message.payload.readableBytes
+            let headers = message.headers.isEmpty
+                ? Headers.empty
+                : (try? Headers(message.headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty
+            if let prepared = try? PreparedMessage(
+                sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
+                publisherPrincipal: message.publisher.principal, publisherFingerprint: fingerprint,
+                headers: headers, payload: message.payload) {
+                routed.append(RoutedMessage(sequence: receipt.sequence, topic: message.topic.value, prepared: prepared))
+            }
+        }
+        metrics.publishes.increment(by: Int64(routed.count))
+        metrics.publishBytes.increment(by: Int64(bytes))
+        if let last = routed.last { metrics.lastSequence.record(Int64(last.sequence)) }
+        return routed
     }
 
     /// PUBACK or PUBERR for each publish of one append, in order.
