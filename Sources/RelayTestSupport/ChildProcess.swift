@@ -25,7 +25,9 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardInput = stdinPipe
         collect(stdoutPipe, index: 0)
         collect(stderrPipe, index: 1)
-        try process.run()
+        // Foundation's Process.run() is not safe to call from several threads
+        // at once on Linux (a parallel test run crashed inside it): one at a time.
+        try ChildProcess.launchLock.withLock { try process.run() }
         LiveChildren.shared.add(process)
     }
 
@@ -52,6 +54,8 @@ public final class ChildProcess: @unchecked Sendable {
     private static func append(_ line: String, to state: inout (stdout: [String], stderr: [String], partial: [String]), index: Int) {
         if index == 0 { state.stdout.append(line) } else { state.stderr.append(line) }
     }
+
+    private static let launchLock = NIOLock()
 
     public var pid: Int32 { process.processIdentifier }
     public var stdoutLines: [String] { output.withLockedValue { $0.stdout } }
