@@ -34,7 +34,7 @@ struct RelaydCommand: AsyncParsableCommand {
         let loaded: BrokerConfiguration
         do {
             loaded = try BrokerConfiguration.load(path: config).applying(listen: listen, dataDirectory: dataDir)
-        } catch let error as ConfigError {
+        } catch {  // typed throws: always a ConfigError
             FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
             throw ExitCode(2)
         }

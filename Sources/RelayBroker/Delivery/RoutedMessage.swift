@@ -1,4 +1,5 @@
 import NIOCore
+import RelayStore
 import RelayWire
 
 /// A committed message on its way to subscribers, encoded once as a MSG
@@ -18,4 +19,37 @@ public final class RoutedMessage: Sendable {
 
     /// Bytes this message holds in memory, for buffer accounting.
     public var approximateSize: Int { prepared.frameSize + 48 }
+
+    /// Encodes a committed message for delivery: the one conversion from the
+    /// store's record to a MSG tail, used by live fan-out and by replay.
+    /// Nil only when the message cannot be encoded, which validation at
+    /// publish time rules out.
+    public static func encode(sequence: UInt64, timestamp: UInt64, topic: String, publisherPrincipal: String,
+                              publisherFingerprint: CertificateFingerprint, headers: [MessageHeader],
+                              payload: ByteBuffer) -> RoutedMessage? {
+        // Most messages carry no headers: skip building an empty list.
+        let wireHeaders = headers.isEmpty
+            ? Headers.empty
+            : (try? Headers(headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty
+        guard let prepared = try? PreparedMessage(
+            sequence: sequence, timestamp: timestamp, topic: topic, publisherPrincipal: publisherPrincipal,
+            publisherFingerprint: publisherFingerprint, headers: wireHeaders, payload: payload) else { return nil }
+        return RoutedMessage(sequence: sequence, topic: topic, prepared: prepared)
+    }
+}
+
+/// Parses stored publisher fingerprints (hex) for replay, reusing the last
+/// result: a replay batch is usually long runs from the same publisher, so
+/// this turns one hex parse per message into one per run.
+struct FingerprintParser {
+    private var lastHex = ""
+    private var lastValue = CertificateFingerprint.zero
+
+    mutating func parse(_ hex: String) -> CertificateFingerprint {
+        if hex != lastHex {
+            lastHex = hex
+            lastValue = CertificateFingerprint(hex: hex) ?? .zero
+        }
+        return lastValue
+    }
 }

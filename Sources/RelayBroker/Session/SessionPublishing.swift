@@ -90,14 +90,11 @@ extension SessionHandler {
         for (message, result) in zip(messages, results) {
             guard case .success(let receipt) = result, !receipt.duplicate else { continue }
             bytes += message.payload.readableBytes
-            let headers = message.headers.isEmpty
-                ? Headers.empty
-                : (try? Headers(message.headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty
-            if let prepared = try? PreparedMessage(
+            if let encoded = RoutedMessage.encode(
                 sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
                 publisherPrincipal: message.publisher.principal, publisherFingerprint: fingerprint,
-                headers: headers, payload: message.payload) {
-                routed.append(RoutedMessage(sequence: receipt.sequence, topic: message.topic.value, prepared: prepared))
+                headers: message.headers, payload: message.payload) {
+                routed.append(encoded)
             }
         }
         metrics.publishes.increment(by: Int64(routed.count))

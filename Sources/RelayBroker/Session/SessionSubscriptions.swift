@@ -28,8 +28,10 @@ extension SessionHandler {
         }
         let durable = request.durableName
         if !durable.isEmpty {
-            guard durable.utf8.count <= 255, durable.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
-                return refuse(.invalidStartPosition, "a durable name is 1–255 bytes without control characters")
+            // Protocol/relay-v1.md §4.6: 1–255 bytes of A-Z a-z 0-9 - _.
+            guard durable.utf8.count <= 255, durable.utf8.allSatisfy(Self.isDurableNameByte) else {
+                return refuse(.invalidStartPosition,
+                              "durable name \"\(durable)\" is not usable: use 1–255 characters from A-Z a-z 0-9 - _")
             }
             guard broker.claimDurable(principal: principal, name: durable) else {
                 return refuse(.durableInUse, "durable subscription \"\(durable)\" is attached to another connection")
@@ -62,6 +64,14 @@ extension SessionHandler {
         broker.metrics.subscriptions.increment()
         write(.subscribeAck(.accepted(subscriptionID: id, firstSequence: first)))
         schedulePump()
+    }
+
+    static func isDurableNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"): return true
+        default: return false
+        }
     }
 
     func handleUnsubscribe(_ id: UInt32) {
@@ -169,7 +179,7 @@ extension SessionHandler {
                         endSubscription(id, code: error.relayErrorCode, message: "replay failed: \(error)")
                         break
                     }
-                    let routed = batch.messages.compactMap(Self.routed)
+                    let routed = Self.routed(batch.messages)
                     let deliverable = sub.replayed(routed, scannedThrough: batch.next &- 1)
                     subscriptions[id] = sub
                     written += send(deliverable, subscription: id, replayed: true)
@@ -203,13 +213,14 @@ extension SessionHandler {
         return sent
     }
 
-    static func routed(_ stored: StoredMessage) -> RoutedMessage? {
-        guard let prepared = try? PreparedMessage(
-            sequence: stored.sequence, timestamp: stored.timestamp, topic: stored.topic.value,
-            publisherPrincipal: stored.publisher.principal,
-            publisherFingerprint: CertificateFingerprint(hex: stored.publisher.fingerprint) ?? .zero,
-            headers: (try? Headers(stored.headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty,
-            payload: stored.payload) else { return nil }
-        return RoutedMessage(sequence: stored.sequence, topic: stored.topic.value, prepared: prepared)
+    static func routed(_ stored: [StoredMessage]) -> [RoutedMessage] {
+        var fingerprints = FingerprintParser()
+        return stored.compactMap { message in
+            RoutedMessage.encode(
+                sequence: message.sequence, timestamp: message.timestamp, topic: message.topic.value,
+                publisherPrincipal: message.publisher.principal,
+                publisherFingerprint: fingerprints.parse(message.publisher.fingerprint),
+                headers: message.headers, payload: message.payload)
+        }
     }
 }

@@ -54,7 +54,7 @@ struct ProtocolAbuseTests {
         await good.close()
     }
 
-    @Test("refused operations keep the connection: invalid topic, wildcard topic, reserved topic, bad filter")
+    @Test("refused operations keep the connection: invalid topic, wildcard topic, reserved topic, bad filter, bad durable name")
     func operationErrorsKeepConnection() async throws {
         let relayd = try RelaydFixture()
         defer { Task { await relayd.stop() } }
@@ -72,6 +72,13 @@ struct ProtocolAbuseTests {
         }
         let bad = try await client.subscribe(1, "a.>.b")
         #expect(bad.errorCode == .invalidFilter)
+        // Durable names are restricted to A-Z a-z 0-9 - _ (they key cursors in the store).
+        for (id, name) in [(UInt32(2), "has space"), (3, "dot.ted"), (4, "tab\there"), (5, "ünïcode"),
+                           (6, String(repeating: "n", count: 256))] {
+            let refused = try await client.subscribe(id, "a.b", durable: name)
+            #expect(refused.errorCode == .invalidStartPosition, "durable name \(name.debugDescription) was accepted")
+        }
+        #expect(try await client.subscribe(7, "a.b", durable: "Worker_1-a").isAccepted)
         #expect(try await client.publish("fine", count: 1, firstID: 9).count == 1)
         await client.close()
     }
