@@ -16,9 +16,11 @@ extension SessionHandler {
         guard subscriptions.count < broker.limits.maxSubscriptionsPerConnection else {
             return refuse(.tooManySubscriptions, "at most \(broker.limits.maxSubscriptionsPerConnection) subscriptions per connection")
         }
+        // Filter grammar, start-position values and the durable-name grammar
+        // (Protocol/relay-v1.md §4.6), with control characters quoted.
         let filter: TopicFilter
-        do { filter = try TopicFilter(request.filter) } catch {
-            return refuse(.invalidFilter, "filter \"\(request.filter)\": \(error)")
+        do { filter = try OperationValidation.validate(request) } catch {
+            return refuse(error.code, error.message)
         }
         let decision = permissions?.canSubscribe(filter) ?? .identityRefused
         guard decision.isAllowed else {
@@ -28,11 +30,6 @@ extension SessionHandler {
         }
         let durable = request.durableName
         if !durable.isEmpty {
-            // Protocol/relay-v1.md §4.6: 1–255 bytes of A-Z a-z 0-9 - _.
-            guard durable.utf8.count <= 255, durable.utf8.allSatisfy(Self.isDurableNameByte) else {
-                return refuse(.invalidStartPosition,
-                              "durable name \"\(durable)\" is not usable: use 1–255 characters from A-Z a-z 0-9 - _")
-            }
             guard broker.claimDurable(principal: principal, name: durable) else {
                 return refuse(.durableInUse, "durable subscription \"\(durable)\" is attached to another connection")
             }
@@ -44,7 +41,7 @@ extension SessionHandler {
             } else {
                 switch request.start {
                 case .latest: start = nil  // from the watermark on
-                case .sequence(let s): start = max(s, 1)
+                case .sequence(let s): start = s  // at least 1: validated above
                 case .time(let t): start = try broker.store.startSequence(.time(nanosecondsSinceEpoch: t), filter: filter)
                 case .earliest: start = try broker.store.startSequence(.first, filter: filter)
                 case .last(let n): start = try broker.store.startSequence(.lastMessages(Int(clamping: n)), filter: filter)
@@ -64,14 +61,6 @@ extension SessionHandler {
         broker.metrics.subscriptions.increment()
         write(.subscribeAck(.accepted(subscriptionID: id, firstSequence: first)))
         schedulePump()
-    }
-
-    static func isDurableNameByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"): return true
-        default: return false
-        }
     }
 
     func handleUnsubscribe(_ id: UInt32) {

@@ -79,6 +79,9 @@ struct ProtocolAbuseTests {
             #expect(refused.errorCode == .invalidStartPosition, "durable name \(name.debugDescription) was accepted")
         }
         #expect(try await client.subscribe(7, "a.b", durable: "Worker_1-a").isAccepted)
+        // Start positions that name nothing: sequence 0, last 0.
+        #expect(try await client.subscribe(8, "a.b", from: .sequence(0)).errorCode == .invalidStartPosition)
+        #expect(try await client.subscribe(9, "a.b", from: .last(0)).errorCode == .invalidStartPosition)
         #expect(try await client.publish("fine", count: 1, firstID: 9).count == 1)
         await client.close()
     }
