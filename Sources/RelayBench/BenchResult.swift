@@ -16,6 +16,8 @@ public struct BenchResult: Codable, Sendable {
     /// Deliveries the subscribers had to receive (acked × subscribers) and did receive (distinct).
     public var expectedDeliveries = 0
     public var delivered = 0
+    /// The open loop's offered load over all publishers (`--rate` × publishers); absent for the closed loop.
+    public var offeredMsgsPerSec: Double?
     public var publishedMsgsPerSec = 0.0
     public var deliveredMsgsPerSec = 0.0
     /// Payload megabytes (10^6) per second: acknowledged publishes, or deliveries when nothing was published (replay).
@@ -104,6 +106,10 @@ public enum BenchTable {
                          ms(r.publishAckP50Us), ms(r.publishAckP99Us), ms(r.publishAckP999Us),
                          ms(r.e2eP50Us), ms(r.e2eP99Us), "\(r.lost)", "\(r.duplicated)", "\(r.outOfOrder)",
                          r.isCorrect ? "yes" : "NO"])
+            if let offered = r.offeredMsgsPerSec {
+                notes.append("\(r.scenario): open loop, offered " + String(format: "%.0f", offered)
+                             + " msg/s; latencies count from each message's due time")
+            }
             if let h = r.handshakesPerSec {
                 notes.append("\(r.scenario): " + String(format: "%.0f handshakes/s (mTLS + HELLO/WELCOME), connect p50 %.2f ms, p99 %.2f ms",
                                                              h, (r.connectP50Us ?? 0) / 1000, (r.connectP99Us ?? 0) / 1000))

@@ -30,14 +30,17 @@ public struct LoadParameters: Sendable {
     public var window: Int
     /// Seconds before the run is cut short and reported as timed out.
     public var timeout: Double
+    /// Offered load per publisher in messages/s (open loop); 0: closed loop, as fast as the window allows.
+    public var rate: Double
 
-    public init(publishers: Int, subscribers: Int, count: Int, size: Int, window: Int, timeout: Double) {
+    public init(publishers: Int, subscribers: Int, count: Int, size: Int, window: Int, timeout: Double, rate: Double = 0) {
         self.publishers = publishers
         self.subscribers = subscribers
         self.count = count
         self.size = size
         self.window = window
         self.timeout = timeout
+        self.rate = rate
     }
 }
 
@@ -68,7 +71,8 @@ public enum LoadScenarios {
         let cpu0 = target.brokerPID.flatMap(ProcessStats.cpuSeconds)
         let client0 = ProcessStats.selfCPUSeconds()
         let drivers = publishers.enumerated().map { index, publisher in
-            PublishDriver(publisher: publisher, id: UInt32(index), topic: topic, count: load.count, window: load.window, size: load.size)
+            PublishDriver(publisher: publisher, id: UInt32(index), topic: topic, count: load.count, window: load.window, size: load.size,
+                          rate: load.rate)
         }
         let probes = subscribers.map(\.1)
         let timer = deadline(seconds: load.timeout) {
@@ -150,6 +154,7 @@ public enum LoadScenarios {
         result.subscribers = load.subscribers
         result.window = load.window
         result.count = load.count
+        if load.rate > 0 { result.offeredMsgsPerSec = load.rate * Double(load.publishers) }
         return result
     }
 

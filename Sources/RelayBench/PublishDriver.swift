@@ -1,3 +1,4 @@
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import RelayClient
@@ -16,11 +17,18 @@ public struct PublishOutcome: Sendable {
     public var timedOut = false
 }
 
-/// Publishes `count` messages keeping at most `window` unacknowledged: the
-/// first `window` go out at once, then each receipt releases the next
-/// publish (a closed loop, like the peers' load generators). Receipts run on
-/// the connection's event loop; everything published between two turns of
-/// that loop goes out in one write.
+/// Publishes `count` messages keeping at most `window` unacknowledged.
+///
+/// Closed loop (`rate` 0, the default): the first `window` go out at once,
+/// then each receipt releases the next publish, like the peers' load
+/// generators. Receipts run on the connection's event loop; everything
+/// published between two turns of that loop goes out in one write.
+///
+/// Open loop (`rate` > 0): message i is due at start + i/rate and goes out
+/// on its own, from a pacing thread, whatever the receipts do (the window
+/// still caps what is in flight). Latency is measured from the due time, not
+/// from when the message actually left, so a sender that falls behind counts
+/// against the broker instead of hiding its queueing (coordinated omission).
 final class PublishDriver: @unchecked Sendable {
     // @unchecked: mutable state is guarded by `lock`.
     private let publisher: Publisher
@@ -29,6 +37,8 @@ final class PublishDriver: @unchecked Sendable {
     private let window: Int
     private let size: Int
     private let publisherID: UInt32
+    /// Messages per second for the open loop; 0 for the closed loop.
+    private let rate: Double
     private let lock = NIOLock()
     private var outcome: PublishOutcome
     private var stopped = false
@@ -38,8 +48,9 @@ final class PublishDriver: @unchecked Sendable {
     private let done = OneShot<PublishOutcome>()
     private let allocator = ByteBufferAllocator()
 
-    init(publisher: Publisher, id: UInt32, topic: String, count: Int, window: Int, size: Int) {
+    init(publisher: Publisher, id: UInt32, topic: String, count: Int, window: Int, size: Int, rate: Double = 0) {
         self.publisher = publisher
+        self.rate = rate
         self.topic = topic
         self.count = count
         self.window = max(1, window)
@@ -51,7 +62,13 @@ final class PublishDriver: @unchecked Sendable {
     /// Publishes everything and waits for the last receipt (or `stop()`).
     func run() async -> PublishOutcome {
         if count == 0 { return outcome }
-        sendMore()
+        if rate > 0 {
+            let thread = Thread { [self] in self.sendPaced() }
+            thread.name = "bench-pacer-\(publisherID)"
+            thread.start()
+        } else {
+            sendMore()
+        }
         return await done.wait()
     }
 
@@ -105,6 +122,43 @@ final class PublishDriver: @unchecked Sendable {
         }
     }
 
+    /// The open loop: each message at its due time, on this (pacing) thread.
+    private func sendPaced() {
+        let interval = 1e9 / rate
+        let start = BenchClock.now()
+        for counter in 0..<count {
+            let due = start &+ UInt64(Double(counter) * interval)
+            Self.sleep(until: due)
+            // Wait while the window is full (the broker is behind by `window` messages).
+            while true {
+                let go: Bool? = lock.withLock {
+                    guard !stopped, outcome.firstError == nil else { return nil }
+                    guard outcome.sent - outcome.acked - outcome.failed < window else { return false }
+                    if outcome.sent == 0 { outcome.firstSend = due }
+                    outcome.sent += 1
+                    return true
+                }
+                guard let go else { return }
+                if go { break }
+                Self.sleep(until: BenchClock.now() &+ 50_000)
+            }
+            let payload = BenchPayload.make(.init(publisher: publisherID, counter: UInt64(counter), sentAt: due), size: size,
+                                            allocator: allocator)
+            publisher.publish(topic: topic, payload: payload) { [self] result in
+                self.completed(sentAt: due, result)
+            }
+        }
+    }
+
+    private static func sleep(until deadline: UInt64) {
+        let now = BenchClock.now()
+        guard deadline > now else { return }
+        let wait = deadline - now
+        var request = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
+    }
+
     private func completed(sentAt: UInt64, _ result: Result<PublishReceipt, RelayClientError>) {
         let now = BenchClock.now()
         let finished: PublishOutcome? = lock.withLock {
@@ -127,7 +181,7 @@ final class PublishDriver: @unchecked Sendable {
         }
         if let finished {
             done.complete(finished)
-        } else {
+        } else if rate == 0 {
             sendMore()
         }
     }

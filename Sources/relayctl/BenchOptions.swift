@@ -104,6 +104,11 @@ struct BenchLoadOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Messages of an unmeasured 1-to-1 run first (0: none).", valueName: "n"))
     var warmup = 0
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Offered load per publisher in messages/s: an open loop that sends each message at its due time and measures latency from it (default 0: closed loop, as fast as --window allows).",
+        valueName: "msg/s"))
+    var rate = 0.0
+
     func parameters(publishers: Int, subscribers: Int, timeout: Double) throws -> LoadParameters {
         guard size >= BenchPayload.headerSize else {
             throw ValidationError("--size must be at least \(BenchPayload.headerSize) bytes (the bench's check header)")
@@ -111,8 +116,11 @@ struct BenchLoadOptions: ParsableArguments {
         guard count > 0, window > 0, publishers > 0, subscribers >= 0, warmup >= 0 else {
             throw ValidationError("--count, --window, --publishers and --subscribers must be at least 1")
         }
+        guard rate >= 0, rate.isFinite, rate <= 10_000_000 else {
+            throw ValidationError("--rate must be between 0 (closed loop) and 10000000 messages/s")
+        }
         return LoadParameters(publishers: publishers, subscribers: subscribers, count: count, size: size,
-                              window: window, timeout: timeout)
+                              window: window, timeout: timeout, rate: rate)
     }
 
     /// An unmeasured run on its own topic (the peers' harness does the same).

@@ -72,10 +72,15 @@ extension SessionHandler {
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
+            // The batch is on disk: the PUBACKs go first, straight to the
+            // session's loop, so the publisher can refill its window while the
+            // router is still encoding and fanning out. Nothing orders a PUBACK
+            // against the fan-out of its message (Protocol/relay-v1.md); the
+            // fan-out keeps commit order on the router's serial queue.
+            proxy.onLoop { session in session.completePublishes(ids: ids, results: results) }
             router.enqueue {
                 let routed = Self.routedMessages(messages, results, fingerprint: fingerprint, metrics: metrics)
                 router.publish(routed)
-                proxy.onLoop { session in session.completePublishes(ids: ids, results: results) }
             }
         }
     }

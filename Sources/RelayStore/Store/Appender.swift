@@ -118,7 +118,14 @@ struct Appender {
             if let producerKey = message.producerKey {
                 let dedupKey = Schema.dedupKey(producerKey)
                 try dedupKey.withBytes { (key) throws(StoreError) in
-                    try txn.put(schema.dedup, key: key, value: seqKey)
+                    // One producer session's keys grow with its publish ids, so
+                    // APPEND usually works and fills pages instead of splitting
+                    // them in half (LMDB splits mid-page otherwise: twice the
+                    // pages written per commit). A key below the newest one (an
+                    // older session interleaving) falls back to a normal insert.
+                    if try !txn.put(schema.dedup, key: key, value: seqKey, flags: .append) {
+                        try txn.put(schema.dedup, key: key, value: seqKey)
+                    }
                     // dedup_order value: the dedup key then the timestamp, for age pruning.
                     var orderValue = dedupKey
                     withUnsafeBytes(of: timestamp.bigEndian) { orderValue.append(contentsOf: $0) }

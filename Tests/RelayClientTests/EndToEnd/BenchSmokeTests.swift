@@ -52,6 +52,25 @@ struct BenchSmokeTests {
         #expect(run.line.int("size") == 64)
     }
 
+    @Test("pubsub with --rate paces the publisher (open loop) and still checks every delivery")
+    func pacedPubsub() async throws {
+        let run = try await bench(["pubsub", "--count", "300", "--rate", "2000", "--size", "64"])
+        #expect(run.status == 0, "\(run.stderr)")
+        expectCorrect(run.line, expectedDeliveries: 300, published: 300)
+        #expect(run.line.double("offered_msgs_per_sec") == 2000)
+        // 300 messages at 2,000/s cannot finish in less than 149.5 ms (the last is due at 299/2000 s):
+        // a closed loop would take a few milliseconds.
+        #expect((run.line.double("elapsed_s") ?? 0) >= 0.149, "elapsed \(run.line.double("elapsed_s") ?? -1) s")
+        #expect((run.line.double("published_msgs_per_sec") ?? .infinity) <= 2100)
+    }
+
+    @Test("a negative or absurd --rate is a usage error")
+    func badRate() async throws {
+        let run = try await runCLI("relayctl", ["bench", "pubsub", "--rate=-5", "--json"], timeout: 60)
+        #expect(run.status == 2)
+        #expect(run.stderr.joined(separator: "\n").contains("--rate must be between 0"), "\(run.stderr)")
+    }
+
     @Test("fanout to 4 subscribers delivers each message 4 times")
     func fanout() async throws {
         let run = try await bench(["fanout", "--count", "500", "--window", "100"])
