@@ -19,6 +19,7 @@
 #   RATE=10000 RATE_N=50000          publish->ack latency at RATE msg/s offered (open loop; 0 skips)
 #   BROKERS="mosquitto nats"          peers to run (PEERS=0 skips the peers)
 #   SCRATCH=.build-bench-release     SwiftPM scratch path of the release build
+#   RELAY_BIN_DIR                    use relayctl/relayd from this directory, build nothing
 #   BENCH_WORKDIR                    default ${TMPDIR:-/tmp}/peer-bench (as setup.sh/run.sh)
 set -euo pipefail
 
@@ -170,12 +171,16 @@ if [[ $PEERS == 1 ]]; then
   [[ -x $PEERS_DIR/run.sh && -x $PEERS_DIR/setup.sh ]] || die "no peer harness at $PEERS_DIR (set PEERS_DIR, or PEERS=0 for Relay only)"
 fi
 
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-  log "building relayctl and relayd (release, scratch path $SCRATCH)"
-  (cd "$ROOT" && "$SWIFT" build -c release --scratch-path "$SCRATCH" --product relayctl >&2 \
-    && "$SWIFT" build -c release --scratch-path "$SCRATCH" --product relayd >&2)
+if [[ -n ${RELAY_BIN_DIR:-} ]]; then
+  BIN="$RELAY_BIN_DIR"   # prebuilt binaries (the smoke test uses the debug build)
+else
+  if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    log "building relayctl and relayd (release, scratch path $SCRATCH)"
+    (cd "$ROOT" && "$SWIFT" build -c release --scratch-path "$SCRATCH" --product relayctl >&2 \
+      && "$SWIFT" build -c release --scratch-path "$SCRATCH" --product relayd >&2)
+  fi
+  BIN="$("$SWIFT" build -c release --scratch-path "$SCRATCH" --show-bin-path 2>/dev/null || echo "$SCRATCH/release")"
 fi
-BIN="$("$SWIFT" build -c release --scratch-path "$SCRATCH" --show-bin-path 2>/dev/null || echo "$SCRATCH/release")"
 RELAYCTL="$BIN/relayctl"
 [[ -x $RELAYCTL && -x $BIN/relayd ]] || die "relayctl/relayd not built in $BIN (run without SKIP_BUILD=1)"
 
