@@ -40,6 +40,10 @@ public struct BenchResult: Codable, Sendable {
     public var rssBeforeKb: Int?
     public var rssAfterKb: Int?
     public var rssPerConnectionBytes: Double?
+    /// disk: one LMDB commit's two flushes (4 KiB + fdatasync, then 120 B O_DSYNC), in microseconds.
+    public var syncP50Us: Double?
+    public var syncP99Us: Double?
+    public var syncP999Us: Double?
     /// Broker CPU (user + system) during the measured phase, when its pid is known.
     public var brokerCpuS: Double?
     /// This bench process's CPU (user + system) during the measured phase: the load generator shares the machine.
@@ -75,6 +79,9 @@ public struct BenchResult: Codable, Sendable {
         copy.connectP50Us = connectP50Us.map { r($0) }
         copy.connectP99Us = connectP99Us.map { r($0) }
         copy.rssPerConnectionBytes = rssPerConnectionBytes.map { r($0) }
+        copy.syncP50Us = syncP50Us.map { r($0) }
+        copy.syncP99Us = syncP99Us.map { r($0) }
+        copy.syncP999Us = syncP999Us.map { r($0) }
         copy.brokerCpuS = brokerCpuS.map { r($0, 1000) }
         copy.clientCpuS = clientCpuS.map { r($0, 1000) }
         copy.elapsedS = r(elapsedS, 1000)
@@ -117,6 +124,11 @@ public enum BenchTable {
                     notes.append("\(r.scenario): " + String(format: "broker CPU %.0f us, bench client CPU %.0f us per connection",
                                                                  cpu * 1e6 / Double(r.count), (r.clientCpuS ?? 0) * 1e6 / Double(r.count)))
                 }
+            }
+            if let p50 = r.syncP50Us {
+                notes.append("\(r.scenario): \(r.count) commit-pattern syncs (4 KiB + fdatasync, then 120 B O_DSYNC): "
+                             + String(format: "p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms", p50 / 1000,
+                                      (r.syncP99Us ?? 0) / 1000, (r.syncP999Us ?? 0) / 1000))
             }
             if let per = r.rssPerConnectionBytes {
                 notes.append("\(r.scenario): \(r.count) connections, broker RSS \(r.rssBeforeKb ?? 0) KiB -> \(r.rssAfterKb ?? 0) KiB, "

@@ -26,8 +26,9 @@ struct Bench: AsyncParsableCommand {
           relayctl bench replay --count 1000000 --window 4096
           relayctl bench connect --count 2000
           relayctl bench idle --connections 2000
+          relayctl bench disk --work-dir /var/lib/relay
         """,
-        subcommands: [Pubsub.self, Fanout.self, Fanin.self, Replay.self, Connect.self, Idle.self])
+        subcommands: [Pubsub.self, Fanout.self, Fanin.self, Replay.self, Connect.self, Idle.self, Disk.self])
 
     struct Pubsub: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -118,6 +119,29 @@ struct Bench: AsyncParsableCommand {
             try await target.run { bench in
                 [await ConnectionScenarios.idle(count: connections, concurrency: concurrency, settleSeconds: settle,
                                                 timeout: target.timeout, target: bench)]
+            }
+        }
+    }
+
+    struct Disk: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The disk's price for durability: latency of one LMDB commit's two flushes, without a broker.",
+            discussion: "Each sample writes a 4 KiB page and fdatasyncs it, then writes 120 bytes through an O_DSYNC "
+                + "descriptor, as an LMDB commit does. Run it on the data directory's disk: an fsync-mode PUBACK "
+                + "cannot come back faster than this.")
+        @Option(name: .long, help: "Samples.") var count = 1000
+        @Option(name: .customLong("work-dir"), help: ArgumentHelp("A directory on the disk to measure (default: $TMPDIR).", valueName: "dir"))
+        var workDir: String?
+        @Option(name: .long, help: "Accepted for symmetry with the other scenarios; unused.") var timeout = 120.0
+        @Flag(name: .long, help: "Print one JSON object instead of the table.") var json = false
+
+        func run() async throws {
+            guard count > 0 else { throw ValidationError("--count must be at least 1") }
+            let result = DiskScenario.commitSyncs(count: count, directory: URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()))
+            print(json ? result.jsonLine() : BenchTable.render([result]))
+            if !result.isCorrect {
+                printError("relayctl: bench disk failed: " + result.errors.joined(separator: "; "))
+                throw ExitCode(1)
             }
         }
     }

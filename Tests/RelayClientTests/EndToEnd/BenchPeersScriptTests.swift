@@ -52,6 +52,7 @@ struct BenchPeersScriptTests {
                      extra: ",\"offered_msgs_per_sec\":10000"),
             "{\"scenario\":\"replay\",\"durability\":\"fsync\",\"count\":1000000,\"delivered_msgs_per_sec\":2100000,\"ok\":true}",
             "{\"scenario\":\"connect\",\"durability\":\"fsync\",\"count\":2000,\"handshakes_per_sec\":900,\"ok\":true}",
+            "{\"scenario\":\"disk\",\"durability\":\"fsync\",\"count\":1000,\"sync_p50_us\":1500,\"sync_p99_us\":4200,\"ok\":true}",
             "{\"scenario\":\"idle\",\"durability\":\"fsync\",\"count\":2000,\"rss_per_connection_bytes\":40000,\"ok\":true}",
         ]
         func peerRow(_ broker: String, _ scenario: String, size: Int, subs: Int, pub: Double) -> String {
@@ -90,6 +91,7 @@ struct BenchPeersScriptTests {
         #expect(verdict(out, "handshakes >= 1,000/s") == "MISSED")        // 900/s
         #expect(verdict(out, "idle RSS") == "met")                        // 39 KiB
         #expect(verdict(out, "70% of NATS core") == "met")                // 900k / 1.2M = 0.75
+        #expect(out.contains { $0.contains("two flushes") && $0.contains("1.50 / 4.20 ms") }, "\(out)")
         let paced = out.filter { $0.contains("p99 <= 1 ms at 10000 msg/s offered") }
         #expect(paced.count == 2, "\(out)")
         #expect(paced.first?.hasSuffix("MISSED") == true)                 // fsync 1.5 ms
@@ -119,7 +121,7 @@ struct BenchPeersScriptTests {
         let scenarios = results.compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["scenario"] as? String
         }
-        #expect(scenarios.sorted() == ["connect", "fanout", "fanout", "idle", "pubsub", "pubsub", "pubsub", "pubsub",
+        #expect(scenarios.sorted() == ["connect", "disk", "fanout", "fanout", "idle", "pubsub", "pubsub", "pubsub", "pubsub",
                                        "pubsub", "pubsub", "replay"], "\(results)")
         for line in results { #expect(line.contains("\"ok\":true"), "\(line)") }
         #expect(out.contains { $0.hasPrefix("targets (relay fsync):") })

@@ -71,6 +71,27 @@ struct BenchSmokeTests {
         #expect(run.stderr.joined(separator: "\n").contains("--rate must be between 0"), "\(run.stderr)")
     }
 
+    @Test("disk measures a commit's two flushes on the given directory and reports percentiles")
+    func disk() async throws {
+        let directory = try TemporaryDirectory(prefix: "bench-disk")
+        defer { directory.remove() }
+        let run = try await bench(["disk", "--count", "50", "--work-dir", directory.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.line.string("scenario") == "disk")
+        let p50 = try #require(run.line.double("sync_p50_us"))
+        let p99 = try #require(run.line.double("sync_p99_us"))
+        #expect(p50 > 0 && p99 >= p50)
+        // The probe file is removed afterwards.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+
+    @Test("disk on a directory that does not exist fails with the path and what to do")
+    func diskMissingDirectory() async throws {
+        let run = try await runCLI("relayctl", ["bench", "disk", "--count", "5", "--work-dir", "/nonexistent/relay-bench"], timeout: 60)
+        #expect(run.status == 1)
+        #expect(run.stderr.joined(separator: "\n").contains("cannot create /nonexistent/relay-bench/"), "\(run.stderr)")
+    }
+
     @Test("fanout to 4 subscribers delivers each message 4 times")
     func fanout() async throws {
         let run = try await bench(["fanout", "--count", "500", "--window", "100"])
