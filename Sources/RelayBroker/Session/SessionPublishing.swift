@@ -51,13 +51,12 @@ extension SessionHandler {
     }
 
     /// Hands every PUB of this read batch to the store as one append. The
-    /// completion runs on the writer thread after the durable commit and
-    /// only hands the batch to the router's serial queue (one hop per
-    /// commit, not per message), so the writer goes straight back to
-    /// committing. The queue runs the hops in the order the single writer
-    /// made them, i.e. commit order: it encodes and routes the new messages,
-    /// then hops back to this loop to send the PUBACKs (after the commit and
-    /// after the fan-out, as before).
+    /// completion runs on the writer thread after the durable commit: it
+    /// sends the PUBACKs to this session's loop and hands the batch to the
+    /// router's serial queue (one hop each per commit, not per message), so
+    /// the writer goes straight back to committing. The router's queue runs
+    /// in the order the single writer made the hops, i.e. commit order: it
+    /// encodes and fans out the new messages.
     func submitPendingAppends() {
         guard !pendingAppends.isEmpty, let proxy else { return }
         let messages = pendingAppends
