@@ -1,18 +1,27 @@
 import NIOCore
 import RelayWire
 
-/// The last handler of a client pipeline (after TLS and the frame decoder):
+/// The last handler of a client pipeline (after TLS): decodes frames and
 /// hands every event to the connection core, tagged with the attempt it
 /// belongs to so events of an old connection never touch a new one.
+///
+/// Frames are decoded here (``FrameAccumulator``) rather than by NIO's
+/// `ByteToMessageHandler`, which boxes each frame in `NIOAny` and sends it
+/// through the pipeline: about 450 ns per frame, and a client reads one
+/// PUBACK per publish and one MSG per delivery.
 final class ClientChannelHandler: ChannelInboundHandler {
-    typealias InboundIn = Frame
+    typealias InboundIn = ByteBuffer
 
     private let core: ConnectionCore
     private let generation: UInt64
+    private var frames: FrameAccumulator
+    /// Set after a decoding error: the connection is closing, read nothing more.
+    private var failed = false
 
-    init(core: ConnectionCore, generation: UInt64) {
+    init(core: ConnectionCore, generation: UInt64, maxFrameSize: Int) {
         self.core = core
         self.generation = generation
+        self.frames = FrameAccumulator(decoder: RelayFrameDecoder(role: .client, maxFrameSize: maxFrameSize))
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -21,7 +30,15 @@ final class ClientChannelHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        core.received(unwrapInboundIn(data), generation: generation)
+        guard !failed else { return }
+        frames.append(unwrapInboundIn(data))
+        do {
+            while let frame = try frames.next() { core.received(frame, generation: generation) }
+        } catch {
+            failed = true
+            core.connectionError(error, generation: generation)
+            context.close(promise: nil)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -35,6 +52,9 @@ final class ClientChannelHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if !failed {
+            do { try frames.finish() } catch { core.connectionError(error, generation: generation) }
+        }
         core.connectionClosed(generation: generation)
         context.fireChannelInactive()
     }

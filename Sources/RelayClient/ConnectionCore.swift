@@ -121,8 +121,7 @@ final class ConnectionCore: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(try core.tlsContext.makeHandler())
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(role: .client, maxFrameSize: maxFrameSize)))
-                    try sync.addHandler(ClientChannelHandler(core: core, generation: generation))
+                    try sync.addHandler(ClientChannelHandler(core: core, generation: generation, maxFrameSize: maxFrameSize))
                 }
             }
         // An IP literal needs no resolver: connecting to the address directly

@@ -5,7 +5,7 @@ import RelayWire
 
 /// The mutual-TLS listener. Each accepted connection gets, in order: the
 /// OpenSSL handler (nothing passes it before the client certificate is
-/// verified), the frame decoder, and a ``SessionHandler``.
+/// verified) and a ``SessionHandler``, which decodes the frames itself.
 public final class BrokerServer: Sendable {
     let channel: any Channel
     public let context: BrokerContext
@@ -14,7 +14,6 @@ public final class BrokerServer: Sendable {
 
     public static func start(context: BrokerContext, host: String, port: Int,
                              group: any EventLoopGroup) async throws -> BrokerServer {
-        let maxFrameSize = context.limits.maxFrameSize
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -28,7 +27,6 @@ public final class BrokerServer: Sendable {
                     let tls = try context.tls.makeHandler()
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(tls)
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(role: .broker, maxFrameSize: maxFrameSize)))
                     try sync.addHandler(SessionHandler(broker: context, allocator: channel.allocator, generation: generation))
                 }
             }

@@ -13,8 +13,13 @@ import RelayWire
 /// which hops onto the loop. Frames are answered by appending to one
 /// outbound buffer that is written and flushed once per read batch or
 /// delivery batch, so the TLS layer gets one write per flush.
+///
+/// It takes the decrypted bytes and decodes frames itself (``FrameAccumulator``)
+/// instead of sitting behind NIO's `ByteToMessageHandler`, which boxes every
+/// frame in `NIOAny` and sends it through the pipeline: 612 ns per PUB frame
+/// there against 161 ns inline (relay-bench-wire), at one frame per message.
 final class SessionHandler: ChannelDuplexHandler {
-    typealias InboundIn = Frame
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = Never
     typealias OutboundOut = ByteBuffer
 
@@ -34,6 +39,9 @@ final class SessionHandler: ChannelDuplexHandler {
     var context: ChannelHandlerContext?
     var proxy: SessionProxy?
     var outbound: ByteBuffer
+    /// Frames out of the bytes read; the broker-side rules (HELLO first,
+    /// small frames before it, the frame size limit) are the decoder's.
+    var frames: FrameAccumulator
     var helloTimer: Scheduled<Void>?
     var expiryTimer: Scheduled<Void>?
 
@@ -73,6 +81,7 @@ final class SessionHandler: ChannelDuplexHandler {
         self.broker = broker
         self.acceptedGeneration = generation
         self.outbound = allocator.buffer(capacity: 0)
+        self.frames = FrameAccumulator(decoder: RelayFrameDecoder(role: .broker, maxFrameSize: broker.limits.maxFrameSize))
     }
 
     var logger: Logger { broker.logger }
@@ -94,6 +103,9 @@ final class SessionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if frames.bufferedBytes > 0, case .active = state {
+            logger.debug("connection closed inside a frame", metadata: ["pending_bytes": "\(frames.bufferedBytes)"])
+        }
         tearDown()
         context.fireChannelInactive()
     }
@@ -171,7 +183,22 @@ final class SessionHandler: ChannelDuplexHandler {
     // MARK: Frames
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+        frames.append(unwrapInboundIn(data))
+        while true {
+            if case .closed = state { return }  // after ERR or BYE nothing more is read
+            let frame: Frame
+            do {
+                guard let next = try frames.next() else { return }
+                frame = next
+            } catch {
+                terminate(error.code, error.message)
+                return
+            }
+            handle(frame)
+        }
+    }
+
+    private func handle(_ frame: Frame) {
         switch state {
         case .awaitingHandshake:
             // Unreachable by construction (TLSHandler forwards nothing before the
