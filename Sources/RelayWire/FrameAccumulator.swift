@@ -14,26 +14,58 @@ public struct FrameAccumulator {
     public var decoder: RelayFrameDecoder
     /// Bytes read but not yet decoded (the start of an incomplete frame).
     private var pending = ByteBuffer()
+    /// The part of a read after the bytes that completed `pending`'s frame,
+    /// decoded in place once `pending` is used up.
+    private var queued: ByteBuffer?
 
     public init(decoder: RelayFrameDecoder) {
         self.decoder = decoder
     }
 
     /// Adds bytes read from the connection. A read that arrives when nothing
-    /// is pending is kept as is, without copying.
+    /// is pending is kept as is, without copying. When a frame is pending,
+    /// only the bytes that complete it are copied next to it; the rest of
+    /// the read (usually nearly all of a 16 KiB TLS record) stays where it is,
+    /// so a read costs one copy of one straddling frame, not of the whole read.
     public mutating func append(_ bytes: ByteBuffer) {
-        if pending.readableBytes == 0 {
+        if pending.readableBytes == 0, queued == nil {
             pending = bytes
-        } else {
-            pending.writeImmutableBuffer(bytes)
+            return
         }
+        if queued != nil {
+            // Two reads without next() in between (not how the handlers call it): keep it simple.
+            queued?.writeImmutableBuffer(bytes)
+            return
+        }
+        var rest = bytes
+        // Complete the 4-byte length first, then the frame it announces. A
+        // length above the limit moves at most this read: next() refuses it.
+        if pending.readableBytes < 4, let head = rest.readSlice(length: Swift.min(4 - pending.readableBytes, rest.readableBytes)) {
+            pending.writeImmutableBuffer(head)
+        }
+        if let length = pending.getInteger(at: pending.readerIndex, as: UInt32.self) {
+            let missing = 4 + Int(length) - pending.readableBytes
+            if missing > 0, let body = rest.readSlice(length: Swift.min(missing, rest.readableBytes)) {
+                pending.writeImmutableBuffer(body)
+            }
+        }
+        if rest.readableBytes > 0 { queued = rest }
     }
 
     /// The next complete frame, or nil until more bytes arrive. After an
     /// error the connection must be closed; call nothing else.
     @inline(__always)
     public mutating func next() throws(WireError) -> Frame? {
-        if let frame = try decoder.decodeFrame(&pending) { return frame }
+        while true {
+            if let frame = try decoder.decodeFrame(&pending) { return frame }
+            guard let rest = queued else { break }
+            queued = nil
+            if pending.readableBytes == 0 {
+                pending = rest
+            } else {
+                pending.writeImmutableBuffer(rest)  // only after two appends in a row
+            }
+        }
         if pending.readableBytes == 0 {
             pending = ByteBuffer()  // let go of the read buffer; delivered slices keep what they need
         } else if pending.readerIndex > 0 {
@@ -43,7 +75,7 @@ public struct FrameAccumulator {
     }
 
     /// Bytes of an incomplete frame being held.
-    public var bufferedBytes: Int { pending.readableBytes }
+    public var bufferedBytes: Int { pending.readableBytes + (queued?.readableBytes ?? 0) }
 
     /// At end of input: throws `protocol_violation` when it ends inside a frame.
     public func finish() throws(WireError) {

@@ -209,6 +209,41 @@ struct FrameAccumulatorTests {
         }
     }
 
+    @Test("a read that completes a pending frame is not copied: the frames after it are slices of that read")
+    func straddlingReadIsNotCopied() throws {
+        var stream = ByteBuffer()
+        for i in 0..<3 {
+            try Frame.publish(Publish(publishID: UInt64(i), topic: "t", payload: ByteBuffer(repeating: 7, count: 100)))
+                .encode(into: &stream)
+        }
+        let frameSize = stream.readableBytes / 3
+        var accumulator = FrameAccumulator(decoder: RelayFrameDecoder(role: .broker, expectHandshake: false))
+        // First read: the first frame and half of the second.
+        guard let first = stream.readSlice(length: frameSize + frameSize / 2) else {
+            Issue.record("the stream is shorter than a frame and a half")
+            return
+        }
+        accumulator.append(first)
+        #expect(try accumulator.next() != nil)
+        #expect(try accumulator.next() == nil)
+        // Second read: the rest of the second frame, then the whole third.
+        var second = ByteBuffer()
+        second.writeImmutableBuffer(stream)
+        let secondBase = second.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        accumulator.append(second)
+        guard case .publish(let middle) = try accumulator.next(), case .publish(let last) = try accumulator.next() else {
+            Issue.record("expected two PUBs")
+            return
+        }
+        #expect(middle.publishID == 1 && last.publishID == 2)
+        let lastBase = last.payload.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        // The third frame starts right after the half frame that completed the second.
+        #expect(lastBase == secondBase + UInt(frameSize - frameSize / 2) + UInt(frameSize - 100))
+        #expect(try accumulator.next() == nil)
+        #expect(accumulator.bufferedBytes == 0)
+        try accumulator.finish()
+    }
+
     @Test("end of input inside a frame is a protocol violation; oversize is refused from the length alone")
     func errors() throws {
         var accumulator = FrameAccumulator(decoder: RelayFrameDecoder(role: .broker, expectHandshake: false))
