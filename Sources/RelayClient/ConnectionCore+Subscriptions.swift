@@ -76,7 +76,7 @@ extension ConnectionCore {
         let state = SubscriptionState(id: id, filter: filter, start: start, durableName: durableName,
                                       window: max(1, window), sink: sink, opened: promise)
         subscriptions[id] = state
-        if session != nil {
+        if isConnected {
             attach(state)
             flushOutbound()
         }
@@ -147,7 +147,7 @@ extension ConnectionCore {
         state.durableInUseRetries += 1
         state.attached = false
         eventLoop.scheduleTask(in: delay) { [self] in
-            guard let current = subscriptions[state.id], current === state, session != nil, !state.attached else { return }
+            guard let current = subscriptions[state.id], current === state, isConnected, !state.attached else { return }
             attach(state)
             flushOutbound()
         }
@@ -178,7 +178,7 @@ extension ConnectionCore {
     /// window, once at least half of it is missing (few CREDIT frames).
     @discardableResult
     private func topUp(_ state: SubscriptionState) -> Bool {
-        guard state.attached, session != nil else { return false }
+        guard state.attached, isConnected else { return false }
         let deficit = Int64(state.window) - state.credit - state.buffered
         guard deficit >= max(1, Int64(state.window / 2)) else { return false }
         state.credit += deficit
@@ -196,7 +196,7 @@ extension ConnectionCore {
     func acknowledge(upTo sequence: UInt64, subscription id: UInt32) {
         guard let state = subscriptions[id], state.isDurable, sequence > state.ackRequested else { return }
         state.ackRequested = sequence
-        guard state.attached, session != nil else { return }
+        guard state.attached, isConnected else { return }
         write(.ack(Ack(subscriptionID: id, sequence: sequence)))
         flushOutbound()
     }
@@ -204,7 +204,7 @@ extension ConnectionCore {
     /// The consumer is done with the subscription.
     func unsubscribe(_ id: UInt32) {
         guard let state = subscriptions.removeValue(forKey: id) else { return }
-        if state.attached, session != nil {
+        if state.attached, isConnected {
             write(.unsubscribe(subscriptionID: id))
             flushOutbound()
         }

