@@ -19,7 +19,7 @@ struct SubscriptionDeliveryTests {
 
     @Test("a new 'latest' subscription delivers live messages in order within credit")
     func liveWithinCredit() {
-        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 11, watermark: 10, credit: 2, bufferLimit: 100)
+        let sub = SubscriptionDelivery(id: 1, filter: filter, start: 11, watermark: 10, credit: 2, bufferLimit: 100)
         #expect(!sub.needsReplay)
         for seq in UInt64(11)...14 { sub.offerLive(message(seq)) }
         #expect(sub.takeLive().map(\.sequence) == [11, 12])
@@ -30,7 +30,7 @@ struct SubscriptionDeliveryTests {
 
     @Test("messages at or below the watermark are replayed, then the live buffer continues without a gap")
     func replayThenLive() {
-        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 5, credit: 100, bufferLimit: 100)
+        let sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 5, credit: 100, bufferLimit: 100)
         sub.offerLive(message(5))   // already fanned out before we joined: ignored
         sub.offerLive(message(6))
         sub.offerLive(message(7))
@@ -44,7 +44,7 @@ struct SubscriptionDeliveryTests {
 
     @Test("replay bounded by credit resumes after the last delivered message")
     func replayBoundedByCredit() {
-        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 10, credit: 2, bufferLimit: 100)
+        let sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 10, credit: 2, bufferLimit: 100)
         let first = sub.replayed([message(1), message(3), message(5)], scannedThrough: 10)
         #expect(first.map(\.sequence) == [1, 3])
         #expect(sub.nextSequence == 4 && sub.needsReplay)
@@ -56,7 +56,7 @@ struct SubscriptionDeliveryTests {
 
     @Test("overflow drops the buffer and moves the replay bound: nothing lost, nothing duplicated")
     func overflowFallsBackToStore() {
-        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: 0, bufferLimit: 3)
+        let sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: 0, bufferLimit: 3)
         for seq in UInt64(1)...10 { sub.offerLive(message(seq)) }
         // 1,2,3 buffered; 4 overflowed (buffer dropped, validFrom = 4); 5,6,7 buffered; 8 overflowed; 9,10 buffered.
         #expect(sub.overflows == 2)
@@ -69,7 +69,7 @@ struct SubscriptionDeliveryTests {
 
     @Test("a byte limit bounds memory as well as the count")
     func byteLimit() {
-        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: 0, bufferLimit: 1_000,
+        let sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: 0, bufferLimit: 1_000,
                                        bufferByteLimit: 1_000)
         for seq in UInt64(1)...20 { sub.offerLive(message(seq, bytes: 200)) }
         #expect(sub.overflows > 0)
@@ -78,7 +78,7 @@ struct SubscriptionDeliveryTests {
 
     @Test("credit saturates instead of wrapping")
     func creditSaturates() {
-        var sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: .max - 1, bufferLimit: 10)
+        let sub = SubscriptionDelivery(id: 1, filter: filter, start: 1, watermark: 0, credit: .max - 1, bufferLimit: 10)
         sub.grant(10)
         #expect(sub.credit == .max)
     }

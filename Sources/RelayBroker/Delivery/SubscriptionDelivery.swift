@@ -12,8 +12,11 @@ import RelayCore
 /// memory stays bounded and the dropped messages are simply read from LMDB
 /// later: no loss, no duplicates, order preserved.
 ///
-/// A value type owned by the session's event loop; no locking.
-struct SubscriptionDelivery {
+/// Owned by the session's event loop; no locking. A class, not a struct:
+/// the session keeps it in a dictionary and updates it on every delivery,
+/// and a struct copied out of the dictionary made the next append to its
+/// buffer copy the whole deque (seen in the fan-out profile).
+final class SubscriptionDelivery {
     let id: UInt32
     let filter: TopicFilter
     /// The next sequence that may be delivered; everything below it has been
@@ -54,7 +57,7 @@ struct SubscriptionDelivery {
     var bufferedCount: Int { buffer.count }
 
     /// A live message from the router, in commit order.
-    mutating func offerLive(_ message: RoutedMessage) {
+    func offerLive(_ message: RoutedMessage) {
         guard message.sequence > bufferValidFrom, message.sequence >= nextSequence else { return }
         if buffer.count >= bufferLimit || bufferedBytes + message.approximateSize > bufferByteLimit {
             // Too far behind: forget the buffer; the store has all of it.
@@ -68,7 +71,7 @@ struct SubscriptionDelivery {
         bufferedBytes += message.approximateSize
     }
 
-    mutating func grant(_ more: UInt64) {
+    func grant(_ more: UInt64) {
         credit = credit &+ more
         if credit < more { credit = .max }  // saturate instead of wrapping
     }
@@ -77,7 +80,7 @@ struct SubscriptionDelivery {
     /// `scannedThrough` is the last sequence the read examined (matching or
     /// not); the read must have started at `nextSequence`.
     /// Returns the ones to deliver now (the read is bounded by credit).
-    mutating func replayed(_ messages: [RoutedMessage], scannedThrough: UInt64) -> [RoutedMessage] {
+    func replayed(_ messages: [RoutedMessage], scannedThrough: UInt64) -> [RoutedMessage] {
         var out: [RoutedMessage] = []
         out.reserveCapacity(messages.count)
         for message in messages where message.sequence >= nextSequence && credit > 0 {
@@ -93,7 +96,7 @@ struct SubscriptionDelivery {
 
     /// Live messages that may be sent now: only when no replay is pending,
     /// and no more than the credit allows.
-    mutating func takeLive(max limit: Int = .max) -> [RoutedMessage] {
+    func takeLive(max limit: Int = .max) -> [RoutedMessage] {
         guard !needsReplay else { return [] }
         var out: [RoutedMessage] = []
         while credit > 0, out.count < limit, let first = buffer.first {

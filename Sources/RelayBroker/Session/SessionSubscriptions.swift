@@ -156,7 +156,7 @@ extension SessionHandler {
         var written = 0
         let budget = 8_192
         for id in Array(subscriptions.keys) {
-            while written < budget, context.channel.isWritable, var sub = subscriptions[id] {
+            while written < budget, context.channel.isWritable, let sub = subscriptions[id] {
                 if sub.needsReplay {
                     guard sub.credit > 0 else { break }
                     let before = sub.nextSequence
@@ -170,12 +170,10 @@ extension SessionHandler {
                     }
                     let routed = Self.routed(batch.messages)
                     let deliverable = sub.replayed(routed, scannedThrough: batch.next &- 1)
-                    subscriptions[id] = sub
                     written += send(deliverable, subscription: id, replayed: true)
                     if sub.nextSequence == before { break }  // no progress: wait for credit or data
                 } else {
                     let live = sub.takeLive(max: budget - written)
-                    subscriptions[id] = sub
                     written += send(live, subscription: id, replayed: false)
                     break
                 }
