@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # and the TLS scanners TLSScanTests runs (Debian installs testssl.sh as `testssl`).
 APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan
 
-.PHONY: deps build release test run pki fuzz bench-store bench-tls bench-wire bench-policy bench-peers clean
+.PHONY: deps build release test run pki fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
 
 deps:
 	@missing=""; \
@@ -100,8 +100,22 @@ bench-tls: deps
 bench-wire: deps
 	$(SWIFT) build -c release --product relay-bench-wire && .build/release/relay-bench-wire
 
+# The policy figures of docs/security.md: the policy micro-benchmarks below.
 bench-policy: deps
-	$(SWIFT) build -c release --product relay-bench-policy && .build/release/relay-bench-policy
+	$(MAKE) bench-micro BENCH_MICRO_ARGS="--filter 'policy.*'"
+
+# The relay-bench-* targets above print the figures docs/ compares with targets.
+# bench-micro: micro-benchmarks with ordo-one/benchmark (Sources/Benchmarks/
+# RelayMicroBenchmarks): codec, routing over 10k subscriptions, policy, store
+# append, TLS bulk; time, throughput and allocations per operation
+# (docs/performance.md). Release build, then ~1 min. BENCH_MICRO_ARGS adds
+# arguments: "--filter 'routing.*'" (a regex for the whole name) runs some;
+# "baseline update NAME", later "baseline compare NAME", compares with a saved
+# run (.benchmarkBaselines/, not committed). SCRATCH=.build-x: another scratch path.
+BENCH_MICRO_ARGS ?=
+bench-micro: deps
+	$(SWIFT) package $(if $(SCRATCH),--scratch-path $(SCRATCH)) --disable-sandbox --allow-writing-to-package-directory \
+	  benchmark --target RelayMicroBenchmarks $(BENCH_MICRO_ARGS)
 
 # Soak and leak check (not part of `make test`): 2,000 connections of mixed
 # traffic for 5 minutes, then 10,000 connect cycles, against the relayd built

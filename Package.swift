@@ -21,6 +21,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // Micro-benchmarks only (`make bench-micro`). Exact: its Package.swift
+        // changes its traits and dependencies between releases. Only the
+        // MallocInterposer trait (allocation counts): the default also enables
+        // RuntimeInterposer, whose swift-runtime-interposer package (ARC counts
+        // on Linux with Swift 6.3, which no benchmark here uses) is then pruned.
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // MARK: C bridges (system libraries, apt providers)
@@ -164,10 +170,6 @@ let package = Package(
             name: "RelayPolicyTests", dependencies: ["RelayPolicy", "RelayCore"],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "relay-bench-policy", dependencies: ["RelayPolicy", "RelayCore"],
-            swiftSettings: swiftSettings
-        ),
 
         // MARK: RelayBroker
         .target(
@@ -278,6 +280,23 @@ let package = Package(
                            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
+        ),
+
+        // MARK: Micro-benchmarks (ordo-one/benchmark; `make bench-micro`)
+        // The benchmark plugins only take a target whose directory's parent is
+        // named `Benchmarks`, hence the path.
+        .executableTarget(
+            name: "RelayMicroBenchmarks",
+            dependencies: [
+                "RelayWire", "RelayBroker", "RelayPolicy", "RelayStore", "RelayTLS", "RelayCore",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/Benchmarks/RelayMicroBenchmarks",
+            swiftSettings: swiftSettings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
 
         // MARK: Test support and end-to-end tests
