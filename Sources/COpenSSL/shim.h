@@ -44,6 +44,13 @@ static inline int relay_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
 static inline long relay_SSL_CTX_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509) {
     return SSL_CTX_add_extra_chain_cert(ctx, x509);
 }
+/* SSL_CTX_build_cert_chain and its flags */
+static inline long relay_SSL_CTX_build_cert_chain(SSL_CTX *ctx, long flags) {
+    return SSL_CTX_build_cert_chain(ctx, flags);
+}
+static inline long relay_SSL_BUILD_CHAIN_FLAG_NO_ROOT(void) { return SSL_BUILD_CHAIN_FLAG_NO_ROOT; }
+static inline long relay_SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR(void) { return SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR; }
+static inline long relay_SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR(void) { return SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR; }
 /* SSL_CTX_set_session_cache_mode */
 static inline long relay_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_session_cache_mode(ctx, mode);

@@ -28,6 +28,27 @@ import Testing
         await server.stop()
     }
 
+    @Test("the server sends its certificate without the root CA (the chain is built once per context, not per handshake)")
+    func serverChainLeavesOutTheRoot() async throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        let server = try await LoopbackServer.start(try TLSServerContextHolder(configuration: pki.serverConfiguration()),
+                                                    group: MultiThreadedEventLoopGroup.singleton)
+        let client = try ChildProcess("/usr/bin/openssl", [
+            "s_client", "-connect", "127.0.0.1:\(server.port)", "-servername", "localhost", "-showcerts",
+            "-cert", pki.alice.certificate, "-key", pki.alice.key, "-CAfile", pki.ca.certificate, "-verify_return_error",
+        ])
+        client.writeToStdin("Q\n")
+        let status = await client.waitForExit(timeout: 15)
+        if status == nil { client.signal(SIGKILL) }
+        // s_client lists the certificates the server sent as " N s:subject".
+        let sent = client.stdoutLines.filter { $0.range(of: #"^ *[0-9]+ s:"#, options: .regularExpression) != nil }
+        #expect(sent.count == 1, "\(client.transcript)")
+        #expect(sent.first?.contains("localhost") == true, "\(sent)")
+        #expect(client.stdoutLines.contains { $0.contains("Verify return code: 0 (ok)") }, "\(client.transcript)")
+        await server.stop()
+    }
+
     @Test func opensslClientWithoutCertificateIsRefused() async throws {
         let pki = try TLSTestPKI()
         defer { pki.remove() }
