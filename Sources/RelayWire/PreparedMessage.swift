@@ -25,6 +25,37 @@ public struct PreparedMessage: Sendable, Hashable {
         self.tail = tail
     }
 
+    /// Writes one MSG frame straight from its fields, without a tail to share:
+    /// the replay path, where each message goes to one subscription. The
+    /// bytes are those of `PreparedMessage(...).write(...)`. Throws, writing
+    /// nothing, when the frame exceeds `maxFrameSize` or a string a str16.
+    public static func writeFrame(subscriptionID: UInt32, replayed: Bool, sequence: UInt64, timestamp: UInt64,
+                                  topic: String, publisherPrincipal: String, publisherFingerprint: CertificateFingerprint,
+                                  headers: Headers, payload: ByteBuffer, into out: inout ByteBuffer,
+                                  maxFrameSize: Int) throws(WireError) {
+        let topicBytes = topic.utf8.count
+        let principalBytes = publisherPrincipal.utf8.count
+        guard topicBytes <= Int(UInt16.max), principalBytes <= Int(UInt16.max) else {
+            throw WireError(.internalError, "a MSG topic or principal is over 65535 bytes")
+        }
+        let tailLength = 16 + 2 + topicBytes + 2 + principalBytes + CertificateFingerprint.byteCount
+            + headers.wireSize + payload.readableBytes
+        let length = FrameLayout.typeAndFlagsSize + 4 + tailLength
+        guard length <= maxFrameSize else {
+            throw WireError(.frameTooLarge, "MSG frame is \(length) bytes; the subscriber accepts at most \(maxFrameSize)")
+        }
+        out.reserveCapacity(minimumWritableBytes: 4 + length)
+        out.writeMultipleIntegers(UInt32(truncatingIfNeeded: length), FrameType.message.rawValue,
+                                  replayed ? Message.replayedFlag : 0, subscriptionID, sequence, timestamp)
+        out.writeInteger(UInt16(truncatingIfNeeded: topicBytes))
+        out.writeString(topic)
+        out.writeInteger(UInt16(truncatingIfNeeded: principalBytes))
+        out.writeString(publisherPrincipal)
+        publisherFingerprint.write(into: &out)
+        headers.write(into: &out)
+        out.writeImmutableBuffer(payload)
+    }
+
     /// The length field of each MSG frame written from this message.
     public var frameLength: Int { FrameLayout.typeAndFlagsSize + 4 + tail.readableBytes }
 

@@ -83,7 +83,22 @@ struct CodecTests {
                                               headers: headers, payload: payload, replayed: replayed))
             #expect(fast == (try frame.encoded()))
             #expect(fast.readableBytes == prepared.frameSize)
+            // The replay path's direct writer: the same bytes, after what the buffer held.
+            var direct = ByteBuffer(bytes: [9, 9])
+            try PreparedMessage.writeFrame(subscriptionID: 42, replayed: replayed, sequence: 77,
+                                           timestamp: 1_764_383_000_000_000_000, topic: "a.b", publisherPrincipal: "svc",
+                                           publisherFingerprint: fingerprint, headers: headers, payload: payload,
+                                           into: &direct, maxFrameSize: 1 << 20)
+            #expect(direct.readSlice(length: 2) == ByteBuffer(bytes: [9, 9]))
+            #expect(direct == fast)
         }
+        var refused = ByteBuffer(bytes: [5])
+        #expect(throws: WireError.self) {
+            try PreparedMessage.writeFrame(subscriptionID: 1, replayed: true, sequence: 77, timestamp: 1, topic: "a.b",
+                                           publisherPrincipal: "svc", publisherFingerprint: fingerprint, headers: headers,
+                                           payload: payload, into: &refused, maxFrameSize: prepared.frameLength - 1)
+        }
+        #expect(refused == ByteBuffer(bytes: [5]))
         var out = ByteBuffer()
         #expect(throws: WireError.self) {
             try prepared.write(subscriptionID: 1, into: &out, maxFrameSize: prepared.frameLength - 1)

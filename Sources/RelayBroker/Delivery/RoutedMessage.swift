@@ -27,14 +27,16 @@ public final class RoutedMessage: Sendable {
     public static func encode(sequence: UInt64, timestamp: UInt64, topic: String, publisherPrincipal: String,
                               publisherFingerprint: CertificateFingerprint, headers: [MessageHeader],
                               payload: ByteBuffer) -> RoutedMessage? {
-        // Most messages carry no headers: skip building an empty list.
-        let wireHeaders = headers.isEmpty
-            ? Headers.empty
-            : (try? Headers(headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty
         guard let prepared = try? PreparedMessage(
             sequence: sequence, timestamp: timestamp, topic: topic, publisherPrincipal: publisherPrincipal,
-            publisherFingerprint: publisherFingerprint, headers: wireHeaders, payload: payload) else { return nil }
+            publisherFingerprint: publisherFingerprint, headers: wireHeaders(headers), payload: payload) else { return nil }
         return RoutedMessage(sequence: sequence, topic: topic, prepared: prepared)
+    }
+
+    /// A stored message's headers as the MSG frame carries them (validated
+    /// when published). Most messages carry none: no list is built then.
+    static func wireHeaders(_ headers: [MessageHeader]) -> Headers {
+        headers.isEmpty ? Headers.empty : (try? Headers(headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty
     }
 }
 

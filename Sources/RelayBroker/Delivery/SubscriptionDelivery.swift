@@ -1,5 +1,6 @@
 import DequeModule
 import RelayCore
+import RelayStore
 
 /// The delivery state of one subscription: which sequence comes next, how
 /// much credit the client granted, and a bounded buffer of live messages.
@@ -80,8 +81,8 @@ final class SubscriptionDelivery {
     /// `scannedThrough` is the last sequence the read examined (matching or
     /// not); the read must have started at `nextSequence`.
     /// Returns the ones to deliver now (the read is bounded by credit).
-    func replayed(_ messages: [RoutedMessage], scannedThrough: UInt64) -> [RoutedMessage] {
-        var out: [RoutedMessage] = []
+    func replayed<Replayed: SequencedMessage>(_ messages: [Replayed], scannedThrough: UInt64) -> [Replayed] {
+        var out: [Replayed] = []
         out.reserveCapacity(messages.count)
         for message in messages where message.sequence >= nextSequence && credit > 0 {
             out.append(message)
@@ -110,3 +111,12 @@ final class SubscriptionDelivery {
         return out
     }
 }
+
+/// A message with its log sequence: what ``SubscriptionDelivery`` needs to
+/// know of a message read from the store or routed live.
+protocol SequencedMessage {
+    var sequence: UInt64 { get }
+}
+
+extension RoutedMessage: SequencedMessage {}
+extension StoredMessage: SequencedMessage {}

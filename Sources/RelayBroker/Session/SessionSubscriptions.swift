@@ -168,9 +168,8 @@ extension SessionHandler {
                         endSubscription(id, code: error.relayErrorCode, message: "replay failed: \(error)")
                         break
                     }
-                    let routed = Self.routed(batch.messages)
-                    let deliverable = sub.replayed(routed, scannedThrough: batch.next &- 1)
-                    written += send(deliverable, subscription: id, replayed: true)
+                    let deliverable = sub.replayed(batch.messages, scannedThrough: batch.next &- 1)
+                    written += sendReplayed(deliverable, subscription: id)
                     if sub.nextSequence == before { break }  // no progress: wait for credit or data
                 } else {
                     let live = sub.takeLive(max: budget - written)
@@ -200,14 +199,26 @@ extension SessionHandler {
         return sent
     }
 
-    static func routed(_ stored: [StoredMessage]) -> [RoutedMessage] {
+    /// Replayed messages go to one subscription each, so each MSG is written
+    /// straight from the store's record into the outbound buffer: no shared
+    /// tail (``PreparedMessage``) to allocate, fill and free per message.
+    private func sendReplayed(_ messages: [StoredMessage], subscription id: UInt32) -> Int {
         var fingerprints = FingerprintParser()
-        return stored.compactMap { message in
-            RoutedMessage.encode(
-                sequence: message.sequence, timestamp: message.timestamp, topic: message.topic.value,
-                publisherPrincipal: message.publisher.principal,
-                publisherFingerprint: fingerprints.parse(message.publisher.fingerprint),
-                headers: message.headers, payload: message.payload)
+        var sent = 0
+        for message in messages {
+            do {
+                try PreparedMessage.writeFrame(
+                    subscriptionID: id, replayed: true, sequence: message.sequence, timestamp: message.timestamp,
+                    topic: message.topic.value, publisherPrincipal: message.publisher.principal,
+                    publisherFingerprint: fingerprints.parse(message.publisher.fingerprint),
+                    headers: RoutedMessage.wireHeaders(message.headers), payload: message.payload,
+                    into: &outbound, maxFrameSize: peerMaxFrameSize)
+                sent += 1
+            } catch {
+                endSubscription(id, code: .payloadTooLarge, message: "message \(message.sequence) does not fit this client's frame limit")
+                break
+            }
         }
+        return sent
     }
 }
