@@ -25,6 +25,33 @@ import Testing
         #expect(texts.last == "last")
     }
 
+    @Test("async durability flushes on its own thread every interval, while appends go on, and stops at close")
+    func asyncDurabilitySyncsPeriodically() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        var configuration = StoreConfiguration(directory: dir.path)
+        configuration.durability = .async(syncInterval: .milliseconds(20))
+        let store = try MessageStore.open(configuration)
+        for round in 0..<10 {
+            try await appendAll(store, (0..<20).map { try message("sync.t", "\(round)-\($0)") })
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(store.writer.periodicSyncs >= 3, "\(store.writer.periodicSyncs) periodic syncs in ~250 ms")
+        store.close()
+        let afterClose = store.writer.periodicSyncs
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(store.writer.periodicSyncs == afterClose)
+    }
+
+    @Test("fsync durability runs no periodic flush: every commit is already on disk")
+    func fsyncDurabilityHasNoSyncer() async throws {
+        try await withStore({ _ in }) { store, _ in
+            try await appendAll(store, [try message("sync.f", "x")])
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(store.writer.periodicSyncs == 0)
+        }
+    }
+
     @Test func readersRunWhileTheWriterGrowsTheMap() async throws {
         try await withStore({ $0.initialMapSize = 1 << 20; $0.growthStep = 1 << 20 }) { store, _ in
             let payload = String(repeating: "g", count: 2_000)

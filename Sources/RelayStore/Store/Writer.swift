@@ -17,6 +17,20 @@ final class StoreWriter: @unchecked Sendable {
     private let onCommit: (@Sendable (CommittedRange) -> Void)?
     /// Signalled when the thread exits.
     private let exited = DispatchSemaphore(value: 0)
+    /// `async` durability: the thread that flushes commits every interval,
+    /// so a flush never holds up a commit; stopped after the writer.
+    private let syncerStop = DispatchSemaphore(value: 0)
+    private let syncerExited = DispatchSemaphore(value: 0)
+    private var syncerStarted = false
+    /// Periodic flushes done so far (guarded by `syncCountLock`, not
+    /// `stopLock`, which stop() holds while it waits for the syncer); for tests.
+    private let syncCountLock = NSLock()
+    private var periodicSyncCount = 0
+    var periodicSyncs: Int {
+        syncCountLock.lock()
+        defer { syncCountLock.unlock() }
+        return periodicSyncCount
+    }
     private let stopLock = NSLock()
     /// Guarded by `stopLock`.
     private var stopped = false
@@ -55,6 +69,29 @@ final class StoreWriter: @unchecked Sendable {
         }
         thread.name = "relay-store-writer"
         thread.start()
+        if case .async(let interval) = configuration.durability {
+            syncerStarted = true
+            let syncer = Thread { [self] in
+                self.runSyncer(every: interval)
+                self.syncerExited.signal()
+            }
+            syncer.name = "relay-store-syncer"
+            syncer.start()
+        }
+    }
+
+    /// `mdb_env_sync` every `interval` until stopped. It only fdatasyncs the
+    /// data file, which is safe next to a committing writer (Environment.sync
+    /// holds the resize lock shared), and used to stall the writer, and every
+    /// PUBACK waiting on it, for the length of the flush (the async-mode p99).
+    private func runSyncer(every interval: Duration) {
+        let nanoseconds = max(1_000_000, interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000)
+        while syncerStop.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .timedOut {
+            do { try environment.sync() } catch { logger.error("periodic mdb_env_sync failed: \(error)") }
+            syncCountLock.lock()
+            periodicSyncCount += 1
+            syncCountLock.unlock()
+        }
     }
 
     /// Stops accepting work, lets the thread drain the queue, and waits for
@@ -64,7 +101,11 @@ final class StoreWriter: @unchecked Sendable {
         defer { stopLock.unlock() }
         guard !stopped else { return }
         queue.close()
-        exited.wait()
+        exited.wait()  // drained, and the final sync done
+        if syncerStarted {
+            syncerStop.signal()
+            syncerExited.wait()
+        }
         stopped = true
     }
 
@@ -72,22 +113,14 @@ final class StoreWriter: @unchecked Sendable {
 
     private func run() {
         var nextPrune = clock.now.advanced(by: configuration.pruneInterval)
-        var nextSync: ContinuousClock.Instant? = nil
-        if case .async(let interval) = configuration.durability { nextSync = clock.now.advanced(by: interval) }
         while true {
             let wantPruneNow = pruneInProgress || !pruneWaiters.isEmpty
-            var deadline = nextPrune
-            if let nextSync, nextSync < deadline { deadline = nextSync }
-            let wait = wantPruneNow ? 0 : max(0, seconds(clock.now.duration(to: deadline)))
+            let wait = wantPruneNow ? 0 : max(0, seconds(clock.now.duration(to: nextPrune)))
             guard let jobs = queue.take(maxMessages: configuration.maxMessagesPerCommit,
                                         maxBytes: configuration.maxBytesPerCommit,
                                         deadline: Date(timeIntervalSinceNow: wait)) else { break }
             if !jobs.isEmpty { process(jobs) }
             let now = clock.now
-            if let due = nextSync, now >= due, case .async(let interval) = configuration.durability {
-                do { try environment.sync() } catch { logger.error("periodic mdb_env_sync failed: \(error)") }
-                nextSync = now.advanced(by: interval)
-            }
             if pruneInProgress || !pruneWaiters.isEmpty || now >= nextPrune {
                 if now >= nextPrune {
                     do {
