@@ -54,11 +54,11 @@ public final class FrameClient: @unchecked Sendable {
     /// Stops reading from the socket, so the broker's writes fill the TCP
     /// window: a subscriber that has stalled.
     public func pauseReading() async throws {
-        try await channel.setOption(.autoRead, value: false)
+        try await channel.setOption(.autoRead, value: false).get()
     }
 
     public func resumeReading() async throws {
-        try await channel.setOption(.autoRead, value: true)
+        try await channel.setOption(.autoRead, value: true).get()
         channel.read()
     }
 

@@ -145,8 +145,9 @@ final class SessionHandler: ChannelDuplexHandler {
         }
         state = .awaitingHello(handshake)
         let timeout = broker.helloTimeout
-        helloTimer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
-            self?.terminate(.helloTimeout, "no HELLO within \(timeout.nanoseconds / 1_000_000) ms of the TLS handshake")
+        let session = NIOLoopBound(WeakSession(self), eventLoop: context.eventLoop)
+        helloTimer = context.eventLoop.scheduleTask(in: timeout) {
+            session.value.handler?.terminate(.helloTimeout, "no HELLO within \(timeout.nanoseconds / 1_000_000) ms of the TLS handshake")
         }
     }
 
@@ -183,6 +184,7 @@ final class SessionHandler: ChannelDuplexHandler {
     // MARK: Frames
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .closed = state { return }  // closing: bytes still in flight are dropped, not buffered
         frames.append(unwrapInboundIn(data))
         while true {
             if case .closed = state { return }  // after ERR or BYE nothing more is read
@@ -302,4 +304,12 @@ final class SessionHandler: ChannelDuplexHandler {
         if context.channel.isWritable { schedulePump() }
         context.fireChannelWritabilityChanged()
     }
+}
+
+/// A session for a timer scheduled on its loop: the timer must not keep a
+/// closed session alive (tearDown cancels it, but a weak reference needs no
+/// such care), and NIOLoopBound makes the capture Sendable by checking the loop.
+struct WeakSession {
+    weak var handler: SessionHandler?
+    init(_ handler: SessionHandler) { self.handler = handler }
 }

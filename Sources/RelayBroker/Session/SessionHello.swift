@@ -77,8 +77,9 @@ extension SessionHandler {
         guard let context else { return }
         let seconds = notAfter.timeIntervalSinceNow
         let delay = TimeAmount.milliseconds(Int64(max(0, min(seconds, 86_400)) * 1000) + 1)
-        expiryTimer = context.eventLoop.scheduleTask(in: delay) { [weak self] in
-            guard let self else { return }
+        let session = NIOLoopBound(WeakSession(self), eventLoop: context.eventLoop)
+        expiryTimer = context.eventLoop.scheduleTask(in: delay) {
+            guard let self = session.value.handler else { return }
             guard notAfter.timeIntervalSinceNow <= 0 else { return self.scheduleExpiry(notAfter: notAfter) }
             guard case .active = self.state, let identity = self.identity else { return }
             let expiredAt = Self.isoTimestamp(notAfter)

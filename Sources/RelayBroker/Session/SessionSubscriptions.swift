@@ -142,9 +142,10 @@ extension SessionHandler {
     func schedulePump() {
         guard !pumpScheduled, let context else { return }
         pumpScheduled = true
-        context.eventLoop.execute { [self] in
-            pumpScheduled = false
-            pump()
+        let session = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            session.value.pumpScheduled = false
+            session.value.pump()
         }
     }
 
