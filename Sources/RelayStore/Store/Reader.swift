@@ -104,24 +104,43 @@ extension MessageStore {
             var decoder = RecordDecoder(expectedBytes: maxBytes)
             var next = max(from, 1)
             let reachedEnd = try txn.withCursor(schema.topics) { (cursor) throws(StoreError) -> Bool in
-                var sequence = try topicBytes.withBytes { (key) throws(StoreError) -> UInt64? in
-                    try withBigEndianBytes(next) { (seq) throws(StoreError) -> UInt64? in
-                        try cursor.move(.duplicateRange, key: key, value: seq) { _, v in v.readUInt64BE(at: 0) }
-                    }
-                }
-                while let current = sequence {
-                    next = current + 1
-                    try withBigEndianBytes(current) { (key) throws(StoreError) in
-                        guard try txn.get(schema.log, key: key, { (record) throws(StoreError) in
-                            try decoder.decode(record, sequence: current)
-                        }) != nil else {
-                            throw .corrupted(operation: "topic replay", detail: "the topic index lists \(current) but the log has no such record")
+                // The records are fetched with a second cursor on the log: when the
+                // topic's next sequence is the log's next record (one topic
+                // written at a time, the common case), NEXT steps to it instead
+                // of a B-tree search from the root for every message.
+                try txn.withCursor(schema.log) { (log) throws(StoreError) -> Bool in
+                    var sequence = try topicBytes.withBytes { (key) throws(StoreError) -> UInt64? in
+                        try withBigEndianBytes(next) { (seq) throws(StoreError) -> UInt64? in
+                            try cursor.move(.duplicateRange, key: key, value: seq) { _, v in v.readUInt64BE(at: 0) }
                         }
                     }
-                    if decoder.count >= limit || decoder.payloadBytes >= maxBytes { return false }
-                    sequence = try cursor.move(.nextDuplicate) { _, v in v.readUInt64BE(at: 0) }
+                    var logAt: UInt64?  // the sequence the log cursor stands on
+                    while let current = sequence {
+                        next = current + 1
+                        var found = false
+                        if let at = logAt, current == at &+ 1 {
+                            found = try log.move(.next) { (key, record) throws(StoreError) -> Bool in
+                                guard key.count == 8, key.readUInt64BE(at: 0) == current else { return false }
+                                try decoder.decode(record, sequence: current)
+                                return true
+                            } ?? false
+                        }
+                        if !found {
+                            found = try withBigEndianBytes(current) { (key) throws(StoreError) -> Bool in
+                                try log.move(.key, key: key) { (_, record) throws(StoreError) in
+                                    try decoder.decode(record, sequence: current)
+                                } != nil
+                            }
+                        }
+                        guard found else {
+                            throw .corrupted(operation: "topic replay", detail: "the topic index lists \(current) but the log has no such record")
+                        }
+                        logAt = current
+                        if decoder.count >= limit || decoder.payloadBytes >= maxBytes { return false }
+                        sequence = try cursor.move(.nextDuplicate) { _, v in v.readUInt64BE(at: 0) }
+                    }
+                    return true
                 }
-                return true
             }
             if reachedEnd { next = max(next, try Reader.nextSequence(schema: schema, in: txn)) }
             return ReadBatch(messages: decoder.finish(), next: next, reachedEnd: reachedEnd)
