@@ -187,6 +187,40 @@ import Testing
         }
     }
 
+    @Test("retries are recognised after a restart, the newest id first or not, with producer sessions interleaved")
+    func retriesAfterRestart() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let a = (1...5).map { ProducerKey(sessionHigh: 5, sessionLow: 1, publishID: UInt64($0)) }
+        let b = (1...3).map { ProducerKey(sessionHigh: 2, sessionLow: 9, publishID: UInt64($0)) }  // sorts before a
+        var store = try MessageStore.open(StoreConfiguration(directory: dir.path))
+        var original: [ProducerKey: UInt64] = [:]
+        for key in [a[0], b[0], a[1], b[1], a[2], b[2], a[3], a[4]] {
+            original[key] = try await store.append(try message("r", "\(key.sessionHigh)-\(key.publishID)", producerKey: key)).sequence
+        }
+        store.close()
+        store = try MessageStore.open(StoreConfiguration(directory: dir.path))
+        defer { store.close() }
+        // Session a's newest id first: nothing cached yet, the index says so.
+        let a5 = try await store.append(try message("r", "retry", producerKey: a[4]))
+        #expect(a5.duplicate && a5.sequence == original[a[4]])
+        let a3 = try await store.append(try message("r", "retry", producerKey: a[2]))
+        #expect(a3.duplicate && a3.sequence == original[a[2]])
+        let a6key = ProducerKey(sessionHigh: 5, sessionLow: 1, publishID: 6)
+        let a6 = try await store.append(try message("r", "new", producerKey: a6key))
+        #expect(!a6.duplicate)
+        #expect(try await store.append(try message("r", "retry", producerKey: a6key)).sequence == a6.sequence)
+        // Session b: its keys are followed by a's in the index.
+        let b3 = try await store.append(try message("r", "retry", producerKey: b[2]))
+        #expect(b3.duplicate && b3.sequence == original[b[2]])
+        let b1 = try await store.append(try message("r", "retry", producerKey: b[0]))
+        #expect(b1.duplicate && b1.sequence == original[b[0]])
+        #expect(!(try await store.append(try message("r", "new", producerKey: ProducerKey(sessionHigh: 2, sessionLow: 9, publishID: 4)))).duplicate)
+        // A session never seen.
+        #expect(!(try await store.append(try message("r", "new", producerKey: ProducerKey(sessionHigh: 3, sessionLow: 3, publishID: 1)))).duplicate)
+        #expect(try store.read(from: 1, filter: TopicFilter("r")).messages.count == 8 + 3)
+    }
+
     @Test func dedupWindowForgetsOldKeys() async throws {
         try await withStore({ $0.dedup = DedupWindow(maxEntries: 2, maxAge: .seconds(3600)) }) { store, _ in
             let keys = (1...3).map { ProducerKey(sessionHigh: 1, sessionLow: 2, publishID: UInt64($0)) }
