@@ -85,7 +85,10 @@ final class StoreWriter: @unchecked Sendable {
     /// holds the resize lock shared), and used to stall the writer, and every
     /// PUBACK waiting on it, for the length of the flush (the async-mode p99).
     private func runSyncer(every interval: Duration) {
-        let nanoseconds = max(1_000_000, interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000)
+        // Between 1 ms and a day: a longer interval would only overflow the timeout arithmetic.
+        let seconds = min(max(interval.components.seconds, 0), 86_400)
+        let nanoseconds = max(1_000_000, min(seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000,
+                                             86_400 * 1_000_000_000))
         while syncerStop.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .timedOut {
             do { try environment.sync() } catch { logger.error("periodic mdb_env_sync failed: \(error)") }
             syncCountLock.lock()
