@@ -43,7 +43,21 @@ extension SessionHandler {
         pendingPublishIDs.append(publish.publishID)
         inFlight += 1
         if inFlight >= broker.limits.maxInFlightPublishes { pauseReading() }
+        // A read burst can carry a whole window of PUBs. Handing them to the
+        // store in slices lets the writer commit the first slice while this
+        // loop still decodes the rest, so commit, PUBACKs, the client's refill
+        // and decoding overlap instead of taking turns for the whole window.
+        // (On a machine busy with other work the extra commits cost more than
+        // the overlap gains: 88-98k -> 70-81k msg/s in one such A/B run; on
+        // a quiet one, 1:1 fsync 275-302k -> 326-364k.)
+        if pendingAppends.count >= Self.appendSliceSize {
+            commitPendingCursorAcks()  // the ACK-before-PUB barrier, as at the end of a read
+            submitPendingAppends()
+        }
     }
+
+    /// PUBs per append handed to the store in the middle of a read burst.
+    static let appendSliceSize = 256
 
     private func refusePublish(_ id: UInt64, _ code: RelayErrorCode, _ message: String) {
         broker.metrics.publishesRefused.increment()
