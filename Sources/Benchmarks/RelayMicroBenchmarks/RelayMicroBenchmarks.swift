@@ -3,8 +3,9 @@
 //   make bench-micro                                   # all of them, release build
 //   swift package --disable-sandbox benchmark --target RelayMicroBenchmarks --filter 'routing.*'
 //
-// The hand-written executables (relay-bench-wire, -policy, -store, -tls)
-// stay: they print the figures docs/performance.md compares with targets.
+// The hand-written executables (relay-bench-wire, -store, -tls) stay: they
+// print the figures the docs compare with targets. The policy figures come
+// from here (`make bench-policy`).
 // These add what they do not: percentiles over many samples, allocations
 // per operation, and baselines (`benchmark baseline update/compare`) to
 // catch regressions between commits.
