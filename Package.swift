@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(
             name: "RelayWireTests",
             dependencies: [
-                "RelayWire", "RelayCore",
+                "RelayWire", "RelayCore", "RelayTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -172,7 +172,7 @@ let package = Package(
         // MARK: RelayPolicy
         .target(name: "RelayPolicy", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "RelayPolicyTests", dependencies: ["RelayPolicy", "RelayCore"],
+            name: "RelayPolicyTests", dependencies: ["RelayPolicy", "RelayCore", "RelayTestSupport"],
             swiftSettings: swiftSettings
         ),
 

@@ -1,3 +1,4 @@
+import RelayTestSupport
 import Testing
 import RelayCore
 @testable import RelayBroker
@@ -71,7 +72,7 @@ struct SubscriptionTrieTests {
 
     @Test("randomised: trie agrees with brute-force matching")
     func randomised() throws {
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededRandom(seed: 42)
         let tokens = ["a", "b", "c"]
         func randomFilter() -> String {
             let n = Int(rng.next() % 3) + 1
@@ -100,18 +101,5 @@ struct SubscriptionTrieTests {
             let m11 = trie.match(topic)
             #expect(Set(m11) == expected)
         }
-    }
-}
-
-/// A tiny deterministic generator so randomised tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

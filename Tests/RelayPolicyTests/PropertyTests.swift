@@ -1,19 +1,7 @@
+import RelayTestSupport
 import Testing
 import RelayCore
 @testable import RelayPolicy
-
-/// SplitMix64: small, seeded, reproducible (a failing seed can be replayed).
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// One generated case: an identity with hostile values, the same identity
 /// with them removed, and a policy.

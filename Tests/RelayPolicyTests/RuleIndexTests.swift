@@ -1,3 +1,4 @@
+import RelayTestSupport
 import Testing
 import RelayCore
 @testable import RelayPolicy

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import RelayCore
+import RelayTestSupport
 import Testing
 @testable import RelayWire
 
@@ -207,7 +208,7 @@ struct FrameAccumulatorTests {
                                              payload: ByteBuffer(repeating: UInt8(i), count: i * 37))))
         }
         for frame in expected { try frame.encode(into: &stream) }
-        var rng = SplitMix64(state: 7)
+        var rng = SeededRandom(seed: 7)
         for _ in 0..<20 {
             var accumulator = FrameAccumulator(decoder: RelayFrameDecoder(role: .broker))
             var frames: [Frame] = []

@@ -23,7 +23,7 @@ struct CrashLoopTests {
         defer { Task { await relayd.stop() } }
         try await relayd.start()
         let seed = ProcessInfo.processInfo.environment["RELAY_CRASH_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
-        var random = SplitMix64(seed: seed)
+        var random = SeededRandom(seed: seed)
         var ledger = CrashLedger()
         let started = Date()
         for iteration in 0..<Self.iterations {
@@ -290,18 +290,4 @@ private struct CrashLedger {
         }
         return true
     }
-}
-
-/// A small seeded generator, so a failing run's kill moments can be replayed.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func next(below bound: UInt64) -> UInt64 { next() % bound }
 }
