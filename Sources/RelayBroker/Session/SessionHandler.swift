@@ -51,6 +51,11 @@ final class SessionHandler: ChannelDuplexHandler {
     var permissions: Permissions?
     var publishCache: PublishCache?
     var principal = ""
+    /// The stamp on this session's messages, fixed at HELLO: the store's
+    /// publisher record, and the fingerprint MSG frames carry (parsed from
+    /// hex once here, not per publish batch).
+    var publisher = Publisher(principal: "", fingerprint: "")
+    var publisherFingerprint = CertificateFingerprint.zero
     var producerSession = ProducerSessionID.none
     var peerMaxFrameSize = Int(FrameLayout.minimumMaxFrameSize)
 

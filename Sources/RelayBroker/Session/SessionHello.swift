@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import RelayCore
 import RelayPolicy
+import RelayStore
 import RelayTLS
 import RelayWire
 
@@ -54,6 +55,8 @@ extension SessionHandler {
         self.permissions = permissions
         self.publishCache = PublishCache(permissions: permissions)
         self.principal = permissions.principal
+        self.publisher = Publisher(principal: principal, fingerprint: identity.fingerprintSHA256)
+        self.publisherFingerprint = CertificateFingerprint(hex: identity.fingerprintSHA256) ?? .zero
         self.producerSession = hello.sessionID
         self.peerMaxFrameSize = Int(hello.maxFrameSize)
         state = .active
@@ -65,7 +68,7 @@ extension SessionHandler {
                                maxHeaders: UInt16(clamping: limits.maxHeaders), maxInFlight: UInt32(limits.maxInFlightPublishes),
                                maxSubscriptions: UInt32(limits.maxSubscriptionsPerConnection),
                                dedupWindow: 120_000_000_000, principal: principal, subject: identity.subject.rfc4514,
-                               fingerprint: CertificateFingerprint(hex: identity.fingerprintSHA256) ?? CertificateFingerprint.zero,
+                               fingerprint: publisherFingerprint,
                                spiffeID: identity.spiffe?.uri ?? "")))
         scheduleExpiry(notAfter: identity.notAfter)
     }

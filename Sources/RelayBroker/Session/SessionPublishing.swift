@@ -38,7 +38,7 @@ extension SessionHandler {
         }
         let headers = publish.headers.map { MessageHeader(name: $0.name, value: $0.value) }
         pendingAppends.append(NewMessage(topic: topic, payload: publish.payload, headers: headers,
-                                         publisher: Publisher(principal: principal, fingerprint: identity?.fingerprintSHA256 ?? ""),
+                                         publisher: publisher,
                                          producerKey: producerKey))
         pendingPublishIDs.append(publish.publishID)
         inFlight += 1
@@ -79,9 +79,7 @@ extension SessionHandler {
         pendingPublishIDs.removeAll(keepingCapacity: true)
         let router = broker.router
         let metrics = broker.metrics
-        // Every message of the batch comes from this session: parse the
-        // certificate fingerprint once, not once per message.
-        let fingerprint = CertificateFingerprint(hex: identity?.fingerprintSHA256 ?? "") ?? .zero
+        let fingerprint = publisherFingerprint
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
