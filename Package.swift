@@ -77,28 +77,30 @@ let package = Package(
         // otherwise a tool that replays fuzz inputs.
         .executableTarget(
             name: "relay-fuzz-frame-decoder",
-            dependencies: ["RelayWire", "RelayCore", "CLibFuzzer", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["RelayWire", "RelayCore", "FuzzSupport", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz/FrameDecoder",
             swiftSettings: swiftSettings
         ),
         .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        // The entry points and the replay tool every fuzz target shares.
+        .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "Fuzz/Support", swiftSettings: swiftSettings),
         // The same pattern for the config parser, policy templating and DER
         // identity extraction (Fuzz/run-*.sh; checks shared with the corpus tests).
         .executableTarget(
             name: "relay-fuzz-config-parser",
-            dependencies: ["RelayBroker", "RelayCore", "CLibFuzzer"],
+            dependencies: ["RelayBroker", "RelayCore", "FuzzSupport"],
             path: "Fuzz/ConfigParser",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "relay-fuzz-policy-template",
-            dependencies: ["RelayPolicy", "RelayCore", "CLibFuzzer"],
+            dependencies: ["RelayPolicy", "RelayCore", "FuzzSupport"],
             path: "Fuzz/PolicyTemplate",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "relay-fuzz-certificate-identity",
-            dependencies: ["RelayTLS", "RelayCore", "CLibFuzzer"],
+            dependencies: ["RelayTLS", "RelayCore", "FuzzSupport"],
             path: "Fuzz/CertificateIdentity",
             swiftSettings: swiftSettings
         ),

@@ -2,17 +2,13 @@
 // (Fuzz/run-certificate-identity.sh).
 //
 // Built with -sanitize=fuzzer,address -DRELAY_FUZZ, libFuzzer supplies main()
-// and calls the callback below. Built normally (a plain `swift build`), it is
+// and calls the check below (Fuzz/Support/FuzzDriver.swift). Built normally (a plain `swift build`), it is
 // a replay tool: `relay-fuzz-certificate-identity FILE...` runs each file
 // through the same checks, so a crash input can be debugged without sanitizers.
 // The checks live in CertificateIdentityInvariants.swift, which
 // Tests/RelayTLSTests/DERCorpus/ links to, so `swift test` replays the
 // kept corpus through exactly the same code.
-#if RELAY_FUZZ
-import CLibFuzzer
-#else
-import Foundation
-#endif
+import FuzzSupport
 
 /// Traps on the first broken invariant: that is how a fuzz target reports
 /// to libFuzzer, which then saves the input.
@@ -23,41 +19,13 @@ func runOne(_ input: UnsafeRawBufferPointer) {
 }
 
 #if RELAY_FUZZ
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzCertificateIdentity(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
-    runOne(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
-/// SwiftPM links Linux executables with `main` aliased to `<module>_main`;
-/// defining it here hands the process to libFuzzer's driver.
 @_cdecl("relay_fuzz_certificate_identity_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-        guard let data else { return 0 }
-        runOne(UnsafeRawBufferPointer(start: data, count: size))
-        return 0
-    }
+    FuzzDriver.run(argc: argc, argv: argv, runOne)
 }
 #else
 @main
 struct ReplayCertificateIdentityInputs {
-    static func main() {
-        let files = CommandLine.arguments.dropFirst()
-        if files.isEmpty {
-            print("usage: relay-fuzz-certificate-identity FILE...  (replays fuzz inputs; see Fuzz/run-certificate-identity.sh)")
-        }
-        for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                print("cannot read \(file)")
-                continue
-            }
-            data.withUnsafeBytes { runOne($0) }
-            print("ok \(file)")
-        }
-    }
+    static func main() { FuzzDriver.replay(tool: "relay-fuzz-certificate-identity", script: "Fuzz/run-certificate-identity.sh", runOne) }
 }
 #endif

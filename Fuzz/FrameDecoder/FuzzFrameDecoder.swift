@@ -1,18 +1,14 @@
 // libFuzzer target for the relay v1 frame decoder (Fuzz/run-frame-decoder.sh).
 //
 // Built with -sanitize=fuzzer,address -DRELAY_FUZZ, libFuzzer supplies main()
-// and calls LLVMFuzzerTestOneInput. Built normally (a plain `swift build`),
-// it is a replay tool: `relay-fuzz-frame-decoder FILE...` runs each file
-// through the same checks, so a crash input can be debugged without
-// sanitizers.
+// and calls the check below (Fuzz/Support/FuzzDriver.swift). Built normally
+// (a plain `swift build`), it is a replay tool: `relay-fuzz-frame-decoder
+// FILE...` runs each file through the same checks, so a crash input can be
+// debugged without sanitizers.
 import NIOCore
 import RelayCore
 import RelayWire
-#if RELAY_FUZZ
-import CLibFuzzer
-#else
-import Foundation
-#endif
+import FuzzSupport
 
 /// One input: the first byte picks the receiving role (bit 0), whether
 /// HELLO/WELCOME is expected first (bit 1), the chunk size the bytes arrive
@@ -91,41 +87,13 @@ func check(_ frame: Frame, role: WireRole) {
 }
 
 #if RELAY_FUZZ
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
-    runOne(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
-/// SwiftPM links Linux executables with `main` aliased to `<module>_main`;
-/// defining it here hands the process to libFuzzer's driver.
 @_cdecl("relay_fuzz_frame_decoder_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-        guard let data else { return 0 }
-        runOne(UnsafeRawBufferPointer(start: data, count: size))
-        return 0
-    }
+    FuzzDriver.run(argc: argc, argv: argv, runOne)
 }
 #else
 @main
 struct ReplayFrameDecoderInputs {
-    static func main() {
-        let files = CommandLine.arguments.dropFirst()
-        if files.isEmpty {
-            print("usage: relay-fuzz-frame-decoder FILE...  (replays fuzz inputs; see Fuzz/run-frame-decoder.sh)")
-        }
-        for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                print("cannot read \(file)")
-                continue
-            }
-            data.withUnsafeBytes { runOne($0) }
-            print("ok \(file)")
-        }
-    }
+    static func main() { FuzzDriver.replay(tool: "relay-fuzz-frame-decoder", script: "Fuzz/run-frame-decoder.sh", runOne) }
 }
 #endif

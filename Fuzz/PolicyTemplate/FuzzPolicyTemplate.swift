@@ -2,18 +2,14 @@
 // (Fuzz/run-policy-template.sh).
 //
 // Built with -sanitize=fuzzer,address -DRELAY_FUZZ, libFuzzer supplies main()
-// and calls the callback below. Built normally (a plain `swift build`), it is
+// and calls the check below (Fuzz/Support/FuzzDriver.swift). Built normally (a plain `swift build`), it is
 // a replay tool: `relay-fuzz-policy-template FILE...` runs each file through
 // the same checks without sanitizers.
 // The input format (PolicyFuzzInput.swift) and the checks
 // (PolicyInvariants.swift) are linked from Tests/RelayPolicyTests/TemplateCorpus/,
 // so `swift test` replays the kept corpus through exactly the same code.
 import RelayPolicy
-#if RELAY_FUZZ
-import CLibFuzzer
-#else
-import Foundation
-#endif
+import FuzzSupport
 
 /// One input is text, one `key=value` a line (the value runs to the end of
 /// the line and may hold any byte but newline):
@@ -40,41 +36,13 @@ func runOne(_ input: UnsafeRawBufferPointer) {
 }
 
 #if RELAY_FUZZ
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzPolicyTemplate(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
-    runOne(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
-/// SwiftPM links Linux executables with `main` aliased to `<module>_main`;
-/// defining it here hands the process to libFuzzer's driver.
 @_cdecl("relay_fuzz_policy_template_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-        guard let data else { return 0 }
-        runOne(UnsafeRawBufferPointer(start: data, count: size))
-        return 0
-    }
+    FuzzDriver.run(argc: argc, argv: argv, runOne)
 }
 #else
 @main
 struct ReplayPolicyTemplateInputs {
-    static func main() {
-        let files = CommandLine.arguments.dropFirst()
-        if files.isEmpty {
-            print("usage: relay-fuzz-policy-template FILE...  (replays fuzz inputs; see Fuzz/run-policy-template.sh)")
-        }
-        for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                print("cannot read \(file)")
-                continue
-            }
-            data.withUnsafeBytes { runOne($0) }
-            print("ok \(file)")
-        }
-    }
+    static func main() { FuzzDriver.replay(tool: "relay-fuzz-policy-template", script: "Fuzz/run-policy-template.sh", runOne) }
 }
 #endif
