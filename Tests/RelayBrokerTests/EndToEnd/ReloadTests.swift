@@ -12,17 +12,24 @@ import Testing
 /// checking the audit trail's hash chain (AuditVerifier and relayctl).
 @Suite("relayd end to end: reload, revocation, expiry, audit", .serialized)
 struct ReloadTests {
+    /// Starts `relayd` and connects two clients past HELLO: alice (the PKI's
+    /// default client certificate) and `bob`.
+    static func startWithAliceAndBob(_ relayd: RelaydFixture, bob: TLSTestPKI.Files) async throws -> (FrameClient, FrameClient) {
+        try await relayd.start()
+        let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await alice.hello()
+        let other = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: bob)
+        try await other.hello()
+        return (alice, other)
+    }
+
     @Test("revoking a connected client's certificate then SIGHUP cuts that client at once; another client is untouched")
     func revocationOnSighup() async throws {
         let pki = try TLSTestPKI()
         let bob = try pki.add("bob", .client(commonName: "bob"))
         let relayd = try RelaydFixture(pki: pki)
         defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let alice = try await FrameClient.connect(port: relayd.port, pki: pki)
-        try await alice.hello()
-        let other = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
-        try await other.hello()
+        let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
         #expect(try await alice.subscribe(1, "t.>", from: .latest).isAccepted)
         #expect(try await other.subscribe(1, "t.>", from: .latest).isAccepted)
         _ = try await other.publish("t.before", count: 1)
@@ -126,11 +133,7 @@ struct ReloadTests {
         let bob = try pki.add("bob", .client(commonName: "bob"))
         let relayd = try RelaydFixture(pki: pki, acl: Self.wideACL)
         defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let alice = try await FrameClient.connect(port: relayd.port, pki: pki)
-        try await alice.hello()
-        let other = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
-        try await other.hello()
+        let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
         #expect(try await alice.subscribe(1, "a.>", from: .latest).isAccepted)
         #expect(try await alice.subscribe(2, "b.>", from: .latest).isAccepted)
         _ = try await alice.publish("a.one", count: 1)
@@ -285,11 +288,7 @@ struct ReloadTests {
         let crl = try pki.writeCRL(revoking: [])
         let relayd = try RelaydFixture(pki: pki, crl: crl)
         defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let alice = try await FrameClient.connect(port: relayd.port, pki: pki)
-        try await alice.hello()
-        let other = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
-        try await other.hello()
+        let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
         #expect(try await alice.subscribe(1, "w.>", from: .latest).isAccepted)
         // A new modification time even where the file system keeps whole seconds.
         try await Task.sleep(nanoseconds: 1_100_000_000)
