@@ -44,7 +44,9 @@ enum CertificateBuilder {
         var v3 = X509V3_CTX()
         X509V3_set_ctx(&v3, issuerCertificate.ref, x509, nil, nil, 0)
         try addExtension(x509, &v3, NID_basic_constraints, request.isCA ? "critical,CA:TRUE" : "critical,CA:FALSE")
-        try addExtension(x509, &v3, NID_key_usage, request.isCA ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature")
+        let keyUsage = request.keyUsage.isEmpty ? (request.isCA ? "keyCertSign,cRLSign" : "digitalSignature")
+            : request.keyUsage.map(\.rawValue).joined(separator: ",")
+        try addExtension(x509, &v3, NID_key_usage, "critical," + keyUsage)
         try addExtension(x509, &v3, NID_subject_key_identifier, "hash")
         if issuer != nil { try addExtension(x509, &v3, NID_authority_key_identifier, "keyid:always") }
         if !request.extendedKeyUsage.isEmpty {

@@ -27,6 +27,14 @@ public enum ExtendedKeyUsage: String, Sendable, Hashable {
     case clientAuth
 }
 
+/// Key usages a development certificate may carry.
+public enum KeyUsage: String, Sendable, Hashable {
+    case digitalSignature
+    case keyAgreement
+    case keyCertSign
+    case cRLSign
+}
+
 /// What to put in a certificate issued by ``DevelopmentPKI``.
 public struct CertificateRequest: Sendable, Hashable {
     /// RDNs in encoding order; an RDN with several attributes is multi-valued.
@@ -37,6 +45,10 @@ public struct CertificateRequest: Sendable, Hashable {
     /// Empty means no EKU extension (any usage).
     public var extendedKeyUsage: [ExtendedKeyUsage]
     public var isCA: Bool
+    /// Empty means the usual set: keyCertSign and cRLSign for a CA,
+    /// digitalSignature otherwise. Tests set it to build odd certificates
+    /// (a CA:TRUE certificate that can also sign TLS handshakes).
+    public var keyUsage: [KeyUsage] = []
 
     public init(subject: [[NameAttribute]], subjectAlternativeNames: [SubjectAlternativeName] = [],
                 notBefore: Date = Date().addingTimeInterval(-300), notAfter: Date = Date().addingTimeInterval(365 * 86_400),

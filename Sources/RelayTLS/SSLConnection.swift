@@ -17,6 +17,8 @@ final class SSLConnection {
     private let networkOut: OpaquePointer
     /// Keeps the SSL_CTX alive while the session exists.
     let core: SSLContextCore
+    /// The name the server's certificate must carry (client side).
+    let serverName: String?
 
     init(core: SSLContextCore, serverName: String?) throws(TLSError) {
         guard let ssl = SSL_new(core.ctx) else { throw .handshakeFailed(reason: "SSL_new: \(OpenSSLErrorQueue.drain())") }
@@ -33,6 +35,7 @@ final class SSLConnection {
         self.networkIn = input
         self.networkOut = output
         self.core = core
+        self.serverName = serverName
         if core.role == .server {
             SSL_set_accept_state(ssl)
         } else {
@@ -47,6 +50,9 @@ final class SSLConnection {
                     guard SSL_set1_host(ssl, serverName) == 1, relay_SSL_set_tlsext_host_name(ssl, serverName) == 1 else {
                         throw .handshakeFailed(reason: "invalid server name '\(serverName)'")
                     }
+                    // SANs only (RFC 9525): without this flag OpenSSL falls back
+                    // to the subject CN when the certificate has no DNS SAN.
+                    SSL_set_hostflags(ssl, UInt32(X509_CHECK_FLAG_NEVER_CHECK_SUBJECT))
                 }
             }
         }
@@ -174,7 +180,13 @@ final class SSLConnection {
         }
         let verifyResult = SSL_get_verify_result(ssl)
         if verifyResult != relay_X509_V_OK() {
-            return .certificateRejected(code: Int(verifyResult), reason: String(cString: X509_verify_cert_error_string(verifyResult)))
+            // The chain as far as OpenSSL built it (kept after a failure too),
+            // borrowed from `ssl` for this call.
+            var chain: [OpaquePointer] = []
+            if let built = SSL_get0_verified_chain(ssl) {
+                for index in 0..<relay_sk_X509_num(built) { if let x509 = relay_sk_X509_value(built, index) { chain.append(x509) } }
+            }
+            return core.rejection(code: Int32(verifyResult), chain: chain, serverName: serverName)
         }
         for code in codes where relay_ERR_GET_LIB(code) == relay_ERR_LIB_SSL() {
             let reason = relay_ERR_GET_REASON(code)

@@ -23,20 +23,26 @@ public struct TLSServerConfiguration: Sendable, Hashable {
     /// One or more CA bundles; client chains are verified against these only
     /// (never the system trust store).
     public var clientCAs: [PEMSource]
-    /// CRL files; when any is given, every client leaf must be covered by a
-    /// CRL of its issuer (revocation is checked fail-closed).
+    /// CRL files; when any is given, every certificate of a client chain
+    /// (leaf and intermediates) must be covered by a CRL of its issuer
+    /// (revocation is checked fail-closed; see `crlMissing`).
     public var crls: [PEMSource]
+    /// With CRLs, every certificate of a client chain must be covered by a
+    /// CRL of its issuer; this says what happens when an intermediate's
+    /// issuer has none loaded (refused by default).
+    public var crlMissing: TLSMissingCRLPolicy
     public var minimumVersion: TLSMinimumVersion
     public var groups: [TLSGroup]
     public var handshakeTimeout: TimeAmount
 
     public init(certificateChain: PEMSource, privateKey: PEMSource, clientCAs: [PEMSource],
-                crls: [PEMSource] = [], minimumVersion: TLSMinimumVersion = .tls13,
+                crls: [PEMSource] = [], crlMissing: TLSMissingCRLPolicy = .refuse, minimumVersion: TLSMinimumVersion = .tls13,
                 groups: [TLSGroup] = [.x25519, .p256], handshakeTimeout: TimeAmount = .seconds(10)) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
         self.clientCAs = clientCAs
         self.crls = crls
+        self.crlMissing = crlMissing
         self.minimumVersion = minimumVersion
         self.groups = groups
         self.handshakeTimeout = handshakeTimeout

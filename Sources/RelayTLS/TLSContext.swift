@@ -13,11 +13,16 @@ final class SSLContextCore: @unchecked Sendable {
     let role: Role
     let handshakeTimeout: TimeAmount
     let hasCRLs: Bool
+    /// The loaded CRLs, to name the CA whose CRL is missing when a chain
+    /// fails with "unable to get certificate CRL".
+    let crls: [OwnedCRL]
+    let missingCRL: TLSMissingCRLPolicy
 
     deinit { SSL_CTX_free(ctx) }
 
     init(role: Role, chain: PEMSource, key: PEMSource, trusted: [PEMSource], crls: [PEMSource],
-         minimumVersion: TLSMinimumVersion, groups: [TLSGroup], handshakeTimeout: TimeAmount) throws(TLSConfigurationError) {
+         minimumVersion: TLSMinimumVersion, groups: [TLSGroup], handshakeTimeout: TimeAmount,
+         missingCRL: TLSMissingCRLPolicy = .refuse) throws(TLSConfigurationError) {
         guard !trusted.isEmpty else {
             throw .invalidSetting(role == .server
                 ? "no client CA configured; list at least one CA bundle that issues client certificates"
@@ -48,6 +53,8 @@ final class SSLContextCore: @unchecked Sendable {
         self.role = role
         self.handshakeTimeout = handshakeTimeout
         self.hasCRLs = !revocationLists.isEmpty
+        self.crls = revocationLists
+        self.missingCRL = missingCRL
 
         func check(_ ok: Bool, _ operation: String) throws(TLSConfigurationError) {
             if !ok { throw .openSSL(operation: operation, detail: OpenSSLErrorQueue.drain()) }
@@ -89,7 +96,11 @@ final class SSLContextCore: @unchecked Sendable {
             try check(X509_STORE_add_crl(store, crl.ref) == 1, "adding a CRL")
         }
         if !revocationLists.isEmpty {
-            _ = X509_STORE_set_flags(store, relay_X509_V_FLAG_CRL_CHECK())
+            // Every certificate of the chain, not only the leaf: a revoked
+            // intermediate CA revokes everything below it. A CA whose CRL is
+            // not loaded fails the chain unless `missingCRL` allows it for
+            // intermediates (see ChainVerification).
+            _ = X509_STORE_set_flags(store, relay_X509_V_FLAG_CRL_CHECK() | relay_X509_V_FLAG_CRL_CHECK_ALL())
         }
         // A certificate file without intermediates: build our chain once, here,
         // from the configured CAs. Without an explicit chain OpenSSL builds it
@@ -112,7 +123,8 @@ final class SSLContextCore: @unchecked Sendable {
         let verifyMode = role == .server
             ? relay_SSL_VERIFY_PEER() | relay_SSL_VERIFY_FAIL_IF_NO_PEER_CERT()
             : relay_SSL_VERIFY_PEER()
-        SSL_CTX_set_verify(ctx, verifyMode, nil)
+        // Client chains also pass Relay's own leaf rules (ChainVerification).
+        SSL_CTX_set_verify(ctx, verifyMode, role == .server ? ChainVerification.callback(for: missingCRL) : nil)
         SSL_CTX_set_verify_depth(ctx, 8)
     }
 
@@ -128,20 +140,32 @@ final class SSLContextCore: @unchecked Sendable {
         }
         defer { X509_STORE_CTX_free(storeContext) }
         guard let untrusted = relay_sk_X509_new_null() else { throw .certificateRejected(code: -1, reason: "out of memory") }
-        // The stack borrows the certificates (no up-ref), so free only the
-        // stack itself; `certificates` keeps them alive until return.
-        defer { OPENSSL_sk_free(untrusted) }
-        for certificate in certificates.dropFirst() { _ = relay_sk_X509_push(untrusted, certificate.ref) }
-        guard X509_STORE_CTX_init(storeContext, SSL_CTX_get_cert_store(ctx), leaf.ref, untrusted) == 1 else {
-            throw .certificateRejected(code: -1, reason: OpenSSLErrorQueue.drain())
+        // The stack holds its own reference to each certificate (up-ref on
+        // push, pop_free after the store context is freed: defers run in
+        // reverse order), so nothing OpenSSL reads during or after
+        // X509_verify_cert depends on when Swift releases `certificates`.
+        defer { relay_sk_X509_pop_free(untrusted) }
+        for certificate in certificates.dropFirst() {
+            X509_up_ref(certificate.ref)
+            if relay_sk_X509_push(untrusted, certificate.ref) <= 0 {
+                X509_free(certificate.ref)
+                throw .certificateRejected(code: -1, reason: "out of memory")
+            }
         }
-        let purpose = role == .server ? relay_X509_PURPOSE_SSL_CLIENT() : relay_X509_PURPOSE_SSL_SERVER()
-        _ = X509_STORE_CTX_set_purpose(storeContext, purpose)
-        let ok = X509_verify_cert(storeContext)
-        OpenSSLErrorQueue.clear()
-        if ok != 1 {
-            let code = X509_STORE_CTX_get_error(storeContext)
-            throw .certificateRejected(code: Int(code), reason: String(cString: X509_verify_cert_error_string(Int(code))))
+        return try withExtendedLifetime(certificates) { () throws(TLSError) -> Void in
+            guard X509_STORE_CTX_init(storeContext, SSL_CTX_get_cert_store(ctx), leaf.ref, untrusted) == 1 else {
+                throw .certificateRejected(code: -1, reason: OpenSSLErrorQueue.drain())
+            }
+            let purpose = role == .server ? relay_X509_PURPOSE_SSL_CLIENT() : relay_X509_PURPOSE_SSL_SERVER()
+            _ = X509_STORE_CTX_set_purpose(storeContext, purpose)
+            // The same callback as the handshake: the leaf rules and the
+            // missing-CRL policy apply to a reload's re-check too.
+            if role == .server { X509_STORE_CTX_set_verify_cb(storeContext, ChainVerification.callback(for: missingCRL)) }
+            let ok = X509_verify_cert(storeContext)
+            OpenSSLErrorQueue.clear()
+            if ok != 1 {
+                throw rejection(code: X509_STORE_CTX_get_error(storeContext), chain: certificates.map(\.ref), serverName: nil)
+            }
         }
     }
 }
@@ -159,7 +183,8 @@ public final class TLSServerContext: Sendable {
         self.core = try SSLContextCore(
             role: .server, chain: configuration.certificateChain, key: configuration.privateKey,
             trusted: configuration.clientCAs, crls: configuration.crls, minimumVersion: configuration.minimumVersion,
-            groups: configuration.groups, handshakeTimeout: configuration.handshakeTimeout)
+            groups: configuration.groups, handshakeTimeout: configuration.handshakeTimeout,
+            missingCRL: configuration.crlMissing)
     }
 
     /// Re-verifies a live session's peer chain against this context (its CAs,

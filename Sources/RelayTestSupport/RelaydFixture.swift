@@ -18,6 +18,9 @@ public final class RelaydFixture: @unchecked Sendable {
     public var metrics: Bool
     /// `[server] hello_timeout`, used by the next `writeConfig`.
     public var helloTimeout = "10s"
+    /// More `[tls]` lines used by the next `writeConfig` (e.g. a `crl` list
+    /// of several files when `crl` is nil, or the CRL policy).
+    public var tlsExtra = ""
     public var configPath: String { directory.file("relay.toml") }
     public var dataDirectory: String { directory.file("data") }
     public var auditPath: String { directory.file("audit.jsonl") }
@@ -60,6 +63,7 @@ public final class RelaydFixture: @unchecked Sendable {
         private_key = "\(pki.server.key)"
         client_ca = ["\(pki.ca.certificate)"]
         \(crlLine)
+        \(tlsExtra)
         handshake_timeout = "10s"
 
         [storage]

@@ -98,7 +98,7 @@ import Testing
         request.extendedKeyUsage = [.serverAuth]
         let files = try pki.add("serveronly", request)
         Self.expectRefused(try Self.refuse(pki, client: files),
-                           server: .certificateRejected(code: 26, reason: "unsuitable certificate purpose"),
+                           server: .certificateRejected(code: 26, reason: "unsuitable certificate purpose: a client certificate must carry extendedKeyUsage clientAuth (a certificate without an EKU extension is refused)"),
                            clientAlert: "unsupported certificate")
     }
 
@@ -117,7 +117,7 @@ import Testing
         let pki = try TLSTestPKI()
         defer { pki.remove() }
         let result = try Self.refuse(pki, client: pki.alice, serverName: "broker.example.com")
-        #expect(result.client == [.certificateRejected(code: 62, reason: "hostname mismatch")])
+        #expect(result.client == [.certificateRejected(code: 62, reason: "hostname mismatch: the broker's certificate has no subjectAltName (DNS or IP) matching 'broker.example.com'; its CN is never used (RFC 9525)")])
         #expect(result.server.count == 1)
         if case .alertReceived? = result.server.first {} else { Issue.record("server error \(result.server) is not an alert") }
     }

@@ -9,6 +9,7 @@ extension BrokerConfiguration {
         TLSServerConfiguration(
             certificateChain: .file(tls.certificate), privateKey: .file(tls.privateKey),
             clientCAs: tls.clientCA.map { .file($0) }, crls: tls.crl.map { .file($0) },
+            crlMissing: TLSMissingCRLPolicy(rawValue: tls.crlMissing) ?? .refuse,
             minimumVersion: tls.minVersion == "1.2" ? .tls12 : .tls13,
             handshakeTimeout: .nanoseconds(tls.handshakeTimeoutNanos))
     }

@@ -16,6 +16,9 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var privateKey = ""
         public var clientCA: [String] = []
         public var crl: [String] = []
+        /// "refuse" (default) or "allow-intermediate": an intermediate CA whose
+        /// issuer's CRL is not loaded (see TLSMissingCRLPolicy).
+        public var crlMissing = "refuse"
         /// "1.3" (default) or "1.2".
         public var minVersion = "1.3"
         public var handshakeTimeoutNanos: Int64 = 10_000_000_000

@@ -111,6 +111,12 @@ struct ConfigParser {
         if let crls = try t.strings("crl") {
             tls.crl = try crls.map { (p) throws(ConfigError) in try existingFile(p, reader: t, key: "crl") }
         }
+        if let v = try t.string("crl_missing") {
+            guard v == "refuse" || v == "allow-intermediate" else {
+                throw t.error("crl_missing", "expected \"refuse\" (default: refuse a chain with an intermediate CA whose issuer's CRL is not loaded) or \"allow-intermediate\", got \"\(v)\"")
+            }
+            tls.crlMissing = v
+        }
         if let v = try t.string("min_version") {
             guard v == "1.3" || v == "1.2" else { throw t.error("min_version", "expected \"1.3\" or \"1.2\"; older versions are not supported") }
             tls.minVersion = v

@@ -1,0 +1,211 @@
+import Foundation
+import NIOCore
+import RelayBroker
+import RelayCore
+import RelayTLS
+import RelayTestSupport
+import RelayWire
+import Testing
+
+/// Revocation of intermediate CAs and the client-leaf rules (Relay issue 14,
+/// items 2 and 10), against the real relayd over real TLS. With TLS 1.3 a
+/// refused client's handshake completes first; it learns of the refusal
+/// from the server's alert on its next read, which these tests wait for.
+@Suite("relayd end to end: intermediate CA revocation and client-leaf rules", .serialized)
+struct ChainRevocationTests {
+    typealias Tree = IntermediateChainReloadTests.Tree
+
+    /// CRLs from every CA of `tree` revoking nothing, by name
+    /// (`crl-root`, `crl-int-a`, `crl-int-b1`, `crl-int-b2`).
+    static func emptyCRLs(_ tree: Tree, leaving omitted: Set<String> = []) throws -> [String] {
+        let issuers: [(String, TLSTestPKI.Files)] = [("crl-root", tree.pki.ca), ("crl-int-a", tree.intermediate),
+                                                     ("crl-int-b1", tree.upper), ("crl-int-b2", tree.lower)]
+        return try issuers.filter { !omitted.contains($0.0) }.map { try tree.pki.writeCRL(revoking: [], signedBy: $0.1, name: $0.0) }
+    }
+
+    static func crlList(_ paths: [String]) -> String {
+        "crl = [" + paths.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+    }
+
+    /// Connects as `identity` and sends HELLO; returns the TLS error that
+    /// closed the connection. Records an issue when the broker admitted the
+    /// client or refused it some other way (timeout, ERR frame).
+    static func tlsRefusal(_ relayd: RelaydFixture, as identity: TLSTestPKI.Files) async -> TLSError? {
+        do {
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: identity)
+            defer { Task { await client.close() } }
+            let welcome = try await client.hello()
+            Issue.record("the broker admitted \(welcome.subject)")
+        } catch let error as TLSError {
+            return error
+        } catch {
+            Issue.record("expected a TLS alert, got \(error)")
+        }
+        return nil
+    }
+
+    /// A HELLO → WELCOME session as `identity`.
+    static func admitted(_ relayd: RelaydFixture, as identity: TLSTestPKI.Files) async throws -> FrameClient {
+        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: identity)
+        try await client.hello()
+        return client
+    }
+
+    /// True when `client` answers a PING (the session is alive).
+    static func answersPing(_ client: FrameClient, token: UInt64) async throws -> Bool {
+        try await client.send(.ping(token: token))
+        let reply = try await client.nextReply { frame in
+            switch frame {
+            case .pong, .error: return true
+            default: return false
+            }
+        }
+        return reply == .pong(token: token)
+    }
+
+    // MARK: Item 2: a revoked intermediate
+
+    @Test("the root's CRL revokes an intermediate: its leaves are refused with certificate_revoked; another branch gets in")
+    func revokedIntermediateRefusesNewConnections() async throws {
+        let tree = try Tree()
+        let underA = try tree.pki.addChainedClient("under-a", chain: [tree.intermediate])
+        let underB = try tree.pki.addChainedClient("under-b", chain: [tree.lower, tree.upper])
+        var crls = try Self.emptyCRLs(tree, leaving: ["crl-root"])
+        crls.append(try tree.pki.writeCRL(revoking: [tree.intermediate.issued.serialNumber], signedBy: tree.pki.ca, name: "crl-root"))
+        let relayd = try RelaydFixture(pki: tree.pki)
+        defer { Task { await relayd.stop() } }
+        relayd.tlsExtra = Self.crlList(crls)
+        try relayd.writeConfig()
+        try await relayd.start()
+
+        let refusal = await Self.tlsRefusal(relayd, as: underA)
+        #expect(refusal == .alertReceived(code: 44, description: "certificate revoked"))
+        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+        #expect(refused["cause"] == "certificate_rejected_23", "\(refused.fields)")
+        #expect(refused["reason"]?.contains("revoked") == true)
+        // The other branch (its CAs not revoked) is admitted.
+        let other = try await Self.admitted(relayd, as: underB)
+        #expect(try await Self.answersPing(other, token: 1))
+        await other.close()
+        try await relayd.verifyAuditChain()
+    }
+
+    @Test("a CRL revoking the middle CA of a 3-level chain, then SIGHUP: its leaves' live sessions end with certificate_revoked; the 2-level branch stays")
+    func revokedIntermediateCutsLiveSessionsOnReload() async throws {
+        let tree = try Tree()
+        let identities = try tree.clients(3)  // alternating two-N (int-a) and three-N (int-b2 → int-b1)
+        let relayd = try RelaydFixture(pki: tree.pki)
+        defer { Task { await relayd.stop() } }
+        relayd.tlsExtra = Self.crlList(try Self.emptyCRLs(tree))
+        try relayd.writeConfig()
+        try await relayd.start()
+        var sessions: [FrameClient] = []
+        for identity in identities { sessions.append(try await Self.admitted(relayd, as: identity)) }
+
+        // int-b1's CRL now revokes int-b2 (the leaves' issuer, depth 1).
+        _ = try tree.pki.writeCRL(revoking: [tree.lower.issued.serialNumber], signedBy: tree.upper, name: "crl-int-b1")
+        relayd.reload()
+        for (index, client) in sessions.enumerated() {
+            if index % 2 == 1 {
+                let error = try await client.nextError()
+                #expect(error?.errorCode == .certificateRevoked, "three-level session \(index): \(String(describing: error))")
+                #expect(await client.waitUntilClosed())
+            } else {
+                #expect(await relayd.waitForReloads(1))
+                #expect(try await Self.answersPing(client, token: UInt64(index)), "two-level session \(index) was cut")
+            }
+        }
+        let ended = relayd.auditEvents().filter { $0.event == "session_ended" }
+        #expect(ended.count == 3)
+        #expect(ended.allSatisfy { $0["cause"] == "certificate_revoked" && $0["trigger"] == "reload" && $0["subject"]?.hasPrefix("CN=three-") == true })
+        // And they cannot come back.
+        #expect(await Self.tlsRefusal(relayd, as: identities[1]) == .alertReceived(code: 44, description: "certificate revoked"))
+        for (index, client) in sessions.enumerated() where index % 2 == 0 { await client.close() }
+        try await relayd.verifyAuditChain()
+    }
+
+    @Test("no CRL from the root (the CA that issued the intermediate) is loaded: refused by default, and the log names that CA")
+    func missingIntermediateCRLFailsClosed() async throws {
+        let tree = try Tree()
+        let underA = try tree.pki.addChainedClient("under-a", chain: [tree.intermediate])
+        let relayd = try RelaydFixture(pki: tree.pki)
+        defer { Task { await relayd.stop() } }
+        relayd.tlsExtra = Self.crlList(try Self.emptyCRLs(tree, leaving: ["crl-root"]))
+        try relayd.writeConfig()
+        try await relayd.start()
+
+        let refusal = await Self.tlsRefusal(relayd, as: underA)
+        guard case .alertReceived = refusal else {
+            Issue.record("expected a TLS alert, got \(String(describing: refusal))"); return
+        }
+        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+        #expect(refused["cause"] == "certificate_rejected_3", "\(refused.fields)")
+        #expect(refused["reason"]?.contains("no CRL from CA 'CN=Relay Test CA'") == true, "\(refused.fields)")
+        #expect(await relayd.waitForLogLine { $0.contains("TLS connection failed") && $0.contains("no CRL from CA 'CN=Relay Test CA'") },
+                "no log line names the CA whose CRL is missing:\n\(relayd.process?.transcript ?? "")")
+        try await relayd.verifyAuditChain()
+    }
+
+    @Test("crl_missing = \"allow-intermediate\": a missing CRL for an intermediate is tolerated, a loaded CRL revoking one is still enforced")
+    func missingIntermediateCRLAllowedByOption() async throws {
+        let tree = try Tree()
+        let underA = try tree.pki.addChainedClient("under-a", chain: [tree.intermediate])
+        let underB = try tree.pki.addChainedClient("under-b", chain: [tree.lower, tree.upper])
+        var crls = try Self.emptyCRLs(tree, leaving: ["crl-root", "crl-int-b1"])
+        crls.append(try tree.pki.writeCRL(revoking: [tree.lower.issued.serialNumber], signedBy: tree.upper, name: "crl-int-b1"))
+        let relayd = try RelaydFixture(pki: tree.pki)
+        defer { Task { await relayd.stop() } }
+        relayd.tlsExtra = Self.crlList(crls) + "\ncrl_missing = \"allow-intermediate\""
+        try relayd.writeConfig()
+        try await relayd.start()
+
+        #expect(await Self.tlsRefusal(relayd, as: underB) == .alertReceived(code: 44, description: "certificate revoked"))
+        let client = try await Self.admitted(relayd, as: underA)
+        #expect(try await Self.answersPing(client, token: 7))
+        await client.close()
+        try await relayd.verifyAuditChain()
+    }
+
+    // MARK: Item 10: client leaves without clientAuth, or CA certificates
+
+    @Test("a client leaf without an extendedKeyUsage extension is refused (unsupported certificate), with the reason in the audit trail")
+    func leafWithoutEKUIsRefused() async throws {
+        let tree = try Tree()
+        var request = CertificateRequest.client(commonName: "no-eku")
+        request.extendedKeyUsage = []
+        let noEKU = try tree.pki.addChainedClient("no-eku", request, chain: [tree.intermediate])
+        let relayd = try RelaydFixture(pki: tree.pki)
+        defer { Task { await relayd.stop() } }
+        try await relayd.start()
+
+        #expect(await Self.tlsRefusal(relayd, as: noEKU) == .alertReceived(code: 43, description: "unsupported certificate"))
+        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+        #expect(refused["cause"] == "certificate_rejected_26", "\(refused.fields)")
+        #expect(refused["reason"]?.contains("clientAuth") == true, "\(refused.fields)")
+        // Positive control: the same chain with EKU clientAuth gets in.
+        let good = try await Self.admitted(relayd, as: try tree.pki.addChainedClient("with-eku", chain: [tree.intermediate]))
+        await good.close()
+        try await relayd.verifyAuditChain()
+    }
+
+    @Test("a CA certificate (basicConstraints CA:TRUE) presented as a client leaf is refused, with the reason in the audit trail")
+    func caCertificateAsLeafIsRefused() async throws {
+        let tree = try Tree()
+        var request = CertificateRequest.client(commonName: "sub-ca")
+        request.isCA = true
+        // Able to sign a handshake, so OpenSSL's own purpose check (key
+        // usage) lets it through: only the CA:TRUE rule refuses it.
+        request.keyUsage = [.digitalSignature, .keyCertSign]
+        let caLeaf = try tree.pki.addChainedClient("sub-ca", request, chain: [tree.intermediate])
+        let relayd = try RelaydFixture(pki: tree.pki)
+        defer { Task { await relayd.stop() } }
+        try await relayd.start()
+
+        let refusal = await Self.tlsRefusal(relayd, as: caLeaf)
+        #expect(refusal == .alertReceived(code: 46, description: "certificate unknown"), "\(String(describing: refusal))")
+        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+        #expect(refused["cause"] == "certificate_rejected_37", "\(refused.fields)")
+        #expect(refused["reason"]?.contains("CA certificate") == true, "\(refused.fields)")
+        try await relayd.verifyAuditChain()
+    }
+}
