@@ -37,3 +37,41 @@ extension TLSTestPKI {
         return path
     }
 }
+
+/// The test PKI's root with a 2-level branch (`int-a`) and a 3-level one
+/// (`int-b1` → `int-b2`), for chains as production PKIs issue them.
+public struct IntermediateTree: Sendable {
+    public let pki: TLSTestPKI
+    /// `CN=Relay Test Intermediate A`, signed by the root.
+    public let intermediate: TLSTestPKI.Files
+    /// `CN=Relay Test Intermediate B1`, signed by the root.
+    public let upper: TLSTestPKI.Files
+    /// `CN=Relay Test Intermediate B2`, signed by B1.
+    public let lower: TLSTestPKI.Files
+
+    public init() throws {
+        pki = try TLSTestPKI()
+        intermediate = try pki.addIntermediate("int-a", commonName: "Relay Test Intermediate A")
+        upper = try pki.addIntermediate("int-b1", commonName: "Relay Test Intermediate B1")
+        lower = try pki.addIntermediate("int-b2", commonName: "Relay Test Intermediate B2", signedBy: upper)
+    }
+
+    /// `count` clients under `int-a` (`two-N`) and `count` under `int-b2`
+    /// (`three-N`), alternating.
+    public func clients(_ count: Int) throws -> [TLSTestPKI.Files] {
+        var out: [TLSTestPKI.Files] = []
+        for index in 0..<count {
+            out.append(try pki.addChainedClient("two-\(index)", chain: [intermediate]))
+            out.append(try pki.addChainedClient("three-\(index)", chain: [lower, upper]))
+        }
+        return out
+    }
+
+    /// CRLs revoking nothing from every CA of the tree except `omitted`
+    /// (by name: `crl-root`, `crl-int-a`, `crl-int-b1`, `crl-int-b2`); their paths.
+    public func emptyCRLs(leaving omitted: Set<String> = []) throws -> [String] {
+        let issuers: [(String, TLSTestPKI.Files)] = [("crl-root", pki.ca), ("crl-int-a", intermediate),
+                                                     ("crl-int-b1", upper), ("crl-int-b2", lower)]
+        return try issuers.filter { !omitted.contains($0.0) }.map { try pki.writeCRL(revoking: [], signedBy: $0.1, name: $0.0) }
+    }
+}

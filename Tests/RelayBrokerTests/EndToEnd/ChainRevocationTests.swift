@@ -13,16 +13,6 @@ import Testing
 /// from the server's alert on its next read, which these tests wait for.
 @Suite("relayd end to end: intermediate CA revocation and client-leaf rules", .serialized)
 struct ChainRevocationTests {
-    typealias Tree = IntermediateChainReloadTests.Tree
-
-    /// CRLs from every CA of `tree` revoking nothing, by name
-    /// (`crl-root`, `crl-int-a`, `crl-int-b1`, `crl-int-b2`).
-    static func emptyCRLs(_ tree: Tree, leaving omitted: Set<String> = []) throws -> [String] {
-        let issuers: [(String, TLSTestPKI.Files)] = [("crl-root", tree.pki.ca), ("crl-int-a", tree.intermediate),
-                                                     ("crl-int-b1", tree.upper), ("crl-int-b2", tree.lower)]
-        return try issuers.filter { !omitted.contains($0.0) }.map { try tree.pki.writeCRL(revoking: [], signedBy: $0.1, name: $0.0) }
-    }
-
     static func crlList(_ paths: [String]) -> String {
         "crl = [" + paths.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
     }
@@ -67,10 +57,10 @@ struct ChainRevocationTests {
 
     @Test("the root's CRL revokes an intermediate: its leaves are refused with certificate_revoked; another branch gets in")
     func revokedIntermediateRefusesNewConnections() async throws {
-        let tree = try Tree()
+        let tree = try IntermediateTree()
         let underA = try tree.pki.addChainedClient("under-a", chain: [tree.intermediate])
         let underB = try tree.pki.addChainedClient("under-b", chain: [tree.lower, tree.upper])
-        var crls = try Self.emptyCRLs(tree, leaving: ["crl-root"])
+        var crls = try tree.emptyCRLs(leaving: ["crl-root"])
         crls.append(try tree.pki.writeCRL(revoking: [tree.intermediate.issued.serialNumber], signedBy: tree.pki.ca, name: "crl-root"))
         let relayd = try RelaydFixture(pki: tree.pki)
         defer { Task { await relayd.stop() } }
@@ -92,11 +82,11 @@ struct ChainRevocationTests {
 
     @Test("a CRL revoking the middle CA of a 3-level chain, then SIGHUP: its leaves' live sessions end with certificate_revoked; the 2-level branch stays")
     func revokedIntermediateCutsLiveSessionsOnReload() async throws {
-        let tree = try Tree()
+        let tree = try IntermediateTree()
         let identities = try tree.clients(3)  // alternating two-N (int-a) and three-N (int-b2 → int-b1)
         let relayd = try RelaydFixture(pki: tree.pki)
         defer { Task { await relayd.stop() } }
-        relayd.tlsExtra = Self.crlList(try Self.emptyCRLs(tree))
+        relayd.tlsExtra = Self.crlList(try tree.emptyCRLs())
         try relayd.writeConfig()
         try await relayd.start()
         var sessions: [FrameClient] = []
@@ -126,11 +116,11 @@ struct ChainRevocationTests {
 
     @Test("no CRL from the root (the CA that issued the intermediate) is loaded: refused by default, and the log names that CA")
     func missingIntermediateCRLFailsClosed() async throws {
-        let tree = try Tree()
+        let tree = try IntermediateTree()
         let underA = try tree.pki.addChainedClient("under-a", chain: [tree.intermediate])
         let relayd = try RelaydFixture(pki: tree.pki)
         defer { Task { await relayd.stop() } }
-        relayd.tlsExtra = Self.crlList(try Self.emptyCRLs(tree, leaving: ["crl-root"]))
+        relayd.tlsExtra = Self.crlList(try tree.emptyCRLs(leaving: ["crl-root"]))
         try relayd.writeConfig()
         try await relayd.start()
 
@@ -148,10 +138,10 @@ struct ChainRevocationTests {
 
     @Test("crl_missing = \"allow-intermediate\": a missing CRL for an intermediate is tolerated, a loaded CRL revoking one is still enforced")
     func missingIntermediateCRLAllowedByOption() async throws {
-        let tree = try Tree()
+        let tree = try IntermediateTree()
         let underA = try tree.pki.addChainedClient("under-a", chain: [tree.intermediate])
         let underB = try tree.pki.addChainedClient("under-b", chain: [tree.lower, tree.upper])
-        var crls = try Self.emptyCRLs(tree, leaving: ["crl-root", "crl-int-b1"])
+        var crls = try tree.emptyCRLs(leaving: ["crl-root", "crl-int-b1"])
         crls.append(try tree.pki.writeCRL(revoking: [tree.lower.issued.serialNumber], signedBy: tree.upper, name: "crl-int-b1"))
         let relayd = try RelaydFixture(pki: tree.pki)
         defer { Task { await relayd.stop() } }
@@ -170,7 +160,7 @@ struct ChainRevocationTests {
 
     @Test("a client leaf without an extendedKeyUsage extension is refused (unsupported certificate), with the reason in the audit trail")
     func leafWithoutEKUIsRefused() async throws {
-        let tree = try Tree()
+        let tree = try IntermediateTree()
         var request = CertificateRequest.client(commonName: "no-eku")
         request.extendedKeyUsage = []
         let noEKU = try tree.pki.addChainedClient("no-eku", request, chain: [tree.intermediate])
@@ -190,7 +180,7 @@ struct ChainRevocationTests {
 
     @Test("a CA certificate (basicConstraints CA:TRUE) presented as a client leaf is refused, with the reason in the audit trail")
     func caCertificateAsLeafIsRefused() async throws {
-        let tree = try Tree()
+        let tree = try IntermediateTree()
         var request = CertificateRequest.client(commonName: "sub-ca")
         request.isCA = true
         // Able to sign a handshake, so OpenSSL's own purpose check (key

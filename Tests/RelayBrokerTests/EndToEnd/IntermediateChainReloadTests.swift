@@ -12,35 +12,9 @@ import Testing
 /// leaf and root → int1 → int2 → leaf, against the real relayd.
 @Suite("relayd end to end: reload with intermediate-CA chains", .serialized)
 struct IntermediateChainReloadTests {
-    /// A root with a 2-level branch (`int-a`) and a 3-level one (`int-b1` → `int-b2`).
-    struct Tree {
-        let pki: TLSTestPKI
-        let intermediate: TLSTestPKI.Files
-        let upper: TLSTestPKI.Files
-        let lower: TLSTestPKI.Files
-
-        init() throws {
-            pki = try TLSTestPKI()
-            intermediate = try pki.addIntermediate("int-a", commonName: "Relay Test Intermediate A")
-            upper = try pki.addIntermediate("int-b1", commonName: "Relay Test Intermediate B1")
-            lower = try pki.addIntermediate("int-b2", commonName: "Relay Test Intermediate B2", signedBy: upper)
-        }
-
-        /// `count` clients under `int-a` (chain of 2 below the root) and
-        /// `count` under `int-b2` (chain of 3).
-        func clients(_ count: Int) throws -> [TLSTestPKI.Files] {
-            var out: [TLSTestPKI.Files] = []
-            for index in 0..<count {
-                out.append(try pki.addChainedClient("two-\(index)", chain: [intermediate]))
-                out.append(try pki.addChainedClient("three-\(index)", chain: [lower, upper]))
-            }
-            return out
-        }
-    }
-
     @Test("20 no-op SIGHUPs keep all 30 sessions whose certificates come from 2- and 3-level chains")
     func noOpReloadsKeepIntermediateSessions() async throws {
-        let tree = try Tree()
+        let tree = try IntermediateTree()
         let identities = try tree.clients(15)
         #expect(identities.count == 30)
         let relayd = try RelaydFixture(pki: tree.pki)
