@@ -55,6 +55,13 @@ public final class BrokerMetrics: Sendable {
         Counter(label: "relay_handshake_failures_total", dimensions: [("reason", reason)], factory: factory)
     }
 
+    /// Sessions that got past HELLO and ended, by reason: a `RelayErrorCode`
+    /// name when the broker closed it, `bye`, `peer_closed` (close_notify),
+    /// `closed_without_close_notify` (TCP close, e.g. a killed client).
+    public func sessionClosed(reason: String) -> Counter {
+        Counter(label: "relay_sessions_closed_total", dimensions: [("reason", reason)], factory: factory)
+    }
+
     public func refusal(code: String) -> Counter {
         Counter(label: "relay_refusals_total", dimensions: [("code", code)], factory: factory)
     }

@@ -66,6 +66,19 @@ final class SessionHandler: ChannelDuplexHandler {
     var readPaused = false
     var readRequestedWhilePaused = false
 
+    // Output backpressure (SessionBackpressure.swift): true while the
+    // channel's unsent bytes are above the high water mark.
+    var writeBlocked = false
+    var stallTimer: Scheduled<Void>?
+
+    // For the session_closed audit event: when HELLO was accepted, and the
+    // first reason the session ended (nil: the peer closed it cleanly).
+    var activeSince: NIODeadline?
+    var closeReason: String?
+    /// Set once the client certificate verified: later TLS errors end a
+    /// session instead of counting as handshake failures.
+    var handshakeCompleted = false
+
     // Subscribing.
     var subscriptions: [UInt32: SubscriptionDelivery] = [:]
     var durableNames: [UInt32: String] = [:]
@@ -126,7 +139,10 @@ final class SessionHandler: ChannelDuplexHandler {
         shutdownPromise = nil
         helloTimer?.cancel()
         expiryTimer?.cancel()
+        stallTimer?.cancel()
+        stallTimer = nil
         state = .closed
+        recordSessionClosed()
         for (id, sub) in subscriptions {
             if let proxy { broker.router.unsubscribe(sub.filter, sink: proxy, id: id) }
             broker.metrics.subscriptions.decrement()
@@ -149,6 +165,7 @@ final class SessionHandler: ChannelDuplexHandler {
             return
         }
         state = .awaitingHello(handshake)
+        handshakeCompleted = true
         let timeout = broker.helloTimeout
         let session = NIOLoopBound(WeakSession(self), eventLoop: context.eventLoop)
         helloTimer = context.eventLoop.scheduleTask(in: timeout) {
@@ -160,6 +177,14 @@ final class SessionHandler: ChannelDuplexHandler {
         switch error {
         case let wire as WireError:
             terminate(wire.code, wire.message)
+        case let tls as TLSError where handshakeCompleted:
+            // The session was established: a TLS error now (most often a TCP
+            // close without close_notify, e.g. a client killed with Ctrl-C)
+            // ends a session; it is not a handshake failure.
+            closeReason = closeReason ?? Self.sessionCloseReason(tls)
+            logger.debug("session closed by a TLS error", metadata: ["error": "\(tls)", "principal": "\(principal)"])
+            state = .closed
+            context.close(promise: nil)
         case let tls as TLSError:
             broker.metrics.handshakeFailure(reason: Self.reasonLabel(tls)).increment()
             logger.info("TLS connection failed", metadata: ["error": "\(tls)", "peer": "\(context.remoteAddress?.description ?? "?")"])
@@ -169,6 +194,7 @@ final class SessionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         default:
             logger.debug("connection error", metadata: ["error": "\(error)"])
+            closeReason = closeReason ?? "connection_error"
             state = .closed
             context.close(promise: nil)
         }
@@ -202,8 +228,15 @@ final class SessionHandler: ChannelDuplexHandler {
                 return
             }
             handle(frame)
+            // A read batch of small requests (PINGs, refused PUBs) can answer
+            // with as many bytes as it read: hand them to the channel as they
+            // grow, so its water marks see them and reading stops in time.
+            if outbound.readableBytes >= Self.midBatchFlushBytes { flushOutbound() }
         }
     }
+
+    /// Answer bytes buffered in the session before they are flushed mid-batch.
+    static let midBatchFlushBytes = 64 << 10
 
     private func handle(_ frame: Frame) {
         switch state {
@@ -217,6 +250,7 @@ final class SessionHandler: ChannelDuplexHandler {
                 return
             }
             handleHello(hello, handshake: handshake)
+            if case .active = state { activeSince = .now() }
         case .active:
             handleActive(frame)
         case .closed:
@@ -244,6 +278,7 @@ final class SessionHandler: ChannelDuplexHandler {
         case .ping(let token): write(.pong(token: token))
         case .pong: break
         case .bye:
+            closeReason = closeReason ?? "bye"
             flushOutbound()
             state = .closed
             context?.close(promise: nil)
@@ -277,6 +312,7 @@ final class SessionHandler: ChannelDuplexHandler {
         guard let context else { return }
         if case .closed = state { return }
         broker.metrics.refusal(code: code.name).increment()
+        closeReason = closeReason ?? code.name
         logger.info("closing session", metadata: ["code": "\(code.name)", "reason": "\(message)", "principal": "\(principal)"])
         write(.error(ErrorFrame(code: code, message: message)))
         flushOutbound()
@@ -287,7 +323,7 @@ final class SessionHandler: ChannelDuplexHandler {
     // MARK: Backpressure: stop reading while too many publishes are in flight.
 
     func read(context: ChannelHandlerContext) {
-        if readPaused {
+        if readPaused || writeBlocked {
             readRequestedWhilePaused = true
         } else {
             context.read()
@@ -299,15 +335,15 @@ final class SessionHandler: ChannelDuplexHandler {
     func resumeReading() {
         guard readPaused else { return }
         readPaused = false
-        if readRequestedWhilePaused {
-            readRequestedWhilePaused = false
-            context?.read()
-        }
+        readIfRequested()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { schedulePump() }
-        context.fireChannelWritabilityChanged()
+    /// Issues the read NIO asked for while reading was paused, once neither
+    /// the in-flight window nor the output backlog holds it back.
+    func readIfRequested() {
+        guard !readPaused, !writeBlocked, readRequestedWhilePaused else { return }
+        readRequestedWhilePaused = false
+        context?.read()
     }
 }
 
