@@ -24,6 +24,8 @@ public final class BrokerMetrics: Sendable {
     public let reloads: Counter
     public let reloadFailures: Counter
     public let auditWriteFailures: Gauge
+    /// Connections whose TLS handshake is in progress (pre-auth slots held).
+    public let preAuthConnections: Meter
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -48,6 +50,7 @@ public final class BrokerMetrics: Sendable {
         reloads = Counter(label: "relay_reloads_total", factory: factory)
         reloadFailures = Counter(label: "relay_reload_failures_total", factory: factory)
         auditWriteFailures = Gauge(label: "relay_audit_write_failures", factory: factory)
+        preAuthConnections = Meter(label: "relay_preauth_connections", factory: factory)
     }
 
     /// A counter with a `reason` label, e.g. handshake failures by reason.
@@ -60,6 +63,12 @@ public final class BrokerMetrics: Sendable {
     /// `closed_without_close_notify` (TCP close, e.g. a killed client).
     public func sessionClosed(reason: String) -> Counter {
         Counter(label: "relay_sessions_closed_total", dimensions: [("reason", reason)], factory: factory)
+    }
+
+    /// Connections closed at accept because a pre-auth limit was full,
+    /// labelled with the limit's config key.
+    public func preAuthRefused(limit: String) -> Counter {
+        Counter(label: "relay_preauth_refused_total", dimensions: [("limit", limit)], factory: factory)
     }
 
     public func refusal(code: String) -> Counter {

@@ -78,6 +78,10 @@ final class SessionHandler: ChannelDuplexHandler {
     /// Set once the client certificate verified: later TLS errors end a
     /// session instead of counting as handshake failures.
     var handshakeCompleted = false
+    /// The source address whose pre-auth slot this connection holds.
+    var preAuthAddress: String?
+    /// In the broker's session registry (counted in max_connections).
+    var registered = false
 
     // Subscribing.
     var subscriptions: [UInt32: SubscriptionDelivery] = [:]
@@ -111,13 +115,26 @@ final class SessionHandler: ChannelDuplexHandler {
         let proxy = SessionProxy(handler: self, eventLoop: context.eventLoop)
         self.proxy = proxy
         broker.metrics.connectionsAccepted.increment()
-        guard broker.register(proxy) else {
-            broker.metrics.refusal(code: RelayErrorCode.tooManyConnections.name).increment()
+        // Until its certificate verifies, a connection holds a pre-auth slot
+        // (total and per source address), not one of max_connections.
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        if let refusal = broker.admitPreAuth(address: address) {
+            broker.metrics.preAuthRefused(limit: refusal.rawValue).increment()
+            logger.debug("connection refused before TLS", metadata: ["peer": "\(address)", "limit": "\(refusal.rawValue)"])
             state = .closed
             context.close(promise: nil)
             return
         }
-        broker.metrics.connectionsOpen.increment()
+        preAuthAddress = address
+        broker.metrics.preAuthConnections.increment()
+    }
+
+    /// Gives back the pre-auth slot (handshake done, or the connection ended).
+    private func releasePreAuth() {
+        guard let address = preAuthAddress else { return }
+        preAuthAddress = nil
+        broker.releasePreAuth(address: address)
+        broker.metrics.preAuthConnections.decrement()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -152,11 +169,13 @@ final class SessionHandler: ChannelDuplexHandler {
         highestCursorAcks.removeAll()
         subscriptions.removeAll()
         durableNames.removeAll()
-        if let proxy {
+        releasePreAuth()
+        if let proxy, registered {
             broker.unregister(proxy)
             broker.metrics.connectionsOpen.decrement()
-            self.proxy = nil
         }
+        registered = false
+        proxy = nil
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -166,6 +185,15 @@ final class SessionHandler: ChannelDuplexHandler {
         }
         state = .awaitingHello(handshake)
         handshakeCompleted = true
+        releasePreAuth()
+        guard let proxy, broker.register(proxy) else {
+            let shuttingDown = !broker.isAccepting
+            terminate(shuttingDown ? .serverShuttingDown : .tooManyConnections,
+                      shuttingDown ? "the broker is shutting down" : "the broker is at max_connections authenticated sessions; retry later")
+            return
+        }
+        registered = true
+        broker.metrics.connectionsOpen.increment()
         let timeout = broker.helloTimeout
         let session = NIOLoopBound(WeakSession(self), eventLoop: context.eventLoop)
         helloTimer = context.eventLoop.scheduleTask(in: timeout) {
