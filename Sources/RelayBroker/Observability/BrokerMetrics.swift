@@ -26,6 +26,11 @@ public final class BrokerMetrics: Sendable {
     public let auditWriteFailures: Gauge
     /// Connections whose TLS handshake is in progress (pre-auth slots held).
     public let preAuthConnections: Meter
+    /// The metrics listener's own connections: open, refused at its cap,
+    /// closed at its request timeout.
+    public let metricsConnectionsOpen: Meter
+    public let metricsConnectionsRefused: Counter
+    public let metricsConnectionsTimedOut: Counter
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -51,6 +56,9 @@ public final class BrokerMetrics: Sendable {
         reloadFailures = Counter(label: "relay_reload_failures_total", factory: factory)
         auditWriteFailures = Gauge(label: "relay_audit_write_failures", factory: factory)
         preAuthConnections = Meter(label: "relay_preauth_connections", factory: factory)
+        metricsConnectionsOpen = Meter(label: "relay_metrics_connections_open", factory: factory)
+        metricsConnectionsRefused = Counter(label: "relay_metrics_connections_refused_total", factory: factory)
+        metricsConnectionsTimedOut = Counter(label: "relay_metrics_connections_timed_out_total", factory: factory)
     }
 
     /// A counter with a `reason` label, e.g. handshake failures by reason.
