@@ -57,8 +57,10 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var writeStallTimeoutNanos: Int64 = 30_000_000_000
         /// Connections whose TLS handshake has not completed yet, in total and
         /// per source address. They never count against `maxConnections`.
-        public var maxPreAuthConnections = 256
-        public var maxPreAuthPerAddress = 16
+        /// Per address: a client host reconnecting a pool of ~100 connections
+        /// at once after a restart must not be refused.
+        public var maxPreAuthConnections = 1_024
+        public var maxPreAuthPerAddress = 128
     }
 
     public struct Metrics: Sendable, Equatable {
