@@ -53,8 +53,11 @@ struct MetricsListenerTests {
         #expect(open == 0, "\(open) idle metrics connections were never closed by relayd")
         let refused = try await relayd.metric("relay_metrics_connections_refused_total") ?? 0
         let timedOut = try await relayd.metric("relay_metrics_connections_timed_out_total") ?? 0
-        #expect(refused >= Double(idle.count - 64), "only \(refused) connections refused at the cap")
-        #expect(timedOut >= 1 && timedOut <= 64, "\(timedOut) connections closed at the request timeout")
+        // Each idle socket was either refused at the cap or closed at the timeout (which frees a slot for a
+        // later one while the 2,000 are still connecting on a slow machine); the scrapes are served, so neither.
+        #expect(refused + timedOut == Double(idle.count), "refused \(refused) + timed out \(timedOut) != \(idle.count) idle sockets")
+        #expect(timedOut >= 1, "no connection was closed at the request timeout")
+        #expect(refused >= 1, "no connection was refused at the cap")
         let pid = try #require(relayd.process?.pid)
         let descriptors = try #require(ProcessMemory.openDescriptors(pid: pid))
         #expect(descriptors < 200, "relayd still holds \(descriptors) descriptors")
