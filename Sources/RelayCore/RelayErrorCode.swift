@@ -19,6 +19,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
     case serverShuttingDown = 0x000B
     case invalidUTF8 = 0x000C
     case creditOverflow = 0x000D
+    case writeStalled = 0x000E
     case internalError = 0x00FF
 
     // MARK: Operation-level: the connection stays open.
@@ -57,6 +58,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .serverShuttingDown: return "server_shutting_down"
         case .invalidUTF8: return "invalid_utf8"
         case .creditOverflow: return "credit_overflow"
+        case .writeStalled: return "write_stalled"
         case .internalError: return "internal_error"
         case .invalidTopic: return "invalid_topic"
         case .invalidFilter: return "invalid_filter"
@@ -92,6 +94,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .serverShuttingDown: return "the broker is shutting down; reconnect after it restarts"
         case .invalidUTF8: return "a text field was not valid UTF-8"
         case .creditOverflow: return "granted credit exceeded the protocol maximum"
+        case .writeStalled: return "the client read none of the broker's output for too long; read the connection continuously"
         case .internalError: return "the broker hit an internal error; see its log"
         case .invalidTopic: return "the topic breaks the topic grammar (dot-separated tokens of A-Z a-z 0-9 _ -)"
         case .invalidFilter: return "the filter breaks the filter grammar ('*' and '>' are whole tokens, '>' last)"

@@ -17,10 +17,15 @@ public final class FrameClient: @unchecked Sendable {
 
     public static let group = MultiThreadedEventLoopGroup.singleton
 
-    public static func connect(port: Int, pki: TLSTestPKI, as client: TLSTestPKI.Files? = nil) async throws -> FrameClient {
+    /// - Parameter sourceAddress: a local address to connect from (any of
+    ///   127.0.0.0/8 works on Linux), for per-source-address limits.
+    public static func connect(port: Int, pki: TLSTestPKI, as client: TLSTestPKI.Files? = nil,
+                               from sourceAddress: String? = nil) async throws -> FrameClient {
         let context = try TLSClientContext(configuration: pki.clientConfiguration(client))
         let inbox = FrameInbox()
-        let channel = try await ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
+        if let sourceAddress { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: sourceAddress, port: 0)) }
+        let channel = try await bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -16,6 +16,8 @@ public final class RelaydFixture: @unchecked Sendable {
     public private(set) var metricsPort: Int?
     /// Whether the config enables the metrics listener (on a free port).
     public var metrics: Bool
+    /// RLIMIT_NOFILE for relayd (e.g. the common default of 1024), or nil to inherit the test's.
+    public var openFileLimit: Int?
     /// `[server] hello_timeout`, used by the next `writeConfig`.
     public var helloTimeout = "10s"
     /// More `[tls]` lines used by the next `writeConfig` (e.g. a `crl` list
@@ -90,7 +92,12 @@ public final class RelaydFixture: @unchecked Sendable {
     /// Starts relayd (on a free port the first time, the same port after).
     public func start() async throws {
         let listen = "127.0.0.1:\(port)"
-        let child = try ChildProcess(try ProductLocator.executable("relayd"), ["--config", configPath, "--listen", listen])
+        let relaydPath = try ProductLocator.executable("relayd")
+        let arguments = ["--config", configPath, "--listen", listen]
+        let child = try openFileLimit.map { limit in
+            // Through sh so only relayd gets the lower limit, not this test process.
+            try ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments)
+        } ?? ChildProcess(relaydPath, arguments)
         process = child
         guard let line = await child.waitForLine(timeout: 60, where: { $0.hasPrefix("relayd listening on ") }),
               let colon = line.lastIndex(of: ":"), let bound = Int(line[line.index(after: colon)...]) else {

@@ -46,8 +46,11 @@ public final class Broker: Sendable {
         var metricsServer: MetricsHTTPServer?
         if let listen = configuration.metrics.listen, let colon = listen.lastIndex(of: ":"),
            let port = Int(listen[listen.index(after: colon)...]) {
-            metricsServer = try await MetricsHTTPServer.start(host: String(listen[..<colon]), port: port, group: group,
-                                                              metrics: metrics, ready: { context.isAccepting })
+            metricsServer = try await MetricsHTTPServer.start(
+                host: String(listen[..<colon]), port: port, group: group, metrics: metrics,
+                maxConnections: configuration.metrics.maxConnections,
+                requestTimeout: .nanoseconds(configuration.metrics.requestTimeoutNanos), logger: logger,
+                ready: { context.isAccepting })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
         return Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)

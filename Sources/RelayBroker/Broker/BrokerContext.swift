@@ -31,6 +31,17 @@ public final class BrokerContext: Sendable {
         /// accept; if it changed by HELLO, the handshake may have used the
         /// previous CA/CRL set and the chain is verified again.
         var generation: UInt64 = 0
+        /// Connections whose TLS handshake has not completed, by source address.
+        var preAuth: [String: Int] = [:]
+        var preAuthTotal = 0
+    }
+
+    /// Why a connection was not given a pre-authentication slot.
+    enum PreAuthRefusal: String {
+        /// `limits.max_preauth_connections` handshakes are already in progress.
+        case total = "max_preauth_connections"
+        /// `limits.max_preauth_per_address` from this source address.
+        case perAddress = "max_preauth_per_address"
     }
 
     struct DurableKey: Hashable {
@@ -65,6 +76,30 @@ public final class BrokerContext: Sendable {
             guard state.accepting, state.sessions.count < limits.maxConnections else { return false }
             state.sessions[ObjectIdentifier(session)] = session
             return true
+        }
+    }
+
+    /// Takes a pre-authentication slot for a connection from `address`, or
+    /// says which limit refuses it. Held until the TLS handshake completes
+    /// or the connection closes; authenticated sessions never hold one, so
+    /// they cannot crowd out handshakes, and handshakes never count against
+    /// `max_connections`.
+    func admitPreAuth(address: String) -> PreAuthRefusal? {
+        state.withLockedValue { state in
+            guard state.preAuthTotal < limits.maxPreAuthConnections else { return .total }
+            let fromAddress = state.preAuth[address, default: 0]
+            guard fromAddress < limits.maxPreAuthPerAddress else { return .perAddress }
+            state.preAuth[address] = fromAddress + 1
+            state.preAuthTotal += 1
+            return nil
+        }
+    }
+
+    func releasePreAuth(address: String) {
+        state.withLockedValue { state in
+            guard let count = state.preAuth[address] else { return }
+            state.preAuth[address] = count > 1 ? count - 1 : nil
+            state.preAuthTotal -= 1
         }
     }
 

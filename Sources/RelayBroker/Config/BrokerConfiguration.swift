@@ -54,11 +54,26 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var maxInFlightPublishes = 4_096
         /// Messages buffered per subscription before it falls back to reading LMDB.
         public var subscriptionBuffer = 8_192
+        /// How long a connection may stay unwritable (its unsent output above
+        /// the high water mark, because the peer does not read) before it is
+        /// closed with `write_stalled`.
+        public var writeStallTimeoutNanos: Int64 = 30_000_000_000
+        /// Connections whose TLS handshake has not completed yet, in total and
+        /// per source address. They never count against `maxConnections`.
+        /// Per address: a client host reconnecting a pool of ~100 connections
+        /// at once after a restart must not be refused.
+        public var maxPreAuthConnections = 1_024
+        public var maxPreAuthPerAddress = 128
     }
 
     public struct Metrics: Sendable, Equatable {
         /// "host:port", or nil to disable the metrics listener.
         public var listen: String? = "127.0.0.1:9464"
+        /// Open HTTP connections; more are closed at once.
+        public var maxConnections = 64
+        /// A connection gets this long to send a complete request; an idle
+        /// or slow one is closed after it.
+        public var requestTimeoutNanos: Int64 = 5_000_000_000
     }
 
     public enum LogFormat: String, Sendable, Equatable { case logfmt, json }

@@ -64,6 +64,11 @@ struct ConfigParser {
             if let listen = try t.string("listen") {
                 config.metrics.listen = listen.isEmpty ? nil : try hostPort(listen, reader: t, key: "listen").text
             }
+            if let v = try t.int("max_connections", min: 1, max: 100_000) { config.metrics.maxConnections = Int(v) }
+            if let v = try t.duration("request_timeout") {
+                guard v > 0 else { throw t.error("request_timeout", "must be more than 0") }
+                config.metrics.requestTimeoutNanos = v
+            }
             try t.finish()
         }
         if var t = try root.table("log") {
@@ -165,6 +170,12 @@ struct ConfigParser {
         if let v = try t.int("max_subscriptions", min: 1, max: 1_000_000) { l.maxSubscriptionsPerConnection = Int(v) }
         if let v = try t.int("max_in_flight", min: 1, max: 1_000_000) { l.maxInFlightPublishes = Int(v) }
         if let v = try t.int("subscription_buffer", min: 16, max: 10_000_000) { l.subscriptionBuffer = Int(v) }
+        if let v = try t.duration("write_stall_timeout") {
+            guard v > 0 else { throw t.error("write_stall_timeout", "must be more than 0") }
+            l.writeStallTimeoutNanos = v
+        }
+        if let v = try t.int("max_preauth_connections", min: 1, max: 1_000_000) { l.maxPreAuthConnections = Int(v) }
+        if let v = try t.int("max_preauth_per_address", min: 1, max: 1_000_000) { l.maxPreAuthPerAddress = Int(v) }
         if l.maxPayload > l.maxFrameSize - 1024 {
             throw t.error("max_payload", "must leave at least 1KiB of max_frame_size for the frame header, topic and headers")
         }

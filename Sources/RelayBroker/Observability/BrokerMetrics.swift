@@ -24,6 +24,13 @@ public final class BrokerMetrics: Sendable {
     public let reloads: Counter
     public let reloadFailures: Counter
     public let auditWriteFailures: Gauge
+    /// Connections whose TLS handshake is in progress (pre-auth slots held).
+    public let preAuthConnections: Meter
+    /// The metrics listener's own connections: open, refused at its cap,
+    /// closed at its request timeout.
+    public let metricsConnectionsOpen: Meter
+    public let metricsConnectionsRefused: Counter
+    public let metricsConnectionsTimedOut: Counter
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -48,11 +55,28 @@ public final class BrokerMetrics: Sendable {
         reloads = Counter(label: "relay_reloads_total", factory: factory)
         reloadFailures = Counter(label: "relay_reload_failures_total", factory: factory)
         auditWriteFailures = Gauge(label: "relay_audit_write_failures", factory: factory)
+        preAuthConnections = Meter(label: "relay_preauth_connections", factory: factory)
+        metricsConnectionsOpen = Meter(label: "relay_metrics_connections_open", factory: factory)
+        metricsConnectionsRefused = Counter(label: "relay_metrics_connections_refused_total", factory: factory)
+        metricsConnectionsTimedOut = Counter(label: "relay_metrics_connections_timed_out_total", factory: factory)
     }
 
     /// A counter with a `reason` label, e.g. handshake failures by reason.
     public func handshakeFailure(reason: String) -> Counter {
         Counter(label: "relay_handshake_failures_total", dimensions: [("reason", reason)], factory: factory)
+    }
+
+    /// Sessions that got past HELLO and ended, by reason: a `RelayErrorCode`
+    /// name when the broker closed it, `bye`, `peer_closed` (close_notify),
+    /// `closed_without_close_notify` (TCP close, e.g. a killed client).
+    public func sessionClosed(reason: String) -> Counter {
+        Counter(label: "relay_sessions_closed_total", dimensions: [("reason", reason)], factory: factory)
+    }
+
+    /// Connections closed at accept because a pre-auth limit was full,
+    /// labelled with the limit's config key.
+    public func preAuthRefused(limit: String) -> Counter {
+        Counter(label: "relay_preauth_refused_total", dimensions: [("limit", limit)], factory: factory)
     }
 
     public func refusal(code: String) -> Counter {

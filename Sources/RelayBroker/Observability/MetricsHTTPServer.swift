@@ -1,3 +1,5 @@
+import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -5,17 +7,43 @@ import NIOPosix
 /// The plain-HTTP observability listener: `/metrics` (Prometheus text),
 /// `/healthz` (the process runs) and `/readyz` (the broker accepts clients).
 /// Localhost by default; it serves no client data.
+///
+/// It shares relayd's file descriptors with the TLS listener, so it is
+/// bounded: at most `maxConnections` open at once (more are closed at
+/// accept), and each gets `requestTimeout` from accept to its response,
+/// which closes idle and slow-header connections.
 public final class MetricsHTTPServer: Sendable {
     private let channel: any Channel
 
     public var port: Int { channel.localAddress?.port ?? 0 }
 
     public static func start(host: String, port: Int, group: any EventLoopGroup, metrics: BrokerMetrics,
+                             maxConnections: Int = 64, requestTimeout: TimeAmount = .seconds(5),
+                             logger: Logger = Logger(label: "relayd.metrics"),
                              ready: @escaping @Sendable () -> Bool) async throws -> MetricsHTTPServer {
+        let admission = Admission(limit: maxConnections)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard admission.enter() else {
+                    metrics.metricsConnectionsRefused.increment()
+                    if admission.shouldWarn() {
+                        logger.warning("metrics listener at metrics.max_connections; closing new connections",
+                                       metadata: ["max_connections": "\(maxConnections)"])
+                    }
+                    return channel.close()
+                }
+                metrics.metricsConnectionsOpen.increment()
+                let deadline = channel.eventLoop.scheduleTask(in: requestTimeout) {
+                    metrics.metricsConnectionsTimedOut.increment()
+                    channel.close(promise: nil)
+                }
+                channel.closeFuture.whenComplete { _ in
+                    deadline.cancel()
+                    admission.leave()
+                    metrics.metricsConnectionsOpen.decrement()
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(metrics: metrics, ready: ready))
                 }
@@ -25,6 +53,33 @@ public final class MetricsHTTPServer: Sendable {
     }
 
     private init(channel: any Channel) { self.channel = channel }
+
+    /// Open-connection count against the cap, shared by every event loop.
+    private final class Admission: Sendable {
+        private let state = NIOLockedValueBox((open: 0, lastWarning: NIODeadline.distantPast))
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
+
+        func enter() -> Bool {
+            state.withLockedValue { state in
+                guard state.open < limit else { return false }
+                state.open += 1
+                return true
+            }
+        }
+
+        func leave() { state.withLockedValue { $0.open -= 1 } }
+
+        /// One warning per 10 s while connections are being refused.
+        func shouldWarn() -> Bool {
+            state.withLockedValue { state in
+                let now = NIODeadline.now()
+                guard now - state.lastWarning >= .seconds(10) else { return false }
+                state.lastWarning = now
+                return true
+            }
+        }
+    }
 
     public func stop() async {
         try? await channel.close()

@@ -66,6 +66,23 @@ final class SessionHandler: ChannelDuplexHandler {
     var readPaused = false
     var readRequestedWhilePaused = false
 
+    // Output backpressure (SessionBackpressure.swift): true while the
+    // channel's unsent bytes are above the high water mark.
+    var writeBlocked = false
+    var stallTimer: Scheduled<Void>?
+
+    // For the session_closed audit event: when HELLO was accepted, and the
+    // first reason the session ended (nil: the peer closed it cleanly).
+    var activeSince: NIODeadline?
+    var closeReason: String?
+    /// Set once the client certificate verified: later TLS errors end a
+    /// session instead of counting as handshake failures.
+    var handshakeCompleted = false
+    /// The source address whose pre-auth slot this connection holds.
+    var preAuthAddress: String?
+    /// In the broker's session registry (counted in max_connections).
+    var registered = false
+
     // Subscribing.
     var subscriptions: [UInt32: SubscriptionDelivery] = [:]
     var durableNames: [UInt32: String] = [:]
@@ -98,13 +115,26 @@ final class SessionHandler: ChannelDuplexHandler {
         let proxy = SessionProxy(handler: self, eventLoop: context.eventLoop)
         self.proxy = proxy
         broker.metrics.connectionsAccepted.increment()
-        guard broker.register(proxy) else {
-            broker.metrics.refusal(code: RelayErrorCode.tooManyConnections.name).increment()
+        // Until its certificate verifies, a connection holds a pre-auth slot
+        // (total and per source address), not one of max_connections.
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        if let refusal = broker.admitPreAuth(address: address) {
+            broker.metrics.preAuthRefused(limit: refusal.rawValue).increment()
+            logger.debug("connection refused before TLS", metadata: ["peer": "\(address)", "limit": "\(refusal.rawValue)"])
             state = .closed
             context.close(promise: nil)
             return
         }
-        broker.metrics.connectionsOpen.increment()
+        preAuthAddress = address
+        broker.metrics.preAuthConnections.increment()
+    }
+
+    /// Gives back the pre-auth slot (handshake done, or the connection ended).
+    private func releasePreAuth() {
+        guard let address = preAuthAddress else { return }
+        preAuthAddress = nil
+        broker.releasePreAuth(address: address)
+        broker.metrics.preAuthConnections.decrement()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -126,7 +156,10 @@ final class SessionHandler: ChannelDuplexHandler {
         shutdownPromise = nil
         helloTimer?.cancel()
         expiryTimer?.cancel()
+        stallTimer?.cancel()
+        stallTimer = nil
         state = .closed
+        recordSessionClosed()
         for (id, sub) in subscriptions {
             if let proxy { broker.router.unsubscribe(sub.filter, sink: proxy, id: id) }
             broker.metrics.subscriptions.decrement()
@@ -136,11 +169,13 @@ final class SessionHandler: ChannelDuplexHandler {
         highestCursorAcks.removeAll()
         subscriptions.removeAll()
         durableNames.removeAll()
-        if let proxy {
+        releasePreAuth()
+        if let proxy, registered {
             broker.unregister(proxy)
             broker.metrics.connectionsOpen.decrement()
-            self.proxy = nil
         }
+        registered = false
+        proxy = nil
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -149,6 +184,16 @@ final class SessionHandler: ChannelDuplexHandler {
             return
         }
         state = .awaitingHello(handshake)
+        handshakeCompleted = true
+        releasePreAuth()
+        guard let proxy, broker.register(proxy) else {
+            let shuttingDown = !broker.isAccepting
+            terminate(shuttingDown ? .serverShuttingDown : .tooManyConnections,
+                      shuttingDown ? "the broker is shutting down" : "the broker is at max_connections authenticated sessions; retry later")
+            return
+        }
+        registered = true
+        broker.metrics.connectionsOpen.increment()
         let timeout = broker.helloTimeout
         let session = NIOLoopBound(WeakSession(self), eventLoop: context.eventLoop)
         helloTimer = context.eventLoop.scheduleTask(in: timeout) {
@@ -160,6 +205,14 @@ final class SessionHandler: ChannelDuplexHandler {
         switch error {
         case let wire as WireError:
             terminate(wire.code, wire.message)
+        case let tls as TLSError where handshakeCompleted:
+            // The session was established: a TLS error now (most often a TCP
+            // close without close_notify, e.g. a client killed with Ctrl-C)
+            // ends a session; it is not a handshake failure.
+            closeReason = closeReason ?? Self.sessionCloseReason(tls)
+            logger.debug("session closed by a TLS error", metadata: ["error": "\(tls)", "principal": "\(principal)"])
+            state = .closed
+            context.close(promise: nil)
         case let tls as TLSError:
             broker.metrics.handshakeFailure(reason: Self.reasonLabel(tls)).increment()
             logger.info("TLS connection failed", metadata: ["error": "\(tls)", "peer": "\(context.remoteAddress?.description ?? "?")"])
@@ -169,6 +222,7 @@ final class SessionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         default:
             logger.debug("connection error", metadata: ["error": "\(error)"])
+            closeReason = closeReason ?? "connection_error"
             state = .closed
             context.close(promise: nil)
         }
@@ -202,8 +256,15 @@ final class SessionHandler: ChannelDuplexHandler {
                 return
             }
             handle(frame)
+            // A read batch of small requests (PINGs, refused PUBs) can answer
+            // with as many bytes as it read: hand them to the channel as they
+            // grow, so its water marks see them and reading stops in time.
+            if outbound.readableBytes >= Self.midBatchFlushBytes { flushOutbound() }
         }
     }
+
+    /// Answer bytes buffered in the session before they are flushed mid-batch.
+    static let midBatchFlushBytes = 64 << 10
 
     private func handle(_ frame: Frame) {
         switch state {
@@ -217,6 +278,7 @@ final class SessionHandler: ChannelDuplexHandler {
                 return
             }
             handleHello(hello, handshake: handshake)
+            if case .active = state { activeSince = .now() }
         case .active:
             handleActive(frame)
         case .closed:
@@ -244,6 +306,7 @@ final class SessionHandler: ChannelDuplexHandler {
         case .ping(let token): write(.pong(token: token))
         case .pong: break
         case .bye:
+            closeReason = closeReason ?? "bye"
             flushOutbound()
             state = .closed
             context?.close(promise: nil)
@@ -277,6 +340,7 @@ final class SessionHandler: ChannelDuplexHandler {
         guard let context else { return }
         if case .closed = state { return }
         broker.metrics.refusal(code: code.name).increment()
+        closeReason = closeReason ?? code.name
         logger.info("closing session", metadata: ["code": "\(code.name)", "reason": "\(message)", "principal": "\(principal)"])
         write(.error(ErrorFrame(code: code, message: message)))
         flushOutbound()
@@ -287,7 +351,7 @@ final class SessionHandler: ChannelDuplexHandler {
     // MARK: Backpressure: stop reading while too many publishes are in flight.
 
     func read(context: ChannelHandlerContext) {
-        if readPaused {
+        if readPaused || writeBlocked {
             readRequestedWhilePaused = true
         } else {
             context.read()
@@ -299,15 +363,15 @@ final class SessionHandler: ChannelDuplexHandler {
     func resumeReading() {
         guard readPaused else { return }
         readPaused = false
-        if readRequestedWhilePaused {
-            readRequestedWhilePaused = false
-            context?.read()
-        }
+        readIfRequested()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { schedulePump() }
-        context.fireChannelWritabilityChanged()
+    /// Issues the read NIO asked for while reading was paused, once neither
+    /// the in-flight window nor the output backlog holds it back.
+    func readIfRequested() {
+        guard !readPaused, !writeBlocked, readRequestedWhilePaused else { return }
+        readRequestedWhilePaused = false
+        context?.read()
     }
 }
 

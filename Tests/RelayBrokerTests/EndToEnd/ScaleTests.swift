@@ -70,6 +70,9 @@ struct ScaleTests {
         let relayd = try RelaydFixture(extra: """
         [limits]
         subscription_buffer = 8192
+        # The subscriber stops reading for the whole run (~45 s here), longer
+        # than the default stall limit that would close it with write_stalled.
+        write_stall_timeout = "10m"
         """)
         defer { Task { await relayd.stop() } }
         try await relayd.start()
