@@ -65,13 +65,16 @@ struct AuditHardeningTests {
             trail.record("connection_refused", ["peer": "[IPv4]10.0.0.9/10.0.0.9:\(20_000 + i)", "cause": "unexpected_eof"])
         }
         trail.record("connection_refused", ["peer": "[IPv4]10.0.0.7/10.0.0.7:4000", "cause": "handshake_failed"])
+        // A new reason from the flooding source is its own group: written in full mid-flood.
+        trail.record("connection_refused", ["peer": "[IPv4]10.0.0.9/10.0.0.9:30000", "cause": "certificate_rejected_23"])
         trail.close()
         let objects = try t.objects()
-        #expect(objects.count <= 10, "\(objects.count) lines for 10,002 events")
+        #expect(objects.count <= 10, "\(objects.count) lines for 10,003 events")
         #expect(Self.total(objects, "connection_accepted") == 1)
         #expect(Self.total(objects, "publish_denied") == 5_000)
         #expect(Self.total(objects, "subscribe_denied") == 2_000)
-        #expect(Self.total(objects, "connection_refused") == 3_001)
+        #expect(Self.total(objects, "connection_refused") == 3_002)
+        #expect(objects.contains { $0["event"] as? String == "connection_refused" && $0["cause"] as? String == "certificate_rejected_23" })
         // The other source is its own group: written in full, not folded into the flood.
         #expect(objects.contains { $0["event"] as? String == "connection_refused" && ($0["peer"] as? String)?.contains("10.0.0.7") == true })
         let summary = try #require(objects.first { $0["repeated_event"] as? String == "publish_denied" })

@@ -1,8 +1,10 @@
 /// Collapses repeated audit events so a client cannot flood the trail.
 ///
-/// Events are grouped by (event, actor): the actor is the certificate
-/// fingerprint, serial or principal when the event names one, else the
-/// peer's address without its port (pre-authentication events). Within one
+/// Events are grouped by (event, actor, decision): the actor is the
+/// certificate fingerprint, serial or principal when the event names one,
+/// else the peer's address without its port (pre-authentication events);
+/// the decision is the event's `cause` and `rule` (both from small, bounded
+/// sets), so a refusal for a new reason is written even mid-flood. Within one
 /// interval the first event of a group is written in full and the rest are
 /// only counted; when the interval ends, one `event_repeated` line per group
 /// gives the count, the first and last times and the last event's fields.
@@ -16,6 +18,7 @@ struct AuditAggregator {
     struct Group: Hashable {
         var event: String
         var actor: String
+        var decision = ""
     }
 
     struct Pending {
@@ -43,10 +46,10 @@ struct AuditAggregator {
 
     /// Whether the event is written now (true) or only counted (false).
     /// `fields` is the event's `,"k":v…` text, kept for the summary.
-    mutating func admit(event: String, actor: String, ts: String, fields: String) -> Bool {
+    mutating func admit(event: String, actor: (who: String, decision: String), ts: String, fields: String) -> Bool {
         if Self.alwaysWritten.contains(event) { return true }
-        var group = Group(event: event, actor: actor)
-        if groups[group] == nil && groups.count >= maxGroups { group.actor = "*" }
+        var group = Group(event: event, actor: actor.who, decision: actor.decision)
+        if groups[group] == nil && groups.count >= maxGroups { group = Group(event: event, actor: "*") }
         guard var pending = groups[group] else {
             groups[group] = Pending()
             return true
@@ -65,7 +68,7 @@ struct AuditAggregator {
     /// adds) for groups that had repeats, sorted for a stable order.
     mutating func drain() -> [String] {
         let summaries = groups.filter { $0.value.suppressed > 0 }
-            .sorted { ($0.key.event, $0.key.actor) < ($1.key.event, $1.key.actor) }
+            .sorted { ($0.key.event, $0.key.actor, $0.key.decision) < ($1.key.event, $1.key.actor, $1.key.decision) }
             .map { group, pending in
                 ",\"event\":\"event_repeated\",\"repeated_event\":\(JSONText.quoted(group.event))"
                     + ",\"actor\":\(JSONText.quoted(group.actor)),\"suppressed\":\(pending.suppressed)"
@@ -76,9 +79,15 @@ struct AuditAggregator {
         return summaries
     }
 
-    /// The actor of an event from its fields; a peer address loses its port
-    /// so reconnecting from new source ports stays one group.
-    static func actor(from fields: KeyValuePairs<String, any Sendable>) -> String {
+    /// The actor and decision of an event from its fields; a peer address
+    /// loses its port so reconnecting from new source ports stays one group.
+    static func actor(from fields: KeyValuePairs<String, any Sendable>) -> (who: String, decision: String) {
+        let decision = ["cause", "rule"].compactMap { name in fields.first { $0.key == name }.map { "\($0.value)" } }
+            .joined(separator: " ")
+        return (who(from: fields), decision)
+    }
+
+    private static func who(from fields: KeyValuePairs<String, any Sendable>) -> String {
         for name in actorFields {
             guard let value = fields.first(where: { $0.key == name })?.value else { continue }
             let text = "\(value)"

@@ -95,6 +95,7 @@ struct AuditWriter {
 
         var head = (seq: 0, mac: AuditLine.zeroMAC)
         var findings: [String] = []
+        var tornTail = false
         let ts = AuditTrail.jsonString(AuditTrail.timestamp())
         // The live file's end, else (crash right after a rotation) the newest rotated file's.
         if let newest = rotated.last, liveSize == 0 {
@@ -110,6 +111,7 @@ struct AuditWriter {
                 if let line = before.line { head = (line.seq, line.mac) }
             }
             if let torn = end.torn {
+                tornTail = true
                 findings.append("{\"ts\":\(ts),\"event\":\"trail_recovered\",\"torn_bytes\":\(torn.count)"
                                 + ",\"torn_sha256\":\"\(SHA256.hex(torn))\",\"after_seq\":\(head.seq)"
                                 + ",\"reason\":\"the last line was cut short (relayd was killed or the disk filled mid-write); it is kept above, outside the chain\"")
@@ -118,12 +120,12 @@ struct AuditWriter {
         findings += checkpointFindings(path: path, key: key, head: head, hasLines: head.seq > 0, ts: ts, reader: &reader)
 
         let (handle, size) = try AuditFiles.openForAppend(path)
-        if !findings.isEmpty && findings[0].contains("\"trail_recovered\"") {
+        if tornTail {
             // End the fragment so the recovery record starts on its own line.
             try handle.write(contentsOf: Data("\n".utf8))
         }
         let writer = AuditWriter(path: path, key: key, maxFileSize: options.maxFileSize, handle: handle, lock: lock,
-                                 size: Int64(size) + (findings.first?.contains("\"trail_recovered\"") == true ? 1 : 0),
+                                 size: Int64(size) + (tornTail ? 1 : 0),
                                  seq: head.seq, prev: head.mac, nextRotation: (rotated.last?.index ?? 0) + 1,
                                  aggregator: AuditAggregator(maxGroups: options.maxGroups), checkpointedSeq: -1)
         return (writer, findings)
