@@ -54,6 +54,29 @@ struct AuditRelaydTests {
         #expect(report.notices.contains { $0.contains("cut short") })
     }
 
+    @Test("relayctl audit verify exits 1 when lines were cut from the end, and when the key is wrong")
+    func relayctlRefusesCutEnd() async throws {
+        let relayd = try RelaydFixture()
+        defer { Task { await relayd.stop() } }
+        try await relayd.start()
+        let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        _ = try await alice.hello()
+        #expect(await relayd.waitForAudit { $0.event == "connection_accepted" } != nil)
+        #expect(await relayd.terminate() == 0)
+        let lines = relayd.auditLines()
+        #expect(lines.count >= 3)
+        try (lines.dropLast().joined(separator: "\n") + "\n").write(toFile: relayd.auditPath, atomically: true, encoding: .utf8)
+        let cut = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", relayd.configPath])
+        #expect(await cut.waitForExit(timeout: 60) == 1)
+        #expect(cut.transcript.contains("truncated"), "\(cut.transcript)")
+
+        let otherKey = relayd.directory.file("other.key")
+        try String(repeating: "5a", count: 32).write(toFile: otherKey, atomically: true, encoding: .utf8)
+        let wrong = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--key", otherKey, relayd.auditPath])
+        #expect(await wrong.waitForExit(timeout: 60) == 1)
+        #expect(wrong.transcript.contains("line 1"), "\(wrong.transcript)")
+    }
+
     @Test("a second relayd on the same trail refuses to start, naming the file and the first one's PID")
     func secondRelaydRefused() async throws {
         let relayd = try RelaydFixture()

@@ -71,6 +71,8 @@ struct FilePermissionTests {
 
         #expect(chmod(relayd.pki.server.key, 0o640) == 0)
         try Self.exposeMetrics(relayd)
+        try FileManager.default.createDirectory(atPath: relayd.dataDirectory, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o755])
         let check = try ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
         #expect(await check.waitForExit(timeout: 60) == 0, "warnings must not fail the check:\n\(check.transcript)")
         let lines = check.transcript.split(separator: "\n")
@@ -78,5 +80,7 @@ struct FilePermissionTests {
                 "no warning about the group-readable key:\n\(check.transcript)")
         #expect(lines.contains { $0.contains("warning") && $0.contains("0.0.0.0") && $0.contains("metrics") },
                 "no warning about metrics on 0.0.0.0:\n\(check.transcript)")
+        #expect(lines.contains { $0.contains("warning") && $0.contains(relayd.dataDirectory) && $0.contains("everyone") },
+                "no warning about the data directory open to everyone:\n\(check.transcript)")
     }
 }
