@@ -34,9 +34,6 @@ struct AuditEvent: Sendable {
 }
 
 extension RelaydFixture {
-    /// The default audit key: `audit.key` in the data directory.
-    var auditKeyPath: String { dataDirectory + "/audit.key" }
-
     func auditEvents() -> [AuditEvent] {
         auditLines().enumerated().compactMap { AuditEvent(line: $0.offset + 1, text: $0.element) }
     }
