@@ -106,7 +106,7 @@ public final class AuditTrail: Sendable {
     private func write(body: String) {
         let outcome = state.withLockedValue { writer -> (failures: Int?, scheduleCheckpoint: Bool) in
             // After close() (events racing the shutdown) there is nothing to write to; not a failure.
-            guard writer.handle != nil else { return (nil, false) }
+            guard !writer.isClosed else { return (nil, false) }
             do {
                 try writer.append(body: body)
             } catch {

@@ -16,6 +16,8 @@ struct AuditWriter {
     var failures = 0
     var checkpointScheduled = false
     var checkpointedSeq: Int
+    /// Set by close(); a nil handle without it is a failed rotation (writes count as failures).
+    var isClosed = false
 
     /// Seals and appends one line, rotating first if it would not fit.
     mutating func append(body: String) throws {
@@ -73,6 +75,7 @@ struct AuditWriter {
     }
 
     mutating func close() {
+        isClosed = true
         checkpoint()
         try? handle?.close()
         handle = nil
