@@ -34,7 +34,9 @@ public final class MessageStore: Sendable {
                             logger: Logger = Logger(label: "relay.store"),
                             onCommit: (@Sendable (CommittedRange) -> Void)? = nil) throws(StoreError) -> MessageStore {
         do {
-            try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+            // 0700: the directory holds every stored message (issue 14 item 15).
+            try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
         } catch {
             throw .invalidArgument("cannot create the store directory \(configuration.directory): \(error)")
         }

@@ -18,7 +18,7 @@ struct RelayCtl: AsyncParsableCommand {
           relayctl pki revoke --dir ./pki --serial 3F2A9C01
           relayctl config check --config config/relay.toml
           relayctl acl explain --config config/relay.toml --cert ./pki/billing.pem --publish orders.eu.created
-          relayctl audit verify /var/lib/relay/audit.jsonl
+          relayctl audit verify --config config/relay.toml
         """,
         subcommands: [PKI.self, Config.self, ACL.self, Audit.self, Bench.self])
 }
@@ -31,7 +31,9 @@ struct Config: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Parse a broker config and load everything it names (TLS material, CRLs, policy).",
             discussion: """
-            Exit codes: 0 valid, 1 invalid (the reason names the file and key).
+            Exit codes: 0 valid, 1 invalid (the reason names the file and key). Warnings (a private key or \
+            audit key others can read, a data directory others can open, metrics on every interface) are \
+            printed to stderr and do not change the exit code.
 
             Example:
               relayctl config check --config config/relay.toml
@@ -44,6 +46,8 @@ struct Config: ParsableCommand {
             do {
                 let configuration = try BrokerConfiguration.load(path: config)
                 try BrokerConfigurationCheck.deepCheck(configuration)
+                // Exposure warnings do not make the config invalid (exit 0), but are printed.
+                for warning in SecurityWarnings.check(configuration) { printError("relayctl: \(warning)") }
             } catch {
                 printError("relayctl: \(config) is not valid: \(error)")
                 throw ExitCode(1)
@@ -117,24 +121,60 @@ struct Audit: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Verify an audit trail's hash chain.",
+            abstract: "Verify an audit trail's keyed chain, its rotated files and its checkpoint.",
             discussion: """
-            Exit codes: 0 every line verified, 1 the chain is broken (the first broken line is named) \
-            or the file cannot be read.
+            Needs the key relayd writes the trail with (audit.key_file; by default audit.key in the data \
+            directory): pass --key, or --config to take the trail and the key from the broker config.
+            Exit codes: 0 every line verified, 1 the chain is broken (the first broken line is named), \
+            the end was cut (the checkpoint is ahead of the trail), relayd recorded a loss, or a file \
+            cannot be read.
 
-            Example:
-              relayctl audit verify /var/lib/relay/audit.jsonl
+            Examples:
+              relayctl audit verify --key /etc/relay/audit.key /var/log/relay/audit.jsonl
+              relayctl audit verify --config /etc/relay/relay.toml
             """)
 
-        @Argument(help: ArgumentHelp("The audit trail (JSON lines).", valueName: "file"))
-        var file: String
+        @Argument(help: ArgumentHelp("The audit trail (JSON lines); its rotated files <file>.NNNNNN are walked first.", valueName: "file"))
+        var file: String?
+
+        @Option(name: .long, help: ArgumentHelp("The audit key file (hex).", valueName: "file"))
+        var key: String?
+
+        @Option(name: .long, help: ArgumentHelp("Take the trail and key paths from this broker config.", valueName: "file"))
+        var config: String?
+
+        @Flag(name: .customLong("no-checkpoint"), help: "Accept a trail without its checkpoint (a cut end then goes unnoticed).")
+        var noCheckpoint = false
 
         func run() throws {
+            var trail = file
+            var keyFile = key
+            if let config {
+                do {
+                    let loaded = try BrokerConfiguration.load(path: config)
+                    trail = trail ?? loaded.audit.path
+                    keyFile = keyFile ?? loaded.auditKeyFile
+                } catch {
+                    printError("relayctl: \(error)")
+                    throw ExitCode(1)
+                }
+            }
+            guard let trail, let keyFile else {
+                printError("relayctl: pass the trail and --key (or --config); the key is audit.key_file in the broker config")
+                throw ExitCode(1)
+            }
             do {
-                let report = try AuditVerifier.verify(path: file)
-                print("\(file): \(report.lines) line(s) verified; the hash chain is intact (last hash \(report.lastHash))")
+                let report = try AuditVerifier.verify(path: trail, key: try AuditKey.load(path: keyFile),
+                                                      requireCheckpoint: !noCheckpoint)
+                for notice in report.notices { print("notice: \(notice)") }
+                for loss in report.recordedLosses { printError("relayctl: loss: \(loss)") }
+                print("\(trail): \(report.lines) line(s) in \(report.files.count) file(s) verified (seq \(report.firstSeq)…\(report.lastSeq)); "
+                      + "the keyed chain is intact (last mac \(report.lastMAC))")
+                if !report.recordedLosses.isEmpty { throw ExitCode(1) }
+            } catch let exit as ExitCode {
+                throw exit
             } catch {
-                printError("relayctl: \(file): \(error)")
+                printError("relayctl: \(trail): \(error)")
                 throw ExitCode(1)
             }
         }

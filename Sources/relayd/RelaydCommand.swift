@@ -45,6 +45,7 @@ struct RelaydCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
                 throw ExitCode(2)
             }
+            for warning in SecurityWarnings.check(loaded) { FileHandle.standardError.write(Data("relayd: \(warning)\n".utf8)) }
             print("relayd: configuration \(config) is valid")
             return
         }

@@ -7,7 +7,7 @@ import Testing
 struct AuditTrailTests {
     /// Writes `count` events and returns the file's lines.
     func makeTrail(_ dir: TemporaryDirectory, count: Int = 5) throws -> [String] {
-        let trail = try AuditTrail(path: dir.file("audit.jsonl"))
+        let trail = try AuditTrail(path: dir.file("audit.jsonl"), options: AuditTrail.Options(keyFile: dir.file("audit.key")))
         for i in 0..<count {
             trail.record("connection_refused", ["serial": "0A\(i)", "reason": "revoked \"x\"\n", "n": i])
         }
@@ -22,9 +22,9 @@ struct AuditTrailTests {
 
     func brokenLine(_ dir: TemporaryDirectory) -> Int? {
         do {
-            _ = try AuditVerifier.verify(path: dir.file("audit.jsonl"))
+            _ = try AuditVerifier.verify(path: dir.file("audit.jsonl"), key: try AuditKey.load(path: dir.file("audit.key")))
             return nil
-        } catch AuditError.broken(let line, _) {
+        } catch AuditError.broken(_, let line, _) {
             return line
         } catch {
             return -1
@@ -36,8 +36,9 @@ struct AuditTrailTests {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
         let lines = try makeTrail(dir)
         #expect(lines.count == 5)
-        let report = try AuditVerifier.verify(path: dir.file("audit.jsonl"))
+        let report = try AuditVerifier.verify(path: dir.file("audit.jsonl"), key: try AuditKey.load(path: dir.file("audit.key")))
         #expect(report.lines == 5)
+        #expect(report.lastSeq == 5)
         for line in lines {
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             #expect(object?["event"] as? String == "connection_refused")
@@ -51,7 +52,7 @@ struct AuditTrailTests {
         _ = try makeTrail(dir, count: 2)
         let lines = try makeTrail(dir, count: 2)
         #expect(lines.count == 4)
-        #expect(try AuditVerifier.verify(path: dir.file("audit.jsonl")).lines == 4)
+        #expect(try AuditVerifier.verify(path: dir.file("audit.jsonl"), key: try AuditKey.load(path: dir.file("audit.key"))).lines == 4)
     }
 
     @Test("an edited line is named")
@@ -81,11 +82,12 @@ struct AuditTrailTests {
         #expect(brokenLine(dir) == 4)
     }
 
-    @Test("a forged line with a recomputed hash but a wrong link is detected")
+    @Test("a forged line sealed with another key is detected")
     func forgedLink() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
         var lines = try makeTrail(dir)
-        let forged = AuditTrail.seal(body: "{\"ts\":\"x\",\"event\":\"reload\"", previous: AuditTrail.zeroHash)
+        let wrongKey = try AuditKey(bytes: Array(repeating: 7, count: 32))
+        let forged = AuditLine.seal(body: "{\"ts\":\"x\",\"event\":\"reload\"", seq: 4, prev: AuditLine.zeroMAC, key: wrongKey)
         lines[3] = forged.text
         try rewrite(dir, lines)
         #expect(brokenLine(dir) == 4)

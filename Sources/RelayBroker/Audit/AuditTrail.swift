@@ -2,27 +2,51 @@ import Foundation
 import NIOConcurrencyHelpers
 import RelayTLS
 
-/// The append-only, hash-chained JSON-lines audit trail.
+/// The append-only, keyed, hash-chained JSON-lines audit trail.
 ///
-/// Every line is one JSON object whose last two fields are `prev` (the hash
-/// of the previous line, 64 zeros for the first) and `hash` (SHA-256 of the
-/// line's text up to and including `"prev":"…"`, then `}`). Editing a line
-/// breaks its own `hash`; deleting or reordering lines breaks the next
-/// line's `prev`. ``AuditVerifier`` names the first broken line.
+/// Every line carries `seq`, `prev` (the previous line's `mac`) and `mac`
+/// (HMAC-SHA256 under the ``AuditKey``; see ``AuditLine``). Editing,
+/// deleting, reordering or forging a line breaks the chain unless the key is
+/// known. A sealed checkpoint beside the trail (``AuditCheckpoint``) records
+/// the last line on disk, so cutting lines off the end is detected too.
+/// Repeated events are aggregated (``AuditAggregator``); the file rotates by
+/// size with the chain continuing into the next file; one process at a time
+/// may write a trail (flock on `<path>.lock`). Startup reads only the end of
+/// the newest file and the checkpoint. docs/security.md says what this can
+/// and cannot detect.
 ///
 /// Writes go to a dedicated serial queue so the publish path never waits on
 /// the trail; allowed publishes are counted in metrics, not written here.
 public final class AuditTrail: Sendable {
-    public static let zeroHash = String(repeating: "0", count: 64)
+    public struct Options: Sendable {
+        /// The key file (hex); created 0600 when neither it nor a trail exists.
+        public var keyFile: String
+        /// Rotate when the live file would exceed this many bytes; 0 never rotates.
+        public var maxFileSize: Int64 = 256 << 20
+        /// How long repeats of one (event, actor) are counted before their summary line.
+        public var repeatInterval: Double = 10
+        /// How often (seconds) the checkpoint follows the trail while lines are written.
+        public var checkpointInterval: Double = 0.2
+        public var maxGroups = 1_024
+
+        public init(keyFile: String) { self.keyFile = keyFile }
+    }
+
+    /// What opening the trail read (a test proves startup does not read it all).
+    public struct OpenStatistics: Sendable, Equatable {
+        public var bytesRead: Int
+        /// The seq of the last line found at startup (0 for a new trail).
+        public var resumedAtSeq: Int
+    }
+
+    static let tailWindow = 128 << 10
+    /// A string value longer than this is cut (the tail read must find a whole line).
+    static let maxValueBytes = 4_096
 
     private let queue = DispatchQueue(label: "relay.audit")
-    private let state: NIOLockedValueBox<State>
-
-    private struct State {
-        var handle: FileHandle?
-        var previousHash: String
-        var failures = 0
-    }
+    private let state: NIOLockedValueBox<AuditWriter>
+    public let openStatistics: OpenStatistics
+    let options: Options
 
     /// Called (on the trail's queue) with the running count after a write fails.
     private let onWriteFailure: (@Sendable (Int) -> Void)?
@@ -30,72 +54,96 @@ public final class AuditTrail: Sendable {
     /// Opens (or creates) the trail at `path`, continuing the existing chain.
     /// `onWriteFailure` gets the running failure count (relayd exports it as
     /// the `relay_audit_write_failures` gauge).
-    public init(path: String, onWriteFailure: (@Sendable (Int) -> Void)? = nil) throws {
+    public init(path: String, options: Options, onWriteFailure: (@Sendable (Int) -> Void)? = nil) throws {
         self.onWriteFailure = onWriteFailure
-        let fm = FileManager.default
-        if !fm.fileExists(atPath: path) {
-            guard fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw AuditError.cannotOpen(path: path, reason: "could not create the file; check the folder exists and is writable")
-            }
-        }
-        guard let handle = FileHandle(forUpdatingAtPath: path) else {
-            throw AuditError.cannotOpen(path: path, reason: "could not open it for appending; check its permissions")
-        }
-        let last = try AuditVerifier.lastHash(path: path)
-        handle.seekToEndOfFile()
-        state = NIOLockedValueBox(State(handle: handle, previousHash: last ?? Self.zeroHash))
+        self.options = options
+        var reader = AuditFileReader()
+        let opened = try AuditWriter.open(path: path, options: options, reader: &reader)
+        openStatistics = OpenStatistics(bytesRead: reader.bytesRead, resumedAtSeq: opened.writer.seq)
+        state = NIOLockedValueBox(opened.writer)
+        // Integrity findings of the start are written first, before any event.
+        for body in opened.findings { append(body: body) }
+        queue.sync {}
     }
 
     /// Appends one event. `fields` are written in the given order after
     /// `ts` and `event`; values are strings, numbers or booleans.
     public func record(_ event: String, _ fields: KeyValuePairs<String, any Sendable> = [:]) {
-        var body = "{\"ts\":\(Self.jsonString(Self.timestamp())),\"event\":\(Self.jsonString(event))"
+        let ts = Self.jsonString(Self.timestamp())
+        var rendered = ""
         for (key, value) in fields {
-            body += ",\(Self.jsonString(key)):\(Self.jsonValue(value))"
+            rendered += ",\(Self.jsonString(key)):\(Self.jsonValue(value))"
         }
-        let text = body
-        queue.async { [state, onWriteFailure] in
-            let failed = state.withLockedValue { state -> Int? in
-                let line = Self.seal(body: text, previous: state.previousHash)
-                do {
-                    try state.handle?.write(contentsOf: Data((line.text + "\n").utf8))
-                    // Chain to a line only once it is on disk: a lost line must
-                    // not leave the next one pointing at a hash nobody can find.
-                    state.previousHash = line.hash
-                    return nil
-                } catch {
-                    state.failures += 1
-                    return state.failures
-                }
+        let actor = AuditAggregator.actor(from: fields)
+        let text = rendered
+        queue.async { [self] in
+            let (admitted, startedWindow) = state.withLockedValue { writer in
+                let wasEmpty = writer.aggregator.isEmpty
+                let admitted = writer.aggregator.admit(event: event, actor: actor, ts: ts, fields: text)
+                return (admitted, wasEmpty && !writer.aggregator.isEmpty)
             }
-            if let failed { onWriteFailure?(failed) }
+            if startedWindow {
+                queue.asyncAfter(deadline: .now() + options.repeatInterval) { [self] in drainRepeats() }
+            }
+            if admitted { write(body: "{\"ts\":\(ts),\"event\":\(Self.jsonString(event))\(text)") }
         }
     }
 
-    /// Waits until every recorded event is written and synced to disk.
+    /// Queues a line that bypasses aggregation.
+    private func append(body: String) {
+        queue.async { [self] in write(body: body) }
+    }
+
+    /// On the queue: writes summaries of the repeats counted so far.
+    private func drainRepeats() {
+        let summaries = state.withLockedValue { $0.aggregator.drain() }
+        for summary in summaries {
+            write(body: "{\"ts\":\(Self.jsonString(Self.timestamp()))" + summary)
+        }
+    }
+
+    /// On the queue: seals and appends one line; schedules the checkpoint.
+    private func write(body: String) {
+        let outcome = state.withLockedValue { writer -> (failures: Int?, scheduleCheckpoint: Bool) in
+            // After close() (events racing the shutdown) there is nothing to write to; not a failure.
+            guard !writer.isClosed else { return (nil, false) }
+            do {
+                try writer.append(body: body)
+            } catch {
+                writer.failures += 1
+                return (writer.failures, false)
+            }
+            guard !writer.checkpointScheduled else { return (nil, false) }
+            writer.checkpointScheduled = true
+            return (nil, true)
+        }
+        if let failed = outcome.failures { onWriteFailure?(failed) }
+        if outcome.scheduleCheckpoint {
+            queue.asyncAfter(deadline: .now() + options.checkpointInterval) { [state] in
+                state.withLockedValue { $0.checkpoint() }
+            }
+        }
+    }
+
+    /// Waits until every recorded event is written and synced to disk, and
+    /// the checkpoint names the last line. Repeats still being counted are
+    /// written when their interval ends (or at ``close()``).
     public func flush() {
         queue.sync {
-            state.withLockedValue { state in try? state.handle?.synchronize() }
+            state.withLockedValue { $0.checkpoint() }
         }
     }
 
+    /// Writes the pending repeat summaries, syncs, and releases the file lock.
     public func close() {
-        flush()
-        state.withLockedValue { state in
-            try? state.handle?.close()
-            state.handle = nil
+        queue.sync {
+            drainRepeats()
+            state.withLockedValue { $0.close() }
         }
     }
 
     /// Write failures so far (exported as a metric).
     public var failures: Int { state.withLockedValue { $0.failures } }
-
-    /// Adds `prev` and `hash` to a line body that lacks its closing brace.
-    static func seal(body: String, previous: String) -> (text: String, hash: String) {
-        let hashed = body + ",\"prev\":\"\(previous)\"}"
-        let hash = SHA256.hex(Array(hashed.utf8))
-        return (String(hashed.dropLast()) + ",\"hash\":\"\(hash)\"}", hash)
-    }
 
     /// The current UTC time as RFC 3339 with milliseconds
     /// (`2026-11-29T06:28:03.123Z`), the same text ISO8601DateFormatter
@@ -125,24 +173,43 @@ public final class AuditTrail: Sendable {
         case let v as Int64: return String(v)
         case let v as UInt64: return String(v)
         case let v as UInt32: return String(v)
-        case let v as [String]: return "[" + v.map(jsonString).joined(separator: ",") + "]"
-        case let v as String: return jsonString(v)
+        case let v as [String]: return "[" + v.map { jsonString(capped($0)) }.joined(separator: ",") + "]"
+        case let v as String: return jsonString(capped(v))
         default: return jsonString(String(describing: value))
         }
     }
 
     static func jsonString(_ s: String) -> String { JSONText.quoted(s) }
+
+    /// Cuts a value to ``maxValueBytes`` (on a character boundary) and says so.
+    static func capped(_ s: String) -> String {
+        guard s.utf8.count > maxValueBytes else { return s }
+        var kept = Substring(s).prefix(maxValueBytes / 2)
+        while kept.utf8.count > maxValueBytes - 64 { kept = kept.dropLast() }
+        return kept + "…[cut, \(s.utf8.count) bytes]"
+    }
 }
 
 public enum AuditError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, reason: String)
-    /// The first line (1-based) at which the chain does not hold.
-    case broken(line: Int, reason: String)
+    case badKey(path: String, reason: String)
+    /// Another process holds `<path>.lock`.
+    case inUse(path: String, pid: Int32?)
+    /// The first line (1-based, in `file`) at which the chain does not hold.
+    case broken(file: String, line: Int, reason: String)
+    /// The checkpoint names a line the trail no longer has (or a different one).
+    case truncated(checkpointSeq: Int, reason: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason): return "audit trail \(path): \(reason)"
-        case .broken(let line, let reason): return "audit trail broken at line \(line): \(reason)"
+        case .badKey(let path, let reason): return "audit key file \(path): \(reason)"
+        case .inUse(let path, let pid):
+            let holder = pid.map { "process \($0)" } ?? "another process"
+            return "audit trail \(path) is in use by \(holder) (it holds \(path).lock); stop that relayd or give this one its own [audit] path"
+        case .broken(let file, let line, let reason): return "audit trail broken at \(file) line \(line): \(reason)"
+        case .truncated(let seq, let reason):
+            return "audit trail truncated: the checkpoint records line seq \(seq), but \(reason); lines were removed from the end"
         }
     }
 }

@@ -26,9 +26,20 @@ public final class Broker: Sendable {
         let policy = try configuration.makePolicy()
         let tls = try TLSServerContextHolder(configuration: configuration.tlsServerConfiguration)
         let metrics = BrokerMetrics()
-        let store = try MessageStore.open(configuration.storeConfiguration, logger: logger)
+        for warning in SecurityWarnings.check(configuration) { logger.warning("\(warning)") }
+        try DataDirectory.prepare(configuration.storage.path)
+        // The trail before the store: a second relayd on the same files stops
+        // here (the trail's lock names the holder) before it touches LMDB.
         let audit = try configuration.audit.path.map { path in
-            try AuditTrail(path: path, onWriteFailure: { metrics.auditWriteFailures.record($0) })
+            try AuditTrail(path: path, options: configuration.auditOptions,
+                           onWriteFailure: { metrics.auditWriteFailures.record($0) })
+        }
+        let store: MessageStore
+        do {
+            store = try MessageStore.open(configuration.storeConfiguration, logger: logger)
+        } catch {
+            audit?.close()
+            throw error
         }
         let router = Router(watermark: try store.lastSequence())
         let context = BrokerContext(configuration: configuration, policy: policy, store: store, router: router,
@@ -40,6 +51,7 @@ public final class Broker: Sendable {
                                                   port: configuration.server.port, group: group)
         } catch {
             store.close()
+            audit?.close()
             try? await group.shutdownGracefully()
             throw BrokerStartError(message: "cannot listen on \(configuration.server.host):\(configuration.server.port): \(error); is another relayd running? change [server] listen or pass --listen")
         }

@@ -86,6 +86,12 @@ public struct BrokerConfiguration: Sendable, Equatable {
     public struct Audit: Sendable, Equatable {
         /// The JSON-lines audit file, or nil to disable the trail.
         public var path: String?
+        /// The chain's HMAC key; nil means `audit.key` in the data directory.
+        public var keyFile: String?
+        /// Rotate the trail past this size (bytes); 0 never rotates.
+        public var maxFileSize: Int64 = 256 << 20
+        /// How long repeats of one event by one actor are counted before their summary line.
+        public var repeatIntervalNanos: Int64 = 10_000_000_000
     }
 
     /// One `[[acl.rule]]` as written; RelayPolicy validates and compiles it.

@@ -87,6 +87,15 @@ struct ConfigParser {
         }
         if var t = try root.table("audit") {
             if let p = try t.string("path") { config.audit.path = p.isEmpty ? nil : resolve(p) }
+            if let p = try t.string("key_file"), !p.isEmpty { config.audit.keyFile = resolve(p) }
+            if let size = try t.size("max_file_size") {
+                guard size == 0 || size >= 64 << 10 else { throw t.error("max_file_size", "must be 0 (never rotate) or at least 64KiB") }
+                config.audit.maxFileSize = size
+            }
+            if let ns = try t.duration("repeat_interval") {
+                guard ns >= 100_000_000 else { throw t.error("repeat_interval", "must be at least 100ms") }
+                config.audit.repeatIntervalNanos = ns
+            }
             try t.finish()
         }
         if var t = try root.table("acl") { try parseACL(&t, into: &config.acl); try t.finish() }

@@ -63,7 +63,8 @@ final class Environment: @unchecked Sendable {
             // (NIO event loops, the writer) can run short read transactions.
             var flags = UInt32(MDB_NOTLS)
             if options.noSync { flags |= UInt32(MDB_NOSYNC) }
-            try context.check(mdb_env_open(env, path, flags, 0o640), "mdb_env_open(\(path))")
+            // 0600: data.mdb and lock.mdb are for relayd's user only (issue 14 item 15).
+            try context.check(mdb_env_open(env, path, flags, 0o600), "mdb_env_open(\(path))")
         } catch {
             mdb_env_close(env)
             throw error

@@ -1,0 +1,67 @@
+import Foundation
+
+extension BrokerConfiguration {
+    /// The audit key file: `audit.key_file`, else `audit.key` in the data directory.
+    public var auditKeyFile: String {
+        audit.keyFile ?? URL(fileURLWithPath: storage.path).appendingPathComponent("audit.key").path
+    }
+
+    /// ``AuditTrail`` options from `[audit]`.
+    var auditOptions: AuditTrail.Options {
+        var options = AuditTrail.Options(keyFile: auditKeyFile)
+        options.maxFileSize = audit.maxFileSize
+        options.repeatInterval = Double(audit.repeatIntervalNanos) / 1e9
+        return options
+    }
+}
+
+/// What relayd and `relayctl config check` warn about (issue 14 item 15):
+/// secrets others can read and listeners exposed on every interface. These
+/// are warnings, not errors: the operator may have reasons (a group that
+/// runs a sidecar), but must hear about it.
+public enum SecurityWarnings {
+    public static func check(_ configuration: BrokerConfiguration) -> [String] {
+        var warnings: [String] = []
+        if let exposure = exposedBits(configuration.tls.privateKey) {
+            warnings.append("warning: the TLS private key \(configuration.tls.privateKey) is \(exposure); anyone who reads it can impersonate the broker. Run: chmod 600 \(configuration.tls.privateKey)")
+        }
+        if configuration.audit.path != nil, let exposure = exposedBits(configuration.auditKeyFile) {
+            warnings.append("warning: the audit key \(configuration.auditKeyFile) is \(exposure); anyone who reads it can rewrite the audit trail undetected. Run: chmod 600 \(configuration.auditKeyFile)")
+        }
+        if let exposure = exposedBits(configuration.storage.path, directory: true) {
+            warnings.append("warning: the data directory \(configuration.storage.path) is \(exposure); it holds every stored message. Run: chmod 700 \(configuration.storage.path)")
+        }
+        if let listen = configuration.metrics.listen, let colon = listen.lastIndex(of: ":") {
+            var host = String(listen[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            if ["0.0.0.0", "::", "*", ""].contains(host) {
+                warnings.append("warning: metrics listen on \(listen) serves /metrics (unauthenticated, plain HTTP) on every interface; bind it to 127.0.0.1 or a private address unless a firewall guards the port")
+            }
+        }
+        return warnings
+    }
+
+    /// "readable by its group" / "readable by everyone" / …, or nil when private (or absent).
+    static func exposedBits(_ path: String, directory: Bool = false) -> String? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let mode = attributes[.posixPermissions] as? Int else { return nil }
+        let octal = "mode 0" + String(mode & 0o777, radix: 8)
+        let verb = directory ? "open to" : "readable by"
+        if mode & 0o007 != 0 { return "\(verb) everyone (\(octal))" }
+        if mode & 0o070 != 0 { return "\(verb) its group (\(octal))" }
+        return nil
+    }
+}
+
+/// The data directory: created 0700 (LMDB then creates its files 0600).
+enum DataDirectory {
+    static func prepare(_ path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw BrokerStartError(message: "cannot create the data directory \(path): \(error); check [storage] path and the permissions of its parent")
+        }
+    }
+}

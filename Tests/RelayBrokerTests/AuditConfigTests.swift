@@ -1,0 +1,49 @@
+import Foundation
+import RelayTestSupport
+import Testing
+@testable import RelayBroker
+
+/// `[audit] key_file`, `max_file_size` and `repeat_interval`.
+@Suite("Broker configuration: audit")
+struct AuditConfigTests {
+    func parse(_ audit: String, in dir: TemporaryDirectory) throws -> BrokerConfiguration {
+        for name in ["server.crt", "server.key", "ca.crt"] {
+            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
+        }
+        let text = """
+        [tls]
+        certificate = "server.crt"
+        private_key = "server.key"
+        client_ca = "ca.crt"
+
+        [audit]
+        path = "audit.jsonl"
+        \(audit)
+        """
+        return try BrokerConfiguration.parse(text, file: dir.file("relay.toml"), baseDirectory: dir.path)
+    }
+
+    @Test("defaults: the key in the data directory, 256 MiB files, a 10 s interval")
+    func defaults() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let config = try parse("", in: dir)
+        #expect(config.audit.keyFile == nil)
+        #expect(config.auditKeyFile == dir.file("data") + "/audit.key")
+        #expect(config.audit.maxFileSize == 256 << 20)
+        #expect(config.auditOptions.repeatInterval == 10)
+        #expect(try config.applying(listen: nil, dataDirectory: "/srv/relay").auditKeyFile == "/srv/relay/audit.key")
+    }
+
+    @Test("set values are resolved against the config's folder; out-of-range values are refused")
+    func values() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let config = try parse("key_file = \"keys/audit.key\"\nmax_file_size = \"1MiB\"\nrepeat_interval = \"2s\"", in: dir)
+        #expect(config.auditKeyFile == dir.file("keys/audit.key"))
+        #expect(config.audit.maxFileSize == 1 << 20)
+        #expect(config.auditOptions.repeatInterval == 2)
+        #expect(try parse("max_file_size = 0", in: dir).audit.maxFileSize == 0)
+        #expect(throws: ConfigError.self) { try parse("max_file_size = \"1KiB\"", in: dir) }
+        #expect(throws: ConfigError.self) { try parse("repeat_interval = \"10ms\"", in: dir) }
+        #expect(throws: ConfigError.self) { try parse("keyfile = \"x\"", in: dir) }
+    }
+}
