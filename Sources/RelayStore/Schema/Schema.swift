@@ -28,7 +28,8 @@ struct Schema: Sendable {
     let topicStats: Database
 
     /// Opens every database, creating them and the version record in a new
-    /// store, and refuses a store written with another schema version.
+    /// store, migrating an older store (``SchemaMigration``), and refusing a
+    /// store written with a newer schema version.
     init(environment: Environment) throws(StoreError) {
         meta = try environment.openDatabase("meta")
         log = try environment.openDatabase("log")
