@@ -80,12 +80,15 @@ struct Schema: Sendable {
     /// The 56-byte dedup key.
     static func dedupKey(_ key: ProducerKey) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: dedupKeySize)
+        // Word by word, no intermediate array: this runs twice per deduplicated publish.
         out.withUnsafeMutableBytes { raw in
-            let words = [key.publisher.w0, key.publisher.w1, key.publisher.w2, key.publisher.w3,
-                         key.sessionHigh, key.sessionLow, key.publishID]
-            for (i, word) in words.enumerated() {
-                raw.storeBytes(of: word.bigEndian, toByteOffset: 8 * i, as: UInt64.self)
-            }
+            raw.storeBytes(of: key.publisher.w0.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: key.publisher.w1.bigEndian, toByteOffset: 8, as: UInt64.self)
+            raw.storeBytes(of: key.publisher.w2.bigEndian, toByteOffset: 16, as: UInt64.self)
+            raw.storeBytes(of: key.publisher.w3.bigEndian, toByteOffset: 24, as: UInt64.self)
+            raw.storeBytes(of: key.sessionHigh.bigEndian, toByteOffset: 32, as: UInt64.self)
+            raw.storeBytes(of: key.sessionLow.bigEndian, toByteOffset: 40, as: UInt64.self)
+            raw.storeBytes(of: key.publishID.bigEndian, toByteOffset: 48, as: UInt64.self)
         }
         return out
     }
