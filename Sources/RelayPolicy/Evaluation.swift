@@ -82,7 +82,9 @@ enum PolicyEvaluator {
         }
 
         let refusal: String?
-        if matched.isEmpty {
+        if let unrenderable = policy.principal.unrenderableReason(identity) {
+            refusal = unrenderable
+        } else if matched.isEmpty {
             refusal = "no rule matches this identity (the policy has \(policy.rules.count) rules)"
         } else if publishAllow.grants.isEmpty && subscribeAllow.grants.isEmpty {
             refusal = "rules \(matched.map { "'\($0)'" }.joined(separator: ", ")) match but grant nothing"

@@ -3,8 +3,9 @@ import RelayCore
 /// Builds the principal string that subscribers and the audit trail see
 /// for a publisher, e.g. `{spiffe}`, `{subject.CN}`, `{subject.CN}@{subject.O}`.
 ///
-/// Each `{key}` takes the attribute's first value. If any key has no
-/// value, or a value contains a control character, the whole principal
+/// Each `{key}` takes the attribute's first value. An identity with no
+/// value for a key is refused by policy (``unrenderableReason(_:)``). If a
+/// value contains a control character, the whole principal
 /// falls back to the RFC 4514 subject (which escapes such characters), so a
 /// principal is never half-built nor able to forge log lines.
 public struct PrincipalTemplate: Sendable, Hashable, CustomStringConvertible {
@@ -74,6 +75,21 @@ public struct PrincipalTemplate: Sendable, Hashable, CustomStringConvertible {
             }
         }
         return out.isEmpty ? Self.fallback(identity) : out
+    }
+
+    /// Why `identity` is refused under this template, or nil: a key the
+    /// certificate has no value for. Falling back to the subject there would
+    /// give every such certificate the same principal whenever their
+    /// subjects are alike (SPIRE SVIDs: `C=US,O=SPIRE`, no CN), so the
+    /// identity is refused instead (docs/security.md, "Principal"). The
+    /// `{subject}` / `{issuer}` keys always have a value.
+    public func unrenderableReason(_ identity: Identity) -> String? {
+        for case .attribute(let key) in parts where key.values(in: identity).isEmpty {
+            return "the principal template '\(source)' needs \(key), which this certificate does not have; "
+                + "it is refused rather than given a fallback principal another certificate could share "
+                + "(use a template every client certificate fills, e.g. '{spiffe}' for SPIFFE SVIDs)"
+        }
+        return nil
     }
 
     /// The RFC 4514 subject; when the subject is empty (common for SPIFFE

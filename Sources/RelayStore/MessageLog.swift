@@ -16,9 +16,9 @@ public protocol MessageLog: Sendable {
     func startSequence(_ position: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
     /// The newest sequence ever stored (0 when none).
     func lastSequence() throws(StoreError) -> UInt64
-    func commitCursor(principal: String, name: String, sequence: UInt64,
+    func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
                       completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
-    func cursor(principal: String, name: String) throws(StoreError) -> UInt64?
+    func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64?
 }
 
 extension MessageStore: MessageLog {}

@@ -125,25 +125,52 @@ public final class MessageStore: Sendable {
 
     // MARK: Durable cursors
 
-    /// Records that durable `name` of `principal` has consumed up to `sequence`.
+    /// Records that durable `name` of `owner` has consumed up to `sequence`.
     /// Batched with appends; works in a full store.
-    public func commitCursor(principal: String, name: String, sequence: UInt64,
+    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
                              completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        submitCursor(principal: principal, name: name, sequence: sequence, completion: completion)
+        submitCursor({ () throws(StoreError) in try Schema.cursorKey(owner: owner, name: name) }, sequence: sequence,
+                     completion: completion)
     }
 
-    public func commitCursor(principal: String, name: String, sequence: UInt64) async throws(StoreError) {
-        try await cursorResult { self.commitCursor(principal: principal, name: name, sequence: sequence, completion: $0) }
+    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64) async throws(StoreError) {
+        try await cursorResult { self.commitCursor(owner: owner, name: name, sequence: sequence, completion: $0) }
     }
 
     /// Forgets a durable cursor.
-    public func deleteCursor(principal: String, name: String) async throws(StoreError) {
-        try await cursorResult { self.submitCursor(principal: principal, name: name, sequence: nil, completion: $0) }
+    public func deleteCursor(owner: DurableOwner, name: String) async throws(StoreError) {
+        try await cursorResult {
+            self.submitCursor({ () throws(StoreError) in try Schema.cursorKey(owner: owner, name: name) }, sequence: nil,
+                              completion: $0)
+        }
     }
 
     /// The committed position of a durable cursor, or nil when unknown.
-    public func cursor(principal: String, name: String) throws(StoreError) -> UInt64? {
-        let key = try Schema.cursorKey(principal: principal, name: name)
+    public func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? {
+        try readCursor(try Schema.cursorKey(owner: owner, name: name))
+    }
+
+    /// A cursor migrated from a schema-version-1 store, which keyed cursors
+    /// by principal only; nil when there is none (or it was adopted).
+    public func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
+        try readCursor(try Schema.legacyCursorKey(principal: principal, name: name))
+    }
+
+    /// Gives a migrated cursor to `owner`: writes `owner`'s cursor at
+    /// `sequence` and deletes the legacy one, so no other identity with the
+    /// same principal can adopt it later. The caller holds the durable name
+    /// and has seen that `owner` has no cursor of its own.
+    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+                                  completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        commitCursor(owner: owner, name: name, sequence: sequence) { result in
+            guard case .success = result else { return completion(result) }
+            // Queued after the owner's cursor: the legacy key goes only once the owned one is durable.
+            self.submitCursor({ () throws(StoreError) in try Schema.legacyCursorKey(principal: principal, name: name) },
+                              sequence: nil, completion: completion)
+        }
+    }
+
+    private func readCursor(_ key: [UInt8]) throws(StoreError) -> UInt64? {
         let schema = self.schema
         return try environment.read { (txn) throws(StoreError) -> UInt64? in
             try key.withBytes { (k) throws(StoreError) -> UInt64? in
@@ -152,10 +179,10 @@ public final class MessageStore: Sendable {
         }
     }
 
-    private func submitCursor(principal: String, name: String, sequence: UInt64?,
+    private func submitCursor(_ makeKey: () throws(StoreError) -> [UInt8], sequence: UInt64?,
                               completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         let key: [UInt8]
-        do { key = try Schema.cursorKey(principal: principal, name: name) } catch {
+        do { key = try makeKey() } catch {
             completion(.failure(error))
             return
         }

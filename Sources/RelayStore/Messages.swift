@@ -26,22 +26,53 @@ public struct MessageHeader: Hashable, Sendable {
     }
 }
 
-/// A producer's 16-byte session id plus its per-publish id: the key that
-/// makes a retried publish return the original sequence.
+/// SHA-256 of a publisher's client certificate (its verified identity), as
+/// four big-endian words: the part of a ``ProducerKey`` that says whose
+/// publish ids these are.
+public struct PublisherDigest: Hashable, Sendable {
+    public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        (self.w0, self.w1, self.w2, self.w3) = (w0, w1, w2, w3)
+    }
+
+    /// From exactly 32 bytes; nil for any other count.
+    public init?<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
+        guard bytes.count == 32 else { return nil }
+        var words: [UInt64] = [0, 0, 0, 0]
+        for (i, b) in bytes.enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
+        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+    }
+
+    /// From 64 lower-case hex digits (``Publisher/fingerprint``); nil otherwise.
+    public init?(hex: String) {
+        guard let bytes = Hex.decode32(hex) else { return nil }
+        self.init(bytes: bytes)
+    }
+}
+
+/// Who published (the certificate digest), their 16-byte producer session
+/// id and the per-publish id: the key that makes a retried publish return
+/// the original sequence. The digest is part of the key so that two
+/// identities that send the same session and publish ids never collide
+/// (Protocol/relay-v1.md §4.3).
 public struct ProducerKey: Hashable, Sendable {
+    public var publisher: PublisherDigest
     /// The session id as two big-endian halves (bytes 0–7 and 8–15).
     public var sessionHigh: UInt64
     public var sessionLow: UInt64
     public var publishID: UInt64
 
-    public init(sessionHigh: UInt64, sessionLow: UInt64, publishID: UInt64) {
+    public init(publisher: PublisherDigest, sessionHigh: UInt64, sessionLow: UInt64, publishID: UInt64) {
+        self.publisher = publisher
         self.sessionHigh = sessionHigh
         self.sessionLow = sessionLow
         self.publishID = publishID
     }
 
     /// Builds the key from a 16-byte session id as sent on the wire.
-    public init<Bytes: Collection>(session bytes: Bytes, publishID: UInt64) throws(StoreError) where Bytes.Element == UInt8 {
+    public init<Bytes: Collection>(publisher: PublisherDigest, session bytes: Bytes,
+                                   publishID: UInt64) throws(StoreError) where Bytes.Element == UInt8 {
         guard bytes.count == 16 else {
             throw .invalidArgument("a producer session id is 16 bytes, got \(bytes.count)")
         }
@@ -49,7 +80,21 @@ public struct ProducerKey: Hashable, Sendable {
         for (i, b) in bytes.enumerated() {
             if i < 8 { high = high << 8 | UInt64(b) } else { low = low << 8 | UInt64(b) }
         }
-        self.init(sessionHigh: high, sessionLow: low, publishID: publishID)
+        self.init(publisher: publisher, sessionHigh: high, sessionLow: low, publishID: publishID)
+    }
+}
+
+/// Whose durable subscriptions these are: a 32-byte digest of the verified
+/// identity of one workload, computed by the broker (see
+/// docs/security.md, "Durable subscriptions belong to one workload"). The
+/// store only keys cursors by it.
+public struct DurableOwner: Hashable, Sendable {
+    public let digest: [UInt8]
+
+    /// Exactly 32 bytes, else nil.
+    public init?(digest: [UInt8]) {
+        guard digest.count == 32 else { return nil }
+        self.digest = digest
     }
 }
 

@@ -38,8 +38,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "the store at \(path) was written by an incompatible LMDB version (\(detail)); "
                 + "open it with the LMDB build that created it and export the data"
         case .schemaVersionMismatch(let path, let found, let supported):
-            return "the store at \(path) has schema version \(found) but this build supports \(supported); "
-                + "use a matching relay version or migrate the store"
+            return "the store at \(path) has schema version \(found), which this build cannot read (it reads versions 1 to "
+                + "\(supported) and upgrades older ones when it opens them); run the relay version that wrote the store, "
+                + "or restore the data directory from a backup made before that version first opened it"
         case .invalidRecord(let seq, let reason):
             return "message \(seq) cannot be decoded: \(reason); the store may be damaged"
         case .lmdb(let op, let code, let message):

@@ -6,6 +6,17 @@ import RelayTestSupport
 import Testing
 
 let testPublisher = Publisher(principal: "spiffe://example.org/orders", fingerprint: String(repeating: "0f", count: 32))
+/// The dedup identity of `testPublisher`.
+let testDigest = PublisherDigest(w0: 0x0F0F_0F0F_0F0F_0F0F, w1: 0x0F0F_0F0F_0F0F_0F0F,
+                                 w2: 0x0F0F_0F0F_0F0F_0F0F, w3: 0x0F0F_0F0F_0F0F_0F0F)
+
+/// A durable owner made of one repeated byte.
+func testOwner(_ byte: UInt8) -> DurableOwner {
+    guard let owner = DurableOwner(digest: [UInt8](repeating: byte, count: 32)) else {
+        preconditionFailure("32 bytes is a valid owner digest")
+    }
+    return owner
+}
 
 func message(_ topic: String, _ text: String, headers: [MessageHeader] = [],
              publisher: Publisher = testPublisher, producerKey: ProducerKey? = nil) throws -> NewMessage {

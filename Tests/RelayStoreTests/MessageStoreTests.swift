@@ -156,28 +156,47 @@ import Testing
         }
     }
 
-    @Test func durableCursorsAreKeyedByPrincipalAndName() async throws {
+    @Test func durableCursorsAreKeyedByOwnerAndName() async throws {
         try await withStore { store, _ in
-            try await store.commitCursor(principal: "ab", name: "c", sequence: 10)
-            try await store.commitCursor(principal: "a", name: "bc", sequence: 20)
-            #expect(try store.cursor(principal: "ab", name: "c") == 10)
-            #expect(try store.cursor(principal: "a", name: "bc") == 20)
-            try await store.commitCursor(principal: "ab", name: "c", sequence: 11)
-            #expect(try store.cursor(principal: "ab", name: "c") == 11)
-            try await store.deleteCursor(principal: "ab", name: "c")
-            #expect(try store.cursor(principal: "ab", name: "c") == nil)
-            #expect(try store.cursor(principal: "zz", name: "c") == nil)
+            try await store.commitCursor(owner: testOwner(1), name: "c", sequence: 10)
+            try await store.commitCursor(owner: testOwner(2), name: "c", sequence: 20)
+            try await store.commitCursor(owner: testOwner(1), name: "cc", sequence: 30)
+            #expect(try store.cursor(owner: testOwner(1), name: "c") == 10)
+            #expect(try store.cursor(owner: testOwner(2), name: "c") == 20)
+            #expect(try store.cursor(owner: testOwner(1), name: "cc") == 30)
+            try await store.commitCursor(owner: testOwner(1), name: "c", sequence: 11)
+            #expect(try store.cursor(owner: testOwner(1), name: "c") == 11)
+            #expect(try store.cursor(owner: testOwner(2), name: "c") == 20)
+            try await store.deleteCursor(owner: testOwner(1), name: "c")
+            #expect(try store.cursor(owner: testOwner(1), name: "c") == nil)
+            #expect(try store.cursor(owner: testOwner(3), name: "c") == nil)
+            #expect(try store.legacyCursor(principal: "any", name: "c") == nil)
+        }
+    }
+
+    @Test("the same session and publish ids from two publishers are two messages")
+    func dedupIsKeyedByPublisher() async throws {
+        try await withStore { store, _ in
+            let other = try #require(PublisherDigest(hex: String(repeating: "a1", count: 32)))
+            let mine = ProducerKey(publisher: testDigest, sessionHigh: 1, sessionLow: 1, publishID: 7)
+            let theirs = ProducerKey(publisher: other, sessionHigh: 1, sessionLow: 1, publishID: 7)
+            let first = try await store.append(try message("p", "mine", producerKey: mine))
+            let second = try await store.append(try message("p", "theirs", producerKey: theirs))
+            #expect(!first.duplicate && !second.duplicate)
+            #expect(first.sequence != second.sequence)
+            #expect(try await store.append(try message("p", "mine again", producerKey: mine)).sequence == first.sequence)
+            #expect(try await store.append(try message("p", "theirs again", producerKey: theirs)).sequence == second.sequence)
         }
     }
 
     @Test func retriedPublishReturnsTheOriginalSequence() async throws {
         try await withStore { store, _ in
-            let key = try ProducerKey(session: [UInt8](repeating: 9, count: 16), publishID: 1)
+            let key = try ProducerKey(publisher: testDigest, session: [UInt8](repeating: 9, count: 16), publishID: 1)
             let first = try await store.append(try message("p", "one", producerKey: key))
             // Within one batch and across batches.
             let results = try await store.append([try message("p", "one again", producerKey: key),
-                                                  try message("p", "two", producerKey: ProducerKey(sessionHigh: 9, sessionLow: 9, publishID: 2)),
-                                                  try message("p", "two again", producerKey: ProducerKey(sessionHigh: 9, sessionLow: 9, publishID: 2))])
+                                                  try message("p", "two", producerKey: ProducerKey(publisher: testDigest, sessionHigh: 9, sessionLow: 9, publishID: 2)),
+                                                  try message("p", "two again", producerKey: ProducerKey(publisher: testDigest, sessionHigh: 9, sessionLow: 9, publishID: 2))])
                 .map { try $0.get() }
             #expect(!first.duplicate)
             #expect(results[0] == AppendReceipt(sequence: first.sequence, timestamp: first.timestamp, duplicate: true))
@@ -191,8 +210,8 @@ import Testing
     func retriesAfterRestart() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let a = (1...5).map { ProducerKey(sessionHigh: 5, sessionLow: 1, publishID: UInt64($0)) }
-        let b = (1...3).map { ProducerKey(sessionHigh: 2, sessionLow: 9, publishID: UInt64($0)) }  // sorts before a
+        let a = (1...5).map { ProducerKey(publisher: testDigest, sessionHigh: 5, sessionLow: 1, publishID: UInt64($0)) }
+        let b = (1...3).map { ProducerKey(publisher: testDigest, sessionHigh: 2, sessionLow: 9, publishID: UInt64($0)) }  // sorts before a
         var store = try MessageStore.open(StoreConfiguration(directory: dir.path))
         var original: [ProducerKey: UInt64] = [:]
         for key in [a[0], b[0], a[1], b[1], a[2], b[2], a[3], a[4]] {
@@ -206,7 +225,7 @@ import Testing
         #expect(a5.duplicate && a5.sequence == original[a[4]])
         let a3 = try await store.append(try message("r", "retry", producerKey: a[2]))
         #expect(a3.duplicate && a3.sequence == original[a[2]])
-        let a6key = ProducerKey(sessionHigh: 5, sessionLow: 1, publishID: 6)
+        let a6key = ProducerKey(publisher: testDigest, sessionHigh: 5, sessionLow: 1, publishID: 6)
         let a6 = try await store.append(try message("r", "new", producerKey: a6key))
         #expect(!a6.duplicate)
         #expect(try await store.append(try message("r", "retry", producerKey: a6key)).sequence == a6.sequence)
@@ -215,15 +234,15 @@ import Testing
         #expect(b3.duplicate && b3.sequence == original[b[2]])
         let b1 = try await store.append(try message("r", "retry", producerKey: b[0]))
         #expect(b1.duplicate && b1.sequence == original[b[0]])
-        #expect(!(try await store.append(try message("r", "new", producerKey: ProducerKey(sessionHigh: 2, sessionLow: 9, publishID: 4)))).duplicate)
+        #expect(!(try await store.append(try message("r", "new", producerKey: ProducerKey(publisher: testDigest, sessionHigh: 2, sessionLow: 9, publishID: 4)))).duplicate)
         // A session never seen.
-        #expect(!(try await store.append(try message("r", "new", producerKey: ProducerKey(sessionHigh: 3, sessionLow: 3, publishID: 1)))).duplicate)
+        #expect(!(try await store.append(try message("r", "new", producerKey: ProducerKey(publisher: testDigest, sessionHigh: 3, sessionLow: 3, publishID: 1)))).duplicate)
         #expect(try store.read(from: 1, filter: TopicFilter("r")).messages.count == 8 + 3)
     }
 
     @Test func dedupWindowForgetsOldKeys() async throws {
         try await withStore({ $0.dedup = DedupWindow(maxEntries: 2, maxAge: .seconds(3600)) }) { store, _ in
-            let keys = (1...3).map { ProducerKey(sessionHigh: 1, sessionLow: 2, publishID: UInt64($0)) }
+            let keys = (1...3).map { ProducerKey(publisher: testDigest, sessionHigh: 1, sessionLow: 2, publishID: UInt64($0)) }
             for (i, key) in keys.enumerated() { _ = try await store.append(try message("d", "\(i)", producerKey: key)) }
             _ = try await store.prune()
             // Key 1 fell out of the 2-entry window: a retry is stored again.
@@ -238,10 +257,10 @@ import Testing
         try await withStore({ $0.dedup = DedupWindow(maxEntries: 1_000, maxAge: .seconds(3)) }) { store, _ in
             // Wide margins: "fresh" must still be inside the window when the
             // retry arrives, even on a stalled CI machine.
-            let old = ProducerKey(sessionHigh: 7, sessionLow: 7, publishID: 1)
+            let old = ProducerKey(publisher: testDigest, sessionHigh: 7, sessionLow: 7, publishID: 1)
             _ = try await store.append(try message("d", "old", producerKey: old))
             try await Task.sleep(for: .milliseconds(3_100))
-            let fresh = ProducerKey(sessionHigh: 7, sessionLow: 7, publishID: 2)
+            let fresh = ProducerKey(publisher: testDigest, sessionHigh: 7, sessionLow: 7, publishID: 2)
             _ = try await store.append(try message("d", "fresh", producerKey: fresh))
             _ = try await store.prune()
             #expect(try await store.append(try message("d", "old again", producerKey: old)).duplicate == false)

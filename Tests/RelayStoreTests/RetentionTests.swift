@@ -118,8 +118,8 @@ import Testing
             // Appends keep failing fast; cursor commits still succeed.
             let refused = await store.append(try (0..<8).map { _ in try message("fill.0", payload) })
             #expect(throws: StoreError.storageFull(maxMapSize: 2 << 20)) { try refused[0].get() }
-            try await store.commitCursor(principal: "reader", name: "d", sequence: 5)
-            #expect(try store.cursor(principal: "reader", name: "d") == 5)
+            try await store.commitCursor(owner: testOwner(1), name: "d", sequence: 5)
+            #expect(try store.cursor(owner: testOwner(1), name: "d") == 5)
         }
     }
 

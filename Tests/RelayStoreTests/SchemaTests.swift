@@ -73,7 +73,12 @@ import Testing
     }
 
     @Test func cursorKeysDoNotCollideAcrossPrincipalAndName() throws {
-        #expect(try Schema.cursorKey(principal: "ab", name: "c") != Schema.cursorKey(principal: "a", name: "bc"))
-        #expect(throws: StoreError.self) { try Schema.cursorKey(principal: "p", name: "") }
+        #expect(try Schema.legacyCursorKey(principal: "ab", name: "c") != Schema.legacyCursorKey(principal: "a", name: "bc"))
+        #expect(throws: StoreError.self) { try Schema.legacyCursorKey(principal: "p", name: "") }
+        // Owned and legacy keys live apart (first byte), whatever the principal.
+        let owned = try Schema.cursorKey(owner: testOwner(0), name: "c")
+        #expect(owned.first == Schema.ownedCursorPrefix)
+        #expect(try Schema.legacyCursorKey(principal: String(repeating: "x", count: 300), name: "c").first == Schema.legacyCursorPrefix)
+        #expect(throws: StoreError.self) { try Schema.cursorKey(owner: testOwner(0), name: "") }
     }
 }

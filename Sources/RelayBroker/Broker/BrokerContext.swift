@@ -24,7 +24,7 @@ public final class BrokerContext: Sendable {
         var configuration: BrokerConfiguration
         var policy: Policy
         var sessions: [ObjectIdentifier: SessionControl] = [:]
-        /// (principal, durable name) pairs attached to a live session.
+        /// (owner, durable name) pairs attached to a live session.
         var durablesInUse: Set<DurableKey> = []
         var accepting = true
         /// Bumped by every applied reload. A session remembers the value at
@@ -45,7 +45,7 @@ public final class BrokerContext: Sendable {
     }
 
     struct DurableKey: Hashable {
-        var principal: String
+        var owner: DurableOwner
         var name: String
     }
 
@@ -107,12 +107,12 @@ public final class BrokerContext: Sendable {
         _ = state.withLockedValue { $0.sessions.removeValue(forKey: ObjectIdentifier(session)) }
     }
 
-    func claimDurable(principal: String, name: String) -> Bool {
-        state.withLockedValue { $0.durablesInUse.insert(DurableKey(principal: principal, name: name)).inserted }
+    func claimDurable(owner: DurableOwner, name: String) -> Bool {
+        state.withLockedValue { $0.durablesInUse.insert(DurableKey(owner: owner, name: name)).inserted }
     }
 
-    func releaseDurable(principal: String, name: String) {
-        _ = state.withLockedValue { $0.durablesInUse.remove(DurableKey(principal: principal, name: name)) }
+    func releaseDurable(owner: DurableOwner, name: String) {
+        _ = state.withLockedValue { $0.durablesInUse.remove(DurableKey(owner: owner, name: name)) }
     }
 
     /// Swaps in a reloaded configuration and policy, and returns the live

@@ -43,29 +43,33 @@ struct BrokerService: Service {
     }
 }
 
-/// Polls the config and TLS files' modification times every two seconds
-/// and reloads when one changed (rotation without SIGHUP).
+/// Polls the config and TLS files every two seconds and reloads when one
+/// changed (rotation without SIGHUP). Each path is followed through its
+/// symlinks and compared by content (``WatchedFile``), so a Kubernetes
+/// `..data` swap and an in-place rewrite both count.
 enum FileWatcher {
     static func watch(broker: Broker) async {
-        func stamps() -> [String: Date] {
-            var out: [String: Date] = [:]
-            for path in broker.context.configuration.watchedFiles {
-                out[path] = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date
-            }
+        func observe() -> [String: WatchedFile] {
+            var out: [String: WatchedFile] = [:]
+            for path in broker.context.configuration.watchedFiles { out[path] = WatchedFile.observe(path) }
             return out
         }
-        var last = stamps()
+        func changed(_ now: [String: WatchedFile], since last: [String: WatchedFile]) -> Bool {
+            guard Set(now.keys) == Set(last.keys) else { return true }
+            return now.contains { path, file in last[path].map(file.differs(from:)) ?? true }
+        }
+        var last = observe()
         while !Task.isCancelled {
             try? await Task.sleep(nanoseconds: 2_000_000_000)
-            let now = stamps()
-            if now != last {
+            let now = observe()
+            if changed(now, since: last) {
                 broker.reload(trigger: "file_change")
-                // Keep the stamps seen before the reload for files already
+                // Keep what was seen before the reload for files already
                 // watched: a file still being written while the reload read it
                 // (a half-copied CRL, a cert without its new key yet) changes
                 // again and triggers another reload instead of staying refused.
-                // Files the new configuration added start from their current stamp.
-                last = stamps().reduce(into: [:]) { out, entry in out[entry.key] = now[entry.key] ?? entry.value }
+                // Files the new configuration added start from their current state.
+                last = observe().reduce(into: [:]) { out, entry in out[entry.key] = now[entry.key] ?? entry.value }
             }
         }
     }

@@ -57,6 +57,9 @@ final class SessionHandler: ChannelDuplexHandler {
     var publisher = Publisher(principal: "", fingerprint: "")
     var publisherFingerprint = CertificateFingerprint.zero
     var producerSession = ProducerSessionID.none
+    /// Whose dedup entries and durable cursors this session's are (IdentityScope).
+    var publisherDigest: PublisherDigest?
+    var durableOwner: DurableOwner?
     var peerMaxFrameSize = Int(FrameLayout.minimumMaxFrameSize)
 
     // Publishing.

@@ -58,6 +58,8 @@ extension SessionHandler {
         self.publisher = Publisher(principal: principal, fingerprint: identity.fingerprintSHA256)
         self.publisherFingerprint = CertificateFingerprint(hex: identity.fingerprintSHA256) ?? .zero
         self.producerSession = hello.sessionID
+        self.publisherDigest = IdentityScope.publisherDigest(identity)
+        self.durableOwner = IdentityScope.durableOwner(identity)
         self.peerMaxFrameSize = Int(hello.maxFrameSize)
         state = .active
         broker.audit?.record("connection_accepted", ["principal": principal, "subject": identity.subject.rfc4514,

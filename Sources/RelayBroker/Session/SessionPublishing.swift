@@ -31,10 +31,13 @@ extension SessionHandler {
                           "more than \(broker.limits.maxInFlightPublishes) publishes await their PUBACK")
             return
         }
+        // Keyed by the certificate as well as the session and publish ids
+        // (Protocol/relay-v1.md §4.3): a session id is not a secret, so
+        // another identity reusing it must not hit this one's entries.
         var producerKey: ProducerKey?
-        if producerSession != .none {
-            producerKey = ProducerKey(sessionHigh: producerSession.high, sessionLow: producerSession.low,
-                                      publishID: publish.publishID)
+        if producerSession != .none, let publisherDigest {
+            producerKey = ProducerKey(publisher: publisherDigest, sessionHigh: producerSession.high,
+                                      sessionLow: producerSession.low, publishID: publish.publishID)
         }
         let headers = publish.headers.map { MessageHeader(name: $0.name, value: $0.value) }
         pendingAppends.append(NewMessage(topic: topic, payload: publish.payload, headers: headers,

@@ -29,14 +29,21 @@ extension SessionHandler {
             return refuse(.notAuthorized, "not allowed to subscribe to \(filter)")
         }
         let durable = request.durableName
+        // Durable names belong to the workload (IdentityScope.durableOwner),
+        // never to the principal, which different certificates can share.
+        var owner: DurableOwner?
         if !durable.isEmpty {
-            guard broker.claimDurable(principal: principal, name: durable) else {
+            guard let durableOwner else {
+                return refuse(.invalidStartPosition, "durable subscriptions are not available for this certificate")
+            }
+            guard broker.claimDurable(owner: durableOwner, name: durable) else {
                 return refuse(.durableInUse, "durable subscription \"\(durable)\" is attached to another connection")
             }
+            owner = durableOwner
         }
         var start: UInt64?
         do {
-            if !durable.isEmpty, let cursor = try broker.store.cursor(principal: principal, name: durable) {
+            if let owner, let cursor = try resumePosition(owner: owner, name: durable) {
                 start = cursor + 1
             } else {
                 switch request.start {
@@ -48,7 +55,7 @@ extension SessionHandler {
                 }
             }
         } catch {
-            if !durable.isEmpty { broker.releaseDurable(principal: principal, name: durable) }
+            if let owner { broker.releaseDurable(owner: owner, name: durable) }
             return refuse(error.relayErrorCode, "could not resolve the start position: \(error)")
         }
         guard let proxy else { return }
@@ -61,6 +68,23 @@ extension SessionHandler {
         broker.metrics.subscriptions.increment()
         write(.subscribeAck(.accepted(subscriptionID: id, firstSequence: first)))
         schedulePump()
+    }
+
+    /// The owner's committed cursor; else a cursor migrated from a
+    /// schema-1 store under this session's principal, which this owner then
+    /// adopts (the legacy key is deleted, so it is handed out once).
+    private func resumePosition(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? {
+        if let cursor = try broker.store.cursor(owner: owner, name: name) { return cursor }
+        guard let legacy = try broker.store.legacyCursor(principal: principal, name: name) else { return nil }
+        let logger = self.logger, principal = self.principal
+        broker.store.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: legacy) { result in
+            if case .failure(let error) = result {
+                logger.error("adopting a migrated durable cursor failed", metadata: ["name": "\(name)", "error": "\(error)"])
+            }
+        }
+        logger.notice("durable cursor migrated from schema 1 adopted",
+                      metadata: ["name": "\(name)", "principal": "\(principal)", "sequence": "\(legacy)"])
+        return legacy
     }
 
     func handleUnsubscribe(_ id: UInt32) {
@@ -103,8 +127,8 @@ extension SessionHandler {
         guard !pendingCursorAcks.isEmpty else { return }
         let logger = self.logger
         for (id, sequence) in pendingCursorAcks {
-            guard let name = durableNames[id] else { continue }
-            broker.store.commitCursor(principal: principal, name: name, sequence: sequence) { result in
+            guard let name = durableNames[id], let owner = durableOwner else { continue }
+            broker.store.commitCursor(owner: owner, name: name, sequence: sequence) { result in
                 if case .failure(let error) = result {
                     logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
                 }
@@ -118,13 +142,15 @@ extension SessionHandler {
     /// name is released only once it is done, so a client that reconnects at
     /// once resumes after its last ACK rather than from an older cursor.
     func detachDurable(_ name: String, lastAck: UInt64?) {
-        let broker = self.broker, principal = self.principal, logger = self.logger
-        guard let lastAck else { return broker.releaseDurable(principal: principal, name: name) }
-        broker.store.commitCursor(principal: principal, name: name, sequence: lastAck) { result in
+        // A durable name is only ever claimed with an owner (handleSubscribe).
+        guard let owner = durableOwner else { return }
+        let broker = self.broker, logger = self.logger
+        guard let lastAck else { return broker.releaseDurable(owner: owner, name: name) }
+        broker.store.commitCursor(owner: owner, name: name, sequence: lastAck) { result in
             if case .failure(let error) = result {
                 logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
             }
-            broker.releaseDurable(principal: principal, name: name)
+            broker.releaseDurable(owner: owner, name: name)
         }
     }
 

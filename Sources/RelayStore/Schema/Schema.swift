@@ -1,8 +1,10 @@
 /// The named databases of a store and their key/value layouts
 /// (docs/storage.md has the full description).
 struct Schema: Sendable {
-    /// Bump when a layout changes incompatibly; checked on open.
-    static let version: UInt32 = 1
+    /// Bump when a layout changes incompatibly; checked on open. Version 2
+    /// keys dedup entries by the publisher's certificate digest and durable
+    /// cursors by their owner (docs/storage.md, "Schema history").
+    static let version: UInt32 = 2
     static let databaseCount = 8
     static let versionKey = Array("schema_version".utf8)
 
@@ -14,17 +16,20 @@ struct Schema: Sendable {
     let topics: Database
     /// Commit timestamp (u64 BE ns) → first seq of that commit (u64 BE).
     let time: Database
-    /// u16 BE principal length ‖ principal ‖ durable name → seq (u64 BE).
+    /// 0x01 ‖ owner digest (32 bytes) ‖ durable name → seq (u64 BE); and
+    /// 0x00 ‖ a version-1 key (u16 BE principal length ‖ principal ‖ name)
+    /// for cursors migrated from version 1 and not yet adopted by an owner.
     let cursors: Database
-    /// session id (16 bytes) ‖ publish id (u64 BE) → seq (u64 BE).
+    /// publisher digest (32 bytes) ‖ session id (16 bytes) ‖ publish id (u64 BE) → seq (u64 BE).
     let dedup: Database
-    /// seq (u64 BE) → dedup key (24 bytes) ‖ timestamp (u64 BE): dedup entries in age order, for pruning.
+    /// seq (u64 BE) → dedup key (56 bytes) ‖ timestamp (u64 BE): dedup entries in age order, for pruning.
     let dedupOrder: Database
     /// topic bytes → message count (u64 BE) ‖ payload-inclusive record bytes (u64 BE).
     let topicStats: Database
 
     /// Opens every database, creating them and the version record in a new
-    /// store, and refuses a store written with another schema version.
+    /// store, migrating an older store (``SchemaMigration``), and refusing a
+    /// store written with a newer schema version.
     init(environment: Environment) throws(StoreError) {
         meta = try environment.openDatabase("meta")
         log = try environment.openDatabase("log")
@@ -34,20 +39,8 @@ struct Schema: Sendable {
         dedup = try environment.openDatabase("dedup")
         dedupOrder = try environment.openDatabase("dedup_order")
         topicStats = try environment.openDatabase("topic_stats")
-        let meta = self.meta
-        let found: UInt32 = try environment.write { (txn) throws(StoreError) -> UInt32 in
-            try Schema.versionKey.withBytes { (key) throws(StoreError) -> UInt32 in
-                if let stored = try txn.get(meta, key: key, { value in
-                    value.count == 4 ? UInt32(bigEndian: value.loadUnaligned(as: UInt32.self)) : 0
-                }) {
-                    return stored
-                }
-                var be = Schema.version.bigEndian
-                _ = try withUnsafeBytes(of: &be) { (value) throws(StoreError) in
-                    try txn.put(meta, key: key, value: value)
-                }
-                return Schema.version
-            }
+        let found = try environment.write { (txn) throws(StoreError) -> UInt32 in
+            try SchemaMigration.bringUpToDate(self, in: txn)
         }
         guard found == Schema.version else {
             throw .schemaVersionMismatch(path: environment.context.path, found: found, supported: Schema.version)
@@ -56,25 +49,46 @@ struct Schema: Sendable {
 
     // MARK: Key encodings
 
-    /// The durable-cursor key: the principal's length first so that
-    /// ("ab", "c") and ("a", "bc") never collide.
-    static func cursorKey(principal: String, name: String) throws(StoreError) -> [UInt8] {
+    /// Prefix of a cursor key owned by a ``DurableOwner``.
+    static let ownedCursorPrefix: UInt8 = 0x01
+    /// Prefix of a cursor migrated from schema version 1 (keyed by principal).
+    static let legacyCursorPrefix: UInt8 = 0x00
+
+    /// The durable-cursor key of `owner`'s durable `name`.
+    static func cursorKey(owner: DurableOwner, name: String) throws(StoreError) -> [UInt8] {
+        let n = Array(name.utf8)
+        guard !n.isEmpty else { throw .invalidArgument("a durable cursor name must not be empty") }
+        guard n.count <= 255 else { throw .invalidArgument("a durable name is \(n.count) bytes; the maximum is 255") }
+        return [ownedCursorPrefix] + owner.digest + n
+    }
+
+    /// The key a version-1 store used (the principal's length first so that
+    /// ("ab", "c") and ("a", "bc") never collide), under the legacy prefix.
+    static func legacyCursorKey(principal: String, name: String) throws(StoreError) -> [UInt8] {
         let p = Array(principal.utf8)
         let n = Array(name.utf8)
         guard !n.isEmpty else { throw .invalidArgument("a durable cursor name must not be empty") }
-        guard p.count <= Int(UInt16.max), 2 + p.count + n.count <= 511 else {
-            throw .invalidArgument("principal plus durable name are \(p.count + n.count) bytes; the maximum is 509")
+        guard p.count <= Int(UInt16.max), 3 + p.count + n.count <= 511 else {
+            throw .invalidArgument("principal plus durable name are \(p.count + n.count) bytes; the maximum is 508")
         }
-        return [UInt8(p.count >> 8), UInt8(p.count & 0xFF)] + p + n
+        return [legacyCursorPrefix, UInt8(p.count >> 8), UInt8(p.count & 0xFF)] + p + n
     }
 
-    /// The 24-byte dedup key.
+    /// Bytes of a dedup key: publisher digest ‖ session id ‖ publish id.
+    static let dedupKeySize = 56
+
+    /// The 56-byte dedup key.
     static func dedupKey(_ key: ProducerKey) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 24)
+        var out = [UInt8](repeating: 0, count: dedupKeySize)
+        // Word by word, no intermediate array: this runs twice per deduplicated publish.
         out.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: key.sessionHigh.bigEndian, toByteOffset: 0, as: UInt64.self)
-            raw.storeBytes(of: key.sessionLow.bigEndian, toByteOffset: 8, as: UInt64.self)
-            raw.storeBytes(of: key.publishID.bigEndian, toByteOffset: 16, as: UInt64.self)
+            raw.storeBytes(of: key.publisher.w0.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: key.publisher.w1.bigEndian, toByteOffset: 8, as: UInt64.self)
+            raw.storeBytes(of: key.publisher.w2.bigEndian, toByteOffset: 16, as: UInt64.self)
+            raw.storeBytes(of: key.publisher.w3.bigEndian, toByteOffset: 24, as: UInt64.self)
+            raw.storeBytes(of: key.sessionHigh.bigEndian, toByteOffset: 32, as: UInt64.self)
+            raw.storeBytes(of: key.sessionLow.bigEndian, toByteOffset: 40, as: UInt64.self)
+            raw.storeBytes(of: key.publishID.bigEndian, toByteOffset: 48, as: UInt64.self)
         }
         return out
     }

@@ -148,7 +148,7 @@ struct Appender {
             }) ?? nil else { return nil }
             let timestamp = try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) -> UInt64? in
                 try txn.get(schema.dedupOrder, key: seqKey) { value in
-                    value.count == 32 ? value.readUInt64BE(at: 24) : 0
+                    value.count == Schema.dedupKeySize + 8 ? value.readUInt64BE(at: Schema.dedupKeySize) : 0
                 }
             } ?? 0
             return (sequence, timestamp)

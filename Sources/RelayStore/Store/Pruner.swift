@@ -72,8 +72,9 @@ struct Pruner {
         return try txn.withCursor(schema.dedupOrder) { (cursor) throws(StoreError) -> Bool in
             while budget > 0 {
                 guard let entry = try cursor.move(.first, { (key, value) -> (seq: UInt64, key: [UInt8], ts: UInt64)? in
-                    guard key.count == 8, value.count == 32 else { return nil }
-                    return (key.readUInt64BE(at: 0), Array(value[0..<24]), value.readUInt64BE(at: 24))
+                    let size = Schema.dedupKeySize
+                    guard key.count == 8, value.count == size + 8 else { return nil }
+                    return (key.readUInt64BE(at: 0), Array(value[0..<size]), value.readUInt64BE(at: size))
                 }) else { return true }
                 guard let entry else {
                     throw .corrupted(operation: "dedup pruning", detail: "dedup_order entry has an unexpected size")
