@@ -96,6 +96,23 @@ struct AmbiguityTests {
         #expect(!(try Fixture.policy(Self.open)).permissions(for: Self.twoCNs()).isRefused)
     }
 
+    @Test("multi_value = all opts one rule in: one filter per value, and the identity is admitted")
+    func optIn() throws {
+        var all = Self.own
+        all.multiValue = .all
+        let p = try Fixture.policy(all).permissions(for: Self.twoCNs())
+        #expect(!p.isRefused)
+        #expect(Set(p.publishFilters) == ["clients.mallory.>", "clients.bob.>"])
+        #expect(try p.allows(publish: "clients.bob.x") && p.allows(publish: "clients.mallory.x"))
+        // Another rule that did not opt in still makes the identity ambiguous.
+        let teams = RuleDefinition(name: "teams", publish: ["teams.{subject.CN}"])
+        let mixed = try Fixture.policy(all, teams).permissions(for: Self.twoCNs())
+        #expect(mixed.refusal?.contains("'teams'") == true, "\(String(describing: mixed.refusal))")
+        // The opt-in never covers the principal.
+        let principal = try Fixture.policy(all, principal: "{subject.CN}").permissions(for: Self.twoCNs())
+        #expect(principal.refusal?.contains("principal") == true)
+    }
+
     @Test("explain shows the refusal and its reason")
     func explainShowsIt() throws {
         let text = try Fixture.policy(Self.own).explain(Self.twoCNs()).renderText()

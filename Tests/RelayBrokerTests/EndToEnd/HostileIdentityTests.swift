@@ -83,6 +83,25 @@ struct HostileIdentityTests {
         }
     }
 
+    @Test("multi_value = \"all\" on the rule: a certificate with two CNs gets both namespaces, as documented")
+    func ambiguousNamesOptIn() async throws {
+        let relayd = try RelaydFixture(acl: """
+        [[acl.rule]]
+        name = "own"
+        multi_value = "all"
+        publish = ["clients.{subject.CN}.>"]
+        """)
+        defer { Task { await relayd.stop() } }
+        let twoCN = try relayd.pki.add("two-cn", Self.client([[NameAttribute("CN", "mallory")], [NameAttribute("CN", "bob")]]))
+        try await relayd.start()
+        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: twoCN)
+        defer { Task { await client.close() } }
+        try await client.hello()
+        #expect(try await client.publishReply(1, "clients.mallory.x").map(Self.isAck) == true)
+        #expect(try await client.publishReply(2, "clients.bob.x").map(Self.isAck) == true)
+        #expect(try await client.publishReply(3, "clients.eve.x").map(Self.isNotAuthorized) == true)
+    }
+
     @Test("principal = \"{subject.CN}\": a certificate with two CNs is refused instead of taking the first")
     func ambiguousPrincipalRefused() async throws {
         let relayd = try RelaydFixture(acl: """
