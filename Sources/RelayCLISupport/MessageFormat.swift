@@ -56,24 +56,10 @@ public enum MessageFormat: String, ExpressibleByArgument, CaseIterable, Sendable
             + "\"payload\":\(quote(payload)),\"replayed\":\(m.replayed)}"
     }
 
-    /// A JSON string literal.
+    /// A JSON string literal: C0/C1 controls, bidi and other format
+    /// characters as `\u` escapes, so the line is safe to show and decodes exactly.
     public static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where DisplayText.isUnsafe(scalar):
-                // C0/C1 controls, bidi and other format characters: JSON escapes
-                // (UTF-16 units), so the line is safe to show and decodes exactly.
-                for unit in String(scalar).utf16 { out += String(format: "\\u%04x", unit) }
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        DisplayText.quoted(s, style: .json)
     }
 }
 

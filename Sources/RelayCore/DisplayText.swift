@@ -64,11 +64,26 @@ public enum DisplayText {
         "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
     }
 
-    /// `text` in double quotes, with `"` and `\` escaped and every unsafe
-    /// scalar escaped as in ``escaped(_:)`` (`\n`, `\t`, `\r` by name), so
-    /// a quoted value can never end early or spill onto another line.
-    /// Used by `relayctl acl explain` and policy messages.
+    /// How ``quoted(_:style:)`` writes an unsafe scalar.
+    public enum QuoteStyle: Sendable {
+        /// `\u{202E}`: for people (explain, policy messages).
+        case swift
+        /// `\u202e` (UTF-16 units, a surrogate pair above the BMP): a valid
+        /// JSON string literal that decodes to the exact value (log lines,
+        /// the audit trail, `relay-sub --format json`).
+        case json
+    }
+
+    /// `text` in double quotes, with `"` and `\` escaped, `\n`, `\t`, `\r`
+    /// by name and every other unsafe scalar escaped in `style`, so a quoted
+    /// value can never end early, spill onto another line or reorder the
+    /// text around it.
     public static func quoted(_ text: String) -> String {
+        quoted(text, style: .swift)
+    }
+
+    /// ``quoted(_:)`` with the escape style chosen.
+    public static func quoted(_ text: String, style: QuoteStyle) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -78,10 +93,15 @@ public enum DisplayText {
             case "\t": out += "\\t"
             case "\r": out += "\\r"
             default:
-                if isUnsafe(scalar) {
+                if !isUnsafe(scalar) {
+                    out.unicodeScalars.append(scalar)
+                } else if style == .swift {
                     out += escape(scalar)
                 } else {
-                    out.unicodeScalars.append(scalar)
+                    for unit in String(scalar).utf16 {
+                        let hex = String(unit, radix: 16)
+                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    }
                 }
             }
         }

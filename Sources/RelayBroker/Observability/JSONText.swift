@@ -9,24 +9,6 @@ import RelayCore
 /// exact value back.
 public enum JSONText {
     public static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if DisplayText.isUnsafe(scalar) {
-                    // Every unsafe scalar is in the BMP (C0, C1, Cf up to U+FFFB) except the
-                    // Cf tag characters U+E0001-U+E007F, which need a UTF-16 surrogate pair.
-                    for unit in String(scalar).utf16 { out += String(format: "\\u%04x", unit) }
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        DisplayText.quoted(s, style: .json)
     }
 }

@@ -35,6 +35,24 @@ struct HostileIdentityTests {
     subscribe = ["public.>"]
     """
 
+    /// The principal is the CN; one static grant.
+    static let principalCNACL = """
+    [acl]
+    principal = "{subject.CN}"
+
+    [[acl.rule]]
+    name = "public"
+    publish = ["public.>"]
+    """
+
+    /// Only templated grants: an identity whose template drops gets nothing.
+    static let ownACL = """
+    [[acl.rule]]
+    name = "own"
+    publish = ["clients.{subject.CN}.>"]
+    subscribe = ["clients.{subject.CN}.>"]
+    """
+
     static func client(_ subject: [[NameAttribute]], sans: [SubjectAlternativeName] = []) -> CertificateRequest {
         var request = CertificateRequest(subject: subject, subjectAlternativeNames: sans, extendedKeyUsage: [.clientAuth])
         request.setValidity(days: 30)
@@ -71,12 +89,7 @@ struct HostileIdentityTests {
         await good.close()
 
         for (name, attribute, files) in cases {
-            let client = try await FrameClient.connect(port: relayd.port, pki: pki, as: files)
-            defer { Task { await client.close() } }
-            let code = await Self.helloRefusal(client)
-            #expect(code == .identityRefused, "\(name): HELLO must be refused, got \(String(describing: code))")
-            let serial = files.issued.serialNumber
-            let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["serial"] == serial }
+            let refused = try await Self.refusedAtHello(relayd, files, name)
             #expect(refused?["reason"]?.contains(attribute) == true,
                     "\(name): the audit reason must name \(attribute): \(String(describing: refused?["reason"]))")
             #expect(refused?["reason"]?.contains("multi_value") == true, "\(name): the reason names the opt-in")
@@ -104,14 +117,7 @@ struct HostileIdentityTests {
 
     @Test("principal = \"{subject.CN}\": a certificate with two CNs is refused instead of taking the first")
     func ambiguousPrincipalRefused() async throws {
-        let relayd = try RelaydFixture(acl: """
-        [acl]
-        principal = "{subject.CN}"
-
-        [[acl.rule]]
-        name = "public"
-        publish = ["public.>"]
-        """)
+        let relayd = try RelaydFixture(acl: Self.principalCNACL)
         defer { Task { await relayd.stop() } }
         let bob = try relayd.pki.add("bob", Self.client([[NameAttribute("CN", "bob")]]))
         let twoCN = try relayd.pki.add("two-cn", Self.client([[NameAttribute("CN", "bob")], [NameAttribute("CN", "mallory")]]))
@@ -121,12 +127,8 @@ struct HostileIdentityTests {
         #expect(try await good.hello().principal == "bob")
         await good.close()
 
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: twoCN)
-        defer { Task { await client.close() } }
-        let code = await Self.helloRefusal(client)
-        #expect(code == .identityRefused, "a second CN must not let the first one be the principal; got \(String(describing: code))")
-        let serial = twoCN.issued.serialNumber
-        let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["serial"] == serial }
+        // A second CN must not let the first one be the principal.
+        let refused = try await Self.refusedAtHello(relayd, twoCN, "two CNs")
         #expect(refused?["reason"]?.contains("principal") == true && refused?["reason"]?.contains("subject.CN") == true,
                 "\(String(describing: refused?["reason"]))")
     }
@@ -137,24 +139,12 @@ struct HostileIdentityTests {
         ("bidi", "eve\u{202E}gpj.exe"), ("c1", "eve\u{009B}31m"), ("lrm", "eve\u{200E}"), ("isolate", "eve\u{2066}x"),
     ])
     func unsafePrincipalRefused(_ label: String, _ commonName: String) async throws {
-        let relayd = try RelaydFixture(acl: """
-        [acl]
-        principal = "{subject.CN}"
-
-        [[acl.rule]]
-        name = "public"
-        publish = ["public.>"]
-        """)
+        let relayd = try RelaydFixture(acl: Self.principalCNACL)
         defer { Task { await relayd.stop() } }
         let eve = try relayd.pki.add("eve", Self.client([[NameAttribute("CN", commonName)]]))
         try await relayd.start()
 
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: eve)
-        defer { Task { await client.close() } }
-        let code = await Self.helloRefusal(client)
-        #expect(code == .identityRefused, "\(label): got \(String(describing: code))")
-        let serial = eve.issued.serialNumber
-        let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["serial"] == serial }
+        let refused = try await Self.refusedAtHello(relayd, eve, label)
         let scalar = try #require(commonName.unicodeScalars.first { $0.value > 0x7E })
         let codePoint = String(format: "U+%04X", scalar.value)
         #expect(refused?["reason"]?.contains(codePoint) == true, "\(label): \(String(describing: refused?["reason"]))")
@@ -166,25 +156,16 @@ struct HostileIdentityTests {
 
     @Test("U+202E and U+009B in a CN used in a topic template: the grant is never made; nothing raw in audit or log")
     func unsafeTemplateValueRefused() async throws {
-        let relayd = try RelaydFixture(acl: """
-        [[acl.rule]]
-        name = "own"
-        publish = ["clients.{subject.CN}.>"]
-        subscribe = ["clients.{subject.CN}.>"]
-        """)
+        let relayd = try RelaydFixture(acl: Self.ownACL)
         defer { Task { await relayd.stop() } }
         let bidi = try relayd.pki.add("bidi", Self.client([[NameAttribute("CN", "eve\u{202E}")]]))
         let c1 = try relayd.pki.add("c1", Self.client([[NameAttribute("OU", "x\u{009B}y")], [NameAttribute("CN", "eve\u{009B}")]]))
         try await relayd.start()
         for (label, files, scalar) in [("bidi", bidi, "U+202E"), ("c1", c1, "U+009B")] {
-            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: files)
-            defer { Task { await client.close() } }
-            let code = await Self.helloRefusal(client)
-            #expect(code == .identityRefused, "\(label): got \(String(describing: code))")
+            #expect(try await Self.refusedAtHello(relayd, files, label) != nil)
             let serial = files.issued.serialNumber
             let dropped = await relayd.waitForAudit { $0.event == "template_dropped" && $0["serial"] == serial }
             #expect(dropped?["detail"]?.contains(scalar) == true, "\(label): \(String(describing: dropped?["detail"]))")
-            #expect(await relayd.waitForAudit { $0.event == "connection_refused" && $0["serial"] == serial } != nil)
         }
         // The log quotes the RFC 4514 subject: U+009B is its UTF-8 bytes as hex pairs (backslashes JSON-quoted).
         let logged = await relayd.waitForStderr { $0.contains("identity refused") && $0.contains(#"eve\\C2\\9B"#) }
@@ -194,11 +175,7 @@ struct HostileIdentityTests {
 
     @Test("U+202E in an OU no template uses: admitted; WELCOME, audit and log carry the escaped subject")
     func unsafeUnusedAttributeEscaped() async throws {
-        let relayd = try RelaydFixture(acl: """
-        [[acl.rule]]
-        name = "own"
-        publish = ["clients.{subject.CN}.>"]
-        """)
+        let relayd = try RelaydFixture(acl: Self.ownACL)
         defer { Task { await relayd.stop() } }
         let carol = try relayd.pki.add("carol", Self.client([[NameAttribute("OU", "ops\u{202E}nimda")],
                                                              [NameAttribute("CN", "carol")]]))
@@ -265,19 +242,11 @@ struct HostileIdentityTests {
 
     @Test("a CN of '#', 'a.b', '>' or '*' with only templated grants is refused at HELLO", arguments: ["#", "a.b", ">", "*"])
     func hostileCommonNameOnlyTemplates(_ commonName: String) async throws {
-        let relayd = try RelaydFixture(acl: """
-        [[acl.rule]]
-        name = "own"
-        publish = ["clients.{subject.CN}.>"]
-        subscribe = ["clients.{subject.CN}.>"]
-        """)
+        let relayd = try RelaydFixture(acl: Self.ownACL)
         defer { Task { await relayd.stop() } }
         let hostile = try relayd.pki.add("hostile", Self.client([[NameAttribute("CN", commonName)]]))
         try await relayd.start()
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: hostile)
-        defer { Task { await client.close() } }
-        let code = await Self.helloRefusal(client)
-        #expect(code == .identityRefused, "CN=\(commonName): got \(String(describing: code))")
+        #expect(try await Self.refusedAtHello(relayd, hostile, "CN=\(commonName)") != nil)
     }
 
     // MARK: Helpers
@@ -290,6 +259,22 @@ struct HostileIdentityTests {
     static func isNotAuthorized(_ frame: Frame) -> Bool {
         if case .publishError(let error) = frame { return error.errorCode == .notAuthorized }
         return false
+    }
+
+    /// Connects as `files`, expects HELLO to be refused with
+    /// `identity_refused`, and returns the audit trail's `connection_refused`
+    /// event for the certificate (nil, with a recorded issue, if missing).
+    static func refusedAtHello(_ relayd: RelaydFixture, _ files: TLSTestPKI.Files, _ label: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) async throws -> AuditEvent? {
+        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: files)
+        defer { Task { await client.close() } }
+        let code = await helloRefusal(client)
+        #expect(code == .identityRefused, "\(label): HELLO must be refused, got \(String(describing: code))",
+                sourceLocation: sourceLocation)
+        let serial = files.issued.serialNumber
+        let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["serial"] == serial }
+        #expect(refused != nil, "\(label): no connection_refused audit event", sourceLocation: sourceLocation)
+        return refused
     }
 
     /// The error code relayd refused HELLO with; nil if it sent WELCOME
