@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RelayBroker
 import RelayCore
 import RelayTLS
 import RelayTestSupport
@@ -151,6 +152,10 @@ struct HostileIdentityTests {
         // The refusal log line carries the subject, escaped.
         let logged = await relayd.waitForStderr { $0.contains("identity refused") }
         #expect(logged != nil, "no 'identity refused' log line:\n\(relayd.process?.transcript ?? "")")
+        // The subject as logfmt shows it: RFC 4514 hex pairs, JSON-quoted (so `\E2` is written `\\E2`).
+        let subject = String(JSONText.quoted("CN=" + DistinguishedName.escape(commonName)).dropFirst().dropLast())
+        #expect(logged?.contains("subject=\"\(subject)\"") == true, "\(String(describing: logged)) lacks \(subject)")
+        #expect(logged?.contains(codePoint) == true, "the logged reason names \(codePoint)")
         Self.expectNoUnsafeScalars(in: relayd)
     }
 
