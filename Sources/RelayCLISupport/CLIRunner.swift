@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RelayCore
 import RelayClient
 
 /// Runs a command with the Relay CLIs' exit codes: 0 success, 1 denied by
@@ -41,9 +42,14 @@ public enum CLIRunner {
     }
 }
 
-/// Writes one line to stderr.
+/// Writes one line to stderr. Error text can quote the broker's ERR
+/// message or a certificate name, so each line goes through
+/// ``DisplayText/escaped(_:)`` (the line breaks of a multi-line usage
+/// message are kept; a bidi or C1 character never reaches the terminal raw).
 public func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    let text = line.split(separator: "\n", omittingEmptySubsequences: false)
+        .map { DisplayText.escaped(String($0)) }.joined(separator: "\n")
+    FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
 /// Writes bytes to stdout at once (no buffering: pipes see each message as it arrives).

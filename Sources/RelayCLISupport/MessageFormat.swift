@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayClient
+import RelayCore
 
 /// How `relay-sub` prints messages.
 public enum MessageFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -21,14 +22,20 @@ public enum MessageFormat: String, ExpressibleByArgument, CaseIterable, Sendable
     }
 
     /// `2024-05-01T12:00:00.123456789Z  orders.eu  #42  alice  hello`
+    ///
+    /// For a terminal: the publisher's principal, the headers and a text
+    /// payload pass through ``DisplayText/escaped(_:)``, so a bidi override
+    /// or a C1/ESC control sequence in them is shown as `\u{202E}` instead of
+    /// acting on the terminal.
     public static func pretty(_ m: ReceivedMessage) -> String {
-        var line = "\(RFC3339.format(nanoseconds: m.timestamp))  \(m.topic)  #\(m.sequence)  from \(m.publisherPrincipal)"
+        var line = "\(RFC3339.format(nanoseconds: m.timestamp))  \(DisplayText.escaped(m.topic))  #\(m.sequence)"
+            + "  from \(DisplayText.escaped(m.publisherPrincipal))"
         if m.replayed { line += " (replayed)" }
         if !m.headers.isEmpty {
-            line += "  [" + m.headers.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "]"
+            line += "  [" + m.headers.map { DisplayText.escaped("\($0.key)=\($0.value)") }.joined(separator: " ") + "]"
         }
         if let text = m.text {
-            line += "  " + text.replacingOccurrences(of: "\n", with: "\\n")
+            line += "  " + DisplayText.escaped(text.replacingOccurrences(of: "\n", with: "\\n"))
         } else {
             let bytes = m.bytes
             let preview = bytes.prefix(32).map { String(format: "%02x", $0) }.joined()
@@ -49,22 +56,10 @@ public enum MessageFormat: String, ExpressibleByArgument, CaseIterable, Sendable
             + "\"payload\":\(quote(payload)),\"replayed\":\(m.replayed)}"
     }
 
-    /// A JSON string literal.
+    /// A JSON string literal: C0/C1 controls, bidi and other format
+    /// characters as `\u` escapes, so the line is safe to show and decodes exactly.
     public static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        DisplayText.quoted(s, style: .json)
     }
 }
 

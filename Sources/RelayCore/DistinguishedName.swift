@@ -45,7 +45,10 @@ public struct DistinguishedName: Hashable, Sendable {
     }
 
     /// Escapes a value per RFC 4514 §2.4: `"+,;<>\` always; `#` and space at
-    /// the start; space at the end; NUL and other control bytes as `\XX`.
+    /// the start; space at the end; every scalar ``DisplayText/isUnsafe(_:)``
+    /// names (C0 and C1 controls, bidi and other format characters) as the
+    /// `\XX` hex pairs of its UTF-8 bytes, so the string form of a name can
+    /// be logged, audited or used as a principal without carrying them raw.
     public static func escape(_ value: String) -> String {
         var out = ""
         out.reserveCapacity(value.utf8.count)
@@ -60,9 +63,13 @@ public struct DistinguishedName: Hashable, Sendable {
             case " " where i == 0 || i == scalars.count - 1:
                 out.append("\\ ")
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16, uppercase: true)
-                    out.append("\\" + (hex.count == 1 ? "0" + hex : hex))
+                if DisplayText.isUnsafe(scalar) {
+                    // Each UTF-8 byte as a hex pair (RFC 4514 allows escaping
+                    // any character so): U+202E is `\E2\80\AE`, LF `\0A`.
+                    for byte in String(scalar).utf8 {
+                        let hex = String(byte, radix: 16, uppercase: true)
+                        out.append("\\" + (hex.count == 1 ? "0" + hex : hex))
+                    }
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

@@ -42,6 +42,9 @@ enum PolicyEvaluator {
         var drops: [DroppedTemplate] = []
         var publishAllow = GrantSet(), subscribeAllow = GrantSet()
         var publishDeny = GrantSet(), subscribeDeny = GrantSet()
+        // The first rule whose templates the identity is ambiguous for; the
+        // filters are still expanded, so explain can show what was at stake.
+        var ambiguity: String?
 
         // Explain reports every rule; the broker only looks at the rules the
         // index says can apply. Either way `Rule.applies` decides.
@@ -55,6 +58,7 @@ enum PolicyEvaluator {
             }
             guard applies else { continue }
             matched.append(rule.name)
+            if ambiguity == nil { ambiguity = rule.ambiguity(for: identity) }
             var allowBudget = Policy.expansionCapPerRule
             var denyBudget = Policy.expansionCapPerRule
             var scratch: [Grant] = []
@@ -86,6 +90,10 @@ enum PolicyEvaluator {
             refusal = unrenderable
         } else if matched.isEmpty {
             refusal = "no rule matches this identity (the policy has \(policy.rules.count) rules)"
+        } else if let ambiguity {
+            refusal = ambiguity
+        } else if let problem = policy.principal.problem(for: identity) {
+            refusal = problem
         } else if publishAllow.grants.isEmpty && subscribeAllow.grants.isEmpty {
             refusal = "rules \(matched.map { "'\($0)'" }.joined(separator: ", ")) match but grant nothing"
                 + (drops.isEmpty ? "" : " (\(drops.count) templated filters dropped)")

@@ -1,3 +1,5 @@
+import RelayCore
+
 /// Plain-text rendering of an ``Explanation`` for `relayctl acl explain`.
 ///
 /// Every certificate-derived string is quoted and escaped: a CN holding a
@@ -7,9 +9,9 @@ extension Explanation {
         var lines: [String] = []
         lines.append("identity")
         for attribute in attributes {
-            lines.append("  \(attribute.key) = \(attribute.values.map(PolicyText.quoted).joined(separator: ", "))")
+            lines.append("  \(attribute.key) = \(attribute.values.map(DisplayText.quoted).joined(separator: ", "))")
         }
-        lines.append("principal: \(PolicyText.quoted(principal))")
+        lines.append("principal: \(DisplayText.quoted(principal))")
         lines.append("")
         lines.append("rules (\(rules.count); a rule applies when all its conditions hold)")
         for rule in rules {
@@ -47,39 +49,12 @@ extension Explanation {
     }
 
     private static func render(_ c: ConditionOutcome) -> String {
-        let patterns = c.patterns.map(PolicyText.quoted).joined(separator: ", ")
+        let patterns = c.patterns.map(DisplayText.quoted).joined(separator: ", ")
         if c.values.isEmpty { return "\(c.key): FAIL, the identity has no such attribute (wanted \(patterns))" }
-        let values = c.values.map(PolicyText.quoted).joined(separator: ", ")
+        let values = c.values.map(DisplayText.quoted).joined(separator: ", ")
         if c.matched, let value = c.matchedValue, let pattern = c.matchedPattern {
-            return "\(c.key): ok, \(PolicyText.quoted(value)) matches \(PolicyText.quoted(pattern))"
+            return "\(c.key): ok, \(DisplayText.quoted(value)) matches \(DisplayText.quoted(pattern))"
         }
         return "\(c.key): FAIL, values \(values) match none of \(patterns)"
-    }
-}
-
-/// Safe display of untrusted strings.
-enum PolicyText {
-    /// Double-quoted, with `"` and `\` escaped and control, C1 and
-    /// bidirectional-override characters shown as `\u{XX}`.
-    static func quoted(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                let v = scalar.value
-                if v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v)
-                    || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F {
-                    out += "\\u{\(String(v, radix: 16, uppercase: true))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

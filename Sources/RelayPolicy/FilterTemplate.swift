@@ -78,6 +78,9 @@ public struct FilterTemplate: Sendable, Hashable, CustomStringConvertible {
     /// policy and the wire agree on what a token is.
     static func tokenProblem(_ value: String) -> String? {
         if value.isEmpty { return "value is empty" }
+        if let scalar = DisplayText.firstUnsafe(value) {
+            return "value contains \(DisplayText.codePoint(scalar)), a control or Unicode format character (such as a bidi override), which never becomes a topic token"
+        }
         if value.utf8.contains(UInt8(ascii: ".")) {
             return "value contains '.', which would make it several topic tokens"
         }

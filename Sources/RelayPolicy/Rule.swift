@@ -14,14 +14,18 @@ public final class Rule: Sendable {
     public let subscribe: [FilterTemplate]
     public let denyPublish: [FilterTemplate]
     public let denySubscribe: [FilterTemplate]
+    /// `multi_value`: refuse an identity with several values of a templated
+    /// attribute (the default), or expand every value.
+    public let multiValue: MultiValue
 
     /// Builds and validates a rule from plain values.
     /// An empty `match` applies the rule to every verified identity.
     public convenience init(name: String, match: [String: [String]] = [:], publish: [String] = [],
-                            subscribe: [String] = [], denyPublish: [String] = [], denySubscribe: [String] = [])
+                            subscribe: [String] = [], denyPublish: [String] = [], denySubscribe: [String] = [],
+                            multiValue: MultiValue = .refuse)
         throws(PolicyConfigurationError) {
         try self.init(RuleDefinition(name: name, match: match, publish: publish, subscribe: subscribe,
-                                     denyPublish: denyPublish, denySubscribe: denySubscribe))
+                                     denyPublish: denyPublish, denySubscribe: denySubscribe, multiValue: multiValue))
     }
 
     /// Validates a rule as the operator wrote it. Every error names the rule
@@ -78,6 +82,7 @@ public final class Rule: Sendable {
         self.subscribe = subscribe
         self.denyPublish = denyPublish
         self.denySubscribe = denySubscribe
+        self.multiValue = definition.multiValue
     }
 
     /// True when every condition holds (always, for an empty match table).

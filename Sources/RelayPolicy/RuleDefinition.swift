@@ -13,14 +13,19 @@ public struct RuleDefinition: Sendable, Equatable {
     public var subscribe: [String]
     public var denyPublish: [String]
     public var denySubscribe: [String]
+    /// `multi_value`: what to do when the identity has several distinct
+    /// values of an attribute one of this rule's filter templates uses.
+    public var multiValue: MultiValue
 
     public init(name: String, match: [String: [String]] = [:], publish: [String] = [],
-                subscribe: [String] = [], denyPublish: [String] = [], denySubscribe: [String] = []) {
+                subscribe: [String] = [], denyPublish: [String] = [], denySubscribe: [String] = [],
+                multiValue: MultiValue = .refuse) {
         self.name = name
         self.match = match
         self.publish = publish
         self.subscribe = subscribe
         self.denyPublish = denyPublish
         self.denySubscribe = denySubscribe
+        self.multiValue = multiValue
     }
 }

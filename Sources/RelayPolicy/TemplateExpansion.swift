@@ -18,7 +18,7 @@ public struct DroppedTemplate: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var text = "rule '\(rule)' \(list) '\(filter)': {\(template)}"
-        if let value { text += " value \(PolicyText.quoted(value))" }
+        if let value { text += " value \(DisplayText.quoted(value))" }
         text += ": \(reason)"
         if let widenedTo { text += "; deny widened to '\(widenedTo)'" }
         return text

@@ -35,9 +35,14 @@ struct CVE20177650Tests {
         #expect(p.droppedTemplates.count == 4)
     }
 
-    @Test("a hostile value next to a good one grants only the good one's filters", arguments: hostile)
+    @Test("a hostile value next to a good one: refused by default; with multi_value = all, only the good one's filters", arguments: hostile)
     func hostileBesideGood(_ bad: String) throws {
-        let p = try Fixture.policy(rule).permissions(for: Fixture.identity(cn: ["good", bad]))
+        // Two CNs make the identity ambiguous for the templates: refused.
+        #expect(try Fixture.policy(rule).permissions(for: Fixture.identity(cn: ["good", bad])).isRefused)
+        var all = rule
+        all.multiValue = .all
+        let p = try Fixture.policy(all).permissions(for: Fixture.identity(cn: ["good", bad]))
+        #expect(!p.isRefused)
         let clean = try Fixture.policy(rule).permissions(for: Fixture.identity(cn: ["good"]))
         #expect(p.publishFilters == clean.publishFilters)
         #expect(p.subscribeFilters == clean.subscribeFilters)

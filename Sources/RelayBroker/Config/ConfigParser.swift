@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayPolicy
 import TOMLKit
 
 extension BrokerConfiguration {
@@ -203,10 +204,18 @@ struct ConfigParser {
                 }
                 try m.finish()
             }
+            var multiValue = MultiValue.refuse
+            if let text = try r.string("multi_value") {
+                guard let value = MultiValue(rawValue: text) else {
+                    throw r.error("multi_value", "expected \"refuse\" (the default: refuse an identity with two values of a templated attribute) or \"all\" (grant one filter per value), got \"\(text)\"")
+                }
+                multiValue = value
+            }
             let rule = BrokerConfiguration.ACLRule(
                 name: name, match: match,
                 publish: try r.strings("publish") ?? [], subscribe: try r.strings("subscribe") ?? [],
-                denyPublish: try r.strings("deny_publish") ?? [], denySubscribe: try r.strings("deny_subscribe") ?? [])
+                denyPublish: try r.strings("deny_publish") ?? [], denySubscribe: try r.strings("deny_subscribe") ?? [],
+                multiValue: multiValue)
             try r.finish()
             acl.rules.append(rule)
         }

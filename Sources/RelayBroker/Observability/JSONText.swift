@@ -1,25 +1,14 @@
 import Foundation
+import RelayCore
 
 /// JSON string literals for hand-written JSON lines (logs, audit trail):
-/// every control character is escaped, so one event is always one line.
+/// every control character is escaped, so one event is always one line,
+/// and so is every other scalar ``DisplayText/isUnsafe(_:)`` names (C1
+/// controls such as U+009B, bidi overrides such as U+202E, U+2028/2029):
+/// the file then never holds them raw, and a JSON reader still gets the
+/// exact value back.
 public enum JSONText {
     public static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        DisplayText.quoted(s, style: .json)
     }
 }

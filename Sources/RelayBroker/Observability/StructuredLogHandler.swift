@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RelayCore
 
 /// A swift-log handler that writes one line per event to stderr, as logfmt
 /// (`ts=… level=info msg="…" key=value`) or JSON, as `[log] format` says.
@@ -43,9 +44,13 @@ public struct StructuredLogHandler: LogHandler {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
-    /// Quotes a logfmt value when it holds spaces, quotes, `=` or control characters.
+    /// Quotes a logfmt value when it holds spaces, quotes, `=`, or a control,
+    /// bidi or other format character (``DisplayText/isUnsafe(_:)``): quoting
+    /// escapes those, so a certificate name can neither forge a log line nor
+    /// reorder how one displays.
     static func logfmtValue(_ value: String) -> String {
-        let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 }
+        let needsQuotes = value.isEmpty
+            || value.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || DisplayText.isUnsafe($0) }
         return needsQuotes ? JSONText.quoted(value) : value
     }
 }
