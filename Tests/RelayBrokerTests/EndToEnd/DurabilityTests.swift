@@ -131,16 +131,19 @@ struct DurabilityTests {
         try await relayd.start()
         let reader = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
         try await reader.hello()
+        // The stored range first (a subscription from the end says where it is),
+        // so a loss shows as messages missing below, not as a read that times out.
+        let end = try await reader.subscribe(2, "g.s", from: .latest).firstSequence
         let subscribed = try await reader.subscribe(1, "g.s")
         #expect(subscribed.isAccepted)
         // Everything acknowledged is stored with its bytes (thousands, never none).
         let last = try #require(acked.keys.max())
-        let stored = try await reader.messages(Int(last - subscribed.firstSequence + 1))
+        let stored = try await reader.messages(Int(min(last + 1, end) - subscribed.firstSequence))
         let payloads = Dictionary(stored.map { ($0.sequence, payloadString($0)) }, uniquingKeysWith: { a, _ in a })
         let lost = acked.filter { payloads[$0.key] != $0.value }
         #expect(lost.isEmpty, "\(lost.count) of \(acked.count) acknowledged messages lost or changed, e.g. \(lost.sorted { $0.key < $1.key }.prefix(3))")
         print("SIGTERM under load: \(unanswered) publishes unanswered at the signal, \(acked.count) of \(sent) acknowledged "
-              + "(\(ackedAfterSignal) after the signal), all stored")
+              + "(\(ackedAfterSignal) after the signal), \(lost.count) of them not stored")
         await reader.close()
     }
 }

@@ -70,7 +70,9 @@ struct ReconnectTests {
         // order: a resend the broker stored again would add a sequence no receipt
         // names (or two receipts naming different copies of one message).
         let receiptSequences = outcome.receipts.map(\.sequence)
-        #expect(receiptSequences == liveSequences, "the receipts' sequences are not the stored messages' sequences")
+        let mismatch = zip(receiptSequences, liveSequences).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(receiptSequences.count == liveSequences.count && mismatch == nil,
+                "the receipts' sequences are not the stored messages' sequences: publish \(mismatch?.offset ?? -1) has receipt \(mismatch?.element.0 ?? 0), the subscriber got it as \(mismatch?.element.1 ?? 0)")
         // The resend happened: the publisher had unanswered publishes when the
         // broker died and resent them with the same ids; those the dead broker
         // had already committed came back as duplicates, naming the copy stored
