@@ -11,14 +11,25 @@ APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh 
 
 .PHONY: deps build release test run pki fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
 
+# Fails at once, naming the package, when apt cannot install one (the
+# status used to be that of the last command only), and when Swift is
+# missing or older than the 6.1 that Package.swift's swift-tools-version needs.
 deps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing missing packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq || { echo "make deps: apt-get update failed, so these packages cannot be installed:$$missing" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  for p in $$missing; do \
+	    dpkg -s $$p >/dev/null 2>&1 || { echo "make deps: the package $$p could not be installed (apt-get install failed); install it, then run make again" >&2; exit 1; }; \
+	  done; \
 	fi; \
-	command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH: install Swift 6 (https://swift.org/install)"; exit 1; }
+	command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH: install Swift 6.1 or later (https://swift.org/install)" >&2; exit 1; }; \
+	version=$$($(SWIFT) --version 2>&1 | sed -n 's/.*Swift version \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' | head -n 1); \
+	if [ -z "$$version" ] || [ "$$(printf '%s\n' 6.1 "$$version" | sort -V | head -n 1)" != 6.1 ]; then \
+	  echo "make deps: '$(SWIFT) --version' says Swift $${version:-(no version found)}; Relay needs Swift 6.1 or later (https://swift.org/install)" >&2; exit 1; \
+	fi
 
 build: deps
 	$(SWIFT) build
@@ -30,12 +41,16 @@ release: deps
 # raise the descriptor limit as far as the hard limit allows (CI defaults are
 # often 1024), and run them in a second pass, after the rest, so their load
 # does not starve the other end-to-end tests' handshakes on a 2-core machine.
+# Then every libFuzzer target runs for TEST_FUZZ_SECONDS (default 60; 0
+# skips), failing on a crash or a leak (make fuzz, below).
 HEAVY_TESTS := ScaleTests|AbuseTests
+TEST_FUZZ_SECONDS ?= 60
 test: deps
 	$(SWIFT) build --build-tests
 	ulimit -n $$(ulimit -Hn) 2>/dev/null || ulimit -n 8192 2>/dev/null || true; \
 	$(SWIFT) test --skip-build --skip '$(HEAVY_TESTS)' && \
 	$(SWIFT) test --skip-build --filter '$(HEAVY_TESTS)'
+	@if [ "$(TEST_FUZZ_SECONDS)" != 0 ]; then $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS); fi
 
 # A development PKI under dev/pki (CA, server for localhost/127.0.0.1, and
 # clients: billing, operator, a SPIFFE workload), created once.
@@ -60,10 +75,15 @@ run: pki
 	@echo ""
 	exec .build/release/relayd --config config/relay.toml
 
-# Fuzzing is bounded: FUZZ_SECONDS per target (default 60).
+# Fuzzing is bounded: FUZZ_SECONDS per target (default 60). Each script
+# exits non-zero when libFuzzer does: on a crash (a trap in a target's
+# invariants, an ASan report) or a leak (LeakSanitizer, on by default with
+# ASan); the loop stops at the first failing target and names it.
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	@for script in Fuzz/run-*.sh; do bash "$$script" $(FUZZ_SECONDS) || exit 1; done
+	@for script in Fuzz/run-*.sh; do \
+	  bash "$$script" $(FUZZ_SECONDS) || { echo "make fuzz: $$script failed (crash or leak; the input is in .build-fuzz/artifacts/)" >&2; exit 1; }; \
+	done
 
 # Sanitizers, not part of `make test`: the suites that drive the OpenSSL and
 # LMDB bridges and the broker's concurrency, under ASan, then TSan, each in its

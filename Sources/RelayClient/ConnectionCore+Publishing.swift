@@ -146,6 +146,7 @@ extension ConnectionCore {
     func connectionLostRequeue() {
         if !inFlight.isEmpty {
             let resend = inFlight.values.sorted { $0.id < $1.id }
+            resentPublishCount += resend.count
             inFlight.removeAll(keepingCapacity: true)
             unsent.prepend(contentsOf: resend)
         }

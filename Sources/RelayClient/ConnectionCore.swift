@@ -53,6 +53,9 @@ final class ConnectionCore: @unchecked Sendable {
     var generation: UInt64 = 0
     /// Consecutive failed attempts since the last WELCOME.
     var failedAttempts = 0
+    /// Publishes put back in the queue because a connection was lost before
+    /// their PUBACK (each is sent again, with its id, on the next connection).
+    var resentPublishCount = 0
     var everConnected = false
     /// The first error seen on the current attempt (an ERR frame, a TLS alert…).
     var attemptError: RelayClientError?

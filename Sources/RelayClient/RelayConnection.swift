@@ -59,6 +59,16 @@ public final class RelayConnection: Sendable {
         }
     }
 
+    /// How many publishes were sent again after a reconnect because the lost
+    /// connection took their PUBACK with it (same publish id, so the broker
+    /// stores each once and answers an already stored one as a duplicate).
+    public var resentPublishes: Int {
+        get async {
+            let core = self.core
+            return (try? await core.eventLoop.submit { core.resentPublishCount }.get()) ?? 0
+        }
+    }
+
     /// The configuration this connection was made with.
     public var configuration: RelayClientConfiguration { core.configuration }
 

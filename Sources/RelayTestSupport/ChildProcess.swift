@@ -7,7 +7,7 @@ public final class ChildProcess: @unchecked Sendable {
     // @unchecked: `process` is configured before run() and only read after;
     // the collected output is behind `output`'s lock.
     public let process = Process()
-    private let output = NIOLockedValueBox<(stdout: [String], stderr: [String], partial: [String])>(([], [], ["", ""]))
+    private let output = NIOLockedValueBox<Output>(Output())
     private let stdoutPipe = Pipe()
     private let stderrPipe = Pipe()
     private let stdinPipe = Pipe()
@@ -23,35 +23,58 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
         process.standardInput = stdinPipe
-        collect(stdoutPipe, index: 0)
-        collect(stderrPipe, index: 1)
         // Foundation's Process.run() is not safe to call from several threads
         // at once on Linux (a parallel test run crashed inside it): one at a time.
         try ChildProcess.launchLock.withLock { try process.run() }
         LiveChildren.shared.add(process)
+        collect(stdoutPipe, index: 0)
+        collect(stderrPipe, index: 1)
     }
 
+    /// The lines read so far, the unfinished line of each pipe, and whether each pipe reached EOF.
+    private struct Output {
+        var stdout: [String] = []
+        var stderr: [String] = []
+        var partial = ["", ""]
+        var closed = [false, false]
+    }
+
+    /// Reads `pipe` on a thread of its own until end of file. A blocking read
+    /// sees EOF for certain once every writer is gone; Foundation's
+    /// readabilityHandler sometimes never reported it after a fast exit.
     private func collect(_ pipe: Pipe, index: Int) {
-        pipe.fileHandleForReading.readabilityHandler = { [output] handle in
-            let data = handle.availableData
-            output.withLockedValue { state in
-                if data.isEmpty {
-                    if !state.partial[index].isEmpty { Self.append(state.partial[index], to: &state, index: index) }
-                    state.partial[index] = ""
-                    handle.readabilityHandler = nil
-                    return
+        let handle = pipe.fileHandleForReading
+        let reader = Thread { [output] in
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                // read(2): returns what is there (FileHandle.read(upToCount:) waits for the full count).
+                var count: Int
+                repeat {
+                    count = chunk.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+                } while count < 0 && errno == EINTR
+                let data = Data(chunk.prefix(max(0, count)))
+                output.withLockedValue { state in
+                    if data.isEmpty {
+                        if !state.partial[index].isEmpty { Self.append(state.partial[index], to: &state, index: index) }
+                        state.partial[index] = ""
+                        state.closed[index] = true
+                        return
+                    }
+                    state.partial[index] += String(decoding: data, as: UTF8.self)
+                    while let newline = state.partial[index].firstIndex(of: "\n") {
+                        let line = String(state.partial[index][..<newline])
+                        state.partial[index] = String(state.partial[index][state.partial[index].index(after: newline)...])
+                        Self.append(line, to: &state, index: index)
+                    }
                 }
-                state.partial[index] += String(decoding: data, as: UTF8.self)
-                while let newline = state.partial[index].firstIndex(of: "\n") {
-                    let line = String(state.partial[index][..<newline])
-                    state.partial[index] = String(state.partial[index][state.partial[index].index(after: newline)...])
-                    Self.append(line, to: &state, index: index)
-                }
+                if data.isEmpty { return }
             }
         }
+        reader.name = "child-\(process.processIdentifier)-\(index == 0 ? "stdout" : "stderr")"
+        reader.start()
     }
 
-    private static func append(_ line: String, to state: inout (stdout: [String], stderr: [String], partial: [String]), index: Int) {
+    private static func append(_ line: String, to state: inout Output, index: Int) {
         if index == 0 { state.stdout.append(line) } else { state.stderr.append(line) }
     }
 
@@ -76,7 +99,7 @@ public final class ChildProcess: @unchecked Sendable {
         while Date() < deadline {
             if let line = stdoutLines.first(where: predicate) { return line }
             if !process.isRunning {
-                try? await Task.sleep(nanoseconds: 50_000_000)  // let the pipe drain
+                await waitForOutputClosed(until: deadline)  // every line it wrote has been read
                 return stdoutLines.first(where: predicate)
             }
             try? await Task.sleep(nanoseconds: 10_000_000)
@@ -91,8 +114,23 @@ public final class ChildProcess: @unchecked Sendable {
             if Date() > deadline { return nil }
             try? await Task.sleep(nanoseconds: 10_000_000)
         }
-        try? await Task.sleep(nanoseconds: 20_000_000)  // let the pipes drain
+        await waitForOutputClosed(until: deadline)
         return process.terminationStatus
+    }
+
+    /// Whether both stdout and stderr reached end of file (all output collected).
+    public var outputClosed: Bool { output.withLockedValue { $0.closed == [true, true] } }
+
+    /// Waits for EOF on both pipes: after the child exits, its last lines may
+    /// still be in the pipes, and EOF is the event that says they were read.
+    /// Polled (1 ms) because the EOF arrives on Foundation's reader thread;
+    /// bounded by `deadline` (at least 5 s from now) in case a grandchild
+    /// inherited the pipes and keeps them open.
+    private func waitForOutputClosed(until deadline: Date) async {
+        let end = max(deadline, Date().addingTimeInterval(5))
+        while !outputClosed, Date() < end {
+            try? await Task.sleep(nanoseconds: 1_000_000)
+        }
     }
 
     public func signal(_ signal: Int32) {

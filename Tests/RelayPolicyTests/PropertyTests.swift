@@ -93,7 +93,9 @@ enum Generator {
             if rule.publish.isEmpty && rule.subscribe.isEmpty { rule.publish = [filter(&r)] }
             rules.append(rule)
         }
-        var pool = Set(cnD + ouD + dnsD + segments).flatMap { $0.split(separator: ".").map(String.init) }
+        // Sorted: a Set's order changes from run to run (per-process hash seed),
+        // and a seed must generate the same case every time.
+        var pool = Set(cnD + ouD + dnsD + segments).sorted().flatMap { $0.split(separator: ".").map(String.init) }
         pool += (0..<4).map { _ in token(&r) }
         return GeneratedCase(dirty: dirty, clean: clean, rules: rules, tokens: pool.filter { (try? Topic($0)) != nil })
     }

@@ -6,21 +6,16 @@ import Testing
 
 @Suite("Robustness")
 struct RobustnessTests {
-    /// Decodes until nil or error; every decoded frame must round-trip.
-    func exercise(_ bytes: [UInt8], role: WireRole, handshake: Bool) throws {
-        var decoder = RelayFrameDecoder(role: role, expectHandshake: handshake)
-        var buffer = ByteBuffer(bytes: bytes)
-        while true {
-            let frame: Frame?
-            do {
-                frame = try decoder.decodeFrame(&buffer)
-            } catch {
-                return  // a typed WireError: fine
-            }
-            guard let frame else { return }
-            var encoded = try frame.encoded()
-            var fresh = RelayFrameDecoder(role: role, expectHandshake: isHandshake(frame))
-            #expect(try fresh.decodeFrame(&encoded) == frame)
+    /// Runs `bytes` through the fuzz target's checks (FrameCorpus/FrameDecoderInvariants.swift):
+    /// whole and in 1-byte reads, straight to the decoder and through the
+    /// accumulator. Every decoded frame must round-trip and every error must be
+    /// a connection-level decode code with a message.
+    func exercise(_ bytes: [UInt8], role: WireRole, handshake: Bool) {
+        for (chunkIndex, accumulator) in [(6, false), (0, true)] {
+            let config = FrameDecoderInvariants.configByte(role: role, expectHandshake: handshake,
+                                                           chunkIndex: chunkIndex, accumulator: accumulator)
+            let violations = ([config] + bytes).withUnsafeBytes { FrameDecoderInvariants.violations($0) }
+            #expect(violations.isEmpty, "\(violations) for \(bytes.prefix(32)) (config \(config))")
         }
     }
 
@@ -37,7 +32,7 @@ struct RobustnessTests {
                 bytes[4] = FrameType.allCases[Int(rng.next() % UInt64(FrameType.allCases.count))].rawValue
                 bytes[5] = 0
             }
-            try exercise(bytes, role: role, handshake: rng.next() % 2 == 0)
+            exercise(bytes, role: role, handshake: rng.next() % 2 == 0)
         }
     }
 
@@ -63,23 +58,43 @@ struct RobustnessTests {
             for delta in [1, 0x80, UInt8.random(in: 1...255, using: &rng)] {
                 var mutated = bytes
                 mutated[index] &+= delta
-                try exercise(mutated, role: vector.receiver, handshake: handshake)
+                exercise(mutated, role: vector.receiver, handshake: handshake)
             }
         }
     }
 
-    @Test("the kept fuzz corpus replays without a crash, and decoded frames round-trip")
+    /// docs/security.md says the kept corpora replay in `make test` through the
+    /// fuzz target's own checks: this is that replay, with the same function
+    /// the target calls. Each input runs as the fuzzer ran it (its first byte
+    /// picks role, handshake, chunking and accumulator); inputs up to 4 KiB
+    /// also run under every chunking, with and without the accumulator.
+    @Test("the kept fuzz corpus replays through the fuzz target's checks: round trip, chunking, accumulator bound, typed errors")
     func fuzzCorpus() throws {
         let directory = Vectors.directory.deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fuzz/corpus/frame-decoder")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
         #expect(files.count >= 100)
+        var runs = 0, accumulatorRuns = 0
         for file in files {
-            let data = try Data(contentsOf: directory.appendingPathComponent(file))
+            var data = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
             guard let config = data.first else { continue }
-            // The fuzz target's first byte: bit 0 client receives, bit 1 handshake expected.
-            try exercise(Array(data.dropFirst()), role: config & 1 == 0 ? .broker : .client, handshake: config & 2 != 0)
+            var configs = [config]
+            if data.count <= 4097 {
+                configs += (0..<8).flatMap { chunk in [false, true].map { accumulator in
+                    FrameDecoderInvariants.configByte(role: config & 1 == 0 ? .broker : .client, expectHandshake: config & 2 != 0,
+                                                      chunkIndex: chunk, accumulator: accumulator)
+                } }
+            }
+            for variant in configs {
+                data[0] = variant
+                let violations = data.withUnsafeBytes { FrameDecoderInvariants.violations($0) }
+                #expect(violations.isEmpty, "\(file) with config \(variant): \(violations)")
+                runs += 1
+                if variant & 0x20 != 0 { accumulatorRuns += 1 }
+            }
         }
+        // The replay really went through both paths.
+        #expect(accumulatorRuns > 100 && runs - accumulatorRuns > 100, "\(runs) runs, \(accumulatorRuns) through the accumulator")
     }
 
     @Test("the UTF-8 validator agrees with the standard library")

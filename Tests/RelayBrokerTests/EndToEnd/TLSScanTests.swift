@@ -79,7 +79,8 @@ struct TLSScanTests {
         #expect(status != nil, "testssl.sh did not finish in 240 s:\n\(output)")
         let data = try #require(FileManager.default.contents(atPath: json), "testssl.sh wrote no JSON:\n\(output)")
         let findings = try JSONDecoder().decode([Finding].self, from: data)
-        func finding(_ id: String) -> String? { findings.first { $0.id == id }?.finding ?? "" }
+        // nil when testssl.sh did not report the check at all: a missing finding fails.
+        func finding(_ id: String) -> String? { findings.first { $0.id == id }?.finding }
 
         // The scan really talked to relayd: both allowed versions are seen.
         #expect(finding("TLS1_3")?.hasPrefix("offered") == true, "\(findings.map(\.id))")
@@ -101,19 +102,26 @@ struct TLSScanTests {
         }
         #expect(findings.first { $0.id == "PFS" }?.severity == "OK")
         // RFC 5746 present (no insecure renegotiation); client-initiated: see the suite comment.
-        #expect(finding("secure_renego")?.contains("not supported") == false, "\(finding("secure_renego") ?? "missing")")
+        #expect(finding("secure_renego") == "supported" && findings.first { $0.id == "secure_renego" }?.severity == "OK",
+                "\(finding("secure_renego") ?? "missing")")
         // Client-initiated: "not vulnerable", or (when relayd's alert beats its probe) the
         // notice that client authentication prevents the test; `renegotiationRefused` decides.
         let clientRenegotiation = finding("secure_client_renego") ?? "missing"
         let inconclusive = clientRenegotiation.contains("client x509-based authentication prevents this from being tested")
         #expect(clientRenegotiation.hasPrefix("not vulnerable") || inconclusive, "\(clientRenegotiation)")
         #expect(finding("CRIME_TLS")?.hasPrefix("not vulnerable") == true, "compression: \(finding("CRIME_TLS") ?? "missing")")
-        let bad = findings.filter { ["LOW", "MEDIUM", "HIGH", "CRITICAL", "WARN"].contains($0.severity) }
+        // FATAL: testssl.sh could not run a check (a scan problem hides whatever it would have found).
+        let bad = findings.filter { ["LOW", "MEDIUM", "HIGH", "CRITICAL", "WARN", "FATAL"].contains($0.severity) }
             .filter { !($0.id == "secure_client_renego" && inconclusive) }
         #expect(bad.isEmpty, "\(bad.map { "\($0.id) \($0.severity): \($0.finding ?? "")" })")
     }
 
-    @Test("sslscan sees TLS 1.2 and 1.3 only, no insecure renegotiation, no compression", .timeLimit(.minutes(2)))
+    /// Compression is not checked here: Debian's sslscan is built without zlib
+    /// and prints "OpenSSL version does not support compression" whatever the
+    /// server does, so a check on it could never fail. testssl.sh's CRIME check
+    /// (`testssl`, above) reads the server's ServerHello instead. An sslscan
+    /// that can test compression must say it is disabled.
+    @Test("sslscan sees TLS 1.2 and 1.3 only and no insecure renegotiation (compression: see testssl.sh)", .timeLimit(.minutes(2)))
     func sslscan() async throws {
         let relayd = try await startRelayd()
         defer { Task { await relayd.stop() } }
@@ -124,8 +132,13 @@ struct TLSScanTests {
             #expect(lines.contains("\(old) disabled"), "\(old):\n\(output)")
         }
         #expect(lines.contains("TLSv1.2 enabled") && lines.contains("TLSv1.3 enabled"), "\(output)")
+        // The renegotiation section must be there and give one of the two safe answers.
+        #expect(lines.contains("Session renegotiation not supported") || lines.contains("Secure session renegotiation supported"),
+                "\(output)")
         #expect(!output.contains("Insecure session renegotiation supported"))
-        #expect(!output.contains("Compression enabled"))
+        if !output.contains("OpenSSL version does not support compression") {
+            #expect(lines.contains("Compression disabled"), "\(output)")
+        }
     }
 
     @Test("a client that renegotiates over TLS 1.2 is refused", .timeLimit(.minutes(2)))

@@ -34,8 +34,49 @@ struct CLITests {
             #expect((publisher["fingerprint"] as? String)?.count == 64)
             let headers = try #require(object["headers"] as? [[String: String]])
             #expect(headers == [["key": "k", "value": "v"]])
+            // The README's documented key order, timestamp_ns agreeing with timestamp,
+            // and replayed: these were read from the store (--from earliest, after the publish).
+            #expect(topLevelKeys(line) == Self.documentedKeys, "\(line)")
+            #expect(try timestampsAgree(line), "\(line)")
+            #expect(object["replayed"] as? Bool == true, "\(line)")
         }
         #expect(sequences == sequences.sorted() && Set(sequences).count == 3 && sequences.allSatisfy { $0 >= 1 })
+    }
+
+    /// README.md, "relay-sub JSON output": "keys always in this order".
+    static let documentedKeys = ["topic", "sequence", "timestamp", "timestamp_ns", "publisher", "headers",
+                                 "payload_encoding", "payload", "replayed"]
+
+    @Test("relay-sub --format json: a payload that is not UTF-8 is base64, and a live delivery has replayed false")
+    func jsonBase64AndLive() async throws {
+        let broker = try RelaydFixture(acl: allowAllACL, metrics: true)
+        defer { Task { await broker.stop() } }
+        try await broker.start()
+        let bytes: [UInt8] = [0xFF, 0x00, 0xC3, 0x28, 0x80, 0x41]  // invalid UTF-8 on purpose
+        let file = broker.directory.file("binary.bin")
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+
+        // A live subscriber: wait for the broker to count its subscription (the
+        // event that says a publish from now on is delivered live), then publish.
+        let sub = try ChildProcess(try ProductLocator.executable("relay-sub"), broker.cliArguments()
+            + ["--topic", "cli.bin", "--from", "latest", "--count", "1", "--format", "json"])
+        sub.closeStdin()
+        let deadline = Date().addingTimeInterval(30)
+        while try await broker.metric("relay_subscriptions") ?? 0 < 1, Date() < deadline, sub.isRunning {
+            try await Task.sleep(nanoseconds: 10_000_000)  // polled: the metric is the only outside sign
+        }
+        let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.bin", "--file", file])
+        #expect(pub.status == 0, "\(pub.stderr)")
+        let status = await sub.waitForExit(timeout: 30)
+        #expect(status == 0, "\(sub.transcript)")
+        let line = try #require(sub.stdoutLines.first, "\(sub.transcript)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(topLevelKeys(line) == Self.documentedKeys, "\(line)")
+        #expect(object["payload_encoding"] as? String == "base64", "\(line)")
+        let payload = try #require(object["payload"] as? String)
+        #expect(Data(base64Encoded: payload).map { [UInt8]($0) } == bytes, "\(line)")
+        #expect(object["replayed"] as? Bool == false, "a live delivery says replayed: \(line)")
+        #expect(try timestampsAgree(line), "\(line)")
     }
 
     @Test("relay-pub --lines publishes each stdin line; relay-sub --format raw prints the payloads, pretty shows topic, sequence and publisher")
@@ -123,4 +164,47 @@ struct CLITests {
         #expect(help.status == 0)
         #expect(help.stdout.joined(separator: "\n").contains("Examples:"))
     }
+}
+
+/// The top-level keys of a one-line JSON object, in the order they appear
+/// (JSONSerialization forgets the order; the README promises it).
+func topLevelKeys(_ line: String) -> [String] {
+    var keys: [String] = []
+    var depth = 0, expectKey = false
+    var characters = line.makeIterator()
+    while let character = characters.next() {
+        switch character {
+        case "\"":
+            // A string: read it whole (escapes included); a key when one is expected at depth 1.
+            var text = ""
+            while let next = characters.next(), next != "\"" {
+                if next == "\\" { _ = characters.next() }
+                text.append(next)
+            }
+            if expectKey && depth == 1 { keys.append(text) }
+            expectKey = false
+        case "{", "[":
+            depth += 1
+            expectKey = depth == 1 && character == "{"
+        case "}", "]": depth -= 1
+        case ",": expectKey = depth == 1
+        default: break
+        }
+    }
+    return keys
+}
+
+/// Whether `timestamp_ns` (read from the raw text: a 19-digit integer) is the
+/// instant `timestamp` names, to the nanosecond.
+func timestampsAgree(_ line: String) throws -> Bool {
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    let text = try #require(object["timestamp"] as? String)
+    let nsMatch = try #require(line.firstMatch(of: /"timestamp_ns":([0-9]+)[,}]/), "no integer timestamp_ns in \(line)")
+    let ns = try #require(UInt64(nsMatch.1))
+    // "2024-05-01T12:00:00.123456789Z": seconds to the second, then 9 digits of nanoseconds.
+    let parts = text.dropLast().split(separator: ".")
+    guard text.hasSuffix("Z"), parts.count == 2, parts[1].count == 9, let nanos = UInt64(parts[1]) else { return false }
+    let formatter = ISO8601DateFormatter()
+    guard let date = formatter.date(from: parts[0] + "Z") else { return false }
+    return UInt64(date.timeIntervalSince1970) * 1_000_000_000 + nanos == ns
 }

@@ -23,6 +23,8 @@ struct CrashLoopTests {
         defer { Task { await relayd.stop() } }
         try await relayd.start()
         let seed = ProcessInfo.processInfo.environment["RELAY_CRASH_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
+        // First, so a run that hangs or crashes still names its seed.
+        print("crash loop [\(durability)] seed \(seed) (set RELAY_CRASH_SEED=\(seed) to replay)")
         var random = SeededRandom(seed: seed)
         var ledger = CrashLedger()
         let started = Date()
@@ -32,6 +34,14 @@ struct CrashLoopTests {
                                          killAfterFraction: Double(random.next(below: 1000)) / 1000)
             try await relayd.start()  // the store must open after every kill
             let stored = try await readBack(config, from: ledger.end)
+            let context = "[\(durability)] seed \(seed) round \(iteration + 1)"
+            // A round checks something only if the publisher got receipts before the
+            // kill: at least the kill threshold (never 0), or the round proves nothing.
+            // require: a broker that receipts nothing would otherwise cost 30 s a round.
+            try #require(load.receiptsAtKill >= load.threshold,
+                    "\(context): \(load.receiptsAtKill) receipts before the kill, the round waited for \(load.threshold)")
+            // The only acceptable publish failure is the connection lost after the SIGKILL.
+            #expect(load.unexpectedErrors.isEmpty, "\(context): publish errors outside the kill window: \(load.unexpectedErrors.prefix(3))")
             ledger.check(stored: stored, load: load, iteration: iteration, mode: durability)
         }
         // One last durable consumer drains to the end: across all runs it saw every message.
@@ -39,6 +49,11 @@ struct CrashLoopTests {
         let rest = try await drainDurable(config, until: ledger.dataSequences.last ?? 0)
         ledger.checkDurable(rest, confirmedAck: 0, iteration: Self.iterations)
         #expect(ledger.durableHighest == (ledger.dataSequences.last ?? 0), "the durable cursor never reached the end of the log")
+        // Floors over the whole run: the durable consumer confirmed ACKs and was
+        // repeated only after them, the ephemeral subscriber saw messages.
+        #expect(ledger.receiptsChecked >= Self.iterations, "seed \(seed): only \(ledger.receiptsChecked) receipts checked in \(Self.iterations) rounds")
+        #expect(ledger.confirmations > 0, "seed \(seed): no durable ACK was confirmed, so the durable resume check proved nothing")
+        #expect(ledger.ephemeralChecked > 0, "seed \(seed): the ephemeral subscriber saw nothing")
         print("crash loop [\(durability)] seed \(seed): \(Self.iterations) SIGKILLs in \(Int(Date().timeIntervalSince(started))) s, "
               + "\(ledger.receiptsChecked) receipted messages checked, \(ledger.end - 1) stored messages read back, "
               + "\(ledger.dataSequences.count) data messages, durable repeats \(ledger.durableRepeats) "
@@ -109,8 +124,10 @@ struct CrashLoopTests {
                         let results = await publisher.publish(batch: texts.map { OutgoingMessage(topic: "crash.data", text: $0) })
                         var ok = true
                         for (text, result) in zip(texts, results) {
-                            guard case .success(let receipt) = result else { ok = false; continue }
-                            record.receipted(receipt.sequence, text)
+                            switch result {
+                            case .success(let receipt): record.receipted(receipt.sequence, text)
+                            case .failure(let error): ok = false; record.failed(error)
+                            }
                         }
                         return ok
                     }
@@ -127,7 +144,13 @@ struct CrashLoopTests {
                     count += 1
                     if count % 20 == 0 {
                         let text = "ack-\(message.sequence)"
-                        let receipt = try await barrier.publish(topic: "crash.barrier", text: text)
+                        let receipt: PublishReceipt
+                        do throws(RelayClientError) {
+                            receipt = try await barrier.publish(topic: "crash.barrier", text: text)
+                        } catch {
+                            record.failed(error)
+                            throw error
+                        }
                         record.receipted(receipt.sequence, text)
                         record.confirm(message.sequence)
                     }
@@ -140,10 +163,14 @@ struct CrashLoopTests {
             } catch {}
         }
         // Kill at a random point of the stream (or when it is done).
-        let threshold = Int(Double(messages) * killAfterFraction)
+        // At least one receipt, so every round has something to check. Polled:
+        // the client library has no "n receipts" event; 1 ms against rounds of seconds.
+        let threshold = max(1, Int(Double(messages) * killAfterFraction))
+        record.threshold = threshold
         let deadline = Date().addingTimeInterval(30)
         while record.receiptCount < threshold, Date() < deadline { try await Task.sleep(nanoseconds: 1_000_000) }
         let killed = relayd.process
+        record.markKilled()
         await relayd.kill()
         _ = await publishing.value
         _ = await consuming.value
@@ -202,12 +229,31 @@ private final class LoadRecord: @unchecked Sendable {
     private var _confirmations = 0
     private var _ephemeral: [(UInt64, String)] = []
     private var _brokerErrors: [String] = []
+    private var _killed = false
+    private var _receiptsAtKill = 0
+    private var _unexpected: [String] = []
+    /// The number of receipts the round waited for before the kill.
+    var threshold = 0  // written before the kill, read after the tasks end
 
     func receipted(_ sequence: UInt64, _ payload: String) { lock.withLock { _receipts[sequence] = payload } }
     func durable(_ sequence: UInt64) { lock.withLock { _durable.append(sequence) } }
     func confirm(_ sequence: UInt64) { lock.withLock { _confirmed = max(_confirmed, sequence); _confirmations += 1 } }
     func ephemeral(_ sequence: UInt64, _ payload: String) { lock.withLock { _ephemeral.append((sequence, payload)) } }
     var receiptCount: Int { lock.withLock { _receipts.count } }
+    /// Called just before SIGKILL: from now on a lost connection is expected.
+    func markKilled() { lock.withLock { _killed = true; _receiptsAtKill = _receipts.count } }
+    var receiptsAtKill: Int { lock.withLock { _receiptsAtKill } }
+    /// A publish failed. Expected only after the kill, and only as the lost
+    /// connection (category connection, no broker error code); anything else
+    /// (a broker refusal, a storage error, a failure before the kill) is a bug.
+    func failed(_ error: RelayClientError) {
+        lock.withLock {
+            if !_killed || error.category != .connection || error.code != nil {
+                _unexpected.append("\(_killed ? "after" : "before") the kill: \(error.message)")
+            }
+        }
+    }
+    var unexpectedErrors: [String] { lock.withLock { _unexpected } }
     var receipts: [UInt64: String] { lock.withLock { _receipts } }
     var durableSequences: [UInt64] { lock.withLock { _durable } }
     var confirmedAck: UInt64 { lock.withLock { _confirmed } }

@@ -25,7 +25,7 @@ struct QuickstartTests {
             #expect(commands.contains(command), "make run prints a command the README does not show: \(command)")
         }
 
-        let (tree, relayd, port) = try await Self.startShippedBroker()
+        let (tree, relayd, port, metricsPort) = try await Self.startShippedBroker()
         defer { tree.remove(); relayd.signal(SIGKILL) }
         func local(_ command: String) -> String {
             command.replacingOccurrences(of: "127.0.0.1:7443", with: "127.0.0.1:\(port)")
@@ -35,7 +35,13 @@ struct QuickstartTests {
         let subscribe = try #require(commands.first { $0.hasPrefix(".build/release/relay-sub") })
         let subscriber = try ChildProcess("/bin/sh", ["-c", local(subscribe) + " --count 1 --timeout 60"], currentDirectory: tree.path)
         defer { subscriber.signal(SIGKILL) }
-        try await Task.sleep(nanoseconds: 500_000_000)
+        // Publish only once relayd counts the subscription (else the message could
+        // go by before it exists). Polled: the metric is the broker's only outside sign.
+        let deadline = Date().addingTimeInterval(60)
+        while try await MetricsProbe.value(port: metricsPort, sample: "relay_subscriptions") ?? 0 < 1,
+              Date() < deadline, subscriber.isRunning {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
         for command in commands where command != subscribe {
             // The quickstart shows a refusal on purpose: the payroll topic is outside the grant.
             let expected: Int32 = command.contains("payroll") ? 1 : 0
@@ -49,18 +55,18 @@ struct QuickstartTests {
                 && printedLine.hasSuffix("hello"), "\(subscriber.transcript)")
     }
 
-    /// A fresh tree: config/relay.toml as shipped (metrics listener off so a
-    /// running broker on this machine cannot collide), a dev PKI made by
+    /// A fresh tree: config/relay.toml as shipped (metrics listener on a free
+    /// port so a running broker on this machine cannot collide), a dev PKI made by
     /// relayctl as `make pki` does, the built products where the README says
     /// they are (and on PATH via bin/), and relayd started from it.
-    static func startShippedBroker() async throws -> (TemporaryDirectory, ChildProcess, String) {
+    static func startShippedBroker() async throws -> (TemporaryDirectory, ChildProcess, String, Int) {
         let tree = try TemporaryDirectory(prefix: "quickstart")
         let fm = FileManager.default
         try fm.createDirectory(atPath: tree.file("config"), withIntermediateDirectories: true)
         try fm.createDirectory(atPath: tree.file(".build/release"), withIntermediateDirectories: true)
         try fm.createDirectory(atPath: tree.file("bin"), withIntermediateDirectories: true)
         let shipped = try String(contentsOf: repository.appendingPathComponent("config/relay.toml"), encoding: .utf8)
-        let config = shipped.replacingOccurrences(of: #"listen = "127.0.0.1:9464""#, with: #"listen = """#)
+        let config = shipped.replacingOccurrences(of: #"listen = "127.0.0.1:9464""#, with: #"listen = "127.0.0.1:0""#)
         #expect(config != shipped, "config/relay.toml no longer has the metrics listener this test turns off")
         try config.write(toFile: tree.file("config/relay.toml"), atomically: true, encoding: .utf8)
         for product in ["relayd", "relay-pub", "relay-sub", "relayctl"] {
@@ -77,7 +83,14 @@ struct QuickstartTests {
             relayd.signal(SIGKILL)
             throw QuickstartError.relaydDidNotStart(relayd.transcript)
         }
-        return (tree, relayd, port)
+        let prefix = "relayd metrics on http://"
+        guard let metrics = await relayd.waitForLine(timeout: 30, where: { $0.hasPrefix(prefix) }),
+              let address = metrics.dropFirst(prefix.count).split(separator: "/").first,
+              let metricsPort = address.split(separator: ":").last.flatMap({ Int($0) }) else {
+            relayd.signal(SIGKILL)
+            throw QuickstartError.relaydDidNotStart(relayd.transcript)
+        }
+        return (tree, relayd, port, metricsPort)
     }
 
     @Test("the README's command-line examples run in order against the make run broker, every one exiting 0")
@@ -87,7 +100,7 @@ struct QuickstartTests {
         let exports = lines.filter { $0.hasPrefix("export ") }
         let commands = lines.filter { !$0.hasPrefix("export ") }
         #expect(exports.count == 2 && commands.count >= 7, "\(lines)")
-        let (tree, relayd, port) = try await Self.startShippedBroker()
+        let (tree, relayd, port, _) = try await Self.startShippedBroker()
         defer { tree.remove(); relayd.signal(SIGKILL) }
         try "first line\nsecond line\n".write(toFile: tree.file("app.log"), atomically: true, encoding: .utf8)
         let prelude = (["export PATH=\"$PWD/bin:$PATH\""] + exports)

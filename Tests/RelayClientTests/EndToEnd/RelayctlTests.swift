@@ -19,8 +19,8 @@ struct RelayctlTests {
         let issue = try await runCLI("relayctl", ["pki", "issue", "--dir", dir.path, "--cn", "reporting", "--ou", "analytics", "--days", "3"])
         #expect(issue.status == 0, "\(issue.stderr)")
 
-        // Run relayd with the generated CA and server certificate.
-        let fixture = try RelaydFixture(acl: allowAllACL)
+        // Run relayd with the generated CA, server certificate and CRL (empty so far).
+        let fixture = try RelaydFixture(acl: allowAllACL, crl: dir.file("crl.pem"))
         defer { Task { await fixture.stop() } }
         for (from, to) in [("ca.pem", fixture.pki.ca.certificate), ("server.pem", fixture.pki.server.certificate),
                            ("server.key", fixture.pki.server.key)] {
@@ -34,11 +34,55 @@ struct RelayctlTests {
                                                              "--topic", "pki.\(client)", "--message", "hi"])
             #expect(run.status == 0, "\(client): \(run.stderr)")
         }
+        // The CRL `pki init` wrote does not list billing, so the checks below can tell.
+        let billingSerial = try await certificateSerial(dir.file("billing.pem"))
+        #expect(try await revokedSerials(dir.file("crl.pem"), ca: dir.file("ca.pem")).isEmpty)
         let revoke = try await runCLI("relayctl", ["pki", "revoke", "--dir", dir.path, "--cert", dir.file("billing.pem")])
         #expect(revoke.status == 0, "\(revoke.stderr)")
-        let crl = try String(contentsOfFile: dir.file("crl.pem"), encoding: .utf8)
-        #expect(crl.contains("BEGIN X509 CRL"))
+        // openssl reads the new CRL, its signature verifies against the CA, and it lists billing's serial only.
+        #expect(try await revokedSerials(dir.file("crl.pem"), ca: dir.file("ca.pem")) == [billingSerial])
         #expect(try await runCLI("relayctl", ["pki", "revoke", "--dir", dir.path, "--serial", "not-hex"]).status == 2)
+
+        // relayd, restarted on the rewritten CRL, refuses billing and still serves operator.
+        await fixture.kill()
+        try await fixture.start()
+        let refused = try await runCLI("relay-pub", server + ["--cert", dir.file("billing.pem"), "--key", dir.file("billing.key"),
+                                                             "--topic", "pki.billing", "--message", "after revoke"])
+        #expect(refused.status == 3, "revoked billing: \(refused.status) \(refused.stderr)")
+        #expect(refused.stderr.joined(separator: " ").lowercased().contains("revoked"), "\(refused.stderr)")
+        let still = try await runCLI("relay-pub", server + ["--cert", dir.file("operator.pem"), "--key", dir.file("operator.key"),
+                                                           "--topic", "pki.operator", "--message", "after revoke"])
+        #expect(still.status == 0, "operator after billing's revocation: \(still.stderr)")
+    }
+
+    /// Runs the system openssl (an independent reader of what relayctl wrote).
+    private func runOpenSSL(_ arguments: [String]) async throws -> (status: Int32, stdout: [String], stderr: [String]) {
+        let child = try ChildProcess("/usr/bin/openssl", arguments)
+        child.closeStdin()
+        guard let status = await child.waitForExit(timeout: 30) else {
+            child.signal(SIGKILL)
+            throw HarnessError.timeout("openssl did not exit within 30 s:\n\(child.transcript)")
+        }
+        return (status, child.stdoutLines, child.stderrLines)
+    }
+
+    /// The certificate's serial as openssl prints it (upper-case hex).
+    private func certificateSerial(_ path: String) async throws -> String {
+        let run = try await runOpenSSL(["x509", "-in", path, "-noout", "-serial"])
+        let line = try #require(run.stdout.first { $0.hasPrefix("serial=") }, "openssl x509 -serial: \(run.stderr)")
+        return String(line.dropFirst("serial=".count)).uppercased()
+    }
+
+    /// The serials `openssl crl -text` lists, after checking the CRL's signature with the CA.
+    private func revokedSerials(_ crl: String, ca: String) async throws -> [String] {
+        let run = try await runOpenSSL(["crl", "-in", crl, "-CAfile", ca, "-noout", "-text"])
+        #expect(run.status == 0, "openssl crl: \(run.stderr)")
+        #expect(run.stderr.contains { $0.contains("verify OK") }, "the CRL's signature did not verify: \(run.stderr)")
+        return run.stdout.compactMap { line in
+            let text = line.trimmingCharacters(in: .whitespaces)
+            guard text.hasPrefix("Serial Number:") else { return nil }
+            return text.dropFirst("Serial Number:".count).trimmingCharacters(in: .whitespaces).uppercased()
+        }
     }
 
     @Test("config check: 0 for a valid config, 1 for a broken one")
@@ -51,7 +95,9 @@ struct RelayctlTests {
         try "[server]\nlisten = 42\n".write(toFile: broken, atomically: true, encoding: .utf8)
         let bad = try await runCLI("relayctl", ["config", "check", "--config", broken])
         #expect(bad.status == 1)
-        #expect(!bad.stderr.isEmpty)
+        // It names the file and the key, and says what is wrong with the value.
+        let message = bad.stderr.joined(separator: "\n")
+        #expect(message.contains(broken) && message.contains("server.listen") && message.contains("expected a string"), "\(message)")
     }
 
     @Test("acl explain: 0 allowed, 1 denied, 2 when the certificate cannot be read")
@@ -68,9 +114,15 @@ struct RelayctlTests {
         let base = ["acl", "explain", "--config", fixture.configPath, "--cert", fixture.pki.alice.certificate]
         let allowed = try await runCLI("relayctl", base + ["--publish", "payments.eu"])
         #expect(allowed.status == 0, "\(allowed.stdout) \(allowed.stderr)")
-        #expect(!allowed.stdout.isEmpty)
+        // The explanation: the rule that matched, the grant it gives and the verdict.
+        #expect(allowed.stdout.contains("  [match] payments"), "\(allowed.stdout)")
+        #expect(allowed.stdout.contains("    payments.>  (rule 'payments')"), "\(allowed.stdout)")
+        #expect(allowed.stdout.contains("publish payments.eu: allowed by rule 'payments' (filter 'payments.>')"), "\(allowed.stdout)")
+        #expect(allowed.stdout.last { !$0.isEmpty } == "result: ALLOWED", "\(allowed.stdout)")
         let denied = try await runCLI("relayctl", base + ["--subscribe", "orders.>"])
         #expect(denied.status == 1)
+        #expect(denied.stdout.contains("subscribe orders.>: denied: no rule allows it"), "\(denied.stdout)")
+        #expect(denied.stdout.last { !$0.isEmpty } == "result: DENIED", "\(denied.stdout)")
         let missing = try await runCLI("relayctl", ["acl", "explain", "--config", fixture.configPath, "--cert", "/nonexistent.pem"])
         #expect(missing.status == 2)
     }

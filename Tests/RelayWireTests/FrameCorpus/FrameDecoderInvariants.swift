@@ -1,0 +1,1 @@
+../../../Fuzz/FrameDecoder/FrameDecoderInvariants.swift
