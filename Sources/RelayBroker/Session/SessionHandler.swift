@@ -96,7 +96,6 @@ final class SessionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let proxy = SessionProxy(handler: self, eventLoop: context.eventLoop)
-        self.proxy = proxy
         broker.metrics.connectionsAccepted.increment()
         guard broker.register(proxy) else {
             broker.metrics.refusal(code: RelayErrorCode.tooManyConnections.name).increment()
@@ -104,6 +103,10 @@ final class SessionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
+        // Set only once registered: tearDown unregisters and decrements the
+        // open-connection gauge for a session that has a proxy, and a refused
+        // connection was never counted.
+        self.proxy = proxy
         broker.metrics.connectionsOpen.increment()
     }
 
