@@ -21,6 +21,8 @@ public final class AuditTrail: Sendable {
     private struct State {
         var handle: FileHandle?
         var previousHash: String
+        /// The file's length after the last line written whole.
+        var length: UInt64
         var failures = 0
     }
 
@@ -42,8 +44,8 @@ public final class AuditTrail: Sendable {
             throw AuditError.cannotOpen(path: path, reason: "could not open it for appending; check its permissions")
         }
         let last = try AuditVerifier.lastHash(path: path)
-        handle.seekToEndOfFile()
-        state = NIOLockedValueBox(State(handle: handle, previousHash: last ?? Self.zeroHash))
+        let length = handle.seekToEndOfFile()
+        state = NIOLockedValueBox(State(handle: handle, previousHash: last ?? Self.zeroHash, length: length))
     }
 
     /// Appends one event. `fields` are written in the given order after
@@ -57,13 +59,19 @@ public final class AuditTrail: Sendable {
         queue.async { [state, onWriteFailure] in
             let failed = state.withLockedValue { state -> Int? in
                 let line = Self.seal(body: text, previous: state.previousHash)
+                let bytes = Data((line.text + "\n").utf8)
                 do {
-                    try state.handle?.write(contentsOf: Data((line.text + "\n").utf8))
+                    try state.handle?.write(contentsOf: bytes)
                     // Chain to a line only once it is on disk: a lost line must
                     // not leave the next one pointing at a hash nobody can find.
                     state.previousHash = line.hash
+                    state.length += UInt64(bytes.count)
                     return nil
                 } catch {
+                    // A full disk takes what fits and then fails (ENOSPC):
+                    // cut the torn part off, or the next line would be glued
+                    // to it and relayd would refuse the trail at its next start.
+                    try? state.handle?.truncate(atOffset: state.length)
                     state.failures += 1
                     return state.failures
                 }
