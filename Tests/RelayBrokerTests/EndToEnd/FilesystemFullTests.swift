@@ -6,27 +6,39 @@ import RelayWire
 import Testing
 
 /// The disk itself runs out: the store and the audit trail live on a small
-/// tmpfs the test mounts (root only; CI runs as root), so LMDB's pwrite and
-/// the audit trail's write get ENOSPC from the kernel, far below the
-/// store's max_size. FullDiskTests covers the other case, max_size reached.
+/// tmpfs or loop-mounted ext4 image the test mounts (root only; CI runs as
+/// root), so LMDB's pwrite and the audit trail's write get ENOSPC from the
+/// kernel, far below the store's max_size. FullDiskTests covers the other
+/// case, max_size reached.
 ///
-/// What tmpfs cannot show: a disk's write-back errors (EIO at fsync) and
-/// ext4's reserved blocks; tmpfs fails the write itself, at once.
+/// What this cannot show: a real device's write-back errors (EIO at fsync
+/// after the write was accepted); both file systems here fail the write itself.
 @Suite("relayd end to end: the file system is full (ENOSPC)", .serialized)
 struct FilesystemFullTests {
     @Test("ENOSPC in a store commit: PUB refused with a storage code, every acknowledged message readable (also after a restart), the audit trail counts its failed writes, and publishes succeed once space returns")
     func commitHitsENOSPC() async throws {
-        let outcome = try await Self.fillUntilENOSPC(tmpfs: "8m", filler: 2 << 20, payloadBytes: 64 << 10)
+        let disk = try ScratchFilesystem(tmpfsSize: "8m")
+        defer { disk.unmount() }  // also when a check throws
+        let outcome = try await Self.fillUntilENOSPC(disk, label: "8 MiB tmpfs", filler: 2 << 20, payloadBytes: 64 << 10)
         #expect(outcome.storeFileBytes < 64 << 20, "the store outgrew its first map: this case is meant to stay inside it")
     }
 
     @Test("ENOSPC after the map grew past its first 64 MiB: the grow-and-retry path reports the disk error, does not loop, and the broker recovers")
     func mapGrowthHitsENOSPC() async throws {
         // relayd maps min(max_size, 64 MiB) first; an 80 MiB tmpfs fills after the map had to grow.
-        let outcome = try await Self.fillUntilENOSPC(tmpfs: "80m", filler: 4 << 20, payloadBytes: 256 << 10)
+        let disk = try ScratchFilesystem(tmpfsSize: "80m")
+        defer { disk.unmount() }
+        let outcome = try await Self.fillUntilENOSPC(disk, label: "80 MiB tmpfs", filler: 4 << 20, payloadBytes: 256 << 10)
         // Without MDB_WRITEMAP LMDB writes pages with pwrite and never past the map, so a data file
         // above 64 MiB proves the map grew before the disk ran out.
         #expect(outcome.storeFileBytes > 64 << 20, "data.mdb is \(outcome.storeFileBytes) bytes: the map never grew")
+    }
+
+    @Test("the same on a loop-mounted ext4 image (block allocation and a journal, closer to a disk than tmpfs)")
+    func ext4HitsENOSPC() async throws {
+        let disk = try await ScratchFilesystem.ext4(megabytes: 24)
+        defer { disk.unmount() }
+        _ = try await Self.fillUntilENOSPC(disk, label: "24 MiB ext4", filler: 2 << 20, payloadBytes: 64 << 10)
     }
 
     struct Outcome { var storeFileBytes: Int }
@@ -38,13 +50,11 @@ struct FilesystemFullTests {
     subscribe = [">"]
     """
 
-    /// Mounts a tmpfs of `tmpfs`, puts relayd's store and audit trail on it
-    /// next to a `filler`-byte file, publishes `payloadBytes` messages until
-    /// one is refused, checks the refusal and what was acknowledged, removes
-    /// the filler, and checks that relayd works again.
-    static func fillUntilENOSPC(tmpfs: String, filler: Int, payloadBytes: Int) async throws -> Outcome {
-        let disk = try ScratchFilesystem(tmpfsSize: tmpfs)
-        defer { disk.unmount() }  // also when a check throws
+    /// Puts relayd's store and audit trail on `disk` next to a
+    /// `filler`-byte file, publishes `payloadBytes` messages until one is
+    /// refused, checks the refusal and what was acknowledged, removes the
+    /// filler, and checks that relayd works again.
+    static func fillUntilENOSPC(_ disk: ScratchFilesystem, label: String, filler: Int, payloadBytes: Int) async throws -> Outcome {
         let relayd = try RelaydFixture(acl: policy, metrics: true)
         defer { Task { await relayd.stop() } }
         try relayd.replaceInConfig("path = \"\(relayd.dataDirectory)\"", with: "path = \"\(disk.file("data"))\"")
@@ -68,15 +78,18 @@ struct FilesystemFullTests {
             }
             if refusal != nil { break }
         }
-        let refused = try #require(refusal, "\(acked.count) publishes of \(payloadBytes) bytes fit on a \(tmpfs) tmpfs")
-        print("ENOSPC (\(tmpfs) tmpfs): \(acked.count) publishes acknowledged, then \(refused.errorCode?.name ?? String(refused.code)): \(refused.message)")
+        let refused = try #require(refusal, "\(acked.count) publishes of \(payloadBytes) bytes fit on a \(label)")
+        print("ENOSPC (\(label)): \(acked.count) publishes acknowledged, then \(refused.errorCode?.name ?? String(refused.code)): \(refused.message)")
         #expect(refused.errorCode == .storageFailure || refused.errorCode == .storageFull,
                 "refused with \(refused.errorCode?.name ?? String(refused.code)): \(refused.message)")
         #expect(acked.count >= 5, "the store filled after only \(acked.count) publishes")
         #expect(relayd.process?.isRunning == true, "relayd died on ENOSPC:\n\(relayd.process?.transcript ?? "")")
         let storeFileBytes = (try? FileManager.default.attributesOfItem(atPath: disk.file("data/data.mdb"))[.size] as? Int) ?? 0
 
-        // The audit trail is on the full disk too: a refused publish must be recorded and cannot be.
+        // The audit trail is on the full disk too: a refused publish must be
+        // recorded and cannot be. (A refused large pwrite can leave a few
+        // blocks free on ext4: take them, so small writes fail as well.)
+        try disk.fillRemaining("filler-rest")
         let denied = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
         try await denied.hello()
         for id in UInt64(1)...40 {
@@ -93,6 +106,7 @@ struct FilesystemFullTests {
 
         // Space comes back: the next publish succeeds, and the trail writes again.
         try FileManager.default.removeItem(atPath: disk.file("filler"))
+        try FileManager.default.removeItem(atPath: disk.file("filler-rest"))
         let nextID = UInt64(acked.count) + 100
         guard case .publishAck(let recovered) = try await publisher.publishFill(nextID, payloadBytes) else {
             Issue.record("publishing still fails after \(filler) bytes were freed")
