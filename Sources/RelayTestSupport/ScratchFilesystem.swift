@@ -17,6 +17,7 @@ public final class ScratchFilesystem: Sendable {
             throw ScratchFilesystemError(message: "this test mounts a tmpfs to fill a real file system and must run as root "
                                                   + "(euid \(geteuid())); CI runs as root: run `sudo swift test` or the make target as root")
         }
+        #if os(Linux)
         let directory = try TemporaryDirectory(prefix: "relay-tmpfs")
         let result = "size=\(size),mode=0755".withCString { options in
             mount("tmpfs", directory.path, "tmpfs", 0, options)
@@ -28,6 +29,9 @@ public final class ScratchFilesystem: Sendable {
         }
         mountPoint = directory
         image = nil
+        #else
+        throw ScratchFilesystemError(message: "mounting a tmpfs is done on Linux only (CI runs Linux)")
+        #endif
     }
 
     private init(mountPoint: TemporaryDirectory, image: TemporaryDirectory?) {
@@ -121,7 +125,9 @@ public final class ScratchFilesystem: Sendable {
     /// Lazily unmounts (MNT_DETACH: works while a killed relayd still holds
     /// files open) and removes the mount point.
     public func unmount() {
+        #if os(Linux)
         _ = umount2(path, Int32(MNT_DETACH))
+        #endif
         mountPoint.remove()
         image?.remove()  // the loop device keeps the image's inode until it lets go
     }
