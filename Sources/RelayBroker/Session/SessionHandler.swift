@@ -115,8 +115,7 @@ final class SessionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let proxy = SessionProxy(handler: self, eventLoop: context.eventLoop)
-        self.proxy = proxy
+        self.proxy = SessionProxy(handler: self, eventLoop: context.eventLoop)
         broker.metrics.connectionsAccepted.increment()
         // Until its certificate verifies, a connection holds a pre-auth slot
         // (total and per source address), not one of max_connections.

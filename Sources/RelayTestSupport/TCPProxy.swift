@@ -1,0 +1,112 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A TCP relay on 127.0.0.1 in front of relayd, for tests that need the
+/// network to fail at a chosen moment: ``dropReplies()`` makes every open
+/// connection swallow what the broker sends (a lost PUBACK), and
+/// ``cutAll()`` then closes them (a dropped connection). Bytes pass through
+/// unchanged, so TLS runs end to end between the client and relayd; new
+/// connections are relayed normally.
+public final class TCPProxy: Sendable {
+    public let port: Int
+    private let listener: any Channel
+    /// Every relayed connection (appended to by the accept path).
+    private let pairs: NIOLockedValueBox<[Pair]>
+
+    /// One relayed connection: the client's side and the broker's side.
+    private struct Pair: @unchecked Sendable {
+        // @unchecked: Channel is thread-safe; the flag is a lock box.
+        let client: any Channel
+        let broker: any Channel
+        let dropReplies: NIOLockedValueBox<Bool>
+    }
+
+    /// Listens on a free port and relays each connection to `127.0.0.1:targetPort`.
+    public static func start(to targetPort: Int) async throws -> TCPProxy {
+        let pairs = NIOLockedValueBox<[Pair]>([])
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { client in
+                // The broker side connects on the client's loop, so bytes the
+                // client sends before it is up wait on the future, in order.
+                let broker = ClientBootstrap(group: client.eventLoop)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .connect(host: "127.0.0.1", port: targetPort)
+                let drop = NIOLockedValueBox(false)
+                broker.whenSuccess { broker in
+                    pairs.withLockedValue { $0.append(Pair(client: client, broker: broker, dropReplies: drop)) }
+                    // On the broker channel's loop (the client's): the sync pipeline API applies.
+                    do {
+                        try broker.pipeline.syncOperations.addHandler(
+                            Forwarder(peer: client.eventLoop.makeSucceededFuture(client), drop: drop))
+                    } catch {
+                        client.close(promise: nil)
+                    }
+                }
+                broker.whenFailure { _ in client.close(promise: nil) }
+                return client.pipeline.addHandler(Forwarder(peer: broker, drop: NIOLockedValueBox(false)))
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        guard let port = listener.localAddress?.port else {
+            throw RelaydFixtureError(message: "the proxy's listener has no port")
+        }
+        return TCPProxy(port: port, listener: listener, pairs: pairs)
+    }
+
+    private init(port: Int, listener: any Channel, pairs: NIOLockedValueBox<[Pair]>) {
+        self.port = port
+        self.listener = listener
+        self.pairs = pairs
+    }
+
+    /// How many connections were relayed so far.
+    public var connections: Int { pairs.withLockedValue { $0.count } }
+
+    /// From now on, what the broker sends on the connections open now is
+    /// discarded; the client never sees it.
+    public func dropReplies() {
+        for pair in pairs.withLockedValue({ $0 }) { pair.dropReplies.withLockedValue { $0 = true } }
+    }
+
+    /// Closes both sides of every connection open now.
+    public func cutAll() async {
+        for pair in pairs.withLockedValue({ $0 }) {
+            try? await pair.client.close()
+            try? await pair.broker.close()
+        }
+    }
+
+    public func close() async {
+        await cutAll()
+        try? await listener.close()
+    }
+
+    /// Writes what one side reads to the other side; closes the other side when this one closes.
+    private final class Forwarder: ChannelInboundHandler, @unchecked Sendable {
+        // @unchecked: used on its channel's loop only; `peer` is thread-safe.
+        typealias InboundIn = ByteBuffer
+        let peer: EventLoopFuture<any Channel>
+        let drop: NIOLockedValueBox<Bool>
+
+        init(peer: EventLoopFuture<any Channel>, drop: NIOLockedValueBox<Bool>) {
+            self.peer = peer
+            self.drop = drop
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !drop.withLockedValue({ $0 }) else { return }
+            let bytes = unwrapInboundIn(data)
+            peer.whenSuccess { $0.writeAndFlush(bytes, promise: nil) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            peer.whenSuccess { $0.close(promise: nil) }
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+}
