@@ -260,7 +260,8 @@ report="$WORK/report.md"
     echo "| id | breakage | killing tests (--filter) | result | time (s) |"
     echo "|----|----------|--------------------------|--------|----------|"
     for i in "${run[@]}"; do
-        echo "| ${ids[i]} | ${whats[i]} | \`${kills[i]:-}\` | ${results[i]} | ${times[i]} |"
+        kill="${kills[i]:+\`${kills[i]//|/\\|}\`}"   # a | in the regex would end the cell
+        echo "| ${ids[i]} | ${whats[i]} | ${kill:--} | ${results[i]} | ${times[i]} |"
     done
     echo
     echo "Total: $((SECONDS - started)) s (build lock waits included), $(date -u '+%Y-%m-%d %H:%M UTC'), $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD || echo ' + uncommitted changes')."

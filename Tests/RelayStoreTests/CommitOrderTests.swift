@@ -4,13 +4,14 @@ import RelayCore
 import RelayTestSupport
 import Testing
 
-/// The two halves of "a PUBACK means the message is on disk" that no other
-/// test could see break: the flush itself (`fsync` durability must not open
+/// The two halves of "a PUBACK means the message is on disk", checked where
+/// a breakage shows every time: the flush itself (`fsync` durability must not open
 /// LMDB with a no-sync flag) and the order (a receipt is handed out only
-/// after the commit). Both were found by `make mutants` (mutants `fsync` and
-/// `puback-before-commit` survived the rest of the suite): a process crash
-/// keeps unflushed pages in the page cache, and the commit follows an early
-/// receipt within microseconds, so end-to-end tests pass either way.
+/// after the commit). `make mutants` showed the gap: mutant `fsync` survived
+/// every store and durability test (a process crash keeps unflushed pages in
+/// the page cache), and `puback-before-commit` was caught only when a SIGKILL
+/// or a read happened to land between the early receipt and the commit,
+/// microseconds apart. These tests fail on each, every time.
 @Suite struct StoreSyncFlagTests {
     @Test("fsync durability: LMDB runs without MDB_NOSYNC, MDB_NOMETASYNC or MDB_MAPASYNC, so each commit is flushed before its receipt")
     func fsyncDurabilityFlushesEveryCommit() async throws {
