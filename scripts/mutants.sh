@@ -162,15 +162,15 @@ apply_mutant() {
     ! cmp -s "$backup" "$SRC/$file" || { why="the replacement leaves $file unchanged"; return 1; }
 }
 
-# Build and test under the lock; fd 9 holds it, children do not inherit it.
+# Build and test under the lock; fd 9 holds it, children inherit neither fd.
 exec 9>>"$LOCK"
 build() {   # $1: log file
-    "$SWIFT" build --build-tests --package-path "$SRC" --scratch-path "$SCRATCH" >"$1" 2>&1 9>&-
+    "$SWIFT" build --build-tests --package-path "$SRC" --scratch-path "$SCRATCH" >"$1" 2>&1 8>&- 9>&-
 }
 run_tests() {   # $1: filter, $2: log file; returns the test run's status (124: timeout)
     local status=0
     timeout --kill-after=30 "$TIMEOUT" "$SWIFT" test --skip-build --package-path "$SRC" --scratch-path "$SCRATCH" \
-        --filter "$1" >"$2" 2>&1 9>&- || status=$?
+        --filter "$1" >"$2" 2>&1 8>&- 9>&- || status=$?
     return "$status"
 }
 # swift-testing's summary line; a filter that selects nothing proves nothing.
@@ -190,6 +190,11 @@ if [[ -n "$SELECTED" ]]; then
 else
     run=("${!ids[@]}")
 fi
+
+# One run at a time per scratch directory (fd 8; the build lock is fd 9).
+mkdir -p "$WORK"
+exec 8>>"$WORK/run.lock"
+flock -n 8 || die "another mutants run is using $WORK; wait for it, or set MUTANTS_DIR"
 
 echo "mutants: syncing the scratch copy $SRC"
 sync_scratch
