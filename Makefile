@@ -111,6 +111,14 @@ sanitize: deps
 	done; \
 	exit $$status
 
+# Deliberate breakages (Tests/Mutants/mutants.list), one at a time in a
+# scratch copy (.build-mutants), each with the tests that must fail on it;
+# not part of `make test`. MUTANTS=id1,id2 runs some. docs/mutants.md has
+# the last run's table; scripts/mutants.sh says how it works.
+.PHONY: mutants
+mutants: deps
+	MUTANTS='$(MUTANTS)' SWIFT='$(SWIFT)' bash scripts/mutants.sh
+
 bench-store: deps
 	$(SWIFT) build -c release --product relay-bench-store && .build/release/relay-bench-store
 

@@ -91,6 +91,18 @@ final class Environment: @unchecked Sendable {
         mdb_env_close(env)
     }
 
+    /// Whether commits skip the flush (`MDB_NOSYNC`, `MDB_NOMETASYNC` or
+    /// `MDB_MAPASYNC`), as LMDB reports the flags the environment runs with:
+    /// tests check that `fsync` durability does not (make mutants, fsync).
+    func commitsSkipSync() throws(StoreError) -> Bool {
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        if isClosed { throw .closed }
+        var flags: UInt32 = 0
+        try context.check(mdb_env_get_flags(env, &flags), "mdb_env_get_flags")
+        return flags & UInt32(MDB_NOSYNC | MDB_NOMETASYNC | MDB_MAPASYNC) != 0
+    }
+
     /// The current map size in bytes.
     var mapSize: Int {
         resizeLock.lockShared()
