@@ -82,7 +82,7 @@ struct AuditAggregator {
     /// The actor and decision of an event from its fields; a peer address
     /// loses its port so reconnecting from new source ports stays one group.
     static func actor(from fields: KeyValuePairs<String, any Sendable>) -> (who: String, decision: String) {
-        let decision = ["cause", "rule"].compactMap { name in fields.first { $0.key == name }.map { "\($0.value)" } }
+        let decision = ["cause", "rule", "reason"].compactMap { name in fields.first { $0.key == name }.map { "\($0.value)" } }
             .joined(separator: " ")
         return (who(from: fields), decision)
     }

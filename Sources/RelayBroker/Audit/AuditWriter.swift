@@ -92,7 +92,10 @@ struct AuditWriter {
                      reader: inout AuditFileReader) throws -> (writer: AuditWriter, findings: [String]) {
         let lock = try AuditFiles.lock(path)
         let rotated = AuditFiles.rotated(path)
-        let liveSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        // attributesOfItem does not follow links: a trail reached through a
+        // symlink would report the link's own size and look non-empty.
+        let target = (path as NSString).resolvingSymlinksInPath
+        let liveSize = (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? Int) ?? 0
         let exists = liveSize > 0 || !rotated.isEmpty
         let key = try AuditKey.loadOrCreate(path: options.keyFile, mayCreate: !exists)
 
