@@ -113,7 +113,7 @@ sanitize: deps
 
 # Deliberate breakages (Tests/Mutants/mutants.list), one at a time in a
 # scratch copy (.build-mutants), each with the tests that must fail on it;
-# not part of `make test`. MUTANTS=id1,id2 runs some. docs/mutants.md has
+# not part of `make test`. MUTANTS=id1,id2 runs some. docs/testing.md ("Mutants") has
 # the last run's table; scripts/mutants.sh says how it works.
 .PHONY: mutants
 mutants: deps
