@@ -93,19 +93,23 @@ fuzz: deps
 # fails the target and is printed. Known leaks outside Relay's code are
 # suppressed in Fuzz/suppressions/ (each entry says why). SANITIZE_SKIP: tests
 # whose bounds assume an uninstrumented build (heap size, 1,000 connections
-# within a 2 s HELLO timeout); `make sanitize SANITIZE_SKIP=` runs them too.
+# within a 2 s HELLO timeout, RSS and close time of the write-stall flood); `make sanitize SANITIZE_SKIP=` runs them too.
+# Tests run one at a time (--no-parallel): on 2 cores, instrumented relayd
+# children run side by side starve past the tests' event deadlines (a 15 s
+# openssl wait, an audit repeat interval, the write-stall flood), which says
+# nothing about memory or races; serially every test passes under both.
 # docs/security.md ("Fuzzing and sanitizers") has the findings.
 SANITIZE_FILTER ?= RelayTLSTests|RelayStoreTests|RelayBrokerTests
-SANITIZE_SKIP ?= ScaleTests|stalledSubscriber|hugeLengthPrefixes
+SANITIZE_SKIP ?= ScaleTests|stalledSubscriber|hugeLengthPrefixes|nonReadingFlood
 .PHONY: sanitize
 sanitize: deps
 	status=0; \
 	rm -rf .build-asan/reports .build-tsan/reports; mkdir -p .build-asan/reports .build-tsan/reports; \
 	SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=log_path=$(CURDIR)/.build-asan/reports/asan \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/Fuzz/suppressions/sanitize.lsan:print_suppressions=0 \
-	  $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter '$(SANITIZE_FILTER)' $(if $(SANITIZE_SKIP),--skip '$(SANITIZE_SKIP)') || status=1; \
+	  $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter '$(SANITIZE_FILTER)' $(if $(SANITIZE_SKIP),--skip '$(SANITIZE_SKIP)') --no-parallel || status=1; \
 	SWIFT_BACKTRACE=enable=no TSAN_OPTIONS="log_path=$(CURDIR)/.build-tsan/reports/tsan suppressions=$(CURDIR)/Fuzz/suppressions/sanitize.tsan" \
-	  $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '$(SANITIZE_FILTER)' $(if $(SANITIZE_SKIP),--skip '$(SANITIZE_SKIP)') || status=1; \
+	  $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '$(SANITIZE_FILTER)' $(if $(SANITIZE_SKIP),--skip '$(SANITIZE_SKIP)') --no-parallel || status=1; \
 	for report in .build-asan/reports/* .build-tsan/reports/*; do \
 	  [ -f "$$report" ] || continue; echo "== $$report"; cat "$$report"; status=1; \
 	done; \

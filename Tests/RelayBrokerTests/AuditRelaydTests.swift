@@ -20,7 +20,8 @@ struct AuditRelaydTests {
         let relayd = try RelaydFixture()
         defer { Task { await relayd.stop() } }
         try await relayd.start()
-        #expect(await relayd.terminate() == 0)
+        let status = await relayd.terminate()
+        #expect(status == 0, "SIGTERM: exit status \(status.map(String.init) ?? "none (timeout)"):\n\(relayd.process?.transcript ?? "")")
         try await relayd.start()
         let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
         _ = try await alice.hello()

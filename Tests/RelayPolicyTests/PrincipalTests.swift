@@ -20,14 +20,14 @@ struct PrincipalTests {
         #expect(try PrincipalTemplate(template).render(id) == expected)
     }
 
-    @Test("a missing attribute falls back to the RFC 4514 subject")
+    @Test("PrincipalTemplate.render alone: a missing attribute falls back to the RFC 4514 subject (relayd refuses such identities first: PrincipalRefusalTests)")
     func missingFallsBack() throws {
         let plain = Fixture.identity(cn: ["web"], o: ["Example"])
         #expect(try PrincipalTemplate("{spiffe}").render(plain) == "CN=web,O=Example")
         #expect(try PrincipalTemplate("{subject.CN}@{subject.DC}").render(plain) == "CN=web,O=Example")
     }
 
-    @Test("a control character in a value falls back to the escaped subject")
+    @Test("PrincipalTemplate.render alone: a control character falls back to the escaped subject (relayd refuses such identities first: PrincipalRefusalTests)")
     func controlCharacters() throws {
         let hostile = Fixture.identity(cn: ["a\nINFO forged"], o: ["X"])
         let principal = try PrincipalTemplate("{subject.CN}").render(hostile)

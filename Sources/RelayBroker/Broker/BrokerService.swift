@@ -11,14 +11,29 @@ public enum BrokerMain {
         let format: StructuredLogHandler.Format = configuration.log.format == .json ? .json : .logfmt
         LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, level: level) }
         let logger = Logger(label: "relayd")
+        // Trapped before the broker starts, so that from the "listening" line
+        // on (a supervisor's cue) SIGHUP is a reload and SIGTERM a graceful
+        // stop, never the signal's default action (which ends the process).
+        // A signal that arrives while the broker starts waits in its sequence.
+        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         let broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides)
         // Tests and scripts read these two lines to find the ports.
         print("relayd listening on \(configuration.server.host):\(broker.port)")
         if let metrics = broker.metricsServer { print("relayd metrics on http://\(configuration.metrics.listen?.split(separator: ":").first ?? "127.0.0.1"):\(metrics.port)/metrics") }
         fflush(nil)
-        let service = BrokerService(broker: broker)
-        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        try await group.run()
+        let service = BrokerService(broker: broker, reloadSignals: reloadSignals)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await _ in stopSignals {
+                    await group.triggerGracefulShutdown()
+                    return
+                }
+            }
+            try await group.run()
+            tasks.cancelAll()
+        }
         print("relayd stopped")
         fflush(nil)
     }
@@ -26,11 +41,13 @@ public enum BrokerMain {
 
 struct BrokerService: Service {
     let broker: Broker
+    /// Trapped by ``BrokerMain/run`` before the broker started.
+    let reloadSignals: UnixSignalsSequence
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
-                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                for await _ in reloadSignals {
                     broker.reload(trigger: "sighup")
                 }
             }
