@@ -44,6 +44,17 @@ public struct PublisherDigest: Hashable, Sendable {
         self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
     }
 
+    /// The 32 bytes, big-endian word by word (the inverse of `init(bytes:)`).
+    public var bytes: [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        out.withUnsafeMutableBytes { raw in
+            for (index, word) in [w0, w1, w2, w3].enumerated() {
+                raw.storeBytes(of: word.bigEndian, toByteOffset: index * 8, as: UInt64.self)
+            }
+        }
+        return out
+    }
+
     /// From 64 lower-case hex digits (``Publisher/fingerprint``); nil otherwise.
     public init?(hex: String) {
         guard let bytes = Hex.decode32(hex) else { return nil }

@@ -6,8 +6,10 @@ import RelayTestSupport
 import Testing
 
 /// A data directory written in schema version 1 (dedup keyed by session and
-/// publish id only, cursors by principal), built record by record the way
-/// the version-1 writer laid it out, so the test needs no old binary.
+/// publish id only, cursors by principal), or with `version: 2` in version
+/// 2's layout (dedup keys start with the 32-byte publisher digest, cursors
+/// keyed by owner), built record by record the way those writers laid it
+/// out, so the test needs no old binary.
 struct Version1Store {
     static let sessionA: [UInt8] = Array(repeating: 0xA, count: 16)
     static let sessionB: [UInt8] = Array(repeating: 0xB, count: 16)
@@ -52,13 +54,24 @@ struct Version1Store {
                 put(log, be(sequence), record)
                 put(topics, Array("old.t".utf8), be(sequence))
             }
-            // Sequence 9's record is gone (retention): its dedup entry cannot be attributed.
-            for (session, sequence) in [(sessionA, UInt64(1)), (sessionB, 2), (sessionText, 3), (sessionPruned, 9)] {
-                put(dedup, key24(session, 1), be(sequence))
-                put(dedupOrder, be(sequence), key24(session, 1) + be(timestamp))
+            if version == 2 {
+                // Version-2 dedup key: publisher digest ‖ session ‖ publish id.
+                let other = PublisherDigest(hex: otherFingerprint)?.bytes ?? []
+                for (digest, session, sequence) in [(testDigest.bytes, sessionA, UInt64(1)), (other, sessionB, 2)] {
+                    put(dedup, digest + key24(session, 1), be(sequence))
+                    put(dedupOrder, be(sequence), digest + key24(session, 1) + be(timestamp))
+                }
+                // Version-2 cursor key: 0x01 ‖ owner digest ‖ name.
+                put(cursors, [0x01] + testOwner(7).digest + Array("jobs".utf8), be(UInt64(2)))
+            } else {
+                // Sequence 9's record is gone (retention): its dedup entry cannot be attributed.
+                for (session, sequence) in [(sessionA, UInt64(1)), (sessionB, 2), (sessionText, 3), (sessionPruned, 9)] {
+                    put(dedup, key24(session, 1), be(sequence))
+                    put(dedupOrder, be(sequence), key24(session, 1) + be(timestamp))
+                }
+                // Version-1 cursor key: u16 principal length ‖ principal ‖ name.
+                put(cursors, [0, 5] + Array("alice".utf8) + Array("jobs".utf8), be(UInt64(2)))
             }
-            // Version-1 cursor key: u16 principal length ‖ principal ‖ name.
-            put(cursors, [0, 5] + Array("alice".utf8) + Array("jobs".utf8), be(UInt64(2)))
         }
         let all = entries
         try env.write { (txn) throws(StoreError) in
@@ -71,7 +84,7 @@ struct Version1Store {
     }
 }
 
-@Suite("store schema version 1 → 2: dedup by identity, cursors by owner")
+@Suite("store schema migrations: 1 → 3 (dedup by identity, cursors by owner), 2 → 3 (publisher numbers)")
 struct SchemaMigrationTests {
     func configuration(_ dir: TemporaryDirectory) -> StoreConfiguration {
         var configuration = StoreConfiguration(directory: dir.path)
@@ -123,7 +136,7 @@ struct SchemaMigrationTests {
         try adopted.get()
         #expect(try store.cursor(owner: testOwner(7), name: "jobs") == 2)
         #expect(try store.legacyCursor(principal: "alice", name: "jobs") == nil)
-        // Reopening does not migrate again (the store is version 2 now).
+        // Reopening does not migrate again (the store has the current version now).
         store.close()
         store = try MessageStore.open(configuration(dir))
         defer { store.close() }
@@ -134,22 +147,63 @@ struct SchemaMigrationTests {
         #expect(retry.duplicate && retry.sequence == 1)
     }
 
+    @Test("a version-2 data directory opens; its dedup entries keep answering retries for their identity only, across a reopen")
+    func version2DedupGetsPublisherNumbers() async throws {
+        let dir = try TemporaryDirectory(prefix: "relay-store-v2")
+        defer { dir.remove() }
+        try Version1Store.write(at: dir.path, version: 2)
+        let other = try #require(PublisherDigest(hex: Version1Store.otherFingerprint))
+        func key(_ digest: PublisherDigest, _ session: [UInt8], _ publishID: UInt64 = 1) throws -> ProducerKey {
+            try ProducerKey(publisher: digest, session: session, publishID: publishID)
+        }
+        for round in 1...2 {  // the second open finds version 3 and migrates nothing
+            let store = try MessageStore.open(configuration(dir))
+            let retryA = try await store.append(try message("old.t", "retry", producerKey: try key(testDigest, Version1Store.sessionA)))
+            #expect(retryA == AppendReceipt(sequence: 1, timestamp: Version1Store.timestamp, duplicate: true), "round \(round)")
+            let retryB = try await store.append(try message("old.t", "retry", producerKey: try key(other, Version1Store.sessionB)))
+            #expect(retryB.duplicate && retryB.sequence == 2, "round \(round)")
+            #expect(try store.cursor(owner: testOwner(7), name: "jobs") == 2)
+            if round == 1 {
+                // The other identity with the first one's session and publish id is stored, not answered as a duplicate.
+                let intruder = try await store.append(try message("old.t", "mine", producerKey: try key(other, Version1Store.sessionA)))
+                #expect(!intruder.duplicate && intruder.sequence == 4)
+            }
+            // New deduplicated publishes of both identities (numbers exist now) and of a third (a new number).
+            let third = try #require(PublisherDigest(hex: String(repeating: "b2", count: 32)))
+            for digest in [testDigest, other, third] {
+                let fresh = try await store.append(try message("old.t", "n", producerKey: try key(digest, Version1Store.sessionText, UInt64(10 + round))))
+                #expect(!fresh.duplicate)
+                let again = try await store.append(try message("old.t", "n", producerKey: try key(digest, Version1Store.sessionText, UInt64(10 + round))))
+                #expect(again.duplicate && again.sequence == fresh.sequence)
+            }
+            if round == 2 {
+                // Pruning reads the rewritten dedup_order values: the migrated
+                // entries (stored in 2026-05) are past the 120 s window and go.
+                _ = try await store.prune()
+                let expired = try await store.append(try message("old.t", "late", producerKey: try key(testDigest, Version1Store.sessionA)))
+                #expect(!expired.duplicate)
+            }
+            store.close()
+        }
+    }
+
     @Test("a store from a newer schema version is refused with what to do, and left untouched")
     func newerVersionIsRefused() throws {
-        let dir = try TemporaryDirectory(prefix: "relay-store-v3")
+        let dir = try TemporaryDirectory(prefix: "relay-store-newer")
         defer { dir.remove() }
-        try Version1Store.write(at: dir.path, version: 3)
+        let newer = Schema.version + 1
+        try Version1Store.write(at: dir.path, version: newer)
         #expect {
             _ = try MessageStore.open(configuration(dir))
         } throws: { error in
-            guard let error = error as? StoreError, case .schemaVersionMismatch(_, 3, Schema.version) = error else { return false }
+            guard let error = error as? StoreError, case .schemaVersionMismatch(_, newer, Schema.version) = error else { return false }
             return error.description.contains("run the relay version that wrote the store")
         }
-        // Still version 3: a refused open writes nothing.
+        // Still the newer version: a refused open writes nothing.
         #expect {
             _ = try MessageStore.open(configuration(dir))
         } throws: { error in
-            guard case .schemaVersionMismatch(_, 3, _) = error as? StoreError else { return false }
+            guard case .schemaVersionMismatch(_, newer, _) = error as? StoreError else { return false }
             return true
         }
     }

@@ -3,9 +3,11 @@
 struct Schema: Sendable {
     /// Bump when a layout changes incompatibly; checked on open. Version 2
     /// keys dedup entries by the publisher's certificate digest and durable
-    /// cursors by their owner (docs/storage.md, "Schema history").
-    static let version: UInt32 = 2
-    static let databaseCount = 8
+    /// cursors by their owner; version 3 puts a 4-byte publisher number in
+    /// the dedup key instead of the 32-byte digest (docs/storage.md,
+    /// "Schema history").
+    static let version: UInt32 = 3
+    static let databaseCount = 9
     static let versionKey = Array("schema_version".utf8)
 
     /// "schema_version" → u32 BE.
@@ -20,10 +22,14 @@ struct Schema: Sendable {
     /// 0x00 ‖ a version-1 key (u16 BE principal length ‖ principal ‖ name)
     /// for cursors migrated from version 1 and not yet adopted by an owner.
     let cursors: Database
-    /// publisher digest (32 bytes) ‖ session id (16 bytes) ‖ publish id (u64 BE) → seq (u64 BE).
+    /// publisher number (u32 BE) ‖ session id (16 bytes) ‖ publish id (u64 BE) → seq (u64 BE).
     let dedup: Database
-    /// seq (u64 BE) → dedup key (56 bytes) ‖ timestamp (u64 BE): dedup entries in age order, for pruning.
+    /// seq (u64 BE) → dedup key (28 bytes) ‖ timestamp (u64 BE): dedup entries in age order, for pruning.
     let dedupOrder: Database
+    /// Publisher digest (32 bytes) → publisher number (u32 BE, from 1, in
+    /// order of first deduplicated publish; never reused or deleted): keeps
+    /// the dedup key short (``PublisherNumbers``).
+    let publishers: Database
     /// topic bytes → message count (u64 BE) ‖ payload-inclusive record bytes (u64 BE).
     let topicStats: Database
 
@@ -38,6 +44,7 @@ struct Schema: Sendable {
         cursors = try environment.openDatabase("cursors")
         dedup = try environment.openDatabase("dedup")
         dedupOrder = try environment.openDatabase("dedup_order")
+        publishers = try environment.openDatabase("publishers")
         topicStats = try environment.openDatabase("topic_stats")
         let found = try environment.write { (txn) throws(StoreError) -> UInt32 in
             try SchemaMigration.bringUpToDate(self, in: txn)
@@ -74,21 +81,21 @@ struct Schema: Sendable {
         return [legacyCursorPrefix, UInt8(p.count >> 8), UInt8(p.count & 0xFF)] + p + n
     }
 
-    /// Bytes of a dedup key: publisher digest ‖ session id ‖ publish id.
-    static let dedupKeySize = 56
+    /// Bytes of a dedup key: publisher number ‖ session id ‖ publish id.
+    /// Version 2 used the publisher's 32-byte digest in place of the number:
+    /// 56-byte keys in two tables cost about 8 % of 1:1 fsync throughput
+    /// (docs/performance.md).
+    static let dedupKeySize = 28
 
-    /// The 56-byte dedup key.
-    static func dedupKey(_ key: ProducerKey) -> [UInt8] {
+    /// The 28-byte dedup key of `key`, published by publisher `number`.
+    static func dedupKey(publisher number: UInt32, _ key: ProducerKey) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: dedupKeySize)
         // Word by word, no intermediate array: this runs twice per deduplicated publish.
         out.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: key.publisher.w0.bigEndian, toByteOffset: 0, as: UInt64.self)
-            raw.storeBytes(of: key.publisher.w1.bigEndian, toByteOffset: 8, as: UInt64.self)
-            raw.storeBytes(of: key.publisher.w2.bigEndian, toByteOffset: 16, as: UInt64.self)
-            raw.storeBytes(of: key.publisher.w3.bigEndian, toByteOffset: 24, as: UInt64.self)
-            raw.storeBytes(of: key.sessionHigh.bigEndian, toByteOffset: 32, as: UInt64.self)
-            raw.storeBytes(of: key.sessionLow.bigEndian, toByteOffset: 40, as: UInt64.self)
-            raw.storeBytes(of: key.publishID.bigEndian, toByteOffset: 48, as: UInt64.self)
+            raw.storeBytes(of: number.bigEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: key.sessionHigh.bigEndian, toByteOffset: 4, as: UInt64.self)
+            raw.storeBytes(of: key.sessionLow.bigEndian, toByteOffset: 12, as: UInt64.self)
+            raw.storeBytes(of: key.publishID.bigEndian, toByteOffset: 20, as: UInt64.self)
         }
         return out
     }

@@ -13,6 +13,11 @@
 ///   cursors by principal only, which cannot say which workload owns it. The
 ///   first owner with that principal to attach the name adopts it
 ///   (``MessageStore/adoptLegacyCursor(principal:name:owner:)``).
+///
+/// Version 2 → 3: each `dedup` key's 32-byte publisher digest becomes the
+/// publisher's number (``PublisherNumbers``), and `dedup_order` is rewritten
+/// with the shorter keys. Every entry is kept. A version-1 store runs both
+/// steps in the one transaction.
 enum SchemaMigration {
     /// Returns the version the store has after this call: ``Schema/version``,
     /// or the unknown version found (the caller refuses it).
@@ -29,6 +34,11 @@ enum SchemaMigration {
         case 1:
             try migrateDedupFromVersion1(schema, in: txn)
             try migrateCursorsFromVersion1(schema, in: txn)
+            try migrateDedupFromVersion2(schema, in: txn)
+            try writeVersion(schema, in: txn)
+            return Schema.version
+        case 2:
+            try migrateDedupFromVersion2(schema, in: txn)
             try writeVersion(schema, in: txn)
             return Schema.version
         case let found?:
@@ -75,6 +85,53 @@ enum SchemaMigration {
             let key = stamp.digest + entry.key
             var order = key
             withUnsafeBytes(of: stamp.timestamp.bigEndian) { order.append(contentsOf: $0) }
+            try withBigEndianBytes(entry.sequence) { (seqKey) throws(StoreError) in
+                try key.withBytes { (k) throws(StoreError) in _ = try txn.put(schema.dedup, key: k, value: seqKey) }
+                try order.withBytes { (v) throws(StoreError) in _ = try txn.put(schema.dedupOrder, key: seqKey, value: v) }
+            }
+        }
+    }
+
+    /// Every version-2 dedup entry (digest ‖ session ‖ publish id → seq) and
+    /// its `dedup_order` entry, rewritten with the digest's publisher number.
+    private static func migrateDedupFromVersion2(_ schema: Schema, in txn: borrowing WriteTransaction) throws(StoreError) {
+        let oldSize = 56, digestSize = 32
+        var old: [(key: [UInt8], sequence: UInt64)] = []
+        try txn.withCursor(schema.dedup) { (cursor) throws(StoreError) in
+            var operation = CursorOperation.first
+            while let entry = try cursor.move(operation, { (key, value) -> (key: [UInt8], sequence: UInt64)? in
+                key.count == oldSize && value.count == 8 ? (Array(key), value.readUInt64BE(at: 0)) : nil
+            }) {
+                operation = .next
+                guard let entry else {
+                    throw .corrupted(operation: "schema migration 2→3", detail: "a version-2 dedup entry has an unexpected size")
+                }
+                old.append(entry)
+            }
+        }
+        var timestamps: [UInt64: UInt64] = [:]
+        try txn.withCursor(schema.dedupOrder) { (cursor) throws(StoreError) in
+            var operation = CursorOperation.first
+            while let entry = try cursor.move(operation, { (key, value) -> (sequence: UInt64, timestamp: UInt64)? in
+                key.count == 8 && value.count == oldSize + 8 ? (key.readUInt64BE(at: 0), value.readUInt64BE(at: oldSize)) : nil
+            }) {
+                operation = .next
+                guard let entry else {
+                    throw .corrupted(operation: "schema migration 2→3", detail: "a version-2 dedup_order entry has an unexpected size")
+                }
+                timestamps[entry.sequence] = entry.timestamp
+            }
+        }
+        try txn.clear(schema.dedup)
+        try txn.clear(schema.dedupOrder)
+        for entry in old {
+            guard let number = try PublisherNumbers.lookUp(Array(entry.key[0..<digestSize]), allocate: true, schema: schema, in: txn) else {
+                continue  // not reached: allocate always gives a number
+            }
+            var key = withUnsafeBytes(of: number.bigEndian) { Array($0) }
+            key += entry.key[digestSize...]
+            var order = key
+            withUnsafeBytes(of: (timestamps[entry.sequence] ?? 0).bigEndian) { order.append(contentsOf: $0) }
             try withBigEndianBytes(entry.sequence) { (seqKey) throws(StoreError) in
                 try key.withBytes { (k) throws(StoreError) in _ = try txn.put(schema.dedup, key: k, value: seqKey) }
                 try order.withBytes { (v) throws(StoreError) in _ = try txn.put(schema.dedupOrder, key: seqKey, value: v) }

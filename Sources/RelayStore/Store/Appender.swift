@@ -19,6 +19,8 @@ struct Appender {
     private var publisherCache: RecordCodec.EncodedPublisher?
     /// Per-commit topic stats deltas, reused between commits.
     private var statDeltas: [String: (count: UInt64, bytes: UInt64)] = [:]
+    /// The short numbers dedup keys use for publishers.
+    private var publisherNumbers = PublisherNumbers()
 
     init(schema: Schema, nextSequence: UInt64, lastTimestamp: UInt64) {
         self.schema = schema
@@ -46,6 +48,7 @@ struct Appender {
     mutating func committed(_ outcome: Outcome, timestamp: UInt64) {
         if outcome.range != nil { lastTimestamp = timestamp }
         nextSequence = outcome.nextSequence
+        publisherNumbers.commit()
     }
 
     /// Writes every message of `jobs` into `txn`. Safe to repeat after an
@@ -55,6 +58,7 @@ struct Appender {
         let first = nextSequence
         var sequence = first
         statDeltas.removeAll(keepingCapacity: true)
+        publisherNumbers.begin()
         var results: [[Result<AppendReceipt, StoreError>]] = []
         results.reserveCapacity(jobs.count)
         for messages in jobs {
@@ -99,7 +103,7 @@ struct Appender {
         return encoded
     }
 
-    private func store(_ message: NewMessage, publisher: RecordCodec.EncodedPublisher, size: Int,
+    private mutating func store(_ message: NewMessage, publisher: RecordCodec.EncodedPublisher, size: Int,
                        sequence: UInt64, timestamp: UInt64, in txn: borrowing WriteTransaction) throws(StoreError) {
         let schema = self.schema
         try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) in
@@ -115,8 +119,9 @@ struct Appender {
             guard inserted else {
                 throw .corrupted(operation: "topic index append", detail: "sequence \(sequence) is not above the indexed ones for \(message.topic)")
             }
-            if let producerKey = message.producerKey {
-                let dedupKey = Schema.dedupKey(producerKey)
+            if let producerKey = message.producerKey,
+               let number = try publisherNumbers.number(for: producerKey.publisher, allocate: true, schema: schema, in: txn) {
+                let dedupKey = Schema.dedupKey(publisher: number, producerKey)
                 try dedupKey.withBytes { (key) throws(StoreError) in
                     // One producer session's keys grow with its publish ids, so
                     // APPEND usually works and fills pages instead of splitting
@@ -138,10 +143,14 @@ struct Appender {
     }
 
     /// The original sequence and timestamp of an earlier publish with this key.
-    private func existingSequence(for producerKey: ProducerKey,
-                                  in txn: borrowing WriteTransaction) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? {
+    private mutating func existingSequence(for producerKey: ProducerKey,
+                                           in txn: borrowing WriteTransaction) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? {
         let schema = self.schema
-        let key = Schema.dedupKey(producerKey)
+        // A publisher without a number has never stored a deduplicated publish.
+        guard let number = try publisherNumbers.number(for: producerKey.publisher, allocate: false, schema: schema, in: txn) else {
+            return nil
+        }
+        let key = Schema.dedupKey(publisher: number, producerKey)
         return try key.withBytes { (key) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? in
             guard let sequence = try txn.get(schema.dedup, key: key, { value in
                 value.count == 8 ? value.readUInt64BE(at: 0) : nil

@@ -56,14 +56,15 @@ struct WriteStallTests {
 
         #expect(grown < 64 << 20, "relayd's RSS grew by \(grown >> 20) MiB during the flood")
         #expect(batches >= 20, "the legitimate publisher completed only \(batches) batches in 20 s")
-        // Every flooding connection but the last (cut by the test's own deadline) was closed by relayd,
-        // not before it had been stalled for the limit, and not much after.
+        // Every flooding connection but the last (cut by the test's own deadline) was closed by relayd
+        // during the flood, and not before it had been stalled for the limit. There is no upper bound
+        // tighter than the flood itself: how long relayd takes to fill its 1 MiB of answers before the
+        // stall starts depends on the machine's load (15 s was seen on 2 busy cores), not on the timer.
         let first = try #require(rounds.first)
         #expect(first.closedByBroker, "relayd never closed the connection that does not read")
         for round in rounds.dropLast() {
             #expect(round.closedByBroker)
             #expect(round.seconds >= Self.stallTimeout, "closed after \(round.seconds) s, before the stall limit")
-            #expect(round.seconds < Self.stallTimeout + 10, "closed only after \(round.seconds) s")
         }
         let closedByBroker = rounds.filter(\.closedByBroker).count
         let counted = try await relayd.metric("relay_refusals_total{code=\"write_stalled\"}") ?? 0
