@@ -68,7 +68,11 @@ struct WriteStallTests {
         }
         let closedByBroker = rounds.filter(\.closedByBroker).count
         let counted = try await relayd.metric("relay_refusals_total{code=\"write_stalled\"}") ?? 0
-        #expect(Int(counted) == closedByBroker, "relay_refusals_total{code=\"write_stalled\"} is \(counted), relayd closed \(closedByBroker)")
+        // The last round ends at the test's deadline; relayd may have closed it
+        // for the stall at the same moment, before the flooder's write failed.
+        let lastMayCount = rounds.last.map { $0.closedByBroker ? 0 : 1 } ?? 0
+        #expect((closedByBroker...closedByBroker + lastMayCount).contains(Int(counted)),
+                "relay_refusals_total{code=\"write_stalled\"} is \(counted), relayd closed \(closedByBroker) (+\(lastMayCount) at the deadline)")
         let logged = relayd.process.map { ($0.stdoutLines + $0.stderrLines).filter { $0.contains("write_stalled") }.count } ?? 0
         #expect(logged >= closedByBroker, "\(logged) log lines name write_stalled for \(closedByBroker) closes")
         await publisher.close()
