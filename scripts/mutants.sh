@@ -123,13 +123,20 @@ sync_scratch() {
     fi
 }
 
-# The file currently mutated in $SRC, and its original content.
-mutated="" backup="$WORK/original.bak"
+# The files currently mutated in $SRC, and their original content (the same
+# relative paths under $originals).
+mutated=() originals="$WORK/original"
+keep_original() {   # $1: a path relative to $SRC, before it is changed
+    mkdir -p "$originals/$(dirname "$1")"
+    cp "$SRC/$1" "$originals/$1"
+    mutated+=("$1")
+}
 restore() {
-    if [[ -n "$mutated" ]]; then
-        cat "$backup" >"$SRC/$mutated"   # rewrite: a new mtime, so the next build recompiles it
-        mutated=""
-    fi
+    local file
+    for file in "${mutated[@]}"; do
+        cat "$originals/$file" >"$SRC/$file"   # rewrite: a new mtime, so the next build recompiles it
+    done
+    mutated=()
 }
 trap restore EXIT
 trap 'restore; exit 130' INT TERM
@@ -140,12 +147,14 @@ why=""
 apply_mutant() {
     local i="$1"
     if [[ -n "${patches[i]}" ]]; then
-        local target
-        target="$(sed -n 's|^+++ b/||p' "$ROOT/${patches[i]}" | head -1)"
-        [[ -n "$target" && -f "$SRC/$target" ]] || { why="patch ${patches[i]} names no file of the tree"; return 1; }
-        [[ "$(grep -c '^+++ ' "$ROOT/${patches[i]}")" == 1 ]] || { why="patch ${patches[i]} must change exactly one file"; return 1; }
-        cp "$SRC/$target" "$backup"
-        mutated="$target"
+        # A breakage may need several files (e.g. two layers of one check).
+        local target targets
+        targets="$(sed -n 's|^+++ b/||p' "$ROOT/${patches[i]}")"
+        [[ -n "$targets" ]] || { why="patch ${patches[i]} names no file"; return 1; }
+        for target in $targets; do
+            [[ -f "$SRC/$target" ]] || { why="patch ${patches[i]} names $target, not a file of the tree"; return 1; }
+        done
+        for target in $targets; do keep_original "$target"; done
         patch -p1 --forward --batch --silent --no-backup-if-mismatch -r - -d "$SRC" <"$ROOT/${patches[i]}" \
             || { why="patch ${patches[i]} does not apply"; return 1; }
         return 0
@@ -156,10 +165,9 @@ apply_mutant() {
     rest="${content#*"$find"}"
     [[ "$rest" != "$content" ]] || { why="snippet not found in $file: $find"; return 1; }
     [[ "$rest" != *"$find"* ]] || { why="snippet occurs more than once in $file: $find"; return 1; }
-    cp "$SRC/$file" "$backup"
-    mutated="$file"
+    keep_original "$file"
     printf '%s\n' "${content/"$find"/"$replace"}" >"$SRC/$file"
-    ! cmp -s "$backup" "$SRC/$file" || { why="the replacement leaves $file unchanged"; return 1; }
+    ! cmp -s "$originals/$file" "$SRC/$file" || { why="the replacement leaves $file unchanged"; return 1; }
 }
 
 # Build and test under the lock; fd 9 holds it, children inherit neither fd.
