@@ -94,26 +94,26 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits until a stdout line satisfies `predicate`; returns it, or nil on timeout or exit.
+    /// (Lines arrive on the reader threads: polled.)
     public func waitForLine(timeout: Double = 30, where predicate: (String) -> Bool) async -> String? {
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+        var exited = false
+        let line = await eventuallyValue(timeout: timeout) { () -> String? in
             if let line = stdoutLines.first(where: predicate) { return line }
-            if !process.isRunning {
-                await waitForOutputClosed(until: deadline)  // every line it wrote has been read
-                return stdoutLines.first(where: predicate)
-            }
-            try? await Task.sleep(nanoseconds: 10_000_000)
+            exited = !process.isRunning
+            return exited ? "" : nil
         }
-        return nil
+        guard let line else { return nil }
+        guard exited else { return line }
+        await waitForOutputClosed(until: deadline)  // every line it wrote has been read
+        return stdoutLines.first(where: predicate)
     }
 
     /// Waits for exit and returns the status, or nil on timeout.
+    /// (Foundation reports the exit on its own thread: polled.)
     public func waitForExit(timeout: Double = 30) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline { return nil }
-            try? await Task.sleep(nanoseconds: 10_000_000)
-        }
+        guard await eventually(timeout: timeout, { !process.isRunning }) else { return nil }
         await waitForOutputClosed(until: deadline)
         return process.terminationStatus
     }
@@ -128,9 +128,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// inherited the pipes and keeps them open.
     private func waitForOutputClosed(until deadline: Date) async {
         let end = max(deadline, Date().addingTimeInterval(5))
-        while !outputClosed, Date() < end {
-            try? await Task.sleep(nanoseconds: 1_000_000)
-        }
+        _ = await eventually(timeout: end.timeIntervalSinceNow, every: 0.001) { outputClosed }
     }
 
     public func signal(_ signal: Int32) {

@@ -113,11 +113,11 @@ struct AuditRelaydTests {
             return text.split(separator: "\n").filter { $0.hasPrefix("relay_handshake_failures_total{") }
                 .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
         }
-        let deadline = Date().addingTimeInterval(30)
-        var counted = try await failures()
-        while counted < attempts && Date() < deadline {
-            try await Task.sleep(nanoseconds: 100_000_000)
+        // A metric: polled.
+        var counted = 0
+        _ = try await eventually(timeout: 30, every: 0.1) {
             counted = try await failures()
+            return counted >= attempts
         }
         #expect(counted == attempts)
         #expect(await relayd.terminate() == 0)  // close() writes the pending summaries

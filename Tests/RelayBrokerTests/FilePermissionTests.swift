@@ -23,12 +23,7 @@ struct FilePermissionTests {
     /// Polls the process output (stderr, where the log goes) for a line:
     /// the warning is logged before "listening", but its pipe may lag.
     static func waitForLog(_ process: ChildProcess, _ predicate: (Substring) -> Bool) async -> Bool {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if process.transcript.split(separator: "\n").contains(where: predicate) { return true }
-            try? await Task.sleep(nanoseconds: 50_000_000)
-        }
-        return false
+        await eventually(timeout: 20, every: 0.05) { process.transcript.split(separator: "\n").contains(where: predicate) }
     }
 
     @Test("relayd creates the data directory 0700, the LMDB files 0600 and the audit files 0600")

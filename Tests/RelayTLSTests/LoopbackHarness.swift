@@ -99,16 +99,6 @@ func connectClient(_ context: TLSClientContext, port: Int, group: any EventLoopG
     return (channel, log)
 }
 
-/// Polls `condition` until it holds or `timeout` seconds pass.
-func eventually(timeout: Double = 10, _ condition: () -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(nanoseconds: 5_000_000)
-    }
-    return condition()
-}
-
 /// A port that was free a moment ago (for openssl s_server).
 func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

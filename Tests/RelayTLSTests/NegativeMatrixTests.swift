@@ -239,7 +239,9 @@ import Testing
         let hello = try capturedClientHello(pki)
         let (raw, _) = try await connectRaw(port: server.port, group: MultiThreadedEventLoopGroup.singleton)
         try await raw.writeAndFlush(raw.allocator.buffer(bytes: hello.prefix(hello.count / 2)))
-        try await raw.close()
+        // The close may find the channel closed by the server already (seen once on a loaded machine);
+        // why the server ended the connection is what the next line checks.
+        try? await raw.close()
         #expect(await eventually { server.log.tlsErrors == [.unexpectedEOF(duringHandshake: true)] }, "\(server.log.errors)")
         #expect(server.log.handshakes.isEmpty)
         await server.stop()

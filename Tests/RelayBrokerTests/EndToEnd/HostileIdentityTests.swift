@@ -315,16 +315,10 @@ extension RelaydFixture {
     /// Polling, because relayd writes the line asynchronously and the log
     /// line itself is the event waited for; nil after `timeout` seconds.
     func waitForStderr(timeout: Double = 20, _ predicate: (String) -> Bool) async -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
+        await eventuallyValue(timeout: timeout, every: 0.05) { () -> String? in
             let transcript = process?.transcript ?? ""
-            if let range = transcript.range(of: "\nstderr:\n") {
-                if let line = transcript[range.upperBound...].split(separator: "\n").first(where: { predicate(String($0)) }) {
-                    return String(line)
-                }
-            }
-            guard Date() < deadline else { return nil }
-            try? await Task.sleep(nanoseconds: 50_000_000)
+            guard let range = transcript.range(of: "\nstderr:\n") else { return nil }
+            return transcript[range.upperBound...].split(separator: "\n").first(where: { predicate(String($0)) }).map(String.init)
         }
     }
 }

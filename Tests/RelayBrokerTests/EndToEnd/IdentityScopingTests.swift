@@ -179,11 +179,15 @@ extension FrameClient {
     /// attached to a connection that just closed (the client rule of §4.10).
     func subscribeDurableRetrying(_ id: UInt32, _ filter: String, from start: StartPosition = .earliest,
                                   durable: String) async throws -> SubscribeAck {
-        let deadline = Date().addingTimeInterval(10)
-        while true {
+        // The previous holder's release reaches relayd with no event here: retried.
+        var last: SubscribeAck?
+        if let ack = try await eventuallyValue(every: 0.02, { () async throws -> SubscribeAck? in
             let ack = try await subscribe(id, filter, from: start, durable: durable)
-            guard ack.code == RelayErrorCode.durableInUse.rawValue, Date() < deadline else { return ack }
-            try await Task.sleep(nanoseconds: 20_000_000)
+            last = ack
+            return ack.code == RelayErrorCode.durableInUse.rawValue ? nil : ack
+        }) {
+            return ack
         }
+        return try #require(last)
     }
 }

@@ -62,13 +62,10 @@ extension RelaydFixture {
     /// session's re-check (its "configuration reloaded" log line follows
     /// the queueing). Polls: relayd reports both asynchronously.
     func waitForReloads(_ count: Int, timeout: Double = 30) async -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+        await eventually(timeout: timeout, every: 0.02) {
             let applied = auditEvents().filter { $0.event == "reload" && $0["result"] == "applied" }.count
-            if applied >= count && logLines.filter({ $0.contains("configuration reloaded") }).count >= count { return true }
-            try? await Task.sleep(nanoseconds: 20_000_000)
+            return applied >= count && logLines.filter({ $0.contains("configuration reloaded") }).count >= count
         }
-        return false
     }
 
     /// relayd's output so far, both streams (the logger writes to stderr).
@@ -77,11 +74,6 @@ extension RelaydFixture {
     /// Polls relayd's output until a line satisfies `predicate` (it is
     /// written asynchronously); false after `timeout` seconds.
     func waitForLogLine(timeout: Double = 10, _ predicate: (String) -> Bool) async -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if logLines.contains(where: predicate) { return true }
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        return false
+        await eventually(timeout: timeout, every: 0.02) { logLines.contains(where: predicate) }
     }
 }

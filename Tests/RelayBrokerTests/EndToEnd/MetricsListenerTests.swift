@@ -45,10 +45,8 @@ struct MetricsListenerTests {
         await client.close()
 
         // Every idle socket is closed by relayd: at accept past the cap, or at the request timeout.
-        let deadline = NIODeadline.now() + .seconds(15)
-        while NIODeadline.now() < deadline, idle.contains(where: { $0.isActive }) {
-            try await Task.sleep(nanoseconds: 100_000_000)  // no event spans 2,000 channels; poll with a deadline
-        }
+        // No event spans 2,000 channels: polled.
+        _ = await eventually(timeout: 15, every: 0.1) { !idle.contains(where: { $0.isActive }) }
         let open = idle.filter { $0.isActive }.count
         #expect(open == 0, "\(open) idle metrics connections were never closed by relayd")
         let refused = try await relayd.metric("relay_metrics_connections_refused_total") ?? 0

@@ -99,10 +99,7 @@ struct PreAuthLimitTests {
     /// `expected` of them (a close is an event on each channel's closeFuture;
     /// the deadline bounds the wait).
     static func closedSockets(_ sockets: [any Channel], expected: Int, within seconds: Int64) async throws -> Int {
-        let deadline = NIODeadline.now() + .seconds(seconds)
-        while NIODeadline.now() < deadline, sockets.filter({ !$0.isActive }).count < expected {
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
+        _ = await eventually(timeout: Double(seconds), every: 0.05) { sockets.filter({ !$0.isActive }).count >= expected }
         return sockets.filter { !$0.isActive }.count
     }
 }

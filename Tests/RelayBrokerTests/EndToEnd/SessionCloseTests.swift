@@ -68,17 +68,14 @@ struct SessionCloseTests {
     /// The `count`-th audit event named `event`, parsed; waits for it (the
     /// trail is written asynchronously, so it is polled with a deadline).
     static func auditEvent(_ event: String, in relayd: RelaydFixture, count: Int = 1) async throws -> [String: Any] {
-        let deadline = Date().addingTimeInterval(20)
-        while true {
+        let line = await eventuallyValue(timeout: 20, every: 0.05) { () -> String? in
             let matching = relayd.auditLines().filter { $0.contains("\"event\":\"\(event)\"") }
-            if matching.count >= count {
-                let object = try JSONSerialization.jsonObject(with: Data(matching[count - 1].utf8))
-                return try #require(object as? [String: Any])
-            }
-            guard Date() < deadline else {
-                throw BrokerTestError.refused("no \(count) \(event) audit events in 20 s:\n\(relayd.auditLines().joined(separator: "\n"))")
-            }
-            try await Task.sleep(nanoseconds: 50_000_000)
+            return matching.count >= count ? matching[count - 1] : nil
         }
+        guard let line else {
+            throw BrokerTestError.refused("no \(count) \(event) audit events in 20 s:\n\(relayd.auditLines().joined(separator: "\n"))")
+        }
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
+        return try #require(object as? [String: Any])
     }
 }

@@ -61,10 +61,8 @@ struct CLITests {
         let sub = try ChildProcess(try ProductLocator.executable("relay-sub"), broker.cliArguments()
             + ["--topic", "cli.bin", "--from", "latest", "--count", "1", "--format", "json"])
         sub.closeStdin()
-        let deadline = Date().addingTimeInterval(30)
-        while try await broker.metric("relay_subscriptions") ?? 0 < 1, Date() < deadline, sub.isRunning {
-            try await Task.sleep(nanoseconds: 10_000_000)  // polled: the metric is the only outside sign
-        }
+        // Polled: the metric is the only outside sign.
+        _ = try await eventually(timeout: 30) { try await broker.metric("relay_subscriptions") ?? 0 >= 1 || !sub.isRunning }
         let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.bin", "--file", file])
         #expect(pub.status == 0, "\(pub.stderr)")
         let status = await sub.waitForExit(timeout: 30)

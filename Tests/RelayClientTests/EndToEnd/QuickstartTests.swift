@@ -37,10 +37,8 @@ struct QuickstartTests {
         defer { subscriber.signal(SIGKILL) }
         // Publish only once relayd counts the subscription (else the message could
         // go by before it exists). Polled: the metric is the broker's only outside sign.
-        let deadline = Date().addingTimeInterval(60)
-        while try await MetricsProbe.value(port: metricsPort, sample: "relay_subscriptions") ?? 0 < 1,
-              Date() < deadline, subscriber.isRunning {
-            try await Task.sleep(nanoseconds: 10_000_000)
+        _ = try await eventually(timeout: 60) {
+            try await MetricsProbe.value(port: metricsPort, sample: "relay_subscriptions") ?? 0 >= 1 || !subscriber.isRunning
         }
         for command in commands where command != subscribe {
             // The quickstart shows a refusal on purpose: the payroll topic is outside the grant.

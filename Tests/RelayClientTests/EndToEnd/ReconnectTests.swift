@@ -52,8 +52,7 @@ struct ReconnectTests {
         // the subscribers keep, with no event to wait on.
         var kills = 0
         for killAt in stride(from: 30_000, through: total - 10_000, by: 5_000) where kills < Self.maximumKills {
-            let deadline = Date().addingTimeInterval(60)
-            while liveProgress.value < killAt, Date() < deadline { try await Task.sleep(nanoseconds: 5_000_000) }
+            _ = await eventually(timeout: 60, every: 0.005) { liveProgress.value >= killAt }
             if kills > 0, await publisher.connection.resentPublishes > 0 { break }
             try await broker.restart()
             kills += 1
