@@ -68,7 +68,8 @@ public final class BrokerMetrics: Sendable {
 
     /// Sessions that got past HELLO and ended, by reason: a `RelayErrorCode`
     /// name when the broker closed it, `bye`, `peer_closed` (close_notify),
-    /// `closed_without_close_notify` (TCP close, e.g. a killed client).
+    /// `closed_without_close_notify` (TCP close, e.g. a killed client),
+    /// `connection_reset` (a TCP reset: a killed client with unread data).
     public func sessionClosed(reason: String) -> Counter {
         Counter(label: "relay_sessions_closed_total", dimensions: [("reason", reason)], factory: factory)
     }

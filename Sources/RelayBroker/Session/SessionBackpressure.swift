@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import RelayCore
 import RelayTLS
@@ -49,6 +52,14 @@ extension SessionHandler {
         broker.audit?.record("session_closed", ["principal": principal, "serial": identity?.serialNumber ?? "",
                                                 "reason": reason,
                                                 "duration_ms": Int((NIODeadline.now() - since).nanoseconds / 1_000_000)])
+    }
+
+    /// The close reason of a socket error: a killed client's kernel answers
+    /// with a TCP reset instead of a FIN when relayd's last bytes were still
+    /// unread, so its session ends with `connection_reset`, not EOF.
+    static func connectionErrorReason(_ error: any Error) -> String {
+        if let io = error as? IOError, io.errnoCode == ECONNRESET || io.errnoCode == EPIPE { return "connection_reset" }
+        return "connection_error"
     }
 
     /// The close reason of a TLS error after the handshake completed.

@@ -224,7 +224,7 @@ final class SessionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         default:
             logger.debug("connection error", metadata: ["error": "\(error)"])
-            closeReason = closeReason ?? "connection_error"
+            closeReason = closeReason ?? Self.connectionErrorReason(error)
             state = .closed
             context.close(promise: nil)
         }

@@ -28,8 +28,11 @@ struct SessionCloseTests {
         sub.signal(SIGKILL)  // the kernel closes its socket: a FIN, no TLS close_notify
         _ = await sub.waitForExit(timeout: 30)
 
+        // The killed client's kernel sends a FIN, or a reset when relayd's last
+        // bytes were still unread (seen under TSan): either names the cause.
         let closed = try await Self.auditEvent("session_closed", in: relayd)
-        #expect(closed["reason"] as? String == "closed_without_close_notify", "\(closed)")
+        let reason = try #require(closed["reason"] as? String, "\(closed)")
+        #expect(["closed_without_close_notify", "connection_reset"].contains(reason), "\(closed)")
         #expect(closed["principal"] as? String != nil && closed["principal"] as? String != "", "\(closed)")
         let duration = try #require(closed["duration_ms"] as? Int, "no duration_ms in \(closed)")
         #expect(duration >= 0)
@@ -37,7 +40,7 @@ struct SessionCloseTests {
         #expect(refused.isEmpty, "the session's end was audited as a refused connection: \(refused)")
         let metrics = try await relayd.scrapeMetrics()
         #expect(!metrics.contains("relay_handshake_failures_total{"), "a session end counted as a handshake failure:\n\(metrics)")
-        #expect(try await relayd.metric("relay_sessions_closed_total{reason=\"closed_without_close_notify\"}") == 1)
+        #expect(try await relayd.metric("relay_sessions_closed_total{reason=\"\(reason)\"}") == 1)
     }
 
     @Test("BYE, a clean TLS close and a broker-side ERR each end with session_closed naming the reason")
