@@ -86,4 +86,49 @@ struct IdempotentRetryTests {
         #expect(try await reader.messages(4).map(\.sequence) == sequences)
         await reader.close()
     }
+
+    /// docs/testing.md listed this as a gap: a retry across a broker restart
+    /// was a duplicate only when a SIGKILL happened to land in the window.
+    /// Here the PUBACK is read, the broker restarts (graceful, then killed),
+    /// and the same publish is sent again, as a client does when it cannot
+    /// tell whether its PUBACK was the last thing the old broker sent.
+    @Test("a PUB acknowledged before relayd restarted (SIGTERM or SIGKILL), sent again in the same producer session, is a duplicate of the stored one", arguments: ["SIGTERM", "SIGKILL"])
+    func retriedAcrossRestart(_ stop: String) async throws {
+        let relayd = try RelaydFixture()
+        defer { Task { await relayd.stop() } }
+        try await relayd.start()
+        let session = ProducerSessionID.random()
+        let before = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await before.hello(sessionID: session)
+        guard case .publishAck(let original) = try await before.publishReply(3, "restart.order") else {
+            Issue.record("the first publish was not acknowledged")
+            return
+        }
+        #expect(!original.duplicate)
+        await before.close()
+
+        if stop == "SIGTERM" {
+            #expect(await relayd.terminate() == 0)
+            try await relayd.start()
+        } else {
+            try await relayd.restart()  // SIGKILL, then start on the same data directory
+        }
+
+        let after = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await after.hello(sessionID: session)
+        guard case .publishAck(let retried) = try await after.publishReply(3, "restart.order") else {
+            Issue.record("the retry after the restart was not acknowledged")
+            return
+        }
+        #expect(retried.duplicate, "after \(stop) the retry was stored again (sequence \(retried.sequence))")
+        #expect(retried.sequence == original.sequence && retried.timestamp == original.timestamp)
+        await after.close()
+
+        let reader = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await reader.hello()
+        #expect(try await reader.subscribe(1, "restart.order", from: .earliest).isAccepted)
+        #expect(try await reader.messages(1).map(\.sequence) == [original.sequence])
+        #expect(try await reader.expectSilence(), "the retry was stored a second time")
+        await reader.close()
+    }
 }

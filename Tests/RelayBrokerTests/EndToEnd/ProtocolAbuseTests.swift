@@ -54,6 +54,29 @@ struct ProtocolAbuseTests {
         await good.close()
     }
 
+    /// Protocol/relay-v1.md §2: before HELLO only `length` ≤ 8,192 is
+    /// accepted, decided from the 4-byte length alone (docs/testing.md listed
+    /// the relayd side as untested).
+    @Test("before HELLO a length of 8,193 is frame_too_large from the length alone; after HELLO the same length waits for its body")
+    func preHelloFrameLimit() async throws {
+        let relayd = try RelaydFixture()
+        defer { Task { await relayd.stop() } }
+        try await relayd.start()
+        let length: [UInt8] = [0x00, 0x00, 0x20, 0x01]  // 8,193
+
+        // Only the length and the type of a HELLO: relayd must not wait for 8,191 more bytes.
+        let early = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await early.sendRaw(length + [0x01, 0x00])
+        try await expectClosed(early, with: .frameTooLarge)
+
+        // After HELLO the limit is the announced one (1,114,112): the same prefix is a frame in progress.
+        let greeted = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await greeted.hello()
+        try await greeted.sendRaw(length + [0x40, 0x00])
+        #expect(try await greeted.expectSilence(.milliseconds(500)), "relayd answered a frame whose body had not arrived")
+        await greeted.close()
+    }
+
     @Test("refused operations keep the connection: invalid topic, wildcard topic, reserved topic, bad filter, bad durable name")
     func operationErrorsKeepConnection() async throws {
         let relayd = try RelaydFixture()
