@@ -14,6 +14,10 @@ final class ConnectionLog: Sendable {
     var tlsErrors: [TLSError] { state.withLockedValue { $0.tlsErrors } }
     var errors: [String] { state.withLockedValue { $0.errors } }
     var closedCount: Int { state.withLockedValue { $0.closed } }
+    /// When the channel last went inactive: a timing check reads this, not
+    /// the moment a (possibly starved) poller noticed the close.
+    var lastClosedAt: Date? { closedAt.withLockedValue { $0 } }
+    private let closedAt = NIOLockedValueBox<Date?>(nil)
 
     func append(_ bytes: [UInt8]) { state.withLockedValue { $0.received += bytes } }
     func handshake(_ event: TLSHandshakeCompleted) { state.withLockedValue { $0.handshakes.append(event) } }
@@ -23,7 +27,10 @@ final class ConnectionLog: Sendable {
             if let tls = error as? TLSError { $0.tlsErrors.append(tls) }
         }
     }
-    func closed() { state.withLockedValue { $0.closed += 1 } }
+    func closed() {
+        closedAt.withLockedValue { $0 = Date() }
+        state.withLockedValue { $0.closed += 1 }
+    }
 }
 
 /// The application above the TLS handler in tests: records everything and,
