@@ -174,6 +174,12 @@ public struct ReadBatch: Sendable {
     public var next: UInt64
     /// True when the batch reached the end of the log (nothing newer is stored yet).
     public var reachedEnd: Bool
+
+    public init(messages: [StoredMessage], next: UInt64, reachedEnd: Bool) {
+        self.messages = messages
+        self.next = next
+        self.reachedEnd = reachedEnd
+    }
 }
 
 /// The range of sequences one commit made durable (for the commit hook).

@@ -33,14 +33,19 @@ final class SubscriptionDelivery {
     let bufferByteLimit: Int
     /// How many times the buffer overflowed (a metric: a lagging subscriber).
     private(set) var overflows = 0
+    /// A `time` start (ns since the epoch): messages committed before it are
+    /// skipped without using credit, also those committed after the SUB
+    /// when the time was still in the future (Protocol/relay-v1.md §4.6).
+    let notBefore: UInt64
 
     /// - Parameters:
     ///   - start: the first sequence to deliver.
     ///   - watermark: the highest sequence already fanned out when this
     ///     subscription joined the router: later ones arrive live.
     init(id: UInt32, filter: TopicFilter, start: UInt64, watermark: UInt64, credit: UInt64,
-         bufferLimit: Int, bufferByteLimit: Int = 64 << 20) {
+         bufferLimit: Int, bufferByteLimit: Int = 64 << 20, notBefore: UInt64 = 0) {
         self.id = id
+        self.notBefore = notBefore
         self.filter = filter
         self.nextSequence = max(start, 1)
         self.bufferValidFrom = watermark
@@ -60,6 +65,7 @@ final class SubscriptionDelivery {
     /// A live message from the router, in commit order.
     func offerLive(_ message: RoutedMessage) {
         guard message.sequence > bufferValidFrom, message.sequence >= nextSequence else { return }
+        guard notBefore == 0 || message.timestamp >= notBefore else { return }
         if buffer.count >= bufferLimit || bufferedBytes + message.approximateSize > bufferByteLimit {
             // Too far behind: forget the buffer; the store has all of it.
             buffer.removeAll(keepingCapacity: false)
@@ -85,6 +91,10 @@ final class SubscriptionDelivery {
         var out: [Replayed] = []
         out.reserveCapacity(messages.count)
         for message in messages where message.sequence >= nextSequence && credit > 0 {
+            if notBefore != 0, message.timestamp < notBefore {
+                nextSequence = message.sequence + 1  // before the start time: skipped, no credit used
+                continue
+            }
             out.append(message)
             credit -= 1
             nextSequence = message.sequence + 1
@@ -116,7 +126,15 @@ final class SubscriptionDelivery {
 /// know of a message read from the store or routed live.
 protocol SequencedMessage {
     var sequence: UInt64 { get }
+    /// Commit time, ns since the epoch.
+    var timestamp: UInt64 { get }
 }
 
-extension RoutedMessage: SequencedMessage {}
+extension RoutedMessage: SequencedMessage {
+    /// Read from the encoded MSG tail (sequence, then timestamp): only
+    /// subscriptions with a `time` start ask for it.
+    var timestamp: UInt64 {
+        prepared.tail.getInteger(at: prepared.tail.readerIndex + 8, as: UInt64.self) ?? 0
+    }
+}
 extension StoredMessage: SequencedMessage {}

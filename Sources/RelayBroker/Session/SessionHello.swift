@@ -142,27 +142,3 @@ extension SessionHandler {
         return formatter.string(from: date)
     }
 }
-
-/// Why a stored peer chain stopped verifying, as the connection-level code
-/// the client is told: revoked (X509 error 23), expired (10), or anything
-/// else (CA removed, CRL missing or stale) as `identity_refused`.
-struct CertificateFailure {
-    var code: RelayErrorCode
-    var message: String
-
-    init(_ error: TLSError) {
-        let x509: Int
-        if case .certificateRejected(let code, _) = error { x509 = code } else { x509 = -1 }
-        switch x509 {
-        case 23:
-            code = .certificateRevoked
-            message = "the client certificate was revoked; ask the operator for a new one"
-        case 10:
-            code = .certificateExpired
-            message = "the client certificate has expired; renew it and reconnect"
-        default:
-            code = .identityRefused
-            message = "the client certificate no longer verifies against the broker's CAs and CRLs; ask the operator"
-        }
-    }
-}
