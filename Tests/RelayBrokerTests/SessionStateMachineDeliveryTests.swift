@@ -161,8 +161,8 @@ struct SessionStateMachineDeliveryTests {
         #expect(env.log.isEmpty)
     }
 
-    @Test("deliveries continue while a BYE drains, and stop once closed")
-    func deliveryWhileDraining() throws {
+    @Test("after the client's BYE no more MSG is sent, while the PUBs before it are still answered")
+    func noDeliveryAfterBye() throws {
         let env = try F.environment()
         var machine = F.active(env)
         machine.subscribe(1, F.subscribe(), env)
@@ -170,8 +170,24 @@ struct SessionStateMachineDeliveryTests {
         machine.goodbye(env)
         env.clear()
         machine.deliverLive([F.live(1)], env)
+        machine.pump(env)
+        #expect(env.log.isEmpty)
+        machine.commitCompleted(ids: [1], results: [F.receipt(1)], env)
+        #expect(env.log == ["puback 1 seq 1", "bye"])
+    }
+
+    @Test("deliveries continue while a shutdown drains, and stop once closed")
+    func deliveryWhileShuttingDown() throws {
+        let env = try F.environment()
+        var machine = F.active(env)
+        machine.subscribe(1, F.subscribe(), env)
+        machine.publish(1, F.publish(1), env)
+        machine.shutdown(env)
+        env.clear()
+        machine.deliverLive([F.live(1)], env)
         #expect(env.log == ["msg 1 1"])
         machine.commitCompleted(ids: [1], results: [F.receipt(1)], env)
+        #expect(env.log == ["msg 1 1", "puback 1 seq 1", "close server_shutting_down"])
         env.clear()
         machine.deliverLive([F.live(2)], env)
         #expect(env.log.isEmpty)

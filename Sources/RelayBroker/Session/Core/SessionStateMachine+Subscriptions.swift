@@ -77,18 +77,18 @@ extension SessionStateMachine {
     /// UNSUB: no answer; an id that is not open is ERR `unknown_subscription` (§4.8).
     mutating func unsubscribe<Env: SessionEnvironment>(_ id: UInt32, _ env: Env) {
         guard case .active(let session) = state else { return requestBeforeOpening("UNSUB", env) }
-        guard session.subscriptions[id] != nil else { return unknownSubscription(id, env) }
+        guard session.subscriptions[id] != nil else { return unknownSubscription(id, "UNSUB", env) }
         endSubscription(id, in: session, code: nil, message: "", env)
     }
 
     /// CREDIT (§4.9): outstanding credit above 2^32 − 1 is `credit_overflow`.
     mutating func grantCredit<Env: SessionEnvironment>(_ id: UInt32, _ credit: UInt32, _ env: Env) {
         guard case .active(let session) = state else { return requestBeforeOpening("CREDIT", env) }
-        guard let entry = session.subscriptions[id] else { return unknownSubscription(id, env) }
+        guard let entry = session.subscriptions[id] else { return unknownSubscription(id, "CREDIT", env) }
         let outstanding = entry.delivery.credit + UInt64(credit)  // both below 2^33: no overflow
         guard outstanding <= UInt64(UInt32.max) else {
-            return terminate(.creditOverflow, "subscription \(id) would have \(outstanding) credits outstanding; "
-                + "at most \(UInt32.max) are allowed", env)
+            return terminate(.creditOverflow, "CREDIT \(credit) on subscription \(id) would make \(outstanding) MSG "
+                + "outstanding, above 2^32-1; grant credit as messages are used", env)
         }
         entry.delivery.grant(UInt64(credit))
         env.run(.schedulePump)
@@ -98,14 +98,16 @@ extension SessionStateMachine {
     /// past what was delivered; ignored for `ack_mode` none and ephemeral ones.
     mutating func acknowledge<Env: SessionEnvironment>(_ id: UInt32, through sequence: UInt64, _ env: Env) {
         guard case .active(let session) = state else { return requestBeforeOpening("ACK", env) }
-        guard let entry = session.subscriptions[id] else { return unknownSubscription(id, env) }
+        guard let entry = session.subscriptions[id] else { return unknownSubscription(id, "ACK", env) }
         guard entry.durableName != nil, entry.ackMode == .cumulative else { return }
         session.subscriptions.advanceCursor(entry, to: min(sequence, entry.delivery.nextSequence &- 1))
     }
 
-    private func unknownSubscription<Env: SessionEnvironment>(_ id: UInt32, _ env: Env) {
+    /// An id that is not open: never opened, refused, ended by UNSUB or by
+    /// the broker (§4.8-4.10). Operation-level: the connection stays open.
+    private func unknownSubscription<Env: SessionEnvironment>(_ id: UInt32, _ operation: String, _ env: Env) {
         env.run(.send(.subscriptionEnded(subscriptionID: id, .unknownSubscription,
-                                         "no subscription \(id) is open on this connection")))
+                                         "\(operation) for subscription \(id), which is not open on this connection")))
     }
 
     /// Ends a subscription; tells the client when the broker ended it (`code`).
