@@ -154,7 +154,8 @@ final class SessionIO: SessionEnvironment {
     /// session's loop and hands the batch to the router's serial queue (one
     /// hop each per commit, not per message), so the writer goes straight
     /// back to committing. The router's queue runs in the order the single
-    /// writer made the hops, i.e. commit order: it encodes and fans out.
+    /// writer made the hops, i.e. commit order: it encodes and fans out
+    /// (``Router/routeCommitted(_:_:fingerprint:metrics:)``).
     private func append(_ messages: [NewMessage], ids: [UInt64]) {
         guard let proxy else { return }
         let router = broker.router
@@ -168,33 +169,8 @@ final class SessionIO: SessionEnvironment {
             // encoding and fanning out. Nothing orders a PUBACK against the
             // fan-out of its message (Protocol/relay-v1.md).
             proxy.onLoop { session in session.commitCompleted(ids: ids, results: results) }
-            router.enqueue {
-                router.publish(SessionIO.routedMessages(messages, results, fingerprint: fingerprint, metrics: metrics))
-            }
+            router.routeCommitted(messages, results, fingerprint: fingerprint, metrics: metrics)
         }
-    }
-
-    /// Encodes the newly committed messages of one append (duplicates and
-    /// failures are skipped) and counts them.
-    private static func routedMessages(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
-                                       fingerprint: CertificateFingerprint, metrics: BrokerMetrics) -> [RoutedMessage] {
-        var routed: [RoutedMessage] = []
-        routed.reserveCapacity(results.count)
-        var bytes = 0
-        for (message, result) in zip(messages, results) {
-            guard case .success(let receipt) = result, !receipt.duplicate else { continue }
-            bytes += message.payload.readableBytes
-            if let encoded = RoutedMessage.encode(
-                sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
-                publisherPrincipal: message.publisher.principal, publisherFingerprint: fingerprint,
-                headers: message.headers, payload: message.payload) {
-                routed.append(encoded)
-            }
-        }
-        metrics.publishes.increment(by: Int64(routed.count))
-        metrics.publishBytes.increment(by: Int64(bytes))
-        if let last = routed.last { metrics.lastSequence.record(Int64(last.sequence)) }
-        return routed
     }
 
     /// Lets go of a durable name after committing its last cursor position.
