@@ -179,6 +179,7 @@ enum SessionFixture {
                                             publisherPrincipal: "CN=p", publisherFingerprint: .zero, headers: .empty,
                                             payload: ByteBuffer(string: "m"))
         return RoutedDelivery(subscription: subscription,
-                              message: RoutedMessage(sequence: sequence, topic: "t.a", prepared: prepared!))
+                              message: RoutedMessage(sequence: sequence, timestamp: timestamp ?? sequence, topic: "t.a",
+                                                     prepared: prepared!))
     }
 }

@@ -33,17 +33,21 @@ final class SubscriptionDelivery {
     let bufferByteLimit: Int
     /// How many times the buffer overflowed (a metric: a lagging subscriber).
     private(set) var overflows = 0
-    /// A `time` start (ns since the epoch): messages committed before it are
-    /// skipped without using credit, also those committed after the SUB
-    /// when the time was still in the future (Protocol/relay-v1.md §4.6).
-    let notBefore: UInt64
+    /// A `time` start position (§4.6): messages committed before this time
+    /// are passed over (no MSG, no credit used) until the first one at or
+    /// after it; nil from then on. The store's time index finds that first
+    /// message for a time in the past, but for a time still in the future
+    /// the subscription starts at the next sequence, and messages committed
+    /// between the SUB and that time must be skipped here.
+    private(set) var notBefore: UInt64?
 
     /// - Parameters:
     ///   - start: the first sequence to deliver.
     ///   - watermark: the highest sequence already fanned out when this
     ///     subscription joined the router: later ones arrive live.
+    ///   - notBefore: the time of a `time` start position (ns since the epoch).
     init(id: UInt32, filter: TopicFilter, start: UInt64, watermark: UInt64, credit: UInt64,
-         bufferLimit: Int, bufferByteLimit: Int = 64 << 20, notBefore: UInt64 = 0) {
+         bufferLimit: Int, bufferByteLimit: Int = 64 << 20, notBefore: UInt64? = nil) {
         self.id = id
         self.notBefore = notBefore
         self.filter = filter
@@ -65,7 +69,6 @@ final class SubscriptionDelivery {
     /// A live message from the router, in commit order.
     func offerLive(_ message: RoutedMessage) {
         guard message.sequence > bufferValidFrom, message.sequence >= nextSequence else { return }
-        guard notBefore == 0 || message.timestamp >= notBefore else { return }
         if buffer.count >= bufferLimit || bufferedBytes + message.approximateSize > bufferByteLimit {
             // Too far behind: forget the buffer; the store has all of it.
             buffer.removeAll(keepingCapacity: false)
@@ -90,16 +93,17 @@ final class SubscriptionDelivery {
     func replayed<Replayed: SequencedMessage>(_ messages: [Replayed], scannedThrough: UInt64) -> [Replayed] {
         var out: [Replayed] = []
         out.reserveCapacity(messages.count)
+        var passedOver = 0
         for message in messages where message.sequence >= nextSequence && credit > 0 {
-            if notBefore != 0, message.timestamp < notBefore {
-                nextSequence = message.sequence + 1  // before the start time: skipped, no credit used
+            nextSequence = message.sequence + 1
+            if isBeforeStartTime(message) {
+                passedOver += 1
                 continue
             }
             out.append(message)
             credit -= 1
-            nextSequence = message.sequence + 1
         }
-        if credit > 0 || out.count == messages.count {
+        if credit > 0 || out.count + passedOver == messages.count {
             nextSequence = max(nextSequence, scannedThrough &+ 1)
         }
         return out
@@ -114,11 +118,21 @@ final class SubscriptionDelivery {
             buffer.removeFirst()
             bufferedBytes -= first.approximateSize
             if first.sequence < nextSequence { continue }
+            nextSequence = first.sequence + 1
+            if isBeforeStartTime(first) { continue }
             out.append(first)
             credit -= 1
-            nextSequence = first.sequence + 1
         }
         return out
+    }
+
+    /// True for a message committed before a `time` start position that no
+    /// message has reached yet; the first one at or after it ends the check.
+    private func isBeforeStartTime(_ message: some SequencedMessage) -> Bool {
+        guard let notBefore else { return false }
+        if message.timestamp < notBefore { return true }
+        self.notBefore = nil
+        return false
     }
 }
 
@@ -126,15 +140,8 @@ final class SubscriptionDelivery {
 /// know of a message read from the store or routed live.
 protocol SequencedMessage {
     var sequence: UInt64 { get }
-    /// Commit time, ns since the epoch.
     var timestamp: UInt64 { get }
 }
 
-extension RoutedMessage: SequencedMessage {
-    /// Read from the encoded MSG tail (sequence, then timestamp): only
-    /// subscriptions with a `time` start ask for it.
-    var timestamp: UInt64 {
-        prepared.tail.getInteger(at: prepared.tail.readerIndex + 8, as: UInt64.self) ?? 0
-    }
-}
+extension RoutedMessage: SequencedMessage {}
 extension StoredMessage: SequencedMessage {}

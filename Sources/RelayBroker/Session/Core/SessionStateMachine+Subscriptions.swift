@@ -44,7 +44,7 @@ extension SessionStateMachine {
             owner = durableOwner
         }
         var start: UInt64?
-        var notBefore: UInt64 = 0
+        var notBefore: UInt64?  // a `time` start: pass over what was committed before it (§4.6)
         do {
             if let owner, let cursor = try env.resumeCursor(owner: owner, name: durable, principal: session.principal) {
                 start = cursor + 1
