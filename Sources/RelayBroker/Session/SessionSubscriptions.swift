@@ -88,9 +88,18 @@ extension SessionHandler {
     }
 
     func handleUnsubscribe(_ id: UInt32) {
-        // UNSUB gets no reply (Protocol/relay-v1.md); an unknown id is ignored.
-        guard subscriptions[id] != nil else { return }
+        // UNSUB gets no reply (Protocol/relay-v1.md §4.8), except for an id
+        // that is not open.
+        guard subscriptions[id] != nil else { return reportUnknownSubscription(id, frame: "UNSUB") }
         endSubscription(id, code: nil, message: "")
+    }
+
+    /// CREDIT, UNSUB or ACK for an id that is not open (never opened, ended
+    /// by UNSUB, or ended by the broker with ERR): ERR `unknown_subscription`
+    /// naming it (§4.8-4.10). Operation-level: the connection stays open.
+    func reportUnknownSubscription(_ id: UInt32, frame: String) {
+        write(.error(ErrorFrame(code: .unknownSubscription, subscriptionID: id,
+                                message: "\(frame) for subscription \(id), which is not open on this connection")))
     }
 
     /// Ends a subscription and tells the client with SUBEND (code 0 when it asked).
@@ -108,13 +117,19 @@ extension SessionHandler {
     }
 
     func handleCredit(_ credit: Credit) {
-        guard subscriptions[credit.subscriptionID] != nil else { return }
-        subscriptions[credit.subscriptionID]?.grant(UInt64(credit.credit))
+        guard let sub = subscriptions[credit.subscriptionID] else {
+            return reportUnknownSubscription(credit.subscriptionID, frame: "CREDIT")
+        }
+        sub.grant(UInt64(credit.credit))
         schedulePump()
     }
 
     func handleAck(_ ack: Ack) {
-        guard let sub = subscriptions[ack.subscriptionID], durableNames[ack.subscriptionID] != nil else { return }
+        guard let sub = subscriptions[ack.subscriptionID] else {
+            return reportUnknownSubscription(ack.subscriptionID, frame: "ACK")
+        }
+        // An ephemeral subscription has no cursor to move: the ACK is ignored.
+        guard durableNames[ack.subscriptionID] != nil else { return }
         // Never move a cursor past what was delivered.
         let sequence = min(ack.sequence, sub.nextSequence &- 1)
         let highest = max(highestCursorAcks[ack.subscriptionID] ?? 0, sequence)
