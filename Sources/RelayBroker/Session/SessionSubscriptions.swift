@@ -120,6 +120,15 @@ extension SessionHandler {
         guard let sub = subscriptions[credit.subscriptionID] else {
             return reportUnknownSubscription(credit.subscriptionID, frame: "CREDIT")
         }
+        // §4.9: outstanding credit (granted and not used) above 2^32-1 is
+        // credit_overflow, which closes the connection. Both terms are at
+        // most 2^32-1 (initial credit is a u32, and this check keeps the sum
+        // there), so the addition cannot wrap.
+        let outstanding = sub.credit + UInt64(credit.credit)
+        guard outstanding <= UInt64(UInt32.max) else {
+            return terminate(.creditOverflow, "CREDIT \(credit.credit) on subscription \(credit.subscriptionID) would make "
+                             + "\(outstanding) MSG outstanding, above 2^32-1; grant credit as messages are used")
+        }
         sub.grant(UInt64(credit.credit))
         schedulePump()
     }
