@@ -182,7 +182,7 @@ extension SessionHandler {
 
     /// Live messages from the router (already on this loop).
     func deliverLive(_ batch: [RoutedDelivery]) {
-        guard case .active = state else { return }
+        guard case .active = state, !clientSaidBye else { return }  // no MSG after the client's BYE
         for delivery in batch {
             subscriptions[delivery.subscription]?.offerLive(delivery.message)
         }
@@ -203,7 +203,7 @@ extension SessionHandler {
     /// the event loop after a bounded amount so one subscriber's replay
     /// cannot starve other connections.
     func pump() {
-        guard case .active = state, let context else { return }
+        guard case .active = state, !clientSaidBye, let context else { return }
         var written = 0
         let budget = 8_192
         for id in Array(subscriptions.keys) {
