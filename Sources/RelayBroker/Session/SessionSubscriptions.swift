@@ -229,10 +229,11 @@ extension SessionHandler {
                 }
             }
         }
-        if written > 0 {
-            broker.metrics.deliveries.increment(by: Int64(written))
-            flushOutbound()
-        }
+        if written > 0 { broker.metrics.deliveries.increment(by: Int64(written)) }
+        // Flushed even when no MSG went out: an ERR that ended a subscription
+        // (a MSG above the client's frame limit, a failed replay) must not
+        // wait for the next write made for another reason (§4.11).
+        flushOutbound()
         if written >= budget { schedulePump() }
     }
 
@@ -243,11 +244,22 @@ extension SessionHandler {
                 try message.prepared.write(subscriptionID: id, replayed: replayed, into: &outbound, maxFrameSize: peerMaxFrameSize)
                 sent += 1
             } catch {
-                endSubscription(id, code: .payloadTooLarge, message: "message \(message.sequence) does not fit this client's frame limit")
+                endOversized(id, sequence: message.sequence)
                 break
             }
         }
         return sent
+    }
+
+    /// §4.11: a MSG above the client's `max_frame_size` ends the subscription
+    /// with ERR `payload_too_large`. A durable cursor moves past that message
+    /// (committed on detach as if it were acknowledged), so a resume with the
+    /// same limit continues after it instead of ending on it again.
+    private func endOversized(_ id: UInt32, sequence: UInt64) {
+        if durableNames[id] != nil { highestCursorAcks[id] = max(highestCursorAcks[id] ?? 0, sequence) }
+        endSubscription(id, code: .payloadTooLarge,
+                        message: "message \(sequence) does not fit this connection's max_frame_size of \(peerMaxFrameSize) bytes; "
+                            + "the subscription ended (a durable cursor moved past it)")
     }
 
     /// Replayed messages go to one subscription each, so each MSG is written
@@ -266,7 +278,7 @@ extension SessionHandler {
                     into: &outbound, maxFrameSize: peerMaxFrameSize)
                 sent += 1
             } catch {
-                endSubscription(id, code: .payloadTooLarge, message: "message \(message.sequence) does not fit this client's frame limit")
+                endOversized(id, sequence: message.sequence)
                 break
             }
         }
