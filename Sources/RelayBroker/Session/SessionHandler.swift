@@ -93,6 +93,9 @@ final class SessionHandler: ChannelDuplexHandler {
     /// The highest ACK seen per durable subscription, committed or not:
     /// detaching re-commits it so the release waits for earlier commits.
     var highestCursorAcks: [UInt32: UInt64] = [:]
+    /// Durable subscriptions with ack_mode none: their cursor advances as
+    /// messages are sent (§4.6), not on ACK (``advanceCursorWithDelivery``).
+    var cursorFollowsDelivery: Set<UInt32> = []
     var pumpScheduled = false
 
     // Shutdown: set while draining in-flight publishes before closing.
@@ -173,6 +176,7 @@ final class SessionHandler: ChannelDuplexHandler {
         for (id, name) in durableNames { detachDurable(name, lastAck: highestCursorAcks[id]) }
         pendingCursorAcks.removeAll()
         highestCursorAcks.removeAll()
+        cursorFollowsDelivery.removeAll()
         subscriptions.removeAll()
         durableNames.removeAll()
         releasePreAuth()

@@ -64,7 +64,10 @@ extension SessionHandler {
         subscriptions[id] = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
                                                  credit: UInt64(request.initialCredit),
                                                  bufferLimit: broker.limits.subscriptionBuffer)
-        if !durable.isEmpty { durableNames[id] = durable }
+        if !durable.isEmpty {
+            durableNames[id] = durable
+            if request.ackMode == .none { cursorFollowsDelivery.insert(id) }
+        }
         broker.metrics.subscriptions.increment()
         write(.subscribeAck(.accepted(subscriptionID: id, firstSequence: first)))
         schedulePump()
@@ -111,6 +114,7 @@ extension SessionHandler {
         }
         pendingCursorAcks[id] = nil
         highestCursorAcks[id] = nil
+        cursorFollowsDelivery.remove(id)
         broker.metrics.subscriptions.decrement()
         // A subscription the broker ends is reported with ERR carrying its id.
         if let code { write(.error(ErrorFrame(code: code, subscriptionID: id, message: message))) }
@@ -137,8 +141,9 @@ extension SessionHandler {
         guard let sub = subscriptions[ack.subscriptionID] else {
             return reportUnknownSubscription(ack.subscriptionID, frame: "ACK")
         }
-        // An ephemeral subscription has no cursor to move: the ACK is ignored.
-        guard durableNames[ack.subscriptionID] != nil else { return }
+        // An ephemeral subscription has no cursor, and on an ack_mode none one
+        // the cursor follows delivery (§4.6): the ACK is ignored (§4.10).
+        guard durableNames[ack.subscriptionID] != nil, !cursorFollowsDelivery.contains(ack.subscriptionID) else { return }
         // Never move a cursor past what was delivered.
         let sequence = min(ack.sequence, sub.nextSequence &- 1)
         let highest = max(highestCursorAcks[ack.subscriptionID] ?? 0, sequence)
@@ -228,7 +233,11 @@ extension SessionHandler {
                     break
                 }
             }
+            advanceCursorWithDelivery(id)
         }
+        // Queued on the store's writer before the MSG frames are flushed, so a
+        // PUB the client sends after reading them commits after these cursors.
+        commitPendingCursorAcks()
         if written > 0 { broker.metrics.deliveries.increment(by: Int64(written)) }
         // Flushed even when no MSG went out: an ERR that ended a subscription
         // (a MSG above the client's frame limit, a failed replay) must not
@@ -249,6 +258,17 @@ extension SessionHandler {
             }
         }
         return sent
+    }
+
+    /// §4.6: a durable ack_mode none cursor advances as messages are sent: to
+    /// the last sequence this subscription has sent or passed over. Committed
+    /// once per pump pass (``commitPendingCursorAcks``), and on detach.
+    private func advanceCursorWithDelivery(_ id: UInt32) {
+        guard cursorFollowsDelivery.contains(id), let sub = subscriptions[id] else { return }
+        let passed = sub.nextSequence &- 1
+        guard passed > (highestCursorAcks[id] ?? 0) else { return }
+        highestCursorAcks[id] = passed
+        pendingCursorAcks[id] = passed
     }
 
     /// §4.11: a MSG above the client's `max_frame_size` ends the subscription
