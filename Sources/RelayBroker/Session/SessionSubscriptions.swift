@@ -42,6 +42,7 @@ extension SessionHandler {
             owner = durableOwner
         }
         var start: UInt64?
+        var notBefore: UInt64?  // a `time` start: skip what was committed before it (§4.6)
         do {
             if let owner, let cursor = try resumePosition(owner: owner, name: durable) {
                 start = cursor + 1
@@ -49,7 +50,9 @@ extension SessionHandler {
                 switch request.start {
                 case .latest: start = nil  // from the watermark on
                 case .sequence(let s): start = s  // at least 1: validated above
-                case .time(let t): start = try broker.store.startSequence(.time(nanosecondsSinceEpoch: t), filter: filter)
+                case .time(let t):
+                    start = try broker.store.startSequence(.time(nanosecondsSinceEpoch: t), filter: filter)
+                    notBefore = t
                 case .earliest: start = try broker.store.startSequence(.first, filter: filter)
                 case .last(let n): start = try broker.store.startSequence(.lastMessages(Int(clamping: n)), filter: filter)
                 }
@@ -63,7 +66,7 @@ extension SessionHandler {
         let first = start ?? watermark + 1
         subscriptions[id] = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
                                                  credit: UInt64(request.initialCredit),
-                                                 bufferLimit: broker.limits.subscriptionBuffer)
+                                                 bufferLimit: broker.limits.subscriptionBuffer, notBefore: notBefore)
         if !durable.isEmpty {
             durableNames[id] = durable
             if request.ackMode == .none { cursorFollowsDelivery.insert(id) }
