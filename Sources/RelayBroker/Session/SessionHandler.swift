@@ -47,7 +47,7 @@ final class SessionHandler: ChannelDuplexHandler {
     var registered = false
     var pumpScheduled = false
     var readRequestedWhilePaused = false
-    /// Completed at tear-down, once the drain the shutdown started is over.
+    /// Completed once the drain the shutdown started ends the session.
     var shutdownPromise: EventLoopPromise<Void>?
 
     init(broker: BrokerContext, allocator: ByteBufferAllocator, generation: UInt64 = 0) {
@@ -67,6 +67,10 @@ final class SessionHandler: ChannelDuplexHandler {
             io.closeRequested = false
             io.flush()
             io.context?.close(promise: nil)
+            // A shutdown waits for the session's last answer, not for the
+            // TLS close to finish (tear-down completes it otherwise).
+            shutdownPromise?.succeed()
+            shutdownPromise = nil
             return
         }
         if io.pumpRequested {
