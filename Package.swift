@@ -246,7 +246,8 @@ let package = Package(
             // The executables are dependencies so `swift test` builds them next to the test bundle.
             dependencies: ["RelayClient", "RelayCLISupport", "RelayBench", "RelayTestSupport", "RelayWire", "RelayTLS", "RelayCore",
                            "relayd", "relay-pub", "relay-sub", "relayctl", "Examples",
-                           .product(name: "NIOCore", package: "swift-nio")],
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
 
