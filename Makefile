@@ -166,6 +166,22 @@ bench-micro: deps
 	cd Benchmarks && $(SWIFT) package $(if $(SCRATCH),--scratch-path $(SCRATCH)) --disable-sandbox --allow-writing-to-package-directory \
 	  benchmark --target RelayMicroBenchmarks --Xswiftc enforce-exclusivity=unchecked $(BENCH_MICRO_ARGS)
 
+# The client library's documentation (DocC): the doc comments of RelayClient's
+# public API and its catalog, Sources/RelayClient/RelayClient.docc, built with
+# swift-docc-plugin (a dependency only this target uses) into
+# .build/docs/RelayClient.doccarchive. Any DocC warning (a broken link, an
+# unknown parameter) fails it. Open the archive with `xcrun docc preview` on
+# a Mac, or serve it as a static site (DOCS_HOSTING_BASE=/path/ sets the
+# base path; default: the site root).
+.PHONY: docs
+DOCS_OUTPUT := .build/docs/RelayClient.doccarchive
+docs: deps
+	@mkdir -p $(dir $(DOCS_OUTPUT))  # the plugin moves the archive there, into an existing folder only
+	$(SWIFT) package --allow-writing-to-directory $(dir $(DOCS_OUTPUT)) generate-documentation \
+	  --target RelayClient --output-path $(DOCS_OUTPUT) --warnings-as-errors \
+	  --transform-for-static-hosting $(if $(DOCS_HOSTING_BASE),--hosting-base-path $(DOCS_HOSTING_BASE))
+	@echo "documentation: $(DOCS_OUTPUT)"
+
 # Soak and leak check (not part of `make test`): 2,000 connections of mixed
 # traffic for 5 minutes, then 10,000 connect cycles, against the relayd built
 # next to relay-soak. Shorter: make soak SOAK_ARGS="--seconds 60 --connections 500".

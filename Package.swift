@@ -22,7 +22,7 @@ let package = Package(
     name: "Relay",
     platforms: [.macOS(.v14)],
     products: [
-        // The client library: `import RelayClient`.
+        // The client library: `import RelayClient` (docs: `make docs`).
         .library(name: "RelayClient", targets: ["RelayClient"]),
         // The broker and the command-line tools.
         .executable(name: "relayd", targets: ["relayd"]),
@@ -47,6 +47,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // `make docs` only (`swift package generate-documentation`): a plugin
+        // no product uses, so a dependent of RelayClient does not fetch it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: C bridges (system libraries, apt providers)
