@@ -8,6 +8,7 @@ import RelayWire
 /// One message delivered to a subscription, with the publisher's identity as
 /// the broker derived it from the publisher's verified certificate.
 public struct ReceivedMessage: Sendable, Hashable {
+    /// The topic it was published to.
     public var topic: String
     /// The message's position in the broker's log; increasing per subscription.
     public var sequence: UInt64
