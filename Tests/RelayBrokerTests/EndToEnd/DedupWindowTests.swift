@@ -10,45 +10,44 @@ import Testing
 struct DedupWindowTests {
     @Test("WELCOME announces the default 120 s when the config says nothing")
     func defaultWindow() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        let welcome = try await client.hello()
-        #expect(welcome.dedupWindow == 120_000_000_000)
-        await client.close()
+        try await withRelayd { relayd in
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            let welcome = try await client.hello()
+            #expect(welcome.dedupWindow == 120_000_000_000)
+            await client.close()
+        }
     }
 
     @Test("a configured window is announced in WELCOME and applied by the store: a retry after it is stored again")
     func configuredWindowIsAnnouncedAndApplied() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        relayd.storageExtra = #"dedup_window = "1s""#
-        try relayd.writeConfig()
-        try await relayd.start()
-        let session = ProducerSessionID.random()
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        let welcome = try await client.hello(sessionID: session)
-        #expect(welcome.dedupWindow == 1_000_000_000, "WELCOME announced \(welcome.dedupWindow) ns")
+        try await withRelayd(start: false) { relayd in
+            relayd.storageExtra = #"dedup_window = "1s""#
+            try relayd.writeConfig()
+            try await relayd.start()
+            let session = ProducerSessionID.random()
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            let welcome = try await client.hello(sessionID: session)
+            #expect(welcome.dedupWindow == 1_000_000_000, "WELCOME announced \(welcome.dedupWindow) ns")
 
-        let first = try #require(try await client.publish("window.t", count: 1, firstID: 1).first)
-        #expect(!first.duplicate)
-        // Within the window the same publish id is a duplicate.
-        let retried = try #require(try await client.publish("window.t", count: 1, firstID: 1).first)
-        #expect(retried.duplicate && retried.sequence == first.sequence)
+            let first = try #require(try await client.publish("window.t", count: 1, firstID: 1).first)
+            #expect(!first.duplicate)
+            // Within the window the same publish id is a duplicate.
+            let retried = try #require(try await client.publish("window.t", count: 1, firstID: 1).first)
+            #expect(retried.duplicate && retried.sequence == first.sequence)
 
-        // Past the window the store's pruner (every second, no event a client
-        // can wait for) forgets the key: poll until a retry is stored anew.
-        // Under the default window this would stay a duplicate for 120 s.
-        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-        var forgotten: PublishAck?
-        while forgotten == nil, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(250))
-            let ack = try #require(try await client.publish("window.t", count: 1, firstID: 1).first)
-            if !ack.duplicate { forgotten = ack }
+            // Past the window the store's pruner (every second, no event a
+            // client can wait for) forgets the key: poll until a retry is
+            // stored anew. Under the default window it would stay a duplicate for 120 s.
+            let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+            var forgotten: PublishAck?
+            while forgotten == nil, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(250))
+                let ack = try #require(try await client.publish("window.t", count: 1, firstID: 1).first)
+                if !ack.duplicate { forgotten = ack }
+            }
+            let stored = try #require(forgotten, "a retry 20 s after a 1 s window was still a duplicate")
+            #expect(stored.sequence > first.sequence)
+            await client.close()
         }
-        let stored = try #require(forgotten, "a retry 20 s after a 1 s window was still a duplicate")
-        #expect(stored.sequence > first.sequence)
-        await client.close()
     }
 }
