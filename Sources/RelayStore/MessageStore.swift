@@ -28,11 +28,8 @@ public final class MessageStore: Sendable {
     }
 
     /// Opens (or creates) the store in `configuration.directory`.
-    /// - Parameter onCommit: called on the writer thread after each commit
-    ///   that stored messages, with their range; keep it cheap.
     public static func open(_ configuration: StoreConfiguration,
-                            logger: Logger = Logger(label: "relay.store"),
-                            onCommit: (@Sendable (CommittedRange) -> Void)? = nil) throws(StoreError) -> MessageStore {
+                            logger: Logger = Logger(label: "relay.store")) throws(StoreError) -> MessageStore {
         do {
             // 0700: the directory holds every stored message (issue 14 item 15).
             try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true,
@@ -72,7 +69,7 @@ public final class MessageStore: Sendable {
             throw error
         }
         let writer = StoreWriter(environment: environment, schema: schema, configuration: configuration,
-                                 logger: logger, onCommit: onCommit, nextSequence: next, lastTimestamp: lastTimestamp)
+                                 logger: logger, nextSequence: next, lastTimestamp: lastTimestamp)
         writer.start()
         return MessageStore(environment: environment, schema: schema, writer: writer, configuration: configuration,
                             canonicalPath: canonical)

@@ -175,10 +175,3 @@ public struct ReadBatch: Sendable {
     /// True when the batch reached the end of the log (nothing newer is stored yet).
     public var reachedEnd: Bool
 }
-
-/// The range of sequences one commit made durable (for the commit hook).
-public struct CommittedRange: Sendable, Equatable {
-    public var first: UInt64
-    public var last: UInt64
-    public var timestamp: UInt64
-}

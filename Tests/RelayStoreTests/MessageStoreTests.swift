@@ -278,17 +278,6 @@ import Testing
         }
     }
 
-    @Test func commitHookReportsCommittedRanges() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let ranges = RangeCollector()
-        let store = try MessageStore.open(StoreConfiguration(directory: dir.path)) { ranges.add($0) }
-        try await appendAll(store, [try message("a", "1"), try message("a", "2")])
-        try await appendAll(store, [try message("a", "3")])
-        store.close()
-        #expect(ranges.all.map { [$0.first, $0.last] } == [[1, 2], [3, 3]])
-    }
-
     @Test func closedStoreFailsAppendsAndReads() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -36,6 +36,8 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var durability = Durability.fsync
         public var maxSize: Int64 = 8 << 30
         public var syncIntervalNanos: Int64 = 100_000_000
+        /// How long a producer key is remembered for deduplication (announced in WELCOME).
+        public var dedupWindowNanos: Int64 = 120_000_000_000
     }
 
     public struct Retention: Sendable, Equatable {

@@ -69,7 +69,7 @@ extension SessionHandler {
         write(.welcome(Welcome(version: version, maxFrameSize: UInt32(limits.maxFrameSize), maxPayload: UInt32(limits.maxPayload),
                                maxHeaders: UInt16(clamping: limits.maxHeaders), maxInFlight: UInt32(limits.maxInFlightPublishes),
                                maxSubscriptions: UInt32(limits.maxSubscriptionsPerConnection),
-                               dedupWindow: 120_000_000_000, principal: principal, subject: identity.subject.rfc4514,
+                               dedupWindow: broker.dedupWindowNanoseconds, principal: principal, subject: identity.subject.rfc4514,
                                fingerprint: publisherFingerprint,
                                spiffeID: identity.spiffe?.uri ?? "")))
         scheduleExpiry(notAfter: identity.notAfter)
