@@ -79,22 +79,16 @@ public protocol MessageLog: AnyObject, Sendable {
     func close()
 }
 
-/// How much a ``MessageLog`` holds.
+/// How much a ``MessageLog`` holds: `usedBytes` in use; `allocatedBytes`
+/// reserved now (LMDB's current map size; the used bytes in memory);
+/// `maxBytes`, the most it may grow to before appends fail with
+/// `storageFull`; and the number of `messages` stored.
 public struct StorageUsage: Sendable, Equatable {
-    /// Bytes in use.
-    public var usedBytes: Int
-    /// Bytes reserved now (LMDB's current map size; the used bytes in memory).
-    public var allocatedBytes: Int
-    /// The most the log may grow to before appends fail with `storageFull`.
-    public var maxBytes: Int
-    /// Messages stored.
-    public var messages: Int
+    public var usedBytes: Int, allocatedBytes: Int, maxBytes: Int, messages: Int
 
+    /// Public so a log outside this module can report its size.
     public init(usedBytes: Int, allocatedBytes: Int, maxBytes: Int, messages: Int) {
-        self.usedBytes = usedBytes
-        self.allocatedBytes = allocatedBytes
-        self.maxBytes = maxBytes
-        self.messages = messages
+        (self.usedBytes, self.allocatedBytes, self.maxBytes, self.messages) = (usedBytes, allocatedBytes, maxBytes, messages)
     }
 }
 
