@@ -175,6 +175,11 @@ public struct ReadBatch: Sendable {
     public var next: UInt64
     /// True when the batch reached the end of the log (nothing newer is stored yet).
     public var reachedEnd: Bool
+
+    /// Public so a ``MessageLog`` outside this module can return batches.
+    public init(messages: [StoredMessage], next: UInt64, reachedEnd: Bool) {
+        (self.messages, self.next, self.reachedEnd) = (messages, next, reachedEnd)
+    }
 }
 
 /// The range of sequences one commit made durable (for the commit hook).
