@@ -1,6 +1,6 @@
 @_exported import struct NIOCore.ByteBuffer
 @_exported import struct RelayWire.HeaderField
-@_exported import enum RelayWire.StartPosition
+@_exported import enum RelayCore.StartPosition
 import Foundation
 import NIOCore
 import RelayWire

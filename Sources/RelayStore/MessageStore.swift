@@ -3,7 +3,7 @@ import Logging
 import NIOCore
 import RelayCore
 
-/// The durable message log: the one storage interface the broker uses.
+/// The durable message log on LMDB: the ``MessageLog`` relayd runs.
 ///
 /// Appends and cursor commits go to a dedicated writer thread that group
 /// commits them; their completions run on that thread after the commit
@@ -209,20 +209,14 @@ public final class MessageStore: Sendable {
 
     // MARK: Introspection
 
-    /// Size figures for metrics and `relayctl`.
-    public struct Usage: Sendable {
-        public var mapSize: Int
-        public var usedBytes: Int
-        public var maxMapSize: Int
-        public var messages: Int
-    }
-
-    public func usage() throws(StoreError) -> Usage {
+    /// Size figures for metrics and `relayctl`: the bytes of the pages in
+    /// use, the current map size and its configured maximum.
+    public func usage() throws(StoreError) -> StorageUsage {
         let u = environment.usage()
         let schema = self.schema
         let messages = try environment.read { (txn) throws(StoreError) -> Int in try txn.count(schema.log) }
-        return Usage(mapSize: u.mapSize, usedBytes: u.pageSize * u.pagesUsed,
-                     maxMapSize: configuration.maxMapSize, messages: messages)
+        return StorageUsage(usedBytes: u.pageSize * u.pagesUsed, allocatedBytes: u.mapSize,
+                            maxBytes: configuration.maxMapSize, messages: messages)
     }
 }
 

@@ -54,7 +54,7 @@ final class SessionHandler: ChannelDuplexHandler {
     /// The stamp on this session's messages, fixed at HELLO: the store's
     /// publisher record, and the fingerprint MSG frames carry (parsed from
     /// hex once here, not per publish batch).
-    var publisher = Publisher(principal: "", fingerprint: "")
+    var publisher = PublisherStamp(principal: "", fingerprint: "")
     var publisherFingerprint = CertificateFingerprint.zero
     var producerSession = ProducerSessionID.none
     /// Whose dedup entries and durable cursors this session's are (IdentityScope).

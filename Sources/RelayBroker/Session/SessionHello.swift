@@ -55,7 +55,7 @@ extension SessionHandler {
         self.permissions = permissions
         self.publishCache = PublishCache(permissions: permissions)
         self.principal = permissions.principal
-        self.publisher = Publisher(principal: principal, fingerprint: identity.fingerprintSHA256)
+        self.publisher = PublisherStamp(principal: principal, fingerprint: identity.fingerprintSHA256)
         self.publisherFingerprint = CertificateFingerprint(hex: identity.fingerprintSHA256) ?? .zero
         self.producerSession = hello.sessionID
         self.publisherDigest = IdentityScope.publisherDigest(identity)

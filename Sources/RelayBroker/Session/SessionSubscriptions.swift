@@ -49,9 +49,7 @@ extension SessionHandler {
                 switch request.start {
                 case .latest: start = nil  // from the watermark on
                 case .sequence(let s): start = s  // at least 1: validated above
-                case .time(let t): start = try broker.store.startSequence(.time(nanosecondsSinceEpoch: t), filter: filter)
-                case .earliest: start = try broker.store.startSequence(.first, filter: filter)
-                case .last(let n): start = try broker.store.startSequence(.lastMessages(Int(clamping: n)), filter: filter)
+                case .time, .earliest, .last: start = try broker.store.startSequence(request.start, filter: filter)
                 }
             }
         } catch {
@@ -190,7 +188,8 @@ extension SessionHandler {
                     let batch: ReadBatch
                     do {
                         batch = try broker.store.read(from: before, filter: sub.filter,
-                                                      maxMessages: Int(min(sub.credit, 1_024)), maxBytes: 1 << 20)
+                                                      maxMessages: Int(min(sub.credit, 1_024)), maxBytes: 1 << 20,
+                                                      maxScan: 65_536)
                     } catch {
                         endSubscription(id, code: error.relayErrorCode, message: "replay failed: \(error)")
                         break

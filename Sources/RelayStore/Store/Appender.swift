@@ -96,7 +96,7 @@ struct Appender {
         return Outcome(results: results, nextSequence: sequence, storedAny: true)
     }
 
-    private mutating func encodedPublisher(_ publisher: Publisher) throws(StoreError) -> RecordCodec.EncodedPublisher {
+    private mutating func encodedPublisher(_ publisher: PublisherStamp) throws(StoreError) -> RecordCodec.EncodedPublisher {
         if let cached = publisherCache, cached.publisher == publisher { return cached }
         let encoded = try RecordCodec.EncodedPublisher(publisher)
         publisherCache = encoded
