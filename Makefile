@@ -34,22 +34,35 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# Every release build of the project's own binaries skips the runtime
+# exclusivity checks (4-7% of relayd's and the client's CPU per message).
+# The flag is passed here, not in Package.swift: SwiftPM refuses a URL
+# dependency whose products carry `.unsafeFlags`, and the manifest is what a
+# dependent of RelayClient resolves. `-Xswiftc` reaches every module built,
+# Relay's dependencies (swift-nio, ...) included. Debug builds and the tests
+# keep the checks. scripts/bench-peers.sh uses the same flags.
+RELEASE_FLAGS := -c release -Xswiftc -enforce-exclusivity=unchecked
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build $(RELEASE_FLAGS)
 
 # The scale and abuse tests hold 1,000 connections on each side of loopback:
 # raise the descriptor limit as far as the hard limit allows (CI defaults are
 # often 1024), and run them in a second pass, after the rest, so their load
 # does not starve the other end-to-end tests' handshakes on a 2-core machine.
-# Then every libFuzzer target runs for TEST_FUZZ_SECONDS (default 60; 0
-# skips), failing on a crash or a leak (make fuzz, below).
+# Then a throwaway package that depends on this one by path builds and
+# round-trips a message through relayd with RelayClient
+# (scripts/dependent-package.sh; TEST_DEPENDENT=0 skips). Then every
+# libFuzzer target runs for TEST_FUZZ_SECONDS (default 60; 0 skips), failing
+# on a crash or a leak (make fuzz, below).
 HEAVY_TESTS := ScaleTests|AbuseTests
 TEST_FUZZ_SECONDS ?= 60
+TEST_DEPENDENT ?= 1
 test: deps
 	$(SWIFT) build --build-tests
 	ulimit -n $$(ulimit -Hn) 2>/dev/null || ulimit -n 8192 2>/dev/null || true; \
 	$(SWIFT) test --skip-build --skip '$(HEAVY_TESTS)' && \
 	$(SWIFT) test --skip-build --filter '$(HEAVY_TESTS)'
+	@if [ "$(TEST_DEPENDENT)" != 0 ]; then SWIFT='$(SWIFT)' bash scripts/dependent-package.sh; fi
 	@if [ "$(TEST_FUZZ_SECONDS)" != 0 ]; then $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS); fi
 
 # A development PKI under dev/pki (CA, server for localhost/127.0.0.1, and
@@ -124,30 +137,50 @@ mutants: deps
 	MUTANTS='$(MUTANTS)' SWIFT='$(SWIFT)' bash scripts/mutants.sh
 
 bench-store: deps
-	$(SWIFT) build -c release --product relay-bench-store && .build/release/relay-bench-store
+	$(SWIFT) build $(RELEASE_FLAGS) --product relay-bench-store && .build/release/relay-bench-store
 
 bench-tls: deps
-	$(SWIFT) build -c release --product relay-bench-tls && .build/release/relay-bench-tls
+	$(SWIFT) build $(RELEASE_FLAGS) --product relay-bench-tls && .build/release/relay-bench-tls
 
 bench-wire: deps
-	$(SWIFT) build -c release --product relay-bench-wire && .build/release/relay-bench-wire
+	$(SWIFT) build $(RELEASE_FLAGS) --product relay-bench-wire && .build/release/relay-bench-wire
 
 # The policy figures of docs/security.md: the policy micro-benchmarks below.
 bench-policy: deps
 	$(MAKE) bench-micro BENCH_MICRO_ARGS="--filter 'policy.*'"
 
 # The relay-bench-* targets above print the figures docs/ compares with targets.
-# bench-micro: micro-benchmarks with ordo-one/benchmark (Sources/Benchmarks/
+# bench-micro: micro-benchmarks with ordo-one/benchmark, in their own package
+# (Benchmarks/, which depends on this one by path; Benchmarks/Benchmarks/
 # RelayMicroBenchmarks): codec, routing over 10k subscriptions, policy, store
 # append, TLS bulk; time, throughput and allocations per operation
-# (docs/performance.md). Release build, then ~1 min. BENCH_MICRO_ARGS adds
-# arguments: "--filter 'routing.*'" (a regex for the whole name) runs some;
-# "baseline update NAME", later "baseline compare NAME", compares with a saved
-# run (.benchmarkBaselines/, not committed). SCRATCH=.build-x: another scratch path.
+# (docs/performance.md). Release build (with the exclusivity flag of
+# RELEASE_FLAGS, through the plugin's --Xswiftc), then ~1 min. Its build
+# folder is Benchmarks/.build unless SCRATCH=.build-x (relative to Benchmarks/)
+# names another. BENCH_MICRO_ARGS adds arguments: "--filter 'routing.*'"
+# (a regex for the whole name) runs some; "baseline update NAME", later
+# "baseline compare NAME", compares with a saved run (Benchmarks/
+# .benchmarkBaselines/, not committed).
 BENCH_MICRO_ARGS ?=
 bench-micro: deps
-	$(SWIFT) package $(if $(SCRATCH),--scratch-path $(SCRATCH)) --disable-sandbox --allow-writing-to-package-directory \
-	  benchmark --target RelayMicroBenchmarks $(BENCH_MICRO_ARGS)
+	cd Benchmarks && $(SWIFT) package $(if $(SCRATCH),--scratch-path $(SCRATCH)) --disable-sandbox --allow-writing-to-package-directory \
+	  benchmark --target RelayMicroBenchmarks --Xswiftc enforce-exclusivity=unchecked $(BENCH_MICRO_ARGS)
+
+# The client library's documentation (DocC): the doc comments of RelayClient's
+# public API and its catalog, Sources/RelayClient/RelayClient.docc, built with
+# swift-docc-plugin (a dependency only this target uses) into
+# .build/docs/RelayClient.doccarchive. Any DocC warning (a broken link, an
+# unknown parameter) fails it. Open the archive with `xcrun docc preview` on
+# a Mac, or serve it as a static site (DOCS_HOSTING_BASE=/path/ sets the
+# base path; default: the site root).
+.PHONY: docs
+DOCS_OUTPUT := .build/docs/RelayClient.doccarchive
+docs: deps
+	@mkdir -p $(dir $(DOCS_OUTPUT))  # the plugin moves the archive there, into an existing folder only
+	$(SWIFT) package --allow-writing-to-directory $(dir $(DOCS_OUTPUT)) generate-documentation \
+	  --target RelayClient --output-path $(DOCS_OUTPUT) --warnings-as-errors \
+	  --transform-for-static-hosting $(if $(DOCS_HOSTING_BASE),--hosting-base-path $(DOCS_HOSTING_BASE))
+	@echo "documentation: $(DOCS_OUTPUT)"
 
 # Soak and leak check (not part of `make test`): 2,000 connections of mixed
 # traffic for 5 minutes, then 10,000 connect cycles, against the relayd built
@@ -164,4 +197,4 @@ bench-peers: deps
 	bash scripts/bench-peers.sh
 
 clean:
-	rm -rf .build .build-*
+	rm -rf .build .build-* Benchmarks/.build

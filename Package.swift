@@ -1,20 +1,41 @@
 // swift-tools-version:6.1
 // Relay: an mTLS-only publish/subscribe relay. See README.md and docs/.
+//
+// This manifest is what a dependent resolves: no unsafe flags and no
+// benchmark dependency, so `.package(path:)` and `.package(url:)` both work.
+// - Release builds of the project's own binaries skip the runtime exclusivity
+//   checks (swift_beginAccess and its access set were 4-7% of relayd's and the
+//   client's CPU per message): the Makefile passes
+//   `-Xswiftc -enforce-exclusivity=unchecked` (its RELEASE_FLAGS), not this
+//   manifest, because SwiftPM refuses a product whose targets carry
+//   `.unsafeFlags` when it comes from a URL dependency. Debug builds, which
+//   every test and the sanitizer runs use, keep the checks.
+// - The micro-benchmarks (ordo-one/benchmark) are their own package,
+//   Benchmarks/, which depends on this one by path.
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
-    // Release builds skip the runtime exclusivity checks (swift_beginAccess
-    // and its access set were 4-7% of relayd's and the client's CPU per
-    // message). Debug builds, which every test and the sanitizer runs use,
-    // keep them, so an overlapping access still fails a test.
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
 let package = Package(
     name: "Relay",
     platforms: [.macOS(.v14)],
     products: [
+        // The client library: `import RelayClient` (docs: `make docs`).
+        .library(name: "RelayClient", targets: ["RelayClient"]),
+        // The broker and the command-line tools.
+        .executable(name: "relayd", targets: ["relayd"]),
+        .executable(name: "relay-pub", targets: ["relay-pub"]),
+        .executable(name: "relay-sub", targets: ["relay-sub"]),
+        .executable(name: "relayctl", targets: ["relayctl"]),
+        // Not an API: the internal modules, for the Benchmarks/ package only
+        // (a separate package can only reach another's modules through a
+        // product). Names and contents change without notice.
+        .library(
+            name: "_RelayInternals",
+            targets: ["RelayCore", "RelayWire", "RelayTLS", "RelayStore", "RelayPolicy", "RelayBroker"]
+        ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -26,12 +47,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
-        // Micro-benchmarks only (`make bench-micro`). Exact: its Package.swift
-        // changes its traits and dependencies between releases. Only the
-        // MallocInterposer trait (allocation counts): the default also enables
-        // RuntimeInterposer, whose swift-runtime-interposer package (ARC counts
-        // on Linux with Swift 6.3, which no benchmark here uses) is then pruned.
-        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+        // `make docs` only (`swift package generate-documentation`): a plugin
+        // no product uses, so a dependent of RelayClient does not fetch it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: C bridges (system libraries, apt providers)
@@ -231,7 +249,8 @@ let package = Package(
             // The executables are dependencies so `swift test` builds them next to the test bundle.
             dependencies: ["RelayClient", "RelayCLISupport", "RelayBench", "RelayTestSupport", "RelayWire", "RelayTLS", "RelayCore",
                            "relayd", "relay-pub", "relay-sub", "relayctl", "Examples",
-                           .product(name: "NIOCore", package: "swift-nio")],
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
 
@@ -251,7 +270,7 @@ let package = Package(
         .executableTarget(
             name: "relayd",
             dependencies: [
-                "RelayBroker",
+                "RelayBroker", "RelayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -287,23 +306,6 @@ let package = Package(
                            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
-        ),
-
-        // MARK: Micro-benchmarks (ordo-one/benchmark; `make bench-micro`)
-        // The benchmark plugins only take a target whose directory's parent is
-        // named `Benchmarks`, hence the path.
-        .executableTarget(
-            name: "RelayMicroBenchmarks",
-            dependencies: [
-                "RelayWire", "RelayBroker", "RelayPolicy", "RelayStore", "RelayTLS", "RelayCore",
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
-            path: "Sources/Benchmarks/RelayMicroBenchmarks",
-            swiftSettings: swiftSettings,
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
 
         // MARK: Test support and end-to-end tests

@@ -3,7 +3,7 @@
 /*
  * The system OpenSSL 3 (Debian libssl-dev) for Swift.
  *
- * Swift cannot import function-like macros or the SSL_OP_* / XN_FLAG_*
+ * Swift cannot import function-like macros or the SSL_OP_* / SSL_MODE_*
  * constants (they are built from macros). Each wrapper below is named
  * `relay_<MACRO>` after the macro it wraps, so a reader can look the macro
  * up in the OpenSSL manual pages.
@@ -23,14 +23,11 @@
 #include <openssl/bn.h>
 #include <openssl/objects.h>
 
-/* SSL_CTX_set_min_proto_version / SSL_CTX_set_max_proto_version */
+/* SSL_CTX_set_min_proto_version (no maximum is set: TLS 1.3 is the newest) */
 static inline int relay_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
     return (int)SSL_CTX_set_min_proto_version(ctx, version);
 }
-static inline int relay_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) {
-    return (int)SSL_CTX_set_max_proto_version(ctx, version);
-}
-/* SSL_CTX_set_mode / SSL_set_mode */
+/* SSL_CTX_set_mode */
 static inline long relay_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 /* SSL_CTX_set1_groups_list */
 static inline int relay_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) {
@@ -39,10 +36,6 @@ static inline int relay_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list)
 /* SSL_CTX_set_tlsext_servername_callback is not needed; SSL_set_tlsext_host_name is: */
 static inline int relay_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
-}
-/* SSL_CTX_add_extra_chain_cert */
-static inline long relay_SSL_CTX_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509) {
-    return SSL_CTX_add_extra_chain_cert(ctx, x509);
 }
 /* SSL_CTX_build_cert_chain and its flags */
 static inline long relay_SSL_CTX_build_cert_chain(SSL_CTX *ctx, long flags) {
@@ -58,9 +51,6 @@ static inline long relay_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode)
 
 /* SSL_MODE_* */
 static inline long relay_SSL_MODE_RELEASE_BUFFERS(void) { return SSL_MODE_RELEASE_BUFFERS; }
-static inline long relay_SSL_MODE_ENABLE_PARTIAL_WRITE(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
-static inline long relay_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
-static inline long relay_SSL_MODE_AUTO_RETRY(void) { return SSL_MODE_AUTO_RETRY; }
 static inline long relay_SSL_SESS_CACHE_OFF(void) { return SSL_SESS_CACHE_OFF; }
 
 /* SSL_OP_* */
@@ -68,13 +58,9 @@ static inline uint64_t relay_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RE
 static inline uint64_t relay_SSL_OP_NO_COMPRESSION(void) { return SSL_OP_NO_COMPRESSION; }
 static inline uint64_t relay_SSL_OP_CIPHER_SERVER_PREFERENCE(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
 static inline uint64_t relay_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; }
-static inline uint64_t relay_SSL_OP_IGNORE_UNEXPECTED_EOF(void) { return SSL_OP_IGNORE_UNEXPECTED_EOF; }
 
-/* BIO_get_mem_ptr / BIO_pending / BIO_set_mem_eof_return / BIO_reset */
-static inline long relay_BIO_get_mem_ptr(BIO *bio, BUF_MEM **out) { return BIO_get_mem_ptr(bio, out); }
-static inline int relay_BIO_pending(BIO *bio) { return (int)BIO_pending(bio); }
+/* BIO_set_mem_eof_return (BIO_ctrl_pending is a function and called directly) */
 static inline int relay_BIO_set_mem_eof_return(BIO *bio, int v) { return (int)BIO_set_mem_eof_return(bio, v); }
-static inline int relay_BIO_reset(BIO *bio) { return (int)BIO_reset(bio); }
 
 /* sk_GENERAL_NAME_* */
 static inline int relay_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
@@ -88,15 +74,9 @@ static inline int relay_sk_X509_push(STACK_OF(X509) *s, X509 *x) { return sk_X50
 static inline int relay_sk_X509_num(const STACK_OF(X509) *s) { return sk_X509_num(s); }
 static inline X509 *relay_sk_X509_value(const STACK_OF(X509) *s, int i) { return sk_X509_value(s, i); }
 static inline void relay_sk_X509_pop_free(STACK_OF(X509) *s) { sk_X509_pop_free(s, X509_free); }
-/* sk_X509_NAME_* (client CA list) */
-static inline STACK_OF(X509_NAME) *relay_sk_X509_NAME_new_null(void) { return sk_X509_NAME_new_null(); }
-static inline int relay_sk_X509_NAME_push(STACK_OF(X509_NAME) *s, X509_NAME *n) { return sk_X509_NAME_push(s, n); }
 
 /* OPENSSL_free */
 static inline void relay_OPENSSL_free(void *ptr) { OPENSSL_free(ptr); }
-
-/* XN_FLAG_* for X509_NAME_print_ex */
-static inline unsigned long relay_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
 
 /* GEN_* general name types */
 static inline int relay_GEN_DNS(void) { return GEN_DNS; }
@@ -112,40 +92,28 @@ static inline unsigned long relay_X509_V_FLAG_CRL_CHECK_ALL(void) { return X509_
 static inline int relay_SSL_VERIFY_PEER(void) { return SSL_VERIFY_PEER; }
 static inline int relay_SSL_VERIFY_FAIL_IF_NO_PEER_CERT(void) { return SSL_VERIFY_FAIL_IF_NO_PEER_CERT; }
 
-/* ---- Added for RelayTLS ---- */
 /* SSL_CTX_add1_chain_cert */
 static inline int relay_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *x509) {
     return (int)SSL_CTX_add1_chain_cert(ctx, x509);
 }
-/* SSL_set_mode */
-static inline long relay_SSL_set_mode(SSL *ssl, long mode) { return SSL_set_mode(ssl, mode); }
 /* ERR_GET_LIB / ERR_GET_REASON and the SSL reason codes RelayTLS classifies */
 static inline int relay_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e); }
 static inline int relay_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
 static inline int relay_ERR_LIB_SSL(void) { return ERR_LIB_SSL; }
 static inline int relay_SSL_AD_REASON_OFFSET(void) { return SSL_AD_REASON_OFFSET; }
 static inline int relay_SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE(void) { return SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE; }
-static inline int relay_SSL_R_CERTIFICATE_VERIFY_FAILED(void) { return SSL_R_CERTIFICATE_VERIFY_FAILED; }
 static inline int relay_SSL_R_UNEXPECTED_EOF_WHILE_READING(void) { return SSL_R_UNEXPECTED_EOF_WHILE_READING; }
 /* EVP_EC_gen is a variadic macro (EVP_PKEY_Q_keygen), which Swift cannot call */
 static inline EVP_PKEY *relay_EVP_EC_gen_P256(void) { return EVP_EC_gen("P-256"); }
 /* MBSTRING_UTF8 */
 static inline int relay_MBSTRING_UTF8(void) { return MBSTRING_UTF8; }
-/* sk_X509_NAME_ENTRY is not needed: X509_NAME_get_entry is a function. sk_X509_CRL_*: */
-static inline int relay_sk_X509_CRL_num(const STACK_OF(X509_CRL) *s) { return sk_X509_CRL_num(s); }
-/* X509_STORE_CTX chain access (the verified chain, leaf first) */
-static inline int relay_sk_X509_num_chain(STACK_OF(X509) *s) { return sk_X509_num(s); }
-/* BIO_new_mem_buf wants a const void*; PEM callbacks are NULL. */
+/* PEM read/write with no password callback (NULL callback and user data) */
 static inline X509 *relay_PEM_read_bio_X509(BIO *bio) { return PEM_read_bio_X509(bio, NULL, NULL, NULL); }
 static inline X509_CRL *relay_PEM_read_bio_X509_CRL(BIO *bio) { return PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL); }
 static inline EVP_PKEY *relay_PEM_read_bio_PrivateKey(BIO *bio) { return PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL); }
 static inline int relay_PEM_write_bio_PrivateKey(BIO *bio, EVP_PKEY *key) {
     return PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
 }
-/* SSL_CB_* for the info callback that records alerts */
-static inline int relay_SSL_CB_READ_ALERT(void) { return SSL_CB_READ_ALERT; }
-static inline int relay_SSL_CB_ALERT(void) { return SSL_CB_ALERT; }
-static inline int relay_SSL_CB_READ(void) { return SSL_CB_READ; }
 /* X509_PURPOSE_* */
 static inline int relay_X509_PURPOSE_SSL_CLIENT(void) { return X509_PURPOSE_SSL_CLIENT; }
 static inline int relay_X509_PURPOSE_SSL_SERVER(void) { return X509_PURPOSE_SSL_SERVER; }
@@ -158,8 +126,6 @@ static inline int relay_TLS1_3_VERSION(void) { return TLS1_3_VERSION; }
 static inline int relay_SSL_ERROR_WANT_READ(void) { return SSL_ERROR_WANT_READ; }
 static inline int relay_SSL_ERROR_WANT_WRITE(void) { return SSL_ERROR_WANT_WRITE; }
 static inline int relay_SSL_ERROR_ZERO_RETURN(void) { return SSL_ERROR_ZERO_RETURN; }
-static inline int relay_SSL_ERROR_SSL(void) { return SSL_ERROR_SSL; }
-static inline int relay_SSL_ERROR_SYSCALL(void) { return SSL_ERROR_SYSCALL; }
 /* NIDs used by identity extraction and the development PKI */
 static inline int relay_NID_subject_alt_name(void) { return NID_subject_alt_name; }
 static inline int relay_NID_undef(void) { return NID_undef; }

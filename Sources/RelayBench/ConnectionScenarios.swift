@@ -9,7 +9,7 @@ public enum ConnectionScenarios {
     public static func connect(count: Int, concurrency: Int, timeout: Double, target: BenchTarget) async -> BenchResult {
         var result = BenchResult(scenario: "connect", durability: target.durability)
         result.count = count
-        let next = NIOLockedValueBox(0)
+        let tickets = Tickets(count: count)
         let configuration = target.configuration
         let cpu0 = target.brokerPID.flatMap(ProcessStats.cpuSeconds)
         let client0 = ProcessStats.selfCPUSeconds()
@@ -22,12 +22,7 @@ public enum ConnectionScenarios {
                     var errors: [String] = []
                     var done = 0
                     while BenchClock.now() < until {
-                        let mine = next.withLockedValue { value -> Bool in
-                            guard value < count else { return false }
-                            value += 1
-                            return true
-                        }
-                        guard mine else { break }
+                        guard tickets.take() else { break }
                         let t0 = BenchClock.now()
                         do {
                             let connection = try await RelayConnection.connect(configuration)
@@ -79,7 +74,7 @@ public enum ConnectionScenarios {
         }
         result.rssBeforeKb = before
         let configuration = target.configuration
-        let next = NIOLockedValueBox(0)
+        let tickets = Tickets(count: count)
         let began = BenchClock.now()
         let until = began + UInt64(timeout * 1e9)
         let (connections, errors) = await withTaskGroup(of: ([RelayConnection], [String]).self) { group in
@@ -88,12 +83,7 @@ public enum ConnectionScenarios {
                     var mine: [RelayConnection] = []
                     var errors: [String] = []
                     while BenchClock.now() < until {
-                        let take = next.withLockedValue { value -> Bool in
-                            guard value < count else { return false }
-                            value += 1
-                            return true
-                        }
-                        guard take else { break }
+                        guard tickets.take() else { break }
                         do {
                             mine.append(try await RelayConnection.connect(configuration))
                         } catch {
@@ -126,5 +116,22 @@ public enum ConnectionScenarios {
         await LoadScenarios.closeAll(connections)
         result.ok = result.isCorrect
         return result
+    }
+}
+
+/// `count` connection attempts shared by concurrent tasks: each attempt
+/// takes one ticket, and none is left once `count` were taken.
+private struct Tickets: Sendable {
+    let count: Int
+    private let taken = NIOLockedValueBox(0)
+
+    init(count: Int) { self.count = count }
+
+    func take() -> Bool {
+        taken.withLockedValue { value in
+            guard value < count else { return false }
+            value += 1
+            return true
+        }
     }
 }

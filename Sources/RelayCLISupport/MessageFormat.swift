@@ -38,7 +38,7 @@ public enum MessageFormat: String, ExpressibleByArgument, CaseIterable, Sendable
             line += "  " + DisplayText.escaped(text.replacingOccurrences(of: "\n", with: "\\n"))
         } else {
             let bytes = m.bytes
-            let preview = bytes.prefix(32).map { String(format: "%02x", $0) }.joined()
+            let preview = Hex.encode(bytes.prefix(32))
             line += "  <binary, \(bytes.count) bytes: \(preview)\(bytes.count > 32 ? "…" : "")>"
         }
         return line
@@ -46,6 +46,7 @@ public enum MessageFormat: String, ExpressibleByArgument, CaseIterable, Sendable
 
     /// One JSON object, keys in a fixed order (see README.md).
     public static func json(_ m: ReceivedMessage) -> String {
+        let quote = JSONText.quoted
         let text = m.text
         let payload = text ?? Data(m.bytes).base64EncodedString()
         let headers = m.headers.map { "{\"key\":\(quote($0.key)),\"value\":\(quote($0.value))}" }.joined(separator: ",")
@@ -54,12 +55,6 @@ public enum MessageFormat: String, ExpressibleByArgument, CaseIterable, Sendable
             + "\"publisher\":{\"principal\":\(quote(m.publisherPrincipal)),\"fingerprint\":\(quote(m.publisherFingerprint))},"
             + "\"headers\":[\(headers)],\"payload_encoding\":\(quote(text == nil ? "base64" : "utf8")),"
             + "\"payload\":\(quote(payload)),\"replayed\":\(m.replayed)}"
-    }
-
-    /// A JSON string literal: C0/C1 controls, bidi and other format
-    /// characters as `\u` escapes, so the line is safe to show and decodes exactly.
-    public static func quote(_ s: String) -> String {
-        DisplayText.quoted(s, style: .json)
     }
 }
 

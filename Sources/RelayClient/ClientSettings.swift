@@ -7,9 +7,13 @@ import TOMLKit
 /// `RELAY_KEY`, `RELAY_CA`), then the chosen profile of
 /// `~/.config/relay/client.toml` (`--profile NAME`, default `default`).
 public struct ClientSettings: Equatable, Sendable {
+    /// The broker, `HOST:PORT` (`[IPv6]:PORT` for an IPv6 literal).
     public var server: String
+    /// The client certificate chain, a PEM file path.
     public var certificate: String
+    /// The client certificate's private key, a PEM file path.
     public var privateKey: String
+    /// The CA certificates that verify the broker, a PEM file path.
     public var ca: String
 
     /// The host and port of ``server``.
@@ -21,12 +25,18 @@ public struct ClientSettings: Equatable, Sendable {
         return host.isEmpty ? nil : (host, port)
     }
 
+    /// Settings given explicitly (flags, or the environment); nil: not given.
     public struct Overrides: Equatable, Sendable {
+        /// See ``ClientSettings/server``.
         public var server: String?
+        /// See ``ClientSettings/certificate``.
         public var certificate: String?
+        /// See ``ClientSettings/privateKey``.
         public var privateKey: String?
+        /// See ``ClientSettings/ca``.
         public var ca: String?
 
+        /// Overrides; nothing given by default.
         public init(server: String? = nil, certificate: String? = nil, privateKey: String? = nil, ca: String? = nil) {
             self.server = server
             self.certificate = certificate
@@ -35,6 +45,7 @@ public struct ClientSettings: Equatable, Sendable {
         }
     }
 
+    /// `~/.config/relay/client.toml` (from `HOME`).
     public static var defaultProfilePath: String {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
         return URL(fileURLWithPath: home).appendingPathComponent(".config/relay/client.toml").path
@@ -98,10 +109,15 @@ public struct ClientSettings: Equatable, Sendable {
     }
 }
 
+/// Why ``ClientSettings/resolve(flags:environment:profile:profilePath:)`` failed;
+/// the text says how to fix it.
 public enum ClientSettingsError: Error, CustomStringConvertible, Equatable {
+    /// A setting was given nowhere (the text lists the flag, variable and profile key).
     case missing(String)
+    /// The profile file or a value in it is wrong.
     case invalid(String)
 
+    /// The explanation, fit to print.
     public var description: String {
         switch self {
         case .missing(let m), .invalid(let m): return m

@@ -5,7 +5,7 @@ import RelayWire
 extension ConnectionCore {
     /// One frame from the broker, on the event loop.
     func received(_ frame: Frame, generation: UInt64) {
-        guard generation == self.generation else { return }
+        guard phase.isCurrent(generation) else { return }
         switch frame {
         case .welcome(let welcome):
             welcomed(welcome, generation: generation)
@@ -38,7 +38,7 @@ extension ConnectionCore {
 
     /// After a burst of reads: send what the answers freed up, in one flush.
     func readComplete(generation: UInt64) {
-        guard generation == self.generation, case .connected = phase else { return }
+        guard let link = phase.link, link.generation == generation else { return }
         pumpPublishes()
         flushOutbound()
     }
@@ -51,11 +51,7 @@ extension ConnectionCore {
         }
         noteError(.broker(rawCode: error.code, message: error.message))
         if error.closesConnection {
-            switch phase {
-            case .connecting(_, let channel): channel?.close(promise: nil)
-            case .connected(_, let channel, _): channel.close(promise: nil)
-            default: break
-            }
+            phase.liveChannel?.close(promise: nil)
         }
     }
 }

@@ -14,6 +14,7 @@ public struct PublishReceipt: Sendable, Hashable {
     /// lost PUBACK): `sequence` and `timestamp` are the original's.
     public var duplicate: Bool
 
+    /// A receipt with these values (the library makes them from PUBACK).
     public init(publishID: UInt64, sequence: UInt64, timestamp: UInt64, duplicate: Bool) {
         self.publishID = publishID
         self.sequence = sequence
@@ -82,7 +83,7 @@ extension ConnectionCore {
             defer { state.items.removeAll(keepingCapacity: true) }
             return state.items
         }
-        if case .closed(let error) = phase {
+        if case .closed(let error) = phase.state {
             let failure = error ?? RelayClientError.closed
             for item in items {
                 switch item {

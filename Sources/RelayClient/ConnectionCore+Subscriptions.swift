@@ -66,7 +66,7 @@ extension ConnectionCore {
     func subscribe(filter: String, start: StartPosition, durableName: String, window: UInt32,
                    sink: MessageSink) -> (UInt32, EventLoopFuture<UInt64>) {
         let promise = eventLoop.makePromise(of: UInt64.self)
-        if case .closed(let error) = phase {
+        if case .closed(let error) = phase.state {
             promise.fail(error ?? RelayClientError.closed)
             sink.finish(error ?? RelayClientError.closed)
             return (0, promise.futureResult)

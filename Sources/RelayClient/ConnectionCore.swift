@@ -16,41 +16,15 @@ final class ConnectionCore: @unchecked Sendable {
     // @unchecked: all mutable state below is event-loop confined (see above);
     // `submissions` is the only cross-thread state and has its own lock.
 
-    enum Phase {
-        case idle
-        /// TCP/TLS/HELLO in progress for attempt `generation`.
-        case connecting(generation: UInt64, channel: (any Channel)?)
-        case connected(generation: UInt64, channel: any Channel, session: SessionInfo)
-        /// Waiting `scheduled` before the next attempt.
-        case waiting(scheduled: Scheduled<Void>?)
-        case closed(RelayClientError?)
-    }
-
     let eventLoop: any EventLoop
     let configuration: RelayClientConfiguration
     let tlsContext: TLSClientContext
     /// Kept across reconnects so the broker can recognise retried publishes.
     let sessionID: ProducerSessionID
 
-    var phase: Phase = .idle {
-        // Cached because reading `session` copies the whole enum payload
-        // (channel, SessionInfo's strings): it was 9% of a subscriber's CPU
-        // when every delivery and every written frame asked for it.
-        didSet {
-            if case .connected(_, _, let session) = phase {
-                isConnected = true
-                frameLimit = session.maxFrameSize
-            } else {
-                isConnected = false
-                frameLimit = FrameLayout.defaultMaxFrameSize
-            }
-        }
-    }
-    /// True while `phase` is `.connected` (a WELCOME arrived on the current channel).
-    private(set) var isConnected = false
-    /// The broker's frame size limit once connected; the protocol default before.
-    private(set) var frameLimit = FrameLayout.defaultMaxFrameSize
-    var generation: UInt64 = 0
+    /// Idle, connecting, connected, waiting to reconnect or closed, each
+    /// with its own data (the attempt's generation and channel, the session).
+    var phase = ConnectionPhase()
     /// Consecutive failed attempts since the last WELCOME.
     var failedAttempts = 0
     /// Publishes put back in the queue because a connection was lost before
@@ -59,7 +33,6 @@ final class ConnectionCore: @unchecked Sendable {
     var everConnected = false
     /// The first error seen on the current attempt (an ERR frame, a TLS alert…).
     var attemptError: RelayClientError?
-    var helloTimeout: Scheduled<Void>?
     var firstConnect: EventLoopPromise<SessionInfo>?
     var observers: [UInt64: AsyncStream<ConnectionState>.Continuation] = [:]
     var nextObserverID: UInt64 = 0
@@ -91,20 +64,14 @@ final class ConnectionCore: @unchecked Sendable {
         self.outbound = ByteBufferAllocator().buffer(capacity: 64 * 1024)
     }
 
-    var session: SessionInfo? {
-        if case .connected(_, _, let session) = phase { return session }
-        return nil
-    }
+    var session: SessionInfo? { phase.link?.session }
 
-    var currentChannel: (any Channel)? {
-        if case .connected(_, let channel, _) = phase { return channel }
-        return nil
-    }
+    /// The welcomed connection's channel.
+    var currentChannel: (any Channel)? { phase.link?.channel }
 
-    var isClosed: Bool {
-        if case .closed = phase { return true }
-        return false
-    }
+    var isConnected: Bool { phase.isConnected }
+
+    var isClosed: Bool { phase.isClosed }
 
     // MARK: Connecting
 
@@ -112,12 +79,12 @@ final class ConnectionCore: @unchecked Sendable {
     func start() -> EventLoopFuture<SessionInfo> {
         eventLoop.assertInEventLoop()
         let promise = eventLoop.makePromise(of: SessionInfo.self)
-        switch phase {
+        switch phase.state {
         case .idle:
             firstConnect = promise
             attempt()
-        case .connected(_, _, let session):
-            promise.succeed(session)
+        case .connected(let link):
+            promise.succeed(link.session)
         case .closed(let error):
             promise.fail(error ?? RelayClientError.closed)
         case .connecting, .waiting:
@@ -127,10 +94,8 @@ final class ConnectionCore: @unchecked Sendable {
     }
 
     private func attempt() {
-        generation += 1
-        let generation = self.generation
+        guard let generation = phase.beginAttempt() else { return }
         attemptError = nil
-        phase = .connecting(generation: generation, channel: nil)
         emit(.connecting(attempt: failedAttempts + 1))
         let core = self
         let maxFrameSize = configuration.maxFrameSize
@@ -158,8 +123,7 @@ final class ConnectionCore: @unchecked Sendable {
 
     /// TCP is up: send HELLO (the TLS handler holds it until its handshake is done).
     func transportUp(channel: any Channel, generation: UInt64) {
-        guard case .connecting(let current, _) = phase, current == generation else { return }
-        phase = .connecting(generation: generation, channel: channel)
+        guard phase.transportUp(channel, generation: generation) else { return }
         let hello = Hello(maxFrameSize: UInt32(configuration.maxFrameSize), sessionID: sessionID,
                           clientName: String(configuration.clientName.utf8.prefix(255)) ?? "")
         var buffer = channel.allocator.buffer(capacity: 64)
@@ -171,20 +135,20 @@ final class ConnectionCore: @unchecked Sendable {
         }
         channel.writeAndFlush(buffer, promise: nil)
         let timeout = configuration.helloTimeout
-        helloTimeout = eventLoop.scheduleTask(in: timeout) { [self] in
-            guard case .connecting(let current, let channel) = phase, current == generation else { return }
+        let helloTimeout = eventLoop.scheduleTask(in: timeout) { [self] in
+            guard case .connecting(let attempt) = phase.state, attempt.generation == generation else { return }
             noteError(.connectionLost("the broker at \(configuration.server) sent no WELCOME within "
                 + "\(timeout.nanoseconds / 1_000_000) ms; check that it is a Relay broker"))
-            channel?.close(promise: nil)
+            attempt.channel?.close(promise: nil)
         }
+        if !phase.helloSent(timeout: helloTimeout, generation: generation) { helloTimeout.cancel() }
     }
 
     /// WELCOME: the session is usable; resend what the last connection left unanswered.
     func welcomed(_ welcome: Welcome, generation: UInt64) {
-        guard case .connecting(let current, let channel?) = phase, current == generation else { return }
-        helloTimeout?.cancel()
         let session = SessionInfo(welcome)
-        phase = .connected(generation: generation, channel: channel, session: session)
+        guard let (_, helloTimeout) = phase.welcome(session, generation: generation) else { return }
+        helloTimeout?.cancel()
         failedAttempts = 0
         everConnected = true
         emit(.connected(session))
@@ -206,7 +170,7 @@ final class ConnectionCore: @unchecked Sendable {
     }
 
     func connectionError(_ error: any Error, generation: UInt64) {
-        guard generation == self.generation else { return }
+        guard phase.isCurrent(generation) else { return }
         noteError(RelayClientError.from(error, server: configuration.server))
     }
 
@@ -218,20 +182,13 @@ final class ConnectionCore: @unchecked Sendable {
     /// The attempt (or the live connection) `generation` ended with `error`:
     /// reconnect after a backoff, or give up when retrying cannot help.
     func failed(_ error: RelayClientError, generation: UInt64) {
-        let wasConnected: Bool
-        switch phase {
-        case .connecting(let current, let channel) where current == generation:
-            wasConnected = false
-            channel?.close(promise: nil)
-        case .connected(let current, let channel, _) where current == generation:
-            wasConnected = true
-            channel.close(promise: nil)
-        default:
+        guard let lost = phase.lose(generation: generation) else {
             return  // an old attempt, or already handled
         }
-        helloTimeout?.cancel()
+        lost.channel?.close(promise: nil)
+        lost.helloTimeout?.cancel()
         outbound.clear()
-        if wasConnected { connectionLostRequeue() }
+        if lost.wasConnected { connectionLostRequeue() }
         let policy = configuration.reconnect
         failedAttempts += 1
         let mayRetry = error.isRetryable && policy.enabled && (everConnected || policy.retryInitialConnection)
@@ -243,35 +200,33 @@ final class ConnectionCore: @unchecked Sendable {
         let delay = policy.delay(attempt: failedAttempts)
         emit(.disconnected(error, retryIn: delay))
         let nanos = Int64(delay.components.seconds) * 1_000_000_000 + Int64(delay.components.attoseconds / 1_000_000_000)
-        let scheduled = eventLoop.scheduleTask(in: .nanoseconds(nanos)) { [self] in
-            guard case .waiting = phase else { return }
+        let retry = eventLoop.scheduleTask(in: .nanoseconds(nanos)) { [self] in
+            guard case .waiting = phase.state else { return }
             attempt()
         }
-        phase = .waiting(scheduled: scheduled)
+        if !phase.retryScheduled(retry) { retry.cancel() }
     }
 
     // MARK: Closing
 
     /// Closes for good: by the owner (`error` nil) or because of `error`.
     func finish(_ error: RelayClientError?) {
-        switch phase {
-        case .closed:
-            return
-        case .connected(_, let channel, _):
-            var bye = channel.allocator.buffer(capacity: 16)
+        guard let previous = phase.close(error) else { return }
+        switch previous {
+        case .connected(let link):
+            var bye = link.channel.allocator.buffer(capacity: 16)
             if (try? bye.writeFrame(.bye(.normal), maxFrameSize: FrameLayout.defaultMaxFrameSize)) != nil {
-                channel.writeAndFlush(bye, promise: nil)
+                link.channel.writeAndFlush(bye, promise: nil)
             }
-            channel.close(promise: nil)
-        case .connecting(_, let channel):
-            channel?.close(promise: nil)
-        case .waiting(let scheduled):
-            scheduled?.cancel()
-        case .idle:
+            link.channel.close(promise: nil)
+        case .connecting(let attempt):
+            attempt.helloTimeout?.cancel()
+            attempt.channel?.close(promise: nil)
+        case .waiting(_, let retry):
+            retry?.cancel()
+        case .idle, .closed:
             break
         }
-        helloTimeout?.cancel()
-        phase = .closed(error)
         let failure = error ?? RelayClientError.closed
         failAllPublishes(failure)
         finishAllSubscriptions(error)
@@ -290,7 +245,7 @@ final class ConnectionCore: @unchecked Sendable {
     @discardableResult
     func write(_ frame: Frame) -> Bool {
         do {
-            try outbound.writeFrame(frame, maxFrameSize: frameLimit)
+            try outbound.writeFrame(frame, maxFrameSize: phase.frameLimit)
             return true
         } catch {
             return false
@@ -318,7 +273,7 @@ final class ConnectionCore: @unchecked Sendable {
 
     func addObserver(_ continuation: AsyncStream<ConnectionState>.Continuation) {
         continuation.yield(lastState)
-        if case .closed = phase {
+        if phase.isClosed {
             continuation.finish()
             return
         }

@@ -10,11 +10,17 @@ public struct SessionInfo: Sendable, Hashable {
     public var fingerprint: String
     /// The certificate's SPIFFE ID, or empty.
     public var spiffeID: String
+    /// The largest frame the broker accepts, in bytes.
     public var maxFrameSize: Int
+    /// The largest payload the broker accepts, in bytes.
     public var maxPayload: Int
+    /// The most headers one message may carry.
     public var maxHeaders: Int
+    /// The most bytes one message's headers may take.
     public var maxHeaderBytes: Int
+    /// The most publishes the broker lets await their PUBACK at once.
     public var maxInFlight: Int
+    /// The most subscriptions one connection may hold open.
     public var maxSubscriptions: Int
     /// How long the broker remembers publish ids for deduplication, in ns (0: none).
     public var dedupWindowNanoseconds: UInt64

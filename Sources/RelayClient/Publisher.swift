@@ -2,22 +2,29 @@ import NIOCore
 import RelayCore
 import RelayWire
 
-/// One message to publish.
+/// One message to publish, for ``Publisher/publish(batch:)``.
 public struct OutgoingMessage: Sendable {
+    /// The topic, dot-separated tokens (`orders.eu.created`); the broker
+    /// checks it against this client's publish permissions.
     public var topic: String
+    /// The bytes to store and deliver, unchanged.
     public var payload: ByteBuffer
+    /// Key-value headers delivered with the message, in this order.
     public var headers: [HeaderField]
 
+    /// A message with a payload already in a buffer.
     public init(topic: String, payload: ByteBuffer, headers: [HeaderField] = []) {
         self.topic = topic
         self.payload = payload
         self.headers = headers
     }
 
+    /// A message with a payload of bytes.
     public init(topic: String, payload: some Sequence<UInt8>, headers: [HeaderField] = []) {
         self.init(topic: topic, payload: ByteBuffer(bytes: payload), headers: headers)
     }
 
+    /// A message with a UTF-8 text payload.
     public init(topic: String, text: String, headers: [HeaderField] = []) {
         self.init(topic: topic, payload: ByteBuffer(string: text), headers: headers)
     }
@@ -38,6 +45,8 @@ public struct OutgoingMessage: Sendable {
 /// print("stored as", receipt.sequence)
 /// ```
 public final class Publisher: Sendable {
+    /// The connection publishes go through (its ``RelayConnection/states``
+    /// report reconnects).
     public let connection: RelayConnection
 
     /// Uses an existing connection (shared with a ``Subscriber`` if you like).
@@ -52,6 +61,15 @@ public final class Publisher: Sendable {
 
     /// Publishes one message and returns once the broker committed it.
     /// Concurrent calls are pipelined.
+    ///
+    /// - Parameters:
+    ///   - topic: where to publish; must be within this identity's publish grants.
+    ///   - payload: the message body, delivered unchanged.
+    ///   - headers: key-value pairs delivered with the message.
+    /// - Returns: the message's sequence and commit time in the broker's log.
+    /// - Throws: ``RelayClientError``: the topic is invalid or not allowed
+    ///   (`not_authorized`), the payload is larger than the broker accepts,
+    ///   the store is full, or the connection closed for good first.
     public func publish(topic: String, payload: ByteBuffer, headers: [HeaderField] = []) async throws(RelayClientError) -> PublishReceipt {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<PublishReceipt, RelayClientError>, Never>) in
             publish(topic: topic, payload: payload, headers: headers) { continuation.resume(returning: $0) }

@@ -1,6 +1,6 @@
 @_exported import struct NIOCore.ByteBuffer
 @_exported import struct RelayWire.HeaderField
-@_exported import enum RelayWire.StartPosition
+@_exported import enum RelayCore.StartPosition
 import Foundation
 import NIOCore
 import RelayWire
@@ -8,6 +8,7 @@ import RelayWire
 /// One message delivered to a subscription, with the publisher's identity as
 /// the broker derived it from the publisher's verified certificate.
 public struct ReceivedMessage: Sendable, Hashable {
+    /// The topic it was published to.
     public var topic: String
     /// The message's position in the broker's log; increasing per subscription.
     public var sequence: UInt64

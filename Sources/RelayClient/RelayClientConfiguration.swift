@@ -12,12 +12,14 @@ public struct ReconnectPolicy: Sendable, Hashable {
     public var retryInitialConnection: Bool
     /// The first delay; each further attempt doubles it, up to ``maximumDelay``.
     public var initialDelay: Duration
+    /// The longest delay between two attempts, before jitter.
     public var maximumDelay: Duration
     /// Random spread added to each delay, as a fraction of it (0.2: up to +20%).
     public var jitter: Double
     /// Give up after this many consecutive failed attempts; nil: never.
     public var maximumAttempts: Int?
 
+    /// A policy; the defaults reconnect forever, 50 ms then doubling up to 5 s, with up to 20% jitter.
     public init(enabled: Bool = true, retryInitialConnection: Bool = false, initialDelay: Duration = .milliseconds(50),
                 maximumDelay: Duration = .seconds(5), jitter: Double = 0.2, maximumAttempts: Int? = nil) {
         self.enabled = enabled
@@ -41,17 +43,21 @@ public struct ReconnectPolicy: Sendable, Hashable {
 }
 
 /// Where to connect and as whom. Build it from files
-/// (``init(host:port:certificatePath:privateKeyPath:caPath:)``), from
-/// in-memory PEM through a ``RelayTLS/TLSClientConfiguration``, or from the
+/// (``init(host:port:certificatePath:privateKeyPath:caPath:serverName:)``), from
+/// in-memory PEM through a `TLSClientConfiguration` (RelayTLS), or from the
 /// CLIs' ``ClientSettings``.
 public struct RelayClientConfiguration: Sendable {
+    /// The broker's host name or IP address literal.
     public var host: String
+    /// The broker's TCP port (relayd's default listener is 7443).
     public var port: Int
     /// Certificate, key, trusted CA and the broker's expected name.
     public var tls: TLSClientConfiguration
     /// Free text for the broker's logs (program and version).
     public var clientName: String
+    /// Whether and how to reconnect after a lost connection.
     public var reconnect: ReconnectPolicy
+    /// How long one TCP connection attempt may take.
     public var connectTimeout: TimeAmount
     /// How long to wait for WELCOME after the TCP connection is up.
     public var helloTimeout: TimeAmount
@@ -60,6 +66,8 @@ public struct RelayClientConfiguration: Sendable {
     /// Most publishes awaiting PUBACK; the broker's `max_in_flight` caps it further.
     public var maxInFlight: Int
 
+    /// A configuration from TLS settings that may hold in-memory PEM
+    /// (a `TLSClientConfiguration`, from RelayTLS); every other setting has a default.
     public init(host: String, port: Int, tls: TLSClientConfiguration, clientName: String = "relay-swift-client",
                 reconnect: ReconnectPolicy = ReconnectPolicy(), connectTimeout: TimeAmount = .seconds(5),
                 helloTimeout: TimeAmount = .seconds(10), maxFrameSize: Int = FrameLayout.defaultMaxFrameSize,

@@ -16,6 +16,7 @@ public struct RelayClientError: Error, Sendable, Hashable, CustomStringConvertib
         case connection
     }
 
+    /// Denied, usage or connection: see ``Category``.
     public var category: Category
     /// The broker's error code, when the broker sent one.
     public var code: RelayErrorCode?
@@ -25,6 +26,7 @@ public struct RelayClientError: Error, Sendable, Hashable, CustomStringConvertib
     /// policy denied the identity, a setting is wrong): reconnecting stops.
     public var isRetryable: Bool
 
+    /// An error with these values (the library makes its own from what failed).
     public init(category: Category, code: RelayErrorCode? = nil, message: String, isRetryable: Bool = false) {
         self.category = category
         self.code = code
@@ -32,6 +34,7 @@ public struct RelayClientError: Error, Sendable, Hashable, CustomStringConvertib
         self.isRetryable = isRetryable
     }
 
+    /// The ``message``.
     public var description: String { message }
 
     /// The conventional exit code of the Relay CLIs for this error.

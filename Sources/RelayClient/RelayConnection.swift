@@ -24,8 +24,14 @@ public final class RelayConnection: Sendable {
     let core: ConnectionCore
 
     /// Creates the connection without connecting; call ``connect()``.
-    /// - Parameter sessionID: the producer session used to deduplicate
-    ///   re-sent publishes; a new random one by default.
+    /// - Parameters:
+    ///   - configuration: where to connect, as whom, and how to reconnect.
+    ///   - eventLoopGroup: where the connection runs; one event loop of it
+    ///     serves this connection for its whole life, across reconnects.
+    ///   - sessionID: the producer session used to deduplicate
+    ///     re-sent publishes; a new random one by default.
+    /// - Throws: ``RelayClientError`` with category `usage` when the TLS
+    ///   files cannot be read or do not belong together.
     public init(configuration: RelayClientConfiguration,
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 sessionID: ProducerSessionID = .random()) throws(RelayClientError) {

@@ -8,6 +8,7 @@ import RelayWire
 /// reloaded and no longer allows it) or the connection failed for good.
 /// Iterate it from one task at a time.
 public final class RelaySubscription: AsyncSequence, Sendable {
+    /// Each element is one message the broker delivered.
     public typealias Element = ReceivedMessage
 
     let core: ConnectionCore
@@ -54,6 +55,7 @@ public final class RelaySubscription: AsyncSequence, Sendable {
         core.eventLoop.execute { core.unsubscribe(id) }
     }
 
+    /// An iterator over the messages; iterate from one task at a time.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(base: stream.makeAsyncIterator(), subscription: self, batch: Swift.max(1, Int(window / 4)))
     }
@@ -65,6 +67,9 @@ public final class RelaySubscription: AsyncSequence, Sendable {
         let subscription: RelaySubscription
         let batch: Int
 
+        /// The next message, or nil once the subscription ended normally.
+        /// - Throws: ``RelayClientError`` when the broker ended the
+        ///   subscription or the connection closed for good with an error.
         public mutating func next() async throws -> ReceivedMessage? {
             guard let message = try await base.next() else { return nil }
             let batch = self.batch

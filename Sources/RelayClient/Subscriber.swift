@@ -15,6 +15,8 @@ import RelayWire
 /// }
 /// ```
 public final class Subscriber: Sendable {
+    /// The connection subscriptions go through (its ``RelayConnection/states``
+    /// report reconnects; subscriptions resume by themselves).
     public let connection: RelayConnection
 
     /// Uses an existing connection (shared with a ``Publisher`` if you like).
@@ -31,7 +33,7 @@ public final class Subscriber: Sendable {
     ///
     /// - Parameters:
     ///   - filter: a topic filter (`orders.*.created`, `orders.>`).
-    ///   - from: where to start; ignored by the broker when the durable cursor exists.
+    ///   - start: where to start (`from:`); ignored by the broker when the durable cursor exists.
     ///   - durable: a name for a durable cursor the broker keeps for this
     ///     identity. Delivery resumes after the last ``RelaySubscription/ack(_:)``
     ///     on reconnects and in later runs. Durable subscriptions must be acknowledged.

@@ -61,6 +61,38 @@ public struct TopicFilter: Hashable, Sendable, CustomStringConvertible {
         return iterator.next() == nil
     }
 
+    /// Matching on a topic's UTF-8 bytes (valid topic grammar), without
+    /// building Strings: the store tests the topic of every record a
+    /// wildcard replay scans this way, so it compares bytes in place.
+    @inlinable
+    public func matches(utf8 bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        let dot = UInt8(ascii: ".")
+        // `position` is where the next topic token starts; n + 1 once none is left.
+        var position = 0
+        for token in tokens {
+            if position > n { return false }
+            if case .anyRest = token { return true }
+            var end = position
+            while end < n && bytes[end] != dot { end += 1 }
+            if case .literal(let literal) = token {
+                let start = position, length = end - position
+                let equal = literal.utf8.withContiguousStorageIfAvailable { (literal) -> Bool in
+                    guard literal.count == length else { return false }
+                    var i = 0
+                    while i < length {
+                        if literal[i] != bytes[start + i] { return false }
+                        i += 1
+                    }
+                    return true
+                } ?? literal.utf8.elementsEqual(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+                guard equal else { return false }
+            }
+            position = end + 1
+        }
+        return position > n
+    }
+
     /// True when every topic this filter matches is also matched by `other`.
     public func isSubset(of other: TopicFilter) -> Bool {
         let mine = tokens, theirs = other.tokens

@@ -1,24 +1,97 @@
 import RelayCore
 
-/// The narrow message-log interface the broker depends on (DESIGN.md
-/// "beyond one machine"): append → durable sequence, read from a position,
-/// commit a durable cursor. ``MessageStore`` (LMDB) is the only
-/// implementation today; a JetStream-backed one could replace it without
-/// touching the broker.
-public protocol MessageLog: Sendable {
-    /// Queues messages for the next durable commit; `completion` gets one
-    /// result per message, in order, on the store's writer thread (hop to
-    /// your event loop in it; do no work there).
+/// The message log as the broker uses it: everything RelayBroker calls on
+/// storage, and nothing else. The broker holds an `any MessageLog`; only
+/// relayd's composition root (`RelaydCommand`) opens the concrete one.
+///
+/// Two implementations: ``MessageStore`` (LMDB, durable, what relayd runs)
+/// and ``InMemoryMessageLog`` (the same semantics in memory, for unit tests
+/// of the session logic; nothing survives the process). A replicated
+/// backend would be a third.
+///
+/// Threads: reads (``read(from:filter:maxMessages:maxBytes:maxScan:)``,
+/// ``startSequence(_:filter:)``, the cursor lookups) run on the caller's
+/// thread, an event loop in relayd, so each must be bounded. Appends and
+/// cursor commits return at once; their completion runs later on the log's
+/// own thread (``MessageStore``'s writer) or, for ``InMemoryMessageLog``,
+/// before the call returns. Either way a completion must only hand off.
+public protocol MessageLog: AnyObject, Sendable {
+    // MARK: Appending
+
+    /// Queues `messages` to be stored; `completion` gets one result per
+    /// message, in order, once they are durable. A message whose
+    /// ``NewMessage/producerKey`` was stored within ``dedupWindow`` is not
+    /// stored again: its result is the original sequence and timestamp with
+    /// `duplicate == true`.
     func append(_ messages: [NewMessage], completion: @escaping @Sendable ([Result<AppendReceipt, StoreError>]) -> Void)
-    /// A bounded batch of messages matching `filter`, from `from` on.
+
+    /// How far back a retried publish is recognised (WELCOME's `dedup_window`).
+    var dedupWindow: DedupWindow { get }
+
+    // MARK: Reading
+
+    /// A bounded batch of the messages matching `filter` from sequence `from`
+    /// on: at most `maxMessages` (at least one even if it exceeds `maxBytes`),
+    /// examining at most `maxScan` records. ``ReadBatch/next`` says where the
+    /// next call continues.
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int, maxScan: Int) throws(StoreError) -> ReadBatch
-    /// The first sequence a subscription starting at `position` reads.
+
+    /// The first sequence a subscription of `filter` starting at `position`
+    /// reads. Bounded: `last N` examines at most a fixed number of entries
+    /// and may then start later than the N-th newest match.
     func startSequence(_ position: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
-    /// The newest sequence ever stored (0 when none).
+
+    /// The newest sequence ever stored (0 when none was).
     func lastSequence() throws(StoreError) -> UInt64
+
+    // MARK: Durable cursors
+
+    /// Records that durable subscription `name` of `owner` consumed up to
+    /// `sequence`. Ordered with appends and other cursor commits; works when
+    /// the log is full.
     func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
                       completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
+
+    /// The committed position of a durable cursor, or nil when there is none.
     func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64?
+
+    /// A cursor that an older schema keyed by principal only (schema 1 of
+    /// ``MessageStore``), not yet adopted; nil when there is none. A log
+    /// with no such history always returns nil.
+    func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64?
+
+    /// Gives a legacy cursor to `owner`: commits `owner`'s cursor at
+    /// `sequence`, then forgets the legacy one, so it is handed out once.
+    func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+                           completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
+
+    // MARK: Retention, size, lifetime
+
+    /// Runs retention and dedup-window pruning until nothing more is due;
+    /// returns how many entries were deleted. (Logs also prune on their own.)
+    func prune() async throws(StoreError) -> Int
+
+    /// Size figures for the `relay_storage_bytes` gauge and `relayctl`.
+    func usage() throws(StoreError) -> StorageUsage
+
+    /// Finishes what is queued, then closes; later calls fail with
+    /// ``StoreError/closed``. Idempotent. Not from a completion.
+    func close()
 }
 
-extension MessageStore: MessageLog {}
+/// How much a ``MessageLog`` holds: `usedBytes` in use; `allocatedBytes`
+/// reserved now (LMDB's current map size; the used bytes in memory);
+/// `maxBytes`, the most it may grow to before appends fail with
+/// `storageFull`; and the number of `messages` stored.
+public struct StorageUsage: Sendable, Equatable {
+    public var usedBytes: Int, allocatedBytes: Int, maxBytes: Int, messages: Int
+
+    /// Public so a log outside this module can report its size.
+    public init(usedBytes: Int, allocatedBytes: Int, maxBytes: Int, messages: Int) {
+        (self.usedBytes, self.allocatedBytes, self.maxBytes, self.messages) = (usedBytes, allocatedBytes, maxBytes, messages)
+    }
+}
+
+extension MessageStore: MessageLog {
+    public var dedupWindow: DedupWindow { configuration.dedup }
+}

@@ -3,7 +3,7 @@ import Logging
 import NIOCore
 import RelayCore
 
-/// The durable message log: the one storage interface the broker uses.
+/// The durable message log on LMDB: the ``MessageLog`` relayd runs.
 ///
 /// Appends and cursor commits go to a dedicated writer thread that group
 /// commits them; their completions run on that thread after the commit
@@ -28,11 +28,8 @@ public final class MessageStore: Sendable {
     }
 
     /// Opens (or creates) the store in `configuration.directory`.
-    /// - Parameter onCommit: called on the writer thread after each commit
-    ///   that stored messages, with their range; keep it cheap.
     public static func open(_ configuration: StoreConfiguration,
-                            logger: Logger = Logger(label: "relay.store"),
-                            onCommit: (@Sendable (CommittedRange) -> Void)? = nil) throws(StoreError) -> MessageStore {
+                            logger: Logger = Logger(label: "relay.store")) throws(StoreError) -> MessageStore {
         do {
             // 0700: the directory holds every stored message (issue 14 item 15).
             try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true,
@@ -72,7 +69,7 @@ public final class MessageStore: Sendable {
             throw error
         }
         let writer = StoreWriter(environment: environment, schema: schema, configuration: configuration,
-                                 logger: logger, onCommit: onCommit, nextSequence: next, lastTimestamp: lastTimestamp)
+                                 logger: logger, nextSequence: next, lastTimestamp: lastTimestamp)
         writer.start()
         return MessageStore(environment: environment, schema: schema, writer: writer, configuration: configuration,
                             canonicalPath: canonical)
@@ -212,20 +209,14 @@ public final class MessageStore: Sendable {
 
     // MARK: Introspection
 
-    /// Size figures for metrics and `relayctl`.
-    public struct Usage: Sendable {
-        public var mapSize: Int
-        public var usedBytes: Int
-        public var maxMapSize: Int
-        public var messages: Int
-    }
-
-    public func usage() throws(StoreError) -> Usage {
+    /// Size figures for metrics and `relayctl`: the bytes of the pages in
+    /// use, the current map size and its configured maximum.
+    public func usage() throws(StoreError) -> StorageUsage {
         let u = environment.usage()
         let schema = self.schema
         let messages = try environment.read { (txn) throws(StoreError) -> Int in try txn.count(schema.log) }
-        return Usage(mapSize: u.mapSize, usedBytes: u.pageSize * u.pagesUsed,
-                     maxMapSize: configuration.maxMapSize, messages: messages)
+        return StorageUsage(usedBytes: u.pageSize * u.pagesUsed, allocatedBytes: u.mapSize,
+                            maxBytes: configuration.maxMapSize, messages: messages)
     }
 }
 

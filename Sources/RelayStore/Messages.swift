@@ -2,8 +2,9 @@ import NIOCore
 import RelayCore
 
 /// Who published a message, as verified by TLS and stamped by the broker
-/// (never taken from anything a client can set).
-public struct Publisher: Hashable, Sendable {
+/// (never taken from anything a client can set). The stamp the store keeps
+/// with each message; RelayClient's `Publisher` is the API that sends them.
+public struct PublisherStamp: Hashable, Sendable {
     /// The identity's principal as policy names it (e.g. the SPIFFE ID or subject CN).
     public var principal: String
     /// SHA-256 of the client certificate, lower-case hex (stored as 32 raw bytes when it is that).
@@ -55,7 +56,7 @@ public struct PublisherDigest: Hashable, Sendable {
         return out
     }
 
-    /// From 64 lower-case hex digits (``Publisher/fingerprint``); nil otherwise.
+    /// From 64 lower-case hex digits (``PublisherStamp/fingerprint``); nil otherwise.
     public init?(hex: String) {
         guard let bytes = Hex.decode32(hex) else { return nil }
         self.init(bytes: bytes)
@@ -114,12 +115,12 @@ public struct NewMessage: Sendable {
     public var topic: Topic
     public var payload: ByteBuffer
     public var headers: [MessageHeader]
-    public var publisher: Publisher
+    public var publisher: PublisherStamp
     /// When set, a second append with the same key (within the dedup window)
     /// returns the first one's sequence with `duplicate == true`.
     public var producerKey: ProducerKey?
 
-    public init(topic: Topic, payload: ByteBuffer, headers: [MessageHeader] = [], publisher: Publisher,
+    public init(topic: Topic, payload: ByteBuffer, headers: [MessageHeader] = [], publisher: PublisherStamp,
                 producerKey: ProducerKey? = nil) {
         self.topic = topic
         self.payload = payload
@@ -151,12 +152,12 @@ public struct StoredMessage: Sendable, Equatable {
     /// Nanoseconds since the Unix epoch.
     public var timestamp: UInt64
     public var topic: Topic
-    public var publisher: Publisher
+    public var publisher: PublisherStamp
     public var headers: [MessageHeader]
     /// A slice of a buffer shared by the messages of one read batch.
     public var payload: ByteBuffer
 
-    public init(sequence: UInt64, timestamp: UInt64, topic: Topic, publisher: Publisher,
+    public init(sequence: UInt64, timestamp: UInt64, topic: Topic, publisher: PublisherStamp,
                 headers: [MessageHeader], payload: ByteBuffer) {
         self.sequence = sequence
         self.timestamp = timestamp
@@ -175,16 +176,8 @@ public struct ReadBatch: Sendable {
     /// True when the batch reached the end of the log (nothing newer is stored yet).
     public var reachedEnd: Bool
 
+    /// Public so a ``MessageLog`` outside this module can return batches.
     public init(messages: [StoredMessage], next: UInt64, reachedEnd: Bool) {
-        self.messages = messages
-        self.next = next
-        self.reachedEnd = reachedEnd
+        (self.messages, self.next, self.reachedEnd) = (messages, next, reachedEnd)
     }
-}
-
-/// The range of sequences one commit made durable (for the commit hook).
-public struct CommittedRange: Sendable, Equatable {
-    public var first: UInt64
-    public var last: UInt64
-    public var timestamp: UInt64
 }

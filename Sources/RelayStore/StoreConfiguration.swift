@@ -59,6 +59,11 @@ public struct StoreConfiguration: Sendable {
     public var pruneInterval: Duration = .seconds(1)
     /// Deletions per pruning transaction: bounds how long an append waits behind it.
     public var pruneBatchSize: Int = 2_000
+    /// The most index entries or log records resolving a `last N` start
+    /// position examines (``MessageStore/startSequence(_:filter:)``). It runs
+    /// on the subscriber's event loop; past this bound the subscription
+    /// starts at the oldest match found, so it may get fewer than N.
+    public var maxStartScan: Int = 65_536
     /// Upper bounds of one group commit, so one commit's latency stays bounded.
     public var maxMessagesPerCommit: Int = 65_536
     public var maxBytesPerCommit: Int = 32 << 20

@@ -115,39 +115,39 @@ enum PEMReader {
     }
 
     static func certificates(_ source: PEMSource) throws(TLSConfigurationError) -> [OwnedCertificate] {
-        let bytes = try source.bytes()
-        OpenSSLErrorQueue.clear()
-        let certificates = withBIO(bytes) { bio -> [OwnedCertificate] in
-            var out: [OwnedCertificate] = []
-            while let x509 = relay_PEM_read_bio_X509(bio) { out.append(OwnedCertificate(takingOwnership: x509)) }
-            return out
-        } ?? []
-        // Reading stops with a "no start line" error at the end: expected.
-        OpenSSLErrorQueue.clear()
-        guard !certificates.isEmpty else { throw .noCertificate(source: source.description) }
-        return certificates
+        try readAll(source, orThrow: .noCertificate(source: source.description)) { bio in
+            relay_PEM_read_bio_X509(bio).map(OwnedCertificate.init(takingOwnership:))
+        }
     }
 
     static func privateKey(_ source: PEMSource) throws(TLSConfigurationError) -> OwnedKey {
-        let bytes = try source.bytes()
-        OpenSSLErrorQueue.clear()
-        let key = withBIO(bytes) { bio in relay_PEM_read_bio_PrivateKey(bio).map(OwnedKey.init(takingOwnership:)) } ?? nil
-        OpenSSLErrorQueue.clear()
-        guard let key else { throw .noPrivateKey(source: source.description) }
+        let keys = try readAll(source, orThrow: .noPrivateKey(source: source.description)) { bio in
+            relay_PEM_read_bio_PrivateKey(bio).map(OwnedKey.init(takingOwnership:))
+        }
+        guard let key = keys.first else { throw .noPrivateKey(source: source.description) }
         return key
     }
 
     static func crls(_ source: PEMSource) throws(TLSConfigurationError) -> [OwnedCRL] {
+        try readAll(source, orThrow: .noCRL(source: source.description)) { bio in
+            relay_PEM_read_bio_X509_CRL(bio).map(OwnedCRL.init(takingOwnership:))
+        }
+    }
+
+    /// Every block `read` takes from `source`, in order; `missing` when none.
+    private static func readAll<T>(_ source: PEMSource, orThrow missing: TLSConfigurationError,
+                                   _ read: (OpaquePointer) -> T?) throws(TLSConfigurationError) -> [T] {
         let bytes = try source.bytes()
         OpenSSLErrorQueue.clear()
-        let crls = withBIO(bytes) { bio -> [OwnedCRL] in
-            var out: [OwnedCRL] = []
-            while let crl = relay_PEM_read_bio_X509_CRL(bio) { out.append(OwnedCRL(takingOwnership: crl)) }
+        let items = withBIO(bytes) { bio -> [T] in
+            var out: [T] = []
+            while let item = read(bio) { out.append(item) }
             return out
         } ?? []
+        // Reading stops with a "no start line" error at the end: expected.
         OpenSSLErrorQueue.clear()
-        guard !crls.isEmpty else { throw .noCRL(source: source.description) }
-        return crls
+        guard !items.isEmpty else { throw missing }
+        return items
     }
 }
 

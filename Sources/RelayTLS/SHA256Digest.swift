@@ -1,7 +1,8 @@
 internal import COpenSSL
+import RelayCore
 
-/// SHA-256 by the system OpenSSL (EVP_Digest), for the audit trail's hash
-/// chain and anything else that needs a digest of bytes.
+/// SHA-256 by the system OpenSSL (EVP_Digest), for the audit trail's
+/// HMAC-SHA256 (`AuditKey` in RelayBroker) and anything else that needs a digest of bytes.
 public enum SHA256 {
     /// The 32-byte digest of `bytes`.
     public static func digest<Bytes: Collection>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
@@ -24,20 +25,6 @@ public enum SHA256 {
 
     /// Lower-case hex of the digest.
     public static func hex<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        digest(bytes).hexString
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Lower-case hex.
-    var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.encode(digest(bytes))
     }
 }

@@ -1,53 +1,43 @@
 import NIOConcurrencyHelpers
 
-/// The current server context, swapped atomically on reload. The listener's
-/// channel initializer calls ``makeHandler()`` for each accepted connection,
+/// A TLS context built from one configuration: ``TLSServerContext`` or
+/// ``TLSClientContext``, so one holder serves both sides.
+public protocol TLSContextLoading: Sendable {
+    associatedtype Configuration
+    init(configuration: Configuration) throws(TLSConfigurationError)
+}
+
+extension TLSServerContext: TLSContextLoading {}
+extension TLSClientContext: TLSContextLoading {}
+
+/// The current context, swapped atomically on reload. The listener's
+/// channel initializer calls `makeHandler()` for each accepted connection,
 /// so new handshakes use the newest context while established connections
 /// keep the one they started with (their SSL objects hold a reference).
-public final class TLSServerContextHolder: Sendable {
-    private let box: NIOLockedValueBox<TLSServerContext>
+public final class TLSContextHolder<Context: TLSContextLoading>: Sendable {
+    private let box: NIOLockedValueBox<Context>
 
-    public init(_ context: TLSServerContext) { box = NIOLockedValueBox(context) }
+    public init(_ context: Context) { box = NIOLockedValueBox(context) }
 
     /// Loads `configuration` and builds a context from it.
-    public convenience init(configuration: TLSServerConfiguration) throws(TLSConfigurationError) {
-        self.init(try TLSServerContext(configuration: configuration))
+    public convenience init(configuration: Context.Configuration) throws(TLSConfigurationError) {
+        self.init(try Context(configuration: configuration))
     }
 
-    public var current: TLSServerContext { box.withLockedValue { $0 } }
+    public var current: Context { box.withLockedValue { $0 } }
 
     /// Builds a context from `configuration` and swaps it in. If any file is
     /// bad this throws and the old context stays in use.
     @discardableResult
-    public func reload(configuration: TLSServerConfiguration) throws(TLSConfigurationError) -> TLSServerContext {
-        let context = try TLSServerContext(configuration: configuration)
+    public func reload(configuration: Context.Configuration) throws(TLSConfigurationError) -> Context {
+        let context = try Context(configuration: configuration)
         box.withLockedValue { $0 = context }
         return context
     }
-
-    public func makeHandler() throws(TLSError) -> TLSHandler { try current.makeHandler() }
 }
 
-/// The client side's counterpart: reconnects after a reload use new files.
-public final class TLSClientContextHolder: Sendable {
-    private let box: NIOLockedValueBox<TLSClientContext>
+public typealias TLSServerContextHolder = TLSContextHolder<TLSServerContext>
 
-    public init(_ context: TLSClientContext) { box = NIOLockedValueBox(context) }
-
-    public convenience init(configuration: TLSClientConfiguration) throws(TLSConfigurationError) {
-        self.init(try TLSClientContext(configuration: configuration))
-    }
-
-    public var current: TLSClientContext { box.withLockedValue { $0 } }
-
-    @discardableResult
-    public func reload(configuration: TLSClientConfiguration) throws(TLSConfigurationError) -> TLSClientContext {
-        let context = try TLSClientContext(configuration: configuration)
-        box.withLockedValue { $0 = context }
-        return context
-    }
-
-    public func makeHandler(serverName: String? = nil) throws(TLSError) -> TLSHandler {
-        try current.makeHandler(serverName: serverName)
-    }
+extension TLSContextHolder where Context == TLSServerContext {
+    public func makeHandler() throws(TLSError) -> TLSHandler { try current.makeHandler() }
 }

@@ -7,8 +7,9 @@ import RelayCore
 /// pipeline; it reads and writes plaintext `ByteBuffer`s above it.
 ///
 /// Writes before the handshake completes are buffered. Writes between two
-/// flushes are coalesced: one SSL_write per flush (OpenSSL cuts it into
-/// 16 KiB records) and one channel write of all the ciphertext.
+/// flushes are coalesced: small writes are copied together so they share
+/// records, a write of a record (16 KiB) or more is encrypted in place, one
+/// SSL_write per record, and all the ciphertext goes out in one channel write.
 public final class TLSHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
@@ -34,8 +35,8 @@ public final class TLSHandler: ChannelDuplexHandler {
     /// Bytes of plaintext in `pendingWrites`.
     private var pendingBytes = 0
 
-    /// The peer's identity once the handshake completed.
-    public private(set) var peerIdentity: Identity?
+    /// The peer's verified chain once the handshake completed (its identity
+    /// travels in the ``TLSHandshakeCompleted`` event).
     public private(set) var peerChain: PeerCertificateChain?
 
     init(connection: SSLConnection, timeout: TimeAmount) {
@@ -141,7 +142,6 @@ public final class TLSHandler: ChannelDuplexHandler {
                 return
             }
             state = .active
-            peerIdentity = identity
             peerChain = summary.chain
             context.fireUserInboundEventTriggered(TLSHandshakeCompleted(
                 peer: identity, peerChain: summary.chain, protocolVersion: summary.version, cipherSuite: summary.cipher))
@@ -227,8 +227,9 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     /// Encrypts every pending write and sends all the ciphertext in one
     /// channel write. Runs of small writes are copied into one buffer first
-    /// so they share records (one SSL_write per run); a write of a full
-    /// record or more is encrypted in place, saving the copy.
+    /// so they share records; a write of a full record or more is encrypted
+    /// in place, saving the copy. ``SSLConnection/write(_:into:)`` calls
+    /// SSL_write once per 16 KiB record.
     private func writePending(context: ChannelHandlerContext) {
         flushRequested = false
         guard !pendingWrites.isEmpty else { return }

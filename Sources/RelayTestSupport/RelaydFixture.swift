@@ -25,6 +25,8 @@ public final class RelaydFixture: @unchecked Sendable {
     /// More `[tls]` lines used by the next `writeConfig` (e.g. a `crl` list
     /// of several files when `crl` is nil, or the CRL policy).
     public var tlsExtra = ""
+    /// More `[storage]` lines used by the next `writeConfig` (e.g. `dedup_window`).
+    public var storageExtra = ""
     public var configPath: String { directory.file("relay.toml") }
     public var dataDirectory: String { directory.file("data") }
     public var auditPath: String { directory.file("audit.jsonl") }
@@ -74,6 +76,7 @@ public final class RelaydFixture: @unchecked Sendable {
         path = "\(dataDirectory)"
         durability = "\(durability)"
         max_size = "1GiB"
+        \(storageExtra)
 
         [metrics]
         listen = "\(metricsListen)"

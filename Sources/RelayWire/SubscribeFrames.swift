@@ -1,36 +1,7 @@
 import RelayCore
 
-/// Where a subscription starts (§4.6). A durable subscription whose cursor
-/// exists resumes from the cursor instead.
-public enum StartPosition: Sendable, Hashable {
-    /// Only messages committed after the SUBACK.
-    case latest
-    /// From the oldest retained message.
-    case earliest
-    /// From this sequence (≥ 1) on.
-    case sequence(UInt64)
-    /// From the first message committed at or after this time (ns since the epoch).
-    case time(UInt64)
-    /// The last N (≥ 1) matching messages, then live.
-    case last(UInt64)
-
-    public var kind: UInt8 {
-        switch self {
-        case .latest: return 0
-        case .earliest: return 1
-        case .sequence: return 2
-        case .time: return 3
-        case .last: return 4
-        }
-    }
-
-    public var value: UInt64 {
-        switch self {
-        case .sequence(let v), .time(let v), .last(let v): return v
-        case .latest, .earliest: return 0
-        }
-    }
-
+/// ``StartPosition`` (RelayCore) as SUB carries it.
+extension StartPosition {
     /// From the wire; throws `protocol_violation` for an undefined kind or a
     /// value where the kind takes none.
     static func decode(kind: UInt8, value: UInt64) throws(WireError) -> StartPosition {

@@ -49,7 +49,7 @@ do {
     configuration.maxMapSize = 1 << 30
     let store = try MessageStore.open(configuration)
     let topics = try [Topic("crash.a"), Topic("crash.b.c")]
-    let publisher = Publisher(principal: "spiffe://test/crash", fingerprint: String(repeating: "ab", count: 32))
+    let publisher = PublisherStamp(principal: "spiffe://test/crash", fingerprint: String(repeating: "ab", count: 32))
     let inFlight = DispatchSemaphore(value: 4)
     var generator = SystemRandomNumberGenerator()
     emit("ready\n")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RelayBroker
+import RelayStore
 
 @main
 struct RelaydCommand: AsyncParsableCommand {
@@ -49,6 +50,9 @@ struct RelaydCommand: AsyncParsableCommand {
             print("relayd: configuration \(config) is valid")
             return
         }
-        try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir))
+        // The composition root: the one place that picks the message log
+        // implementation (LMDB); the broker sees only `any MessageLog`.
+        try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir),
+                                 openLog: { configuration, logger in try MessageStore.open(configuration, logger: logger) })
     }
 }

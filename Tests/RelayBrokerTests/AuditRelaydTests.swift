@@ -7,6 +7,11 @@ import Testing
 
 /// Issue 14 item 6 against the real relayd: restarts, SIGKILL, a torn
 /// tail, a second relayd on the same trail, and an unauthenticated flood.
+// The waits are bound to a name before #expect: written inside
+// `#expect(await relayd.waitForAudit { … } != nil)` within a withRelayd
+// closure, the next waitForAudit's predicate was the earlier one (this Swift
+// toolchain mixed up the two closures): tornTailAfterKill got broker_started
+// back when it asked for trail_recovered.
 @Suite("Audit trail under relayd", .serialized)
 struct AuditRelaydTests {
     static func count(_ events: [AuditEvent], _ kind: String) -> Int {
@@ -23,10 +28,12 @@ struct AuditRelaydTests {
             try await relayd.start()
             let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             _ = try await alice.hello()
-            #expect(await relayd.waitForAudit { $0.event == "connection_accepted" } != nil)
+            let accepted = await relayd.waitForAudit { $0.event == "connection_accepted" }
+            #expect(accepted != nil)
             await relayd.kill()
             try await relayd.start()
-            #expect(await relayd.waitForAudit { $0.event == "broker_started" && $0.line > 3 } != nil)
+            let restarted = await relayd.waitForAudit { $0.event == "broker_started" && $0.line > 3 }
+            #expect(restarted != nil)
             #expect(relayd.auditEvents().filter { $0.event == "broker_started" }.count == 3)
             try await relayd.verifyAuditChain()
         }
@@ -35,7 +42,8 @@ struct AuditRelaydTests {
     @Test("a torn last line after SIGKILL is recorded as trail_recovered on restart and reported by verify")
     func tornTailAfterKill() async throws {
         try await withRelayd { relayd in
-            #expect(await relayd.waitForAudit { $0.event == "broker_started" } != nil)
+            let started = await relayd.waitForAudit { $0.event == "broker_started" }
+            #expect(started != nil)
             await relayd.kill()
             // What a write cut short by the kill (or a full disk) leaves behind.
             let fragment = "{\"ts\":\"2026-12-03T04:00:00.000Z\",\"event\":\"connection_acc"
@@ -58,7 +66,8 @@ struct AuditRelaydTests {
         try await withRelayd { relayd in
             let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             _ = try await alice.hello()
-            #expect(await relayd.waitForAudit { $0.event == "connection_accepted" } != nil)
+            let accepted = await relayd.waitForAudit { $0.event == "connection_accepted" }
+            #expect(accepted != nil)
             #expect(await relayd.terminate() == 0)
             let lines = relayd.auditLines()
             #expect(lines.count >= 3)

@@ -46,7 +46,7 @@ final class RecordingEnvironment: SessionEnvironment {
 
     func resumeCursor(owner: DurableOwner, name: String, principal: String) throws(StoreError) -> UInt64? { cursors[name] }
 
-    func startSequence(_ start: RelayWire.StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
+    func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
         if let startError { throw startError }
         return resolvedStart
     }
@@ -157,7 +157,7 @@ enum SessionFixture {
         return .success(PublishRequest(publishID: id, topic: topic, headers: [], payload: ByteBuffer(string: payload)))
     }
 
-    static func subscribe(_ filter: String = "t.>", start: RelayWire.StartPosition = .latest, durable: String = "",
+    static func subscribe(_ filter: String = "t.>", start: StartPosition = .latest, durable: String = "",
                           credit: UInt32 = 10, ackMode: AckMode = .none) -> Result<SubscribeRequest, OperationError> {
         guard let filter = try? TopicFilter(filter) else { return .failure(OperationError(.invalidFilter, "bad filter")) }
         return .success(SubscribeRequest(filter: filter, start: start, durableName: durable, initialCredit: credit,
@@ -170,7 +170,7 @@ enum SessionFixture {
 
     static func stored(_ sequence: UInt64, topic: String = "t.a", timestamp: UInt64? = nil) -> StoredMessage {
         StoredMessage(sequence: sequence, timestamp: timestamp ?? sequence, topic: (try? Topic(topic))!,
-                      publisher: Publisher(principal: "CN=p", fingerprint: String(repeating: "b", count: 64)),
+                      publisher: PublisherStamp(principal: "CN=p", fingerprint: String(repeating: "b", count: 64)),
                       headers: [], payload: ByteBuffer(string: "m"))
     }
 

@@ -28,7 +28,7 @@ struct CLIFormattingTests {
 
     @Test("JSON strings escape quotes, backslashes and control characters")
     func quoting() {
-        #expect(MessageFormat.quote("a\"b\\c\nd\u{1}") == #""a\"b\\c\nd\u0001""#)
+        #expect(JSONText.quoted("a\"b\\c\nd\u{1}") == #""a\"b\\c\nd\u0001""#)
     }
 
     @Test("TLS alerts map to plain words: revoked, unknown CA, expired, certificate required; all exit 3")

@@ -103,33 +103,40 @@ import Testing
     @Test func concurrentAppendsShareCommitsAndGetUniqueContiguousSequences() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ranges = RangeCollector()
-        let store = try MessageStore.open(StoreConfiguration(directory: dir.path)) { ranges.add($0) }
+        let store = try MessageStore.open(StoreConfiguration(directory: dir.path))
         let receipts = ReceiptCollector()
         let done = DispatchGroup()
         let topic = try Topic("group.commit")
         for i in 0..<400 {
             done.enter()
             store.append([NewMessage(topic: topic, payload: ByteBuffer(string: "\(i)"), publisher: testPublisher)]) { results in
-                for case .success(let receipt) in results { receipts.add(receipt.sequence) }
+                for case .success(let receipt) in results { receipts.add(receipt) }
                 done.leave()
             }
         }
         done.wait()
         store.close()
-        #expect(receipts.all.sorted() == Array(1...400))
-        // 400 single appends submitted back to back cannot each get their own fsynced commit.
-        #expect(ranges.all.count < 400)
-        #expect(ranges.all.contains { $0.last > $0.first })
-        #expect(ranges.all.map { $0.last - $0.first + 1 }.reduce(0, +) == 400)
+        #expect(receipts.all.map(\.sequence).sorted() == Array(1...400))
+        // The store stamps every message of one commit with the commit's
+        // timestamp, and no two commits with the same one: one timestamp is
+        // one commit. 400 single appends submitted back to back cannot each
+        // get their own fsynced commit.
+        let commits = Dictionary(grouping: receipts.all, by: \.timestamp).values.map { $0.map(\.sequence).sorted() }
+        #expect(commits.count < 400)
+        #expect(commits.contains { $0.count > 1 })
+        // Each commit holds a contiguous run of sequences.
+        for sequences in commits {
+            guard let first = sequences.first, let last = sequences.last else { continue }
+            #expect(last - first + 1 == UInt64(sequences.count))
+        }
     }
 }
 
 final class ReceiptCollector: @unchecked Sendable {
     private let lock = NSLock()
-    private var sequences: [UInt64] = []
-    func add(_ sequence: UInt64) { lock.lock(); sequences.append(sequence); lock.unlock() }
-    var all: [UInt64] { lock.lock(); defer { lock.unlock() }; return sequences }
+    private var receipts: [AppendReceipt] = []
+    func add(_ receipt: AppendReceipt) { lock.lock(); receipts.append(receipt); lock.unlock() }
+    var all: [AppendReceipt] { lock.lock(); defer { lock.unlock() }; return receipts }
 }
 
 @Suite struct EventLoopCompletionTests {
@@ -142,12 +149,5 @@ final class ReceiptCollector: @unchecked Sendable {
             #expect(try results.map { try $0.get().sequence } == [1])
         }
     }
-}
-
-final class RangeCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var ranges: [CommittedRange] = []
-    func add(_ range: CommittedRange) { lock.lock(); ranges.append(range); lock.unlock() }
-    var all: [CommittedRange] { lock.lock(); defer { lock.unlock() }; return ranges }
 }
 

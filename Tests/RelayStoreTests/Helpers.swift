@@ -5,7 +5,7 @@ import RelayCore
 import RelayTestSupport
 import Testing
 
-let testPublisher = Publisher(principal: "spiffe://example.org/orders", fingerprint: String(repeating: "0f", count: 32))
+let testPublisher = PublisherStamp(principal: "spiffe://example.org/orders", fingerprint: String(repeating: "0f", count: 32))
 /// The dedup identity of `testPublisher`.
 let testDigest = PublisherDigest(w0: 0x0F0F_0F0F_0F0F_0F0F, w1: 0x0F0F_0F0F_0F0F_0F0F,
                                  w2: 0x0F0F_0F0F_0F0F_0F0F, w3: 0x0F0F_0F0F_0F0F_0F0F)
@@ -19,7 +19,7 @@ func testOwner(_ byte: UInt8) -> DurableOwner {
 }
 
 func message(_ topic: String, _ text: String, headers: [MessageHeader] = [],
-             publisher: Publisher = testPublisher, producerKey: ProducerKey? = nil) throws -> NewMessage {
+             publisher: PublisherStamp = testPublisher, producerKey: ProducerKey? = nil) throws -> NewMessage {
     NewMessage(topic: try Topic(topic), payload: ByteBuffer(string: text), headers: headers,
                publisher: publisher, producerKey: producerKey)
 }

@@ -10,7 +10,7 @@ import Testing
     @Test func roundTripKeepsEveryField() async throws {
         try await withStore { store, _ in
             let headers = [MessageHeader(name: "content-type", value: "text/plain"), MessageHeader(name: "x", value: "")]
-            let other = Publisher(principal: "billing", fingerprint: "not-hex")
+            let other = PublisherStamp(principal: "billing", fingerprint: "not-hex")
             let receipts = try await store.append([
                 try message("orders.eu.created", "hello", headers: headers),
                 try message("orders.us.created", "", publisher: other),
@@ -142,17 +142,17 @@ import Testing
             try await appendAll(store, [try message("x.a", "5")])
             let any = try TopicFilter(">")
             #expect(early == [1, 2])
-            #expect(try store.startSequence(.first, filter: any) == 1)
-            #expect(try store.startSequence(.new, filter: any) == 6)
+            #expect(try store.startSequence(.earliest, filter: any) == 1)
+            #expect(try store.startSequence(.latest, filter: any) == 6)
             #expect(try store.startSequence(.sequence(4), filter: any) == 4)
-            #expect(try store.startSequence(.time(nanosecondsSinceEpoch: middle), filter: any) == 3)
-            #expect(try store.startSequence(.time(nanosecondsSinceEpoch: 0), filter: any) == 1)
-            #expect(try store.startSequence(.time(nanosecondsSinceEpoch: UInt64.max), filter: any) == 6)
-            #expect(try store.startSequence(.lastMessages(2), filter: TopicFilter("x.a")) == 3)
-            #expect(try store.startSequence(.lastMessages(10), filter: TopicFilter("x.a")) == 1)
-            #expect(try store.startSequence(.lastMessages(2), filter: TopicFilter("x.*")) == 3)
-            #expect(try store.startSequence(.lastMessages(3), filter: TopicFilter("x.*")) == 2)
-            #expect(try store.startSequence(.lastMessages(1), filter: TopicFilter("nope.*")) == 6)
+            #expect(try store.startSequence(.time(middle), filter: any) == 3)
+            #expect(try store.startSequence(.time(0), filter: any) == 1)
+            #expect(try store.startSequence(.time(UInt64.max), filter: any) == 6)
+            #expect(try store.startSequence(.last(2), filter: TopicFilter("x.a")) == 3)
+            #expect(try store.startSequence(.last(10), filter: TopicFilter("x.a")) == 1)
+            #expect(try store.startSequence(.last(2), filter: TopicFilter("x.*")) == 3)
+            #expect(try store.startSequence(.last(3), filter: TopicFilter("x.*")) == 2)
+            #expect(try store.startSequence(.last(1), filter: TopicFilter("nope.*")) == 6)
         }
     }
 
@@ -270,23 +270,12 @@ import Testing
 
     @Test func invalidMessageFailsAloneNotTheBatch() async throws {
         try await withStore { store, _ in
-            let long = Publisher(principal: String(repeating: "p", count: 70_000), fingerprint: "x")
+            let long = PublisherStamp(principal: String(repeating: "p", count: 70_000), fingerprint: "x")
             let results = await store.append([try message("ok", "1"), try message("ok", "2", publisher: long), try message("ok", "3")])
             #expect(try results[0].get().sequence == 1)
             #expect(throws: StoreError.self) { try results[1].get() }
             #expect(try results[2].get().sequence == 2)
         }
-    }
-
-    @Test func commitHookReportsCommittedRanges() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let ranges = RangeCollector()
-        let store = try MessageStore.open(StoreConfiguration(directory: dir.path)) { ranges.add($0) }
-        try await appendAll(store, [try message("a", "1"), try message("a", "2")])
-        try await appendAll(store, [try message("a", "3")])
-        store.close()
-        #expect(ranges.all.map { [$0.first, $0.last] } == [[1, 2], [3, 3]])
     }
 
     @Test func closedStoreFailsAppendsAndReads() async throws {

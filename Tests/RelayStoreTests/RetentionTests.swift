@@ -48,7 +48,7 @@ import Testing
             _ = try await store.prune()
             #expect(try texts(store) == ["new"])
             #expect(try store.firstSequence() == 3)
-            #expect(try store.startSequence(.time(nanosecondsSinceEpoch: 0), filter: TopicFilter(">")) == 3)
+            #expect(try store.startSequence(.time(0), filter: TopicFilter(">")) == 3)
         }
     }
 

@@ -34,8 +34,8 @@ struct Version1Store {
         let time = try env.openDatabase("time"), cursors = try env.openDatabase("cursors")
         let dedup = try env.openDatabase("dedup"), dedupOrder = try env.openDatabase("dedup_order")
         _ = try env.openDatabase("topic_stats")
-        let publishers = [testPublisher, Publisher(principal: "bob", fingerprint: otherFingerprint),
-                          Publisher(principal: "legacy", fingerprint: "not-a-digest")]
+        let publishers = [testPublisher, PublisherStamp(principal: "bob", fingerprint: otherFingerprint),
+                          PublisherStamp(principal: "legacy", fingerprint: "not-a-digest")]
         let topic = try Topic("old.t")
         var entries: [(Database, [UInt8], [UInt8])] = []
         func put(_ db: Database, _ key: [UInt8], _ value: [UInt8]) { entries.append((db, key, value)) }

@@ -1,3 +1,5 @@
+import RelayCore
+
 /// Collapses repeated audit events so a client cannot flood the trail.
 ///
 /// Events are grouped by (event, actor, decision): the actor is the

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import RelayCore
 import RelayTLS
 
 /// The append-only, keyed, hash-chained JSON-lines audit trail.
@@ -69,10 +70,10 @@ public final class AuditTrail: Sendable {
     /// Appends one event. `fields` are written in the given order after
     /// `ts` and `event`; values are strings, numbers or booleans.
     public func record(_ event: String, _ fields: KeyValuePairs<String, any Sendable> = [:]) {
-        let ts = Self.jsonString(Self.timestamp())
+        let ts = JSONText.quoted(Self.timestamp())
         var rendered = ""
         for (key, value) in fields {
-            rendered += ",\(Self.jsonString(key)):\(Self.jsonValue(value))"
+            rendered += ",\(JSONText.quoted(key)):\(Self.jsonValue(value))"
         }
         let actor = AuditAggregator.actor(from: fields)
         let text = rendered
@@ -85,7 +86,7 @@ public final class AuditTrail: Sendable {
             if startedWindow {
                 queue.asyncAfter(deadline: .now() + options.repeatInterval) { [self] in drainRepeats() }
             }
-            if admitted { write(body: "{\"ts\":\(ts),\"event\":\(Self.jsonString(event))\(text)") }
+            if admitted { write(body: "{\"ts\":\(ts),\"event\":\(JSONText.quoted(event))\(text)") }
         }
     }
 
@@ -98,7 +99,7 @@ public final class AuditTrail: Sendable {
     private func drainRepeats() {
         let summaries = state.withLockedValue { $0.aggregator.drain() }
         for summary in summaries {
-            write(body: "{\"ts\":\(Self.jsonString(Self.timestamp()))" + summary)
+            write(body: "{\"ts\":\(JSONText.quoted(Self.timestamp()))" + summary)
         }
     }
 
@@ -173,13 +174,11 @@ public final class AuditTrail: Sendable {
         case let v as Int64: return String(v)
         case let v as UInt64: return String(v)
         case let v as UInt32: return String(v)
-        case let v as [String]: return "[" + v.map { jsonString(capped($0)) }.joined(separator: ",") + "]"
-        case let v as String: return jsonString(capped(v))
-        default: return jsonString(String(describing: value))
+        case let v as [String]: return "[" + v.map { JSONText.quoted(capped($0)) }.joined(separator: ",") + "]"
+        case let v as String: return JSONText.quoted(capped(v))
+        default: return JSONText.quoted(String(describing: value))
         }
     }
-
-    static func jsonString(_ s: String) -> String { JSONText.quoted(s) }
 
     /// Cuts a value to ``maxValueBytes`` (on a character boundary) and says so.
     static func capped(_ s: String) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 import RelayTLS
 
 /// The trail's file state, owned by ``AuditTrail``'s queue (behind its lock).
@@ -102,7 +103,7 @@ struct AuditWriter {
         var head = (seq: 0, mac: AuditLine.zeroMAC)
         var findings: [String] = []
         var tornTail = false
-        let ts = AuditTrail.jsonString(AuditTrail.timestamp())
+        let ts = JSONText.quoted(AuditTrail.timestamp())
         // The live file's end, else (crash right after a rotation) the newest rotated file's.
         if let newest = rotated.last, liveSize == 0 {
             let end = try lastLine(of: newest.path, key: key, reader: &reader)

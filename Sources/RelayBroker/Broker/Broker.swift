@@ -8,7 +8,7 @@ import RelayPolicy
 import RelayStore
 import RelayTLS
 
-/// A running broker: store, router, listener, metrics listener. Start it,
+/// A running broker: message log, router, listener, metrics listener. Start it,
 /// reload it, shut it down. ``BrokerService`` runs it under
 /// swift-service-lifecycle; tests can drive it directly.
 public final class Broker: Sendable {
@@ -21,22 +21,25 @@ public final class Broker: Sendable {
 
     public var port: Int { server.port }
 
+    /// - Parameter openLog: opens the message log the broker runs on (relayd
+    ///   passes the durable store's); the broker only ever sees it as `any MessageLog`.
     public static func start(configuration: BrokerConfiguration, logger: Logger,
-                             overrides: (listen: String?, dataDirectory: String?) = (nil, nil)) async throws -> Broker {
+                             overrides: (listen: String?, dataDirectory: String?) = (nil, nil),
+                             openLog: MessageLogFactory) async throws -> Broker {
         let policy = try configuration.makePolicy()
         let tls = try TLSServerContextHolder(configuration: configuration.tlsServerConfiguration)
         let metrics = BrokerMetrics()
         for warning in SecurityWarnings.check(configuration) { logger.warning("\(warning)") }
         try DataDirectory.prepare(configuration.storage.path)
         // The trail before the store: a second relayd on the same files stops
-        // here (the trail's lock names the holder) before it touches LMDB.
+        // here (the trail's lock names the holder) before it opens the log.
         let audit = try configuration.audit.path.map { path in
             try AuditTrail(path: path, options: configuration.auditOptions,
                            onWriteFailure: { metrics.auditWriteFailures.record($0) })
         }
-        let store: MessageStore
+        let store: any MessageLog
         do {
-            store = try MessageStore.open(configuration.storeConfiguration, logger: logger)
+            store = try openLog(configuration.storeConfiguration, logger)
         } catch {
             audit?.close()
             throw error
@@ -153,6 +156,11 @@ extension BrokerConfiguration {
         return changed
     }
 }
+
+/// Opens the broker's message log from the `[storage]`, `[[retention]]`
+/// and dedup settings. relayd's composition root passes the durable store's
+/// `open`; the broker never names a concrete log.
+public typealias MessageLogFactory = @Sendable (StoreConfiguration, Logger) throws -> any MessageLog
 
 public struct BrokerStartError: Error, CustomStringConvertible {
     public var message: String

@@ -6,11 +6,12 @@ import RelayPolicy
 import RelayStore
 import RelayTLS
 
-/// What every session shares: the store, the router, the current policy
+/// What every session shares: the message log (`store`, only ever seen
+/// through ``MessageLog``), the router, the current policy
 /// and TLS context, metrics, the audit trail and the live-session registry.
 /// Sessions read the policy when they start and after every reload.
 public final class BrokerContext: Sendable {
-    public let store: MessageStore
+    public let store: any MessageLog
     public let router: Router
     public let metrics: BrokerMetrics
     public let audit: AuditTrail?
@@ -49,7 +50,7 @@ public final class BrokerContext: Sendable {
         var name: String
     }
 
-    init(configuration: BrokerConfiguration, policy: Policy, store: MessageStore, router: Router,
+    init(configuration: BrokerConfiguration, policy: Policy, store: any MessageLog, router: Router,
          tls: TLSServerContextHolder, metrics: BrokerMetrics, audit: AuditTrail?, logger: Logger) {
         self.store = store
         self.router = router

@@ -1,12 +1,15 @@
 import Foundation
 import Logging
+import RelayStore
 import ServiceLifecycle
 import UnixSignals
 
 /// relayd's process: runs the broker until SIGTERM/SIGINT (graceful),
 /// reloads on SIGHUP and when a watched file changes.
 public enum BrokerMain {
-    public static func run(configuration: BrokerConfiguration, overrides: (listen: String?, dataDirectory: String?) = (nil, nil)) async throws {
+    /// - Parameter openLog: opens the message log (relayd's composition root chooses it).
+    public static func run(configuration: BrokerConfiguration, overrides: (listen: String?, dataDirectory: String?) = (nil, nil),
+                           openLog: MessageLogFactory) async throws {
         let level = Logger.Level(rawValue: configuration.log.level) ?? .info
         let format: StructuredLogHandler.Format = configuration.log.format == .json ? .json : .logfmt
         LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, level: level) }
@@ -17,7 +20,8 @@ public enum BrokerMain {
         // A signal that arrives while the broker starts waits in its sequence.
         let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
-        let broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides)
+        let broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides,
+                                            openLog: openLog)
         // Tests and scripts read these two lines to find the ports.
         print("relayd listening on \(configuration.server.host):\(broker.port)")
         if let metrics = broker.metricsServer { print("relayd metrics on http://\(configuration.metrics.listen?.split(separator: ":").first ?? "127.0.0.1"):\(metrics.port)/metrics") }
@@ -93,7 +97,7 @@ enum FileWatcher {
 }
 
 /// Samples the store's size into the relay_storage_bytes gauge every five
-/// seconds (reading LMDB's stat is cheap, but not per publish).
+/// seconds (``MessageLog/usage()`` is cheap, but not per publish).
 enum StorageSampler {
     static func sample(broker: Broker) async {
         while !Task.isCancelled {

@@ -53,7 +53,7 @@ public enum SecurityWarnings {
     }
 }
 
-/// The data directory: created 0700 (LMDB then creates its files 0600).
+/// The data directory: created 0700 (the store then creates its files 0600).
 enum DataDirectory {
     static func prepare(_ path: String) throws {
         guard !FileManager.default.fileExists(atPath: path) else { return }

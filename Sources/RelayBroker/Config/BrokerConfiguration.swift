@@ -25,9 +25,9 @@ public struct BrokerConfiguration: Sendable, Equatable {
     }
 
     public enum Durability: String, Sendable, Equatable {
-        /// Ack after `mdb_txn_commit` returned, with fsync. The default.
+        /// Ack after the store's commit returned, with fsync. The default.
         case fsync
-        /// MDB_NOSYNC plus a periodic sync: loses at most `syncInterval` on a crash.
+        /// Commits without fsync plus a periodic sync: loses at most `syncInterval` on a crash.
         case async
     }
 
@@ -36,6 +36,8 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var durability = Durability.fsync
         public var maxSize: Int64 = 8 << 30
         public var syncIntervalNanos: Int64 = 100_000_000
+        /// How long a producer key is remembered for deduplication (announced in WELCOME).
+        public var dedupWindowNanos: Int64 = 120_000_000_000
     }
 
     public struct Retention: Sendable, Equatable {
@@ -52,7 +54,7 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var maxHeaders = 64
         public var maxSubscriptionsPerConnection = 1_000
         public var maxInFlightPublishes = 4_096
-        /// Messages buffered per subscription before it falls back to reading LMDB.
+        /// Messages buffered per subscription before it falls back to reading the store.
         public var subscriptionBuffer = 8_192
         /// How long a connection may stay unwritable (its unsent output above
         /// the high water mark, because the peer does not read) before it is

@@ -152,6 +152,12 @@ struct ConfigParser {
             s.maxSize = size
         }
         if let ns = try t.duration("sync_interval") { s.syncIntervalNanos = ns }
+        if let ns = try t.duration("dedup_window") {
+            guard ns >= 1_000_000_000 else {
+                throw t.error("dedup_window", "must be at least 1s; it is how long a retried publish is still recognised")
+            }
+            s.dedupWindowNanos = ns
+        }
     }
 
     private func parseRetention(_ t: inout TOMLReader) throws(ConfigError) -> BrokerConfiguration.Retention {

@@ -10,7 +10,7 @@ import RelayStore
 /// sequence above ``bufferValidFrom``. Whatever lies between ``nextSequence``
 /// and ``bufferValidFrom`` is read from the store. When the buffer overflows
 /// it is dropped and ``bufferValidFrom`` moves to the newest message, so
-/// memory stays bounded and the dropped messages are simply read from LMDB
+/// memory stays bounded and the dropped messages are simply read from the store
 /// later: no loss, no duplicates, order preserved.
 ///
 /// Owned by the session's event loop; no locking. A class, not a struct:

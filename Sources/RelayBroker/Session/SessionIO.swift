@@ -68,7 +68,7 @@ final class SessionIO: SessionEnvironment {
             write(.welcome(Welcome(version: version, maxFrameSize: UInt32(limits.maxFrameSize), maxPayload: UInt32(limits.maxPayload),
                                    maxHeaders: UInt16(clamping: limits.maxHeaders), maxInFlight: UInt32(limits.maxInFlightPublishes),
                                    maxSubscriptions: UInt32(limits.maxSubscriptionsPerConnection),
-                                   dedupWindow: 120_000_000_000, principal: principal, subject: identity.subject.rfc4514,
+                                   dedupWindow: broker.dedupWindowNanoseconds, principal: principal, subject: identity.subject.rfc4514,
                                    fingerprint: publisherFingerprint, spiffeID: identity.spiffe?.uri ?? "")))
         case .published(let id, let receipt):
             write(.publishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
@@ -228,14 +228,8 @@ final class SessionIO: SessionEnvironment {
         return legacy
     }
 
-    func startSequence(_ start: RelayWire.StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
-        switch start {
-        case .latest: return try broker.store.startSequence(.new, filter: filter)
-        case .earliest: return try broker.store.startSequence(.first, filter: filter)
-        case .sequence(let s): return try broker.store.startSequence(.sequence(s), filter: filter)
-        case .time(let t): return try broker.store.startSequence(.time(nanosecondsSinceEpoch: t), filter: filter)
-        case .last(let n): return try broker.store.startSequence(.lastMessages(Int(clamping: n)), filter: filter)
-        }
+    func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
+        try broker.store.startSequence(start, filter: filter)
     }
 
     func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64 {
@@ -244,6 +238,8 @@ final class SessionIO: SessionEnvironment {
     }
 
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch {
-        try broker.store.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes)
+        // maxScan bounds one read's walk over non-matching messages, so a
+        // sparse wildcard replay does not hold the event loop for the whole log.
+        try broker.store.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: 65_536)
     }
 }

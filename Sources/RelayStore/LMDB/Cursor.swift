@@ -7,10 +7,8 @@ enum CursorOperation: Sendable {
     case key
     /// The first key >= `key`.
     case keyRange
-    /// Dupsort: the first/last/next/previous value of the current key.
-    case firstDuplicate, lastDuplicate, nextDuplicate, previousDuplicate
-    /// Dupsort: the first key after the current one.
-    case nextKey
+    /// Dupsort: the last/next/previous value of the current key.
+    case lastDuplicate, nextDuplicate, previousDuplicate
     /// Dupsort: exactly `key`, first value >= `value`.
     case duplicateRange
     case current
@@ -23,11 +21,9 @@ enum CursorOperation: Sendable {
         case .previous: return MDB_PREV
         case .key: return MDB_SET_KEY
         case .keyRange: return MDB_SET_RANGE
-        case .firstDuplicate: return MDB_FIRST_DUP
         case .lastDuplicate: return MDB_LAST_DUP
         case .nextDuplicate: return MDB_NEXT_DUP
         case .previousDuplicate: return MDB_PREV_DUP
-        case .nextKey: return MDB_NEXT_NODUP
         case .duplicateRange: return MDB_GET_BOTH_RANGE
         case .current: return MDB_GET_CURRENT
         }
@@ -76,15 +72,5 @@ struct Cursor: ~Copyable {
     /// cursor then stands on the following entry: use `.current` to read it.
     func deleteCurrent() throws(StoreError) {
         try context.check(mdb_cursor_del(pointer, 0), "mdb_cursor_del(\(database.name))")
-    }
-
-    /// Stores a pair through the cursor (write transactions only).
-    func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: PutFlags = []) throws(StoreError) -> Bool {
-        var k = mdbVal(key)
-        var v = mdbVal(value)
-        let rc = mdb_cursor_put(pointer, &k, &v, flags.rawValue)
-        if rc == MDB_KEYEXIST { return false }
-        try context.check(rc, "mdb_cursor_put(\(database.name))")
-        return true
     }
 }

@@ -31,8 +31,6 @@ struct PutFlags: OptionSet, Sendable {
     static let append = PutFlags(rawValue: UInt32(MDB_APPEND))
     /// Value is greater than every value of its key (`MDB_APPENDDUP`).
     static let appendDuplicate = PutFlags(rawValue: UInt32(MDB_APPENDDUP))
-    /// Do not store the pair if it already exists in a dupsort database (`MDB_NODUPDATA`).
-    static let noDuplicateData = PutFlags(rawValue: UInt32(MDB_NODUPDATA))
 }
 
 extension TransactionReading where Self: ~Copyable {
@@ -46,11 +44,6 @@ extension TransactionReading where Self: ~Copyable {
         if rc == MDB_NOTFOUND { return nil }
         try context.check(rc, "mdb_get(\(db.name))")
         return try body(bufferView(v))
-    }
-
-    /// Whether `key` exists.
-    func contains(_ db: Database, key: UnsafeRawBufferPointer) throws(StoreError) -> Bool {
-        try get(db, key: key) { _ in () } != nil
     }
 
     /// Number of entries in `db` as of this transaction.
@@ -75,8 +68,8 @@ extension TransactionReading where Self: ~Copyable {
 }
 
 extension WriteTransaction {
-    /// Stores `value` under `key`. Returns false when `.noOverwrite` or
-    /// `.noDuplicateData` found an existing entry.
+    /// Stores `value` under `key`. Returns false when `.noOverwrite` found an
+    /// existing key, or `.appendDuplicate` a value not after the key's last one.
     @discardableResult
     func put(_ db: Database, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
              flags: PutFlags = []) throws(StoreError) -> Bool {
@@ -100,18 +93,12 @@ extension WriteTransaction {
         try fill(UnsafeMutableRawBufferPointer(start: v.mv_data, count: size))
     }
 
-    /// Deletes `key` (all its values in a dupsort database, or only `value`
-    /// when given). Returns false when nothing matched.
+    /// Deletes `key` (with all its values in a dupsort database). Returns
+    /// false when there was no such key.
     @discardableResult
-    func delete(_ db: Database, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer? = nil) throws(StoreError) -> Bool {
+    func delete(_ db: Database, key: UnsafeRawBufferPointer) throws(StoreError) -> Bool {
         var k = mdbVal(key)
-        let rc: Int32
-        if let value {
-            var v = mdbVal(value)
-            rc = mdb_del(pointer, db.dbi, &k, &v)
-        } else {
-            rc = mdb_del(pointer, db.dbi, &k, nil)
-        }
+        let rc = mdb_del(pointer, db.dbi, &k, nil)
         if rc == MDB_NOTFOUND { return false }
         try context.check(rc, "mdb_del(\(db.name))")
         return true

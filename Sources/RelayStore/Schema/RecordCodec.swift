@@ -22,12 +22,12 @@ enum RecordCodec {
     /// The publisher part of a record, encoded once per publisher and reused
     /// for every message of a batch from that publisher.
     struct EncodedPublisher {
-        let publisher: Publisher
+        let publisher: PublisherStamp
         let principal: [UInt8]
         let fingerprint: [UInt8]
         let flags: UInt8
 
-        init(_ publisher: Publisher) throws(StoreError) {
+        init(_ publisher: PublisherStamp) throws(StoreError) {
             let principal = Array(publisher.principal.utf8)
             guard principal.count <= Int(UInt16.max) else {
                 throw .invalidArgument("publisher principal is \(principal.count) bytes; the maximum is 65535")

@@ -10,7 +10,7 @@ import RelayCore
 ///
 /// Replay speed is dominated by allocations, so the decoder (a) copies all
 /// payloads of a batch into one shared buffer and hands out slices of it,
-/// and (b) reuses the previous message's `Topic` and `Publisher` when the
+/// and (b) reuses the previous message's `Topic` and `PublisherStamp` when the
 /// bytes are the same (consecutive messages usually share both).
 struct RecordDecoder {
     private var arena: ByteBuffer
@@ -18,7 +18,7 @@ struct RecordDecoder {
     private var lastTopic: Topic?
     private var lastPublisherBytes: [UInt8] = []
     private var lastPublisherFlags: UInt8 = 0
-    private var lastPublisher: Publisher?
+    private var lastPublisher: PublisherStamp?
 
     init(expectedBytes: Int) {
         arena = ByteBufferAllocator().buffer(capacity: max(256, min(expectedBytes, 64 << 10)))
@@ -29,7 +29,7 @@ struct RecordDecoder {
         var sequence: UInt64
         var timestamp: UInt64
         var topic: Topic
-        var publisher: Publisher
+        var publisher: PublisherStamp
         var headers: [MessageHeader]
         var payloadStart: Int
         var payloadLength: Int
@@ -83,7 +83,7 @@ struct RecordDecoder {
         }
     }
 
-    private mutating func decodePublisher(_ record: UnsafeRawBufferPointer, layout: RecordCodec.Layout) -> Publisher {
+    private mutating func decodePublisher(_ record: UnsafeRawBufferPointer, layout: RecordCodec.Layout) -> PublisherStamp {
         // The flags byte, principal and fingerprint together identify the publisher.
         let span = UnsafeRawBufferPointer(rebasing: record[layout.principal.lowerBound..<layout.fingerprint.upperBound])
         if let lastPublisher, lastPublisherFlags == layout.flags, sameBytes(span, lastPublisherBytes) {
@@ -94,7 +94,7 @@ struct RecordDecoder {
         let fingerprint = layout.flags & RecordCodec.flagRawFingerprint != 0
             ? Hex.encode(fingerprintBytes)
             : String(decoding: fingerprintBytes, as: UTF8.self)
-        let publisher = Publisher(principal: principal, fingerprint: fingerprint)
+        let publisher = PublisherStamp(principal: principal, fingerprint: fingerprint)
         lastPublisher = publisher
         lastPublisherFlags = layout.flags
         lastPublisherBytes = Array(span)
@@ -108,53 +108,4 @@ func sameBytes(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     guard let base = a.baseAddress, a.count > 0 else { return true }
     return b.withUnsafeBytes { other in other.baseAddress.map { memcmp(base, $0, a.count) == 0 } ?? false }
-}
-
-/// A topic filter compiled for matching raw topic bytes without splitting
-/// them into Strings (the replay hot path examines every record's topic).
-struct CompiledFilter: Sendable {
-    private enum Token: Sendable {
-        case literal([UInt8])
-        case one
-        case rest
-    }
-
-    private let tokens: [Token]
-    /// The literal topic when the filter has no wildcard (replay then uses the topic index).
-    let literalTopic: String?
-
-    init(_ filter: TopicFilter) {
-        tokens = filter.tokens.map { token in
-            switch token {
-            case .literal(let s): return .literal(Array(s.utf8))
-            case .anyOne: return .one
-            case .anyRest: return .rest
-            }
-        }
-        literalTopic = filter.isLiteral ? filter.value : nil
-    }
-
-    /// Whether the topic `bytes` (valid topic grammar) match.
-    func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        let n = bytes.count
-        let dot = UInt8(ascii: ".")
-        // `position` is where the next topic token starts; n + 1 once none is left.
-        var position = 0
-        for token in tokens {
-            if position > n { return false }
-            if case .rest = token { return true }
-            var end = position
-            while end < n && bytes[end] != dot { end += 1 }
-            if case .literal(let literal) = token {
-                guard end - position == literal.count else { return false }
-                var i = 0
-                while i < literal.count {
-                    if bytes[position + i] != literal[i] { return false }
-                    i += 1
-                }
-            }
-            position = end + 1
-        }
-        return position > n
-    }
 }

@@ -32,7 +32,8 @@ struct Appender {
         /// One result array per append job, in order.
         var results: [[Result<AppendReceipt, StoreError>]]
         var nextSequence: UInt64
-        var range: CommittedRange?
+        /// Whether the commit stores any message (not only duplicates or failures).
+        var storedAny: Bool
     }
 
     static func wallClockNanoseconds() -> UInt64 {
@@ -46,7 +47,7 @@ struct Appender {
     }
 
     mutating func committed(_ outcome: Outcome, timestamp: UInt64) {
-        if outcome.range != nil { lastTimestamp = timestamp }
+        if outcome.storedAny { lastTimestamp = timestamp }
         nextSequence = outcome.nextSequence
         publisherNumbers.commit()
     }
@@ -89,14 +90,13 @@ struct Appender {
             results.append(jobResults)
         }
         guard sequence > first else {
-            return Outcome(results: results, nextSequence: first, range: nil)
+            return Outcome(results: results, nextSequence: first, storedAny: false)
         }
         try finishCommit(first: first, next: sequence, timestamp: timestamp, in: txn)
-        return Outcome(results: results, nextSequence: sequence,
-                       range: CommittedRange(first: first, last: sequence - 1, timestamp: timestamp))
+        return Outcome(results: results, nextSequence: sequence, storedAny: true)
     }
 
-    private mutating func encodedPublisher(_ publisher: Publisher) throws(StoreError) -> RecordCodec.EncodedPublisher {
+    private mutating func encodedPublisher(_ publisher: PublisherStamp) throws(StoreError) -> RecordCodec.EncodedPublisher {
         if let cached = publisherCache, cached.publisher == publisher { return cached }
         let encoded = try RecordCodec.EncodedPublisher(publisher)
         publisherCache = encoded

@@ -9,7 +9,7 @@ struct Pruner {
     static let prunedAtKey = Array("pruned_at".utf8)
 
     private let schema: Schema
-    private let rules: [(filter: CompiledFilter, rule: RetentionRule)]
+    private let rules: [RetentionRule]
     private let dedup: DedupWindow
     private let batchSize: Int
     /// The topic the next retention pass starts at (empty: from the start).
@@ -19,7 +19,7 @@ struct Pruner {
 
     init(schema: Schema, rules: [RetentionRule], dedup: DedupWindow, batchSize: Int) {
         self.schema = schema
-        self.rules = rules.map { (CompiledFilter($0.filter), $0) }
+        self.rules = rules
         self.dedup = dedup
         self.batchSize = max(1, batchSize)
     }
@@ -107,8 +107,8 @@ struct Pruner {
             // Next topic at or after `topic` (re-positioned per topic because deletes move cursors).
             guard let next = try nextTopicStats(after: topic, in: txn) else { return (true, []) }
             topic = next.topic
-            if let ruleIndex = rules.firstIndex(where: { rule in topic.withUnsafeBytes { rule.filter.matches($0) } }) {
-                let rule = rules[ruleIndex].rule
+            if let ruleIndex = rules.firstIndex(where: { rule in topic.withUnsafeBytes { rule.filter.matches(utf8: $0) } }) {
+                let rule = rules[ruleIndex]
                 var keepFrom: UInt64 = 0
                 if let maxAge = rule.maxAge {
                     if let cached = ageCutoffs[ruleIndex] { keepFrom = cached } else {

@@ -1,19 +1,5 @@
 import RelayCore
 
-/// Where a replay starts.
-public enum StartPosition: Sendable, Equatable {
-    /// The oldest stored message.
-    case first
-    /// A sequence (messages before it are skipped; a pruned one starts at the next stored).
-    case sequence(UInt64)
-    /// The first message committed at or after this time (ns since epoch).
-    case time(nanosecondsSinceEpoch: UInt64)
-    /// The last `n` messages matching the subscription's filter.
-    case lastMessages(Int)
-    /// Only messages committed from now on.
-    case new
-}
-
 /// Read-side queries shared by the store's public methods; each runs inside
 /// a transaction it is given.
 enum Reader {
@@ -60,7 +46,6 @@ extension MessageStore {
         if filter.isLiteral, let topic = try? Topic(filter.value) {
             return try read(topic: topic, from: from, maxMessages: maxMessages, maxBytes: maxBytes)
         }
-        let compiled = CompiledFilter(filter)
         let schema = self.schema
         let limit = max(1, maxMessages)
         return try environment.read { (txn) throws(StoreError) -> ReadBatch in
@@ -79,7 +64,7 @@ extension MessageStore {
                             guard let topic = RecordCodec.topicBytes(of: record) else {
                                 throw .invalidRecord(sequence: sequence, reason: "unknown record version or truncated topic")
                             }
-                            if compiled.matches(topic) { try decoder.decode(record, sequence: sequence) }
+                            if filter.matches(utf8: topic) { try decoder.decode(record, sequence: sequence) }
                             return decoder.count >= limit || decoder.payloadBytes >= maxBytes
                         }
                     }
@@ -145,101 +130,5 @@ extension MessageStore {
             if reachedEnd { next = max(next, try Reader.nextSequence(schema: schema, in: txn)) }
             return ReadBatch(messages: decoder.finish(), next: next, reachedEnd: reachedEnd)
         }
-    }
-
-    /// Resolves a start position to the first sequence a replay of `filter` reads.
-    public func startSequence(_ position: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
-        let schema = self.schema
-        switch position {
-        case .first:
-            if let first = try firstSequence() { return first }
-            return try lastSequence() + 1
-        case .sequence(let s):
-            return max(s, 1)
-        case .new:
-            return try lastSequence() + 1
-        case .time(let t):
-            return try environment.read { (txn) throws(StoreError) -> UInt64 in
-                let found = try txn.withCursor(schema.time) { (cursor) throws(StoreError) -> UInt64? in
-                    try withBigEndianBytes(t) { (key) throws(StoreError) -> UInt64? in
-                        try cursor.move(.keyRange, key: key) { _, v in v.readUInt64BE(at: 0) }
-                    }
-                }
-                if let found { return found }
-                return try Reader.nextSequence(schema: schema, in: txn)
-            }
-        case .lastMessages(let n):
-            guard n > 0 else { return try lastSequence() + 1 }
-            if filter.isLiteral { return try lastMessages(n, ofTopic: filter.value) }
-            return try lastMessages(n, matching: CompiledFilter(filter))
-        }
-    }
-
-    /// Walks the topic index backwards from the topic's newest message.
-    private func lastMessages(_ n: Int, ofTopic topic: String) throws(StoreError) -> UInt64 {
-        let schema = self.schema
-        let key = Array(topic.utf8)
-        return try environment.read { (txn) throws(StoreError) -> UInt64 in
-            let start = try txn.withCursor(schema.topics) { (cursor) throws(StoreError) -> UInt64? in
-                let exists = try key.withBytes { (k) throws(StoreError) -> Bool in
-                    try cursor.position(.key, key: k)
-                }
-                guard exists else { return nil }
-                var sequence = try cursor.move(.lastDuplicate) { _, v in v.readUInt64BE(at: 0) }
-                var seen = 1
-                while seen < n, let previous = try cursor.move(.previousDuplicate, { _, v in v.readUInt64BE(at: 0) }) {
-                    sequence = previous
-                    seen += 1
-                }
-                return sequence
-            }
-            if let start { return start }
-            return try Reader.nextSequence(schema: schema, in: txn)
-        }
-    }
-
-    /// Scans the log backwards in chunks (one short read transaction each)
-    /// until `n` matching messages are found or the log starts.
-    private func lastMessages(_ n: Int, matching filter: CompiledFilter) throws(StoreError) -> UInt64 {
-        let schema = self.schema
-        var remaining = n
-        var position = try lastSequence()
-        var start = position + 1
-        let chunk = 50_000
-        while remaining > 0 && position > 0 {
-            let (newPosition, newStart, done) = try environment.read { (txn) throws(StoreError) -> (UInt64, UInt64, Bool) in
-                try txn.withCursor(schema.log) { (cursor) throws(StoreError) -> (UInt64, UInt64, Bool) in
-                    var start = start
-                    var scanned = 0
-                    // Position on the last record <= position.
-                    var found = try withBigEndianBytes(position) { (key) throws(StoreError) -> Bool in
-                        if try cursor.position(.keyRange, key: key) {
-                            let at = try cursor.move(.current) { k, _ in k.readUInt64BE(at: 0) } ?? 0
-                            return at == position ? true : try cursor.position(.previous)
-                        }
-                        return try cursor.position(.last)
-                    }
-                    while found {
-                        let sequence = try cursor.move(.current) { (k, record) throws(StoreError) -> UInt64 in
-                            let sequence = k.readUInt64BE(at: 0)
-                            if let topic = RecordCodec.topicBytes(of: record), filter.matches(topic) {
-                                start = sequence
-                                remaining -= 1
-                            }
-                            return sequence
-                        } ?? 0
-                        scanned += 1
-                        if remaining == 0 { return (0, start, true) }
-                        if scanned >= chunk { return (sequence - 1, start, false) }
-                        found = try cursor.position(.previous)
-                    }
-                    return (0, start, true)
-                }
-            }
-            start = newStart
-            position = newPosition
-            if done { break }
-        }
-        return start
     }
 }

@@ -14,7 +14,6 @@ final class StoreWriter: @unchecked Sendable {
     private let schema: Schema
     private let configuration: StoreConfiguration
     private let logger: Logger
-    private let onCommit: (@Sendable (CommittedRange) -> Void)?
     /// Signalled when the thread exits.
     private let exited = DispatchSemaphore(value: 0)
     /// `async` durability: the thread that flushes commits every interval,
@@ -46,12 +45,11 @@ final class StoreWriter: @unchecked Sendable {
     private let clock = ContinuousClock()
 
     init(environment: Environment, schema: Schema, configuration: StoreConfiguration, logger: Logger,
-         onCommit: (@Sendable (CommittedRange) -> Void)?, nextSequence: UInt64, lastTimestamp: UInt64) {
+         nextSequence: UInt64, lastTimestamp: UInt64) {
         self.environment = environment
         self.schema = schema
         self.configuration = configuration
         self.logger = logger
-        self.onCommit = onCommit
         self.appender = Appender(schema: schema, nextSequence: nextSequence, lastTimestamp: lastTimestamp)
         self.pruner = Pruner(schema: schema, rules: configuration.retention, dedup: configuration.dedup,
                              batchSize: configuration.pruneBatchSize)
@@ -180,7 +178,6 @@ final class StoreWriter: @unchecked Sendable {
                     appender.committed(outcome, timestamp: timestamp)
                     for (index, append) in appends.enumerated() { append.completion(outcome.results[index]) }
                     for cursor in cursors { cursor.completion(.success(())) }
-                    if let range = outcome.range { onCommit?(range) }
                     return
                 } catch {
                     if case .storageFull = error {

@@ -33,7 +33,7 @@ struct PublishRequest {
 /// values, durable name grammar: §4.6).
 struct SubscribeRequest: Equatable {
     var filter: TopicFilter
-    var start: RelayWire.StartPosition
+    var start: StartPosition
     /// Empty: ephemeral.
     var durableName: String
     var initialCredit: UInt32
@@ -96,7 +96,7 @@ protocol SessionEnvironment: AnyObject {
     func claimDurable(owner: DurableOwner, name: String) -> Bool
     /// The committed cursor of a durable name (adopting a migrated one if need be).
     func resumeCursor(owner: DurableOwner, name: String, principal: String) throws(StoreError) -> UInt64?
-    func startSequence(_ start: RelayWire.StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
+    func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
     /// Adds the subscription to routing; returns the watermark (see ``Router``).
     func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch

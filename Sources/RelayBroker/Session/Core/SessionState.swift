@@ -50,7 +50,7 @@ final class ActiveSession {
     /// Publish decisions per topic, rebuilt with ``permissions``.
     var publishCache: PublishCache
     /// The store's publisher record of this session's messages.
-    let publisher: Publisher
+    let publisher: PublisherStamp
     /// The producer session of HELLO (``ProducerSessionID/none``: no dedup).
     let producerSession: ProducerSessionID
     /// Whose dedup entries and durable cursors this session's are (IdentityScope).
@@ -68,7 +68,7 @@ final class ActiveSession {
         self.principal = permissions.principal
         self.permissions = permissions
         self.publishCache = PublishCache(permissions: permissions)
-        self.publisher = Publisher(principal: permissions.principal, fingerprint: identity.fingerprintSHA256)
+        self.publisher = PublisherStamp(principal: permissions.principal, fingerprint: identity.fingerprintSHA256)
         self.producerSession = producerSession
         self.publisherDigest = IdentityScope.publisherDigest(identity)
         self.durableOwner = IdentityScope.durableOwner(identity)

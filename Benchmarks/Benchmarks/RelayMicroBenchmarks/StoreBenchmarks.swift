@@ -34,7 +34,7 @@ final class StoreFixture {
     }
 
     func open() throws {
-        let publisher = Publisher(principal: "spiffe://bench.example/producer", fingerprint: String(repeating: "9f", count: 32))
+        let publisher = PublisherStamp(principal: "spiffe://bench.example/producer", fingerprint: String(repeating: "9f", count: 32))
         let message = NewMessage(topic: try Topic("bench.micro.append"), payload: ByteBuffer(repeating: 0x61, count: 128),
                                  publisher: publisher)
         single = [message]
