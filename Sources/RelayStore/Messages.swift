@@ -6,10 +6,10 @@ import RelayCore
 public struct Publisher: Hashable, Sendable {
     /// The identity's principal as policy names it (e.g. the SPIFFE ID or subject CN).
     public var principal: String
-    /// SHA-256 of the client certificate, lower-case hex (stored as 32 raw bytes when it is that).
-    public var fingerprint: String
+    /// SHA-256 of the client certificate.
+    public var fingerprint: CertificateFingerprint
 
-    public init(principal: String, fingerprint: String) {
+    public init(principal: String, fingerprint: CertificateFingerprint) {
         self.principal = principal
         self.fingerprint = fingerprint
     }
@@ -26,55 +26,20 @@ public struct MessageHeader: Hashable, Sendable {
     }
 }
 
-/// SHA-256 of a publisher's client certificate (its verified identity), as
-/// four big-endian words: the part of a ``ProducerKey`` that says whose
-/// publish ids these are.
-public struct PublisherDigest: Hashable, Sendable {
-    public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
-
-    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
-        (self.w0, self.w1, self.w2, self.w3) = (w0, w1, w2, w3)
-    }
-
-    /// From exactly 32 bytes; nil for any other count.
-    public init?<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
-        guard bytes.count == 32 else { return nil }
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (i, b) in bytes.enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
-        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
-    }
-
-    /// The 32 bytes, big-endian word by word (the inverse of `init(bytes:)`).
-    public var bytes: [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        out.withUnsafeMutableBytes { raw in
-            for (index, word) in [w0, w1, w2, w3].enumerated() {
-                raw.storeBytes(of: word.bigEndian, toByteOffset: index * 8, as: UInt64.self)
-            }
-        }
-        return out
-    }
-
-    /// From 64 lower-case hex digits (``Publisher/fingerprint``); nil otherwise.
-    public init?(hex: String) {
-        guard let bytes = Hex.decode32(hex) else { return nil }
-        self.init(bytes: bytes)
-    }
-}
-
 /// Who published (the certificate digest), their 16-byte producer session
 /// id and the per-publish id: the key that makes a retried publish return
 /// the original sequence. The digest is part of the key so that two
 /// identities that send the same session and publish ids never collide
 /// (Protocol/relay-v1.md §4.3).
 public struct ProducerKey: Hashable, Sendable {
-    public var publisher: PublisherDigest
+    /// The publisher's certificate.
+    public var publisher: CertificateFingerprint
     /// The session id as two big-endian halves (bytes 0–7 and 8–15).
     public var sessionHigh: UInt64
     public var sessionLow: UInt64
     public var publishID: UInt64
 
-    public init(publisher: PublisherDigest, sessionHigh: UInt64, sessionLow: UInt64, publishID: UInt64) {
+    public init(publisher: CertificateFingerprint, sessionHigh: UInt64, sessionLow: UInt64, publishID: UInt64) {
         self.publisher = publisher
         self.sessionHigh = sessionHigh
         self.sessionLow = sessionLow
@@ -82,7 +47,7 @@ public struct ProducerKey: Hashable, Sendable {
     }
 
     /// Builds the key from a 16-byte session id as sent on the wire.
-    public init<Bytes: Collection>(publisher: PublisherDigest, session bytes: Bytes,
+    public init<Bytes: Collection>(publisher: CertificateFingerprint, session bytes: Bytes,
                                    publishID: UInt64) throws(StoreError) where Bytes.Element == UInt8 {
         guard bytes.count == 16 else {
             throw .invalidArgument("a producer session id is 16 bytes, got \(bytes.count)")

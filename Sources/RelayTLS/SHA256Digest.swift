@@ -1,3 +1,4 @@
+import RelayCore
 internal import COpenSSL
 
 /// SHA-256 by the system OpenSSL (EVP_Digest), for the audit trail's hash
@@ -24,20 +25,6 @@ public enum SHA256 {
 
     /// Lower-case hex of the digest.
     public static func hex<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        digest(bytes).hexString
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Lower-case hex.
-    var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.encode(digest(bytes))
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import RelayCore
 
 /// A MSG encoded once for every subscription that receives it.
 ///

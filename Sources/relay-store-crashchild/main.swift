@@ -49,7 +49,7 @@ do {
     configuration.maxMapSize = 1 << 30
     let store = try MessageStore.open(configuration)
     let topics = try [Topic("crash.a"), Topic("crash.b.c")]
-    let publisher = Publisher(principal: "spiffe://test/crash", fingerprint: String(repeating: "ab", count: 32))
+    let publisher = Publisher(principal: "spiffe://test/crash", fingerprint: CertificateFingerprint(w0: 0xabab_abab_abab_abab, w1: 0xabab_abab_abab_abab, w2: 0xabab_abab_abab_abab, w3: 0xabab_abab_abab_abab))
     let inFlight = DispatchSemaphore(value: 4)
     var generator = SystemRandomNumberGenerator()
     emit("ready\n")

@@ -5,10 +5,10 @@ import RelayCore
 import RelayTestSupport
 import Testing
 
-let testPublisher = Publisher(principal: "spiffe://example.org/orders", fingerprint: String(repeating: "0f", count: 32))
-/// The dedup identity of `testPublisher`.
-let testDigest = PublisherDigest(w0: 0x0F0F_0F0F_0F0F_0F0F, w1: 0x0F0F_0F0F_0F0F_0F0F,
-                                 w2: 0x0F0F_0F0F_0F0F_0F0F, w3: 0x0F0F_0F0F_0F0F_0F0F)
+/// The dedup identity of `testPublisher`: 32 bytes of 0x0F.
+let testDigest = CertificateFingerprint(w0: 0x0F0F_0F0F_0F0F_0F0F, w1: 0x0F0F_0F0F_0F0F_0F0F,
+                                        w2: 0x0F0F_0F0F_0F0F_0F0F, w3: 0x0F0F_0F0F_0F0F_0F0F)
+let testPublisher = Publisher(principal: "spiffe://example.org/orders", fingerprint: testDigest)
 
 /// A durable owner made of one repeated byte.
 func testOwner(_ byte: UInt8) -> DurableOwner {

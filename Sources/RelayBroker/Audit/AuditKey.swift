@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 import RelayTLS
 
 /// The secret that keys the audit trail's chain (HMAC-SHA256).
@@ -24,7 +25,7 @@ public struct AuditKey: Sendable, Equatable {
             throw AuditError.badKey(path: path, reason: "cannot read it; pass the key relayd writes the trail with (audit.key_file)")
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let bytes = Self.decodeHex(text) else {
+        guard let bytes = Hex.decode(text) else {
             throw AuditError.badKey(path: path, reason: "expected hex characters only (relayd writes 64 of them)")
         }
         do { return try AuditKey(bytes: bytes) } catch { throw AuditError.badKey(path: path, reason: "\(error)") }
@@ -42,7 +43,7 @@ public struct AuditKey: Sendable, Equatable {
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         do {
-            try handle.write(contentsOf: Data((bytes.hexString + "\n").utf8))
+            try handle.write(contentsOf: Data((Hex.encode(bytes) + "\n").utf8))
             try handle.synchronize()
         } catch {
             throw AuditError.badKey(path: path, reason: "cannot write it: \(error)")
@@ -56,43 +57,6 @@ public struct AuditKey: Sendable, Equatable {
         var key = bytes.count > block ? SHA256.digest(bytes) : bytes
         key += [UInt8](repeating: 0, count: block - key.count)
         let inner = SHA256.digest(key.map { $0 ^ 0x36 } + Array(message))
-        return SHA256.digest(key.map { $0 ^ 0x5c } + inner).hexString
-    }
-
-    static func decodeHex(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Lower-case hex.
-    var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        return Hex.encode(SHA256.digest(key.map { $0 ^ 0x5c } + inner))
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import RelayCore
 import RelayStore
 import RelayWire
 
@@ -37,21 +38,5 @@ public final class RoutedMessage: Sendable {
     /// when published). Most messages carry none: no list is built then.
     static func wireHeaders(_ headers: [MessageHeader]) -> Headers {
         headers.isEmpty ? Headers.empty : (try? Headers(headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty
-    }
-}
-
-/// Parses stored publisher fingerprints (hex) for replay, reusing the last
-/// result: a replay batch is usually long runs from the same publisher, so
-/// this turns one hex parse per message into one per run.
-struct FingerprintParser {
-    private var lastHex = ""
-    private var lastValue = CertificateFingerprint.zero
-
-    mutating func parse(_ hex: String) -> CertificateFingerprint {
-        if hex != lastHex {
-            lastHex = hex
-            lastValue = CertificateFingerprint(hex: hex) ?? .zero
-        }
-        return lastValue
     }
 }

@@ -35,8 +35,8 @@ extension SessionHandler {
         // (Protocol/relay-v1.md §4.3): a session id is not a secret, so
         // another identity reusing it must not hit this one's entries.
         var producerKey: ProducerKey?
-        if producerSession != .none, let publisherDigest {
-            producerKey = ProducerKey(publisher: publisherDigest, sessionHigh: producerSession.high,
+        if producerSession != .none {
+            producerKey = ProducerKey(publisher: publisher.fingerprint, sessionHigh: producerSession.high,
                                       sessionLow: producerSession.low, publishID: publish.publishID)
         }
         let headers = publish.headers.map { MessageHeader(name: $0.name, value: $0.value) }
@@ -82,7 +82,6 @@ extension SessionHandler {
         pendingPublishIDs.removeAll(keepingCapacity: true)
         let router = broker.router
         let metrics = broker.metrics
-        let fingerprint = publisherFingerprint
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
@@ -93,7 +92,7 @@ extension SessionHandler {
             // fan-out keeps commit order on the router's serial queue.
             proxy.onLoop { session in session.completePublishes(ids: ids, results: results) }
             router.enqueue {
-                let routed = Self.routedMessages(messages, results, fingerprint: fingerprint, metrics: metrics)
+                let routed = Self.routedMessages(messages, results, metrics: metrics)
                 router.publish(routed)
             }
         }
@@ -102,7 +101,7 @@ extension SessionHandler {
     /// Encodes the newly committed messages of one append (duplicates and
     /// failures are skipped) and counts them.
     private static func routedMessages(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
-                                       fingerprint: CertificateFingerprint, metrics: BrokerMetrics) -> [RoutedMessage] {
+                                       metrics: BrokerMetrics) -> [RoutedMessage] {
         var routed: [RoutedMessage] = []
         routed.reserveCapacity(results.count)
         var bytes = 0
@@ -111,7 +110,7 @@ extension SessionHandler {
             bytes += message.payload.readableBytes
             if let encoded = RoutedMessage.encode(
                 sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
-                publisherPrincipal: message.publisher.principal, publisherFingerprint: fingerprint,
+                publisherPrincipal: message.publisher.principal, publisherFingerprint: message.publisher.fingerprint,
                 headers: message.headers, payload: message.payload) {
                 routed.append(encoded)
             }

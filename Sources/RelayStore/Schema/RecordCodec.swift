@@ -5,7 +5,8 @@ import RelayCore
 ///
 /// ```
 /// u8  version (1)
-/// u8  flags        bit 0: fingerprint stored as 32 raw bytes (else UTF-8)
+/// u8  flags        bit 0: fingerprint stored as 32 raw bytes (always set
+///                  since the fingerprint is typed; older records may hold text)
 /// u64 timestamp    ns since epoch, big-endian
 /// u8  topic length, topic bytes
 /// u16 principal length, principal bytes
@@ -19,39 +20,14 @@ enum RecordCodec {
     /// Offset of the topic length byte.
     static let topicOffset = 10
 
-    /// The publisher part of a record, encoded once per publisher and reused
-    /// for every message of a batch from that publisher.
-    struct EncodedPublisher {
-        let publisher: Publisher
-        let principal: [UInt8]
-        let fingerprint: [UInt8]
-        let flags: UInt8
-
-        init(_ publisher: Publisher) throws(StoreError) {
-            let principal = Array(publisher.principal.utf8)
-            guard principal.count <= Int(UInt16.max) else {
-                throw .invalidArgument("publisher principal is \(principal.count) bytes; the maximum is 65535")
-            }
-            if let raw = Hex.decode32(publisher.fingerprint) {
-                self.fingerprint = raw
-                self.flags = RecordCodec.flagRawFingerprint
-            } else {
-                let text = Array(publisher.fingerprint.utf8)
-                guard text.count <= 255 else {
-                    throw .invalidArgument("publisher fingerprint is \(text.count) bytes; the maximum is 255")
-                }
-                self.fingerprint = text
-                self.flags = 0
-            }
-            self.publisher = publisher
-            self.principal = principal
-        }
-    }
-
     /// The encoded size of a message, or an error naming the field too large to store.
-    static func size(of message: NewMessage, publisher: EncodedPublisher) throws(StoreError) -> Int {
-        var size = 10 + 1 + message.topic.value.utf8.count + 2 + publisher.principal.count + 1
-            + publisher.fingerprint.count + 2 + message.payload.readableBytes
+    static func size(of message: NewMessage) throws(StoreError) -> Int {
+        let principal = message.publisher.principal.utf8.count
+        guard principal <= Int(UInt16.max) else {
+            throw .invalidArgument("publisher principal is \(principal) bytes; the maximum is 65535")
+        }
+        var size = 10 + 1 + message.topic.value.utf8.count + 2 + principal + 1
+            + CertificateFingerprint.byteCount + 2 + message.payload.readableBytes
         guard message.headers.count <= Int(UInt16.max) else {
             throw .invalidArgument("a message has \(message.headers.count) headers; the maximum is 65535")
         }
@@ -64,19 +40,19 @@ enum RecordCodec {
     }
 
     /// Writes the record into `out`, which is exactly `size(of:)` bytes.
-    static func encode(_ message: NewMessage, publisher: EncodedPublisher, timestamp: UInt64,
-                       into out: UnsafeMutableRawBufferPointer) {
+    static func encode(_ message: NewMessage, timestamp: UInt64, into out: UnsafeMutableRawBufferPointer) {
         var w = Writer(out: out)
         w.byte(version)
-        w.byte(publisher.flags)
+        w.byte(flagRawFingerprint)
         w.uint64(timestamp)
         var topic = message.topic.value
         w.byte(UInt8(truncatingIfNeeded: topic.utf8.count))
         topic.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
-        w.uint16(UInt16(truncatingIfNeeded: publisher.principal.count))
-        publisher.principal.withUnsafeBytes { w.bytes($0) }
-        w.byte(UInt8(truncatingIfNeeded: publisher.fingerprint.count))
-        publisher.fingerprint.withUnsafeBytes { w.bytes($0) }
+        var principal = message.publisher.principal
+        w.uint16(UInt16(truncatingIfNeeded: principal.utf8.count))
+        principal.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
+        w.byte(UInt8(CertificateFingerprint.byteCount))
+        message.publisher.fingerprint.withUnsafeBytes { w.bytes($0) }
         w.uint16(UInt16(truncatingIfNeeded: message.headers.count))
         for header in message.headers {
             var name = header.name, value = header.value
@@ -190,40 +166,6 @@ enum RecordCodec {
         }
         mutating func range(_ n: Int) throws(StoreError) -> Range<Int> {
             try need(n); defer { offset += n }; return offset..<(offset + n)
-        }
-    }
-}
-
-/// Lower-case hex for certificate fingerprints.
-enum Hex {
-    /// 32 bytes from exactly 64 lower-case hex digits, else nil.
-    static func decode32(_ text: String) -> [UInt8]? {
-        let utf8 = text.utf8
-        guard utf8.count == 64 else { return nil }
-        var out = [UInt8](repeating: 0, count: 32)
-        var i = 0
-        var high: UInt8 = 0
-        for c in utf8 {
-            let v: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c - UInt8(ascii: "a") + 10
-            default: return nil
-            }
-            if i & 1 == 0 { high = v } else { out[i >> 1] = high << 4 | v }
-            i += 1
-        }
-        return out
-    }
-
-    static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
-            for (i, b) in bytes.enumerated() {
-                out[2 * i] = digits[Int(b >> 4)]
-                out[2 * i + 1] = digits[Int(b & 0x0F)]
-            }
-            return bytes.count * 2
         }
     }
 }

@@ -90,11 +90,14 @@ struct RecordDecoder {
             return lastPublisher
         }
         let principal = String(decoding: record[layout.principal], as: UTF8.self)
-        let fingerprintBytes = UnsafeRawBufferPointer(rebasing: record[layout.fingerprint])
+        let fingerprintBytes = record[layout.fingerprint]
+        // Records written before the fingerprint was typed may hold it as
+        // text (hex, or anything a store user passed); text that is not a
+        // SHA-256 in hex reads as `.zero`, which MSG already sent for it.
         let fingerprint = layout.flags & RecordCodec.flagRawFingerprint != 0
-            ? Hex.encode(fingerprintBytes)
-            : String(decoding: fingerprintBytes, as: UTF8.self)
-        let publisher = Publisher(principal: principal, fingerprint: fingerprint)
+            ? CertificateFingerprint(bytes: fingerprintBytes)
+            : CertificateFingerprint(hex: String(decoding: fingerprintBytes, as: UTF8.self))
+        let publisher = Publisher(principal: principal, fingerprint: fingerprint ?? .zero)
         lastPublisher = publisher
         lastPublisherFlags = layout.flags
         lastPublisherBytes = Array(span)
