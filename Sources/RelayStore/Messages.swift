@@ -15,15 +15,27 @@ public struct Publisher: Hashable, Sendable {
     }
 }
 
-/// One message header. Order and duplicates are preserved.
-public struct MessageHeader: Hashable, Sendable {
-    public var name: String
-    public var value: String
+/// A message's headers as the publisher's PUB carried them: `count` fields,
+/// each `u16 key length, key, u16 value length, value` (Protocol/relay-v1.md
+/// §3), in the publisher's order, repeated keys kept. The broker validated
+/// the block when it decoded the PUB; the store keeps these bytes (its record
+/// widens each value length to u32, docs/storage.md) and reads the same bytes
+/// back, so MSG carries the block verbatim, live and on replay. Nothing on
+/// that path turns a header into a String.
+public struct HeaderBlock: Hashable, Sendable {
+    public static let empty = HeaderBlock(count: 0, encoded: ByteBuffer())
 
-    public init(name: String, value: String) {
-        self.name = name
-        self.value = value
+    /// The number of fields.
+    public let count: Int
+    /// The fields, without the u16 count that precedes them on the wire.
+    public let encoded: ByteBuffer
+
+    public init(count: Int, encoded: ByteBuffer) {
+        self.count = count
+        self.encoded = encoded
     }
+
+    public var isEmpty: Bool { count == 0 }
 }
 
 /// Who published (the certificate digest), their 16-byte producer session
@@ -78,13 +90,13 @@ public struct DurableOwner: Hashable, Sendable {
 public struct NewMessage: Sendable {
     public var topic: Topic
     public var payload: ByteBuffer
-    public var headers: [MessageHeader]
+    public var headers: HeaderBlock
     public var publisher: Publisher
     /// When set, a second append with the same key (within the dedup window)
     /// returns the first one's sequence with `duplicate == true`.
     public var producerKey: ProducerKey?
 
-    public init(topic: Topic, payload: ByteBuffer, headers: [MessageHeader] = [], publisher: Publisher,
+    public init(topic: Topic, payload: ByteBuffer, headers: HeaderBlock = .empty, publisher: Publisher,
                 producerKey: ProducerKey? = nil) {
         self.topic = topic
         self.payload = payload
@@ -117,12 +129,13 @@ public struct StoredMessage: Sendable, Equatable {
     public var timestamp: UInt64
     public var topic: Topic
     public var publisher: Publisher
-    public var headers: [MessageHeader]
+    /// The publisher's header block, byte for byte; a slice of the batch's shared buffer.
+    public var headers: HeaderBlock
     /// A slice of a buffer shared by the messages of one read batch.
     public var payload: ByteBuffer
 
     public init(sequence: UInt64, timestamp: UInt64, topic: Topic, publisher: Publisher,
-                headers: [MessageHeader], payload: ByteBuffer) {
+                headers: HeaderBlock, payload: ByteBuffer) {
         self.sequence = sequence
         self.timestamp = timestamp
         self.topic = topic

@@ -70,7 +70,13 @@ do {
             }
             digests.append(payload.withUnsafeReadableBytes(fnv1a))
             let topic = topics[Int.random(in: 0..<topics.count, using: &generator)]
-            batch.append(NewMessage(topic: topic, payload: payload, headers: [MessageHeader(name: "n", value: "\(size)")],
+            // One header, n = the payload size, in the protocol's block encoding.
+            var header = ByteBuffer()
+            header.writeInteger(UInt16(1))
+            header.writeString("n")
+            header.writeInteger(UInt16("\(size)".utf8.count))
+            header.writeString("\(size)")
+            batch.append(NewMessage(topic: topic, payload: payload, headers: HeaderBlock(count: 1, encoded: header),
                                     publisher: publisher))
         }
         let expected = digests

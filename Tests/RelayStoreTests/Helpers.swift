@@ -3,6 +3,7 @@ import NIOCore
 import RelayCore
 @testable import RelayStore
 import RelayTestSupport
+import RelayWire
 import Testing
 
 /// The dedup identity of `testPublisher`: 32 bytes of 0x0F.
@@ -18,7 +19,13 @@ func testOwner(_ byte: UInt8) -> DurableOwner {
     return owner
 }
 
-func message(_ topic: String, _ text: String, headers: [MessageHeader] = [],
+/// A header block as relayd hands it to the store: the PUB's encoding.
+func headerBlock(_ fields: [(String, String)]) throws -> HeaderBlock {
+    let headers = try Headers(fields.map { HeaderField(key: $0.0, value: $0.1) })
+    return HeaderBlock(count: headers.count, encoded: headers.encoded)
+}
+
+func message(_ topic: String, _ text: String, headers: HeaderBlock = .empty,
              publisher: Publisher = testPublisher, producerKey: ProducerKey? = nil) throws -> NewMessage {
     NewMessage(topic: try Topic(topic), payload: ByteBuffer(string: text), headers: headers,
                publisher: publisher, producerKey: producerKey)

@@ -9,7 +9,7 @@ import Testing
 @Suite struct MessageStoreTests {
     @Test func roundTripKeepsEveryField() async throws {
         try await withStore { store, _ in
-            let headers = [MessageHeader(name: "content-type", value: "text/plain"), MessageHeader(name: "x", value: "")]
+            let headers = try headerBlock([("content-type", "text/plain"), ("x", "")])
             let other = Publisher(principal: "billing", fingerprint: CertificateFingerprint(w0: 1, w1: 2, w2: 3, w3: 4))
             let receipts = try await store.append([
                 try message("orders.eu.created", "hello", headers: headers),

@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func recordRoundTripsThroughTheDecoder() throws {
-        let original = try message("a.b", "payload", headers: [MessageHeader(name: "k", value: "v")])
+        let original = try message("a.b", "payload", headers: try headerBlock([("k", "v")]))
         let bytes = try encode(original, timestamp: 1_700_000_000_000_000_000)
         var decoder = RecordDecoder(expectedBytes: 64)
         try bytes.withBytes { (raw) throws(StoreError) in try decoder.decode(raw, sequence: 7) }
@@ -47,7 +47,7 @@ import Testing
     }
 
     @Test func everyTruncationIsRejectedNotReadPastTheEnd() throws {
-        let bytes = try encode(try message("orders.eu", "", headers: [MessageHeader(name: "name", value: "value")]))
+        let bytes = try encode(try message("orders.eu", "", headers: try headerBlock([("name", "value")])))
         // Every prefix that cuts into the envelope must fail cleanly (the payload may be empty).
         let payloadStart = bytes.count
         for length in 0..<payloadStart {

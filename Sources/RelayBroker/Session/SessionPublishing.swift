@@ -39,8 +39,7 @@ extension SessionHandler {
             producerKey = ProducerKey(publisher: publisher.fingerprint, sessionHigh: producerSession.high,
                                       sessionLow: producerSession.low, publishID: publish.publishID)
         }
-        let headers = publish.headers.map { MessageHeader(name: $0.name, value: $0.value) }
-        pendingAppends.append(NewMessage(topic: topic, payload: publish.payload, headers: headers,
+        pendingAppends.append(NewMessage(topic: topic, payload: publish.payload, headers: HeaderBlock(publish.headers),
                                          publisher: publisher,
                                          producerKey: producerKey))
         pendingPublishIDs.append(publish.publishID)

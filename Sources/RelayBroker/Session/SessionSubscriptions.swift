@@ -237,7 +237,7 @@ extension SessionHandler {
                     subscriptionID: id, replayed: true, sequence: message.sequence, timestamp: message.timestamp,
                     topic: message.topic.value, publisherPrincipal: message.publisher.principal,
                     publisherFingerprint: message.publisher.fingerprint,
-                    headers: RoutedMessage.wireHeaders(message.headers), payload: message.payload,
+                    headers: Headers(message.headers), payload: message.payload,
                     into: &outbound, maxFrameSize: peerMaxFrameSize)
                 sent += 1
             } catch {

@@ -14,6 +14,10 @@ import RelayCore
 /// u16 header count, then per header: u16 name length, name, u32 value length, value
 /// payload          the rest of the record
 /// ```
+///
+/// Headers arrive and leave as the protocol's header block (``HeaderBlock``:
+/// u16 lengths); the codec transcodes that block to the record's header
+/// section and back, bytes to bytes, widening or narrowing each value length.
 enum RecordCodec {
     static let version: UInt8 = 1
     static let flagRawFingerprint: UInt8 = 1
@@ -28,15 +32,30 @@ enum RecordCodec {
         }
         var size = 10 + 1 + message.topic.value.utf8.count + 2 + principal + 1
             + CertificateFingerprint.byteCount + 2 + message.payload.readableBytes
-        guard message.headers.count <= Int(UInt16.max) else {
-            throw .invalidArgument("a message has \(message.headers.count) headers; the maximum is 65535")
-        }
-        for header in message.headers {
-            let n = header.name.utf8.count
-            guard n <= Int(UInt16.max) else { throw .invalidArgument("header name is \(n) bytes; the maximum is 65535") }
-            size += 2 + n + 4 + header.value.utf8.count
-        }
+        size += try headerSectionSize(message.headers)
         return size
+    }
+
+    /// The size of the record's header section for `block` (each value
+    /// length grows from 2 to 4 bytes), after checking that the block holds
+    /// exactly `count` well-formed fields: the store never writes a section
+    /// it could not read back.
+    static func headerSectionSize(_ block: HeaderBlock) throws(StoreError) -> Int {
+        guard block.count <= Int(UInt16.max) else {
+            throw .invalidArgument("a message has \(block.count) headers; the maximum is 65535")
+        }
+        let consumed = block.encoded.withUnsafeReadableBytes { raw -> Int? in
+            var at = 0
+            for _ in 0..<(2 * block.count) {  // key, then value, of each field
+                guard at + 2 <= raw.count else { return nil }
+                at += 2 + Int(UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+            }
+            return at
+        }
+        guard consumed == block.encoded.readableBytes else {
+            throw .invalidArgument("the header block does not hold exactly \(block.count) fields of u16-length key and value")
+        }
+        return block.encoded.readableBytes + 2 * block.count
     }
 
     /// Writes the record into `out`, which is exactly `size(of:)` bytes.
@@ -54,12 +73,19 @@ enum RecordCodec {
         w.byte(UInt8(CertificateFingerprint.byteCount))
         message.publisher.fingerprint.withUnsafeBytes { w.bytes($0) }
         w.uint16(UInt16(truncatingIfNeeded: message.headers.count))
-        for header in message.headers {
-            var name = header.name, value = header.value
-            w.uint16(UInt16(truncatingIfNeeded: name.utf8.count))
-            name.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
-            w.uint32(UInt32(truncatingIfNeeded: value.utf8.count))
-            value.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
+        // `headerSectionSize` checked the block's structure; copy each field,
+        // widening its value length.
+        message.headers.encoded.withUnsafeReadableBytes { block in
+            var at = 0
+            for _ in 0..<message.headers.count {
+                let keyLength = 2 + Int(UInt16(bigEndian: block.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                w.bytes(UnsafeRawBufferPointer(rebasing: block[at..<(at + keyLength)]))
+                at += keyLength
+                let valueLength = Int(UInt16(bigEndian: block.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                w.uint32(UInt32(valueLength))
+                w.bytes(UnsafeRawBufferPointer(rebasing: block[(at + 2)..<(at + 2 + valueLength)]))
+                at += 2 + valueLength
+            }
         }
         message.payload.withUnsafeReadableBytes { w.bytes($0) }
     }
@@ -86,7 +112,9 @@ enum RecordCodec {
         var topic: Range<Int>
         var principal: Range<Int>
         var fingerprint: Range<Int>
-        var headers: [(name: Range<Int>, value: Range<Int>)]
+        var headerCount: Int
+        /// The header section after its count (record format: u32 value lengths).
+        var headers: Range<Int>
         var payload: Range<Int>
     }
 
@@ -103,17 +131,13 @@ enum RecordCodec {
         let principal = try r.range(Int(try r.uint16()))
         let fingerprint = try r.range(Int(try r.byte()))
         let headerCount = Int(try r.uint16())
-        var headers: [(name: Range<Int>, value: Range<Int>)] = []
-        if headerCount > 0 {
-            headers.reserveCapacity(headerCount)
-            for _ in 0..<headerCount {
-                let name = try r.range(Int(try r.uint16()))
-                let value = try r.range(Int(try r.uint32()))
-                headers.append((name, value))
-            }
+        let headersStart = r.offset
+        for _ in 0..<headerCount {
+            _ = try r.range(Int(try r.uint16()))
+            _ = try r.range(Int(try r.uint32()))
         }
-        return Layout(flags: flags, timestamp: timestamp, topic: topic, principal: principal,
-                      fingerprint: fingerprint, headers: headers, payload: r.offset..<record.count)
+        return Layout(flags: flags, timestamp: timestamp, topic: topic, principal: principal, fingerprint: fingerprint,
+                      headerCount: headerCount, headers: headersStart..<r.offset, payload: r.offset..<record.count)
     }
 
     /// Sequential writer into a buffer sized by `size(of:)`.
