@@ -98,12 +98,26 @@ def encode(f):
     fields, flags = body(f)
     return raw(TYPES[f["type"]], flags, b"".join(b for _, b in fields))
 
+# The receiver's limits every vector assumes unless it says otherwise: the
+# defaults a reference broker announces in WELCOME (a client's frame limit is
+# the one it announced in HELLO, 1114112 by default). A broker in state
+# "fresh" applies min(max_frame_size, 8192) until HELLO (spec section 2).
+DEFAULT_LIMITS = {"max_frame_size": 1114112, "max_payload": 1048576, "max_headers": 64, "max_header_bytes": 16384}
+
+def limits(**overrides):
+    out = dict(DEFAULT_LIMITS)
+    out.update(overrides)
+    return out
+
 def valid(name, sender, f):
     fields, flags = body(f)
     payload = b"".join(b for _, b in fields)
     head = [("length", u32(2 + len(payload))), ("type", u8(TYPES[f["type"]])), ("flags", u8(flags))]
     all_fields = [[label, b.hex()] for label, b in head + fields]
-    return {"name": name, "sender": sender, "hex": "".join(h for _, h in all_fields),
+    # HELLO and WELCOME are the first frame their receiver reads; every other
+    # frame is read after them.
+    state = "fresh" if f["type"] in ("HELLO", "WELCOME") else "ready"
+    return {"name": name, "sender": sender, "state": state, "limits": limits(), "hex": "".join(h for _, h in all_fields),
             "fields": all_fields, "frame": f}
 
 SID = "000102030405060708090a0b0c0d0e0f"
@@ -181,15 +195,15 @@ VALID = [
 
 # Extension frames (0x80-0xFF) are skipped whole: they decode to nothing.
 SKIPPED = [
-    {"name": "extension frame 0x80 with a body and flags", "sender": "client",
+    {"name": "extension frame 0x80 with a body and flags", "sender": "client", "state": "ready", "limits": limits(),
      "hex": raw(0x80, 0xFF, b"\x01\x02\x03").hex()},
-    {"name": "extension frame 0xFF, empty", "sender": "broker", "hex": raw(0xFF, 0, b"").hex()},
+    {"name": "extension frame 0xFF, empty", "sender": "broker", "state": "ready", "limits": limits(),
+     "hex": raw(0xFF, 0, b"").hex()},
 ]
 
-def bad(name, receiver, data, error, state="ready", stage="decode", **extra):
-    v = {"name": name, "receiver": receiver, "state": state, "stage": stage, "hex": data.hex(), "error": error}
-    v.update(extra)
-    return v
+def bad(name, receiver, data, error, state="ready", stage="decode", **overrides):
+    return {"name": name, "receiver": receiver, "state": state, "limits": limits(**overrides), "stage": stage,
+            "hex": data.hex(), "error": error}
 
 def pub_raw(topic_bytes, hdr_bytes=u16(0), payload=b"", flags=0):
     return raw(0x10, flags, u64(1) + u16(len(topic_bytes)) + topic_bytes + hdr_bytes + payload)
@@ -257,6 +271,10 @@ INVALID = [
     bad("HELLO max frame size below 1024", "broker", hello_raw(max_frame=1023), "protocol_violation", state="fresh"),
     bad("HELLO max frame size above 64 MiB", "broker", hello_raw(max_frame=67108865), "protocol_violation",
         state="fresh"),
+    bad("WELCOME max frame size below 1024", "client", encode(dict(WELCOME, max_frame_size=1023)),
+        "protocol_violation", state="fresh"),
+    bad("WELCOME max frame size above 64 MiB", "client", encode(dict(WELCOME, max_frame_size=67108865)),
+        "protocol_violation", state="fresh"),
     bad("HELLO extension type repeated", "broker",
         hello_raw(ext=u16(2) + u16(9) + u16(0) + u16(9) + u16(1) + b"\x00"), "protocol_violation", state="fresh"),
     bad("HELLO with 33 extensions", "broker",
@@ -293,7 +311,7 @@ INVALID = [
     bad("filter wildcard > in a PUB topic", "broker", pub_raw(b"orders.>"), "invalid_topic", stage="operation"),
     bad("reserved PUB topic", "broker", pub_raw(b"_relay.audit"), "reserved_topic", stage="operation"),
     bad("payload above max_payload", "broker", pub_raw(b"a", payload=b"x" * 17), "payload_too_large",
-        stage="operation", limits={"max_payload": 16}),
+        stage="operation", max_payload=16),
     bad("65 headers", "broker", pub_raw(b"a", hdrs_raw([(b"k", b"")] * 65)), "invalid_headers", stage="operation"),
     bad("header key with a space", "broker", pub_raw(b"a", hdrs_raw([(b"bad key", b"v")])), "invalid_headers",
         stage="operation"),
@@ -313,11 +331,13 @@ INVALID = [
         stage="operation"),
 ]
 
-NOTE = ("hex: the whole input. Valid vectors: decode to `frame` (receiver = the other side of `sender`) and "
+NOTE = ("hex: the whole input. Every vector states the receiver state it assumes: `state` fresh = the receiver "
+        "has not yet read HELLO (broker) or WELCOME (client), ready = it has; `limits` = the receiver's limits "
+        "(max_frame_size: the broker's WELCOME value or the client's HELLO value; a fresh broker applies "
+        "min(max_frame_size, 8192)). Valid vectors: decode to `frame` (receiver = the other side of `sender`) and "
         "re-encode to `hex`. Invalid vectors: `stage` decode = the decoder fails with `error`; eof = the input "
         "ends and the connection closes; operation = the frame decodes, then the operation checks of the spec "
-        "refuse it with `error` (default limits unless `limits`). `state` fresh = the receiver has not yet "
-        "seen HELLO/WELCOME; ready = it has. `max_frame_size` overrides the default 1114112.")
+        "refuse it with `error` under `limits`.")
 
 def write(name, doc):
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)

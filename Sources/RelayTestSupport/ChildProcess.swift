@@ -146,8 +146,9 @@ public final class ChildProcess: @unchecked Sendable {
     }
 }
 
-/// Every child a test started and has not released. Tests stop relayd from a
-/// deferred Task that may not run before the test process exits; an atexit
+/// Every child a test started and has not released. `withRelayd` awaits
+/// relayd's stop, but a test process that exits early (a crash, a timeout,
+/// a child started outside a scope) would leave children behind; an atexit
 /// hook kills what is left, so no relayd outlives `swift test`.
 final class LiveChildren: @unchecked Sendable {
     // @unchecked: `pids` is guarded by the lock.

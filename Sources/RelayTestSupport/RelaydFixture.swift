@@ -11,6 +11,8 @@ public final class RelaydFixture: @unchecked Sendable {
     public let pki: TLSTestPKI
     public let directory: TemporaryDirectory
     public private(set) var process: ChildProcess?
+    /// The processes of earlier runs (before a `restart()`), for `log`.
+    private var earlierProcesses: [ChildProcess] = []
     public private(set) var port = 0
     /// The metrics listener's port, when started with `metrics: true`.
     public private(set) var metricsPort: Int?
@@ -98,6 +100,7 @@ public final class RelaydFixture: @unchecked Sendable {
             // Through sh so only relayd gets the lower limit, not this test process.
             try ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments)
         } ?? ChildProcess(relaydPath, arguments)
+        if let process { earlierProcesses.append(process) }
         process = child
         guard let line = await child.waitForLine(timeout: 60, where: { $0.hasPrefix("relayd listening on ") }),
               let colon = line.lastIndex(of: ":"), let bound = Int(line[line.index(after: colon)...]) else {
@@ -114,6 +117,14 @@ public final class RelaydFixture: @unchecked Sendable {
             }
             self.metricsPort = metricsPort
         }
+    }
+
+    /// Every run's stdout and stderr, oldest first (what a failing test shows).
+    public var log: String {
+        let runs = earlierProcesses + (process.map { [$0] } ?? [])
+        if runs.isEmpty { return "(relayd was never started)" }
+        return runs.enumerated().map { "relayd run \($0.offset + 1) (pid \($0.element.pid)):\n\($0.element.transcript)" }
+            .joined(separator: "\n")
     }
 
     /// GET /metrics from the metrics listener (Prometheus text).

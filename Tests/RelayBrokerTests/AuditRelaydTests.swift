@@ -17,113 +17,108 @@ struct AuditRelaydTests {
 
     @Test("the chain verifies across a clean restart and a SIGKILL")
     func restartAndKill() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let status = await relayd.terminate()
-        #expect(status == 0, "SIGTERM: exit status \(status.map(String.init) ?? "none (timeout)"):\n\(relayd.process?.transcript ?? "")")
-        try await relayd.start()
-        let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        _ = try await alice.hello()
-        #expect(await relayd.waitForAudit { $0.event == "connection_accepted" } != nil)
-        await relayd.kill()
-        try await relayd.start()
-        #expect(await relayd.waitForAudit { $0.event == "broker_started" && $0.line > 3 } != nil)
-        #expect(relayd.auditEvents().filter { $0.event == "broker_started" }.count == 3)
-        try await relayd.verifyAuditChain()
+        try await withRelayd { relayd in
+            let status = await relayd.terminate()
+            #expect(status == 0, "SIGTERM: exit status \(status.map(String.init) ?? "none (timeout)"):\n\(relayd.process?.transcript ?? "")")
+            try await relayd.start()
+            let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            _ = try await alice.hello()
+            #expect(await relayd.waitForAudit { $0.event == "connection_accepted" } != nil)
+            await relayd.kill()
+            try await relayd.start()
+            #expect(await relayd.waitForAudit { $0.event == "broker_started" && $0.line > 3 } != nil)
+            #expect(relayd.auditEvents().filter { $0.event == "broker_started" }.count == 3)
+            try await relayd.verifyAuditChain()
+        }
     }
 
     @Test("a torn last line after SIGKILL is recorded as trail_recovered on restart and reported by verify")
     func tornTailAfterKill() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        #expect(await relayd.waitForAudit { $0.event == "broker_started" } != nil)
-        await relayd.kill()
-        // What a write cut short by the kill (or a full disk) leaves behind.
-        let fragment = "{\"ts\":\"2026-12-03T04:00:00.000Z\",\"event\":\"connection_acc"
-        let handle = try #require(FileHandle(forWritingAtPath: relayd.auditPath))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(fragment.utf8))
-        try handle.close()
-        try await relayd.start()
-        let recovered = await relayd.waitForAudit { $0.event == "trail_recovered" }
-        #expect(recovered?["torn_bytes"] == String(fragment.utf8.count))
-        #expect(recovered?["after_seq"] == "1")
-        try await relayd.verifyAuditChain()
-        let report = try AuditVerifier.verify(path: relayd.auditPath, key: try AuditKey.load(path: relayd.auditKeyPath))
-        #expect(report.notices.contains { $0.contains("cut short") })
+        try await withRelayd { relayd in
+            #expect(await relayd.waitForAudit { $0.event == "broker_started" } != nil)
+            await relayd.kill()
+            // What a write cut short by the kill (or a full disk) leaves behind.
+            let fragment = "{\"ts\":\"2026-12-03T04:00:00.000Z\",\"event\":\"connection_acc"
+            let handle = try #require(FileHandle(forWritingAtPath: relayd.auditPath))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(fragment.utf8))
+            try handle.close()
+            try await relayd.start()
+            let recovered = await relayd.waitForAudit { $0.event == "trail_recovered" }
+            #expect(recovered?["torn_bytes"] == String(fragment.utf8.count))
+            #expect(recovered?["after_seq"] == "1")
+            try await relayd.verifyAuditChain()
+            let report = try AuditVerifier.verify(path: relayd.auditPath, key: try AuditKey.load(path: relayd.auditKeyPath))
+            #expect(report.notices.contains { $0.contains("cut short") })
+        }
     }
 
     @Test("relayctl audit verify exits 1 when lines were cut from the end, and when the key is wrong")
     func relayctlRefusesCutEnd() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        _ = try await alice.hello()
-        #expect(await relayd.waitForAudit { $0.event == "connection_accepted" } != nil)
-        #expect(await relayd.terminate() == 0)
-        let lines = relayd.auditLines()
-        #expect(lines.count >= 3)
-        try (lines.dropLast().joined(separator: "\n") + "\n").write(toFile: relayd.auditPath, atomically: true, encoding: .utf8)
-        let cut = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", relayd.configPath])
-        #expect(await cut.waitForExit(timeout: 60) == 1)
-        #expect(cut.transcript.contains("truncated"), "\(cut.transcript)")
+        try await withRelayd { relayd in
+            let alice = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            _ = try await alice.hello()
+            #expect(await relayd.waitForAudit { $0.event == "connection_accepted" } != nil)
+            #expect(await relayd.terminate() == 0)
+            let lines = relayd.auditLines()
+            #expect(lines.count >= 3)
+            try (lines.dropLast().joined(separator: "\n") + "\n").write(toFile: relayd.auditPath, atomically: true, encoding: .utf8)
+            let cut = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", relayd.configPath])
+            #expect(await cut.waitForExit(timeout: 60) == 1)
+            #expect(cut.transcript.contains("truncated"), "\(cut.transcript)")
 
-        let otherKey = relayd.directory.file("other.key")
-        try String(repeating: "5a", count: 32).write(toFile: otherKey, atomically: true, encoding: .utf8)
-        let wrong = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--key", otherKey, relayd.auditPath])
-        #expect(await wrong.waitForExit(timeout: 60) == 1)
-        #expect(wrong.transcript.contains("line 1"), "\(wrong.transcript)")
+            let otherKey = relayd.directory.file("other.key")
+            try String(repeating: "5a", count: 32).write(toFile: otherKey, atomically: true, encoding: .utf8)
+            let wrong = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--key", otherKey, relayd.auditPath])
+            #expect(await wrong.waitForExit(timeout: 60) == 1)
+            #expect(wrong.transcript.contains("line 1"), "\(wrong.transcript)")
+        }
     }
 
     @Test("a second relayd on the same trail refuses to start, naming the file and the first one's PID")
     func secondRelaydRefused() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let first = try #require(relayd.process)
-        let second = try ChildProcess(try ProductLocator.executable("relayd"),
-                                      ["--config", relayd.configPath, "--listen", "127.0.0.1:0"])
-        let status = await second.waitForExit(timeout: 60)
-        #expect(status != nil && status != 0, "the second relayd did not refuse:\n\(second.transcript)")
-        #expect(second.transcript.contains(relayd.auditPath) && second.transcript.contains("process \(first.pid)"),
-                "the refusal does not name the trail and the holder:\n\(second.transcript)")
-        #expect(first.process.isRunning)
-        try await relayd.verifyAuditChain()
+        try await withRelayd { relayd in
+            let first = try #require(relayd.process)
+            let second = try ChildProcess(try ProductLocator.executable("relayd"),
+                                          ["--config", relayd.configPath, "--listen", "127.0.0.1:0"])
+            let status = await second.waitForExit(timeout: 60)
+            #expect(status != nil && status != 0, "the second relayd did not refuse:\n\(second.transcript)")
+            #expect(second.transcript.contains(relayd.auditPath) && second.transcript.contains("process \(first.pid)"),
+                    "the refusal does not name the trail and the holder:\n\(second.transcript)")
+            #expect(first.process.isRunning)
+            try await relayd.verifyAuditChain()
+        }
     }
 
     @Test("an unauthenticated connection flood is aggregated: few lines, and the count matches the metric")
     func unauthenticatedFlood() async throws {
-        let relayd = try RelaydFixture(metrics: true)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let attempts = 300
-        for _ in 0..<attempts {
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connect(host: "127.0.0.1", port: relayd.port).get()
-            // relayd may close first (it answers garbage with a TLS alert): either way is a refusal.
-            try? await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.0\r\n\r\n"))
-            try? await channel.close()
+        try await withRelayd(metrics: true) { relayd in
+            let attempts = 300
+            for _ in 0..<attempts {
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connect(host: "127.0.0.1", port: relayd.port).get()
+                // relayd may close first (it answers garbage with a TLS alert): either way is a refusal.
+                try? await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.0\r\n\r\n"))
+                try? await channel.close()
+            }
+            // relayd handles the closes asynchronously: wait until its counter has all of them.
+            func failures() async throws -> Int {
+                let text = try await relayd.scrapeMetrics()
+                return text.split(separator: "\n").filter { $0.hasPrefix("relay_handshake_failures_total{") }
+                    .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
+            }
+            // A metric: polled.
+            var counted = 0
+            _ = try await eventually(timeout: 30, every: 0.1) {
+                counted = try await failures()
+                return counted >= attempts
+            }
+            #expect(counted == attempts)
+            #expect(await relayd.terminate() == 0)  // close() writes the pending summaries
+            let events = relayd.auditEvents()
+            let lines = events.filter { $0.event == "connection_refused" || $0["repeated_event"] == "connection_refused" }
+            #expect(lines.count <= 6, "\(lines.count) audit lines for \(attempts) refused connections")
+            #expect(Self.count(events, "connection_refused") == counted)
         }
-        // relayd handles the closes asynchronously: wait until its counter has all of them.
-        func failures() async throws -> Int {
-            let text = try await relayd.scrapeMetrics()
-            return text.split(separator: "\n").filter { $0.hasPrefix("relay_handshake_failures_total{") }
-                .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
-        }
-        // A metric: polled.
-        var counted = 0
-        _ = try await eventually(timeout: 30, every: 0.1) {
-            counted = try await failures()
-            return counted >= attempts
-        }
-        #expect(counted == attempts)
-        #expect(await relayd.terminate() == 0)  // close() writes the pending summaries
-        let events = relayd.auditEvents()
-        let lines = events.filter { $0.event == "connection_refused" || $0["repeated_event"] == "connection_refused" }
-        #expect(lines.count <= 6, "\(lines.count) audit lines for \(attempts) refused connections")
-        #expect(Self.count(events, "connection_refused") == counted)
     }
 }

@@ -28,54 +28,53 @@ struct FilePermissionTests {
 
     @Test("relayd creates the data directory 0700, the LMDB files 0600 and the audit files 0600")
     func createdPrivate() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        #expect(try Self.mode(relayd.dataDirectory) == 0o700)
-        let files = try FileManager.default.contentsOfDirectory(atPath: relayd.dataDirectory)
-        #expect(files.contains("data.mdb"))
-        for name in files {
-            #expect(try Self.mode(relayd.dataDirectory + "/" + name) == 0o600, "\(name) is readable by others")
+        try await withRelayd { relayd in
+            #expect(try Self.mode(relayd.dataDirectory) == 0o700)
+            let files = try FileManager.default.contentsOfDirectory(atPath: relayd.dataDirectory)
+            #expect(files.contains("data.mdb"))
+            for name in files {
+                #expect(try Self.mode(relayd.dataDirectory + "/" + name) == 0o600, "\(name) is readable by others")
+            }
+            #expect(try Self.mode(relayd.auditPath) == 0o600)
+            _ = await relayd.terminate()
         }
-        #expect(try Self.mode(relayd.auditPath) == 0o600)
-        _ = await relayd.terminate()
     }
 
     @Test("a group- or world-readable private key and metrics on 0.0.0.0 are warned about at start")
     func startupWarnings() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        #expect(chmod(relayd.pki.server.key, 0o644) == 0)
-        try Self.exposeMetrics(relayd)
-        try await relayd.start()
-        let process = try #require(relayd.process)
-        let keyWarning = await Self.waitForLog(process) { $0.contains("private key") && $0.contains(relayd.pki.server.key) && $0.contains("readable") }
-        #expect(keyWarning, "no warning about the readable key:\n\(process.transcript)")
-        let metricsWarning = await Self.waitForLog(process) { $0.contains("metrics") && $0.contains("0.0.0.0") && $0.contains("level=warning") }
-        #expect(metricsWarning, "no warning about metrics on 0.0.0.0:\n\(process.transcript)")
-        _ = await relayd.terminate()
+        try await withRelayd(start: false) { relayd in
+            #expect(chmod(relayd.pki.server.key, 0o644) == 0)
+            try Self.exposeMetrics(relayd)
+            try await relayd.start()
+            let process = try #require(relayd.process)
+            let keyWarning = await Self.waitForLog(process) { $0.contains("private key") && $0.contains(relayd.pki.server.key) && $0.contains("readable") }
+            #expect(keyWarning, "no warning about the readable key:\n\(process.transcript)")
+            let metricsWarning = await Self.waitForLog(process) { $0.contains("metrics") && $0.contains("0.0.0.0") && $0.contains("level=warning") }
+            #expect(metricsWarning, "no warning about metrics on 0.0.0.0:\n\(process.transcript)")
+            _ = await relayd.terminate()
+        }
     }
 
     @Test("relayctl config check warns about a readable key and exposed metrics, and is quiet otherwise")
     func configCheckWarnings() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        let quiet = try ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
-        #expect(await quiet.waitForExit(timeout: 60) == 0)
-        #expect(!quiet.transcript.contains("warning"), "warned about a private setup:\n\(quiet.transcript)")
+        try await withRelayd(start: false) { relayd in
+            let quiet = try ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
+            #expect(await quiet.waitForExit(timeout: 60) == 0)
+            #expect(!quiet.transcript.contains("warning"), "warned about a private setup:\n\(quiet.transcript)")
 
-        #expect(chmod(relayd.pki.server.key, 0o640) == 0)
-        try Self.exposeMetrics(relayd)
-        try FileManager.default.createDirectory(atPath: relayd.dataDirectory, withIntermediateDirectories: false,
-                                                attributes: [.posixPermissions: 0o755])
-        let check = try ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
-        #expect(await check.waitForExit(timeout: 60) == 0, "warnings must not fail the check:\n\(check.transcript)")
-        let lines = check.transcript.split(separator: "\n")
-        #expect(lines.contains { $0.contains("warning") && $0.contains(relayd.pki.server.key) && $0.contains("group") },
-                "no warning about the group-readable key:\n\(check.transcript)")
-        #expect(lines.contains { $0.contains("warning") && $0.contains("0.0.0.0") && $0.contains("metrics") },
-                "no warning about metrics on 0.0.0.0:\n\(check.transcript)")
-        #expect(lines.contains { $0.contains("warning") && $0.contains(relayd.dataDirectory) && $0.contains("everyone") },
-                "no warning about the data directory open to everyone:\n\(check.transcript)")
+            #expect(chmod(relayd.pki.server.key, 0o640) == 0)
+            try Self.exposeMetrics(relayd)
+            try FileManager.default.createDirectory(atPath: relayd.dataDirectory, withIntermediateDirectories: false,
+                                                    attributes: [.posixPermissions: 0o755])
+            let check = try ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
+            #expect(await check.waitForExit(timeout: 60) == 0, "warnings must not fail the check:\n\(check.transcript)")
+            let lines = check.transcript.split(separator: "\n")
+            #expect(lines.contains { $0.contains("warning") && $0.contains(relayd.pki.server.key) && $0.contains("group") },
+                    "no warning about the group-readable key:\n\(check.transcript)")
+            #expect(lines.contains { $0.contains("warning") && $0.contains("0.0.0.0") && $0.contains("metrics") },
+                    "no warning about metrics on 0.0.0.0:\n\(check.transcript)")
+            #expect(lines.contains { $0.contains("warning") && $0.contains(relayd.dataDirectory) && $0.contains("everyone") },
+                    "no warning about the data directory open to everyone:\n\(check.transcript)")
+        }
     }
 }

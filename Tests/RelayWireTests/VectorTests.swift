@@ -21,6 +21,18 @@ struct VectorTests {
         #expect(stages == ["decode", "eof", "operation"])
     }
 
+    @Test("every vector states the receiver state it assumes; HELLO and WELCOME, and only they, are read fresh")
+    func receiverStates() throws {
+        let states = Vectors.valid.map(\.state) + Vectors.skipped.map(\.state) + Vectors.invalid.map(\.state)
+        #expect(states.allSatisfy { $0 == "fresh" || $0 == "ready" }, "\(Set(states))")
+        for vector in Vectors.valid {
+            #expect((vector.state == "fresh") == isHandshake(try Vectors.frame(vector.frame)), "\(vector.name)")
+            #expect(vector.limits.maxFrameSize == FrameLayout.defaultMaxFrameSize, "\(vector.name)")
+        }
+        let limits = Vectors.valid.map(\.limits) + Vectors.skipped.map(\.limits) + Vectors.invalid.map(\.limits)
+        #expect(limits.allSatisfy { $0.maxFrameSize >= Int(FrameLayout.minimumMaxFrameSize) })
+    }
+
     @Test("valid vectors: fields concatenate to the hex", arguments: Vectors.valid)
     func fieldsMatchHex(_ vector: Vectors.Valid) {
         #expect(vector.fields.map { $0[1] }.joined() == vector.hex)
@@ -30,7 +42,8 @@ struct VectorTests {
     func decodes(_ vector: Vectors.Valid) throws {
         let expected = try Vectors.frame(vector.frame)
         var input = try Vectors.buffer(vector.hex)
-        var decoder = RelayFrameDecoder(role: vector.receiver, expectHandshake: isHandshake(expected))
+        var decoder = RelayFrameDecoder(role: vector.receiver, maxFrameSize: vector.limits.maxFrameSize,
+                                        expectHandshake: vector.state == "fresh")
         let decoded = try decoder.decodeFrame(&input)
         #expect(decoded == expected)
         #expect(input.readableBytes == 0)
@@ -87,7 +100,8 @@ struct VectorTests {
     func skipped(_ vector: Vectors.Skipped) throws {
         var input = try Vectors.buffer(vector.hex)
         try input.writeFrame(.ping(token: 5), maxFrameSize: 1 << 20)
-        var decoder = RelayFrameDecoder(role: vector.receiver, expectHandshake: false)
+        var decoder = RelayFrameDecoder(role: vector.receiver, maxFrameSize: vector.limits.maxFrameSize,
+                                        expectHandshake: vector.state == "fresh")
         #expect(try decoder.decodeFrame(&input) == .ping(token: 5))
         #expect(input.readableBytes == 0)
     }
@@ -96,7 +110,7 @@ struct VectorTests {
     func invalid(_ vector: Vectors.Invalid) throws {
         let bytes = try Vectors.bytes(vector.hex)
         let makeDecoder = {
-            RelayFrameDecoder(role: vector.role, maxFrameSize: vector.maxFrameSize ?? FrameLayout.defaultMaxFrameSize,
+            RelayFrameDecoder(role: vector.role, maxFrameSize: vector.limits.maxFrameSize,
                               expectHandshake: vector.expectHandshake)
         }
         switch vector.stage {
@@ -127,7 +141,7 @@ struct VectorTests {
             #expect(result.error == nil)
             let frame = try #require(result.frames.first)
             #expect(result.frames.count == 1)
-            #expect(operationError(frame, limits: vector.publishLimits)?.code.name == vector.error)
+            #expect(operationError(frame, limits: vector.limits.publish)?.code.name == vector.error)
         }
     }
 

@@ -23,6 +23,9 @@ enum Vectors {
     struct Valid: Decodable, CustomTestStringConvertible {
         let name: String
         let sender: String
+        /// The receiver state the vector assumes: "fresh" (before HELLO/WELCOME) or "ready".
+        let state: String
+        let limits: Limits
         let hex: String
         let fields: [[String]]
         let frame: Fields
@@ -33,6 +36,8 @@ enum Vectors {
     struct Skipped: Decodable, CustomTestStringConvertible {
         let name: String
         let sender: String
+        let state: String
+        let limits: Limits
         let hex: String
         var testDescription: String { name }
         var receiver: WireRole { sender == "client" ? .broker : .client }
@@ -45,20 +50,21 @@ enum Vectors {
         let stage: String
         let hex: String
         let error: String
-        let maxFrameSize: Int?
-        let limits: Limits?
+        let limits: Limits
         var testDescription: String { name }
         var role: WireRole { receiver == "broker" ? .broker : .client }
         var expectHandshake: Bool { state == "fresh" }
-        var publishLimits: PublishLimits {
-            var l = PublishLimits()
-            if let p = limits?.maxPayload { l.maxPayload = p }
-            return l
-        }
     }
 
+    /// The receiver's limits a vector assumes (every vector states them):
+    /// `maxFrameSize` is the broker's WELCOME value or the client's HELLO
+    /// value; a broker decoder before HELLO caps it at 8,192 itself.
     struct Limits: Decodable {
-        let maxPayload: Int?
+        let maxFrameSize: Int
+        let maxPayload: Int
+        let maxHeaders: Int
+        let maxHeaderBytes: Int
+        var publish: PublishLimits { PublishLimits(maxPayload: maxPayload, maxHeaders: maxHeaders, maxHeaderBytes: maxHeaderBytes) }
     }
 
     struct Start: Decodable {

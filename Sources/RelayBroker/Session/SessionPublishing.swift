@@ -72,7 +72,7 @@ extension SessionHandler {
     /// router's serial queue (one hop each per commit, not per message), so
     /// the writer goes straight back to committing. The router's queue runs
     /// in the order the single writer made the hops, i.e. commit order: it
-    /// encodes and fans out the new messages.
+    /// encodes and fans out the new messages (``Router/routeCommitted(_:_:metrics:)``).
     func submitPendingAppends() {
         guard !pendingAppends.isEmpty, let proxy else { return }
         let messages = pendingAppends
@@ -90,34 +90,8 @@ extension SessionHandler {
             // against the fan-out of its message (Protocol/relay-v1.md); the
             // fan-out keeps commit order on the router's serial queue.
             proxy.onLoop { session in session.completePublishes(ids: ids, results: results) }
-            router.enqueue {
-                let routed = Self.routedMessages(messages, results, metrics: metrics)
-                router.publish(routed)
-            }
+            router.routeCommitted(messages, results, metrics: metrics)
         }
-    }
-
-    /// Encodes the newly committed messages of one append (duplicates and
-    /// failures are skipped) and counts them.
-    private static func routedMessages(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
-                                       metrics: BrokerMetrics) -> [RoutedMessage] {
-        var routed: [RoutedMessage] = []
-        routed.reserveCapacity(results.count)
-        var bytes = 0
-        for (message, result) in zip(messages, results) {
-            guard case .success(let receipt) = result, !receipt.duplicate else { continue }
-            bytes += message.payload.readableBytes
-            if let encoded = RoutedMessage.encode(
-                sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
-                publisherPrincipal: message.publisher.principal, publisherFingerprint: message.publisher.fingerprint,
-                headers: message.headers, payload: message.payload) {
-                routed.append(encoded)
-            }
-        }
-        metrics.publishes.increment(by: Int64(routed.count))
-        metrics.publishBytes.increment(by: Int64(bytes))
-        if let last = routed.last { metrics.lastSequence.record(Int64(last.sequence)) }
-        return routed
     }
 
     /// PUBACK or PUBERR for each publish of one append, in order.

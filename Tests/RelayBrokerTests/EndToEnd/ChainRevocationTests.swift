@@ -65,78 +65,78 @@ struct ChainRevocationTests {
         let underB = try tree.pki.addChainedClient("under-b", chain: [tree.lower, tree.upper])
         var crls = try tree.emptyCRLs(leaving: ["crl-root"])
         crls.append(try tree.pki.writeCRL(revoking: [tree.intermediate.issued.serialNumber], signedBy: tree.pki.ca, name: "crl-root"))
-        let relayd = try RelaydFixture(pki: tree.pki)
-        defer { Task { await relayd.stop() } }
-        relayd.tlsExtra = Self.crlList(crls)
-        try relayd.writeConfig()
-        try await relayd.start()
+        try await withRelayd(pki: tree.pki, start: false) { relayd in
+            relayd.tlsExtra = Self.crlList(crls)
+            try relayd.writeConfig()
+            try await relayd.start()
 
-        let refusal = await Self.tlsRefusal(relayd, as: underA)
-        #expect(refusal == .alertReceived(code: 44, description: "certificate revoked"))
-        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
-        #expect(refused["cause"] == "certificate_rejected_23", "\(refused.fields)")
-        #expect(refused["reason"]?.contains("revoked") == true)
-        // The other branch (its CAs not revoked) is admitted.
-        let other = try await Self.admitted(relayd, as: underB)
-        #expect(try await Self.answersPing(other, token: 1))
-        await other.close()
-        try await relayd.verifyAuditChain()
+            let refusal = await Self.tlsRefusal(relayd, as: underA)
+            #expect(refusal == .alertReceived(code: 44, description: "certificate revoked"))
+            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            #expect(refused["cause"] == "certificate_rejected_23", "\(refused.fields)")
+            #expect(refused["reason"]?.contains("revoked") == true)
+            // The other branch (its CAs not revoked) is admitted.
+            let other = try await Self.admitted(relayd, as: underB)
+            #expect(try await Self.answersPing(other, token: 1))
+            await other.close()
+            try await relayd.verifyAuditChain()
+        }
     }
 
     @Test("a CRL revoking the middle CA of a 3-level chain, then SIGHUP: its leaves' live sessions end with certificate_revoked; the 2-level branch stays")
     func revokedIntermediateCutsLiveSessionsOnReload() async throws {
         let tree = try IntermediateTree()
         let identities = try tree.clients(3)  // alternating two-N (int-a) and three-N (int-b2 → int-b1)
-        let relayd = try RelaydFixture(pki: tree.pki)
-        defer { Task { await relayd.stop() } }
-        relayd.tlsExtra = Self.crlList(try tree.emptyCRLs())
-        try relayd.writeConfig()
-        try await relayd.start()
-        var sessions: [FrameClient] = []
-        for identity in identities { sessions.append(try await Self.admitted(relayd, as: identity)) }
+        try await withRelayd(pki: tree.pki, start: false) { relayd in
+            relayd.tlsExtra = Self.crlList(try tree.emptyCRLs())
+            try relayd.writeConfig()
+            try await relayd.start()
+            var sessions: [FrameClient] = []
+            for identity in identities { sessions.append(try await Self.admitted(relayd, as: identity)) }
 
-        // int-b1's CRL now revokes int-b2 (the leaves' issuer, depth 1).
-        _ = try tree.pki.writeCRL(revoking: [tree.lower.issued.serialNumber], signedBy: tree.upper, name: "crl-int-b1")
-        relayd.reload()
-        for (index, client) in sessions.enumerated() {
-            if index % 2 == 1 {
-                let error = try await client.nextError()
-                #expect(error?.errorCode == .certificateRevoked, "three-level session \(index): \(String(describing: error))")
-                #expect(await client.waitUntilClosed())
-            } else {
-                #expect(await relayd.waitForReloads(1))
-                #expect(try await Self.answersPing(client, token: UInt64(index)), "two-level session \(index) was cut")
+            // int-b1's CRL now revokes int-b2 (the leaves' issuer, depth 1).
+            _ = try tree.pki.writeCRL(revoking: [tree.lower.issued.serialNumber], signedBy: tree.upper, name: "crl-int-b1")
+            relayd.reload()
+            for (index, client) in sessions.enumerated() {
+                if index % 2 == 1 {
+                    let error = try await client.nextError()
+                    #expect(error?.errorCode == .certificateRevoked, "three-level session \(index): \(String(describing: error))")
+                    #expect(await client.waitUntilClosed())
+                } else {
+                    #expect(await relayd.waitForReloads(1))
+                    #expect(try await Self.answersPing(client, token: UInt64(index)), "two-level session \(index) was cut")
+                }
             }
+            let ended = relayd.auditEvents().filter { $0.event == "session_ended" }
+            #expect(ended.count == 3)
+            #expect(ended.allSatisfy { $0["cause"] == "certificate_revoked" && $0["trigger"] == "reload" && $0["subject"]?.hasPrefix("CN=three-") == true })
+            // And they cannot come back.
+            #expect(await Self.tlsRefusal(relayd, as: identities[1]) == .alertReceived(code: 44, description: "certificate revoked"))
+            for (index, client) in sessions.enumerated() where index % 2 == 0 { await client.close() }
+            try await relayd.verifyAuditChain()
         }
-        let ended = relayd.auditEvents().filter { $0.event == "session_ended" }
-        #expect(ended.count == 3)
-        #expect(ended.allSatisfy { $0["cause"] == "certificate_revoked" && $0["trigger"] == "reload" && $0["subject"]?.hasPrefix("CN=three-") == true })
-        // And they cannot come back.
-        #expect(await Self.tlsRefusal(relayd, as: identities[1]) == .alertReceived(code: 44, description: "certificate revoked"))
-        for (index, client) in sessions.enumerated() where index % 2 == 0 { await client.close() }
-        try await relayd.verifyAuditChain()
     }
 
     @Test("no CRL from the root (the CA that issued the intermediate) is loaded: refused by default, and the log names that CA")
     func missingIntermediateCRLFailsClosed() async throws {
         let tree = try IntermediateTree()
         let underA = try tree.pki.addChainedClient("under-a", chain: [tree.intermediate])
-        let relayd = try RelaydFixture(pki: tree.pki)
-        defer { Task { await relayd.stop() } }
-        relayd.tlsExtra = Self.crlList(try tree.emptyCRLs(leaving: ["crl-root"]))
-        try relayd.writeConfig()
-        try await relayd.start()
+        try await withRelayd(pki: tree.pki, start: false) { relayd in
+            relayd.tlsExtra = Self.crlList(try tree.emptyCRLs(leaving: ["crl-root"]))
+            try relayd.writeConfig()
+            try await relayd.start()
 
-        let refusal = await Self.tlsRefusal(relayd, as: underA)
-        guard case .alertReceived = refusal else {
-            Issue.record("expected a TLS alert, got \(String(describing: refusal))"); return
+            let refusal = await Self.tlsRefusal(relayd, as: underA)
+            guard case .alertReceived = refusal else {
+                Issue.record("expected a TLS alert, got \(String(describing: refusal))"); return
+            }
+            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            #expect(refused["cause"] == "certificate_rejected_3", "\(refused.fields)")
+            #expect(refused["reason"]?.contains("no CRL from CA 'CN=Relay Test CA'") == true, "\(refused.fields)")
+            #expect(await relayd.waitForLogLine { $0.contains("TLS connection failed") && $0.contains("no CRL from CA 'CN=Relay Test CA'") },
+                    "no log line names the CA whose CRL is missing:\n\(relayd.process?.transcript ?? "")")
+            try await relayd.verifyAuditChain()
         }
-        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
-        #expect(refused["cause"] == "certificate_rejected_3", "\(refused.fields)")
-        #expect(refused["reason"]?.contains("no CRL from CA 'CN=Relay Test CA'") == true, "\(refused.fields)")
-        #expect(await relayd.waitForLogLine { $0.contains("TLS connection failed") && $0.contains("no CRL from CA 'CN=Relay Test CA'") },
-                "no log line names the CA whose CRL is missing:\n\(relayd.process?.transcript ?? "")")
-        try await relayd.verifyAuditChain()
     }
 
     @Test("crl_missing = \"allow-intermediate\": a missing CRL for an intermediate is tolerated, a loaded CRL revoking one is still enforced")
@@ -146,17 +146,17 @@ struct ChainRevocationTests {
         let underB = try tree.pki.addChainedClient("under-b", chain: [tree.lower, tree.upper])
         var crls = try tree.emptyCRLs(leaving: ["crl-root", "crl-int-b1"])
         crls.append(try tree.pki.writeCRL(revoking: [tree.lower.issued.serialNumber], signedBy: tree.upper, name: "crl-int-b1"))
-        let relayd = try RelaydFixture(pki: tree.pki)
-        defer { Task { await relayd.stop() } }
-        relayd.tlsExtra = Self.crlList(crls) + "\ncrl_missing = \"allow-intermediate\""
-        try relayd.writeConfig()
-        try await relayd.start()
+        try await withRelayd(pki: tree.pki, start: false) { relayd in
+            relayd.tlsExtra = Self.crlList(crls) + "\ncrl_missing = \"allow-intermediate\""
+            try relayd.writeConfig()
+            try await relayd.start()
 
-        #expect(await Self.tlsRefusal(relayd, as: underB) == .alertReceived(code: 44, description: "certificate revoked"))
-        let client = try await Self.admitted(relayd, as: underA)
-        #expect(try await Self.answersPing(client, token: 7))
-        await client.close()
-        try await relayd.verifyAuditChain()
+            #expect(await Self.tlsRefusal(relayd, as: underB) == .alertReceived(code: 44, description: "certificate revoked"))
+            let client = try await Self.admitted(relayd, as: underA)
+            #expect(try await Self.answersPing(client, token: 7))
+            await client.close()
+            try await relayd.verifyAuditChain()
+        }
     }
 
     // MARK: Item 10: client leaves without clientAuth, or CA certificates
@@ -167,18 +167,17 @@ struct ChainRevocationTests {
         var request = CertificateRequest.client(commonName: "no-eku")
         request.extendedKeyUsage = []
         let noEKU = try tree.pki.addChainedClient("no-eku", request, chain: [tree.intermediate])
-        let relayd = try RelaydFixture(pki: tree.pki)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
+        try await withRelayd(pki: tree.pki) { relayd in
 
-        #expect(await Self.tlsRefusal(relayd, as: noEKU) == .alertReceived(code: 43, description: "unsupported certificate"))
-        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
-        #expect(refused["cause"] == "certificate_rejected_26", "\(refused.fields)")
-        #expect(refused["reason"]?.contains("clientAuth") == true, "\(refused.fields)")
-        // Positive control: the same chain with EKU clientAuth gets in.
-        let good = try await Self.admitted(relayd, as: try tree.pki.addChainedClient("with-eku", chain: [tree.intermediate]))
-        await good.close()
-        try await relayd.verifyAuditChain()
+            #expect(await Self.tlsRefusal(relayd, as: noEKU) == .alertReceived(code: 43, description: "unsupported certificate"))
+            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            #expect(refused["cause"] == "certificate_rejected_26", "\(refused.fields)")
+            #expect(refused["reason"]?.contains("clientAuth") == true, "\(refused.fields)")
+            // Positive control: the same chain with EKU clientAuth gets in.
+            let good = try await Self.admitted(relayd, as: try tree.pki.addChainedClient("with-eku", chain: [tree.intermediate]))
+            await good.close()
+            try await relayd.verifyAuditChain()
+        }
     }
 
     @Test("a CA certificate (basicConstraints CA:TRUE) presented as a client leaf is refused, with the reason in the audit trail")
@@ -190,15 +189,14 @@ struct ChainRevocationTests {
         // usage) lets it through: only the CA:TRUE rule refuses it.
         request.keyUsage = [.digitalSignature, .keyCertSign]
         let caLeaf = try tree.pki.addChainedClient("sub-ca", request, chain: [tree.intermediate])
-        let relayd = try RelaydFixture(pki: tree.pki)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
+        try await withRelayd(pki: tree.pki) { relayd in
 
-        let refusal = await Self.tlsRefusal(relayd, as: caLeaf)
-        #expect(refusal == .alertReceived(code: 46, description: "certificate unknown"), "\(String(describing: refusal))")
-        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
-        #expect(refused["cause"] == "certificate_rejected_37", "\(refused.fields)")
-        #expect(refused["reason"]?.contains("CA certificate") == true, "\(refused.fields)")
-        try await relayd.verifyAuditChain()
+            let refusal = await Self.tlsRefusal(relayd, as: caLeaf)
+            #expect(refusal == .alertReceived(code: 46, description: "certificate unknown"), "\(String(describing: refusal))")
+            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            #expect(refused["cause"] == "certificate_rejected_37", "\(refused.fields)")
+            #expect(refused["reason"]?.contains("CA certificate") == true, "\(refused.fields)")
+            try await relayd.verifyAuditChain()
+        }
     }
 }

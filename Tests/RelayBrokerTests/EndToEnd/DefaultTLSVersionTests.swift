@@ -18,19 +18,18 @@ struct DefaultTLSVersionTests {
 
     @Test("with the default configuration relayd refuses a TLS 1.2 client holding a valid certificate, and serves the same client over TLS 1.3")
     func tls12RefusedByDefault() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
+        try await withRelayd { relayd in
 
-        let old = try sClient(relayd, "-tls1_2")
-        let refused = await old.waitForExit(timeout: 30)
-        #expect(refused != nil && refused != 0, "s_client -tls1_2 ended with \(String(describing: refused)):\n\(old.transcript)")
-        #expect(old.transcript.contains("alert protocol version"), "\(old.transcript)")
+            let old = try sClient(relayd, "-tls1_2")
+            let refused = await old.waitForExit(timeout: 30)
+            #expect(refused != nil && refused != 0, "s_client -tls1_2 ended with \(String(describing: refused)):\n\(old.transcript)")
+            #expect(old.transcript.contains("alert protocol version"), "\(old.transcript)")
 
-        // The control: the same certificate over TLS 1.3 completes the handshake.
-        let current = try sClient(relayd, "-tls1_3")
-        _ = await current.waitForExit(timeout: 30)
-        #expect(current.transcript.contains("New, TLSv1.3"), "\(current.transcript)")
-        #expect(current.transcript.contains("Verify return code: 0 (ok)"), "\(current.transcript)")
+            // The control: the same certificate over TLS 1.3 completes the handshake.
+            let current = try sClient(relayd, "-tls1_3")
+            _ = await current.waitForExit(timeout: 30)
+            #expect(current.transcript.contains("New, TLSv1.3"), "\(current.transcript)")
+            #expect(current.transcript.contains("Verify return code: 0 (ok)"), "\(current.transcript)")
+        }
     }
 }

@@ -12,11 +12,11 @@ import Testing
 struct DurableIsolationTests {
     @Test("two certificates attach the same durable name at the same time, and neither one's ACKs move the other's cursor")
     func twoIdentitiesSameDurableName() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        let bob = try relayd.pki.add("bob", .client(commonName: "bob", organizationalUnits: ["payments"]))
-        try await relayd.start()
-        try await Self.expectSeparateCursors(relayd, relayd.pki.alice, bob)
+        try await withRelayd(start: false) { relayd in
+            let bob = try relayd.pki.add("bob", .client(commonName: "bob", organizationalUnits: ["payments"]))
+            try await relayd.start()
+            try await Self.expectSeparateCursors(relayd, relayd.pki.alice, bob)
+        }
     }
 
     /// The scenario: six messages; A attaches "shared" and acknowledges the

@@ -14,39 +14,39 @@ struct EarlySignalTests {
 
     @Test("SIGTERM as soon as relayd says it is listening: a clean stop every time")
     func sigtermAtOnce() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        for round in 1...Self.rounds {
-            try await relayd.start()
-            let status = await relayd.terminate()
-            let transcript = relayd.process?.transcript ?? ""
-            #expect(status == 0, "round \(round): exit status \(status.map(String.init) ?? "none"):\n\(transcript)")
-            #expect(transcript.contains("relayd stopped"), "round \(round): no graceful stop:\n\(transcript)")
-            guard status == 0 else { return }
+        try await withRelayd(start: false) { relayd in
+            for round in 1...Self.rounds {
+                try await relayd.start()
+                let status = await relayd.terminate()
+                let transcript = relayd.process?.transcript ?? ""
+                #expect(status == 0, "round \(round): exit status \(status.map(String.init) ?? "none"):\n\(transcript)")
+                #expect(transcript.contains("relayd stopped"), "round \(round): no graceful stop:\n\(transcript)")
+                guard status == 0 else { return }
+            }
+            let stops = relayd.auditEvents().filter { $0.event == "broker_stopped" }.count
+            #expect(stops == Self.rounds, "\(stops) broker_stopped events for \(Self.rounds) SIGTERMs")
         }
-        let stops = relayd.auditEvents().filter { $0.event == "broker_stopped" }.count
-        #expect(stops == Self.rounds, "\(stops) broker_stopped events for \(Self.rounds) SIGTERMs")
     }
 
     @Test("SIGHUP as soon as relayd says it is listening: a reload, and relayd keeps serving")
     func sighupAtOnce() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        for round in 1...Self.rounds {
-            try await relayd.start()
-            relayd.reload()
-            // The reload is the event: its audit line (one per round so far).
-            let reloaded = await relayd.waitForAudit { event in
-                event.event == "reload" && relayd.auditEvents().filter { $0.event == "reload" }.count >= round
+        try await withRelayd(start: false) { relayd in
+            for round in 1...Self.rounds {
+                try await relayd.start()
+                relayd.reload()
+                // The reload is the event: its audit line (one per round so far).
+                let reloaded = await relayd.waitForAudit { event in
+                    event.event == "reload" && relayd.auditEvents().filter { $0.event == "reload" }.count >= round
+                }
+                #expect(reloaded != nil, "round \(round): no reload recorded:\n\(relayd.process?.transcript ?? "")")
+                let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+                let welcome = try await client.hello()
+                #expect(!welcome.principal.isEmpty)
+                await client.close()
+                let status = await relayd.terminate()
+                #expect(status == 0, "round \(round): exit status \(status.map(String.init) ?? "none"):\n\(relayd.process?.transcript ?? "")")
+                guard reloaded != nil, status == 0 else { return }
             }
-            #expect(reloaded != nil, "round \(round): no reload recorded:\n\(relayd.process?.transcript ?? "")")
-            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            let welcome = try await client.hello()
-            #expect(!welcome.principal.isEmpty)
-            await client.close()
-            let status = await relayd.terminate()
-            #expect(status == 0, "round \(round): exit status \(status.map(String.init) ?? "none"):\n\(relayd.process?.transcript ?? "")")
-            guard reloaded != nil, status == 0 else { return }
         }
     }
 }

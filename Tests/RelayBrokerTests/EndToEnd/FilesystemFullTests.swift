@@ -55,94 +55,94 @@ struct FilesystemFullTests {
     /// refused, checks the refusal and what was acknowledged, removes the
     /// filler, and checks that relayd works again.
     static func fillUntilENOSPC(_ disk: ScratchFilesystem, label: String, filler: Int, payloadBytes: Int) async throws -> Outcome {
-        let relayd = try RelaydFixture(acl: policy, metrics: true)
-        defer { Task { await relayd.stop() } }
-        try relayd.replaceInConfig("path = \"\(relayd.dataDirectory)\"", with: "path = \"\(disk.file("data"))\"")
-        // The audit key stays where the fixture's verify helpers look for it, and
-        // repeated refusals are summarised every 100 ms, so the summary line's
-        // write meets the full disk within the test instead of 10 s later.
-        try FileManager.default.createDirectory(atPath: relayd.dataDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        try relayd.replaceInConfig("path = \"\(relayd.auditPath)\"",
-                                   with: "path = \"\(relayd.auditPath)\"\nkey_file = \"\(relayd.auditKeyPath)\"\nrepeat_interval = \"100ms\"")
-        // The trail goes on the tmpfs through a link at the fixture's path, where its helpers read it.
-        FileManager.default.createFile(atPath: disk.file("audit.jsonl"), contents: nil)
-        try FileManager.default.createSymbolicLink(atPath: relayd.auditPath, withDestinationPath: disk.file("audit.jsonl"))
-        try disk.writeFiller("filler", bytes: filler)
-        try await relayd.start()
+        return try await withRelayd(acl: policy, metrics: true, start: false) { relayd in
+            try relayd.replaceInConfig("path = \"\(relayd.dataDirectory)\"", with: "path = \"\(disk.file("data"))\"")
+            // The audit key stays where the fixture's verify helpers look for it, and
+            // repeated refusals are summarised every 100 ms, so the summary line's
+            // write meets the full disk within the test instead of 10 s later.
+            try FileManager.default.createDirectory(atPath: relayd.dataDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            try relayd.replaceInConfig("path = \"\(relayd.auditPath)\"",
+                                       with: "path = \"\(relayd.auditPath)\"\nkey_file = \"\(relayd.auditKeyPath)\"\nrepeat_interval = \"100ms\"")
+            // The trail goes on the tmpfs through a link at the fixture's path, where its helpers read it.
+            FileManager.default.createFile(atPath: disk.file("audit.jsonl"), contents: nil)
+            try FileManager.default.createSymbolicLink(atPath: relayd.auditPath, withDestinationPath: disk.file("audit.jsonl"))
+            try disk.writeFiller("filler", bytes: filler)
+            try await relayd.start()
 
-        // Publish one at a time until the first refusal.
-        let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await publisher.hello()
-        var acked: [(id: UInt64, sequence: UInt64)] = []
-        var refusal: PublishError?
-        let attempts = UInt64(1 + (80 << 20) / payloadBytes * 2)
-        for id in 1...attempts {
-            switch try await publisher.publishFill(id, payloadBytes) {
-            case .publishAck(let ack): acked.append((id, ack.sequence))
-            case .publishError(let error): refusal = error
-            case let other: throw BrokerTestError.refused("publish \(id): \(String(describing: other))")
+            // Publish one at a time until the first refusal.
+            let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await publisher.hello()
+            var acked: [(id: UInt64, sequence: UInt64)] = []
+            var refusal: PublishError?
+            let attempts = UInt64(1 + (80 << 20) / payloadBytes * 2)
+            for id in 1...attempts {
+                switch try await publisher.publishFill(id, payloadBytes) {
+                case .publishAck(let ack): acked.append((id, ack.sequence))
+                case .publishError(let error): refusal = error
+                case let other: throw BrokerTestError.refused("publish \(id): \(String(describing: other))")
+                }
+                if refusal != nil { break }
             }
-            if refusal != nil { break }
-        }
-        let refused = try #require(refusal, "\(acked.count) publishes of \(payloadBytes) bytes fit on a \(label)")
-        print("ENOSPC (\(label)): \(acked.count) publishes acknowledged, then \(refused.errorCode?.name ?? String(refused.code)): \(refused.message)")
-        #expect(refused.errorCode == .storageFailure || refused.errorCode == .storageFull,
-                "refused with \(refused.errorCode?.name ?? String(refused.code)): \(refused.message)")
-        #expect(acked.count >= 5, "the store filled after only \(acked.count) publishes")
-        #expect(relayd.process?.isRunning == true, "relayd died on ENOSPC:\n\(relayd.process?.transcript ?? "")")
-        let storeFileBytes = (try? FileManager.default.attributesOfItem(atPath: disk.file("data/data.mdb"))[.size] as? Int) ?? 0
+            let refused = try #require(refusal, "\(acked.count) publishes of \(payloadBytes) bytes fit on a \(label)")
+            print("ENOSPC (\(label)): \(acked.count) publishes acknowledged, then \(refused.errorCode?.name ?? String(refused.code)): \(refused.message)")
+            #expect(refused.errorCode == .storageFailure || refused.errorCode == .storageFull,
+                    "refused with \(refused.errorCode?.name ?? String(refused.code)): \(refused.message)")
+            #expect(acked.count >= 5, "the store filled after only \(acked.count) publishes")
+            #expect(relayd.process?.isRunning == true, "relayd died on ENOSPC:\n\(relayd.process?.transcript ?? "")")
+            let storeFileBytes = (try? FileManager.default.attributesOfItem(atPath: disk.file("data/data.mdb"))[.size] as? Int) ?? 0
 
-        // The audit trail is on the full disk too: a refused publish must be
-        // recorded and cannot be. (A refused large pwrite can leave a few
-        // blocks free on ext4: take them, so small writes fail as well.)
-        try disk.fillRemaining("filler-rest")
-        let denied = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await denied.hello()
-        // Repeated refusals are aggregated (one full line, then a summary per
-        // 100 ms interval), and the first few small lines still fit in the slack
-        // of the file's last page: keep being refused until a write meets the
-        // full disk, up to 2,000 refusals (~200 summary intervals).
-        var failures: Double? = nil
-        var refusals = 0
-        for id in UInt64(1)...2_000 {
-            guard case .publishError(let error) = try await denied.publishReply(id, "secret.\(id)"),
-                  error.errorCode == .notAuthorized else {
+            // The audit trail is on the full disk too: a refused publish must be
+            // recorded and cannot be. (A refused large pwrite can leave a few
+            // blocks free on ext4: take them, so small writes fail as well.)
+            try disk.fillRemaining("filler-rest")
+            let denied = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await denied.hello()
+            // Repeated refusals are aggregated (one full line, then a summary per
+            // 100 ms interval), and the first few small lines still fit in the slack
+            // of the file's last page: keep being refused until a write meets the
+            // full disk, up to 2,000 refusals (~200 summary intervals).
+            var failures: Double? = nil
+            var refusals = 0
+            for id in UInt64(1)...2_000 {
+                guard case .publishError(let error) = try await denied.publishReply(id, "secret.\(id)"),
+                      error.errorCode == .notAuthorized else {
+                    throw BrokerTestError.refused("a publish outside the policy was not refused")
+                }
+                refusals += 1
+                if id % 20 == 0 {
+                    failures = try await relayd.metric("relay_audit_write_failures")
+                    if (failures ?? 0) >= 1 { break }
+                }
+            }
+            #expect((failures ?? 0) >= 1, "\(refusals) publish_denied events on a full disk, yet relay_audit_write_failures is \(String(describing: failures))")
+
+            // Nothing acknowledged is lost, byte for byte.
+            try await expectReadable(acked, payloadBytes: payloadBytes, relayd: relayd)
+
+            // Space comes back: the next publish succeeds, and the trail writes again.
+            try FileManager.default.removeItem(atPath: disk.file("filler"))
+            try FileManager.default.removeItem(atPath: disk.file("filler-rest"))
+            let nextID = UInt64(acked.count) + 100
+            guard case .publishAck(let recovered) = try await publisher.publishFill(nextID, payloadBytes) else {
+                Issue.record("publishing still fails after \(filler) bytes were freed")
+                return Outcome(storeFileBytes: storeFileBytes)
+            }
+            acked.append((nextID, recovered.sequence))
+            guard case .publishError = try await denied.publishReply(1000, "secret.after") else {
                 throw BrokerTestError.refused("a publish outside the policy was not refused")
             }
-            refusals += 1
-            if id % 20 == 0 {
-                failures = try await relayd.metric("relay_audit_write_failures")
-                if (failures ?? 0) >= 1 { break }
-            }
-        }
-        #expect((failures ?? 0) >= 1, "\(refusals) publish_denied events on a full disk, yet relay_audit_write_failures is \(String(describing: failures))")
+            let written = await relayd.waitForAudit { $0.event == "publish_denied" && $0["topic"] == "secret.after" }
+            #expect(written != nil, "the audit trail did not resume after space returned")
+            await publisher.close(); await denied.close()
 
-        // Nothing acknowledged is lost, byte for byte.
-        try await expectReadable(acked, payloadBytes: payloadBytes, relayd: relayd)
-
-        // Space comes back: the next publish succeeds, and the trail writes again.
-        try FileManager.default.removeItem(atPath: disk.file("filler"))
-        try FileManager.default.removeItem(atPath: disk.file("filler-rest"))
-        let nextID = UInt64(acked.count) + 100
-        guard case .publishAck(let recovered) = try await publisher.publishFill(nextID, payloadBytes) else {
-            Issue.record("publishing still fails after \(filler) bytes were freed")
+            // A crash after all this: the acknowledged messages are still there.
+            try await relayd.restart()
+            try await expectReadable(acked, payloadBytes: payloadBytes, relayd: relayd)
+            // The trail stays one unbroken chain across the failed writes.
+            try await relayd.verifyAuditChain()
             return Outcome(storeFileBytes: storeFileBytes)
         }
-        acked.append((nextID, recovered.sequence))
-        guard case .publishError = try await denied.publishReply(1000, "secret.after") else {
-            throw BrokerTestError.refused("a publish outside the policy was not refused")
-        }
-        let written = await relayd.waitForAudit { $0.event == "publish_denied" && $0["topic"] == "secret.after" }
-        #expect(written != nil, "the audit trail did not resume after space returned")
-        await publisher.close(); await denied.close()
-
-        // A crash after all this: the acknowledged messages are still there.
-        try await relayd.restart()
-        try await expectReadable(acked, payloadBytes: payloadBytes, relayd: relayd)
-        // The trail stays one unbroken chain across the failed writes.
-        try await relayd.verifyAuditChain()
-        return Outcome(storeFileBytes: storeFileBytes)
     }
 
     static func payload(_ id: UInt64, _ bytes: Int) -> ByteBuffer {

@@ -12,106 +12,106 @@ struct FullDiskTests {
 
     @Test("a full store refuses PUB with storage_full, keeps delivering and keeps what it acked; once retention frees space, publishes succeed again")
     func fullStore() async throws {
-        let relayd = try RelaydFixture(extra: """
+        try await withRelayd(extra: """
         [[retention]]
         filter = "fill.>"
         max_age = "4s"
-        """)
-        defer { Task { await relayd.stop() } }
-        // The fixture writes a 1 GiB limit; this test needs a small one.
-        try relayd.replaceInConfig("max_size = \"1GiB\"", with: "max_size = \"3MiB\"")
-        try await relayd.start()
+        """, start: false) { relayd in
+            // The fixture writes a 1 GiB limit; this test needs a small one.
+            try relayd.replaceInConfig("max_size = \"1GiB\"", with: "max_size = \"3MiB\"")
+            try await relayd.start()
 
-        // Messages on a topic no retention rule touches: they must survive everything below.
-        let keeper = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await keeper.hello()
-        let kept = try await keeper.publish("keep.a", count: 40) { "keep-\($0)-" + String(repeating: "k", count: 1000) }
+            // Messages on a topic no retention rule touches: they must survive everything below.
+            let keeper = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await keeper.hello()
+            let kept = try await keeper.publish("keep.a", count: 40) { "keep-\($0)-" + String(repeating: "k", count: 1000) }
 
-        let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await subscriber.hello()
-        #expect(try await subscriber.subscribe(1, "fill.>", from: .latest, credit: 1_000_000).isAccepted)
+            let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await subscriber.hello()
+            #expect(try await subscriber.subscribe(1, "fill.>", from: .latest, credit: 1_000_000).isAccepted)
 
-        // Fill until the store says storage_full, in rounds of 20, then to the brim one at a time.
-        let filler = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await filler.hello()
-        var acked: [UInt64] = []
-        var refusal: PublishError?
-        var nextID: UInt64 = 1
-        for roundSize: UInt64 in [20, 1] {
-            refusal = nil
-            while refusal == nil, nextID < 5_000 {
-                for outcome in try await publishRound(filler, topic: "fill.x", ids: nextID..<(nextID + roundSize)) {
-                    switch outcome {
-                    case .acked(let ack): acked.append(ack.sequence)
-                    case .refused(let error): refusal = refusal ?? error
+            // Fill until the store says storage_full, in rounds of 20, then to the brim one at a time.
+            let filler = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await filler.hello()
+            var acked: [UInt64] = []
+            var refusal: PublishError?
+            var nextID: UInt64 = 1
+            for roundSize: UInt64 in [20, 1] {
+                refusal = nil
+                while refusal == nil, nextID < 5_000 {
+                    for outcome in try await publishRound(filler, topic: "fill.x", ids: nextID..<(nextID + roundSize)) {
+                        switch outcome {
+                        case .acked(let ack): acked.append(ack.sequence)
+                        case .refused(let error): refusal = refusal ?? error
+                        }
                     }
+                    nextID += roundSize
                 }
-                nextID += roundSize
             }
-        }
-        let full = try #require(refusal, "5,000 publishes of 16 KiB into a 3 MiB store were all accepted")
-        #expect(full.errorCode == .storageFull, "refused with \(full.errorCode?.name ?? String(full.code)): \(full.message)")
-        #expect(relayd.process?.isRunning == true)
-        print("full store: \(acked.count) publishes of 16 KiB accepted before a single one got storage_full (\"\(full.message)\")")
+            let full = try #require(refusal, "5,000 publishes of 16 KiB into a 3 MiB store were all accepted")
+            #expect(full.errorCode == .storageFull, "refused with \(full.errorCode?.name ?? String(full.code)): \(full.message)")
+            #expect(relayd.process?.isRunning == true)
+            print("full store: \(acked.count) publishes of 16 KiB accepted before a single one got storage_full (\"\(full.message)\")")
 
-        // The subscriber received every accepted fill message, in order.
-        let delivered = try await subscriber.messages(acked.count)
-        #expect(delivered.map(\.sequence) == acked.sorted())
+            // The subscriber received every accepted fill message, in order.
+            let delivered = try await subscriber.messages(acked.count)
+            #expect(delivered.map(\.sequence) == acked.sorted())
 
-        // Everything acknowledged outside the retention rule is readable, with its bytes, from a new connection.
-        try await expectReadable(kept, topic: "keep.a", relayd: relayd)
-        // The connection that was refused is still usable: PING answers.
-        try await filler.send(.ping(token: 7))
-        #expect(try await filler.nextReply { if case .pong = $0 { return true }; return false } != nil)
+            // Everything acknowledged outside the retention rule is readable, with its bytes, from a new connection.
+            try await expectReadable(kept, topic: "keep.a", relayd: relayd)
+            // The connection that was refused is still usable: PING answers.
+            try await filler.send(.ping(token: 7))
+            #expect(try await filler.nextReply { if case .pong = $0 { return true }; return false } != nil)
 
-        // Retention deletes fill messages once 4 s old (pruning runs every second): publishes succeed again.
-        let deadline = Date().addingTimeInterval(40)
-        var recovered: PublishAck?
-        var attempts = 0
-        while recovered == nil, Date() < deadline {
-            attempts += 1
-            if case .acked(let ack) = try await publishRound(filler, topic: "fill.x", ids: nextID..<(nextID + 1)).first {
-                recovered = ack
-            } else {
-                try await Task.sleep(nanoseconds: 250_000_000)
+            // Retention deletes fill messages once 4 s old (pruning runs every second): publishes succeed again.
+            let deadline = Date().addingTimeInterval(40)
+            var recovered: PublishAck?
+            var attempts = 0
+            while recovered == nil, Date() < deadline {
+                attempts += 1
+                if case .acked(let ack) = try await publishRound(filler, topic: "fill.x", ids: nextID..<(nextID + 1)).first {
+                    recovered = ack
+                } else {
+                    try await Task.sleep(nanoseconds: 250_000_000)
+                }
+                nextID += 1
             }
-            nextID += 1
-        }
-        let resumed = try #require(recovered, "publishes were still refused 40 s after the store filled")
-        print("full store: publishes succeeded again after \(attempts) attempts (sequence \(resumed.sequence))")
-        // And keep succeeding as retention keeps freeing space: ten more go
-        // through (a refusal is retried: on a slow machine the store may
-        // still be at the brim until the next prune), and the subscriber
-        // sees them live.
-        var roundAcks: [PublishAck] = []
-        var refusedOnTheWay = 0
-        let keepGoing = Date().addingTimeInterval(40)
-        while roundAcks.count < 10, Date() < keepGoing {
-            if case .acked(let ack) = try await publishRound(filler, topic: "fill.x", ids: nextID..<(nextID + 1)).first {
-                roundAcks.append(ack)
-            } else {
-                refusedOnTheWay += 1
-                try await Task.sleep(nanoseconds: 250_000_000)
+            let resumed = try #require(recovered, "publishes were still refused 40 s after the store filled")
+            print("full store: publishes succeeded again after \(attempts) attempts (sequence \(resumed.sequence))")
+            // And keep succeeding as retention keeps freeing space: ten more go
+            // through (a refusal is retried: on a slow machine the store may
+            // still be at the brim until the next prune), and the subscriber
+            // sees them live.
+            var roundAcks: [PublishAck] = []
+            var refusedOnTheWay = 0
+            let keepGoing = Date().addingTimeInterval(40)
+            while roundAcks.count < 10, Date() < keepGoing {
+                if case .acked(let ack) = try await publishRound(filler, topic: "fill.x", ids: nextID..<(nextID + 1)).first {
+                    roundAcks.append(ack)
+                } else {
+                    refusedOnTheWay += 1
+                    try await Task.sleep(nanoseconds: 250_000_000)
+                }
+                nextID += 1
             }
-            nextID += 1
+            #expect(roundAcks.count == 10, "after recovery only \(roundAcks.count) of 10 were accepted within 40 s")
+            print("full store: 10 more accepted after recovery, \(refusedOnTheWay) refusals retried on the way")
+            let live = try await subscriber.nextReply { frame in
+                if case .message(let m) = frame { return m.sequence == roundAcks.last?.sequence }
+                return false
+            }
+            #expect(live != nil)
+            try await expectReadable(kept, topic: "keep.a", relayd: relayd)
+            // Space came from retention: the oldest fill messages are gone.
+            let reader = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await reader.hello()
+            #expect(try await reader.subscribe(1, "fill.>", from: .earliest).isAccepted)
+            let oldest = try #require(try await reader.messages(1).first)
+            #expect(oldest.sequence > (acked.min() ?? 0), "retention deleted nothing, yet publishes succeed again")
+            await reader.close()
+            #expect(relayd.process?.isRunning == true)
+            await keeper.close(); await subscriber.close(); await filler.close()
         }
-        #expect(roundAcks.count == 10, "after recovery only \(roundAcks.count) of 10 were accepted within 40 s")
-        print("full store: 10 more accepted after recovery, \(refusedOnTheWay) refusals retried on the way")
-        let live = try await subscriber.nextReply { frame in
-            if case .message(let m) = frame { return m.sequence == roundAcks.last?.sequence }
-            return false
-        }
-        #expect(live != nil)
-        try await expectReadable(kept, topic: "keep.a", relayd: relayd)
-        // Space came from retention: the oldest fill messages are gone.
-        let reader = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await reader.hello()
-        #expect(try await reader.subscribe(1, "fill.>", from: .earliest).isAccepted)
-        let oldest = try #require(try await reader.messages(1).first)
-        #expect(oldest.sequence > (acked.min() ?? 0), "retention deleted nothing, yet publishes succeed again")
-        await reader.close()
-        #expect(relayd.process?.isRunning == true)
-        await keeper.close(); await subscriber.close(); await filler.close()
     }
 
     /// Sends one PUB per id (16 KiB each) in one write and returns each one's PUBACK or PUBERR, in id order.

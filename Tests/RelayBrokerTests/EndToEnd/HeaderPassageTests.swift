@@ -24,27 +24,26 @@ struct HeaderPassageTests {
 
     @Test("a PUB's header block arrives byte-identical live and on replay")
     func headerBlockIsVerbatim() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let sent = try Headers(Self.fields)
-        let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await subscriber.hello()
-        #expect(try await subscriber.subscribe(1, "h.t", from: .latest).isAccepted)
-        let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await publisher.hello()
-        try await publisher.send(.publish(Publish(publishID: 1, topic: "h.t", headers: sent, payload: ByteBuffer(string: "p"))))
-        let live = try #require(try await subscriber.messages(1).first)
-        #expect(!live.replayed)
-        #expect(live.headers.count == sent.count)
-        #expect(Array(buffer: live.headers.encoded) == Array(buffer: sent.encoded))
-        #expect(Array(live.headers) == Self.fields)
+        try await withRelayd { relayd in
+            let sent = try Headers(Self.fields)
+            let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await subscriber.hello()
+            #expect(try await subscriber.subscribe(1, "h.t", from: .latest).isAccepted)
+            let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await publisher.hello()
+            try await publisher.send(.publish(Publish(publishID: 1, topic: "h.t", headers: sent, payload: ByteBuffer(string: "p"))))
+            let live = try #require(try await subscriber.messages(1).first)
+            #expect(!live.replayed)
+            #expect(live.headers.count == sent.count)
+            #expect(Array(buffer: live.headers.encoded) == Array(buffer: sent.encoded))
+            #expect(Array(live.headers) == Self.fields)
 
-        #expect(try await subscriber.subscribe(2, "h.t", from: .earliest).isAccepted)
-        let replayed = try #require(try await subscriber.messages(1).first)
-        #expect(replayed.replayed && replayed.sequence == live.sequence)
-        #expect(replayed.headers.count == sent.count)
-        #expect(Array(buffer: replayed.headers.encoded) == Array(buffer: sent.encoded))
-        await publisher.close(); await subscriber.close()
+            #expect(try await subscriber.subscribe(2, "h.t", from: .earliest).isAccepted)
+            let replayed = try #require(try await subscriber.messages(1).first)
+            #expect(replayed.replayed && replayed.sequence == live.sequence)
+            #expect(replayed.headers.count == sent.count)
+            #expect(Array(buffer: replayed.headers.encoded) == Array(buffer: sent.encoded))
+            await publisher.close(); await subscriber.close()
+        }
     }
 }

@@ -64,74 +64,74 @@ struct HostileIdentityTests {
 
     @Test("two CNs, a CN=a+CN=b RDN, two OUs, two SPIFFE IDs: refused at HELLO, the reason names the attribute")
     func ambiguousNamesRefused() async throws {
-        let relayd = try RelaydFixture(acl: Self.namespacedACL)
-        defer { Task { await relayd.stop() } }
-        let pki = relayd.pki
-        let bob = try pki.add("bob", Self.client([[NameAttribute("CN", "bob")]]))
-        let cases: [(name: String, attribute: String, files: TLSTestPKI.Files)] = [
-            ("two-cn", "subject.CN",
-             try pki.add("two-cn", Self.client([[NameAttribute("CN", "mallory")], [NameAttribute("CN", "bob")]]))),
-            ("multi-rdn", "subject.CN",
-             try pki.add("multi-rdn", Self.client([[NameAttribute("CN", "mallory"), NameAttribute("CN", "bob")]]))),
-            ("two-ou", "subject.OU",
-             try pki.add("two-ou", Self.client([[NameAttribute("OU", "ops")], [NameAttribute("OU", "finance")],
-                                                [NameAttribute("CN", "olga")]]))),
-            ("two-spiffe", "spiffe.path[1]",
-             try pki.add("two-spiffe", Self.client([[NameAttribute("CN", "svc")]],
-                                                   sans: [.uri("spiffe://relay.test/ns/orders"), .uri("spiffe://relay.test/ns/billing")]))),
-        ]
-        try await relayd.start()
+        try await withRelayd(acl: Self.namespacedACL, start: false) { relayd in
+            let pki = relayd.pki
+            let bob = try pki.add("bob", Self.client([[NameAttribute("CN", "bob")]]))
+            let cases: [(name: String, attribute: String, files: TLSTestPKI.Files)] = [
+                ("two-cn", "subject.CN",
+                 try pki.add("two-cn", Self.client([[NameAttribute("CN", "mallory")], [NameAttribute("CN", "bob")]]))),
+                ("multi-rdn", "subject.CN",
+                 try pki.add("multi-rdn", Self.client([[NameAttribute("CN", "mallory"), NameAttribute("CN", "bob")]]))),
+                ("two-ou", "subject.OU",
+                 try pki.add("two-ou", Self.client([[NameAttribute("OU", "ops")], [NameAttribute("OU", "finance")],
+                                                    [NameAttribute("CN", "olga")]]))),
+                ("two-spiffe", "spiffe.path[1]",
+                 try pki.add("two-spiffe", Self.client([[NameAttribute("CN", "svc")]],
+                                                       sans: [.uri("spiffe://relay.test/ns/orders"), .uri("spiffe://relay.test/ns/billing")]))),
+            ]
+            try await relayd.start()
 
-        // The control: a single-valued identity gets exactly its namespace.
-        let good = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
-        try await good.hello()
-        #expect(try await good.publishReply(1, "clients.bob.x").map(Self.isAck) == true)
-        #expect(try await good.publishReply(2, "clients.mallory.x").map(Self.isNotAuthorized) == true)
-        await good.close()
+            // The control: a single-valued identity gets exactly its namespace.
+            let good = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
+            try await good.hello()
+            #expect(try await good.publishReply(1, "clients.bob.x").map(Self.isAck) == true)
+            #expect(try await good.publishReply(2, "clients.mallory.x").map(Self.isNotAuthorized) == true)
+            await good.close()
 
-        for (name, attribute, files) in cases {
-            let refused = try await Self.refusedAtHello(relayd, files, name)
-            #expect(refused?["reason"]?.contains(attribute) == true,
-                    "\(name): the audit reason must name \(attribute): \(String(describing: refused?["reason"]))")
-            #expect(refused?["reason"]?.contains("multi_value") == true, "\(name): the reason names the opt-in")
+            for (name, attribute, files) in cases {
+                let refused = try await Self.refusedAtHello(relayd, files, name)
+                #expect(refused?["reason"]?.contains(attribute) == true,
+                        "\(name): the audit reason must name \(attribute): \(String(describing: refused?["reason"]))")
+                #expect(refused?["reason"]?.contains("multi_value") == true, "\(name): the reason names the opt-in")
+            }
         }
     }
 
     @Test("multi_value = \"all\" on the rule: a certificate with two CNs gets both namespaces, as documented")
     func ambiguousNamesOptIn() async throws {
-        let relayd = try RelaydFixture(acl: """
+        try await withRelayd(acl: """
         [[acl.rule]]
         name = "own"
         multi_value = "all"
         publish = ["clients.{subject.CN}.>"]
-        """)
-        defer { Task { await relayd.stop() } }
-        let twoCN = try relayd.pki.add("two-cn", Self.client([[NameAttribute("CN", "mallory")], [NameAttribute("CN", "bob")]]))
-        try await relayd.start()
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: twoCN)
-        defer { Task { await client.close() } }
-        try await client.hello()
-        #expect(try await client.publishReply(1, "clients.mallory.x").map(Self.isAck) == true)
-        #expect(try await client.publishReply(2, "clients.bob.x").map(Self.isAck) == true)
-        #expect(try await client.publishReply(3, "clients.eve.x").map(Self.isNotAuthorized) == true)
+        """, start: false) { relayd in
+            let twoCN = try relayd.pki.add("two-cn", Self.client([[NameAttribute("CN", "mallory")], [NameAttribute("CN", "bob")]]))
+            try await relayd.start()
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: twoCN)
+            defer { Task { await client.close() } }
+            try await client.hello()
+            #expect(try await client.publishReply(1, "clients.mallory.x").map(Self.isAck) == true)
+            #expect(try await client.publishReply(2, "clients.bob.x").map(Self.isAck) == true)
+            #expect(try await client.publishReply(3, "clients.eve.x").map(Self.isNotAuthorized) == true)
+        }
     }
 
     @Test("principal = \"{subject.CN}\": a certificate with two CNs is refused instead of taking the first")
     func ambiguousPrincipalRefused() async throws {
-        let relayd = try RelaydFixture(acl: Self.principalCNACL)
-        defer { Task { await relayd.stop() } }
-        let bob = try relayd.pki.add("bob", Self.client([[NameAttribute("CN", "bob")]]))
-        let twoCN = try relayd.pki.add("two-cn", Self.client([[NameAttribute("CN", "bob")], [NameAttribute("CN", "mallory")]]))
-        try await relayd.start()
+        try await withRelayd(acl: Self.principalCNACL, start: false) { relayd in
+            let bob = try relayd.pki.add("bob", Self.client([[NameAttribute("CN", "bob")]]))
+            let twoCN = try relayd.pki.add("two-cn", Self.client([[NameAttribute("CN", "bob")], [NameAttribute("CN", "mallory")]]))
+            try await relayd.start()
 
-        let good = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: bob)
-        #expect(try await good.hello().principal == "bob")
-        await good.close()
+            let good = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: bob)
+            #expect(try await good.hello().principal == "bob")
+            await good.close()
 
-        // A second CN must not let the first one be the principal.
-        let refused = try await Self.refusedAtHello(relayd, twoCN, "two CNs")
-        #expect(refused?["reason"]?.contains("principal") == true && refused?["reason"]?.contains("subject.CN") == true,
-                "\(String(describing: refused?["reason"]))")
+            // A second CN must not let the first one be the principal.
+            let refused = try await Self.refusedAtHello(relayd, twoCN, "two CNs")
+            #expect(refused?["reason"]?.contains("principal") == true && refused?["reason"]?.contains("subject.CN") == true,
+                    "\(String(describing: refused?["reason"]))")
+        }
     }
 
     // MARK: Item 12: bidi and C1 controls in names
@@ -140,118 +140,118 @@ struct HostileIdentityTests {
         ("bidi", "eve\u{202E}gpj.exe"), ("c1", "eve\u{009B}31m"), ("lrm", "eve\u{200E}"), ("isolate", "eve\u{2066}x"),
     ])
     func unsafePrincipalRefused(_ label: String, _ commonName: String) async throws {
-        let relayd = try RelaydFixture(acl: Self.principalCNACL)
-        defer { Task { await relayd.stop() } }
-        let eve = try relayd.pki.add("eve", Self.client([[NameAttribute("CN", commonName)]]))
-        try await relayd.start()
+        try await withRelayd(acl: Self.principalCNACL, start: false) { relayd in
+            let eve = try relayd.pki.add("eve", Self.client([[NameAttribute("CN", commonName)]]))
+            try await relayd.start()
 
-        let refused = try await Self.refusedAtHello(relayd, eve, label)
-        let scalar = try #require(commonName.unicodeScalars.first { $0.value > 0x7E })
-        let codePoint = String(format: "U+%04X", scalar.value)
-        #expect(refused?["reason"]?.contains(codePoint) == true, "\(label): \(String(describing: refused?["reason"]))")
-        // The refusal log line carries the subject, escaped.
-        let logged = await relayd.waitForStderr { $0.contains("identity refused") }
-        #expect(logged != nil, "no 'identity refused' log line:\n\(relayd.process?.transcript ?? "")")
-        // The subject as logfmt shows it: RFC 4514 hex pairs, JSON-quoted (so `\E2` is written `\\E2`).
-        let subject = String(JSONText.quoted("CN=" + DistinguishedName.escape(commonName)).dropFirst().dropLast())
-        #expect(logged?.contains("subject=\"\(subject)\"") == true, "\(String(describing: logged)) lacks \(subject)")
-        #expect(logged?.contains(codePoint) == true, "the logged reason names \(codePoint)")
-        Self.expectNoUnsafeScalars(in: relayd)
+            let refused = try await Self.refusedAtHello(relayd, eve, label)
+            let scalar = try #require(commonName.unicodeScalars.first { $0.value > 0x7E })
+            let codePoint = String(format: "U+%04X", scalar.value)
+            #expect(refused?["reason"]?.contains(codePoint) == true, "\(label): \(String(describing: refused?["reason"]))")
+            // The refusal log line carries the subject, escaped.
+            let logged = await relayd.waitForStderr { $0.contains("identity refused") }
+            #expect(logged != nil, "no 'identity refused' log line:\n\(relayd.process?.transcript ?? "")")
+            // The subject as logfmt shows it: RFC 4514 hex pairs, JSON-quoted (so `\E2` is written `\\E2`).
+            let subject = String(JSONText.quoted("CN=" + DistinguishedName.escape(commonName)).dropFirst().dropLast())
+            #expect(logged?.contains("subject=\"\(subject)\"") == true, "\(String(describing: logged)) lacks \(subject)")
+            #expect(logged?.contains(codePoint) == true, "the logged reason names \(codePoint)")
+            Self.expectNoUnsafeScalars(in: relayd)
+        }
     }
 
     @Test("U+202E and U+009B in a CN used in a topic template: the grant is never made; nothing raw in audit or log")
     func unsafeTemplateValueRefused() async throws {
-        let relayd = try RelaydFixture(acl: Self.ownACL)
-        defer { Task { await relayd.stop() } }
-        let bidi = try relayd.pki.add("bidi", Self.client([[NameAttribute("CN", "eve\u{202E}")]]))
-        let c1 = try relayd.pki.add("c1", Self.client([[NameAttribute("OU", "x\u{009B}y")], [NameAttribute("CN", "eve\u{009B}")]]))
-        try await relayd.start()
-        for (label, files, scalar) in [("bidi", bidi, "U+202E"), ("c1", c1, "U+009B")] {
-            #expect(try await Self.refusedAtHello(relayd, files, label) != nil)
-            let serial = files.issued.serialNumber
-            let dropped = await relayd.waitForAudit { $0.event == "template_dropped" && $0["serial"] == serial }
-            #expect(dropped?["detail"]?.contains(scalar) == true, "\(label): \(String(describing: dropped?["detail"]))")
+        try await withRelayd(acl: Self.ownACL, start: false) { relayd in
+            let bidi = try relayd.pki.add("bidi", Self.client([[NameAttribute("CN", "eve\u{202E}")]]))
+            let c1 = try relayd.pki.add("c1", Self.client([[NameAttribute("OU", "x\u{009B}y")], [NameAttribute("CN", "eve\u{009B}")]]))
+            try await relayd.start()
+            for (label, files, scalar) in [("bidi", bidi, "U+202E"), ("c1", c1, "U+009B")] {
+                #expect(try await Self.refusedAtHello(relayd, files, label) != nil)
+                let serial = files.issued.serialNumber
+                let dropped = await relayd.waitForAudit { $0.event == "template_dropped" && $0["serial"] == serial }
+                #expect(dropped?["detail"]?.contains(scalar) == true, "\(label): \(String(describing: dropped?["detail"]))")
+            }
+            // The log quotes the RFC 4514 subject: U+009B is its UTF-8 bytes as hex pairs (backslashes JSON-quoted).
+            let logged = await relayd.waitForStderr { $0.contains("identity refused") && $0.contains(#"eve\\C2\\9B"#) }
+            #expect(logged != nil, "no escaped subject in the log:\n\(relayd.process?.transcript ?? "")")
+            Self.expectNoUnsafeScalars(in: relayd)
         }
-        // The log quotes the RFC 4514 subject: U+009B is its UTF-8 bytes as hex pairs (backslashes JSON-quoted).
-        let logged = await relayd.waitForStderr { $0.contains("identity refused") && $0.contains(#"eve\\C2\\9B"#) }
-        #expect(logged != nil, "no escaped subject in the log:\n\(relayd.process?.transcript ?? "")")
-        Self.expectNoUnsafeScalars(in: relayd)
     }
 
     @Test("U+202E in an OU no template uses: admitted; WELCOME, audit and log carry the escaped subject")
     func unsafeUnusedAttributeEscaped() async throws {
-        let relayd = try RelaydFixture(acl: Self.ownACL)
-        defer { Task { await relayd.stop() } }
-        let carol = try relayd.pki.add("carol", Self.client([[NameAttribute("OU", "ops\u{202E}nimda")],
-                                                             [NameAttribute("CN", "carol")]]))
-        try await relayd.start()
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: carol)
-        defer { Task { await client.close() } }
-        let welcome = try await client.hello()
-        // The default principal is the RFC 4514 subject; U+202E is written
-        // as its UTF-8 bytes in RFC 4514 hex-pair escapes.
-        #expect(welcome.principal == "CN=carol,OU=ops\\E2\\80\\AEnimda")
-        #expect(welcome.subject == "CN=carol,OU=ops\\E2\\80\\AEnimda")
-        #expect(try await client.publishReply(1, "clients.carol.x").map(Self.isAck) == true)
-        let serial = carol.issued.serialNumber
-        let accepted = await relayd.waitForAudit { $0.event == "connection_accepted" && $0["serial"] == serial }
-        #expect(accepted?["subject"] == "CN=carol,OU=ops\\E2\\80\\AEnimda")
-        // A second HELLO is a protocol violation: relayd logs "closing session" with the principal.
-        try await client.send(.hello(Hello(maxFrameSize: 1 << 20, clientName: "again")))
-        let logged = await relayd.waitForStderr { $0.contains("closing session") }
-        #expect(logged?.contains("carol") == true, "\(relayd.process?.transcript ?? "")")
-        Self.expectNoUnsafeScalars(in: relayd)
+        try await withRelayd(acl: Self.ownACL, start: false) { relayd in
+            let carol = try relayd.pki.add("carol", Self.client([[NameAttribute("OU", "ops\u{202E}nimda")],
+                                                                 [NameAttribute("CN", "carol")]]))
+            try await relayd.start()
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: carol)
+            defer { Task { await client.close() } }
+            let welcome = try await client.hello()
+            // The default principal is the RFC 4514 subject; U+202E is written
+            // as its UTF-8 bytes in RFC 4514 hex-pair escapes.
+            #expect(welcome.principal == "CN=carol,OU=ops\\E2\\80\\AEnimda")
+            #expect(welcome.subject == "CN=carol,OU=ops\\E2\\80\\AEnimda")
+            #expect(try await client.publishReply(1, "clients.carol.x").map(Self.isAck) == true)
+            let serial = carol.issued.serialNumber
+            let accepted = await relayd.waitForAudit { $0.event == "connection_accepted" && $0["serial"] == serial }
+            #expect(accepted?["subject"] == "CN=carol,OU=ops\\E2\\80\\AEnimda")
+            // A second HELLO is a protocol violation: relayd logs "closing session" with the principal.
+            try await client.send(.hello(Hello(maxFrameSize: 1 << 20, clientName: "again")))
+            let logged = await relayd.waitForStderr { $0.contains("closing session") }
+            #expect(logged?.contains("carol") == true, "\(relayd.process?.transcript ?? "")")
+            Self.expectNoUnsafeScalars(in: relayd)
+        }
     }
 
     // MARK: Issue 15: topic syntax in a CN never widens a grant
 
     @Test("a CN of '#', 'a.b', '>' or '*' on a real certificate gets no grant beyond the static one", arguments: ["#", "a.b", ">", "*"])
     func hostileCommonName(_ commonName: String) async throws {
-        let relayd = try RelaydFixture(acl: Self.namespacedACL)
-        defer { Task { await relayd.stop() } }
-        let victim = try relayd.pki.add("victim", Self.client([[NameAttribute("CN", "victim")]]))
-        let hostile = try relayd.pki.add("hostile", Self.client([[NameAttribute("CN", commonName)]]))
-        try await relayd.start()
+        try await withRelayd(acl: Self.namespacedACL, start: false) { relayd in
+            let victim = try relayd.pki.add("victim", Self.client([[NameAttribute("CN", "victim")]]))
+            let hostile = try relayd.pki.add("hostile", Self.client([[NameAttribute("CN", commonName)]]))
+            try await relayd.start()
 
-        // The control: the same rules give a plain CN its namespace, so the
-        // refusals below are the templates' doing, not a policy that grants nothing.
-        let owner = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: victim)
-        try await owner.hello()
-        #expect(try await owner.publishReply(1, "clients.victim.x").map(Self.isAck) == true)
-        #expect(try await owner.subscribe(1, "clients.victim.>").isAccepted)
-        await owner.close()
+            // The control: the same rules give a plain CN its namespace, so the
+            // refusals below are the templates' doing, not a policy that grants nothing.
+            let owner = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: victim)
+            try await owner.hello()
+            #expect(try await owner.publishReply(1, "clients.victim.x").map(Self.isAck) == true)
+            #expect(try await owner.subscribe(1, "clients.victim.>").isAccepted)
+            await owner.close()
 
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: hostile)
-        defer { Task { await client.close() } }
-        try await client.hello()  // admitted through the static "public" rule only
-        var id: UInt64 = 1
-        for topic in ["clients.victim.x", "clients.a.b.x", "clients.a.x", "clients.x.y", "teams.ops.x", "svc.orders.x"] {
-            let reply = try await client.publishReply(id, topic)
-            #expect(reply.map(Self.isNotAuthorized) == true, "CN=\(commonName) publish \(topic): \(String(describing: reply))")
-            id += 1
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: hostile)
+            defer { Task { await client.close() } }
+            try await client.hello()  // admitted through the static "public" rule only
+            var id: UInt64 = 1
+            for topic in ["clients.victim.x", "clients.a.b.x", "clients.a.x", "clients.x.y", "teams.ops.x", "svc.orders.x"] {
+                let reply = try await client.publishReply(id, topic)
+                #expect(reply.map(Self.isNotAuthorized) == true, "CN=\(commonName) publish \(topic): \(String(describing: reply))")
+                id += 1
+            }
+            var subscription: UInt32 = 1
+            for filter in [">", "clients.>", "clients.*.x", "clients.victim.>", "clients.a.b.>", "clients.a.>", "*.>"] {
+                let ack = try await client.subscribe(subscription, filter)
+                #expect(!ack.isAccepted && ack.errorCode == .notAuthorized, "CN=\(commonName) subscribe \(filter): \(ack)")
+                subscription += 1
+            }
+            // In its namespace, as documented: the templated grant was dropped
+            // (audited), so the static grant is all it has.
+            #expect(try await client.publishReply(id, "public.t").map(Self.isAck) == true)
+            #expect(try await client.subscribe(subscription, "public.>").isAccepted)
+            let serial = hostile.issued.serialNumber
+            let dropped = await relayd.waitForAudit { $0.event == "template_dropped" && $0["serial"] == serial }
+            #expect(dropped?["detail"]?.contains("subject.CN") == true, "\(String(describing: dropped?["detail"]))")
         }
-        var subscription: UInt32 = 1
-        for filter in [">", "clients.>", "clients.*.x", "clients.victim.>", "clients.a.b.>", "clients.a.>", "*.>"] {
-            let ack = try await client.subscribe(subscription, filter)
-            #expect(!ack.isAccepted && ack.errorCode == .notAuthorized, "CN=\(commonName) subscribe \(filter): \(ack)")
-            subscription += 1
-        }
-        // In its namespace, as documented: the templated grant was dropped
-        // (audited), so the static grant is all it has.
-        #expect(try await client.publishReply(id, "public.t").map(Self.isAck) == true)
-        #expect(try await client.subscribe(subscription, "public.>").isAccepted)
-        let serial = hostile.issued.serialNumber
-        let dropped = await relayd.waitForAudit { $0.event == "template_dropped" && $0["serial"] == serial }
-        #expect(dropped?["detail"]?.contains("subject.CN") == true, "\(String(describing: dropped?["detail"]))")
     }
 
     @Test("a CN of '#', 'a.b', '>' or '*' with only templated grants is refused at HELLO", arguments: ["#", "a.b", ">", "*"])
     func hostileCommonNameOnlyTemplates(_ commonName: String) async throws {
-        let relayd = try RelaydFixture(acl: Self.ownACL)
-        defer { Task { await relayd.stop() } }
-        let hostile = try relayd.pki.add("hostile", Self.client([[NameAttribute("CN", commonName)]]))
-        try await relayd.start()
-        #expect(try await Self.refusedAtHello(relayd, hostile, "CN=\(commonName)") != nil)
+        try await withRelayd(acl: Self.ownACL, start: false) { relayd in
+            let hostile = try relayd.pki.add("hostile", Self.client([[NameAttribute("CN", commonName)]]))
+            try await relayd.start()
+            #expect(try await Self.refusedAtHello(relayd, hostile, "CN=\(commonName)") != nil)
+        }
     }
 
     // MARK: Helpers

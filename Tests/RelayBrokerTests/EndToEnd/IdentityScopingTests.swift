@@ -34,44 +34,43 @@ struct IdentityScopingTests {
         let pki = try TLSTestPKI()
         let bob = try pki.add("bob", .client(commonName: "bob"))
         let carol = try pki.add("carol", .client(commonName: "carol"))
-        let relayd = try RelaydFixture(pki: pki)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        // The session id is not a secret: anyone who sees a client's HELLO
-        // (or guesses a badly generated one) can reuse it.
-        let shared = ProducerSessionID(high: 0x5EED_5EED_5EED_5EED, low: 42)
+        try await withRelayd(pki: pki) { relayd in
+            // The session id is not a secret: anyone who sees a client's HELLO
+            // (or guesses a badly generated one) can reuse it.
+            let shared = ProducerSessionID(high: 0x5EED_5EED_5EED_5EED, low: 42)
 
-        let bobClient = try await Self.connect(relayd, bob, session: shared)
-        let bobAck = try #require(try await bobClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-bob" }.first)
-        #expect(bobAck.duplicate == false)
-        let carolClient = try await Self.connect(relayd, carol, session: shared)
-        let carolAck = try #require(try await carolClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-carol" }.first)
-        #expect(carolAck.duplicate == false, "carol's publish was taken for bob's: \(carolAck)")
-        #expect(carolAck.sequence != bobAck.sequence)
+            let bobClient = try await Self.connect(relayd, bob, session: shared)
+            let bobAck = try #require(try await bobClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-bob" }.first)
+            #expect(bobAck.duplicate == false)
+            let carolClient = try await Self.connect(relayd, carol, session: shared)
+            let carolAck = try #require(try await carolClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-carol" }.first)
+            #expect(carolAck.duplicate == false, "carol's publish was taken for bob's: \(carolAck)")
+            #expect(carolAck.sequence != bobAck.sequence)
 
-        // Both are stored, each stamped with its own publisher.
-        let reader = try await Self.connect(relayd, pki.alice)
-        #expect(try await reader.subscribe(1, "dedup.x").isAccepted)
-        let stored = try await reader.messages(2)
-        #expect(Set(stored.map(payloadString)) == ["from-bob", "from-carol"])
-        #expect(Set(stored.map(\.publisherPrincipal)) == ["CN=bob", "CN=carol"])
+            // Both are stored, each stamped with its own publisher.
+            let reader = try await Self.connect(relayd, pki.alice)
+            #expect(try await reader.subscribe(1, "dedup.x").isAccepted)
+            let stored = try await reader.messages(2)
+            #expect(Set(stored.map(payloadString)) == ["from-bob", "from-carol"])
+            #expect(Set(stored.map(\.publisherPrincipal)) == ["CN=bob", "CN=carol"])
 
-        // A real retry: bob reconnects with his session and resends id 7.
-        await bobClient.close()
-        let bobAgain = try await Self.connect(relayd, bob, session: shared)
-        let retry = try #require(try await bobAgain.publish("dedup.x", count: 1, firstID: 7) { _ in "from-bob" }.first)
-        #expect(retry.duplicate == true)
-        #expect(retry.sequence == bobAck.sequence)
-        #expect(retry.timestamp == bobAck.timestamp)
-        // Carol's retry maps to carol's message, not bob's.
-        let carolRetry = try #require(try await carolClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-carol" }.first)
-        #expect(carolRetry.duplicate == true)
-        #expect(carolRetry.sequence == carolAck.sequence)
-        // Nothing else was stored.
-        #expect(try await reader.expectSilence())
-        await bobAgain.close()
-        await carolClient.close()
-        await reader.close()
+            // A real retry: bob reconnects with his session and resends id 7.
+            await bobClient.close()
+            let bobAgain = try await Self.connect(relayd, bob, session: shared)
+            let retry = try #require(try await bobAgain.publish("dedup.x", count: 1, firstID: 7) { _ in "from-bob" }.first)
+            #expect(retry.duplicate == true)
+            #expect(retry.sequence == bobAck.sequence)
+            #expect(retry.timestamp == bobAck.timestamp)
+            // Carol's retry maps to carol's message, not bob's.
+            let carolRetry = try #require(try await carolClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-carol" }.first)
+            #expect(carolRetry.duplicate == true)
+            #expect(carolRetry.sequence == carolAck.sequence)
+            // Nothing else was stored.
+            #expect(try await reader.expectSilence())
+            await bobAgain.close()
+            await carolClient.close()
+            await reader.close()
+        }
     }
 
     // MARK: Item 8: principal collisions never reach durable cursors
@@ -81,24 +80,23 @@ struct IdentityScopingTests {
         let pki = try TLSTestPKI()
         let victim = try Self.svid(pki, "svid-billing", path: "/ns/prod/sa/billing")
         let attacker = try Self.svid(pki, "svid-intruder", path: "/ns/dev/sa/intruder")
-        let relayd = try RelaydFixture(pki: pki, acl: "[acl]\nprincipal = \"{subject.CN}\"\n\n" + RelaydFixture.allowAll)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        for files in [victim, attacker] {
-            let client = try await FrameClient.connect(port: relayd.port, pki: pki, as: files)
-            do {
-                let welcome = try await client.hello()
-                Issue.record("an SVID without CN was admitted as principal \(welcome.principal)")
-            } catch FrameClientError.refused(let error) {
-                #expect(error.errorCode == .identityRefused)
+        try await withRelayd(pki: pki, acl: "[acl]\nprincipal = \"{subject.CN}\"\n\n" + RelaydFixture.allowAll) { relayd in
+            for files in [victim, attacker] {
+                let client = try await FrameClient.connect(port: relayd.port, pki: pki, as: files)
+                do {
+                    let welcome = try await client.hello()
+                    Issue.record("an SVID without CN was admitted as principal \(welcome.principal)")
+                } catch FrameClientError.refused(let error) {
+                    #expect(error.errorCode == .identityRefused)
+                }
+                await client.close()
             }
-            await client.close()
+            let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["subject"]?.contains("O=SPIRE") == true }
+            #expect(refused?["reason"]?.contains("subject.CN") == true, "\(refused?.fields ?? [:])")
+            // A certificate that has a CN still gets in.
+            let alice = try await Self.connect(relayd, pki.alice)
+            await alice.close()
         }
-        let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["subject"]?.contains("O=SPIRE") == true }
-        #expect(refused?["reason"]?.contains("subject.CN") == true, "\(refused?.fields ?? [:])")
-        // A certificate that has a CN still gets in.
-        let alice = try await Self.connect(relayd, pki.alice)
-        await alice.close()
     }
 
     @Test("two SVIDs sharing a principal (principal = {spiffe.trust_domain}) cannot move each other's durable cursor")
@@ -106,35 +104,34 @@ struct IdentityScopingTests {
         let pki = try TLSTestPKI()
         let victimFiles = try Self.svid(pki, "svid-billing", path: "/ns/prod/sa/billing")
         let attackerFiles = try Self.svid(pki, "svid-intruder", path: "/ns/dev/sa/intruder")
-        let relayd = try RelaydFixture(pki: pki, acl: "[acl]\nprincipal = \"{spiffe.trust_domain}\"\n\n" + RelaydFixture.allowAll)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let publisher = try await Self.connect(relayd, pki.alice)
-        let acks = try await publisher.publish("jobs.q", count: 20)
+        try await withRelayd(pki: pki, acl: "[acl]\nprincipal = \"{spiffe.trust_domain}\"\n\n" + RelaydFixture.allowAll) { relayd in
+            let publisher = try await Self.connect(relayd, pki.alice)
+            let acks = try await publisher.publish("jobs.q", count: 20)
 
-        // The victim takes 5 of 20 jobs and acknowledges them.
-        var victim = try await Self.connect(relayd, victimFiles)
-        #expect(try await victim.subscribe(1, "jobs.q", durable: "jobs").firstSequence == acks[0].sequence)
-        let firstFive = try await victim.messages(5)
-        try await victim.ackDurably(1, firstFive[4].sequence, barrier: 1)
-        await victim.close()
+            // The victim takes 5 of 20 jobs and acknowledges them.
+            var victim = try await Self.connect(relayd, victimFiles)
+            #expect(try await victim.subscribe(1, "jobs.q", durable: "jobs").firstSequence == acks[0].sequence)
+            let firstFive = try await victim.messages(5)
+            try await victim.ackDurably(1, firstFive[4].sequence, barrier: 1)
+            await victim.close()
 
-        // Same principal ("relay.test"), other workload: it must get its own
-        // cursor, not the victim's, and its ACKs must not move the victim's.
-        let attacker = try await Self.connect(relayd, attackerFiles)
-        let attackerAck = try await attacker.subscribeDurableRetrying(1, "jobs.q", durable: "jobs")
-        #expect(attackerAck.firstSequence == acks[0].sequence, "the attacker resumed from the victim's cursor")
-        _ = try await attacker.messages(20)
-        try await attacker.ackDurably(1, acks[19].sequence, barrier: 1)
-        await attacker.close()
+            // Same principal ("relay.test"), other workload: it must get its own
+            // cursor, not the victim's, and its ACKs must not move the victim's.
+            let attacker = try await Self.connect(relayd, attackerFiles)
+            let attackerAck = try await attacker.subscribeDurableRetrying(1, "jobs.q", durable: "jobs")
+            #expect(attackerAck.firstSequence == acks[0].sequence, "the attacker resumed from the victim's cursor")
+            _ = try await attacker.messages(20)
+            try await attacker.ackDurably(1, acks[19].sequence, barrier: 1)
+            await attacker.close()
 
-        victim = try await Self.connect(relayd, victimFiles)
-        let resumed = try await victim.subscribeDurableRetrying(1, "jobs.q", from: .latest, durable: "jobs")
-        #expect(resumed.firstSequence == acks[5].sequence, "the victim's unacknowledged jobs 6-20 were skipped")
-        let rest = try await victim.messages(15)
-        #expect(rest.map(\.sequence) == acks[5...].map(\.sequence))
-        await victim.close()
-        await publisher.close()
+            victim = try await Self.connect(relayd, victimFiles)
+            let resumed = try await victim.subscribeDurableRetrying(1, "jobs.q", from: .latest, durable: "jobs")
+            #expect(resumed.firstSequence == acks[5].sequence, "the victim's unacknowledged jobs 6-20 were skipped")
+            let rest = try await victim.messages(15)
+            #expect(rest.map(\.sequence) == acks[5...].map(\.sequence))
+            await victim.close()
+            await publisher.close()
+        }
     }
 
     @Test("two certificates with the same subject from the same CA (a key rotation) share one durable cursor")
@@ -143,27 +140,26 @@ struct IdentityScopingTests {
         let before = try pki.add("worker-old-key", .client(commonName: "worker"))
         let after = try pki.add("worker-new-key", .client(commonName: "worker"))
         #expect(before.issued.serialNumber != after.issued.serialNumber)
-        let relayd = try RelaydFixture(pki: pki)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let publisher = try await Self.connect(relayd, pki.alice)
-        let acks = try await publisher.publish("work.q", count: 10)
+        try await withRelayd(pki: pki) { relayd in
+            let publisher = try await Self.connect(relayd, pki.alice)
+            let acks = try await publisher.publish("work.q", count: 10)
 
-        let old = try await Self.connect(relayd, before)
-        #expect(try await old.subscribe(1, "work.q", durable: "w").isAccepted)
-        let firstFour = try await old.messages(4)
-        try await old.ackDurably(1, firstFour[3].sequence, barrier: 1)
+            let old = try await Self.connect(relayd, before)
+            #expect(try await old.subscribe(1, "work.q", durable: "w").isAccepted)
+            let firstFour = try await old.messages(4)
+            try await old.ackDurably(1, firstFour[3].sequence, barrier: 1)
 
-        // While the old certificate is attached, the rotated one is the same
-        // workload: the name is in use, not a second cursor.
-        let rotated = try await Self.connect(relayd, after)
-        let inUse = try await rotated.subscribe(1, "work.q", durable: "w")
-        #expect(inUse.code == RelayErrorCode.durableInUse.rawValue)
-        await old.close()
-        let resumed = try await rotated.subscribeDurableRetrying(2, "work.q", from: .latest, durable: "w")
-        #expect(resumed.firstSequence == acks[4].sequence)
-        await rotated.close()
-        await publisher.close()
+            // While the old certificate is attached, the rotated one is the same
+            // workload: the name is in use, not a second cursor.
+            let rotated = try await Self.connect(relayd, after)
+            let inUse = try await rotated.subscribe(1, "work.q", durable: "w")
+            #expect(inUse.code == RelayErrorCode.durableInUse.rawValue)
+            await old.close()
+            let resumed = try await rotated.subscribeDurableRetrying(2, "work.q", from: .latest, durable: "w")
+            #expect(resumed.firstSequence == acks[4].sequence)
+            await rotated.close()
+            await publisher.close()
+        }
     }
 }
 

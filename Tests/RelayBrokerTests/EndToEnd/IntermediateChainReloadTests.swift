@@ -17,43 +17,42 @@ struct IntermediateChainReloadTests {
         let tree = try IntermediateTree()
         let identities = try tree.clients(15)
         #expect(identities.count == 30)
-        let relayd = try RelaydFixture(pki: tree.pki)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        var sessions: [FrameClient] = []
-        for identity in identities {
-            let client = try await FrameClient.connect(port: relayd.port, pki: tree.pki, as: identity)
-            let welcome = try await client.hello()
-            let name = URL(fileURLWithPath: identity.certificate).deletingPathExtension().lastPathComponent
-            #expect(welcome.subject == "CN=\(name)")
-            sessions.append(client)
-        }
-
-        for round in 1...20 {
-            relayd.reload()
-            #expect(await relayd.waitForReloads(round), "reload \(round) was not applied:\n\(relayd.process?.transcript ?? "")")
-            // Every session answers a PING sent after the reload re-checked
-            // it (the re-check was queued on its event loop before the log
-            // line we waited for), so a cut session shows up here as ERR or close.
-            for (index, client) in sessions.enumerated() {
-                let token = UInt64(round * 100 + index)
-                try await client.send(.ping(token: token))
-                let reply = try await client.nextReply { frame in
-                    switch frame {
-                    case .pong, .error: return true
-                    default: return false
-                    }
-                }
-                #expect(reply == .pong(token: token), "session \(index) after reload \(round): \(String(describing: reply))")
+        try await withRelayd(pki: tree.pki) { relayd in
+            var sessions: [FrameClient] = []
+            for identity in identities {
+                let client = try await FrameClient.connect(port: relayd.port, pki: tree.pki, as: identity)
+                let welcome = try await client.hello()
+                let name = URL(fileURLWithPath: identity.certificate).deletingPathExtension().lastPathComponent
+                #expect(welcome.subject == "CN=\(name)")
+                sessions.append(client)
             }
+
+            for round in 1...20 {
+                relayd.reload()
+                #expect(await relayd.waitForReloads(round), "reload \(round) was not applied:\n\(relayd.process?.transcript ?? "")")
+                // Every session answers a PING sent after the reload re-checked
+                // it (the re-check was queued on its event loop before the log
+                // line we waited for), so a cut session shows up here as ERR or close.
+                for (index, client) in sessions.enumerated() {
+                    let token = UInt64(round * 100 + index)
+                    try await client.send(.ping(token: token))
+                    let reply = try await client.nextReply { frame in
+                        switch frame {
+                        case .pong, .error: return true
+                        default: return false
+                        }
+                    }
+                    #expect(reply == .pong(token: token), "session \(index) after reload \(round): \(String(describing: reply))")
+                }
+            }
+            let ended = relayd.auditEvents().filter { $0.event == "session_ended" }
+            #expect(ended.isEmpty, "sessions cut by a no-op reload: \(ended.map(\.fields))")
+            let reloads = relayd.auditEvents().filter { $0.event == "reload" && $0["result"] == "applied" }
+            #expect(reloads.count == 20)
+            #expect(reloads.allSatisfy { $0["sessions"] == "30" })
+            for client in sessions { await client.close() }
+            try await relayd.verifyAuditChain()
         }
-        let ended = relayd.auditEvents().filter { $0.event == "session_ended" }
-        #expect(ended.isEmpty, "sessions cut by a no-op reload: \(ended.map(\.fields))")
-        let reloads = relayd.auditEvents().filter { $0.event == "reload" && $0["result"] == "applied" }
-        #expect(reloads.count == 20)
-        #expect(reloads.allSatisfy { $0["sessions"] == "30" })
-        for client in sessions { await client.close() }
-        try await relayd.verifyAuditChain()
     }
 }
 

@@ -36,27 +36,27 @@ struct LegacyCursorAdoptionTests {
     func adoptedOnce() async throws {
         let pki = try TLSTestPKI()  // alice: CN=alice, OU=payments
         let carol = try pki.add("carol", .client(commonName: "carol", organizationalUnits: ["payments"]))
-        let relayd = try RelaydFixture(pki: pki, acl: "[acl]\nprincipal = \"{subject.OU}\"\n\n" + RelaydFixture.allowAll)
-        defer { Task { await relayd.stop() } }
-        try await Self.seed(relayd.dataDirectory)
-        try await relayd.start()
+        try await withRelayd(pki: pki, acl: "[acl]\nprincipal = \"{subject.OU}\"\n\n" + RelaydFixture.allowAll, start: false) { relayd in
+            try await Self.seed(relayd.dataDirectory)
+            try await relayd.start()
 
-        var alice = try await FrameClient.connect(port: relayd.port, pki: pki)
-        #expect(try await alice.hello().principal == "payments")
-        #expect(try await alice.subscribe(1, "old.t", durable: "jobs").firstSequence == 3)
-        #expect(try await alice.messages(1).first?.sequence == 3)
-        await alice.close()
+            var alice = try await FrameClient.connect(port: relayd.port, pki: pki)
+            #expect(try await alice.hello().principal == "payments")
+            #expect(try await alice.subscribe(1, "old.t", durable: "jobs").firstSequence == 3)
+            #expect(try await alice.messages(1).first?.sequence == 3)
+            await alice.close()
 
-        let other = try await FrameClient.connect(port: relayd.port, pki: pki, as: carol)
-        #expect(try await other.hello().principal == "payments")
-        let fresh = try await other.subscribeDurableRetrying(1, "old.t", durable: "jobs")
-        #expect(fresh.firstSequence == 1, "carol was handed alice's migrated cursor")
-        await other.close()
+            let other = try await FrameClient.connect(port: relayd.port, pki: pki, as: carol)
+            #expect(try await other.hello().principal == "payments")
+            let fresh = try await other.subscribeDurableRetrying(1, "old.t", durable: "jobs")
+            #expect(fresh.firstSequence == 1, "carol was handed alice's migrated cursor")
+            await other.close()
 
-        alice = try await FrameClient.connect(port: relayd.port, pki: pki)
-        try await alice.hello()
-        let resumed = try await alice.subscribeDurableRetrying(1, "old.t", from: .latest, durable: "jobs")
-        #expect(resumed.firstSequence == 3)
-        await alice.close()
+            alice = try await FrameClient.connect(port: relayd.port, pki: pki)
+            try await alice.hello()
+            let resumed = try await alice.subscribeDurableRetrying(1, "old.t", from: .latest, durable: "jobs")
+            #expect(resumed.firstSequence == 3)
+            await alice.close()
+        }
     }
 }

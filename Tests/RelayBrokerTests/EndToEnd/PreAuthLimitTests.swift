@@ -14,75 +14,74 @@ import Testing
 struct PreAuthLimitTests {
     @Test("50 idle TCP sockets from 127.0.0.1 with max_connections = 50: a client from 127.0.0.2 gets in 18 of 18 times; the sockets past the per-address limit are closed at once and counted")
     func idleSocketsDoNotTakeSessionSlots() async throws {
-        let relayd = try RelaydFixture(extra: """
+        try await withRelayd(extra: """
             [limits]
             max_connections = 50
             max_preauth_connections = 40
             max_preauth_per_address = 10
-            """, metrics: true)
-        defer { Task { await relayd.stop() } }
-        // Long enough that the idle sockets relayd keeps are still there at the end.
-        try relayd.replaceInConfig("handshake_timeout = \"10s\"", with: "handshake_timeout = \"60s\"")
-        try await relayd.start()
-        let idle = try await Self.idleSockets(50, from: "127.0.0.1", port: relayd.port)
-        defer { for socket in idle { socket.close(promise: nil) } }
-        // relayd keeps 10 from 127.0.0.1 and closes the other 40 at once, not at the handshake timeout.
-        let closed = try await Self.closedSockets(idle, expected: 40, within: 5)
-        #expect(closed == 40, "\(closed) of the 50 idle sockets were closed; 40 were over max_preauth_per_address")
+            """, metrics: true, start: false) { relayd in
+            // Long enough that the idle sockets relayd keeps are still there at the end.
+            try relayd.replaceInConfig("handshake_timeout = \"10s\"", with: "handshake_timeout = \"60s\"")
+            try await relayd.start()
+            let idle = try await Self.idleSockets(50, from: "127.0.0.1", port: relayd.port)
+            defer { for socket in idle { socket.close(promise: nil) } }
+            // relayd keeps 10 from 127.0.0.1 and closes the other 40 at once, not at the handshake timeout.
+            let closed = try await Self.closedSockets(idle, expected: 40, within: 5)
+            #expect(closed == 40, "\(closed) of the 50 idle sockets were closed; 40 were over max_preauth_per_address")
 
-        var admitted = 0
-        var failures: [String] = []
-        for attempt in 0..<18 {
-            do {
-                let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, from: "127.0.0.2")
-                try await client.hello()
-                let acks = try await client.publish("legit.attempt", count: 1, firstID: UInt64(attempt + 1))
-                if acks.count == 1 { admitted += 1 }
-                await client.close()
-            } catch {
-                failures.append("\(error)")
+            var admitted = 0
+            var failures: [String] = []
+            for attempt in 0..<18 {
+                do {
+                    let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, from: "127.0.0.2")
+                    try await client.hello()
+                    let acks = try await client.publish("legit.attempt", count: 1, firstID: UInt64(attempt + 1))
+                    if acks.count == 1 { admitted += 1 }
+                    await client.close()
+                } catch {
+                    failures.append("\(error)")
+                }
             }
-        }
-        #expect(admitted == 18, "a legitimate client got in \(admitted) of 18 times: \(failures.prefix(3))")
+            #expect(admitted == 18, "a legitimate client got in \(admitted) of 18 times: \(failures.prefix(3))")
 
-        #expect(idle.filter(\.isActive).count == 10, "the idle sockets within the limit should still be open")
-        #expect(try await relayd.metric("relay_preauth_refused_total{limit=\"max_preauth_per_address\"}") == 40)
-        #expect(try await relayd.metric("relay_preauth_connections") == 10)
+            #expect(idle.filter(\.isActive).count == 10, "the idle sockets within the limit should still be open")
+            #expect(try await relayd.metric("relay_preauth_refused_total{limit=\"max_preauth_per_address\"}") == 40)
+            #expect(try await relayd.metric("relay_preauth_connections") == 10)
+        }
     }
 
     @Test("max_preauth_connections is reached from several addresses and refuses the next one; authenticated sessions never hold a pre-auth slot")
     func totalCap() async throws {
-        let relayd = try RelaydFixture(extra: """
+        try await withRelayd(extra: """
             [limits]
             max_preauth_connections = 6
             max_preauth_per_address = 2
-            """, metrics: true)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
+            """, metrics: true) { relayd in
 
-        // More authenticated sessions than there are pre-auth slots, all at once.
-        var sessions: [FrameClient] = []
-        for _ in 0..<12 {
-            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, from: "127.0.0.9")
-            try await client.hello()
-            sessions.append(client)
-        }
-        #expect(try await relayd.metric("relay_preauth_connections") == 0)
+            // More authenticated sessions than there are pre-auth slots, all at once.
+            var sessions: [FrameClient] = []
+            for _ in 0..<12 {
+                let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, from: "127.0.0.9")
+                try await client.hello()
+                sessions.append(client)
+            }
+            #expect(try await relayd.metric("relay_preauth_connections") == 0)
 
-        var idle: [any Channel] = []
-        for host in ["127.0.0.3", "127.0.0.4", "127.0.0.5"] { idle += try await Self.idleSockets(2, from: host, port: relayd.port) }
-        let refused = try await Self.idleSockets(1, from: "127.0.0.6", port: relayd.port)
-        defer { for socket in idle + refused { socket.close(promise: nil) } }
-        #expect(try await Self.closedSockets(refused, expected: 1, within: 5) == 1, "the 7th pre-auth connection was not refused")
-        let stillOpen = idle.filter { $0.isActive }.count
-        #expect(stillOpen == idle.count, "a connection within the limits was closed")
-        #expect(try await relayd.metric("relay_preauth_refused_total{limit=\"max_preauth_connections\"}") == 1)
+            var idle: [any Channel] = []
+            for host in ["127.0.0.3", "127.0.0.4", "127.0.0.5"] { idle += try await Self.idleSockets(2, from: host, port: relayd.port) }
+            let refused = try await Self.idleSockets(1, from: "127.0.0.6", port: relayd.port)
+            defer { for socket in idle + refused { socket.close(promise: nil) } }
+            #expect(try await Self.closedSockets(refused, expected: 1, within: 5) == 1, "the 7th pre-auth connection was not refused")
+            let stillOpen = idle.filter { $0.isActive }.count
+            #expect(stillOpen == idle.count, "a connection within the limits was closed")
+            #expect(try await relayd.metric("relay_preauth_refused_total{limit=\"max_preauth_connections\"}") == 1)
 
-        // The authenticated sessions still work.
-        for (i, session) in sessions.enumerated() {
-            let acks = try await session.publish("legit.session", count: 1, firstID: UInt64(i + 1))
-            #expect(acks.count == 1)
-            await session.close()
+            // The authenticated sessions still work.
+            for (i, session) in sessions.enumerated() {
+                let acks = try await session.publish("legit.session", count: 1, firstID: UInt64(i + 1))
+                #expect(acks.count == 1)
+                await session.close()
+            }
         }
     }
 

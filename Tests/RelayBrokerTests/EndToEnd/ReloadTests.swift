@@ -51,86 +51,86 @@ struct ReloadTests {
     func revocationOnSighup() async throws {
         let pki = try TLSTestPKI()
         let bob = try pki.add("bob", .client(commonName: "bob"))
-        let relayd = try RelaydFixture(pki: pki)
-        defer { Task { await relayd.stop() } }
-        let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
-        #expect(try await alice.subscribe(1, "t.>", from: .latest).isAccepted)
-        #expect(try await other.subscribe(1, "t.>", from: .latest).isAccepted)
-        _ = try await other.publish("t.before", count: 1)
-        #expect(try await alice.messages(1).first?.topic == "t.before")
-        #expect(try await other.messages(1).first?.topic == "t.before")
+        try await withRelayd(pki: pki, start: false) { relayd in
+            let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
+            #expect(try await alice.subscribe(1, "t.>", from: .latest).isAccepted)
+            #expect(try await other.subscribe(1, "t.>", from: .latest).isAccepted)
+            _ = try await other.publish("t.before", count: 1)
+            #expect(try await alice.messages(1).first?.topic == "t.before")
+            #expect(try await other.messages(1).first?.topic == "t.before")
 
-        try relayd.writeConfig(crl: try pki.writeCRL(revoking: [pki.alice.issued.serialNumber]))
-        let signalled = Date()
-        relayd.reload()
-        let error = try await alice.nextError()
-        let received = Date()
-        #expect(error?.errorCode == .certificateRevoked)
-        #expect(error?.subscriptionID == 0)
-        #expect(await alice.waitUntilClosed())
+            try relayd.writeConfig(crl: try pki.writeCRL(revoking: [pki.alice.issued.serialNumber]))
+            let signalled = Date()
+            relayd.reload()
+            let error = try await alice.nextError()
+            let received = Date()
+            #expect(error?.errorCode == .certificateRevoked)
+            #expect(error?.subscriptionID == 0)
+            #expect(await alice.waitUntilClosed())
 
-        // The other client keeps publishing and receiving.
-        #expect(try await other.publish("t.after", count: 1, firstID: 2).count == 1)
-        #expect(try await other.messages(1).first?.topic == "t.after")
-        // The revoked certificate cannot come back: relayd ends the handshake with
-        // the certificate_revoked alert (44), not a timeout or some other error.
-        let refusal = await Self.refusal(port: relayd.port, pki: pki)
-        #expect(refusal as? TLSError == .alertReceived(code: 44, description: "certificate revoked"),
-                "the revoked certificate's reconnect ended with \(String(describing: refusal)), not the certificate_revoked alert")
+            // The other client keeps publishing and receiving.
+            #expect(try await other.publish("t.after", count: 1, firstID: 2).count == 1)
+            #expect(try await other.messages(1).first?.topic == "t.after")
+            // The revoked certificate cannot come back: relayd ends the handshake with
+            // the certificate_revoked alert (44), not a timeout or some other error.
+            let refusal = await Self.refusal(port: relayd.port, pki: pki)
+            #expect(refusal as? TLSError == .alertReceived(code: 44, description: "certificate revoked"),
+                    "the revoked certificate's reconnect ended with \(String(describing: refusal)), not the certificate_revoked alert")
 
-        let serial = pki.alice.issued.serialNumber
-        let ended = try #require(await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == serial })
-        #expect(ended["cause"] == "certificate_revoked")
-        #expect(ended["trigger"] == "reload")
-        #expect(ended["fingerprint"] == (try Identity(pem: pki.alice.issued.certificatePEM)).fingerprintSHA256.hex)
-        let reload = try #require(relayd.auditEvents().last { $0.event == "reload" && $0.line < ended.line })
-        #expect(reload["result"] == "applied")
-        #expect(reload["restart_required"] == "")  // [tls] and [acl] apply live
-        let appliedAt = try #require(reload.timestamp)
-        let endedAt = try #require(ended.timestamp)
-        print("revocation: reload applied → session ended in relayd: \(seconds(from: appliedAt, to: endedAt)); "
-              + "reload applied → client got ERR: \(seconds(from: appliedAt, to: received)); "
-              + "SIGHUP sent → client got ERR: \(seconds(from: signalled, to: received))")
-        // The disconnect is immediate (a hop to the session's event loop), not
-        // deferred to the client's next frame or the next file poll.
-        #expect(endedAt.timeIntervalSince(appliedAt) < 1.0)
+            let serial = pki.alice.issued.serialNumber
+            let ended = try #require(await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == serial })
+            #expect(ended["cause"] == "certificate_revoked")
+            #expect(ended["trigger"] == "reload")
+            #expect(ended["fingerprint"] == (try Identity(pem: pki.alice.issued.certificatePEM)).fingerprintSHA256.hex)
+            let reload = try #require(relayd.auditEvents().last { $0.event == "reload" && $0.line < ended.line })
+            #expect(reload["result"] == "applied")
+            #expect(reload["restart_required"] == "")  // [tls] and [acl] apply live
+            let appliedAt = try #require(reload.timestamp)
+            let endedAt = try #require(ended.timestamp)
+            print("revocation: reload applied → session ended in relayd: \(seconds(from: appliedAt, to: endedAt)); "
+                  + "reload applied → client got ERR: \(seconds(from: appliedAt, to: received)); "
+                  + "SIGHUP sent → client got ERR: \(seconds(from: signalled, to: received))")
+            // The disconnect is immediate (a hop to the session's event loop), not
+            // deferred to the client's next frame or the next file poll.
+            #expect(endedAt.timeIntervalSince(appliedAt) < 1.0)
 
-        let accepted = relayd.auditEvents().filter { $0.event == "connection_accepted" }
-        #expect(accepted.contains { $0["serial"] == serial && $0["subject"]?.contains("CN=alice") == true && $0["fingerprint"]?.count == 64 })
-        #expect(accepted.contains { $0["serial"] == bob.issued.serialNumber && $0["principal"] == "CN=bob" })
-        let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["cause"] == "certificate_rejected_23" }
-        #expect(refused?["reason"]?.contains("revoked") == true)
-        await other.close()
-        try await relayd.verifyAuditChain()
+            let accepted = relayd.auditEvents().filter { $0.event == "connection_accepted" }
+            #expect(accepted.contains { $0["serial"] == serial && $0["subject"]?.contains("CN=alice") == true && $0["fingerprint"]?.count == 64 })
+            #expect(accepted.contains { $0["serial"] == bob.issued.serialNumber && $0["principal"] == "CN=bob" })
+            let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["cause"] == "certificate_rejected_23" }
+            #expect(refused?["reason"]?.contains("revoked") == true)
+            await other.close()
+            try await relayd.verifyAuditChain()
+        }
     }
 
     @Test("a client whose TLS handshake passed before a revoking reload but that sends HELLO after it is refused at HELLO")
     func revocationBetweenHandshakeAndHello() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        relayd.helloTimeout = "60s"  // the HELLO is sent only after the reload, however slow the machine
-        try relayd.writeConfig()
-        try await relayd.start()
-        let late = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        #expect(try await late.waitForHandshake())  // verified against the old CRL set
+        try await withRelayd(start: false) { relayd in
+            relayd.helloTimeout = "60s"  // the HELLO is sent only after the reload, however slow the machine
+            try relayd.writeConfig()
+            try await relayd.start()
+            let late = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            #expect(try await late.waitForHandshake())  // verified against the old CRL set
 
-        try relayd.writeConfig(crl: try relayd.pki.writeCRL(revoking: [relayd.pki.alice.issued.serialNumber]))
-        relayd.reload()
-        #expect(await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "applied" } != nil)
-        do {
-            try await late.hello()
-            Issue.record("a client revoked between its handshake and its HELLO was admitted")
-        } catch FrameClientError.refused(let error) {
-            #expect(error.errorCode == .certificateRevoked)
+            try relayd.writeConfig(crl: try relayd.pki.writeCRL(revoking: [relayd.pki.alice.issued.serialNumber]))
+            relayd.reload()
+            #expect(await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "applied" } != nil)
+            do {
+                try await late.hello()
+                Issue.record("a client revoked between its handshake and its HELLO was admitted")
+            } catch FrameClientError.refused(let error) {
+                #expect(error.errorCode == .certificateRevoked)
+            }
+            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            #expect(refused["cause"] == "certificate_revoked")
+            #expect(refused["serial"] == relayd.pki.alice.issued.serialNumber)
+            #expect(refused["subject"]?.contains("CN=alice") == true)
+            #expect(refused["fingerprint"] == (try Identity(pem: relayd.pki.alice.issued.certificatePEM)).fingerprintSHA256.hex)
+            #expect(refused["reason"]?.contains("revoked") == true)
+            await late.close()
+            try await relayd.verifyAuditChain()
         }
-        let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
-        #expect(refused["cause"] == "certificate_revoked")
-        #expect(refused["serial"] == relayd.pki.alice.issued.serialNumber)
-        #expect(refused["subject"]?.contains("CN=alice") == true)
-        #expect(refused["fingerprint"] == (try Identity(pem: relayd.pki.alice.issued.certificatePEM)).fingerprintSHA256.hex)
-        #expect(refused["reason"]?.contains("revoked") == true)
-        await late.close()
-        try await relayd.verifyAuditChain()
     }
 
     static let wideACL = """
@@ -154,112 +154,111 @@ struct ReloadTests {
     func narrowedACL() async throws {
         let pki = try TLSTestPKI()
         let bob = try pki.add("bob", .client(commonName: "bob"))
-        let relayd = try RelaydFixture(pki: pki, acl: Self.wideACL)
-        defer { Task { await relayd.stop() } }
-        let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
-        #expect(try await alice.subscribe(1, "a.>", from: .latest).isAccepted)
-        #expect(try await alice.subscribe(2, "b.>", from: .latest).isAccepted)
-        _ = try await alice.publish("a.one", count: 1)
-        _ = try await alice.publish("b.one", count: 1, firstID: 2)
-        let before = try await alice.messages(2)
-        #expect(Set(before.map(\.subscriptionID)) == [1, 2])
+        try await withRelayd(pki: pki, acl: Self.wideACL, start: false) { relayd in
+            let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
+            #expect(try await alice.subscribe(1, "a.>", from: .latest).isAccepted)
+            #expect(try await alice.subscribe(2, "b.>", from: .latest).isAccepted)
+            _ = try await alice.publish("a.one", count: 1)
+            _ = try await alice.publish("b.one", count: 1, firstID: 2)
+            let before = try await alice.messages(2)
+            #expect(Set(before.map(\.subscriptionID)) == [1, 2])
 
-        try relayd.writeConfig(acl: Self.narrowACL)
-        relayd.reload()
-        // The subscription the new rules refuse ends with ERR carrying its id
-        // (Protocol/relay-v1.md §4.13: subscription_revoked); the connection stays.
-        let ended = try #require(try await alice.nextError())
-        #expect(ended.subscriptionID == 2)
-        #expect(ended.errorCode == .subscriptionRevoked)
-        // bob no longer matches any rule: his session ends.
-        #expect(try await other.nextError()?.errorCode == .identityRefused)
-        #expect(await other.waitUntilClosed())
+            try relayd.writeConfig(acl: Self.narrowACL)
+            relayd.reload()
+            // The subscription the new rules refuse ends with ERR carrying its id
+            // (Protocol/relay-v1.md §4.13: subscription_revoked); the connection stays.
+            let ended = try #require(try await alice.nextError())
+            #expect(ended.subscriptionID == 2)
+            #expect(ended.errorCode == .subscriptionRevoked)
+            // bob no longer matches any rule: his session ends.
+            #expect(try await other.nextError()?.errorCode == .identityRefused)
+            #expect(await other.waitUntilClosed())
 
-        // Still allowed: publish and receive on a.>.
-        guard case .publishAck = try await alice.publishReply(10, "a.two") else {
-            Issue.record("PUB a.two was not acknowledged after the reload"); return
-        }
-        let live = try await alice.messages(1)
-        #expect(live.map(\.subscriptionID) == [1])
-        #expect(live.map(\.topic) == ["a.two"])
-        // No longer allowed: the next PUB gets PUBERR not_authorized, a new SUB is refused.
-        guard case .publishError(let refusedPub) = try await alice.publishReply(11, "b.two") else {
-            Issue.record("PUB b.two was not refused after the reload"); return
-        }
-        #expect(refusedPub.errorCode == .notAuthorized)
-        let refusedSub = try await alice.subscribe(3, "b.>", from: .latest)
-        #expect(refusedSub.errorCode == .notAuthorized)
-        #expect(try await alice.expectSilence())  // nothing more for subscription 2
-        // bob cannot reconnect: the policy refuses him at HELLO.
-        await #expect(throws: FrameClientError.self) {
-            let again = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
-            defer { Task { await again.close() } }
-            try await again.hello()
-        }
+            // Still allowed: publish and receive on a.>.
+            guard case .publishAck = try await alice.publishReply(10, "a.two") else {
+                Issue.record("PUB a.two was not acknowledged after the reload"); return
+            }
+            let live = try await alice.messages(1)
+            #expect(live.map(\.subscriptionID) == [1])
+            #expect(live.map(\.topic) == ["a.two"])
+            // No longer allowed: the next PUB gets PUBERR not_authorized, a new SUB is refused.
+            guard case .publishError(let refusedPub) = try await alice.publishReply(11, "b.two") else {
+                Issue.record("PUB b.two was not refused after the reload"); return
+            }
+            #expect(refusedPub.errorCode == .notAuthorized)
+            let refusedSub = try await alice.subscribe(3, "b.>", from: .latest)
+            #expect(refusedSub.errorCode == .notAuthorized)
+            #expect(try await alice.expectSilence())  // nothing more for subscription 2
+            // bob cannot reconnect: the policy refuses him at HELLO.
+            await #expect(throws: FrameClientError.self) {
+                let again = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
+                defer { Task { await again.close() } }
+                try await again.hello()
+            }
 
-        let aliceSerial = pki.alice.issued.serialNumber
-        let subEnded = try #require(await relayd.waitForAudit { $0.event == "subscription_ended" })
-        #expect(subEnded["subscription"] == "2" && subEnded["filter"] == "b.>" && subEnded["rule"] == "narrow")
-        #expect(subEnded["serial"] == aliceSerial && subEnded["trigger"] == "reload")
-        let pubDenied = await relayd.waitForAudit { $0.event == "publish_denied" }
-        #expect(pubDenied?["topic"] == "b.two" && pubDenied?["rule"] == "narrow" && pubDenied?["serial"] == aliceSerial)
-        let subDenied = await relayd.waitForAudit { $0.event == "subscribe_denied" }
-        #expect(subDenied?["filter"] == "b.>" && subDenied?["rule"] == "narrow")
-        let bobEnded = await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == bob.issued.serialNumber }
-        #expect(bobEnded?["cause"] == "identity_refused" && bobEnded?["trigger"] == "reload")
-        let bobRefused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["subject"] == "CN=bob" }
-        #expect(bobRefused?["serial"] == bob.issued.serialNumber)
-        #expect(bobRefused?["fingerprint"] == (try Identity(pem: bob.issued.certificatePEM)).fingerprintSHA256.hex)
-        #expect(bobRefused?["reason"]?.isEmpty == false)
-        await alice.close()
-        try await relayd.verifyAuditChain()
+            let aliceSerial = pki.alice.issued.serialNumber
+            let subEnded = try #require(await relayd.waitForAudit { $0.event == "subscription_ended" })
+            #expect(subEnded["subscription"] == "2" && subEnded["filter"] == "b.>" && subEnded["rule"] == "narrow")
+            #expect(subEnded["serial"] == aliceSerial && subEnded["trigger"] == "reload")
+            let pubDenied = await relayd.waitForAudit { $0.event == "publish_denied" }
+            #expect(pubDenied?["topic"] == "b.two" && pubDenied?["rule"] == "narrow" && pubDenied?["serial"] == aliceSerial)
+            let subDenied = await relayd.waitForAudit { $0.event == "subscribe_denied" }
+            #expect(subDenied?["filter"] == "b.>" && subDenied?["rule"] == "narrow")
+            let bobEnded = await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == bob.issued.serialNumber }
+            #expect(bobEnded?["cause"] == "identity_refused" && bobEnded?["trigger"] == "reload")
+            let bobRefused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["subject"] == "CN=bob" }
+            #expect(bobRefused?["serial"] == bob.issued.serialNumber)
+            #expect(bobRefused?["fingerprint"] == (try Identity(pem: bob.issued.certificatePEM)).fingerprintSHA256.hex)
+            #expect(bobRefused?["reason"]?.isEmpty == false)
+            await alice.close()
+            try await relayd.verifyAuditChain()
+        }
     }
 
     @Test("a bad config on reload is refused: the broker keeps the old one, old and new connections work, the failure is counted and audited")
     func badConfigIsRefused() async throws {
-        let relayd = try RelaydFixture(metrics: true)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await client.hello()
-        #expect(try await client.subscribe(1, "x.>", from: .latest).isAccepted)
-        let good = try String(contentsOfFile: relayd.configPath, encoding: .utf8)
+        try await withRelayd(metrics: true) { relayd in
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await client.hello()
+            #expect(try await client.subscribe(1, "x.>", from: .latest).isAccepted)
+            let good = try String(contentsOfFile: relayd.configPath, encoding: .utf8)
 
-        // 1. A TOML syntax error.
-        try (good + "\nthis is = = not toml\n").write(toFile: relayd.configPath, atomically: true, encoding: .utf8)
-        relayd.reload()
-        let failures = try await relayd.waitForMetric("relay_reload_failures_total") { $0 >= 1 }
-        #expect((failures ?? 0) >= 1)
-        let syntax = await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "refused" }
-        #expect(syntax?["trigger"] == "sighup" || syntax?["trigger"] == "file_change")
-        #expect(syntax?["reason"]?.contains(relayd.configPath) == true)
-        try await expectBrokerWorks(relayd, client, id: 1)
+            // 1. A TOML syntax error.
+            try (good + "\nthis is = = not toml\n").write(toFile: relayd.configPath, atomically: true, encoding: .utf8)
+            relayd.reload()
+            let failures = try await relayd.waitForMetric("relay_reload_failures_total") { $0 >= 1 }
+            #expect((failures ?? 0) >= 1)
+            let syntax = await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "refused" }
+            #expect(syntax?["trigger"] == "sighup" || syntax?["trigger"] == "file_change")
+            #expect(syntax?["reason"]?.contains(relayd.configPath) == true)
+            try await expectBrokerWorks(relayd, client, id: 1)
 
-        // 2. An unknown key.
-        let unknown = good.replacingOccurrences(of: "[log]\n", with: "[log]\nverbosity = \"loud\"\n")
-        #expect(unknown != good)
-        try unknown.write(toFile: relayd.configPath, atomically: true, encoding: .utf8)
-        relayd.reload()
-        let unknownKey = await relayd.waitForAudit {
-            $0.event == "reload" && $0["result"] == "refused" && $0["reason"]?.contains("unknown key") == true
+            // 2. An unknown key.
+            let unknown = good.replacingOccurrences(of: "[log]\n", with: "[log]\nverbosity = \"loud\"\n")
+            #expect(unknown != good)
+            try unknown.write(toFile: relayd.configPath, atomically: true, encoding: .utf8)
+            relayd.reload()
+            let unknownKey = await relayd.waitForAudit {
+                $0.event == "reload" && $0["result"] == "refused" && $0["reason"]?.contains("unknown key") == true
+            }
+            #expect(unknownKey?["reason"]?.contains("verbosity") == true)
+            #expect((try await relayd.waitForMetric("relay_reload_failures_total") { $0 >= 2 } ?? 0) >= 2)
+            try await expectBrokerWorks(relayd, client, id: 10)
+            // Nothing was applied.
+            #expect((try await relayd.metric("relay_reloads_total") ?? 0) == 0)
+            #expect(!relayd.auditEvents().contains { $0.event == "reload" && $0["result"] == "applied" })
+            #expect(relayd.process?.isRunning == true)
+
+            // A valid config that changes a start-time setting is applied, and the
+            // audit line says which section waits for a restart.
+            try relayd.writeConfig(extra: "[limits]\nmax_connections = 50")
+            relayd.reload()
+            let applied = await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "applied" }
+            #expect(applied?["restart_required"] == "limits")
+            try await expectBrokerWorks(relayd, client, id: 20)
+            await client.close()
+            try await relayd.verifyAuditChain()
         }
-        #expect(unknownKey?["reason"]?.contains("verbosity") == true)
-        #expect((try await relayd.waitForMetric("relay_reload_failures_total") { $0 >= 2 } ?? 0) >= 2)
-        try await expectBrokerWorks(relayd, client, id: 10)
-        // Nothing was applied.
-        #expect((try await relayd.metric("relay_reloads_total") ?? 0) == 0)
-        #expect(!relayd.auditEvents().contains { $0.event == "reload" && $0["result"] == "applied" })
-        #expect(relayd.process?.isRunning == true)
-
-        // A valid config that changes a start-time setting is applied, and the
-        // audit line says which section waits for a restart.
-        try relayd.writeConfig(extra: "[limits]\nmax_connections = 50")
-        relayd.reload()
-        let applied = await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "applied" }
-        #expect(applied?["restart_required"] == "limits")
-        try await expectBrokerWorks(relayd, client, id: 20)
-        await client.close()
-        try await relayd.verifyAuditChain()
     }
 
     /// The existing connection publishes and receives; a new one connects and publishes.
@@ -275,33 +274,32 @@ struct ReloadTests {
 
     @Test("a client certificate that expires during the session closes it with certificate_expired just after notAfter")
     func certificateExpiresDuringSession() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        // Issued after relayd started so the whole lifetime is left for the session.
-        let carol = try relayd.pki.addShortLived("carol", validFor: 8)
-        let notAfter = try Identity(pem: carol.issued.certificatePEM).notAfter
-        let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: carol)
-        try await client.hello()
-        #expect(try await client.subscribe(1, "e.>", from: .latest).isAccepted)
-        _ = try await client.publish("e.alive", count: 1)
-        #expect(try await client.messages(1).first?.topic == "e.alive")
-        #expect(Date() < notAfter, "the session should have started before the certificate expired")
+        try await withRelayd { relayd in
+            // Issued after relayd started so the whole lifetime is left for the session.
+            let carol = try relayd.pki.addShortLived("carol", validFor: 8)
+            let notAfter = try Identity(pem: carol.issued.certificatePEM).notAfter
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: carol)
+            try await client.hello()
+            #expect(try await client.subscribe(1, "e.>", from: .latest).isAccepted)
+            _ = try await client.publish("e.alive", count: 1)
+            #expect(try await client.messages(1).first?.topic == "e.alive")
+            #expect(Date() < notAfter, "the session should have started before the certificate expired")
 
-        let error = try #require(try await client.nextError(timeout: .seconds(60)))
-        let received = Date()
-        #expect(error.errorCode == .certificateExpired)
-        #expect(error.subscriptionID == 0)
-        #expect(error.message.contains("expired"))
-        #expect(received >= notAfter, "the session was closed before its certificate expired")
-        #expect(await client.waitUntilClosed())
-        print("expiry: notAfter → client got ERR certificate_expired: \(seconds(from: notAfter, to: received))")
+            let error = try #require(try await client.nextError(timeout: .seconds(60)))
+            let received = Date()
+            #expect(error.errorCode == .certificateExpired)
+            #expect(error.subscriptionID == 0)
+            #expect(error.message.contains("expired"))
+            #expect(received >= notAfter, "the session was closed before its certificate expired")
+            #expect(await client.waitUntilClosed())
+            print("expiry: notAfter → client got ERR certificate_expired: \(seconds(from: notAfter, to: received))")
 
-        let ended = try #require(await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == carol.issued.serialNumber })
-        #expect(ended["cause"] == "certificate_expired")
-        #expect(ended["trigger"] == "expiry")
-        #expect(ended["subject"] == "CN=carol")
-        try await relayd.verifyAuditChain()
+            let ended = try #require(await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == carol.issued.serialNumber })
+            #expect(ended["cause"] == "certificate_expired")
+            #expect(ended["trigger"] == "expiry")
+            #expect(ended["subject"] == "CN=carol")
+            try await relayd.verifyAuditChain()
+        }
     }
 
     @Test("changing the CRL file on disk without SIGHUP reloads within the 2 s poll and cuts the revoked client")
@@ -309,27 +307,27 @@ struct ReloadTests {
         let pki = try TLSTestPKI()
         let bob = try pki.add("bob", .client(commonName: "bob"))
         let crl = try pki.writeCRL(revoking: [])
-        let relayd = try RelaydFixture(pki: pki, crl: crl)
-        defer { Task { await relayd.stop() } }
-        let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
-        #expect(try await alice.subscribe(1, "w.>", from: .latest).isAccepted)
-        // A new modification time even where the file system keeps whole seconds.
-        try await Task.sleep(nanoseconds: 1_100_000_000)
+        try await withRelayd(pki: pki, crl: crl, start: false) { relayd in
+            let (alice, other) = try await Self.startWithAliceAndBob(relayd, bob: bob)
+            #expect(try await alice.subscribe(1, "w.>", from: .latest).isAccepted)
+            // A new modification time even where the file system keeps whole seconds.
+            try await Task.sleep(nanoseconds: 1_100_000_000)
 
-        let changed = Date()
-        #expect(try pki.writeCRL(revoking: [bob.issued.serialNumber]) == crl)
-        let error = try await other.nextError(timeout: .seconds(30))
-        #expect(error?.errorCode == .certificateRevoked)
-        #expect(await other.waitUntilClosed())
-        print("file watch: CRL written → revoked client got ERR: \(seconds(from: changed, to: Date()))")
-        #expect(try await alice.publish("w.still", count: 1).count == 1)
-        #expect(try await alice.messages(1).first?.topic == "w.still")
+            let changed = Date()
+            #expect(try pki.writeCRL(revoking: [bob.issued.serialNumber]) == crl)
+            let error = try await other.nextError(timeout: .seconds(30))
+            #expect(error?.errorCode == .certificateRevoked)
+            #expect(await other.waitUntilClosed())
+            print("file watch: CRL written → revoked client got ERR: \(seconds(from: changed, to: Date()))")
+            #expect(try await alice.publish("w.still", count: 1).count == 1)
+            #expect(try await alice.messages(1).first?.topic == "w.still")
 
-        let reload = await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "applied" }
-        #expect(reload?["trigger"] == "file_change")
-        let ended = await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == bob.issued.serialNumber }
-        #expect(ended?["cause"] == "certificate_revoked")
-        await alice.close()
-        try await relayd.verifyAuditChain()
+            let reload = await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "applied" }
+            #expect(reload?["trigger"] == "file_change")
+            let ended = await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == bob.issued.serialNumber }
+            #expect(ended?["cause"] == "certificate_revoked")
+            await alice.close()
+            try await relayd.verifyAuditChain()
+        }
     }
 }

@@ -16,66 +16,65 @@ struct WriteStallTests {
 
     @Test("20 s of pipelined PINGs and refused PUBs from a client that never reads: relayd stays under +64 MiB RSS, another client keeps publishing, the flooder is closed with write_stalled")
     func nonReadingFlood() async throws {
-        let relayd = try RelaydFixture(extra: "[limits]\nwrite_stall_timeout = \"\(Int(Self.stallTimeout))s\"", metrics: true)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let pid = try #require(relayd.process?.pid)
-        let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await publisher.hello()
-        var nextID: UInt64 = 1
-        _ = try await publisher.publish("legit.warmup", count: 100, firstID: nextID)  // warm up, then the baseline
-        nextID += 100
-        let baseline = try #require(ProcessMemory.residentBytes(pid: pid))
+        try await withRelayd(extra: "[limits]\nwrite_stall_timeout = \"\(Int(Self.stallTimeout))s\"", metrics: true) { relayd in
+            let pid = try #require(relayd.process?.pid)
+            let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await publisher.hello()
+            var nextID: UInt64 = 1
+            _ = try await publisher.publish("legit.warmup", count: 100, firstID: nextID)  // warm up, then the baseline
+            nextID += 100
+            let baseline = try #require(ProcessMemory.residentBytes(pid: pid))
 
-        let floodEnds = NIODeadline.now() + .seconds(20)
-        let peak = NIOLockedValueBox(baseline)
-        let sampler = Task {
-            // RSS has no event to wait for: sample it every 100 ms until the flood ends.
-            while NIODeadline.now() < floodEnds + .seconds(1) {
-                if let rss = ProcessMemory.residentBytes(pid: pid) { peak.withLockedValue { $0 = max($0, rss) } }
-                try await Task.sleep(nanoseconds: 100_000_000)
+            let floodEnds = NIODeadline.now() + .seconds(20)
+            let peak = NIOLockedValueBox(baseline)
+            let sampler = Task {
+                // RSS has no event to wait for: sample it every 100 ms until the flood ends.
+                while NIODeadline.now() < floodEnds + .seconds(1) {
+                    if let rss = ProcessMemory.residentBytes(pid: pid) { peak.withLockedValue { $0 = max($0, rss) } }
+                    try await Task.sleep(nanoseconds: 100_000_000)
+                }
             }
-        }
-        let flooding = Task { try await Self.floodUntil(floodEnds, relayd: relayd) }
+            let flooding = Task { try await Self.floodUntil(floodEnds, relayd: relayd) }
 
-        // Meanwhile a legitimate publisher gets every PUBACK (FrameClient's 10 s reply timeout bounds each batch).
-        var batches = 0
-        var slowest = 0.0
-        while NIODeadline.now() < floodEnds {
-            let started = NIODeadline.now()
-            let acks = try await publisher.publish("legit.data", count: 10, firstID: nextID)
-            #expect(acks.map(\.publishID) == (nextID..<nextID + 10).map { $0 })
-            nextID += 10
-            batches += 1
-            slowest = max(slowest, Double((NIODeadline.now() - started).nanoseconds) / 1e9)
-        }
-        let rounds = try await flooding.value
-        try await sampler.value
-        let grown = peak.withLockedValue { $0 } - baseline
-        print("non-reading flood: \(rounds.count) connections, RSS baseline \(baseline >> 20) MiB, peak +\(grown >> 20) MiB; legit publisher \(batches) batches of 10, slowest \(String(format: "%.2f", slowest)) s")
+            // Meanwhile a legitimate publisher gets every PUBACK (FrameClient's 10 s reply timeout bounds each batch).
+            var batches = 0
+            var slowest = 0.0
+            while NIODeadline.now() < floodEnds {
+                let started = NIODeadline.now()
+                let acks = try await publisher.publish("legit.data", count: 10, firstID: nextID)
+                #expect(acks.map(\.publishID) == (nextID..<nextID + 10).map { $0 })
+                nextID += 10
+                batches += 1
+                slowest = max(slowest, Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+            }
+            let rounds = try await flooding.value
+            try await sampler.value
+            let grown = peak.withLockedValue { $0 } - baseline
+            print("non-reading flood: \(rounds.count) connections, RSS baseline \(baseline >> 20) MiB, peak +\(grown >> 20) MiB; legit publisher \(batches) batches of 10, slowest \(String(format: "%.2f", slowest)) s")
 
-        #expect(grown < 64 << 20, "relayd's RSS grew by \(grown >> 20) MiB during the flood")
-        #expect(batches >= 20, "the legitimate publisher completed only \(batches) batches in 20 s")
-        // Every flooding connection but the last (cut by the test's own deadline) was closed by relayd
-        // during the flood, and not before it had been stalled for the limit. There is no upper bound
-        // tighter than the flood itself: how long relayd takes to fill its 1 MiB of answers before the
-        // stall starts depends on the machine's load (15 s was seen on 2 busy cores), not on the timer.
-        let first = try #require(rounds.first)
-        #expect(first.closedByBroker, "relayd never closed the connection that does not read")
-        for round in rounds.dropLast() {
-            #expect(round.closedByBroker)
-            #expect(round.seconds >= Self.stallTimeout, "closed after \(round.seconds) s, before the stall limit")
+            #expect(grown < 64 << 20, "relayd's RSS grew by \(grown >> 20) MiB during the flood")
+            #expect(batches >= 20, "the legitimate publisher completed only \(batches) batches in 20 s")
+            // Every flooding connection but the last (cut by the test's own deadline) was closed by relayd
+            // during the flood, and not before it had been stalled for the limit. There is no upper bound
+            // tighter than the flood itself: how long relayd takes to fill its 1 MiB of answers before the
+            // stall starts depends on the machine's load (15 s was seen on 2 busy cores), not on the timer.
+            let first = try #require(rounds.first)
+            #expect(first.closedByBroker, "relayd never closed the connection that does not read")
+            for round in rounds.dropLast() {
+                #expect(round.closedByBroker)
+                #expect(round.seconds >= Self.stallTimeout, "closed after \(round.seconds) s, before the stall limit")
+            }
+            let closedByBroker = rounds.filter(\.closedByBroker).count
+            let counted = try await relayd.metric("relay_refusals_total{code=\"write_stalled\"}") ?? 0
+            // The last round ends at the test's deadline; relayd may have closed it
+            // for the stall at the same moment, before the flooder's write failed.
+            let lastMayCount = rounds.last.map { $0.closedByBroker ? 0 : 1 } ?? 0
+            #expect((closedByBroker...closedByBroker + lastMayCount).contains(Int(counted)),
+                    "relay_refusals_total{code=\"write_stalled\"} is \(counted), relayd closed \(closedByBroker) (+\(lastMayCount) at the deadline)")
+            let logged = relayd.process.map { ($0.stdoutLines + $0.stderrLines).filter { $0.contains("write_stalled") }.count } ?? 0
+            #expect(logged >= closedByBroker, "\(logged) log lines name write_stalled for \(closedByBroker) closes")
+            await publisher.close()
         }
-        let closedByBroker = rounds.filter(\.closedByBroker).count
-        let counted = try await relayd.metric("relay_refusals_total{code=\"write_stalled\"}") ?? 0
-        // The last round ends at the test's deadline; relayd may have closed it
-        // for the stall at the same moment, before the flooder's write failed.
-        let lastMayCount = rounds.last.map { $0.closedByBroker ? 0 : 1 } ?? 0
-        #expect((closedByBroker...closedByBroker + lastMayCount).contains(Int(counted)),
-                "relay_refusals_total{code=\"write_stalled\"} is \(counted), relayd closed \(closedByBroker) (+\(lastMayCount) at the deadline)")
-        let logged = relayd.process.map { ($0.stdoutLines + $0.stderrLines).filter { $0.contains("write_stalled") }.count } ?? 0
-        #expect(logged >= closedByBroker, "\(logged) log lines name write_stalled for \(closedByBroker) closes")
-        await publisher.close()
     }
 
     struct FloodRound {

@@ -137,31 +137,29 @@ struct BenchSmokeTests {
 
     @Test("against an external broker that refuses the publishes, the bench fails its checks and exits 1")
     func refusedPublishesFail() async throws {
-        let fixture = try RelaydFixture(acl: """
+        try await withRelayd(acl: """
         [[acl.rule]]
         name = "subscribe-only"
         subscribe = [">"]
-        """)
-        try await fixture.start()
-        defer { Task { await fixture.stop() } }
-        let pid = try #require(fixture.process?.pid)
-        let run = try await bench(["pubsub", "--count", "50"] + fixture.cliArguments() + ["--broker-pid", "\(pid)"])
-        #expect(run.status == 1)
-        #expect(run.line.bool("ok") == false)
-        #expect(run.line.int("acked") == 0)
-        #expect((run.line.int("failed_publishes") ?? 0) > 0)
-        #expect(run.stderr.contains { $0.contains("FAILED its checks") })
+        """) { fixture in
+            let pid = try #require(fixture.process?.pid)
+            let run = try await bench(["pubsub", "--count", "50"] + fixture.cliArguments() + ["--broker-pid", "\(pid)"])
+            #expect(run.status == 1)
+            #expect(run.line.bool("ok") == false)
+            #expect(run.line.int("acked") == 0)
+            #expect((run.line.int("failed_publishes") ?? 0) > 0)
+            #expect(run.stderr.contains { $0.contains("FAILED its checks") })
+        }
     }
 
     @Test("against an external broker (--server) the same checks pass")
     func externalBroker() async throws {
-        let fixture = try RelaydFixture(acl: allowAllACL)
-        try await fixture.start()
-        defer { Task { await fixture.stop() } }
-        let run = try await bench(["fanout", "--subscribers", "2", "--count", "300"] + fixture.cliArguments())
-        #expect(run.status == 0, "\(run.stderr)")
-        expectCorrect(run.line, expectedDeliveries: 2 * 300, published: 300)
-        #expect(run.line.string("durability") == "unknown")
+        try await withRelayd(acl: allowAllACL) { fixture in
+            let run = try await bench(["fanout", "--subscribers", "2", "--count", "300"] + fixture.cliArguments())
+            #expect(run.status == 0, "\(run.stderr)")
+            expectCorrect(run.line, expectedDeliveries: 2 * 300, published: 300)
+            #expect(run.line.string("durability") == "unknown")
+        }
     }
 
     @Test("the delivery checker counts duplicates, reordering, gaps and foreign payloads")

@@ -8,39 +8,39 @@ import Testing
 struct CLITests {
     @Test("relay-pub --message --count --verbose prints each receipt; relay-sub --format json prints the documented schema")
     func publishAndJSON() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let pub = try await runCLI("relay-pub", broker.cliArguments()
-            + ["--topic", "cli.json", "--message", "hello \"json\"", "--header", "k=v", "--count", "3", "--verbose"])
-        #expect(pub.status == 0, "\(pub.stderr)")
-        #expect(pub.stdout.filter { $0.hasPrefix("published sequence=") }.count == 3, "\(pub.stdout)")
-        let sub = try await runCLI("relay-sub", broker.cliArguments()
-            + ["--topic", "cli.>", "--from", "earliest", "--count", "3", "--format", "json"])
-        #expect(sub.status == 0, "\(sub.stderr)")
-        #expect(sub.stdout.count == 3)
-        let session = try await RelayConnection.connect(broker.clientConfiguration())
-        let principal = try #require(await session.session?.principal)
-        await session.close()
-        var sequences: [Int] = []
-        for line in sub.stdout {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            #expect(object["topic"] as? String == "cli.json")
-            sequences.append(object["sequence"] as? Int ?? -1)
-            #expect((object["timestamp"] as? String)?.hasSuffix("Z") == true)
-            #expect(object["payload"] as? String == "hello \"json\"")
-            #expect(object["payload_encoding"] as? String == "utf8")
-            let publisher = try #require(object["publisher"] as? [String: Any])
-            #expect(publisher["principal"] as? String == principal)
-            #expect((publisher["fingerprint"] as? String)?.count == 64)
-            let headers = try #require(object["headers"] as? [[String: String]])
-            #expect(headers == [["key": "k", "value": "v"]])
-            // The README's documented key order, timestamp_ns agreeing with timestamp,
-            // and replayed: these were read from the store (--from earliest, after the publish).
-            #expect(topLevelKeys(line) == Self.documentedKeys, "\(line)")
-            #expect(try timestampsAgree(line), "\(line)")
-            #expect(object["replayed"] as? Bool == true, "\(line)")
+        try await withBroker { broker in
+            let pub = try await runCLI("relay-pub", broker.cliArguments()
+                + ["--topic", "cli.json", "--message", "hello \"json\"", "--header", "k=v", "--count", "3", "--verbose"])
+            #expect(pub.status == 0, "\(pub.stderr)")
+            #expect(pub.stdout.filter { $0.hasPrefix("published sequence=") }.count == 3, "\(pub.stdout)")
+            let sub = try await runCLI("relay-sub", broker.cliArguments()
+                + ["--topic", "cli.>", "--from", "earliest", "--count", "3", "--format", "json"])
+            #expect(sub.status == 0, "\(sub.stderr)")
+            #expect(sub.stdout.count == 3)
+            let session = try await RelayConnection.connect(broker.clientConfiguration())
+            let principal = try #require(await session.session?.principal)
+            await session.close()
+            var sequences: [Int] = []
+            for line in sub.stdout {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                #expect(object["topic"] as? String == "cli.json")
+                sequences.append(object["sequence"] as? Int ?? -1)
+                #expect((object["timestamp"] as? String)?.hasSuffix("Z") == true)
+                #expect(object["payload"] as? String == "hello \"json\"")
+                #expect(object["payload_encoding"] as? String == "utf8")
+                let publisher = try #require(object["publisher"] as? [String: Any])
+                #expect(publisher["principal"] as? String == principal)
+                #expect((publisher["fingerprint"] as? String)?.count == 64)
+                let headers = try #require(object["headers"] as? [[String: String]])
+                #expect(headers == [["key": "k", "value": "v"]])
+                // The README's documented key order, timestamp_ns agreeing with timestamp,
+                // and replayed: these were read from the store (--from earliest, after the publish).
+                #expect(topLevelKeys(line) == Self.documentedKeys, "\(line)")
+                #expect(try timestampsAgree(line), "\(line)")
+                #expect(object["replayed"] as? Bool == true, "\(line)")
+            }
+            #expect(sequences == sequences.sorted() && Set(sequences).count == 3 && sequences.allSatisfy { $0 >= 1 })
         }
-        #expect(sequences == sequences.sorted() && Set(sequences).count == 3 && sequences.allSatisfy { $0 >= 1 })
     }
 
     /// README.md, "relay-sub JSON output": "keys always in this order".
@@ -49,90 +49,89 @@ struct CLITests {
 
     @Test("relay-sub --format json: a payload that is not UTF-8 is base64, and a live delivery has replayed false")
     func jsonBase64AndLive() async throws {
-        let broker = try RelaydFixture(acl: allowAllACL, metrics: true)
-        defer { Task { await broker.stop() } }
-        try await broker.start()
-        let bytes: [UInt8] = [0xFF, 0x00, 0xC3, 0x28, 0x80, 0x41]  // invalid UTF-8 on purpose
-        let file = broker.directory.file("binary.bin")
-        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        try await withRelayd(acl: allowAllACL, metrics: true) { broker in
+            let bytes: [UInt8] = [0xFF, 0x00, 0xC3, 0x28, 0x80, 0x41]  // invalid UTF-8 on purpose
+            let file = broker.directory.file("binary.bin")
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
 
-        // A live subscriber: wait for the broker to count its subscription (the
-        // event that says a publish from now on is delivered live), then publish.
-        let sub = try ChildProcess(try ProductLocator.executable("relay-sub"), broker.cliArguments()
-            + ["--topic", "cli.bin", "--from", "latest", "--count", "1", "--format", "json"])
-        sub.closeStdin()
-        // Polled: the metric is the only outside sign.
-        _ = try await eventually(timeout: 30) { try await broker.metric("relay_subscriptions") ?? 0 >= 1 || !sub.isRunning }
-        let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.bin", "--file", file])
-        #expect(pub.status == 0, "\(pub.stderr)")
-        let status = await sub.waitForExit(timeout: 30)
-        #expect(status == 0, "\(sub.transcript)")
-        let line = try #require(sub.stdoutLines.first, "\(sub.transcript)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        #expect(topLevelKeys(line) == Self.documentedKeys, "\(line)")
-        #expect(object["payload_encoding"] as? String == "base64", "\(line)")
-        let payload = try #require(object["payload"] as? String)
-        #expect(Data(base64Encoded: payload).map { [UInt8]($0) } == bytes, "\(line)")
-        #expect(object["replayed"] as? Bool == false, "a live delivery says replayed: \(line)")
-        #expect(try timestampsAgree(line), "\(line)")
+            // A live subscriber: wait for the broker to count its subscription (the
+            // event that says a publish from now on is delivered live), then publish.
+            let sub = try ChildProcess(try ProductLocator.executable("relay-sub"), broker.cliArguments()
+                + ["--topic", "cli.bin", "--from", "latest", "--count", "1", "--format", "json"])
+            sub.closeStdin()
+            // Polled: the metric is the only outside sign.
+            _ = try await eventually(timeout: 30) { try await broker.metric("relay_subscriptions") ?? 0 >= 1 || !sub.isRunning }
+            let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.bin", "--file", file])
+            #expect(pub.status == 0, "\(pub.stderr)")
+            let status = await sub.waitForExit(timeout: 30)
+            #expect(status == 0, "\(sub.transcript)")
+            let line = try #require(sub.stdoutLines.first, "\(sub.transcript)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(topLevelKeys(line) == Self.documentedKeys, "\(line)")
+            #expect(object["payload_encoding"] as? String == "base64", "\(line)")
+            let payload = try #require(object["payload"] as? String)
+            #expect(Data(base64Encoded: payload).map { [UInt8]($0) } == bytes, "\(line)")
+            #expect(object["replayed"] as? Bool == false, "a live delivery says replayed: \(line)")
+            #expect(try timestampsAgree(line), "\(line)")
+        }
     }
 
     @Test("relay-pub --lines publishes each stdin line; relay-sub --format raw prints the payloads, pretty shows topic, sequence and publisher")
     func linesRawPretty() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.lines", "--lines"],
-                                   stdin: "alpha\nbeta\ngamma\n")
-        #expect(pub.status == 0, "\(pub.stderr)")
-        let raw = try await runCLI("relay-sub", broker.cliArguments()
-            + ["--topic", "cli.lines", "--from", "earliest", "--count", "3", "--format", "raw"])
-        #expect(raw.status == 0, "\(raw.stderr)")
-        #expect(raw.stdout == ["alpha", "beta", "gamma"])
-        let pretty = try await runCLI("relay-sub", broker.cliArguments()
-            + ["--topic", "cli.*", "--from", "last:1", "--count", "1"])
-        #expect(pretty.status == 0, "\(pretty.stderr)")
-        let line = try #require(pretty.stdout.first)
-        #expect(line.contains("cli.lines") && line.contains(" #") && line.contains("from ") && line.hasSuffix("gamma"), "\(line)")
+        try await withBroker { broker in
+            let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.lines", "--lines"],
+                                       stdin: "alpha\nbeta\ngamma\n")
+            #expect(pub.status == 0, "\(pub.stderr)")
+            let raw = try await runCLI("relay-sub", broker.cliArguments()
+                + ["--topic", "cli.lines", "--from", "earliest", "--count", "3", "--format", "raw"])
+            #expect(raw.status == 0, "\(raw.stderr)")
+            #expect(raw.stdout == ["alpha", "beta", "gamma"])
+            let pretty = try await runCLI("relay-sub", broker.cliArguments()
+                + ["--topic", "cli.*", "--from", "last:1", "--count", "1"])
+            #expect(pretty.status == 0, "\(pretty.stderr)")
+            let line = try #require(pretty.stdout.first)
+            #expect(line.contains("cli.lines") && line.contains(" #") && line.contains("from ") && line.hasSuffix("gamma"), "\(line)")
+        }
     }
 
     @Test("binary payloads from --file show as a hex preview in pretty output")
     func binaryFile() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let file = broker.directory.file("blob.bin")
-        try Data([0xff, 0x00, 0xfe, 0x01]).write(to: URL(fileURLWithPath: file))
-        let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.bin", "--file", file])
-        #expect(pub.status == 0, "\(pub.stderr)")
-        let sub = try await runCLI("relay-sub", broker.cliArguments() + ["--topic", "cli.bin", "--from", "earliest", "--count", "1"])
-        #expect(sub.stdout.first?.contains("<binary, 4 bytes: ff00fe01>") == true, "\(sub.stdout)")
+        try await withBroker { broker in
+            let file = broker.directory.file("blob.bin")
+            try Data([0xff, 0x00, 0xfe, 0x01]).write(to: URL(fileURLWithPath: file))
+            let pub = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "cli.bin", "--file", file])
+            #expect(pub.status == 0, "\(pub.stderr)")
+            let sub = try await runCLI("relay-sub", broker.cliArguments() + ["--topic", "cli.bin", "--from", "earliest", "--count", "1"])
+            #expect(sub.stdout.first?.contains("<binary, 4 bytes: ff00fe01>") == true, "\(sub.stdout)")
+        }
     }
 
     @Test("relay-sub --timeout exits 0 when the time is up and reports how many messages it received")
     func timeout() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let sub = try await runCLI("relay-sub", broker.cliArguments() + ["--topic", "quiet.>", "--timeout", "1"])
-        #expect(sub.status == 0, "\(sub.stderr)")
-        #expect(sub.stderr.contains { $0.contains("received 0 message(s)") }, "\(sub.stderr)")
+        try await withBroker { broker in
+            let sub = try await runCLI("relay-sub", broker.cliArguments() + ["--topic", "quiet.>", "--timeout", "1"])
+            #expect(sub.status == 0, "\(sub.stderr)")
+            #expect(sub.stderr.contains { $0.contains("received 0 message(s)") }, "\(sub.stderr)")
+        }
     }
 
     @Test("relay-sub --durable resumes after the last message a previous run printed; --from seq:N and time: work")
     func durableAndPositions() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let publisher = try await Publisher.connect(broker.clientConfiguration())
-        var receipts: [PublishReceipt] = []
-        for text in ["1", "2", "3", "4"] { receipts.append(try await publisher.publish(topic: "cli.d", text: text)) }
-        await publisher.close()
-        let base = broker.cliArguments() + ["--topic", "cli.d", "--format", "raw"]
-        let first = try await runCLI("relay-sub", base + ["--durable", "cli-worker", "--from", "earliest", "--count", "2"])
-        #expect(first.stdout == ["1", "2"])
-        let second = try await runCLI("relay-sub", base + ["--durable", "cli-worker", "--count", "2"])
-        #expect(second.stdout == ["3", "4"], "\(second.stderr)")
-        let fromSeq = try await runCLI("relay-sub", base + ["--from", "seq:\(receipts[2].sequence)", "--count", "2"])
-        #expect(fromSeq.stdout == ["3", "4"])
-        let fromTime = try await runCLI("relay-sub", base + ["--from", "time:2000-01-01T00:00:00Z", "--count", "4"])
-        #expect(fromTime.stdout == ["1", "2", "3", "4"])
+        try await withBroker { broker in
+            let publisher = try await Publisher.connect(broker.clientConfiguration())
+            var receipts: [PublishReceipt] = []
+            for text in ["1", "2", "3", "4"] { receipts.append(try await publisher.publish(topic: "cli.d", text: text)) }
+            await publisher.close()
+            let base = broker.cliArguments() + ["--topic", "cli.d", "--format", "raw"]
+            let first = try await runCLI("relay-sub", base + ["--durable", "cli-worker", "--from", "earliest", "--count", "2"])
+            #expect(first.stdout == ["1", "2"])
+            let second = try await runCLI("relay-sub", base + ["--durable", "cli-worker", "--count", "2"])
+            #expect(second.stdout == ["3", "4"], "\(second.stderr)")
+            let fromSeq = try await runCLI("relay-sub", base + ["--from", "seq:\(receipts[2].sequence)", "--count", "2"])
+            #expect(fromSeq.stdout == ["3", "4"])
+            let fromTime = try await runCLI("relay-sub", base + ["--from", "time:2000-01-01T00:00:00Z", "--count", "4"])
+            #expect(fromTime.stdout == ["1", "2", "3", "4"])
+        }
     }
 
     @Test("exit codes: 2 for usage errors, 1 for a publish the policy denies")
@@ -144,23 +143,23 @@ struct CLITests {
         publish = ["ok.>"]
         subscribe = ["ok.>"]
         """
-        let broker = try await startBroker(acl: acl)
-        defer { Task { await broker.stop() } }
-        let args = broker.cliArguments()
-        #expect(try await runCLI("relay-pub", args + ["--message", "x"]).status == 2)  // no --topic
-        #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x", "--lines"]).status == 2)
-        #expect(try await runCLI("relay-pub", args + ["--topic", "bad..topic", "--message", "x"]).status == 2)
-        #expect(try await runCLI("relay-sub", args + ["--topic", "ok.>", "--from", "yesterday"]).status == 2)
-        #expect(try await runCLI("relay-pub", ["--topic", "ok.a", "--message", "x"], environment: ["HOME": broker.directory.path]).status == 2)
-        let denied = try await runCLI("relay-pub", args + ["--topic", "secret.a", "--message", "x"])
-        #expect(denied.status == 1)
-        #expect(denied.stderr.joined().contains("not_authorized"), "\(denied.stderr)")
-        let deniedSub = try await runCLI("relay-sub", args + ["--topic", "secret.>", "--count", "1"])
-        #expect(deniedSub.status == 1)
-        #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x"]).status == 0)
-        let help = try await runCLI("relay-pub", ["--help"])
-        #expect(help.status == 0)
-        #expect(help.stdout.joined(separator: "\n").contains("Examples:"))
+        try await withBroker(acl: acl) { broker in
+            let args = broker.cliArguments()
+            #expect(try await runCLI("relay-pub", args + ["--message", "x"]).status == 2)  // no --topic
+            #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x", "--lines"]).status == 2)
+            #expect(try await runCLI("relay-pub", args + ["--topic", "bad..topic", "--message", "x"]).status == 2)
+            #expect(try await runCLI("relay-sub", args + ["--topic", "ok.>", "--from", "yesterday"]).status == 2)
+            #expect(try await runCLI("relay-pub", ["--topic", "ok.a", "--message", "x"], environment: ["HOME": broker.directory.path]).status == 2)
+            let denied = try await runCLI("relay-pub", args + ["--topic", "secret.a", "--message", "x"])
+            #expect(denied.status == 1)
+            #expect(denied.stderr.joined().contains("not_authorized"), "\(denied.stderr)")
+            let deniedSub = try await runCLI("relay-sub", args + ["--topic", "secret.>", "--count", "1"])
+            #expect(deniedSub.status == 1)
+            #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x"]).status == 0)
+            let help = try await runCLI("relay-pub", ["--help"])
+            #expect(help.status == 0)
+            #expect(help.stdout.joined(separator: "\n").contains("Examples:"))
+        }
     }
 }
 

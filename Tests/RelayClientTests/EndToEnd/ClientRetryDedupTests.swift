@@ -10,49 +10,49 @@ import Testing
 struct ClientRetryDedupTests {
     @Test("the connection drops after relayd committed a publish and before its PUBACK arrived: RelayClient reconnects, re-sends it, gets the original sequence flagged duplicate, and relayd stored it once")
     func lostAckIsRetriedAsDuplicate() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let proxy = try await TCPProxy.start(to: broker.port)
-        defer { Task { await proxy.close() } }
+        try await withBroker { broker in
+            let proxy = try await TCPProxy.start(to: broker.port)
+            defer { Task { await proxy.close() } }
 
-        // The witness is connected straight to relayd: it sees each message once stored.
-        let witnessConnection = try await Subscriber.connect(broker.clientConfiguration())
-        let witness = try await witnessConnection.subscribe(filter: "retry.order", from: .latest)
+            // The witness is connected straight to relayd: it sees each message once stored.
+            let witnessConnection = try await Subscriber.connect(broker.clientConfiguration())
+            let witness = try await witnessConnection.subscribe(filter: "retry.order", from: .latest)
 
-        var throughProxy = broker.clientConfiguration()
-        throughProxy.port = proxy.port
-        let publisher = try await Publisher.connect(throughProxy)
-        let states = Recorder()
-        let watch = Task { for await state in publisher.connection.states { states.add(state) } }
-        defer { watch.cancel() }
-        let warm = try await publisher.publish(topic: "retry.warm", text: "through the proxy")
-        #expect(!warm.duplicate)
-        #expect(proxy.connections == 1)
+            var throughProxy = broker.clientConfiguration()
+            throughProxy.port = proxy.port
+            let publisher = try await Publisher.connect(throughProxy)
+            let states = Recorder()
+            let watch = Task { for await state in publisher.connection.states { states.add(state) } }
+            defer { watch.cancel() }
+            let warm = try await publisher.publish(topic: "retry.warm", text: "through the proxy")
+            #expect(!warm.duplicate)
+            #expect(proxy.connections == 1)
 
-        // From here relayd's answers on this connection are swallowed.
-        proxy.dropReplies()
-        let pending = Task { try await publisher.publish(topic: "retry.order", text: "once") }
-        let committed = try #require(try await take(1, from: witness).first)
-        #expect(committed.text == "once")
-        // Stored, its PUBACK lost: now the connection drops.
-        await proxy.cutAll()
+            // From here relayd's answers on this connection are swallowed.
+            proxy.dropReplies()
+            let pending = Task { try await publisher.publish(topic: "retry.order", text: "once") }
+            let committed = try #require(try await take(1, from: witness).first)
+            #expect(committed.text == "once")
+            // Stored, its PUBACK lost: now the connection drops.
+            await proxy.cutAll()
 
-        let receipt = try await pending.value
-        #expect(receipt.duplicate, "the retried publish was stored again as sequence \(receipt.sequence)")
-        #expect(receipt.sequence == committed.sequence, "receipt \(receipt.sequence), original \(committed.sequence)")
-        #expect(proxy.connections >= 2, "the publish was answered without a reconnect")
-        #expect(states.all.contains { if case .disconnected = $0 { return true }; return false })
+            let receipt = try await pending.value
+            #expect(receipt.duplicate, "the retried publish was stored again as sequence \(receipt.sequence)")
+            #expect(receipt.sequence == committed.sequence, "receipt \(receipt.sequence), original \(committed.sequence)")
+            #expect(proxy.connections >= 2, "the publish was answered without a reconnect")
+            #expect(states.all.contains { if case .disconnected = $0 { return true }; return false })
 
-        // The next publish in the session is new; reading from the start shows the original once, then it.
-        let next = try await publisher.publish(topic: "retry.order", text: "next")
-        #expect(!next.duplicate && next.sequence > committed.sequence)
-        let reader = try await Subscriber.connect(broker.clientConfiguration())
-        let stored = try await take(2, from: try await reader.subscribe(filter: "retry.order", from: .earliest))
-        #expect(stored.map(\.sequence) == [committed.sequence, next.sequence])
-        #expect(stored.map(\.text) == ["once", "next"])
+            // The next publish in the session is new; reading from the start shows the original once, then it.
+            let next = try await publisher.publish(topic: "retry.order", text: "next")
+            #expect(!next.duplicate && next.sequence > committed.sequence)
+            let reader = try await Subscriber.connect(broker.clientConfiguration())
+            let stored = try await take(2, from: try await reader.subscribe(filter: "retry.order", from: .earliest))
+            #expect(stored.map(\.sequence) == [committed.sequence, next.sequence])
+            #expect(stored.map(\.text) == ["once", "next"])
 
-        await publisher.close()
-        await reader.connection.close()
-        await witnessConnection.connection.close()
+            await publisher.close()
+            await reader.connection.close()
+            await witnessConnection.connection.close()
+        }
     }
 }

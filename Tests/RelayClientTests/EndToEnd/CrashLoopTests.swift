@@ -19,79 +19,77 @@ struct CrashLoopTests {
     @Test("30 SIGKILLs under load: no receipted message lost, subscribers see every message, durable repeats only unacknowledged ones",
           arguments: ["fsync", "async"])
     func crashLoop(durability: String) async throws {
-        let relayd = try RelaydFixture(acl: allowAllACL, durability: durability)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let seed = ProcessInfo.processInfo.environment["RELAY_CRASH_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
-        // First, so a run that hangs or crashes still names its seed.
-        print("crash loop [\(durability)] seed \(seed) (set RELAY_CRASH_SEED=\(seed) to replay)")
-        var random = SeededRandom(seed: seed)
-        var ledger = CrashLedger()
-        let started = Date()
-        for iteration in 0..<Self.iterations {
+        try await withRelayd(acl: allowAllACL, durability: durability) { relayd in
+            let seed = ProcessInfo.processInfo.environment["RELAY_CRASH_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
+            // First, so a run that hangs or crashes still names its seed.
+            print("crash loop [\(durability)] seed \(seed) (set RELAY_CRASH_SEED=\(seed) to replay)")
+            var random = SeededRandom(seed: seed)
+            var ledger = CrashLedger()
+            let started = Date()
+            for iteration in 0..<Self.iterations {
+                let config = relayd.clientConfiguration(reconnect: .never)
+                let load = try await runLoad(config, relayd: relayd, messages: Int(random.next(below: 1500)) + 500,
+                                             killAfterFraction: Double(random.next(below: 1000)) / 1000)
+                try await relayd.start()  // the store must open after every kill
+                let stored = try await readBack(config, from: ledger.end)
+                let context = "[\(durability)] seed \(seed) round \(iteration + 1)"
+                // A round checks something only if the publisher got receipts before the
+                // kill: at least the kill threshold (never 0), or the round proves nothing.
+                // require: a broker that receipts nothing would otherwise cost 30 s a round.
+                try #require(load.receiptsAtKill >= load.threshold,
+                        "\(context): \(load.receiptsAtKill) receipts before the kill, the round waited for \(load.threshold)")
+                // The only acceptable publish failure is the connection lost after the SIGKILL.
+                #expect(load.unexpectedErrors.isEmpty, "\(context): publish errors outside the kill window: \(load.unexpectedErrors.prefix(3))")
+                ledger.check(stored: stored, load: load, iteration: iteration, mode: durability)
+            }
+            // One last durable consumer drains to the end: across all runs it saw every message.
             let config = relayd.clientConfiguration(reconnect: .never)
-            let load = try await runLoad(config, relayd: relayd, messages: Int(random.next(below: 1500)) + 500,
-                                         killAfterFraction: Double(random.next(below: 1000)) / 1000)
-            try await relayd.start()  // the store must open after every kill
-            let stored = try await readBack(config, from: ledger.end)
-            let context = "[\(durability)] seed \(seed) round \(iteration + 1)"
-            // A round checks something only if the publisher got receipts before the
-            // kill: at least the kill threshold (never 0), or the round proves nothing.
-            // require: a broker that receipts nothing would otherwise cost 30 s a round.
-            try #require(load.receiptsAtKill >= load.threshold,
-                    "\(context): \(load.receiptsAtKill) receipts before the kill, the round waited for \(load.threshold)")
-            // The only acceptable publish failure is the connection lost after the SIGKILL.
-            #expect(load.unexpectedErrors.isEmpty, "\(context): publish errors outside the kill window: \(load.unexpectedErrors.prefix(3))")
-            ledger.check(stored: stored, load: load, iteration: iteration, mode: durability)
+            let rest = try await drainDurable(config, until: ledger.dataSequences.last ?? 0)
+            ledger.checkDurable(rest, confirmedAck: 0, iteration: Self.iterations)
+            #expect(ledger.durableHighest == (ledger.dataSequences.last ?? 0), "the durable cursor never reached the end of the log")
+            // Floors over the whole run: the durable consumer confirmed ACKs and was
+            // repeated only after them, the ephemeral subscriber saw messages.
+            #expect(ledger.receiptsChecked >= Self.iterations, "seed \(seed): only \(ledger.receiptsChecked) receipts checked in \(Self.iterations) rounds")
+            #expect(ledger.confirmations > 0, "seed \(seed): no durable ACK was confirmed, so the durable resume check proved nothing")
+            #expect(ledger.ephemeralChecked > 0, "seed \(seed): the ephemeral subscriber saw nothing")
+            print("crash loop [\(durability)] seed \(seed): \(Self.iterations) SIGKILLs in \(Int(Date().timeIntervalSince(started))) s, "
+                  + "\(ledger.receiptsChecked) receipted messages checked, \(ledger.end - 1) stored messages read back, "
+                  + "\(ledger.dataSequences.count) data messages, durable repeats \(ledger.durableRepeats) "
+                  + "(all after the last of \(ledger.confirmations) confirmed ACKs), ephemeral deliveries \(ledger.ephemeralChecked), receipted but lost \(ledger.lost)")
         }
-        // One last durable consumer drains to the end: across all runs it saw every message.
-        let config = relayd.clientConfiguration(reconnect: .never)
-        let rest = try await drainDurable(config, until: ledger.dataSequences.last ?? 0)
-        ledger.checkDurable(rest, confirmedAck: 0, iteration: Self.iterations)
-        #expect(ledger.durableHighest == (ledger.dataSequences.last ?? 0), "the durable cursor never reached the end of the log")
-        // Floors over the whole run: the durable consumer confirmed ACKs and was
-        // repeated only after them, the ephemeral subscriber saw messages.
-        #expect(ledger.receiptsChecked >= Self.iterations, "seed \(seed): only \(ledger.receiptsChecked) receipts checked in \(Self.iterations) rounds")
-        #expect(ledger.confirmations > 0, "seed \(seed): no durable ACK was confirmed, so the durable resume check proved nothing")
-        #expect(ledger.ephemeralChecked > 0, "seed \(seed): the ephemeral subscriber saw nothing")
-        print("crash loop [\(durability)] seed \(seed): \(Self.iterations) SIGKILLs in \(Int(Date().timeIntervalSince(started))) s, "
-              + "\(ledger.receiptsChecked) receipted messages checked, \(ledger.end - 1) stored messages read back, "
-              + "\(ledger.dataSequences.count) data messages, durable repeats \(ledger.durableRepeats) "
-              + "(all after the last of \(ledger.confirmations) confirmed ACKs), ephemeral deliveries \(ledger.ephemeralChecked), receipted but lost \(ledger.lost)")
     }
 
     @Test("an ACK and a PUB sent together: once the PUBACK arrives the ACK survives SIGKILL (20 kills)")
     func ackThenPublishIsABarrier() async throws {
-        let relayd = try RelaydFixture(acl: allowAllACL)
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await publisher.hello()
-        var sequences: [UInt64] = []
-        for id in 1...UInt64(20) {
-            try await publisher.send(.publish(Publish(publishID: id, topic: "barrier.data", payload: ByteBuffer(string: "\(id)"))))
-            guard case .publishAck(let ack) = try await publisher.next() else { throw HarnessError.timeout("no PUBACK") }
-            sequences.append(ack.sequence)
-        }
-        await publisher.close()
-        for (round, sequence) in sequences.enumerated() {
-            let consumer = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            try await consumer.hello()
-            try await consumer.send(.subscribe(Subscribe(subscriptionID: 1, filter: "barrier.data", start: .earliest, durableName: "barrier",
-                                                         initialCredit: 1, ackMode: .cumulative)))
-            guard case .subscribeAck(let subscribed) = try await consumer.next() else { throw HarnessError.timeout("no SUBACK") }
-            // Resumes right after the ACK confirmed before the last kill.
-            #expect(subscribed.firstSequence == sequence, "round \(round + 1): resumed at \(subscribed.firstSequence), expected \(sequence)")
-            guard case .message(let message) = try await consumer.next() else { throw HarnessError.timeout("no MSG") }
-            // One write, so relayd reads both in the same batch.
-            var buffer = consumer.channel.allocator.buffer(capacity: 128)
-            try buffer.writeFrame(.ack(Ack(subscriptionID: 1, sequence: message.sequence)))
-            try buffer.writeFrame(.publish(Publish(publishID: 1, topic: "barrier.mark", payload: ByteBuffer(string: "m"))))
-            try await consumer.channel.writeAndFlush(buffer)
-            let reply = try await consumer.nextReply { if case .publishAck = $0 { return true }; return false }
-            #expect(reply != nil)
-            await relayd.kill()
-            try await relayd.start()
+        try await withRelayd(acl: allowAllACL) { relayd in
+            let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await publisher.hello()
+            var sequences: [UInt64] = []
+            for id in 1...UInt64(20) {
+                try await publisher.send(.publish(Publish(publishID: id, topic: "barrier.data", payload: ByteBuffer(string: "\(id)"))))
+                guard case .publishAck(let ack) = try await publisher.next() else { throw HarnessError.timeout("no PUBACK") }
+                sequences.append(ack.sequence)
+            }
+            await publisher.close()
+            for (round, sequence) in sequences.enumerated() {
+                let consumer = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+                try await consumer.hello()
+                try await consumer.send(.subscribe(Subscribe(subscriptionID: 1, filter: "barrier.data", start: .earliest, durableName: "barrier",
+                                                             initialCredit: 1, ackMode: .cumulative)))
+                guard case .subscribeAck(let subscribed) = try await consumer.next() else { throw HarnessError.timeout("no SUBACK") }
+                // Resumes right after the ACK confirmed before the last kill.
+                #expect(subscribed.firstSequence == sequence, "round \(round + 1): resumed at \(subscribed.firstSequence), expected \(sequence)")
+                guard case .message(let message) = try await consumer.next() else { throw HarnessError.timeout("no MSG") }
+                // One write, so relayd reads both in the same batch.
+                var buffer = consumer.channel.allocator.buffer(capacity: 128)
+                try buffer.writeFrame(.ack(Ack(subscriptionID: 1, sequence: message.sequence)))
+                try buffer.writeFrame(.publish(Publish(publishID: 1, topic: "barrier.mark", payload: ByteBuffer(string: "m"))))
+                try await consumer.channel.writeAndFlush(buffer)
+                let reply = try await consumer.nextReply { if case .publishAck = $0 { return true }; return false }
+                #expect(reply != nil)
+                await relayd.kill()
+                try await relayd.start()
+            }
         }
     }
 

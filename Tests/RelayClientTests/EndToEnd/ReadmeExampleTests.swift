@@ -44,48 +44,47 @@ struct ReadmeExampleTests {
 
     @Test("the example runs against relayd: it prints the receipt, then the message it published with the broker-stamped principal, and exits 0")
     func exampleRuns() async throws {
-        let relayd = try RelaydFixture()
-        defer { Task { await relayd.stop() } }
-        try await relayd.start()
-        // The principal relayd stamps for alice, as its WELCOME says.
-        let probe = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        let principal = try await probe.hello().principal
-        await probe.close()
+        try await withRelayd { relayd in
+            // The principal relayd stamps for alice, as its WELCOME says.
+            let probe = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            let principal = try await probe.hello().principal
+            await probe.close()
 
-        // A home without a client profile: the settings come from the environment only.
-        let home = try TemporaryDirectory(prefix: "example-home")
-        defer { home.remove() }
-        let example = try ChildProcess(try ProductLocator.executable("Examples"), [], environment: [
-            "HOME": home.path,
-            "RELAY_SERVER": "127.0.0.1:\(relayd.port)",
-            "RELAY_CERT": relayd.pki.alice.certificate,
-            "RELAY_KEY": relayd.pki.alice.key,
-            "RELAY_CA": relayd.pki.ca.certificate,
-        ])
-        example.closeStdin()
-        let status = await example.waitForExit(timeout: 60)
-        #expect(status == 0, "the example failed:\n\(example.transcript)")
+            // A home without a client profile: the settings come from the environment only.
+            let home = try TemporaryDirectory(prefix: "example-home")
+            defer { home.remove() }
+            let example = try ChildProcess(try ProductLocator.executable("Examples"), [], environment: [
+                "HOME": home.path,
+                "RELAY_SERVER": "127.0.0.1:\(relayd.port)",
+                "RELAY_CERT": relayd.pki.alice.certificate,
+                "RELAY_KEY": relayd.pki.alice.key,
+                "RELAY_CA": relayd.pki.ca.certificate,
+            ])
+            example.closeStdin()
+            let status = await example.waitForExit(timeout: 60)
+            #expect(status == 0, "the example failed:\n\(example.transcript)")
 
-        let output = example.stdoutLines
-        let receiptLine = try #require(output.first { $0.hasPrefix("stored as sequence ") }, "\(example.transcript)")
-        let sequence = try #require(UInt64(receiptLine.dropFirst("stored as sequence ".count)), "\(receiptLine)")
-        #expect(output == [
-            "stored as sequence \(sequence)",
-            "#\(sequence) orders.eu.created from \(principal): {\"id\": 42}",
-        ], "\(example.transcript)")
+            let output = example.stdoutLines
+            let receiptLine = try #require(output.first { $0.hasPrefix("stored as sequence ") }, "\(example.transcript)")
+            let sequence = try #require(UInt64(receiptLine.dropFirst("stored as sequence ".count)), "\(receiptLine)")
+            #expect(output == [
+                "stored as sequence \(sequence)",
+                "#\(sequence) orders.eu.created from \(principal): {\"id\": 42}",
+            ], "\(example.transcript)")
 
-        // The message is in the store, with the header the example set.
-        let reader = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-        try await reader.hello()
-        try await reader.send(.subscribe(Subscribe(subscriptionID: 1, filter: "orders.>", start: .earliest, initialCredit: 10)))
-        let stored = try await reader.nextReply { if case .message = $0 { return true }; return false }
-        guard case .message(let message) = stored else {
-            Issue.record("nothing stored on orders.>")
-            return
+            // The message is in the store, with the header the example set.
+            let reader = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await reader.hello()
+            try await reader.send(.subscribe(Subscribe(subscriptionID: 1, filter: "orders.>", start: .earliest, initialCredit: 10)))
+            let stored = try await reader.nextReply { if case .message = $0 { return true }; return false }
+            guard case .message(let message) = stored else {
+                Issue.record("nothing stored on orders.>")
+                return
+            }
+            #expect(message.sequence == sequence && message.topic == "orders.eu.created")
+            #expect(Array(message.headers) == [HeaderField(key: "content-type", value: "application/json")])
+            #expect(String(buffer: message.payload) == #"{"id": 42}"#)
+            await reader.close()
         }
-        #expect(message.sequence == sequence && message.topic == "orders.eu.created")
-        #expect(Array(message.headers) == [HeaderField(key: "content-type", value: "application/json")])
-        #expect(String(buffer: message.payload) == #"{"id": 42}"#)
-        await reader.close()
     }
 }

@@ -18,96 +18,97 @@ struct ReconnectTests {
 
     @Test("relayd killed with SIGKILL mid-stream and restarted (until publishes were resent): 100,000 publishes arrive exactly once, in order, for ephemeral and durable subscribers")
     func killDuringStream() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let total = 100_000
-        let ephemeral = try await Subscriber.connect(broker.clientConfiguration())
-        let live = try await ephemeral.subscribe(filter: "stream.>", from: .latest)
-        let durableConnection = try await Subscriber.connect(broker.clientConfiguration())
-        let durable = try await durableConnection.subscribe(filter: "stream.>", from: .latest, durable: "kill-test")
-        let publisher = try await Publisher.connect(broker.clientConfiguration())
-        let states = Recorder()
-        let watch = Task { for await state in publisher.connection.states { states.add(state) } }
+        try await withBroker { broker in
+            let total = 100_000
+            let ephemeral = try await Subscriber.connect(broker.clientConfiguration())
+            let live = try await ephemeral.subscribe(filter: "stream.>", from: .latest)
+            let durableConnection = try await Subscriber.connect(broker.clientConfiguration())
+            let durable = try await durableConnection.subscribe(filter: "stream.>", from: .latest, durable: "kill-test")
+            let publisher = try await Publisher.connect(broker.clientConfiguration())
+            let states = Recorder()
+            let watch = Task { for await state in publisher.connection.states { states.add(state) } }
 
-        let liveProgress = Counter(), durableProgress = Counter()
-        async let liveIndices = collect(total, from: live, progress: liveProgress, acknowledge: false)
-        async let durableIndices = collect(total, from: durable, progress: durableProgress, acknowledge: true)
+            let liveProgress = Counter(), durableProgress = Counter()
+            async let liveIndices = collect(total, from: live, progress: liveProgress, acknowledge: false)
+            async let durableIndices = collect(total, from: durable, progress: durableProgress, acknowledge: true)
 
-        let publishing = Task { () -> (receipts: [PublishReceipt], failures: [String]) in
-            var receipts: [PublishReceipt] = []
-            var failures: [String] = []
-            for chunk in stride(from: 0, to: total, by: 2000) {
-                let batch = (chunk..<min(chunk + 2000, total)).map { OutgoingMessage(topic: "stream.data", text: "\($0)") }
-                for result in await publisher.publish(batch: batch) {
-                    switch result {
-                    case .success(let receipt): receipts.append(receipt)
-                    case .failure(let error): failures.append(error.message)
+            let publishing = Task { () -> (receipts: [PublishReceipt], failures: [String]) in
+                var receipts: [PublishReceipt] = []
+                var failures: [String] = []
+                for chunk in stride(from: 0, to: total, by: 2000) {
+                    let batch = (chunk..<min(chunk + 2000, total)).map { OutgoingMessage(topic: "stream.data", text: "\($0)") }
+                    for result in await publisher.publish(batch: batch) {
+                        switch result {
+                        case .success(let receipt): receipts.append(receipt)
+                        case .failure(let error): failures.append(error.message)
+                        }
                     }
                 }
+                return (receipts, failures)
             }
-            return (receipts, failures)
-        }
-        // Kill the broker once the subscribers are well into the stream, then every
-        // 5,000 messages until publishes were resent. Polled: progress is a count
-        // the subscribers keep, with no event to wait on.
-        var kills = 0
-        for killAt in stride(from: 30_000, through: total - 10_000, by: 5_000) where kills < Self.maximumKills {
-            _ = await eventually(timeout: 60, every: 0.005) { liveProgress.value >= killAt }
-            if kills > 0, await publisher.connection.resentPublishes > 0 { break }
-            try await broker.restart()
-            kills += 1
-        }
+            // Kill the broker once the subscribers are well into the stream, then every
+            // 5,000 messages until publishes were resent. Polled: progress is a count
+            // the subscribers keep, with no event to wait on.
+            var kills = 0
+            for killAt in stride(from: 30_000, through: total - 10_000, by: 5_000) where kills < Self.maximumKills {
+                _ = await eventually(timeout: 60, every: 0.005) { liveProgress.value >= killAt }
+                if kills > 0, await publisher.connection.resentPublishes > 0 { break }
+                try await broker.restart()
+                kills += 1
+            }
 
-        let outcome = await publishing.value
-        #expect(outcome.failures.isEmpty, "publish failures: \(outcome.failures.prefix(3))")
-        #expect(outcome.receipts.count == total)
-        let (liveResult, liveSequences) = try await liveIndices
-        let (durableResult, _) = try await durableIndices
-        #expect(liveResult == Array(0..<total), "ephemeral: \(liveResult.count) messages, first gap at \(firstMismatch(liveResult))")
-        #expect(durableResult == Array(0..<total), "durable: \(durableResult.count) messages, first gap at \(firstMismatch(durableResult))")
-        // Every receipt names the one stored copy the subscriber saw, in publish
-        // order: a resend the broker stored again would add a sequence no receipt
-        // names (or two receipts naming different copies of one message).
-        let receiptSequences = outcome.receipts.map(\.sequence)
-        let mismatch = zip(receiptSequences, liveSequences).enumerated().first { $0.element.0 != $0.element.1 }
-        #expect(receiptSequences.count == liveSequences.count && mismatch == nil,
-                "the receipts' sequences are not the stored messages' sequences: publish \(mismatch?.offset ?? -1) has receipt \(mismatch?.element.0 ?? 0), the subscriber got it as \(mismatch?.element.1 ?? 0)")
-        // The resend happened: the publisher had unanswered publishes when the
-        // broker died and resent them with the same ids; those the dead broker
-        // had already committed came back as duplicates, naming the copy stored
-        // before the kill (a sequence below the first one the new broker gave).
-        // The resend happened, and cannot explain more duplicates than it sent.
-        let resent = await publisher.connection.resentPublishes
-        let duplicates = outcome.receipts.filter(\.duplicate).count
-        print("reconnect: \(resent) publishes resent after \(kills) SIGKILLs, \(duplicates) came back as duplicates")
-        #expect(resent > 0, "no publish was in flight at any of \(kills) kills: nothing was resent")
-        #expect(duplicates <= resent, "\(duplicates) duplicate receipts, but only \(resent) publishes were resent")
-        #expect(states.all.contains { if case .disconnected = $0 { return true } else { return false } })
-        watch.cancel()
-        await publisher.close()
-        await ephemeral.connection.close()
-        await durableConnection.connection.close()
+            let outcome = await publishing.value
+            #expect(outcome.failures.isEmpty, "publish failures: \(outcome.failures.prefix(3))")
+            #expect(outcome.receipts.count == total)
+            let (liveResult, liveSequences) = try await liveIndices
+            let (durableResult, _) = try await durableIndices
+            #expect(liveResult == Array(0..<total), "ephemeral: \(liveResult.count) messages, first gap at \(firstMismatch(liveResult))")
+            #expect(durableResult == Array(0..<total), "durable: \(durableResult.count) messages, first gap at \(firstMismatch(durableResult))")
+            // Every receipt names the one stored copy the subscriber saw, in publish
+            // order: a resend the broker stored again would add a sequence no receipt
+            // names (or two receipts naming different copies of one message).
+            let receiptSequences = outcome.receipts.map(\.sequence)
+            let mismatch = zip(receiptSequences, liveSequences).enumerated().first { $0.element.0 != $0.element.1 }
+            #expect(receiptSequences.count == liveSequences.count && mismatch == nil,
+                    "the receipts' sequences are not the stored messages' sequences: publish \(mismatch?.offset ?? -1) has receipt \(mismatch?.element.0 ?? 0), the subscriber got it as \(mismatch?.element.1 ?? 0)")
+            // The resend happened: the publisher had unanswered publishes when the
+            // broker died and resent them with the same ids; those the dead broker
+            // had already committed came back as duplicates, naming the copy stored
+            // before the kill (a sequence below the first one the new broker gave).
+            // The resend happened, and cannot explain more duplicates than it sent.
+            let resent = await publisher.connection.resentPublishes
+            let duplicates = outcome.receipts.filter(\.duplicate).count
+            print("reconnect: \(resent) publishes resent after \(kills) SIGKILLs, \(duplicates) came back as duplicates")
+            #expect(resent > 0, "no publish was in flight at any of \(kills) kills: nothing was resent")
+            #expect(duplicates <= resent, "\(duplicates) duplicate receipts, but only \(resent) publishes were resent")
+            #expect(states.all.contains { if case .disconnected = $0 { return true } else { return false } })
+            watch.cancel()
+            await publisher.close()
+            await ephemeral.connection.close()
+            await durableConnection.connection.close()
+        }
     }
 
     @Test("with reconnect off, a killed broker fails pending work and closes the connection with a connection error")
     func noReconnect() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let publisher = try await Publisher.connect(broker.clientConfiguration(reconnect: .never))
-        _ = try await publisher.publish(topic: "a.b", text: "one")
-        await broker.kill()
-        var finalState: ConnectionState?
-        for await state in publisher.connection.states where state.isFinal { finalState = state; break }
-        guard case .closed(let error?) = finalState else {
-            Issue.record("expected closed with an error, got \(String(describing: finalState))")
-            return
-        }
-        #expect(error.category == .connection)
-        do {
-            _ = try await publisher.publish(topic: "a.b", text: "two")
-            Issue.record("publish after the close succeeded")
-        } catch {
+        try await withBroker { broker in
+            let publisher = try await Publisher.connect(broker.clientConfiguration(reconnect: .never))
+            _ = try await publisher.publish(topic: "a.b", text: "one")
+            await broker.kill()
+            var finalState: ConnectionState?
+            for await state in publisher.connection.states where state.isFinal { finalState = state; break }
+            guard case .closed(let error?) = finalState else {
+                Issue.record("expected closed with an error, got \(String(describing: finalState))")
+                return
+            }
             #expect(error.category == .connection)
+            // throws(RelayClientError): a do-catch inside a closure does not infer the typed error.
+            do throws(RelayClientError) {
+                _ = try await publisher.publish(topic: "a.b", text: "two")
+                Issue.record("publish after the close succeeded")
+            } catch {
+                #expect(error.category == .connection)
+            }
         }
     }
 }

@@ -20,39 +20,39 @@ struct RelayctlTests {
         #expect(issue.status == 0, "\(issue.stderr)")
 
         // Run relayd with the generated CA, server certificate and CRL (empty so far).
-        let fixture = try RelaydFixture(acl: allowAllACL, crl: dir.file("crl.pem"))
-        defer { Task { await fixture.stop() } }
-        for (from, to) in [("ca.pem", fixture.pki.ca.certificate), ("server.pem", fixture.pki.server.certificate),
-                           ("server.key", fixture.pki.server.key)] {
-            try FileManager.default.removeItem(atPath: to)
-            try FileManager.default.copyItem(atPath: dir.file(from), toPath: to)
-        }
-        try await fixture.start()
-        let server = ["--server", "127.0.0.1:\(fixture.port)", "--ca", dir.file("ca.pem")]
-        for client in ["billing", "operator", "payments", "reporting"] {
-            let run = try await runCLI("relay-pub", server + ["--cert", dir.file("\(client).pem"), "--key", dir.file("\(client).key"),
-                                                             "--topic", "pki.\(client)", "--message", "hi"])
-            #expect(run.status == 0, "\(client): \(run.stderr)")
-        }
-        // The CRL `pki init` wrote does not list billing, so the checks below can tell.
-        let billingSerial = try await certificateSerial(dir.file("billing.pem"))
-        #expect(try await revokedSerials(dir.file("crl.pem"), ca: dir.file("ca.pem")).isEmpty)
-        let revoke = try await runCLI("relayctl", ["pki", "revoke", "--dir", dir.path, "--cert", dir.file("billing.pem")])
-        #expect(revoke.status == 0, "\(revoke.stderr)")
-        // openssl reads the new CRL, its signature verifies against the CA, and it lists billing's serial only.
-        #expect(try await revokedSerials(dir.file("crl.pem"), ca: dir.file("ca.pem")) == [billingSerial])
-        #expect(try await runCLI("relayctl", ["pki", "revoke", "--dir", dir.path, "--serial", "not-hex"]).status == 2)
+        try await withRelayd(acl: allowAllACL, crl: dir.file("crl.pem"), start: false) { fixture in
+            for (from, to) in [("ca.pem", fixture.pki.ca.certificate), ("server.pem", fixture.pki.server.certificate),
+                               ("server.key", fixture.pki.server.key)] {
+                try FileManager.default.removeItem(atPath: to)
+                try FileManager.default.copyItem(atPath: dir.file(from), toPath: to)
+            }
+            try await fixture.start()
+            let server = ["--server", "127.0.0.1:\(fixture.port)", "--ca", dir.file("ca.pem")]
+            for client in ["billing", "operator", "payments", "reporting"] {
+                let run = try await runCLI("relay-pub", server + ["--cert", dir.file("\(client).pem"), "--key", dir.file("\(client).key"),
+                                                                 "--topic", "pki.\(client)", "--message", "hi"])
+                #expect(run.status == 0, "\(client): \(run.stderr)")
+            }
+            // The CRL `pki init` wrote does not list billing, so the checks below can tell.
+            let billingSerial = try await certificateSerial(dir.file("billing.pem"))
+            #expect(try await revokedSerials(dir.file("crl.pem"), ca: dir.file("ca.pem")).isEmpty)
+            let revoke = try await runCLI("relayctl", ["pki", "revoke", "--dir", dir.path, "--cert", dir.file("billing.pem")])
+            #expect(revoke.status == 0, "\(revoke.stderr)")
+            // openssl reads the new CRL, its signature verifies against the CA, and it lists billing's serial only.
+            #expect(try await revokedSerials(dir.file("crl.pem"), ca: dir.file("ca.pem")) == [billingSerial])
+            #expect(try await runCLI("relayctl", ["pki", "revoke", "--dir", dir.path, "--serial", "not-hex"]).status == 2)
 
-        // relayd, restarted on the rewritten CRL, refuses billing and still serves operator.
-        await fixture.kill()
-        try await fixture.start()
-        let refused = try await runCLI("relay-pub", server + ["--cert", dir.file("billing.pem"), "--key", dir.file("billing.key"),
-                                                             "--topic", "pki.billing", "--message", "after revoke"])
-        #expect(refused.status == 3, "revoked billing: \(refused.status) \(refused.stderr)")
-        #expect(refused.stderr.joined(separator: " ").lowercased().contains("revoked"), "\(refused.stderr)")
-        let still = try await runCLI("relay-pub", server + ["--cert", dir.file("operator.pem"), "--key", dir.file("operator.key"),
-                                                           "--topic", "pki.operator", "--message", "after revoke"])
-        #expect(still.status == 0, "operator after billing's revocation: \(still.stderr)")
+            // relayd, restarted on the rewritten CRL, refuses billing and still serves operator.
+            await fixture.kill()
+            try await fixture.start()
+            let refused = try await runCLI("relay-pub", server + ["--cert", dir.file("billing.pem"), "--key", dir.file("billing.key"),
+                                                                 "--topic", "pki.billing", "--message", "after revoke"])
+            #expect(refused.status == 3, "revoked billing: \(refused.status) \(refused.stderr)")
+            #expect(refused.stderr.joined(separator: " ").lowercased().contains("revoked"), "\(refused.stderr)")
+            let still = try await runCLI("relay-pub", server + ["--cert", dir.file("operator.pem"), "--key", dir.file("operator.key"),
+                                                               "--topic", "pki.operator", "--message", "after revoke"])
+            #expect(still.status == 0, "operator after billing's revocation: \(still.stderr)")
+        }
     }
 
     /// Runs the system openssl (an independent reader of what relayctl wrote).
@@ -87,17 +87,17 @@ struct RelayctlTests {
 
     @Test("config check: 0 for a valid config, 1 for a broken one")
     func configCheck() async throws {
-        let fixture = try RelaydFixture(acl: allowAllACL)
-        defer { Task { await fixture.stop() } }
-        let ok = try await runCLI("relayctl", ["config", "check", "--config", fixture.configPath])
-        #expect(ok.status == 0, "\(ok.stderr)")
-        let broken = fixture.directory.file("broken.toml")
-        try "[server]\nlisten = 42\n".write(toFile: broken, atomically: true, encoding: .utf8)
-        let bad = try await runCLI("relayctl", ["config", "check", "--config", broken])
-        #expect(bad.status == 1)
-        // It names the file and the key, and says what is wrong with the value.
-        let message = bad.stderr.joined(separator: "\n")
-        #expect(message.contains(broken) && message.contains("server.listen") && message.contains("expected a string"), "\(message)")
+        try await withRelayd(acl: allowAllACL, start: false) { fixture in
+            let ok = try await runCLI("relayctl", ["config", "check", "--config", fixture.configPath])
+            #expect(ok.status == 0, "\(ok.stderr)")
+            let broken = fixture.directory.file("broken.toml")
+            try "[server]\nlisten = 42\n".write(toFile: broken, atomically: true, encoding: .utf8)
+            let bad = try await runCLI("relayctl", ["config", "check", "--config", broken])
+            #expect(bad.status == 1)
+            // It names the file and the key, and says what is wrong with the value.
+            let message = bad.stderr.joined(separator: "\n")
+            #expect(message.contains(broken) && message.contains("server.listen") && message.contains("expected a string"), "\(message)")
+        }
     }
 
     @Test("acl explain: 0 allowed, 1 denied, 2 when the certificate cannot be read")
@@ -109,40 +109,40 @@ struct RelayctlTests {
         publish = ["payments.>"]
         subscribe = ["payments.>"]
         """
-        let fixture = try RelaydFixture(acl: acl)
-        defer { Task { await fixture.stop() } }
-        let base = ["acl", "explain", "--config", fixture.configPath, "--cert", fixture.pki.alice.certificate]
-        let allowed = try await runCLI("relayctl", base + ["--publish", "payments.eu"])
-        #expect(allowed.status == 0, "\(allowed.stdout) \(allowed.stderr)")
-        // The explanation: the rule that matched, the grant it gives and the verdict.
-        #expect(allowed.stdout.contains("  [match] payments"), "\(allowed.stdout)")
-        #expect(allowed.stdout.contains("    payments.>  (rule 'payments')"), "\(allowed.stdout)")
-        #expect(allowed.stdout.contains("publish payments.eu: allowed by rule 'payments' (filter 'payments.>')"), "\(allowed.stdout)")
-        #expect(allowed.stdout.last { !$0.isEmpty } == "result: ALLOWED", "\(allowed.stdout)")
-        let denied = try await runCLI("relayctl", base + ["--subscribe", "orders.>"])
-        #expect(denied.status == 1)
-        #expect(denied.stdout.contains("subscribe orders.>: denied: no rule allows it"), "\(denied.stdout)")
-        #expect(denied.stdout.last { !$0.isEmpty } == "result: DENIED", "\(denied.stdout)")
-        let missing = try await runCLI("relayctl", ["acl", "explain", "--config", fixture.configPath, "--cert", "/nonexistent.pem"])
-        #expect(missing.status == 2)
+        try await withRelayd(acl: acl, start: false) { fixture in
+            let base = ["acl", "explain", "--config", fixture.configPath, "--cert", fixture.pki.alice.certificate]
+            let allowed = try await runCLI("relayctl", base + ["--publish", "payments.eu"])
+            #expect(allowed.status == 0, "\(allowed.stdout) \(allowed.stderr)")
+            // The explanation: the rule that matched, the grant it gives and the verdict.
+            #expect(allowed.stdout.contains("  [match] payments"), "\(allowed.stdout)")
+            #expect(allowed.stdout.contains("    payments.>  (rule 'payments')"), "\(allowed.stdout)")
+            #expect(allowed.stdout.contains("publish payments.eu: allowed by rule 'payments' (filter 'payments.>')"), "\(allowed.stdout)")
+            #expect(allowed.stdout.last { !$0.isEmpty } == "result: ALLOWED", "\(allowed.stdout)")
+            let denied = try await runCLI("relayctl", base + ["--subscribe", "orders.>"])
+            #expect(denied.status == 1)
+            #expect(denied.stdout.contains("subscribe orders.>: denied: no rule allows it"), "\(denied.stdout)")
+            #expect(denied.stdout.last { !$0.isEmpty } == "result: DENIED", "\(denied.stdout)")
+            let missing = try await runCLI("relayctl", ["acl", "explain", "--config", fixture.configPath, "--cert", "/nonexistent.pem"])
+            #expect(missing.status == 2)
+        }
     }
 
     @Test("audit verify: 0 for an intact trail, 1 naming the first broken line after an edit")
     func auditVerify() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let publisher = try await Publisher.connect(broker.clientConfiguration())
-        _ = try await publisher.publish(topic: "audit.x", text: "x")
-        await publisher.close()
-        _ = await broker.terminate()
-        let intact = try await runCLI("relayctl", ["audit", "verify", "--key", broker.auditKeyPath, broker.auditPath])
-        #expect(intact.status == 0, "\(intact.stdout) \(intact.stderr)")
-        var lines = try String(contentsOfFile: broker.auditPath, encoding: .utf8).split(separator: "\n").map(String.init)
-        try #require(!lines.isEmpty)
-        lines[0] = lines[0].replacingOccurrences(of: "\"", with: "'", options: [], range: lines[0].range(of: "\""))
-        try (lines.joined(separator: "\n") + "\n").write(toFile: broker.auditPath, atomically: true, encoding: .utf8)
-        let broken = try await runCLI("relayctl", ["audit", "verify", "--key", broker.auditKeyPath, broker.auditPath])
-        #expect(broken.status == 1)
-        #expect(broken.stderr.joined().contains("line 1"), "\(broken.stderr)")
+        try await withBroker { broker in
+            let publisher = try await Publisher.connect(broker.clientConfiguration())
+            _ = try await publisher.publish(topic: "audit.x", text: "x")
+            await publisher.close()
+            _ = await broker.terminate()
+            let intact = try await runCLI("relayctl", ["audit", "verify", "--key", broker.auditKeyPath, broker.auditPath])
+            #expect(intact.status == 0, "\(intact.stdout) \(intact.stderr)")
+            var lines = try String(contentsOfFile: broker.auditPath, encoding: .utf8).split(separator: "\n").map(String.init)
+            try #require(!lines.isEmpty)
+            lines[0] = lines[0].replacingOccurrences(of: "\"", with: "'", options: [], range: lines[0].range(of: "\""))
+            try (lines.joined(separator: "\n") + "\n").write(toFile: broker.auditPath, atomically: true, encoding: .utf8)
+            let broken = try await runCLI("relayctl", ["audit", "verify", "--key", broker.auditKeyPath, broker.auditPath])
+            #expect(broken.status == 1)
+            #expect(broken.stderr.joined().contains("line 1"), "\(broken.stderr)")
+        }
     }
 }

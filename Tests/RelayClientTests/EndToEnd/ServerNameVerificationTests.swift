@@ -8,14 +8,15 @@ import Testing
 /// its CN (RFC 9525; Relay issue 14, item 14).
 @Suite("server name verification by SAN only", .serialized)
 struct ServerNameVerificationTests {
-    /// A relayd whose server certificate is `CN=localhost` with `sans`.
-    private func broker(sans: [SubjectAlternativeName]) async throws -> RelaydFixture {
-        let pki = try TLSTestPKI()
-        let server = try DevelopmentPKI.issue(.server(commonName: "localhost", sans: sans), signedBy: pki.ca.issued)
-        try server.write(certificateTo: pki.server.certificate, keyTo: pki.server.key)
-        let broker = try RelaydFixture(pki: pki)
-        try await broker.start()
-        return broker
+    /// Runs `body` with a relayd whose server certificate is `CN=localhost`
+    /// with `sans` (stopped when `body` ends: see `withRelayd`).
+    private func withBroker(sans: [SubjectAlternativeName], _ body: (RelaydFixture) async throws -> Void) async throws {
+        try await withRelayd(start: false) { broker in
+            let server = try DevelopmentPKI.issue(.server(commonName: "localhost", sans: sans), signedBy: broker.pki.ca.issued)
+            try server.write(certificateTo: broker.pki.server.certificate, keyTo: broker.pki.server.key)
+            try await broker.start()
+            try await body(broker)
+        }
     }
 
     private func configuration(_ broker: RelaydFixture, serverName: String) -> RelayClientConfiguration {
@@ -25,19 +26,19 @@ struct ServerNameVerificationTests {
 
     @Test("a server certificate with CN=localhost and no SAN is refused by the client, which says the name is not in a SAN")
     func commonNameWithoutSANIsRefused() async throws {
-        let broker = try await broker(sans: [])
-        defer { Task { await broker.stop() } }
-        let libraryError = await Self.connectionError(configuration(broker, serverName: "localhost"))
-        let error = try #require(libraryError as? RelayClientError, "\(String(describing: libraryError))")
-        #expect(error.category == .connection)
-        #expect(error.message.contains("hostname mismatch"), "\(error.message)")
-        #expect(error.message.contains("subjectAltName"), "\(error.message)")
-        // The TLS layer itself: X509 error 62 (hostname mismatch) on the client.
-        let tlsError = await Self.frameClientError(broker)
-        guard case .certificateRejected(let code, let reason)? = tlsError else {
-            Issue.record("expected the client to reject the certificate, got \(String(describing: tlsError))"); return
+        try await withBroker(sans: []) { broker in
+            let libraryError = await Self.connectionError(configuration(broker, serverName: "localhost"))
+            let error = try #require(libraryError as? RelayClientError, "\(String(describing: libraryError))")
+            #expect(error.category == .connection)
+            #expect(error.message.contains("hostname mismatch"), "\(error.message)")
+            #expect(error.message.contains("subjectAltName"), "\(error.message)")
+            // The TLS layer itself: X509 error 62 (hostname mismatch) on the client.
+            let tlsError = await Self.frameClientError(broker)
+            guard case .certificateRejected(let code, let reason)? = tlsError else {
+                Issue.record("expected the client to reject the certificate, got \(String(describing: tlsError))"); return
+            }
+            #expect(code == 62 && reason.hasPrefix("hostname mismatch"), "\(reason)")
         }
-        #expect(code == 62 && reason.hasPrefix("hostname mismatch"), "\(reason)")
     }
 
     private static func connectionError(_ configuration: RelayClientConfiguration) async -> (any Error)? {
@@ -68,9 +69,9 @@ struct ServerNameVerificationTests {
 
     @Test("the same name in a DNS SAN is accepted (positive control)")
     func dnsSANIsAccepted() async throws {
-        let broker = try await broker(sans: [.dns("localhost")])
-        defer { Task { await broker.stop() } }
-        let connection = try await RelayConnection.connect(configuration(broker, serverName: "localhost"))
-        await connection.close()
+        try await withBroker(sans: [.dns("localhost")]) { broker in
+            let connection = try await RelayConnection.connect(configuration(broker, serverName: "localhost"))
+            await connection.close()
+        }
     }
 }

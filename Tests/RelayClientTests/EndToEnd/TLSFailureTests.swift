@@ -23,16 +23,16 @@ struct TLSFailureTests {
 
     @Test("a certificate from a CA the broker does not trust: 'does not trust this certificate's CA', exit 3")
     func unknownCA() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let otherCA = try DevelopmentPKI.createCA(commonName: "Other CA")
-        let stranger = try broker.pki.add("stranger", .client(commonName: "stranger"), signedBy: otherCA)
-        let error = try #require(await connectError(broker, stranger))
-        #expect(error.category == .connection)
-        #expect(error.message.contains("does not trust this certificate's CA (TLS alert unknown_ca)"), "\(error.message)")
-        let cli = try await runCLI("relay-pub", broker.cliArguments(stranger) + ["--topic", "a.b", "--message", "x"])
-        #expect(cli.status == 3)
-        #expect(cli.stderr.joined().contains("does not trust this certificate's CA"), "\(cli.stderr)")
+        try await withBroker { broker in
+            let otherCA = try DevelopmentPKI.createCA(commonName: "Other CA")
+            let stranger = try broker.pki.add("stranger", .client(commonName: "stranger"), signedBy: otherCA)
+            let error = try #require(await connectError(broker, stranger))
+            #expect(error.category == .connection)
+            #expect(error.message.contains("does not trust this certificate's CA (TLS alert unknown_ca)"), "\(error.message)")
+            let cli = try await runCLI("relay-pub", broker.cliArguments(stranger) + ["--topic", "a.b", "--message", "x"])
+            #expect(cli.status == 3)
+            #expect(cli.stderr.joined().contains("does not trust this certificate's CA"), "\(cli.stderr)")
+        }
     }
 
     @Test("a revoked certificate (CRL): 'it was revoked', exit 3")
@@ -40,42 +40,42 @@ struct TLSFailureTests {
         let pki = try TLSTestPKI()
         let mallory = try pki.add("mallory", .client(commonName: "mallory"))
         let crl = try pki.writeCRL(revoking: [mallory.issued.serialNumber])
-        let broker = try await startBroker(crl: crl, pki: pki)
-        defer { Task { await broker.stop() } }
-        let error = try #require(await connectError(broker, mallory))
-        #expect(error.message.contains("it was revoked (TLS alert certificate_revoked)"), "\(error.message)")
-        let cli = try await runCLI("relay-sub", broker.cliArguments(mallory) + ["--topic", "a.>", "--timeout", "5"])
-        #expect(cli.status == 3)
-        #expect(cli.stderr.joined().contains("revoked"), "\(cli.stderr)")
-        // A certificate that is not revoked still works with the CRL in place.
-        let connection = try await RelayConnection.connect(broker.clientConfiguration())
-        await connection.close()
+        try await withBroker(crl: crl, pki: pki) { broker in
+            let error = try #require(await connectError(broker, mallory))
+            #expect(error.message.contains("it was revoked (TLS alert certificate_revoked)"), "\(error.message)")
+            let cli = try await runCLI("relay-sub", broker.cliArguments(mallory) + ["--topic", "a.>", "--timeout", "5"])
+            #expect(cli.status == 3)
+            #expect(cli.stderr.joined().contains("revoked"), "\(cli.stderr)")
+            // A certificate that is not revoked still works with the CRL in place.
+            let connection = try await RelayConnection.connect(broker.clientConfiguration())
+            await connection.close()
+        }
     }
 
     @Test("an expired certificate: 'it has expired', exit 3")
     func expired() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        var request = CertificateRequest.client(commonName: "old")
-        request.setValidity(days: 2, startingInDays: -10)
-        let old = try broker.pki.add("old", request)
-        let error = try #require(await connectError(broker, old))
-        #expect(error.message.contains("expired"), "\(error.message)")
-        let cli = try await runCLI("relay-pub", broker.cliArguments(old) + ["--topic", "a.b", "--message", "x"])
-        #expect(cli.status == 3)
-        #expect(cli.stderr.joined().contains("expired"), "\(cli.stderr)")
+        try await withBroker { broker in
+            var request = CertificateRequest.client(commonName: "old")
+            request.setValidity(days: 2, startingInDays: -10)
+            let old = try broker.pki.add("old", request)
+            let error = try #require(await connectError(broker, old))
+            #expect(error.message.contains("expired"), "\(error.message)")
+            let cli = try await runCLI("relay-pub", broker.cliArguments(old) + ["--topic", "a.b", "--message", "x"])
+            #expect(cli.status == 3)
+            #expect(cli.stderr.joined().contains("expired"), "\(cli.stderr)")
+        }
     }
 
     @Test("the broker's certificate from a CA the client does not trust: the client says so, exit 3")
     func untrustedBroker() async throws {
-        let broker = try await startBroker()
-        defer { Task { await broker.stop() } }
-        let otherCA = try TLSTestPKI()
-        defer { otherCA.remove() }
-        let error = try #require(await connectError(broker, nil, caPath: otherCA.ca.certificate))
-        #expect(error.message.contains("does not trust the broker's certificate"), "\(error.message)")
-        let cli = try await runCLI("relay-pub", broker.cliArguments(caPath: otherCA.ca.certificate) + ["--topic", "a.b", "--message", "x"])
-        #expect(cli.status == 3)
+        try await withBroker { broker in
+            let otherCA = try TLSTestPKI()
+            defer { otherCA.remove() }
+            let error = try #require(await connectError(broker, nil, caPath: otherCA.ca.certificate))
+            #expect(error.message.contains("does not trust the broker's certificate"), "\(error.message)")
+            let cli = try await runCLI("relay-pub", broker.cliArguments(caPath: otherCA.ca.certificate) + ["--topic", "a.b", "--message", "x"])
+            #expect(cli.status == 3)
+        }
     }
 
     @Test("no client certificate (TLS alert certificate_required) is explained in plain words")
@@ -96,14 +96,14 @@ struct TLSFailureTests {
         publish = ["billing.>"]
         subscribe = ["billing.>"]
         """
-        let broker = try await startBroker(acl: acl)
-        defer { Task { await broker.stop() } }
-        let error = try #require(await connectError(broker, nil))
-        #expect(error.category == .denied)
-        #expect(error.message.contains("the broker's policy grants this certificate nothing"), "\(error.message)")
-        let cli = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "billing.x", "--message", "x"])
-        #expect(cli.status == 1)
-        #expect(cli.stderr.joined().contains("grants this certificate nothing"), "\(cli.stderr)")
+        try await withBroker(acl: acl) { broker in
+            let error = try #require(await connectError(broker, nil))
+            #expect(error.category == .denied)
+            #expect(error.message.contains("the broker's policy grants this certificate nothing"), "\(error.message)")
+            let cli = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "billing.x", "--message", "x"])
+            #expect(cli.status == 1)
+            #expect(cli.stderr.joined().contains("grants this certificate nothing"), "\(cli.stderr)")
+        }
     }
 
     @Test("nothing listening at --server: connection refused in plain words, exit 3")

@@ -13,11 +13,11 @@ publish = [">"]
 subscribe = [">"]
 """
 
-/// A running relayd with the test PKI; `stop()` when done.
-func startBroker(acl: String = allowAllACL, crl: String? = nil, pki: TLSTestPKI? = nil) async throws -> RelaydFixture {
-    let fixture = try RelaydFixture(pki: pki, acl: acl, crl: crl)
-    try await fixture.start()
-    return fixture
+/// Runs `body` with a running relayd and the test PKI; relayd is stopped
+/// (and its log reported on failure) when `body` ends: see `withRelayd`.
+func withBroker<Result>(acl: String = allowAllACL, crl: String? = nil, pki: TLSTestPKI? = nil,
+                        _ body: (RelaydFixture) async throws -> Result) async throws -> Result {
+    try await withRelayd(pki: pki, acl: acl, crl: crl, body)
 }
 
 extension RelaydFixture {
