@@ -51,14 +51,11 @@ final class SessionHandler: ChannelDuplexHandler {
     var permissions: Permissions?
     var publishCache: PublishCache?
     var principal = ""
-    /// The stamp on this session's messages, fixed at HELLO: the store's
-    /// publisher record, and the fingerprint MSG frames carry (parsed from
-    /// hex once here, not per publish batch).
-    var publisher = PublisherStamp(principal: "", fingerprint: "")
-    var publisherFingerprint = CertificateFingerprint.zero
+    /// The stamp on this session's messages, fixed at HELLO: the principal
+    /// and the certificate's fingerprint, which also keys its dedup entries.
+    var publisher = PublisherStamp(principal: "", fingerprint: .zero)
     var producerSession = ProducerSessionID.none
-    /// Whose dedup entries and durable cursors this session's are (IdentityScope).
-    var publisherDigest: PublisherDigest?
+    /// Whose durable cursors this session's are (IdentityScope).
     var durableOwner: DurableOwner?
     var peerMaxFrameSize = Int(FrameLayout.minimumMaxFrameSize)
 

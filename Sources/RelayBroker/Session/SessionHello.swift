@@ -28,7 +28,7 @@ extension SessionHandler {
                 let failure = CertificateFailure(error)
                 broker.audit?.record("connection_refused", [
                     "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                    "fingerprint": identity.fingerprintSHA256, "cause": failure.code.name,
+                    "fingerprint": identity.fingerprintSHA256.hex, "cause": failure.code.name,
                     "reason": "certificate no longer verifies after a reload: \(error)"])
                 terminate(failure.code, failure.message)
                 return
@@ -45,7 +45,7 @@ extension SessionHandler {
                                                          "serial": "\(identity.serialNumber)",
                                                          "reason": "\(permissions.refusal ?? "")"])
             broker.audit?.record("connection_refused", ["subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                                                        "fingerprint": identity.fingerprintSHA256,
+                                                        "fingerprint": identity.fingerprintSHA256.hex,
                                                         "reason": permissions.refusal ?? "no rule grants anything"])
             terminate(.identityRefused, "this certificate is not granted any permission by the broker's policy")
             return
@@ -56,21 +56,19 @@ extension SessionHandler {
         self.publishCache = PublishCache(permissions: permissions)
         self.principal = permissions.principal
         self.publisher = PublisherStamp(principal: principal, fingerprint: identity.fingerprintSHA256)
-        self.publisherFingerprint = CertificateFingerprint(hex: identity.fingerprintSHA256) ?? .zero
         self.producerSession = hello.sessionID
-        self.publisherDigest = IdentityScope.publisherDigest(identity)
         self.durableOwner = IdentityScope.durableOwner(identity)
         self.peerMaxFrameSize = Int(hello.maxFrameSize)
         state = .active
         broker.audit?.record("connection_accepted", ["principal": principal, "subject": identity.subject.rfc4514,
-                                                     "serial": identity.serialNumber, "fingerprint": identity.fingerprintSHA256,
+                                                     "serial": identity.serialNumber, "fingerprint": identity.fingerprintSHA256.hex,
                                                      "tls": handshake.protocolVersion])
         let limits = broker.limits
         write(.welcome(Welcome(version: version, maxFrameSize: UInt32(limits.maxFrameSize), maxPayload: UInt32(limits.maxPayload),
                                maxHeaders: UInt16(clamping: limits.maxHeaders), maxInFlight: UInt32(limits.maxInFlightPublishes),
                                maxSubscriptions: UInt32(limits.maxSubscriptionsPerConnection),
                                dedupWindow: broker.dedupWindowNanoseconds, principal: principal, subject: identity.subject.rfc4514,
-                               fingerprint: publisherFingerprint,
+                               fingerprint: identity.fingerprintSHA256,
                                spiffeID: identity.spiffe?.uri ?? "")))
         scheduleExpiry(notAfter: identity.notAfter)
     }
@@ -90,7 +88,7 @@ extension SessionHandler {
             let expiredAt = Self.isoTimestamp(notAfter)
             self.broker.audit?.record("session_ended", [
                 "principal": self.principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                "fingerprint": identity.fingerprintSHA256, "cause": RelayErrorCode.certificateExpired.name,
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": RelayErrorCode.certificateExpired.name,
                 "trigger": "expiry", "not_after": expiredAt, "reason": "the client certificate expired"])
             self.terminate(.certificateExpired, "the client certificate expired at \(expiredAt); renew it and reconnect")
         }
@@ -107,7 +105,7 @@ extension SessionHandler {
             let failure = CertificateFailure(error)
             broker.audit?.record("session_ended", [
                 "principal": principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                "fingerprint": identity.fingerprintSHA256, "cause": failure.code.name, "trigger": "reload",
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": failure.code.name, "trigger": "reload",
                 "reason": "certificate no longer verifies after reload: \(error)"])
             terminate(failure.code, failure.message)
             return
@@ -116,7 +114,7 @@ extension SessionHandler {
         if permissions.isRefused {
             broker.audit?.record("session_ended", [
                 "principal": principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                "fingerprint": identity.fingerprintSHA256, "cause": RelayErrorCode.identityRefused.name,
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": RelayErrorCode.identityRefused.name,
                 "trigger": "reload", "reason": permissions.refusal ?? "policy no longer grants anything"])
             terminate(.identityRefused, "this certificate is no longer granted any permission by the broker's policy")
             return

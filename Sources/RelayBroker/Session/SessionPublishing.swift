@@ -35,12 +35,11 @@ extension SessionHandler {
         // (Protocol/relay-v1.md §4.3): a session id is not a secret, so
         // another identity reusing it must not hit this one's entries.
         var producerKey: ProducerKey?
-        if producerSession != .none, let publisherDigest {
-            producerKey = ProducerKey(publisher: publisherDigest, sessionHigh: producerSession.high,
+        if producerSession != .none {
+            producerKey = ProducerKey(publisher: publisher.fingerprint, sessionHigh: producerSession.high,
                                       sessionLow: producerSession.low, publishID: publish.publishID)
         }
-        let headers = publish.headers.map { MessageHeader(name: $0.name, value: $0.value) }
-        pendingAppends.append(NewMessage(topic: topic, payload: publish.payload, headers: headers,
+        pendingAppends.append(NewMessage(topic: topic, payload: publish.payload, headers: HeaderBlock(publish.headers),
                                          publisher: publisher,
                                          producerKey: producerKey))
         pendingPublishIDs.append(publish.publishID)
@@ -73,7 +72,7 @@ extension SessionHandler {
     /// router's serial queue (one hop each per commit, not per message), so
     /// the writer goes straight back to committing. The router's queue runs
     /// in the order the single writer made the hops, i.e. commit order: it
-    /// encodes and fans out the new messages (``Router/routeCommitted(_:_:fingerprint:metrics:)``).
+    /// encodes and fans out the new messages (``Router/routeCommitted(_:_:metrics:)``).
     func submitPendingAppends() {
         guard !pendingAppends.isEmpty, let proxy else { return }
         let messages = pendingAppends
@@ -82,7 +81,6 @@ extension SessionHandler {
         pendingPublishIDs.removeAll(keepingCapacity: true)
         let router = broker.router
         let metrics = broker.metrics
-        let fingerprint = publisherFingerprint
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
@@ -92,7 +90,7 @@ extension SessionHandler {
             // against the fan-out of its message (Protocol/relay-v1.md); the
             // fan-out keeps commit order on the router's serial queue.
             proxy.onLoop { session in session.completePublishes(ids: ids, results: results) }
-            router.routeCommitted(messages, results, fingerprint: fingerprint, metrics: metrics)
+            router.routeCommitted(messages, results, metrics: metrics)
         }
     }
 

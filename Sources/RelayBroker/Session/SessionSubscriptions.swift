@@ -229,15 +229,14 @@ extension SessionHandler {
     /// straight from the store's record into the outbound buffer: no shared
     /// tail (``PreparedMessage``) to allocate, fill and free per message.
     private func sendReplayed(_ messages: [StoredMessage], subscription id: UInt32) -> Int {
-        var fingerprints = FingerprintParser()
         var sent = 0
         for message in messages {
             do {
                 try PreparedMessage.writeFrame(
                     subscriptionID: id, replayed: true, sequence: message.sequence, timestamp: message.timestamp,
                     topic: message.topic.value, publisherPrincipal: message.publisher.principal,
-                    publisherFingerprint: fingerprints.parse(message.publisher.fingerprint),
-                    headers: RoutedMessage.wireHeaders(message.headers), payload: message.payload,
+                    publisherFingerprint: message.publisher.fingerprint,
+                    headers: Headers(message.headers), payload: message.payload,
                     into: &outbound, maxFrameSize: peerMaxFrameSize)
                 sent += 1
             } catch {
