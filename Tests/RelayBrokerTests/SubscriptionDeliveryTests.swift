@@ -9,7 +9,7 @@ func message(_ seq: UInt64, topic: String = "t.a", bytes: Int = 8) -> RoutedMess
     // PreparedMessage only throws for fields over their length limits; these are tiny.
     let prepared = try? PreparedMessage(sequence: seq, timestamp: seq, topic: topic, publisherPrincipal: "CN=p",
                                         publisherFingerprint: .zero, headers: .empty, payload: ByteBuffer(repeating: 1, count: bytes))
-    return RoutedMessage(sequence: seq, topic: topic, prepared: prepared!)
+    return RoutedMessage(sequence: seq, timestamp: seq, topic: topic, prepared: prepared!)
 }
 
 @Suite("Subscription delivery state")

@@ -9,11 +9,14 @@ import RelayWire
 /// and K memcpys of the encoded bytes, never K re-encodings.
 public final class RoutedMessage: Sendable {
     public let sequence: UInt64
+    /// The commit time, for a `time` start position in the future (§4.6).
+    public let timestamp: UInt64
     public let topic: String
     public let prepared: PreparedMessage
 
-    public init(sequence: UInt64, topic: String, prepared: PreparedMessage) {
+    public init(sequence: UInt64, timestamp: UInt64, topic: String, prepared: PreparedMessage) {
         self.sequence = sequence
+        self.timestamp = timestamp
         self.topic = topic
         self.prepared = prepared
     }
@@ -31,7 +34,7 @@ public final class RoutedMessage: Sendable {
         guard let prepared = try? PreparedMessage(
             sequence: sequence, timestamp: timestamp, topic: topic, publisherPrincipal: publisherPrincipal,
             publisherFingerprint: publisherFingerprint, headers: Headers(headers), payload: payload) else { return nil }
-        return RoutedMessage(sequence: sequence, topic: topic, prepared: prepared)
+        return RoutedMessage(sequence: sequence, timestamp: timestamp, topic: topic, prepared: prepared)
     }
 }
 

@@ -33,14 +33,23 @@ final class SubscriptionDelivery {
     let bufferByteLimit: Int
     /// How many times the buffer overflowed (a metric: a lagging subscriber).
     private(set) var overflows = 0
+    /// A `time` start position (§4.6): messages committed before this time
+    /// are passed over (no MSG, no credit used) until the first one at or
+    /// after it; nil from then on. The store's time index finds that first
+    /// message for a time in the past, but for a time still in the future
+    /// the subscription starts at the next sequence, and messages committed
+    /// between the SUB and that time must be skipped here.
+    private(set) var notBefore: UInt64?
 
     /// - Parameters:
     ///   - start: the first sequence to deliver.
     ///   - watermark: the highest sequence already fanned out when this
     ///     subscription joined the router: later ones arrive live.
+    ///   - notBefore: the time of a `time` start position (ns since the epoch).
     init(id: UInt32, filter: TopicFilter, start: UInt64, watermark: UInt64, credit: UInt64,
-         bufferLimit: Int, bufferByteLimit: Int = 64 << 20) {
+         bufferLimit: Int, bufferByteLimit: Int = 64 << 20, notBefore: UInt64? = nil) {
         self.id = id
+        self.notBefore = notBefore
         self.filter = filter
         self.nextSequence = max(start, 1)
         self.bufferValidFrom = watermark
@@ -84,12 +93,17 @@ final class SubscriptionDelivery {
     func replayed<Replayed: SequencedMessage>(_ messages: [Replayed], scannedThrough: UInt64) -> [Replayed] {
         var out: [Replayed] = []
         out.reserveCapacity(messages.count)
+        var passedOver = 0
         for message in messages where message.sequence >= nextSequence && credit > 0 {
+            nextSequence = message.sequence + 1
+            if isBeforeStartTime(message) {
+                passedOver += 1
+                continue
+            }
             out.append(message)
             credit -= 1
-            nextSequence = message.sequence + 1
         }
-        if credit > 0 || out.count == messages.count {
+        if credit > 0 || out.count + passedOver == messages.count {
             nextSequence = max(nextSequence, scannedThrough &+ 1)
         }
         return out
@@ -104,11 +118,21 @@ final class SubscriptionDelivery {
             buffer.removeFirst()
             bufferedBytes -= first.approximateSize
             if first.sequence < nextSequence { continue }
+            nextSequence = first.sequence + 1
+            if isBeforeStartTime(first) { continue }
             out.append(first)
             credit -= 1
-            nextSequence = first.sequence + 1
         }
         return out
+    }
+
+    /// True for a message committed before a `time` start position that no
+    /// message has reached yet; the first one at or after it ends the check.
+    private func isBeforeStartTime(_ message: some SequencedMessage) -> Bool {
+        guard let notBefore else { return false }
+        if message.timestamp < notBefore { return true }
+        self.notBefore = nil
+        return false
     }
 }
 
@@ -116,6 +140,7 @@ final class SubscriptionDelivery {
 /// know of a message read from the store or routed live.
 protocol SequencedMessage {
     var sequence: UInt64 { get }
+    var timestamp: UInt64 { get }
 }
 
 extension RoutedMessage: SequencedMessage {}

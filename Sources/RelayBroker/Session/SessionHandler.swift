@@ -90,10 +90,17 @@ final class SessionHandler: ChannelDuplexHandler {
     /// The highest ACK seen per durable subscription, committed or not:
     /// detaching re-commits it so the release waits for earlier commits.
     var highestCursorAcks: [UInt32: UInt64] = [:]
+    /// Durable subscriptions with ack_mode none: their cursor advances as
+    /// messages are sent (§4.6), not on ACK (``advanceCursorWithDelivery``).
+    var cursorFollowsDelivery: Set<UInt32> = []
     var pumpScheduled = false
 
     // Shutdown: set while draining in-flight publishes before closing.
     var shutdownPromise: EventLoopPromise<Void>?
+    /// The client sent BYE (Protocol/relay-v1.md §4.14): nothing more is read
+    /// or delivered; the PUBs already read are answered, then BYE, then close
+    /// (``finishByeIfDrained()``). A state-machine port: a `draining` state.
+    var clientSaidBye = false
 
     /// ``BrokerContext/generation`` read before this connection's TLS
     /// handler was made; HELLO re-verifies the chain if a reload since changed it.
@@ -166,6 +173,7 @@ final class SessionHandler: ChannelDuplexHandler {
         for (id, name) in durableNames { detachDurable(name, lastAck: highestCursorAcks[id]) }
         pendingCursorAcks.removeAll()
         highestCursorAcks.removeAll()
+        cursorFollowsDelivery.removeAll()
         subscriptions.removeAll()
         durableNames.removeAll()
         releasePreAuth()
@@ -243,9 +251,11 @@ final class SessionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .closed = state { return }  // closing: bytes still in flight are dropped, not buffered
+        if clientSaidBye { return }  // the client said it sends nothing more (§4.14)
         frames.append(unwrapInboundIn(data))
         while true {
             if case .closed = state { return }  // after ERR or BYE nothing more is read
+            if clientSaidBye { return }  // frames after the client's BYE are not read
             let frame: Frame
             do {
                 guard let next = try frames.next() else { return }
@@ -305,10 +315,15 @@ final class SessionHandler: ChannelDuplexHandler {
         case .ping(let token): write(.pong(token: token))
         case .pong: break
         case .bye:
+            // §4.14: answer the PUBs already read (this read's are not yet
+            // handed to the store; earlier ones may await their commit), then
+            // BYE, then close. Reading stops; completePublishes finishes it.
             closeReason = closeReason ?? "bye"
-            flushOutbound()
-            state = .closed
-            context?.close(promise: nil)
+            clientSaidBye = true
+            pauseReading()
+            commitPendingCursorAcks()
+            submitPendingAppends()
+            finishByeIfDrained()
         case .hello:
             terminate(.protocolViolation, "HELLO was already received")
         case .welcome, .publishAck, .publishError, .subscribeAck, .message, .error:

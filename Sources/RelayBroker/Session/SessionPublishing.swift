@@ -107,7 +107,9 @@ extension SessionHandler {
         }
         inFlight -= ids.count
         flushOutbound()
-        if shutdownPromise != nil {
+        if clientSaidBye {
+            finishByeIfDrained()
+        } else if shutdownPromise != nil {
             finishShutdownIfDrained()
         } else if inFlight <= broker.limits.maxInFlightPublishes / 2 {
             resumeReading()
@@ -126,6 +128,16 @@ extension SessionHandler {
         pauseReading()
         submitPendingAppends()
         finishShutdownIfDrained()
+    }
+
+    /// After the client's BYE: once every PUB read before it is answered,
+    /// BYE and close (§4.14). tearDown completes a shutdown waiting meanwhile.
+    func finishByeIfDrained() {
+        guard clientSaidBye, inFlight == 0, case .active = state, let context else { return }
+        write(.bye(.normal))
+        flushOutbound()
+        state = .closed
+        context.close(promise: nil)
     }
 
     private func finishShutdownIfDrained() {

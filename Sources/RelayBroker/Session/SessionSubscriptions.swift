@@ -42,6 +42,7 @@ extension SessionHandler {
             owner = durableOwner
         }
         var start: UInt64?
+        var notBefore: UInt64?  // a `time` start: skip what was committed before it (§4.6)
         do {
             if let owner, let cursor = try resumePosition(owner: owner, name: durable) {
                 start = cursor + 1
@@ -49,7 +50,10 @@ extension SessionHandler {
                 switch request.start {
                 case .latest: start = nil  // from the watermark on
                 case .sequence(let s): start = s  // at least 1: validated above
-                case .time, .earliest, .last: start = try broker.store.startSequence(request.start, filter: filter)
+                case .time(let t):
+                    start = try broker.store.startSequence(request.start, filter: filter)
+                    notBefore = t
+                case .earliest, .last: start = try broker.store.startSequence(request.start, filter: filter)
                 }
             }
         } catch {
@@ -61,8 +65,11 @@ extension SessionHandler {
         let first = start ?? watermark + 1
         subscriptions[id] = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
                                                  credit: UInt64(request.initialCredit),
-                                                 bufferLimit: broker.limits.subscriptionBuffer)
-        if !durable.isEmpty { durableNames[id] = durable }
+                                                 bufferLimit: broker.limits.subscriptionBuffer, notBefore: notBefore)
+        if !durable.isEmpty {
+            durableNames[id] = durable
+            if request.ackMode == .none { cursorFollowsDelivery.insert(id) }
+        }
         broker.metrics.subscriptions.increment()
         write(.subscribeAck(.accepted(subscriptionID: id, firstSequence: first)))
         schedulePump()
@@ -86,9 +93,18 @@ extension SessionHandler {
     }
 
     func handleUnsubscribe(_ id: UInt32) {
-        // UNSUB gets no reply (Protocol/relay-v1.md); an unknown id is ignored.
-        guard subscriptions[id] != nil else { return }
+        // UNSUB gets no reply (Protocol/relay-v1.md §4.8), except for an id
+        // that is not open.
+        guard subscriptions[id] != nil else { return reportUnknownSubscription(id, frame: "UNSUB") }
         endSubscription(id, code: nil, message: "")
+    }
+
+    /// CREDIT, UNSUB or ACK for an id that is not open (never opened, ended
+    /// by UNSUB, or ended by the broker with ERR): ERR `unknown_subscription`
+    /// naming it (§4.8-4.10). Operation-level: the connection stays open.
+    func reportUnknownSubscription(_ id: UInt32, frame: String) {
+        write(.error(ErrorFrame(code: .unknownSubscription, subscriptionID: id,
+                                message: "\(frame) for subscription \(id), which is not open on this connection")))
     }
 
     /// Ends a subscription and tells the client with SUBEND (code 0 when it asked).
@@ -100,19 +116,36 @@ extension SessionHandler {
         }
         pendingCursorAcks[id] = nil
         highestCursorAcks[id] = nil
+        cursorFollowsDelivery.remove(id)
         broker.metrics.subscriptions.decrement()
         // A subscription the broker ends is reported with ERR carrying its id.
         if let code { write(.error(ErrorFrame(code: code, subscriptionID: id, message: message))) }
     }
 
     func handleCredit(_ credit: Credit) {
-        guard subscriptions[credit.subscriptionID] != nil else { return }
-        subscriptions[credit.subscriptionID]?.grant(UInt64(credit.credit))
+        guard let sub = subscriptions[credit.subscriptionID] else {
+            return reportUnknownSubscription(credit.subscriptionID, frame: "CREDIT")
+        }
+        // §4.9: outstanding credit (granted and not used) above 2^32-1 is
+        // credit_overflow, which closes the connection. Both terms are at
+        // most 2^32-1 (initial credit is a u32, and this check keeps the sum
+        // there), so the addition cannot wrap.
+        let outstanding = sub.credit + UInt64(credit.credit)
+        guard outstanding <= UInt64(UInt32.max) else {
+            return terminate(.creditOverflow, "CREDIT \(credit.credit) on subscription \(credit.subscriptionID) would make "
+                             + "\(outstanding) MSG outstanding, above 2^32-1; grant credit as messages are used")
+        }
+        sub.grant(UInt64(credit.credit))
         schedulePump()
     }
 
     func handleAck(_ ack: Ack) {
-        guard let sub = subscriptions[ack.subscriptionID], durableNames[ack.subscriptionID] != nil else { return }
+        guard let sub = subscriptions[ack.subscriptionID] else {
+            return reportUnknownSubscription(ack.subscriptionID, frame: "ACK")
+        }
+        // An ephemeral subscription has no cursor, and on an ack_mode none one
+        // the cursor follows delivery (§4.6): the ACK is ignored (§4.10).
+        guard durableNames[ack.subscriptionID] != nil, !cursorFollowsDelivery.contains(ack.subscriptionID) else { return }
         // Never move a cursor past what was delivered.
         let sequence = min(ack.sequence, sub.nextSequence &- 1)
         let highest = max(highestCursorAcks[ack.subscriptionID] ?? 0, sequence)
@@ -156,7 +189,7 @@ extension SessionHandler {
 
     /// Live messages from the router (already on this loop).
     func deliverLive(_ batch: [RoutedDelivery]) {
-        guard case .active = state else { return }
+        guard case .active = state, !clientSaidBye else { return }  // no MSG after the client's BYE
         for delivery in batch {
             subscriptions[delivery.subscription]?.offerLive(delivery.message)
         }
@@ -177,7 +210,7 @@ extension SessionHandler {
     /// the event loop after a bounded amount so one subscriber's replay
     /// cannot starve other connections.
     func pump() {
-        guard case .active = state, let context else { return }
+        guard case .active = state, !clientSaidBye, let context else { return }
         var written = 0
         let budget = 8_192
         for id in Array(subscriptions.keys) {
@@ -203,11 +236,16 @@ extension SessionHandler {
                     break
                 }
             }
+            advanceCursorWithDelivery(id)
         }
-        if written > 0 {
-            broker.metrics.deliveries.increment(by: Int64(written))
-            flushOutbound()
-        }
+        // Queued on the store's writer before the MSG frames are flushed, so a
+        // PUB the client sends after reading them commits after these cursors.
+        commitPendingCursorAcks()
+        if written > 0 { broker.metrics.deliveries.increment(by: Int64(written)) }
+        // Flushed even when no MSG went out: an ERR that ended a subscription
+        // (a MSG above the client's frame limit, a failed replay) must not
+        // wait for the next write made for another reason (§4.11).
+        flushOutbound()
         if written >= budget { schedulePump() }
     }
 
@@ -218,11 +256,33 @@ extension SessionHandler {
                 try message.prepared.write(subscriptionID: id, replayed: replayed, into: &outbound, maxFrameSize: peerMaxFrameSize)
                 sent += 1
             } catch {
-                endSubscription(id, code: .payloadTooLarge, message: "message \(message.sequence) does not fit this client's frame limit")
+                endOversized(id, sequence: message.sequence)
                 break
             }
         }
         return sent
+    }
+
+    /// §4.6: a durable ack_mode none cursor advances as messages are sent: to
+    /// the last sequence this subscription has sent or passed over. Committed
+    /// once per pump pass (``commitPendingCursorAcks``), and on detach.
+    private func advanceCursorWithDelivery(_ id: UInt32) {
+        guard cursorFollowsDelivery.contains(id), let sub = subscriptions[id] else { return }
+        let passed = sub.nextSequence &- 1
+        guard passed > (highestCursorAcks[id] ?? 0) else { return }
+        highestCursorAcks[id] = passed
+        pendingCursorAcks[id] = passed
+    }
+
+    /// §4.11: a MSG above the client's `max_frame_size` ends the subscription
+    /// with ERR `payload_too_large`. A durable cursor moves past that message
+    /// (committed on detach as if it were acknowledged), so a resume with the
+    /// same limit continues after it instead of ending on it again.
+    private func endOversized(_ id: UInt32, sequence: UInt64) {
+        if durableNames[id] != nil { highestCursorAcks[id] = max(highestCursorAcks[id] ?? 0, sequence) }
+        endSubscription(id, code: .payloadTooLarge,
+                        message: "message \(sequence) does not fit this connection's max_frame_size of \(peerMaxFrameSize) bytes; "
+                            + "the subscription ended (a durable cursor moved past it)")
     }
 
     /// Replayed messages go to one subscription each, so each MSG is written
@@ -240,7 +300,7 @@ extension SessionHandler {
                     into: &outbound, maxFrameSize: peerMaxFrameSize)
                 sent += 1
             } catch {
-                endSubscription(id, code: .payloadTooLarge, message: "message \(message.sequence) does not fit this client's frame limit")
+                endOversized(id, sequence: message.sequence)
                 break
             }
         }

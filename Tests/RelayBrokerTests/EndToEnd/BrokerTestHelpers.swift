@@ -31,10 +31,12 @@ extension FrameClient {
         return acks.sorted { $0.publishID < $1.publishID }
     }
 
-    /// Subscribes and returns the SUBACK.
+    /// Subscribes and returns the SUBACK. A durable subscription uses ack_mode
+    /// cumulative, as RelayClient does: its cursor moves only on ACK (§4.6).
     func subscribe(_ id: UInt32, _ filter: String, from start: StartPosition = .earliest, credit: UInt32 = 100_000,
                    durable: String = "") async throws -> SubscribeAck {
-        try await send(.subscribe(Subscribe(subscriptionID: id, filter: filter, start: start, durableName: durable, initialCredit: credit)))
+        try await send(.subscribe(Subscribe(subscriptionID: id, filter: filter, start: start, durableName: durable, initialCredit: credit,
+                                            ackMode: durable.isEmpty ? .none : .cumulative)))
         let reply = try await nextReply { frame in
             if case .subscribeAck(let ack) = frame { return ack.subscriptionID == id }
             if case .error = frame { return true }

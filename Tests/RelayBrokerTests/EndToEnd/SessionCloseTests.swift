@@ -49,6 +49,7 @@ struct SessionCloseTests {
             let polite = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await polite.hello()
             try await polite.send(.bye(.normal))
+            #expect(try await polite.next() == .bye(.normal))  // §4.14: the broker answers BYE, then closes
             #expect(try await polite.next() == nil)
             #expect(try await Self.auditEvent("session_closed", in: relayd, count: 1)["reason"] as? String == "bye")
 
