@@ -31,7 +31,7 @@ enum CertificateIdentityInvariants {
         let hex = UInt8(ascii: "0")...UInt8(ascii: "9")
         let lower = UInt8(ascii: "a")...UInt8(ascii: "f")
         let upper = UInt8(ascii: "A")...UInt8(ascii: "F")
-        let fingerprint = identity.fingerprintSHA256.utf8
+        let fingerprint = identity.fingerprintSHA256.hex.utf8
         if fingerprint.count != 64 || !fingerprint.allSatisfy({ hex.contains($0) || lower.contains($0) }) {
             out.append("fingerprint '\(identity.fingerprintSHA256)' is not 64 lower-case hex digits")
         }

@@ -62,7 +62,7 @@ struct FuzzInput {
         identity = Identity(
             subject: DistinguishedName(rdns: subject), issuer: DistinguishedName(rdns: issuer),
             serialNumber: "1", notBefore: .distantPast, notAfter: .distantFuture,
-            fingerprintSHA256: String(repeating: "ab", count: 32), sans: sans,
+            fingerprintSHA256: CertificateFingerprint(w0: 0xabab_abab_abab_abab, w1: 0xabab_abab_abab_abab, w2: 0xabab_abab_abab_abab, w3: 0xabab_abab_abab_abab), sans: sans,
             spiffe: spiffeURIs.count == 1 ? SPIFFEID(uri: spiffeURIs[0]) : nil)
         self.rules = rules
         self.principal = principal

@@ -1,6 +1,7 @@
 @_exported import struct NIOCore.ByteBuffer
 @_exported import struct RelayWire.HeaderField
 @_exported import enum RelayCore.StartPosition
+import RelayCore
 import Foundation
 import NIOCore
 import RelayWire

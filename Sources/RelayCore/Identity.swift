@@ -13,14 +13,14 @@ public struct Identity: Hashable, Sendable {
     public var serialNumber: String
     public var notBefore: Date
     public var notAfter: Date
-    /// SHA-256 of the DER certificate, lower-case hex.
-    public var fingerprintSHA256: String
+    /// SHA-256 of the DER certificate (``CertificateFingerprint/hex`` for text).
+    public var fingerprintSHA256: CertificateFingerprint
     public var sans: SubjectAlternativeNames
     /// Present when a URI SAN is a well-formed `spiffe://` ID.
     public var spiffe: SPIFFEID?
 
     public init(subject: DistinguishedName, issuer: DistinguishedName, serialNumber: String,
-                notBefore: Date, notAfter: Date, fingerprintSHA256: String,
+                notBefore: Date, notAfter: Date, fingerprintSHA256: CertificateFingerprint,
                 sans: SubjectAlternativeNames, spiffe: SPIFFEID?) {
         self.subject = subject
         self.issuer = issuer
@@ -52,7 +52,7 @@ public struct Identity: Hashable, Sendable {
         case "spiffe.trust_domain": return spiffe.map { [$0.trustDomain] } ?? []
         case "spiffe.path": return spiffe.map { [$0.path] } ?? []
         case "serial": return [serialNumber]
-        case "fingerprint": return [fingerprintSHA256]
+        case "fingerprint": return [fingerprintSHA256.hex]
         default: return []
         }
     }

@@ -70,7 +70,7 @@ enum AttributeKey: Hashable, Sendable, CustomStringConvertible {
         case .subjectDN: return [identity.subject.rfc4514]
         case .issuerDN: return [identity.issuer.rfc4514]
         case .serial: return [identity.serialNumber]
-        case .fingerprint: return [identity.fingerprintSHA256]
+        case .fingerprint: return [identity.fingerprintSHA256.hex]
         }
     }
 

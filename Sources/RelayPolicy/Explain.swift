@@ -77,7 +77,7 @@ extension Policy {
             for (i, segment) in spiffe.segments.enumerated() { add("spiffe.path[\(i)]", [segment]) }
         }
         add("serial", [identity.serialNumber])
-        add("fingerprint", [identity.fingerprintSHA256])
+        add("fingerprint", [identity.fingerprintSHA256.hex])
         return out
     }
 }

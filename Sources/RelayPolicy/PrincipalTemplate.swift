@@ -99,6 +99,6 @@ public struct PrincipalTemplate: Sendable, Hashable, CustomStringConvertible {
         let subject = identity.subject.rfc4514
         if !subject.isEmpty { return subject }
         if let spiffe = identity.spiffe { return spiffe.uri }
-        return "sha256:" + identity.fingerprintSHA256
+        return "sha256:" + identity.fingerprintSHA256.hex
     }
 }

@@ -3,64 +3,40 @@ import RelayCore
 
 /// Who published a message, as verified by TLS and stamped by the broker
 /// (never taken from anything a client can set). The stamp the store keeps
-/// with each message; RelayClient's `Publisher` is the API that sends them.
+/// with each message; RelayClient's `PublisherStamp` is the API that sends them.
 public struct PublisherStamp: Hashable, Sendable {
     /// The identity's principal as policy names it (e.g. the SPIFFE ID or subject CN).
     public var principal: String
-    /// SHA-256 of the client certificate, lower-case hex (stored as 32 raw bytes when it is that).
-    public var fingerprint: String
+    /// SHA-256 of the client certificate.
+    public var fingerprint: CertificateFingerprint
 
-    public init(principal: String, fingerprint: String) {
+    public init(principal: String, fingerprint: CertificateFingerprint) {
         self.principal = principal
         self.fingerprint = fingerprint
     }
 }
 
-/// One message header. Order and duplicates are preserved.
-public struct MessageHeader: Hashable, Sendable {
-    public var name: String
-    public var value: String
+/// A message's headers as the publisher's PUB carried them: `count` fields,
+/// each `u16 key length, key, u16 value length, value` (Protocol/relay-v1.md
+/// §3), in the publisher's order, repeated keys kept. The broker validated
+/// the block when it decoded the PUB; the store keeps these bytes (its record
+/// widens each value length to u32, docs/storage.md) and reads the same bytes
+/// back, so MSG carries the block verbatim, live and on replay. Nothing on
+/// that path turns a header into a String.
+public struct HeaderBlock: Hashable, Sendable {
+    public static let empty = HeaderBlock(count: 0, encoded: ByteBuffer())
 
-    public init(name: String, value: String) {
-        self.name = name
-        self.value = value
-    }
-}
+    /// The number of fields.
+    public let count: Int
+    /// The fields, without the u16 count that precedes them on the wire.
+    public let encoded: ByteBuffer
 
-/// SHA-256 of a publisher's client certificate (its verified identity), as
-/// four big-endian words: the part of a ``ProducerKey`` that says whose
-/// publish ids these are.
-public struct PublisherDigest: Hashable, Sendable {
-    public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
-
-    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
-        (self.w0, self.w1, self.w2, self.w3) = (w0, w1, w2, w3)
-    }
-
-    /// From exactly 32 bytes; nil for any other count.
-    public init?<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
-        guard bytes.count == 32 else { return nil }
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (i, b) in bytes.enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
-        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+    public init(count: Int, encoded: ByteBuffer) {
+        self.count = count
+        self.encoded = encoded
     }
 
-    /// The 32 bytes, big-endian word by word (the inverse of `init(bytes:)`).
-    public var bytes: [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        out.withUnsafeMutableBytes { raw in
-            for (index, word) in [w0, w1, w2, w3].enumerated() {
-                raw.storeBytes(of: word.bigEndian, toByteOffset: index * 8, as: UInt64.self)
-            }
-        }
-        return out
-    }
-
-    /// From 64 lower-case hex digits (``PublisherStamp/fingerprint``); nil otherwise.
-    public init?(hex: String) {
-        guard let bytes = Hex.decode32(hex) else { return nil }
-        self.init(bytes: bytes)
-    }
+    public var isEmpty: Bool { count == 0 }
 }
 
 /// Who published (the certificate digest), their 16-byte producer session
@@ -69,13 +45,14 @@ public struct PublisherDigest: Hashable, Sendable {
 /// identities that send the same session and publish ids never collide
 /// (Protocol/relay-v1.md §4.3).
 public struct ProducerKey: Hashable, Sendable {
-    public var publisher: PublisherDigest
+    /// The publisher's certificate.
+    public var publisher: CertificateFingerprint
     /// The session id as two big-endian halves (bytes 0–7 and 8–15).
     public var sessionHigh: UInt64
     public var sessionLow: UInt64
     public var publishID: UInt64
 
-    public init(publisher: PublisherDigest, sessionHigh: UInt64, sessionLow: UInt64, publishID: UInt64) {
+    public init(publisher: CertificateFingerprint, sessionHigh: UInt64, sessionLow: UInt64, publishID: UInt64) {
         self.publisher = publisher
         self.sessionHigh = sessionHigh
         self.sessionLow = sessionLow
@@ -83,7 +60,7 @@ public struct ProducerKey: Hashable, Sendable {
     }
 
     /// Builds the key from a 16-byte session id as sent on the wire.
-    public init<Bytes: Collection>(publisher: PublisherDigest, session bytes: Bytes,
+    public init<Bytes: Collection>(publisher: CertificateFingerprint, session bytes: Bytes,
                                    publishID: UInt64) throws(StoreError) where Bytes.Element == UInt8 {
         guard bytes.count == 16 else {
             throw .invalidArgument("a producer session id is 16 bytes, got \(bytes.count)")
@@ -114,13 +91,13 @@ public struct DurableOwner: Hashable, Sendable {
 public struct NewMessage: Sendable {
     public var topic: Topic
     public var payload: ByteBuffer
-    public var headers: [MessageHeader]
+    public var headers: HeaderBlock
     public var publisher: PublisherStamp
     /// When set, a second append with the same key (within the dedup window)
     /// returns the first one's sequence with `duplicate == true`.
     public var producerKey: ProducerKey?
 
-    public init(topic: Topic, payload: ByteBuffer, headers: [MessageHeader] = [], publisher: PublisherStamp,
+    public init(topic: Topic, payload: ByteBuffer, headers: HeaderBlock = .empty, publisher: PublisherStamp,
                 producerKey: ProducerKey? = nil) {
         self.topic = topic
         self.payload = payload
@@ -153,12 +130,13 @@ public struct StoredMessage: Sendable, Equatable {
     public var timestamp: UInt64
     public var topic: Topic
     public var publisher: PublisherStamp
-    public var headers: [MessageHeader]
+    /// The publisher's header block, byte for byte; a slice of the batch's shared buffer.
+    public var headers: HeaderBlock
     /// A slice of a buffer shared by the messages of one read batch.
     public var payload: ByteBuffer
 
     public init(sequence: UInt64, timestamp: UInt64, topic: Topic, publisher: PublisherStamp,
-                headers: [MessageHeader], payload: ByteBuffer) {
+                headers: HeaderBlock, payload: ByteBuffer) {
         self.sequence = sequence
         self.timestamp = timestamp
         self.topic = topic

@@ -54,7 +54,7 @@ enum IdentityExtractor {
         // A SPIFFE SVID carries exactly one SPIFFE ID; several are ambiguous.
         let spiffe = spiffeURIs.count == 1 ? SPIFFEID(uri: spiffeURIs[0]) : nil
         return Identity(subject: subject, issuer: issuer, serialNumber: serial, notBefore: notBefore, notAfter: notAfter,
-                        fingerprintSHA256: fingerprint(x509), sans: sans, spiffe: spiffe)
+                        fingerprintSHA256: try fingerprint(x509), sans: sans, spiffe: spiffe)
     }
 
     static func distinguishedName(_ name: OpaquePointer) throws(IdentityExtractionError) -> DistinguishedName {
@@ -132,14 +132,16 @@ enum IdentityExtractor {
         return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
     }
 
-    static func fingerprint(_ x509: OpaquePointer) -> String {
+    static func fingerprint(_ x509: OpaquePointer) throws(IdentityExtractionError) -> CertificateFingerprint {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
-        guard X509_digest(x509, EVP_sha256(), &digest, &length) == 1 else { return "" }
-        return digest.prefix(Int(length)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        // X509_digest writes at most EVP_MAX_MD_SIZE bytes (32 for SHA-256) into `digest`.
+        guard X509_digest(x509, EVP_sha256(), &digest, &length) == 1,
+              let fingerprint = CertificateFingerprint(bytes: digest.prefix(Int(length))) else {
+            OpenSSLErrorQueue.clear()
+            throw .malformedField("SHA-256 fingerprint")
+        }
+        return fingerprint
     }
 
     static func subjectAlternativeNames(_ x509: OpaquePointer) -> SubjectAlternativeNames {
@@ -174,7 +176,7 @@ enum IdentityExtractor {
         switch bytes.count {
         case 4: family = AF_INET
         case 16: family = AF_INET6
-        default: return bytes.map { String(format: "%02x", $0) }.joined()
+        default: return Hex.encode(bytes)
         }
         let ok = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) != nil }
         guard ok else { return "" }

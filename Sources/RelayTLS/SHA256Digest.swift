@@ -1,3 +1,4 @@
+import RelayCore
 internal import COpenSSL
 import RelayCore
 

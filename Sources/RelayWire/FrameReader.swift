@@ -1,4 +1,5 @@
 import NIOCore
+import RelayCore
 
 /// Reads one frame's body field by field. Every shortfall names the frame
 /// and the field, so a client author can find the bug from the error alone.

@@ -19,8 +19,9 @@ public struct HeaderField: Hashable, Sendable {
 /// The broker never needs headers as Swift values: it checks them and
 /// forwards them. So decoding a PUB validates the block in one pass (lengths,
 /// UTF-8, and the facts ``OperationValidation`` needs) and keeps it as a
-/// slice of the receive buffer; the MSG built from it copies those bytes
-/// verbatim. Iterating decodes each field on demand.
+/// slice of the receive buffer. The store keeps the same bytes (RelayStore's
+/// `HeaderBlock`) and MSG frames, live and replayed, copy them verbatim
+/// (``init(validated:count:)``). Iterating decodes each field on demand.
 public struct Headers: Collection, Hashable, Sendable, ExpressibleByArrayLiteral {
     /// The encoded fields after the u16 count: per header `str16 key, str16 value`.
     public let encoded: ByteBuffer
@@ -39,6 +40,14 @@ public struct Headers: Collection, Hashable, Sendable, ExpressibleByArrayLiteral
         self.count = count
         self.contentBytes = contentBytes
         self.keysAreValid = keysAreValid
+    }
+
+    /// A block the broker validated when it decoded the PUB, handed back as
+    /// bytes by the live fan-out or the store. It is not validated again:
+    /// anything not from a decoded PUB goes through the frame decoder or
+    /// ``init(_:)``.
+    public init(validated encoded: ByteBuffer, count: Int) {
+        self.init(encoded: encoded, count: count, contentBytes: encoded.readableBytes - 4 * count, keysAreValid: true)
     }
 
     /// Encodes `fields`. Throws when a key or value exceeds 65,535 bytes or

@@ -1,11 +1,13 @@
 import NIOCore
+import RelayCore
 
 /// A MSG encoded once for every subscription that receives it.
 ///
 /// MSG frames for one message differ only in the 4-byte subscription id and
 /// the replayed flag. Encoding topic, principal, headers and payload once
 /// and copying the bytes per subscriber costs one memcpy each instead of K
-/// re-encodings. The header block is the publisher's, verbatim.
+/// re-encodings. The header block is the publisher's, verbatim: the PUB's
+/// bytes live, the same bytes read back from the store on replay.
 public struct PreparedMessage: Sendable, Hashable {
     /// Everything after the subscription id: sequence, timestamp, topic,
     /// principal, fingerprint, headers, payload.

@@ -45,7 +45,7 @@ var configuration = StoreConfiguration(directory: directory)
 configuration.initialMapSize = 1 << 30
 configuration.maxMapSize = 8 << 30
 let store = try MessageStore.open(configuration)
-let publisher = PublisherStamp(principal: "spiffe://bench.example/producer", fingerprint: String(repeating: "9f", count: 32))
+let publisher = PublisherStamp(principal: "spiffe://bench.example/producer", fingerprint: CertificateFingerprint(w0: 0x9f9f_9f9f_9f9f_9f9f, w1: 0x9f9f_9f9f_9f9f_9f9f, w2: 0x9f9f_9f9f_9f9f_9f9f, w3: 0x9f9f_9f9f_9f9f_9f9f))
 let payload = ByteBuffer(repeating: 0x61, count: 128)
 
 // MARK: 1+2. Raw fsync (write 128 B + fsync of a file in the same directory)

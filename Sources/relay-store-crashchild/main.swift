@@ -49,7 +49,7 @@ do {
     configuration.maxMapSize = 1 << 30
     let store = try MessageStore.open(configuration)
     let topics = try [Topic("crash.a"), Topic("crash.b.c")]
-    let publisher = PublisherStamp(principal: "spiffe://test/crash", fingerprint: String(repeating: "ab", count: 32))
+    let publisher = PublisherStamp(principal: "spiffe://test/crash", fingerprint: CertificateFingerprint(w0: 0xabab_abab_abab_abab, w1: 0xabab_abab_abab_abab, w2: 0xabab_abab_abab_abab, w3: 0xabab_abab_abab_abab))
     let inFlight = DispatchSemaphore(value: 4)
     var generator = SystemRandomNumberGenerator()
     emit("ready\n")
@@ -70,7 +70,13 @@ do {
             }
             digests.append(payload.withUnsafeReadableBytes(fnv1a))
             let topic = topics[Int.random(in: 0..<topics.count, using: &generator)]
-            batch.append(NewMessage(topic: topic, payload: payload, headers: [MessageHeader(name: "n", value: "\(size)")],
+            // One header, n = the payload size, in the protocol's block encoding.
+            var header = ByteBuffer()
+            header.writeInteger(UInt16(1))
+            header.writeString("n")
+            header.writeInteger(UInt16("\(size)".utf8.count))
+            header.writeString("\(size)")
+            batch.append(NewMessage(topic: topic, payload: payload, headers: HeaderBlock(count: 1, encoded: header),
                                     publisher: publisher))
         }
         let expected = digests

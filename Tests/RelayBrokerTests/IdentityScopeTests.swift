@@ -3,7 +3,7 @@ import Foundation
 import RelayCore
 import Testing
 
-/// Who owns a durable cursor, and whose dedup entries a publish uses.
+/// Who owns a durable cursor.
 @Suite struct IdentityScopeTests {
     static func dn(_ pairs: [(String, String, String)]) -> DistinguishedName {
         DistinguishedName(rdns: pairs.map { [.init(oid: $0.0, shortName: $0.1, value: $0.2)] })
@@ -13,10 +13,10 @@ import Testing
     static let otherCA = dn([("2.5.4.3", "CN", "Other CA")])
 
     static func identity(subject: DistinguishedName, issuer: DistinguishedName = rootCA,
-                         spiffe: String? = nil, fingerprint: Character = "a") -> Identity {
+                         spiffe: String? = nil, fingerprint: UInt64 = 0xAAAA_AAAA_AAAA_AAAA) -> Identity {
         Identity(subject: subject, issuer: issuer, serialNumber: "01", notBefore: Date(timeIntervalSince1970: 0),
                  notAfter: Date(timeIntervalSince1970: 4_000_000_000),
-                 fingerprintSHA256: String(repeating: fingerprint, count: 64),
+                 fingerprintSHA256: CertificateFingerprint(w0: fingerprint, w1: fingerprint, w2: fingerprint, w3: fingerprint),
                  sans: SubjectAlternativeNames(uri: spiffe.map { [$0] } ?? []), spiffe: spiffe.flatMap(SPIFFEID.init(uri:)))
     }
 
@@ -27,16 +27,16 @@ import Testing
     @Test("SVIDs with the same subject but different SPIFFE IDs are different owners")
     func spiffeIDSeparates() throws {
         let a = Self.identity(subject: Self.spire, spiffe: "spiffe://prod/ns/a/sa/billing")
-        let b = Self.identity(subject: Self.spire, spiffe: "spiffe://prod/ns/b/sa/intruder", fingerprint: "b")
+        let b = Self.identity(subject: Self.spire, spiffe: "spiffe://prod/ns/b/sa/intruder", fingerprint: 0xB)
         #expect(try owner(a) != owner(b))
     }
 
     @Test("a renewed certificate (same names, same issuer, new key) is the same owner; another issuer is not")
     func rotationKeepsTheOwner() throws {
         let subject = Self.dn([("2.5.4.3", "CN", "worker")])
-        let old = Self.identity(subject: subject, fingerprint: "a")
-        let renewed = Self.identity(subject: subject, fingerprint: "b")
-        let elsewhere = Self.identity(subject: subject, issuer: Self.otherCA, fingerprint: "c")
+        let old = Self.identity(subject: subject, fingerprint: 0xA)
+        let renewed = Self.identity(subject: subject, fingerprint: 0xB)
+        let elsewhere = Self.identity(subject: subject, issuer: Self.otherCA, fingerprint: 0xC)
         #expect(try owner(old) == owner(renewed))
         #expect(try owner(old) != owner(elsewhere))
     }
@@ -44,14 +44,7 @@ import Testing
     @Test("a certificate with neither subject nor SPIFFE ID owns its cursors alone")
     func namelessCertificatesAreSeparate() throws {
         let empty = DistinguishedName(rdns: [])
-        #expect(try owner(Self.identity(subject: empty, fingerprint: "a")) != owner(Self.identity(subject: empty, fingerprint: "b")))
+        #expect(try owner(Self.identity(subject: empty, fingerprint: 0xA)) != owner(Self.identity(subject: empty, fingerprint: 0xB)))
     }
 
-    @Test("the dedup digest is the certificate fingerprint")
-    func publisherDigestIsTheFingerprint() throws {
-        let a = try #require(IdentityScope.publisherDigest(Self.identity(subject: Self.spire, fingerprint: "a")))
-        let b = try #require(IdentityScope.publisherDigest(Self.identity(subject: Self.spire, fingerprint: "b")))
-        #expect(a != b)
-        #expect(a.w0 == 0xAAAA_AAAA_AAAA_AAAA)
-    }
 }

@@ -32,7 +32,7 @@ struct SessionStateMachinePublishingTests {
         machine.publish(42, F.publish(42, payload: "hello"), env)
         machine.readBatchEnded(env)
         let message = try #require(env.appended.first?.first)
-        #expect(message.publisher == PublisherStamp(principal: "CN=svc", fingerprint: String(repeating: "a", count: 64)))
+        #expect(message.publisher == PublisherStamp(principal: "CN=svc", fingerprint: CertificateFingerprint(w0: 0xAAAA_AAAA_AAAA_AAAA, w1: 0xAAAA_AAAA_AAAA_AAAA, w2: 0xAAAA_AAAA_AAAA_AAAA, w3: 0xAAAA_AAAA_AAAA_AAAA)))
         #expect(message.producerKey?.publishID == 42)
         #expect(message.producerKey?.sessionHigh == 1 && message.producerKey?.sessionLow == 2)
         #expect(message.payload == .init(string: "hello"))

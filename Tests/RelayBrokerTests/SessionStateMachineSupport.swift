@@ -122,7 +122,7 @@ enum SessionFixture {
         let issuer = DistinguishedName(rdns: [[.init(oid: "2.5.4.3", shortName: "CN", value: "Root CA")]])
         return Identity(subject: subject, issuer: issuer, serialNumber: "01", notBefore: Date(timeIntervalSince1970: 0),
                         notAfter: Date(timeIntervalSince1970: 4_000_000_000),
-                        fingerprintSHA256: String(repeating: "a", count: 64), sans: SubjectAlternativeNames(), spiffe: nil)
+                        fingerprintSHA256: CertificateFingerprint(w0: 0xAAAA_AAAA_AAAA_AAAA, w1: 0xAAAA_AAAA_AAAA_AAAA, w2: 0xAAAA_AAAA_AAAA_AAAA, w3: 0xAAAA_AAAA_AAAA_AAAA), sans: SubjectAlternativeNames(), spiffe: nil)
     }
 
     static func handshake(_ identity: Identity = identity()) -> TLSHandshakeCompleted {
@@ -154,7 +154,7 @@ enum SessionFixture {
 
     static func publish(_ id: UInt64, topic: String = "t.a", payload: String = "x") -> Result<PublishRequest, OperationError> {
         guard let topic = try? Topic(topic) else { return .failure(OperationError(.invalidTopic, "bad topic")) }
-        return .success(PublishRequest(publishID: id, topic: topic, headers: [], payload: ByteBuffer(string: payload)))
+        return .success(PublishRequest(publishID: id, topic: topic, headers: .empty, payload: ByteBuffer(string: payload)))
     }
 
     static func subscribe(_ filter: String = "t.>", start: StartPosition = .latest, durable: String = "",
@@ -170,8 +170,8 @@ enum SessionFixture {
 
     static func stored(_ sequence: UInt64, topic: String = "t.a", timestamp: UInt64? = nil) -> StoredMessage {
         StoredMessage(sequence: sequence, timestamp: timestamp ?? sequence, topic: (try? Topic(topic))!,
-                      publisher: PublisherStamp(principal: "CN=p", fingerprint: String(repeating: "b", count: 64)),
-                      headers: [], payload: ByteBuffer(string: "m"))
+                      publisher: PublisherStamp(principal: "CN=p", fingerprint: CertificateFingerprint(w0: 0xBB, w1: 0xBB, w2: 0xBB, w3: 0xBB)),
+                      headers: .empty, payload: ByteBuffer(string: "m"))
     }
 
     static func live(_ sequence: UInt64, subscription: UInt32 = 1, timestamp: UInt64? = nil) -> RoutedDelivery {

@@ -19,7 +19,7 @@ enum Fixture {
         return Identity(
             subject: name(subject), issuer: name([("O", issuerO), ("CN", "Relay Root")]),
             serialNumber: "1F", notBefore: Date(timeIntervalSince1970: 0),
-            notAfter: Date(timeIntervalSince1970: 4_000_000_000), fingerprintSHA256: "ab12",
+            notAfter: Date(timeIntervalSince1970: 4_000_000_000), fingerprintSHA256: CertificateFingerprint(w0: 0xab12_0000_0000_0000, w1: 0, w2: 0, w3: 0),
             sans: SubjectAlternativeNames(dns: dns, uri: uri + (spiffe.map { [$0] } ?? []), email: email),
             spiffe: spiffe.flatMap(SPIFFEID.init(uri:)))
     }

@@ -43,6 +43,6 @@ import Testing
         #expect(svid.principal == "spiffe://prod/x")
         let bare = policy.permissions(for: Fixture.identity())
         #expect(!bare.isRefused)
-        #expect(bare.principal == "sha256:ab12")
+        #expect(bare.principal == "sha256:ab12000000000000000000000000000000000000000000000000000000000000")
     }
 }

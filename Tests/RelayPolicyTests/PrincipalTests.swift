@@ -39,7 +39,7 @@ struct PrincipalTests {
     func emptySubject() throws {
         let svid = Fixture.identity(spiffe: "spiffe://prod/x")
         #expect(PrincipalTemplate.subject.render(svid) == "spiffe://prod/x")
-        #expect(PrincipalTemplate.subject.render(Fixture.identity()) == "sha256:ab12")
+        #expect(PrincipalTemplate.subject.render(Fixture.identity()) == "sha256:ab12000000000000000000000000000000000000000000000000000000000000")
     }
 
     @Test("Policy carries the configured principal template")

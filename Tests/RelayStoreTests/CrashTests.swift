@@ -93,7 +93,7 @@ import Glibc
                         let actual = message.payload.withUnsafeReadableBytes(Self.fnv1a)
                         #expect(actual == digest, "message \(message.sequence) changed after crash round \(round)")
                     }
-                    #expect(message.headers.first?.value == "\(message.payload.readableBytes)")
+                    #expect(message.headers == (try headerBlock([("n", "\(message.payload.readableBytes)")])))
                 }
                 next = batch.next
                 done = batch.reachedEnd

@@ -3,12 +3,13 @@ import NIOCore
 import RelayCore
 @testable import RelayStore
 import RelayTestSupport
+import RelayWire
 import Testing
 
-let testPublisher = PublisherStamp(principal: "spiffe://example.org/orders", fingerprint: String(repeating: "0f", count: 32))
-/// The dedup identity of `testPublisher`.
-let testDigest = PublisherDigest(w0: 0x0F0F_0F0F_0F0F_0F0F, w1: 0x0F0F_0F0F_0F0F_0F0F,
-                                 w2: 0x0F0F_0F0F_0F0F_0F0F, w3: 0x0F0F_0F0F_0F0F_0F0F)
+/// The dedup identity of `testPublisher`: 32 bytes of 0x0F.
+let testDigest = CertificateFingerprint(w0: 0x0F0F_0F0F_0F0F_0F0F, w1: 0x0F0F_0F0F_0F0F_0F0F,
+                                        w2: 0x0F0F_0F0F_0F0F_0F0F, w3: 0x0F0F_0F0F_0F0F_0F0F)
+let testPublisher = PublisherStamp(principal: "spiffe://example.org/orders", fingerprint: testDigest)
 
 /// A durable owner made of one repeated byte.
 func testOwner(_ byte: UInt8) -> DurableOwner {
@@ -18,7 +19,13 @@ func testOwner(_ byte: UInt8) -> DurableOwner {
     return owner
 }
 
-func message(_ topic: String, _ text: String, headers: [MessageHeader] = [],
+/// A header block as relayd hands it to the store: the PUB's encoding.
+func headerBlock(_ fields: [(String, String)]) throws -> HeaderBlock {
+    let headers = try Headers(fields.map { HeaderField(key: $0.0, value: $0.1) })
+    return HeaderBlock(count: headers.count, encoded: headers.encoded)
+}
+
+func message(_ topic: String, _ text: String, headers: HeaderBlock = .empty,
              publisher: PublisherStamp = testPublisher, producerKey: ProducerKey? = nil) throws -> NewMessage {
     NewMessage(topic: try Topic(topic), payload: ByteBuffer(string: text), headers: headers,
                publisher: publisher, producerKey: producerKey)

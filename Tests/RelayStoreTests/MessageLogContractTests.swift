@@ -15,14 +15,14 @@ struct MessageLogContractTests {
             #expect(try log.lastSequence() == 0)
             let sequences = try await log.appendAll([try message("a.b", "1"), try message("a.c", "2"), try message("x", "3")])
             #expect(sequences == [1, 2, 3])
-            try await log.appendAll([try message("a.b", "4", headers: [MessageHeader(name: "k", value: "v")])])
+            try await log.appendAll([try message("a.b", "4", headers: try headerBlock([("k", "v")]))])
             #expect(try log.lastSequence() == 4)
             #expect(try log.readAll().map(\.text) == ["1", "2", "3", "4"])
             #expect(try log.readAll(filter: "a.*").map(\.sequence) == [1, 2, 4])
             #expect(try log.readAll(filter: "a.b").map(\.text) == ["1", "4"])
             #expect(try log.readAll(from: 3).map(\.text) == ["3", "4"])
             let last = try #require(try log.readAll(filter: "a.b").last)
-            #expect(last.headers == [MessageHeader(name: "k", value: "v")])
+            #expect(last.headers == (try headerBlock([("k", "v")])))
             #expect(last.publisher == testPublisher)
             #expect(last.topic.value == "a.b")
             // A bounded batch says where to continue.
@@ -54,7 +54,7 @@ struct MessageLogContractTests {
     func dedup(_ kind: LogKind) async throws {
         try await withLog(kind) { log in
             let key = ProducerKey(publisher: testDigest, sessionHigh: 1, sessionLow: 2, publishID: 3)
-            let other = try #require(PublisherDigest(hex: String(repeating: "a1", count: 32)))
+            let other = try #require(CertificateFingerprint(hex: String(repeating: "a1", count: 32)))
             let theirs = ProducerKey(publisher: other, sessionHigh: 1, sessionLow: 2, publishID: 3)
             let first = try await log.appendAndWait(try message("p", "one", producerKey: key))
             #expect(!first.duplicate)

@@ -9,8 +9,8 @@ import Testing
 @Suite struct MessageStoreTests {
     @Test func roundTripKeepsEveryField() async throws {
         try await withStore { store, _ in
-            let headers = [MessageHeader(name: "content-type", value: "text/plain"), MessageHeader(name: "x", value: "")]
-            let other = PublisherStamp(principal: "billing", fingerprint: "not-hex")
+            let headers = try headerBlock([("content-type", "text/plain"), ("x", "")])
+            let other = PublisherStamp(principal: "billing", fingerprint: CertificateFingerprint(w0: 1, w1: 2, w2: 3, w3: 4))
             let receipts = try await store.append([
                 try message("orders.eu.created", "hello", headers: headers),
                 try message("orders.us.created", "", publisher: other),
@@ -177,7 +177,7 @@ import Testing
     @Test("the same session and publish ids from two publishers are two messages")
     func dedupIsKeyedByPublisher() async throws {
         try await withStore { store, _ in
-            let other = try #require(PublisherDigest(hex: String(repeating: "a1", count: 32)))
+            let other = try #require(CertificateFingerprint(hex: String(repeating: "a1", count: 32)))
             let mine = ProducerKey(publisher: testDigest, sessionHigh: 1, sessionLow: 1, publishID: 7)
             let theirs = ProducerKey(publisher: other, sessionHigh: 1, sessionLow: 1, publishID: 7)
             let first = try await store.append(try message("p", "mine", producerKey: mine))
@@ -270,7 +270,7 @@ import Testing
 
     @Test func invalidMessageFailsAloneNotTheBatch() async throws {
         try await withStore { store, _ in
-            let long = PublisherStamp(principal: String(repeating: "p", count: 70_000), fingerprint: "x")
+            let long = PublisherStamp(principal: String(repeating: "p", count: 70_000), fingerprint: .zero)
             let results = await store.append([try message("ok", "1"), try message("ok", "2", publisher: long), try message("ok", "3")])
             #expect(try results[0].get().sequence == 1)
             #expect(throws: StoreError.self) { try results[1].get() }

@@ -34,9 +34,9 @@ struct Version1Store {
         let time = try env.openDatabase("time"), cursors = try env.openDatabase("cursors")
         let dedup = try env.openDatabase("dedup"), dedupOrder = try env.openDatabase("dedup_order")
         _ = try env.openDatabase("topic_stats")
-        let publishers = [testPublisher, PublisherStamp(principal: "bob", fingerprint: otherFingerprint),
-                          PublisherStamp(principal: "legacy", fingerprint: "not-a-digest")]
-        let topic = try Topic("old.t")
+        let publishers: [(principal: String, fingerprint: String)] = [
+            (testPublisher.principal, testDigest.hex), ("bob", otherFingerprint), ("legacy", "not-a-digest")]
+        let topic = "old.t"
         var entries: [(Database, [UInt8], [UInt8])] = []
         func put(_ db: Database, _ key: [UInt8], _ value: [UInt8]) { entries.append((db, key, value)) }
         func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
@@ -46,17 +46,14 @@ struct Version1Store {
             put(time, be(timestamp), be(UInt64(1)))
             for (i, publisher) in publishers.enumerated() {
                 let sequence = UInt64(i + 1)
-                let message = NewMessage(topic: topic, payload: ByteBuffer(string: "v1-\(sequence)"),
-                                             publisher: publisher)
-                let encoded = try RecordCodec.EncodedPublisher(publisher)
-                var record = [UInt8](repeating: 0, count: try RecordCodec.size(of: message, publisher: encoded))
-                record.withUnsafeMutableBytes { RecordCodec.encode(message, publisher: encoded, timestamp: timestamp, into: $0) }
+                let record = OldFormatRecord.encode(timestamp: timestamp, topic: topic, principal: publisher.principal,
+                                                    fingerprint: publisher.fingerprint, payload: "v1-\(sequence)")
                 put(log, be(sequence), record)
                 put(topics, Array("old.t".utf8), be(sequence))
             }
             if version == 2 {
                 // Version-2 dedup key: publisher digest ‖ session ‖ publish id.
-                let other = PublisherDigest(hex: otherFingerprint)?.bytes ?? []
+                let other = try #require(CertificateFingerprint(hex: otherFingerprint)).bytes
                 for (digest, session, sequence) in [(testDigest.bytes, sessionA, UInt64(1)), (other, sessionB, 2)] {
                     put(dedup, digest + key24(session, 1), be(sequence))
                     put(dedupOrder, be(sequence), digest + key24(session, 1) + be(timestamp))
@@ -99,8 +96,8 @@ struct SchemaMigrationTests {
         try Version1Store.write(at: dir.path)
         let store = try MessageStore.open(configuration(dir))
         defer { store.close() }
-        let other = try #require(PublisherDigest(hex: Version1Store.otherFingerprint))
-        func key(_ digest: PublisherDigest, _ session: [UInt8]) throws -> ProducerKey {
+        let other = try #require(CertificateFingerprint(hex: Version1Store.otherFingerprint))
+        func key(_ digest: CertificateFingerprint, _ session: [UInt8]) throws -> ProducerKey {
             try ProducerKey(publisher: digest, session: session, publishID: 1)
         }
         // The original publisher's retry is still a duplicate, with the original sequence and time.
@@ -152,8 +149,8 @@ struct SchemaMigrationTests {
         let dir = try TemporaryDirectory(prefix: "relay-store-v2")
         defer { dir.remove() }
         try Version1Store.write(at: dir.path, version: 2)
-        let other = try #require(PublisherDigest(hex: Version1Store.otherFingerprint))
-        func key(_ digest: PublisherDigest, _ session: [UInt8], _ publishID: UInt64 = 1) throws -> ProducerKey {
+        let other = try #require(CertificateFingerprint(hex: Version1Store.otherFingerprint))
+        func key(_ digest: CertificateFingerprint, _ session: [UInt8], _ publishID: UInt64 = 1) throws -> ProducerKey {
             try ProducerKey(publisher: digest, session: session, publishID: publishID)
         }
         for round in 1...2 {  // the second open finds version 3 and migrates nothing
@@ -169,7 +166,7 @@ struct SchemaMigrationTests {
                 #expect(!intruder.duplicate && intruder.sequence == 4)
             }
             // New deduplicated publishes of both identities (numbers exist now) and of a third (a new number).
-            let third = try #require(PublisherDigest(hex: String(repeating: "b2", count: 32)))
+            let third = try #require(CertificateFingerprint(hex: String(repeating: "b2", count: 32)))
             for digest in [testDigest, other, third] {
                 let fresh = try await store.append(try message("old.t", "n", producerKey: try key(digest, Version1Store.sessionText, UInt64(10 + round))))
                 #expect(!fresh.duplicate)

@@ -6,15 +6,14 @@ import Testing
 /// The record codec and the byte-level filter matcher, without LMDB.
 @Suite struct SchemaTests {
     func encode(_ message: NewMessage, timestamp: UInt64 = 42) throws -> [UInt8] {
-        let publisher = try RecordCodec.EncodedPublisher(message.publisher)
-        let size = try RecordCodec.size(of: message, publisher: publisher)
+        let size = try RecordCodec.size(of: message)
         var bytes = [UInt8](repeating: 0xEE, count: size)
-        bytes.withUnsafeMutableBytes { RecordCodec.encode(message, publisher: publisher, timestamp: timestamp, into: $0) }
+        bytes.withUnsafeMutableBytes { RecordCodec.encode(message, timestamp: timestamp, into: $0) }
         return bytes
     }
 
     @Test func recordRoundTripsThroughTheDecoder() throws {
-        let original = try message("a.b", "payload", headers: [MessageHeader(name: "k", value: "v")])
+        let original = try message("a.b", "payload", headers: try headerBlock([("k", "v")]))
         let bytes = try encode(original, timestamp: 1_700_000_000_000_000_000)
         var decoder = RecordDecoder(expectedBytes: 64)
         try bytes.withBytes { (raw) throws(StoreError) in try decoder.decode(raw, sequence: 7) }
@@ -27,16 +26,28 @@ import Testing
         #expect(decoded.text == "payload")
     }
 
-    @Test func hexFingerprintIsStoredAsRawBytes() throws {
-        let hex = try encode(try message("t", "x"))
-        let text = try encode(try message("t", "x", publisher: PublisherStamp(principal: testPublisher.principal, fingerprint: "ZZ")))
-        #expect(hex[1] == RecordCodec.flagRawFingerprint)
-        #expect(text[1] == 0)
-        #expect(hex.count == text.count - 2 + 32)
+    @Test func fingerprintIsStoredAsItsRawBytes() throws {
+        let bytes = try encode(try message("t", "x"))
+        #expect(bytes[1] == RecordCodec.flagRawFingerprint)
+        let layout = try bytes.withBytes { (raw) throws(StoreError) in try RecordCodec.layout(of: raw, sequence: 1) }
+        #expect(Array(bytes[layout.fingerprint]) == testDigest.bytes)
+    }
+
+    @Test("records that older writers stored with a text fingerprint still decode: hex to its value, anything else to zero")
+    func textFingerprintsOfOldRecordsDecode() throws {
+        let hex = String(repeating: "a1", count: 32)
+        var decoder = RecordDecoder(expectedBytes: 64)
+        for (sequence, fingerprint) in [(UInt64(1), hex.uppercased()), (2, "not-a-digest"), (3, hex)] {
+            let record = OldFormatRecord.encode(timestamp: 5, topic: "t", principal: "p", fingerprint: fingerprint, payload: "x")
+            #expect(record[1] == (fingerprint == hex ? RecordCodec.flagRawFingerprint : 0))
+            try record.withBytes { (raw) throws(StoreError) in try decoder.decode(raw, sequence: sequence) }
+        }
+        let expected = try #require(CertificateFingerprint(hex: hex))
+        #expect(decoder.finish().map(\.publisher.fingerprint) == [expected, .zero, expected])
     }
 
     @Test func everyTruncationIsRejectedNotReadPastTheEnd() throws {
-        let bytes = try encode(try message("orders.eu", "", headers: [MessageHeader(name: "name", value: "value")]))
+        let bytes = try encode(try message("orders.eu", "", headers: try headerBlock([("name", "value")])))
         // Every prefix that cuts into the envelope must fail cleanly (the payload may be empty).
         let payloadStart = bytes.count
         for length in 0..<payloadStart {

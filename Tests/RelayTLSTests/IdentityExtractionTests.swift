@@ -119,7 +119,7 @@ import Testing
         try certificate.certificatePEM.write(toFile: path, atomically: true, encoding: .utf8)
         let cli = try runCLI("/usr/bin/openssl", ["x509", "-in", path, "-noout", "-serial", "-fingerprint", "-sha256"])
         #expect(cli.contains("serial=\(identity.serialNumber)") || cli.contains("serial=0\(identity.serialNumber)"))
-        let fingerprint = identity.fingerprintSHA256.uppercased().enumerated().map { index, char in
+        let fingerprint = identity.fingerprintSHA256.hex.uppercased().enumerated().map { index, char in
             index > 0 && index % 2 == 0 ? ":\(char)" : "\(char)"
         }.joined()
         #expect(cli.contains(fingerprint), "\(cli) vs \(fingerprint)")

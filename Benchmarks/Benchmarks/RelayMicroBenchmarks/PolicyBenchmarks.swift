@@ -49,7 +49,7 @@ final class PolicyFixture {
         Identity(subject: name([("O", "2.5.4.10", "Example"), ("OU", "2.5.4.11", "team-\(i)"), ("CN", "2.5.4.3", "svc-\(i)-api")]),
                  issuer: name([("O", "2.5.4.10", "Relay CA")]), serialNumber: "\(i)",
                  notBefore: Date(timeIntervalSince1970: 0), notAfter: Date(timeIntervalSince1970: 4e9),
-                 fingerprintSHA256: "00", sans: SubjectAlternativeNames(dns: ["svc-\(i)"]),
+                 fingerprintSHA256: .zero, sans: SubjectAlternativeNames(dns: ["svc-\(i)"]),
                  spiffe: SPIFFEID(uri: "spiffe://prod/ns/team-\(i)/sa/api"))
     }
 

@@ -70,7 +70,7 @@ final class RoutingFixture {
         func message(_ topic: String, _ sequence: UInt64) throws -> RoutedMessage {
             guard let routed = RoutedMessage.encode(
                 sequence: sequence, timestamp: 1, topic: topic, publisherPrincipal: "bench",
-                publisherFingerprint: .zero, headers: [], payload: payload) else {
+                publisherFingerprint: .zero, headers: .empty, payload: payload) else {
                 throw MicroBenchmarkError("cannot encode a message on \(topic)")
             }
             return routed

@@ -34,7 +34,7 @@ final class StoreFixture {
     }
 
     func open() throws {
-        let publisher = PublisherStamp(principal: "spiffe://bench.example/producer", fingerprint: String(repeating: "9f", count: 32))
+        let publisher = PublisherStamp(principal: "spiffe://bench.example/producer", fingerprint: CertificateFingerprint(w0: 0x9f9f_9f9f_9f9f_9f9f, w1: 0x9f9f_9f9f_9f9f_9f9f, w2: 0x9f9f_9f9f_9f9f_9f9f, w3: 0x9f9f_9f9f_9f9f_9f9f))
         let message = NewMessage(topic: try Topic("bench.micro.append"), payload: ByteBuffer(repeating: 0x61, count: 128),
                                  publisher: publisher)
         single = [message]

@@ -1,4 +1,5 @@
 import NIOCore
+import RelayCore
 import RelayStore
 import RelayWire
 
@@ -25,36 +26,30 @@ public final class RoutedMessage: Sendable {
 
     /// Encodes a committed message for delivery: the one conversion from the
     /// store's record to a MSG tail, used by live fan-out and by replay.
-    /// Nil only when the message cannot be encoded, which validation at
-    /// publish time rules out.
+    /// Nil only when the topic or principal is over 65,535 bytes, which
+    /// validation at publish time rules out.
     public static func encode(sequence: UInt64, timestamp: UInt64, topic: String, publisherPrincipal: String,
-                              publisherFingerprint: CertificateFingerprint, headers: [MessageHeader],
+                              publisherFingerprint: CertificateFingerprint, headers: HeaderBlock,
                               payload: ByteBuffer) -> RoutedMessage? {
         guard let prepared = try? PreparedMessage(
             sequence: sequence, timestamp: timestamp, topic: topic, publisherPrincipal: publisherPrincipal,
-            publisherFingerprint: publisherFingerprint, headers: wireHeaders(headers), payload: payload) else { return nil }
+            publisherFingerprint: publisherFingerprint, headers: Headers(headers), payload: payload) else { return nil }
         return RoutedMessage(sequence: sequence, timestamp: timestamp, topic: topic, prepared: prepared)
-    }
-
-    /// A stored message's headers as the MSG frame carries them (validated
-    /// when published). Most messages carry none: no list is built then.
-    static func wireHeaders(_ headers: [MessageHeader]) -> Headers {
-        headers.isEmpty ? Headers.empty : (try? Headers(headers.map { HeaderField(key: $0.name, value: $0.value) })) ?? .empty
     }
 }
 
-/// Parses stored publisher fingerprints (hex) for replay, reusing the last
-/// result: a replay batch is usually long runs from the same publisher, so
-/// this turns one hex parse per message into one per run.
-struct FingerprintParser {
-    private var lastHex = ""
-    private var lastValue = CertificateFingerprint.zero
+/// The header block between the wire and the store: the same bytes, never
+/// decoded into fields and re-encoded.
+extension HeaderBlock {
+    /// A decoded PUB's block, to store.
+    init(_ headers: Headers) {
+        self.init(count: headers.count, encoded: headers.encoded)
+    }
+}
 
-    mutating func parse(_ hex: String) -> CertificateFingerprint {
-        if hex != lastHex {
-            lastHex = hex
-            lastValue = CertificateFingerprint(hex: hex) ?? .zero
-        }
-        return lastValue
+extension Headers {
+    /// A stored (or just committed) message's block, for MSG.
+    init(_ block: HeaderBlock) {
+        self = block.isEmpty ? .empty : Headers(validated: block.encoded, count: block.count)
     }
 }

@@ -9,16 +9,16 @@ extension Router {
     /// batch out. The single writer calls this in commit order, and the queue
     /// is FIFO, so ``publish(_:)`` still sees commit order.
     func routeCommitted(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
-                        fingerprint: CertificateFingerprint, metrics: BrokerMetrics) {
+                        metrics: BrokerMetrics) {
         enqueue {
-            self.publish(Self.routedMessages(messages, results, fingerprint: fingerprint, metrics: metrics))
+            self.publish(Self.routedMessages(messages, results, metrics: metrics))
         }
     }
 
     /// Encodes the newly committed messages of one append (duplicates and
     /// failures are skipped) and counts them. Runs on the router's queue.
     static func routedMessages(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
-                               fingerprint: CertificateFingerprint, metrics: BrokerMetrics) -> [RoutedMessage] {
+                               metrics: BrokerMetrics) -> [RoutedMessage] {
         var routed: [RoutedMessage] = []
         routed.reserveCapacity(results.count)
         var bytes = 0
@@ -27,7 +27,7 @@ extension Router {
             bytes += message.payload.readableBytes
             if let encoded = RoutedMessage.encode(
                 sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
-                publisherPrincipal: message.publisher.principal, publisherFingerprint: fingerprint,
+                publisherPrincipal: message.publisher.principal, publisherFingerprint: message.publisher.fingerprint,
                 headers: message.headers, payload: message.payload) {
                 routed.append(encoded)
             }

@@ -7,15 +7,10 @@ import RelayTLS
 /// §4.3 and §4.6). Neither uses the principal, which a template can make
 /// equal for different certificates.
 enum IdentityScope {
-    /// Dedup entries: the SHA-256 of the client certificate, i.e. exactly
-    /// the certificate that sent the publish. Nil only if the fingerprint is
-    /// not 64 hex digits (never for an identity RelayTLS extracted); the
-    /// session then publishes without deduplication rather than under a
-    /// key another identity could share.
-    static func publisherDigest(_ identity: Identity) -> PublisherDigest? {
-        PublisherDigest(hex: identity.fingerprintSHA256)
-    }
-
+    /// Dedup entries: ``ProducerKey/publisher`` is the SHA-256 of the client
+    /// certificate (``Identity/fingerprintSHA256``), i.e. exactly the
+    /// certificate that sent the publish.
+    ///
     /// Durable cursors: one workload, named by its issuer DN, subject DN and
     /// SPIFFE ID together. A renewed certificate (new key, same names from the
     /// same CA) is the same workload and keeps its cursors; two SVIDs with
@@ -37,7 +32,7 @@ enum IdentityScope {
         field(identity.issuer.rfc4514)
         field(subject)
         field(identity.spiffe?.uri ?? "")
-        field(subject.isEmpty && identity.spiffe == nil ? identity.fingerprintSHA256 : "")
+        field(subject.isEmpty && identity.spiffe == nil ? identity.fingerprintSHA256.hex : "")
         return DurableOwner(digest: SHA256.digest(material))
     }
 }

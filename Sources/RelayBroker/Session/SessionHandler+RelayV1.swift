@@ -56,8 +56,8 @@ extension SessionHandler {
     static func checked(_ publish: Publish, _ limits: PublishLimits) -> Result<PublishRequest, OperationError> {
         do {
             let topic = try OperationValidation.validate(publish, limits: limits)
-            let headers = publish.headers.map { MessageHeader(name: $0.name, value: $0.value) }
-            return .success(PublishRequest(publishID: publish.publishID, topic: topic, headers: headers, payload: publish.payload))
+            return .success(PublishRequest(publishID: publish.publishID, topic: topic, headers: HeaderBlock(publish.headers),
+                                           payload: publish.payload))
         } catch {
             return .failure(error)
         }

@@ -25,9 +25,6 @@ final class SessionIO: SessionEnvironment {
     var outbound: ByteBuffer
     /// The peer's frame limit: the pre-HELLO minimum until WELCOME.
     private var peerMaxFrameSize = Int(FrameLayout.minimumMaxFrameSize)
-    /// The fingerprint this session's MSG frames carry, parsed once at WELCOME.
-    private(set) var publisherFingerprint = CertificateFingerprint.zero
-    private var fingerprints = FingerprintParser()
 
     // Noted during an event, done by the handler after it.
     var closeRequested = false
@@ -63,13 +60,12 @@ final class SessionIO: SessionEnvironment {
         switch output {
         case .welcome(let version, let principal, let identity, let peerFrameLimit):
             peerMaxFrameSize = peerFrameLimit
-            publisherFingerprint = CertificateFingerprint(hex: identity.fingerprintSHA256) ?? .zero
             let limits = broker.limits
             write(.welcome(Welcome(version: version, maxFrameSize: UInt32(limits.maxFrameSize), maxPayload: UInt32(limits.maxPayload),
                                    maxHeaders: UInt16(clamping: limits.maxHeaders), maxInFlight: UInt32(limits.maxInFlightPublishes),
                                    maxSubscriptions: UInt32(limits.maxSubscriptionsPerConnection),
                                    dedupWindow: broker.dedupWindowNanoseconds, principal: principal, subject: identity.subject.rfc4514,
-                                   fingerprint: publisherFingerprint, spiffeID: identity.spiffe?.uri ?? "")))
+                                   fingerprint: identity.fingerprintSHA256, spiffeID: identity.spiffe?.uri ?? "")))
         case .published(let id, let receipt):
             write(.publishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
                                          duplicate: receipt.duplicate)))
@@ -102,8 +98,8 @@ final class SessionIO: SessionEnvironment {
             try PreparedMessage.writeFrame(
                 subscriptionID: subscriptionID, replayed: true, sequence: message.sequence, timestamp: message.timestamp,
                 topic: message.topic.value, publisherPrincipal: message.publisher.principal,
-                publisherFingerprint: fingerprints.parse(message.publisher.fingerprint),
-                headers: RoutedMessage.wireHeaders(message.headers), payload: message.payload,
+                publisherFingerprint: message.publisher.fingerprint,
+                headers: Headers(message.headers), payload: message.payload,
                 into: &outbound, maxFrameSize: peerMaxFrameSize)
             return true
         } catch {
@@ -155,12 +151,11 @@ final class SessionIO: SessionEnvironment {
     /// hop each per commit, not per message), so the writer goes straight
     /// back to committing. The router's queue runs in the order the single
     /// writer made the hops, i.e. commit order: it encodes and fans out
-    /// (``Router/routeCommitted(_:_:fingerprint:metrics:)``).
+    /// (``Router/routeCommitted(_:_:metrics:)``).
     private func append(_ messages: [NewMessage], ids: [UInt64]) {
         guard let proxy else { return }
         let router = broker.router
         let metrics = broker.metrics
-        let fingerprint = publisherFingerprint
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
@@ -169,7 +164,7 @@ final class SessionIO: SessionEnvironment {
             // encoding and fanning out. Nothing orders a PUBACK against the
             // fan-out of its message (Protocol/relay-v1.md).
             proxy.onLoop { session in session.commitCompleted(ids: ids, results: results) }
-            router.routeCommitted(messages, results, fingerprint: fingerprint, metrics: metrics)
+            router.routeCommitted(messages, results, metrics: metrics)
         }
     }
 

@@ -68,10 +68,9 @@ public final class InMemoryMessageLog: MessageLog, @unchecked Sendable {
         size(payload: message.payload, topic: message.topic, headers: message.headers, publisher: message.publisher)
     }
 
-    static func size(payload: ByteBuffer, topic: Topic, headers: [MessageHeader], publisher: PublisherStamp) -> Int {
-        payload.readableBytes + topic.value.utf8.count
-            + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-            + publisher.principal.utf8.count + publisher.fingerprint.utf8.count
+    static func size(payload: ByteBuffer, topic: Topic, headers: HeaderBlock, publisher: PublisherStamp) -> Int {
+        payload.readableBytes + topic.value.utf8.count + headers.encoded.readableBytes
+            + publisher.principal.utf8.count + CertificateFingerprint.byteCount
     }
 
     private func locked<R>(_ body: () throws(StoreError) -> R) throws(StoreError) -> R {

@@ -5,7 +5,8 @@ import RelayCore
 ///
 /// ```
 /// u8  version (1)
-/// u8  flags        bit 0: fingerprint stored as 32 raw bytes (else UTF-8)
+/// u8  flags        bit 0: fingerprint stored as 32 raw bytes (always set
+///                  since the fingerprint is typed; older records may hold text)
 /// u64 timestamp    ns since epoch, big-endian
 /// u8  topic length, topic bytes
 /// u16 principal length, principal bytes
@@ -13,77 +14,78 @@ import RelayCore
 /// u16 header count, then per header: u16 name length, name, u32 value length, value
 /// payload          the rest of the record
 /// ```
+///
+/// Headers arrive and leave as the protocol's header block (``HeaderBlock``:
+/// u16 lengths); the codec transcodes that block to the record's header
+/// section and back, bytes to bytes, widening or narrowing each value length.
 enum RecordCodec {
     static let version: UInt8 = 1
     static let flagRawFingerprint: UInt8 = 1
     /// Offset of the topic length byte.
     static let topicOffset = 10
 
-    /// The publisher part of a record, encoded once per publisher and reused
-    /// for every message of a batch from that publisher.
-    struct EncodedPublisher {
-        let publisher: PublisherStamp
-        let principal: [UInt8]
-        let fingerprint: [UInt8]
-        let flags: UInt8
-
-        init(_ publisher: PublisherStamp) throws(StoreError) {
-            let principal = Array(publisher.principal.utf8)
-            guard principal.count <= Int(UInt16.max) else {
-                throw .invalidArgument("publisher principal is \(principal.count) bytes; the maximum is 65535")
-            }
-            if let raw = Hex.decode32(publisher.fingerprint) {
-                self.fingerprint = raw
-                self.flags = RecordCodec.flagRawFingerprint
-            } else {
-                let text = Array(publisher.fingerprint.utf8)
-                guard text.count <= 255 else {
-                    throw .invalidArgument("publisher fingerprint is \(text.count) bytes; the maximum is 255")
-                }
-                self.fingerprint = text
-                self.flags = 0
-            }
-            self.publisher = publisher
-            self.principal = principal
-        }
-    }
-
     /// The encoded size of a message, or an error naming the field too large to store.
-    static func size(of message: NewMessage, publisher: EncodedPublisher) throws(StoreError) -> Int {
-        var size = 10 + 1 + message.topic.value.utf8.count + 2 + publisher.principal.count + 1
-            + publisher.fingerprint.count + 2 + message.payload.readableBytes
-        guard message.headers.count <= Int(UInt16.max) else {
-            throw .invalidArgument("a message has \(message.headers.count) headers; the maximum is 65535")
+    static func size(of message: NewMessage) throws(StoreError) -> Int {
+        let principal = message.publisher.principal.utf8.count
+        guard principal <= Int(UInt16.max) else {
+            throw .invalidArgument("publisher principal is \(principal) bytes; the maximum is 65535")
         }
-        for header in message.headers {
-            let n = header.name.utf8.count
-            guard n <= Int(UInt16.max) else { throw .invalidArgument("header name is \(n) bytes; the maximum is 65535") }
-            size += 2 + n + 4 + header.value.utf8.count
-        }
+        var size = 10 + 1 + message.topic.value.utf8.count + 2 + principal + 1
+            + CertificateFingerprint.byteCount + 2 + message.payload.readableBytes
+        size += try headerSectionSize(message.headers)
         return size
     }
 
+    /// The size of the record's header section for `block` (each value
+    /// length grows from 2 to 4 bytes), after checking that the block holds
+    /// exactly `count` well-formed fields: the store never writes a section
+    /// it could not read back.
+    static func headerSectionSize(_ block: HeaderBlock) throws(StoreError) -> Int {
+        guard block.count <= Int(UInt16.max) else {
+            throw .invalidArgument("a message has \(block.count) headers; the maximum is 65535")
+        }
+        let consumed = block.encoded.withUnsafeReadableBytes { raw -> Int? in
+            var at = 0
+            for _ in 0..<(2 * block.count) {  // key, then value, of each field
+                guard at + 2 <= raw.count else { return nil }
+                at += 2 + Int(UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+            }
+            return at
+        }
+        guard consumed == block.encoded.readableBytes else {
+            throw .invalidArgument("the header block does not hold exactly \(block.count) fields of u16-length key and value")
+        }
+        return block.encoded.readableBytes + 2 * block.count
+    }
+
     /// Writes the record into `out`, which is exactly `size(of:)` bytes.
-    static func encode(_ message: NewMessage, publisher: EncodedPublisher, timestamp: UInt64,
-                       into out: UnsafeMutableRawBufferPointer) {
+    static func encode(_ message: NewMessage, timestamp: UInt64, into out: UnsafeMutableRawBufferPointer) {
         var w = Writer(out: out)
         w.byte(version)
-        w.byte(publisher.flags)
+        w.byte(flagRawFingerprint)
         w.uint64(timestamp)
         var topic = message.topic.value
         w.byte(UInt8(truncatingIfNeeded: topic.utf8.count))
         topic.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
-        w.uint16(UInt16(truncatingIfNeeded: publisher.principal.count))
-        publisher.principal.withUnsafeBytes { w.bytes($0) }
-        w.byte(UInt8(truncatingIfNeeded: publisher.fingerprint.count))
-        publisher.fingerprint.withUnsafeBytes { w.bytes($0) }
+        var principal = message.publisher.principal
+        w.uint16(UInt16(truncatingIfNeeded: principal.utf8.count))
+        principal.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
+        w.byte(UInt8(CertificateFingerprint.byteCount))
+        message.publisher.fingerprint.withUnsafeBytes { w.bytes($0) }
         w.uint16(UInt16(truncatingIfNeeded: message.headers.count))
-        for header in message.headers {
-            var name = header.name, value = header.value
-            w.uint16(UInt16(truncatingIfNeeded: name.utf8.count))
-            name.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
-            w.uint32(UInt32(truncatingIfNeeded: value.utf8.count))
-            value.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
+        // `headerSectionSize` checked the block's structure; copy each field,
+        // widening its value length.
+        message.headers.encoded.withUnsafeReadableBytes { block in
+            var at = 0
+            for _ in 0..<message.headers.count {
+                let keyLength = 2 + Int(UInt16(bigEndian: block.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                w.bytes(UnsafeRawBufferPointer(rebasing: block[at..<(at + keyLength)]))
+                at += keyLength
+                let valueLength = Int(UInt16(bigEndian: block.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                w.uint32(UInt32(valueLength))
+                w.bytes(UnsafeRawBufferPointer(rebasing: block[(at + 2)..<(at + 2 + valueLength)]))
+                at += 2 + valueLength
+            }
         }
         message.payload.withUnsafeReadableBytes { w.bytes($0) }
     }
@@ -110,7 +112,9 @@ enum RecordCodec {
         var topic: Range<Int>
         var principal: Range<Int>
         var fingerprint: Range<Int>
-        var headers: [(name: Range<Int>, value: Range<Int>)]
+        var headerCount: Int
+        /// The header section after its count (record format: u32 value lengths).
+        var headers: Range<Int>
         var payload: Range<Int>
     }
 
@@ -127,17 +131,13 @@ enum RecordCodec {
         let principal = try r.range(Int(try r.uint16()))
         let fingerprint = try r.range(Int(try r.byte()))
         let headerCount = Int(try r.uint16())
-        var headers: [(name: Range<Int>, value: Range<Int>)] = []
-        if headerCount > 0 {
-            headers.reserveCapacity(headerCount)
-            for _ in 0..<headerCount {
-                let name = try r.range(Int(try r.uint16()))
-                let value = try r.range(Int(try r.uint32()))
-                headers.append((name, value))
-            }
+        let headersStart = r.offset
+        for _ in 0..<headerCount {
+            _ = try r.range(Int(try r.uint16()))
+            _ = try r.range(Int(try r.uint32()))
         }
-        return Layout(flags: flags, timestamp: timestamp, topic: topic, principal: principal,
-                      fingerprint: fingerprint, headers: headers, payload: r.offset..<record.count)
+        return Layout(flags: flags, timestamp: timestamp, topic: topic, principal: principal, fingerprint: fingerprint,
+                      headerCount: headerCount, headers: headersStart..<r.offset, payload: r.offset..<record.count)
     }
 
     /// Sequential writer into a buffer sized by `size(of:)`.
@@ -190,40 +190,6 @@ enum RecordCodec {
         }
         mutating func range(_ n: Int) throws(StoreError) -> Range<Int> {
             try need(n); defer { offset += n }; return offset..<(offset + n)
-        }
-    }
-}
-
-/// Lower-case hex for certificate fingerprints.
-enum Hex {
-    /// 32 bytes from exactly 64 lower-case hex digits, else nil.
-    static func decode32(_ text: String) -> [UInt8]? {
-        let utf8 = text.utf8
-        guard utf8.count == 64 else { return nil }
-        var out = [UInt8](repeating: 0, count: 32)
-        var i = 0
-        var high: UInt8 = 0
-        for c in utf8 {
-            let v: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c - UInt8(ascii: "a") + 10
-            default: return nil
-            }
-            if i & 1 == 0 { high = v } else { out[i >> 1] = high << 4 | v }
-            i += 1
-        }
-        return out
-    }
-
-    static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
-            for (i, b) in bytes.enumerated() {
-                out[2 * i] = digits[Int(b >> 4)]
-                out[2 * i + 1] = digits[Int(b & 0x0F)]
-            }
-            return bytes.count * 2
         }
     }
 }

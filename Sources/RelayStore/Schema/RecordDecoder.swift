@@ -9,7 +9,8 @@ import RelayCore
 /// Turns stored records into ``StoredMessage``s for one read batch.
 ///
 /// Replay speed is dominated by allocations, so the decoder (a) copies all
-/// payloads of a batch into one shared buffer and hands out slices of it,
+/// payloads and header blocks of a batch into one shared buffer and hands
+/// out slices of it,
 /// and (b) reuses the previous message's `Topic` and `PublisherStamp` when the
 /// bytes are the same (consecutive messages usually share both).
 struct RecordDecoder {
@@ -30,7 +31,9 @@ struct RecordDecoder {
         var timestamp: UInt64
         var topic: Topic
         var publisher: PublisherStamp
-        var headers: [MessageHeader]
+        var headerCount: Int
+        var headersStart: Int
+        var headersLength: Int
         var payloadStart: Int
         var payloadLength: Int
     }
@@ -46,18 +49,37 @@ struct RecordDecoder {
         let layout = try RecordCodec.layout(of: record, sequence: sequence)
         let topic = try decodeTopic(UnsafeRawBufferPointer(rebasing: record[layout.topic]), sequence: sequence)
         let publisher = decodePublisher(record, layout: layout)
-        var headers: [MessageHeader] = []
-        if !layout.headers.isEmpty {
-            headers.reserveCapacity(layout.headers.count)
-            for h in layout.headers {
-                headers.append(MessageHeader(name: String(decoding: record[h.name], as: UTF8.self),
-                                             value: String(decoding: record[h.value], as: UTF8.self)))
-            }
-        }
+        let headersStart = arena.writerIndex
+        try transcodeHeaders(UnsafeRawBufferPointer(rebasing: record[layout.headers]), count: layout.headerCount,
+                             sequence: sequence)
         let start = arena.writerIndex
         let written = arena.writeBytes(UnsafeRawBufferPointer(rebasing: record[layout.payload]))
         pending.append(Pending(sequence: sequence, timestamp: layout.timestamp, topic: topic, publisher: publisher,
-                               headers: headers, payloadStart: start, payloadLength: written))
+                               headerCount: layout.headerCount, headersStart: headersStart,
+                               headersLength: start - headersStart, payloadStart: start, payloadLength: written))
+    }
+
+    /// Appends the record's header section to the arena as the protocol's
+    /// header block: the same bytes, each value length narrowed from u32 to
+    /// u16. `layout` checked every length against the record. A value over
+    /// 65,535 bytes cannot be in a MSG; relayd never stores one (it is not a
+    /// str16 on the wire), so only a record written through the store API can
+    /// hold one, and it is reported rather than delivered without its headers.
+    private mutating func transcodeHeaders(_ section: UnsafeRawBufferPointer, count: Int,
+                                           sequence: UInt64) throws(StoreError) {
+        var at = 0
+        for index in 0..<count {
+            let keyLength = 2 + Int(UInt16(bigEndian: section.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+            arena.writeBytes(UnsafeRawBufferPointer(rebasing: section[at..<(at + keyLength)]))
+            at += keyLength
+            let valueLength = Int(UInt32(bigEndian: section.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            guard valueLength <= Int(UInt16.max) else {
+                throw .invalidRecord(sequence: sequence, reason: "header \(index + 1)'s value is \(valueLength) bytes; a MSG carries at most 65535 (the record was not written by relayd)")
+            }
+            arena.writeInteger(UInt16(valueLength))
+            arena.writeBytes(UnsafeRawBufferPointer(rebasing: section[(at + 4)..<(at + 4 + valueLength)]))
+            at += 4 + valueLength
+        }
     }
 
     /// The decoded messages. Slicing happens only now, after the last write
@@ -66,7 +88,9 @@ struct RecordDecoder {
     func finish() -> [StoredMessage] {
         pending.map { p in
             StoredMessage(sequence: p.sequence, timestamp: p.timestamp, topic: p.topic, publisher: p.publisher,
-                          headers: p.headers,
+                          headers: p.headerCount == 0 ? .empty : HeaderBlock(
+                              count: p.headerCount,
+                              encoded: arena.getSlice(at: p.headersStart, length: p.headersLength) ?? ByteBuffer()),
                           payload: arena.getSlice(at: p.payloadStart, length: p.payloadLength) ?? ByteBuffer())
         }
     }
@@ -90,11 +114,14 @@ struct RecordDecoder {
             return lastPublisher
         }
         let principal = String(decoding: record[layout.principal], as: UTF8.self)
-        let fingerprintBytes = UnsafeRawBufferPointer(rebasing: record[layout.fingerprint])
+        let fingerprintBytes = record[layout.fingerprint]
+        // Records written before the fingerprint was typed may hold it as
+        // text (hex, or anything a store user passed); text that is not a
+        // SHA-256 in hex reads as `.zero`, which MSG already sent for it.
         let fingerprint = layout.flags & RecordCodec.flagRawFingerprint != 0
-            ? Hex.encode(fingerprintBytes)
-            : String(decoding: fingerprintBytes, as: UTF8.self)
-        let publisher = PublisherStamp(principal: principal, fingerprint: fingerprint)
+            ? CertificateFingerprint(bytes: fingerprintBytes)
+            : CertificateFingerprint(hex: String(decoding: fingerprintBytes, as: UTF8.self))
+        let publisher = PublisherStamp(principal: principal, fingerprint: fingerprint ?? .zero)
         lastPublisher = publisher
         lastPublisherFlags = layout.flags
         lastPublisherBytes = Array(span)

@@ -15,8 +15,6 @@ struct Appender {
     /// The last commit's timestamp; commit timestamps strictly increase so
     /// the time index is ordered even if the wall clock steps back.
     private(set) var lastTimestamp: UInt64
-    /// The last publisher encoded: a connection's messages share one.
-    private var publisherCache: RecordCodec.EncodedPublisher?
     /// Per-commit topic stats deltas, reused between commits.
     private var statDeltas: [String: (count: UInt64, bytes: UInt64)] = [:]
     /// The short numbers dedup keys use for publishers.
@@ -73,15 +71,13 @@ struct Appender {
                     continue
                 }
                 let size: Int
-                let publisher: RecordCodec.EncodedPublisher
                 do {
-                    publisher = try encodedPublisher(message.publisher)
-                    size = try RecordCodec.size(of: message, publisher: publisher)
+                    size = try RecordCodec.size(of: message)
                 } catch {
                     jobResults.append(.failure(error))
                     continue
                 }
-                try store(message, publisher: publisher, size: size, sequence: sequence, timestamp: timestamp, in: txn)
+                try store(message, size: size, sequence: sequence, timestamp: timestamp, in: txn)
                 statDeltas[message.topic.value, default: (0, 0)].count += 1
                 statDeltas[message.topic.value, default: (0, 0)].bytes += UInt64(size)
                 jobResults.append(.success(AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false)))
@@ -96,21 +92,14 @@ struct Appender {
         return Outcome(results: results, nextSequence: sequence, storedAny: true)
     }
 
-    private mutating func encodedPublisher(_ publisher: PublisherStamp) throws(StoreError) -> RecordCodec.EncodedPublisher {
-        if let cached = publisherCache, cached.publisher == publisher { return cached }
-        let encoded = try RecordCodec.EncodedPublisher(publisher)
-        publisherCache = encoded
-        return encoded
-    }
-
-    private mutating func store(_ message: NewMessage, publisher: RecordCodec.EncodedPublisher, size: Int,
+    private mutating func store(_ message: NewMessage, size: Int,
                        sequence: UInt64, timestamp: UInt64, in txn: borrowing WriteTransaction) throws(StoreError) {
         let schema = self.schema
         try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) in
             // Sequences only grow, so APPEND skips the B-tree search; the record
             // is encoded straight into the page LMDB reserved for it.
             try txn.putReserved(schema.log, key: seqKey, size: size, flags: .append) { out in
-                RecordCodec.encode(message, publisher: publisher, timestamp: timestamp, into: out)
+                RecordCodec.encode(message, timestamp: timestamp, into: out)
             }
             let topic = message.topic.value
             let inserted = try topic.withUTF8Bytes { (topicBytes) throws(StoreError) -> Bool in

@@ -1,3 +1,5 @@
+import RelayCore
+
 /// Gives each publisher (certificate digest) that sends deduplicated
 /// publishes a 4-byte number, stored in the `publishers` table, so that a
 /// dedup key carries 4 bytes of identity instead of 32 (``Schema/dedupKey``).
@@ -9,9 +11,9 @@
 /// from what is on disk, so a number is never cached for two digests.
 struct PublisherNumbers {
     /// Numbers known to be on disk.
-    private var committed: [PublisherDigest: UInt32] = [:]
+    private var committed: [CertificateFingerprint: UInt32] = [:]
     /// Numbers read or allocated in the current write transaction.
-    private var pending: [PublisherDigest: UInt32] = [:]
+    private var pending: [CertificateFingerprint: UInt32] = [:]
     /// A broker sees few certificates; the cap only bounds a pathological one.
     static let cacheLimit = 65_536
 
@@ -26,7 +28,7 @@ struct PublisherNumbers {
     }
 
     /// `digest`'s number; nil when it has none and `allocate` is false.
-    mutating func number(for digest: PublisherDigest, allocate: Bool, schema: Schema,
+    mutating func number(for digest: CertificateFingerprint, allocate: Bool, schema: Schema,
                          in txn: borrowing WriteTransaction) throws(StoreError) -> UInt32? {
         if let number = committed[digest] ?? pending[digest] { return number }
         guard let number = try Self.lookUp(digest.bytes, allocate: allocate, schema: schema, in: txn) else { return nil }

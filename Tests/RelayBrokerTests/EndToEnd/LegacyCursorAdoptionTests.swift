@@ -18,7 +18,7 @@ struct LegacyCursorAdoptionTests {
         var configuration = StoreConfiguration(directory: directory)
         configuration.initialMapSize = 1 << 20
         let store = try MessageStore.open(configuration)
-        let publisher = PublisherStamp(principal: "seed", fingerprint: String(repeating: "0", count: 64))
+        let publisher = PublisherStamp(principal: "seed", fingerprint: .zero)
         for i in 1...3 {
             _ = try await store.append(NewMessage(topic: try Topic("old.t"), payload: ByteBuffer(string: "m\(i)"), publisher: publisher))
         }

@@ -27,7 +27,7 @@ struct PublishSubscribeTests {
             let alice = try Identity(pem: relayd.pki.alice.issued.certificatePEM)
             for message in got {
                 #expect(message.publisherPrincipal == welcome.principal)
-                #expect(message.publisherFingerprint.description == alice.fingerprintSHA256)
+                #expect(message.publisherFingerprint == alice.fingerprintSHA256)
             }
             // Live delivery after the replay.
             let live = try await publisher.publish("orders.eu.created", count: 1, firstID: 30)

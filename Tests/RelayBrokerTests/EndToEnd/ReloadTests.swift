@@ -81,7 +81,7 @@ struct ReloadTests {
             let ended = try #require(await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == serial })
             #expect(ended["cause"] == "certificate_revoked")
             #expect(ended["trigger"] == "reload")
-            #expect(ended["fingerprint"] == (try Identity(pem: pki.alice.issued.certificatePEM)).fingerprintSHA256)
+            #expect(ended["fingerprint"] == (try Identity(pem: pki.alice.issued.certificatePEM)).fingerprintSHA256.hex)
             let reload = try #require(relayd.auditEvents().last { $0.event == "reload" && $0.line < ended.line })
             #expect(reload["result"] == "applied")
             #expect(reload["restart_required"] == "")  // [tls] and [acl] apply live
@@ -126,7 +126,7 @@ struct ReloadTests {
             #expect(refused["cause"] == "certificate_revoked")
             #expect(refused["serial"] == relayd.pki.alice.issued.serialNumber)
             #expect(refused["subject"]?.contains("CN=alice") == true)
-            #expect(refused["fingerprint"] == (try Identity(pem: relayd.pki.alice.issued.certificatePEM)).fingerprintSHA256)
+            #expect(refused["fingerprint"] == (try Identity(pem: relayd.pki.alice.issued.certificatePEM)).fingerprintSHA256.hex)
             #expect(refused["reason"]?.contains("revoked") == true)
             await late.close()
             try await relayd.verifyAuditChain()
@@ -208,7 +208,7 @@ struct ReloadTests {
             #expect(bobEnded?["cause"] == "identity_refused" && bobEnded?["trigger"] == "reload")
             let bobRefused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["subject"] == "CN=bob" }
             #expect(bobRefused?["serial"] == bob.issued.serialNumber)
-            #expect(bobRefused?["fingerprint"] == (try Identity(pem: bob.issued.certificatePEM)).fingerprintSHA256)
+            #expect(bobRefused?["fingerprint"] == (try Identity(pem: bob.issued.certificatePEM)).fingerprintSHA256.hex)
             #expect(bobRefused?["reason"]?.isEmpty == false)
             await alice.close()
             try await relayd.verifyAuditChain()

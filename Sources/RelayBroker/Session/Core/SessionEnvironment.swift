@@ -25,7 +25,8 @@ struct SessionOpening: Equatable {
 struct PublishRequest {
     var publishID: UInt64
     var topic: Topic
-    var headers: [MessageHeader]
+    /// The header block as the publisher sent it (checked by the wire layer).
+    var headers: HeaderBlock
     var payload: ByteBuffer
 }
 

@@ -53,8 +53,8 @@ final class ActiveSession {
     let publisher: PublisherStamp
     /// The producer session of HELLO (``ProducerSessionID/none``: no dedup).
     let producerSession: ProducerSessionID
-    /// Whose dedup entries and durable cursors this session's are (IdentityScope).
-    let publisherDigest: PublisherDigest?
+    /// Whose durable cursors this session's are (IdentityScope); dedup
+    /// entries are keyed by ``publisher``'s fingerprint.
     let durableOwner: DurableOwner?
     /// The largest frame the peer accepts (its HELLO).
     let peerFrameLimit: Int
@@ -70,7 +70,6 @@ final class ActiveSession {
         self.publishCache = PublishCache(permissions: permissions)
         self.publisher = PublisherStamp(principal: permissions.principal, fingerprint: identity.fingerprintSHA256)
         self.producerSession = producerSession
-        self.publisherDigest = IdentityScope.publisherDigest(identity)
         self.durableOwner = IdentityScope.durableOwner(identity)
         self.peerFrameLimit = peerFrameLimit
     }

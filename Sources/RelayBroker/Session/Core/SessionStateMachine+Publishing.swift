@@ -28,8 +28,8 @@ extension SessionStateMachine {
         // (Protocol/relay-v1.md §4.3): a session id is not a secret, so
         // another identity reusing it must not hit this one's entries.
         var producerKey: ProducerKey?
-        if session.producerSession != .none, let digest = session.publisherDigest {
-            producerKey = ProducerKey(publisher: digest, sessionHigh: session.producerSession.high,
+        if session.producerSession != .none {
+            producerKey = ProducerKey(publisher: session.publisher.fingerprint, sessionHigh: session.producerSession.high,
                                       sessionLow: session.producerSession.low, publishID: publishID)
         }
         session.window.pending.append(NewMessage(topic: request.topic, payload: request.payload, headers: request.headers,

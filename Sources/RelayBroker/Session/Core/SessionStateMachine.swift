@@ -97,7 +97,7 @@ struct SessionStateMachine {
             let failure = CertificateFailure(error)
             env.audit("connection_refused", [
                 "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                "fingerprint": identity.fingerprintSHA256, "cause": failure.code.name,
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": failure.code.name,
                 "reason": "certificate no longer verifies after a reload: \(error)"])
             return terminate(failure.code, failure.message, env)
         }
@@ -112,7 +112,7 @@ struct SessionStateMachine {
                                                          "serial": "\(identity.serialNumber)",
                                                          "reason": "\(permissions.refusal ?? "")"])
             env.audit("connection_refused", ["subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                                             "fingerprint": identity.fingerprintSHA256,
+                                             "fingerprint": identity.fingerprintSHA256.hex,
                                              "reason": permissions.refusal ?? "no rule grants anything"])
             return terminate(.identityRefused, "this certificate is not granted any permission by the broker's policy", env)
         }
@@ -120,7 +120,7 @@ struct SessionStateMachine {
                                     producerSession: opening.producerSession, peerFrameLimit: opening.peerFrameLimit)
         state = .active(session)
         env.audit("connection_accepted", ["principal": session.principal, "subject": identity.subject.rfc4514,
-                                          "serial": identity.serialNumber, "fingerprint": identity.fingerprintSHA256,
+                                          "serial": identity.serialNumber, "fingerprint": identity.fingerprintSHA256.hex,
                                           "tls": handshake.protocolVersion])
         env.run(.send(.welcome(version: opening.version, principal: session.principal, identity: identity,
                                peerFrameLimit: opening.peerFrameLimit)))
@@ -193,7 +193,7 @@ struct SessionStateMachine {
         let identity = session.identity
         env.audit("session_ended", [
             "principal": session.principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-            "fingerprint": identity.fingerprintSHA256, "cause": RelayErrorCode.certificateExpired.name,
+            "fingerprint": identity.fingerprintSHA256.hex, "cause": RelayErrorCode.certificateExpired.name,
             "trigger": "expiry", "not_after": expiredAt, "reason": "the client certificate expired"])
         terminate(.certificateExpired, "the client certificate expired at \(expiredAt); renew it and reconnect", env)
     }
@@ -207,7 +207,7 @@ struct SessionStateMachine {
             let failure = CertificateFailure(error)
             env.audit("session_ended", [
                 "principal": session.principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                "fingerprint": identity.fingerprintSHA256, "cause": failure.code.name, "trigger": "reload",
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": failure.code.name, "trigger": "reload",
                 "reason": "certificate no longer verifies after reload: \(error)"])
             return terminate(failure.code, failure.message, env)
         }
@@ -215,7 +215,7 @@ struct SessionStateMachine {
         if permissions.isRefused {
             env.audit("session_ended", [
                 "principal": session.principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
-                "fingerprint": identity.fingerprintSHA256, "cause": RelayErrorCode.identityRefused.name,
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": RelayErrorCode.identityRefused.name,
                 "trigger": "reload", "reason": permissions.refusal ?? "policy no longer grants anything"])
             return terminate(.identityRefused, "this certificate is no longer granted any permission by the broker's policy", env)
         }

@@ -16,7 +16,7 @@ struct FutureTimeStartTests {
             let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await publisher.hello()
             let before = try await publisher.publish("ft.x", count: 1, firstID: 1)[0]
-            let start = before.timestamp + 1_500_000_000  // 1.5 s after a commit that just happened
+            let start = before.timestamp + 4_000_000_000  // 4 s after a commit that just happened (margin for a loaded CI machine)
 
             let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await subscriber.hello()
@@ -45,7 +45,7 @@ struct FutureTimeStartTests {
             let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await publisher.hello()
             let before = try await publisher.publish("ft.y", count: 1, firstID: 1)[0]
-            let start = before.timestamp + 1_500_000_000
+            let start = before.timestamp + 4_000_000_000
             let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await subscriber.hello()
             // Credit 0: nothing is delivered live; after the CREDIT the messages come from the store.
