@@ -9,7 +9,8 @@ import RelayCore
 /// commits them; their completions run on that thread after the commit
 /// (durable under `.fsync`), so they must only hand off. Reads run on the
 /// caller's thread in short read transactions that return bounded batches.
-/// All methods are thread-safe; none blocks on the writer.
+/// All methods are thread-safe; none blocks on the writer except `close()`,
+/// which waits for the writer thread to finish what it has queued.
 public final class MessageStore: Sendable {
     let environment: Environment
     let schema: Schema

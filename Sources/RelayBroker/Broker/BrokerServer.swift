@@ -22,7 +22,7 @@ public final class BrokerServer: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Read before the TLS context: see SessionHandler.acceptedGeneration.
+                    // Read before the TLS context: see SessionIO.acceptedGeneration.
                     let generation = context.generation
                     let tls = try context.tls.makeHandler()
                     let sync = channel.pipeline.syncOperations

@@ -12,20 +12,20 @@ import RelayTLS
 /// that queue passes the high water mark (``BrokerServer``), the channel
 /// turns unwritable and the session stops reading from it: no request is
 /// read that could add more answers. MSG delivery already waits for
-/// writability (``pump()``). A peer that stays unwritable for
-/// `limits.write_stall_timeout` is closed with `write_stalled`, so a client
-/// that never reads holds at most about the high water mark plus one read
-/// batch of memory, and only for that long.
+/// writability (``SessionEnvironment/canDeliver``). A peer that stays
+/// unwritable for `limits.write_stall_timeout` is closed with
+/// `write_stalled`, so a client that never reads holds at most about the
+/// high water mark plus one read batch of memory, and only for that long.
 extension SessionHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            writeBlocked = false
+        let writable = context.channel.isWritable
+        machine.writabilityChanged(isWritable: writable)
+        if writable {
             stallTimer?.cancel()
             stallTimer = nil
             readIfRequested()
             schedulePump()
         } else {
-            writeBlocked = true
             startStallTimer(context: context)
         }
         context.fireChannelWritabilityChanged()
@@ -36,7 +36,7 @@ extension SessionHandler {
         let timeout = TimeAmount.nanoseconds(broker.limits.writeStallTimeoutNanos)
         let session = NIOLoopBound(WeakSession(self), eventLoop: context.eventLoop)
         stallTimer = context.eventLoop.scheduleTask(in: timeout) {
-            guard let handler = session.value.handler, handler.writeBlocked else { return }
+            guard let handler = session.value.handler, handler.machine.writeBlocked else { return }
             handler.stallTimer = nil
             handler.terminate(.writeStalled, "the connection read none of the broker's output for \(timeout.nanoseconds / 1_000_000) ms (limits.write_stall_timeout)")
         }
@@ -45,13 +45,25 @@ extension SessionHandler {
     /// The `session_closed` audit event and metric, once per session that
     /// got past HELLO: why it ended and how long it lasted.
     func recordSessionClosed() {
-        guard let since = activeSince else { return }
-        activeSince = nil
-        let reason = closeReason ?? "peer_closed"
+        guard let opened else { return }
+        self.opened = nil
+        let reason = machine.closeReason ?? "peer_closed"
         broker.metrics.sessionClosed(reason: reason).increment()
-        broker.audit?.record("session_closed", ["principal": principal, "serial": identity?.serialNumber ?? "",
+        broker.audit?.record("session_closed", ["principal": opened.principal, "serial": opened.serial,
                                                 "reason": reason,
-                                                "duration_ms": Int((NIODeadline.now() - since).nanoseconds / 1_000_000)])
+                                                "duration_ms": Int((NIODeadline.now() - opened.since).nanoseconds / 1_000_000)])
+    }
+
+    static func reasonLabel(_ error: TLSError) -> String {
+        switch error {
+        case .certificateRejected(let code, _): return "certificate_rejected_\(code)"
+        case .noPeerCertificate: return "no_client_certificate"
+        case .alertReceived: return "alert_received"
+        case .handshakeFailed: return "handshake_failed"
+        case .handshakeTimedOut: return "handshake_timeout"
+        case .unexpectedEOF: return "unexpected_eof"
+        default: return "other"
+        }
     }
 
     /// The close reason of a socket error: a killed client's kernel answers

@@ -95,11 +95,12 @@ final class Environment: @unchecked Sendable {
     /// `MDB_MAPASYNC`), as LMDB reports the flags the environment runs with:
     /// tests check that `fsync` durability does not (make mutants, fsync).
     func commitsSkipSync() throws(StoreError) -> Bool {
-        try withOpenEnvironment { (env) throws(StoreError) -> Bool in
-            var flags: UInt32 = 0
-            try context.check(mdb_env_get_flags(env, &flags), "mdb_env_get_flags")
-            return flags & UInt32(MDB_NOSYNC | MDB_NOMETASYNC | MDB_MAPASYNC) != 0
-        }
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        if isClosed { throw .closed }
+        var flags: UInt32 = 0
+        try context.check(mdb_env_get_flags(env, &flags), "mdb_env_get_flags")
+        return flags & UInt32(MDB_NOSYNC | MDB_NOMETASYNC | MDB_MAPASYNC) != 0
     }
 
     /// The current map size in bytes.
@@ -136,25 +137,20 @@ final class Environment: @unchecked Sendable {
     /// pages, so the freelist could never be reused and the file would grow.
     @discardableResult
     func clearStaleReaders() throws(StoreError) -> Int {
-        try withOpenEnvironment { (env) throws(StoreError) -> Int in
-            var dead: Int32 = 0
-            try context.check(mdb_reader_check(env, &dead), "mdb_reader_check")
-            return Int(dead)
-        }
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        if isClosed { throw .closed }
+        var dead: Int32 = 0
+        try context.check(mdb_reader_check(env, &dead), "mdb_reader_check")
+        return Int(dead)
     }
 
     /// Flushes buffers to disk (for `MDB_NOSYNC` environments).
     func sync() throws(StoreError) {
-        try withOpenEnvironment { (env) throws(StoreError) in try context.check(mdb_env_sync(env, 1), "mdb_env_sync") }
-    }
-
-    /// Runs `body` with the MDB_env* under the shared resize lock (no resize
-    /// or close can run meanwhile); `.closed` once the environment is closed.
-    private func withOpenEnvironment<R>(_ body: (OpaquePointer) throws(StoreError) -> R) throws(StoreError) -> R {
         resizeLock.lockShared()
         defer { resizeLock.unlockShared() }
         if isClosed { throw .closed }
-        return try body(env)
+        try context.check(mdb_env_sync(env, 1), "mdb_env_sync")
     }
 
     // MARK: Transactions
@@ -163,13 +159,31 @@ final class Environment: @unchecked Sendable {
     /// `body` returns, so nothing read through it may escape uncopied.
     @discardableResult
     func read<R>(_ body: (borrowing ReadTransaction) throws(StoreError) -> R) throws(StoreError) -> R {
-        let txnPointer = try begin(readOnly: true)
-        defer {
-            // Abort ends the snapshot; every view handed to `body` dies here.
-            mdb_txn_abort(txnPointer)
-            resizeLock.unlockShared()
+        while true {
+            resizeLock.lockShared()
+            // `isClosed` changes only under the exclusive lock, so reading it here is safe.
+            if isClosed { resizeLock.unlockShared(); throw .closed }
+            var txnPointer: OpaquePointer?
+            let rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txnPointer)
+            if rc == MDB_MAP_RESIZED {
+                // Another process grew the map: adopt its size, then retry.
+                resizeLock.unlockShared()
+                try adoptGrownMap()
+                continue
+            }
+            guard rc == 0, let txnPointer else {
+                resizeLock.unlockShared()
+                try context.check(rc == 0 ? MDB_PANIC : rc, "mdb_txn_begin(read)")
+                continue
+            }
+            defer {
+                // Abort ends the snapshot; every view handed to `body` dies here.
+                mdb_txn_abort(txnPointer)
+                resizeLock.unlockShared()
+            }
+            let txn = ReadTransaction(pointer: txnPointer, context: context)
+            return try body(txn)
         }
-        return try body(ReadTransaction(pointer: txnPointer, context: context))
     }
 
     /// Runs `body` in a write transaction and commits when it returns; a
@@ -181,6 +195,10 @@ final class Environment: @unchecked Sendable {
     /// `StoreWriter.hasRoom`.)
     // Swift 6.3's generic specializer crashes on this signature (a borrowed
     // ~Copyable closure argument); opting out of specialization avoids it.
+    // The transaction-begin loop is written out here and in `read`/`writeOnce`
+    // rather than shared through a helper: with a shared `begin` the release
+    // build's specializer crashed on `MessageStore.read(topic:...)` ("Cannot
+    // initialize a nonCopyable type with a guaranteed value").
     @discardableResult @_semantics("optimize.sil.specialize.generic.never")
     func write<R>(_ body: (borrowing WriteTransaction) throws(StoreError) -> R) throws(StoreError) -> R {
         while true {
@@ -198,49 +216,48 @@ final class Environment: @unchecked Sendable {
 
     @_semantics("optimize.sil.specialize.generic.never")
     private func writeOnce<R>(_ body: (borrowing WriteTransaction) throws(StoreError) -> R) throws(StoreError) -> R {
-        let txnPointer = try begin(readOnly: false)
-        defer { resizeLock.unlockShared() }
-        let result: R
-        do {
-            result = try body(WriteTransaction(pointer: txnPointer, context: context))
-        } catch {
-            // Abort frees the transaction and its dirty pages; no view survives.
-            mdb_txn_abort(txnPointer)
-            throw error
-        }
-        // Commit frees the transaction handle whether or not it succeeds.
-        try context.check(mdb_txn_commit(txnPointer), "mdb_txn_commit")
-        return result
-    }
-
-    /// Begins a transaction and returns it with the resize lock held shared
-    /// (so the map cannot be resized under it); the caller ends the
-    /// transaction, then unlocks. When another process grew the map, its
-    /// size is adopted first.
-    private func begin(readOnly: Bool) throws(StoreError) -> OpaquePointer {
         while true {
             resizeLock.lockShared()
-            // `isClosed` changes only under the exclusive lock, so reading it here is safe.
             if isClosed { resizeLock.unlockShared(); throw .closed }
             var txnPointer: OpaquePointer?
-            let rc = mdb_txn_begin(env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txnPointer)
-            if rc == 0, let txnPointer { return txnPointer }
-            resizeLock.unlockShared()
+            let rc = mdb_txn_begin(env, nil, 0, &txnPointer)
             if rc == MDB_MAP_RESIZED {
+                resizeLock.unlockShared()
                 try adoptGrownMap()
-            } else {
-                try context.check(rc == 0 ? MDB_PANIC : rc, readOnly ? "mdb_txn_begin(read)" : "mdb_txn_begin(write)")
+                continue
             }
+            guard rc == 0, let txnPointer else {
+                resizeLock.unlockShared()
+                try context.check(rc == 0 ? MDB_PANIC : rc, "mdb_txn_begin(write)")
+                continue
+            }
+            defer { resizeLock.unlockShared() }
+            let result: R
+            do {
+                result = try body(WriteTransaction(pointer: txnPointer, context: context))
+            } catch {
+                // Abort frees the transaction and its dirty pages; no view survives.
+                mdb_txn_abort(txnPointer)
+                throw error
+            }
+            // Commit frees the transaction handle whether or not it succeeds.
+            try context.check(mdb_txn_commit(txnPointer), "mdb_txn_commit")
+            return result
         }
     }
 
     /// Grows the map by one step. Returns false when already at the maximum.
-    private func grow() throws(StoreError) -> Bool {
+    func grow(upTo limit: Int? = nil) throws(StoreError) -> Bool {
         resizeLock.lockExclusive()
         defer { resizeLock.unlockExclusive() }
         if isClosed { throw .closed }
-        guard currentMapSize < options.maxMapSize else { return false }
-        try setMapSizeLocked(min(options.maxMapSize, currentMapSize + min(currentMapSize, options.growthStep)))
+        let maximum = min(limit ?? options.maxMapSize, options.maxMapSize)
+        guard currentMapSize < maximum else { return false }
+        let target = min(maximum, currentMapSize + min(currentMapSize, options.growthStep))
+        try context.check(mdb_env_set_mapsize(env, target), "mdb_env_set_mapsize(\(target))")
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        currentMapSize = info.me_mapsize
         return true
     }
 
@@ -249,13 +266,7 @@ final class Environment: @unchecked Sendable {
         defer { resizeLock.unlockExclusive() }
         if isClosed { throw .closed }
         // Size 0 means "take the size another process recorded".
-        try setMapSizeLocked(0)
-    }
-
-    /// Sets the map size and reads back the size LMDB settled on (it raises
-    /// a size below the data in use). Call with the exclusive resize lock held.
-    private func setMapSizeLocked(_ size: Int) throws(StoreError) {
-        try context.check(mdb_env_set_mapsize(env, size), "mdb_env_set_mapsize(\(size))")
+        try context.check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize(0)")
         var info = MDB_envinfo()
         mdb_env_info(env, &info)
         currentMapSize = info.me_mapsize

@@ -1,0 +1,128 @@
+import RelayCore
+import RelayStore
+import RelayWire
+
+extension SessionStateMachine {
+    /// Opens a subscription. The checks run in the spec's order (§4.6):
+    /// duplicate id, subscription limit, the wire layer's grammar checks
+    /// (`.failure`), policy, durable owner and claim, start position.
+    mutating func subscribe<Env: SessionEnvironment>(_ id: UInt32, _ checked: Result<SubscribeRequest, OperationError>,
+                                                     _ env: Env) {
+        guard case .active(let session) = state else { return requestBeforeOpening("SUB", env) }
+        func refuse(_ code: RelayErrorCode, _ message: String) {
+            env.run(.send(.subscribeRefused(subscriptionID: id, code, message)))
+        }
+        guard session.subscriptions[id] == nil else {
+            return refuse(.duplicateSubscriptionID, "subscription id \(id) is already open on this connection")
+        }
+        guard session.subscriptions.count < limits.maxSubscriptions else {
+            return refuse(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")
+        }
+        let request: SubscribeRequest
+        switch checked {
+        case .success(let r): request = r
+        case .failure(let error): return refuse(error.code, error.message)
+        }
+        let filter = request.filter
+        let decision = session.permissions.canSubscribe(filter)
+        guard decision.isAllowed else {
+            env.audit("subscribe_denied", ["principal": session.principal, "serial": session.identity.serialNumber,
+                                           "filter": filter.value, "rule": decision.rule ?? "(no rule allows it)"])
+            return refuse(.notAuthorized, "not allowed to subscribe to \(filter)")
+        }
+        // Durable names belong to the workload (IdentityScope.durableOwner),
+        // never to the principal, which different certificates can share.
+        let durable = request.durableName
+        var owner: DurableOwner?
+        if !durable.isEmpty {
+            guard let durableOwner = session.durableOwner else {
+                return refuse(.invalidStartPosition, "durable subscriptions are not available for this certificate")
+            }
+            guard env.claimDurable(owner: durableOwner, name: durable) else {
+                return refuse(.durableInUse, "durable subscription \"\(durable)\" is attached to another connection")
+            }
+            owner = durableOwner
+        }
+        var start: UInt64?
+        var notBefore: UInt64?  // a `time` start: pass over what was committed before it (§4.6)
+        do {
+            if let owner, let cursor = try env.resumeCursor(owner: owner, name: durable, principal: session.principal) {
+                start = cursor + 1
+            } else {
+                switch request.start {
+                case .latest: start = nil  // from the watermark on
+                case .sequence(let s): start = s  // at least 1: checked by the wire layer
+                case .time(let t):
+                    start = try env.startSequence(.time(t), filter: filter)
+                    notBefore = t
+                case .earliest, .last: start = try env.startSequence(request.start, filter: filter)
+                }
+            }
+        } catch {
+            if let owner { env.run(.releaseDurable(owner: owner, name: durable)) }
+            return refuse(error.relayErrorCode, "could not resolve the start position: \(error)")
+        }
+        let watermark = env.route(filter, subscriptionID: id)
+        let first = start ?? watermark + 1
+        let delivery = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
+                                            credit: UInt64(request.initialCredit), bufferLimit: limits.subscriptionBuffer,
+                                            notBefore: notBefore)
+        session.subscriptions.insert(SubscriptionEntry(delivery: delivery, durableName: owner == nil ? nil : durable,
+                                                       ackMode: request.ackMode))
+        metrics.subscriptions.increment()
+        env.run(.send(.subscribed(subscriptionID: id, firstSequence: first)))
+        env.run(.schedulePump)
+    }
+
+    /// UNSUB: no answer; an id that is not open is ERR `unknown_subscription` (§4.8).
+    mutating func unsubscribe<Env: SessionEnvironment>(_ id: UInt32, _ env: Env) {
+        guard case .active(let session) = state else { return requestBeforeOpening("UNSUB", env) }
+        guard session.subscriptions[id] != nil else { return unknownSubscription(id, "UNSUB", env) }
+        endSubscription(id, in: session, code: nil, message: "", env)
+    }
+
+    /// CREDIT (§4.9): outstanding credit above 2^32 − 1 is `credit_overflow`.
+    mutating func grantCredit<Env: SessionEnvironment>(_ id: UInt32, _ credit: UInt32, _ env: Env) {
+        guard case .active(let session) = state else { return requestBeforeOpening("CREDIT", env) }
+        guard let entry = session.subscriptions[id] else { return unknownSubscription(id, "CREDIT", env) }
+        let outstanding = entry.delivery.credit + UInt64(credit)  // both below 2^33: no overflow
+        guard outstanding <= UInt64(UInt32.max) else {
+            return terminate(.creditOverflow, "CREDIT \(credit) on subscription \(id) would make \(outstanding) MSG "
+                + "outstanding, above 2^32-1; grant credit as messages are used", env)
+        }
+        entry.delivery.grant(UInt64(credit))
+        env.run(.schedulePump)
+    }
+
+    /// ACK (§4.10): moves a durable cumulative subscription's cursor, never
+    /// past what was delivered; ignored for `ack_mode` none and ephemeral ones.
+    mutating func acknowledge<Env: SessionEnvironment>(_ id: UInt32, through sequence: UInt64, _ env: Env) {
+        guard case .active(let session) = state else { return requestBeforeOpening("ACK", env) }
+        guard let entry = session.subscriptions[id] else { return unknownSubscription(id, "ACK", env) }
+        guard entry.durableName != nil, entry.ackMode == .cumulative else { return }
+        session.subscriptions.advanceCursor(entry, to: min(sequence, entry.delivery.nextSequence &- 1))
+    }
+
+    /// An id that is not open: never opened, refused, ended by UNSUB or by
+    /// the broker (§4.8-4.10). Operation-level: the connection stays open.
+    private func unknownSubscription<Env: SessionEnvironment>(_ id: UInt32, _ operation: String, _ env: Env) {
+        env.run(.send(.subscriptionEnded(subscriptionID: id, .unknownSubscription,
+                                         "\(operation) for subscription \(id), which is not open on this connection")))
+    }
+
+    /// Ends a subscription; tells the client when the broker ended it (`code`).
+    func endSubscription<Env: SessionEnvironment>(_ id: UInt32, in session: ActiveSession, code: RelayErrorCode?,
+                                                  message: String, _ env: Env) {
+        guard let entry = session.subscriptions.remove(id) else { return }
+        release(entry, owner: session.durableOwner, env)
+        if let code { env.run(.send(.subscriptionEnded(subscriptionID: id, code, message))) }
+    }
+
+    /// One cursor commit per moved durable cursor.
+    func commitCursors<Env: SessionEnvironment>(_ session: ActiveSession, _ env: Env) {
+        guard let owner = session.durableOwner else { return }
+        session.subscriptions.takePendingAcks { name, sequence in
+            env.run(.commitCursor(owner: owner, name: name, sequence: sequence))
+        }
+    }
+}

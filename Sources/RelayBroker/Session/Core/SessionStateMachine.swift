@@ -1,0 +1,286 @@
+import Foundation
+import Logging
+import RelayCore
+import RelayPolicy
+import RelayStore
+import RelayTLS
+import RelayWire
+
+/// The session's logic, free of NIO and of any one wire protocol: events go
+/// in (a request decoded, a commit completed, a timer, writability, a
+/// reload), and decisions come out as ``SessionAction``s handed to the
+/// ``SessionEnvironment``, in order, as they are made (no array of actions
+/// per frame on the hot path). ``SessionHandler`` is the NIO and Relay v1
+/// adapter around it; the unit tests drive it with a recording environment.
+struct SessionStateMachine {
+    private(set) var state = SessionState.awaitingHandshake
+    let limits: SessionLimits
+    let metrics: BrokerMetrics
+    let logger: Logger
+    /// The first reason the session ended (nil: the peer closed it cleanly).
+    private(set) var closeReason: String?
+    /// The peer is not taking its output: read no more requests.
+    private(set) var writeBlocked = false
+
+    init(limits: SessionLimits, metrics: BrokerMetrics, logger: Logger) {
+        self.limits = limits
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The session past HELLO, while it is active or draining.
+    var session: ActiveSession? {
+        switch state {
+        case .active(let session), .draining(let session, _): return session
+        case .awaitingHandshake, .awaitingHello, .closed: return nil
+        }
+    }
+
+    /// The session past HELLO in any state, closed included (until tear-down).
+    var establishedSession: ActiveSession? {
+        if case .closed(let session) = state { return session }
+        return session
+    }
+
+    var isClosed: Bool { if case .closed = state { return true } else { return false } }
+
+    /// Reading stops while the publish window is full, while the peer's
+    /// unread output is above the water mark, and for good once draining.
+    var readsPaused: Bool {
+        switch state {
+        case .active(let session): return writeBlocked || session.window.paused
+        case .draining: return true
+        case .awaitingHandshake, .awaitingHello, .closed: return writeBlocked
+        }
+    }
+
+    /// Requests are taken only before HELLO and while active: after BYE
+    /// the client sends nothing more, and after ERR nothing is read.
+    var takesRequests: Bool {
+        switch state {
+        case .awaitingHandshake, .awaitingHello, .active: return true
+        case .draining, .closed: return false
+        }
+    }
+
+    // MARK: Opening
+
+    mutating func handshakeCompleted(_ handshake: TLSHandshakeCompleted) {
+        guard case .awaitingHandshake = state else { return }
+        state = .awaitingHello(handshake)
+    }
+
+    /// A request before the session opened, other than the opening itself.
+    mutating func requestBeforeOpening<Env: SessionEnvironment>(_ name: String, _ env: Env) {
+        switch state {
+        case .awaitingHandshake:
+            terminate(.protocolViolation, "\(name) before the TLS handshake completed", env)
+        case .awaitingHello:
+            terminate(.helloRequired, "the first frame must be HELLO, got \(name)", env)
+        case .active, .draining, .closed:
+            break
+        }
+    }
+
+    /// HELLO (or its equivalent): re-verify the chain if a reload raced the
+    /// handshake, evaluate the policy, and open the session.
+    mutating func open<Env: SessionEnvironment>(_ opening: SessionOpening, _ env: Env) {
+        let handshake: TLSHandshakeCompleted
+        switch state {
+        case .awaitingHello(let h): handshake = h
+        case .awaitingHandshake: return terminate(.protocolViolation, "HELLO before the TLS handshake completed", env)
+        case .active, .draining: return terminate(.protocolViolation, "HELLO was already received", env)
+        case .closed: return
+        }
+        let identity = handshake.peer
+        if let error = env.reverifyIfReloaded(handshake.peerChain) {
+            let failure = CertificateFailure(error)
+            env.audit("connection_refused", [
+                "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": failure.code.name,
+                "reason": "certificate no longer verifies after a reload: \(error)"])
+            return terminate(failure.code, failure.message, env)
+        }
+        let permissions = env.permissions(for: identity)
+        for drop in permissions.droppedTemplates {
+            env.audit("template_dropped", ["subject": identity.subject.rfc4514, "serial": identity.serialNumber,
+                                           "detail": "\(drop)"])
+        }
+        if permissions.isRefused {
+            // The client learns nothing about the configuration; the log and audit trail say why.
+            logger.notice("identity refused", metadata: ["subject": "\(identity.subject.rfc4514)",
+                                                         "serial": "\(identity.serialNumber)",
+                                                         "reason": "\(permissions.refusal ?? "")"])
+            env.audit("connection_refused", ["subject": identity.subject.rfc4514, "serial": identity.serialNumber,
+                                             "fingerprint": identity.fingerprintSHA256.hex,
+                                             "reason": permissions.refusal ?? "no rule grants anything"])
+            return terminate(.identityRefused, "this certificate is not granted any permission by the broker's policy", env)
+        }
+        let session = ActiveSession(identity: identity, peerChain: handshake.peerChain, permissions: permissions,
+                                    producerSession: opening.producerSession, peerFrameLimit: opening.peerFrameLimit)
+        state = .active(session)
+        env.audit("connection_accepted", ["principal": session.principal, "subject": identity.subject.rfc4514,
+                                          "serial": identity.serialNumber, "fingerprint": identity.fingerprintSHA256.hex,
+                                          "tls": handshake.protocolVersion])
+        env.run(.send(.welcome(version: opening.version, principal: session.principal, identity: identity,
+                               peerFrameLimit: opening.peerFrameLimit)))
+    }
+
+    mutating func helloTimedOut<Env: SessionEnvironment>(after milliseconds: Int64, _ env: Env) {
+        guard case .awaitingHello = state else { return }
+        terminate(.helloTimeout, "no HELLO within \(milliseconds) ms of the TLS handshake", env)
+    }
+
+    // MARK: Ending
+
+    /// Sends a connection-level error and closes (from any state but closed).
+    mutating func terminate<Env: SessionEnvironment>(_ code: RelayErrorCode, _ message: String, _ env: Env) {
+        if case .closed = state { return }
+        metrics.refusal(code: code.name).increment()
+        closeReason = closeReason ?? code.name
+        logger.info("closing session", metadata: ["code": "\(code.name)", "reason": "\(message)",
+                                                  "principal": "\(session?.principal ?? "")"])
+        state = .closed(establishedSession)
+        env.run(.close(.error(code, message)))
+    }
+
+    /// The connection ended without a goodbye (a TLS or socket error, or the
+    /// peer closed it): record why, once.
+    mutating func connectionEnded(reason: String?) {
+        if let reason { closeReason = closeReason ?? reason }
+        state = .closed(establishedSession)
+    }
+
+    /// The client's BYE (§4.14): it sends nothing more; the PUBs already
+    /// read are answered, then BYE, then close.
+    mutating func goodbye<Env: SessionEnvironment>(_ env: Env) {
+        guard case .active(let session) = state else { return }
+        closeReason = closeReason ?? "bye"
+        state = .draining(session, .goodbye)
+        readBatchEnded(env)
+        finishDrainIfDone(env)
+    }
+
+    /// Broker shutdown: read no more, answer the publishes in flight, then
+    /// ERR `server_shutting_down`.
+    mutating func shutdown<Env: SessionEnvironment>(_ env: Env) {
+        switch state {
+        case .active(let session):
+            state = .draining(session, .shutdown)
+            readBatchEnded(env)
+            finishDrainIfDone(env)
+        case .draining:
+            break  // a client's BYE is already being drained; its session ends with BYE
+        case .awaitingHandshake, .awaitingHello, .closed:
+            terminate(.serverShuttingDown, "the broker is shutting down", env)
+        }
+    }
+
+    mutating func finishDrainIfDone<Env: SessionEnvironment>(_ env: Env) {
+        guard case .draining(let session, let reason) = state, session.window.inFlight == 0 else { return }
+        switch reason {
+        case .goodbye:
+            state = .closed(session)
+            env.run(.close(.goodbye))
+        case .shutdown:
+            terminate(.serverShuttingDown, "the broker is shutting down; reconnect after it restarts", env)
+        }
+    }
+
+    /// The client certificate's `notAfter` has passed.
+    mutating func certificateExpired<Env: SessionEnvironment>(at expiredAt: String, _ env: Env) {
+        guard let session else { return }
+        let identity = session.identity
+        env.audit("session_ended", [
+            "principal": session.principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
+            "fingerprint": identity.fingerprintSHA256.hex, "cause": RelayErrorCode.certificateExpired.name,
+            "trigger": "expiry", "not_after": expiredAt, "reason": "the client certificate expired"])
+        terminate(.certificateExpired, "the client certificate expired at \(expiredAt); renew it and reconnect", env)
+    }
+
+    /// After a reload: `verification` is the stored chain checked against
+    /// the new CA/CRL set (nil: still verifies), `policy` the new policy. Ends the session or the subscriptions no longer allowed.
+    mutating func reevaluate<Env: SessionEnvironment>(verification: TLSError?, policy: Policy, _ env: Env) {
+        guard case .active(let session) = state else { return }
+        let identity = session.identity
+        if let error = verification {
+            let failure = CertificateFailure(error)
+            env.audit("session_ended", [
+                "principal": session.principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": failure.code.name, "trigger": "reload",
+                "reason": "certificate no longer verifies after reload: \(error)"])
+            return terminate(failure.code, failure.message, env)
+        }
+        let permissions = policy.permissions(for: identity)
+        if permissions.isRefused {
+            env.audit("session_ended", [
+                "principal": session.principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
+                "fingerprint": identity.fingerprintSHA256.hex, "cause": RelayErrorCode.identityRefused.name,
+                "trigger": "reload", "reason": permissions.refusal ?? "policy no longer grants anything"])
+            return terminate(.identityRefused, "this certificate is no longer granted any permission by the broker's policy", env)
+        }
+        session.replacePermissions(permissions)
+        for id in session.subscriptions.ids.sorted() {
+            guard let filter = session.subscriptions[id]?.delivery.filter else { continue }
+            let decision = permissions.canSubscribe(filter)
+            guard !decision.isAllowed else { continue }
+            env.audit("subscription_ended", [
+                "principal": session.principal, "serial": identity.serialNumber, "subscription": Int(id),
+                "filter": filter.value, "rule": decision.rule ?? "(no rule allows it)",
+                "cause": RelayErrorCode.subscriptionRevoked.name, "trigger": "reload",
+                "reason": "no longer allowed after reload"])
+            endSubscription(id, in: session, code: .subscriptionRevoked,
+                            message: "the policy no longer allows subscribing to \(filter)", env)
+        }
+    }
+
+    /// The peer's output backlog crossed a water mark: no request is read
+    /// while it is above (each could add an answer to the backlog).
+    mutating func writabilityChanged(isWritable: Bool) {
+        writeBlocked = !isWritable
+    }
+
+    /// Releases everything the session holds in shared structures: routes,
+    /// durable names (after committing their last cursor position). Idempotent.
+    mutating func tearDown<Env: SessionEnvironment>(_ env: Env) {
+        let session = establishedSession
+        state = .closed(nil)
+        guard let session else { return }
+        for entry in session.subscriptions.removeAll() {
+            release(entry, owner: session.durableOwner, env)
+        }
+    }
+
+    /// Stops routing to a removed subscription and lets go of its durable name.
+    func release<Env: SessionEnvironment>(_ entry: SubscriptionEntry, owner: DurableOwner?, _ env: Env) {
+        env.run(.unroute(entry.delivery.filter, subscriptionID: entry.delivery.id))
+        metrics.subscriptions.decrement()
+        if let name = entry.durableName, let owner {
+            env.run(.detachDurable(owner: owner, name: name, lastAck: entry.highestAck))
+        }
+    }
+}
+
+/// Why a stored peer chain stopped verifying, as the connection-level code
+/// the client is told: revoked (X509 error 23), expired (10), or anything
+/// else (CA removed, CRL missing or stale) as `identity_refused`.
+struct CertificateFailure {
+    var code: RelayErrorCode
+    var message: String
+
+    init(_ error: TLSError) {
+        let x509: Int
+        if case .certificateRejected(let code, _) = error { x509 = code } else { x509 = -1 }
+        switch x509 {
+        case 23:
+            code = .certificateRevoked
+            message = "the client certificate was revoked; ask the operator for a new one"
+        case 10:
+            code = .certificateExpired
+            message = "the client certificate has expired; renew it and reconnect"
+        default:
+            code = .identityRefused
+            message = "the client certificate no longer verifies against the broker's CAs and CRLs; ask the operator"
+        }
+    }
+}

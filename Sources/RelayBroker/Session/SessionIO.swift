@@ -1,0 +1,240 @@
+import Logging
+import NIOCore
+import RelayCore
+import RelayPolicy
+import RelayStore
+import RelayTLS
+import RelayWire
+
+/// The ``SessionStateMachine``'s environment on a real connection: it
+/// answers the machine's look-ups from the broker, encodes its outputs as
+/// Relay v1 frames into one outbound buffer, and runs its actions against
+/// the store and the router.
+///
+/// It never touches the channel while the machine is deciding (a write or a
+/// close can call back into the handler, which is mid-event): closing, the
+/// next delivery turn and resuming reads are only noted here, and
+/// ``SessionHandler`` carries them out once the event is handled.
+final class SessionIO: SessionEnvironment {
+    let broker: BrokerContext
+    /// ``BrokerContext/generation`` read before this connection's TLS
+    /// handler was made; HELLO re-verifies the chain if a reload since changed it.
+    let acceptedGeneration: UInt64
+    var context: ChannelHandlerContext?
+    var proxy: SessionProxy?
+    var outbound: ByteBuffer
+    /// The peer's frame limit: the pre-HELLO minimum until WELCOME.
+    private var peerMaxFrameSize = Int(FrameLayout.minimumMaxFrameSize)
+
+    // Noted during an event, done by the handler after it.
+    var closeRequested = false
+    var pumpRequested = false
+    var resumeRequested = false
+
+    init(broker: BrokerContext, allocator: ByteBufferAllocator, acceptedGeneration: UInt64) {
+        self.broker = broker
+        self.acceptedGeneration = acceptedGeneration
+        self.outbound = allocator.buffer(capacity: 0)
+    }
+
+    var logger: Logger { broker.logger }
+
+    // MARK: Relay v1 output
+
+    func write(_ frame: Frame) {
+        do {
+            try outbound.writeFrame(frame, maxFrameSize: peerMaxFrameSize)
+        } catch {
+            logger.error("could not encode a frame", metadata: ["frame": "\(frame.type)", "error": "\(error)"])
+        }
+    }
+
+    func flush() {
+        guard let context, outbound.readableBytes > 0 else { return }
+        let buffer = outbound
+        outbound = context.channel.allocator.buffer(capacity: 0)
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
+    }
+
+    private func send(_ output: SessionOutput) {
+        switch output {
+        case .welcome(let version, let principal, let identity, let peerFrameLimit):
+            peerMaxFrameSize = peerFrameLimit
+            let limits = broker.limits
+            write(.welcome(Welcome(version: version, maxFrameSize: UInt32(limits.maxFrameSize), maxPayload: UInt32(limits.maxPayload),
+                                   maxHeaders: UInt16(clamping: limits.maxHeaders), maxInFlight: UInt32(limits.maxInFlightPublishes),
+                                   maxSubscriptions: UInt32(limits.maxSubscriptionsPerConnection),
+                                   dedupWindow: broker.dedupWindowNanoseconds, principal: principal, subject: identity.subject.rfc4514,
+                                   fingerprint: identity.fingerprintSHA256, spiffeID: identity.spiffe?.uri ?? "")))
+        case .published(let id, let receipt):
+            write(.publishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
+                                         duplicate: receipt.duplicate)))
+        case .publishRefused(let id, let code, let message):
+            write(.publishError(PublishError(publishID: id, code: code, message: message)))
+        case .subscribed(let id, let first):
+            write(.subscribeAck(.accepted(subscriptionID: id, firstSequence: first)))
+        case .subscribeRefused(let id, let code, let message):
+            write(.subscribeAck(.refused(subscriptionID: id, code: code, message: message)))
+        case .subscriptionEnded(let id, let code, let message):
+            write(.error(ErrorFrame(code: code, subscriptionID: id, message: message)))
+        }
+    }
+
+    func deliver(_ message: RoutedMessage, subscriptionID: UInt32) -> Bool {
+        do {
+            try message.prepared.write(subscriptionID: subscriptionID, replayed: false, into: &outbound,
+                                       maxFrameSize: peerMaxFrameSize)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Replayed messages go to one subscription each, so each MSG is written
+    /// straight from the store's record into the outbound buffer: no shared
+    /// tail (``PreparedMessage``) to allocate, fill and free per message.
+    func deliverReplayed(_ message: StoredMessage, subscriptionID: UInt32) -> Bool {
+        do {
+            try PreparedMessage.writeFrame(
+                subscriptionID: subscriptionID, replayed: true, sequence: message.sequence, timestamp: message.timestamp,
+                topic: message.topic.value, publisherPrincipal: message.publisher.principal,
+                publisherFingerprint: message.publisher.fingerprint,
+                headers: Headers(message.headers), payload: message.payload,
+                into: &outbound, maxFrameSize: peerMaxFrameSize)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    var canDeliver: Bool { context?.channel.isWritable ?? false }
+
+    // MARK: Actions
+
+    func run(_ action: SessionAction) {
+        switch action {
+        case .send(let output):
+            send(output)
+        case .close(.error(let code, let message)):
+            write(.error(ErrorFrame(code: code, message: message)))
+            closeRequested = true
+        case .close(.goodbye):
+            write(.bye(.normal))
+            closeRequested = true
+        case .append(let messages, let ids):
+            append(messages, ids: ids)
+        case .commitCursor(let owner, let name, let sequence):
+            let logger = self.logger
+            broker.store.commitCursor(owner: owner, name: name, sequence: sequence) { result in
+                if case .failure(let error) = result {
+                    logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
+                }
+            }
+        case .detachDurable(let owner, let name, let lastAck):
+            detach(owner: owner, name: name, lastAck: lastAck)
+        case .releaseDurable(let owner, let name):
+            broker.releaseDurable(owner: owner, name: name)
+        case .unroute(let filter, let id):
+            if let proxy { broker.router.unsubscribe(filter, sink: proxy, id: id) }
+        case .pauseReading:
+            break  // SessionHandler.read(context:) asks the machine
+        case .resumeReading:
+            resumeRequested = true
+        case .schedulePump:
+            pumpRequested = true
+        }
+    }
+
+    /// Hands one append to the store. The completion runs on the writer
+    /// thread after the durable commit: it sends the answers to this
+    /// session's loop and hands the batch to the router's serial queue (one
+    /// hop each per commit, not per message), so the writer goes straight
+    /// back to committing. The router's queue runs in the order the single
+    /// writer made the hops, i.e. commit order: it encodes and fans out
+    /// (``Router/routeCommitted(_:_:metrics:)``).
+    private func append(_ messages: [NewMessage], ids: [UInt64]) {
+        guard let proxy else { return }
+        let router = broker.router
+        let metrics = broker.metrics
+        let submitted = NIODeadline.now()
+        broker.store.append(messages) { results in
+            metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
+            // The PUBACKs go first, straight to the session's loop, so the
+            // publisher can refill its window while the router is still
+            // encoding and fanning out. Nothing orders a PUBACK against the
+            // fan-out of its message (Protocol/relay-v1.md).
+            proxy.onLoop { session in session.commitCompleted(ids: ids, results: results) }
+            router.routeCommitted(messages, results, metrics: metrics)
+        }
+    }
+
+    /// Lets go of a durable name after committing its last cursor position.
+    /// The commit queues behind any earlier cursor commit on the store's
+    /// writer, and the name is released only once it is done, so a client
+    /// that reconnects at once resumes after it rather than from an older cursor.
+    private func detach(owner: DurableOwner, name: String, lastAck: UInt64?) {
+        let broker = self.broker, logger = self.logger
+        guard let lastAck else { return broker.releaseDurable(owner: owner, name: name) }
+        broker.store.commitCursor(owner: owner, name: name, sequence: lastAck) { result in
+            if case .failure(let error) = result {
+                logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
+            }
+            broker.releaseDurable(owner: owner, name: name)
+        }
+    }
+
+    func audit(_ event: String, _ fields: KeyValuePairs<String, any Sendable>) {
+        broker.audit?.record(event, fields)
+    }
+
+    // MARK: Look-ups
+
+    func reverifyIfReloaded(_ chain: PeerCertificateChain) -> TLSError? {
+        // The handshake may have been verified against the CA/CRL set a reload
+        // has since replaced (it raced the reload, which re-evaluates only
+        // registered, active sessions): verify the chain again before admitting.
+        guard broker.generation != acceptedGeneration else { return nil }
+        do {
+            try broker.tls.current.verify(chain)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func permissions(for identity: Identity) -> Permissions { broker.policy.permissions(for: identity) }
+
+    func claimDurable(owner: DurableOwner, name: String) -> Bool { broker.claimDurable(owner: owner, name: name) }
+
+    /// The owner's committed cursor; else a cursor migrated from a
+    /// schema-1 store under this session's principal, which this owner then
+    /// adopts (the legacy key is deleted, so it is handed out once).
+    func resumeCursor(owner: DurableOwner, name: String, principal: String) throws(StoreError) -> UInt64? {
+        if let cursor = try broker.store.cursor(owner: owner, name: name) { return cursor }
+        guard let legacy = try broker.store.legacyCursor(principal: principal, name: name) else { return nil }
+        let logger = self.logger
+        broker.store.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: legacy) { result in
+            if case .failure(let error) = result {
+                logger.error("adopting a migrated durable cursor failed", metadata: ["name": "\(name)", "error": "\(error)"])
+            }
+        }
+        logger.notice("durable cursor migrated from schema 1 adopted",
+                      metadata: ["name": "\(name)", "principal": "\(principal)", "sequence": "\(legacy)"])
+        return legacy
+    }
+
+    func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
+        try broker.store.startSequence(start, filter: filter)
+    }
+
+    func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64 {
+        guard let proxy else { return broker.router.watermark }  // torn down: nothing will be delivered
+        return broker.router.subscribe(filter, sink: proxy, id: subscriptionID)
+    }
+
+    func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch {
+        // maxScan bounds one read's walk over non-matching messages, so a
+        // sparse wildcard replay does not hold the event loop for the whole log.
+        try broker.store.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: 65_536)
+    }
+}
