@@ -69,12 +69,12 @@ struct FilePermissionTests {
             let check = try ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
             #expect(await check.waitForExit(timeout: 60) == 0, "warnings must not fail the check:\n\(check.transcript)")
             let lines = check.transcript.split(separator: "\n")
-            #expect(lines.contains { $0.contains("warning") && $0.contains(relayd.pki.server.key) && $0.contains("group") },
-                    "no warning about the group-readable key:\n\(check.transcript)")
-            #expect(lines.contains { $0.contains("warning") && $0.contains("0.0.0.0") && $0.contains("metrics") },
-                    "no warning about metrics on 0.0.0.0:\n\(check.transcript)")
-            #expect(lines.contains { $0.contains("warning") && $0.contains(relayd.dataDirectory) && $0.contains("everyone") },
-                    "no warning about the data directory open to everyone:\n\(check.transcript)")
+            let keyWarning = lines.contains { $0.contains("warning") && $0.contains(relayd.pki.server.key) && $0.contains("group") }
+            #expect(keyWarning, "no warning about the group-readable key:\n\(check.transcript)")
+            let metricsWarning = lines.contains { $0.contains("warning") && $0.contains("0.0.0.0") && $0.contains("metrics") }
+            #expect(metricsWarning, "no warning about metrics on 0.0.0.0:\n\(check.transcript)")
+            let dataWarning = lines.contains { $0.contains("warning") && $0.contains(relayd.dataDirectory) && $0.contains("everyone") }
+            #expect(dataWarning, "no warning about the data directory open to everyone:\n\(check.transcript)")
         }
     }
 }

@@ -50,7 +50,8 @@ import Testing
                     continuation.resume(returning: (results, read))
                 }
             }
-            #expect(try receipts.map { try $0.get().sequence } == [1, 2])
+            let sequences = try receipts.map { try $0.get().sequence }
+            #expect(sequences == [1, 2])
             let texts = try readInCompletion.get()
             #expect(texts == ["a", "b"], "the receipts came before the messages were readable: \(texts)")
         }

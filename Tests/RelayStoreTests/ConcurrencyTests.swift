@@ -146,7 +146,8 @@ final class ReceiptCollector: @unchecked Sendable {
             let future = store.append([try message("loop.t", "1")], on: loop)
             let (onLoop, results) = try await future.map { (loop.inEventLoop, $0) }.get()
             #expect(onLoop)
-            #expect(try results.map { try $0.get().sequence } == [1])
+            let sequences = try results.map { try $0.get().sequence }
+            #expect(sequences == [1])
         }
     }
 }

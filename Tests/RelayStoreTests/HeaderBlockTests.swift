@@ -37,12 +37,12 @@ import Testing
             let results = await store.append([try message("h", "1", headers: short), try message("h", "2", headers: HeaderBlock(count: 2, encoded: cut)),
                                               try message("h", "3", headers: two)])
             for result in results.prefix(2) {
-                #expect {
-                    try result.get()
-                } throws: { error in
+                let read = { try result.get() }
+                let namesHeaderBlock: (any Error) -> Bool = { error in
                     guard case .invalidArgument(let reason) = error as? StoreError else { return false }
                     return reason.contains("header block")
                 }
+                #expect(performing: read, throws: namesHeaderBlock)
             }
             #expect(try results[2].get().sequence == 1)
         }

@@ -154,7 +154,8 @@ struct MessageLogContractTests {
             log.close()  // idempotent
             let results = await log.appendAndWait([try message("u", "late")])
             #expect(results.count == 1)
-            #expect(throws: StoreError.closed) { try results[0].get() }
+            let readFirst = { try results[0].get() }
+            #expect(throws: StoreError.closed, performing: readFirst)
         }
     }
 }

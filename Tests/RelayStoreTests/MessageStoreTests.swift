@@ -16,7 +16,8 @@ import Testing
                 try message("orders.us.created", "", publisher: other),
             ]).map { try $0.get() }
             #expect(receipts.map(\.sequence) == [1, 2])
-            #expect(receipts.allSatisfy { !$0.duplicate })
+            let noneDuplicate = receipts.allSatisfy { !$0.duplicate }
+            #expect(noneDuplicate)
             let batch = try store.read(from: 1, filter: TopicFilter(">"))
             #expect(batch.messages.count == 2)
             let first = try #require(batch.messages.first)
@@ -75,7 +76,8 @@ import Testing
                 next = page.next
                 reachedEnd = page.reachedEnd
             }
-            #expect(seen == stride(from: 0, to: 30, by: 3).map { "\($0)" })
+            let everyThird = stride(from: 0, to: 30, by: 3).map { "\($0)" }
+            #expect(seen == everyThird)
             #expect(next == 31)
         }
     }
@@ -273,7 +275,8 @@ import Testing
             let long = PublisherStamp(principal: String(repeating: "p", count: 70_000), fingerprint: .zero)
             let results = await store.append([try message("ok", "1"), try message("ok", "2", publisher: long), try message("ok", "3")])
             #expect(try results[0].get().sequence == 1)
-            #expect(throws: StoreError.self) { try results[1].get() }
+            let readSecond = { try results[1].get() }
+            #expect(throws: StoreError.self, performing: readSecond)
             #expect(try results[2].get().sequence == 2)
         }
     }

@@ -117,7 +117,8 @@ import Testing
             #expect(batch.messages.count == 10)
             // Appends keep failing fast; cursor commits still succeed.
             let refused = await store.append(try (0..<8).map { _ in try message("fill.0", payload) })
-            #expect(throws: StoreError.storageFull(maxMapSize: 2 << 20)) { try refused[0].get() }
+            let readRefused = { try refused[0].get() }
+            #expect(throws: StoreError.storageFull(maxMapSize: 2 << 20), performing: readRefused)
             try await store.commitCursor(owner: testOwner(1), name: "d", sequence: 5)
             #expect(try store.cursor(owner: testOwner(1), name: "d") == 5)
         }

@@ -70,7 +70,8 @@ struct BrokerLimitsTests {
             // The limit counts open subscriptions: closing one makes room.
             // UNSUB has no answer: a PING round trip after it shows relayd read it.
             try await client.send(.unsubscribe(subscriptionID: 2), .ping(token: 9))
-            #expect(try await client.nextReply { if case .pong(token: 9) = $0 { return true }; return false } != nil)
+            let pong = try await client.nextReply { if case .pong(token: 9) = $0 { return true }; return false }
+            #expect(pong != nil)
             #expect(try await client.subscribe(5, "limits.sub.5").isAccepted)
             #expect(try await client.subscribe(6, "limits.sub.6").errorCode == .tooManySubscriptions)
             await client.close()
@@ -102,7 +103,9 @@ struct BrokerLimitsTests {
             }
             #expect(acked.sorted() == [1, 2, 3, 4], "acknowledged: \(acked.sorted())")
             #expect(refused.keys.sorted() == Array(5...10), "refused: \(refused.keys.sorted())")
-            #expect(refused.values.allSatisfy { $0 == .tooManyInFlight }, "codes: \(refused.values.map { String(describing: $0) })")
+            let allTooMany = refused.values.allSatisfy { $0 == .tooManyInFlight }
+            let codes = refused.values.map { String(describing: $0) }
+            #expect(allTooMany, "codes: \(codes)")
             try await expectStillServes(client, id: 11, topic: "limits.flight")
             try await expectStored(relayd, topic: "limits.flight", count: 5)  // 1-4 and 11
             await client.close()
@@ -131,7 +134,8 @@ struct BrokerLimitsTests {
             } catch {
                 Issue.record("the third connection ended without ERR too_many_connections: \(error)")
             }
-            #expect(try await relayd.waitForMetric(sample) { $0 >= 1 } == 1)
+            let sampled = try await relayd.waitForMetric(sample) { $0 >= 1 }
+            #expect(sampled == 1)
             await third.close()
             // The refused connection never had a session: the open-connection gauge still counts two.
             let openAfterRefusal = try await relayd.metric("relay_connections_open")

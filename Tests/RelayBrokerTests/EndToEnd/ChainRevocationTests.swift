@@ -72,7 +72,8 @@ struct ChainRevocationTests {
 
             let refusal = await Self.tlsRefusal(relayd, as: underA)
             #expect(refusal == .alertReceived(code: 44, description: "certificate revoked"))
-            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            let refusedEvent = await relayd.waitForAudit { $0.event == "connection_refused" }
+            let refused = try #require(refusedEvent)
             #expect(refused["cause"] == "certificate_rejected_23", "\(refused.fields)")
             #expect(refused["reason"]?.contains("revoked") == true)
             // The other branch (its CAs not revoked) is admitted.
@@ -109,7 +110,8 @@ struct ChainRevocationTests {
             }
             let ended = relayd.auditEvents().filter { $0.event == "session_ended" }
             #expect(ended.count == 3)
-            #expect(ended.allSatisfy { $0["cause"] == "certificate_revoked" && $0["trigger"] == "reload" && $0["subject"]?.hasPrefix("CN=three-") == true })
+            let allRevokedByReload = ended.allSatisfy { $0["cause"] == "certificate_revoked" && $0["trigger"] == "reload" && $0["subject"]?.hasPrefix("CN=three-") == true }
+            #expect(allRevokedByReload)
             // And they cannot come back.
             #expect(await Self.tlsRefusal(relayd, as: identities[1]) == .alertReceived(code: 44, description: "certificate revoked"))
             for (index, client) in sessions.enumerated() where index % 2 == 0 { await client.close() }
@@ -130,11 +132,12 @@ struct ChainRevocationTests {
             guard case .alertReceived = refusal else {
                 Issue.record("expected a TLS alert, got \(String(describing: refusal))"); return
             }
-            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            let refusedEvent = await relayd.waitForAudit { $0.event == "connection_refused" }
+            let refused = try #require(refusedEvent)
             #expect(refused["cause"] == "certificate_rejected_3", "\(refused.fields)")
             #expect(refused["reason"]?.contains("no CRL from CA 'CN=Relay Test CA'") == true, "\(refused.fields)")
-            #expect(await relayd.waitForLogLine { $0.contains("TLS connection failed") && $0.contains("no CRL from CA 'CN=Relay Test CA'") },
-                    "no log line names the CA whose CRL is missing:\n\(relayd.process?.transcript ?? "")")
+            let namesCA = await relayd.waitForLogLine { $0.contains("TLS connection failed") && $0.contains("no CRL from CA 'CN=Relay Test CA'") }
+            #expect(namesCA, "no log line names the CA whose CRL is missing:\n\(relayd.process?.transcript ?? "")")
             try await relayd.verifyAuditChain()
         }
     }
@@ -170,7 +173,8 @@ struct ChainRevocationTests {
         try await withRelayd(pki: tree.pki) { relayd in
 
             #expect(await Self.tlsRefusal(relayd, as: noEKU) == .alertReceived(code: 43, description: "unsupported certificate"))
-            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            let refusal = await relayd.waitForAudit { $0.event == "connection_refused" }
+            let refused = try #require(refusal)
             #expect(refused["cause"] == "certificate_rejected_26", "\(refused.fields)")
             #expect(refused["reason"]?.contains("clientAuth") == true, "\(refused.fields)")
             // Positive control: the same chain with EKU clientAuth gets in.
@@ -193,7 +197,8 @@ struct ChainRevocationTests {
 
             let refusal = await Self.tlsRefusal(relayd, as: caLeaf)
             #expect(refusal == .alertReceived(code: 46, description: "certificate unknown"), "\(String(describing: refusal))")
-            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            let refusedEvent = await relayd.waitForAudit { $0.event == "connection_refused" }
+            let refused = try #require(refusedEvent)
             #expect(refused["cause"] == "certificate_rejected_37", "\(refused.fields)")
             #expect(refused["reason"]?.contains("CA certificate") == true, "\(refused.fields)")
             try await relayd.verifyAuditChain()

@@ -136,7 +136,8 @@ struct DurabilityTests {
             let stored = try await reader.messages(Int(min(last + 1, end) - subscribed.firstSequence))
             let payloads = Dictionary(stored.map { ($0.sequence, payloadString($0)) }, uniquingKeysWith: { a, _ in a })
             let lost = acked.filter { payloads[$0.key] != $0.value }
-            #expect(lost.isEmpty, "\(lost.count) of \(acked.count) acknowledged messages lost or changed, e.g. \(lost.sorted { $0.key < $1.key }.prefix(3))")
+            let examples = lost.sorted { $0.key < $1.key }.prefix(3)
+            #expect(lost.isEmpty, "\(lost.count) of \(acked.count) acknowledged messages lost or changed, e.g. \(examples)")
             print("SIGTERM under load: \(unanswered) publishes unanswered at the signal, \(acked.count) of \(sent) acknowledged "
                   + "(\(ackedAfterSignal) after the signal), \(lost.count) of them not stored")
             await reader.close()

@@ -145,7 +145,8 @@ struct HostileIdentityTests {
             try await relayd.start()
 
             let refused = try await Self.refusedAtHello(relayd, eve, label)
-            let scalar = try #require(commonName.unicodeScalars.first { $0.value > 0x7E })
+            let firstNonASCII = commonName.unicodeScalars.first { $0.value > 0x7E }
+            let scalar = try #require(firstNonASCII)
             let codePoint = String(format: "U+%04X", scalar.value)
             #expect(refused?["reason"]?.contains(codePoint) == true, "\(label): \(String(describing: refused?["reason"]))")
             // The refusal log line carries the subject, escaped.

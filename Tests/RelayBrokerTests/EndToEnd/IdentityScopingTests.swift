@@ -40,10 +40,12 @@ struct IdentityScopingTests {
             let shared = ProducerSessionID(high: 0x5EED_5EED_5EED_5EED, low: 42)
 
             let bobClient = try await Self.connect(relayd, bob, session: shared)
-            let bobAck = try #require(try await bobClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-bob" }.first)
+            let bobAcks = try await bobClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-bob" }
+            let bobAck = try #require(bobAcks.first)
             #expect(bobAck.duplicate == false)
             let carolClient = try await Self.connect(relayd, carol, session: shared)
-            let carolAck = try #require(try await carolClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-carol" }.first)
+            let carolAcks = try await carolClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-carol" }
+            let carolAck = try #require(carolAcks.first)
             #expect(carolAck.duplicate == false, "carol's publish was taken for bob's: \(carolAck)")
             #expect(carolAck.sequence != bobAck.sequence)
 
@@ -57,12 +59,14 @@ struct IdentityScopingTests {
             // A real retry: bob reconnects with his session and resends id 7.
             await bobClient.close()
             let bobAgain = try await Self.connect(relayd, bob, session: shared)
-            let retry = try #require(try await bobAgain.publish("dedup.x", count: 1, firstID: 7) { _ in "from-bob" }.first)
+            let retryAcks = try await bobAgain.publish("dedup.x", count: 1, firstID: 7) { _ in "from-bob" }
+            let retry = try #require(retryAcks.first)
             #expect(retry.duplicate == true)
             #expect(retry.sequence == bobAck.sequence)
             #expect(retry.timestamp == bobAck.timestamp)
             // Carol's retry maps to carol's message, not bob's.
-            let carolRetry = try #require(try await carolClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-carol" }.first)
+            let carolRetryAcks = try await carolClient.publish("dedup.x", count: 1, firstID: 7) { _ in "from-carol" }
+            let carolRetry = try #require(carolRetryAcks.first)
             #expect(carolRetry.duplicate == true)
             #expect(carolRetry.sequence == carolAck.sequence)
             // Nothing else was stored.

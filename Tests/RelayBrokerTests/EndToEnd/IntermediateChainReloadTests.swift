@@ -49,7 +49,8 @@ struct IntermediateChainReloadTests {
             #expect(ended.isEmpty, "sessions cut by a no-op reload: \(ended.map(\.fields))")
             let reloads = relayd.auditEvents().filter { $0.event == "reload" && $0["result"] == "applied" }
             #expect(reloads.count == 20)
-            #expect(reloads.allSatisfy { $0["sessions"] == "30" })
+            let allThirty = reloads.allSatisfy { $0["sessions"] == "30" }
+            #expect(allThirty)
             for client in sessions { await client.close() }
             try await relayd.verifyAuditChain()
         }

@@ -78,11 +78,13 @@ struct ReloadTests {
                     "the revoked certificate's reconnect ended with \(String(describing: refusal)), not the certificate_revoked alert")
 
             let serial = pki.alice.issued.serialNumber
-            let ended = try #require(await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == serial })
+            let endedEvent = await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == serial }
+            let ended = try #require(endedEvent)
             #expect(ended["cause"] == "certificate_revoked")
             #expect(ended["trigger"] == "reload")
             #expect(ended["fingerprint"] == (try Identity(pem: pki.alice.issued.certificatePEM)).fingerprintSHA256.hex)
-            let reload = try #require(relayd.auditEvents().last { $0.event == "reload" && $0.line < ended.line })
+            let lastReload = relayd.auditEvents().last { $0.event == "reload" && $0.line < ended.line }
+            let reload = try #require(lastReload)
             #expect(reload["result"] == "applied")
             #expect(reload["restart_required"] == "")  // [tls] and [acl] apply live
             let appliedAt = try #require(reload.timestamp)
@@ -95,8 +97,10 @@ struct ReloadTests {
             #expect(endedAt.timeIntervalSince(appliedAt) < 1.0)
 
             let accepted = relayd.auditEvents().filter { $0.event == "connection_accepted" }
-            #expect(accepted.contains { $0["serial"] == serial && $0["subject"]?.contains("CN=alice") == true && $0["fingerprint"]?.count == 64 })
-            #expect(accepted.contains { $0["serial"] == bob.issued.serialNumber && $0["principal"] == "CN=bob" })
+            let aliceAccepted = accepted.contains { $0["serial"] == serial && $0["subject"]?.contains("CN=alice") == true && $0["fingerprint"]?.count == 64 }
+            #expect(aliceAccepted)
+            let bobAccepted = accepted.contains { $0["serial"] == bob.issued.serialNumber && $0["principal"] == "CN=bob" }
+            #expect(bobAccepted)
             let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["cause"] == "certificate_rejected_23" }
             #expect(refused?["reason"]?.contains("revoked") == true)
             await other.close()
@@ -115,14 +119,16 @@ struct ReloadTests {
 
             try relayd.writeConfig(crl: try relayd.pki.writeCRL(revoking: [relayd.pki.alice.issued.serialNumber]))
             relayd.reload()
-            #expect(await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "applied" } != nil)
+            let applied = await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "applied" }
+            #expect(applied != nil)
             do {
                 try await late.hello()
                 Issue.record("a client revoked between its handshake and its HELLO was admitted")
             } catch FrameClientError.refused(let error) {
                 #expect(error.errorCode == .certificateRevoked)
             }
-            let refused = try #require(await relayd.waitForAudit { $0.event == "connection_refused" })
+            let refusal = await relayd.waitForAudit { $0.event == "connection_refused" }
+            let refused = try #require(refusal)
             #expect(refused["cause"] == "certificate_revoked")
             #expect(refused["serial"] == relayd.pki.alice.issued.serialNumber)
             #expect(refused["subject"]?.contains("CN=alice") == true)
@@ -190,14 +196,16 @@ struct ReloadTests {
             #expect(refusedSub.errorCode == .notAuthorized)
             #expect(try await alice.expectSilence())  // nothing more for subscription 2
             // bob cannot reconnect: the policy refuses him at HELLO.
-            await #expect(throws: FrameClientError.self) {
+            let connectAgain: () async throws -> sending Void = {
                 let again = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
                 defer { Task { await again.close() } }
                 try await again.hello()
             }
+            await #expect(throws: FrameClientError.self, performing: connectAgain)
 
             let aliceSerial = pki.alice.issued.serialNumber
-            let subEnded = try #require(await relayd.waitForAudit { $0.event == "subscription_ended" })
+            let subEndedEvent = await relayd.waitForAudit { $0.event == "subscription_ended" }
+            let subEnded = try #require(subEndedEvent)
             #expect(subEnded["subscription"] == "2" && subEnded["filter"] == "b.>" && subEnded["rule"] == "narrow")
             #expect(subEnded["serial"] == aliceSerial && subEnded["trigger"] == "reload")
             let pubDenied = await relayd.waitForAudit { $0.event == "publish_denied" }
@@ -242,11 +250,13 @@ struct ReloadTests {
                 $0.event == "reload" && $0["result"] == "refused" && $0["reason"]?.contains("unknown key") == true
             }
             #expect(unknownKey?["reason"]?.contains("verbosity") == true)
-            #expect((try await relayd.waitForMetric("relay_reload_failures_total") { $0 >= 2 } ?? 0) >= 2)
+            let failureCount = try await relayd.waitForMetric("relay_reload_failures_total") { $0 >= 2 }
+            #expect((failureCount ?? 0) >= 2)
             try await expectBrokerWorks(relayd, client, id: 10)
             // Nothing was applied.
             #expect((try await relayd.metric("relay_reloads_total") ?? 0) == 0)
-            #expect(!relayd.auditEvents().contains { $0.event == "reload" && $0["result"] == "applied" })
+            let appliedAny = relayd.auditEvents().contains { $0.event == "reload" && $0["result"] == "applied" }
+            #expect(!appliedAny)
             #expect(relayd.process?.isRunning == true)
 
             // A valid config that changes a start-time setting is applied, and the
@@ -294,7 +304,8 @@ struct ReloadTests {
             #expect(await client.waitUntilClosed())
             print("expiry: notAfter → client got ERR certificate_expired: \(seconds(from: notAfter, to: received))")
 
-            let ended = try #require(await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == carol.issued.serialNumber })
+            let endedEvent = await relayd.waitForAudit { $0.event == "session_ended" && $0["serial"] == carol.issued.serialNumber }
+            let ended = try #require(endedEvent)
             #expect(ended["cause"] == "certificate_expired")
             #expect(ended["trigger"] == "expiry")
             #expect(ended["subject"] == "CN=carol")

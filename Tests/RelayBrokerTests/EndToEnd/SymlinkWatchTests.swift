@@ -31,7 +31,8 @@ struct SymlinkWatchTests {
 
             // The reconnect fails in the handshake (revoked, X509 error 23).
             let again = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
-            await #expect(throws: (any Error).self) { try await again.hello() }
+            let helloAgain: () async throws -> sending Void = { try await again.hello() }
+            await #expect(throws: (any Error).self, performing: helloAgain)
             let refused = await relayd.waitForAudit {
                 $0.event == "connection_refused" && $0["cause"] == "certificate_rejected_23"
             }

@@ -100,9 +100,11 @@ struct TLSScanTests {
                 #expect(keyExchange.hasPrefix("ECDH") || keyExchange.hasPrefix("DH"), "not forward secret: \(text)")
                 #expect(["AESGCM", "ChaCha20", "AESCCM"].contains(String(encryption)), "not AEAD: \(text)")
             }
-            #expect(findings.first { $0.id == "PFS" }?.severity == "OK")
+            let pfs = findings.first { $0.id == "PFS" }
+            #expect(pfs?.severity == "OK")
             // RFC 5746 present (no insecure renegotiation); client-initiated: see the suite comment.
-            #expect(finding("secure_renego") == "supported" && findings.first { $0.id == "secure_renego" }?.severity == "OK",
+            let renegotiation = findings.first { $0.id == "secure_renego" }
+            #expect(finding("secure_renego") == "supported" && renegotiation?.severity == "OK",
                     "\(finding("secure_renego") ?? "missing")")
             // Client-initiated: "not vulnerable", or (when relayd's alert beats its probe) the
             // notice that client authentication prevents the test; `renegotiationRefused` decides.
@@ -113,7 +115,8 @@ struct TLSScanTests {
             // FATAL: testssl.sh could not run a check (a scan problem hides whatever it would have found).
             let bad = findings.filter { ["LOW", "MEDIUM", "HIGH", "CRITICAL", "WARN", "FATAL"].contains($0.severity) }
                 .filter { !($0.id == "secure_client_renego" && inconclusive) }
-            #expect(bad.isEmpty, "\(bad.map { "\($0.id) \($0.severity): \($0.finding ?? "")" })")
+            let badLines = bad.map { "\($0.id) \($0.severity): \($0.finding ?? "")" }
+            #expect(bad.isEmpty, "\(badLines)")
         }
     }
 

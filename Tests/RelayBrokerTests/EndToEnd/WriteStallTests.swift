@@ -42,7 +42,8 @@ struct WriteStallTests {
             while NIODeadline.now() < floodEnds {
                 let started = NIODeadline.now()
                 let acks = try await publisher.publish("legit.data", count: 10, firstID: nextID)
-                #expect(acks.map(\.publishID) == (nextID..<nextID + 10).map { $0 })
+                let expectedIDs = (nextID..<nextID + 10).map { $0 }
+                #expect(acks.map(\.publishID) == expectedIDs)
                 nextID += 10
                 batches += 1
                 slowest = max(slowest, Double((NIODeadline.now() - started).nanoseconds) / 1e9)

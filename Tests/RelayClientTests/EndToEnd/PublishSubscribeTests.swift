@@ -20,14 +20,22 @@ struct PublishSubscribeTests {
                                                             headers: [HeaderField(key: "index", value: "\(i)")]))
             }
             #expect(receipts.map(\.sequence) == receipts.map(\.sequence).sorted())
-            #expect(receipts.allSatisfy { !$0.duplicate })
+            let noneDuplicate = receipts.allSatisfy { !$0.duplicate }
+            #expect(noneDuplicate)
             let messages = try await take(10, from: subscription)
             #expect(messages.map(\.sequence) == receipts.map(\.sequence))
-            #expect(messages.map { $0.text ?? "" } == (0..<10).map { "order \($0)" })
-            #expect(messages.allSatisfy { $0.topic == "orders.eu.created" })
-            #expect(messages.allSatisfy { $0.publisherPrincipal == session.principal })
-            #expect(messages.allSatisfy { $0.publisherFingerprint == session.fingerprint })
-            #expect(messages.map { $0.headers.first?.value ?? "" } == (0..<10).map { "\($0)" })
+            let messageTexts = messages.map { $0.text ?? "" }
+            let sentTexts = (0..<10).map { "order \($0)" }
+            #expect(messageTexts == sentTexts)
+            let allOnTopic = messages.allSatisfy { $0.topic == "orders.eu.created" }
+            #expect(allOnTopic)
+            let allFromPrincipal = messages.allSatisfy { $0.publisherPrincipal == session.principal }
+            #expect(allFromPrincipal)
+            let allWithFingerprint = messages.allSatisfy { $0.publisherFingerprint == session.fingerprint }
+            #expect(allWithFingerprint)
+            let headerValues = messages.map { $0.headers.first?.value ?? "" }
+            let sentHeaderValues = (0..<10).map { "\($0)" }
+            #expect(headerValues == sentHeaderValues)
             await publisher.close()
             await subscriber.connection.close()
         }
@@ -51,14 +59,17 @@ struct PublishSubscribeTests {
             #expect(counter.value == 2000)
             let subscriber = try await Subscriber.connect(broker.clientConfiguration())
             let all = try await take(4000, from: try await subscriber.subscribe(filter: "bulk.*", from: .earliest, window: 64))
-            #expect(all.map { $0.text ?? "" } == (0..<2000).map { "b\($0)" } + (0..<2000).map { "c\($0)" })
+            let bothTexts = all.map { $0.text ?? "" }
+            let bothSent = (0..<2000).map { "b\($0)" } + (0..<2000).map { "c\($0)" }
+            #expect(bothTexts == bothSent)
             // The handler variant sees the same messages, in order, with a small window.
             let seen = Collected()
             let handle = try await subscriber.subscribe(filter: "bulk.*", from: .earliest, window: 16) { seen.add($0.text ?? "") }
             let deadline = Date().addingTimeInterval(30)
             while seen.count < 4000, Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
             handle.cancel()
-            #expect(seen.all == all.map { $0.text ?? "" })
+            let receivedTexts = all.map { $0.text ?? "" }
+            #expect(seen.all == receivedTexts)
             await publisher.close()
             await subscriber.connection.close()
         }
@@ -85,7 +96,8 @@ struct PublishSubscribeTests {
             #expect(try await texts(.last(2), 2) == ["p3", "p4"])
             let latest = try await subscriber.subscribe(filter: "pos.>", from: .latest)
             _ = try await publisher.publish(topic: "pos.x", text: "p5")
-            #expect(try await take(1, from: latest).map { $0.text ?? "" } == ["p5"])
+            let latestTexts = try await take(1, from: latest).map { $0.text ?? "" }
+            #expect(latestTexts == ["p5"])
             await publisher.close()
             await subscriber.connection.close()
         }
@@ -99,12 +111,14 @@ struct PublishSubscribeTests {
             let first = try await Subscriber.connect(broker.clientConfiguration())
             let subscription = try await first.subscribe(filter: "dur.q", from: .earliest, durable: "worker")
             let got = try await take(3, from: subscription)
-            #expect(got.map { $0.text ?? "" } == ["d0", "d1", "d2"])
+            let texts = got.map { $0.text ?? "" }
+            #expect(texts == ["d0", "d1", "d2"])
             subscription.ack(got[2])
             await first.connection.close()
             let second = try await Subscriber.connect(broker.clientConfiguration())
             let resumed = try await second.subscribe(filter: "dur.q", from: .earliest, durable: "worker")
-            #expect(try await take(3, from: resumed).map { $0.text ?? "" } == ["d3", "d4", "d5"])
+            let resumedTexts = try await take(3, from: resumed).map { $0.text ?? "" }
+            #expect(resumedTexts == ["d3", "d4", "d5"])
             await second.connection.close()
             await publisher.close()
         }
@@ -121,7 +135,8 @@ struct PublishSubscribeTests {
         """
         try await withBroker(acl: acl) { broker in
             let publisher = try await Publisher.connect(broker.clientConfiguration())
-            await #expect(throws: RelayClientError.self) { _ = try await publisher.publish(topic: "bad..topic", text: "x") }
+            let publishBadTopic: () async throws -> sending Void = { _ = try await publisher.publish(topic: "bad..topic", text: "x") }
+            await #expect(throws: RelayClientError.self, performing: publishBadTopic)
             // throws(RelayClientError): a do-catch inside a closure does not infer the typed error.
             do throws(RelayClientError) {
                 _ = try await publisher.publish(topic: "forbidden.x", text: "x")

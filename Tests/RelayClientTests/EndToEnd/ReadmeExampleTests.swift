@@ -65,7 +65,8 @@ struct ReadmeExampleTests {
             #expect(status == 0, "the example failed:\n\(example.transcript)")
 
             let output = example.stdoutLines
-            let receiptLine = try #require(output.first { $0.hasPrefix("stored as sequence ") }, "\(example.transcript)")
+            let receipt = output.first { $0.hasPrefix("stored as sequence ") }
+            let receiptLine = try #require(receipt, "\(example.transcript)")
             let sequence = try #require(UInt64(receiptLine.dropFirst("stored as sequence ".count)), "\(receiptLine)")
             #expect(output == [
                 "stored as sequence \(sequence)",

@@ -117,11 +117,13 @@ struct RelayctlTests {
             #expect(allowed.stdout.contains("  [match] payments"), "\(allowed.stdout)")
             #expect(allowed.stdout.contains("    payments.>  (rule 'payments')"), "\(allowed.stdout)")
             #expect(allowed.stdout.contains("publish payments.eu: allowed by rule 'payments' (filter 'payments.>')"), "\(allowed.stdout)")
-            #expect(allowed.stdout.last { !$0.isEmpty } == "result: ALLOWED", "\(allowed.stdout)")
+            let allowedResult = allowed.stdout.last { !$0.isEmpty }
+            #expect(allowedResult == "result: ALLOWED", "\(allowed.stdout)")
             let denied = try await runCLI("relayctl", base + ["--subscribe", "orders.>"])
             #expect(denied.status == 1)
             #expect(denied.stdout.contains("subscribe orders.>: denied: no rule allows it"), "\(denied.stdout)")
-            #expect(denied.stdout.last { !$0.isEmpty } == "result: DENIED", "\(denied.stdout)")
+            let deniedResult = denied.stdout.last { !$0.isEmpty }
+            #expect(deniedResult == "result: DENIED", "\(denied.stdout)")
             let missing = try await runCLI("relayctl", ["acl", "explain", "--config", fixture.configPath, "--cert", "/nonexistent.pem"])
             #expect(missing.status == 2)
         }

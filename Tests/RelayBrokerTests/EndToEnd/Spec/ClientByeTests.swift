@@ -46,8 +46,10 @@ struct ClientByeTests {
             try await reader.hello()
             #expect(try await reader.subscribe(1, "bye.x").isAccepted)
             let stored = try await reader.messages(count - 1)
-            #expect(stored.map(\.sequence) == (1..<UInt64(count)).compactMap { acked[$0] })
-            #expect(stored.map(payloadString) == (1..<count).map { "p\($0)" })
+            let ackedSequences = (1..<UInt64(count)).compactMap { acked[$0] }
+            #expect(stored.map(\.sequence) == ackedSequences)
+            let sentPayloads = (1..<count).map { "p\($0)" }
+            #expect(stored.map(payloadString) == sentPayloads)
             await reader.close()
         }
     }

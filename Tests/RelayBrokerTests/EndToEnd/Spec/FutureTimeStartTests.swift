@@ -51,11 +51,13 @@ struct FutureTimeStartTests {
             // Credit 0: nothing is delivered live; after the CREDIT the messages come from the store.
             #expect(try await subscriber.subscribe(1, "ft.y", from: .time(start), credit: 0).isAccepted)
             let early = try await publisher.publish("ft.y", count: 3, firstID: 2)
-            try #require(early.allSatisfy { $0.timestamp < start })
+            let allBefore = early.allSatisfy { $0.timestamp < start }
+            try #require(allBefore)
             let now = UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
             if start > now { try await Task.sleep(nanoseconds: start - now + 50_000_000) }
             let late = try await publisher.publish("ft.y", count: 2, firstID: 10)
-            try #require(late.allSatisfy { $0.timestamp >= start })
+            let allAtOrAfter = late.allSatisfy { $0.timestamp >= start }
+            try #require(allAtOrAfter)
             try await subscriber.send(.credit(Credit(subscriptionID: 1, credit: 10)))
             let delivered = try await subscriber.messages(2)
             #expect(delivered.map(\.sequence) == late.map(\.sequence))

@@ -26,7 +26,8 @@ struct UnknownSubscriptionTests {
                 return nil
             }
             #expect(errors.map(\.subscriptionID) == [5, 6, 7], "answers before PONG: \(answers)")
-            #expect(errors.allSatisfy { $0.errorCode == .unknownSubscription })
+            let allUnknown = errors.allSatisfy { $0.errorCode == .unknownSubscription }
+            #expect(allUnknown)
 
             // An id that was open and is closed now is unknown too.
             try await client.send(.unsubscribe(subscriptionID: 1), .unsubscribe(subscriptionID: 1))
