@@ -98,7 +98,15 @@ public final class FrameClient: @unchecked Sendable {
     /// HELLO, then WELCOME (or the ERR that refused us, as an error).
     @discardableResult
     public func hello(sessionID: ProducerSessionID = .none) async throws -> Welcome {
-        try await send(.hello(Hello(maxFrameSize: 64 << 20, sessionID: sessionID, clientName: "frame-client")))
+        do {
+            try await send(.hello(Hello(maxFrameSize: 64 << 20, sessionID: sessionID, clientName: "frame-client")))
+        } catch {
+            // A refusal right after TLS (ERR too_many_connections, then close)
+            // can beat the HELLO write: the write fails on the closed channel,
+            // but the ERR already arrived and is the broker's answer.
+            if case .error(let refusal)? = try? await next() { throw FrameClientError.refused(refusal) }
+            throw error
+        }
         switch try await next() {
         case .welcome(let welcome): return welcome
         case .error(let error): throw FrameClientError.refused(error)
