@@ -81,7 +81,7 @@ struct WithRelaydTests {
         let task = Task {
             try await withRelayd { relayd in
                 box.withLockedValue { $0 = try? Run(relayd) }
-                try await Task.sleep(for: .seconds(600))  // until cancelled
+                try await Task.sleep(for: .seconds(600))  // not a wait for an event: the body must still be running when the test cancels it
             }
         }
         // The scope's body runs on another task and announces itself only through the box: polled.

@@ -53,6 +53,8 @@ struct FutureTimeStartTests {
             let early = try await publisher.publish("ft.y", count: 3, firstID: 2)
             let allBefore = early.allSatisfy { $0.timestamp < start }
             try #require(allBefore)
+            // Time itself is under test: the wall clock must pass the start time
+            // before the "late" publishes, and no event stands in for that.
             let now = UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
             if start > now { try await Task.sleep(nanoseconds: start - now + 50_000_000) }
             let late = try await publisher.publish("ft.y", count: 2, firstID: 10)
