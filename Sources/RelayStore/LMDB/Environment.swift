@@ -287,8 +287,8 @@ final class Environment: @unchecked Sendable {
     /// (docs/performance.md, "The tail at low load").
     ///
     /// When less than `lowWater` bytes are left between LMDB's last page and
-    /// the end of the file, appends `chunk` bytes of zeros at the end (capped
-    /// at the map size). The next commit's flush writes them and their
+    /// the end of the file, appends zeros at the end until `lowWater + chunk`
+    /// bytes are left (capped at the map size). The next commit's flush writes them and their
     /// allocation once; the commits after it overwrite allocated blocks.
     ///
     /// The zeros are written inside an (empty) write transaction: LMDB writes
@@ -302,16 +302,22 @@ final class Environment: @unchecked Sendable {
     /// `pwrite` error (e.g. a full disk), after which the file may have grown
     /// by part of the chunk, which is harmless. Call it between commits (the
     /// store's writer does, after each append commit).
-    func keepZeroedRoom(lowWater: Int, chunk: Int) throws(StoreError) -> Int {
+    /// `sizes` gets LMDB's used end and returns the low-water mark and the
+    /// chunk (the writer sizes them from the last commit's growth).
+    func keepZeroedRoom(_ sizes: (_ usedEnd: Int) -> (lowWater: Int, chunk: Int)) throws(StoreError) -> Int {
         // A cheap look first; the zeros are written inside a write transaction
         // (below), which holds LMDB's writer lock, so no other writer (in this
         // process or another) writes pages past the old end meanwhile.
-        guard try zeroedRoom().room < lowWater else { return 0 }
+        let look = try zeroedRoom()
+        let (lowWater, chunk) = sizes(look.usedEnd)
+        guard look.room < lowWater else { return 0 }
         return try write { (_: borrowing WriteTransaction) throws(StoreError) -> Int in
             let (room, end, usedEnd, fd) = try zeroedRoom(locked: true)
             guard room < lowWater else { return 0 }
+            // Up to `lowWater + chunk` of room, so the next top-up is at least a chunk away.
             let start = max(end, usedEnd)
-            let target = min(start + chunk, currentMapSize)
+            let target = min(usedEnd + lowWater + chunk, currentMapSize)
+            guard target > start else { return 0 }
             var offset = start
             while offset < target {
                 let count = min(target - offset, Self.zeros.count)
