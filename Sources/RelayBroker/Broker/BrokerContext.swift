@@ -19,6 +19,8 @@ public final class BrokerContext: Sendable {
     public let tls: TLSServerContextHolder
     public let limits: BrokerConfiguration.Limits
     public let helloTimeout: TimeAmount
+    /// Whether the store can commit (``StoreHealth``): part of /readyz.
+    public let storeHealth: StoreHealth
     private let state: NIOLockedValueBox<State>
 
     struct State {
@@ -60,6 +62,7 @@ public final class BrokerContext: Sendable {
         self.tls = tls
         self.limits = configuration.limits
         self.helloTimeout = .nanoseconds(configuration.server.helloTimeoutNanos)
+        self.storeHealth = StoreHealth(metrics: metrics, logger: logger)
         self.state = NIOLockedValueBox(State(configuration: configuration, policy: policy))
     }
 
