@@ -18,8 +18,12 @@ public enum BrokerMain {
         // A signal that arrives while the broker starts waits in its sequence.
         let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
-        let broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides,
-                                            openLog: openLog)
+        let broker: Broker
+        do {
+            broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides, openLog: openLog)
+        } catch {
+            throw LifecycleLog.startFailed(error)
+        }
         // Tests and scripts read the listening lines to find the ports.
         LifecycleLog.started(broker)
         let service = BrokerService(broker: broker, reloadSignals: reloadSignals)

@@ -47,4 +47,18 @@ public enum LifecycleLog {
     public static func stopped() {
         logger.notice("relayd stopped")
     }
+
+    /// Logs why the broker could not start (after the config loaded, so in
+    /// its format) and returns the error relayd exits with, which says it
+    /// was logged: relayd then prints nothing more.
+    static func startFailed(_ error: any Error) -> BrokerStartFailure {
+        logger.critical("relayd cannot start", metadata: ["error": "\(error)"])
+        return BrokerStartFailure(underlying: error)
+    }
+}
+
+/// The broker did not start; the reason is already in the log.
+public struct BrokerStartFailure: Error, CustomStringConvertible {
+    public var underlying: any Error
+    public var description: String { "\(underlying)" }
 }

@@ -54,6 +54,24 @@ struct OperatorLogTests {
         }
     }
 
+    @Test("a start that fails after the config loaded (the port is taken) says so in one logfmt line at critical, exit 1, nothing raw")
+    func startFailureIsALogLine() async throws {
+        try await withRelayd { running in
+            try await withRelayd(start: false) { second in
+                let child = try ChildProcess(try ProductLocator.executable("relayd"),
+                                             ["--config", second.configPath, "--listen", "127.0.0.1:\(running.port)"])
+                let status = await child.waitForExit(timeout: 30)
+                #expect(status == 1, "exit \(String(describing: status)):\n\(child.transcript)")
+                let lines = child.outputLines
+                let unparsed = lines.filter { RelaydLogLine.logfmt($0) == nil }
+                #expect(unparsed.isEmpty, "lines not in logfmt: \(unparsed)")
+                let failure = lines.compactMap(RelaydLogLine.logfmt).first { $0["msg"] == "relayd cannot start" }
+                #expect(failure?["level"] == "critical", "\(lines)")
+                #expect(failure?["error"]?.contains("cannot listen on 127.0.0.1:\(running.port)") == true, "\(lines)")
+            }
+        }
+    }
+
     /// Starts relayd with `[log] format`, opens and closes one session,
     /// gets one handshake refused, stops relayd with SIGTERM, and returns
     /// every output line parsed by `parse` (a line that does not parse is
