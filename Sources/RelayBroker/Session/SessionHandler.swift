@@ -131,6 +131,7 @@ final class SessionHandler: ChannelDuplexHandler {
         stallTimer?.cancel()
         stallTimer = nil
         recordSessionClosed()
+        retireForAdmin()
         machine.tearDown(io)
         releasePreAuth()
         if let proxy = io.proxy, registered {
