@@ -68,7 +68,8 @@ extension SessionHandler {
 
     /// The listings' view of this session; nil before HELLO.
     func adminSnapshot() -> SessionSnapshot? {
-        guard let session = machine.session, let opened else { return nil }
+        // A closed session keeps its subscriptions until tear-down: still shown.
+        guard let session = machine.session ?? machine.establishedSession, let opened else { return nil }
         let remote = io.context?.channel.remoteAddress.map(Self.addressText) ?? "unknown"
         let since = Date(timeIntervalSinceNow: -Double((NIODeadline.now() - opened.since).nanoseconds) / 1e9)
         var subscriptions: [AdminSubscription] = []

@@ -130,8 +130,8 @@ final class SessionHandler: ChannelDuplexHandler {
         expiryTimer?.cancel()
         stallTimer?.cancel()
         stallTimer = nil
+        retireForAdmin()  // before recordSessionClosed, which forgets `opened`
         recordSessionClosed()
-        retireForAdmin()
         machine.tearDown(io)
         releasePreAuth()
         if let proxy = io.proxy, registered {

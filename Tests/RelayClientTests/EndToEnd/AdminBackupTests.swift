@@ -25,17 +25,17 @@ struct AdminBackupTests {
             #expect(!FileManager.default.fileExists(atPath: copy + "/data.mdb.partial"))
             let refused = try await runCLI("relayctl", ["backup", "--to", copy] + relayd.cliArguments(ids.ops))
             #expect(refused.status == 2, "a non-empty target must be refused: \(refused.stderr)")
-        }
-        // Another relayd (another fixture, its own config and port) on the copy.
-        let restored = try ids.fixture()
-        try await withRelayd(restored, start: false) { relayd in
-            try FileManager.default.createDirectory(atPath: relayd.dataDirectory, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: copy + "/data.mdb", toPath: relayd.dataDirectory + "/data.mdb")
-            try await relayd.start()
-            let replay = try await runCLI("relay-sub", ["--topic", "orders.>", "--from", "earliest", "--count", "\(payloads.count)",
-                                                        "--format", "raw"] + relayd.cliArguments(ids.app))
-            #expect(replay.status == 0, "\(replay.stderr)")
-            #expect(replay.stdout == payloads, "restored \(replay.stdout.count) of \(payloads.count) messages")
+            // Another relayd (its own config, data directory and port; nested
+            // because the scopes share the PKI) started on the copy.
+            try await withRelayd(try ids.fixture(), start: false) { restored in
+                try FileManager.default.createDirectory(atPath: restored.dataDirectory, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: copy + "/data.mdb", toPath: restored.dataDirectory + "/data.mdb")
+                try await restored.start()
+                let replay = try await runCLI("relay-sub", ["--topic", "orders.>", "--from", "earliest", "--count",
+                                                            "\(payloads.count)", "--format", "raw"] + restored.cliArguments(ids.app))
+                #expect(replay.status == 0, "\(replay.stderr)")
+                #expect(replay.stdout == payloads, "restored \(replay.stdout.count) of \(payloads.count) messages")
+            }
         }
     }
 }
