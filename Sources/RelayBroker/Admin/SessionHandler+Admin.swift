@@ -70,7 +70,7 @@ extension SessionHandler {
     func adminSnapshot() -> SessionSnapshot? {
         // A closed session keeps its subscriptions until tear-down: still shown.
         guard let session = machine.session ?? machine.establishedSession, let opened else { return nil }
-        let remote = io.context?.channel.remoteAddress.map(Self.addressText) ?? "unknown"
+        let remote = io.context?.channel.remoteAddress.map(PeerAddress.describe) ?? "unknown"
         let since = Date(timeIntervalSinceNow: -Double((NIODeadline.now() - opened.since).nanoseconds) / 1e9)
         var subscriptions: [AdminSubscription] = []
         var durables: [(owner: DurableOwner, name: String, filter: String)] = []
@@ -116,13 +116,6 @@ extension SessionHandler {
         let buffer = io.outbound
         io.outbound = context.channel.allocator.buffer(capacity: 0)
         return context.writeAndFlush(NIOAny(buffer))
-    }
-
-    /// `127.0.0.1:58372` / `[::1]:58372`.
-    static func addressText(_ address: SocketAddress) -> String {
-        let host = address.ipAddress ?? "\(address)"
-        let port = address.port.map { ":\($0)" } ?? ""
-        return host.contains(":") ? "[\(host)]\(port)" : "\(host)\(port)"
     }
 }
 

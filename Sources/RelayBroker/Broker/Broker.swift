@@ -65,7 +65,7 @@ public final class Broker: Sendable {
                 host: String(listen[..<colon]), port: port, group: group, metrics: metrics,
                 maxConnections: configuration.metrics.maxConnections,
                 requestTimeout: .nanoseconds(configuration.metrics.requestTimeoutNanos), logger: logger,
-                ready: { context.isAccepting })
+                notReady: { context.notReadyReason })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
         let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)

@@ -21,6 +21,8 @@ public final class BrokerContext: Sendable {
     public let helloTimeout: TimeAmount
     /// Start time, config digest, connection ids, totals for the admin operations.
     public let admin = AdminState()
+    /// Whether the store can commit (``StoreHealth``): part of /readyz.
+    public let storeHealth: StoreHealth
     private let state: NIOLockedValueBox<State>
 
     struct State {
@@ -62,6 +64,7 @@ public final class BrokerContext: Sendable {
         self.tls = tls
         self.limits = configuration.limits
         self.helloTimeout = .nanoseconds(configuration.server.helloTimeoutNanos)
+        self.storeHealth = StoreHealth(metrics: metrics, logger: logger)
         self.state = NIOLockedValueBox(State(configuration: configuration, policy: policy))
         admin.configurationLoaded(path: configuration.sourceFile)
     }

@@ -84,6 +84,7 @@ struct ConfigParser {
                 guard levels.contains(level) else { throw t.error("level", "expected one of \(levels.joined(separator: ", "))") }
                 config.log.level = level
             }
+            if let connections = try t.bool("connections") { config.log.connections = connections }
             try t.finish()
         }
         if var t = try root.table("audit") {

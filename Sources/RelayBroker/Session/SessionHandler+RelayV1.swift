@@ -51,6 +51,7 @@ extension SessionHandler {
         machine.open(SessionOpening(version: version, peerFrameLimit: Int(hello.maxFrameSize), producerSession: hello.sessionID), io)
         guard case .active(let session) = machine.state else { return }
         opened = (since: NIODeadline.now(), principal: session.principal, serial: session.identity.serialNumber)
+        logAccepted(principal: session.principal, serial: session.identity.serialNumber)
         scheduleExpiry(notAfter: session.identity.notAfter)
     }
 

@@ -168,9 +168,11 @@ final class SessionIO: SessionEnvironment {
         guard let proxy else { return }
         let router = broker.router
         let metrics = broker.metrics
+        let health = broker.storeHealth
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
+            health.record(results)
             // The PUBACKs go first, straight to the session's loop, so the
             // publisher can refill its window while the router is still
             // encoding and fanning out. Nothing orders a PUBACK against the
