@@ -80,10 +80,11 @@ struct AdminService: Sendable {
     }
 
     private func snapshots() async throws -> [SessionSnapshot] {
+        // Every session's loop is asked at once; the answers are awaited together.
+        let pending = broker.liveSessions().compactMap { ($0 as? SessionProxy)?.adminSnapshot() }
         var out: [SessionSnapshot] = []
-        for session in broker.liveSessions() {
-            guard let proxy = session as? SessionProxy, let snapshot = try await proxy.adminSnapshot().get() else { continue }
-            out.append(snapshot)
+        for future in pending {
+            if let snapshot = try await future.get() { out.append(snapshot) }
         }
         return out.sorted { $0.connection.id < $1.connection.id }
     }
