@@ -20,7 +20,10 @@ struct RelayCtl: AsyncParsableCommand {
           relayctl acl explain --config config/relay.toml --cert ./pki/billing.pem --publish orders.eu.created
           relayctl audit verify --config config/relay.toml
         """,
-        subcommands: [PKI.self, Config.self, ACL.self, Audit.self, Bench.self])
+        subcommands: [PKI.self, Config.self, ACL.self, Audit.self, Bench.self,
+                      // The admin surface over the broker's mTLS port (AdminListCommands.swift, …).
+                      Status.self, Connections.self, Subscriptions.self, Durables.self, Topics.self, Durable.self,
+                      Purge.self, Disconnect.self, Backup.self, Reload.self, Top.self])
 }
 
 struct Config: ParsableCommand {
