@@ -96,11 +96,14 @@ public final class BrokerMetrics: Sendable {
         Counter(label: "relay_refusals_total", dimensions: [("code", code)], factory: factory)
     }
 
-    /// Per-subscription lag (messages between the committed tail and what
-    /// the subscription has delivered), labelled by principal and filter.
-    public func lag(principal: String, filter: String) -> Gauge {
-        Gauge(label: "relay_subscription_lag", dimensions: [("principal", principal), ("filter", filter)], factory: factory)
+    /// Per-durable lag (sequences committed after its cursor), labelled by
+    /// durable name and owner (``SubscriptionLagGauges`` bounds the series).
+    func lag(durable: String, owner: String) -> Gauge {
+        Gauge(label: "relay_subscription_lag", dimensions: [("durable", durable), ("owner", owner)], factory: factory)
     }
+
+    /// The exported lag series (sampled every 5 s).
+    let lagGauges = SubscriptionLagGauges()
 
     /// The Prometheus text exposition: the registry's families with their
     /// HELP lines (``MetricHelp``), then build info and process metrics.

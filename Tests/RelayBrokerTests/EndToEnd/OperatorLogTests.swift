@@ -33,6 +33,27 @@ struct OperatorLogTests {
         #expect(lines.contains { $0["msg"]?.hasPrefix("relayd listening on ") == true })
     }
 
+    @Test("a verified certificate the policy refuses: one connection denied line with reason identity_refused, the subject and the peer")
+    func identityRefusedIsDenied() async throws {
+        try await withRelayd(acl: """
+        [[acl.rule]]
+        name = "bob-only"
+        match = { "subject.CN" = "bob" }
+        publish = [">"]
+        """) { relayd in
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            _ = await client.helloOutcome()
+            await client.close()
+            let denied = await eventuallyValue(timeout: 10, every: 0.02) { () -> [String: String]? in
+                (relayd.process?.stderrLines ?? []).compactMap(RelaydLogLine.logfmt).first { $0["msg"] == "connection denied" }
+            }
+            let line = try #require(denied, "no connection denied line:\n\(relayd.log)")
+            #expect(line["reason"] == "identity_refused", "\(line)")
+            #expect(line["subject"]?.contains("CN=alice") == true, "\(line)")
+            #expect(line["peer"]?.wholeMatch(of: Self.peer) != nil, "\(line)")
+        }
+    }
+
     /// Starts relayd with `[log] format`, opens and closes one session,
     /// gets one handshake refused, stops relayd with SIGTERM, and returns
     /// every output line parsed by `parse` (a line that does not parse is
