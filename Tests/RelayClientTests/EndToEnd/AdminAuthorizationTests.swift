@@ -57,6 +57,24 @@ struct AdminAuthorizationTests {
         }
     }
 
+    @Test("a grant withdrawn by a reload is refused on the next call of a live admin session")
+    func grantWithdrawnByReload() async throws {
+        let ids = try AdminTestIdentities()
+        try await withRelayd(try ids.fixture()) { relayd in
+            let admin = try await AdminClient.connect(relayd.adminConfiguration(ids.viewer))
+            _ = try await admin.call("status")
+            try relayd.writeConfig(acl: AdminTestIdentities.acl.replacingOccurrences(of: "admin = [\"read\"]\n",
+                                                                                  with: "subscribe = [\"dashboards.>\"]\n"))
+            relayd.reload()
+            let applied = try await relayd.waitForAuditLine { $0.contains("\"reload\"") && $0.contains("\"applied\"") }
+            #expect(applied != nil, "the reload was not applied: \(relayd.auditLines())")
+            var code: UInt16?
+            do { _ = try await admin.call("status") } catch let refused as AdminClient.Refused { code = refused.code }
+            await admin.close()
+            #expect(code == RelayErrorCode.notAuthorized.rawValue)
+        }
+    }
+
     @Test("a revoked certificate and one from another CA get no admin session at all")
     func revokedAndForeignGetNoSession() async throws {
         let ids = try AdminTestIdentities()
