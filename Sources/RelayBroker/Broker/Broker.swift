@@ -68,7 +68,10 @@ public final class Broker: Sendable {
                 notReady: { context.notReadyReason })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
-        return Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)
+        let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)
+        // `relayctl reload` runs the same reload as SIGHUP.
+        context.admin.setReloader { [weak broker] in broker?.reload(trigger: "admin") ?? false }
+        return broker
     }
 
     private init(context: BrokerContext, server: BrokerServer, metricsServer: MetricsHTTPServer?,

@@ -222,7 +222,7 @@ struct ConfigParser {
                 name: name, match: match,
                 publish: try r.strings("publish") ?? [], subscribe: try r.strings("subscribe") ?? [],
                 denyPublish: try r.strings("deny_publish") ?? [], denySubscribe: try r.strings("deny_subscribe") ?? [],
-                multiValue: multiValue)
+                multiValue: multiValue, admin: try r.strings("admin") ?? [])
             try r.finish()
             acl.rules.append(rule)
         }

@@ -133,6 +133,7 @@ final class SessionHandler: ChannelDuplexHandler {
         expiryTimer?.cancel()
         stallTimer?.cancel()
         stallTimer = nil
+        retireForAdmin()  // before recordSessionClosed, which forgets `opened`
         recordSessionClosed()
         machine.tearDown(io)
         releasePreAuth()
