@@ -119,7 +119,15 @@ static inline natsStatus relay_js_count_from(uint64_t *count, jsCtx *js, const c
     jsErrCode err = 0;
     natsStatus s = js_AddConsumer(&ci, js, stream, &c, &o, &err);
     if (s == NATS_OK && ci != NULL) {
-        *count = ci->NumPending;
+        /* The info of the create reply was seen to undercount once under load;
+         * a second info request answers from the consumer as it now is. */
+        jsConsumerInfo *settled = NULL;
+        if (js_GetConsumerInfo(&settled, js, stream, ci->Name, &o, NULL) == NATS_OK && settled != NULL) {
+            *count = settled->NumPending;
+            jsConsumerInfo_Destroy(settled);
+        } else {
+            *count = ci->NumPending;
+        }
         js_DeleteConsumer(js, stream, ci->Name, &o, NULL);
     }
     if (ci != NULL) jsConsumerInfo_Destroy(ci);
