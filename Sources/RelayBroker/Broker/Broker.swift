@@ -47,6 +47,13 @@ public final class Broker: Sendable {
         let router = Router(watermark: try store.lastSequence())
         let context = BrokerContext(configuration: configuration, policy: policy, store: store, router: router,
                                     tls: tls, metrics: metrics, audit: audit, logger: logger)
+        do {
+            try router.followTail(of: store, metrics: metrics)
+        } catch {
+            store.close()
+            audit?.close()
+            throw error
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         let server: BrokerServer
         do {

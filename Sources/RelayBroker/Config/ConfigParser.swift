@@ -159,6 +159,7 @@ struct ConfigParser {
             }
             s.dedupWindowNanos = ns
         }
+        try parseStorageBackend(&t, into: &s)
     }
 
     private func parseRetention(_ t: inout TOMLReader) throws(ConfigError) -> BrokerConfiguration.Retention {
