@@ -69,8 +69,9 @@ test: deps
 # clients: billing, operator, a SPIFFE workload), created once.
 pki: release
 	@if [ ! -f dev/pki/ca.pem ]; then .build/release/relayctl pki init --dir dev/pki; fi
+# --init: relayd creates data/ on the first run (and logs it); without it a
+# missing data directory is refused, so a mistyped path is not a new store.
 run: pki
-	@mkdir -p data
 	@echo ""
 	@echo "relayd is starting on 127.0.0.1:7443 with config/relay.toml. In another terminal, try:"
 	@echo ""
@@ -86,7 +87,7 @@ run: pki
 	@echo "  .build/release/relay-pub --server 127.0.0.1:7443 --ca dev/pki/ca.pem \\"
 	@echo "      --cert dev/pki/payments.pem --key dev/pki/payments.key --topic workloads.payments.charge --message 'ok'"
 	@echo ""
-	exec .build/release/relayd --config config/relay.toml
+	exec .build/release/relayd --init --config config/relay.toml
 
 # Fuzzing is bounded: FUZZ_SECONDS per target (default 60). Each script
 # exits non-zero when libFuzzer does: on a crash (a trap in a target's

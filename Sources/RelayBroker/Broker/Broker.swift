@@ -17,31 +17,45 @@ public final class Broker: Sendable {
     public let metricsServer: MetricsHTTPServer?
     let group: MultiThreadedEventLoopGroup
     let overrides: (listen: String?, dataDirectory: String?)
+    /// Holds `<data>/relayd.lock` (``InstanceLock``) until shutdown.
+    private let instanceLock: FileHandle
     private let reloadLock = NIOLock()
 
     public var port: Int { server.port }
 
     /// - Parameter openLog: opens the message log the broker runs on (relayd
     ///   passes the durable store's); the broker only ever sees it as `any MessageLog`.
+    /// - Parameter createDataDirectory: create a missing data directory
+    ///   (`relayd --init`); otherwise a missing one is refused (exit 66).
     public static func start(configuration: BrokerConfiguration, logger: Logger,
                              overrides: (listen: String?, dataDirectory: String?) = (nil, nil),
+                             createDataDirectory: Bool = false,
                              openLog: MessageLogFactory) async throws -> Broker {
         let policy = try configuration.makePolicy()
         let tls = try TLSServerContextHolder(configuration: configuration.tlsServerConfiguration)
         let metrics = BrokerMetrics()
         for warning in SecurityWarnings.check(configuration) { logger.warning("\(warning)") }
-        try DataDirectory.prepare(configuration.storage.path)
-        // The trail before the store: a second relayd on the same files stops
-        // here (the trail's lock names the holder) before it opens the log.
-        let audit = try configuration.audit.path.map { path in
-            try AuditTrail(path: path, options: configuration.auditOptions,
-                           onWriteFailure: { metrics.auditWriteFailures.record($0) })
-        }
+        try DataDirectory.prepare(configuration.storage.path, create: createDataDirectory,
+                                  configFile: configuration.sourceFile, logger: logger)
+        // The data directory's lock, then the trail's, both before the store:
+        // a second relayd on either stops here (each lock names its holder)
+        // before it opens the log. Closing the handle releases the lock.
+        let instanceLock = try InstanceLock.acquire(dataDirectory: configuration.storage.path)
+        let audit: AuditTrail?
         let store: any MessageLog
         do {
-            store = try openLog(configuration.storeConfiguration, logger)
+            audit = try configuration.audit.path.map { path in
+                try AuditTrail(path: path, options: configuration.auditOptions,
+                               onWriteFailure: { metrics.auditWriteFailures.record($0) })
+            }
+            do {
+                store = try openLog(configuration.storeConfiguration, logger)
+            } catch {
+                audit?.close()
+                throw error
+            }
         } catch {
-            audit?.close()
+            try? instanceLock.close()
             throw error
         }
         let router = Router(watermark: try store.lastSequence())
@@ -55,6 +69,7 @@ public final class Broker: Sendable {
         } catch {
             store.close()
             audit?.close()
+            try? instanceLock.close()
             try? await group.shutdownGracefully()
             throw BrokerStartError(message: "cannot listen on \(configuration.server.host):\(configuration.server.port): \(error); is another relayd running? change [server] listen or pass --listen")
         }
@@ -68,11 +83,14 @@ public final class Broker: Sendable {
                 ready: { context.isAccepting })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
-        return Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)
+        return Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides,
+                      instanceLock: instanceLock)
     }
 
     private init(context: BrokerContext, server: BrokerServer, metricsServer: MetricsHTTPServer?,
-                 group: MultiThreadedEventLoopGroup, overrides: (listen: String?, dataDirectory: String?)) {
+                 group: MultiThreadedEventLoopGroup, overrides: (listen: String?, dataDirectory: String?),
+                 instanceLock: FileHandle) {
+        self.instanceLock = instanceLock
         self.context = context
         self.server = server
         self.metricsServer = metricsServer
@@ -135,6 +153,8 @@ public final class Broker: Sendable {
         context.store.close()
         context.audit?.record("broker_stopped")
         context.audit?.close()
+        // Last: the next relayd may open the store once this one closed it.
+        try? instanceLock.close()
         try? await group.shutdownGracefully()
     }
 }
@@ -164,5 +184,7 @@ public typealias MessageLogFactory = @Sendable (StoreConfiguration, Logger) thro
 
 public struct BrokerStartError: Error, CustomStringConvertible {
     public var message: String
+    /// relayd's exit status for this refusal (``RelaydExit``; 1 otherwise).
+    public var exitCode: Int32 = 1
     public var description: String { message }
 }

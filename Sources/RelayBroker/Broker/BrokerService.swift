@@ -8,8 +8,9 @@ import UnixSignals
 /// reloads on SIGHUP and when a watched file changes.
 public enum BrokerMain {
     /// - Parameter openLog: opens the message log (relayd's composition root chooses it).
+    /// - Parameter createDataDirectory: `relayd --init` (see ``Broker/start(configuration:logger:overrides:createDataDirectory:openLog:)``).
     public static func run(configuration: BrokerConfiguration, overrides: (listen: String?, dataDirectory: String?) = (nil, nil),
-                           openLog: MessageLogFactory) async throws {
+                           createDataDirectory: Bool = false, openLog: MessageLogFactory) async throws {
         let level = Logger.Level(rawValue: configuration.log.level) ?? .info
         let format: StructuredLogHandler.Format = configuration.log.format == .json ? .json : .logfmt
         LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, level: level) }
@@ -21,7 +22,7 @@ public enum BrokerMain {
         let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         let broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides,
-                                            openLog: openLog)
+                                            createDataDirectory: createDataDirectory, openLog: openLog)
         // Tests and scripts read these two lines to find the ports.
         print("relayd listening on \(configuration.server.host):\(broker.port)")
         if let metrics = broker.metricsServer { print("relayd metrics on http://\(configuration.metrics.listen?.split(separator: ":").first ?? "127.0.0.1"):\(metrics.port)/metrics") }
