@@ -83,8 +83,13 @@ public final class Broker: Sendable {
                 ready: { context.isAccepting })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
-        return Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides,
-                      instanceLock: instanceLock)
+        let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group,
+                            overrides: overrides, instanceLock: instanceLock)
+        // Weak: the context is the broker's; the admin surface reaches reload through it.
+        context.reloadEntry.install { [weak broker] trigger in
+            broker?.reload(trigger: trigger) ?? .refused(reason: "the broker has stopped")
+        }
+        return broker
     }
 
     private init(context: BrokerContext, server: BrokerServer, metricsServer: MetricsHTTPServer?,
@@ -103,21 +108,34 @@ public final class Broker: Sendable {
     /// After a good one every live session is re-evaluated at once: a peer
     /// whose certificate no longer verifies (revoked, expired, CA removed)
     /// is disconnected, subscriptions the new rules refuse end, and the next
-    /// PUB is checked against the new rules. `trigger` ("sighup",
-    /// "file_change", "api") goes to the log and audit trail.
+    /// PUB is checked against the new rules. `trigger` goes to the log and
+    /// audit trail. Nothing is applied unless the whole configuration
+    /// validates: the file parses, the policy compiles, and the certificate,
+    /// key, CAs and CRLs load together.
     @discardableResult
-    public func reload(trigger: String = "api") -> Bool {
-        // SIGHUP and the file watcher may fire together; two interleaved
-        // reloads could install one's TLS context with the other's policy.
+    public func reload(trigger: ReloadTrigger) -> ReloadOutcome {
+        // SIGHUP, the file watcher and an admin request may come together; two
+        // interleaved reloads could install one's TLS context with the other's policy.
         reloadLock.withLock { reloadLocked(trigger: trigger) }
     }
 
-    private func reloadLocked(trigger: String) -> Bool {
+    /// The earlier entry point: `trigger` is a ``ReloadTrigger`` raw value
+    /// (anything else counts as "api"); true when applied.
+    @discardableResult
+    public func reload(trigger: String = "api") -> Bool {
+        reload(trigger: ReloadTrigger(rawValue: trigger) ?? .api).isApplied
+    }
+
+    private func reloadLocked(trigger reloadTrigger: ReloadTrigger) -> ReloadOutcome {
+        let trigger = reloadTrigger.rawValue
         let current = context.configuration
         do {
             let next = try BrokerConfiguration.load(path: current.sourceFile)
                 .applying(listen: overrides.listen, dataDirectory: overrides.dataDirectory)
             let policy = try next.makePolicy()
+            // Loads the TLS material without installing it; the reload below
+            // installs the same files (a failure there also changes nothing).
+            try BrokerConfigurationCheck.deepCheck(next)
             let tls = try context.tls.reload(configuration: next.tlsServerConfiguration)
             let sessions = context.install(configuration: next, policy: policy)
             let pending = current.settingsNeedingRestart(comparedWith: next)
@@ -131,14 +149,31 @@ public final class Broker: Sendable {
             context.logger.notice("configuration reloaded", metadata: [
                 "trigger": "\(trigger)", "sessions": "\(sessions.count)",
                 "restart_required": "\(pending.isEmpty ? "none" : pending.joined(separator: ","))"])
-            return true
+            return .applied(sessions: sessions.count, restartRequired: pending)
         } catch {
             context.metrics.reloadFailures.increment()
             context.audit?.record("reload", ["result": "refused", "trigger": trigger, "config": current.sourceFile,
                                              "reason": "\(error)"])
             context.logger.error("reload refused; the previous configuration stays in force",
                                  metadata: ["trigger": "\(trigger)", "error": "\(error)"])
-            return false
+            return .refused(reason: "\(error)")
+        }
+    }
+
+    /// Reopens the audit trail at its configured path (SIGHUP): after the
+    /// operator renamed the file, new lines go to a new file there and the
+    /// chain continues across the two (docs/operations.md, "Rotating the
+    /// audit trail"). A failure is logged and audited; the old file stays in use.
+    public func reopenAuditTrail() {
+        guard let audit = context.audit else { return }
+        switch audit.reopen() {
+        case .success(let path):
+            audit.record("trail_reopened", ["path": path])
+            context.logger.info("audit trail reopened", metadata: ["path": "\(path)"])
+        case .failure(let error):
+            context.metrics.auditWriteFailures.record(audit.failures)
+            context.logger.error("cannot reopen the audit trail; still writing to the file open before",
+                                 metadata: ["error": "\(error)"])
         }
     }
 

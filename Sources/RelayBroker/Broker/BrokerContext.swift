@@ -20,6 +20,8 @@ public final class BrokerContext: Sendable {
     public let limits: BrokerConfiguration.Limits
     public let helloTimeout: TimeAmount
     private let state: NIOLockedValueBox<State>
+    /// Where ``reload(trigger:)`` goes; ``Broker/start`` connects it.
+    let reloadEntry = ReloadEntry()
 
     struct State {
         var configuration: BrokerConfiguration
