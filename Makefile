@@ -6,9 +6,10 @@ SHELL := /bin/bash
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Build and link dependencies, plus the independent TLS peers the interop tests run
-# and the TLS scanners TLSScanTests runs (Debian installs testssl.sh as `testssl`),
+# and the TLS scanners TLSScanTests runs (Debian installs testssl.sh as `testssl`), and
+# promtool (package prometheus), which MetricsExpositionTests runs on a real /metrics,
 # and systemd for the systemd-analyze that OperationsTests verifies the unit with.
-APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan systemd
+APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan prometheus systemd
 
 .PHONY: deps build release test run pki man install fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
 

@@ -66,13 +66,13 @@ struct RelaydCommand: AsyncParsableCommand {
         do {
             try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir), createDataDirectory: initialize,
                                      openLog: { configuration, logger in try MessageStore.open(configuration, logger: logger) })
-        } catch {
-            FileHandle.standardError.write(Data("relayd: \(error)\n".utf8))
-            throw ExitCode(Self.exitStatus(for: error))
+        } catch let failure as BrokerStartFailure {
+            // Already logged, in the configured format; the status says which kind.
+            throw ExitCode(Self.exitStatus(for: failure.underlying))
         }
     }
 
-    /// The exit status of a failed start or run (the table is in the discussion above).
+    /// The exit status of a failed start (the table is in the discussion above).
     static func exitStatus(for error: any Error) -> Int32 {
         switch error {
         case let refusal as BrokerStartError: return refusal.exitCode

@@ -80,15 +80,17 @@ public final class Broker: Sendable {
                 host: String(listen[..<colon]), port: port, group: group, metrics: metrics,
                 maxConnections: configuration.metrics.maxConnections,
                 requestTimeout: .nanoseconds(configuration.metrics.requestTimeoutNanos), logger: logger,
-                ready: { context.isAccepting })
+                notReady: { context.notReadyReason })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
         let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group,
                             overrides: overrides, instanceLock: instanceLock)
-        // Weak: the context is the broker's; the admin surface reaches reload through it.
+        // Weak: the context is the broker's. `relayctl reload` (the admin
+        // surface) and BrokerContext.reload(trigger:) run the same reload as SIGHUP.
         context.reloadEntry.install { [weak broker] trigger in
             broker?.reload(trigger: trigger) ?? .refused(reason: "the broker has stopped")
         }
+        context.admin.setReloader { [weak broker] in broker?.reload(trigger: .admin).isApplied ?? false }
         return broker
     }
 

@@ -11,9 +11,7 @@ public enum BrokerMain {
     /// - Parameter createDataDirectory: `relayd --init` (see ``Broker/start(configuration:logger:overrides:createDataDirectory:openLog:)``).
     public static func run(configuration: BrokerConfiguration, overrides: (listen: String?, dataDirectory: String?) = (nil, nil),
                            createDataDirectory: Bool = false, openLog: MessageLogFactory) async throws {
-        let level = Logger.Level(rawValue: configuration.log.level) ?? .info
-        let format: StructuredLogHandler.Format = configuration.log.format == .json ? .json : .logfmt
-        LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, level: level) }
+        LifecycleLog.bootstrap(configuration)
         let logger = Logger(label: "relayd")
         // Trapped before the broker starts, so that from the "listening" line
         // on (a supervisor's cue) SIGHUP is a reload and SIGTERM a graceful
@@ -21,12 +19,15 @@ public enum BrokerMain {
         // A signal that arrives while the broker starts waits in its sequence.
         let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
-        let broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides,
+        let broker: Broker
+        do {
+            broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides,
                                             createDataDirectory: createDataDirectory, openLog: openLog)
-        // Tests and scripts read these two lines to find the ports.
-        print("relayd listening on \(configuration.server.host):\(broker.port)")
-        if let metrics = broker.metricsServer { print("relayd metrics on http://\(configuration.metrics.listen?.split(separator: ":").first ?? "127.0.0.1"):\(metrics.port)/metrics") }
-        fflush(nil)
+        } catch {
+            throw LifecycleLog.startFailed(error)
+        }
+        // Tests and scripts read the listening lines to find the ports.
+        LifecycleLog.started(broker)
         let systemd = SystemdNotifier(logger: logger)
         await systemd.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=listening on \(configuration.server.host):\(broker.port)", logger: logger)
         let service = BrokerService(broker: broker, reloadSignals: reloadSignals, systemd: systemd)
@@ -42,8 +43,7 @@ public enum BrokerMain {
             try await group.run()
             tasks.cancelAll()
         }
-        print("relayd stopped")
-        fflush(nil)
+        LifecycleLog.stopped()
     }
 }
 
@@ -85,7 +85,7 @@ enum StorageSampler {
     static func sample(broker: Broker) async {
         while !Task.isCancelled {
             if let usage = try? broker.context.store.usage() {
-                broker.context.metrics.storageBytes.record(usage.usedBytes)
+                broker.context.recordStorageGauges(usage)
             }
             try? await Task.sleep(nanoseconds: 5_000_000_000)
         }

@@ -60,7 +60,7 @@ struct OperationsTests {
                                          ["--init", "--config", relayd.configPath, "--listen", "127.0.0.1:0"],
                                          environment: ["NOTIFY_SOCKET": socket.path])
             defer { child.signal(SIGKILL) }
-            let listening = await child.waitForLine(timeout: 30) { $0.hasPrefix("relayd listening on ") }
+            let listening = await child.waitForLine(timeout: 30) { RelaydLogLine.listeningPort($0) != nil }
             #expect(listening != nil, "\(child.transcript)")
             #expect(await socket.wait(for: "READY=1"), "\(socket.messages)")
             let ready = socket.messages.first { $0.hasPrefix("READY=1") } ?? ""
@@ -139,7 +139,7 @@ struct OperationsTests {
         let child = try ChildProcess(try ProductLocator.executable("relayd"),
                                      ["--init", "--config", site.file("relay.toml")], currentDirectory: elsewhere.path)
         defer { child.signal(SIGKILL) }
-        let line = await child.waitForLine(timeout: 30) { $0.hasPrefix("relayd listening on ") }
+        let line = await child.waitForLine(timeout: 30) { RelaydLogLine.listeningPort($0) != nil }
         #expect(line != nil, "\(child.transcript)")
         #expect(FileManager.default.fileExists(atPath: site.file("data/relayd.lock")))
         #expect(FileManager.default.fileExists(atPath: site.file("audit/trail.jsonl")))
