@@ -78,4 +78,15 @@ struct SingleInstanceTests {
             #expect(created, "no log line says the directory was created:\n\(process.transcript)")
         }
     }
+
+    @Test("an invalid configuration exits 78, at start and with --check-config")
+    func invalidConfigurationExits78() async throws {
+        try await withRelayd(extra: "[storage_typo]\npath = \"x\"", start: false) { relayd in
+            for extra in [["--check-config"], ["--init"]] {
+                let run = try await Self.runToExit(["--config", relayd.configPath] + extra)
+                #expect(run.status == 78, "\(extra): exit status \(run.status.map(String.init) ?? "none: it started"):\n\(run.transcript)")
+                #expect(run.transcript.contains("storage_typo"), "\(run.transcript)")
+            }
+        }
+    }
 }
