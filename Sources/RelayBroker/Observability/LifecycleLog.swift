@@ -33,7 +33,7 @@ public enum LifecycleLog {
             "http://\(configuration.metrics.listen?.split(separator: ":").first ?? "127.0.0.1"):\(server.port)/metrics"
         }
         logger.notice("relayd started", metadata: [
-            "version": "\(RelayBuildInfo.version)", "config": "\(configuration.sourceFile)",
+            "version": "\(RelayVersion.current)", "config": "\(configuration.sourceFile)",
             "data_dir": "\(configuration.storage.path)",
             "store_bytes": "\(usage.map { String($0.usedBytes) } ?? "unknown")",
             "store_max_bytes": "\(usage.map { String($0.maxBytes) } ?? String(configuration.storage.maxSize))",

@@ -19,7 +19,7 @@ enum MetricHelp {
         "relay_storage_failures_total": "Messages the store refused to commit, by code (storage_full, storage_failure); policy refusals are not counted here.",
         "relay_last_sequence": "The highest committed message sequence.",
         "relay_subscriptions": "Subscriptions open now.",
-        "relay_subscription_lag": "Messages a durable subscription is behind the committed tail, by durable name and owner (sampled every 5 s).",
+        "relay_subscription_lag": "Sequences committed after a stored durable cursor (an upper bound of its backlog), by durable name and owner digest (sampled every 5 s).",
         "relay_slow_subscriber_fallbacks_total": "Times a live subscription fell behind and switched to replay from the store.",
         "relay_reloads_total": "Configuration reloads applied.",
         "relay_reload_failures_total": "Configuration reloads refused (the previous configuration stayed).",

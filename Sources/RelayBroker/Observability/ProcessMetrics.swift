@@ -14,7 +14,7 @@ enum ProcessMetrics {
         var out = """
         # HELP relay_build_info The relayd build: always 1, its labels name the version.
         # TYPE relay_build_info gauge
-        relay_build_info{version="\(RelayBuildInfo.version)"} 1
+        relay_build_info{version="\(RelayVersion.current)"} 1
 
         """
         func family(_ name: String, _ type: String, _ help: String, _ value: Double?) {
@@ -83,11 +83,4 @@ enum ProcessMetrics {
     #else
     private static let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
     #endif
-}
-
-/// What `relay_build_info` and the start-up line report.
-public enum RelayBuildInfo {
-    /// The release this source tree is. (No version existed before wave 4;
-    /// binaries' `--version` should read the same constant.)
-    public static let version = "0.4.0-dev"
 }

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import NIOConcurrencyHelpers
+import RelayCore
 import RelayStore
 
 /// `relay_subscription_lag{durable, owner}`: for each stored durable
@@ -12,8 +13,10 @@ import RelayStore
 /// Bounded cardinality: at most ``maxSeries`` durables are exported, the
 /// most lagging first; a durable that is deleted or drops out of the top
 /// has its series removed, so the registry never grows past the bound.
-/// `owner` is the first 16 hex digits of the owner digest (the durable's
-/// identity scope, see `IdentityScope`), as `relayctl durables` shows it.
+/// `owner` is the owner digest in hex (the durable's identity scope, see
+/// `IdentityScope`), as `relayctl durables` shows it and `relayctl durable
+/// delete` takes it. The listing is the store's ``MessageLogAdministration``
+/// (a log without one exports no lag).
 final class SubscriptionLagGauges: Sendable {
     static let maxSeries = 500
 
@@ -21,9 +24,9 @@ final class SubscriptionLagGauges: Sendable {
     private let exported = NIOLockedValueBox<[Key: Gauge]>([:])
 
     /// Sets the gauges for `cursors` against the log's `tail`.
-    func update(cursors: [(name: String, owner: DurableOwner, cursor: UInt64)], tail: UInt64, metrics: BrokerMetrics) {
+    func update(cursors: [DurableCursorRecord], tail: UInt64, metrics: BrokerMetrics) {
         let lags = cursors.map { entry in
-            (key: Key(durable: entry.name, owner: Self.ownerLabel(entry.owner)), lag: tail > entry.cursor ? tail - entry.cursor : 0)
+            (key: Key(durable: entry.name, owner: Hex.encode(entry.owner.digest)), lag: tail > entry.cursor ? tail - entry.cursor : 0)
         }
         let top = lags.sorted { $0.lag > $1.lag }.prefix(Self.maxSeries)
         exported.withLockedValue { exported in
@@ -38,9 +41,5 @@ final class SubscriptionLagGauges: Sendable {
                 gauge.record(Int64(clamping: entry.lag))
             }
         }
-    }
-
-    static func ownerLabel(_ owner: DurableOwner) -> String {
-        owner.digest.prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 }
