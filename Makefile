@@ -8,10 +8,11 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Build and link dependencies, plus the independent TLS peers the interop tests run
 # and the TLS scanners TLSScanTests runs (Debian installs testssl.sh as `testssl`),
 # promtool (package prometheus), which MetricsExpositionTests runs on a real /metrics,
+# systemd for the systemd-analyze that OperationsTests verifies the unit with,
 # and for the JetStream backend nats.c (libnats-dev) and the nats-server its tests start.
-APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan prometheus libnats-dev nats-server
+APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan prometheus systemd libnats-dev nats-server
 
-.PHONY: deps build release test run pki fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
+.PHONY: deps build release test run pki man install fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
 
 # Fails at once, naming the package, when apt cannot install one (the
 # status used to be that of the last command only), and when Swift is
@@ -71,8 +72,9 @@ test: deps
 # clients: billing, operator, a SPIFFE workload), created once.
 pki: release
 	@if [ ! -f dev/pki/ca.pem ]; then .build/release/relayctl pki init --dir dev/pki; fi
+# --init: relayd creates data/ on the first run (and logs it); without it a
+# missing data directory is refused, so a mistyped path is not a new store.
 run: pki
-	@mkdir -p data
 	@echo ""
 	@echo "relayd is starting on 127.0.0.1:7443 with config/relay.toml. In another terminal, try:"
 	@echo ""
@@ -88,7 +90,42 @@ run: pki
 	@echo "  .build/release/relay-pub --server 127.0.0.1:7443 --ca dev/pki/ca.pem \\"
 	@echo "      --cert dev/pki/payments.pem --key dev/pki/payments.key --topic workloads.payments.charge --message 'ok'"
 	@echo ""
-	exec .build/release/relayd --config config/relay.toml
+	exec .build/release/relayd --init --config config/relay.toml
+
+# Man pages for relayd, relayctl, relay-pub and relay-sub, generated from
+# their argument parsers by swift-argument-parser's generate-manual plugin
+# (which builds every product in release mode first), collected in .build/man.
+MAN_OUT := .build/man
+man: deps
+	$(SWIFT) package plugin generate-manual
+	@rm -rf $(MAN_OUT) && mkdir -p $(MAN_OUT)
+	@find .build/plugins -path '*GenerateManual*' -name '*.1' -exec cp {} $(MAN_OUT)/ \;
+	@ls $(MAN_OUT)/*.1 >/dev/null 2>&1 || { echo "make man: the generate-manual plugin wrote no man pages" >&2; exit 1; }
+	@echo "man pages in $(MAN_OUT): $$(cd $(MAN_OUT) && ls)"
+
+# make install PREFIX=/usr/local: the binaries (release build), their man
+# pages, the systemd unit (ExecStart and the config path rewritten to PREFIX
+# and SYSCONFDIR) and the example config as relay.toml.example. DESTDIR stages
+# a package. INSTALL_SKIP_BUILD=1 installs what is already built: binaries
+# from INSTALL_FROM, man pages from .build/man if `make man` ran (the tests
+# use it with the debug build). docs/operations.md ("systemd") has the rest.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= $(PREFIX)/etc
+DESTDIR ?=
+INSTALL_FROM ?= .build/release
+INSTALL_BINARIES := relayd relayctl relay-pub relay-sub
+install: $(if $(filter 1,$(INSTALL_SKIP_BUILD)),,release man)
+	@for b in $(INSTALL_BINARIES); do \
+	  [ -x "$(INSTALL_FROM)/$$b" ] || { echo "make install: $(INSTALL_FROM)/$$b is not built (run make release, or set INSTALL_FROM)" >&2; exit 1; }; \
+	done
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/man/man1" "$(DESTDIR)$(PREFIX)/lib/systemd/system" "$(DESTDIR)$(SYSCONFDIR)/relay"
+	for b in $(INSTALL_BINARIES); do install -m 0755 "$(INSTALL_FROM)/$$b" "$(DESTDIR)$(PREFIX)/bin/$$b"; done
+	if ls $(MAN_OUT)/*.1 >/dev/null 2>&1; then install -m 0644 $(MAN_OUT)/*.1 "$(DESTDIR)$(PREFIX)/share/man/man1/"; \
+	else echo "make install: no man pages in $(MAN_OUT) (run make man); installing without them" >&2; fi
+	sed -e 's|/usr/local/bin/relayd|$(PREFIX)/bin/relayd|' -e 's|/etc/relay/|$(SYSCONFDIR)/relay/|g' config/relayd.service \
+	  > "$(DESTDIR)$(PREFIX)/lib/systemd/system/relayd.service"
+	chmod 0644 "$(DESTDIR)$(PREFIX)/lib/systemd/system/relayd.service"
+	install -m 0640 config/relay.toml "$(DESTDIR)$(SYSCONFDIR)/relay/relay.toml.example"
 
 # Fuzzing is bounded: FUZZ_SECONDS per target (default 60). Each script
 # exits non-zero when libFuzzer does: on a crash (a trap in a target's

@@ -158,7 +158,7 @@ mkdir -p "$WORK/broker/config"
 sed 's/^listen = "127.0.0.1:9464"/listen = "127.0.0.1:0"/' "$ROOT/config/relay.toml" >"$WORK/broker/config/relay.toml"
 grep -q '^listen = "127.0.0.1:0"' "$WORK/broker/config/relay.toml" \
   || die "config/relay.toml no longer has the metrics listener this script moves to a free port"
-(cd "$WORK/broker" && exec "$BIN/relayd" --config config/relay.toml --listen 127.0.0.1:0) >"$WORK/relayd.log" 2>&1 &
+(cd "$WORK/broker" && exec "$BIN/relayd" --init --config config/relay.toml --listen 127.0.0.1:0) >"$WORK/relayd.log" 2>&1 &
 RELAYD_PID=$!
 # Wait for the line relayd prints once it listens (polled: it is a file).
 port=""

@@ -108,7 +108,7 @@ public final class BenchBroker: @unchecked Sendable {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: relaydPath)
-        process.arguments = ["--config", path("relay.toml")]
+        process.arguments = ["--config", path("relay.toml"), "--init"]  // a fresh data directory
         guard let log = FileHandle(forWritingAtPath: logPath) else {
             try? FileManager.default.removeItem(at: directory)
             throw BenchError("cannot open \(logPath) for relayd's output")

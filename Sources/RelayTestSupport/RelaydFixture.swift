@@ -27,6 +27,9 @@ public final class RelaydFixture: @unchecked Sendable {
     public var tlsExtra = ""
     /// More `[storage]` lines used by the next `writeConfig` (e.g. `dedup_window`).
     public var storageExtra = ""
+    /// Pass `--init`, so relayd creates the data directory on its first start
+    /// (without it relayd refuses a missing one, exit 66).
+    public var initializeDataDirectory = true
     public var configPath: String { directory.file("relay.toml") }
     public var dataDirectory: String { directory.file("data") }
     public var auditPath: String { directory.file("audit.jsonl") }
@@ -98,7 +101,7 @@ public final class RelaydFixture: @unchecked Sendable {
     public func start() async throws {
         let listen = "127.0.0.1:\(port)"
         let relaydPath = try ProductLocator.executable("relayd")
-        let arguments = ["--config", configPath, "--listen", listen]
+        let arguments = ["--config", configPath, "--listen", listen] + (initializeDataDirectory ? ["--init"] : [])
         let child = try openFileLimit.map { limit in
             // Through sh so only relayd gets the lower limit, not this test process.
             try ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments)

@@ -14,6 +14,14 @@ struct RelaydCommand: AsyncParsableCommand {
           relayd --config config/relay.toml
           relayd --config config/relay.toml --listen 0.0.0.0:7443 --data-dir /var/lib/relay
           relayd --check-config --config config/relay.toml
+          relayd --init --config /etc/relay/relay.toml     # first start: create the data directory
+
+        A data directory that does not exist is refused (exit 66) unless --init is
+        given, so a mistyped path never becomes a new, empty store.
+
+        Exit status: 0 stopped cleanly; 1 failure after start; 64 usage; 66 a named
+        file or directory missing or unreadable; 75 the data directory or audit trail
+        is in use by another relayd; 78 invalid configuration.
 
         Signals: SIGTERM/SIGINT stop gracefully (in-flight commits finish, acks are sent);
         SIGHUP reloads the config, certificates, CA bundles and CRLs.
@@ -31,20 +39,23 @@ struct RelaydCommand: AsyncParsableCommand {
     @Flag(name: .customLong("check-config"), help: "Validate the config and the files it names, then exit.")
     var checkConfig = false
 
+    @Flag(name: .customLong("init"), help: "Create the data directory if it does not exist (logged), then start. Without it a missing data directory is refused.")
+    var initialize = false
+
     mutating func run() async throws {
         let loaded: BrokerConfiguration
         do {
             loaded = try BrokerConfiguration.load(path: config).applying(listen: listen, dataDirectory: dataDir)
         } catch {  // typed throws: always a ConfigError
             FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
-            throw ExitCode(2)
+            throw ExitCode(RelaydExit.config)
         }
         if checkConfig {
             do {
                 try BrokerConfigurationCheck.deepCheck(loaded)
             } catch {
                 FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
-                throw ExitCode(2)
+                throw ExitCode(RelaydExit.config)
             }
             for warning in SecurityWarnings.check(loaded) { FileHandle.standardError.write(Data("relayd: \(warning)\n".utf8)) }
             print("relayd: configuration \(config) is valid")
@@ -53,10 +64,22 @@ struct RelaydCommand: AsyncParsableCommand {
         // The composition root: the one place that picks the message log
         // implementation (`[storage] backend`); the broker sees only `any MessageLog`.
         do {
-            try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir),
+            try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir), createDataDirectory: initialize,
                                      openLog: MessageLogChoice.factory(for: loaded.storage))
-        } catch is BrokerStartFailure {
-            throw ExitCode.failure  // already logged, in the configured format
+        } catch let failure as BrokerStartFailure {
+            // Already logged, in the configured format; the status says which kind.
+            throw ExitCode(Self.exitStatus(for: failure.underlying))
+        }
+    }
+
+    /// The exit status of a failed start (the table is in the discussion above).
+    static func exitStatus(for error: any Error) -> Int32 {
+        switch error {
+        case let refusal as BrokerStartError: return refusal.exitCode
+        case AuditError.inUse: return RelaydExit.inUse
+        case AuditError.cannotOpen, AuditError.badKey: return RelaydExit.noInput
+        case is ConfigError: return RelaydExit.config
+        default: return 1
         }
     }
 }

@@ -21,6 +21,7 @@ struct AdminBackendTests {
         try await withRelayd(try ids.fixture(), start: false) { fixture in
             let configuration = try BrokerConfiguration.load(path: fixture.configPath)
             let broker = try await Broker.start(configuration: configuration, logger: Logger(label: "admin-backend-test"),
+                                                createDataDirectory: true,
                                                 openLog: { store, _ in LogOnly(InMemoryMessageLog(configuration: store)) })
             let client = try await FrameClient.connect(port: broker.port, pki: fixture.pki, as: ids.ops)
             _ = try await client.hello()

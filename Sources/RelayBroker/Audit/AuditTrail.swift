@@ -135,6 +135,23 @@ public final class AuditTrail: Sendable {
         }
     }
 
+    /// Opens the configured path again and writes there from now on; the
+    /// chain continues (the next line's `prev` is the last line written to
+    /// the old file). Returns the path. On failure the old file stays open.
+    public func reopen() -> Result<String, AuditError> {
+        queue.sync {
+            state.withLockedValue { writer in
+                do throws(AuditError) {
+                    try writer.reopen()
+                    return .success(writer.path)
+                } catch {
+                    writer.failures += 1
+                    return .failure(error)
+                }
+            }
+        }
+    }
+
     /// Writes the pending repeat summaries, syncs, and releases the file lock.
     public func close() {
         queue.sync {

@@ -75,6 +75,22 @@ struct AuditWriter {
         }
     }
 
+    /// Syncs and closes the live file and opens `path` again (a new file if
+    /// the old one was renamed). The new file is opened before the old one is
+    /// closed, so a failure leaves the old one in use. Rotation numbering is
+    /// recomputed: the operator may have renamed the trail to `<path>.NNNNNN`.
+    mutating func reopen() throws(AuditError) {
+        guard !isClosed else { throw AuditError.cannotOpen(path: path, reason: "the trail is closed") }
+        let (fresh, freshSize) = try AuditFiles.openForAppend(path)
+        if let old = handle {
+            try? old.synchronize()
+            try? old.close()
+        }
+        handle = fresh
+        size = Int64(freshSize)
+        nextRotation = max(nextRotation, (AuditFiles.rotated(path).last?.index ?? 0) + 1)
+    }
+
     mutating func close() {
         isClosed = true
         checkpoint()

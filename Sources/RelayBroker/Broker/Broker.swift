@@ -17,31 +17,45 @@ public final class Broker: Sendable {
     public let metricsServer: MetricsHTTPServer?
     let group: MultiThreadedEventLoopGroup
     let overrides: (listen: String?, dataDirectory: String?)
+    /// Holds `<data>/relayd.lock` (``InstanceLock``) until shutdown.
+    private let instanceLock: FileHandle
     private let reloadLock = NIOLock()
 
     public var port: Int { server.port }
 
     /// - Parameter openLog: opens the message log the broker runs on (relayd
     ///   passes the durable store's); the broker only ever sees it as `any MessageLog`.
+    /// - Parameter createDataDirectory: create a missing data directory
+    ///   (`relayd --init`); otherwise a missing one is refused (exit 66).
     public static func start(configuration: BrokerConfiguration, logger: Logger,
                              overrides: (listen: String?, dataDirectory: String?) = (nil, nil),
+                             createDataDirectory: Bool = false,
                              openLog: MessageLogFactory) async throws -> Broker {
         let policy = try configuration.makePolicy()
         let tls = try TLSServerContextHolder(configuration: configuration.tlsServerConfiguration)
         let metrics = BrokerMetrics()
         for warning in SecurityWarnings.check(configuration) { logger.warning("\(warning)") }
-        try DataDirectory.prepare(configuration.storage.path)
-        // The trail before the store: a second relayd on the same files stops
-        // here (the trail's lock names the holder) before it opens the log.
-        let audit = try configuration.audit.path.map { path in
-            try AuditTrail(path: path, options: configuration.auditOptions,
-                           onWriteFailure: { metrics.auditWriteFailures.record($0) })
-        }
+        try DataDirectory.prepare(configuration.storage.path, create: createDataDirectory,
+                                  configFile: configuration.sourceFile, logger: logger)
+        // The data directory's lock, then the trail's, both before the store:
+        // a second relayd on either stops here (each lock names its holder)
+        // before it opens the log. Closing the handle releases the lock.
+        let instanceLock = try InstanceLock.acquire(dataDirectory: configuration.storage.path)
+        let audit: AuditTrail?
         let store: any MessageLog
         do {
-            store = try openLog(configuration.storeConfiguration, logger)
+            audit = try configuration.audit.path.map { path in
+                try AuditTrail(path: path, options: configuration.auditOptions,
+                               onWriteFailure: { metrics.auditWriteFailures.record($0) })
+            }
+            do {
+                store = try openLog(configuration.storeConfiguration, logger)
+            } catch {
+                audit?.close()
+                throw error
+            }
         } catch {
-            audit?.close()
+            try? instanceLock.close()
             throw error
         }
         let router = Router(watermark: try store.lastSequence())
@@ -62,6 +76,7 @@ public final class Broker: Sendable {
         } catch {
             store.close()
             audit?.close()
+            try? instanceLock.close()
             try? await group.shutdownGracefully()
             throw BrokerStartError(message: "cannot listen on \(configuration.server.host):\(configuration.server.port): \(error); is another relayd running? change [server] listen or pass --listen")
         }
@@ -75,14 +90,21 @@ public final class Broker: Sendable {
                 notReady: { context.notReadyReason })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
-        let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)
-        // `relayctl reload` runs the same reload as SIGHUP.
-        context.admin.setReloader { [weak broker] in broker?.reload(trigger: "admin") ?? false }
+        let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group,
+                            overrides: overrides, instanceLock: instanceLock)
+        // Weak: the context is the broker's. `relayctl reload` (the admin
+        // surface) and BrokerContext.reload(trigger:) run the same reload as SIGHUP.
+        context.reloadEntry.install { [weak broker] trigger in
+            broker?.reload(trigger: trigger) ?? .refused(reason: "the broker has stopped")
+        }
+        context.admin.setReloader { [weak broker] in broker?.reload(trigger: .admin).isApplied ?? false }
         return broker
     }
 
     private init(context: BrokerContext, server: BrokerServer, metricsServer: MetricsHTTPServer?,
-                 group: MultiThreadedEventLoopGroup, overrides: (listen: String?, dataDirectory: String?)) {
+                 group: MultiThreadedEventLoopGroup, overrides: (listen: String?, dataDirectory: String?),
+                 instanceLock: FileHandle) {
+        self.instanceLock = instanceLock
         self.context = context
         self.server = server
         self.metricsServer = metricsServer
@@ -95,21 +117,34 @@ public final class Broker: Sendable {
     /// After a good one every live session is re-evaluated at once: a peer
     /// whose certificate no longer verifies (revoked, expired, CA removed)
     /// is disconnected, subscriptions the new rules refuse end, and the next
-    /// PUB is checked against the new rules. `trigger` ("sighup",
-    /// "file_change", "api") goes to the log and audit trail.
+    /// PUB is checked against the new rules. `trigger` goes to the log and
+    /// audit trail. Nothing is applied unless the whole configuration
+    /// validates: the file parses, the policy compiles, and the certificate,
+    /// key, CAs and CRLs load together.
     @discardableResult
-    public func reload(trigger: String = "api") -> Bool {
-        // SIGHUP and the file watcher may fire together; two interleaved
-        // reloads could install one's TLS context with the other's policy.
+    public func reload(trigger: ReloadTrigger) -> ReloadOutcome {
+        // SIGHUP, the file watcher and an admin request may come together; two
+        // interleaved reloads could install one's TLS context with the other's policy.
         reloadLock.withLock { reloadLocked(trigger: trigger) }
     }
 
-    private func reloadLocked(trigger: String) -> Bool {
+    /// The earlier entry point: `trigger` is a ``ReloadTrigger`` raw value
+    /// (anything else counts as "api"); true when applied.
+    @discardableResult
+    public func reload(trigger: String = "api") -> Bool {
+        reload(trigger: ReloadTrigger(rawValue: trigger) ?? .api).isApplied
+    }
+
+    private func reloadLocked(trigger reloadTrigger: ReloadTrigger) -> ReloadOutcome {
+        let trigger = reloadTrigger.rawValue
         let current = context.configuration
         do {
             let next = try BrokerConfiguration.load(path: current.sourceFile)
                 .applying(listen: overrides.listen, dataDirectory: overrides.dataDirectory)
             let policy = try next.makePolicy()
+            // Loads the TLS material without installing it; the reload below
+            // installs the same files (a failure there also changes nothing).
+            try BrokerConfigurationCheck.deepCheck(next)
             let tls = try context.tls.reload(configuration: next.tlsServerConfiguration)
             let sessions = context.install(configuration: next, policy: policy)
             let pending = current.settingsNeedingRestart(comparedWith: next)
@@ -123,14 +158,31 @@ public final class Broker: Sendable {
             context.logger.notice("configuration reloaded", metadata: [
                 "trigger": "\(trigger)", "sessions": "\(sessions.count)",
                 "restart_required": "\(pending.isEmpty ? "none" : pending.joined(separator: ","))"])
-            return true
+            return .applied(sessions: sessions.count, restartRequired: pending)
         } catch {
             context.metrics.reloadFailures.increment()
             context.audit?.record("reload", ["result": "refused", "trigger": trigger, "config": current.sourceFile,
                                              "reason": "\(error)"])
             context.logger.error("reload refused; the previous configuration stays in force",
                                  metadata: ["trigger": "\(trigger)", "error": "\(error)"])
-            return false
+            return .refused(reason: "\(error)")
+        }
+    }
+
+    /// Reopens the audit trail at its configured path (SIGHUP): after the
+    /// operator renamed the file, new lines go to a new file there and the
+    /// chain continues across the two (docs/operations.md, "Rotating the
+    /// audit trail"). A failure is logged and audited; the old file stays in use.
+    public func reopenAuditTrail() {
+        guard let audit = context.audit else { return }
+        switch audit.reopen() {
+        case .success(let path):
+            audit.record("trail_reopened", ["path": path])
+            context.logger.info("audit trail reopened", metadata: ["path": "\(path)"])
+        case .failure(let error):
+            context.metrics.auditWriteFailures.record(audit.failures)
+            context.logger.error("cannot reopen the audit trail; still writing to the file open before",
+                                 metadata: ["error": "\(error)"])
         }
     }
 
@@ -145,6 +197,8 @@ public final class Broker: Sendable {
         context.store.close()
         context.audit?.record("broker_stopped")
         context.audit?.close()
+        // Last: the next relayd may open the store once this one closed it.
+        try? instanceLock.close()
         try? await group.shutdownGracefully()
     }
 }
@@ -174,5 +228,7 @@ public typealias MessageLogFactory = @Sendable (StoreConfiguration, Logger) thro
 
 public struct BrokerStartError: Error, CustomStringConvertible {
     public var message: String
+    /// relayd's exit status for this refusal (``RelaydExit``; 1 otherwise).
+    public var exitCode: Int32 = 1
     public var description: String { message }
 }

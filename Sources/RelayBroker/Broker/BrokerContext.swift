@@ -28,6 +28,8 @@ public final class BrokerContext: Sendable {
     /// Whether the store can commit (``StoreHealth``): part of /readyz.
     public let storeHealth: StoreHealth
     private let state: NIOLockedValueBox<State>
+    /// Where ``reload(trigger:)`` goes; ``Broker/start`` connects it.
+    let reloadEntry = ReloadEntry()
 
     struct State {
         var configuration: BrokerConfiguration

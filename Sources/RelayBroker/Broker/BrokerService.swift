@@ -5,11 +5,12 @@ import ServiceLifecycle
 import UnixSignals
 
 /// relayd's process: runs the broker until SIGTERM/SIGINT (graceful),
-/// reloads on SIGHUP and when a watched file changes.
+/// reloads on SIGHUP (and, with `[reload] watch = true`, when a watched file changes).
 public enum BrokerMain {
     /// - Parameter openLog: opens the message log (relayd's composition root chooses it).
+    /// - Parameter createDataDirectory: `relayd --init` (see ``Broker/start(configuration:logger:overrides:createDataDirectory:openLog:)``).
     public static func run(configuration: BrokerConfiguration, overrides: (listen: String?, dataDirectory: String?) = (nil, nil),
-                           openLog: MessageLogFactory) async throws {
+                           createDataDirectory: Bool = false, openLog: MessageLogFactory) async throws {
         LifecycleLog.bootstrap(configuration)
         let logger = Logger(label: "relayd")
         // Trapped before the broker starts, so that from the "listening" line
@@ -20,17 +21,21 @@ public enum BrokerMain {
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         let broker: Broker
         do {
-            broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides, openLog: openLog)
+            broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides,
+                                            createDataDirectory: createDataDirectory, openLog: openLog)
         } catch {
             throw LifecycleLog.startFailed(error)
         }
         // Tests and scripts read the listening lines to find the ports.
         LifecycleLog.started(broker)
-        let service = BrokerService(broker: broker, reloadSignals: reloadSignals)
+        let systemd = SystemdNotifier(logger: logger)
+        await systemd.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=listening on \(configuration.server.host):\(broker.port)", logger: logger)
+        let service = BrokerService(broker: broker, reloadSignals: reloadSignals, systemd: systemd)
         let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 for await _ in stopSignals {
+                    await systemd.notify("STOPPING=1", logger: logger)
                     await group.triggerGracefulShutdown()
                     return
                 }
@@ -46,12 +51,23 @@ struct BrokerService: Service {
     let broker: Broker
     /// Trapped by ``BrokerMain/run`` before the broker started.
     let reloadSignals: UnixSignalsSequence
+    let systemd: SystemdNotifier
+
+    /// The one reload entry point (SIGHUP, the file watcher and the admin
+    /// surface's `reload` all end in ``Broker/reload(trigger:)``).
+    func reload(trigger: ReloadTrigger) -> ReloadOutcome { broker.reload(trigger: trigger) }
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 for await _ in reloadSignals {
-                    broker.reload(trigger: "sighup")
+                    await systemd.notify(SystemdNotifier.reloadingState(), logger: broker.context.logger)
+                    // The trail first, so this reload's own line is in the new
+                    // file when the operator renamed the old one (rotation).
+                    broker.reopenAuditTrail()
+                    let outcome = broker.reload(trigger: .sighup)
+                    let status = outcome.isApplied ? "configuration reloaded" : "reload refused; the previous configuration stays"
+                    await systemd.notify("READY=1\nSTATUS=\(status)", logger: broker.context.logger)
                 }
             }
             tasks.addTask { await FileWatcher.watch(broker: broker) }
@@ -60,38 +76,6 @@ struct BrokerService: Service {
             tasks.cancelAll()
         }
         await broker.shutdown()
-    }
-}
-
-/// Polls the config and TLS files every two seconds and reloads when one
-/// changed (rotation without SIGHUP). Each path is followed through its
-/// symlinks and compared by content (``WatchedFile``), so a Kubernetes
-/// `..data` swap and an in-place rewrite both count.
-enum FileWatcher {
-    static func watch(broker: Broker) async {
-        func observe() -> [String: WatchedFile] {
-            var out: [String: WatchedFile] = [:]
-            for path in broker.context.configuration.watchedFiles { out[path] = WatchedFile.observe(path) }
-            return out
-        }
-        func changed(_ now: [String: WatchedFile], since last: [String: WatchedFile]) -> Bool {
-            guard Set(now.keys) == Set(last.keys) else { return true }
-            return now.contains { path, file in last[path].map(file.differs(from:)) ?? true }
-        }
-        var last = observe()
-        while !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: 2_000_000_000)
-            let now = observe()
-            if changed(now, since: last) {
-                broker.reload(trigger: "file_change")
-                // Keep what was seen before the reload for files already
-                // watched: a file still being written while the reload read it
-                // (a half-copied CRL, a cert without its new key yet) changes
-                // again and triggers another reload instead of staying refused.
-                // Files the new configuration added start from their current state.
-                last = observe().reduce(into: [:]) { out, entry in out[entry.key] = now[entry.key] ?? entry.value }
-            }
-        }
     }
 }
 

@@ -52,16 +52,3 @@ public enum SecurityWarnings {
         return nil
     }
 }
-
-/// The data directory: created 0700 (the store then creates its files 0600).
-enum DataDirectory {
-    static func prepare(_ path: String) throws {
-        guard !FileManager.default.fileExists(atPath: path) else { return }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw BrokerStartError(message: "cannot create the data directory \(path): \(error); check [storage] path and the permissions of its parent")
-        }
-    }
-}

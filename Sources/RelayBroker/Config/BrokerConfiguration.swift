@@ -101,6 +101,12 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var repeatIntervalNanos: Int64 = 10_000_000_000
     }
 
+    public struct Reload: Sendable, Equatable {
+        /// Reload when the config or a TLS file changes on disk. Off by
+        /// default: an edit goes live on SIGHUP or `relayctl reload` only.
+        public var watch = false
+    }
+
     /// One `[[acl.rule]]` as written; RelayPolicy validates and compiles it.
     public typealias ACLRule = RuleDefinition
 
@@ -120,6 +126,7 @@ public struct BrokerConfiguration: Sendable, Equatable {
     public var metrics = Metrics()
     public var log = Log()
     public var audit = Audit()
+    public var reload = Reload()
     public var acl = ACL()
 
     public init() {}

@@ -100,6 +100,10 @@ struct ConfigParser {
             }
             try t.finish()
         }
+        if var t = try root.table("reload") {
+            if let watch = try t.bool("watch") { config.reload.watch = watch }
+            try t.finish()
+        }
         if var t = try root.table("acl") { try parseACL(&t, into: &config.acl); try t.finish() }
         try root.finish()
         _ = try config.makePolicy()  // refuse a policy that does not compile, naming the rule and key

@@ -2,7 +2,7 @@
 /// log lives when relayd runs as one edge of a cluster (docs/cluster.md).
 extension BrokerConfiguration {
     public enum StorageBackend: String, Sendable, Equatable {
-        /// The embedded LMDB store in `[storage] path` (the default).
+        /// The embedded store in `[storage] path` (the default).
         case lmdb
         /// A NATS JetStream stream shared by every edge that names it.
         case jetstream

@@ -5,7 +5,7 @@ extension Router {
     /// For a log several edges share (``SharedMessageLog``): feeds this
     /// router from the log's tail, after the sequence it starts from, so a
     /// subscriber on any edge gets every edge's messages in the log's one
-    /// order, once each. For LMDB and the in-memory log this does nothing:
+    /// order, once each. For a log local to this edge this does nothing:
     /// sessions route their own committed appends (the fast path).
     func followTail(of store: any MessageLog, metrics: BrokerMetrics) throws(StoreError) {
         guard let shared = store as? any SharedMessageLog else { return }

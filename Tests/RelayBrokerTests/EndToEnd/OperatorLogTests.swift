@@ -59,7 +59,7 @@ struct OperatorLogTests {
         try await withRelayd { running in
             try await withRelayd(start: false) { second in
                 let child = try ChildProcess(try ProductLocator.executable("relayd"),
-                                             ["--config", second.configPath, "--listen", "127.0.0.1:\(running.port)"])
+                                             ["--init", "--config", second.configPath, "--listen", "127.0.0.1:\(running.port)"])
                 let status = await child.waitForExit(timeout: 30)
                 #expect(status == 1, "exit \(String(describing: status)):\n\(child.transcript)")
                 let lines = child.outputLines

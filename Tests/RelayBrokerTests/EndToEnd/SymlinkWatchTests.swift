@@ -14,7 +14,7 @@ struct SymlinkWatchTests {
         let bob = try pki.add("bob", .client(commonName: "bob"))
         let empty = try DevelopmentPKI.crl(revoking: [], signedBy: pki.ca.issued)
         var volume = try ProjectedVolume(directory: pki.directory.file("crl-volume"), files: ["crl.pem": empty])
-        try await withRelayd(pki: pki, crl: volume.path("crl.pem")) { relayd in
+        try await withRelayd(pki: pki, extra: "[reload]\nwatch = true", crl: volume.path("crl.pem")) { relayd in
             let alice = try await FrameClient.connect(port: relayd.port, pki: pki)
             try await alice.hello()
             let session = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
@@ -51,7 +51,7 @@ struct SymlinkWatchTests {
         // A whole-second timestamp, so restoring it below is exact.
         let before = Date(timeIntervalSince1970: 1_780_000_000)
         try FileManager.default.setAttributes([.modificationDate: before], ofItemAtPath: crl)
-        try await withRelayd(pki: pki, crl: crl) { relayd in
+        try await withRelayd(pki: pki, extra: "[reload]\nwatch = true", crl: crl) { relayd in
             let session = try await FrameClient.connect(port: relayd.port, pki: pki, as: bob)
             try await session.hello()
 

@@ -75,7 +75,7 @@ struct QuickstartTests {
         let pki = try await shell(".build/release/relayctl pki init --dir dev/pki", in: tree.path)
         #expect(pki.status == 0, "\(pki.output)")
         let relayd = try ChildProcess(tree.file(".build/release/relayd"),
-                                      ["--config", "config/relay.toml", "--listen", "127.0.0.1:0"], currentDirectory: tree.path)
+                                      ["--init", "--config", "config/relay.toml", "--listen", "127.0.0.1:0"], currentDirectory: tree.path)
         guard let line = await relayd.waitForLine(timeout: 60, where: { RelaydLogLine.listeningPort($0) != nil }),
               let port = RelaydLogLine.listeningPort(line).map(String.init) else {
             relayd.signal(SIGKILL)

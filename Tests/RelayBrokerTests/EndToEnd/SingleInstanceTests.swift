@@ -1,0 +1,92 @@
+import Foundation
+import RelayTestSupport
+import Testing
+
+/// Issue 18 item 2 against the real relayd: one relayd per data directory
+/// and per audit trail (exit 75, naming the path and the holder's PID), and
+/// no data directory made up silently from a typo (exit 66 without --init).
+@Suite("relayd end to end: single instance, --init", .serialized)
+struct SingleInstanceTests {
+    /// Starts relayd with `arguments` and waits for it to exit. A relayd that
+    /// does not exit (it started) is killed and reported as nil.
+    static func runToExit(_ arguments: [String]) async throws -> (status: Int32?, transcript: String) {
+        let child = try ChildProcess(try ProductLocator.executable("relayd"), arguments)
+        let status = await child.waitForExit(timeout: 20)
+        if status == nil {
+            child.signal(SIGKILL)
+            _ = await child.waitForExit(timeout: 20)
+        }
+        return (status, child.transcript)
+    }
+
+    @Test("a second relayd on a data directory in use exits 75, naming the directory and the first one's PID")
+    func busyDataDirectory() async throws {
+        try await withRelayd { relayd in
+            let first = try #require(relayd.process)
+            // Its own audit trail, so only the data directory is shared (LMDB
+            // alone would let both processes open the store).
+            let otherTrail = relayd.directory.file("other-audit.jsonl")
+            let config = try String(contentsOfFile: relayd.configPath, encoding: .utf8)
+                .replacingOccurrences(of: relayd.auditPath, with: otherTrail)
+            let secondConfig = relayd.directory.file("second.toml")
+            try config.write(toFile: secondConfig, atomically: true, encoding: .utf8)
+            let second = try await Self.runToExit(["--config", secondConfig, "--listen", "127.0.0.1:0"])
+            #expect(second.status == 75, "exit status \(second.status.map(String.init) ?? "none: it started"):\n\(second.transcript)")
+            #expect(second.transcript.contains("data directory \(relayd.dataDirectory)")
+                    && second.transcript.contains("process \(first.pid)"),
+                    "the refusal does not name the directory and the holder:\n\(second.transcript)")
+            #expect(first.process.isRunning)
+        }
+    }
+
+    @Test("a second relayd with its own data directory but the same audit trail exits 75, naming the trail and the PID")
+    func busyAuditTrail() async throws {
+        try await withRelayd { relayd in
+            let first = try #require(relayd.process)
+            let otherData = relayd.directory.file("other-data")
+            try FileManager.default.createDirectory(atPath: otherData, withIntermediateDirectories: false)
+            let second = try await Self.runToExit(["--config", relayd.configPath, "--listen", "127.0.0.1:0",
+                                                   "--data-dir", otherData])
+            #expect(second.status == 75, "exit status \(second.status.map(String.init) ?? "none: it started"):\n\(second.transcript)")
+            #expect(second.transcript.contains(relayd.auditPath) && second.transcript.contains("process \(first.pid)"),
+                    "the refusal does not name the trail and the holder:\n\(second.transcript)")
+            #expect(first.process.isRunning)
+            // The refused start wrote nothing into the first one's chain.
+            try await relayd.verifyAuditChain()
+        }
+    }
+
+    @Test("a missing data directory is refused with exit 66 and the --init hint; --init creates it and logs it")
+    func missingDataDirectoryNeedsInit() async throws {
+        try await withRelayd(start: false) { relayd in
+            let missing = relayd.dataDirectory
+            #expect(!FileManager.default.fileExists(atPath: missing))
+            let refused = try await Self.runToExit(["--config", relayd.configPath, "--listen", "127.0.0.1:0"])
+            #expect(refused.status == 66, "exit status \(refused.status.map(String.init) ?? "none: it started"):\n\(refused.transcript)")
+            #expect(refused.transcript.contains("data directory \(missing) does not exist")
+                    && refused.transcript.contains("relayd --init"), "\(refused.transcript)")
+            #expect(!refused.transcript.contains("make run"), "a production message names the dev target:\n\(refused.transcript)")
+            #expect(!FileManager.default.fileExists(atPath: missing), "the refused start created the directory")
+
+            relayd.initializeDataDirectory = true
+            try await relayd.start()
+            let process = try #require(relayd.process)
+            var isDirectory: ObjCBool = false
+            #expect(FileManager.default.fileExists(atPath: missing, isDirectory: &isDirectory) && isDirectory.boolValue)
+            let created = process.transcript.split(separator: "\n")
+                .contains { $0.contains("created the data directory") && $0.contains(missing) }
+            #expect(created, "no log line says the directory was created:\n\(process.transcript)")
+        }
+    }
+
+    @Test("an invalid configuration exits 78, at start and with --check-config")
+    func invalidConfigurationExits78() async throws {
+        try await withRelayd(extra: "[storage_typo]\npath = \"x\"", start: false) { relayd in
+            for extra in [["--check-config"], ["--init"]] {
+                let run = try await Self.runToExit(["--config", relayd.configPath] + extra)
+                #expect(run.status == 78, "\(extra): exit status \(run.status.map(String.init) ?? "none: it started"):\n\(run.transcript)")
+                #expect(run.transcript.contains("storage_typo"), "\(run.transcript)")
+            }
+        }
+    }
+}
