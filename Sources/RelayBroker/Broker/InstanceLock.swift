@@ -39,7 +39,7 @@ enum DataDirectory {
 }
 
 /// One relayd per data directory: flock(LOCK_EX|LOCK_NB) on
-/// `<data>/relayd.lock`, which holds the owner's PID. LMDB's own lock file
+/// `<data>/relayd.lock`, which holds the owner's PID. The store's own lock file
 /// lets several processes open one store, so it cannot be the guard. The
 /// kernel drops the lock when the process dies (SIGKILL included), so a
 /// stale file never blocks a restart.
