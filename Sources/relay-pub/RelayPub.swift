@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RelayCore
 import NIOConcurrencyHelpers
 import RelayCLISupport
 import RelayClient
@@ -19,9 +20,9 @@ struct RelayPub: AsyncParsableCommand {
           relay-pub --profile prod --topic logs.app --lines < app.log
           relay-pub --topic sensors.t1 --file reading.bin --header unit=celsius --count 100 --rate 10 --verbose
 
-        Exit codes: 0 published, 1 denied by the broker's policy, 2 usage error, \
-        3 connection or TLS failure.
-        """)
+        \(RelayExit.helpText)
+        """,
+        version: RelayVersion.description)
 
     @OptionGroup var client: ClientOptions
 
@@ -66,7 +67,8 @@ struct RelayPub: AsyncParsableCommand {
         if let message { fixedPayload = ByteBuffer(string: message) }
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else {
-                throw RelayClientError(category: .usage, message: "cannot read --file \(file); check the path and its permissions")
+                throw RelayClientError(category: .usage, message: "cannot read --file \(file); check the path and its permissions",
+                                       exitCode: RelayExit.noInput.rawValue)
             }
             fixedPayload = ByteBuffer(bytes: data)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RelayCore
 import NIOConcurrencyHelpers
 import RelayCLISupport
 import RelayClient
@@ -23,9 +24,9 @@ struct RelaySub: AsyncParsableCommand {
         time:2024-05-01T12:00:00Z) or last:N. A --durable subscription resumes after \
         the last message it printed, across runs.
 
-        Exit codes: 0 done (--count reached, --timeout elapsed), 1 denied by the broker's \
-        policy, 2 usage error, 3 connection or TLS failure.
-        """)
+        \(RelayExit.helpText)
+        """,
+        version: RelayVersion.description)
 
     @OptionGroup var client: ClientOptions
 
