@@ -148,7 +148,7 @@ extension RelayClientError {
             return RelayClientError(category: .connection, code: e.code,
                                     message: "the broker at \(server) sent something this client cannot read (\(e.description)); check that \(server) is a Relay broker of a compatible version")
         case let e as IOError:
-            return unreachable("cannot talk to the broker at \(server): \(e.description); check that relayd is running and listening there")
+            return network(e, server: server)
         case let e as ChannelError:
             switch e {
             case .connectTimeout:
@@ -157,6 +157,7 @@ extension RelayClientError {
                 return connectionLost("the connection to the broker at \(server) failed: \(e)")
             }
         default:
+            if let mapped = network(error, server: server) { return mapped }
             let text = String(describing: error)
             if text.contains("connection refused") || text.contains("Connection refused") {
                 return unreachable("cannot connect to the broker at \(server): connection refused; check that relayd is running and listening there")

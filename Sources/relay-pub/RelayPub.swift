@@ -47,6 +47,9 @@ struct RelayPub: AsyncParsableCommand {
     @Option(name: .long, help: "At most this many messages per second (default: as fast as the broker acknowledges).")
     var rate: Double?
 
+    @Option(name: .long, help: "Give up after this many seconds (connecting, reconnecting and all acknowledgements included), exit 69.")
+    var timeout: Double?
+
     @Flag(name: .long, help: "Print every receipt (sequence, time, duplicate) on standard output.")
     var verbose = false
 
@@ -54,6 +57,7 @@ struct RelayPub: AsyncParsableCommand {
         let sources = [message != nil, file != nil, lines].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one of --message, --file or --lines") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be a positive number of messages per second") }
         for h in header where !h.contains("=") { throw ValidationError("--header \"\(h)\" is not key=value") }
     }
@@ -73,7 +77,9 @@ struct RelayPub: AsyncParsableCommand {
             fixedPayload = ByteBuffer(bytes: data)
         }
         let configuration = try client.configuration(clientName: "relay-pub")
-        let publisher = try await Publisher.connect(configuration)
+        let reporter = ConnectionReporter(program: "relay-pub")
+        reporter.startWatchdog(timeout: timeout, server: configuration.server) { true }
+        let publisher = Publisher(connection: try await reporter.connect(configuration, timeout: timeout))
         let tracker = PublishTracker(verbose: verbose)
         let pacer = Pacer(rate: rate)
         if let fixedPayload {

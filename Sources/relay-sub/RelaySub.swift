@@ -43,7 +43,7 @@ struct RelaySub: AsyncParsableCommand {
     @Option(name: .long, help: "Exit after this many messages.")
     var count: Int?
 
-    @Option(name: .long, help: "Exit after this many seconds.")
+    @Option(name: .long, help: "Exit after this many seconds: 0 when connected then, 69 when the broker could not be reached.")
     var timeout: Double?
 
     @Option(name: .long, help: "Output: pretty (default), json (one object per line) or raw (payload and a newline).")
@@ -59,7 +59,10 @@ struct RelaySub: AsyncParsableCommand {
     func run() async throws {
         let start = try parseStartPosition(from)
         let configuration = try client.configuration(clientName: "relay-sub")
-        let subscriber = try await Subscriber.connect(configuration)
+        let reporter = ConnectionReporter(program: "relay-sub")
+        // Time up while connected: a normal end (below). While the broker cannot be reached: exit 69.
+        reporter.startWatchdog(timeout: timeout, server: configuration.server) { !reporter.isConnected }
+        let subscriber = Subscriber(connection: try await reporter.connect(configuration, timeout: timeout))
         var subscriptions: [RelaySubscription] = []
         for filter in topic {
             subscriptions.append(try await subscriber.subscribe(filter: filter, from: start, durable: durable))
