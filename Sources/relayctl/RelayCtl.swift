@@ -67,7 +67,7 @@ struct ACL: ParsableCommand {
 
     struct Explain: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show which rules match a certificate and whether it may publish or subscribe.",
+            abstract: "Check a certificate as the broker's handshake would (chain, validity, EKU, CRL), then show which rules match it and whether it may publish or subscribe.",
             discussion: """
             Exit codes: 0 allowed, 77 denied, 66 the config or certificate cannot be read, 78 the config is invalid, 64 usage.
 
@@ -95,8 +95,11 @@ struct ACL: ParsableCommand {
             }
             CLIRunner.requireReadable(config, flag: "--config")
             let policy: Policy
+            let tls: TLSServerContext
             do {
-                policy = try BrokerConfiguration.load(path: config).makePolicy()
+                let configuration = try BrokerConfiguration.load(path: config)
+                policy = try configuration.makePolicy()
+                tls = try TLSServerContext(configuration: configuration.tlsServerConfiguration)
             } catch {
                 throw usage("cannot use \(config): \(error)", .invalidConfiguration)
             }
@@ -113,6 +116,19 @@ struct ACL: ParsableCommand {
             } catch {
                 throw usage("\(error)")
             }
+            // What the broker's handshake checks, with the broker's own code
+            // (the chain against [tls] client_ca, intermediates from the
+            // certificate file, validity, the clientAuth EKU, the CRLs): a
+            // certificate it would refuse is never reported as allowed.
+            print("certificate: \(cert), notBefore \(RFC3339.format(date: identity.notBefore)), notAfter \(RFC3339.format(date: identity.notAfter))")
+            do {
+                try tls.verify(PeerCertificateChain(pem: pem))
+            } catch {
+                print("handshake: the broker would refuse the TLS handshake: \(error); no policy rule applies")
+                print("result: REFUSED")
+                throw RelayExit.refused.exitCode
+            }
+            print("handshake: the broker would accept this certificate (chain, validity, clientAuth EKU and CRL checked against \(config))")
             let explanation = policy.explain(identity, publish: topic, subscribe: filter)
             print(explanation.renderText())
             if explanation.exitCode != 0 { throw RelayExit.refused.exitCode }
