@@ -60,7 +60,11 @@ struct RelaydCommand: AsyncParsableCommand {
         }
         // The composition root: the one place that picks the message log
         // implementation (LMDB); the broker sees only `any MessageLog`.
-        try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir),
-                                 openLog: { configuration, logger in try MessageStore.open(configuration, logger: logger) })
+        do {
+            try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir),
+                                     openLog: { configuration, logger in try MessageStore.open(configuration, logger: logger) })
+        } catch is BrokerStartFailure {
+            throw ExitCode.failure  // already logged, in the configured format
+        }
     }
 }

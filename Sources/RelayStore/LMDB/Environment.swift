@@ -1,5 +1,9 @@
 internal import CLMDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// How to open an LMDB environment.
 struct EnvironmentOptions: Sendable {
     /// Map size on first open (LMDB keeps a larger stored size if there is one).
@@ -145,6 +149,22 @@ final class Environment: @unchecked Sendable {
         return Int(dead)
     }
 
+    /// Writes a compacted copy of the environment (`MDB_CP_COMPACT`: free
+    /// pages left out, pages renumbered) to `fd`, from one read snapshot, so
+    /// it is consistent while writes go on. Blocks until the copy is written;
+    /// `fd` may be a pipe (LMDB writes it sequentially, as `mdb_copy -c` to
+    /// stdout does). Holds the resize lock shared for the whole copy: LMDB
+    /// forbids `mdb_env_set_mapsize` while a transaction of this process is
+    /// open, so a map growth (rare) waits for the copy to end.
+    func copyCompacted(to fd: Int32) throws(StoreError) {
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        if isClosed { throw .closed }
+        // `env` is valid until close(), which takes the lock exclusively;
+        // `fd` is the caller's and stays open until this returns.
+        try context.check(mdb_env_copyfd2(env, fd, UInt32(MDB_CP_COMPACT)), "mdb_env_copyfd2(compact)")
+    }
+
     /// Flushes buffers to disk (for `MDB_NOSYNC` environments).
     func sync() throws(StoreError) {
         resizeLock.lockShared()
@@ -270,5 +290,87 @@ final class Environment: @unchecked Sendable {
         var info = MDB_envinfo()
         mdb_env_info(env, &info)
         currentMapSize = info.me_mapsize
+    }
+
+    // MARK: Preallocation
+
+    /// Keeps zeroed, allocated space ahead of the last page LMDB uses, so a
+    /// commit overwrites blocks the data file already has instead of growing
+    /// it. A commit that grows the file makes its flush also write the inode
+    /// (the new size and blocks), one more serial disk write per commit on
+    /// ext4 without a journal (a journal commit with one); commits that
+    /// follow each other within one timestamp tick then skip it
+    /// (docs/performance.md, "The tail at low load").
+    ///
+    /// When less than `lowWater` bytes are left between LMDB's last page and
+    /// the end of the file, appends zeros at the end until `lowWater + chunk`
+    /// bytes are left (capped at the map size). The next commit's flush writes them and their
+    /// allocation once; the commits after it overwrite allocated blocks.
+    ///
+    /// The zeros are written inside an (empty) write transaction: LMDB writes
+    /// pages only when a write transaction commits, and one at a time, so
+    /// nothing else writes past the old end of the file while this runs, and
+    /// the zeros land beyond every page LMDB has written (the empty
+    /// transaction's commit writes nothing). LMDB sizes the
+    /// database from its meta page, never from the file's size, so the
+    /// zeroed tail is invisible to it (and to a copy or a reopen).
+    /// Returns the bytes appended (0 when there was room); throws the
+    /// `pwrite` error (e.g. a full disk), after which the file may have grown
+    /// by part of the chunk, which is harmless. Call it between commits (the
+    /// store's writer does, after each append commit).
+    /// `sizes` gets LMDB's used end and returns the low-water mark and the
+    /// chunk (the writer sizes them from the last commit's growth).
+    func keepZeroedRoom(_ sizes: (_ usedEnd: Int) -> (lowWater: Int, chunk: Int)) throws(StoreError) -> Int {
+        // A cheap look first; the zeros are written inside a write transaction
+        // (below), which holds LMDB's writer lock, so no other writer (in this
+        // process or another) writes pages past the old end meanwhile.
+        let look = try zeroedRoom()
+        let (lowWater, chunk) = sizes(look.usedEnd)
+        guard look.room < lowWater else { return 0 }
+        return try write { (_: borrowing WriteTransaction) throws(StoreError) -> Int in
+            let (room, end, usedEnd, fd) = try zeroedRoom(locked: true)
+            guard room < lowWater else { return 0 }
+            // Up to `lowWater + chunk` of room, so the next top-up is at least a chunk away.
+            let start = max(end, usedEnd)
+            let target = min(usedEnd + lowWater + chunk, currentMapSize)
+            guard target > start else { return 0 }
+            var offset = start
+            while offset < target {
+                let count = min(target - offset, Self.zeros.count)
+                // The zero buffer is immutable and lives for the process; pwrite only reads `count` bytes of it.
+                let written = Self.zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(offset)) }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw Self.systemError(errno, "pwrite(data.mdb, zeros ahead of the last page)")
+                }
+                offset += written
+            }
+            return max(0, target - start)
+        }
+    }
+
+    /// Bytes between LMDB's last used page and the end of the data file.
+    /// `locked`: the caller holds the resize lock (inside a transaction).
+    private func zeroedRoom(locked: Bool = false) throws(StoreError) -> (room: Int, end: Int, usedEnd: Int, fd: Int32) {
+        if !locked { resizeLock.lockShared() }
+        defer { if !locked { resizeLock.unlockShared() } }
+        if isClosed { throw .closed }
+        var fd: Int32 = -1
+        try context.check(mdb_env_get_fd(env, &fd), "mdb_env_get_fd")
+        var info = MDB_envinfo()
+        var dbStat = MDB_stat()
+        mdb_env_info(env, &info)
+        mdb_env_stat(env, &dbStat)
+        let usedEnd = (info.me_last_pgno + 1) * Int(dbStat.ms_psize)
+        var file = stat()
+        guard fstat(fd, &file) == 0 else { throw Self.systemError(errno, "fstat(data.mdb)") }
+        let end = Int(file.st_size)
+        return (end - usedEnd, end, usedEnd, fd)
+    }
+
+    private static let zeros = [UInt8](repeating: 0, count: 64 << 10)
+
+    private static func systemError(_ code: Int32, _ operation: String) -> StoreError {
+        .lmdb(operation: operation, code: code, message: LMDBResult.message(code))
     }
 }
