@@ -285,7 +285,7 @@ let package = Package(
         .executableTarget(
             name: "relayd",
             dependencies: [
-                "RelayBroker", "RelayStore", "RelayJetStream",
+                "RelayBroker", "RelayStore", "RelayJetStream", "RelayCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

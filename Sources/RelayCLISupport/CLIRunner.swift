@@ -3,11 +3,15 @@ import Foundation
 import RelayCore
 import RelayClient
 
-/// Runs a command with the Relay CLIs' exit codes: 0 success, 1 denied by
-/// policy, 2 usage (including argument errors, which ArgumentParser would
-/// report as 64), 3 connection or TLS failure.
+/// Runs a command with the exit codes of ``RelayExit`` (the one table of
+/// every Relay binary): a ``RelayClientError`` exits with its `exitCode`,
+/// argument errors with 64 (ArgumentParser's validation failure).
 public enum CLIRunner {
     public static func main<Command: ParsableCommand>(_ type: Command.Type) async -> Never {
+        // A closed stdout (`relay-sub | head -2`) must end the program quietly:
+        // with SIGPIPE ignored, a write to it fails with EPIPE, which
+        // ``writeOut(_:)`` treats as a normal end (exit 0).
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try Command.parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -27,9 +31,9 @@ public enum CLIRunner {
             }
             let message = Command.fullMessage(for: error)
             if code == .validationFailure {
-                fail(message, code: 2)
+                fail(message, code: RelayExit.usage.rawValue)
             }
-            fail(message, code: code.rawValue == 0 ? 1 : code.rawValue)
+            fail(message, code: code.rawValue == 0 ? RelayExit.failure.rawValue : code.rawValue)
         }
     }
 
@@ -39,6 +43,15 @@ public enum CLIRunner {
         let text = message.hasPrefix("Error:") || message.hasPrefix("Usage:") ? message : "\(program): error: \(message)"
         printError(text)
         exit(code)
+    }
+
+    /// Exits 66 (``RelayExit/noInput``) with a sentence when `path` (a file
+    /// the user named with `flag`) cannot be read.
+    public static func requireReadable(_ path: String, flag: String) {
+        guard !FileManager.default.isReadableFile(atPath: path) else { return }
+        let exists = FileManager.default.fileExists(atPath: path)
+        fail("\(flag) \(path) \(exists ? "cannot be read (permissions)" : "does not exist"); check the path\(exists ? " and its permissions" : "")",
+             code: RelayExit.noInput.rawValue)
     }
 }
 
@@ -53,6 +66,24 @@ public func printError(_ line: String) {
 }
 
 /// Writes bytes to stdout at once (no buffering: pipes see each message as it arrives).
+/// When the reader has gone (EPIPE: `relay-sub | head -2` after two lines),
+/// the program ends quietly with exit 0: the consumer asked for no more, which
+/// is a normal end, not an error (nothing on stderr). The message whose write
+/// failed is not acknowledged, so a durable subscription redelivers it.
 public func writeOut(_ bytes: some Sequence<UInt8>) {
-    FileHandle.standardOutput.write(Data(bytes))
+    do {
+        try FileHandle.standardOutput.write(contentsOf: Data(bytes))
+    } catch {
+        if isBrokenPipe(error) { exit(RelayExit.ok.rawValue) }
+        CLIRunner.fail("cannot write to standard output: \(error.localizedDescription)", code: RelayExit.failure.rawValue)
+    }
+}
+
+/// EPIPE, as Foundation reports it: a POSIX error, or a Cocoa write error
+/// (code 512) whose underlying error is POSIX 32.
+func isBrokenPipe(_ error: any Error) -> Bool {
+    let error = error as NSError
+    if error.domain == NSPOSIXErrorDomain { return error.code == Int(EPIPE) }
+    guard let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError else { return false }
+    return underlying.domain == NSPOSIXErrorDomain && underlying.code == Int(EPIPE)
 }

@@ -33,6 +33,12 @@ public struct ClientOptions: ParsableArguments {
         } catch {
             throw RelayClientError(category: .usage, message: error.description)
         }
+        for (path, flag) in [(settings.certificate, "--cert"), (settings.privateKey, "--key"), (settings.ca, "--ca")]
+        where !FileManager.default.isReadableFile(atPath: path) {
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw RelayClientError(category: .usage, message: "\(flag) \(path) \(exists ? "cannot be read; check its permissions" : "does not exist; check the path")",
+                                   exitCode: RelayExit.noInput.rawValue)
+        }
         var configuration = try RelayClientConfiguration(settings: settings)
         configuration.clientName = clientName
         configuration.reconnect = ReconnectPolicy(retryInitialConnection: false, maximumDelay: .seconds(2))

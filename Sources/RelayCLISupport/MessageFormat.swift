@@ -69,6 +69,12 @@ public enum RFC3339 {
                       Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), fraction)
     }
 
+    /// A date, to the second.
+    public static func format(date: Date) -> String {
+        let seconds = max(0, date.timeIntervalSince1970)
+        return format(nanoseconds: UInt64(seconds) * 1_000_000_000)
+    }
+
     /// Parses `2024-05-01T12:00:00Z`, with optional fractional seconds and a
     /// `Z` or `±HH:MM` offset; nanoseconds since the epoch.
     public static func parse(_ text: String) -> UInt64? {

@@ -8,11 +8,12 @@ import RelayWire
 public struct RelayClientError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure this is; decides the CLI exit code.
     public enum Category: Sendable, Hashable {
-        /// The broker's policy refused this identity or operation (exit code 1).
+        /// The broker's policy refused this identity or operation (exit code 77).
         case denied
-        /// The request itself is wrong: bad topic, filter, file, setting (exit code 2).
+        /// The request itself is wrong: bad topic, filter, file, setting (exit code 64, 66 for an unreadable file).
         case usage
-        /// The broker could not be reached, TLS failed, or the connection was lost (exit code 3).
+        /// The broker could not be reached (69), TLS refused the certificate (77), or the
+        /// connection was lost or the broker failed after the start (1).
         case connection
     }
 
@@ -25,26 +26,44 @@ public struct RelayClientError: Error, Sendable, Hashable, CustomStringConvertib
     /// False when retrying cannot help (the broker refused the certificate,
     /// policy denied the identity, a setting is wrong): reconnecting stops.
     public var isRetryable: Bool
+    /// The exit code of the Relay CLIs for this error, from the one table of
+    /// every Relay binary (docs/exit-codes.md): 1 failure after start, 64
+    /// usage, 66 unreadable input file, 69 broker unavailable or timed out,
+    /// 77 refused (TLS handshake or policy). Derived from ``category`` unless
+    /// the library knows better (a refused TCP connection is 69, a TLS alert 77).
+    public var exitCode: Int32
 
     /// An error with these values (the library makes its own from what failed).
-    public init(category: Category, code: RelayErrorCode? = nil, message: String, isRetryable: Bool = false) {
+    public init(category: Category, code: RelayErrorCode? = nil, message: String, isRetryable: Bool = false,
+                exitCode: Int32? = nil) {
         self.category = category
         self.code = code
         self.message = message
         self.isRetryable = isRetryable
+        self.exitCode = exitCode ?? Self.defaultExitCode(category)
+    }
+
+    /// 77 denied, 64 usage, 1 connection (lost after the start).
+    static func defaultExitCode(_ category: Category) -> Int32 {
+        switch category {
+        case .denied: return ExitStatus.refused
+        case .usage: return ExitStatus.usage
+        case .connection: return ExitStatus.failure
+        }
+    }
+
+    /// The numbers of the exit-code table (RelayCLISupport's `RelayExit` is
+    /// the table; the library cannot import it, so it names the same values).
+    public enum ExitStatus {
+        public static let failure: Int32 = 1
+        public static let usage: Int32 = 64
+        public static let noInput: Int32 = 66
+        public static let unavailable: Int32 = 69
+        public static let refused: Int32 = 77
     }
 
     /// The ``message``.
     public var description: String { message }
-
-    /// The conventional exit code of the Relay CLIs for this error.
-    public var exitCode: Int32 {
-        switch category {
-        case .denied: return 1
-        case .usage: return 2
-        case .connection: return 3
-        }
-    }
 }
 
 extension RelayClientError {
@@ -54,6 +73,16 @@ extension RelayClientError {
 
     static func connectionLost(_ message: String) -> RelayClientError {
         RelayClientError(category: .connection, message: message, isRetryable: true)
+    }
+
+    /// The broker could not be reached at all (exit 69): refused, no such host, timed out.
+    static func unreachable(_ message: String) -> RelayClientError {
+        RelayClientError(category: .connection, message: message, isRetryable: true, exitCode: ExitStatus.unavailable)
+    }
+
+    /// The TLS handshake refused a certificate (exit 77).
+    static func tlsRefused(_ message: String) -> RelayClientError {
+        RelayClientError(category: .connection, message: message, exitCode: ExitStatus.refused)
     }
 
     /// The client was closed by its owner.
@@ -96,7 +125,14 @@ extension RelayClientError {
         default:
             words = "\(code.explanation) (\(code.name))"
         }
-        return RelayClientError(category: category, code: code, message: what + words + detail, isRetryable: retryable)
+        var exitCode: Int32?
+        switch code {
+        case .certificateRevoked, .certificateExpired: exitCode = ExitStatus.refused
+        case .tooManyConnections, .serverShuttingDown, .helloTimeout: exitCode = ExitStatus.unavailable
+        default: break
+        }
+        return RelayClientError(category: category, code: code, message: what + words + detail, isRetryable: retryable,
+                                exitCode: exitCode)
     }
 
     /// Maps anything a connection attempt or a live connection can fail with.
@@ -105,23 +141,26 @@ extension RelayClientError {
         case let e as RelayClientError: return e
         case let e as TLSError: return tls(e, server: server)
         case let e as TLSConfigurationError:
-            return RelayClientError(category: .usage, message: "TLS settings are unusable: \(e.description)")
+            var exitCode: Int32?
+            if case .unreadableFile = e { exitCode = ExitStatus.noInput }
+            return RelayClientError(category: .usage, message: "TLS settings are unusable: \(e.description)", exitCode: exitCode)
         case let e as WireError:
             return RelayClientError(category: .connection, code: e.code,
                                     message: "the broker at \(server) sent something this client cannot read (\(e.description)); check that \(server) is a Relay broker of a compatible version")
         case let e as IOError:
-            return connectionLost("cannot talk to the broker at \(server): \(e.description); check that relayd is running and listening there")
+            return network(e, server: server)
         case let e as ChannelError:
             switch e {
             case .connectTimeout:
-                return connectionLost("cannot connect to the broker at \(server): the connection attempt timed out; check the address and any firewall")
+                return unreachable("cannot connect to the broker at \(server): the connection attempt timed out; check the address and any firewall")
             default:
                 return connectionLost("the connection to the broker at \(server) failed: \(e)")
             }
         default:
+            if let mapped = network(error, server: server) { return mapped }
             let text = String(describing: error)
             if text.contains("connection refused") || text.contains("Connection refused") {
-                return connectionLost("cannot connect to the broker at \(server): connection refused; check that relayd is running and listening there")
+                return unreachable("cannot connect to the broker at \(server): connection refused; check that relayd is running and listening there")
             }
             return connectionLost("the connection to the broker at \(server) failed: \(text)")
         }
@@ -153,20 +192,20 @@ extension RelayClientError {
             default:
                 words = "the broker refused the TLS connection (TLS alert \(name), code \(code))"
             }
-            return RelayClientError(category: .connection, message: words)
+            return tlsRefused(words)
         case .certificateRejected(_, let reason):
-            return RelayClientError(category: .connection, message:
+            return tlsRefused(
                 "this client does not trust the broker's certificate at \(server): \(reason); check that --ca names the CA that issued the broker's certificate and that the server name matches a name in that certificate")
         case .noPeerCertificate:
-            return RelayClientError(category: .connection, message: "the broker at \(server) presented no certificate; check that it is a Relay broker")
+            return tlsRefused("the broker at \(server) presented no certificate; check that it is a Relay broker")
         case .handshakeFailed(let reason):
-            return RelayClientError(category: .connection, message: "the TLS handshake with \(server) failed: \(reason); check that it is a Relay broker (it speaks TLS only)")
+            return tlsRefused("the TLS handshake with \(server) failed: \(reason); check that it is a Relay broker (it speaks TLS only)")
         case .handshakeTimedOut(let ms):
-            return connectionLost("the TLS handshake with \(server) did not finish within \(ms) ms; check that it is a Relay broker and reachable")
+            return unreachable("the TLS handshake with \(server) did not finish within \(ms) ms; check that it is a Relay broker and reachable")
         case .unexpectedEOF(let duringHandshake):
-            return connectionLost(duringHandshake
-                ? "the broker at \(server) closed the connection during the TLS handshake; check that this certificate is issued by a CA the broker trusts"
-                : "the broker at \(server) closed the connection")
+            return duringHandshake
+                ? RelayClientError(category: .connection, message: "the broker at \(server) closed the connection during the TLS handshake; check that this certificate is issued by a CA the broker trusts", isRetryable: true, exitCode: ExitStatus.refused)
+                : connectionLost("the broker at \(server) closed the connection")
         case .protocolError(let reason):
             return connectionLost("TLS error on the connection to \(server): \(reason)")
         case .writeAfterClose:

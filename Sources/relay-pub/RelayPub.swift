@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RelayCore
 import NIOConcurrencyHelpers
 import RelayCLISupport
 import RelayClient
@@ -19,9 +20,9 @@ struct RelayPub: AsyncParsableCommand {
           relay-pub --profile prod --topic logs.app --lines < app.log
           relay-pub --topic sensors.t1 --file reading.bin --header unit=celsius --count 100 --rate 10 --verbose
 
-        Exit codes: 0 published, 1 denied by the broker's policy, 2 usage error, \
-        3 connection or TLS failure.
-        """)
+        \(RelayExit.helpText)
+        """,
+        version: RelayVersion.description)
 
     @OptionGroup var client: ClientOptions
 
@@ -46,6 +47,9 @@ struct RelayPub: AsyncParsableCommand {
     @Option(name: .long, help: "At most this many messages per second (default: as fast as the broker acknowledges).")
     var rate: Double?
 
+    @Option(name: .long, help: "Give up after this many seconds (connecting, reconnecting and all acknowledgements included), exit 69.")
+    var timeout: Double?
+
     @Flag(name: .long, help: "Print every receipt (sequence, time, duplicate) on standard output.")
     var verbose = false
 
@@ -53,6 +57,7 @@ struct RelayPub: AsyncParsableCommand {
         let sources = [message != nil, file != nil, lines].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one of --message, --file or --lines") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be a positive number of messages per second") }
         for h in header where !h.contains("=") { throw ValidationError("--header \"\(h)\" is not key=value") }
     }
@@ -66,12 +71,15 @@ struct RelayPub: AsyncParsableCommand {
         if let message { fixedPayload = ByteBuffer(string: message) }
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else {
-                throw RelayClientError(category: .usage, message: "cannot read --file \(file); check the path and its permissions")
+                throw RelayClientError(category: .usage, message: "cannot read --file \(file); check the path and its permissions",
+                                       exitCode: RelayExit.noInput.rawValue)
             }
             fixedPayload = ByteBuffer(bytes: data)
         }
         let configuration = try client.configuration(clientName: "relay-pub")
-        let publisher = try await Publisher.connect(configuration)
+        let reporter = ConnectionReporter(program: "relay-pub")
+        reporter.startWatchdog(timeout: timeout, server: configuration.server) { true }
+        let publisher = Publisher(connection: try await reporter.connect(configuration, timeout: timeout))
         let tracker = PublishTracker(verbose: verbose)
         let pacer = Pacer(rate: rate)
         if let fixedPayload {

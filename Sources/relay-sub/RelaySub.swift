@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RelayCore
 import NIOConcurrencyHelpers
 import RelayCLISupport
 import RelayClient
@@ -23,9 +24,9 @@ struct RelaySub: AsyncParsableCommand {
         time:2024-05-01T12:00:00Z) or last:N. A --durable subscription resumes after \
         the last message it printed, across runs.
 
-        Exit codes: 0 done (--count reached, --timeout elapsed), 1 denied by the broker's \
-        policy, 2 usage error, 3 connection or TLS failure.
-        """)
+        \(RelayExit.helpText)
+        """,
+        version: RelayVersion.description)
 
     @OptionGroup var client: ClientOptions
 
@@ -42,7 +43,7 @@ struct RelaySub: AsyncParsableCommand {
     @Option(name: .long, help: "Exit after this many messages.")
     var count: Int?
 
-    @Option(name: .long, help: "Exit after this many seconds.")
+    @Option(name: .long, help: "Exit after this many seconds: 0 when connected then, 69 when the broker could not be reached.")
     var timeout: Double?
 
     @Option(name: .long, help: "Output: pretty (default), json (one object per line) or raw (payload and a newline).")
@@ -58,7 +59,10 @@ struct RelaySub: AsyncParsableCommand {
     func run() async throws {
         let start = try parseStartPosition(from)
         let configuration = try client.configuration(clientName: "relay-sub")
-        let subscriber = try await Subscriber.connect(configuration)
+        let reporter = ConnectionReporter(program: "relay-sub")
+        // Time up while connected: a normal end (below). While the broker cannot be reached: exit 69.
+        reporter.startWatchdog(timeout: timeout, server: configuration.server) { !reporter.isConnected }
+        let subscriber = Subscriber(connection: try await reporter.connect(configuration, timeout: timeout))
         var subscriptions: [RelaySubscription] = []
         for filter in topic {
             subscriptions.append(try await subscriber.subscribe(filter: filter, from: start, durable: durable))

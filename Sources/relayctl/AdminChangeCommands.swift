@@ -27,7 +27,7 @@ struct Purge: AsyncParsableCommand {
 
     func run() async throws {
         guard yes else {
-            CLIRunner.fail("purge deletes every stored message matching '\(filter)' for good; repeat with --yes to confirm", code: 2)
+            CLIRunner.fail("purge deletes every stored message matching '\(filter)' for good; repeat with --yes to confirm", code: RelayExit.usage.rawValue)
         }
         let outcome = try await options.call("purge", AdminOutcome.self,
                                              arguments: ["filter": .text(filter), "confirm": .flag(true)])
@@ -89,7 +89,7 @@ struct Backup: AsyncParsableCommand {
     func run() async throws {
         let manager = FileManager.default
         if let existing = try? manager.contentsOfDirectory(atPath: to), !existing.isEmpty {
-            CLIRunner.fail("\(to) is not empty; give a new or empty directory so no store is overwritten", code: 2)
+            CLIRunner.fail("\(to) is not empty; give a new or empty directory so no store is overwritten", code: RelayExit.usage.rawValue)
         }
         let path = (to as NSString).appendingPathComponent("data.mdb")
         let partial = path + ".partial"

@@ -19,19 +19,22 @@ struct AdminOptions: ParsableArguments {
     @Option(name: .long, help: "Output: a table for people (default) or JSON with stable snake_case keys for scripts.")
     var format: AdminOutputFormat = .table
 
-    /// Connects, runs `body`, closes. Exit codes: 0 done; 1 refused by the
-    /// broker (`not_authorized`: this certificate has no admin grant, or
-    /// not enough of one; also not found / in use / not supported); 2 usage
-    /// or an invalid request; 3 connection or TLS failure.
+    /// Connects, runs `body`, closes. Exit codes from the one table
+    /// (RelayExit, docs/exit-codes.md): 0 done; 77 refused (`not_authorized`:
+    /// this certificate has no admin grant, or not enough of one; or the TLS
+    /// handshake refused); 64 an invalid request; 69 the broker cannot be
+    /// reached or dropped the session; 1 any other broker error (not found,
+    /// in use, not supported).
     func withAdmin<T>(_ body: (AdminClient) async throws -> T) async throws -> T {
         let configuration = try client.configuration(clientName: "relayctl")
         let admin: AdminClient
         do {
             admin = try await AdminClient.connect(configuration)
         } catch let refused as AdminClient.Refused {
-            CLIRunner.fail("the broker at \(configuration.server) refused the session: \(refused)", code: 1)
+            CLIRunner.fail("the broker at \(configuration.server) refused the session: \(refused)", code: RelayExit.refused.rawValue)
         } catch {
-            CLIRunner.fail("cannot open an admin session to \(configuration.server): \(error)", code: 3)
+            CLIRunner.fail("cannot open an admin session to \(configuration.server): \(error)",
+                           code: (error as? RelayClientError)?.exitCode ?? RelayExit.unavailable.rawValue)
         }
         do {
             let result = try await body(admin)
@@ -41,9 +44,10 @@ struct AdminOptions: ParsableArguments {
             await admin.close()
             let code: Int32
             switch refused.errorCode {
-            case .invalidAdminRequest?, .invalidFilter?: code = 2
-            case .some(let known) where known.closesConnection: code = 3
-            default: code = 1
+            case .invalidAdminRequest?, .invalidFilter?: code = RelayExit.usage.rawValue
+            case .notAuthorized?: code = RelayExit.refused.rawValue
+            case .some(let known) where known.closesConnection: code = RelayExit.unavailable.rawValue
+            default: code = RelayExit.failure.rawValue
             }
             CLIRunner.fail(refused.description, code: code)
         }

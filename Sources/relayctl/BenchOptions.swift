@@ -55,7 +55,7 @@ struct BenchTargetOptions: ParsableArguments {
                                                durability: mode, maxInFlight: 4096)
             } catch {
                 printError("relayctl: cannot start a broker for the bench: \(error)")
-                throw ExitCode(3)
+                throw RelayExit.unavailable.exitCode
             }
             let configuration = RelayClientConfiguration(host: "127.0.0.1", port: broker.port,
                                                          certificatePath: broker.certificatePath,

@@ -20,7 +20,7 @@ struct PKI: ParsableCommand {
         guard let certificate = try? String(contentsOfFile: path(dir, "ca.pem"), encoding: .utf8),
               let key = try? String(contentsOfFile: path(dir, "ca.key"), encoding: .utf8) else {
             printError("relayctl: no CA in \(dir) (ca.pem and ca.key); run `relayctl pki init --dir \(dir)` first")
-            throw ExitCode(2)
+            throw RelayExit.noInput.exitCode
         }
         return IssuedCertificate(certificatePEM: certificate, privateKeyPEM: key, serialNumber: "")
     }
@@ -56,7 +56,7 @@ struct PKI: ParsableCommand {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             if FileManager.default.fileExists(atPath: PKI.path(dir, "ca.pem")), !force {
                 printError("relayctl: \(dir) already holds a CA (ca.pem); pass --force to replace it")
-                throw ExitCode(2)
+                throw RelayExit.usage.exitCode
             }
             let ca = try DevelopmentPKI.createCA(commonName: "Relay Development CA")
             try ca.write(certificateTo: PKI.path(dir, "ca.pem"), keyTo: PKI.path(dir, "ca.key"))
@@ -155,14 +155,14 @@ struct PKI: ParsableCommand {
             if let cert {
                 guard let pem = try? String(contentsOfFile: cert, encoding: .utf8), let identity = try? Identity(pem: pem) else {
                     printError("relayctl: cannot read a certificate from \(cert)")
-                    throw ExitCode(2)
+                    throw RelayExit.noInput.exitCode
                 }
                 target = identity.serialNumber
             }
             target = target.uppercased()
             guard !target.isEmpty, target.allSatisfy(\.isHexDigit) else {
                 printError("relayctl: serial \"\(target)\" is not hexadecimal")
-                throw ExitCode(2)
+                throw RelayExit.usage.exitCode
             }
             let listPath = PKI.path(dir, "revoked.txt")
             var list = ((try? String(contentsOfFile: listPath, encoding: .utf8)) ?? "")

@@ -21,10 +21,12 @@ struct RelayCtl: AsyncParsableCommand {
           relayctl audit verify --config config/relay.toml
           relayctl status --server broker:7443 --cert ops.pem --key ops.key --ca ca.pem   (needs admin = ["read"])
         """,
+        version: RelayVersion.description,
         subcommands: [PKI.self, Config.self, ACL.self, Audit.self, Bench.self,
                       // The admin surface over the broker's mTLS port (AdminListCommands.swift, …).
                       Status.self, Connections.self, Subscriptions.self, Durables.self, Topics.self, Durable.self,
                       Purge.self, Disconnect.self, Backup.self, Reload.self, Top.self])
+    // The exit codes of every subcommand: RelayExit (docs/exit-codes.md).
 }
 
 struct Config: ParsableCommand {
@@ -35,7 +37,8 @@ struct Config: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Parse a broker config and load everything it names (TLS material, CRLs, policy).",
             discussion: """
-            Exit codes: 0 valid, 1 invalid (the reason names the file and key). Warnings (a private key or \
+            Exit codes: 0 valid, 78 invalid (the reason names the file and key), 66 the config file \
+            cannot be read. Warnings (a private key or \
             audit key others can read, a data directory others can open, metrics on every interface) are \
             printed to stderr and do not change the exit code.
 
@@ -47,6 +50,7 @@ struct Config: ParsableCommand {
         var config: String
 
         func run() throws {
+            CLIRunner.requireReadable(config, flag: "--config")
             do {
                 let configuration = try BrokerConfiguration.load(path: config)
                 try BrokerConfigurationCheck.deepCheck(configuration)
@@ -54,7 +58,7 @@ struct Config: ParsableCommand {
                 for warning in SecurityWarnings.check(configuration) { printError("relayctl: \(warning)") }
             } catch {
                 printError("relayctl: \(config) is not valid: \(error)")
-                throw ExitCode(1)
+                throw RelayExit.invalidConfiguration.exitCode
             }
             print("\(config): OK")
         }
@@ -67,9 +71,9 @@ struct ACL: ParsableCommand {
 
     struct Explain: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show which rules match a certificate and whether it may publish or subscribe.",
+            abstract: "Check a certificate as the broker's handshake would (chain, validity, EKU, CRL), then show which rules match it and whether it may publish or subscribe.",
             discussion: """
-            Exit codes: 0 allowed, 1 denied, 2 the config or certificate cannot be read.
+            Exit codes: 0 allowed, 77 denied, 66 the config or certificate cannot be read, 78 the config is invalid, 64 usage.
 
             Examples:
               relayctl acl explain --config relay.toml --cert billing.pem
@@ -89,18 +93,22 @@ struct ACL: ParsableCommand {
         var subscribe: String?
 
         func run() throws {
-            func usage(_ message: String) -> ExitCode {
+            func usage(_ message: String, _ code: RelayExit = .usage) -> ExitCode {
                 printError("relayctl: \(message)")
-                return ExitCode(2)
+                return code.exitCode
             }
+            CLIRunner.requireReadable(config, flag: "--config")
             let policy: Policy
+            let tls: TLSServerContext
             do {
-                policy = try BrokerConfiguration.load(path: config).makePolicy()
+                let configuration = try BrokerConfiguration.load(path: config)
+                policy = try configuration.makePolicy()
+                tls = try TLSServerContext(configuration: configuration.tlsServerConfiguration)
             } catch {
-                throw usage("cannot use \(config): \(error)")
+                throw usage("cannot use \(config): \(error)", .invalidConfiguration)
             }
             guard let pem = try? String(contentsOfFile: cert, encoding: .utf8) else {
-                throw usage("cannot read --cert \(cert); check the path and its permissions")
+                throw usage("cannot read --cert \(cert); check the path and its permissions", .noInput)
             }
             let identity: Identity
             do { identity = try Identity(pem: pem) } catch { throw usage("\(cert): \(error)") }
@@ -112,9 +120,22 @@ struct ACL: ParsableCommand {
             } catch {
                 throw usage("\(error)")
             }
+            // What the broker's handshake checks, with the broker's own code
+            // (the chain against [tls] client_ca, intermediates from the
+            // certificate file, validity, the clientAuth EKU, the CRLs): a
+            // certificate it would refuse is never reported as allowed.
+            print("certificate: \(cert), notBefore \(RFC3339.format(date: identity.notBefore)), notAfter \(RFC3339.format(date: identity.notAfter))")
+            do {
+                try tls.verify(PeerCertificateChain(pem: pem))
+            } catch {
+                print("handshake: the broker would refuse the TLS handshake: \(error); no policy rule applies")
+                print("result: REFUSED")
+                throw RelayExit.refused.exitCode
+            }
+            print("handshake: the broker would accept this certificate (chain, validity, clientAuth EKU and CRL checked against \(config))")
             let explanation = policy.explain(identity, publish: topic, subscribe: filter)
             print(explanation.renderText())
-            if explanation.exitCode != 0 { throw ExitCode(explanation.exitCode) }
+            if explanation.exitCode != 0 { throw RelayExit.refused.exitCode }
         }
     }
 }
@@ -160,12 +181,12 @@ struct Audit: ParsableCommand {
                     keyFile = keyFile ?? loaded.auditKeyFile
                 } catch {
                     printError("relayctl: \(error)")
-                    throw ExitCode(1)
+                    throw RelayExit.invalidConfiguration.exitCode
                 }
             }
             guard let trail, let keyFile else {
                 printError("relayctl: pass the trail and --key (or --config); the key is audit.key_file in the broker config")
-                throw ExitCode(1)
+                throw RelayExit.usage.exitCode
             }
             do {
                 let report = try AuditVerifier.verify(path: trail, key: try AuditKey.load(path: keyFile),

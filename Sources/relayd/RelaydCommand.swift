@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import RelayCore
 import Logging
 import RelayBroker
+import RelayCLISupport
 import RelayStore
 
 @main
@@ -25,7 +27,8 @@ struct RelaydCommand: AsyncParsableCommand {
 
         Signals: SIGTERM/SIGINT stop gracefully (in-flight commits finish, acks are sent);
         SIGHUP reloads the config, certificates, CA bundles and CRLs.
-        """)
+        """,
+        version: RelayVersion.description)
 
     @Option(name: .long, help: "The broker config file (TOML). See docs/configuration.md.")
     var config: String = "config/relay.toml"
@@ -44,18 +47,23 @@ struct RelaydCommand: AsyncParsableCommand {
 
     mutating func run() async throws {
         let loaded: BrokerConfiguration
+        // Exit codes: RelayExit (docs/exit-codes.md); 66 no config file, 78 an invalid one.
+        if !FileManager.default.isReadableFile(atPath: config) {
+            FileHandle.standardError.write(Data("relayd: cannot read the config file \(config); pass an existing file with --config\n".utf8))
+            throw RelayExit.noInput.exitCode
+        }
         do {
             loaded = try BrokerConfiguration.load(path: config).applying(listen: listen, dataDirectory: dataDir)
         } catch {  // typed throws: always a ConfigError
             FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
-            throw ExitCode(RelaydExit.config)
+            throw RelayExit.invalidConfiguration.exitCode
         }
         if checkConfig {
             do {
                 try BrokerConfigurationCheck.deepCheck(loaded)
             } catch {
                 FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
-                throw ExitCode(RelaydExit.config)
+                throw RelayExit.invalidConfiguration.exitCode
             }
             for warning in SecurityWarnings.check(loaded) { FileHandle.standardError.write(Data("relayd: \(warning)\n".utf8)) }
             print("relayd: configuration \(config) is valid")

@@ -31,7 +31,7 @@ struct CLIFormattingTests {
         #expect(JSONText.quoted("a\"b\\c\nd\u{1}") == #""a\"b\\c\nd\u0001""#)
     }
 
-    @Test("TLS alerts map to plain words: revoked, unknown CA, expired, certificate required; all exit 3")
+    @Test("TLS alerts map to plain words: revoked, unknown CA, expired, certificate required; all exit 77")
     func tlsWords() {
         let cases: [(String, String)] = [
             ("certificate revoked", "it was revoked (TLS alert certificate_revoked)"),
@@ -42,7 +42,7 @@ struct CLIFormattingTests {
         for (alert, words) in cases {
             let error = RelayClientError.tls(.alertReceived(code: 0, description: alert), server: "h:1")
             #expect(error.message.contains(words))
-            #expect(error.exitCode == 3)
+            #expect(error.exitCode == 77)
             #expect(!error.isRetryable)
         }
     }
@@ -50,10 +50,10 @@ struct CLIFormattingTests {
     @Test("broker codes map to categories: identity_refused and not_authorized denied, invalid_topic usage, shutting down retryable")
     func brokerCodes() {
         let refused = RelayClientError.broker(rawCode: RelayErrorCode.identityRefused.rawValue, message: "")
-        #expect(refused.category == .denied && refused.exitCode == 1)
+        #expect(refused.category == .denied && refused.exitCode == 77)
         #expect(refused.message.contains("the broker's policy grants this certificate nothing"))
-        #expect(RelayClientError.broker(rawCode: RelayErrorCode.notAuthorized.rawValue, message: "").exitCode == 1)
-        #expect(RelayClientError.broker(rawCode: RelayErrorCode.invalidTopic.rawValue, message: "").exitCode == 2)
+        #expect(RelayClientError.broker(rawCode: RelayErrorCode.notAuthorized.rawValue, message: "").exitCode == 77)
+        #expect(RelayClientError.broker(rawCode: RelayErrorCode.invalidTopic.rawValue, message: "").exitCode == 64)
         #expect(RelayClientError.broker(rawCode: RelayErrorCode.serverShuttingDown.rawValue, message: "").isRetryable)
         #expect(RelayClientError.broker(rawCode: 0x7777, message: "").message.contains("30583"))
     }

@@ -19,7 +19,5 @@ public enum AdminOperation: String, Sendable, CaseIterable {
     }
 }
 
-/// The software version `status` reports.
-public enum RelayVersion {
-    public static let current = "0.4.0-dev"
-}
+// The software version `status` reports is RelayCore's RelayVersion (the
+// one version source of every binary's --version, build_info and status).

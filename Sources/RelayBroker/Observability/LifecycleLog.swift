@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 import Logging
 
 /// relayd's lifecycle lines: the start-up summary, "relayd listening on

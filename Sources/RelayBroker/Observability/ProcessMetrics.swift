@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -27,7 +27,7 @@ struct AdminAuthorizationTests {
             await admin.close()
             #expect(codes == [RelayErrorCode.notAuthorized.rawValue, RelayErrorCode.notAuthorized.rawValue])
             let cli = try await runCLI("relayctl", ["status"] + relayd.cliArguments(ids.app))
-            #expect(cli.status == 1, "\(cli.stderr)")
+            #expect(cli.status == 77, "\(cli.stderr)")
             #expect(cli.stderr.joined().contains("not_authorized"), "\(cli.stderr)")
             let denied = try await relayd.waitForAuditLine { $0.contains("\"admin\"") && $0.contains("\"denied\"") && $0.contains("\"app\"") }
             #expect(denied != nil, "no audit line for the refused admin call: \(relayd.auditLines())")
@@ -44,13 +44,13 @@ struct AdminAuthorizationTests {
             for command in [["purge", "x.>", "--yes"], ["disconnect", "1"], ["reload"],
                             ["durable", "delete", "d", "--owner", String(repeating: "0", count: 64)]] {
                 let run = try await runCLI("relayctl", command + viewer)
-                #expect(run.status == 1, "\(command): \(run.status) \(run.stderr)")
+                #expect(run.status == 77, "\(command): \(run.status) \(run.stderr)")
                 #expect(run.stderr.joined().contains("not_authorized"), "\(command): \(run.stderr)")
             }
             let dir = try TemporaryDirectory(prefix: "admin-backup-denied")
             defer { dir.remove() }
             let backup = try await runCLI("relayctl", ["backup", "--to", dir.file("copy")] + viewer)
-            #expect(backup.status == 1, "\(backup.stderr)")
+            #expect(backup.status == 77, "\(backup.stderr)")
             #expect(!FileManager.default.fileExists(atPath: dir.file("copy/data.mdb")))
             let allowed = try await relayd.waitForAuditLine { $0.contains("\"status\"") && $0.contains("\"allowed\"") && $0.contains("\"viewer\"") }
             #expect(allowed != nil, "no audit line for the allowed status call")
@@ -89,9 +89,9 @@ struct AdminAuthorizationTests {
             try relayd.writeConfig(acl: AdminTestIdentities.acl)
             try await relayd.start()
             let revoked = try await runCLI("relayctl", ["status"] + relayd.cliArguments(ids.ops))
-            #expect(revoked.status == 3, "revoked ops: \(revoked.status) \(revoked.stderr)")
+            #expect(revoked.status == 77, "revoked ops: \(revoked.status) \(revoked.stderr)")
             let strangerRun = try await runCLI("relayctl", ["status"] + relayd.cliArguments(stranger))
-            #expect(strangerRun.status == 3, "other CA: \(strangerRun.status) \(strangerRun.stderr)")
+            #expect(strangerRun.status == 77, "other CA: \(strangerRun.status) \(strangerRun.stderr)")
             #expect(line(in: relayd.auditLines(), containing: ["\"admin\""]) == nil, "an admin call was audited without a session")
         }
     }

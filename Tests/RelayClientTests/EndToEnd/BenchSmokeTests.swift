@@ -67,7 +67,7 @@ struct BenchSmokeTests {
     @Test("a negative or absurd --rate is a usage error")
     func badRate() async throws {
         let run = try await runCLI("relayctl", ["bench", "pubsub", "--rate=-5", "--json"], timeout: 60)
-        #expect(run.status == 2)
+        #expect(run.status == 64)
         #expect(run.stderr.joined(separator: "\n").contains("--rate must be between 0"), "\(run.stderr)")
     }
 

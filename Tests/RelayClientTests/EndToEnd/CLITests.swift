@@ -138,7 +138,7 @@ struct CLITests {
         }
     }
 
-    @Test("exit codes: 2 for usage errors, 1 for a publish the policy denies")
+    @Test("exit codes: 64 for usage errors, 77 for a publish the policy denies")
     func exitCodes() async throws {
         let acl = """
         [[acl.rule]]
@@ -149,16 +149,16 @@ struct CLITests {
         """
         try await withBroker(acl: acl) { broker in
             let args = broker.cliArguments()
-            #expect(try await runCLI("relay-pub", args + ["--message", "x"]).status == 2)  // no --topic
-            #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x", "--lines"]).status == 2)
-            #expect(try await runCLI("relay-pub", args + ["--topic", "bad..topic", "--message", "x"]).status == 2)
-            #expect(try await runCLI("relay-sub", args + ["--topic", "ok.>", "--from", "yesterday"]).status == 2)
-            #expect(try await runCLI("relay-pub", ["--topic", "ok.a", "--message", "x"], environment: ["HOME": broker.directory.path]).status == 2)
+            #expect(try await runCLI("relay-pub", args + ["--message", "x"]).status == 64)  // no --topic
+            #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x", "--lines"]).status == 64)
+            #expect(try await runCLI("relay-pub", args + ["--topic", "bad..topic", "--message", "x"]).status == 64)
+            #expect(try await runCLI("relay-sub", args + ["--topic", "ok.>", "--from", "yesterday"]).status == 64)
+            #expect(try await runCLI("relay-pub", ["--topic", "ok.a", "--message", "x"], environment: ["HOME": broker.directory.path]).status == 64)
             let denied = try await runCLI("relay-pub", args + ["--topic", "secret.a", "--message", "x"])
-            #expect(denied.status == 1)
+            #expect(denied.status == 77)
             #expect(denied.stderr.joined().contains("not_authorized"), "\(denied.stderr)")
             let deniedSub = try await runCLI("relay-sub", args + ["--topic", "secret.>", "--count", "1"])
-            #expect(deniedSub.status == 1)
+            #expect(deniedSub.status == 77)
             #expect(try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x"]).status == 0)
             let help = try await runCLI("relay-pub", ["--help"])
             #expect(help.status == 0)

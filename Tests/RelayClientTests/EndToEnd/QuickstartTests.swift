@@ -42,7 +42,7 @@ struct QuickstartTests {
         }
         for command in commands where command != subscribe {
             // The quickstart shows a refusal on purpose: the payroll topic is outside the grant.
-            let expected: Int32 = command.contains("payroll") ? 1 : 0
+            let expected: Int32 = command.contains("payroll") ? 77 : 0
             let result = try await shell(local(command), in: tree.path)
             #expect(result.status == expected, "\(command)\n\(result.output)")
         }

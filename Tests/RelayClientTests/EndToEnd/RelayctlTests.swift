@@ -15,7 +15,7 @@ struct RelayctlTests {
             #expect(FileManager.default.fileExists(atPath: dir.file("\(name).pem")))
             #expect(FileManager.default.fileExists(atPath: dir.file("\(name).key")))
         }
-        #expect(try await runCLI("relayctl", ["pki", "init", "--dir", dir.path]).status == 2)  // refuses to overwrite
+        #expect(try await runCLI("relayctl", ["pki", "init", "--dir", dir.path]).status == 64)  // refuses to overwrite
         let issue = try await runCLI("relayctl", ["pki", "issue", "--dir", dir.path, "--cn", "reporting", "--ou", "analytics", "--days", "3"])
         #expect(issue.status == 0, "\(issue.stderr)")
 
@@ -40,14 +40,14 @@ struct RelayctlTests {
             #expect(revoke.status == 0, "\(revoke.stderr)")
             // openssl reads the new CRL, its signature verifies against the CA, and it lists billing's serial only.
             #expect(try await revokedSerials(dir.file("crl.pem"), ca: dir.file("ca.pem")) == [billingSerial])
-            #expect(try await runCLI("relayctl", ["pki", "revoke", "--dir", dir.path, "--serial", "not-hex"]).status == 2)
+            #expect(try await runCLI("relayctl", ["pki", "revoke", "--dir", dir.path, "--serial", "not-hex"]).status == 64)
 
             // relayd, restarted on the rewritten CRL, refuses billing and still serves operator.
             await fixture.kill()
             try await fixture.start()
             let refused = try await runCLI("relay-pub", server + ["--cert", dir.file("billing.pem"), "--key", dir.file("billing.key"),
                                                                  "--topic", "pki.billing", "--message", "after revoke"])
-            #expect(refused.status == 3, "revoked billing: \(refused.status) \(refused.stderr)")
+            #expect(refused.status == 77, "revoked billing: \(refused.status) \(refused.stderr)")
             #expect(refused.stderr.joined(separator: " ").lowercased().contains("revoked"), "\(refused.stderr)")
             let still = try await runCLI("relay-pub", server + ["--cert", dir.file("operator.pem"), "--key", dir.file("operator.key"),
                                                                "--topic", "pki.operator", "--message", "after revoke"])
@@ -85,7 +85,7 @@ struct RelayctlTests {
         }
     }
 
-    @Test("config check: 0 for a valid config, 1 for a broken one")
+    @Test("config check: 0 for a valid config, 78 for a broken one")
     func configCheck() async throws {
         try await withRelayd(acl: allowAllACL, start: false) { fixture in
             let ok = try await runCLI("relayctl", ["config", "check", "--config", fixture.configPath])
@@ -93,14 +93,14 @@ struct RelayctlTests {
             let broken = fixture.directory.file("broken.toml")
             try "[server]\nlisten = 42\n".write(toFile: broken, atomically: true, encoding: .utf8)
             let bad = try await runCLI("relayctl", ["config", "check", "--config", broken])
-            #expect(bad.status == 1)
+            #expect(bad.status == 78)
             // It names the file and the key, and says what is wrong with the value.
             let message = bad.stderr.joined(separator: "\n")
             #expect(message.contains(broken) && message.contains("server.listen") && message.contains("expected a string"), "\(message)")
         }
     }
 
-    @Test("acl explain: 0 allowed, 1 denied, 2 when the certificate cannot be read")
+    @Test("acl explain: 0 allowed, 77 denied, 66 when the certificate cannot be read")
     func aclExplain() async throws {
         let acl = """
         [[acl.rule]]
@@ -120,12 +120,12 @@ struct RelayctlTests {
             let allowedResult = allowed.stdout.last { !$0.isEmpty }
             #expect(allowedResult == "result: ALLOWED", "\(allowed.stdout)")
             let denied = try await runCLI("relayctl", base + ["--subscribe", "orders.>"])
-            #expect(denied.status == 1)
+            #expect(denied.status == 77)
             #expect(denied.stdout.contains("subscribe orders.>: denied: no rule allows it"), "\(denied.stdout)")
             let deniedResult = denied.stdout.last { !$0.isEmpty }
             #expect(deniedResult == "result: DENIED", "\(denied.stdout)")
             let missing = try await runCLI("relayctl", ["acl", "explain", "--config", fixture.configPath, "--cert", "/nonexistent.pem"])
-            #expect(missing.status == 2)
+            #expect(missing.status == 66)
         }
     }
 

@@ -21,7 +21,7 @@ struct TLSFailureTests {
         }
     }
 
-    @Test("a certificate from a CA the broker does not trust: 'does not trust this certificate's CA', exit 3")
+    @Test("a certificate from a CA the broker does not trust: 'does not trust this certificate's CA', exit 77")
     func unknownCA() async throws {
         try await withBroker { broker in
             let otherCA = try DevelopmentPKI.createCA(commonName: "Other CA")
@@ -30,12 +30,12 @@ struct TLSFailureTests {
             #expect(error.category == .connection)
             #expect(error.message.contains("does not trust this certificate's CA (TLS alert unknown_ca)"), "\(error.message)")
             let cli = try await runCLI("relay-pub", broker.cliArguments(stranger) + ["--topic", "a.b", "--message", "x"])
-            #expect(cli.status == 3)
+            #expect(cli.status == 77)
             #expect(cli.stderr.joined().contains("does not trust this certificate's CA"), "\(cli.stderr)")
         }
     }
 
-    @Test("a revoked certificate (CRL): 'it was revoked', exit 3")
+    @Test("a revoked certificate (CRL): 'it was revoked', exit 77")
     func revoked() async throws {
         let pki = try TLSTestPKI()
         let mallory = try pki.add("mallory", .client(commonName: "mallory"))
@@ -44,7 +44,7 @@ struct TLSFailureTests {
             let error = try #require(await connectError(broker, mallory))
             #expect(error.message.contains("it was revoked (TLS alert certificate_revoked)"), "\(error.message)")
             let cli = try await runCLI("relay-sub", broker.cliArguments(mallory) + ["--topic", "a.>", "--timeout", "5"])
-            #expect(cli.status == 3)
+            #expect(cli.status == 77)
             #expect(cli.stderr.joined().contains("revoked"), "\(cli.stderr)")
             // A certificate that is not revoked still works with the CRL in place.
             let connection = try await RelayConnection.connect(broker.clientConfiguration())
@@ -52,7 +52,7 @@ struct TLSFailureTests {
         }
     }
 
-    @Test("an expired certificate: 'it has expired', exit 3")
+    @Test("an expired certificate: 'it has expired', exit 77")
     func expired() async throws {
         try await withBroker { broker in
             var request = CertificateRequest.client(commonName: "old")
@@ -61,12 +61,12 @@ struct TLSFailureTests {
             let error = try #require(await connectError(broker, old))
             #expect(error.message.contains("expired"), "\(error.message)")
             let cli = try await runCLI("relay-pub", broker.cliArguments(old) + ["--topic", "a.b", "--message", "x"])
-            #expect(cli.status == 3)
+            #expect(cli.status == 77)
             #expect(cli.stderr.joined().contains("expired"), "\(cli.stderr)")
         }
     }
 
-    @Test("the broker's certificate from a CA the client does not trust: the client says so, exit 3")
+    @Test("the broker's certificate from a CA the client does not trust: the client says so, exit 77")
     func untrustedBroker() async throws {
         try await withBroker { broker in
             let otherCA = try TLSTestPKI()
@@ -74,7 +74,7 @@ struct TLSFailureTests {
             let error = try #require(await connectError(broker, nil, caPath: otherCA.ca.certificate))
             #expect(error.message.contains("does not trust the broker's certificate"), "\(error.message)")
             let cli = try await runCLI("relay-pub", broker.cliArguments(caPath: otherCA.ca.certificate) + ["--topic", "a.b", "--message", "x"])
-            #expect(cli.status == 3)
+            #expect(cli.status == 77)
         }
     }
 
@@ -84,10 +84,10 @@ struct TLSFailureTests {
         // only reachable from other clients; check the words it maps to.
         let error = RelayClientError.tls(.alertReceived(code: 116, description: "certificate required"), server: "x:1")
         #expect(error.message.contains("requires a client certificate and none was sent"))
-        #expect(error.exitCode == 3)
+        #expect(error.exitCode == 77)
     }
 
-    @Test("a certificate the policy grants nothing: identity_refused in plain words, category denied, exit 1")
+    @Test("a certificate the policy grants nothing: identity_refused in plain words, category denied, exit 77")
     func identityRefused() async throws {
         let acl = """
         [[acl.rule]]
@@ -101,19 +101,19 @@ struct TLSFailureTests {
             #expect(error.category == .denied)
             #expect(error.message.contains("the broker's policy grants this certificate nothing"), "\(error.message)")
             let cli = try await runCLI("relay-pub", broker.cliArguments() + ["--topic", "billing.x", "--message", "x"])
-            #expect(cli.status == 1)
+            #expect(cli.status == 77)
             #expect(cli.stderr.joined().contains("grants this certificate nothing"), "\(cli.stderr)")
         }
     }
 
-    @Test("nothing listening at --server: connection refused in plain words, exit 3")
+    @Test("nothing listening at --server: connection refused in plain words, exit 69")
     func connectionRefused() async throws {
         let pki = try TLSTestPKI()
         defer { pki.remove() }
         let arguments = ["--server", "127.0.0.1:1", "--cert", pki.alice.certificate, "--key", pki.alice.key,
                          "--ca", pki.ca.certificate, "--topic", "a.b", "--message", "x"]
         let cli = try await runCLI("relay-pub", arguments)
-        #expect(cli.status == 3)
+        #expect(cli.status == 69)
         #expect(cli.stderr.joined().contains("127.0.0.1:1"), "\(cli.stderr)")
     }
 }
