@@ -137,6 +137,18 @@ struct ConfigTests {
         expectError("[tls]\ncertificate = \"server.crt\"\nprivate_key = \"server.key\"", in: dir, key: "tls.client_ca", contains: "missing")
     }
 
+    @Test("a missing file's message is for production: it names no development make target")
+    func missingFileNamesNoMakeTarget() throws {
+        let dir = try folder(); defer { dir.remove() }
+        do {
+            _ = try parse(minimalTLS.replacingOccurrences(of: "ca.crt", with: "nope.crt"), in: dir)
+            Issue.record("a missing client CA file was accepted")
+        } catch let error as ConfigError {
+            #expect(!error.description.contains("make run"), "\(error)")
+            #expect(error.description.contains("relayctl pki init"), "\(error)")
+        }
+    }
+
     @Test("a TOML syntax error names the line")
     func syntax() throws {
         let dir = try folder(); defer { dir.remove() }

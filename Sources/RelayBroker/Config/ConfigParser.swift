@@ -243,7 +243,7 @@ struct ConfigParser {
     private func existingFile(_ path: String, reader: TOMLReader, key: String) throws(ConfigError) -> String {
         let resolved = resolve(path)
         if checkFiles && !FileManager.default.isReadableFile(atPath: resolved) {
-            throw reader.error(key, "file \(resolved) does not exist or is not readable (relative paths are resolved against the config file's folder; `make run` creates dev/pki/)")
+            throw reader.error(key, "file \(resolved) does not exist or is not readable (relative paths are resolved against the config file's folder; for a development PKI run `relayctl pki init --dir DIR`)")
         }
         return resolved
     }
