@@ -196,5 +196,18 @@ soak: deps
 bench-peers: deps
 	bash scripts/bench-peers.sh
 
+# Cluster mode (docs/cluster.md): 3 nats-server nodes with mTLS routes and 2
+# relayd edges on the jetstream backend, on 127.0.0.1 with the dev PKI;
+# prints the commands to try, Ctrl-C stops all (scripts/cluster.sh).
+.PHONY: cluster bench-cluster
+cluster: pki
+	bash scripts/cluster.sh
+
+# One edge next to direct nats.c publishing into the same R3 stream, in the
+# same run: acked msg/s and p99 publish->ack of both (scripts/bench-cluster.sh;
+# knobs N, SIZE, WINDOW, ROUNDS).
+bench-cluster: deps
+	bash scripts/bench-cluster.sh
+
 clean:
 	rm -rf .build .build-* Benchmarks/.build
