@@ -61,6 +61,10 @@ let package = Package(
             name: "CLMDB", pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .systemLibrary(
+            name: "CNATS", pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"])]
+        ),
 
         // MARK: RelayCore — value types shared by all (no NIO, no C)
         .target(name: "RelayCore", swiftSettings: swiftSettings),
@@ -180,10 +184,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // MARK: RelayJetStream — the shared log on NATS JetStream (docs/cluster.md)
+        .target(
+            name: "RelayJetStream",
+            dependencies: [
+                "CNATS", "RelayStore", "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RelayStoreTests",
             // The crash child is a dependency so `swift test` always builds it next to the test bundle.
-            dependencies: ["RelayStore", "RelayCore", "RelayTestSupport", "relay-store-crashchild",
+            // RelayJetStream: the MessageLog contract runs on it too, against a real nats-server.
+            dependencies: ["RelayStore", "RelayJetStream", "RelayCore", "RelayTestSupport", "relay-store-crashchild",
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: swiftSettings
@@ -270,7 +285,7 @@ let package = Package(
         .executableTarget(
             name: "relayd",
             dependencies: [
-                "RelayBroker", "RelayStore",
+                "RelayBroker", "RelayStore", "RelayJetStream",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

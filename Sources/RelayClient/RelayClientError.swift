@@ -76,7 +76,7 @@ extension RelayClientError {
         case .invalidTopic, .invalidFilter, .invalidHeaders, .payloadTooLarge, .reservedTopic, .invalidStartPosition,
              .duplicateSubscriptionID, .tooManySubscriptions, .durableInUse, .unknownSubscription:
             category = .usage
-        case .tooManyConnections, .serverShuttingDown, .internalError, .helloTimeout, .storageFull, .storageFailure,
+        case .tooManyConnections, .serverShuttingDown, .internalError, .helloTimeout, .storageFull, .storageFailure, .storageUnavailable,
              .tooManyInFlight:
             category = .connection
             retryable = true

@@ -38,6 +38,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
     case invalidStartPosition = 0x010C
     case subscriptionRevoked = 0x010D
     case reservedTopic = 0x010E
+    case storageUnavailable = 0x010F
 
     /// Whether the broker closes the connection after reporting this code.
     public var closesConnection: Bool { rawValue < 0x0100 }
@@ -75,6 +76,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .invalidStartPosition: return "invalid_start_position"
         case .subscriptionRevoked: return "subscription_revoked"
         case .reservedTopic: return "reserved_topic"
+        case .storageUnavailable: return "storage_unavailable"
         }
     }
 
@@ -111,6 +113,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .invalidStartPosition: return "the start position is not valid for this subscription"
         case .subscriptionRevoked: return "the policy no longer allows this subscription (after a reload)"
         case .reservedTopic: return "topics starting with '_' are reserved for the broker"
+        case .storageUnavailable: return "the replicated log has no quorum; nothing was stored, retry the same publish later"
         }
     }
 

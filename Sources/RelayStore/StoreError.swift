@@ -23,6 +23,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidArgument(String)
     /// The store was closed; no further operations are possible.
     case closed
+    /// A replicated log (JetStream) did not acknowledge within the configured
+    /// time: no quorum, a leader election that outlasted it, or no connection.
+    /// Nothing is known to be stored; a retry with the same publish id is safe.
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -49,6 +53,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "invalid argument: \(why)"
         case .closed:
             return "the store is closed; reopen it before using it"
+        case .unavailable(let why):
+            return "the replicated log is unavailable (\(why)); retry with the same publish id once the NATS "
+                + "cluster has a quorum again (check that at least 2 of 3 nodes run)"
         }
     }
 
@@ -56,6 +63,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     public var relayErrorCode: RelayErrorCode {
         switch self {
         case .storageFull: return .storageFull
+        case .unavailable: return .storageUnavailable
         default: return .storageFailure
         }
     }

@@ -51,8 +51,8 @@ struct RelaydCommand: AsyncParsableCommand {
             return
         }
         // The composition root: the one place that picks the message log
-        // implementation (LMDB); the broker sees only `any MessageLog`.
+        // implementation (`[storage] backend`); the broker sees only `any MessageLog`.
         try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir),
-                                 openLog: { configuration, logger in try MessageStore.open(configuration, logger: logger) })
+                                 openLog: MessageLogChoice.factory(for: loaded.storage))
     }
 }

@@ -4,8 +4,9 @@ import RelayCore
 @testable import RelayStore
 import Testing
 
-/// What the broker relies on from any ``MessageLog``, checked on both
-/// implementations: LMDB's ``MessageStore`` and ``InMemoryMessageLog``.
+/// What the broker relies on from any ``MessageLog``, checked on all three
+/// implementations: LMDB's ``MessageStore``, ``InMemoryMessageLog`` and
+/// `JetStreamMessageLog` (on a real nats-server).
 @Suite("MessageLog contract")
 struct MessageLogContractTests {
     @Test("append assigns sequences from 1; reads return them in order, by filter, in bounded batches",
@@ -69,7 +70,8 @@ struct MessageLogContractTests {
         }
     }
 
-    @Test("pruning forgets producer keys beyond the window's entry count", arguments: LogKind.allCases)
+    // JetStream's duplicate window is by time only: not run there (docs/cluster.md).
+    @Test("pruning forgets producer keys beyond the window's entry count", arguments: LogKind.local)
     func dedupWindowByCount(_ kind: LogKind) async throws {
         try await withLog(kind, { $0.dedup = DedupWindow(maxEntries: 2, maxAge: .seconds(3600)) }) { log in
             #expect(log.dedupWindow == DedupWindow(maxEntries: 2, maxAge: .seconds(3600)))

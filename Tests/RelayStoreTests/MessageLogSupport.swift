@@ -1,13 +1,23 @@
 import Foundation
 import NIOCore
 import RelayCore
+import RelayJetStream
 @testable import RelayStore
+import RelayTestSupport
 import Testing
 
-/// The two ``MessageLog`` implementations; the contract tests run on each.
+/// The three ``MessageLog`` implementations; the contract tests run on each.
+/// `jetstream` runs against a real nats-server (JetStream, mutual TLS)
+/// started for the test, and fails when nats-server is missing.
 enum LogKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case lmdb, memory
+    case lmdb, memory, jetstream
     var testDescription: String { rawValue }
+
+    /// The logs on this machine alone: the tests of LMDB's bounds (`last N`
+    /// examines at most maxStartScan; the dedup window counts entries) run on
+    /// these. JetStream's `last N` is exact and its duplicate window is by
+    /// time only (docs/cluster.md, "What differs from LMDB").
+    static let local: [LogKind] = [.lmdb, .memory]
 }
 
 /// Opens a fresh log of `kind` with `configure`d limits (the LMDB one in a
@@ -23,6 +33,26 @@ func withLog<R>(_ kind: LogKind, _ configure: (inout StoreConfiguration) throws 
         let log = InMemoryMessageLog(configuration: configuration)
         defer { log.close() }
         return try await body(log)
+    case .jetstream:
+        var configuration = StoreConfiguration(directory: "/nonexistent/jetstream")
+        configuration.maxMapSize = 256 << 20  // within a test machine's JetStream storage
+        configuration.pruneInterval = .seconds(3600)  // tests prune explicitly, as withStore's do
+        try configure(&configuration)
+        let server = try await SingleNATSServer(pki: TLSTestPKI())
+        let log = try JetStreamMessageLog.open(configuration, settings: server.jetStreamSettings(replicas: 1))
+        defer { log.close() }
+        return try await body(log)
+    }
+}
+
+extension SingleNATSServer {
+    /// relayd's side of the connection: `alice`'s certificate, the test CA.
+    func jetStreamSettings(replicas: Int) -> JetStreamSettings {
+        var settings = JetStreamSettings(endpoint: NATSEndpoint(servers: [url], caFile: pki.ca.certificate,
+                                                                certificateFile: pki.alice.certificate,
+                                                                privateKeyFile: pki.alice.key))
+        settings.replicas = replicas
+        return settings
     }
 }
 

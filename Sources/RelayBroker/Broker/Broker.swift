@@ -47,6 +47,13 @@ public final class Broker: Sendable {
         let router = Router(watermark: try store.lastSequence())
         let context = BrokerContext(configuration: configuration, policy: policy, store: store, router: router,
                                     tls: tls, metrics: metrics, audit: audit, logger: logger)
+        do {
+            try router.followTail(of: store, metrics: metrics)
+        } catch {
+            store.close()
+            audit?.close()
+            throw error
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         let server: BrokerServer
         do {
@@ -65,7 +72,7 @@ public final class Broker: Sendable {
                 host: String(listen[..<colon]), port: port, group: group, metrics: metrics,
                 maxConnections: configuration.metrics.maxConnections,
                 requestTimeout: .nanoseconds(configuration.metrics.requestTimeoutNanos), logger: logger,
-                ready: { context.isAccepting })
+                ready: { context.isAccepting && store.isAvailable })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
         return Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)

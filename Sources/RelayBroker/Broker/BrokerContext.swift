@@ -12,6 +12,10 @@ import RelayTLS
 /// Sessions read the policy when they start and after every reload.
 public final class BrokerContext: Sendable {
     public let store: any MessageLog
+    /// False for a log shared by several edges (JetStream): the router is
+    /// then fed from the log's tail (``Router/routeTail(_:metrics:)``), not
+    /// from this edge's appends, so every edge delivers one order.
+    let routesCommittedAppends: Bool
     public let router: Router
     public let metrics: BrokerMetrics
     public let audit: AuditTrail?
@@ -53,6 +57,7 @@ public final class BrokerContext: Sendable {
     init(configuration: BrokerConfiguration, policy: Policy, store: any MessageLog, router: Router,
          tls: TLSServerContextHolder, metrics: BrokerMetrics, audit: AuditTrail?, logger: Logger) {
         self.store = store
+        self.routesCommittedAppends = !(store is any SharedMessageLog)
         self.router = router
         self.metrics = metrics
         self.audit = audit

@@ -38,6 +38,9 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var syncIntervalNanos: Int64 = 100_000_000
         /// How long a producer key is remembered for deduplication (announced in WELCOME).
         public var dedupWindowNanos: Int64 = 120_000_000_000
+        /// Which message log relayd runs on (JetStreamConfiguration.swift).
+        public var backend = StorageBackend.lmdb
+        public var jetstream: JetStream?
     }
 
     public struct Retention: Sendable, Equatable {

@@ -158,6 +158,7 @@ struct ConfigParser {
             }
             s.dedupWindowNanos = ns
         }
+        try parseStorageBackend(&t, into: &s)
     }
 
     private func parseRetention(_ t: inout TOMLReader) throws(ConfigError) -> BrokerConfiguration.Retention {

@@ -156,6 +156,7 @@ final class SessionIO: SessionEnvironment {
         guard let proxy else { return }
         let router = broker.router
         let metrics = broker.metrics
+        let routes = broker.routesCommittedAppends
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
@@ -164,7 +165,7 @@ final class SessionIO: SessionEnvironment {
             // encoding and fanning out. Nothing orders a PUBACK against the
             // fan-out of its message (Protocol/relay-v1.md).
             proxy.onLoop { session in session.commitCompleted(ids: ids, results: results) }
-            router.routeCommitted(messages, results, metrics: metrics)
+            if routes { router.routeCommitted(messages, results, metrics: metrics) }
         }
     }
 

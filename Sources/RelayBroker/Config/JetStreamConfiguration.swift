@@ -1,0 +1,74 @@
+/// `[storage] backend` and `[storage.jetstream]`: where the shared message
+/// log lives when relayd runs as one edge of a cluster (docs/cluster.md).
+extension BrokerConfiguration {
+    public enum StorageBackend: String, Sendable, Equatable {
+        /// The embedded LMDB store in `[storage] path` (the default).
+        case lmdb
+        /// A NATS JetStream stream shared by every edge that names it.
+        case jetstream
+    }
+
+    /// `[storage.jetstream]`. Paths are resolved against the config file's directory.
+    public struct JetStream: Sendable, Equatable {
+        /// NATS URLs, e.g. `tls://10.0.0.1:4222`; the client tries them all.
+        public var servers: [String] = []
+        /// The CA that signed the NATS servers' certificates.
+        public var ca = ""
+        /// The client certificate and key relayd presents to NATS.
+        public var certificate = ""
+        public var privateKey = ""
+        public var stream = "RELAY"
+        public var replicas = 3
+        /// The most one publish waits for JetStream's ack, retries included.
+        public var publishTimeoutNanos: Int64 = 10_000_000_000
+        /// The first pause before retrying a publish no leader answered (doubles, up to 2 s).
+        public var retryBackoffNanos: Int64 = 250_000_000
+    }
+}
+
+extension ConfigParser {
+    /// `backend` of `[storage]`, and its `[storage.jetstream]` table.
+    func parseStorageBackend(_ t: inout TOMLReader, into s: inout BrokerConfiguration.Storage) throws(ConfigError) {
+        if let b = try t.string("backend") {
+            guard let backend = BrokerConfiguration.StorageBackend(rawValue: b) else {
+                throw t.error("backend", "expected \"lmdb\" (the embedded store, the default) or \"jetstream\" (a NATS JetStream cluster), got \"\(b)\"")
+            }
+            s.backend = backend
+        }
+        if var j = try t.table("jetstream") {
+            var js = BrokerConfiguration.JetStream()
+            js.servers = try j.strings("servers") ?? []
+            for (i, url) in js.servers.enumerated() where !(url.hasPrefix("tls://") || url.hasPrefix("nats://")) {
+                throw j.error("servers[\(i)]", "expected a NATS URL such as \"tls://10.0.0.1:4222\", got \"\(url)\"")
+            }
+            if let v = try j.string("ca") { js.ca = resolve(v) }
+            if let v = try j.string("certificate") { js.certificate = resolve(v) }
+            if let v = try j.string("private_key") { js.privateKey = resolve(v) }
+            if let v = try j.string("stream") {
+                guard !v.isEmpty, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+                    throw j.error("stream", "a stream name is letters, digits, '_' and '-', got \"\(v)\"")
+                }
+                js.stream = v
+            }
+            if let v = try j.int("replicas", min: 1, max: 5) { js.replicas = Int(v) }
+            if let v = try j.duration("publish_timeout") {
+                guard v >= 1_000_000_000 else { throw j.error("publish_timeout", "must be at least 1s (a leader election takes 3-5 s; 10s is the default)") }
+                js.publishTimeoutNanos = v
+            }
+            if let v = try j.duration("retry_backoff") {
+                guard v >= 10_000_000 && v <= 5_000_000_000 else { throw j.error("retry_backoff", "must be between 10ms and 5s") }
+                js.retryBackoffNanos = v
+            }
+            try j.finish()
+            s.jetstream = js
+        }
+        guard s.backend == .jetstream else { return }
+        guard let js = s.jetstream else {
+            throw t.error("jetstream", "missing: backend = \"jetstream\" needs a [storage.jetstream] table with servers, ca, certificate and private_key")
+        }
+        for (key, value) in [("servers", js.servers.first ?? ""), ("ca", js.ca), ("certificate", js.certificate),
+                             ("private_key", js.privateKey)] where value.isEmpty {
+            throw t.error("jetstream.\(key)", "missing; backend = \"jetstream\" needs servers, ca, certificate and private_key")
+        }
+    }
+}

@@ -1,0 +1,349 @@
+import Foundation
+import Logging
+import NIOCore
+import RelayCore
+import RelayStore
+
+/// A ``MessageLog`` on a NATS JetStream stream, shared by every relayd edge
+/// that names the same stream (docs/cluster.md has the design and what
+/// differs from LMDB):
+/// - one stream, subjects `relay.<topic>`: the stream sequence is Relay's
+///   global sequence, and per-topic reads are filtered direct gets;
+/// - the record (``JetStreamRecord``) carries timestamp, publisher stamp,
+///   topic and headers with the payload;
+/// - the producer key is the `Nats-Msg-Id`: the stream's duplicate window
+///   is Relay's dedup window;
+/// - an append completes after JetStream's ack (R3: in memory on 2 of 3
+///   nodes), retried with the same id until ``JetStreamSettings/publishTimeout``;
+/// - durable cursors live in a replicated key-value bucket.
+///
+/// Appends, cursor commits and pruning run in order on one serial queue;
+/// reads run on the caller's thread, one request per message or step.
+public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting, @unchecked Sendable {
+    // @unchecked: `nats` is thread-safe (NATSBridge.swift); the mutable state is behind `lock`.
+    public let dedupWindow: DedupWindow
+    let settings: JetStreamSettings
+    let configuration: StoreConfiguration
+    let nats: NATSConnection
+    private let logger: Logger
+    private let writer = DispatchQueue(label: "relay.jetstream.writer")
+    private let prober = DispatchQueue(label: "relay.jetstream.probe")
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private var closed = false
+    private var lastTimestamp: UInt64 = 0
+    private var available = true
+    private var probeTimer: DispatchSourceTimer?
+    private var pruneTimer: DispatchSourceTimer?
+    /// Ids for publishes without a producer key, so a retry after a timeout is still deduplicated.
+    private let edgeID = UUID().uuidString
+    private var unkeyedCounter: UInt64 = 0
+
+    private init(settings: JetStreamSettings, configuration: StoreConfiguration, nats: NATSConnection, logger: Logger) {
+        self.settings = settings
+        self.configuration = configuration
+        self.dedupWindow = configuration.dedup
+        self.nats = nats
+        self.logger = logger
+    }
+
+    /// Connects, creates or updates the stream and the cursor bucket, and
+    /// starts the availability probe (and the pruner when there are rules).
+    public static func open(_ configuration: StoreConfiguration, settings: JetStreamSettings,
+                            logger: Logger = Logger(label: "relay.jetstream")) throws(StoreError) -> JetStreamMessageLog {
+        let wait = settings.requestTimeout.wholeMilliseconds
+        let nats: NATSConnection
+        do {
+            nats = try NATSConnection.connect(settings.endpoint, timeoutMs: wait)
+            try nats.ensureStream(name: settings.stream, subject: "\(settings.subjectPrefix).>", replicas: settings.replicas,
+                                  duplicatesNs: Int64(configuration.dedup.maxAge.wholeMilliseconds) * 1_000_000,
+                                  maxBytes: Int64(configuration.maxMapSize), waitMs: max(wait, 5_000))
+            try nats.openBucket(settings.cursorBucket, replicas: settings.replicas)
+        } catch {
+            throw .unavailable("cannot open JetStream stream \(settings.stream) on \(settings.endpoint.servers.joined(separator: ",")): \(error)")
+        }
+        let log = JetStreamMessageLog(settings: settings, configuration: configuration, nats: nats, logger: logger)
+        log.lastTimestamp = (try? log.newestTimestamp()) ?? 0
+        log.startTimers()
+        if configuration.retention.contains(where: { $0.maxBytes != nil }) {
+            logger.warning("[[retention]] max_bytes is not applied by the jetstream backend (docs/cluster.md); max_age and max_messages are")
+        }
+        return log
+    }
+
+    private func newestTimestamp() throws(StoreError) -> UInt64 {
+        let last = try state().lastSequence
+        guard last > 0, let message = try get(last, next: false) else { return 0 }
+        return JetStreamRecord.timestamp(of: message.data) ?? 0
+    }
+
+    private func startTimers() {
+        let probe = DispatchSource.makeTimerSource(queue: prober)
+        probe.schedule(deadline: .now() + settings.probeInterval.timeInterval, repeating: settings.probeInterval.timeInterval)
+        probe.setEventHandler { [weak self] in self?.probeOnce() }
+        probe.resume()
+        var prune: DispatchSourceTimer?
+        if !configuration.retention.isEmpty {
+            let timer = DispatchSource.makeTimerSource(queue: writer)
+            let interval = max(configuration.pruneInterval, .seconds(1)).timeInterval
+            timer.schedule(deadline: .now() + interval, repeating: interval)
+            timer.setEventHandler { [weak self] in _ = try? self?.pruneNow() }
+            timer.resume()
+            prune = timer
+        }
+        lock.withLock { (probeTimer, pruneTimer) = (probe, prune) }
+    }
+
+    /// A stream-info request answered by the stream leader means writes can be acked.
+    private func probeOnce() {
+        let ok = nats.isConnected && (try? nats.streamState(settings.stream, waitMs: settings.probeInterval.wholeMilliseconds)) != nil
+        setAvailable(ok)
+    }
+
+    private func setAvailable(_ value: Bool) {
+        let changed = lock.withLock { () -> Bool in
+            defer { available = value }
+            return available != value
+        }
+        if changed {
+            if value { logger.notice("JetStream stream \(settings.stream) is available again") }
+            else { logger.error("JetStream stream \(settings.stream) is unavailable (no quorum or no connection); publishes fail with storage_unavailable") }
+        }
+    }
+
+    public var reportsAvailable: Bool { lock.withLock { available && !closed } }
+
+    private var isClosed: Bool { lock.withLock { closed } }
+
+    // MARK: Appending
+
+    public func append(_ messages: [NewMessage], completion: @escaping @Sendable ([Result<AppendReceipt, StoreError>]) -> Void) {
+        guard !isClosed else { return completion(messages.map { _ in .failure(.closed) }) }
+        writer.async { completion(self.appendNow(messages)) }
+    }
+
+    /// One append: one timestamp; each message published in order and acked
+    /// before the next; the whole call bounded by the publish timeout. After
+    /// a failure the rest of the batch fails too, so nothing later in the
+    /// batch is stored after an earlier message that was not.
+    private func appendNow(_ messages: [NewMessage]) -> [Result<AppendReceipt, StoreError>] {
+        guard !isClosed else { return messages.map { _ in .failure(.closed) } }
+        let deadline = ContinuousClock.now + settings.publishTimeout
+        let timestamp = lock.withLock { () -> UInt64 in
+            lastTimestamp = max(InMemoryMessageLog.wallClock(), lastTimestamp + 1)
+            return lastTimestamp
+        }
+        var results: [Result<AppendReceipt, StoreError>] = []
+        results.reserveCapacity(messages.count)
+        var failure: StoreError?
+        for message in messages {
+            if let failure { results.append(.failure(failure)); continue }
+            do {
+                results.append(.success(try publish(message, timestamp: timestamp, deadline: deadline)))
+            } catch {
+                failure = error
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    private func publish(_ message: NewMessage, timestamp: UInt64, deadline: ContinuousClock.Instant) throws(StoreError) -> AppendReceipt {
+        let id = message.producerKey.map(JetStreamRecord.messageID) ?? lock.withLock {
+            unkeyedCounter += 1
+            return "\(edgeID)-\(unkeyedCounter)"
+        }
+        let subject = "\(settings.subjectPrefix).\(message.topic.value)"
+        let record = JetStreamRecord.encode(message, timestamp: timestamp)
+        var backoff = settings.retryBackoff
+        var attempts = 0
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            attempts += 1
+            do {
+                guard remaining > .zero else { throw NATSError.timedOut("publish to \(subject)") }
+                let (sequence, duplicate) = try nats.publish(subject: subject, messageID: id, data: record,
+                                                             maxWaitMs: max(1, min(remaining, settings.requestTimeout).wholeMilliseconds))
+                setAvailable(true)
+                guard duplicate else { return AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false) }
+                // The original's timestamp is in its record.
+                let original = try get(sequence, next: false).flatMap { JetStreamRecord.timestamp(of: $0.data) } ?? timestamp
+                return AppendReceipt(sequence: sequence, timestamp: original, duplicate: true)
+            } catch let error as NATSError {
+                if error.isStreamFull { throw .storageFull(maxMapSize: configuration.maxMapSize) }
+                guard error.isUnavailable else { throw .unavailable("publish to \(subject) failed: \(error)") }
+                let left = deadline - ContinuousClock.now
+                guard left > .zero else {
+                    setAvailable(false)
+                    throw .unavailable("no JetStream ack for \(subject) within \(settings.publishTimeout) after \(attempts) attempts: \(error)")
+                }
+                // Backoff, not a spin: a stream without a leader answers "no
+                // responders" at once, for the 3-5 s of an election.
+                Thread.sleep(forTimeInterval: min(backoff, left).timeInterval)
+                backoff = min(backoff * 2, settings.maxRetryBackoff)
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw .unavailable("\(error)")
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    /// One stored message: the one at `sequence`, or with `next` the first
+    /// at or after it (on any subject of the stream).
+    func get(_ sequence: UInt64, next: Bool, filter: String? = nil) throws(StoreError) -> NATSStoredMessage? {
+        guard !isClosed else { throw .closed }
+        do {
+            let subject = filter ?? (next ? "\(settings.subjectPrefix).>" : nil)
+            return try nats.directGet(stream: settings.stream, sequence: sequence, nextBySubject: subject,
+                                      waitMs: settings.requestTimeout.wholeMilliseconds)
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    func state(subjects: String? = nil) throws(StoreError) -> NATSConnection.StreamState {
+        guard !isClosed else { throw .closed }
+        do {
+            return try nats.streamState(settings.stream, subjectsFilter: subjects, waitMs: settings.requestTimeout.wholeMilliseconds)
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    /// Every failed NATS request is `unavailable`: the log could not answer
+    /// now, and the caller retries (the text says which request and why).
+    static func storeError(_ error: NATSError) -> StoreError {
+        .unavailable("\(error)")
+    }
+
+    func subject(_ filter: TopicFilter) -> String { "\(settings.subjectPrefix).\(filter.value)" }
+
+    public func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int, maxScan: Int) throws(StoreError) -> ReadBatch {
+        let start = max(from, 1)
+        // The server skips non-matching records; the distance skipped counts as examined.
+        let scanEnd = start + UInt64(max(1, maxScan))
+        let subject = subject(filter)
+        var batch: [StoredMessage] = []
+        var bytes = 0
+        var next = start
+        while next < scanEnd {
+            guard let found = try get(next, next: true, filter: subject) else {
+                return ReadBatch(messages: batch, next: max(next, try state().lastSequence + 1), reachedEnd: true)
+            }
+            guard found.sequence < scanEnd else { break }
+            let message = try JetStreamRecord.decode(found.data, sequence: found.sequence)
+            batch.append(message)
+            bytes += message.payload.readableBytes
+            next = found.sequence + 1
+            if batch.count >= max(1, maxMessages) || bytes >= maxBytes { break }
+        }
+        return ReadBatch(messages: batch, next: batch.count >= max(1, maxMessages) || bytes >= maxBytes ? next : max(next, scanEnd),
+                         reachedEnd: false)
+    }
+
+    public func lastSequence() throws(StoreError) -> UInt64 {
+        try state().lastSequence
+    }
+
+    // MARK: Durable cursors
+
+    /// Key-value keys allow `[-/_=.a-zA-Z0-9]`: the owner digest and the name in hex.
+    private func cursorKey(_ owner: DurableOwner, _ name: String) -> String {
+        "c." + Hex.encode(owner.digest) + "." + Hex.encode(Array(name.utf8))
+    }
+
+    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
+                             completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        guard !name.isEmpty else { return completion(.failure(.invalidArgument("a durable name is not empty"))) }
+        guard !isClosed else { return completion(.failure(.closed)) }
+        let key = cursorKey(owner, name)
+        writer.async {
+            var value: [UInt8] = []
+            withUnsafeBytes(of: sequence.bigEndian) { value.append(contentsOf: $0) }
+            do throws(NATSError) {
+                try self.nats.put(key: key, value: value)
+                completion(.success(()))
+            } catch {
+                completion(.failure(Self.storeError(error)))
+            }
+        }
+    }
+
+    public func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? {
+        guard !isClosed else { throw .closed }
+        let value: [UInt8]?
+        do { value = try nats.get(key: cursorKey(owner, name)) } catch { throw Self.storeError(error) }
+        guard let value else { return nil }
+        guard value.count == 8 else { throw .invalidRecord(sequence: 0, reason: "a cursor value of \(value.count) bytes") }
+        return value.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// Always nil: there is no older schema behind this log.
+    public func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
+        guard !isClosed else { throw .closed }
+        return nil
+    }
+
+    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+                                  completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        commitCursor(owner: owner, name: name, sequence: sequence, completion: completion)
+    }
+
+    // MARK: Retention, size, lifetime
+
+    public func prune() async throws(StoreError) -> Int {
+        let result: Result<Int, StoreError> = await withCheckedContinuation { continuation in
+            writer.async {
+                do throws(StoreError) { continuation.resume(returning: .success(try self.pruneNow())) }
+                catch { continuation.resume(returning: .failure(error)) }
+            }
+        }
+        return try result.get()
+    }
+
+    public func usage() throws(StoreError) -> StorageUsage {
+        let state = try state()
+        return StorageUsage(usedBytes: Int(state.bytes), allocatedBytes: Int(state.bytes),
+                            maxBytes: configuration.maxMapSize, messages: Int(state.messages))
+    }
+
+    public func close() {
+        let timers = lock.withLock { () -> [DispatchSourceTimer?]? in
+            guard !closed else { return nil }
+            closed = true
+            return [probeTimer, pruneTimer]
+        }
+        guard let timers else { return }
+        timers.forEach { $0?.cancel() }
+        writer.sync {}  // what was queued before `closed` finishes (it fails fast: `closed` is set)
+        nats.close()
+    }
+
+    // MARK: Tail
+
+    public func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
+        let logger = self.logger
+        do {
+            try nats.subscribeOrdered(stream: settings.stream, subject: "\(settings.subjectPrefix).>", startSequence: sequence + 1) {
+                sequence, data in
+                do {
+                    deliver([try JetStreamRecord.decode(data, sequence: sequence)])
+                } catch {
+                    logger.error("skipping an undecodable stream message", metadata: ["sequence": "\(sequence)", "error": "\(error)"])
+                }
+            }
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
+}

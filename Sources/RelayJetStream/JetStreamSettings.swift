@@ -1,0 +1,39 @@
+import RelayStore
+
+/// `[storage.jetstream]`: where the shared log lives and how long a publish
+/// may wait for it (docs/cluster.md, docs/configuration.md).
+public struct JetStreamSettings: Sendable, Equatable {
+    /// NATS URLs, mTLS files and the connection name.
+    public var endpoint: NATSEndpoint
+    /// The stream holding every message; subjects `<subjectPrefix>.<topic>`.
+    public var stream = "RELAY"
+    public var subjectPrefix = "relay"
+    /// Copies of the stream and of the cursor bucket (1, 3 or 5).
+    public var replicas = 3
+    /// How long one append may wait for JetStream's ack, retries included,
+    /// before it fails with ``StoreError/unavailable(_:)``. Longer than a
+    /// leader election (3-5 s), so an election costs latency, not errors.
+    public var publishTimeout: Duration = .seconds(10)
+    /// The first wait after a publish found no leader; it doubles up to
+    /// ``maxRetryBackoff``. Retries reuse the Nats-Msg-Id.
+    public var retryBackoff: Duration = .milliseconds(250)
+    public var maxRetryBackoff: Duration = .seconds(2)
+    /// The most one read request (direct get, stream info) waits.
+    public var requestTimeout: Duration = .seconds(2)
+    /// How often availability (a stream leader answering) is probed for /readyz.
+    public var probeInterval: Duration = .seconds(1)
+
+    /// The key-value bucket holding durable cursors.
+    public var cursorBucket: String { "\(stream)_CURSORS" }
+
+    public init(endpoint: NATSEndpoint) {
+        self.endpoint = endpoint
+    }
+}
+
+extension Duration {
+    var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

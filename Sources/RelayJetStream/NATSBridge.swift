@@ -1,0 +1,281 @@
+import CNATS
+import Foundation
+import NIOCore
+
+/// A failed nats.c call: the status, nats.c's own text for it, and the
+/// JetStream API error code when the server sent one (0 otherwise).
+public struct NATSError: Error, Sendable, CustomStringConvertible {
+    public let operation: String
+    public let status: Int32
+    public let text: String
+    public let jsCode: Int32
+
+    /// No stream leader, no responders, or no answer in time: a cluster
+    /// without quorum, a leader election, or no connection at all.
+    var isUnavailable: Bool {
+        let s = natsStatus(rawValue: UInt32(bitPattern: status))
+        return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || s == NATS_CONNECTION_CLOSED
+            || s == NATS_CONNECTION_DISCONNECTED || s == NATS_NO_SERVER || s == NATS_NOT_YET_CONNECTED
+            || s == NATS_STALE_CONNECTION || jsCode == Int32(JSClusterNoPeersErr.rawValue)
+            || jsCode == Int32(JSStreamOfflineErr.rawValue) || jsCode == Int32(JSClusterNotAvailErr.rawValue)
+            || jsCode == Int32(JSInsufficientResourcesErr.rawValue)
+    }
+
+    var isNotFound: Bool { natsStatus(rawValue: UInt32(bitPattern: status)) == NATS_NOT_FOUND }
+    /// A stream at its max_bytes with discard-new refuses with "maximum bytes exceeded" (error 10077).
+    var isStreamFull: Bool { text.contains("maximum bytes exceeded") || text.contains("maximum messages exceeded") }
+
+    init(_ operation: String, _ status: natsStatus, jsCode: jsErrCode = jsErrCode(0)) {
+        self.operation = operation
+        self.status = Int32(bitPattern: status.rawValue)
+        // nats_GetLastError: a thread-local string owned by nats.c, valid
+        // until the next nats.c call on this thread; copied at once.
+        var last = NATS_OK
+        let detail = nats_GetLastError(&last).map { String(cString: $0) }
+        // natsStatus_GetText: a static string.
+        self.text = detail ?? String(cString: natsStatus_GetText(status))
+        self.jsCode = Int32(bitPattern: jsCode.rawValue)
+    }
+
+    /// The caller's own deadline passed before a request could be made.
+    static func timedOut(_ operation: String) -> NATSError { NATSError(operation, NATS_TIMEOUT) }
+
+    public var description: String {
+        "\(operation): \(text)" + (jsCode != 0 ? " (JetStream error \(jsCode))" : "")
+    }
+}
+
+/// Where relayd reaches NATS and the files it proves itself with.
+public struct NATSEndpoint: Sendable, Equatable {
+    public var servers: [String]
+    public var caFile: String
+    public var certificateFile: String
+    public var privateKeyFile: String
+    public var name: String
+
+    public init(servers: [String], caFile: String, certificateFile: String, privateKeyFile: String, name: String = "relayd") {
+        (self.servers, self.caFile, self.certificateFile, self.privateKeyFile, self.name) =
+            (servers, caFile, certificateFile, privateKeyFile, name)
+    }
+}
+
+/// One message read back: its stream sequence and a copy of its data.
+struct NATSStoredMessage {
+    var sequence: UInt64
+    var data: ByteBuffer
+}
+
+/// The nats.c objects relayd holds: one connection, its JetStream context and
+/// the cursor bucket. Every unsafe pointer of the JetStream backend lives in
+/// this file.
+///
+/// Lifetimes: `connection`, `js` and `kv` are created in ``connect(_:)`` and
+/// destroyed only in `deinit`. Every method runs while the caller holds a
+/// strong reference to `self`, so no call can run on a destroyed object;
+/// ``close()`` only closes the connection (later calls fail with
+/// NATS_CONNECTION_CLOSED, the objects stay valid). nats.c's connection, JS
+/// context and KV store are thread-safe, so methods may run on any thread.
+final class NATSConnection: @unchecked Sendable {
+    // @unchecked: the pointers are set once in init and freed in deinit; nats.c synchronises their use.
+    private let connection: OpaquePointer
+    private let js: OpaquePointer
+    private var kv: OpaquePointer?
+    private var subscription: OpaquePointer?
+    /// Kept alive as long as `subscription` may call back into it (see `deinit`).
+    private var tailBox: TailBox?
+
+    private init(connection: OpaquePointer, js: OpaquePointer) {
+        self.connection = connection
+        self.js = js
+    }
+
+    static func connect(_ endpoint: NATSEndpoint, timeoutMs: Int64) throws(NATSError) -> NATSConnection {
+        // strdup'd copies: `servers` must stay valid for the whole call; freed
+        // right after it (natsOptions_SetServers copies them).
+        let servers = endpoint.servers.map { strdup($0) }
+        defer { servers.forEach { free($0) } }
+        var cServers = servers.map { UnsafePointer($0) }
+        var nc: OpaquePointer?
+        let status = cServers.withUnsafeMutableBufferPointer { buffer in
+            relay_nats_connect(&nc, buffer.baseAddress, Int32(buffer.count), endpoint.caFile, endpoint.certificateFile,
+                               endpoint.privateKeyFile, endpoint.name, timeoutMs, 250)
+        }
+        guard status == NATS_OK, let nc else { throw NATSError("connect to \(endpoint.servers.joined(separator: ","))", status) }
+        var js: OpaquePointer?
+        let jsStatus = natsConnection_JetStream(&js, nc, nil)
+        guard jsStatus == NATS_OK, let js else {
+            natsConnection_Destroy(nc)  // ours alone: nothing else saw it
+            throw NATSError("JetStream context", jsStatus)
+        }
+        return NATSConnection(connection: nc, js: js)
+    }
+
+    deinit {
+        // Order: the subscription first (no more callbacks into tailBox), then
+        // the bucket and context, then the connection that owns their I/O.
+        if let subscription { natsSubscription_Destroy(subscription) }
+        if let kv { kvStore_Destroy(kv) }
+        jsCtx_Destroy(js)
+        natsConnection_Destroy(connection)
+    }
+
+    /// Closes the connection; later calls fail. Objects are freed in deinit.
+    func close() {
+        if let subscription { natsSubscription_Unsubscribe(subscription) }
+        natsConnection_Close(connection)
+    }
+
+    var isConnected: Bool { natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED }
+
+    // MARK: Stream
+
+    func ensureStream(name: String, subject: String, replicas: Int, duplicatesNs: Int64, maxBytes: Int64,
+                      waitMs: Int64) throws(NATSError) {
+        var code = jsErrCode(0)
+        let status = relay_js_ensure_stream(js, name, subject, Int64(replicas), duplicatesNs, maxBytes, waitMs, &code)
+        guard status == NATS_OK else { throw NATSError("create stream \(name)", status, jsCode: code) }
+    }
+
+    /// Publishes and waits for the ack: (sequence, duplicate).
+    func publish(subject: String, messageID: String?, data: ByteBuffer, maxWaitMs: Int64) throws(NATSError) -> (UInt64, Bool) {
+        var ack: UnsafeMutablePointer<jsPubAck>?
+        var code = jsErrCode(0)
+        // The data pointer is valid inside withUnsafeReadableBytes, and
+        // js_Publish copies it into the outgoing buffer before returning.
+        let status = data.withUnsafeReadableBytes { bytes in
+            relay_js_publish(&ack, js, subject, messageID, bytes.baseAddress, Int32(bytes.count), maxWaitMs, &code)
+        }
+        guard status == NATS_OK, let ack else { throw NATSError("publish to \(subject)", status, jsCode: code) }
+        // The ack is ours: read, then destroyed.
+        defer { jsPubAck_Destroy(ack) }
+        return (ack.pointee.Sequence, ack.pointee.Duplicate)
+    }
+
+    /// The message at `sequence`, or the first at or after it matching
+    /// `nextBySubject`; nil when there is none.
+    func directGet(stream: String, sequence: UInt64, nextBySubject: String?, waitMs: Int64) throws(NATSError) -> NATSStoredMessage? {
+        var msg: OpaquePointer?
+        let status = relay_js_direct_get(&msg, js, stream, sequence, nextBySubject, waitMs)
+        if status == NATS_NOT_FOUND { return nil }
+        guard status == NATS_OK, let msg else { throw NATSError("read message \(sequence) of \(stream)", status) }
+        // The message is ours until natsMsg_Destroy; its data and header
+        // strings are copied out before that.
+        defer { natsMsg_Destroy(msg) }
+        guard let seqText = relay_nats_header(msg, "Nats-Sequence"), let seq = UInt64(String(cString: seqText)) else {
+            throw NATSError("read message \(sequence) of \(stream): no Nats-Sequence header", NATS_PROTOCOL_ERROR)
+        }
+        return NATSStoredMessage(sequence: seq, data: Self.copyData(msg))
+    }
+
+    /// Copies a message's data; `msg` must be alive for the call.
+    private static func copyData(_ msg: OpaquePointer) -> ByteBuffer {
+        let length = Int(natsMsg_GetDataLength(msg))
+        guard length > 0, let data = natsMsg_GetData(msg) else { return ByteBuffer() }
+        return ByteBuffer(bytes: UnsafeRawBufferPointer(start: data, count: length))
+    }
+
+    struct StreamState {
+        var messages: UInt64, bytes: UInt64, firstSequence: UInt64, lastSequence: UInt64
+        var subjects: [(subject: String, messages: UInt64)]
+    }
+
+    func streamState(_ stream: String, subjectsFilter: String? = nil, waitMs: Int64) throws(NATSError) -> StreamState {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(0)
+        let status = relay_js_stream_info(&info, js, stream, subjectsFilter, waitMs, &code)
+        guard status == NATS_OK, let info else { throw NATSError("stream info of \(stream)", status, jsCode: code) }
+        // The info is ours until jsStreamInfo_Destroy; subject names are copied out first.
+        defer { jsStreamInfo_Destroy(info) }
+        let state = info.pointee.State
+        var subjects: [(String, UInt64)] = []
+        if let list = state.Subjects, let entries = list.pointee.List {
+            for i in 0..<Int(list.pointee.Count) {
+                let entry = entries[i]
+                if let name = entry.Subject { subjects.append((String(cString: name), entry.Msgs)) }
+            }
+        }
+        return StreamState(messages: state.Msgs, bytes: state.Bytes, firstSequence: state.FirstSeq,
+                           lastSequence: state.LastSeq, subjects: subjects)
+    }
+
+    /// How many messages matching `filter` the stream holds from `start` on.
+    func count(stream: String, filter: String, from start: UInt64, waitMs: Int64) throws(NATSError) -> UInt64 {
+        var count: UInt64 = 0
+        let status = relay_js_count_from(&count, js, stream, filter, start, waitMs)
+        guard status == NATS_OK else { throw NATSError("count \(filter) from \(start)", status) }
+        return count
+    }
+
+    func purge(stream: String, subject: String, keep: UInt64, upTo: UInt64, waitMs: Int64) throws(NATSError) {
+        var code = jsErrCode(0)
+        let status = relay_js_purge(js, stream, subject, keep, upTo, waitMs, &code)
+        guard status == NATS_OK else { throw NATSError("purge \(subject)", status, jsCode: code) }
+    }
+
+    // MARK: Cursor bucket
+
+    /// Opens (or creates) the bucket the cursor methods use. Once, before them.
+    func openBucket(_ bucket: String, replicas: Int) throws(NATSError) {
+        var store: OpaquePointer?
+        let status = relay_kv_open(&store, js, bucket, Int32(replicas))
+        guard status == NATS_OK, let store else { throw NATSError("open key-value bucket \(bucket)", status) }
+        kv = store
+    }
+
+    func put(key: String, value: [UInt8]) throws(NATSError) {
+        guard let kv else { throw NATSError("put \(key)", NATS_ILLEGAL_STATE) }
+        var revision: UInt64 = 0
+        // `value`'s bytes are valid for the call; kvStore_Put copies them.
+        let status = value.withUnsafeBytes { kvStore_Put(&revision, kv, key, $0.baseAddress, Int32($0.count)) }
+        guard status == NATS_OK else { throw NATSError("put \(key)", status) }
+    }
+
+    func get(key: String) throws(NATSError) -> [UInt8]? {
+        guard let kv else { throw NATSError("get \(key)", NATS_ILLEGAL_STATE) }
+        var entry: OpaquePointer?
+        let status = kvStore_Get(&entry, kv, key)
+        if status == NATS_NOT_FOUND { return nil }
+        guard status == NATS_OK, let entry else { throw NATSError("get \(key)", status) }
+        // The entry is ours until kvEntry_Destroy; its value is copied first.
+        defer { kvEntry_Destroy(entry) }
+        let length = Int(kvEntry_ValueLen(entry))
+        guard length > 0, let value = kvEntry_Value(entry) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: value, count: length))
+    }
+
+    // MARK: Tail
+
+    /// Calls `deliver` with (stream sequence, data) for every message of
+    /// `subject` from `startSequence` on, in stream order, on nats.c's
+    /// delivery thread (one per subscription, so calls never overlap). Once.
+    func subscribeOrdered(stream: String, subject: String, startSequence: UInt64,
+                          deliver: @escaping @Sendable (UInt64, ByteBuffer) -> Void) throws(NATSError) {
+        let box = TailBox(deliver)
+        // Unretained: `tailBox` keeps the box alive until deinit, which destroys
+        // the subscription (so no more callbacks) before the box goes.
+        let context = Unmanaged.passUnretained(box).toOpaque()
+        var sub: OpaquePointer?
+        let status = relay_js_subscribe_ordered(&sub, js, stream, subject, startSequence, { _, _, msg, closure in
+            guard let msg else { return }
+            // The callback owns `msg` and must destroy it; its data is copied first.
+            defer { natsMsg_Destroy(msg) }
+            guard let closure else { return }
+            let box = Unmanaged<TailBox>.fromOpaque(closure).takeUnretainedValue()
+            var meta: UnsafeMutablePointer<jsMsgMetaData>?
+            guard natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta else { return }
+            let sequence = meta.pointee.Sequence.Stream
+            jsMsgMetaData_Destroy(meta)
+            box.deliver(sequence, NATSConnection.copyData(msg))
+        }, context)
+        guard status == NATS_OK, let sub else { throw NATSError("subscribe to \(subject)", status) }
+        tailBox = box
+        subscription = sub
+    }
+}
+
+/// The Swift closure an ordered consumer's C callback reaches through its
+/// `closure` pointer.
+private final class TailBox: @unchecked Sendable {
+    let deliver: @Sendable (UInt64, ByteBuffer) -> Void
+    init(_ deliver: @escaping @Sendable (UInt64, ByteBuffer) -> Void) { self.deliver = deliver }
+}

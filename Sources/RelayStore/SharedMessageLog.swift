@@ -1,0 +1,25 @@
+/// A ``MessageLog`` that several relayd edges share (the JetStream backend):
+/// what one edge appends, every edge must deliver. The broker then feeds its
+/// router from the log's tail, in the log's one order, instead of routing its
+/// own appends (which would give each edge a different order and miss the
+/// other edges' messages). LMDB and the in-memory log are not shared: the
+/// broker keeps routing their appends directly, which is the fast path.
+public protocol SharedMessageLog: MessageLog {
+    /// Calls `deliver` with every message stored after `sequence`, by any
+    /// edge, in ascending sequence order, each exactly once, until the log is
+    /// closed. Calls never overlap; each must only hand off.
+    func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError)
+}
+
+extension MessageLog {
+    /// False while the log cannot take appends (a replicated log without
+    /// quorum): /readyz reports not ready. A local log is always available.
+    public var isAvailable: Bool {
+        (self as? any AvailabilityReporting)?.reportsAvailable ?? true
+    }
+}
+
+/// A log that can lose its backing service reports it here.
+public protocol AvailabilityReporting {
+    var reportsAvailable: Bool { get }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// One `nats-server` with JetStream and mutual TLS on 127.0.0.1, in a
+/// temporary directory, for the JetStream backend's contract and e2e tests
+/// (the 3-node cluster fixture is a separate file). Clients authenticate with
+/// a certificate from `pki` (e.g. `pki.alice`); the server presents
+/// `pki.server` (IP SAN 127.0.0.1). Fails, never skips, when nats-server is
+/// missing: the JetStream backend is part of the product.
+public final class SingleNATSServer: @unchecked Sendable {
+    // @unchecked: `process` is replaced only by restart(), which tests call from one task.
+    public let pki: TLSTestPKI
+    public let directory: TemporaryDirectory
+    public private(set) var process: ChildProcess
+    public let port: Int
+    public var url: String { "tls://127.0.0.1:\(port)" }
+
+    public struct Missing: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Starts the server and waits until it accepts clients (JetStream ready).
+    public init(pki: TLSTestPKI) async throws {
+        self.pki = pki
+        directory = try TemporaryDirectory(prefix: "relay-nats")
+        // A free port from the kernel: the server then keeps it across restart().
+        port = try await Self.freePort()
+        process = try await Self.launch(pki: pki, directory: directory, port: port)
+    }
+
+    private static func launch(pki: TLSTestPKI, directory: TemporaryDirectory, port: Int) async throws -> ChildProcess {
+        guard let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw Missing(description: "nats-server is not installed (apt-get install nats-server, or `make deps`)")
+        }
+        let config = """
+        listen: "127.0.0.1:\(port)"
+        server_name: "relay-test-\(port)"
+        jetstream { store_dir: "\(directory.file("js"))" }
+        tls {
+          cert_file: "\(pki.server.certificate)"
+          key_file: "\(pki.server.key)"
+          ca_file: "\(pki.ca.certificate)"
+          verify: true
+          timeout: 2
+        }
+        """
+        let path = directory.file("nats.conf")
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        // nats-server logs to stderr; waitForLine reads stdout: merged by sh, which execs it (same pid).
+        let child = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" -c \"$1\" 2>&1", binary, path])
+        // The readiness line: after it, JetStream answers API requests.
+        let ready = await child.waitForLine(timeout: 10) { $0.contains("Server is ready") }
+        guard ready != nil else {
+            child.signal(SIGKILL)
+            throw Missing(description: "nats-server did not become ready in 10 s:\n\(child.transcript)")
+        }
+        return child
+    }
+
+    /// Stops the server (SIGKILL: what a crash or a lost quorum looks like to relayd).
+    public func kill() async {
+        process.signal(SIGKILL)
+        _ = await process.waitForExit(timeout: 10)
+    }
+
+    /// Starts it again on the same port and data.
+    public func restart() async throws {
+        process = try await Self.launch(pki: pki, directory: directory, port: port)
+    }
+
+    deinit {
+        process.signal(SIGKILL)
+        directory.remove()
+    }
+
+    /// A port the kernel picked as free (bound by NIO, then released).
+    private static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port
+        try await channel.close()  // released before nats-server binds it
+        guard let port else { throw Missing(description: "no local port after bind") }
+        return port
+    }
+}
+
+extension RelaydFixture {
+    /// Points this relayd at `nats` (`[storage] backend = "jetstream"`),
+    /// connecting as `pki.alice`, and rewrites the config. For the JetStream tests.
+    public func useJetStream(_ nats: SingleNATSServer, publishTimeout: String = "10s", extra: String = "") throws {
+        storageExtra = """
+        backend = "jetstream"
+
+        [storage.jetstream]
+        servers = ["\(nats.url)"]
+        ca = "\(nats.pki.ca.certificate)"
+        certificate = "\(nats.pki.alice.certificate)"
+        private_key = "\(nats.pki.alice.key)"
+        replicas = 1
+        publish_timeout = "\(publishTimeout)"
+        retry_backoff = "100ms"
+        """
+        try writeConfig(extra: extra)
+    }
+
+    /// Whether GET /readyz answers 200 (false on 503 or no answer).
+    /// Needs the metrics listener (`metrics: true`).
+    public func isReady() async -> Bool {
+        guard let metricsPort else { return false }
+        return (try? await HTTPGet.fetch(host: "127.0.0.1", port: metricsPort, path: "/readyz")) != nil
+    }
+}
