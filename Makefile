@@ -7,8 +7,9 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Build and link dependencies, plus the independent TLS peers the interop tests run
 # and the TLS scanners TLSScanTests runs (Debian installs testssl.sh as `testssl`),
+# promtool (package prometheus), which MetricsExpositionTests runs on a real /metrics,
 # and for the JetStream backend nats.c (libnats-dev) and the nats-server its tests start.
-APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan libnats-dev nats-server
+APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan prometheus libnats-dev nats-server
 
 .PHONY: deps build release test run pki fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
 

@@ -163,7 +163,7 @@ RELAYD_PID=$!
 # Wait for the line relayd prints once it listens (polled: it is a file).
 port=""
 for _ in $(seq 1 600); do
-  port="$(sed -n 's/^relayd listening on .*:\([0-9][0-9]*\)$/\1/p' "$WORK/relayd.log" | head -n 1)"
+  port="$(sed -n 's/.*relayd listening on [^ "]*:\([0-9][0-9]*\).*/\1/p' "$WORK/relayd.log" | head -n 1)"
   [[ -n $port ]] && break
   kill -0 "$RELAYD_PID" 2>/dev/null || die "relayd exited: $(cat "$WORK/relayd.log")"
   sleep 0.1

@@ -20,7 +20,7 @@ def s16(s): b = s.encode() if isinstance(s, str) else s; return u16(len(b)) + b
 
 TYPES = {"HELLO": 0x01, "WELCOME": 0x02, "PUB": 0x10, "PUBACK": 0x11, "PUBERR": 0x12,
          "SUB": 0x20, "SUBACK": 0x21, "UNSUB": 0x22, "CREDIT": 0x23, "ACK": 0x24,
-         "MSG": 0x30, "PING": 0x40, "PONG": 0x41, "ERR": 0x50, "BYE": 0x51}
+         "MSG": 0x30, "PING": 0x40, "PONG": 0x41, "ERR": 0x50, "BYE": 0x51, "ADMIN": 0x60, "ADMINREPLY": 0x61}
 START = {"latest": 0, "earliest": 1, "sequence": 2, "time": 3, "last": 4}
 ACK_MODE = {"none": 0, "cumulative": 1}
 FP = bytes(range(0xA0, 0xC0)).hex()  # 32 bytes
@@ -88,6 +88,12 @@ def body(f):
                 ("message", s16(f["message"]))], 0
     if t == "BYE":
         return [("code", u16(f["code"])), ("message", s16(f["message"]))], 0
+    if t == "ADMIN":
+        return [("request id", u32(f["request_id"])), ("operation", s16(f["operation"])),
+                ("body", bytes.fromhex(f["body"]))], 0
+    if t == "ADMINREPLY":
+        return [("request id", u32(f["request_id"])), ("code", u16(f["code"])), ("message", s16(f["message"])),
+                ("body", bytes.fromhex(f["body"]))], (1 if f["more"] else 0)
     raise ValueError(t)
 
 def raw(type_byte, flags, payload, length=None):
@@ -191,6 +197,18 @@ VALID = [
           {"type": "ERR", "code": 0x010D, "subscription_id": 7, "message": "permission withdrawn by reload"}),
     valid("bye from the client", "client", {"type": "BYE", "code": 0, "message": ""}),
     valid("bye from the broker", "broker", {"type": "BYE", "code": 0x000B, "message": "shutting down"}),
+    valid("admin status, no arguments", "client", {"type": "ADMIN", "request_id": 1, "operation": "status", "body": ""}),
+    valid("admin purge with a JSON argument object", "client",
+          {"type": "ADMIN", "request_id": 2, "operation": "purge",
+           "body": b'{"confirm":true,"filter":"orders.>"}'.hex()}),
+    valid("adminreply with a JSON result", "broker",
+          {"type": "ADMINREPLY", "request_id": 2, "code": 0, "message": "",
+           "body": b'{"messages":3,"operation":"purge","result":"purged"}'.hex(), "more": False}),
+    valid("adminreply refused, not_authorized", "broker",
+          {"type": "ADMINREPLY", "request_id": 1, "code": 0x0102, "message": "status needs admin read access",
+           "body": "", "more": False}),
+    valid("adminreply backup chunk (more)", "broker",
+          {"type": "ADMINREPLY", "request_id": 3, "code": 0, "message": "", "body": "deadbeef", "more": True}),
 ]
 
 # Extension frames (0x80-0xFF) are skipped whole: they decode to nothing.
@@ -262,6 +280,10 @@ INVALID = [
     bad("PUBACK body too short", "client", raw(0x11, 0, u64(1) + u16(2)), "protocol_violation"),
     bad("PING with a trailing byte", "broker", raw(0x40, 0, u64(1) + b"\x00"), "protocol_violation"),
     bad("BYE with no body", "broker", raw(0x51, 0, b""), "protocol_violation"),
+    bad("ADMIN request id 0", "broker", raw(0x60, 0, u32(0) + s16("status")), "protocol_violation"),
+    bad("ADMIN sent by the broker", "client", raw(0x60, 0, u32(1) + s16("status")), "protocol_violation"),
+    bad("ADMINREPLY sent by a client", "broker", raw(0x61, 0, u32(1) + u16(0) + s16("")), "protocol_violation"),
+    bad("undefined flag bit 1 on ADMINREPLY", "client", raw(0x61, 0x02, u32(1) + u16(0) + s16("")), "protocol_violation"),
     bad("topic length runs past the frame", "broker", raw(0x10, 0, u64(1) + u16(50) + b"abc"), "protocol_violation"),
     bad("header count larger than the frame holds", "broker", pub_raw(b"a", u16(1000)), "protocol_violation"),
     bad("header value runs past the frame", "broker", pub_raw(b"a", u16(1) + s16(b"k") + u16(9) + b"v"),

@@ -122,12 +122,14 @@ public final class BenchBroker: @unchecked Sendable {
             try? FileManager.default.removeItem(at: directory)
             throw BenchError("cannot start \(relaydPath): \(error.localizedDescription)")
         }
-        // relayd prints "relayd listening on HOST:PORT" once it accepts connections.
+        // relayd logs "relayd listening on HOST:PORT" (in a logfmt or JSON line) once it accepts connections.
         let started = Date()
         while Date().timeIntervalSince(started) < 60 {
             let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("relayd listening on ") }),
-               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+            if let line = text.split(separator: "\n").first(where: { $0.contains("relayd listening on ") }),
+               let start = line.range(of: "relayd listening on ")?.upperBound,
+               let colon = line[start...].prefix(while: { $0 != "\"" && $0 != " " }).lastIndex(of: ":"),
+               let port = Int(line[line.index(after: colon)...].prefix(while: \.isNumber)) {
                 return BenchBroker(directory: directory, port: port, process: process, caPath: path("ca.pem"),
                                    certificatePath: path("client.pem"), keyPath: path("client.key"))
             }

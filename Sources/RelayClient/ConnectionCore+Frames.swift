@@ -29,7 +29,9 @@ extension ConnectionCore {
                 ? "the broker at \(configuration.server) ended the connection"
                 : "the broker at \(configuration.server) ended the connection (\(reason))"))
             currentChannel?.close(promise: nil)
-        case .hello, .publish, .subscribe, .unsubscribe, .credit, .ack:
+        case .adminReply:
+            break  // admin calls go through AdminConnection, which this connection never sends
+        case .hello, .publish, .subscribe, .unsubscribe, .credit, .ack, .admin:
             // The decoder refuses frames a broker may not send; nothing reaches here.
             noteError(.connectionLost("the broker sent a \(frame.type) frame, which only clients send"))
             currentChannel?.close(promise: nil)

@@ -20,6 +20,8 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
     case invalidUTF8 = 0x000C
     case creditOverflow = 0x000D
     case writeStalled = 0x000E
+    /// An operator ended the session (`relayctl disconnect`); 0x0020 so codes added after 0x000E do not collide.
+    case disconnectedByOperator = 0x0020
     case internalError = 0x00FF
 
     // MARK: Operation-level: the connection stays open.
@@ -39,6 +41,11 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
     case subscriptionRevoked = 0x010D
     case reservedTopic = 0x010E
     case storageUnavailable = 0x010F
+    // Admin operations (ADMIN/ADMINREPLY, Protocol/relay-v1.md §4.15); from
+    // 0x0120 so codes other work adds after 0x010E do not collide.
+    case adminNotSupported = 0x0120
+    case invalidAdminRequest = 0x0121
+    case adminTargetNotFound = 0x0122
 
     /// Whether the broker closes the connection after reporting this code.
     public var closesConnection: Bool { rawValue < 0x0100 }
@@ -60,6 +67,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .invalidUTF8: return "invalid_utf8"
         case .creditOverflow: return "credit_overflow"
         case .writeStalled: return "write_stalled"
+        case .disconnectedByOperator: return "disconnected_by_operator"
         case .internalError: return "internal_error"
         case .invalidTopic: return "invalid_topic"
         case .invalidFilter: return "invalid_filter"
@@ -77,6 +85,9 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .subscriptionRevoked: return "subscription_revoked"
         case .reservedTopic: return "reserved_topic"
         case .storageUnavailable: return "storage_unavailable"
+        case .adminNotSupported: return "admin_not_supported"
+        case .invalidAdminRequest: return "invalid_admin_request"
+        case .adminTargetNotFound: return "admin_target_not_found"
         }
     }
 
@@ -97,6 +108,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .invalidUTF8: return "a text field was not valid UTF-8"
         case .creditOverflow: return "granted credit exceeded the protocol maximum"
         case .writeStalled: return "the client read none of the broker's output for too long; read the connection continuously"
+        case .disconnectedByOperator: return "an operator ended this session (relayctl disconnect); reconnect if you are still allowed to"
         case .internalError: return "the broker hit an internal error; see its log"
         case .invalidTopic: return "the topic breaks the topic grammar (dot-separated tokens of A-Z a-z 0-9 _ -)"
         case .invalidFilter: return "the filter breaks the filter grammar ('*' and '>' are whole tokens, '>' last)"
@@ -114,6 +126,9 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .subscriptionRevoked: return "the policy no longer allows this subscription (after a reload)"
         case .reservedTopic: return "topics starting with '_' are reserved for the broker"
         case .storageUnavailable: return "the replicated log has no quorum; nothing was stored, retry the same publish later"
+        case .adminNotSupported: return "this broker's storage backend does not support that admin operation"
+        case .invalidAdminRequest: return "the admin operation is unknown or its arguments are invalid; see relayctl --help"
+        case .adminTargetNotFound: return "no such connection or durable; list them with relayctl connections or relayctl durables"
         }
     }
 

@@ -21,6 +21,8 @@ public struct Evaluation: Sendable {
     public let refusal: String?
     /// Every rule with the outcome of each condition; filled only for explain.
     public let ruleTraces: [RuleTrace]
+    /// The highest admin grant of the matched rules (default `.none`).
+    public var admin: AdminAccess = .none
 
     public var isRefused: Bool { refusal != nil }
 }
@@ -45,6 +47,7 @@ enum PolicyEvaluator {
         // The first rule whose templates the identity is ambiguous for; the
         // filters are still expanded, so explain can show what was at stake.
         var ambiguity: String?
+        var admin = AdminAccess.none
 
         // Explain reports every rule; the broker only looks at the rules the
         // index says can apply. Either way `Rule.applies` decides.
@@ -58,6 +61,7 @@ enum PolicyEvaluator {
             }
             guard applies else { continue }
             matched.append(rule.name)
+            admin = max(admin, rule.admin)
             if ambiguity == nil { ambiguity = rule.ambiguity(for: identity) }
             var allowBudget = Policy.expansionCapPerRule
             var denyBudget = Policy.expansionCapPerRule
@@ -94,16 +98,18 @@ enum PolicyEvaluator {
             refusal = ambiguity
         } else if let problem = policy.principal.problem(for: identity) {
             refusal = problem
-        } else if publishAllow.grants.isEmpty && subscribeAllow.grants.isEmpty {
+        } else if publishAllow.grants.isEmpty && subscribeAllow.grants.isEmpty && admin == .none {
             refusal = "rules \(matched.map { "'\($0)'" }.joined(separator: ", ")) match but grant nothing"
                 + (drops.isEmpty ? "" : " (\(drops.count) templated filters dropped)")
         } else {
             refusal = nil
         }
-        return Evaluation(principal: policy.principal.render(identity), matchedRules: matched,
-                          publishAllow: publishAllow.grants, subscribeAllow: subscribeAllow.grants,
-                          publishDeny: publishDeny.grants, subscribeDeny: subscribeDeny.grants,
-                          droppedTemplates: drops, refusal: refusal, ruleTraces: traces)
+        var evaluation = Evaluation(principal: policy.principal.render(identity), matchedRules: matched,
+                                    publishAllow: publishAllow.grants, subscribeAllow: subscribeAllow.grants,
+                                    publishDeny: publishDeny.grants, subscribeDeny: subscribeDeny.grants,
+                                    droppedTemplates: drops, refusal: refusal, ruleTraces: traces)
+        evaluation.admin = admin
+        return evaluation
     }
 }
 

@@ -18,6 +18,8 @@ public struct Permissions: Sendable {
     public let subscribeDeny: [Grant]
     /// Reported once per connection to the audit trail by the broker.
     public let droppedTemplates: [DroppedTemplate]
+    /// Which admin operations this identity may call (`admin` of its rules).
+    public let admin: AdminAccess
 
     public var isRefused: Bool { refusal != nil }
 
@@ -29,6 +31,7 @@ public struct Permissions: Sendable {
         publishDeny = evaluation.publishDeny
         subscribeDeny = evaluation.subscribeDeny
         droppedTemplates = evaluation.droppedTemplates
+        admin = evaluation.isRefused ? .none : evaluation.admin
     }
 
     public func canPublish(_ topic: Topic) -> Decision {

@@ -17,6 +17,8 @@ public final class Rule: Sendable {
     /// `multi_value`: refuse an identity with several values of a templated
     /// attribute (the default), or expand every value.
     public let multiValue: MultiValue
+    /// The `admin` grant (``AdminAccess``); `.none` unless the rule lists one.
+    public let admin: AdminAccess
 
     /// Builds and validates a rule from plain values.
     /// An empty `match` applies the rule to every verified identity.
@@ -73,9 +75,15 @@ public final class Rule: Sendable {
         let subscribe = try filters(definition.subscribe, "subscribe")
         let denyPublish = try filters(definition.denyPublish, "deny_publish")
         let denySubscribe = try filters(definition.denySubscribe, "deny_subscribe")
-        guard !(publish.isEmpty && subscribe.isEmpty && denyPublish.isEmpty && denySubscribe.isEmpty) else {
-            throw fail("publish", "the rule allows and denies nothing; give it publish, subscribe, deny_publish or deny_subscribe filters")
+        let admin: AdminAccess
+        switch AdminAccess.parse(definition.admin) {
+        case .success(let access): admin = access
+        case .failure(let invalid): throw fail("admin", invalid.message)
         }
+        guard !(publish.isEmpty && subscribe.isEmpty && denyPublish.isEmpty && denySubscribe.isEmpty && admin == .none) else {
+            throw fail("publish", "the rule allows and denies nothing; give it publish, subscribe, deny_publish, deny_subscribe or admin")
+        }
+        self.admin = admin
         self.name = name
         self.conditions = conditions
         self.publish = publish

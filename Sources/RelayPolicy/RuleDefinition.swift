@@ -16,10 +16,14 @@ public struct RuleDefinition: Sendable, Equatable {
     /// `multi_value`: what to do when the identity has several distinct
     /// values of an attribute one of this rule's filter templates uses.
     public var multiValue: MultiValue
+    /// `admin`: `["read"]` or `["read", "write"]` grants the broker's admin
+    /// operations to the identities this rule matches (``AdminAccess``).
+    public var admin: [String] = []
 
     public init(name: String, match: [String: [String]] = [:], publish: [String] = [],
                 subscribe: [String] = [], denyPublish: [String] = [], denySubscribe: [String] = [],
-                multiValue: MultiValue = .refuse) {
+                multiValue: MultiValue = .refuse, admin: [String] = []) {
+        self.admin = admin
         self.name = name
         self.match = match
         self.publish = publish

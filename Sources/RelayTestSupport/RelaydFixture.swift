@@ -105,17 +105,15 @@ public final class RelaydFixture: @unchecked Sendable {
         } ?? ChildProcess(relaydPath, arguments)
         if let process { earlierProcesses.append(process) }
         process = child
-        guard let line = await child.waitForLine(timeout: 60, where: { $0.hasPrefix("relayd listening on ") }),
-              let colon = line.lastIndex(of: ":"), let bound = Int(line[line.index(after: colon)...]) else {
+        guard let line = await child.waitForLine(timeout: 60, where: { RelaydLogLine.listeningPort($0) != nil }),
+              let bound = RelaydLogLine.listeningPort(line) else {
             throw RelaydFixtureError(message: "relayd did not start:\n\(child.transcript)")
         }
         port = bound
         metricsPort = nil
         if metrics {
-            let prefix = "relayd metrics on http://"
-            guard let line = await child.waitForLine(timeout: 30, where: { $0.hasPrefix(prefix) }),
-                  let address = line.dropFirst(prefix.count).split(separator: "/").first,
-                  let colon = address.lastIndex(of: ":"), let metricsPort = Int(address[address.index(after: colon)...]) else {
+            guard let line = await child.waitForLine(timeout: 30, where: { RelaydLogLine.metricsPort($0) != nil }),
+                  let metricsPort = RelaydLogLine.metricsPort(line) else {
                 throw RelaydFixtureError(message: "relayd did not report its metrics listener:\n\(child.transcript)")
             }
             self.metricsPort = metricsPort
@@ -188,28 +186,14 @@ public struct RelaydFixtureError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// A minimal HTTP/1.1 GET over plain TCP for the metrics listener (which
-/// answers one request and closes): the body after the blank line.
+/// A GET on the metrics listener (which answers one request and closes)
+/// that must answer 200: the body.
 enum HTTPGet {
     static func fetch(host: String, port: Int, path: String) async throws -> String {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"))
-            var response = ByteBuffer()
-            for try await chunk in inbound {
-                var chunk = chunk
-                response.writeBuffer(&chunk)
-            }
-            let text = String(buffer: response)
-            guard text.hasPrefix("HTTP/1.1 200"), let split = text.range(of: "\r\n\r\n") else {
-                throw RelaydFixtureError(message: "GET \(path) on \(host):\(port) failed: \(text.prefix(200))")
-            }
-            return String(text[split.upperBound...])
+        let response = try await HTTPProbe.get(port: port, path: path, host: host)
+        guard response.status == 200 else {
+            throw RelaydFixtureError(message: "GET \(path) on \(host):\(port) failed: \(response.status) \(response.body.prefix(200))")
         }
+        return response.body
     }
 }

@@ -19,6 +19,8 @@ public enum Frame: Sendable, Hashable {
     case pong(token: UInt64)
     case error(ErrorFrame)
     case bye(Bye)
+    case admin(AdminRequest)
+    case adminReply(AdminReply)
 
     public var type: FrameType {
         switch self {
@@ -37,6 +39,8 @@ public enum Frame: Sendable, Hashable {
         case .pong: return .pong
         case .error: return .error
         case .bye: return .bye
+        case .admin: return .admin
+        case .adminReply: return .adminReply
         }
     }
 }

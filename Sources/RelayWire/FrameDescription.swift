@@ -43,6 +43,11 @@ extension Frame: CustomStringConvertible {
             return "ERR code=\(codeName(f.code)) sid=\(f.subscriptionID) \(f.message.debugDescription)"
         case .bye(let f):
             return "BYE code=\(codeName(f.code))" + (f.message.isEmpty ? "" : " \(f.message.debugDescription)")
+        case .admin(let f):
+            return "ADMIN id=\(f.requestID) op=\(f.operation.debugDescription) body=\(f.body.readableBytes)B"
+        case .adminReply(let f):
+            return "ADMINREPLY id=\(f.requestID) code=\(codeName(f.code)) body=\(f.body.readableBytes)B"
+                + (f.more ? " more" : "") + (f.message.isEmpty ? "" : " \(f.message.debugDescription)")
         }
     }
 }

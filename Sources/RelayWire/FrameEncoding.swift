@@ -96,6 +96,14 @@ extension Frame {
         case .bye(let f):
             b.writeMultipleIntegers(FrameType.bye.rawValue, UInt8(0), f.code)
             try b.writeStr16(f.message, "BYE message")
+        case .admin(let f):
+            b.writeMultipleIntegers(FrameType.admin.rawValue, UInt8(0), f.requestID)
+            try b.writeStr16(f.operation, "ADMIN operation")
+            b.writeImmutableBuffer(f.body)
+        case .adminReply(let f):
+            b.writeMultipleIntegers(FrameType.adminReply.rawValue, f.more ? AdminReply.moreFlag : 0, f.requestID, f.code)
+            try b.writeStr16(f.message, "ADMINREPLY message")
+            b.writeImmutableBuffer(f.body)
         }
     }
 }

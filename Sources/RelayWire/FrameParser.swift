@@ -124,6 +124,16 @@ public enum FrameParser {
         case .bye:
             let code = try r.u16("code")
             return .bye(Bye(code: code, message: try r.string("message")))
+        case .admin:
+            let id = try r.u32("request id")
+            guard id != 0 else { throw WireError(.protocolViolation, "ADMIN request id 0 is reserved") }
+            let operation = try r.string("operation")
+            return .admin(AdminRequest(requestID: id, operation: operation, body: r.rest()))
+        case .adminReply:
+            let id = try r.u32("request id"), code = try r.u16("code")
+            let message = try r.string("message")
+            return .adminReply(AdminReply(requestID: id, code: code, message: message, body: r.rest(),
+                                          more: flags & AdminReply.moreFlag != 0))
         }
     }
 

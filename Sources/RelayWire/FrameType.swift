@@ -1,7 +1,7 @@
 /// The frame type byte (Protocol/relay-v1.md §2, "Frame types").
 ///
 /// Values are grouped by concern (0x0_ session, 0x1_ publish, 0x2_
-/// subscribe, 0x3_ delivery, 0x4_ liveness, 0x5_ ending) so a hex dump reads
+/// subscribe, 0x3_ delivery, 0x4_ liveness, 0x5_ ending, 0x6_ admin) so a hex dump reads
 /// at a glance. 0x80–0xFF are extension frames, which receivers skip.
 public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case hello = 0x01
@@ -19,6 +19,8 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case pong = 0x41
     case error = 0x50
     case bye = 0x51
+    case admin = 0x60
+    case adminReply = 0x61
 
     /// Types from this value up are extension frames: skipped when unknown.
     public static let firstExtensionType: UInt8 = 0x80
@@ -41,22 +43,24 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .pong: return "PONG"
         case .error: return "ERR"
         case .bye: return "BYE"
+        case .admin: return "ADMIN"
+        case .adminReply: return "ADMINREPLY"
         }
     }
 
     /// May a client send this frame?
     public var sentByClient: Bool {
         switch self {
-        case .hello, .publish, .subscribe, .unsubscribe, .credit, .ack, .ping, .pong, .bye: return true
-        case .welcome, .publishAck, .publishError, .subscribeAck, .message, .error: return false
+        case .hello, .publish, .subscribe, .unsubscribe, .credit, .ack, .ping, .pong, .bye, .admin: return true
+        case .welcome, .publishAck, .publishError, .subscribeAck, .message, .error, .adminReply: return false
         }
     }
 
     /// May the broker send this frame?
     public var sentByBroker: Bool {
         switch self {
-        case .welcome, .publishAck, .publishError, .subscribeAck, .message, .error, .ping, .pong, .bye: return true
-        case .hello, .publish, .subscribe, .unsubscribe, .credit, .ack: return false
+        case .welcome, .publishAck, .publishError, .subscribeAck, .message, .error, .ping, .pong, .bye, .adminReply: return true
+        case .hello, .publish, .subscribe, .unsubscribe, .credit, .ack, .admin: return false
         }
     }
 
@@ -65,6 +69,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         switch self {
         case .publishAck: return PublishAck.duplicateFlag
         case .message: return Message.replayedFlag
+        case .adminReply: return AdminReply.moreFlag
         default: return 0
         }
     }

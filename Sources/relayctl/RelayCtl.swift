@@ -10,7 +10,7 @@ import RelayTLS
 struct RelayCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relayctl",
-        abstract: "Operator tools for Relay: development PKI, config and policy checks, audit trail verification.",
+        abstract: "Operator tools for Relay: development PKI, config and policy checks, audit trail verification, and the admin surface of a running broker.",
         discussion: """
         Examples:
           relayctl pki init --dir ./pki
@@ -19,8 +19,12 @@ struct RelayCtl: AsyncParsableCommand {
           relayctl config check --config config/relay.toml
           relayctl acl explain --config config/relay.toml --cert ./pki/billing.pem --publish orders.eu.created
           relayctl audit verify --config config/relay.toml
+          relayctl status --server broker:7443 --cert ops.pem --key ops.key --ca ca.pem   (needs admin = ["read"])
         """,
-        subcommands: [PKI.self, Config.self, ACL.self, Audit.self, Bench.self])
+        subcommands: [PKI.self, Config.self, ACL.self, Audit.self, Bench.self,
+                      // The admin surface over the broker's mTLS port (AdminListCommands.swift, …).
+                      Status.self, Connections.self, Subscriptions.self, Durables.self, Topics.self, Durable.self,
+                      Purge.self, Disconnect.self, Backup.self, Reload.self, Top.self])
 }
 
 struct Config: ParsableCommand {

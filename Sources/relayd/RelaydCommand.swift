@@ -52,7 +52,11 @@ struct RelaydCommand: AsyncParsableCommand {
         }
         // The composition root: the one place that picks the message log
         // implementation (`[storage] backend`); the broker sees only `any MessageLog`.
-        try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir),
-                                 openLog: MessageLogChoice.factory(for: loaded.storage))
+        do {
+            try await BrokerMain.run(configuration: loaded, overrides: (listen, dataDir),
+                                     openLog: MessageLogChoice.factory(for: loaded.storage))
+        } catch is BrokerStartFailure {
+            throw ExitCode.failure  // already logged, in the configured format
+        }
     }
 }

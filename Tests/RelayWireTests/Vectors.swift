@@ -90,6 +90,7 @@ enum Vectors {
         var subscriptionId: UInt32?, filter: String?, start: Start?, durableName: String?, initialCredit: UInt32?
         var ackMode: String?, firstSequence: UInt64?, credit: UInt32?
         var publisherPrincipal: String?, publisherFingerprint: String?, replayed: Bool?, token: UInt64?
+        var requestId: UInt32?, operation: String?, body: String?, more: Bool?
     }
 
     static func load<T: Decodable>(_ file: String, as: T.Type) throws -> T {
@@ -207,6 +208,13 @@ enum Vectors {
                                      message: try need(f.message, "message")))
         case "BYE":
             return .bye(Bye(code: try need(f.code, "code"), message: try need(f.message, "message")))
+        case "ADMIN":
+            return .admin(AdminRequest(requestID: try need(f.requestId, "request_id"), operation: try need(f.operation, "operation"),
+                                       body: try buffer(try need(f.body, "body"))))
+        case "ADMINREPLY":
+            return .adminReply(AdminReply(requestID: try need(f.requestId, "request_id"), code: try need(f.code, "code"),
+                                          message: try need(f.message, "message"), body: try buffer(try need(f.body, "body")),
+                                          more: try need(f.more, "more")))
         default:
             throw VectorError.missing(f.type, "a known type")
         }

@@ -72,10 +72,13 @@ public final class Broker: Sendable {
                 host: String(listen[..<colon]), port: port, group: group, metrics: metrics,
                 maxConnections: configuration.metrics.maxConnections,
                 requestTimeout: .nanoseconds(configuration.metrics.requestTimeoutNanos), logger: logger,
-                ready: { context.isAccepting && store.isAvailable })
+                notReady: { context.notReadyReason })
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
-        return Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)
+        let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group, overrides: overrides)
+        // `relayctl reload` runs the same reload as SIGHUP.
+        context.admin.setReloader { [weak broker] in broker?.reload(trigger: "admin") ?? false }
+        return broker
     }
 
     private init(context: BrokerContext, server: BrokerServer, metricsServer: MetricsHTTPServer?,

@@ -23,6 +23,10 @@ public final class BrokerContext: Sendable {
     public let tls: TLSServerContextHolder
     public let limits: BrokerConfiguration.Limits
     public let helloTimeout: TimeAmount
+    /// Start time, config digest, connection ids, totals for the admin operations.
+    public let admin = AdminState()
+    /// Whether the store can commit (``StoreHealth``): part of /readyz.
+    public let storeHealth: StoreHealth
     private let state: NIOLockedValueBox<State>
 
     struct State {
@@ -65,7 +69,9 @@ public final class BrokerContext: Sendable {
         self.tls = tls
         self.limits = configuration.limits
         self.helloTimeout = .nanoseconds(configuration.server.helloTimeoutNanos)
+        self.storeHealth = StoreHealth(metrics: metrics, logger: logger)
         self.state = NIOLockedValueBox(State(configuration: configuration, policy: policy))
+        admin.configurationLoaded(path: configuration.sourceFile)
     }
 
     public var policy: Policy { state.withLockedValue { $0.policy } }
@@ -126,12 +132,19 @@ public final class BrokerContext: Sendable {
     /// context was swapped, so a session registered after this returns was
     /// accepted with the new TLS context or sees a new generation at HELLO.
     func install(configuration: BrokerConfiguration, policy: Policy) -> [SessionControl] {
-        state.withLockedValue { state in
+        let sessions = state.withLockedValue { state in
             state.configuration = configuration
             state.policy = policy
             state.generation &+= 1
             return Array(state.sessions.values)
         }
+        admin.configurationLoaded(path: configuration.sourceFile)
+        return sessions
+    }
+
+    /// The registered sessions now (for the admin listings).
+    func liveSessions() -> [SessionControl] {
+        state.withLockedValue { Array($0.sessions.values) }
     }
 
     /// Stops admitting sessions and returns the live ones.

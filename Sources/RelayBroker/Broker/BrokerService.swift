@@ -10,9 +10,7 @@ public enum BrokerMain {
     /// - Parameter openLog: opens the message log (relayd's composition root chooses it).
     public static func run(configuration: BrokerConfiguration, overrides: (listen: String?, dataDirectory: String?) = (nil, nil),
                            openLog: MessageLogFactory) async throws {
-        let level = Logger.Level(rawValue: configuration.log.level) ?? .info
-        let format: StructuredLogHandler.Format = configuration.log.format == .json ? .json : .logfmt
-        LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, level: level) }
+        LifecycleLog.bootstrap(configuration)
         let logger = Logger(label: "relayd")
         // Trapped before the broker starts, so that from the "listening" line
         // on (a supervisor's cue) SIGHUP is a reload and SIGTERM a graceful
@@ -20,12 +18,14 @@ public enum BrokerMain {
         // A signal that arrives while the broker starts waits in its sequence.
         let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
-        let broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides,
-                                            openLog: openLog)
-        // Tests and scripts read these two lines to find the ports.
-        print("relayd listening on \(configuration.server.host):\(broker.port)")
-        if let metrics = broker.metricsServer { print("relayd metrics on http://\(configuration.metrics.listen?.split(separator: ":").first ?? "127.0.0.1"):\(metrics.port)/metrics") }
-        fflush(nil)
+        let broker: Broker
+        do {
+            broker = try await Broker.start(configuration: configuration, logger: logger, overrides: overrides, openLog: openLog)
+        } catch {
+            throw LifecycleLog.startFailed(error)
+        }
+        // Tests and scripts read the listening lines to find the ports.
+        LifecycleLog.started(broker)
         let service = BrokerService(broker: broker, reloadSignals: reloadSignals)
         let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -38,8 +38,7 @@ public enum BrokerMain {
             try await group.run()
             tasks.cancelAll()
         }
-        print("relayd stopped")
-        fflush(nil)
+        LifecycleLog.stopped()
     }
 }
 
@@ -102,7 +101,7 @@ enum StorageSampler {
     static func sample(broker: Broker) async {
         while !Task.isCancelled {
             if let usage = try? broker.context.store.usage() {
-                broker.context.metrics.storageBytes.record(usage.usedBytes)
+                broker.context.recordStorageGauges(usage)
             }
             try? await Task.sleep(nanoseconds: 5_000_000_000)
         }

@@ -86,6 +86,8 @@ public struct BrokerConfiguration: Sendable, Equatable {
     public struct Log: Sendable, Equatable {
         public var format = LogFormat.logfmt
         public var level = "info"
+        /// One `info` line per connection accepted, closed and denied.
+        public var connections = true
     }
 
     public struct Audit: Sendable, Equatable {

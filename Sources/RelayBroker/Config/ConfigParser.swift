@@ -84,6 +84,7 @@ struct ConfigParser {
                 guard levels.contains(level) else { throw t.error("level", "expected one of \(levels.joined(separator: ", "))") }
                 config.log.level = level
             }
+            if let connections = try t.bool("connections") { config.log.connections = connections }
             try t.finish()
         }
         if var t = try root.table("audit") {
@@ -222,7 +223,7 @@ struct ConfigParser {
                 name: name, match: match,
                 publish: try r.strings("publish") ?? [], subscribe: try r.strings("subscribe") ?? [],
                 denyPublish: try r.strings("deny_publish") ?? [], denySubscribe: try r.strings("deny_subscribe") ?? [],
-                multiValue: multiValue)
+                multiValue: multiValue, admin: try r.strings("admin") ?? [])
             try r.finish()
             acl.rules.append(rule)
         }

@@ -28,7 +28,7 @@ final class SubscriptionDelivery {
     /// The buffer holds every matching message with a sequence above this.
     private(set) var bufferValidFrom: UInt64
     private var buffer = Deque<RoutedMessage>()
-    private var bufferedBytes = 0
+    private(set) var bufferedBytes = 0
     let bufferLimit: Int
     let bufferByteLimit: Int
     /// How many times the buffer overflowed (a metric: a lagging subscriber).

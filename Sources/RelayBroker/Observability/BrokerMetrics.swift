@@ -31,6 +31,10 @@ public final class BrokerMetrics: Sendable {
     public let metricsConnectionsOpen: Meter
     public let metricsConnectionsRefused: Counter
     public let metricsConnectionsTimedOut: Counter
+    /// The store's configured limit (`storage.max_size`) and the free space
+    /// of the file system holding it (what an unprivileged writer may use).
+    public let storageMaxBytes: Gauge
+    public let storageFilesystemFreeBytes: Gauge
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -59,6 +63,8 @@ public final class BrokerMetrics: Sendable {
         metricsConnectionsOpen = Meter(label: "relay_metrics_connections_open", factory: factory)
         metricsConnectionsRefused = Counter(label: "relay_metrics_connections_refused_total", factory: factory)
         metricsConnectionsTimedOut = Counter(label: "relay_metrics_connections_timed_out_total", factory: factory)
+        storageMaxBytes = Gauge(label: "relay_storage_max_bytes", factory: factory)
+        storageFilesystemFreeBytes = Gauge(label: "relay_storage_filesystem_free_bytes", factory: factory)
     }
 
     /// A counter with a `reason` label, e.g. handshake failures by reason.
@@ -80,16 +86,31 @@ public final class BrokerMetrics: Sendable {
         Counter(label: "relay_preauth_refused_total", dimensions: [("limit", limit)], factory: factory)
     }
 
+    /// Messages the store refused to commit, by `RelayErrorCode` name
+    /// (`storage_full`, `storage_failure`); policy refusals are not here.
+    public func storageFailures(code: String) -> Counter {
+        Counter(label: "relay_storage_failures_total", dimensions: [("code", code)], factory: factory)
+    }
+
     public func refusal(code: String) -> Counter {
         Counter(label: "relay_refusals_total", dimensions: [("code", code)], factory: factory)
     }
 
-    /// Per-subscription lag (messages between the committed tail and what
-    /// the subscription has delivered), labelled by principal and filter.
-    public func lag(principal: String, filter: String) -> Gauge {
-        Gauge(label: "relay_subscription_lag", dimensions: [("principal", principal), ("filter", filter)], factory: factory)
+    /// Per-durable lag (sequences committed after its cursor), labelled by
+    /// durable name and owner (``SubscriptionLagGauges`` bounds the series).
+    func lag(durable: String, owner: String) -> Gauge {
+        Gauge(label: "relay_subscription_lag", dimensions: [("durable", durable), ("owner", owner)], factory: factory)
     }
 
-    /// The Prometheus text exposition.
-    public func exposition() -> String { registry.emitToString() }
+    /// The exported lag series (sampled every 5 s).
+    let lagGauges = SubscriptionLagGauges()
+
+    /// The Prometheus text exposition: the registry's families with their
+    /// HELP lines (``MetricHelp``), then build info and process metrics.
+    public func exposition() -> String {
+        MetricHelp.annotate(registry.emitToString()) + ProcessMetrics.exposition(startTime: startTime)
+    }
+
+    /// When this registry (the broker) started, for `process_start_time_seconds`.
+    let startTime = ProcessMetrics.processStartTime()
 }

@@ -20,7 +20,7 @@ public final class MetricsHTTPServer: Sendable {
     public static func start(host: String, port: Int, group: any EventLoopGroup, metrics: BrokerMetrics,
                              maxConnections: Int = 64, requestTimeout: TimeAmount = .seconds(5),
                              logger: Logger = Logger(label: "relayd.metrics"),
-                             ready: @escaping @Sendable () -> Bool) async throws -> MetricsHTTPServer {
+                             notReady: @escaping @Sendable () -> String?) async throws -> MetricsHTTPServer {
         let admission = Admission(limit: maxConnections)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -45,7 +45,7 @@ public final class MetricsHTTPServer: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(metrics: metrics, ready: ready))
+                    try channel.pipeline.syncOperations.addHandler(Handler(metrics: metrics, notReady: notReady))
                 }
             }
             .bind(host: host, port: port).get()
@@ -89,12 +89,13 @@ public final class MetricsHTTPServer: Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let metrics: BrokerMetrics
-        let ready: @Sendable () -> Bool
+        /// nil when ready, else why not (the 503's body).
+        let notReady: @Sendable () -> String?
         var uri = ""
 
-        init(metrics: BrokerMetrics, ready: @escaping @Sendable () -> Bool) {
+        init(metrics: BrokerMetrics, notReady: @escaping @Sendable () -> String?) {
             self.metrics = metrics
-            self.ready = ready
+            self.notReady = notReady
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -108,7 +109,7 @@ public final class MetricsHTTPServer: Sendable {
                 switch uri {
                 case "/metrics": (status, body) = (.ok, metrics.exposition())
                 case "/healthz": (status, body) = (.ok, "ok\n")
-                case "/readyz": (status, body) = ready() ? (.ok, "ready\n") : (.serviceUnavailable, "not ready\n")
+                case "/readyz": (status, body) = notReady().map { (.serviceUnavailable, "not ready: \($0)\n") } ?? (.ok, "ready\n")
                 default: (status, body) = (.notFound, "not found: try /metrics, /healthz or /readyz\n")
                 }
                 var headers = HTTPHeaders()

@@ -6,16 +6,19 @@ import RelayCore
 /// (`ts=… level=info msg="…" key=value`) or JSON, as `[log] format` says.
 public struct StructuredLogHandler: LogHandler {
     public enum Format: Sendable { case logfmt, json }
+    public enum Stream: Sendable { case stdout, stderr }
 
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     private let label: String
     private let format: Format
+    private let stream: Stream
 
-    public init(label: String, format: Format, level: Logger.Level) {
+    public init(label: String, format: Format, level: Logger.Level, stream: Stream = .stderr) {
         self.label = label
         self.format = format
         self.logLevel = level
+        self.stream = stream
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -26,7 +29,7 @@ public struct StructuredLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = self.metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        let ts = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        let ts = LogTimestamp.format(Date())
         var line: String
         switch format {
         case .logfmt:
@@ -41,7 +44,8 @@ public struct StructuredLogHandler: LogHandler {
             }
             line += "}"
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        // One write(2) per line, unbuffered: lines of several threads never interleave.
+        (stream == .stdout ? FileHandle.standardOutput : FileHandle.standardError).write(Data((line + "\n").utf8))
     }
 
     /// Quotes a logfmt value when it holds spaces, quotes, `=`, or a control,

@@ -45,26 +45,22 @@ extension SessionHandler {
     /// The `session_closed` audit event and metric, once per session that
     /// got past HELLO: why it ended and how long it lasted.
     func recordSessionClosed() {
-        guard let opened else { return }
+        guard let opened else {
+            // Verified but never a session: refused identity, broker full, no HELLO.
+            if handshakeCompleted { logDenied(reason: machine.closeReason ?? "closed_before_hello") }
+            return
+        }
         self.opened = nil
         let reason = machine.closeReason ?? "peer_closed"
         broker.metrics.sessionClosed(reason: reason).increment()
+        logClosed(principal: opened.principal, reason: reason,
+                  durationMilliseconds: Int((NIODeadline.now() - opened.since).nanoseconds / 1_000_000))
         broker.audit?.record("session_closed", ["principal": opened.principal, "serial": opened.serial,
                                                 "reason": reason,
                                                 "duration_ms": Int((NIODeadline.now() - opened.since).nanoseconds / 1_000_000)])
     }
 
-    static func reasonLabel(_ error: TLSError) -> String {
-        switch error {
-        case .certificateRejected(let code, _): return "certificate_rejected_\(code)"
-        case .noPeerCertificate: return "no_client_certificate"
-        case .alertReceived: return "alert_received"
-        case .handshakeFailed: return "handshake_failed"
-        case .handshakeTimedOut: return "handshake_timeout"
-        case .unexpectedEOF: return "unexpected_eof"
-        default: return "other"
-        }
-    }
+    static func reasonLabel(_ error: TLSError) -> String { HandshakeFailureReason.name(error) }
 
     /// The close reason of a socket error: a killed client's kernel answers
     /// with a TCP reset instead of a FIN when relayd's last bytes were still

@@ -22,7 +22,9 @@ extension SessionHandler {
             if case .active = machine.state {} else { machine.requestBeforeOpening("PONG", io) }
         case .bye:
             if case .active = machine.state { machine.goodbye(io) } else { machine.requestBeforeOpening("BYE", io) }
-        case .welcome, .publishAck, .publishError, .subscribeAck, .message, .error:
+        case .admin(let request):
+            if case .active = machine.state { handleAdmin(request) } else { machine.requestBeforeOpening("ADMIN", io) }
+        case .welcome, .publishAck, .publishError, .subscribeAck, .message, .error, .adminReply:
             // The decoder refuses broker-only frames; kept exhaustive for safety.
             if case .active = machine.state {
                 machine.terminate(.protocolViolation, "\(frame.type) is sent by the broker, not by clients", io)
@@ -49,6 +51,7 @@ extension SessionHandler {
         machine.open(SessionOpening(version: version, peerFrameLimit: Int(hello.maxFrameSize), producerSession: hello.sessionID), io)
         guard case .active(let session) = machine.state else { return }
         opened = (since: NIODeadline.now(), principal: session.principal, serial: session.identity.serialNumber)
+        logAccepted(principal: session.principal, serial: session.identity.serialNumber)
         scheduleExpiry(notAfter: session.identity.notAfter)
     }
 

@@ -43,6 +43,8 @@ final class SessionHandler: ChannelDuplexHandler {
     var handshakeCompleted = false
     /// The source address whose pre-auth slot this connection holds.
     var preAuthAddress: String?
+    /// The connection log's peer and subject (SessionHandler+ConnectionLog).
+    var connectionLog = ConnectionLogState()
     /// In the broker's session registry (counted in max_connections).
     var registered = false
     var pumpScheduled = false
@@ -89,6 +91,7 @@ final class SessionHandler: ChannelDuplexHandler {
         io.context = context
         io.proxy = SessionProxy(handler: self, eventLoop: context.eventLoop)
         broker.metrics.connectionsAccepted.increment()
+        noteAccept(context.channel.remoteAddress)
         // Until its certificate verifies, a connection holds a pre-auth slot
         // (total and per source address), not one of max_connections.
         let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
@@ -130,6 +133,7 @@ final class SessionHandler: ChannelDuplexHandler {
         expiryTimer?.cancel()
         stallTimer?.cancel()
         stallTimer = nil
+        retireForAdmin()  // before recordSessionClosed, which forgets `opened`
         recordSessionClosed()
         machine.tearDown(io)
         releasePreAuth()
@@ -150,6 +154,7 @@ final class SessionHandler: ChannelDuplexHandler {
         }
         machine.handshakeCompleted(handshake)
         handshakeCompleted = true
+        (connectionLog.subject, connectionLog.tls) = (handshake.peer.subject.rfc4514, handshake.protocolVersion)
         releasePreAuth()
         guard let proxy = io.proxy, broker.register(proxy) else {
             let shuttingDown = !broker.isAccepting
@@ -182,8 +187,8 @@ final class SessionHandler: ChannelDuplexHandler {
             machine.connectionEnded(reason: Self.sessionCloseReason(tls))
         case let tls as TLSError:
             broker.metrics.handshakeFailure(reason: Self.reasonLabel(tls)).increment()
-            logger.info("TLS connection failed", metadata: ["error": "\(tls)", "peer": "\(context.remoteAddress?.description ?? "?")"])
-            broker.audit?.record("connection_refused", ["peer": context.remoteAddress?.description ?? "?",
+            logDenied(reason: Self.reasonLabel(tls), error: "\(tls)")
+            broker.audit?.record("connection_refused", ["peer": connectionLog.peer,
                                                         "cause": Self.reasonLabel(tls), "reason": "\(tls)"])
             machine.connectionEnded(reason: nil)
         default:

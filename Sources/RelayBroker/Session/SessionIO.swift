@@ -31,9 +31,17 @@ final class SessionIO: SessionEnvironment {
     var pumpRequested = false
     var resumeRequested = false
 
+    /// For `relayctl connections`: this connection's id, and the messages
+    /// it published (acknowledged) and was sent. Plain counters: the
+    /// session's loop is their only writer.
+    let connectionID: UInt64
+    var messagesIn: UInt64 = 0
+    var messagesOut: UInt64 = 0
+
     init(broker: BrokerContext, allocator: ByteBufferAllocator, acceptedGeneration: UInt64) {
         self.broker = broker
         self.acceptedGeneration = acceptedGeneration
+        self.connectionID = broker.admin.nextConnectionID()
         self.outbound = allocator.buffer(capacity: 0)
     }
 
@@ -67,6 +75,7 @@ final class SessionIO: SessionEnvironment {
                                    dedupWindow: broker.dedupWindowNanoseconds, principal: principal, subject: identity.subject.rfc4514,
                                    fingerprint: identity.fingerprintSHA256, spiffeID: identity.spiffe?.uri ?? "")))
         case .published(let id, let receipt):
+            messagesIn &+= 1
             write(.publishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
                                          duplicate: receipt.duplicate)))
         case .publishRefused(let id, let code, let message):
@@ -84,6 +93,7 @@ final class SessionIO: SessionEnvironment {
         do {
             try message.prepared.write(subscriptionID: subscriptionID, replayed: false, into: &outbound,
                                        maxFrameSize: peerMaxFrameSize)
+            messagesOut &+= 1
             return true
         } catch {
             return false
@@ -101,6 +111,7 @@ final class SessionIO: SessionEnvironment {
                 publisherFingerprint: message.publisher.fingerprint,
                 headers: Headers(message.headers), payload: message.payload,
                 into: &outbound, maxFrameSize: peerMaxFrameSize)
+            messagesOut &+= 1
             return true
         } catch {
             return false
@@ -124,6 +135,7 @@ final class SessionIO: SessionEnvironment {
         case .append(let messages, let ids):
             append(messages, ids: ids)
         case .commitCursor(let owner, let name, let sequence):
+            broker.admin.durableAcknowledged(owner: owner, name: name)
             let logger = self.logger
             broker.store.commitCursor(owner: owner, name: name, sequence: sequence) { result in
                 if case .failure(let error) = result {
@@ -157,9 +169,11 @@ final class SessionIO: SessionEnvironment {
         let router = broker.router
         let metrics = broker.metrics
         let routes = broker.routesCommittedAppends
+        let health = broker.storeHealth
         let submitted = NIODeadline.now()
         broker.store.append(messages) { results in
             metrics.commitLatency.recordNanoseconds((NIODeadline.now() - submitted).nanoseconds)
+            health.record(results)
             // The PUBACKs go first, straight to the session's loop, so the
             // publisher can refill its window while the router is still
             // encoding and fanning out. Nothing orders a PUBACK against the

@@ -22,20 +22,20 @@ public final class InMemoryMessageLog: MessageLog, @unchecked Sendable {
     /// Nanoseconds since the Unix epoch (injectable, for retention and dedup ages).
     private let clock: @Sendable () -> UInt64
 
-    private let lock = NSLock()
+    let lock = NSLock()
     // Everything below is guarded by `lock`.
     /// Ascending by sequence (and so by timestamp).
-    private var messages: [StoredMessage] = []
+    var messages: [StoredMessage] = []
     private var nextSequence: UInt64 = 1
     private var lastTimestamp: UInt64 = 0
-    private var usedBytes = 0
+    var usedBytes = 0
     private var dedup: [ProducerKey: (sequence: UInt64, timestamp: UInt64)] = [:]
     /// Dedup keys in the order they were stored (pruned oldest first).
     private var dedupOrder: [(key: ProducerKey, timestamp: UInt64)] = []
-    private var cursors: [CursorKey: UInt64] = [:]
+    var cursors: [CursorKey: UInt64] = [:]
     private var closed = false
 
-    private struct CursorKey: Hashable {
+    struct CursorKey: Hashable {
         var owner: DurableOwner
         var name: String
     }
@@ -73,7 +73,7 @@ public final class InMemoryMessageLog: MessageLog, @unchecked Sendable {
             + publisher.principal.utf8.count + CertificateFingerprint.byteCount
     }
 
-    private func locked<R>(_ body: () throws(StoreError) -> R) throws(StoreError) -> R {
+    func locked<R>(_ body: () throws(StoreError) -> R) throws(StoreError) -> R {
         lock.lock()
         defer { lock.unlock() }
         guard !closed else { throw .closed }

@@ -145,6 +145,22 @@ final class Environment: @unchecked Sendable {
         return Int(dead)
     }
 
+    /// Writes a compacted copy of the environment (`MDB_CP_COMPACT`: free
+    /// pages left out, pages renumbered) to `fd`, from one read snapshot, so
+    /// it is consistent while writes go on. Blocks until the copy is written;
+    /// `fd` may be a pipe (LMDB writes it sequentially, as `mdb_copy -c` to
+    /// stdout does). Holds the resize lock shared for the whole copy: LMDB
+    /// forbids `mdb_env_set_mapsize` while a transaction of this process is
+    /// open, so a map growth (rare) waits for the copy to end.
+    func copyCompacted(to fd: Int32) throws(StoreError) {
+        resizeLock.lockShared()
+        defer { resizeLock.unlockShared() }
+        if isClosed { throw .closed }
+        // `env` is valid until close(), which takes the lock exclusively;
+        // `fd` is the caller's and stays open until this returns.
+        try context.check(mdb_env_copyfd2(env, fd, UInt32(MDB_CP_COMPACT)), "mdb_env_copyfd2(compact)")
+    }
+
     /// Flushes buffers to disk (for `MDB_NOSYNC` environments).
     func sync() throws(StoreError) {
         resizeLock.lockShared()

@@ -51,7 +51,8 @@ struct ClusterTests {
 
                 // 2. A follower dies: writes go on, nothing refused.
                 let leader = try await cluster.waitForStreamLeader(Self.stream)
-                let follower = try #require(cluster.runningIndices.first { $0 != leader })
+                let followers = cluster.runningIndices.filter { $0 != leader }
+                let follower = try #require(followers.first)
                 await cluster.kill(follower)
                 let second = await publisher.publishRecording("cl.t", ids: 26...50)
                 #expect(second.acked.count == 25 && second.refused.isEmpty && !second.closedEarly)
@@ -103,7 +104,8 @@ struct ClusterTests {
                 try await durable.hello()
                 #expect(try await durable.subscribe(7, "cl.>", from: .latest, durable: "worker").isAccepted)
                 let resumed = try await durable.messages(through: last)
-                #expect(resumed.map(\.sequence) == seenLive.map(\.sequence).filter { $0 > confirmed })
+                let afterCursor = seenLive.map(\.sequence).filter { $0 > confirmed }
+                #expect(resumed.map(\.sequence) == afterCursor)
                 for client in [live, replay, durable, publisher] { await client.close() }
             }
         }
@@ -135,7 +137,9 @@ struct ClusterTests {
                 #expect(notReady)
 
                 for index in cluster.nodes.indices where !cluster.isRunning(index) { try cluster.launch(index) }
-                try await cluster.waitUntilFormed(timeout: 20)
+                // nats-server 2.9.10 sometimes takes well over 20 s to elect a
+                // meta leader after two nodes come back (seen once in four runs).
+                try await cluster.waitUntilFormed(timeout: 40)
                 let ready = await eventually(timeout: 15, every: 0.1) { await a.isReady() }
                 #expect(ready)
                 // The refused publish again, same id: stored once.

@@ -74,7 +74,7 @@ struct ChainRevocationTests {
             #expect(refusal == .alertReceived(code: 44, description: "certificate revoked"))
             let refusedEvent = await relayd.waitForAudit { $0.event == "connection_refused" }
             let refused = try #require(refusedEvent)
-            #expect(refused["cause"] == "certificate_rejected_23", "\(refused.fields)")
+            #expect(refused["cause"] == "certificate_revoked", "\(refused.fields)")
             #expect(refused["reason"]?.contains("revoked") == true)
             // The other branch (its CAs not revoked) is admitted.
             let other = try await Self.admitted(relayd, as: underB)
@@ -134,9 +134,9 @@ struct ChainRevocationTests {
             }
             let refusedEvent = await relayd.waitForAudit { $0.event == "connection_refused" }
             let refused = try #require(refusedEvent)
-            #expect(refused["cause"] == "certificate_rejected_3", "\(refused.fields)")
+            #expect(refused["cause"] == "crl_missing", "\(refused.fields)")
             #expect(refused["reason"]?.contains("no CRL from CA 'CN=Relay Test CA'") == true, "\(refused.fields)")
-            let namesCA = await relayd.waitForLogLine { $0.contains("TLS connection failed") && $0.contains("no CRL from CA 'CN=Relay Test CA'") }
+            let namesCA = await relayd.waitForLogLine { $0.contains("connection denied") && $0.contains("no CRL from CA 'CN=Relay Test CA'") }
             #expect(namesCA, "no log line names the CA whose CRL is missing:\n\(relayd.process?.transcript ?? "")")
             try await relayd.verifyAuditChain()
         }
@@ -175,7 +175,7 @@ struct ChainRevocationTests {
             #expect(await Self.tlsRefusal(relayd, as: noEKU) == .alertReceived(code: 43, description: "unsupported certificate"))
             let refusal = await relayd.waitForAudit { $0.event == "connection_refused" }
             let refused = try #require(refusal)
-            #expect(refused["cause"] == "certificate_rejected_26", "\(refused.fields)")
+            #expect(refused["cause"] == "wrong_eku", "\(refused.fields)")
             #expect(refused["reason"]?.contains("clientAuth") == true, "\(refused.fields)")
             // Positive control: the same chain with EKU clientAuth gets in.
             let good = try await Self.admitted(relayd, as: try tree.pki.addChainedClient("with-eku", chain: [tree.intermediate]))
@@ -199,7 +199,7 @@ struct ChainRevocationTests {
             #expect(refusal == .alertReceived(code: 46, description: "certificate unknown"), "\(String(describing: refusal))")
             let refusedEvent = await relayd.waitForAudit { $0.event == "connection_refused" }
             let refused = try #require(refusedEvent)
-            #expect(refused["cause"] == "certificate_rejected_37", "\(refused.fields)")
+            #expect(refused["cause"] == "ca_certificate_as_client", "\(refused.fields)")
             #expect(refused["reason"]?.contains("CA certificate") == true, "\(refused.fields)")
             try await relayd.verifyAuditChain()
         }

@@ -101,7 +101,7 @@ struct ReloadTests {
             #expect(aliceAccepted)
             let bobAccepted = accepted.contains { $0["serial"] == bob.issued.serialNumber && $0["principal"] == "CN=bob" }
             #expect(bobAccepted)
-            let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["cause"] == "certificate_rejected_23" }
+            let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["cause"] == "certificate_revoked" }
             #expect(refused?["reason"]?.contains("revoked") == true)
             await other.close()
             try await relayd.verifyAuditChain()

@@ -34,7 +34,7 @@ struct SymlinkWatchTests {
             let helloAgain: () async throws -> sending Void = { try await again.hello() }
             await #expect(throws: (any Error).self, performing: helloAgain)
             let refused = await relayd.waitForAudit {
-                $0.event == "connection_refused" && $0["cause"] == "certificate_rejected_23"
+                $0.event == "connection_refused" && $0["cause"] == "certificate_revoked"
             }
             #expect(refused != nil)
             // Alice, not revoked, is untouched.

@@ -76,15 +76,13 @@ struct QuickstartTests {
         #expect(pki.status == 0, "\(pki.output)")
         let relayd = try ChildProcess(tree.file(".build/release/relayd"),
                                       ["--config", "config/relay.toml", "--listen", "127.0.0.1:0"], currentDirectory: tree.path)
-        guard let line = await relayd.waitForLine(timeout: 60, where: { $0.hasPrefix("relayd listening on ") }),
-              let port = line.split(separator: ":").last.map(String.init) else {
+        guard let line = await relayd.waitForLine(timeout: 60, where: { RelaydLogLine.listeningPort($0) != nil }),
+              let port = RelaydLogLine.listeningPort(line).map(String.init) else {
             relayd.signal(SIGKILL)
             throw QuickstartError.relaydDidNotStart(relayd.transcript)
         }
-        let prefix = "relayd metrics on http://"
-        guard let metrics = await relayd.waitForLine(timeout: 30, where: { $0.hasPrefix(prefix) }),
-              let address = metrics.dropFirst(prefix.count).split(separator: "/").first,
-              let metricsPort = address.split(separator: ":").last.flatMap({ Int($0) }) else {
+        guard let metrics = await relayd.waitForLine(timeout: 30, where: { RelaydLogLine.metricsPort($0) != nil }),
+              let metricsPort = RelaydLogLine.metricsPort(metrics) else {
             relayd.signal(SIGKILL)
             throw QuickstartError.relaydDidNotStart(relayd.transcript)
         }

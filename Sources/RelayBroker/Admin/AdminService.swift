@@ -1,0 +1,248 @@
+import Foundation
+import NIOCore
+import RelayCore
+import RelayStore
+import RelayWire
+
+enum AdminServiceError: Error {
+    /// The calling session closed before its answer was sent.
+    case callerGone
+}
+
+/// A refusal an operation ends with: its code and what to do.
+struct AdminRefusal: Error {
+    var code: RelayErrorCode
+    var message: String
+}
+
+/// Runs one authorized admin operation off the event loops and sends its
+/// ADMINREPLY (or, for a backup, a stream of them) to the caller.
+struct AdminService: Sendable {
+    let broker: BrokerContext
+    let caller: AdminCaller
+    let replies: SessionProxy
+
+    /// How many messages a durable's lag count reads at most (it reads the
+    /// log: a bounded cost per listing); beyond it `lag_capped` is true.
+    static let lagScanLimit: UInt64 = 1_000_000
+
+    func run(_ operation: AdminOperation, arguments: [String: any Sendable], requestID: UInt32) async {
+        let reply: AdminReply
+        do {
+            if operation == .backup { return try await backup(requestID: requestID) }
+            let body = try await perform(operation, arguments)
+            var buffer = ByteBuffer()
+            buffer.writeBytes(body)
+            reply = AdminReply(requestID: requestID, body: buffer)
+        } catch let refusal as AdminRefusal {
+            reply = AdminReply(requestID: requestID, refusal: refusal.code, message: refusal.message)
+        } catch let error as StoreError {
+            reply = AdminReply(requestID: requestID, refusal: error.relayErrorCode, message: "the store failed: \(error)")
+        } catch {
+            reply = AdminReply(requestID: requestID, refusal: .internalError, message: "\(operation.rawValue) failed: \(error)")
+        }
+        if case .some(let code) = reply.errorCode {
+            broker.logger.warning("admin operation refused", metadata: [
+                "operation": "\(operation.rawValue)", "principal": "\(caller.principal)", "code": "\(code.name)",
+                "reason": "\(reply.message)"])
+        }
+        _ = try? await replies.adminReply(reply).get()
+    }
+
+    private func perform(_ operation: AdminOperation, _ arguments: [String: any Sendable]) async throws -> Data {
+        let encoder = AdminJSON.encoder()
+        switch operation {
+        case .status: return try encoder.encode(try await status())
+        case .connections: return try encoder.encode(AdminList(items: try await snapshots().map(\.connection)))
+        case .subscriptions: return try encoder.encode(AdminList(items: try await snapshots().flatMap(\.subscriptions)))
+        case .durables: return try encoder.encode(AdminList(items: try await durables()))
+        case .topics: return try encoder.encode(AdminList(items: try administration().topicStatistics().map(Self.topic)))
+        case .purge: return try encoder.encode(try purge(arguments))
+        case .durableDelete: return try encoder.encode(try await deleteDurable(arguments))
+        case .disconnect: return try encoder.encode(try await disconnect(arguments))
+        case .reload:
+            guard let applied = broker.admin.reload() else {
+                throw AdminRefusal(code: .adminNotSupported, message: "this broker has no reload entry point (an embedded broker)")
+            }
+            return try encoder.encode(AdminOutcome(operation: "reload", result: applied ? "applied" : "refused"))
+        case .backup:
+            throw AdminRefusal(code: .internalError, message: "backup is streamed, not answered in one reply")
+        }
+    }
+
+    /// The admin half of the store, or the typed refusal for a backend without it.
+    private func administration() throws -> any MessageLogAdministration {
+        guard let administration = broker.store as? any MessageLogAdministration else {
+            throw AdminRefusal(code: .adminNotSupported,
+                               message: "not supported by this storage backend (\(type(of: broker.store)))")
+        }
+        return administration
+    }
+
+    private func snapshots() async throws -> [SessionSnapshot] {
+        // Every session's loop is asked at once; the answers are awaited together.
+        let pending = broker.liveSessions().compactMap { ($0 as? SessionProxy)?.adminSnapshot() }
+        var out: [SessionSnapshot] = []
+        for future in pending {
+            if let snapshot = try await future.get() { out.append(snapshot) }
+        }
+        return out.sorted { $0.connection.id < $1.connection.id }
+    }
+
+    // MARK: Listings
+
+    private func status() async throws -> AdminStatus {
+        let sessions = try await snapshots()
+        let liveIn = sessions.reduce(UInt64(0)) { $0 &+ $1.connection.messagesIn }
+        let liveOut = sessions.reduce(UInt64(0)) { $0 &+ $1.connection.messagesOut }
+        let rates = broker.admin.rates(liveIn: liveIn, liveOut: liveOut)
+        let usage = try? broker.store.usage()
+        let configuration = broker.configuration
+        let loaded = broker.admin.configuration
+        return AdminStatus(
+            version: RelayVersion.current, startedAt: AdminJSON.timestamp(broker.admin.startedAt),
+            uptimeSeconds: Date().timeIntervalSince(broker.admin.startedAt), configPath: configuration.sourceFile,
+            configDigest: loaded.digest, configLoadedAt: AdminJSON.timestamp(loaded.loadedAt),
+            dataDirectory: configuration.storage.path, storeUsedBytes: usage?.usedBytes, storeLimitBytes: usage?.maxBytes,
+            storeMessages: usage?.messages, connections: sessions.count, messagesInTotal: rates.totalIn,
+            messagesOutTotal: rates.totalOut, messagesInPerSecond: rates.inPerSecond, messagesOutPerSecond: rates.outPerSecond)
+    }
+
+    private func durables() async throws -> [AdminDurable] {
+        let cursors = try administration().durableCursors()
+        var live: [AdminState.DurableKey: (principal: String, filter: String)] = [:]
+        for snapshot in try await snapshots() {
+            for durable in snapshot.durables {
+                live[AdminState.DurableKey(owner: durable.owner, name: durable.name)] = (snapshot.connection.principal, durable.filter)
+            }
+        }
+        let now = UInt64(Date().timeIntervalSince1970 * 1e9)
+        return try cursors.map { record in
+            let attached = live[AdminState.DurableKey(owner: record.owner, name: record.name)]
+            let seen = broker.admin.durableActivity(owner: record.owner, name: record.name)
+            let filterText = attached?.filter ?? seen?.filter
+            // Unknown filter (not attached since start): every stored message after the cursor.
+            let filter = filterText.flatMap { try? TopicFilter($0) } ?? (try? TopicFilter(">"))
+            let lag = try filter.map { try lagBehind(record.cursor, filter: $0) } ?? (count: 0, capped: false, oldest: nil)
+            return AdminDurable(
+                name: record.name, owner: Hex.encode(record.owner.digest), principal: attached?.principal ?? seen?.principal,
+                filter: filterText, attached: attached != nil, cursor: record.cursor, lagMessages: lag.count,
+                lagCapped: lag.capped, lagSeconds: lag.oldest.map { Double(now &- min(now, $0)) / 1e9 } ?? 0,
+                lastAck: seen?.lastAck.map(AdminJSON.timestamp))
+        }
+    }
+
+    /// Stored messages matching `filter` after `cursor`, and the commit time of the oldest.
+    private func lagBehind(_ cursor: UInt64, filter: TopicFilter) throws -> (count: UInt64, capped: Bool, oldest: UInt64?) {
+        var from = cursor + 1, count: UInt64 = 0, oldest: UInt64?
+        while count < Self.lagScanLimit {
+            let batch = try broker.store.read(from: from, filter: filter, maxMessages: 4096, maxBytes: 8 << 20, maxScan: 65_536)
+            count += UInt64(batch.messages.count)
+            if oldest == nil { oldest = batch.messages.first?.timestamp }
+            if batch.reachedEnd || batch.next <= from { return (count, false, oldest) }
+            from = batch.next
+        }
+        return (count, true, oldest)
+    }
+
+    static func topic(_ stats: TopicStatistics) -> AdminTopic {
+        AdminTopic(topic: stats.topic, messages: stats.messages, bytes: stats.bytes, firstSequence: stats.firstSequence,
+                   lastSequence: stats.lastSequence, firstTime: AdminJSON.timestamp(nanoseconds: stats.firstTimestamp),
+                   lastTime: AdminJSON.timestamp(nanoseconds: stats.lastTimestamp))
+    }
+
+    // MARK: Changes
+
+    private func purge(_ arguments: [String: any Sendable]) throws -> AdminOutcome {
+        guard let text = AdminArguments.string(arguments, "filter") else {
+            throw AdminRefusal(code: .invalidAdminRequest, message: "purge needs a 'filter' argument (a topic or filter)")
+        }
+        guard AdminArguments.flag(arguments, "confirm") else {
+            throw AdminRefusal(code: .invalidAdminRequest, message: "purge deletes messages for good: it needs \"confirm\": true (relayctl purge --yes)")
+        }
+        let filter: TopicFilter
+        do { filter = try TopicFilter(text) } catch {
+            throw AdminRefusal(code: .invalidFilter, message: "'\(text)' is not a topic or filter: \(error)")
+        }
+        let result = try administration().purge(filter)
+        broker.logger.notice("messages purged", metadata: ["filter": "\(text)", "messages": "\(result.messages)",
+                                                          "principal": "\(caller.principal)"])
+        return AdminOutcome(operation: "purge", result: "purged", messages: result.messages, bytes: result.bytes,
+                            topics: result.topics)
+    }
+
+    private func deleteDurable(_ arguments: [String: any Sendable]) async throws -> AdminOutcome {
+        guard let name = AdminArguments.string(arguments, "name"), let ownerText = AdminArguments.string(arguments, "owner") else {
+            throw AdminRefusal(code: .invalidAdminRequest, message: "durable_delete needs 'name' and 'owner' (the owner digest relayctl durables shows)")
+        }
+        guard let digest = Hex.decode(ownerText), let owner = DurableOwner(digest: digest) else {
+            throw AdminRefusal(code: .invalidAdminRequest, message: "owner '\(ownerText)' is not a 64-digit hex owner digest")
+        }
+        let administration = try administration()
+        // Claimed for the deletion, so no session attaches it meanwhile.
+        guard broker.claimDurable(owner: owner, name: name) else {
+            throw AdminRefusal(code: .durableInUse, message: "durable '\(name)' is attached to a session; disconnect it first")
+        }
+        defer { broker.releaseDurable(owner: owner, name: name) }
+        guard try await administration.deleteDurableCursor(owner: owner, name: name) else {
+            throw AdminRefusal(code: .adminTargetNotFound, message: "no durable '\(name)' of owner \(ownerText)")
+        }
+        broker.admin.durableForgotten(owner: owner, name: name)
+        return AdminOutcome(operation: "durable_delete", result: "deleted")
+    }
+
+    private func disconnect(_ arguments: [String: any Sendable]) async throws -> AdminOutcome {
+        guard let id = AdminArguments.integer(arguments, "id") else {
+            throw AdminRefusal(code: .invalidAdminRequest, message: "disconnect needs 'id', a connection id from relayctl connections")
+        }
+        for session in broker.liveSessions() {
+            guard let proxy = session as? SessionProxy, let snapshot = try await proxy.adminSnapshot().get(),
+                  snapshot.connection.id == UInt64(clamping: id) else { continue }
+            proxy.terminate(code: .disconnectedByOperator, message: "disconnected by an operator (\(caller.principal))")
+            return AdminOutcome(operation: "disconnect", result: "disconnected")
+        }
+        throw AdminRefusal(code: .adminTargetNotFound, message: "no connection with id \(id)")
+    }
+
+    // MARK: Backup
+
+    /// Streams a compacted copy: ADMINREPLY frames with `more` set carry the
+    /// bytes, each sent once the previous one was taken by the channel; the
+    /// last reply (more clear) carries the outcome with the byte count.
+    private func backup(requestID: UInt32) async throws {
+        let administration: any MessageLogAdministration
+        do { administration = try self.administration() } catch let refusal as AdminRefusal {
+            _ = try? await replies.adminReply(AdminReply(requestID: requestID, refusal: refusal.code, message: refusal.message)).get()
+            return
+        }
+        // Room for the frame's own fields within the caller's limit.
+        let chunk = max(512, min(256 << 10, caller.frameLimit - 64))
+        let replies = self.replies
+        let result: Result<Int, any Error> = await withCheckedContinuation { continuation in
+            // A thread of its own: the copy and the waits block.
+            Thread.detachNewThread {
+                continuation.resume(returning: Result {
+                    try administration.backup(chunkSize: chunk) { bytes in
+                        var buffer = ByteBuffer()
+                        buffer.writeBytes(bytes)
+                        try replies.adminReply(AdminReply(requestID: requestID, body: buffer, more: true)).wait()
+                    }
+                })
+            }
+        }
+        let reply: AdminReply
+        switch result {
+        case .success(let bytes):
+            broker.logger.notice("backup streamed", metadata: ["bytes": "\(bytes)", "principal": "\(caller.principal)"])
+            var body = ByteBuffer()
+            body.writeBytes(try AdminJSON.encoder().encode(AdminOutcome(operation: "backup", result: "complete",
+                                                                        bytes: UInt64(bytes))))
+            reply = AdminReply(requestID: requestID, body: body)
+        case .failure(AdminServiceError.callerGone):
+            return
+        case .failure(let error):
+            reply = AdminReply(requestID: requestID, refusal: .storageFailure, message: "backup failed: \(error)")
+        }
+        _ = try? await replies.adminReply(reply).get()
+    }
+}

@@ -1,0 +1,22 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import RelayStore
+
+extension BrokerContext {
+    /// Records the store's size, limit, the data file system's free space
+    /// and each durable's lag (``StorageSampler`` calls it every five seconds).
+    func recordStorageGauges(_ usage: StorageUsage) {
+        metrics.storageBytes.record(usage.usedBytes)
+        metrics.storageMaxBytes.record(usage.maxBytes)
+        var stats = statvfs()
+        if statvfs(configuration.storage.path, &stats) == 0 {
+            metrics.storageFilesystemFreeBytes.record(Int(stats.f_bavail) * Int(stats.f_frsize))
+        }
+        if let administration = store as? any MessageLogAdministration,
+           let cursors = try? administration.durableCursors(), let tail = try? store.lastSequence() {
+            metrics.lagGauges.update(cursors: cursors, tail: tail, metrics: metrics)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RelayCore
+import RelayTLS
+import RelayWire
+
+/// One admin session (Protocol/relay-v1.md §4.15): mTLS, HELLO, then ADMIN
+/// requests, each answered by one ADMINREPLY (or, for `backup`, a stream
+/// of them). Used by `relayctl`; separate from ``RelayConnection`` because
+/// it needs none of its publishing, subscribing or reconnecting.
+public final class AdminClient: Sendable {
+    private let channel: any Channel
+    private let inbox: AsyncThrowingStream<Frame, any Error>
+    private let nextID = NIOLockedValueBox<UInt32>(1)
+    /// Who the broker says this client is (from WELCOME).
+    public let welcome: Welcome
+
+    /// A refusal: the broker's code and message (`not_authorized`, …).
+    public struct Refused: Error, CustomStringConvertible {
+        public var code: UInt16
+        public var message: String
+        public var errorCode: RelayErrorCode? { RelayErrorCode(rawValue: code) }
+        public var description: String {
+            let name = errorCode?.name ?? "code 0x\(String(code, radix: 16))"
+            return message.isEmpty ? name : "\(name): \(message)"
+        }
+    }
+
+    /// Connects, sends HELLO and waits for WELCOME.
+    public static func connect(_ configuration: RelayClientConfiguration,
+                               group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> AdminClient {
+        let tls = try TLSClientContext(configuration: configuration.tls)
+        let (stream, continuation) = AsyncThrowingStream<Frame, any Error>.makeStream()
+        let maxFrame = configuration.maxFrameSize
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(configuration.connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(try tls.makeHandler())
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(role: .client, maxFrameSize: maxFrame)))
+                    try sync.addHandler(Inbox(continuation: continuation))
+                }
+            }
+            .connect(host: configuration.host, port: configuration.port).get()
+        var hello = ByteBuffer()
+        try hello.writeFrame(.hello(Hello(maxFrameSize: UInt32(maxFrame), clientName: configuration.clientName)))
+        try await channel.writeAndFlush(hello)
+        var iterator = stream.makeAsyncIterator()
+        switch try await iterator.next() {
+        case .welcome(let welcome)?:
+            return AdminClient(channel: channel, inbox: stream, welcome: welcome)
+        case .error(let error)?:
+            channel.close(promise: nil)
+            throw Refused(code: error.code, message: error.message)
+        case let other:
+            channel.close(promise: nil)
+            throw Refused(code: RelayErrorCode.protocolViolation.rawValue,
+                          message: other.map { "the broker answered HELLO with \($0.type)" } ?? "the broker closed the connection")
+        }
+    }
+
+    private init(channel: any Channel, inbox: AsyncThrowingStream<Frame, any Error>, welcome: Welcome) {
+        self.channel = channel
+        self.inbox = inbox
+        self.welcome = welcome
+    }
+
+    /// Calls `operation` with `arguments` (a JSON object's bytes; empty for
+    /// none) and returns the result body (JSON). Replies with `more` set
+    /// (backup data) go to `chunk` in order before the final body returns.
+    /// One call at a time per client.
+    public func call(_ operation: String, arguments: [UInt8] = [],
+                     chunk: ((ByteBuffer) throws -> Void)? = nil) async throws -> ByteBuffer {
+        let id = nextID.withLockedValue { id in
+            defer { id &+= 1 }
+            return id
+        }
+        var request = ByteBuffer()
+        var body = ByteBuffer()
+        body.writeBytes(arguments)
+        try request.writeFrame(.admin(AdminRequest(requestID: id, operation: operation, body: body)))
+        try await channel.writeAndFlush(request)
+        for try await frame in inbox {
+            switch frame {
+            case .adminReply(let reply) where reply.requestID == id:
+                if reply.code != 0 { throw Refused(code: reply.code, message: reply.message) }
+                if reply.more {
+                    try chunk?(reply.body)
+                    continue
+                }
+                return reply.body
+            case .error(let error) where error.subscriptionID == 0:
+                throw Refused(code: error.code, message: error.message)
+            case .ping(let token):
+                var pong = ByteBuffer()
+                try pong.writeFrame(.pong(token: token))
+                try await channel.writeAndFlush(pong)
+            default:
+                continue
+            }
+        }
+        throw Refused(code: RelayErrorCode.internalError.rawValue, message: "the broker closed the connection before answering \(operation)")
+    }
+
+    /// Completes when the connection closes (e.g. after `relayctl disconnect`).
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// Says BYE and closes.
+    public func close() async {
+        var bye = ByteBuffer()
+        try? bye.writeFrame(.bye(.normal))
+        try? await channel.writeAndFlush(bye)
+        try? await channel.close()
+    }
+
+    private final class Inbox: ChannelInboundHandler, Sendable {
+        typealias InboundIn = Frame
+        let continuation: AsyncThrowingStream<Frame, any Error>.Continuation
+        init(continuation: AsyncThrowingStream<Frame, any Error>.Continuation) { self.continuation = continuation }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { continuation.yield(unwrapInboundIn(data)) }
+        func channelInactive(context: ChannelHandlerContext) { continuation.finish() }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            continuation.finish(throwing: error)
+            context.close(promise: nil)
+        }
+    }
+}

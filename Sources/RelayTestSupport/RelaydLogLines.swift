@@ -1,0 +1,111 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// relayd's lifecycle lines ("relayd listening on HOST:PORT", "relayd
+/// metrics on http://HOST:PORT/metrics", "relayd stopped") are log lines in
+/// the configured format (logfmt or JSON) on stdout: the message text is
+/// the same in both, so these find it anywhere in a line.
+public enum RelaydLogLine {
+    /// The port of a "relayd listening on HOST:PORT" line, or nil for another line.
+    public static func listeningPort(_ line: some StringProtocol) -> Int? {
+        port(after: "relayd listening on ", in: line)
+    }
+
+    /// The port of a "relayd metrics on http://HOST:PORT/metrics" line, or nil.
+    public static func metricsPort(_ line: some StringProtocol) -> Int? {
+        port(after: "relayd metrics on http://", in: line)
+    }
+
+    /// `HOST:PORT` follows `marker` and ends at a quote, space, slash or the line's end.
+    private static func port(after marker: String, in line: some StringProtocol) -> Int? {
+        guard let start = line.range(of: marker)?.upperBound else { return nil }
+        let address = line[start...].prefix { $0 != "\"" && $0 != " " && $0 != "/" }
+        guard let colon = address.lastIndex(of: ":") else { return nil }
+        return Int(address[address.index(after: colon)...])
+    }
+
+    /// Parses one logfmt line (`key=value key="quoted \"value\""`) into its
+    /// fields; nil when it is not logfmt (text outside a pair, an unclosed quote).
+    public static func logfmt(_ line: String) -> [String: String]? {
+        var fields: [String: String] = [:]
+        var rest = Substring(line)
+        while !rest.isEmpty {
+            rest = rest.drop { $0 == " " }
+            if rest.isEmpty { break }
+            guard let equals = rest.firstIndex(of: "="), !rest[..<equals].contains(" "), equals != rest.startIndex else { return nil }
+            let key = String(rest[..<equals])
+            rest = rest[rest.index(after: equals)...]
+            if rest.first == "\"" {
+                // A JSON string literal: find its closing quote, skipping escapes.
+                var index = rest.index(after: rest.startIndex)
+                var escaped = false
+                while index < rest.endIndex {
+                    let character = rest[index]
+                    if escaped { escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { break }
+                    index = rest.index(after: index)
+                }
+                guard index < rest.endIndex else { return nil }
+                let literal = rest[rest.startIndex...index]
+                guard let value = try? JSONDecoder().decode(String.self, from: Data(literal.utf8)) else { return nil }
+                fields[key] = value
+                rest = rest[rest.index(after: index)...]
+                guard rest.isEmpty || rest.first == " " else { return nil }
+            } else {
+                let value = rest.prefix { $0 != " " }
+                guard !value.contains("\"") && !value.contains("=") else { return nil }
+                fields[key] = String(value)
+                rest = rest[value.endIndex...]
+            }
+        }
+        return fields.isEmpty ? nil : fields
+    }
+
+    /// Parses one JSON-object line into string fields; nil when it is not one.
+    public static func json(_ line: String) -> [String: String]? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+        return object.reduce(into: [:]) { out, entry in out[entry.key] = "\(entry.value)" }
+    }
+}
+
+extension ChildProcess {
+    /// Every line written so far, stdout then stderr.
+    public var outputLines: [String] { stdoutLines + stderrLines }
+}
+
+/// A GET on the metrics listener that reports any status (``RelaydFixture/scrapeMetrics()``
+/// insists on 200): for `/readyz`, which answers 503 while not ready.
+public enum HTTPProbe {
+    public static func get(port: Int, path: String, host: String = "127.0.0.1") async throws -> (status: Int, body: String) {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"))
+            var response = ByteBuffer()
+            for try await chunk in inbound {
+                var chunk = chunk
+                response.writeBuffer(&chunk)
+            }
+            let text = String(buffer: response)
+            let statusWord = text.split(separator: " ", maxSplits: 2).dropFirst().first
+            guard let statusWord, let status = Int(statusWord), let split = text.range(of: "\r\n\r\n") else {
+                throw RelaydFixtureError(message: "GET \(path) on \(host):\(port): not an HTTP response: \(text.prefix(200))")
+            }
+            return (status, String(text[split.upperBound...]))
+        }
+    }
+}
+
+extension RelaydFixture {
+    /// `/readyz`'s status and body.
+    public func readyz() async throws -> (status: Int, body: String) {
+        guard let metricsPort else {
+            throw RelaydFixtureError(message: "the metrics listener is off; create the fixture with metrics: true")
+        }
+        return try await HTTPProbe.get(port: metricsPort, path: "/readyz")
+    }
+}

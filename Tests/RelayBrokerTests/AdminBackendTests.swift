@@ -1,0 +1,82 @@
+import Foundation
+import Logging
+import NIOCore
+import RelayCore
+import RelayStore
+import RelayTestSupport
+import RelayWire
+import Testing
+@testable import RelayBroker
+
+/// A storage backend that is a `MessageLog` but not a
+/// `MessageLogAdministration` (as a replicated backend may be): the admin
+/// operations that need the store's admin half answer the typed
+/// `admin_not_supported`, the others still work, the session stays open.
+@Suite("Admin on a backend without MessageLogAdministration")
+struct AdminBackendTests {
+    @Test("topics, durables, purge and backup answer admin_not_supported; status still answers")
+    func notSupported() async throws {
+        let ids = try AdminTestIdentities()
+        // The fixture writes the config and PKI; the broker runs in this process on a plain MessageLog.
+        try await withRelayd(try ids.fixture(), start: false) { fixture in
+            let configuration = try BrokerConfiguration.load(path: fixture.configPath)
+            let broker = try await Broker.start(configuration: configuration, logger: Logger(label: "admin-backend-test"),
+                                                openLog: { store, _ in LogOnly(InMemoryMessageLog(configuration: store)) })
+            let client = try await FrameClient.connect(port: broker.port, pki: fixture.pki, as: ids.ops)
+            _ = try await client.hello()
+            var codes: [String: UInt16] = [:]
+            let operations = ["topics", "durables", "purge", "backup", "status"]
+            for (index, operation) in operations.enumerated() {
+                var body = ByteBuffer()
+                if operation == "purge" { body.writeString(#"{"filter":"a.>","confirm":true}"#) }
+                try await client.send(.admin(AdminRequest(requestID: UInt32(index + 1), operation: operation, body: body)))
+                let reply = try await client.nextReply(where: Self.isAdminReply)
+                guard case .adminReply(let answer)? = reply else { continue }
+                codes[operation] = answer.code
+            }
+            await client.close()
+            await broker.shutdown()
+            let unsupported = RelayErrorCode.adminNotSupported.rawValue
+            #expect(codes == ["topics": unsupported, "durables": unsupported, "purge": unsupported,
+                              "backup": unsupported, "status": 0])
+        }
+    }
+
+    static func isAdminReply(_ frame: Frame) -> Bool {
+        if case .adminReply = frame { return true }
+        return false
+    }
+}
+
+/// Only the `MessageLog` half of a log (it forwards; it adds no admin operations).
+private final class LogOnly: MessageLog {
+    let base: InMemoryMessageLog
+    init(_ base: InMemoryMessageLog) { self.base = base }
+
+    func append(_ messages: [NewMessage], completion: @escaping @Sendable ([Result<AppendReceipt, StoreError>]) -> Void) {
+        base.append(messages, completion: completion)
+    }
+    var dedupWindow: DedupWindow { base.dedupWindow }
+    func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int, maxScan: Int) throws(StoreError) -> ReadBatch {
+        try base.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: maxScan)
+    }
+    func startSequence(_ position: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
+        try base.startSequence(position, filter: filter)
+    }
+    func lastSequence() throws(StoreError) -> UInt64 { try base.lastSequence() }
+    func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
+                      completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        base.commitCursor(owner: owner, name: name, sequence: sequence, completion: completion)
+    }
+    func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? { try base.cursor(owner: owner, name: name) }
+    func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
+        try base.legacyCursor(principal: principal, name: name)
+    }
+    func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+                           completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        base.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: sequence, completion: completion)
+    }
+    func prune() async throws(StoreError) -> Int { try await base.prune() }
+    func usage() throws(StoreError) -> StorageUsage { try base.usage() }
+    func close() { base.close() }
+}
