@@ -57,7 +57,7 @@ release: deps
 # (scripts/dependent-package.sh; TEST_DEPENDENT=0 skips). Then every
 # libFuzzer target runs for TEST_FUZZ_SECONDS (default 60; 0 skips), failing
 # on a crash or a leak (make fuzz, below).
-HEAVY_TESTS := ScaleTests|AbuseTests
+HEAVY_TESTS := ScaleTests|AbuseTests|ClusterTests
 TEST_FUZZ_SECONDS ?= 60
 TEST_DEPENDENT ?= 1
 test: deps
@@ -234,6 +234,19 @@ soak: deps
 # Knobs: N, SIZES, WINDOW, FANOUT, RELAY_DURABILITY, ... (scripts/bench-peers.sh).
 bench-peers: deps
 	bash scripts/bench-peers.sh
+
+# Cluster mode (docs/cluster.md): 3 nats-server nodes with mTLS routes and 2
+# relayd edges on the jetstream backend, on 127.0.0.1 with the dev PKI;
+# prints the commands to try, Ctrl-C stops all (scripts/cluster.sh).
+.PHONY: cluster bench-cluster
+cluster: pki
+	bash scripts/cluster.sh
+
+# One edge next to direct nats.c publishing into the same R3 stream, in the
+# same run: acked msg/s and p99 publish->ack of both (scripts/bench-cluster.sh;
+# knobs N, SIZE, WINDOW, ROUNDS).
+bench-cluster: deps
+	bash scripts/bench-cluster.sh
 
 clean:
 	rm -rf .build .build-* Benchmarks/.build

@@ -56,7 +56,7 @@ public func withRelayd<Result>(
 }
 
 /// Failing issues recorded inside one scope (expectations, `Issue.record`).
-private final class FailureCount: Sendable {
+final class FailureCount: Sendable {
     private let count = NIOLockedValueBox(0)
     var value: Int { count.withLockedValue { $0 } }
     func add() { count.withLockedValue { $0 += 1 } }
@@ -65,7 +65,7 @@ private final class FailureCount: Sendable {
 /// Runs `body`, counting the failing issues it records, through swift-testing's
 /// issue-handling trait (which passes every issue on unchanged). Outside a test
 /// or on an actor (the trait runs its closure nonisolated) `body` runs plainly.
-private func countingFailures<Result>(
+func countingFailures<Result>(
     in failures: FailureCount, isolation: isolated (any Actor)?,
     _ body: () async throws -> Result
 ) async throws -> Result {

@@ -4,7 +4,9 @@ import RelayStore
 
 extension BrokerContext {
     /// Why `/readyz` answers 503, or nil when the broker is ready: it is
-    /// shutting down, or the store refused its last commit (``StoreHealth``).
+    /// shutting down, the message log is unavailable (a JetStream cluster
+    /// without quorum, `MessageLog.isAvailable`), or the store refused its
+    /// last commit (``StoreHealth``).
     public var notReadyReason: String? {
         guard isAccepting else { return "shutting down" }
         // A replicated log (JetStream) without quorum: publishes would fail.

@@ -40,6 +40,11 @@ public final class StoreHealth: Sendable {
         }
         if let error = firstFailure {
             metrics.storageFailures(code: error.relayErrorCode.name).increment(by: failures)
+            // A replicated log without quorum (JetStream) reports that through
+            // MessageLog.isAvailable, which its own probe clears when quorum
+            // returns; a sticky failure here would only clear on a successful
+            // commit, which /readyz then keeps clients from making.
+            if case .unavailable = error { return }
             let code = error.relayErrorCode.name
             let changed = state.withLockedValue { current -> Bool in
                 guard current?.code != code else { return false }

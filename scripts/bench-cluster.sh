@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# bench-cluster.sh - one relayd edge next to direct nats.c publishing, into
+# the same R3 JetStream stream, in the same run (`make bench-cluster`).
+#
+# 1. builds relayd and relayctl (release, as bench-peers.sh) unless
+#    RELAY_BIN_DIR is set, and scripts/nats_r3_bench.c (cc + pkg-config libnats);
+# 2. makes a throwaway PKI (relayctl pki init + NATS node/client certificates),
+#    starts 3 nats-server nodes (mTLS on clients and routes) and one relayd
+#    edge on the jetstream backend, all on 127.0.0.1;
+# 3. ROUNDS times, alternating: direct nats.c async publish of N messages of
+#    SIZE bytes (WINDOW in flight) to the edge's stream, then
+#    `relayctl bench pubsub --subscribers 0` through the edge (same N, SIZE,
+#    WINDOW; each PUBACK waits for JetStream's ack);
+# 4. prints acked msg/s and p99 publish->ack of both and the ratio per round
+#    (target: the edge reaches at least 80% of direct, docs/cluster.md),
+#    and stops everything it started, by PID.
+#
+# Knobs (environment):
+#   N=20000 SIZE=128 WINDOW=1000 ROUNDS=1 REPLICAS=3 SCEN_TIMEOUT=60
+#   NATS_BASE=24222   client ports NATS_BASE..+2, routes +1000, monitoring +2000
+#   EDGE_PORT=27443
+#   RELAY_BIN_DIR     use relayd/relayctl from there, build nothing
+#   SCRATCH           SwiftPM scratch path (default .build-bench-release, shared with bench-peers.sh)
+#   BENCH_WORKDIR     default ${TMPDIR:-/tmp}/relay-bench-cluster (removed at the end unless KEEP=1)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+N="${N:-20000}" SIZE="${SIZE:-128}" WINDOW="${WINDOW:-1000}" ROUNDS="${ROUNDS:-1}" REPLICAS="${REPLICAS:-3}"
+SCEN_TIMEOUT="${SCEN_TIMEOUT:-60}"
+NATS_BASE="${NATS_BASE:-24222}" EDGE_PORT="${EDGE_PORT:-27443}"
+SCRATCH="${SCRATCH:-$ROOT/.build-bench-release}"
+WORK="${BENCH_WORKDIR:-${TMPDIR:-/tmp}/relay-bench-cluster}/$(date +%Y%m%d-%H%M%S)-$$"
+NATS_SERVER="${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}"
+STREAM=RELAY
+
+log() { printf '[bench-cluster] %s\n' "$*" >&2; }
+die() { printf '[bench-cluster] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/cluster-lib.sh
+source "$ROOT/scripts/cluster-lib.sh"
+
+[[ $N =~ ^[0-9]+$ && $SIZE =~ ^[0-9]+$ && $WINDOW =~ ^[0-9]+$ && $ROUNDS =~ ^[0-9]+$ ]] || die "N, SIZE, WINDOW, ROUNDS must be integers"
+[[ -x $NATS_SERVER ]] || die "nats-server not found (apt-get install nats-server, or make deps)"
+pkg-config --exists libnats || die "libnats-dev is missing (make deps)"
+
+if [[ -n ${RELAY_BIN_DIR:-} ]]; then
+  BIN="$RELAY_BIN_DIR"
+else
+  log "building relayd and relayctl (release, $SCRATCH)"
+  for product in relayd relayctl; do
+    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --scratch-path "$SCRATCH" --product "$product" >&2
+  done
+  BIN="$SCRATCH/release"
+fi
+mkdir -p "$WORK"/{pki,edge,n1,n2,n3}
+cc -O2 -o "$WORK/nats_r3_bench" "$ROOT/scripts/nats_r3_bench.c" $(pkg-config --cflags --libs libnats)
+
+PIDS=()
+stop_all() {
+  trap - INT TERM EXIT
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [[ ${KEEP:-0} == 1 ]] && log "kept $WORK" || rm -rf "$WORK"
+}
+trap stop_all INT TERM EXIT
+
+"$BIN/relayctl" pki init --dir "$WORK/pki" >/dev/null
+issue_nats_cert "$WORK/pki" nats-node serverAuth,clientAuth
+issue_nats_cert "$WORK/pki" nats-client clientAuth
+P="$WORK/pki"
+
+ROUTES="\"tls://127.0.0.1:$((NATS_BASE + 1000))\", \"tls://127.0.0.1:$((NATS_BASE + 1001))\", \"tls://127.0.0.1:$((NATS_BASE + 1002))\""
+URLS=""
+for i in 0 1 2; do
+  n=$((i + 1))
+  TLS="tls { cert_file: \"$P/nats-node.pem\", key_file: \"$P/nats-node.key\", ca_file: \"$P/ca.pem\", verify: true, timeout: 5 }"
+  cat > "$WORK/n$n.conf" <<EOF
+server_name: n$n
+listen: 127.0.0.1:$((NATS_BASE + i))
+http: 127.0.0.1:$((NATS_BASE + 2000 + i))
+$TLS
+jetstream { store_dir: "$WORK/n$n" }
+cluster { name: bench, listen: 127.0.0.1:$((NATS_BASE + 1000 + i)), no_advertise: true, $TLS, routes: [$ROUTES] }
+EOF
+  "$NATS_SERVER" -c "$WORK/n$n.conf" -l "$WORK/n$n.log" &
+  PIDS+=($!)
+  URLS="$URLS${URLS:+,}tls://127.0.0.1:$((NATS_BASE + i))"
+done
+wait_nats_healthy 30 $((NATS_BASE + 2000)) $((NATS_BASE + 2001)) $((NATS_BASE + 2002)) \
+  || die "the NATS cluster did not form in 30 s (KEEP=1 keeps $WORK/n*.log)"
+
+SERVERS="\"${URLS//,/\", \"}\""
+cat > "$WORK/edge.toml" <<EOF
+[server]
+listen = "127.0.0.1:$EDGE_PORT"
+[tls]
+certificate = "$P/server.pem"
+private_key = "$P/server.key"
+client_ca = ["$P/ca.pem"]
+[storage]
+backend = "jetstream"
+path = "$WORK/edge"
+[storage.jetstream]
+servers = [$SERVERS]
+ca = "$P/ca.pem"
+certificate = "$P/nats-client.pem"
+private_key = "$P/nats-client.key"
+stream = "$STREAM"
+replicas = $REPLICAS
+[limits]
+max_in_flight = 4096
+[log]
+level = "warning"
+[[acl.rule]]
+name = "bench"
+publish = [">"]
+subscribe = [">"]
+EOF
+"$BIN/relayd" --config "$WORK/edge.toml" > "$WORK/edge.log" 2>&1 &
+EDGE_PID=$!
+PIDS+=($EDGE_PID)
+wait_relayd_listening 30 "$WORK/edge.log" "$EDGE_PID" || die "relayd did not start: $(tail -n 5 "$WORK/edge.log")"
+
+field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
+printf '%-6s %-8s %12s %12s %12s %8s\n' round side "acked msg/s" "p50 ack ms" "p99 ack ms" "ok"
+for round in $(seq 1 "$ROUNDS"); do
+  # Direct: the same stream relayd writes (subject under its prefix), from nats.c.
+  direct=$("$WORK/nats_r3_bench" --url "$URLS" --ca "$P/ca.pem" --cert "$P/nats-client.pem" --key "$P/nats-client.key" \
+    --stream "$STREAM" --subject "relay.bench.direct" --n "$N" --size "$SIZE" --window "$WINDOW" \
+    --replicas "$REPLICAS" --timeout "$SCEN_TIMEOUT") || true
+  edge=$("$BIN/relayctl" bench pubsub --server "127.0.0.1:$EDGE_PORT" --ca "$P/ca.pem" --cert "$P/billing.pem" \
+    --key "$P/billing.key" --broker-pid "$EDGE_PID" --subscribers 0 --count "$N" --size "$SIZE" --window "$WINDOW" \
+    --timeout "$SCEN_TIMEOUT" --json | grep '^{' | tail -n 1) || true
+  [[ -n $direct ]] || die "the direct publisher printed nothing"
+  [[ -n $edge ]] || die "relayctl bench printed nothing (edge log: $(tail -n 5 "$WORK/edge.log"))"
+  d_rate=$(field "$direct" acked_msgs_per_sec) e_rate=$(field "$edge" published_msgs_per_sec)
+  printf '%-6s %-8s %12.0f %12.2f %12.2f %8s\n' "$round" direct "$d_rate" \
+    "$(awk -v v="$(field "$direct" publish_ack_p50_us)" 'BEGIN{print v/1000}')" \
+    "$(awk -v v="$(field "$direct" publish_ack_p99_us)" 'BEGIN{print v/1000}')" \
+    "$(sed -n 's/.*"ok":\(true\|false\).*/\1/p' <<<"$direct")"
+  printf '%-6s %-8s %12.0f %12.2f %12.2f %8s\n' "$round" edge "$e_rate" \
+    "$(awk -v v="$(field "$edge" publish_ack_p50_us)" 'BEGIN{print v/1000}')" \
+    "$(awk -v v="$(field "$edge" publish_ack_p99_us)" 'BEGIN{print v/1000}')" \
+    "$(sed -n 's/.*"ok":\(true\|false\).*/\1/p' <<<"$edge")"
+  awk -v e="$e_rate" -v d="$d_rate" 'BEGIN { r = (d > 0) ? e / d : 0;
+    printf "%-6s edge/direct = %.2f (target >= 0.80: %s)\n", "", r, (r >= 0.8 ? "met" : "NOT met") }'
+  echo "direct $direct" >> "$WORK/results.txt"
+  echo "edge $edge" >> "$WORK/results.txt"
+done
