@@ -30,6 +30,19 @@ public final class AdminClient: Sendable {
     /// Connects, sends HELLO and waits for WELCOME.
     public static func connect(_ configuration: RelayClientConfiguration,
                                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> AdminClient {
+        do {
+            return try await open(configuration, group: group)
+        } catch let refused as Refused {
+            throw refused
+        } catch {
+            // A TLS refusal, a refused connection, an unreadable key: the same
+            // plain sentences and exit codes (RelayExit) as relay-pub/relay-sub.
+            throw RelayClientError.from(error, server: configuration.server)
+        }
+    }
+
+    private static func open(_ configuration: RelayClientConfiguration,
+                             group: any EventLoopGroup) async throws -> AdminClient {
         let tls = try TLSClientContext(configuration: configuration.tls)
         let (stream, continuation) = AsyncThrowingStream<Frame, any Error>.makeStream()
         let maxFrame = configuration.maxFrameSize

@@ -20,7 +20,10 @@ struct TimeoutReconnectTests {
         #expect(reconnects.count >= 2, "\(run.stderr)")
         let gaveUp = run.stderr.last { $0.contains("gave up after --timeout 1.0 s") && $0.contains("127.0.0.1:1") }
         #expect(gaveUp != nil, "\(run.stderr)")
-        #expect(elapsed < 10, "took \(elapsed) s")
+        // No hang: --timeout ends the run (runCLI would kill it at 20 s). The
+        // bound is loose because a loaded 2-core CI machine takes seconds to
+        // start a Swift binary; the 'gave up' line above is the real check.
+        #expect(elapsed < 15, "took \(elapsed) s")
     }
 
     @Test("relay-sub --timeout: the broker stops mid-run, a reconnect line per attempt, exit 69 at the deadline")
