@@ -103,7 +103,7 @@ extension RelayClientError {
         case .identityRefused, .notAuthorized, .subscriptionRevoked:
             category = .denied
         case .invalidTopic, .invalidFilter, .invalidHeaders, .payloadTooLarge, .reservedTopic, .invalidStartPosition,
-             .duplicateSubscriptionID, .tooManySubscriptions, .durableInUse, .unknownSubscription:
+             .duplicateSubscriptionID, .tooManySubscriptions, .durableInUse, .unknownSubscription, .durableFilterMismatch:
             category = .usage
         case .tooManyConnections, .serverShuttingDown, .internalError, .helloTimeout, .storageFull, .storageFailure, .storageUnavailable,
              .tooManyInFlight:

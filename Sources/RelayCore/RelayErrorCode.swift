@@ -41,6 +41,8 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
     case subscriptionRevoked = 0x010D
     case reservedTopic = 0x010E
     case storageUnavailable = 0x010F
+    /// A durable name reused with another filter (§4.6): refused, the cursor is untouched.
+    case durableFilterMismatch = 0x0110
     // Admin operations (ADMIN/ADMINREPLY, Protocol/relay-v1.md §4.15); from
     // 0x0120 so codes other work adds after 0x010E do not collide.
     case adminNotSupported = 0x0120
@@ -85,6 +87,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .subscriptionRevoked: return "subscription_revoked"
         case .reservedTopic: return "reserved_topic"
         case .storageUnavailable: return "storage_unavailable"
+        case .durableFilterMismatch: return "durable_filter_mismatch"
         case .adminNotSupported: return "admin_not_supported"
         case .invalidAdminRequest: return "invalid_admin_request"
         case .adminTargetNotFound: return "admin_target_not_found"
@@ -126,6 +129,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .subscriptionRevoked: return "the policy no longer allows this subscription (after a reload)"
         case .reservedTopic: return "topics starting with '_' are reserved for the broker"
         case .storageUnavailable: return "the replicated log has no quorum; nothing was stored, retry the same publish later"
+        case .durableFilterMismatch: return "that durable name is in use with another filter; use another name, the same filter, or delete it with relayctl durable delete"
         case .adminNotSupported: return "this broker's storage backend does not support that admin operation"
         case .invalidAdminRequest: return "the admin operation is unknown or its arguments are invalid; see relayctl --help"
         case .adminTargetNotFound: return "no such connection or durable; list them with relayctl connections or relayctl durables"

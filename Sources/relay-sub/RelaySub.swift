@@ -21,8 +21,11 @@ struct RelaySub: AsyncParsableCommand {
           relay-sub --topic 'orders.>' --durable billing-worker --from earliest
 
         --from takes earliest, latest (the default), seq:N, time:RFC3339 (e.g. \
-        time:2024-05-01T12:00:00Z) or last:N. A --durable subscription resumes after \
-        the last message it printed, across runs.
+        time:2024-05-01T12:00:00Z), time:-D (D ago, e.g. time:-1h) or last:N. \
+        --since D is time:-D; D is a whole number with s, m, h or d. A --durable \
+        subscription resumes after the last message it printed, across runs: an \
+        existing durable ignores --from/--since (the broker's notice says so), and \
+        reusing its name with another --topic is refused (durable_filter_mismatch).
 
         \(RelayExit.helpText)
         """,
@@ -34,8 +37,11 @@ struct RelaySub: AsyncParsableCommand {
                                             valueName: "filter"))
     var topic: [String]
 
-    @Option(name: .long, help: ArgumentHelp("Where to start: earliest, latest, seq:N, time:RFC3339, last:N.", valueName: "position"))
+    @Option(name: .long, help: ArgumentHelp("Where to start: earliest, latest, seq:N, time:RFC3339, time:-D, last:N.", valueName: "position"))
     var from: String = "latest"
+
+    @Option(name: .long, help: ArgumentHelp("Start this long ago: 30s, 5m, 1h, 2d (same as --from time:-D).", valueName: "duration"))
+    var since: String?
 
     @Option(name: .long, help: ArgumentHelp("Keep a durable cursor with this name (one --topic only).", valueName: "name"))
     var durable: String?
@@ -52,12 +58,13 @@ struct RelaySub: AsyncParsableCommand {
     func validate() throws {
         guard !topic.isEmpty else { throw ValidationError("give at least one --topic") }
         if durable != nil, topic.count > 1 { throw ValidationError("--durable takes exactly one --topic") }
+        if since != nil, from != "latest" { throw ValidationError("give --since or --from, not both") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
     }
 
     func run() async throws {
-        let start = try parseStartPosition(from)
+        let start = try since.map { try parseSince($0) } ?? parseStartPosition(from, now: currentTimeNanoseconds())
         let configuration = try client.configuration(clientName: "relay-sub")
         let reporter = ConnectionReporter(program: "relay-sub")
         // Time up while connected: a normal end (below). While the broker cannot be reached: exit 69.

@@ -95,7 +95,7 @@ final class RecordingEnvironment: SessionEnvironment {
             case .welcome(let version, let principal, _, let limit): return "welcome v\(version) \(principal) limit \(limit)"
             case .published(let id, let receipt): return "puback \(id) seq \(receipt.sequence)\(receipt.duplicate ? " duplicate" : "")"
             case .publishRefused(let id, let code, _): return "puberr \(id) \(code.name)"
-            case .subscribed(let id, let first): return "suback \(id) first \(first)"
+            case .subscribed(let id, let first, _): return "suback \(id) first \(first)"
             case .subscribeRefused(let id, let code, _): return "suback \(id) \(code.name)"
             case .subscriptionEnded(let id, let code, _): return "err \(id) \(code.name)"
             }
@@ -182,4 +182,16 @@ enum SessionFixture {
                               message: RoutedMessage(sequence: sequence, timestamp: timestamp ?? sequence, topic: "t.a",
                                                      prepared: prepared!))
     }
+}
+
+/// Durable filters (§4.6) are not what these state-machine tests check:
+/// every filter is accepted, as for a durable not seen since relayd started.
+extension RecordingEnvironment {
+    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String? { nil }
+    func setDurableFilter(owner: DurableOwner, name: String, filter: String) {}
+}
+
+extension LogBackedSessionEnvironment {
+    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String? { nil }
+    func setDurableFilter(owner: DurableOwner, name: String, filter: String) {}
 }

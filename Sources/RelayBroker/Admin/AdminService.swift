@@ -188,6 +188,7 @@ struct AdminService: Sendable {
             throw AdminRefusal(code: .adminTargetNotFound, message: "no durable '\(name)' of owner \(ownerText)")
         }
         broker.admin.durableForgotten(owner: owner, name: name)
+        broker.forgetDurableFilter(owner: owner, name: name)
         return AdminOutcome(operation: "durable_delete", result: "deleted")
     }
 

@@ -80,8 +80,8 @@ final class SessionIO: SessionEnvironment {
                                          duplicate: receipt.duplicate)))
         case .publishRefused(let id, let code, let message):
             write(.publishError(PublishError(publishID: id, code: code, message: message)))
-        case .subscribed(let id, let first):
-            write(.subscribeAck(.accepted(subscriptionID: id, firstSequence: first)))
+        case .subscribed(let id, let first, let notice):
+            write(.subscribeAck(SubscribeAck(subscriptionID: id, code: 0, firstSequence: first, message: notice)))
         case .subscribeRefused(let id, let code, let message):
             write(.subscribeAck(.refused(subscriptionID: id, code: code, message: message)))
         case .subscriptionEnded(let id, let code, let message):
@@ -220,6 +220,14 @@ final class SessionIO: SessionEnvironment {
     func permissions(for identity: Identity) -> Permissions { broker.policy.permissions(for: identity) }
 
     func claimDurable(owner: DurableOwner, name: String) -> Bool { broker.claimDurable(owner: owner, name: name) }
+
+    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String? {
+        broker.durableFilter(owner: owner, name: name, remembering: filter)
+    }
+
+    func setDurableFilter(owner: DurableOwner, name: String, filter: String) {
+        broker.setDurableFilter(owner: owner, name: name, filter: filter)
+    }
 
     /// The owner's committed cursor; else a cursor migrated from a
     /// schema-1 store under this session's principal, which this owner then

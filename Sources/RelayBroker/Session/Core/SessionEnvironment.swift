@@ -48,7 +48,8 @@ enum SessionOutput: Equatable {
     case welcome(version: UInt16, principal: String, identity: Identity, peerFrameLimit: Int)
     case published(publishID: UInt64, AppendReceipt)
     case publishRefused(publishID: UInt64, RelayErrorCode, String)
-    case subscribed(subscriptionID: UInt32, firstSequence: UInt64)
+    /// `notice`: empty, or why the SUB's start position was not used (§4.7).
+    case subscribed(subscriptionID: UInt32, firstSequence: UInt64, notice: String)
     case subscribeRefused(subscriptionID: UInt32, RelayErrorCode, String)
     /// A subscription ended (or never existed) by the broker's decision.
     case subscriptionEnded(subscriptionID: UInt32, RelayErrorCode, String)
@@ -97,6 +98,11 @@ protocol SessionEnvironment: AnyObject {
     func claimDurable(owner: DurableOwner, name: String) -> Bool
     /// The committed cursor of a durable name (adopting a migrated one if need be).
     func resumeCursor(owner: DurableOwner, name: String, principal: String) throws(StoreError) -> UInt64?
+    /// The filter an existing durable was attached with (nil: not known
+    /// since relayd started), remembering `filter` when none is (§4.6).
+    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String?
+    /// A new cursor (none committed yet) takes the filter of its SUB.
+    func setDurableFilter(owner: DurableOwner, name: String, filter: String)
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
     /// Adds the subscription to routing; returns the watermark (see ``Router``).
     func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64

@@ -45,10 +45,24 @@ extension SessionStateMachine {
         }
         var start: UInt64?
         var notBefore: UInt64?  // a `time` start: pass over what was committed before it (§4.6)
+        var notice = ""
         do {
             if let owner, let cursor = try env.resumeCursor(owner: owner, name: durable, principal: session.principal) {
+                // An existing durable is never moved silently (§4.6): another
+                // filter is refused, an explicit start is ignored and said so.
+                if let stored = env.durableFilter(owner: owner, name: durable, remembering: filter.value), stored != filter.value {
+                    env.run(.releaseDurable(owner: owner, name: durable))
+                    return refuse(.durableFilterMismatch, "durable \"\(durable)\" exists with filter \"\(stored)\" (cursor at "
+                        + "\(cursor)); subscribe to \"\(stored)\", use another durable name, or delete it with "
+                        + "`relayctl durable delete \(durable)` to start over with \"\(filter)\"")
+                }
+                if request.start != .latest {
+                    notice = "durable \"\(durable)\" resumes after its cursor at \(cursor); the requested start position "
+                        + "was ignored (delete the durable with `relayctl durable delete \(durable)` to start elsewhere)"
+                }
                 start = cursor + 1
             } else {
+                if let owner { env.setDurableFilter(owner: owner, name: durable, filter: filter.value) }
                 switch request.start {
                 case .latest: start = nil  // from the watermark on
                 case .sequence(let s): start = s  // at least 1: checked by the wire layer
@@ -70,7 +84,7 @@ extension SessionStateMachine {
         session.subscriptions.insert(SubscriptionEntry(delivery: delivery, durableName: owner == nil ? nil : durable,
                                                        ackMode: request.ackMode))
         metrics.subscriptions.increment()
-        env.run(.send(.subscribed(subscriptionID: id, firstSequence: first)))
+        env.run(.send(.subscribed(subscriptionID: id, firstSequence: first, notice: notice)))
         env.run(.schedulePump)
     }
 
