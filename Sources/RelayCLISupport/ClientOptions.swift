@@ -6,7 +6,7 @@ import RelayClient
 /// environment (`RELAY_SERVER`, `RELAY_CERT`, `RELAY_KEY`, `RELAY_CA`), then
 /// the profile in `~/.config/relay/client.toml`.
 public struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The broker, HOST:PORT (env RELAY_SERVER).", valueName: "host:port"))
+    @Option(name: .long, help: ArgumentHelp("The broker, HOST:PORT, or several edges HOST:PORT,HOST:PORT tried in turn (env RELAY_SERVER).", valueName: "host:port[,host:port]"))
     public var server: String?
 
     @Option(name: .customLong("cert"), help: ArgumentHelp("This client's certificate, PEM (env RELAY_CERT).", valueName: "pem"))

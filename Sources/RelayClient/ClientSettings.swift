@@ -25,6 +25,10 @@ public struct ClientSettings: Equatable, Sendable {
         return host.isEmpty ? nil : (host, port)
     }
 
+    /// The addresses of ``server``, a comma-separated list (`a:7443,b:7443`);
+    /// nil when an element is empty or not `HOST:PORT`.
+    public var serverAddresses: [ServerAddress]? { ServerAddress.parseList(server) }
+
     /// Settings given explicitly (flags, or the environment); nil: not given.
     public struct Overrides: Equatable, Sendable {
         /// See ``ClientSettings/server``.
@@ -71,8 +75,8 @@ public struct ClientSettings: Equatable, Sendable {
             certificate: try pick(\.certificate, flag: "--cert PEM", variable: "RELAY_CERT", key: "cert"),
             privateKey: try pick(\.privateKey, flag: "--key PEM", variable: "RELAY_KEY", key: "key"),
             ca: try pick(\.ca, flag: "--ca PEM", variable: "RELAY_CA", key: "ca"))
-        guard settings.hostAndPort != nil else {
-            throw .invalid("server \"\(server)\" is not HOST:PORT (for example 127.0.0.1:7443)")
+        guard settings.serverAddresses != nil else {
+            throw .invalid("server \"\(server)\" is not HOST:PORT or a comma-separated list of them, with no empty element (for example 127.0.0.1:7443 or a:7443,b:7443)")
         }
         return settings
     }

@@ -26,8 +26,8 @@ extension ConnectionCore {
         case .bye(let bye):
             let reason = bye.errorCode.map { "\($0.name): \($0.explanation)" } ?? "code \(bye.code)"
             noteError(.connectionLost(bye.code == 0
-                ? "the broker at \(configuration.server) ended the connection"
-                : "the broker at \(configuration.server) ended the connection (\(reason))"))
+                ? "the broker at \(currentServer) ended the connection"
+                : "the broker at \(currentServer) ended the connection (\(reason))"))
             currentChannel?.close(promise: nil)
         case .adminReply:
             break  // admin calls go through AdminConnection, which this connection never sends

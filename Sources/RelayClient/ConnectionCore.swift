@@ -27,6 +27,10 @@ final class ConnectionCore: @unchecked Sendable {
     var phase = ConnectionPhase()
     /// Consecutive failed attempts since the last WELCOME.
     var failedAttempts = 0
+    /// Which of `configuration.servers` the current (or next) attempt dials.
+    var serverIndex = 0
+    /// The address the current attempt dials, for connecting and for messages.
+    var currentServer: ServerAddress { configuration.servers[serverIndex % configuration.servers.count] }
     /// Publishes put back in the queue because a connection was lost before
     /// their PUBACK (each is sent again, with its id, on the next connection).
     var resentPublishCount = 0
@@ -112,13 +116,14 @@ final class ConnectionCore: @unchecked Sendable {
         // An IP literal needs no resolver: connecting to the address directly
         // skips getaddrinfo on a blocking thread and the happy-eyeballs race,
         // about 7% of a connection's client CPU.
+        let target = currentServer
         let connected: EventLoopFuture<any Channel>
-        if let address = try? SocketAddress(ipAddress: configuration.host, port: configuration.port) {
+        if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
             connected = bootstrap.connect(to: address)
         } else {
-            connected = bootstrap.connect(host: configuration.host, port: configuration.port)
+            connected = bootstrap.connect(host: target.host, port: target.port)
         }
-        connected.whenFailure { error in core.failed(RelayClientError.from(error, server: core.configuration.server), generation: generation) }
+        connected.whenFailure { error in core.failed(RelayClientError.from(error, server: target.description), generation: generation) }
     }
 
     /// TCP is up: send HELLO (the TLS handler holds it until its handshake is done).
@@ -137,7 +142,7 @@ final class ConnectionCore: @unchecked Sendable {
         let timeout = configuration.helloTimeout
         let helloTimeout = eventLoop.scheduleTask(in: timeout) { [self] in
             guard case .connecting(let attempt) = phase.state, attempt.generation == generation else { return }
-            noteError(.connectionLost("the broker at \(configuration.server) sent no WELCOME within "
+            noteError(.connectionLost("the broker at \(currentServer) sent no WELCOME within "
                 + "\(timeout.nanoseconds / 1_000_000) ms; check that it is a Relay broker"))
             attempt.channel?.close(promise: nil)
         }
@@ -171,11 +176,11 @@ final class ConnectionCore: @unchecked Sendable {
 
     func connectionError(_ error: any Error, generation: UInt64) {
         guard phase.isCurrent(generation) else { return }
-        noteError(RelayClientError.from(error, server: configuration.server))
+        noteError(RelayClientError.from(error, server: currentServer.description))
     }
 
     func connectionClosed(generation: UInt64) {
-        let error = attemptError ?? .connectionLost("the broker at \(configuration.server) closed the connection")
+        let error = attemptError ?? .connectionLost("the broker at \(currentServer) closed the connection")
         failed(error, generation: generation)
     }
 
@@ -191,7 +196,12 @@ final class ConnectionCore: @unchecked Sendable {
         if lost.wasConnected { connectionLostRequeue() }
         let policy = configuration.reconnect
         failedAttempts += 1
-        let mayRetry = error.isRetryable && policy.enabled && (everConnected || policy.retryInitialConnection)
+        // With several addresses, the next attempt dials the next one; a failed
+        // first connect tries each address once even without retryInitialConnection.
+        let addressCount = configuration.servers.count
+        serverIndex = (serverIndex + 1) % addressCount
+        let untriedAddress = !everConnected && failedAttempts < addressCount
+        let mayRetry = error.isRetryable && policy.enabled && (everConnected || policy.retryInitialConnection || untriedAddress)
             && (policy.maximumAttempts.map { failedAttempts <= $0 } ?? true)
         guard mayRetry else {
             finish(error)

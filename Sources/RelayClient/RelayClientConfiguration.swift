@@ -94,12 +94,30 @@ public struct RelayClientConfiguration: Sendable {
 
     /// From settings resolved by the CLIs (flags, environment, profile).
     public init(settings: ClientSettings) throws(RelayClientError) {
-        guard let (host, port) = settings.hostAndPort else {
-            throw .usage("server \"\(settings.server)\" is not HOST:PORT (for example 127.0.0.1:7443)")
+        guard let addresses = settings.serverAddresses, let first = addresses.first else {
+            throw .usage("server \"\(settings.server)\" is not HOST:PORT or a comma-separated list of them (for example 127.0.0.1:7443 or a:7443,b:7443)")
         }
-        self.init(host: host, port: port, certificatePath: settings.certificate, privateKeyPath: settings.privateKey,
+        self.init(host: first.host, port: first.port, certificatePath: settings.certificate, privateKeyPath: settings.privateKey,
                   caPath: settings.ca)
+        servers = addresses
     }
+
+    /// Every broker address, tried in turn: a failed attempt or a lost
+    /// connection moves to the next one (round robin, with the backoff of
+    /// ``reconnect``). ``host`` and ``port`` are the first. Setting an empty
+    /// list keeps the current one.
+    public var servers: [ServerAddress] {
+        get { [ServerAddress(host: host, port: port)] + alternateServers }
+        set {
+            guard let first = newValue.first else { return }
+            host = first.host
+            port = first.port
+            alternateServers = Array(newValue.dropFirst())
+        }
+    }
+
+    /// The addresses after the first.
+    var alternateServers: [ServerAddress] = []
 
     /// `host:port`, for messages.
     public var server: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
