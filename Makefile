@@ -57,7 +57,7 @@ release: deps
 # (scripts/dependent-package.sh; TEST_DEPENDENT=0 skips). Then every
 # libFuzzer target runs for TEST_FUZZ_SECONDS (default 60; 0 skips), failing
 # on a crash or a leak (make fuzz, below).
-HEAVY_TESTS := ScaleTests|AbuseTests|ClusterTests
+HEAVY_TESTS := ScaleTests|AbuseTests|ClusterTests|NATSClusterFixtureTests
 TEST_FUZZ_SECONDS ?= 60
 TEST_DEPENDENT ?= 1
 test: deps

@@ -33,7 +33,8 @@ struct ServerFailoverTests {
                 let replay = try await reader.subscribe(filter: "failover.>", from: .earliest)
                 let messages = try await take(5, from: replay, timeout: 10)
                 let texts = messages.map { $0.text ?? "<binary>" }
-                #expect(texts == (0..<5).map { "after-\($0)" })
+                let expected = (0..<5).map { "after-\($0)" }
+                #expect(texts == expected)
                 await reader.connection.close()
             }
         }
