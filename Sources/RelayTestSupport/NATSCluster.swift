@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import RelayTLS
 
 /// A real 3-node NATS JetStream cluster on 127.0.0.1 for cluster-mode tests
@@ -163,31 +165,23 @@ extension CertificateRequest {
     }
 }
 
-/// Free TCP ports on 127.0.0.1: bound to port 0 all at once (so they are
-/// distinct), read back, then released for the caller to use.
+/// Free TCP ports on 127.0.0.1: listeners bound to port 0 all at once (so
+/// they are distinct), read back, then closed for the caller to use. NIO
+/// binds them, so no socket-address pointers are handled here (unsafe pointer
+/// code stays in the C-bridging modules).
 enum FreePorts {
     static func reserve(_ count: Int) throws -> [Int] {
-        var sockets: [Int32] = []
-        defer { for socket in sockets { close(socket) } }
+        var listeners: [any Channel] = []
+        defer { for listener in listeners { try? listener.close().wait() } }
         var ports: [Int] = []
         for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw RelaydFixtureError(message: "socket(): errno \(errno)") }
-            sockets.append(fd)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            // The sockaddr pointers live only for the duration of each call.
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+            let listener = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: 0).wait()
+            listeners.append(listener)
+            guard let port = listener.localAddress?.port else {
+                throw RelaydFixtureError(message: "no local port after binding 127.0.0.1:0")
             }
-            let named = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-            }
-            guard bound == 0, named == 0 else { throw RelaydFixtureError(message: "bind/getsockname: errno \(errno)") }
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+            ports.append(port)
         }
         return ports
     }
