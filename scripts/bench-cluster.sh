@@ -22,6 +22,8 @@
 #   RELAY_BIN_DIR     use relayd/relayctl from there, build nothing
 #   SCRATCH           SwiftPM scratch path (default .build-bench-release, shared with bench-peers.sh)
 #   BENCH_WORKDIR     default ${TMPDIR:-/tmp}/relay-bench-cluster (removed at the end unless KEEP=1)
+#   RESULTS           also append every round's two JSON lines here, each with
+#                     "side":"direct"|"edge" and "round" (bench-peers.sh BENCH_CLUSTER=1 reads them)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -108,6 +110,8 @@ stream = "$STREAM"
 replicas = $REPLICAS
 [limits]
 max_in_flight = 4096
+[metrics]
+listen = ""
 [log]
 level = "warning"
 [[acl.rule]]
@@ -145,4 +149,7 @@ for round in $(seq 1 "$ROUNDS"); do
     printf "%-6s edge/direct = %.2f (target >= 0.80: %s)\n", "", r, (r >= 0.8 ? "met" : "NOT met") }'
   echo "direct $direct" >> "$WORK/results.txt"
   echo "edge $edge" >> "$WORK/results.txt"
+  if [[ -n ${RESULTS:-} ]]; then
+    printf '%s\n' "${direct%\}},\"side\":\"direct\",\"round\":$round}" "${edge%\}},\"side\":\"edge\",\"round\":$round}" >> "$RESULTS"
+  fi
 done
