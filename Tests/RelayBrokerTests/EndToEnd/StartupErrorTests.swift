@@ -57,6 +57,31 @@ struct StartupErrorTests {
         }
     }
 
+    @Test("a new data directory relayd may not write (mode 0555, relayd not root): exit 66, one sentence with the uid and what to do")
+    func unwritableDataDirectory() async throws {
+        try await withRelayd(start: false) { relayd in
+            let data = relayd.dataDirectory
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: false,
+                                                    attributes: [.posixPermissions: 0o555])
+            // As in `mkdir /var/lib/relay` made for another user. relayd runs
+            // as uid 1000 of a user namespace (the test's uid outside), so
+            // the mode applies even when the tests run as root; the files
+            // the fixture wrote look like its own there.
+            let child = try ChildProcess("/usr/bin/unshare", ["--user", "--map-user=1000", "--map-group=1000",
+                                                              try ProductLocator.executable("relayd"), "--config", relayd.configPath,
+                                                              "--listen", "127.0.0.1:0"])
+            child.closeStdin()
+            let status = await child.waitForExit(timeout: 20)
+            #expect(status == 66, "exit \(String(describing: status)):\n\(child.transcript)")
+            let error = try #require(Self.startError(child), "no 'relayd cannot start' line:\n\(child.transcript)")
+            #expect(error.contains("cannot write in the data directory \(data): relayd (uid 1000) has no write permission there"),
+                    "\(error)")
+            #expect(error.contains("chown or chmod") && error.contains("--data-dir"), "no hint: \(error)")
+            let raw = Self.rawTexts.filter { child.transcript.contains($0) }
+            #expect(raw.isEmpty, "raw error text \(raw):\n\(child.transcript)")
+        }
+    }
+
     @Test("a metrics or listen port another process holds: exit 1, one sentence naming the address and the setting",
           arguments: ["metrics", "listen"])
     func portInUse(listener: String) async throws {
