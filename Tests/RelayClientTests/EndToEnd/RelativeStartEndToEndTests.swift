@@ -9,7 +9,7 @@ import Testing
 /// RelativeStartTests checks the parsing; this checks the broker's answer.
 @Suite("relay-sub relative start end to end")
 struct RelativeStartEndToEndTests {
-    @Test("--since 3s and --from time:-3s receive the batch published after a 5 s gap, not the one before")
+    @Test("--since 4s and --from time:-4s receive the batch published after a 5 s gap, not the one before")
     func relativeStartTimes() async throws {
         try await withBroker { broker in
             let publisher = try await Publisher.connect(broker.clientConfiguration())
@@ -28,14 +28,15 @@ struct RelativeStartEndToEndTests {
             let firstB = try #require(batchB.first).timestamp
             try #require(firstB >= lastA + gap, "B's first commit \(firstB) is not 5 s after A's last \(lastA)")
 
-            // Each relay-sub starts 3 s back from its own clock, which lies
-            // after B's first commit: 2 s after A's last commit at the least,
-            // and before B as long as it starts within 3 s of it. --timeout
-            // ends a run that misses B instead of waiting for --count.
+            // Each relay-sub starts 4 s back from its own clock. That clock is
+            // past B's first commit, so the start is at least 1 s after A's
+            // last; it is at or before B's first while relay-sub reads its
+            // clock within 4 s of that commit (the only load-dependent margin).
+            // --timeout ends a run that misses B instead of waiting for --count.
             let base = broker.cliArguments() + ["--topic", "since.t", "--format", "raw", "--count", "2", "--timeout", "10"]
-            async let since = runCLI("relay-sub", base + ["--since", "3s"])
-            async let fromTime = runCLI("relay-sub", base + ["--from", "time:-3s"])
-            let runs = try await [("--since 3s", since), ("--from time:-3s", fromTime)]
+            async let since = runCLI("relay-sub", base + ["--since", "4s"])
+            async let fromTime = runCLI("relay-sub", base + ["--from", "time:-4s"])
+            let runs = try await [("--since 4s", since), ("--from time:-4s", fromTime)]
             let finished = currentTimeNanoseconds()
             for (name, run) in runs {
                 #expect(run.status == 0, "\(name): \(run.stderr)")
