@@ -81,14 +81,13 @@ struct ClusterTests {
                 durableSeen += try await receive(durable, through: thirdLast, ack: true)
 
                 // 4. Edge A dies (kill -9) with publishes in flight: as soon as
-                //    the first of a burst of 325 is stored (seen on B), A is
-                //    killed (the burst is long enough that A cannot have
-                //    answered all of it by then).
+                //    the publisher has the answer to the first of a burst of
+                //    325, A is killed (the rest are still on their way).
                 //    The clients move to B by themselves; the publisher resends
                 //    what had no PUBACK with the same session and publish ids,
                 //    so JetStream's dedup (Nats-Msg-Id) keeps each once.
-                let burst = Task { await publisher.publishNumbered("cl.t", 76...400) }
-                let seenBeforeKill = try await reference.messages(through: thirdLast + 1)
+                let (firstAnswer, burst) = publisher.publishNumberedBurst("cl.t", 76...400)
+                for await _ in firstAnswer { break }
                 await a.kill()
                 let fourth = await burst.value
                 #expect(fourth.acked.count == 325 && fourth.failed.isEmpty, "\(fourth.failed)")
@@ -100,7 +99,7 @@ struct ClusterTests {
                 #expect(acked.count == 400)
 
                 // Every subscriber: each acknowledged message once, in one order.
-                let referenceSeen = seenBeforeKill + (try await reference.messages(through: last))
+                let referenceSeen = try await reference.messages(through: last)
                 checkDelivered(referenceSeen, acked: acked, subscriber: "raw subscriber on B")
                 #expect(try await reference.expectSilence())
                 let order = referenceSeen.map(\.sequence)
