@@ -44,6 +44,14 @@ final class SubscriptionState {
     var ackRequested: UInt64 = 0
     /// SUBs refused with durable_in_use since the last accepted one.
     var durableInUseRetries = 0
+    /// A durable re-attached after a reconnect still has to repeat its last
+    /// ACK once the broker delivered up to it: the ACK written right after
+    /// the SUB is cut to what the broker has delivered there, which is
+    /// nothing yet (§4.10). Without this, an ACK lost with the connection
+    /// (an edge killed before committing it) leaves the cursor behind until
+    /// the consumer acknowledges a newer message, and the next run of the
+    /// consumer gets those messages again.
+    var ackRepeatPending = false
 
     init(id: UInt32, filter: String, start: StartPosition, durableName: String, window: UInt32,
          sink: MessageSink, opened: EventLoopPromise<SubscribeAck>) {
@@ -104,7 +112,16 @@ extension ConnectionCore {
                                    ackMode: state.isDurable ? .cumulative : .none)))
         if state.isDurable, state.ackRequested > 0 {
             write(.ack(Ack(subscriptionID: state.id, sequence: state.ackRequested)))
+            state.ackRepeatPending = true
         }
+    }
+
+    /// Repeats a re-attached durable's last ACK once the broker has
+    /// delivered `sequence`, at or past it (see `ackRepeatPending`).
+    private func repeatAckIfDue(_ state: SubscriptionState, delivered sequence: UInt64) {
+        guard state.ackRepeatPending, sequence >= state.ackRequested else { return }
+        state.ackRepeatPending = false
+        write(.ack(Ack(subscriptionID: state.id, sequence: state.ackRequested)))
     }
 
     func resubscribeAll() {
@@ -157,6 +174,7 @@ extension ConnectionCore {
     func delivered(_ message: Message) {
         guard let state = subscriptions[message.subscriptionID], state.attached else { return }
         state.credit -= 1
+        repeatAckIfDue(state, delivered: message.sequence)
         guard message.sequence > state.lastSeen else {
             // Already handed over before a reconnect: drop it, but give its credit back.
             topUp(state)

@@ -229,9 +229,17 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         var batch: [StoredMessage] = []
         var bytes = 0
         var next = start
+        var staleAnswers = 0
         while next < scanEnd {
             guard let found = try get(next, next: true, filter: subject) else {
-                return ReadBatch(messages: batch, next: max(next, try state().lastSequence + 1), reachedEnd: true)
+                // The replica that answered may be behind the leader: ask again (another
+                // replica, or the same one caught up) rather than skip (endOfRead).
+                if let end = try endOfRead(after: next, subject: subject) {
+                    return ReadBatch(messages: batch, next: max(next, end), reachedEnd: true)
+                }
+                staleAnswers += 1
+                if staleAnswers > 20 { return ReadBatch(messages: batch, next: next, reachedEnd: false) }
+                continue
             }
             guard found.sequence < scanEnd else { break }
             let message = try JetStreamRecord.decode(found.data, sequence: found.sequence)
