@@ -202,9 +202,17 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         var batch: [StoredMessage] = []
         var bytes = 0
         var next = start
+        var staleAnswers = 0
         while next < scanEnd {
             guard let found = try get(next, next: true, filter: subject) else {
-                return ReadBatch(messages: batch, next: max(next, try state().lastSequence + 1), reachedEnd: true)
+                // The replica that answered may be behind the leader: ask again (another
+                // replica, or the same one caught up) rather than skip (endOfRead).
+                if let end = try endOfRead(after: next, subject: subject) {
+                    return ReadBatch(messages: batch, next: max(next, end), reachedEnd: true)
+                }
+                staleAnswers += 1
+                if staleAnswers > 20 { return ReadBatch(messages: batch, next: next, reachedEnd: false) }
+                continue
             }
             guard found.sequence < scanEnd else { break }
             let message = try JetStreamRecord.decode(found.data, sequence: found.sequence)
@@ -228,14 +236,14 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         "c." + Hex.encode(owner.digest) + "." + Hex.encode(Array(name.utf8))
     }
 
-    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
+    /// The value is ``DurableCursor``'s encoding: the sequence, then the filter.
+    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String,
                              completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         guard !name.isEmpty else { return completion(.failure(.invalidArgument("a durable name is not empty"))) }
         guard !isClosed else { return completion(.failure(.closed)) }
         let key = cursorKey(owner, name)
         writer.async {
-            var value: [UInt8] = []
-            withUnsafeBytes(of: sequence.bigEndian) { value.append(contentsOf: $0) }
+            let value = DurableCursor.encode(sequence: sequence, filter: filter)
             do throws(NATSError) {
                 try self.nats.put(key: key, value: value)
                 completion(.success(()))
@@ -245,13 +253,16 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         }
     }
 
-    public func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? {
+    /// An eight-byte value (an edge from before filters were stored) has a nil filter.
+    public func durableCursor(owner: DurableOwner, name: String) throws(StoreError) -> DurableCursor? {
         guard !isClosed else { throw .closed }
         let value: [UInt8]?
         do { value = try nats.get(key: cursorKey(owner, name)) } catch { throw Self.storeError(error) }
         guard let value else { return nil }
-        guard value.count == 8 else { throw .invalidRecord(sequence: 0, reason: "a cursor value of \(value.count) bytes") }
-        return value.reduce(0) { $0 << 8 | UInt64($1) }
+        guard let cursor = DurableCursor.decode(value) else {
+            throw .invalidRecord(sequence: 0, reason: "a cursor value of \(value.count) bytes")
+        }
+        return cursor
     }
 
     /// Always nil: there is no older schema behind this log.
@@ -260,9 +271,9 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         return nil
     }
 
-    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64, filter: String,
                                   completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        commitCursor(owner: owner, name: name, sequence: sequence, completion: completion)
+        commitCursor(owner: owner, name: name, sequence: sequence, filter: filter, completion: completion)
     }
 
     // MARK: Retention, size, lifetime
