@@ -108,10 +108,16 @@ public final class RelaydFixture: @unchecked Sendable {
             let candidate = try StablePorts.reserve()[0]
             do {
                 return try await start(on: candidate)
-            } catch let error as RelaydFixtureError where attempt < 5 && error.message.contains("already in use") {
+            } catch let error as RelaydFixtureError where attempt < 5 && Self.isAddressInUse(error.message) {
                 continue
             }
         }
+    }
+
+    /// relayd's start-up error for a listen port another socket holds
+    /// ("Address already in use (errno: 98)", in whatever sentence wraps it).
+    static func isAddressInUse(_ transcript: String) -> Bool {
+        transcript.lowercased().contains("already in use") || transcript.contains("errno: 98")
     }
 
     private func start(on requested: Int) async throws {
