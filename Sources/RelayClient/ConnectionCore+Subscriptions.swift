@@ -29,8 +29,8 @@ final class SubscriptionState {
     /// Messages the broker may send before this client has consumed them.
     let window: UInt32
     let sink: MessageSink
-    /// Completed by the first SUBACK with the first sequence.
-    var opened: EventLoopPromise<UInt64>?
+    /// Completed by the first accepting SUBACK (first sequence and notice).
+    var opened: EventLoopPromise<SubscribeAck>?
     /// A SUB for it was sent on the current connection.
     var attached = false
     var firstSequence: UInt64 = 0
@@ -54,7 +54,7 @@ final class SubscriptionState {
     var ackRepeatPending = false
 
     init(id: UInt32, filter: String, start: StartPosition, durableName: String, window: UInt32,
-         sink: MessageSink, opened: EventLoopPromise<UInt64>) {
+         sink: MessageSink, opened: EventLoopPromise<SubscribeAck>) {
         self.id = id
         self.filter = filter
         self.start = start
@@ -72,8 +72,8 @@ final class SubscriptionState {
 extension ConnectionCore {
     /// Registers a subscription and sends SUB (now, or once connected).
     func subscribe(filter: String, start: StartPosition, durableName: String, window: UInt32,
-                   sink: MessageSink) -> (UInt32, EventLoopFuture<UInt64>) {
-        let promise = eventLoop.makePromise(of: UInt64.self)
+                   sink: MessageSink) -> (UInt32, EventLoopFuture<SubscribeAck>) {
+        let promise = eventLoop.makePromise(of: SubscribeAck.self)
         if case .closed(let error) = phase.state {
             promise.fail(error ?? RelayClientError.closed)
             sink.finish(error ?? RelayClientError.closed)
@@ -144,7 +144,7 @@ extension ConnectionCore {
             state.firstSequence = ack.firstSequence
             if let opened = state.opened {
                 state.opened = nil
-                opened.succeed(ack.firstSequence)
+                opened.succeed(ack)
             }
             return
         }
