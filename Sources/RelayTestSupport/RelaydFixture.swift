@@ -114,10 +114,12 @@ public final class RelaydFixture: @unchecked Sendable {
         }
     }
 
-    /// relayd's start-up error for a listen port another socket holds
-    /// ("Address already in use (errno: 98)", in whatever sentence wraps it).
+    /// relayd's start-up error for a listen port another socket holds:
+    /// "the address is in use by another process" (StartupErrorText), or
+    /// NIO's raw "Address already in use (errno: 98)" from older relayds.
     static func isAddressInUse(_ transcript: String) -> Bool {
-        transcript.lowercased().contains("already in use") || transcript.contains("errno: 98")
+        let text = transcript.lowercased()
+        return text.contains("address is in use") || text.contains("already in use") || text.contains("errno: 98")
     }
 
     private func start(on requested: Int) async throws {
