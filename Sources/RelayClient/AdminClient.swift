@@ -20,6 +20,9 @@ public final class AdminClient: Sendable {
     public struct Refused: Error, CustomStringConvertible {
         public var code: UInt16
         public var message: String
+        /// The address that refused, when the refusal came before WELCOME
+        /// (with several `servers`, not necessarily the first).
+        public var server: String? = nil
         public var errorCode: RelayErrorCode? { RelayErrorCode(rawValue: code) }
         public var description: String {
             let name = errorCode?.name ?? "code 0x\(String(code, radix: 16))"
@@ -27,18 +30,34 @@ public final class AdminClient: Sendable {
         }
     }
 
-    /// Connects, sends HELLO and waits for WELCOME.
+    /// Connects to the first of `configuration.servers` that answers, sends
+    /// HELLO and waits for WELCOME. An address that cannot be reached
+    /// (refused, timed out, no such host, closed before WELCOME: a retryable
+    /// error) is skipped for the next one, as relay-pub and relay-sub do. A
+    /// refusal (the TLS handshake, an ERR in place of WELCOME) or a setting
+    /// that is wrong ends the attempt at once: another edge trusting the same
+    /// CA would answer the same, and moving on would hide why.
     public static func connect(_ configuration: RelayClientConfiguration,
                                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> AdminClient {
-        do {
-            return try await open(configuration, group: group)
-        } catch let refused as Refused {
-            throw refused
-        } catch {
-            // A TLS refusal, a refused connection, an unreadable key: the same
-            // plain sentences and exit codes (RelayExit) as relay-pub/relay-sub.
-            throw RelayClientError.from(error, server: configuration.server)
+        var unreachable: [RelayClientError] = []
+        let servers = configuration.servers
+        for server in servers {
+            var single = configuration
+            single.servers = [server]
+            do {
+                return try await open(single, group: group)
+            } catch var refused as Refused {
+                refused.server = server.description
+                throw refused
+            } catch {
+                // A TLS refusal, a refused connection, an unreadable key: the same
+                // plain sentences and exit codes (RelayExit) as relay-pub/relay-sub.
+                let mapped = RelayClientError.from(error, server: server.description)
+                guard mapped.isRetryable else { throw mapped }
+                unreachable.append(mapped)
+            }
         }
+        throw RelayClientError.noServerReachable(servers, unreachable)
     }
 
     private static func open(_ configuration: RelayClientConfiguration,
@@ -59,8 +78,18 @@ public final class AdminClient: Sendable {
             .connect(host: configuration.host, port: configuration.port).get()
         var hello = ByteBuffer()
         try hello.writeFrame(.hello(Hello(maxFrameSize: UInt32(maxFrame), clientName: configuration.clientName)))
-        try await channel.writeAndFlush(hello)
         var iterator = stream.makeAsyncIterator()
+        do {
+            try await channel.writeAndFlush(hello)
+        } catch {
+            // With TLS 1.3 the broker's refusal of this certificate arrives
+            // after the client's side of the handshake: the channel may close
+            // on that alert before HELLO is written. The inbox then holds the
+            // alert, which says why (exit 77), where the write error says
+            // only "closed".
+            _ = try await iterator.next()
+            throw error
+        }
         switch try await iterator.next() {
         case .welcome(let welcome)?:
             return AdminClient(channel: channel, inbox: stream, welcome: welcome)

@@ -80,6 +80,15 @@ extension RelayClientError {
         RelayClientError(category: .connection, message: message, isRetryable: true, exitCode: ExitStatus.unavailable)
     }
 
+    /// Every one of `servers` failed with a retryable error (`failures`, in
+    /// order): exit 69. With one address, that address's own error.
+    static func noServerReachable(_ servers: [ServerAddress], _ failures: [RelayClientError]) -> RelayClientError {
+        if failures.count == 1, let only = failures.first { return only }
+        let tried = servers.map(\.description).joined(separator: ", ")
+        return unreachable("none of the \(servers.count) broker addresses could be reached (tried \(tried)): "
+            + failures.map(\.message).joined(separator: "; then "))
+    }
+
     /// The TLS handshake refused a certificate (exit 77).
     static func tlsRefused(_ message: String) -> RelayClientError {
         RelayClientError(category: .connection, message: message, exitCode: ExitStatus.refused)

@@ -46,14 +46,17 @@ public protocol MessageLog: AnyObject, Sendable {
 
     // MARK: Durable cursors
 
-    /// Records that durable subscription `name` of `owner` consumed up to
-    /// `sequence`. Ordered with appends and other cursor commits; works when
-    /// the log is full.
-    func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
+    /// Records that durable subscription `name` of `owner`, attached with
+    /// `filter`, consumed up to `sequence`; the filter is stored in the same
+    /// record, so it survives a restart. Ordered with appends and other
+    /// cursor commits; works when the log is full.
+    func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String,
                       completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
 
-    /// The committed position of a durable cursor, or nil when there is none.
-    func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64?
+    /// The committed position of a durable cursor and its filter, or nil
+    /// when there is none. A record from before filters were stored has a
+    /// nil ``DurableCursor/filter``.
+    func durableCursor(owner: DurableOwner, name: String) throws(StoreError) -> DurableCursor?
 
     /// A cursor that an older schema keyed by principal only (schema 1 of
     /// ``MessageStore``), not yet adopted; nil when there is none. A log
@@ -61,8 +64,8 @@ public protocol MessageLog: AnyObject, Sendable {
     func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64?
 
     /// Gives a legacy cursor to `owner`: commits `owner`'s cursor at
-    /// `sequence`, then forgets the legacy one, so it is handed out once.
-    func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+    /// `sequence` with `filter`, then forgets the legacy one, so it is handed out once.
+    func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64, filter: String,
                            completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
 
     // MARK: Retention, size, lifetime
@@ -89,6 +92,13 @@ public struct StorageUsage: Sendable, Equatable {
     /// Public so a log outside this module can report its size.
     public init(usedBytes: Int, allocatedBytes: Int, maxBytes: Int, messages: Int) {
         (self.usedBytes, self.allocatedBytes, self.maxBytes, self.messages) = (usedBytes, allocatedBytes, maxBytes, messages)
+    }
+}
+
+extension MessageLog {
+    /// The committed position alone (``durableCursor(owner:name:)`` without the filter).
+    public func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? {
+        try durableCursor(owner: owner, name: name)?.sequence
     }
 }
 

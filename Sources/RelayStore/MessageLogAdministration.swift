@@ -36,14 +36,16 @@ public protocol MessageLogAdministration: AnyObject, Sendable {
 }
 
 /// A stored durable cursor: whose it is (the owner digest, see
-/// `IdentityScope` in the broker), its name, and the last consumed sequence.
+/// `IdentityScope` in the broker), its name, the last consumed sequence, and
+/// the filter it was attached with (nil: recorded before filters were stored).
 public struct DurableCursorRecord: Sendable, Hashable {
     public var owner: DurableOwner
     public var name: String
     public var cursor: UInt64
+    public var filter: String?
 
-    public init(owner: DurableOwner, name: String, cursor: UInt64) {
-        (self.owner, self.name, self.cursor) = (owner, name, cursor)
+    public init(owner: DurableOwner, name: String, cursor: UInt64, filter: String?) {
+        (self.owner, self.name, self.cursor, self.filter) = (owner, name, cursor, filter)
     }
 }
 

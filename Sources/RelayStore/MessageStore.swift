@@ -123,68 +123,71 @@ public final class MessageStore: Sendable {
 
     // MARK: Durable cursors
 
-    /// Records that durable `name` of `owner` has consumed up to `sequence`.
+    /// Records that durable `name` of `owner`, attached with `filter`, has
+    /// consumed up to `sequence` (one record: the position and the filter).
     /// Batched with appends; works in a full store.
-    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
+    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String,
                              completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        submitCursor({ () throws(StoreError) in try Schema.cursorKey(owner: owner, name: name) }, sequence: sequence,
-                     completion: completion)
+        submitCursor({ () throws(StoreError) in try Schema.cursorKey(owner: owner, name: name) },
+                     value: DurableCursor.encode(sequence: sequence, filter: filter), completion: completion)
     }
 
-    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64) async throws(StoreError) {
-        try await cursorResult { self.commitCursor(owner: owner, name: name, sequence: sequence, completion: $0) }
+    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String) async throws(StoreError) {
+        try await cursorResult { self.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter, completion: $0) }
     }
 
     /// Forgets a durable cursor.
     public func deleteCursor(owner: DurableOwner, name: String) async throws(StoreError) {
         try await cursorResult {
-            self.submitCursor({ () throws(StoreError) in try Schema.cursorKey(owner: owner, name: name) }, sequence: nil,
+            self.submitCursor({ () throws(StoreError) in try Schema.cursorKey(owner: owner, name: name) }, value: nil,
                               completion: $0)
         }
     }
 
-    /// The committed position of a durable cursor, or nil when unknown.
-    public func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? {
+    /// The committed position of a durable cursor and its filter (nil for
+    /// a record written by schema 3 or older), or nil when there is none.
+    public func durableCursor(owner: DurableOwner, name: String) throws(StoreError) -> DurableCursor? {
         try readCursor(try Schema.cursorKey(owner: owner, name: name))
     }
 
     /// A cursor migrated from a schema-version-1 store, which keyed cursors
     /// by principal only; nil when there is none (or it was adopted).
     public func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
-        try readCursor(try Schema.legacyCursorKey(principal: principal, name: name))
+        try readCursor(try Schema.legacyCursorKey(principal: principal, name: name))?.sequence
     }
 
     /// Gives a migrated cursor to `owner`: writes `owner`'s cursor at
-    /// `sequence` and deletes the legacy one, so no other identity with the
-    /// same principal can adopt it later. The caller holds the durable name
-    /// and has seen that `owner` has no cursor of its own.
-    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+    /// `sequence` with `filter` and deletes the legacy one, so no other
+    /// identity with the same principal can adopt it later. The caller holds
+    /// the durable name and has seen that `owner` has no cursor of its own.
+    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64, filter: String,
                                   completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        commitCursor(owner: owner, name: name, sequence: sequence) { result in
+        commitCursor(owner: owner, name: name, sequence: sequence, filter: filter) { result in
             guard case .success = result else { return completion(result) }
             // Queued after the owner's cursor: the legacy key goes only once the owned one is durable.
             self.submitCursor({ () throws(StoreError) in try Schema.legacyCursorKey(principal: principal, name: name) },
-                              sequence: nil, completion: completion)
+                              value: nil, completion: completion)
         }
     }
 
-    private func readCursor(_ key: [UInt8]) throws(StoreError) -> UInt64? {
+    private func readCursor(_ key: [UInt8]) throws(StoreError) -> DurableCursor? {
         let schema = self.schema
-        return try environment.read { (txn) throws(StoreError) -> UInt64? in
-            try key.withBytes { (k) throws(StoreError) -> UInt64? in
-                try txn.get(schema.cursors, key: k) { $0.count == 8 ? $0.readUInt64BE(at: 0) : nil } ?? nil
+        return try environment.read { (txn) throws(StoreError) -> DurableCursor? in
+            try key.withBytes { (k) throws(StoreError) -> DurableCursor? in
+                try txn.get(schema.cursors, key: k) { DurableCursor.decode($0) } ?? nil
             }
         }
     }
 
-    private func submitCursor(_ makeKey: () throws(StoreError) -> [UInt8], sequence: UInt64?,
+    /// `value` nil deletes the cursor.
+    private func submitCursor(_ makeKey: () throws(StoreError) -> [UInt8], value: [UInt8]?,
                               completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         let key: [UInt8]
         do { key = try makeKey() } catch {
             completion(.failure(error))
             return
         }
-        let job = WriterJob.cursor(key: key, sequence: sequence, completion)
+        let job = WriterJob.cursor(key: key, value: value, completion)
         if !writer.queue.submit(job) { job.fail(.closed) }
     }
 

@@ -23,17 +23,20 @@ struct AdminOptions: ParsableArguments {
     /// (RelayExit, docs/exit-codes.md): 0 done; 77 refused (`not_authorized`:
     /// this certificate has no admin grant, or not enough of one; or the TLS
     /// handshake refused); 64 an invalid request; 69 the broker cannot be
-    /// reached or dropped the session; 1 any other broker error (not found,
-    /// in use, not supported).
+    /// reached or dropped the session (with several `--server` addresses:
+    /// none could be reached; each is tried in turn); 1 any other broker
+    /// error (not found, in use, not supported).
     func withAdmin<T>(_ body: (AdminClient) async throws -> T) async throws -> T {
         let configuration = try client.configuration(clientName: "relayctl")
         let admin: AdminClient
         do {
             admin = try await AdminClient.connect(configuration)
         } catch let refused as AdminClient.Refused {
-            CLIRunner.fail("the broker at \(configuration.server) refused the session: \(refused)", code: RelayExit.refused.rawValue)
+            CLIRunner.fail("the broker at \(refused.server ?? configuration.server) refused the session: \(refused)",
+                           code: RelayExit.refused.rawValue)
         } catch {
-            CLIRunner.fail("cannot open an admin session to \(configuration.server): \(error)",
+            let servers = configuration.servers.map(\.description).joined(separator: ",")
+            CLIRunner.fail("cannot open an admin session to \(servers): \(error)",
                            code: (error as? RelayClientError)?.exitCode ?? RelayExit.unavailable.rawValue)
         }
         do {

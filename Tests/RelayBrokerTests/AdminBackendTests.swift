@@ -65,17 +65,20 @@ private final class LogOnly: MessageLog {
         try base.startSequence(position, filter: filter)
     }
     func lastSequence() throws(StoreError) -> UInt64 { try base.lastSequence() }
-    func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
+    func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String,
                       completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        base.commitCursor(owner: owner, name: name, sequence: sequence, completion: completion)
+        base.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter, completion: completion)
     }
-    func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? { try base.cursor(owner: owner, name: name) }
+    func durableCursor(owner: DurableOwner, name: String) throws(StoreError) -> DurableCursor? {
+        try base.durableCursor(owner: owner, name: name)
+    }
     func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
         try base.legacyCursor(principal: principal, name: name)
     }
-    func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+    func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64, filter: String,
                            completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        base.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: sequence, completion: completion)
+        base.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: sequence, filter: filter,
+                               completion: completion)
     }
     func prune() async throws(StoreError) -> Int { try await base.prune() }
     func usage() throws(StoreError) -> StorageUsage { try base.usage() }

@@ -67,8 +67,9 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
         return claimed.insert(name).inserted
     }
 
-    func resumeCursor(owner: DurableOwner, name: String, principal: String) throws(StoreError) -> UInt64? {
-        try messageLog.cursor(owner: owner, name: name)
+    /// The stored cursor and filter (relayd's adoption of a missing filter is SessionIO's, not tested here).
+    func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor? {
+        try messageLog.durableCursor(owner: owner, name: name)
     }
 
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
@@ -99,10 +100,10 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
             messageLog.append(messages) { results in
                 completions.withLockedValue { $0.append((ids, results)) }
             }
-        case .commitCursor(let owner, let name, let sequence):
-            commit(owner: owner, name: name, sequence: sequence)
-        case .detachDurable(let owner, let name, let lastAck):
-            if let lastAck { commit(owner: owner, name: name, sequence: lastAck) }
+        case .commitCursor(let owner, let name, let sequence, let filter):
+            commit(owner: owner, name: name, sequence: sequence, filter: filter)
+        case .detachDurable(let owner, let name, let lastAck, let filter):
+            if let lastAck { commit(owner: owner, name: name, sequence: lastAck, filter: filter) }
             claimed.remove(name)
         case .releaseDurable(_, let name):
             claimed.remove(name)
@@ -113,9 +114,9 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
         }
     }
 
-    private func commit(owner: DurableOwner, name: String, sequence: UInt64) {
+    private func commit(owner: DurableOwner, name: String, sequence: UInt64, filter: String) {
         let failure = NIOLockedValueBox<StoreError?>(nil)
-        messageLog.commitCursor(owner: owner, name: name, sequence: sequence) { result in
+        messageLog.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter) { result in
             if case .failure(let error) = result { failure.withLockedValue { $0 = error } }
         }
         // The in-memory log completes before commitCursor returns.

@@ -90,6 +90,19 @@ struct SessionStateMachineSubscriptionTests {
         #expect(machine.session?.subscriptions[1]?.durableName == "d")
     }
 
+    @Test("a durable stored with another filter refuses the SUB, names the stored filter and releases the name")
+    func durableFilterMismatch() throws {
+        let env = try F.environment()
+        env.cursors["d"] = 17
+        env.cursorFilters["d"] = "t.a"
+        var machine = F.active(env)
+        machine.subscribe(1, F.subscribe("t.>", durable: "d"), env)
+        #expect(env.log == ["claim d", "release d", "suback 1 durable_filter_mismatch"])
+        #expect(machine.session?.subscriptions[1] == nil)
+        machine.subscribe(2, F.subscribe("t.a", durable: "d"), env)
+        #expect(env.log.suffix(3) == ["route 2 t.a", "suback 2 first 18", "pump"])
+    }
+
     @Test("a start position the log cannot resolve refuses the SUB with the store's code and releases the name")
     func startFailure() throws {
         let env = try F.environment()

@@ -22,6 +22,8 @@ final class RecordingEnvironment: SessionEnvironment {
     /// Durable names another connection holds.
     var durablesElsewhere: Set<String> = []
     var cursors: [String: UInt64] = [:]
+    /// The filter stored with a cursor; a cursor without one takes the SUB's (as relayd adopts it).
+    var cursorFilters: [String: String] = [:]
     var startError: StoreError?
     /// What the log resolves a stored start position to.
     var resolvedStart: UInt64 = 1
@@ -44,7 +46,9 @@ final class RecordingEnvironment: SessionEnvironment {
         return true
     }
 
-    func resumeCursor(owner: DurableOwner, name: String, principal: String) throws(StoreError) -> UInt64? { cursors[name] }
+    func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor? {
+        cursors[name].map { DurableCursor(sequence: $0, filter: cursorFilters[name] ?? filter) }
+    }
 
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
         if let startError { throw startError }
@@ -102,8 +106,8 @@ final class RecordingEnvironment: SessionEnvironment {
         case .close(.error(let code, _)): return "close \(code.name)"
         case .close(.goodbye): return "bye"
         case .append(_, let ids): return "append \(ids.map(String.init).joined(separator: ","))"
-        case .commitCursor(_, let name, let sequence): return "commit \(name) \(sequence)"
-        case .detachDurable(_, let name, let lastAck): return "detach \(name) \(lastAck.map(String.init) ?? "-")"
+        case .commitCursor(_, let name, let sequence, _): return "commit \(name) \(sequence)"
+        case .detachDurable(_, let name, let lastAck, _): return "detach \(name) \(lastAck.map(String.init) ?? "-")"
         case .releaseDurable(_, let name): return "release \(name)"
         case .unroute(_, let id): return "unroute \(id)"
         case .pauseReading: return "pause"
@@ -182,16 +186,4 @@ enum SessionFixture {
                               message: RoutedMessage(sequence: sequence, timestamp: timestamp ?? sequence, topic: "t.a",
                                                      prepared: prepared!))
     }
-}
-
-/// Durable filters (§4.6) are not what these state-machine tests check:
-/// every filter is accepted, as for a durable not seen since relayd started.
-extension RecordingEnvironment {
-    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String? { nil }
-    func setDurableFilter(owner: DurableOwner, name: String, filter: String) {}
-}
-
-extension LogBackedSessionEnvironment {
-    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String? { nil }
-    func setDurableFilter(owner: DurableOwner, name: String, filter: String) {}
 }

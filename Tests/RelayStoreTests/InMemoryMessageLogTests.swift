@@ -30,7 +30,7 @@ struct InMemoryMessageLogTests {
         }
         #expect(seen.withLockedValue { $0 } == [1, 2])
         let committed = LockedBox(false)
-        log.commitCursor(owner: testOwner(1), name: "c", sequence: 2) { result in
+        log.commitCursor(owner: testOwner(1), name: "c", sequence: 2, filter: "t") { result in
             committed.withLockedValue { $0 = (try? result.get()) != nil }
         }
         #expect(committed.withLockedValue { $0 })

@@ -16,13 +16,13 @@ struct MessageLogAdministrationTests {
             let admin = try #require(log as? any MessageLogAdministration)
             let jobs = try (1...4).map { try message("jobs.a", "j\($0)") }
             try await log.appendAll(jobs + [try message("other.b", "o")])
-            try await log.commitCursorAndWait(owner: testOwner(1), name: "work", sequence: 2)
+            try await log.commitCursorAndWait(owner: testOwner(1), name: "work", sequence: 2, filter: "jobs.>")
             let topics = try admin.topicStatistics()
             let names = topics.map(\.topic)
             #expect(names == ["jobs.a", "other.b"])
             #expect(topics.first?.messages == 4 && topics.first?.firstSequence == 1 && topics.first?.lastSequence == 4)
             #expect((topics.first?.lastTimestamp ?? 0) >= (topics.first?.firstTimestamp ?? 1) && (topics.first?.firstTimestamp ?? 0) > 0)
-            #expect(try admin.durableCursors() == [DurableCursorRecord(owner: testOwner(1), name: "work", cursor: 2)])
+            #expect(try admin.durableCursors() == [DurableCursorRecord(owner: testOwner(1), name: "work", cursor: 2, filter: "jobs.>")])
 
             let purged = try admin.purge(try TopicFilter("jobs.>"))
             #expect(purged.messages == 4 && purged.topics == 1 && purged.bytes > 0)
@@ -48,7 +48,7 @@ struct MessageLogAdministrationTests {
         try await withStore { store, _ in
             let payloads = (1...300).map { "m\($0)" }
             try await store.appendAll(try payloads.map { try message("orders.eu", $0) })
-            try await store.commitCursorAndWait(owner: testOwner(2), name: "billing", sequence: 123)
+            try await store.commitCursorAndWait(owner: testOwner(2), name: "billing", sequence: 123, filter: "orders.>")
             var bytes: [UInt8] = []
             var chunks = 0
             let total = try store.backup(chunkSize: 8192) { chunk in
@@ -62,7 +62,7 @@ struct MessageLogAdministrationTests {
             defer { copy.close() }
             let restored = try copy.readAll().map(\.text)
             #expect(restored == payloads)
-            #expect(try copy.cursor(owner: testOwner(2), name: "billing") == 123)
+            #expect(try copy.durableCursor(owner: testOwner(2), name: "billing") == DurableCursor(sequence: 123, filter: "orders.>"))
         }
     }
 }

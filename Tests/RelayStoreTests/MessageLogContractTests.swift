@@ -122,12 +122,28 @@ struct MessageLogContractTests {
             #expect(try log.cursor(owner: testOwner(1), name: "d") == nil)
             #expect(try log.legacyCursor(principal: "anyone", name: "c") == nil)
             let adopted: Result<Void, StoreError> = await withCheckedContinuation { continuation in
-                log.adoptLegacyCursor(principal: "anyone", name: "e", owner: testOwner(3), sequence: 4) {
+                log.adoptLegacyCursor(principal: "anyone", name: "e", owner: testOwner(3), sequence: 4, filter: "e.>") {
                     continuation.resume(returning: $0)
                 }
             }
             try adopted.get()
             #expect(try log.cursor(owner: testOwner(3), name: "e") == 4)
+        }
+    }
+
+    @Test("a durable cursor keeps the filter it was committed with, across a reopen of the log", arguments: LogKind.allCases)
+    func cursorFilterSurvivesReopen(_ kind: LogKind) async throws {
+        try await withReopenableLog(kind) { open in
+            let first = try open()
+            try await first.commitCursorAndWait(owner: testOwner(1), name: "d", sequence: 5, filter: "a.>")
+            try await first.commitCursorAndWait(owner: testOwner(2), name: "d", sequence: 6, filter: "b.*.c")
+            try await first.commitCursorAndWait(owner: testOwner(1), name: "d", sequence: 7, filter: "a.>")
+            if kind != .memory { first.close() }  // the in-memory log is its own "reopen"
+            let again = try open()
+            defer { if kind != .memory { again.close() } }
+            #expect(try again.durableCursor(owner: testOwner(1), name: "d") == DurableCursor(sequence: 7, filter: "a.>"))
+            #expect(try again.durableCursor(owner: testOwner(2), name: "d") == DurableCursor(sequence: 6, filter: "b.*.c"))
+            #expect(try again.durableCursor(owner: testOwner(1), name: "e") == nil)
         }
     }
 

@@ -45,6 +45,33 @@ func withLog<R>(_ kind: LogKind, _ configure: (inout StoreConfiguration) throws 
     }
 }
 
+/// Runs `body` with a way to open the log of `kind` on the same data again,
+/// as relayd does after a restart: LMDB reopens the directory, JetStream
+/// connects to the same server and stream. The in-memory log keeps nothing
+/// across a process, so "again" is the same log. `body` closes each log it
+/// opens (the in-memory one is closed here).
+func withReopenableLog<R>(_ kind: LogKind, _ body: (_ open: () throws -> any MessageLog) async throws -> R) async throws -> R {
+    switch kind {
+    case .lmdb:
+        let directory = try TemporaryDirectory(prefix: "relay-store")
+        defer { directory.remove() }
+        var configuration = StoreConfiguration(directory: directory.path)
+        configuration.initialMapSize = 1 << 20
+        configuration.pruneInterval = .seconds(3600)
+        return try await body { try MessageStore.open(configuration) }
+    case .memory:
+        let log = InMemoryMessageLog(configuration: StoreConfiguration(directory: "/nonexistent/in-memory"))
+        defer { log.close() }
+        return try await body { log }
+    case .jetstream:
+        var configuration = StoreConfiguration(directory: "/nonexistent/jetstream")
+        configuration.maxMapSize = 256 << 20
+        configuration.pruneInterval = .seconds(3600)
+        let server = try await SingleNATSServer(pki: TLSTestPKI())
+        return try await body { try JetStreamMessageLog.open(configuration, settings: server.jetStreamSettings(replicas: 1)) }
+    }
+}
+
 extension SingleNATSServer {
     /// relayd's side of the connection: `alice`'s certificate, the test CA.
     func jetStreamSettings(replicas: Int) -> JetStreamSettings {
@@ -75,9 +102,10 @@ extension MessageLog {
         try await appendAndWait(messages).map { try $0.get().sequence }
     }
 
-    func commitCursorAndWait(owner: DurableOwner, name: String, sequence: UInt64) async throws {
+    /// `filter`: the subscription's, stored with the cursor (any valid filter when the test is not about it).
+    func commitCursorAndWait(owner: DurableOwner, name: String, sequence: UInt64, filter: String = "c.>") async throws {
         let result: Result<Void, StoreError> = await withCheckedContinuation { continuation in
-            commitCursor(owner: owner, name: name, sequence: sequence) { continuation.resume(returning: $0) }
+            commitCursor(owner: owner, name: name, sequence: sequence, filter: filter) { continuation.resume(returning: $0) }
         }
         try result.get()
     }

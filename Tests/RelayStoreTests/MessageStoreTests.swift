@@ -160,13 +160,13 @@ import Testing
 
     @Test func durableCursorsAreKeyedByOwnerAndName() async throws {
         try await withStore { store, _ in
-            try await store.commitCursor(owner: testOwner(1), name: "c", sequence: 10)
-            try await store.commitCursor(owner: testOwner(2), name: "c", sequence: 20)
-            try await store.commitCursor(owner: testOwner(1), name: "cc", sequence: 30)
+            try await store.commitCursor(owner: testOwner(1), name: "c", sequence: 10, filter: "c.>")
+            try await store.commitCursor(owner: testOwner(2), name: "c", sequence: 20, filter: "c.>")
+            try await store.commitCursor(owner: testOwner(1), name: "cc", sequence: 30, filter: "c.>")
             #expect(try store.cursor(owner: testOwner(1), name: "c") == 10)
             #expect(try store.cursor(owner: testOwner(2), name: "c") == 20)
             #expect(try store.cursor(owner: testOwner(1), name: "cc") == 30)
-            try await store.commitCursor(owner: testOwner(1), name: "c", sequence: 11)
+            try await store.commitCursor(owner: testOwner(1), name: "c", sequence: 11, filter: "c.>")
             #expect(try store.cursor(owner: testOwner(1), name: "c") == 11)
             #expect(try store.cursor(owner: testOwner(2), name: "c") == 20)
             try await store.deleteCursor(owner: testOwner(1), name: "c")

@@ -119,7 +119,7 @@ import Testing
             let refused = await store.append(try (0..<8).map { _ in try message("fill.0", payload) })
             let readRefused = { try refused[0].get() }
             #expect(throws: StoreError.storageFull(maxMapSize: 2 << 20), performing: readRefused)
-            try await store.commitCursor(owner: testOwner(1), name: "d", sequence: 5)
+            try await store.commitCursor(owner: testOwner(1), name: "d", sequence: 5, filter: "d.>")
             #expect(try store.cursor(owner: testOwner(1), name: "d") == 5)
         }
     }

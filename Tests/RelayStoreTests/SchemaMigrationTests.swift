@@ -128,7 +128,7 @@ struct SchemaMigrationTests {
         #expect(try store.legacyCursor(principal: "alicejobs", name: "x") == nil)
         #expect(try store.cursor(owner: testOwner(7), name: "jobs") == nil)
         let adopted: Result<Void, StoreError> = await withCheckedContinuation { continuation in
-            store.adoptLegacyCursor(principal: "alice", name: "jobs", owner: testOwner(7), sequence: 2) { continuation.resume(returning: $0) }
+            store.adoptLegacyCursor(principal: "alice", name: "jobs", owner: testOwner(7), sequence: 2, filter: "jobs.>") { continuation.resume(returning: $0) }
         }
         try adopted.get()
         #expect(try store.cursor(owner: testOwner(7), name: "jobs") == 2)
@@ -182,6 +182,42 @@ struct SchemaMigrationTests {
             }
             store.close()
         }
+    }
+
+    @Test("a version-3 cursor (sequence only) opens with an unknown filter; the store becomes version 4 and keeps filters")
+    func version3CursorHasNoFilter() async throws {
+        let dir = try TemporaryDirectory(prefix: "relay-store-v3")
+        defer { dir.remove() }
+        // A version-3 store as the old writer left it: an eight-byte cursor value.
+        do {
+            let store = try MessageStore.open(configuration(dir))
+            let key = try Schema.cursorKey(owner: testOwner(7), name: "jobs")
+            let old = withUnsafeBytes(of: UInt64(5).bigEndian) { Array($0) }
+            let three = withUnsafeBytes(of: UInt32(3).bigEndian) { Array($0) }
+            let schema = store.schema
+            try store.environment.write { (txn) throws(StoreError) in
+                try key.withBytes { (k) throws(StoreError) in
+                    try old.withBytes { (v) throws(StoreError) in _ = try txn.put(schema.cursors, key: k, value: v) }
+                }
+                try Schema.versionKey.withBytes { (k) throws(StoreError) in
+                    try three.withBytes { (v) throws(StoreError) in _ = try txn.put(schema.meta, key: k, value: v) }
+                }
+            }
+            store.close()
+        }
+        let store = try MessageStore.open(configuration(dir))
+        defer { store.close() }
+        #expect(try store.durableCursor(owner: testOwner(7), name: "jobs") == DurableCursor(sequence: 5, filter: nil))
+        #expect(try store.durableCursors() == [DurableCursorRecord(owner: testOwner(7), name: "jobs", cursor: 5, filter: nil)])
+        let schema = store.schema
+        let version = try store.environment.read { (txn) throws(StoreError) -> UInt32? in
+            try Schema.versionKey.withBytes { (k) throws(StoreError) -> UInt32? in
+                try txn.get(schema.meta, key: k) { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) }
+            }
+        }
+        #expect(version == 4)
+        try await store.commitCursor(owner: testOwner(7), name: "jobs", sequence: 5, filter: "jobs.>")
+        #expect(try store.durableCursor(owner: testOwner(7), name: "jobs") == DurableCursor(sequence: 5, filter: "jobs.>"))
     }
 
     @Test("a store from a newer schema version is refused with what to do, and left untouched")

@@ -120,8 +120,9 @@ struct AdminService: Sendable {
         return try cursors.map { record in
             let attached = live[AdminState.DurableKey(owner: record.owner, name: record.name)]
             let seen = broker.admin.durableActivity(owner: record.owner, name: record.name)
-            let filterText = attached?.filter ?? seen?.filter
-            // Unknown filter (not attached since start): every stored message after the cursor.
+            let filterText = attached?.filter ?? record.filter ?? seen?.filter
+            // Unknown filter (stored before filters were, not attached since):
+            // every stored message after the cursor.
             let filter = filterText.flatMap { try? TopicFilter($0) } ?? (try? TopicFilter(">"))
             let lag = try filter.map { try lagBehind(record.cursor, filter: $0) } ?? (count: 0, capped: false, oldest: nil)
             return AdminDurable(
@@ -188,7 +189,6 @@ struct AdminService: Sendable {
             throw AdminRefusal(code: .adminTargetNotFound, message: "no durable '\(name)' of owner \(ownerText)")
         }
         broker.admin.durableForgotten(owner: owner, name: name)
-        broker.forgetDurableFilter(owner: owner, name: name)
         return AdminOutcome(operation: "durable_delete", result: "deleted")
     }
 

@@ -37,8 +37,6 @@ public final class BrokerContext: Sendable {
         var sessions: [ObjectIdentifier: SessionControl] = [:]
         /// (owner, durable name) pairs attached to a live session.
         var durablesInUse: Set<DurableKey> = []
-        /// The filter each durable was attached with (§4.6), since relayd started.
-        var durableFilters: [DurableKey: String] = [:]
         var accepting = true
         /// Bumped by every applied reload. A session remembers the value at
         /// accept; if it changed by HELLO, the handshake may have used the
@@ -129,27 +127,6 @@ public final class BrokerContext: Sendable {
 
     func releaseDurable(owner: DurableOwner, name: String) {
         _ = state.withLockedValue { $0.durablesInUse.remove(DurableKey(owner: owner, name: name)) }
-    }
-
-    /// The filter an existing durable was attached with (§4.6), so reusing
-    /// its name with another filter is refused instead of moving its cursor.
-    /// In memory: after a restart the first attach records it (the store
-    /// keeps only the cursor). Nil, remembering `filter`, when unknown.
-    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String? {
-        state.withLockedValue { state in
-            let key = DurableKey(owner: owner, name: name)
-            if let stored = state.durableFilters[key] { return stored }
-            state.durableFilters[key] = filter
-            return nil
-        }
-    }
-
-    func setDurableFilter(owner: DurableOwner, name: String, filter: String) {
-        state.withLockedValue { $0.durableFilters[DurableKey(owner: owner, name: name)] = filter }
-    }
-
-    func forgetDurableFilter(owner: DurableOwner, name: String) {
-        _ = state.withLockedValue { $0.durableFilters.removeValue(forKey: DurableKey(owner: owner, name: name)) }
     }
 
     /// Swaps in a reloaded configuration and policy, and returns the live

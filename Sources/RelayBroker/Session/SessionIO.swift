@@ -134,16 +134,16 @@ final class SessionIO: SessionEnvironment {
             closeRequested = true
         case .append(let messages, let ids):
             append(messages, ids: ids)
-        case .commitCursor(let owner, let name, let sequence):
+        case .commitCursor(let owner, let name, let sequence, let filter):
             broker.admin.durableAcknowledged(owner: owner, name: name)
             let logger = self.logger
-            broker.store.commitCursor(owner: owner, name: name, sequence: sequence) { result in
+            broker.store.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter) { result in
                 if case .failure(let error) = result {
                     logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
                 }
             }
-        case .detachDurable(let owner, let name, let lastAck):
-            detach(owner: owner, name: name, lastAck: lastAck)
+        case .detachDurable(let owner, let name, let lastAck, let filter):
+            detach(owner: owner, name: name, lastAck: lastAck, filter: filter)
         case .releaseDurable(let owner, let name):
             broker.releaseDurable(owner: owner, name: name)
         case .unroute(let filter, let id):
@@ -187,10 +187,10 @@ final class SessionIO: SessionEnvironment {
     /// The commit queues behind any earlier cursor commit on the store's
     /// writer, and the name is released only once it is done, so a client
     /// that reconnects at once resumes after it rather than from an older cursor.
-    private func detach(owner: DurableOwner, name: String, lastAck: UInt64?) {
+    private func detach(owner: DurableOwner, name: String, lastAck: UInt64?, filter: String) {
         let broker = self.broker, logger = self.logger
         guard let lastAck else { return broker.releaseDurable(owner: owner, name: name) }
-        broker.store.commitCursor(owner: owner, name: name, sequence: lastAck) { result in
+        broker.store.commitCursor(owner: owner, name: name, sequence: lastAck, filter: filter) { result in
             if case .failure(let error) = result {
                 logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
             }
@@ -221,29 +221,34 @@ final class SessionIO: SessionEnvironment {
 
     func claimDurable(owner: DurableOwner, name: String) -> Bool { broker.claimDurable(owner: owner, name: name) }
 
-    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String? {
-        broker.durableFilter(owner: owner, name: name, remembering: filter)
-    }
-
-    func setDurableFilter(owner: DurableOwner, name: String, filter: String) {
-        broker.setDurableFilter(owner: owner, name: name, filter: filter)
-    }
-
     /// The owner's committed cursor; else a cursor migrated from a
     /// schema-1 store under this session's principal, which this owner then
-    /// adopts (the legacy key is deleted, so it is handed out once).
-    func resumeCursor(owner: DurableOwner, name: String, principal: String) throws(StoreError) -> UInt64? {
-        if let cursor = try broker.store.cursor(owner: owner, name: name) { return cursor }
-        guard let legacy = try broker.store.legacyCursor(principal: principal, name: name) else { return nil }
+    /// adopts (the legacy key is deleted, so it is handed out once). A
+    /// cursor with no stored filter (written before filters were stored)
+    /// takes `filter` now, committed at the same position, so the next SUB
+    /// under another filter is refused even after a restart.
+    func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor? {
         let logger = self.logger
-        broker.store.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: legacy) { result in
+        if let cursor = try broker.store.durableCursor(owner: owner, name: name) {
+            guard cursor.filter == nil else { return cursor }
+            broker.store.commitCursor(owner: owner, name: name, sequence: cursor.sequence, filter: filter) { result in
+                if case .failure(let error) = result {
+                    logger.error("storing an adopted durable filter failed", metadata: ["name": "\(name)", "error": "\(error)"])
+                }
+            }
+            logger.notice("durable cursor without a stored filter adopted the SUB's filter",
+                          metadata: ["name": "\(name)", "filter": "\(filter)", "sequence": "\(cursor.sequence)"])
+            return DurableCursor(sequence: cursor.sequence, filter: filter)
+        }
+        guard let legacy = try broker.store.legacyCursor(principal: principal, name: name) else { return nil }
+        broker.store.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: legacy, filter: filter) { result in
             if case .failure(let error) = result {
                 logger.error("adopting a migrated durable cursor failed", metadata: ["name": "\(name)", "error": "\(error)"])
             }
         }
         logger.notice("durable cursor migrated from schema 1 adopted",
                       metadata: ["name": "\(name)", "principal": "\(principal)", "sequence": "\(legacy)"])
-        return legacy
+        return DurableCursor(sequence: legacy, filter: filter)
     }
 
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {

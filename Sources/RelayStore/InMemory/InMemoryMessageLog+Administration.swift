@@ -5,7 +5,8 @@ import RelayCore
 extension InMemoryMessageLog: MessageLogAdministration {
     public func durableCursors() throws(StoreError) -> [DurableCursorRecord] {
         try locked { () throws(StoreError) -> [DurableCursorRecord] in
-            cursors.map { DurableCursorRecord(owner: $0.key.owner, name: $0.key.name, cursor: $0.value) }
+            cursors.map { DurableCursorRecord(owner: $0.key.owner, name: $0.key.name, cursor: $0.value.sequence,
+                                              filter: $0.value.filter) }
                 .sorted { ($0.owner.digest.lexicographicallyPrecedes($1.owner.digest)) || ($0.owner == $1.owner && $0.name < $1.name) }
         }
     }

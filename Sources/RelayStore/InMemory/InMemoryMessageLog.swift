@@ -32,7 +32,7 @@ public final class InMemoryMessageLog: MessageLog, @unchecked Sendable {
     private var dedup: [ProducerKey: (sequence: UInt64, timestamp: UInt64)] = [:]
     /// Dedup keys in the order they were stored (pruned oldest first).
     private var dedupOrder: [(key: ProducerKey, timestamp: UInt64)] = []
-    var cursors: [CursorKey: UInt64] = [:]
+    var cursors: [CursorKey: DurableCursor] = [:]
     private var closed = false
 
     struct CursorKey: Hashable {
@@ -214,13 +214,13 @@ public final class InMemoryMessageLog: MessageLog, @unchecked Sendable {
 
     // MARK: Durable cursors
 
-    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64,
+    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String,
                              completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         let result: Result<Void, StoreError>
         do {
             try locked { () throws(StoreError) in
                 guard !name.isEmpty else { throw .invalidArgument("a durable name is not empty") }
-                cursors[CursorKey(owner: owner, name: name)] = sequence
+                cursors[CursorKey(owner: owner, name: name)] = DurableCursor(sequence: sequence, filter: filter)
             }
             result = .success(())
         } catch {
@@ -229,7 +229,7 @@ public final class InMemoryMessageLog: MessageLog, @unchecked Sendable {
         completion(result)
     }
 
-    public func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? {
+    public func durableCursor(owner: DurableOwner, name: String) throws(StoreError) -> DurableCursor? {
         try locked { () throws(StoreError) in cursors[CursorKey(owner: owner, name: name)] }
     }
 
@@ -239,9 +239,9 @@ public final class InMemoryMessageLog: MessageLog, @unchecked Sendable {
     }
 
     /// Commits `owner`'s cursor (there is no legacy one to forget).
-    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64,
+    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64, filter: String,
                                   completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        commitCursor(owner: owner, name: name, sequence: sequence, completion: completion)
+        commitCursor(owner: owner, name: name, sequence: sequence, filter: filter, completion: completion)
     }
 
     // MARK: Retention, size, lifetime

@@ -4,9 +4,10 @@ struct Schema: Sendable {
     /// Bump when a layout changes incompatibly; checked on open. Version 2
     /// keys dedup entries by the publisher's certificate digest and durable
     /// cursors by their owner; version 3 puts a 4-byte publisher number in
-    /// the dedup key instead of the 32-byte digest (docs/storage.md,
+    /// the dedup key instead of the 32-byte digest; version 4 stores a
+    /// durable's filter after its cursor's sequence (docs/storage.md,
     /// "Schema history").
-    static let version: UInt32 = 3
+    static let version: UInt32 = 4
     static let databaseCount = 9
     static let versionKey = Array("schema_version".utf8)
 
@@ -18,9 +19,11 @@ struct Schema: Sendable {
     let topics: Database
     /// Commit timestamp (u64 BE ns) → first seq of that commit (u64 BE).
     let time: Database
-    /// 0x01 ‖ owner digest (32 bytes) ‖ durable name → seq (u64 BE); and
-    /// 0x00 ‖ a version-1 key (u16 BE principal length ‖ principal ‖ name)
-    /// for cursors migrated from version 1 and not yet adopted by an owner.
+    /// 0x01 ‖ owner digest (32 bytes) ‖ durable name → seq (u64 BE) ‖ the
+    /// SUB filter's UTF-8 bytes (``DurableCursor``; versions 2-3 wrote the
+    /// seq alone, read as an unknown filter); and 0x00 ‖ a version-1 key
+    /// (u16 BE principal length ‖ principal ‖ name) → seq (u64 BE) for
+    /// cursors migrated from version 1 and not yet adopted by an owner.
     let cursors: Database
     /// publisher number (u32 BE) ‖ session id (16 bytes) ‖ publish id (u64 BE) → seq (u64 BE).
     let dedup: Database

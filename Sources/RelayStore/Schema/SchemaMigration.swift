@@ -12,12 +12,19 @@
 /// - each `cursors` entry is kept under the legacy prefix: version 1 keyed
 ///   cursors by principal only, which cannot say which workload owns it. The
 ///   first owner with that principal to attach the name adopts it
-///   (``MessageStore/adoptLegacyCursor(principal:name:owner:)``).
+///   (``MessageStore/adoptLegacyCursor(principal:name:owner:sequence:filter:completion:)``).
 ///
 /// Version 2 → 3: each `dedup` key's 32-byte publisher digest becomes the
 /// publisher's number (``PublisherNumbers``), and `dedup_order` is rewritten
 /// with the shorter keys. Every entry is kept. A version-1 store runs both
 /// steps in the one transaction.
+///
+/// Version 3 → 4: nothing is rewritten. Version 4 appends the durable's
+/// filter to a cursor's value; a version-3 value (the sequence alone) reads
+/// as a cursor whose filter is unknown, and the broker stores the filter of
+/// the next SUB that attaches it. The version is bumped so that an older
+/// relay, which reads only eight-byte cursor values, refuses the store
+/// rather than silently losing every cursor written with a filter.
 enum SchemaMigration {
     /// Returns the version the store has after this call: ``Schema/version``,
     /// or the unknown version found (the caller refuses it).
@@ -40,6 +47,9 @@ enum SchemaMigration {
         case 2:
             try migrateDedupFromVersion2(schema, in: txn)
             try writeVersion(schema, in: txn)
+            return Schema.version
+        case 3:
+            try writeVersion(schema, in: txn)  // cursor values without a filter stay readable
             return Schema.version
         case let found?:
             return found

@@ -13,11 +13,11 @@ extension MessageStore: MessageLogAdministration {
                 var out: [DurableCursorRecord] = []
                 var operation = CursorOperation.first
                 while let entry = try cursor.move(operation, { key, value -> DurableCursorRecord? in
-                    // 0x01 ‖ owner digest (32) ‖ name → seq; legacy (0x00) keys are skipped.
-                    guard key.count > 33, key[0] == Schema.ownedCursorPrefix, value.count == 8,
+                    // 0x01 ‖ owner digest (32) ‖ name → seq ‖ filter; legacy (0x00) keys are skipped.
+                    guard key.count > 33, key[0] == Schema.ownedCursorPrefix, let stored = DurableCursor.decode(value),
                           let owner = DurableOwner(digest: Array(key[1..<33])) else { return nil }
                     return DurableCursorRecord(owner: owner, name: String(decoding: key[33...], as: UTF8.self),
-                                               cursor: value.readUInt64BE(at: 0))
+                                               cursor: stored.sequence, filter: stored.filter)
                 }) {
                     operation = .next
                     if let entry { out.append(entry) }

@@ -171,7 +171,7 @@ final class StoreWriter: @unchecked Sendable {
         for job in jobs {
             switch job {
             case .append(let messages, let completion): appends.append((messages, completion))
-            case .cursor(let key, let sequence, let completion): cursors.append(CursorWrite(key: key, sequence: sequence, completion: completion))
+            case .cursor(let key, let value, let completion): cursors.append(CursorWrite(key: key, value: value, completion: completion))
             case .prune(let completion): pruneWaiters.append(completion)
             }
         }
@@ -257,17 +257,16 @@ final class StoreWriter: @unchecked Sendable {
 
     struct CursorWrite {
         var key: [UInt8]
-        var sequence: UInt64?
+        /// Nil deletes.
+        var value: [UInt8]?
         var completion: @Sendable (Result<Void, StoreError>) -> Void
     }
 
     private static func writeCursors(_ cursors: [CursorWrite], schema: Schema, in txn: borrowing WriteTransaction) throws(StoreError) {
         for cursor in cursors {
             try cursor.key.withBytes { (key) throws(StoreError) in
-                if let sequence = cursor.sequence {
-                    try withBigEndianBytes(sequence) { (value) throws(StoreError) in
-                        try txn.put(schema.cursors, key: key, value: value)
-                    }
+                if let value = cursor.value {
+                    try value.withBytes { (value) throws(StoreError) in try txn.put(schema.cursors, key: key, value: value) }
                 } else {
                     try txn.delete(schema.cursors, key: key)
                 }

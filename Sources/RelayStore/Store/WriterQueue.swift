@@ -3,8 +3,8 @@ import Foundation
 /// Work for the writer thread.
 enum WriterJob: Sendable {
     case append([NewMessage], @Sendable ([Result<AppendReceipt, StoreError>]) -> Void)
-    /// Set (sequence non-nil) or delete (nil) a durable cursor.
-    case cursor(key: [UInt8], sequence: UInt64?, @Sendable (Result<Void, StoreError>) -> Void)
+    /// Set (value non-nil: ``DurableCursor/encode(sequence:filter:)``) or delete (nil) a durable cursor.
+    case cursor(key: [UInt8], value: [UInt8]?, @Sendable (Result<Void, StoreError>) -> Void)
     /// Run retention and dedup pruning until nothing is left to delete.
     case prune(@Sendable (Result<Int, StoreError>) -> Void)
 

@@ -72,9 +72,10 @@ enum SessionAction {
     /// One append to the log; the answers come back as
     /// ``SessionStateMachine/commitCompleted(ids:results:_:)``, in this order.
     case append([NewMessage], publishIDs: [UInt64])
-    case commitCursor(owner: DurableOwner, name: String, sequence: UInt64)
+    /// `filter`: the subscription's, stored with the cursor (§4.6).
+    case commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String)
     /// Commit the last cursor position (if any), then release the name.
-    case detachDurable(owner: DurableOwner, name: String, lastAck: UInt64?)
+    case detachDurable(owner: DurableOwner, name: String, lastAck: UInt64?, filter: String)
     case releaseDurable(owner: DurableOwner, name: String)
     /// Stop routing to this subscription.
     case unroute(TopicFilter, subscriptionID: UInt32)
@@ -96,13 +97,11 @@ protocol SessionEnvironment: AnyObject {
     /// The current policy's answer for `identity`.
     func permissions(for identity: Identity) -> Permissions
     func claimDurable(owner: DurableOwner, name: String) -> Bool
-    /// The committed cursor of a durable name (adopting a migrated one if need be).
-    func resumeCursor(owner: DurableOwner, name: String, principal: String) throws(StoreError) -> UInt64?
-    /// The filter an existing durable was attached with (nil: not known
-    /// since relayd started), remembering `filter` when none is (§4.6).
-    func durableFilter(owner: DurableOwner, name: String, remembering filter: String) -> String?
-    /// A new cursor (none committed yet) takes the filter of its SUB.
-    func setDurableFilter(owner: DurableOwner, name: String, filter: String)
+    /// The committed cursor of a durable name and the filter stored with it.
+    /// A cursor without a stored filter (a migrated one, or one recorded
+    /// before filters were stored) adopts `filter`, the SUB's, and is
+    /// returned with it (docs/storage.md, "Durable cursors").
+    func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor?
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
     /// Adds the subscription to routing; returns the watermark (see ``Router``).
     func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64

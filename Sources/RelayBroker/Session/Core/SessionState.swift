@@ -144,14 +144,15 @@ struct SubscriptionTable {
         hasPendingAcks = true
     }
 
-    /// Takes the cursor positions to commit, one per moved durable cursor.
-    mutating func takePendingAcks(_ body: (String, UInt64) -> Void) {
+    /// Takes the cursor positions to commit, one per moved durable cursor:
+    /// its name, its subscription's filter (stored with the cursor) and the position.
+    mutating func takePendingAcks(_ body: (String, TopicFilter, UInt64) -> Void) {
         guard hasPendingAcks else { return }
         hasPendingAcks = false
         for entry in entries.values {
             guard let ack = entry.pendingAck else { continue }
             entry.pendingAck = nil
-            if let name = entry.durableName { body(name, ack) }
+            if let name = entry.durableName { body(name, entry.delivery.filter, ack) }
         }
     }
 

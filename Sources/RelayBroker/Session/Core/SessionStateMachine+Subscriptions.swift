@@ -47,10 +47,13 @@ extension SessionStateMachine {
         var notBefore: UInt64?  // a `time` start: pass over what was committed before it (§4.6)
         var notice = ""
         do {
-            if let owner, let cursor = try env.resumeCursor(owner: owner, name: durable, principal: session.principal) {
+            if let owner, let resumed = try env.resumeCursor(owner: owner, name: durable, principal: session.principal,
+                                                             filter: filter.value) {
                 // An existing durable is never moved silently (§4.6): another
-                // filter is refused, an explicit start is ignored and said so.
-                if let stored = env.durableFilter(owner: owner, name: durable, remembering: filter.value), stored != filter.value {
+                // filter (stored with the cursor, so it survives a restart) is
+                // refused, an explicit start is ignored and said so.
+                let cursor = resumed.sequence
+                if let stored = resumed.filter, stored != filter.value {
                     env.run(.releaseDurable(owner: owner, name: durable))
                     return refuse(.durableFilterMismatch, "durable \"\(durable)\" exists with filter \"\(stored)\" (cursor at "
                         + "\(cursor)); subscribe to \"\(stored)\", use another durable name, or delete it with "
@@ -62,7 +65,6 @@ extension SessionStateMachine {
                 }
                 start = cursor + 1
             } else {
-                if let owner { env.setDurableFilter(owner: owner, name: durable, filter: filter.value) }
                 switch request.start {
                 case .latest: start = nil  // from the watermark on
                 case .sequence(let s): start = s  // at least 1: checked by the wire layer
@@ -135,8 +137,8 @@ extension SessionStateMachine {
     /// One cursor commit per moved durable cursor.
     func commitCursors<Env: SessionEnvironment>(_ session: ActiveSession, _ env: Env) {
         guard let owner = session.durableOwner else { return }
-        session.subscriptions.takePendingAcks { name, sequence in
-            env.run(.commitCursor(owner: owner, name: name, sequence: sequence))
+        session.subscriptions.takePendingAcks { name, filter, sequence in
+            env.run(.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter.value))
         }
     }
 }

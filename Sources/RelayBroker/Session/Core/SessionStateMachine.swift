@@ -256,7 +256,7 @@ struct SessionStateMachine {
         env.run(.unroute(entry.delivery.filter, subscriptionID: entry.delivery.id))
         metrics.subscriptions.decrement()
         if let name = entry.durableName, let owner {
-            env.run(.detachDurable(owner: owner, name: name, lastAck: entry.highestAck))
+            env.run(.detachDurable(owner: owner, name: name, lastAck: entry.highestAck, filter: entry.delivery.filter.value))
         }
     }
 }
