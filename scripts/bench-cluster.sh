@@ -18,6 +18,8 @@
 #
 # Knobs (environment):
 #   N=20000 SIZE=128 WINDOW=1000 ROUNDS=1 REPLICAS=3 SCEN_TIMEOUT=60
+#   RATE=0            > 0: also an edge run paced at RATE msg/s offered (4 s), for
+#                     p99 publish->ack below saturation (row "edge@RATE")
 #   NATS_BASE=24222   client ports NATS_BASE..+2, routes +1000, monitoring +2000
 #   EDGE_PORT=27443
 #   RELAY_BIN_DIR     use relayd/relayctl from there, build nothing
@@ -28,7 +30,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-N="${N:-20000}" SIZE="${SIZE:-128}" WINDOW="${WINDOW:-1000}" ROUNDS="${ROUNDS:-1}" REPLICAS="${REPLICAS:-3}"
+N="${N:-20000}" SIZE="${SIZE:-128}" WINDOW="${WINDOW:-1000}" ROUNDS="${ROUNDS:-1}" REPLICAS="${REPLICAS:-3}" RATE="${RATE:-0}"
 SCEN_TIMEOUT="${SCEN_TIMEOUT:-60}"
 NATS_BASE="${NATS_BASE:-24222}" EDGE_PORT="${EDGE_PORT:-27443}"
 SCRATCH="${SCRATCH:-$ROOT/.build-bench-release}"
@@ -41,7 +43,8 @@ die() { printf '[bench-cluster] error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=scripts/cluster-lib.sh
 source "$ROOT/scripts/cluster-lib.sh"
 
-[[ $N =~ ^[0-9]+$ && $SIZE =~ ^[0-9]+$ && $WINDOW =~ ^[0-9]+$ && $ROUNDS =~ ^[0-9]+$ ]] || die "N, SIZE, WINDOW, ROUNDS must be integers"
+[[ $N =~ ^[0-9]+$ && $SIZE =~ ^[0-9]+$ && $WINDOW =~ ^[0-9]+$ && $ROUNDS =~ ^[0-9]+$ && $RATE =~ ^[0-9]+$ ]] \
+  || die "N, SIZE, WINDOW, ROUNDS, RATE must be integers"
 [[ -x $NATS_SERVER ]] || die "nats-server not found (apt-get install nats-server, or make deps)"
 pkg-config --exists libnats || die "libnats-dev is missing (make deps)"
 
@@ -138,20 +141,27 @@ direct_run() { # extra args: one nats.c run into the edge's stream (subject unde
     --stream "$STREAM" --subject "relay.bench.direct" --n "$N" --size "$SIZE" --window "$WINDOW" \
     --replicas "$REPLICAS" --timeout "$SCEN_TIMEOUT" "$@" || true
 }
+edge_run() { # extra args: relayctl bench through the edge, its JSON line
+  "$BIN/relayctl" bench pubsub --server "127.0.0.1:$EDGE_PORT" --ca "$P/ca.pem" --cert "$P/billing.pem" \
+    --key "$P/billing.key" --broker-pid "$EDGE_PID" --subscribers 0 --size "$SIZE" --window "$WINDOW" \
+    --timeout "$SCEN_TIMEOUT" --json "$@" | grep '^{' | tail -n 1 || true
+}
 for round in $(seq 1 "$ROUNDS"); do
   # direct: plain async publishes; direct_id: each with a unique Nats-Msg-Id,
   # as relayd sends its dedup key (JetStream then tracks every id);
   # edge: relayctl bench through relayd.
   direct=$(direct_run)
   direct_id=$(direct_run --msg-id 1)
-  edge=$("$BIN/relayctl" bench pubsub --server "127.0.0.1:$EDGE_PORT" --ca "$P/ca.pem" --cert "$P/billing.pem" \
-    --key "$P/billing.key" --broker-pid "$EDGE_PID" --subscribers 0 --count "$N" --size "$SIZE" --window "$WINDOW" \
-    --timeout "$SCEN_TIMEOUT" --json | grep '^{' | tail -n 1) || true
+  edge=$(edge_run --count "$N")
   [[ -n $direct && -n $direct_id ]] || die "the direct publisher printed nothing"
   [[ -n $edge ]] || die "relayctl bench printed nothing (edge log: $(tail -n 5 "$WORK/edge.log"))"
   row "$round" direct "$direct" acked_msgs_per_sec
   row "$round" direct+id "$direct_id" acked_msgs_per_sec
   row "$round" edge "$edge" published_msgs_per_sec
+  if ((RATE > 0)); then
+    paced=$(edge_run --count $((RATE * 4)) --rate "$RATE")
+    [[ -n $paced ]] && row "$round" "edge@$RATE" "$paced" published_msgs_per_sec
+  fi
   awk -v e="$(field "$edge" published_msgs_per_sec)" -v d="$(field "$direct" acked_msgs_per_sec)" \
     -v i="$(field "$direct_id" acked_msgs_per_sec)" 'BEGIN { r = (d > 0) ? e / d : 0; q = (i > 0) ? e / i : 0;
     printf "%-6s edge/direct = %.2f (target >= 0.80: %s); edge/direct+id = %.2f\n", "", r, (r >= 0.8 ? "met" : "NOT met"), q }'
