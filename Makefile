@@ -9,10 +9,11 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # and the TLS scanners TLSScanTests runs (Debian installs testssl.sh as `testssl`),
 # promtool (package prometheus), which MetricsExpositionTests runs on a real /metrics,
 # systemd for the systemd-analyze that OperationsTests verifies the unit with,
-# and for the JetStream backend nats.c (libnats-dev) and the nats-server its tests start.
-APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan prometheus systemd libnats-dev nats-server
+# for the JetStream backend nats.c (libnats-dev) and the nats-server its tests start,
+# and man (man-db, groff-base), which check-install renders the man pages with.
+APT_PACKAGES := libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan prometheus systemd libnats-dev nats-server man-db groff-base
 
-.PHONY: deps build release test run pki man install fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
+.PHONY: deps build release test run pki man install check-install fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
 
 # Fails at once, naming the package, when apt cannot install one (the
 # status used to be that of the last command only), and when Swift is
@@ -65,6 +66,7 @@ test: deps
 	ulimit -n $$(ulimit -Hn) 2>/dev/null || ulimit -n 8192 2>/dev/null || true; \
 	$(SWIFT) test --skip-build --skip '$(HEAVY_TESTS)' && \
 	$(SWIFT) test --skip-build --filter '$(HEAVY_TESTS)'
+	$(MAKE) --no-print-directory check-install
 	@if [ "$(TEST_DEPENDENT)" != 0 ]; then SWIFT='$(SWIFT)' bash scripts/dependent-package.sh; fi
 	@if [ "$(TEST_FUZZ_SECONDS)" != 0 ]; then $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS); fi
 
@@ -92,15 +94,27 @@ run: pki
 	@echo ""
 	exec .build/release/relayd --init --config config/relay.toml
 
-# Man pages for relayd, relayctl, relay-pub and relay-sub, generated from
-# their argument parsers by swift-argument-parser's generate-manual plugin
-# (which builds every product in release mode first), collected in .build/man.
+# Man pages for relayd, relayctl, relay-pub and relay-sub (one page each,
+# subcommands included), generated from their argument parsers by
+# swift-argument-parser's generate-manual plugin, collected in .build/man.
+# The plugin builds every product first, in MAN_CONFIGURATION: debug by
+# default, as the pages do not depend on it and `make release` builds with
+# flags the plugin cannot pass (a plugin release build would rebuild
+# .build/release without them). It writes .build/plugins/GenerateManual/
+# outputs/<target>/<target>.1; only the four installed tools' pages are
+# kept (relay-soak, a test tool, gets one too). Offline: the plugin comes
+# from the resolved swift-argument-parser checkout.
 MAN_OUT := .build/man
+MAN_CONFIGURATION ?= debug
 man: deps
-	$(SWIFT) package plugin generate-manual
+	@rm -rf .build/plugins/GenerateManual/outputs  # no stale page passes for a new one
+	$(SWIFT) package plugin generate-manual --configuration $(MAN_CONFIGURATION)
 	@rm -rf $(MAN_OUT) && mkdir -p $(MAN_OUT)
-	@find .build/plugins -path '*GenerateManual*' -name '*.1' -exec cp {} $(MAN_OUT)/ \;
-	@ls $(MAN_OUT)/*.1 >/dev/null 2>&1 || { echo "make man: the generate-manual plugin wrote no man pages" >&2; exit 1; }
+	@for b in $(INSTALL_BINARIES); do \
+	  page=.build/plugins/GenerateManual/outputs/$$b/$$b.1; \
+	  [ -s "$$page" ] || { echo "make man: the generate-manual plugin wrote no $$page" >&2; exit 1; }; \
+	  cp "$$page" $(MAN_OUT)/; \
+	done
 	@echo "man pages in $(MAN_OUT): $$(cd $(MAN_OUT) && ls)"
 
 # make install PREFIX=/usr/local: the binaries (release build), their man
@@ -126,6 +140,17 @@ install: $(if $(filter 1,$(INSTALL_SKIP_BUILD)),,release man)
 	  > "$(DESTDIR)$(PREFIX)/lib/systemd/system/relayd.service"
 	chmod 0644 "$(DESTDIR)$(PREFIX)/lib/systemd/system/relayd.service"
 	install -m 0640 config/relay.toml "$(DESTDIR)$(SYSCONFDIR)/relay/relay.toml.example"
+
+# Part of `make test`: the man pages generated from the debug build (the
+# tests built it; the plugin's build is then a no-op), `make install` of
+# the debug binaries into a fresh PREFIX, and scripts/check-install.sh on
+# the result (every binary and page in place, relayd.1 documenting --init
+# and --check-config as man renders it, no test tool installed).
+.PHONY: check-install
+check-install: man
+	@prefix=$$(mktemp -d); trap 'rm -rf "$$prefix"' EXIT; \
+	$(MAKE) --no-print-directory install PREFIX="$$prefix" INSTALL_SKIP_BUILD=1 INSTALL_FROM=.build/debug >/dev/null && \
+	bash scripts/check-install.sh "$$prefix"
 
 # Fuzzing is bounded: FUZZ_SECONDS per target (default 60). Each script
 # exits non-zero when libFuzzer does: on a crash (a trap in a target's

@@ -232,7 +232,9 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayBrokerTests",
-            dependencies: ["RelayBroker", "RelayTestSupport", "RelayWire", "RelayCore", "RelayTLS", "relayd"],
+            dependencies: ["RelayBroker", "RelayTestSupport", "RelayWire", "RelayCore", "RelayTLS", "relayd",
+                           // ClusterTests drive the failover with the client library's multi-address connection.
+                           "RelayClient"],
             swiftSettings: swiftSettings
         ),
 

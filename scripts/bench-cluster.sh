@@ -8,7 +8,8 @@
 #    starts 3 nats-server nodes (mTLS on clients and routes) and one relayd
 #    edge on the jetstream backend, all on 127.0.0.1;
 # 3. ROUNDS times, alternating: direct nats.c async publish of N messages of
-#    SIZE bytes (WINDOW in flight) to the edge's stream, then
+#    SIZE bytes (WINDOW in flight) to the edge's stream, the same with a
+#    unique Nats-Msg-Id on each message (as relayd's dedup key), then
 #    `relayctl bench pubsub --subscribers 0` through the edge (same N, SIZE,
 #    WINDOW; each PUBACK waits for JetStream's ack);
 # 4. prints acked msg/s and p99 publish->ack of both and the ratio per round
@@ -17,15 +18,19 @@
 #
 # Knobs (environment):
 #   N=20000 SIZE=128 WINDOW=1000 ROUNDS=1 REPLICAS=3 SCEN_TIMEOUT=60
+#   RATE=0            > 0: also an edge run paced at RATE msg/s offered (4 s), for
+#                     p99 publish->ack below saturation (row "edge@RATE")
 #   NATS_BASE=24222   client ports NATS_BASE..+2, routes +1000, monitoring +2000
 #   EDGE_PORT=27443
 #   RELAY_BIN_DIR     use relayd/relayctl from there, build nothing
 #   SCRATCH           SwiftPM scratch path (default .build-bench-release, shared with bench-peers.sh)
 #   BENCH_WORKDIR     default ${TMPDIR:-/tmp}/relay-bench-cluster (removed at the end unless KEEP=1)
+#   RESULTS           also append every round's two JSON lines here, each with
+#                     "side":"direct"|"direct_id"|"edge" and "round" (bench-peers.sh BENCH_CLUSTER=1 reads them)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-N="${N:-20000}" SIZE="${SIZE:-128}" WINDOW="${WINDOW:-1000}" ROUNDS="${ROUNDS:-1}" REPLICAS="${REPLICAS:-3}"
+N="${N:-20000}" SIZE="${SIZE:-128}" WINDOW="${WINDOW:-1000}" ROUNDS="${ROUNDS:-1}" REPLICAS="${REPLICAS:-3}" RATE="${RATE:-0}"
 SCEN_TIMEOUT="${SCEN_TIMEOUT:-60}"
 NATS_BASE="${NATS_BASE:-24222}" EDGE_PORT="${EDGE_PORT:-27443}"
 SCRATCH="${SCRATCH:-$ROOT/.build-bench-release}"
@@ -38,7 +43,8 @@ die() { printf '[bench-cluster] error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=scripts/cluster-lib.sh
 source "$ROOT/scripts/cluster-lib.sh"
 
-[[ $N =~ ^[0-9]+$ && $SIZE =~ ^[0-9]+$ && $WINDOW =~ ^[0-9]+$ && $ROUNDS =~ ^[0-9]+$ ]] || die "N, SIZE, WINDOW, ROUNDS must be integers"
+[[ $N =~ ^[0-9]+$ && $SIZE =~ ^[0-9]+$ && $WINDOW =~ ^[0-9]+$ && $ROUNDS =~ ^[0-9]+$ && $RATE =~ ^[0-9]+$ ]] \
+  || die "N, SIZE, WINDOW, ROUNDS, RATE must be integers"
 [[ -x $NATS_SERVER ]] || die "nats-server not found (apt-get install nats-server, or make deps)"
 pkg-config --exists libnats || die "libnats-dev is missing (make deps)"
 
@@ -108,6 +114,8 @@ stream = "$STREAM"
 replicas = $REPLICAS
 [limits]
 max_in_flight = 4096
+[metrics]
+listen = ""
 [log]
 level = "warning"
 [[acl.rule]]
@@ -121,28 +129,46 @@ PIDS+=($EDGE_PID)
 wait_relayd_listening 30 "$WORK/edge.log" "$EDGE_PID" || die "relayd did not start: $(tail -n 5 "$WORK/edge.log")"
 
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
-printf '%-6s %-8s %12s %12s %12s %8s\n' round side "acked msg/s" "p50 ack ms" "p99 ack ms" "ok"
-for round in $(seq 1 "$ROUNDS"); do
-  # Direct: the same stream relayd writes (subject under its prefix), from nats.c.
-  direct=$("$WORK/nats_r3_bench" --url "$URLS" --ca "$P/ca.pem" --cert "$P/nats-client.pem" --key "$P/nats-client.key" \
+printf '%-6s %-9s %12s %12s %12s %8s\n' round side "acked msg/s" "p50 ack ms" "p99 ack ms" "ok"
+row() { # round side json rate-field
+  printf '%-6s %-9s %12.0f %12.2f %12.2f %8s\n' "$1" "$2" "$(field "$3" "$4")" \
+    "$(awk -v v="$(field "$3" publish_ack_p50_us)" 'BEGIN{print v/1000}')" \
+    "$(awk -v v="$(field "$3" publish_ack_p99_us)" 'BEGIN{print v/1000}')" \
+    "$(sed -n 's/.*"ok":\(true\|false\).*/\1/p' <<<"$3")"
+}
+direct_run() { # extra args: one nats.c run into the edge's stream (subject under its prefix)
+  "$WORK/nats_r3_bench" --url "$URLS" --ca "$P/ca.pem" --cert "$P/nats-client.pem" --key "$P/nats-client.key" \
     --stream "$STREAM" --subject "relay.bench.direct" --n "$N" --size "$SIZE" --window "$WINDOW" \
-    --replicas "$REPLICAS" --timeout "$SCEN_TIMEOUT") || true
-  edge=$("$BIN/relayctl" bench pubsub --server "127.0.0.1:$EDGE_PORT" --ca "$P/ca.pem" --cert "$P/billing.pem" \
-    --key "$P/billing.key" --broker-pid "$EDGE_PID" --subscribers 0 --count "$N" --size "$SIZE" --window "$WINDOW" \
-    --timeout "$SCEN_TIMEOUT" --json | grep '^{' | tail -n 1) || true
-  [[ -n $direct ]] || die "the direct publisher printed nothing"
+    --replicas "$REPLICAS" --timeout "$SCEN_TIMEOUT" "$@" || true
+}
+edge_run() { # extra args: relayctl bench through the edge, its JSON line
+  "$BIN/relayctl" bench pubsub --server "127.0.0.1:$EDGE_PORT" --ca "$P/ca.pem" --cert "$P/billing.pem" \
+    --key "$P/billing.key" --broker-pid "$EDGE_PID" --subscribers 0 --size "$SIZE" --window "$WINDOW" \
+    --timeout "$SCEN_TIMEOUT" --json "$@" | grep '^{' | tail -n 1 || true
+}
+for round in $(seq 1 "$ROUNDS"); do
+  # direct: plain async publishes; direct_id: each with a unique Nats-Msg-Id,
+  # as relayd sends its dedup key (JetStream then tracks every id);
+  # edge: relayctl bench through relayd.
+  direct=$(direct_run)
+  direct_id=$(direct_run --msg-id 1)
+  edge=$(edge_run --count "$N")
+  [[ -n $direct && -n $direct_id ]] || die "the direct publisher printed nothing"
   [[ -n $edge ]] || die "relayctl bench printed nothing (edge log: $(tail -n 5 "$WORK/edge.log"))"
-  d_rate=$(field "$direct" acked_msgs_per_sec) e_rate=$(field "$edge" published_msgs_per_sec)
-  printf '%-6s %-8s %12.0f %12.2f %12.2f %8s\n' "$round" direct "$d_rate" \
-    "$(awk -v v="$(field "$direct" publish_ack_p50_us)" 'BEGIN{print v/1000}')" \
-    "$(awk -v v="$(field "$direct" publish_ack_p99_us)" 'BEGIN{print v/1000}')" \
-    "$(sed -n 's/.*"ok":\(true\|false\).*/\1/p' <<<"$direct")"
-  printf '%-6s %-8s %12.0f %12.2f %12.2f %8s\n' "$round" edge "$e_rate" \
-    "$(awk -v v="$(field "$edge" publish_ack_p50_us)" 'BEGIN{print v/1000}')" \
-    "$(awk -v v="$(field "$edge" publish_ack_p99_us)" 'BEGIN{print v/1000}')" \
-    "$(sed -n 's/.*"ok":\(true\|false\).*/\1/p' <<<"$edge")"
-  awk -v e="$e_rate" -v d="$d_rate" 'BEGIN { r = (d > 0) ? e / d : 0;
-    printf "%-6s edge/direct = %.2f (target >= 0.80: %s)\n", "", r, (r >= 0.8 ? "met" : "NOT met") }'
-  echo "direct $direct" >> "$WORK/results.txt"
-  echo "edge $edge" >> "$WORK/results.txt"
+  row "$round" direct "$direct" acked_msgs_per_sec
+  row "$round" direct+id "$direct_id" acked_msgs_per_sec
+  row "$round" edge "$edge" published_msgs_per_sec
+  if ((RATE > 0)); then
+    paced=$(edge_run --count $((RATE * 4)) --rate "$RATE")
+    [[ -n $paced ]] && row "$round" "edge@$RATE" "$paced" published_msgs_per_sec
+  fi
+  awk -v e="$(field "$edge" published_msgs_per_sec)" -v d="$(field "$direct" acked_msgs_per_sec)" \
+    -v i="$(field "$direct_id" acked_msgs_per_sec)" 'BEGIN { r = (d > 0) ? e / d : 0; q = (i > 0) ? e / i : 0;
+    printf "%-6s edge/direct = %.2f (target >= 0.80: %s); edge/direct+id = %.2f\n", "", r, (r >= 0.8 ? "met" : "NOT met"), q }'
+  printf '%s\n' "direct $direct" "direct_id $direct_id" "edge $edge" >> "$WORK/results.txt"
+  if [[ -n ${RESULTS:-} ]]; then
+    printf '%s\n' "${direct%\}},\"side\":\"direct\",\"round\":$round}" \
+      "${direct_id%\}},\"side\":\"direct_id\",\"round\":$round}" \
+      "${edge%\}},\"side\":\"edge\",\"round\":$round}" >> "$RESULTS"
+  fi
 done

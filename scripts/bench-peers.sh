@@ -21,6 +21,11 @@
 #   SCRATCH=.build-bench-release     SwiftPM scratch path of the release build
 #   RELAY_BIN_DIR                    use relayctl/relayd from this directory, build nothing
 #   BENCH_WORKDIR                    default ${TMPDIR:-/tmp}/peer-bench (as setup.sh/run.sh)
+#   BENCH_CLUSTER=1                  also the cluster case (scripts/bench-cluster.sh): acked msg/s and
+#                                    p99 publish->ack through one relayd edge on a 3-node R3 JetStream
+#                                    stream next to direct nats.c to the same stream, in the same run
+#                                    (CLUSTER_N=20000 CLUSTER_ROUNDS=3; off by default; rows of an
+#                                    earlier run: --cluster-table DIR/cluster.jsonl)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -162,6 +167,49 @@ function tgtMax(name, value, limit, shown) {
 ' "$1" "$2"
 }
 
+# cluster_table CLUSTER.jsonl: the median of the rounds of each side, and the ratio.
+cluster_table() {
+  awk '
+function get(k,    r) {
+  if (match($0, "\"" k "\":(\"[^\"]*\"|[^,}]*)")) {
+    r = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3); gsub(/"/, "", r); return r
+  }
+  return ""
+}
+function median(a, n,    i, j, t) {
+  for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+  return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
+}
+/^\{/ {
+  s = get("side")
+  r = (s == "edge") ? get("published_msgs_per_sec") : get("acked_msgs_per_sec")
+  rate[s, ++n[s]] = r + 0; p99[s, n[s]] = get("publish_ack_p99_us") / 1000
+  if (get("ok") != "true") bad[s]++
+}
+END {
+  for (k = 1; k <= n["edge"]; k++) { er[k] = rate["edge", k]; ep[k] = p99["edge", k] }
+  for (k = 1; k <= n["direct"]; k++) { dr[k] = rate["direct", k]; dp[k] = p99["direct", k] }
+  for (k = 1; k <= n["direct_id"]; k++) { ir[k] = rate["direct_id", k]; ip[k] = p99["direct_id", k] }
+  e = median(er, n["edge"]); d = median(dr, n["direct"])
+  printf "\n-- cluster: 1 publisher, 128 B, 3-node NATS JetStream R3 (median of %d rounds)\n", n["edge"]
+  printf "%-34s %12s %10s %4s\n", "", "acked msg/s", "ack99 ms", "ok"
+  printf "%-34s %12.0f %10.2f %4s\n", "Relay edge on R3 JetStream", e, median(ep, n["edge"]), bad["edge"] ? "NO" : "yes"
+  printf "%-34s %12.0f %10.2f %4s\n", "direct nats.c R3", d, median(dp, n["direct"]), bad["direct"] ? "NO" : "yes"
+  if (n["direct_id"] > 0)
+    printf "%-34s %12.0f %10.2f %4s\n", "direct nats.c R3, Nats-Msg-Id each", median(ir, n["direct_id"]), median(ip, n["direct_id"]),
+      bad["direct_id"] ? "NO" : "yes"
+  printf "  %-52s %14s  %s\n", "edge acked msg/s >= 80% of direct nats.c (R3)", (d > 0 ? sprintf("%.2fx", e / d) : "-"),
+    (d > 0 && e >= 0.8 * d) ? "met" : "MISSED"
+}' "$1"
+}
+
+# `bench-peers.sh --cluster-table CLUSTER.jsonl` prints the cluster rows of an earlier BENCH_CLUSTER=1 run.
+if [[ ${1:-} == --cluster-table ]]; then
+  [[ $# -eq 2 && -r $2 ]] || die "usage: $0 --cluster-table cluster.jsonl"
+  cluster_table "$2"
+  exit 0
+fi
+
 # `bench-peers.sh --table RELAY.jsonl PEERS.jsonl` prints the table of an earlier run again.
 if [[ ${1:-} == --table ]]; then
   [[ $# -eq 3 && -r $2 && -r $3 ]] || die "usage: $0 --table relay.jsonl peers-results.jsonl"
@@ -247,6 +295,14 @@ if [[ $PEERS == 1 ]]; then
 fi
 
 join_table "$RELAY_RESULTS" "$PEER_RESULTS" | tee "$OUT/table.txt"
+
+if [[ ${BENCH_CLUSTER:-0} == 1 ]]; then
+  log "cluster: scripts/bench-cluster.sh (3 nats-server nodes, one relayd edge)"
+  RELAY_BIN_DIR="$BIN" RESULTS="$OUT/cluster.jsonl" N="${CLUSTER_N:-20000}" ROUNDS="${CLUSTER_ROUNDS:-3}" SIZE=128 \
+    SCEN_TIMEOUT="$SCEN_TIMEOUT" bash "$ROOT/scripts/bench-cluster.sh" >&2 || log "cluster: bench-cluster.sh failed"
+  if [[ -s $OUT/cluster.jsonl ]]; then cluster_table "$OUT/cluster.jsonl" | tee -a "$OUT/table.txt"
+  else log "cluster: no results (see the lines above)"; fi
+fi
 {
   echo "relay_run=$RUN_ID peers_results=$PEER_RESULTS"
   echo "knobs: N=$N SIZES='$SIZES' WINDOW=$WINDOW FANOUT=$FANOUT FANOUT_SIZE=$FANOUT_SIZE WARMUP=$WARMUP PIN=$PIN"

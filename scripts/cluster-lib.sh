@@ -34,7 +34,8 @@ wait_nats_healthy() {
 # line; fails at once when PID exited (e.g. a config error), else at the deadline.
 wait_relayd_listening() {
   local deadline=$((SECONDS + $1))
-  until grep -q "^relayd listening on " "$2" 2>/dev/null; do
+  # Plain or logfmt (msg="relayd listening on ...") log lines.
+  until grep -q "relayd listening on " "$2" 2>/dev/null; do
     kill -0 "$3" 2>/dev/null || return 1
     ((SECONDS < deadline)) || return 1
     sleep 0.2

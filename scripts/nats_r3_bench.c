@@ -10,6 +10,10 @@
  *    "replicas":..,"acked":..,"errors":..,"pub_secs":..,
  *    "acked_msgs_per_sec":..,"publish_ack_p50_us":..,"publish_ack_p99_us":..,"ok":true}
  *
+ * With --msg-id 1 every message carries a unique Nats-Msg-Id header, as each
+ * message relayd publishes does (its dedup key): JetStream then also tracks
+ * each id for the stream's duplicate window, the like-for-like baseline.
+ *
  * The stream is created (file storage, R<replicas>) when it does not exist;
  * an existing one (e.g. relayd's) is used as it is, so both sides of the
  * comparison write to the same replicated log.
@@ -67,14 +71,14 @@ static void usage(void) {
     fprintf(stderr,
             "usage: nats_r3_bench --url tls://127.0.0.1:4222[,tls://...] --ca CA --cert CERT --key KEY\n"
             "                     [--stream RELAY_BENCH] [--subject relay.bench.direct] [--n 20000]\n"
-            "                     [--size 128] [--window 1000] [--replicas 3] [--timeout 60]\n");
+            "                     [--size 128] [--window 1000] [--replicas 3] [--timeout 60] [--msg-id 0|1]\n");
     exit(64);
 }
 
 int main(int argc, char **argv) {
     const char *url = NULL, *ca = NULL, *cert = NULL, *key = NULL;
     const char *stream = "RELAY_BENCH", *subject = "relay.bench.direct";
-    long n = 20000, size = 128, window = 1000, replicas = 3, timeout_s = 60;
+    long n = 20000, size = 128, window = 1000, replicas = 3, timeout_s = 60, msg_id = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--url")) url = v;
@@ -88,6 +92,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--window")) window = atol(v);
         else if (!strcmp(k, "--replicas")) replicas = atol(v);
         else if (!strcmp(k, "--timeout")) timeout_s = atol(v);
+        else if (!strcmp(k, "--msg-id")) msg_id = atol(v);
         else usage();
     }
     if (argc % 2 == 0 || !url || !ca || !cert || !key || n <= 0 || size < 8 || window <= 0) usage();
@@ -139,6 +144,11 @@ int main(int argc, char **argv) {
     char *payload = calloc(1, (size_t)size);
     if (!sent_ns || !lat_ns || !payload) { fprintf(stderr, "nats_r3_bench: out of memory\n"); return 2; }
 
+    /* Ids unique across runs into the same stream (its duplicate window). */
+    char id[64];
+    jsPubOptions ido;
+    jsPubOptions_Init(&ido);
+    long long run = (long long)now_ns();
     int64_t start = now_ns();
     long published = 0;
     for (long i = 0; i < n; i++) {
@@ -146,7 +156,11 @@ int main(int argc, char **argv) {
         memcpy(payload, &index, 8);
         sent_ns[i] = now_ns();
         /* Blocks (StallWait) while `window` publishes await their ack. */
-        s = js_PublishAsync(js, subject, payload, (int)size, NULL);
+        if (msg_id) {
+            snprintf(id, sizeof(id), "bench-%lld-%ld", run, i);
+            ido.MsgId = id;  /* copied into the message's headers by the call */
+        }
+        s = js_PublishAsync(js, subject, payload, (int)size, msg_id ? &ido : NULL);
         if (s == NATS_TIMEOUT) { i--; continue; }   /* stalled: the window is full, try again */
         if (s != NATS_OK) die("publish", s);
         published++;
@@ -162,11 +176,11 @@ int main(int argc, char **argv) {
     qsort(lat_ns, (size_t)got, sizeof(int64_t), cmp64);
     double secs = (double)(end - start) / 1e9;
     double p50 = got ? lat_ns[got / 2] / 1000.0 : 0, p99 = got ? lat_ns[(got * 99) / 100] / 1000.0 : 0;
-    printf("{\"tool\":\"nats_r3_bench\",\"scenario\":\"direct\",\"n\":%ld,\"size\":%ld,\"window\":%ld,"
+    printf("{\"tool\":\"nats_r3_bench\",\"scenario\":\"direct\",\"msg_id\":%s,\"n\":%ld,\"size\":%ld,\"window\":%ld,"
            "\"replicas\":%ld,\"published\":%ld,\"acked\":%lld,\"errors\":%lld,\"pub_secs\":%.3f,"
            "\"acked_msgs_per_sec\":%.0f,\"publish_ack_p50_us\":%.0f,\"publish_ack_p99_us\":%.0f,"
            "\"timed_out\":%s,\"ok\":%s}\n",
-           n, size, window, replicas, published, (long long)got, (long long)errors, secs, got / secs, p50, p99,
+           msg_id ? "true" : "false", n, size, window, replicas, published, (long long)got, (long long)errors, secs, got / secs, p50, p99,
            timed_out ? "true" : "false", (got == n && errors == 0) ? "true" : "false");
 
     jsCtx_Destroy(js);

@@ -63,17 +63,6 @@ static inline natsStatus relay_js_ensure_stream(jsCtx *js, const char *name, con
     return s;
 }
 
-/* Publishes `data` to `subject` with `msgId` as Nats-Msg-Id and waits up to
- * `maxWaitMs` for the stream's ack. */
-static inline natsStatus relay_js_publish(jsPubAck **ack, jsCtx *js, const char *subject, const char *msgId,
-                                          const void *data, int len, int64_t maxWaitMs, jsErrCode *err) {
-    jsPubOptions o;
-    jsPubOptions_Init(&o);
-    o.MaxWait = maxWaitMs;
-    o.MsgId = msgId;  /* NULL: no dedup key */
-    return js_Publish(ack, js, subject, data, len, &o, err);
-}
-
 /* The message at `sequence`, or when `nextBySubject` is set the first one at
  * or after it whose subject matches that filter (wildcards allowed). */
 static inline natsStatus relay_js_direct_get(natsMsg **msg, jsCtx *js, const char *stream, uint64_t sequence,
@@ -185,5 +174,280 @@ static inline const char *relay_nats_header(natsMsg *msg, const char *key) {
         return NULL;
     }
     return value;
+}
+
+/* ---- Pipelined publishing (JetStreamMessageLog's appends) ----
+ *
+ * A relay_pipeline owns its own JetStream context whose asynchronous-publish
+ * ack handler is relay_pipeline_ack, with the pipeline as its closure. One
+ * relay_pipeline_publish call (one at a time: the log's writer queue is
+ * serial) publishes a round of messages with js_PublishMsgAsync, at most
+ * `window` awaiting their ack, and returns when every message of the round
+ * has its ack or error, or when no ack came for `idleMs`, or at `waitMs`.
+ * The ack handler finds the message's index by its pointer (the handler is
+ * given back the very natsMsg that was published) in a small open-addressing
+ * table that lives for the round.
+ *
+ * Order: the messages leave in index order on one connection; the server
+ * handles a connection's messages in order and forwards them to the stream
+ * leader in that order, so without failures the stream sequences follow the
+ * index order (JetStreamPipelineTests checks it).
+ *
+ * Lifetimes: each natsMsg is handed to nats.c by js_PublishMsgAsync (which
+ * NULLs the caller's pointer); nats.c gives it back in the handler, which
+ * destroys it, or in js_PublishAsyncGetPendingList after a timeout, where it
+ * is destroyed too. After a round returns no handler touches its table or
+ * results (they are detached under the mutex), and a handler still running
+ * for a reclaimed round only sees `results == NULL`. The pipeline itself is
+ * freed by relay_pipeline_destroy, unless a round ended with handlers that
+ * might still run (then it is left allocated: `abandoned`). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct relay_pub_result {
+    bool done;
+    natsStatus status;   /* NATS_OK: acknowledged */
+    jsErrCode code;      /* JetStream's error code of a refusal, 0 otherwise */
+    uint64_t sequence;
+    bool duplicate;
+    char text[200];      /* the error text (copied: nats.c's is valid only in the handler) */
+} relay_pub_result;
+
+typedef struct relay_pipeline {
+    jsCtx *js;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* The round in progress, guarded by mu; NULL between rounds. */
+    relay_pub_result *results;
+    natsMsg **keys;
+    int *slots;
+    size_t mask;
+    int outstanding;     /* published, neither acked nor failed yet */
+    int64_t lastAckNs;   /* when the last ack or error arrived (idle timeout) */
+    bool abandoned;
+    /* Statistics, guarded by mu. */
+    uint64_t publishes, ackWaits;
+    int peakInFlight;
+} relay_pipeline;
+
+static inline int64_t relay_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline size_t relay_pipeline_hash(const natsMsg *msg, size_t mask) {
+    return (size_t)(((uintptr_t)msg >> 4) * (uintptr_t)0x9E3779B97F4A7C15ULL) & mask;
+}
+
+/* The round's index of `msg`, or -1. Called with mu held. */
+static inline int relay_pipeline_find(relay_pipeline *p, const natsMsg *msg) {
+    if (p->keys == NULL) return -1;
+    for (size_t h = relay_pipeline_hash(msg, p->mask);; h = (h + 1) & p->mask) {
+        if (p->keys[h] == msg) return p->slots[h];
+        if (p->keys[h] == NULL) return -1;
+    }
+}
+
+static inline void relay_pipeline_finish(relay_pipeline *p, int index, natsStatus status, jsErrCode code,
+                                         const char *text) {
+    relay_pub_result *r = &p->results[index];
+    if (r->done) return;
+    r->done = true;
+    r->status = status;
+    r->code = code;
+    if (text != NULL) snprintf(r->text, sizeof(r->text), "%s", text);
+    p->outstanding--;
+    p->lastAckNs = relay_now_ns();
+    pthread_cond_signal(&p->cv);
+}
+
+/* nats.c's ack handler, on its reply-subscription thread. */
+static void relay_pipeline_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure) {
+    (void)js;
+    relay_pipeline *p = (relay_pipeline *)closure;
+    pthread_mutex_lock(&p->mu);
+    int index = p->results != NULL ? relay_pipeline_find(p, msg) : -1;
+    if (index >= 0) {
+        if (pa != NULL) {
+            p->results[index].sequence = pa->Sequence;
+            p->results[index].duplicate = pa->Duplicate;
+            relay_pipeline_finish(p, index, NATS_OK, 0, NULL);
+        } else if (pae != NULL) {
+            relay_pipeline_finish(p, index, pae->Err != NATS_OK ? pae->Err : NATS_ERR, pae->ErrCode,
+                                  pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
+        } else {
+            relay_pipeline_finish(p, index, NATS_ERR, 0, "an acknowledgement without ack or error");
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    natsMsg_Destroy(msg);  /* ours again (see the lifetime note above) */
+}
+
+static inline natsStatus relay_pipeline_create(relay_pipeline **out, natsConnection *nc) {
+    relay_pipeline *p = (relay_pipeline *)calloc(1, sizeof(relay_pipeline));
+    if (p == NULL) return NATS_NO_MEMORY;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&p->mu, NULL);
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.PublishAsync.AckHandler = relay_pipeline_ack;
+    o.PublishAsync.AckHandlerClosure = p;
+    /* No MaxPending: relay_pipeline_publish keeps its own window. */
+    natsStatus s = natsConnection_JetStream(&p->js, nc, &o);
+    if (s != NATS_OK) {
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return s;
+    }
+    *out = p;
+    return NATS_OK;
+}
+
+/* Destroys the context (no more handlers once it is gone and no round is in
+ * progress), then the pipeline unless a handler may still reach it. */
+static inline void relay_pipeline_destroy(relay_pipeline *p) {
+    jsCtx_Destroy(p->js);
+    pthread_mutex_lock(&p->mu);
+    bool keep = p->abandoned;
+    pthread_mutex_unlock(&p->mu);
+    if (keep) return;
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+static inline void relay_pipeline_statistics(relay_pipeline *p, uint64_t *publishes, uint64_t *ackWaits, int *peak) {
+    pthread_mutex_lock(&p->mu);
+    *publishes = p->publishes;
+    *ackWaits = p->ackWaits;
+    *peak = p->peakInFlight;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* A message for relay_pipeline_publish: `subject`, `data` (copied) and, when
+ * `msgId` is not NULL, the Nats-Msg-Id header JetStream deduplicates on. */
+static inline natsStatus relay_pipeline_message(natsMsg **msg, const char *subject, const char *msgId,
+                                                const void *data, int len) {
+    natsStatus s = natsMsg_Create(msg, subject, NULL, (const char *)data, len);
+    if (s == NATS_OK && msgId != NULL) s = natsMsgHeader_Set(*msg, "Nats-Msg-Id", msgId);
+    if (s != NATS_OK && *msg != NULL) {
+        natsMsg_Destroy(*msg);
+        *msg = NULL;
+    }
+    return s;
+}
+
+/* Waits on cv until `done()` or a timeout; mu held. Returns false at the
+ * idle timeout or the deadline. */
+static inline bool relay_pipeline_wait(relay_pipeline *p, int limit, int64_t idleNs, int64_t deadlineNs) {
+    p->ackWaits++;
+    while (p->outstanding > limit) {
+        int64_t now = relay_now_ns();
+        int64_t until = p->lastAckNs + idleNs < deadlineNs ? p->lastAckNs + idleNs : deadlineNs;
+        if (now >= until) return false;
+        struct timespec ts = { (time_t)(until / 1000000000LL), (long)(until % 1000000000LL) };
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    return true;
+}
+
+/* Publishes msgs[0..count) (taking each: entries are NULL afterwards) and
+ * fills results[0..count). A message without an outcome when the round ends
+ * gets NATS_TIMEOUT. Never fails as a whole. */
+static inline void relay_pipeline_publish(relay_pipeline *p, natsMsg **msgs, int count, int window, int64_t idleMs,
+                                          int64_t waitMs, relay_pub_result *results) {
+    if (count <= 0) return;
+    size_t size = 16;
+    while (size < (size_t)count * 2) size <<= 1;
+    natsMsg **keys = (natsMsg **)calloc(size, sizeof(natsMsg *));
+    int *slots = (int *)calloc(size, sizeof(int));
+    memset(results, 0, sizeof(relay_pub_result) * (size_t)count);
+    if (keys == NULL || slots == NULL) {
+        free(keys);
+        free(slots);
+        for (int i = 0; i < count; i++) {
+            results[i].done = true;
+            results[i].status = NATS_NO_MEMORY;
+            natsMsg_Destroy(msgs[i]);
+            msgs[i] = NULL;
+        }
+        return;
+    }
+    const int64_t idleNs = idleMs * 1000000LL, deadlineNs = relay_now_ns() + waitMs * 1000000LL;
+    pthread_mutex_lock(&p->mu);
+    p->results = results;
+    p->keys = keys;
+    p->slots = slots;
+    p->mask = size - 1;
+    p->outstanding = 0;
+    p->lastAckNs = relay_now_ns();
+    int sent = 0;
+    for (; sent < count; sent++) {
+        if (p->outstanding >= window && !relay_pipeline_wait(p, window - 1, idleNs, deadlineNs)) break;
+        natsMsg *msg = msgs[sent];
+        /* Registered before the publish: its ack may come before js_PublishMsgAsync returns. */
+        size_t h = relay_pipeline_hash(msg, p->mask);
+        while (keys[h] != NULL) h = (h + 1) & p->mask;
+        keys[h] = msg;
+        slots[h] = sent;
+        p->outstanding++;
+        p->publishes++;
+        if (p->outstanding > p->peakInFlight) p->peakInFlight = p->outstanding;
+        pthread_mutex_unlock(&p->mu);
+        natsStatus s = js_PublishMsgAsync(p->js, &msgs[sent], NULL);
+        pthread_mutex_lock(&p->mu);
+        if (s != NATS_OK) {
+            /* Not taken: still ours (msgs[sent] is not NULL). nats_GetLastError
+             * is this thread's; copied by finish. */
+            natsStatus last = NATS_OK;
+            const char *text = nats_GetLastError(&last);
+            relay_pipeline_finish(p, sent, s, 0, text != NULL ? text : natsStatus_GetText(s));
+        }
+    }
+    /* Not sent (the deadline passed while the window was full). */
+    for (int i = sent; i < count; i++) {
+        results[i].done = true;
+        results[i].status = NATS_TIMEOUT;
+        snprintf(results[i].text, sizeof(results[i].text), "not published: no acknowledgements within the wait");
+    }
+    if (p->outstanding > 0) relay_pipeline_wait(p, 0, idleNs, deadlineNs);
+    if (p->outstanding > 0) {
+        /* Take back what is still pending: nats.c then drops its acks. */
+        pthread_mutex_unlock(&p->mu);
+        natsMsgList pending = { NULL, 0 };
+        natsStatus ls = js_PublishAsyncGetPendingList(&pending, p->js);
+        pthread_mutex_lock(&p->mu);
+        if (ls == NATS_OK) {
+            for (int i = 0; i < pending.Count; i++) {
+                int index = relay_pipeline_find(p, pending.Msgs[i]);
+                if (index >= 0) relay_pipeline_finish(p, index, NATS_TIMEOUT, 0, "no acknowledgement in time");
+            }
+        }
+        /* Handlers nats.c had already started: give them a moment to finish. */
+        if (p->outstanding > 0) relay_pipeline_wait(p, 0, 1000000000LL, relay_now_ns() + 1000000000LL);
+        if (p->outstanding > 0) p->abandoned = true;
+        for (int i = 0; i < count; i++) {
+            if (!results[i].done) relay_pipeline_finish(p, i, NATS_TIMEOUT, 0, "no acknowledgement in time");
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (ls == NATS_OK) natsMsgList_Destroy(&pending);
+        pthread_mutex_lock(&p->mu);
+    }
+    /* Detach the round: a late handler finds nothing. */
+    p->results = NULL;
+    p->keys = NULL;
+    p->slots = NULL;
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < count; i++) natsMsg_Destroy(msgs[i]);  /* those nats.c did not take; NULL is a no-op */
+    free(keys);
+    free(slots);
 }
 #endif

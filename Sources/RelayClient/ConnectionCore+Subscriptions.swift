@@ -29,8 +29,8 @@ final class SubscriptionState {
     /// Messages the broker may send before this client has consumed them.
     let window: UInt32
     let sink: MessageSink
-    /// Completed by the first SUBACK with the first sequence.
-    var opened: EventLoopPromise<UInt64>?
+    /// Completed by the first accepting SUBACK (first sequence and notice).
+    var opened: EventLoopPromise<SubscribeAck>?
     /// A SUB for it was sent on the current connection.
     var attached = false
     var firstSequence: UInt64 = 0
@@ -44,9 +44,17 @@ final class SubscriptionState {
     var ackRequested: UInt64 = 0
     /// SUBs refused with durable_in_use since the last accepted one.
     var durableInUseRetries = 0
+    /// A durable re-attached after a reconnect still has to repeat its last
+    /// ACK once the broker delivered up to it: the ACK written right after
+    /// the SUB is cut to what the broker has delivered there, which is
+    /// nothing yet (§4.10). Without this, an ACK lost with the connection
+    /// (an edge killed before committing it) leaves the cursor behind until
+    /// the consumer acknowledges a newer message, and the next run of the
+    /// consumer gets those messages again.
+    var ackRepeatPending = false
 
     init(id: UInt32, filter: String, start: StartPosition, durableName: String, window: UInt32,
-         sink: MessageSink, opened: EventLoopPromise<UInt64>) {
+         sink: MessageSink, opened: EventLoopPromise<SubscribeAck>) {
         self.id = id
         self.filter = filter
         self.start = start
@@ -64,8 +72,8 @@ final class SubscriptionState {
 extension ConnectionCore {
     /// Registers a subscription and sends SUB (now, or once connected).
     func subscribe(filter: String, start: StartPosition, durableName: String, window: UInt32,
-                   sink: MessageSink) -> (UInt32, EventLoopFuture<UInt64>) {
-        let promise = eventLoop.makePromise(of: UInt64.self)
+                   sink: MessageSink) -> (UInt32, EventLoopFuture<SubscribeAck>) {
+        let promise = eventLoop.makePromise(of: SubscribeAck.self)
         if case .closed(let error) = phase.state {
             promise.fail(error ?? RelayClientError.closed)
             sink.finish(error ?? RelayClientError.closed)
@@ -104,7 +112,16 @@ extension ConnectionCore {
                                    ackMode: state.isDurable ? .cumulative : .none)))
         if state.isDurable, state.ackRequested > 0 {
             write(.ack(Ack(subscriptionID: state.id, sequence: state.ackRequested)))
+            state.ackRepeatPending = true
         }
+    }
+
+    /// Repeats a re-attached durable's last ACK once the broker has
+    /// delivered `sequence`, at or past it (see `ackRepeatPending`).
+    private func repeatAckIfDue(_ state: SubscriptionState, delivered sequence: UInt64) {
+        guard state.ackRepeatPending, sequence >= state.ackRequested else { return }
+        state.ackRepeatPending = false
+        write(.ack(Ack(subscriptionID: state.id, sequence: state.ackRequested)))
     }
 
     func resubscribeAll() {
@@ -127,7 +144,7 @@ extension ConnectionCore {
             state.firstSequence = ack.firstSequence
             if let opened = state.opened {
                 state.opened = nil
-                opened.succeed(ack.firstSequence)
+                opened.succeed(ack)
             }
             return
         }
@@ -157,6 +174,7 @@ extension ConnectionCore {
     func delivered(_ message: Message) {
         guard let state = subscriptions[message.subscriptionID], state.attached else { return }
         state.credit -= 1
+        repeatAckIfDue(state, delivered: message.sequence)
         guard message.sequence > state.lastSeen else {
             // Already handed over before a reconnect: drop it, but give its credit back.
             topUp(state)

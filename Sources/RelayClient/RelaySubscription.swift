@@ -24,15 +24,20 @@ public final class RelaySubscription: AsyncSequence, Sendable {
     public let durableName: String?
     /// The first sequence the broker said it would deliver.
     public let firstSequence: UInt64
+    /// What the broker said when it accepted the subscription, for a human:
+    /// e.g. that an existing durable resumes at its cursor and the requested
+    /// start position was ignored. Nil when it said nothing.
+    public let notice: String?
 
     init(core: ConnectionCore, id: UInt32, stream: AsyncThrowingStream<ReceivedMessage, any Error>, filter: String,
-         durableName: String?, firstSequence: UInt64, window: UInt32) {
+         durableName: String?, firstSequence: UInt64, notice: String?, window: UInt32) {
         self.core = core
         self.id = id
         self.stream = stream
         self.filter = filter
         self.durableName = durableName
         self.firstSequence = firstSequence
+        self.notice = notice
         self.window = window
     }
 
@@ -98,6 +103,8 @@ public struct SubscriptionHandle: Sendable {
     public let durableName: String?
     /// The first sequence the broker said it would deliver.
     public let firstSequence: UInt64
+    /// The broker's notice on accepting it (``RelaySubscription/notice``), or nil.
+    public let notice: String?
 
     /// Cumulative acknowledgement up to and including `sequence` (durable subscriptions).
     public func ack(upTo sequence: UInt64) {

@@ -46,7 +46,7 @@ public final class Subscriber: Sendable {
         let durableName = try Self.validate(filter: filter, start: start, durable: durable)
         let core = connection.core
         let (stream, continuation) = AsyncThrowingStream<ReceivedMessage, any Error>.makeStream()
-        let opened: (UInt32, EventLoopFuture<UInt64>)
+        let opened: (UInt32, EventLoopFuture<SubscribeAck>)
         do {
             opened = try await core.eventLoop.submit {
                 core.subscribe(filter: filter, start: start, durableName: durableName, window: window, sink: .stream(continuation))
@@ -56,14 +56,14 @@ public final class Subscriber: Sendable {
         }
         let (id, future) = opened
         continuation.onTermination = { _ in core.eventLoop.execute { core.unsubscribe(id) } }
-        let firstSequence: UInt64
+        let accepted: SubscribeAck
         do {
-            firstSequence = try await future.get()
+            accepted = try await future.get()
         } catch {
             throw RelayClientError.from(error, server: core.configuration.server)
         }
         return RelaySubscription(core: core, id: id, stream: stream, filter: filter, durableName: durable,
-                                 firstSequence: firstSequence, window: max(1, window))
+                                 firstSequence: accepted.firstSequence, notice: accepted.notice, window: max(1, window))
     }
 
     /// Subscribes with a handler instead of an AsyncSequence, for high
@@ -76,14 +76,15 @@ public final class Subscriber: Sendable {
                           onEnd: @escaping @Sendable (RelayClientError?) -> Void = { _ in }) async throws(RelayClientError) -> SubscriptionHandle {
         let durableName = try Self.validate(filter: filter, start: start, durable: durable)
         let core = connection.core
-        let opened: (UInt32, EventLoopFuture<UInt64>)
+        let opened: (UInt32, EventLoopFuture<SubscribeAck>)
         do {
             opened = try await core.eventLoop.submit {
                 core.subscribe(filter: filter, start: start, durableName: durableName, window: window,
                                sink: .callback(onMessage: onMessage, onEnd: onEnd))
             }.get()
+            let accepted = try await opened.1.get()
             return SubscriptionHandle(core: core, id: opened.0, filter: filter, durableName: durable,
-                                      firstSequence: try await opened.1.get())
+                                      firstSequence: accepted.firstSequence, notice: accepted.notice)
         } catch {
             throw RelayClientError.from(error, server: core.configuration.server)
         }
@@ -113,3 +114,8 @@ public final class Subscriber: Sendable {
     }
 }
 
+
+extension SubscribeAck {
+    /// The accepting SUBACK's message (a notice for humans), nil when empty.
+    var notice: String? { message.isEmpty ? nil : message }
+}

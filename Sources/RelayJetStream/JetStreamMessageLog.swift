@@ -17,7 +17,8 @@ import RelayStore
 ///   nodes), retried with the same id until ``JetStreamSettings/publishTimeout``;
 /// - durable cursors live in a replicated key-value bucket.
 ///
-/// Appends, cursor commits and pruning run in order on one serial queue;
+/// Appends (group-committed as pipelined rounds: JetStreamMessageLog+Publishing.swift),
+/// cursor commits and pruning run in order on one serial queue;
 /// reads run on the caller's thread, one request per message or step.
 public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting, @unchecked Sendable {
     // @unchecked: `nats` is thread-safe (NATSBridge.swift); the mutable state is behind `lock`.
@@ -35,9 +36,16 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     private var available = true
     private var probeTimer: DispatchSourceTimer?
     private var pruneTimer: DispatchSourceTimer?
-    /// Ids for publishes without a producer key, so a retry after a timeout is still deduplicated.
+    /// Ids for publishes without a producer key (``nextUnkeyedID()``).
     private let edgeID = UUID().uuidString
     private var unkeyedCounter: UInt64 = 0
+    /// Appends waiting for the writer, guarded by `lock` (see ``drainAppends()``).
+    private var queued: [AppendJob] = []
+
+    struct AppendJob {
+        var messages: [NewMessage]
+        var completion: @Sendable ([Result<AppendReceipt, StoreError>]) -> Void
+    }
 
     private init(settings: JetStreamSettings, configuration: StoreConfiguration, nats: NATSConnection, logger: Logger) {
         self.settings = settings
@@ -100,7 +108,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         setAvailable(ok)
     }
 
-    private func setAvailable(_ value: Bool) {
+    func setAvailable(_ value: Bool) {
         let changed = lock.withLock { () -> Bool in
             defer { available = value }
             return available != value
@@ -113,80 +121,45 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
 
     public var reportsAvailable: Bool { lock.withLock { available && !closed } }
 
-    private var isClosed: Bool { lock.withLock { closed } }
+    var isClosed: Bool { lock.withLock { closed } }
+
+    /// The appends queued so far, taken by the writer.
+    func takeQueued() -> [AppendJob] {
+        lock.withLock { defer { queued = [] }; return queued }
+    }
+
+    /// A timestamp for one append: the wall clock, never behind the last one.
+    func nextTimestamp() -> UInt64 {
+        lock.withLock {
+            lastTimestamp = max(InMemoryMessageLog.wallClock(), lastTimestamp + 1)
+            return lastTimestamp
+        }
+    }
+
+    /// An id for a publish without a producer key, so a retry after a timeout is still deduplicated.
+    func nextUnkeyedID() -> String {
+        lock.withLock {
+            unkeyedCounter += 1
+            return "\(edgeID)-\(unkeyedCounter)"
+        }
+    }
+
+    /// Publishes and ack waits so far (tests check that appends are pipelined).
+    public var publishStatistics: JetStreamPublishStatistics { nats.publishStatistics }
 
     // MARK: Appending
 
     public func append(_ messages: [NewMessage], completion: @escaping @Sendable ([Result<AppendReceipt, StoreError>]) -> Void) {
-        guard !isClosed else { return completion(messages.map { _ in .failure(.closed) }) }
-        writer.async { completion(self.appendNow(messages)) }
-    }
-
-    /// One append: one timestamp; each message published in order and acked
-    /// before the next; the whole call bounded by the publish timeout. After
-    /// a failure the rest of the batch fails too, so nothing later in the
-    /// batch is stored after an earlier message that was not.
-    private func appendNow(_ messages: [NewMessage]) -> [Result<AppendReceipt, StoreError>] {
-        guard !isClosed else { return messages.map { _ in .failure(.closed) } }
-        let deadline = ContinuousClock.now + settings.publishTimeout
-        let timestamp = lock.withLock { () -> UInt64 in
-            lastTimestamp = max(InMemoryMessageLog.wallClock(), lastTimestamp + 1)
-            return lastTimestamp
+        let accepted = lock.withLock { () -> Bool in
+            guard !closed else { return false }
+            queued.append(AppendJob(messages: messages, completion: completion))
+            return true
         }
-        var results: [Result<AppendReceipt, StoreError>] = []
-        results.reserveCapacity(messages.count)
-        var failure: StoreError?
-        for message in messages {
-            if let failure { results.append(.failure(failure)); continue }
-            do {
-                results.append(.success(try publish(message, timestamp: timestamp, deadline: deadline)))
-            } catch {
-                failure = error
-                results.append(.failure(error))
-            }
-        }
-        return results
-    }
-
-    private func publish(_ message: NewMessage, timestamp: UInt64, deadline: ContinuousClock.Instant) throws(StoreError) -> AppendReceipt {
-        let id = message.producerKey.map(JetStreamRecord.messageID) ?? lock.withLock {
-            unkeyedCounter += 1
-            return "\(edgeID)-\(unkeyedCounter)"
-        }
-        let subject = "\(settings.subjectPrefix).\(message.topic.value)"
-        let record = JetStreamRecord.encode(message, timestamp: timestamp)
-        var backoff = settings.retryBackoff
-        var attempts = 0
-        while true {
-            let remaining = deadline - ContinuousClock.now
-            attempts += 1
-            do {
-                guard remaining > .zero else { throw NATSError.timedOut("publish to \(subject)") }
-                let (sequence, duplicate) = try nats.publish(subject: subject, messageID: id, data: record,
-                                                             maxWaitMs: max(1, min(remaining, settings.requestTimeout).wholeMilliseconds))
-                setAvailable(true)
-                guard duplicate else { return AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false) }
-                // The original's timestamp is in its record.
-                let original = try get(sequence, next: false).flatMap { JetStreamRecord.timestamp(of: $0.data) } ?? timestamp
-                return AppendReceipt(sequence: sequence, timestamp: original, duplicate: true)
-            } catch let error as NATSError {
-                if error.isStreamFull { throw .storageFull(maxMapSize: configuration.maxMapSize) }
-                guard error.isUnavailable else { throw .unavailable("publish to \(subject) failed: \(error)") }
-                let left = deadline - ContinuousClock.now
-                guard left > .zero else {
-                    setAvailable(false)
-                    throw .unavailable("no JetStream ack for \(subject) within \(settings.publishTimeout) after \(attempts) attempts: \(error)")
-                }
-                // Backoff, not a spin: a stream without a leader answers "no
-                // responders" at once, for the 3-5 s of an election.
-                Thread.sleep(forTimeInterval: min(backoff, left).timeInterval)
-                backoff = min(backoff * 2, settings.maxRetryBackoff)
-            } catch let error as StoreError {
-                throw error
-            } catch {
-                throw .unavailable("\(error)")
-            }
-        }
+        guard accepted else { return completion(messages.map { _ in .failure(.closed) }) }
+        // One drain per append; a drain that finds the queue emptied by an
+        // earlier one does nothing. Cursor commits queued on `writer` after
+        // this append still run after it (the drain before them took it).
+        writer.async { self.drainAppends() }
     }
 
     // MARK: Reading
@@ -229,9 +202,17 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         var batch: [StoredMessage] = []
         var bytes = 0
         var next = start
+        var staleAnswers = 0
         while next < scanEnd {
             guard let found = try get(next, next: true, filter: subject) else {
-                return ReadBatch(messages: batch, next: max(next, try state().lastSequence + 1), reachedEnd: true)
+                // The replica that answered may be behind the leader: ask again (another
+                // replica, or the same one caught up) rather than skip (endOfRead).
+                if let end = try endOfRead(after: next, subject: subject) {
+                    return ReadBatch(messages: batch, next: max(next, end), reachedEnd: true)
+                }
+                staleAnswers += 1
+                if staleAnswers > 20 { return ReadBatch(messages: batch, next: next, reachedEnd: false) }
+                continue
             }
             guard found.sequence < scanEnd else { break }
             let message = try JetStreamRecord.decode(found.data, sequence: found.sequence)
@@ -315,12 +296,14 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
 
     public func close() {
         let timers = lock.withLock { () -> [DispatchSourceTimer?]? in
+            // Appends queued but not yet taken by the writer fail (below).
             guard !closed else { return nil }
             closed = true
             return [probeTimer, pruneTimer]
         }
         guard let timers else { return }
         timers.forEach { $0?.cancel() }
+        takeQueued().forEach { job in job.completion(job.messages.map { _ in .failure(.closed) }) }
         writer.sync {}  // what was queued before `closed` finishes (it fails fast: `closed` is set)
         nats.close()
     }

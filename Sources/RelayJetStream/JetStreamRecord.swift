@@ -48,9 +48,11 @@ enum JetStreamRecord {
         var buffer = data
         func fail(_ why: String) -> StoreError { .invalidRecord(sequence: sequence, reason: why) }
         guard buffer.readInteger(as: UInt8.self) == version else { throw fail("not a Relay record (version byte)") }
+        // The fingerprint as its four big-endian words: no byte array (the
+        // tail decodes every message of the stream).
         guard let timestamp = buffer.readInteger(as: UInt64.self),
-              let digest = buffer.readBytes(length: CertificateFingerprint.byteCount),
-              let fingerprint = CertificateFingerprint(bytes: digest),
+              let w0 = buffer.readInteger(as: UInt64.self), let w1 = buffer.readInteger(as: UInt64.self),
+              let w2 = buffer.readInteger(as: UInt64.self), let w3 = buffer.readInteger(as: UInt64.self),
               let principal = readString(&buffer), let topicText = readString(&buffer),
               let headerCount = buffer.readInteger(as: UInt16.self),
               let headerLength = buffer.readInteger(as: UInt32.self),
@@ -60,7 +62,8 @@ enum JetStreamRecord {
         let topic: Topic
         do { topic = try Topic(topicText) } catch { throw fail("invalid topic \"\(topicText)\": \(error)") }
         return StoredMessage(sequence: sequence, timestamp: timestamp, topic: topic,
-                             publisher: PublisherStamp(principal: principal, fingerprint: fingerprint),
+                             publisher: PublisherStamp(principal: principal,
+                                                       fingerprint: CertificateFingerprint(w0: w0, w1: w1, w2: w2, w3: w3)),
                              headers: HeaderBlock(count: Int(headerCount), encoded: headers), payload: buffer)
     }
 

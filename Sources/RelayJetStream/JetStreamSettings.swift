@@ -18,6 +18,9 @@ public struct JetStreamSettings: Sendable, Equatable {
     /// ``maxRetryBackoff``. Retries reuse the Nats-Msg-Id.
     public var retryBackoff: Duration = .milliseconds(250)
     public var maxRetryBackoff: Duration = .seconds(2)
+    /// The most publishes awaiting JetStream's ack at one time; the writer
+    /// waits for acks when it is reached (docs/cluster.md, "Performance").
+    public var publishWindow = 4_096
     /// The most one read request (direct get, stream info) waits.
     public var requestTimeout: Duration = .seconds(2)
     /// How often availability (a stream leader answering) is probed for /readyz.

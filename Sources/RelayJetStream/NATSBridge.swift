@@ -37,6 +37,15 @@ public struct NATSError: Error, Sendable, CustomStringConvertible {
         self.jsCode = Int32(bitPattern: jsCode.rawValue)
     }
 
+    /// An error reported for one message of a pipelined round, with the text
+    /// copied from its ack handler.
+    init(_ operation: String, _ status: natsStatus, jsCode: jsErrCode, text: String) {
+        self.operation = operation
+        self.status = Int32(bitPattern: status.rawValue)
+        self.text = text.isEmpty ? String(cString: natsStatus_GetText(status)) : text
+        self.jsCode = Int32(bitPattern: jsCode.rawValue)
+    }
+
     /// The caller's own deadline passed before a request could be made.
     static func timedOut(_ operation: String) -> NATSError { NATSError(operation, NATS_TIMEOUT) }
 
@@ -57,6 +66,17 @@ public struct NATSEndpoint: Sendable, Equatable {
         (self.servers, self.caFile, self.certificateFile, self.privateKeyFile, self.name) =
             (servers, caFile, certificateFile, privateKeyFile, name)
     }
+}
+
+/// What the publish path has done since the log opened: for tests and
+/// diagnostics (how well appends are pipelined).
+public struct JetStreamPublishStatistics: Sendable, Equatable {
+    /// Publishes sent, retries included.
+    public var publishes: UInt64 = 0
+    /// Times the writer blocked for acknowledgements (one round trip each).
+    public var ackWaits: UInt64 = 0
+    /// The most publishes awaiting their ack at one time.
+    public var peakInFlight: Int = 0
 }
 
 /// One message read back: its stream sequence and a copy of its data.
@@ -83,10 +103,14 @@ final class NATSConnection: @unchecked Sendable {
     private var subscription: OpaquePointer?
     /// Kept alive as long as `subscription` may call back into it (see `deinit`).
     private var tailBox: TailBox?
+    /// The pipelined publisher (shim.h, relay_pipeline): its own JetStream
+    /// context, created with the connection and destroyed in deinit before it.
+    private let pipeline: UnsafeMutablePointer<relay_pipeline>
 
-    private init(connection: OpaquePointer, js: OpaquePointer) {
+    private init(connection: OpaquePointer, js: OpaquePointer, pipeline: UnsafeMutablePointer<relay_pipeline>) {
         self.connection = connection
         self.js = js
+        self.pipeline = pipeline
     }
 
     static func connect(_ endpoint: NATSEndpoint, timeoutMs: Int64) throws(NATSError) -> NATSConnection {
@@ -107,7 +131,14 @@ final class NATSConnection: @unchecked Sendable {
             natsConnection_Destroy(nc)  // ours alone: nothing else saw it
             throw NATSError("JetStream context", jsStatus)
         }
-        return NATSConnection(connection: nc, js: js)
+        var pipeline: UnsafeMutablePointer<relay_pipeline>?
+        let pipelineStatus = relay_pipeline_create(&pipeline, nc)
+        guard pipelineStatus == NATS_OK, let pipeline else {
+            jsCtx_Destroy(js)  // ours alone, as nc
+            natsConnection_Destroy(nc)
+            throw NATSError("JetStream publishing context", pipelineStatus)
+        }
+        return NATSConnection(connection: nc, js: js, pipeline: pipeline)
     }
 
     deinit {
@@ -115,6 +146,10 @@ final class NATSConnection: @unchecked Sendable {
         // the bucket and context, then the connection that owns their I/O.
         if let subscription { natsSubscription_Destroy(subscription) }
         if let kv { kvStore_Destroy(kv) }
+        // No round is in progress (a round runs inside publishPipelined,
+        // which holds `self`); the pipeline frees itself unless a late ack
+        // handler might still reach it (shim.h).
+        relay_pipeline_destroy(pipeline)
         jsCtx_Destroy(js)
         natsConnection_Destroy(connection)
     }
@@ -136,19 +171,74 @@ final class NATSConnection: @unchecked Sendable {
         guard status == NATS_OK else { throw NATSError("create stream \(name)", status, jsCode: code) }
     }
 
-    /// Publishes and waits for the ack: (sequence, duplicate).
-    func publish(subject: String, messageID: String?, data: ByteBuffer, maxWaitMs: Int64) throws(NATSError) -> (UInt64, Bool) {
-        var ack: UnsafeMutablePointer<jsPubAck>?
-        var code = jsErrCode(0)
-        // The data pointer is valid inside withUnsafeReadableBytes, and
-        // js_Publish copies it into the outgoing buffer before returning.
-        let status = data.withUnsafeReadableBytes { bytes in
-            relay_js_publish(&ack, js, subject, messageID, bytes.baseAddress, Int32(bytes.count), maxWaitMs, &code)
+    /// One record of a pipelined round.
+    struct PublishRecord {
+        var subject: String
+        var messageID: String?
+        var data: ByteBuffer
+    }
+
+    enum PublishOutcome {
+        case acked(sequence: UInt64, duplicate: Bool)
+        case failed(NATSError)
+    }
+
+    /// Publishes `records` in order without waiting between them, at most
+    /// `window` awaiting their ack, and returns each one's outcome once all
+    /// are acked or failed, no ack came for `idleMs`, or `maxWaitMs` passed
+    /// (those without an ack then fail with NATS_TIMEOUT; a retry must reuse
+    /// the message id, as such a message may still be stored). One round at
+    /// a time: the caller serialises them.
+    func publishPipelined(_ records: [PublishRecord], window: Int, idleMs: Int64, maxWaitMs: Int64) -> [PublishOutcome] {
+        var outcomes = [PublishOutcome?](repeating: nil, count: records.count)
+        var messages: [OpaquePointer?] = []
+        var indices: [Int] = []  // messages[k] is records[indices[k]]
+        messages.reserveCapacity(records.count)
+        indices.reserveCapacity(records.count)
+        for (index, record) in records.enumerated() {
+            var msg: OpaquePointer?
+            // The data pointer is valid inside withUnsafeReadableBytes;
+            // natsMsg_Create copies it, natsMsgHeader_Set copies the id.
+            let status = record.data.withUnsafeReadableBytes { bytes in
+                relay_pipeline_message(&msg, record.subject, record.messageID, bytes.baseAddress, Int32(bytes.count))
+            }
+            if status == NATS_OK, let msg {
+                messages.append(msg)
+                indices.append(index)
+            } else {
+                outcomes[index] = .failed(NATSError("publish to \(record.subject)", status))
+            }
         }
-        guard status == NATS_OK, let ack else { throw NATSError("publish to \(subject)", status, jsCode: code) }
-        // The ack is ours: read, then destroyed.
-        defer { jsPubAck_Destroy(ack) }
-        return (ack.pointee.Sequence, ack.pointee.Duplicate)
+        var results = [relay_pub_result](repeating: relay_pub_result(), count: messages.count)
+        // Both buffers are valid for the call; relay_pipeline_publish takes
+        // every message (destroying or handing it to nats.c) and NULLs the
+        // entries, and copies each outcome into `results` before returning.
+        messages.withUnsafeMutableBufferPointer { msgs in
+            results.withUnsafeMutableBufferPointer { out in
+                relay_pipeline_publish(pipeline, msgs.baseAddress, Int32(msgs.count), Int32(max(1, window)), idleMs,
+                                       maxWaitMs, out.baseAddress)
+            }
+        }
+        for (k, result) in results.enumerated() {
+            let index = indices[k]
+            if result.status == NATS_OK {
+                outcomes[index] = .acked(sequence: result.sequence, duplicate: result.duplicate)
+            } else {
+                // `text` is a NUL-terminated copy inside the result (snprintf).
+                let text = withUnsafeBytes(of: result.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                outcomes[index] = .failed(NATSError("publish to \(records[index].subject)", result.status, jsCode: result.code,
+                                                    text: text))
+            }
+        }
+        return outcomes.map { $0 ?? .failed(NATSError("publish", NATS_ERR)) }
+    }
+
+    var publishStatistics: JetStreamPublishStatistics {
+        var statistics = JetStreamPublishStatistics()
+        var peak: Int32 = 0
+        relay_pipeline_statistics(pipeline, &statistics.publishes, &statistics.ackWaits, &peak)
+        statistics.peakInFlight = Int(peak)
+        return statistics
     }
 
     /// The message at `sequence`, or the first at or after it matching

@@ -1,6 +1,4 @@
 import Foundation
-import NIOCore
-import NIOPosix
 import RelayTLS
 
 /// A real 3-node NATS JetStream cluster on 127.0.0.1 for cluster-mode tests
@@ -54,7 +52,9 @@ public final class NATSCluster: @unchecked Sendable {
         // Three ports per node chosen up front (the route list must name them
         // all before any node starts); another process could take one in
         // between, which start() reports with nats-server's own message.
-        let ports = try FreePorts.reserve(3 * size)
+        // Outside the ephemeral range: a node killed with -9 is relaunched on
+        // the same ports, and no client socket may take them meanwhile.
+        let ports = try StablePorts.reserve(3 * size)
         var nodes: [Node] = []
         for index in 0..<size {
             let node = Node(index: index, name: "n\(index + 1)", clientPort: ports[3 * index],
@@ -165,24 +165,3 @@ extension CertificateRequest {
     }
 }
 
-/// Free TCP ports on 127.0.0.1: listeners bound to port 0 all at once (so
-/// they are distinct), read back, then closed for the caller to use. NIO
-/// binds them, so no socket-address pointers are handled here (unsafe pointer
-/// code stays in the C-bridging modules).
-enum FreePorts {
-    static func reserve(_ count: Int) throws -> [Int] {
-        var listeners: [any Channel] = []
-        defer { for listener in listeners { try? listener.close().wait() } }
-        var ports: [Int] = []
-        for _ in 0..<count {
-            let listener = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .bind(host: "127.0.0.1", port: 0).wait()
-            listeners.append(listener)
-            guard let port = listener.localAddress?.port else {
-                throw RelaydFixtureError(message: "no local port after binding 127.0.0.1:0")
-            }
-            ports.append(port)
-        }
-        return ports
-    }
-}

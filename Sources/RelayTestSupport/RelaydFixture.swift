@@ -98,8 +98,24 @@ public final class RelaydFixture: @unchecked Sendable {
     }
 
     /// Starts relayd (on a free port the first time, the same port after).
+    /// The first port is outside the kernel's ephemeral range (StablePorts),
+    /// so no client socket can be given it while relayd is down between a
+    /// stop and a restart; if another process bound it since it was found
+    /// free, the first start moves to another one.
     public func start() async throws {
-        let listen = "127.0.0.1:\(port)"
+        guard port == 0 else { return try await start(on: port) }
+        for attempt in 1...5 {
+            let candidate = try StablePorts.reserve()[0]
+            do {
+                return try await start(on: candidate)
+            } catch let error as RelaydFixtureError where attempt < 5 && error.message.contains("already in use") {
+                continue
+            }
+        }
+    }
+
+    private func start(on requested: Int) async throws {
+        let listen = "127.0.0.1:\(requested)"
         let relaydPath = try ProductLocator.executable("relayd")
         let arguments = ["--config", configPath, "--listen", listen] + (initializeDataDirectory ? ["--init"] : [])
         let child = try openFileLimit.map { limit in

@@ -1,6 +1,4 @@
 import Foundation
-import NIOCore
-import NIOPosix
 
 /// One `nats-server` with JetStream and mutual TLS on 127.0.0.1, in a
 /// temporary directory, for the JetStream backend's contract and e2e tests
@@ -75,14 +73,10 @@ public final class SingleNATSServer: @unchecked Sendable {
         directory.remove()
     }
 
-    /// A port the kernel picked as free (bound by NIO, then released).
+    /// A free port outside the ephemeral range: `restart()` binds it again,
+    /// and no client socket may take it while the server is down (StablePorts).
     private static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port
-        try await channel.close()  // released before nats-server binds it
-        guard let port else { throw Missing(description: "no local port after bind") }
-        return port
+        try StablePorts.reserve()[0]
     }
 }
 

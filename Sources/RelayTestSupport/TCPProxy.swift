@@ -5,6 +5,7 @@ import NIOPosix
 /// A TCP relay on 127.0.0.1 in front of relayd, for tests that need the
 /// network to fail at a chosen moment: ``dropReplies()`` makes every open
 /// connection swallow what the broker sends (a lost PUBACK), and
+/// ``dropRequests()`` swallows what the client sends instead (a lost ACK),
 /// ``cutAll()`` then closes them (a dropped connection). Bytes pass through
 /// unchanged, so TLS runs end to end between the client and relayd; new
 /// connections are relayed normally.
@@ -13,6 +14,8 @@ public final class TCPProxy: Sendable {
     private let listener: any Channel
     /// Every relayed connection (appended to by the accept path).
     private let pairs: NIOLockedValueBox<[Pair]>
+    /// Bytes from clients swallowed since ``dropRequests()``.
+    private let swallowed: NIOLockedValueBox<Int>
 
     /// One relayed connection: the client's side and the broker's side.
     private struct Pair: @unchecked Sendable {
@@ -20,11 +23,13 @@ public final class TCPProxy: Sendable {
         let client: any Channel
         let broker: any Channel
         let dropReplies: NIOLockedValueBox<Bool>
+        let dropRequests: NIOLockedValueBox<Bool>
     }
 
     /// Listens on a free port and relays each connection to `127.0.0.1:targetPort`.
     public static func start(to targetPort: Int) async throws -> TCPProxy {
         let pairs = NIOLockedValueBox<[Pair]>([])
+        let swallowed = NIOLockedValueBox(0)
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { client in
@@ -34,30 +39,34 @@ public final class TCPProxy: Sendable {
                     .channelOption(.socketOption(.tcp_nodelay), value: 1)
                     .connect(host: "127.0.0.1", port: targetPort)
                 let drop = NIOLockedValueBox(false)
+                let dropRequests = NIOLockedValueBox(false)
                 broker.whenSuccess { broker in
-                    pairs.withLockedValue { $0.append(Pair(client: client, broker: broker, dropReplies: drop)) }
+                    pairs.withLockedValue {
+                        $0.append(Pair(client: client, broker: broker, dropReplies: drop, dropRequests: dropRequests))
+                    }
                     // On the broker channel's loop (the client's): the sync pipeline API applies.
                     do {
                         try broker.pipeline.syncOperations.addHandler(
-                            Forwarder(peer: client.eventLoop.makeSucceededFuture(client), drop: drop))
+                            Forwarder(peer: client.eventLoop.makeSucceededFuture(client), drop: drop, swallowed: nil))
                     } catch {
                         client.close(promise: nil)
                     }
                 }
                 broker.whenFailure { _ in client.close(promise: nil) }
-                return client.pipeline.addHandler(Forwarder(peer: broker, drop: NIOLockedValueBox(false)))
+                return client.pipeline.addHandler(Forwarder(peer: broker, drop: dropRequests, swallowed: swallowed))
             }
             .bind(host: "127.0.0.1", port: 0).get()
         guard let port = listener.localAddress?.port else {
             throw RelaydFixtureError(message: "the proxy's listener has no port")
         }
-        return TCPProxy(port: port, listener: listener, pairs: pairs)
+        return TCPProxy(port: port, listener: listener, pairs: pairs, swallowed: swallowed)
     }
 
-    private init(port: Int, listener: any Channel, pairs: NIOLockedValueBox<[Pair]>) {
+    private init(port: Int, listener: any Channel, pairs: NIOLockedValueBox<[Pair]>, swallowed: NIOLockedValueBox<Int>) {
         self.port = port
         self.listener = listener
         self.pairs = pairs
+        self.swallowed = swallowed
     }
 
     /// How many connections were relayed so far.
@@ -68,6 +77,16 @@ public final class TCPProxy: Sendable {
     public func dropReplies() {
         for pair in pairs.withLockedValue({ $0 }) { pair.dropReplies.withLockedValue { $0 = true } }
     }
+
+    /// From now on, what clients send on the connections open now is
+    /// discarded; the broker never sees it (``swallowedRequestBytes`` counts it).
+    public func dropRequests() {
+        for pair in pairs.withLockedValue({ $0 }) { pair.dropRequests.withLockedValue { $0 = true } }
+    }
+
+    /// How many bytes from clients ``dropRequests()`` has swallowed so far:
+    /// the event that a client's frame was sent and lost.
+    public var swallowedRequestBytes: Int { swallowed.withLockedValue { $0 } }
 
     /// Closes both sides of every connection open now.
     public func cutAll() async {
@@ -88,15 +107,21 @@ public final class TCPProxy: Sendable {
         typealias InboundIn = ByteBuffer
         let peer: EventLoopFuture<any Channel>
         let drop: NIOLockedValueBox<Bool>
+        /// Counts what `drop` swallowed (client side only).
+        let swallowed: NIOLockedValueBox<Int>?
 
-        init(peer: EventLoopFuture<any Channel>, drop: NIOLockedValueBox<Bool>) {
+        init(peer: EventLoopFuture<any Channel>, drop: NIOLockedValueBox<Bool>, swallowed: NIOLockedValueBox<Int>?) {
             self.peer = peer
             self.drop = drop
+            self.swallowed = swallowed
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard !drop.withLockedValue({ $0 }) else { return }
             let bytes = unwrapInboundIn(data)
+            guard !drop.withLockedValue({ $0 }) else {
+                swallowed?.withLockedValue { $0 += bytes.readableBytes }
+                return
+            }
             peer.whenSuccess { $0.writeAndFlush(bytes, promise: nil) }
         }
 

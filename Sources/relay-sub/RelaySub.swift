@@ -72,7 +72,11 @@ struct RelaySub: AsyncParsableCommand {
         let subscriber = Subscriber(connection: try await reporter.connect(configuration, timeout: timeout))
         var subscriptions: [RelaySubscription] = []
         for filter in topic {
-            subscriptions.append(try await subscriber.subscribe(filter: filter, from: start, durable: durable))
+            let subscription = try await subscriber.subscribe(filter: filter, from: start, durable: durable)
+            // The broker's notice (an existing durable ignored --from/--since)
+            // goes to stderr, so stdout stays messages only.
+            if let notice = subscription.notice { printError("relay-sub: \(notice)") }
+            subscriptions.append(subscription)
         }
         let received = NIOLockedValueBox(0)
         let format = self.format, count = self.count, timeout = self.timeout

@@ -21,8 +21,9 @@ struct RelaydCommand: AsyncParsableCommand {
         A data directory that does not exist is refused (exit 66) unless --init is
         given, so a mistyped path never becomes a new, empty store.
 
-        Exit status: 0 stopped cleanly; 1 failure after start; 64 usage; 66 a named
-        file or directory missing or unreadable; 75 the data directory or audit trail
+        Exit status: 0 stopped cleanly; 1 failure after start, or a listen or metrics
+        port in use; 64 usage; 66 a named file or directory missing or unreadable, or
+        a data directory relayd cannot write; 75 the data directory or audit trail
         is in use by another relayd; 78 invalid configuration.
 
         Signals: SIGTERM/SIGINT stop gracefully (in-flight commits finish, acks are sent);

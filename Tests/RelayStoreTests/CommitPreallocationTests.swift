@@ -48,6 +48,27 @@ import Testing
         }
     }
 
+    /// Checking the room must not `fstat` data.mdb after every commit: with
+    /// multigrain timestamps (ext4, Linux 6.13+) reading the file's
+    /// timestamps makes the next write stamp a fresh mtime, so every commit's
+    /// flush wrote the inode, one more serial disk write per commit (0.7-0.8
+    /// more write requests per commit in scripts/commit_probe.c with FSTAT=1).
+    @Test func smallCommitsDoNotAskForTheFileSize() async throws {
+        try await withStore { store, _ in
+            try await appendAll(store, [try message("orders.created", "first")])
+            let before = store.environment.fileSizeQueries.withLock { $0 }
+            for index in 0..<50 {
+                try await appendAll(store, [try message("orders.created", "message \(index)")])
+            }
+            let queries = store.environment.fileSizeQueries.withLock { $0 } - before
+            // 50 small commits stay inside the 128-192 KiB of zeroed room: at most
+            // one top-up (which asks the file system before writing zeros).
+            #expect(queries <= 1, "50 small commits asked for data.mdb's size \(queries) times (fstat per commit)")
+            let batch = try store.read(from: 1, filter: try TopicFilter("orders.>"), maxMessages: 100, maxBytes: 1 << 20)
+            #expect(batch.messages.count == 51)
+        }
+    }
+
     @Test func theZeroedRoomIsInvisibleAfterReopening() async throws {
         let directory = try TemporaryDirectory(prefix: "relay-store")
         defer { directory.remove() }

@@ -78,16 +78,29 @@ public final class Broker: Sendable {
             audit?.close()
             try? instanceLock.close()
             try? await group.shutdownGracefully()
-            throw BrokerStartError(message: "cannot listen on \(configuration.server.host):\(configuration.server.port): \(error); is another relayd running? change [server] listen or pass --listen")
+            throw BrokerStartError(message: StartupErrorText.cannotListen(
+                "listen", on: "\(configuration.server.host):\(configuration.server.port)", error: error,
+                change: "change [server] listen or pass --listen"))
         }
         var metricsServer: MetricsHTTPServer?
         if let listen = configuration.metrics.listen, let colon = listen.lastIndex(of: ":"),
            let port = Int(listen[listen.index(after: colon)...]) {
-            metricsServer = try await MetricsHTTPServer.start(
-                host: String(listen[..<colon]), port: port, group: group, metrics: metrics,
-                maxConnections: configuration.metrics.maxConnections,
-                requestTimeout: .nanoseconds(configuration.metrics.requestTimeoutNanos), logger: logger,
-                notReady: { context.notReadyReason })
+            do {
+                metricsServer = try await MetricsHTTPServer.start(
+                    host: String(listen[..<colon]), port: port, group: group, metrics: metrics,
+                    maxConnections: configuration.metrics.maxConnections,
+                    requestTimeout: .nanoseconds(configuration.metrics.requestTimeoutNanos), logger: logger,
+                    notReady: { context.notReadyReason })
+            } catch {
+                await server.closeListener()
+                store.close()
+                audit?.close()
+                try? instanceLock.close()
+                try? await group.shutdownGracefully()
+                throw BrokerStartError(message: StartupErrorText.cannotListen(
+                    "serve metrics", on: listen, error: error,
+                    change: "change [metrics] listen (an empty listen turns the metrics listener off)"))
+            }
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
         let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group,

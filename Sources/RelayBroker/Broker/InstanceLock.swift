@@ -18,13 +18,30 @@ enum DataDirectory {
             let config = configFile.isEmpty ? "" : " --config \(configFile)"
             throw BrokerStartError(message: "data directory \(path) does not exist; run relayd --init\(config) to create a new, empty store (or correct [storage] path / --data-dir if it is mistyped)", exitCode: RelayExit.noInput.rawValue)
         }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw BrokerStartError(message: "cannot create the data directory \(path): \(error.localizedDescription); check [storage] path and the permissions of its parent", exitCode: RelayExit.noInput.rawValue)
+        let code = makeDirectories(path)
+        guard code == 0 else {
+            throw BrokerStartError(message: StartupErrorText.dataDirectoryNotWritable(path, code: code, creating: true),
+                                   exitCode: RelayExit.noInput.rawValue)
         }
         logger.notice("created the data directory (--init): a new, empty store", metadata: ["path": "\(path)"])
+    }
+
+    /// `mkdir -p path` with mode 0700: 0, or the errno of the step that
+    /// failed (the refusal names its cause from it; Foundation's error for
+    /// this carries no errno on Linux).
+    static func makeDirectories(_ path: String) -> Int32 {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            guard mkdir(current, 0o700) != 0 else { continue }
+            let code = errno
+            guard code == EEXIST else { return code }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: current, isDirectory: &isDirectory), isDirectory.boolValue else {
+                return ENOTDIR
+            }
+        }
+        return 0
     }
 }
 
@@ -41,7 +58,11 @@ enum InstanceLock {
         let path = URL(fileURLWithPath: dataDirectory).appendingPathComponent(fileName).path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw BrokerStartError(message: "cannot create \(path) (\(String(cString: strerror(errno)))); relayd needs to write in its data directory \(dataDirectory)", exitCode: RelayExit.noInput.rawValue)
+            // The first file relayd writes there: a directory it cannot
+            // write (read-only mount, permissions) is refused here.
+            let code = errno
+            throw BrokerStartError(message: StartupErrorText.dataDirectoryNotWritable(dataDirectory, code: code, creating: false),
+                                   exitCode: RelayExit.noInput.rawValue)
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {

@@ -60,6 +60,7 @@ struct ConfigParser {
         if var t = try root.table("storage") { try parseStorage(&t, into: &config.storage); try t.finish() }
         if config.storage.path.isEmpty { config.storage.path = resolve("data") }
         for var t in try root.tables("retention") { config.retention.append(try parseRetention(&t)); try t.finish() }
+        try checkRetentionForBackend(config)
         if var t = try root.table("limits") { try parseLimits(&t, into: &config.limits); try t.finish() }
         if var t = try root.table("metrics") {
             if let listen = try t.string("listen") {

@@ -324,11 +324,11 @@ final class Environment: @unchecked Sendable {
         // A cheap look first; the zeros are written inside a write transaction
         // (below), which holds LMDB's writer lock, so no other writer (in this
         // process or another) writes pages past the old end meanwhile.
-        let look = try zeroedRoom()
+        let look = try zeroedRoom(fresh: false)
         let (lowWater, chunk) = sizes(look.usedEnd)
         guard look.room < lowWater else { return 0 }
         return try write { (_: borrowing WriteTransaction) throws(StoreError) -> Int in
-            let (room, end, usedEnd, fd) = try zeroedRoom(locked: true)
+            let (room, end, usedEnd, fd) = try zeroedRoom(locked: true, fresh: true)
             guard room < lowWater else { return 0 }
             // Up to `lowWater + chunk` of room, so the next top-up is at least a chunk away.
             let start = max(end, usedEnd)
@@ -345,13 +345,24 @@ final class Environment: @unchecked Sendable {
                 }
                 offset += written
             }
+            knownFileEnd.withLock { $0 = max($0 ?? 0, offset) }
             return max(0, target - start)
         }
     }
 
     /// Bytes between LMDB's last used page and the end of the data file.
     /// `locked`: the caller holds the resize lock (inside a transaction).
-    private func zeroedRoom(locked: Bool = false) throws(StoreError) -> (room: Int, end: Int, usedEnd: Int, fd: Int32) {
+    /// `fresh`: ask the file system for the file's size; otherwise use the
+    /// size last seen (or written) here, and LMDB's used end, which the file
+    /// always reaches. Asking on every commit cost a disk write per commit:
+    /// with multigrain timestamps (ext4 on Linux 6.13+) a `stat` that reads
+    /// the timestamps makes the next write stamp a fresh fine-grained mtime,
+    /// which dirties the inode, which the next `fdatasync` then writes
+    /// synchronously (docs/performance.md, "The tail at low load"). The
+    /// remembered size can only be short of the truth (LMDB never shrinks the
+    /// file; another process's commit may grow it), so it errs toward a
+    /// top-up, and the top-up asks the file system first.
+    private func zeroedRoom(locked: Bool = false, fresh: Bool) throws(StoreError) -> (room: Int, end: Int, usedEnd: Int, fd: Int32) {
         if !locked { resizeLock.lockShared() }
         defer { if !locked { resizeLock.unlockShared() } }
         if isClosed { throw .closed }
@@ -362,11 +373,25 @@ final class Environment: @unchecked Sendable {
         mdb_env_info(env, &info)
         mdb_env_stat(env, &dbStat)
         let usedEnd = (info.me_last_pgno + 1) * Int(dbStat.ms_psize)
-        var file = stat()
-        guard fstat(fd, &file) == 0 else { throw Self.systemError(errno, "fstat(data.mdb)") }
-        let end = Int(file.st_size)
+        let remembered = fresh ? nil : knownFileEnd.withLock { $0 }
+        let end: Int
+        if let remembered {
+            end = max(remembered, usedEnd)
+        } else {
+            var file = stat()
+            guard fstat(fd, &file) == 0 else { throw Self.systemError(errno, "fstat(data.mdb)") }
+            end = Int(file.st_size)
+            knownFileEnd.withLock { $0 = end }
+            fileSizeQueries.withLock { $0 += 1 }
+        }
         return (end - usedEnd, end, usedEnd, fd)
     }
+
+    /// The data file's size as last seen by ``keepZeroedRoom(_:)`` (nil: not yet asked).
+    private let knownFileEnd = LockedValue<Int?>(nil)
+    /// How often ``keepZeroedRoom(_:)`` asked the file system for the data
+    /// file's size (`fstat`); for tests: it must not be once per commit.
+    let fileSizeQueries = LockedValue<Int>(0)
 
     private static let zeros = [UInt8](repeating: 0, count: 64 << 10)
 

@@ -62,7 +62,15 @@ extension FrameClient {
 /// The exactly-once and order checks every subscriber's view must pass:
 /// sequences strictly increasing (in order, no duplicate), every acknowledged
 /// message present (by sequence), and each acknowledged payload exactly once.
+/// `acked` maps the payload's number (`p<n>`) to its acknowledged sequence.
 func checkDelivered(_ messages: [Message], acked: [UInt64: UInt64], subscriber: String,
+                    sourceLocation: SourceLocation = #_sourceLocation) {
+    checkDelivered(messages.map { ($0.sequence, payloadString($0)) }, acked: acked, subscriber: subscriber,
+                   sourceLocation: sourceLocation)
+}
+
+/// The same checks on (sequence, payload text) pairs, whatever client received them.
+func checkDelivered(_ messages: [(sequence: UInt64, text: String)], acked: [UInt64: UInt64], subscriber: String,
                     sourceLocation: SourceLocation = #_sourceLocation) {
     let sequences = messages.map(\.sequence)
     let increasing = zip(sequences, sequences.dropFirst()).allSatisfy { $0 < $1 }
@@ -71,7 +79,7 @@ func checkDelivered(_ messages: [Message], acked: [UInt64: UInt64], subscriber: 
     let missing = acked.filter { !present.contains($0.value) }.keys.sorted()
     #expect(missing.isEmpty, "\(subscriber): acknowledged publish ids missing: \(missing)", sourceLocation: sourceLocation)
     var payloadCounts: [String: Int] = [:]
-    for message in messages { payloadCounts[payloadString(message), default: 0] += 1 }
+    for message in messages { payloadCounts[message.text, default: 0] += 1 }
     let duplicated = acked.keys.filter { (payloadCounts["p\($0)"] ?? 0) != 1 }.sorted()
         .map { "\($0) (\(payloadCounts["p\($0)"] ?? 0) times)" }
     #expect(duplicated.isEmpty, "\(subscriber): acknowledged publish ids not present exactly once: \(duplicated)",

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RelayClient
 import RelayCore
 import RelayTestSupport
 import RelayWire
@@ -25,39 +26,46 @@ struct ClusterTests {
         }
     }
 
-    @Test("kill -9 a follower, then the stream leader, then edge A: every acknowledged message exactly once, in one order, durables resume without gaps")
+    @Test("kill -9 a follower, then the stream leader, then edge A: clients configured with [A, B] move to B by themselves; every acknowledged message exactly once, in one order; the durable resumes without gaps or duplicates")
     func failover() async throws {
         try await withNATSCluster { cluster in
             try await withEdges(cluster) { a, b in
-                let session = ProducerSessionID(high: 0x2020, low: 0x0005)
-                // A live subscriber on B from the start, a durable one on A.
-                let live = try await FrameClient.connect(port: b.port, pki: b.pki)
-                try await live.hello()
-                #expect(try await live.subscribe(1, "cl.>", from: .earliest).isAccepted)
-                var durable = try await FrameClient.connect(port: a.port, pki: a.pki)
-                try await durable.hello()
-                #expect(try await durable.subscribe(7, "cl.>", from: .earliest, durable: "worker").isAccepted)
-                var publisher = try await FrameClient.connect(port: a.port, pki: a.pki)
-                try await publisher.hello(sessionID: session)
+                // The publisher, the durable consumer and an ephemeral subscriber
+                // are library clients given [A, B]: they start on A and must
+                // find B by themselves. A raw subscriber on B, never cut,
+                // is the reference order.
+                let both = a.clusterClientConfiguration(edges: [a, b])
+                let reference = try await FrameClient.connect(port: b.port, pki: b.pki)
+                try await reference.hello()
+                #expect(try await reference.subscribe(1, "cl.>", from: .earliest).isAccepted)
+                let consumer = try await Subscriber.connect(both)
+                let durable = try await consumer.subscribe(filter: "cl.>", from: .earliest, durable: "worker")
+                let follower = try await Subscriber.connect(both)
+                let ephemeral = try await follower.subscribe(filter: "cl.>", from: .earliest)
+                let publisher = try await Publisher.connect(both)
+                let onA = await publisher.connection.session
+                #expect(onA != nil)
                 var acked: [UInt64: UInt64] = [:]
+                var durableSeen: [(sequence: UInt64, text: String)] = []
+                var ephemeralSeen: [(sequence: UInt64, text: String)] = []
 
-                // 1. Healthy cluster. The durable confirms its cursor at the last one.
-                let first = await publisher.publishRecording("cl.t", ids: 1...25)
-                #expect(first.acked.count == 25 && first.refused.isEmpty && !first.closedEarly)
+                // 1. Healthy cluster. The durable processes and acknowledges everything.
+                let first = await publisher.publishNumbered("cl.t", 1...25)
+                #expect(first.acked.count == 25 && first.failed.isEmpty, "\(first.failed)")
                 acked.merge(first.acked) { $1 }
-                let confirmed = try #require(first.acked[25])
-                _ = try await durable.messages(through: confirmed)
-                try await durable.acknowledgeDurably(subscriptionID: 7, sequence: confirmed)
+                let firstLast = try #require(first.acked.values.max())
+                durableSeen += try await receive(durable, through: firstLast, ack: true)
+                ephemeralSeen += try await receive(ephemeral, through: firstLast)
 
                 // 2. A follower dies: writes go on, nothing refused.
                 let leader = try await cluster.waitForStreamLeader(Self.stream)
-                let followers = cluster.runningIndices.filter { $0 != leader }
-                let follower = try #require(followers.first)
-                await cluster.kill(follower)
-                let second = await publisher.publishRecording("cl.t", ids: 26...50)
-                #expect(second.acked.count == 25 && second.refused.isEmpty && !second.closedEarly)
+                let followerIndex = cluster.runningIndices.first { $0 != leader }
+                let follower0 = try #require(followerIndex)
+                await cluster.kill(follower0)
+                let second = await publisher.publishNumbered("cl.t", 26...50)
+                #expect(second.acked.count == 25 && second.failed.isEmpty, "\(second.failed)")
                 acked.merge(second.acked) { $1 }
-                try cluster.launch(follower)
+                try cluster.launch(follower0)
                 try await cluster.waitUntilFormed(timeout: 20)
 
                 // 3. The stream leader dies: publishes wait out the election
@@ -65,48 +73,65 @@ struct ClusterTests {
                 let oldLeader = try await cluster.waitForStreamLeader(Self.stream)
                 await cluster.kill(oldLeader)
                 let electionStart = ContinuousClock.now
-                let third = await publisher.publishRecording("cl.t", ids: 51...75)
+                let third = await publisher.publishNumbered("cl.t", 51...75)
                 let electionCost = ContinuousClock.now - electionStart
-                #expect(third.acked.count == 25 && third.refused.isEmpty && !third.closedEarly)
+                #expect(third.acked.count == 25 && third.failed.isEmpty, "\(third.failed)")
                 acked.merge(third.acked) { $1 }
                 print("ClusterTests: 25 publishes across a stream leader loss took \(electionCost)")
+                let thirdLast = try #require(third.acked.values.max())
+                durableSeen += try await receive(durable, through: thirdLast, ack: true)
 
-                // 4. Edge A dies with publishes in flight: the publisher moves to
-                //    B (explicitly: one address per FrameClient) with the same
-                //    session and resends the burst; dedup keeps each once.
-                var buffer = publisher.channel.allocator.buffer(capacity: 4096)
-                for id in UInt64(76)...100 {
-                    try buffer.writeFrame(.publish(Publish(publishID: id, topic: "cl.t", payload: ByteBuffer(string: "p\(id)"))))
-                }
-                try await publisher.channel.writeAndFlush(buffer)
+                // 4. Edge A dies (kill -9) with publishes in flight: as soon as
+                //    the publisher has the answer to the first of a burst of
+                //    325, A is killed (the rest are still on their way).
+                //    The clients move to B by themselves; the publisher resends
+                //    what had no PUBACK with the same session and publish ids,
+                //    so JetStream's dedup (Nats-Msg-Id) keeps each once.
+                let (firstAnswer, burst) = publisher.publishNumberedBurst("cl.t", 76...400)
+                for await _ in firstAnswer { break }
                 await a.kill()
-                await publisher.close()
-                publisher = try await FrameClient.connect(port: b.port, pki: b.pki)
-                try await publisher.hello(sessionID: session)
-                let fourth = await publisher.publishRecording("cl.t", ids: 76...100)
-                #expect(fourth.acked.count == 25 && fourth.refused.isEmpty && !fourth.closedEarly)
+                let fourth = await burst.value
+                #expect(fourth.acked.count == 325 && fourth.failed.isEmpty, "\(fourth.failed)")
                 acked.merge(fourth.acked) { $1 }
+                let resent = await publisher.connection.resentPublishes
+                print("ClusterTests: edge A killed; \(resent) publishes resent on B, \(fourth.duplicates) answered as duplicates")
+                #expect(resent > 0, "no publish was in flight when edge A died")
                 let last = try #require(acked.values.max())
+                #expect(acked.count == 400)
 
                 // Every subscriber: each acknowledged message once, in one order.
-                let seenLive = try await live.messages(through: last)
-                checkDelivered(seenLive, acked: acked, subscriber: "live on B")
-                #expect(try await live.expectSilence())
+                let referenceSeen = try await reference.messages(through: last)
+                checkDelivered(referenceSeen, acked: acked, subscriber: "raw subscriber on B")
+                #expect(try await reference.expectSilence())
+                let order = referenceSeen.map(\.sequence)
+                ephemeralSeen += try await receive(ephemeral, through: last)
+                checkDelivered(ephemeralSeen, acked: acked, subscriber: "library subscriber moved from A to B")
+                #expect(ephemeralSeen.map(\.sequence) == order)
                 let replay = try await FrameClient.connect(port: b.port, pki: b.pki)
                 try await replay.hello()
                 #expect(try await replay.subscribe(2, "cl.>", from: .earliest).isAccepted)
-                let seenReplay = try await replay.messages(through: last)
-                #expect(seenReplay.map(\.sequence) == seenLive.map(\.sequence))
+                let replayed = try await replay.messages(through: last)
+                #expect(replayed.map(\.sequence) == order)
 
-                // The durable, cut off with A, resumes on B right after its cursor.
-                await durable.close()
-                durable = try await FrameClient.connect(port: b.port, pki: b.pki)
-                try await durable.hello()
-                #expect(try await durable.subscribe(7, "cl.>", from: .latest, durable: "worker").isAccepted)
-                let resumed = try await durable.messages(through: last)
-                let afterCursor = seenLive.map(\.sequence).filter { $0 > confirmed }
-                #expect(resumed.map(\.sequence) == afterCursor)
-                for client in [live, replay, durable, publisher] { await client.close() }
+                // The durable, cut off with A, resumed on B right after what it
+                // had processed: the consumer got every message once, in order.
+                durableSeen += try await receive(durable, through: last, ack: true)
+                checkDelivered(durableSeen, acked: acked, subscriber: "durable consumer moved from A to B")
+                #expect(durableSeen.map(\.sequence) == order)
+                // Its cursor is on what it acknowledged: a later run (B only
+                // left; the first address, A, is dead) starts at the next message.
+                await consumer.connection.close()
+                let marker = try await publisher.publish(topic: "cl.t", text: "p401")
+                let rerun = try await Subscriber.connect(both)
+                let resumed = try await rerun.subscribe(filter: "cl.>", from: .earliest, durable: "worker")
+                let afterCursor = try await receive(resumed, through: marker.sequence)
+                #expect(afterCursor.map(\.sequence) == [marker.sequence],
+                        "the next run of the durable started at \(afterCursor.first?.sequence ?? 0), not after \(last)")
+
+                await rerun.connection.close()
+                await follower.connection.close()
+                await publisher.close()
+                for client in [reference, replay] { await client.close() }
             }
         }
     }

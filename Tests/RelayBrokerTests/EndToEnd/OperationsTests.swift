@@ -172,7 +172,8 @@ struct OperationsTests {
         let help = try ChildProcess(prefix.file("bin/relayd"), ["--help"])
         #expect(await help.waitForExit(timeout: 30) == 0)
         // systemd-analyze checks the syntax, every directive and that ExecStart is executable.
-        // --man=no: the man pages are installed only when `make man` ran (a release build, too slow here).
+        // --man=no: the man pages are installed only when `make man` ran (make check-install, part of
+        // make test, installs and checks them).
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze") else {
             Issue.record("systemd-analyze is not installed; the unit was not verified")
             return

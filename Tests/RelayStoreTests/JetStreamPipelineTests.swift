@@ -1,0 +1,78 @@
+import Foundation
+import NIOCore
+import RelayCore
+import RelayJetStream
+@testable import RelayStore
+import RelayTestSupport
+import Testing
+
+/// An append of many records is published as a pipeline (asynchronous
+/// publishes, the acks matched back to their records), not one publish and
+/// one ack wait per record; each record still completes only with its own
+/// JetStream ack (docs/cluster.md, "Performance").
+@Suite("JetStream publish pipeline", .serialized)
+struct JetStreamPipelineTests {
+    private func open(_ server: SingleNATSServer, maxBytes: Int = 256 << 20) throws -> JetStreamMessageLog {
+        var configuration = StoreConfiguration(directory: "/nonexistent/jetstream")
+        configuration.maxMapSize = maxBytes
+        configuration.pruneInterval = .seconds(3600)
+        var settings = server.jetStreamSettings(replicas: 1)
+        settings.retryBackoff = .milliseconds(100)
+        return try JetStreamMessageLog.open(configuration, settings: settings)
+    }
+
+    private func keyed(_ count: Int, session: UInt64) throws -> [NewMessage] {
+        try (1...count).map { i in
+            try message("pipe.\(i % 3)", "m\(i)",
+                        producerKey: ProducerKey(publisher: testDigest, sessionHigh: session, sessionLow: 1, publishID: UInt64(i)))
+        }
+    }
+
+    @Test("a batch of 500 waits for acks a few times, not 500; every record acked, sequences in batch order")
+    func batchIsPipelined() async throws {
+        let server = try await SingleNATSServer(pki: TLSTestPKI())
+        let log = try open(server)
+        defer { log.close() }
+        let before = log.publishStatistics
+        let sequences = try await log.appendAll(try keyed(500, session: 1))
+        let after = log.publishStatistics
+        #expect(sequences == Array(1...500), "one connection keeps publish order: \(sequences.prefix(10))...")
+        #expect(after.publishes - before.publishes == 500)
+        // A serial log waits once per record (500); the pipeline once per window.
+        #expect(after.ackWaits - before.ackWaits <= 5, "ack waits for 500 records: \(after.ackWaits - before.ackWaits)")
+        #expect(try log.readAll().map(\.text) == (1...500).map { "m\($0)" })
+    }
+
+    @Test("a producer key twice in one batch: the second is a duplicate of the first, with its sequence")
+    func duplicateKeyWithinOneBatch() async throws {
+        let server = try await SingleNATSServer(pki: TLSTestPKI())
+        let log = try open(server)
+        defer { log.close() }
+        let key = ProducerKey(publisher: testDigest, sessionHigh: 9, sessionLow: 9, publishID: 1)
+        let results = await log.appendAndWait([try message("d", "one", producerKey: key), try message("d", "other"),
+                                               try message("d", "one again", producerKey: key)])
+        let receipts = try results.map { try $0.get() }
+        #expect(receipts.map(\.sequence) == [1, 2, 1])
+        #expect(receipts.map(\.duplicate) == [false, false, true])
+        #expect(receipts[2].timestamp == receipts[0].timestamp)
+        #expect(try log.readAll().map(\.text) == ["one", "other"])
+    }
+
+    @Test("the stream fills in the middle of a batch: the records it took are acked, the others fail with storageFull")
+    func streamFullMidBatchFailsOnlyTheRest() async throws {
+        let server = try await SingleNATSServer(pki: TLSTestPKI())
+        let log = try open(server, maxBytes: 8 << 10)
+        defer { log.close() }
+        let body = String(repeating: "x", count: 400)
+        let results = await log.appendAndWait(try (1...60).map { try message("full", "\($0) \(body)") })
+        let stored = results.prefix { (try? $0.get()) != nil }.count
+        #expect(stored > 0 && stored < 60, "stored \(stored) of 60 in 8 KiB")
+        for (index, result) in results.enumerated().dropFirst(stored) {
+            guard case .failure(.storageFull) = result else {
+                Issue.record("record \(index): expected storageFull, got \(result)")
+                continue
+            }
+        }
+        #expect(try log.readAll().count == stored)
+    }
+}
