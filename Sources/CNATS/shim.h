@@ -108,15 +108,22 @@ static inline natsStatus relay_js_count_from(uint64_t *count, jsCtx *js, const c
     jsErrCode err = 0;
     natsStatus s = js_AddConsumer(&ci, js, stream, &c, &o, &err);
     if (s == NATS_OK && ci != NULL) {
-        /* The info of the create reply was seen to undercount once under load;
-         * a second info request answers from the consumer as it now is. */
-        jsConsumerInfo *settled = NULL;
-        if (js_GetConsumerInfo(&settled, js, stream, ci->Name, &o, NULL) == NATS_OK && settled != NULL) {
-            *count = settled->NumPending;
+        /* nats-server 2.9 was seen to undercount NumPending for a new
+         * consumer with a wildcard filter, in the create reply and (more
+         * rarely) in the first info after it: read the consumer's info until
+         * two answers in a row agree (at most 4 reads), and keep the largest
+         * (nothing is ever delivered, so the true count cannot shrink). */
+        uint64_t best = ci->NumPending, previous = ci->NumPending;
+        for (int attempt = 0; attempt < 4; attempt++) {
+            jsConsumerInfo *settled = NULL;
+            if (js_GetConsumerInfo(&settled, js, stream, ci->Name, &o, NULL) != NATS_OK || settled == NULL) break;
+            uint64_t now = settled->NumPending;
             jsConsumerInfo_Destroy(settled);
-        } else {
-            *count = ci->NumPending;
+            if (now > best) best = now;
+            if (now == previous) break;
+            previous = now;
         }
+        *count = best;
         js_DeleteConsumer(js, stream, ci->Name, &o, NULL);
     }
     if (ci != NULL) jsConsumerInfo_Destroy(ci);
