@@ -81,13 +81,22 @@ done
 wait_nats_healthy "$WAIT" 8222 8223 8224 || die "the NATS nodes are not all healthy after ${WAIT}s (logs: $STATE/n*.log)"
 log "NATS cluster formed: $(curl -fs http://127.0.0.1:8222/jsz | sed -n 's/.*"leader": *"\([^"]*\)".*/meta leader \1/p' | head -n 1)"
 
+# One edge after the other, each given up to 3 starts: right after the nodes
+# (re)start, /healthz may already be ok while the stream is still being
+# recovered, and relayd then gives up opening it after 5 s ("the replicated
+# log is unavailable"); two edges creating the stream at once raced the same way.
 for e in a b; do
-  "$BIN/relayd" --config "$CONF/edge-$e.toml" > "$STATE/edge-$e.log" 2>&1 &
-  PIDS+=($!)
-done
-for e in a b; do
-  pid=${PIDS[3]}; [[ $e == b ]] && pid=${PIDS[4]}
-  wait_relayd_listening "$WAIT" "$STATE/edge-$e.log" "$pid" || die "edge $e did not start: $(tail -n 5 "$STATE/edge-$e.log")"
+  for try in 1 2 3; do
+    "$BIN/relayd" --config "$CONF/edge-$e.toml" > "$STATE/edge-$e.log" 2>&1 &
+    pid=$!
+    if wait_relayd_listening "$WAIT" "$STATE/edge-$e.log" "$pid"; then break; fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    ((try < 3)) || die "edge $e did not start: $(tail -n 5 "$STATE/edge-$e.log")"
+    log "edge $e did not start (try $try): $(tail -n 1 "$STATE/edge-$e.log" | cut -c1-200); starting it again"
+    sleep 1
+  done
+  PIDS+=("$pid")
 done
 
 NAMES=(n1 n2 n3 "edge A" "edge B")
@@ -97,7 +106,11 @@ OPS="$P --cert dev/pki/operator.pem --key dev/pki/operator.key"
 
 if ((CHECK)); then
   # What a person would type, checked: subscribe on B, publish on A, status on both.
-  fail() { log "check failed: $*"; exit 1; }
+  fail() {
+    log "check failed: $*"
+    for e in a b; do log "edge $e log, last lines:"; tail -n 3 "$STATE/edge-$e.log" | cut -c1-300 >&2; done
+    exit 1
+  }
   token="check-$$-$RANDOM"
   "$BIN/relay-sub" --server 127.0.0.1:7444,127.0.0.1:7443 $OPS --topic 'billing.>' --count 1 --timeout 20 \
     > "$STATE/check-sub.out" 2> "$STATE/check-sub.err" &

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayClient
+import RelayCore
 
 /// The options every client CLI shares. Each is resolved as: flag, then
 /// environment (`RELAY_SERVER`, `RELAY_CERT`, `RELAY_KEY`, `RELAY_CA`), then

@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import RelayClient
+import RelayCore
 
 /// What relay-pub and relay-sub tell the user about their connection:
 /// one stderr line per reconnect attempt (the reason and the next delay),
@@ -54,7 +55,7 @@ public final class ConnectionReporter: Sendable {
         let last = state.withLockedValue { $0.lastError }.map { " (last error: \($0.message))" } ?? ""
         return RelayClientError(category: .connection,
                                 message: "gave up after --timeout \(Self.format(seconds: seconds)): the broker at \(server) did not answer in time\(last); check that relayd is running there, or raise --timeout",
-                                exitCode: RelayClientError.ExitStatus.unavailable)
+                                exitCode: RelayExit.unavailable.rawValue)
     }
 
     /// With a `timeout`, starts the watchdog: when the time is up and

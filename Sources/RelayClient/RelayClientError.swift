@@ -46,20 +46,10 @@ public struct RelayClientError: Error, Sendable, Hashable, CustomStringConvertib
     /// 77 denied, 64 usage, 1 connection (lost after the start).
     static func defaultExitCode(_ category: Category) -> Int32 {
         switch category {
-        case .denied: return ExitStatus.refused
-        case .usage: return ExitStatus.usage
-        case .connection: return ExitStatus.failure
+        case .denied: return RelayExit.refused.rawValue
+        case .usage: return RelayExit.usage.rawValue
+        case .connection: return RelayExit.failure.rawValue
         }
-    }
-
-    /// The numbers of the exit-code table (RelayCLISupport's `RelayExit` is
-    /// the table; the library cannot import it, so it names the same values).
-    public enum ExitStatus {
-        public static let failure: Int32 = 1
-        public static let usage: Int32 = 64
-        public static let noInput: Int32 = 66
-        public static let unavailable: Int32 = 69
-        public static let refused: Int32 = 77
     }
 
     /// The ``message``.
@@ -77,7 +67,7 @@ extension RelayClientError {
 
     /// The broker could not be reached at all (exit 69): refused, no such host, timed out.
     static func unreachable(_ message: String) -> RelayClientError {
-        RelayClientError(category: .connection, message: message, isRetryable: true, exitCode: ExitStatus.unavailable)
+        RelayClientError(category: .connection, message: message, isRetryable: true, exitCode: RelayExit.unavailable.rawValue)
     }
 
     /// Every one of `servers` failed with a retryable error (`failures`, in
@@ -91,7 +81,7 @@ extension RelayClientError {
 
     /// The TLS handshake refused a certificate (exit 77).
     static func tlsRefused(_ message: String) -> RelayClientError {
-        RelayClientError(category: .connection, message: message, exitCode: ExitStatus.refused)
+        RelayClientError(category: .connection, message: message, exitCode: RelayExit.refused.rawValue)
     }
 
     /// The client was closed by its owner.
@@ -136,8 +126,8 @@ extension RelayClientError {
         }
         var exitCode: Int32?
         switch code {
-        case .certificateRevoked, .certificateExpired: exitCode = ExitStatus.refused
-        case .tooManyConnections, .serverShuttingDown, .helloTimeout: exitCode = ExitStatus.unavailable
+        case .certificateRevoked, .certificateExpired: exitCode = RelayExit.refused.rawValue
+        case .tooManyConnections, .serverShuttingDown, .helloTimeout: exitCode = RelayExit.unavailable.rawValue
         default: break
         }
         return RelayClientError(category: category, code: code, message: what + words + detail, isRetryable: retryable,
@@ -151,7 +141,7 @@ extension RelayClientError {
         case let e as TLSError: return tls(e, server: server)
         case let e as TLSConfigurationError:
             var exitCode: Int32?
-            if case .unreadableFile = e { exitCode = ExitStatus.noInput }
+            if case .unreadableFile = e { exitCode = RelayExit.noInput.rawValue }
             return RelayClientError(category: .usage, message: "TLS settings are unusable: \(e.description)", exitCode: exitCode)
         case let e as WireError:
             return RelayClientError(category: .connection, code: e.code,
@@ -213,7 +203,7 @@ extension RelayClientError {
             return unreachable("the TLS handshake with \(server) did not finish within \(ms) ms; check that it is a Relay broker and reachable")
         case .unexpectedEOF(let duringHandshake):
             return duringHandshake
-                ? RelayClientError(category: .connection, message: "the broker at \(server) closed the connection during the TLS handshake; check that this certificate is issued by a CA the broker trusts", isRetryable: true, exitCode: ExitStatus.refused)
+                ? RelayClientError(category: .connection, message: "the broker at \(server) closed the connection during the TLS handshake; check that this certificate is issued by a CA the broker trusts", isRetryable: true, exitCode: RelayExit.refused.rawValue)
                 : connectionLost("the broker at \(server) closed the connection")
         case .protocolError(let reason):
             return connectionLost("TLS error on the connection to \(server): \(reason)")

@@ -108,10 +108,18 @@ public final class RelaydFixture: @unchecked Sendable {
             let candidate = try StablePorts.reserve()[0]
             do {
                 return try await start(on: candidate)
-            } catch let error as RelaydFixtureError where attempt < 5 && error.message.contains("already in use") {
+            } catch let error as RelaydFixtureError where attempt < 5 && Self.isAddressInUse(error.message) {
                 continue
             }
         }
+    }
+
+    /// relayd's start-up error for a listen port another socket holds:
+    /// "the address is in use by another process" (StartupErrorText), or
+    /// NIO's raw "Address already in use (errno: 98)" from older relayds.
+    static func isAddressInUse(_ transcript: String) -> Bool {
+        let text = transcript.lowercased()
+        return text.contains("address is in use") || text.contains("already in use") || text.contains("errno: 98")
     }
 
     private func start(on requested: Int) async throws {

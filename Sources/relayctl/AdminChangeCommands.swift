@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import RelayBroker
 import RelayCLISupport
+import RelayCore
 
 // The admin commands that change state or copy the data out: they need
 // `admin = ["read", "write"]` (docs/security.md, "Admin access").

@@ -3,6 +3,7 @@ import Foundation
 import RelayBench
 import RelayCLISupport
 import RelayClient
+import RelayCore
 
 /// Which broker to measure and how to report: an external one (--server and
 /// the other client options) or a relayd the bench starts for itself.

@@ -85,9 +85,9 @@ struct RelaydCommand: AsyncParsableCommand {
     static func exitStatus(for error: any Error) -> Int32 {
         switch error {
         case let refusal as BrokerStartError: return refusal.exitCode
-        case AuditError.inUse: return RelaydExit.inUse
-        case AuditError.cannotOpen, AuditError.badKey: return RelaydExit.noInput
-        case is ConfigError: return RelaydExit.config
+        case AuditError.inUse: return RelayExit.inUse.rawValue
+        case AuditError.cannotOpen, AuditError.badKey: return RelayExit.noInput.rawValue
+        case is ConfigError: return RelayExit.invalidConfiguration.rawValue
         default: return 1
         }
     }

@@ -88,6 +88,10 @@ struct SessionStateMachineSubscriptionTests {
         machine.subscribe(1, F.subscribe(start: .earliest, durable: "d"), env)
         #expect(env.log == ["claim d", "route 1 t.>", "suback 1 first 18", "pump"])
         #expect(machine.session?.subscriptions[1]?.durableName == "d")
+        // Detaching re-commits the resumed cursor, so the name is released after
+        // the commits queued before it (a filter adopted at resume among them).
+        machine.unsubscribe(1, env)
+        #expect(env.log.suffix(2) == ["unroute 1", "detach d 17"])
     }
 
     @Test("a durable stored with another filter refuses the SUB, names the stored filter and releases the name")

@@ -241,7 +241,7 @@ public typealias MessageLogFactory = @Sendable (StoreConfiguration, Logger) thro
 
 public struct BrokerStartError: Error, CustomStringConvertible {
     public var message: String
-    /// relayd's exit status for this refusal (``RelaydExit``; 1 otherwise).
+    /// relayd's exit status for this refusal (`RelayExit`, RelayCore; 1 otherwise).
     public var exitCode: Int32 = 1
     public var description: String { message }
 }

@@ -1,16 +1,6 @@
 import Foundation
 import Logging
-
-/// relayd's exit statuses for a refused start (the shared table is in
-/// docs/operations.md; sysexits.h numbers).
-public enum RelaydExit {
-    /// A named input file or directory is missing or unreadable (EX_NOINPUT).
-    public static let noInput: Int32 = 66
-    /// The data directory or the audit trail is in use by another relayd (EX_TEMPFAIL).
-    public static let inUse: Int32 = 75
-    /// The configuration is invalid (EX_CONFIG).
-    public static let config: Int32 = 78
-}
+import RelayCore
 
 /// The data directory. A missing one is created only when asked (`relayd
 /// --init`): a mistyped `[storage] path` or `--data-dir` must not silently
@@ -20,18 +10,18 @@ enum DataDirectory {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
-                throw BrokerStartError(message: "the data directory \(path) is a file, not a directory; check [storage] path or --data-dir", exitCode: RelaydExit.noInput)
+                throw BrokerStartError(message: "the data directory \(path) is a file, not a directory; check [storage] path or --data-dir", exitCode: RelayExit.noInput.rawValue)
             }
             return
         }
         guard create else {
             let config = configFile.isEmpty ? "" : " --config \(configFile)"
-            throw BrokerStartError(message: "data directory \(path) does not exist; run relayd --init\(config) to create a new, empty store (or correct [storage] path / --data-dir if it is mistyped)", exitCode: RelaydExit.noInput)
+            throw BrokerStartError(message: "data directory \(path) does not exist; run relayd --init\(config) to create a new, empty store (or correct [storage] path / --data-dir if it is mistyped)", exitCode: RelayExit.noInput.rawValue)
         }
         let code = makeDirectories(path)
         guard code == 0 else {
             throw BrokerStartError(message: StartupErrorText.dataDirectoryNotWritable(path, code: code, creating: true),
-                                   exitCode: RelaydExit.noInput)
+                                   exitCode: RelayExit.noInput.rawValue)
         }
         logger.notice("created the data directory (--init): a new, empty store", metadata: ["path": "\(path)"])
     }
@@ -72,14 +62,14 @@ enum InstanceLock {
             // write (read-only mount, permissions) is refused here.
             let code = errno
             throw BrokerStartError(message: StartupErrorText.dataDirectoryNotWritable(dataDirectory, code: code, creating: false),
-                                   exitCode: RelaydExit.noInput)
+                                   exitCode: RelayExit.noInput.rawValue)
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? handle.readToEnd()).map { String(decoding: $0, as: UTF8.self) }?
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let who = holder.flatMap { Int32($0) }.map { "relayd process \($0)" } ?? "another relayd"
-            throw BrokerStartError(message: "data directory \(dataDirectory) is in use by \(who) (it holds \(path)); stop that relayd, or give this one its own [storage] path or --data-dir", exitCode: RelaydExit.inUse)
+            throw BrokerStartError(message: "data directory \(dataDirectory) is in use by \(who) (it holds \(path)); stop that relayd, or give this one its own [storage] path or --data-dir", exitCode: RelayExit.inUse.rawValue)
         }
         _ = ftruncate(fd, 0)
         try? handle.write(contentsOf: Data("\(getpid())\n".utf8))

@@ -25,6 +25,16 @@ struct LibraryPublishOutcome {
     var acked: [UInt64: UInt64] = [:]
     var failed: [UInt64: String] = [:]
     var duplicates = 0
+
+    mutating func record(_ number: UInt64, _ result: Result<PublishReceipt, RelayClientError>) {
+        switch result {
+        case .success(let receipt):
+            acked[number] = receipt.sequence
+            if receipt.duplicate { duplicates += 1 }
+        case .failure(let error):
+            failed[number] = error.description
+        }
+    }
 }
 
 extension Publisher {
@@ -33,15 +43,7 @@ extension Publisher {
     func publishNumbered(_ topic: String, _ numbers: ClosedRange<UInt64>) async -> LibraryPublishOutcome {
         let results = await publish(batch: numbers.map { OutgoingMessage(topic: topic, text: "p\($0)") })
         var outcome = LibraryPublishOutcome()
-        for (number, result) in zip(numbers, results) {
-            switch result {
-            case .success(let receipt):
-                outcome.acked[number] = receipt.sequence
-                if receipt.duplicate { outcome.duplicates += 1 }
-            case .failure(let error):
-                outcome.failed[number] = error.description
-            }
-        }
+        for (number, result) in zip(numbers, results) { outcome.record(number, result) }
         return outcome
     }
 }
@@ -93,13 +95,7 @@ extension Publisher {
                     firstSink.finish()
                 }
                 answered += 1
-                switch result {
-                case .success(let receipt):
-                    outcome.acked[number] = receipt.sequence
-                    if receipt.duplicate { outcome.duplicates += 1 }
-                case .failure(let error):
-                    outcome.failed[number] = error.description
-                }
+                outcome.record(number, result)
                 if answered == expected { break }
             }
             return outcome

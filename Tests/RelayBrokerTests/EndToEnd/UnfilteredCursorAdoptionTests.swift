@@ -41,16 +41,7 @@ struct UnfilteredCursorAdoptionTests {
     @Test("the first SUB after the upgrade sets the filter, keeping the cursor; another filter is then refused, also after a restart")
     func firstFilterAdopted() async throws {
         try await withRelayd { relayd in
-            let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            try await publisher.hello()
-            let seqs = try await publisher.publish("uf.a.x", count: 3).map(\.sequence)
-            await publisher.close()
-            let consumer = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            try await consumer.hello()
-            #expect(try await consumer.subscribeDurable(1, "uf.a.>", credit: 3, durable: "d", ackMode: .cumulative).isAccepted)
-            #expect(try await consumer.messages(3).map(\.sequence) == seqs)
-            try await consumer.acknowledgeDurably(subscriptionID: 1, sequence: seqs[0])
-            await consumer.close()
+            let seqs = try await relayd.acknowledgedDurable("d", filter: "uf.a.>", topic: "uf.a.x", count: 3, through: 0)
             #expect(await relayd.terminate() == 0)
             try Self.downgradeCursorsToVersion3(relayd.dataDirectory)
             try await relayd.start()

@@ -1,6 +1,7 @@
 import Foundation
 import RelayCLISupport
 import RelayClient
+import RelayCore
 import RelayTestSupport
 import Testing
 
@@ -8,7 +9,8 @@ import Testing
 /// (RelayExit, docs/exit-codes.md), checked through the real binaries.
 @Suite("Exit-code table")
 struct ExitCodeTableTests {
-    @Test("the client CLIs: 64 usage, 66 a missing --cert, 77 a policy denial, 69 nothing listening")
+    /// Every client-CLI code of the table in one broker (one ACL, one start).
+    @Test("the client CLIs: 0 done, 64 usage, 66 a missing --cert, 77 a policy denial, 69 nothing listening")
     func clientCodes() async throws {
         let acl = """
         [[acl.rule]]
@@ -21,8 +23,16 @@ struct ExitCodeTableTests {
             let args = broker.cliArguments()
             let usage = try await runCLI("relay-pub", args + ["--message", "x"])  // no --topic
             #expect(usage.status == 64, "\(usage.stderr)")
+            let both = try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x", "--lines"])
+            #expect(both.status == 64, "--message with --lines: \(both.stderr)")
             let badTopic = try await runCLI("relay-pub", args + ["--topic", "bad..topic", "--message", "x"])
             #expect(badTopic.status == 64, "\(badTopic.stderr)")
+            let badStart = try await runCLI("relay-sub", args + ["--topic", "ok.>", "--from", "yesterday"])
+            #expect(badStart.status == 64, "\(badStart.stderr)")
+            // No --server, no RELAY_* environment, no profile in this HOME.
+            let noServer = try await runCLI("relay-pub", ["--topic", "ok.a", "--message", "x"],
+                                            environment: ["HOME": broker.directory.path])
+            #expect(noServer.status == 64, "\(noServer.stderr)")
             var missingCert = args
             missingCert[3] = broker.directory.file("no-such-cert.pem")  // --server S --cert C
             let noInput = try await runCLI("relay-pub", missingCert + ["--topic", "ok.a", "--message", "x"])
@@ -30,10 +40,13 @@ struct ExitCodeTableTests {
             #expect(noInput.stderr.joined().contains("--cert \(missingCert[3]) does not exist"), "\(noInput.stderr)")
             let denied = try await runCLI("relay-pub", args + ["--topic", "secret.a", "--message", "x"])
             #expect(denied.status == 77, "\(denied.stderr)")
+            #expect(denied.stderr.joined().contains("not_authorized"), "\(denied.stderr)")
             let deniedSub = try await runCLI("relay-sub", args + ["--topic", "secret.>", "--count", "1"])
             #expect(deniedSub.status == 77, "\(deniedSub.stderr)")
             let ok = try await runCLI("relay-pub", args + ["--topic", "ok.a", "--message", "x"])
             #expect(ok.status == 0, "\(ok.stderr)")
+            let help = try await runCLI("relay-pub", ["--help"])
+            #expect(help.status == 0 && help.stdout.joined(separator: "\n").contains("Examples:"), "\(help.stdout)")
             var closed = args
             closed[1] = "127.0.0.1:1"  // nothing listens on port 1
             let unavailable = try await runCLI("relay-pub", closed + ["--topic", "ok.a", "--message", "x"])
@@ -58,14 +71,35 @@ struct ExitCodeTableTests {
         }
     }
 
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
     @Test("docs/exit-codes.md lists every code of the table with its meaning")
     func documented() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        let text = try String(contentsOf: root.appendingPathComponent("docs/exit-codes.md"), encoding: .utf8)
+        let text = try String(contentsOf: Self.root.appendingPathComponent("docs/exit-codes.md"), encoding: .utf8)
         for code in RelayExit.allCases {
             let row = "| \(code.rawValue) | \(code.meaning) |"
             #expect(text.contains(row), "docs/exit-codes.md lacks the row \(row)")
         }
+    }
+
+    /// A second definition drifts: relayd, the library and the CLIs once each
+    /// named the numbers themselves. Any `Int32` enum or `static let …: Int32 =
+    /// <number>` in Sources is an exit-code table; only RelayCore's may exist.
+    @Test("the exit-code numbers are defined once, in RelayCore's RelayExit")
+    func definedOnce() throws {
+        let sources = Self.root.appendingPathComponent("Sources")
+        let pattern = try Regex(#"(enum \w+\s*:\s*Int32\b)|(static let \w+\s*:\s*Int32\s*=\s*[0-9])"#)
+        var definitions: [String] = []
+        let files = try #require(FileManager.default.enumerator(atPath: sources.path))
+        for case let path as String in files where path.hasSuffix(".swift") {
+            let text = try String(contentsOf: sources.appendingPathComponent(path), encoding: .utf8)
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            where line.contains(pattern) {
+                definitions.append("Sources/\(path):\(number + 1): \(line.trimmingCharacters(in: .whitespaces))")
+            }
+        }
+        #expect(definitions.count == 1 && definitions.first?.hasPrefix("Sources/RelayCore/RelayExit.swift:") == true,
+                "exit codes defined outside RelayCore/RelayExit.swift:\n\(definitions.joined(separator: "\n"))")
     }
 }

@@ -44,6 +44,7 @@ extension SessionStateMachine {
             owner = durableOwner
         }
         var start: UInt64?
+        var resumedCursor: UInt64?
         var notBefore: UInt64?  // a `time` start: pass over what was committed before it (§4.6)
         var notice = ""
         do {
@@ -64,6 +65,7 @@ extension SessionStateMachine {
                         + "was ignored (delete the durable with `relayctl durable delete \(durable)` to start elsewhere)"
                 }
                 start = cursor + 1
+                resumedCursor = cursor
             } else {
                 switch request.start {
                 case .latest: start = nil  // from the watermark on
@@ -83,8 +85,13 @@ extension SessionStateMachine {
         let delivery = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
                                             credit: UInt64(request.initialCredit), bufferLimit: limits.subscriptionBuffer,
                                             notBefore: notBefore)
-        session.subscriptions.insert(SubscriptionEntry(delivery: delivery, durableName: owner == nil ? nil : durable,
-                                                       ackMode: request.ackMode))
+        let entry = SubscriptionEntry(delivery: delivery, durableName: owner == nil ? nil : durable, ackMode: request.ackMode)
+        // A resumed durable re-commits its cursor when it detaches, so its name
+        // is released only after every commit queued before that one, among
+        // them the one storing an adopted filter (resumeCursor): the next SUB
+        // of the name then reads the stored filter, not the record without one.
+        entry.highestAck = resumedCursor
+        session.subscriptions.insert(entry)
         metrics.subscriptions.increment()
         env.run(.send(.subscribed(subscriptionID: id, firstSequence: first, notice: notice)))
         env.run(.schedulePump)
