@@ -20,7 +20,7 @@ import RelayStore
 /// Appends (group-committed as pipelined rounds: JetStreamMessageLog+Publishing.swift),
 /// cursor commits and pruning run in order on one serial queue;
 /// reads run on the caller's thread, one request per message or step.
-public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting, @unchecked Sendable {
+public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting, ForeignRecordReporting, @unchecked Sendable {
     // @unchecked: `nats` is thread-safe (NATSBridge.swift); the mutable state is behind `lock`.
     public let dedupWindow: DedupWindow
     let settings: JetStreamSettings
@@ -41,6 +41,8 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     private var unkeyedCounter: UInt64 = 0
     /// Appends waiting for the writer, guarded by `lock` (see ``drainAppends()``).
     private var queued: [AppendJob] = []
+    /// Records in the stream that are not Relay's, skipped by the tail (ForeignRecordNotices.swift).
+    let foreignRecords: ForeignRecordNotices
 
     struct AppendJob {
         var messages: [NewMessage]
@@ -53,6 +55,8 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         self.dedupWindow = configuration.dedup
         self.nats = nats
         self.logger = logger
+        foreignRecords = ForeignRecordNotices(logger: logger, interval: settings.foreignRecordSummaryInterval,
+                                              stream: settings.stream, subjects: "\(settings.subjectPrefix).>")
     }
 
     /// Connects, creates or updates the stream and the cursor bucket, and
@@ -106,6 +110,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     private func probeOnce() {
         let ok = nats.isConnected && (try? nats.streamState(settings.stream, waitMs: settings.probeInterval.wholeMilliseconds)) != nil
         setAvailable(ok)
+        foreignRecords.flush()
     }
 
     func setAvailable(_ value: Bool) {
@@ -120,6 +125,10 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     }
 
     public var reportsAvailable: Bool { lock.withLock { available && !closed } }
+
+    public var foreignRecordCount: UInt64 { foreignRecords.count }
+
+    public func observeForeignRecords(_ observer: @escaping @Sendable (Int) -> Void) { foreignRecords.observe(observer) }
 
     var isClosed: Bool { lock.withLock { closed } }
 
@@ -311,14 +320,14 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     // MARK: Tail
 
     public func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
-        let logger = self.logger
+        let foreign = foreignRecords
         do {
             try nats.subscribeOrdered(stream: settings.stream, subject: "\(settings.subjectPrefix).>", startSequence: sequence + 1) {
                 sequence, data in
                 do {
                     deliver([try JetStreamRecord.decode(data, sequence: sequence)])
                 } catch {
-                    logger.error("skipping an undecodable stream message", metadata: ["sequence": "\(sequence)", "error": "\(error)"])
+                    foreign.skipped(sequence: sequence, reason: error)
                 }
             }
         } catch {

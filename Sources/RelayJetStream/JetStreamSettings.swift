@@ -25,6 +25,9 @@ public struct JetStreamSettings: Sendable, Equatable {
     public var requestTimeout: Duration = .seconds(2)
     /// How often availability (a stream leader answering) is probed for /readyz.
     public var probeInterval: Duration = .seconds(1)
+    /// After the first record in the stream that is not Relay's, at most one
+    /// summary line per this interval (ForeignRecordNotices.swift).
+    public var foreignRecordSummaryInterval: Duration = .seconds(10)
 
     /// The key-value bucket holding durable cursors.
     public var cursorBucket: String { "\(stream)_CURSORS" }

@@ -23,3 +23,13 @@ extension MessageLog {
 public protocol AvailabilityReporting {
     var reportsAvailable: Bool { get }
 }
+
+/// A shared log that other writers can put records into (anything that may
+/// publish into the JetStream stream's subjects). Its tail skips records it
+/// cannot decode and counts them here, for relay_storage_foreign_records_total.
+public protocol ForeignRecordReporting: AnyObject {
+    /// Records the tail skipped so far.
+    var foreignRecordCount: UInt64 { get }
+    /// `observer` is called (on the tail's thread) with each batch of newly skipped records.
+    func observeForeignRecords(_ observer: @escaping @Sendable (Int) -> Void)
+}

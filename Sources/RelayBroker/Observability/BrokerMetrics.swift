@@ -35,6 +35,8 @@ public final class BrokerMetrics: Sendable {
     /// of the file system holding it (what an unprivileged writer may use).
     public let storageMaxBytes: Gauge
     public let storageFilesystemFreeBytes: Gauge
+    /// Records in a shared log that are not Relay's, skipped by its tail (docs/cluster.md).
+    public let storageForeignRecords: Counter
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -65,6 +67,7 @@ public final class BrokerMetrics: Sendable {
         metricsConnectionsTimedOut = Counter(label: "relay_metrics_connections_timed_out_total", factory: factory)
         storageMaxBytes = Gauge(label: "relay_storage_max_bytes", factory: factory)
         storageFilesystemFreeBytes = Gauge(label: "relay_storage_filesystem_free_bytes", factory: factory)
+        storageForeignRecords = Counter(label: "relay_storage_foreign_records_total", factory: factory)
     }
 
     /// A counter with a `reason` label, e.g. handshake failures by reason.

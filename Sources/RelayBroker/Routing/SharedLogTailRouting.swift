@@ -9,6 +9,7 @@ extension Router {
     /// sessions route their own committed appends (the fast path).
     func followTail(of store: any MessageLog, metrics: BrokerMetrics) throws(StoreError) {
         guard let shared = store as? any SharedMessageLog else { return }
+        (shared as? any ForeignRecordReporting)?.observeForeignRecords { metrics.storageForeignRecords.increment(by: Int64($0)) }
         try shared.startTail(after: watermark) { [self] messages in
             // The tail's thread hands off at once; the serial queue keeps log order.
             enqueue { self.publish(Self.routedMessages(messages, metrics: metrics)) }
