@@ -159,6 +159,48 @@ static inline natsStatus relay_kv_open(kvStore **kv, jsCtx *js, const char *buck
     return s;
 }
 
+/* The newest value of `key` in the key-value bucket `bucket`, read through
+ * the stream leader (the STREAM.MSG.GET API), not through kvStore_Get's
+ * direct get, which any replica may answer: a replica catching up after a
+ * restart was seen to answer with a stale durable cursor. *msg is NULL when
+ * the key has no value (never put, deleted or purged: a KV-Operation
+ * header marks those). */
+static inline natsStatus relay_kv_get_from_leader(natsMsg **msg, jsCtx *js, const char *bucket, const char *key,
+                                                  int64_t waitMs) {
+    char stream[512], subject[1024];
+    *msg = NULL;
+    int streamLength = snprintf(stream, sizeof stream, "KV_%s", bucket);
+    int subjectLength = snprintf(subject, sizeof subject, "$KV.%s.%s", bucket, key);
+    if (streamLength < 0 || (size_t)streamLength >= sizeof stream || subjectLength < 0
+        || (size_t)subjectLength >= sizeof subject) return NATS_INVALID_ARG;
+    /* Only the leader answers, so while the bucket's stream elects a new
+     * one (3-5 s after its leader died) the request has no responder or
+     * times out: retry every 100 ms until `waitMs` has passed. */
+    int64_t deadline = nats_Now() + waitMs;
+    natsStatus s;
+    for (;;) {
+        jsOptions o;
+        jsOptions_Init(&o);
+        int64_t left = deadline - nats_Now();
+        o.Wait = left < 1000 ? (left > 50 ? left : 50) : 1000;
+        jsErrCode err = 0;
+        s = js_GetLastMsg(msg, js, stream, subject, &o, &err);
+        if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || nats_Now() + 100 >= deadline) break;
+        nats_Sleep(100);
+    }
+    if (s == NATS_NOT_FOUND) {
+        *msg = NULL;
+        return NATS_OK;
+    }
+    if (s != NATS_OK) return s;
+    const char *operation = NULL;
+    if (natsMsgHeader_Get(*msg, "KV-Operation", &operation) == NATS_OK && operation != NULL) {
+        natsMsg_Destroy(*msg);
+        *msg = NULL;
+    }
+    return NATS_OK;
+}
+
 /* An ordered push consumer of `subject` from `startSeq` on; `cb` runs on
  * nats.c's delivery thread for each message, in stream order. */
 static inline natsStatus relay_js_subscribe_ordered(natsSubscription **sub, jsCtx *js, const char *stream,

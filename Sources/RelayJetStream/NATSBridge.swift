@@ -100,6 +100,8 @@ final class NATSConnection: @unchecked Sendable {
     private let connection: OpaquePointer
     private let js: OpaquePointer
     private var kv: OpaquePointer?
+    /// The bucket ``openBucket(_:replicas:)`` opened; cursor reads go to its stream's leader.
+    private var bucketName: String?
     private var subscription: OpaquePointer?
     /// Kept alive as long as `subscription` may call back into it (see `deinit`).
     private var tailBox: TailBox?
@@ -310,6 +312,7 @@ final class NATSConnection: @unchecked Sendable {
         let status = relay_kv_open(&store, js, bucket, Int32(replicas))
         guard status == NATS_OK, let store else { throw NATSError("open key-value bucket \(bucket)", status) }
         kv = store
+        bucketName = bucket
     }
 
     func put(key: String, value: [UInt8]) throws(NATSError) {
@@ -320,17 +323,18 @@ final class NATSConnection: @unchecked Sendable {
         guard status == NATS_OK else { throw NATSError("put \(key)", status) }
     }
 
-    func get(key: String) throws(NATSError) -> [UInt8]? {
-        guard let kv else { throw NATSError("get \(key)", NATS_ILLEGAL_STATE) }
-        var entry: OpaquePointer?
-        let status = kvStore_Get(&entry, kv, key)
-        if status == NATS_NOT_FOUND { return nil }
-        guard status == NATS_OK, let entry else { throw NATSError("get \(key)", status) }
-        // The entry is ours until kvEntry_Destroy; its value is copied first.
-        defer { kvEntry_Destroy(entry) }
-        let length = Int(kvEntry_ValueLen(entry))
-        guard length > 0, let value = kvEntry_Value(entry) else { return [] }
-        return Array(UnsafeRawBufferPointer(start: value, count: length))
+    func get(key: String, waitMs: Int64 = 8_000) throws(NATSError) -> [UInt8]? {
+        guard kv != nil, let bucket = bucketName else { throw NATSError("get \(key)", NATS_ILLEGAL_STATE) }
+        var msg: OpaquePointer?
+        // Blocks up to `waitMs` while the bucket's stream elects a leader (see the shim).
+        let status = relay_kv_get_from_leader(&msg, js, bucket, key, waitMs)
+        guard status == NATS_OK else { throw NATSError("get \(key)", status) }
+        guard let msg else { return nil }
+        // The message is ours until natsMsg_Destroy; its data is copied first.
+        defer { natsMsg_Destroy(msg) }
+        let length = Int(natsMsg_GetDataLength(msg))
+        guard length > 0, let data = natsMsg_GetData(msg) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: data, count: length))
     }
 
     // MARK: Tail

@@ -81,14 +81,16 @@ struct ClusterTests {
                 let thirdLast = try #require(third.acked.values.max())
                 durableSeen += try await receive(durable, through: thirdLast, ack: true)
 
-                // 4. Edge A dies (kill -9) with publishes in flight: as soon as
-                //    the publisher has the answer to the first of a burst of
-                //    325, A is killed (the rest are still on their way).
+                // 4. Edge A dies (kill -9) with publishes in flight. A is frozen
+                //    (SIGSTOP) before a burst of 325, so the burst is certainly
+                //    unanswered when A dies: killing A at the burst's first answer
+                //    was a race that pipelined appends win (a CI run saw all 325
+                //    answered before the kill landed, and nothing to resend).
                 //    The clients move to B by themselves; the publisher resends
                 //    what had no PUBACK with the same session and publish ids,
-                //    so JetStream's dedup (Nats-Msg-Id) keeps each once.
-                let (firstAnswer, burst) = publisher.publishNumberedBurst("cl.t", 76...400)
-                for await _ in firstAnswer { break }
+                //    so JetStream's dedup (Nats-Msg-Id) would keep each once.
+                a.process?.signal(SIGSTOP)
+                let (_, burst) = publisher.publishNumberedBurst("cl.t", 76...400)
                 await a.kill()
                 let fourth = await burst.value
                 #expect(fourth.acked.count == 325 && fourth.failed.isEmpty, "\(fourth.failed)")
