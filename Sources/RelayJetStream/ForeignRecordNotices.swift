@@ -4,7 +4,7 @@ import RelayStore
 
 /// Records in the stream that relayd cannot decode: something other than a
 /// relayd edge published into the stream's subjects (a bench's direct nats.c
-/// run, a misconfigured tool). The tail skips each one; logging each would
+/// run, a misconfigured tool). The tail and reads skip each one; logging each would
 /// flood the log (and cost CPU) while telling an operator nothing new after
 /// the first. So: the first is logged with its sequence, reason and what to
 /// do; later ones are counted (``observe(_:)``, relay_storage_foreign_records_total)
@@ -21,6 +21,12 @@ final class ForeignRecordNotices: @unchecked Sendable {
     private var lastSequence: UInt64 = 0
     private var lastReport = ContinuousClock.now
     private var observer: (@Sendable (Int) -> Void)?
+    /// Sequences already counted: a replay re-reads the same foreign records
+    /// (and the tail passes those a read found), and each is one record, counted
+    /// and logged once. Bounded by ``rememberedLimit``: past it the lower half
+    /// is forgotten, so re-reading one of those old ones counts it again.
+    private var counted = Set<UInt64>()
+    static let rememberedLimit = 65_536
 
     init(logger: Logger, interval: Duration, stream: String, subjects: String) {
         self.logger = logger
@@ -36,9 +42,11 @@ final class ForeignRecordNotices: @unchecked Sendable {
         lock.withLock { self.observer = observer }
     }
 
-    /// The tail skipped the record at `sequence` (`reason`: why it did not decode).
+    /// The tail or a read skipped the record at `sequence` (`reason`: why it
+    /// did not decode); one already counted is not counted again.
     func skipped(sequence: UInt64, reason: Error) {
-        let (first, summary, notify) = lock.withLock { () -> (Bool, (UInt64, UInt64)?, (@Sendable (Int) -> Void)?) in
+        let outcome = lock.withLock { () -> (Bool, (UInt64, UInt64)?, (@Sendable (Int) -> Void)?)? in
+            guard remember(sequence) else { return nil }
             total += 1
             lastSequence = sequence
             if total == 1 {
@@ -48,6 +56,7 @@ final class ForeignRecordNotices: @unchecked Sendable {
             unreported += 1
             return (false, takeSummary(), self.observer)
         }
+        guard case let (first, summary, notify)? = outcome else { return }
         notify?(1)
         if first {
             logger.error("skipping an undecodable stream message: something other than relayd publishes into \(place); Relay's stream must be written only by relayd edges (docs/cluster.md). Further ones are counted in relay_storage_foreign_records_total and summed up every \(interval)",
@@ -60,6 +69,18 @@ final class ForeignRecordNotices: @unchecked Sendable {
     /// has passed (called by a timer, so a burst that stopped is still reported).
     func flush() {
         if let summary = lock.withLock({ takeSummary() }) { log(summary) }
+    }
+
+    /// Under `lock`: whether `sequence` is new (then it is remembered).
+    private func remember(_ sequence: UInt64) -> Bool {
+        guard counted.insert(sequence).inserted else { return false }
+        if counted.count > Self.rememberedLimit {
+            // Sequences only grow, and a replay usually re-reads recent ones: keep the upper half
+            // (one sort per rememberedLimit / 2 foreign records).
+            let sorted = counted.sorted()
+            counted = Set(sorted[(sorted.count / 2)...])
+        }
+        return true
     }
 
     /// Under `lock`: the unreported count and last sequence when a summary is due.

@@ -41,7 +41,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     private var unkeyedCounter: UInt64 = 0
     /// Appends waiting for the writer, guarded by `lock` (see ``drainAppends()``).
     private var queued: [AppendJob] = []
-    /// Records in the stream that are not Relay's, skipped by the tail (ForeignRecordNotices.swift).
+    /// Records in the stream that are not Relay's, skipped by the tail and by reads (ForeignRecordNotices.swift).
     let foreignRecords: ForeignRecordNotices
 
     struct AppendJob {
@@ -224,10 +224,21 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
                 continue
             }
             guard found.sequence < scanEnd else { break }
-            let message = try JetStreamRecord.decode(found.data, sequence: found.sequence)
+            next = found.sequence + 1
+            let message: StoredMessage
+            do throws(StoreError) {
+                message = try JetStreamRecord.decode(found.data, sequence: found.sequence)
+            } catch {
+                // Only a record that is not in Relay's format is skipped (a failed
+                // request threw above): something other than relayd published it
+                // (docs/cluster.md, "Foreign messages in the stream"). Throwing made
+                // every replay across it fail, on every retry.
+                guard case .invalidRecord = error else { throw error }
+                foreignRecords.skipped(sequence: found.sequence, reason: error)
+                continue
+            }
             batch.append(message)
             bytes += message.payload.readableBytes
-            next = found.sequence + 1
             if batch.count >= max(1, maxMessages) || bytes >= maxBytes { break }
         }
         return ReadBatch(messages: batch, next: batch.count >= max(1, maxMessages) || bytes >= maxBytes ? next : max(next, scanEnd),

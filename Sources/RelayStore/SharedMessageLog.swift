@@ -25,11 +25,12 @@ public protocol AvailabilityReporting {
 }
 
 /// A shared log that other writers can put records into (anything that may
-/// publish into the JetStream stream's subjects). Its tail skips records it
-/// cannot decode and counts them here, for relay_storage_foreign_records_total.
+/// publish into the JetStream stream's subjects). Its tail and its reads skip
+/// records they cannot decode and count them here (each sequence once), for
+/// relay_storage_foreign_records_total.
 public protocol ForeignRecordReporting: AnyObject {
-    /// Records the tail skipped so far.
+    /// Records the tail or a read skipped so far.
     var foreignRecordCount: UInt64 { get }
-    /// `observer` is called (on the tail's thread) with each batch of newly skipped records.
+    /// `observer` is called (on the tail's or a reader's thread) with each batch of newly skipped records.
     func observeForeignRecords(_ observer: @escaping @Sendable (Int) -> Void)
 }

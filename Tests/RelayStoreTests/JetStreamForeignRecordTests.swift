@@ -31,14 +31,7 @@ struct JetStreamForeignRecordTests {
 
         _ = try await log.appendAndWait(try message("f.t", "before"))
         // A plain nats.c JetStream publisher on its own connection, as the bench's direct run.
-        let foreign = try NATSConnection.connect(settings.endpoint, timeoutMs: 5_000)
-        defer { foreign.close() }
-        let records = (0..<200).map { i in
-            NATSConnection.PublishRecord(subject: "relay.f.t", messageID: nil, data: ByteBuffer(string: "not a relay record \(i)"))
-        }
-        let outcomes = foreign.publishPipelined(records, window: 256, idleMs: 5_000, maxWaitMs: 10_000)
-        let acked = outcomes.filter { if case .acked = $0 { return true } else { return false } }.count
-        #expect(acked == 200)
+        #expect(try publishForeignRecords(200, subject: "relay.f.t", endpoint: settings.endpoint) == 200)
         _ = try await log.appendAndWait(try message("f.t", "after"))
 
         // The tail is pushed by the server: wait for the message after the foreign ones, with a deadline.

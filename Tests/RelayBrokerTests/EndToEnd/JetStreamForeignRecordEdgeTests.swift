@@ -22,17 +22,7 @@ struct JetStreamForeignRecordEdgeTests {
             let before = try await client.publish("foreign.t", count: 1, payload: { _ in "before" })
             #expect(before.count == 1)
 
-            // A plain nats.c JetStream publisher on its own connection, as the bench's direct run.
-            let endpoint = NATSEndpoint(servers: [nats.url], caFile: nats.pki.ca.certificate,
-                                        certificateFile: nats.pki.alice.certificate, privateKeyFile: nats.pki.alice.key)
-            let foreign = try NATSConnection.connect(endpoint, timeoutMs: 5_000)
-            defer { foreign.close() }
-            let records = (0..<200).map { i in
-                NATSConnection.PublishRecord(subject: "relay.foreign.t", messageID: nil, data: ByteBuffer(string: "bench \(i)"))
-            }
-            let outcomes = foreign.publishPipelined(records, window: 256, idleMs: 5_000, maxWaitMs: 10_000)
-            let acked = outcomes.filter { if case .acked = $0 { return true } else { return false } }.count
-            #expect(acked == 200)
+            #expect(try nats.publishForeign(200, subject: "relay.foreign.t") == 200)
 
             let after = try await client.publish("foreign.t", count: 1, firstID: 2, payload: { _ in "after" })
             #expect(after.count == 1)
