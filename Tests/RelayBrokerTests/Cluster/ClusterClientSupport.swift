@@ -74,32 +74,24 @@ func receive(_ subscription: RelaySubscription, through last: UInt64, ack: Bool 
 }
 
 extension Publisher {
-    /// Hands over `p<n>` for every n in `numbers` at once and returns at once:
-    /// `firstAnswer` yields when the broker answered the first of them (the
-    /// moment to kill the edge while the rest are in flight), `outcome`
-    /// completes with every answer (the library retries across reconnects).
-    func publishNumberedBurst(_ topic: String, _ numbers: ClosedRange<UInt64>)
-        -> (firstAnswer: AsyncStream<Void>, outcome: Task<LibraryPublishOutcome, Never>) {
+    /// Hands over `p<n>` for every n in `numbers` at once and returns at once;
+    /// the task completes with every answer (the library retries across
+    /// reconnects, so the caller may kill the edge meanwhile).
+    func publishNumberedBurst(_ topic: String, _ numbers: ClosedRange<UInt64>) -> Task<LibraryPublishOutcome, Never> {
         let (answers, answerSink) = AsyncStream<(UInt64, Result<PublishReceipt, RelayClientError>)>.makeStream()
-        let (first, firstSink) = AsyncStream<Void>.makeStream()
         for number in numbers {
             publish(topic: topic, payload: ByteBuffer(string: "p\(number)")) { answerSink.yield((number, $0)) }
         }
         let expected = numbers.count
-        let outcome = Task {
+        return Task {
             var outcome = LibraryPublishOutcome()
             var answered = 0
             for await (number, result) in answers {
-                if answered == 0 {
-                    firstSink.yield()
-                    firstSink.finish()
-                }
                 answered += 1
                 outcome.record(number, result)
                 if answered == expected { break }
             }
             return outcome
         }
-        return (first, outcome)
     }
 }

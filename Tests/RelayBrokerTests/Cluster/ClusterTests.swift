@@ -90,7 +90,7 @@ struct ClusterTests {
                 //    what had no PUBACK with the same session and publish ids,
                 //    so JetStream's dedup (Nats-Msg-Id) would keep each once.
                 a.process?.signal(SIGSTOP)
-                let (_, burst) = publisher.publishNumberedBurst("cl.t", 76...400)
+                let burst = publisher.publishNumberedBurst("cl.t", 76...400)
                 await a.kill()
                 let fourth = await burst.value
                 #expect(fourth.acked.count == 325 && fourth.failed.isEmpty, "\(fourth.failed)")
