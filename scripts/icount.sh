@@ -22,6 +22,10 @@
 #   --runs R       (ICOUNT_RUNS, default 3)    rounds per mode
 #   --modes "..."  (ICOUNT_MODES, default "fsync async")
 #   --top K        (ICOUNT_TOP, default 20)    rows of the function tables
+#   --rate R       (ICOUNT_RATE, default 0)    offered msg/s (bench --rate, open loop); 0 = closed
+#                  loop at full load, the repeatable figure to compare. A low rate (e.g. 500)
+#                  shows what a message that travels alone costs, but that figure depends on
+#                  timing (wake-ups, batch forming) and varied by 30 % between rounds: indicative only
 #   --keep DIR     keep the profiles (callgrind.out.*, for callgrind_annotate) and reports in DIR
 #
 # Needs valgrind, a C compiler (cc), python3, strip; swift-demangle (from the
@@ -34,12 +38,13 @@ N="${ICOUNT_N:-20000}"
 RUNS="${ICOUNT_RUNS:-3}"
 MODES="${ICOUNT_MODES:-fsync async}"
 TOP="${ICOUNT_TOP:-20}"
+RATE="${ICOUNT_RATE:-0}"
 KEEP=""
 WINDOW=1000
 SIZE=128
 
 die() { printf 'icount: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
 
 ARGS=()
 while [ $# -gt 0 ]; do
@@ -49,6 +54,7 @@ while [ $# -gt 0 ]; do
     --modes) MODES="$2"; shift 2 ;;
     --top) TOP="$2"; shift 2 ;;
     --keep) KEEP="$2"; shift 2 ;;
+    --rate) RATE="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) ARGS+=("$1"); shift ;;
@@ -94,7 +100,7 @@ chmod +x "$WORK/relayd-under-callgrind"
 bench() { # mode count profile
   local log="$3.bench.log"
   if ! ICOUNT_PROFILE="$3" "$RELAYCTL" bench pubsub --relayd "$WORK/relayd-under-callgrind" \
-      --durability "$1" --size "$SIZE" --window "$WINDOW" --count "$2" --timeout 900 \
+      --durability "$1" --size "$SIZE" --window "$WINDOW" --count "$2" --rate "$RATE" --timeout 900 \
       --work-dir "$WORK" >"$log" 2>&1; then
     cat "$log" >&2
     die "the bench failed ($1, --count $2); its output is above"
@@ -104,7 +110,7 @@ bench() { # mode count profile
 }
 
 echo "icount: relayd $RELAYD ($("$RELAYD" --version 2>/dev/null || echo '?')), $(valgrind --version)"
-echo "icount: workload relayctl bench pubsub, 1 -> 1, $SIZE B, window $WINDOW, N=$N and 2N=$((2 * N)); $RUNS rounds of: $MODES"
+echo "icount: workload relayctl bench pubsub, 1 -> 1, $SIZE B, window $WINDOW, rate $RATE (0: closed loop), N=$N and 2N=$((2 * N)); $RUNS rounds of: $MODES"
 for round in $(seq 1 "$RUNS"); do
   for mode in $MODES; do
     small="$OUT/callgrind.out.$mode.$round.n$N"

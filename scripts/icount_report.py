@@ -239,7 +239,7 @@ def main():
 
     print(f"{a.label}: relayd {per_msg:,.0f} Ir/msg, {sys_per_msg:.3f} syscalls/msg "
           f"(N={n:,}: {tot1[ir]:,} Ir, 2N: {tot2[ir]:,} Ir, fixed part {fixed:,.0f} Ir)")
-    print(f"  calls per message: " + ", ".join(f"{label} {count_of(rx):.3f}" for label, rx in marks))
+    print(f"  calls per message: " + ", ".join(f"{label} {count_of(rx):.4g}" for label, rx in marks))
     print(f"  by library (self Ir/msg, share of relayd's):")
     for obj, v in by_object.most_common(8):
         print(f"    {v:>10,.0f}  {100 * v / per_msg:5.1f} %  {obj}")
