@@ -78,7 +78,8 @@ fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/icount.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-[ -n "$KEEP" ] && mkdir -p "$KEEP"
+# Absolute: relayd (under valgrind) writes its profile there from its own working directory.
+if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && KEEP="$(cd "$KEEP" && pwd)"; fi
 OUT="${KEEP:-$WORK}"
 
 # valgrind 3.19 cannot read the DWARF 5 debug information of Swift 6 binaries
