@@ -70,50 +70,74 @@ public enum TopicError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// The one implementation of the topic grammar, shared by topics and filters.
+///
+/// It runs once per PUBLISH (issue 19: 1,747 instructions per message, ~60
+/// per byte, when it iterated `String.UTF8View` generically), so it scans a
+/// contiguous buffer with a tight loop over token bytes and a bit-mask class
+/// test. The verdicts (rule and index) are pinned by TopicGrammarPinTests
+/// against the previous implementation.
 enum TopicGrammar {
+    /// `[A-Za-z0-9_-]` as a bit set: bit `b` of `low` for bytes 0-63, bit
+    /// `b - 64` of `high` for bytes 64-127; no byte >= 128 is a token byte.
     @inline(__always)
     static func isTokenByte(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
-            return true
-        default:
-            return false
-        }
+        let low: UInt64 = 0x03FF_2000_0000_0000   // '-' (45), '0'-'9' (48-57)
+        let high: UInt64 = 0x07FF_FFFE_87FF_FFFE  // 'A'-'Z' (65-90), '_' (95), 'a'-'z' (97-122)
+        let mask = b < 64 ? low : high
+        return b < 128 && (mask >> UInt64(b & 63)) & 1 != 0
     }
 
-    /// Validates in one pass over the bytes, without allocating.
+    /// Validates in one pass over the bytes, without allocating when the
+    /// bytes are contiguous (Strings, arrays, buffers: every caller).
+    @inline(__always)
     static func validate<Bytes: Collection>(_ bytes: Bytes, allowWildcards: Bool) throws(TopicError)
     where Bytes.Element == UInt8 {
+        // The buffer lives only for the closure, and `scan` keeps nothing of it.
+        let verdict = bytes.withContiguousStorageIfAvailable { scan($0, allowWildcards: allowWildcards) }
+            ?? scan(Array(bytes), allowWildcards: allowWildcards)
+        if let error = verdict { throw error }
+    }
+
+    /// The grammar's verdict on `bytes`: nil when valid, else the first rule broken.
+    static func scan<Bytes: RandomAccessCollection>(_ bytes: Bytes, allowWildcards: Bool) -> TopicError?
+    where Bytes.Element == UInt8, Bytes.Index == Int {
         let count = bytes.count
-        if count == 0 { throw .empty }
-        if count > Topic.maxLength { throw .tooLong(length: count) }
+        if count == 0 { return .empty }
+        if count > Topic.maxLength { return .tooLong(length: count) }
+        let dot = UInt8(ascii: "."), star = UInt8(ascii: "*"), rest = UInt8(ascii: ">")
+        var i = bytes.startIndex
+        let end = bytes.endIndex
         var tokenIndex = 0
-        var tokenLength = 0
-        var tokenWildcard: UInt8 = 0  // the wildcard byte when the token so far is one, else 0
-        var offset = 0
-        for b in bytes {
-            if b == UInt8(ascii: ".") {
-                if tokenLength == 0 { throw .emptyToken(index: tokenIndex) }
-                // `>` matches the rest, so no token may follow it.
-                if tokenWildcard == UInt8(ascii: ">") { throw .misplacedWildcard(index: tokenIndex) }
+        var tokenStart = i
+        while true {
+            // The hot loop: the bytes of a literal token.
+            while i < end && isTokenByte(bytes[i]) { i += 1 }
+            if i == end { return i == tokenStart ? .emptyToken(index: tokenIndex) : nil }
+            let b = bytes[i]
+            if b == dot {
+                if i == tokenStart { return .emptyToken(index: tokenIndex) }
                 tokenIndex += 1
-                if tokenIndex >= Topic.maxTokens { throw .tooManyTokens(count: tokenIndex + 1) }
-                tokenLength = 0
-                tokenWildcard = 0
-            } else if b == UInt8(ascii: "*") || b == UInt8(ascii: ">") {
-                if !allowWildcards { throw .wildcardInTopic(index: tokenIndex) }
-                if tokenLength != 0 { throw .misplacedWildcard(index: tokenIndex) }
-                tokenWildcard = b
-                tokenLength += 1
-            } else if isTokenByte(b) {
-                if tokenWildcard != 0 { throw .misplacedWildcard(index: tokenIndex) }
-                tokenLength += 1
+                if tokenIndex >= Topic.maxTokens { return .tooManyTokens(count: tokenIndex + 1) }
+                i += 1
+                tokenStart = i
+            } else if b == star || b == rest {
+                if !allowWildcards { return .wildcardInTopic(index: tokenIndex) }
+                if i != tokenStart { return .misplacedWildcard(index: tokenIndex) }
+                // A wildcard is a whole token: the next byte must end it.
+                i += 1
+                if i == end { return nil }
+                let next = bytes[i]
+                if next == dot {
+                    // `>` matches the rest, so no token may follow it.
+                    if b == rest { return .misplacedWildcard(index: tokenIndex) }
+                } else if next == star || next == rest || isTokenByte(next) {
+                    return .misplacedWildcard(index: tokenIndex)
+                } else {
+                    return .invalidCharacter(byte: next, index: i - bytes.startIndex)
+                }
             } else {
-                throw .invalidCharacter(byte: b, index: offset)
+                return .invalidCharacter(byte: b, index: i - bytes.startIndex)
             }
-            offset += 1
         }
-        if tokenLength == 0 { throw .emptyToken(index: tokenIndex) }
     }
 }

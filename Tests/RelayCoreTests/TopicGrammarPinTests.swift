@@ -98,6 +98,14 @@ struct TopicGrammarPinTests {
             ([], .empty),
             (Array(repeating: 0x80, count: 256), .tooLong(length: 256)),
         ]
+        // Every single byte, alone and inside a token, gets the reference verdict (the byte class).
+        for b in UInt8.min...UInt8.max {
+            for bytes in [[b], [0x61, b, 0x61], [0x61, 0x2E, b]] {
+                #expect(Self.topicBytesVerdict(bytes) == ReferenceTopicGrammar.verdict(bytes, allowWildcards: false))
+                let filter = String(decoding: bytes, as: UTF8.self)
+                #expect(Self.filterVerdict(filter) == ReferenceTopicGrammar.verdict(filter.utf8, allowWildcards: true))
+            }
+        }
         for (bytes, expected) in cases {
             #expect(Self.topicBytesVerdict(bytes) == expected, "bytes \(bytes)")
             #expect(Self.topicBytesVerdict(bytes) == ReferenceTopicGrammar.verdict(bytes, allowWildcards: false))
