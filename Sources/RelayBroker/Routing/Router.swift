@@ -88,17 +88,26 @@ public final class Router: Sendable {
         var sinks: [any DeliverySink] = []
         var batches: [[RoutedDelivery]] = []
         state.withLockedValue { state in
+            // A batch is usually one topic (or a few, in runs): a run is
+            // matched, and its sinks given their slots, once, instead of
+            // hashing the topic into the trie's cache and each sink into
+            // `slots` for every message.
+            var lastTopic: String?
+            var targets: [(slot: Int, subscription: UInt32)] = []
             for message in messages {
-                for key in state.trie.match(message.topic) {
-                    let delivery = RoutedDelivery(subscription: key.subscription, message: message)
-                    let id = ObjectIdentifier(key.sink)
-                    if let slot = slots[id] {
-                        batches[slot].append(delivery)
-                    } else {
+                if message.topic != lastTopic {
+                    lastTopic = message.topic
+                    targets = state.trie.match(message.topic).map { key in
+                        let id = ObjectIdentifier(key.sink)
+                        if let slot = slots[id] { return (slot, key.subscription) }
                         slots[id] = sinks.count
                         sinks.append(key.sink)
-                        batches.append([delivery])
+                        batches.append([])
+                        return (sinks.count - 1, key.subscription)
                     }
+                }
+                for target in targets {
+                    batches[target.slot].append(RoutedDelivery(subscription: target.subscription, message: message))
                 }
             }
             state.watermark = max(state.watermark, last.sequence)
