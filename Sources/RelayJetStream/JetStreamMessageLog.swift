@@ -336,10 +336,19 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     // MARK: Tail
 
     public func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
+        try startTail(after: sequence, skip: { _, _ in false }, deliver: deliver)
+    }
+
+    /// `skip` sees each Relay record's sequence and payload size, read from
+    /// the record's length fields (no strings built); a record it skips is not
+    /// decoded. A foreign record is never offered to `skip` (it is counted).
+    public func startTail(after sequence: UInt64, skip: @escaping @Sendable (_ sequence: UInt64, _ payloadBytes: Int) -> Bool,
+                          deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
         let foreign = foreignRecords
         do {
             try nats.subscribeOrdered(stream: settings.stream, subject: "\(settings.subjectPrefix).>", startSequence: sequence + 1) {
                 sequence, data in
+                if let payloadBytes = JetStreamRecord.payloadLength(of: data), skip(sequence, payloadBytes) { return }
                 do {
                     deliver([try JetStreamRecord.decode(data, sequence: sequence)])
                 } catch {
