@@ -27,6 +27,10 @@
 #   BENCH_WORKDIR     default ${TMPDIR:-/tmp}/relay-bench-cluster (removed at the end unless KEEP=1)
 #   CPU=1             also print the CPU each side cost per acked message (µs, user+system
 #                     from /proc): the three nats-server nodes together, and relayd
+#   LIKE_EDGE=1       also a side "direct~edge": direct+id with messages the size of the
+#                     edge's (SIZE + EDGE_OVERHEAD bytes, default 70: relayd's record
+#                     header) and ids as long as relayd's (EDGE_ID_LENGTH, default 104),
+#                     to tell what the bytes cost nats-server from what the edge does
 #   RESULTS           also append every round's two JSON lines here, each with
 #                     "side":"direct"|"direct_id"|"edge" and "round" (bench-peers.sh BENCH_CLUSTER=1 reads them)
 set -euo pipefail
@@ -179,6 +183,9 @@ for round in $(seq 1 "$ROUNDS"); do
   direct=$(measured direct direct_run)
   direct_id=$(measured direct+id direct_run --msg-id 1)
   edge=$(measured edge edge_run --count "$N")
+  if [[ ${LIKE_EDGE:-0} == 1 ]]; then
+    like=$(SIZE=$((SIZE + ${EDGE_OVERHEAD:-70})) measured direct~edge direct_run --msg-id 1 --id-length "${EDGE_ID_LENGTH:-104}")
+  fi
   [[ -n $direct && -n $direct_id ]] || die "the direct publisher printed nothing"
   [[ -n $edge ]] || die "relayctl bench printed nothing (edge log: $(tail -n 5 "$WORK/edge.log"))"
   row "$round" direct "$direct" acked_msgs_per_sec
@@ -187,6 +194,10 @@ for round in $(seq 1 "$ROUNDS"); do
   cpu_row "$round" direct "$(field "$direct" acked)"
   cpu_row "$round" direct+id "$(field "$direct_id" acked)"
   cpu_row "$round" edge "$N"
+  if [[ ${LIKE_EDGE:-0} == 1 && -n $like ]]; then
+    row "$round" direct~edge "$like" acked_msgs_per_sec
+    cpu_row "$round" direct~edge "$(field "$like" acked)"
+  fi
   if ((RATE > 0)); then
     paced=$(edge_run --count $((RATE * 4)) --rate "$RATE")
     [[ -n $paced ]] && row "$round" "edge@$RATE" "$paced" published_msgs_per_sec
