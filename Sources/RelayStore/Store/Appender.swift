@@ -60,6 +60,11 @@ struct Appender {
         publisherNumbers.begin()
         var results: [[Result<AppendReceipt, StoreError>]] = []
         results.reserveCapacity(jobs.count)
+        // One cursor per appended database for the whole commit (see `Cursor.put`).
+        try txn.withCursor(schema.log) { (log) throws(StoreError) in
+        try txn.withCursor(schema.topics) { (topics) throws(StoreError) in
+        try txn.withCursor(schema.dedup) { (dedup) throws(StoreError) in
+        try txn.withCursor(schema.dedupOrder) { (dedupOrder) throws(StoreError) in
         for messages in jobs {
             var jobResults: [Result<AppendReceipt, StoreError>] = []
             jobResults.reserveCapacity(messages.count)
@@ -71,19 +76,24 @@ struct Appender {
                     continue
                 }
                 let size: Int
-                do {
+                do throws(StoreError) {
                     size = try RecordCodec.size(of: message)
                 } catch {
                     jobResults.append(.failure(error))
                     continue
                 }
-                try store(message, size: size, sequence: sequence, timestamp: timestamp, in: txn)
+                try store(message, size: size, sequence: sequence, timestamp: timestamp, in: txn,
+                          log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
                 statDeltas[message.topic.value, default: (0, 0)].count += 1
                 statDeltas[message.topic.value, default: (0, 0)].bytes += UInt64(size)
                 jobResults.append(.success(AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false)))
                 sequence += 1
             }
             results.append(jobResults)
+        }
+        }
+        }
+        }
         }
         guard sequence > first else {
             return Outcome(results: results, nextSequence: first, storedAny: false)
@@ -93,17 +103,19 @@ struct Appender {
     }
 
     private mutating func store(_ message: NewMessage, size: Int,
-                       sequence: UInt64, timestamp: UInt64, in txn: borrowing WriteTransaction) throws(StoreError) {
+                                sequence: UInt64, timestamp: UInt64, in txn: borrowing WriteTransaction,
+                                log: borrowing Cursor, topics: borrowing Cursor,
+                                dedup: borrowing Cursor, dedupOrder: borrowing Cursor) throws(StoreError) {
         let schema = self.schema
         try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) in
             // Sequences only grow, so APPEND skips the B-tree search; the record
             // is encoded straight into the page LMDB reserved for it.
-            try txn.putReserved(schema.log, key: seqKey, size: size, flags: .append) { out in
+            try log.putReserved(key: seqKey, size: size, flags: .append) { out in
                 RecordCodec.encode(message, timestamp: timestamp, into: out)
             }
             let topic = message.topic.value
             let inserted = try topic.withUTF8Bytes { (topicBytes) throws(StoreError) -> Bool in
-                try txn.put(schema.topics, key: topicBytes, value: seqKey, flags: .appendDuplicate)
+                try topics.put(key: topicBytes, value: seqKey, flags: .appendDuplicate)
             }
             guard inserted else {
                 throw .corrupted(operation: "topic index append", detail: "sequence \(sequence) is not above the indexed ones for \(message.topic)")
@@ -117,14 +129,14 @@ struct Appender {
                     // them in half (LMDB splits mid-page otherwise: twice the
                     // pages written per commit). A key below the newest one (an
                     // older session interleaving) falls back to a normal insert.
-                    if try !txn.put(schema.dedup, key: key, value: seqKey, flags: .append) {
-                        try txn.put(schema.dedup, key: key, value: seqKey)
+                    if try !dedup.put(key: key, value: seqKey, flags: .append) {
+                        try dedup.put(key: key, value: seqKey)
                     }
                     // dedup_order value: the dedup key then the timestamp, for age pruning.
                     var orderValue = dedupKey
                     withUnsafeBytes(of: timestamp.bigEndian) { orderValue.append(contentsOf: $0) }
                     try orderValue.withBytes { (value) throws(StoreError) in
-                        try txn.put(schema.dedupOrder, key: seqKey, value: value, flags: .append)
+                        try dedupOrder.put(key: seqKey, value: value, flags: .append)
                     }
                 }
             }
