@@ -19,6 +19,15 @@ struct Appender {
     private var statDeltas: [String: (count: UInt64, bytes: UInt64)] = [:]
     /// The short numbers dedup keys use for publishers.
     private var publisherNumbers = PublisherNumbers()
+    /// The current run of one topic's messages in `write`, not yet in `statDeltas`.
+    private var topicRun: (topic: String, count: UInt64, bytes: UInt64)?
+
+    private mutating func flushTopicRun() {
+        guard let run = topicRun else { return }
+        topicRun = nil
+        statDeltas[run.topic, default: (0, 0)].count += run.count
+        statDeltas[run.topic, default: (0, 0)].bytes += run.bytes
+    }
 
     init(schema: Schema, nextSequence: UInt64, lastTimestamp: UInt64) {
         self.schema = schema
@@ -57,6 +66,7 @@ struct Appender {
         let first = nextSequence
         var sequence = first
         statDeltas.removeAll(keepingCapacity: true)
+        topicRun = nil
         publisherNumbers.begin()
         var results: [[Result<AppendReceipt, StoreError>]] = []
         results.reserveCapacity(jobs.count)
@@ -84,8 +94,14 @@ struct Appender {
                 }
                 try store(message, size: size, sequence: sequence, timestamp: timestamp, in: txn,
                           log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
-                statDeltas[message.topic.value, default: (0, 0)].count += 1
-                statDeltas[message.topic.value, default: (0, 0)].bytes += UInt64(size)
+                // Consecutive messages of one topic are summed before the
+                // dictionary sees them: one String hash per run, not two per message.
+                if let run = topicRun, run.topic == message.topic.value {
+                    topicRun = (run.topic, run.count + 1, run.bytes + UInt64(size))
+                } else {
+                    flushTopicRun()
+                    topicRun = (message.topic.value, 1, UInt64(size))
+                }
                 jobResults.append(.success(AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false)))
                 sequence += 1
             }
@@ -95,6 +111,7 @@ struct Appender {
         }
         }
         }
+        flushTopicRun()
         guard sequence > first else {
             return Outcome(results: results, nextSequence: first, storedAny: false)
         }
