@@ -40,7 +40,10 @@ log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
 
 [[ -x $NATS_SERVER ]] || die "nats-server not found (apt-get install nats-server, or make deps)"
-[[ -x $BIN/relayd ]] || die "$BIN/relayd is not built (make release)"
+# The printed commands use all four tools from the same directory.
+for tool in relayd relay-pub relay-sub relayctl; do
+  [[ -x $BIN/$tool ]] || die "$BIN/$tool is not built (make release, or set RELAY_BIN_DIR to a directory with all four tools)"
+done
 [[ -f $PKI/ca.pem && -f $PKI/ca.key ]] || die "no dev PKI in $PKI (make pki)"
 
 # shellcheck source=scripts/cluster-lib.sh

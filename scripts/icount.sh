@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# icount.sh - instructions per published-and-delivered message in relayd (callgrind).
+#
+#   scripts/icount.sh [options] RELAYD [RELAYCTL]
+#
+# For each durability mode (fsync, async) and each of RUNS rounds, runs
+#   relayctl bench pubsub --size 128 --window 1000 --count N    (then --count 2N)
+# 1 publisher -> 1 subscriber, with only relayd under `valgrind --tool=callgrind`
+# (the bench client runs natively, outside valgrind, and still checks every
+# message: lost/duplicated/out-of-order fail the run). Start-up, handshakes and
+# shutdown cost the same in both runs, so
+#   Ir per message = (Ir(2N) - Ir(N)) / N
+# is the cost of one more message in steady state: user-space instructions of
+# every relayd thread (not the kernel's, not the client's). The same difference
+# per function and per library says where they go (scripts/icount_report.py).
+# Prints one line per round and mode, the median and spread per mode, and the
+# tables of the median round. Exit 1 when a bench run fails or a profile is
+# missing.
+#
+# Options (or environment):
+#   --count N      (ICOUNT_N, default 20000)   messages of the small run; the big one has 2N
+#   --runs R       (ICOUNT_RUNS, default 3)    rounds per mode
+#   --modes "..."  (ICOUNT_MODES, default "fsync async")
+#   --top K        (ICOUNT_TOP, default 20)    rows of the function tables
+#   --rate R       (ICOUNT_RATE, default 0)    offered msg/s (bench --rate, open loop); 0 = closed
+#                  loop at full load, the repeatable figure to compare. A low rate (e.g. 500)
+#                  shows what a message that travels alone costs, but that figure depends on
+#                  timing (wake-ups, batch forming) and varied by 30 % between rounds: indicative only
+#   --keep DIR     keep the profiles (callgrind.out.*, for callgrind_annotate) and reports in DIR
+#
+# Needs valgrind, a C compiler (cc), python3, strip; swift-demangle (from the
+# Swift toolchain) for readable names. Why the shim and the stripped copy:
+# docs/performance.md, "Instruction counts (wave 6)".
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+N="${ICOUNT_N:-20000}"
+RUNS="${ICOUNT_RUNS:-3}"
+MODES="${ICOUNT_MODES:-fsync async}"
+TOP="${ICOUNT_TOP:-20}"
+RATE="${ICOUNT_RATE:-0}"
+KEEP=""
+WINDOW=1000
+SIZE=128
+
+die() { printf 'icount: %s\n' "$*" >&2; exit 1; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
+
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --count) N="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    --modes) MODES="$2"; shift 2 ;;
+    --top) TOP="$2"; shift 2 ;;
+    --keep) KEEP="$2"; shift 2 ;;
+    --rate) RATE="$2"; shift 2 ;;
+    -h|--help) usage 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+[ "${#ARGS[@]}" -ge 1 ] && [ "${#ARGS[@]}" -le 2 ] || usage 64
+RELAYD="$(cd "$(dirname "${ARGS[0]}")" && pwd)/$(basename "${ARGS[0]}")"
+RELAYCTL="${ARGS[1]:-$(dirname "$RELAYD")/relayctl}"
+[ -x "$RELAYD" ] || die "relayd is not an executable at $RELAYD"
+[ -x "$RELAYCTL" ] || die "relayctl is not an executable at $RELAYCTL; pass it as the second argument"
+for tool in valgrind cc python3 strip; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install valgrind gcc python3 binutils)"
+done
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "--count must be a positive integer, not $N"
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer, not $RUNS"
+DEMANGLER="$(command -v swift-demangle || true)"
+if [ -z "$DEMANGLER" ] && command -v swift >/dev/null; then
+  DEMANGLER="$(dirname "$(readlink -f "$(command -v swift)")")/swift-demangle"
+  [ -x "$DEMANGLER" ] || DEMANGLER=""
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/icount.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+# Absolute: relayd (under valgrind) writes its profile there from its own working directory.
+if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && KEEP="$(cd "$KEEP" && pwd)"; fi
+OUT="${KEEP:-$WORK}"
+
+# valgrind 3.19 cannot read the DWARF 5 debug information of Swift 6 binaries
+# ("unhandled dwarf2 abbrev form code 0x25") and gives up on the whole object;
+# a copy without it keeps the symbol table, which is all callgrind needs for
+# function names.
+strip --strip-debug -o "$WORK/relayd" "$RELAYD"
+cc -shared -fPIC -O2 -o "$WORK/icount_sigsuspend.so" "$HERE/icount_sigsuspend.c"
+# The bench starts "relayd" with --config/--init; this stands in for it and
+# runs the stripped copy under callgrind, its profile named by ICOUNT_PROFILE
+# (inherited from relayctl's environment).
+cat > "$WORK/relayd-under-callgrind" <<WRAP
+#!/usr/bin/env bash
+LD_PRELOAD="$WORK/icount_sigsuspend.so" exec valgrind --tool=callgrind --collect-systime=yes \\
+  --callgrind-out-file="\$ICOUNT_PROFILE" --log-file="\$ICOUNT_PROFILE.valgrind.log" "$WORK/relayd" "\$@"
+WRAP
+chmod +x "$WORK/relayd-under-callgrind"
+
+bench() { # mode count profile
+  local log="$3.bench.log"
+  if ! ICOUNT_PROFILE="$3" "$RELAYCTL" bench pubsub --relayd "$WORK/relayd-under-callgrind" \
+      --durability "$1" --size "$SIZE" --window "$WINDOW" --count "$2" --rate "$RATE" --timeout 900 \
+      --work-dir "$WORK" >"$log" 2>&1; then
+    cat "$log" >&2
+    die "the bench failed ($1, --count $2); its output is above"
+  fi
+  grep -q '^summary:\|^totals:' "$3" 2>/dev/null \
+    || die "no complete profile at $3 (relayd killed before callgrind wrote it?); valgrind said: $(tail -5 "$3.valgrind.log" 2>/dev/null)"
+}
+
+echo "icount: relayd $RELAYD ($("$RELAYD" --version 2>/dev/null || echo '?')), $(valgrind --version)"
+echo "icount: workload relayctl bench pubsub, 1 -> 1, $SIZE B, window $WINDOW, rate $RATE (0: closed loop), N=$N and 2N=$((2 * N)); $RUNS rounds of: $MODES"
+for round in $(seq 1 "$RUNS"); do
+  for mode in $MODES; do
+    small="$OUT/callgrind.out.$mode.$round.n$N"
+    big="$OUT/callgrind.out.$mode.$round.n$((2 * N))"
+    bench "$mode" "$N" "$small"
+    bench "$mode" "$((2 * N))" "$big"
+    python3 "$HERE/icount_report.py" ${DEMANGLER:+--demangler "$DEMANGLER"} --top "$TOP" \
+      --json "$OUT/report.$mode.$round.json" "$mode round $round" "$N" "$small" "$big" >"$OUT/report.$mode.$round.txt"
+    head -1 "$OUT/report.$mode.$round.txt"
+  done
+done
+
+echo
+for mode in $MODES; do
+  python3 - "$OUT" "$mode" "$RUNS" <<'PY'
+import json, sys
+out, mode, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rows = sorted((json.load(open(f"{out}/report.{mode}.{r}.json"))["ir_per_msg"], r) for r in range(1, runs + 1))
+values = [v for v, _ in rows]
+median, median_round = rows[len(rows) // 2]
+spread = 100 * (values[-1] - values[0]) / median
+print(f"icount {mode}: relayd {median:,.0f} Ir/msg median of {runs} "
+      f"(range {values[0]:,.0f}-{values[-1]:,.0f}, spread {spread:.2f} %); tables of round {median_round}:")
+print(open(f"{out}/report.{mode}.{median_round}.txt").read())
+PY
+done
+[ -n "$KEEP" ] && echo "icount: profiles and reports kept in $KEEP"
+exit 0
