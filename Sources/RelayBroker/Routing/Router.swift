@@ -65,6 +65,21 @@ public final class Router: Sendable {
         }
     }
 
+    /// For a shared log's tail: while no subscription exists, moves the
+    /// watermark to `sequence` and answers true (the message needs no
+    /// routing, so the tail need not decode it); otherwise false. Atomic
+    /// with ``subscribe(_:sink:id:)``: a subscription that joins later gets a
+    /// watermark of at least `sequence` and reads it from the log. A batch
+    /// still on the queue from before moves the watermark no lower (max), and
+    /// the subscriber ignores live messages at or below its watermark.
+    public func skipWhileUnsubscribed(_ sequence: UInt64) -> Bool {
+        state.withLockedValue { state in
+            guard state.trie.count == 0 else { return false }
+            state.watermark = max(state.watermark, sequence)
+            return true
+        }
+    }
+
     public func unsubscribe(_ filter: TopicFilter, sink: any DeliverySink, id: UInt32) {
         _ = state.withLockedValue { $0.trie.remove(filter, Key(sink: sink, subscription: id)) }
     }
