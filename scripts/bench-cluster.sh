@@ -25,6 +25,12 @@
 #   RELAY_BIN_DIR     use relayd/relayctl from there, build nothing
 #   SCRATCH           SwiftPM scratch path (default .build-bench-release, shared with bench-peers.sh)
 #   BENCH_WORKDIR     default ${TMPDIR:-/tmp}/relay-bench-cluster (removed at the end unless KEEP=1)
+#   CPU=1             also print the CPU each side cost per acked message (µs, user+system
+#                     from /proc): the three nats-server nodes together, and relayd
+#   LIKE_EDGE=1       also a side "direct~edge": direct+id with messages the size of the
+#                     edge's (SIZE + EDGE_OVERHEAD bytes, default 70: relayd's record
+#                     header) and ids as long as relayd's (EDGE_ID_LENGTH, default 104),
+#                     to tell what the bytes cost nats-server from what the edge does
 #   RESULTS           also append every round's two JSON lines here, each with
 #                     "side":"direct"|"direct_id"|"edge" and "round" (bench-peers.sh BENCH_CLUSTER=1 reads them)
 set -euo pipefail
@@ -128,6 +134,29 @@ EDGE_PID=$!
 PIDS+=($EDGE_PID)
 wait_relayd_listening 30 "$WORK/edge.log" "$EDGE_PID" || die "relayd did not start: $(tail -n 5 "$WORK/edge.log")"
 
+NATS_PIDS=("${PIDS[@]:0:3}")
+cpu_ticks() { # user+system clock ticks of the given PIDs, summed (fields 14 and 15 of /proc/PID/stat)
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+measured() { # side-name command...: runs the command, prints its output, and with CPU=1 notes its CPU per message
+  local before_n before_e out
+  before_n=$(cpu_ticks "${NATS_PIDS[@]}") before_e=$(cpu_ticks "$EDGE_PID")
+  out=$("${@:2}")
+  printf '%s\n' "$out"
+  if [[ ${CPU:-0} == 1 ]]; then
+    printf '%s %s %s\n' "$1" $(( ($(cpu_ticks "${NATS_PIDS[@]}") - before_n) * TICK_US )) \
+      $(( ($(cpu_ticks "$EDGE_PID") - before_e) * TICK_US )) >> "$WORK/cpu.txt"
+  fi
+}
+cpu_row() { # round side acked-count
+  [[ ${CPU:-0} == 1 && $3 -gt 0 ]] || return 0
+  awk -v r="$1" -v s="$2" -v n="$3" '$1 == s { printf "%-6s %-9s cpu per acked msg: nats-server (3 nodes) %.1f us, relayd %.1f us\n", r, s, $2 / n, $3 / n }' "$WORK/cpu.txt"
+}
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
 printf '%-6s %-9s %12s %12s %12s %8s\n' round side "acked msg/s" "p50 ack ms" "p99 ack ms" "ok"
 row() { # round side json rate-field
@@ -150,14 +179,25 @@ for round in $(seq 1 "$ROUNDS"); do
   # direct: plain async publishes; direct_id: each with a unique Nats-Msg-Id,
   # as relayd sends its dedup key (JetStream then tracks every id);
   # edge: relayctl bench through relayd.
-  direct=$(direct_run)
-  direct_id=$(direct_run --msg-id 1)
-  edge=$(edge_run --count "$N")
+  : > "$WORK/cpu.txt"
+  direct=$(measured direct direct_run)
+  direct_id=$(measured direct+id direct_run --msg-id 1)
+  edge=$(measured edge edge_run --count "$N")
+  if [[ ${LIKE_EDGE:-0} == 1 ]]; then
+    like=$(SIZE=$((SIZE + ${EDGE_OVERHEAD:-70})) measured direct~edge direct_run --msg-id 1 --id-length "${EDGE_ID_LENGTH:-104}")
+  fi
   [[ -n $direct && -n $direct_id ]] || die "the direct publisher printed nothing"
   [[ -n $edge ]] || die "relayctl bench printed nothing (edge log: $(tail -n 5 "$WORK/edge.log"))"
   row "$round" direct "$direct" acked_msgs_per_sec
   row "$round" direct+id "$direct_id" acked_msgs_per_sec
   row "$round" edge "$edge" published_msgs_per_sec
+  cpu_row "$round" direct "$(field "$direct" acked)"
+  cpu_row "$round" direct+id "$(field "$direct_id" acked)"
+  cpu_row "$round" edge "$N"
+  if [[ ${LIKE_EDGE:-0} == 1 && -n $like ]]; then
+    row "$round" direct~edge "$like" acked_msgs_per_sec
+    cpu_row "$round" direct~edge "$(field "$like" acked)"
+  fi
   if ((RATE > 0)); then
     paced=$(edge_run --count $((RATE * 4)) --rate "$RATE")
     [[ -n $paced ]] && row "$round" "edge@$RATE" "$paced" published_msgs_per_sec

@@ -71,14 +71,15 @@ static void usage(void) {
     fprintf(stderr,
             "usage: nats_r3_bench --url tls://127.0.0.1:4222[,tls://...] --ca CA --cert CERT --key KEY\n"
             "                     [--stream RELAY_BENCH] [--subject relay.bench.direct] [--n 20000]\n"
-            "                     [--size 128] [--window 1000] [--replicas 3] [--timeout 60] [--msg-id 0|1]\n");
+            "                     [--size 128] [--window 1000] [--replicas 3] [--timeout 60] [--msg-id 0|1]\n"
+            "                     [--id-length L]\n");
     exit(64);
 }
 
 int main(int argc, char **argv) {
     const char *url = NULL, *ca = NULL, *cert = NULL, *key = NULL;
     const char *stream = "RELAY_BENCH", *subject = "relay.bench.direct";
-    long n = 20000, size = 128, window = 1000, replicas = 3, timeout_s = 60, msg_id = 0;
+    long n = 20000, size = 128, window = 1000, replicas = 3, timeout_s = 60, msg_id = 0, id_length = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--url")) url = v;
@@ -93,6 +94,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--replicas")) replicas = atol(v);
         else if (!strcmp(k, "--timeout")) timeout_s = atol(v);
         else if (!strcmp(k, "--msg-id")) msg_id = atol(v);
+        else if (!strcmp(k, "--id-length")) id_length = atol(v);
         else usage();
     }
     if (argc % 2 == 0 || !url || !ca || !cert || !key || n <= 0 || size < 8 || window <= 0) usage();
@@ -145,7 +147,7 @@ int main(int argc, char **argv) {
     if (!sent_ns || !lat_ns || !payload) { fprintf(stderr, "nats_r3_bench: out of memory\n"); return 2; }
 
     /* Ids unique across runs into the same stream (its duplicate window). */
-    char id[64];
+    char id[256];
     jsPubOptions ido;
     jsPubOptions_Init(&ido);
     long long run = (long long)now_ns();
@@ -157,7 +159,13 @@ int main(int argc, char **argv) {
         sent_ns[i] = now_ns();
         /* Blocks (StallWait) while `window` publishes await their ack. */
         if (msg_id) {
-            snprintf(id, sizeof(id), "bench-%lld-%ld", run, i);
+            /* --id-length L: the id padded with leading 'x' to L characters
+             * (as long as relayd's, about 104), still unique. */
+            int len = snprintf(id, sizeof(id), "bench-%lld-%ld", run, i);
+            if (id_length > len && id_length < (long)sizeof(id)) {
+                memmove(id + (id_length - len), id, (size_t)len + 1);
+                memset(id, 'x', (size_t)(id_length - len));
+            }
             ido.MsgId = id;  /* copied into the message's headers by the call */
         }
         s = js_PublishAsync(js, subject, payload, (int)size, msg_id ? &ido : NULL);

@@ -216,6 +216,34 @@ static inline natsStatus relay_js_subscribe_ordered(natsSubscription **sub, jsCt
     return js_Subscribe(sub, js, subject, cb, closure, NULL, &so, NULL);
 }
 
+/* The stream sequence of a message an ordered consumer delivered, read from
+ * its reply subject ($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.
+ * <consumer seq>.<time>.<pending>, or the 12-token form with domain and
+ * account hash, stream sequence then 8th) without natsMsg_GetMetaData, which
+ * allocates a struct and copies the stream and consumer names for every
+ * message of the tail. 0 when the subject has neither form (the caller then
+ * asks natsMsg_GetMetaData). */
+static inline uint64_t relay_js_stream_sequence(natsMsg *msg) {
+    const char *reply = natsMsg_GetReply(msg);
+    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0) return 0;
+    const char *tokens[12];
+    int count = 0;
+    for (const char *c = reply + 8; *c != '\0' && count < 12; ) {
+        tokens[count++] = c;
+        while (*c != '\0' && *c != '.') c++;
+        if (*c == '.') c++;
+        else break;
+    }
+    /* `count` counts the tokens after "$JS.ACK.", at most 12. */
+    int index = count == 7 ? 3 : (count >= 9 ? 5 : -1);
+    if (index < 0) return 0;
+    uint64_t value = 0;
+    const char *c = tokens[index];
+    if (*c < '0' || *c > '9') return 0;
+    for (; *c >= '0' && *c <= '9'; c++) value = value * 10 + (uint64_t)(*c - '0');
+    return (*c == '.' || *c == '\0') ? value : 0;
+}
+
 /* A header value of `msg`, or NULL; valid while `msg` lives. */
 static inline const char *relay_nats_header(natsMsg *msg, const char *key) {
     const char *value = NULL;
@@ -228,27 +256,39 @@ static inline const char *relay_nats_header(natsMsg *msg, const char *key) {
 /* ---- Pipelined publishing (JetStreamMessageLog's appends) ----
  *
  * A relay_pipeline owns its own JetStream context whose asynchronous-publish
- * ack handler is relay_pipeline_ack, with the pipeline as its closure. One
- * relay_pipeline_publish call (one at a time: the log's writer queue is
- * serial) publishes a round of messages with js_PublishMsgAsync, at most
- * `window` awaiting their ack, and returns when every message of the round
- * has its ack or error, or when no ack came for `idleMs`, or at `waitMs`.
- * The ack handler finds the message's index by its pointer (the handler is
- * given back the very natsMsg that was published) in a small open-addressing
- * table that lives for the round.
+ * ack handler is relay_pipeline_ack, with the pipeline as its closure.
  *
- * Order: the messages leave in index order on one connection; the server
+ * A *round* is one batch of messages. relay_pipeline_send publishes a round
+ * with js_PublishMsgAsync, keeping at most `window` messages awaiting their
+ * ack over all rounds in progress, and returns as soon as the round is sent.
+ * It is called from the log's writer queue and, for retries, from its ack
+ * queue; the mutex makes that safe, and each caller's messages leave in its
+ * own order.
+ * relay_pipeline_await (on another thread, once per round) then waits
+ * until every message of that round has its ack or error, or no ack came for
+ * `idleMs`, or `waitMs` passed. So the next round goes out while earlier ones
+ * still await their acks: the window stays full, as with a plain async
+ * publisher, instead of draining to zero once per round (docs/cluster.md,
+ * "Performance", wave 6). relay_pipeline_publish is both in one call.
+ *
+ * The ack handler finds the message's round and index by its pointer (the
+ * handler is given back the very natsMsg that was published) in the small
+ * open-addressing table of each round in progress (a list: one to a few).
+ *
+ * Order: the messages leave in send order on one connection; the server
  * handles a connection's messages in order and forwards them to the stream
  * leader in that order, so without failures the stream sequences follow the
- * index order (JetStreamPipelineTests checks it).
+ * send order (JetStreamPipelineTests checks it).
  *
  * Lifetimes: each natsMsg is handed to nats.c by js_PublishMsgAsync (which
  * NULLs the caller's pointer); nats.c gives it back in the handler, which
  * destroys it, or in js_PublishAsyncGetPendingList after a timeout, where it
- * is destroyed too. After a round returns no handler touches its table or
- * results (they are detached under the mutex), and a handler still running
- * for a reclaimed round only sees `results == NULL`. The pipeline itself is
- * freed by relay_pipeline_destroy, unless a round ended with handlers that
+ * is destroyed too. A round (and the caller's results array, which must stay
+ * valid until relay_pipeline_await returns) is unlinked from the list under
+ * the mutex before relay_pipeline_await returns; a handler holds the mutex
+ * while it touches a round, so none touches it afterwards, and a handler
+ * still running for a reclaimed message finds no round. The pipeline itself
+ * is freed by relay_pipeline_destroy, unless a round ended with handlers that
  * might still run (then it is left allocated: `abandoned`). */
 #include <pthread.h>
 #include <stdio.h>
@@ -264,16 +304,24 @@ typedef struct relay_pub_result {
     char text[200];      /* the error text (copied: nats.c's is valid only in the handler) */
 } relay_pub_result;
 
+typedef struct relay_round {
+    relay_pub_result *results;  /* the caller's, `count` entries */
+    natsMsg **keys;
+    int *slots;
+    size_t mask;
+    int count;
+    int outstanding;            /* published, neither acked nor failed yet */
+    struct relay_round *next;
+} relay_round;
+
 typedef struct relay_pipeline {
     jsCtx *js;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    /* The round in progress, guarded by mu; NULL between rounds. */
-    relay_pub_result *results;
-    natsMsg **keys;
-    int *slots;
-    size_t mask;
-    int outstanding;     /* published, neither acked nor failed yet */
+    /* Guarded by mu. */
+    relay_round *rounds; /* sent and not yet awaited */
+    int inflight;        /* awaiting an ack, over all rounds */
+    int windowWaiters;   /* senders waiting for the window */
     int64_t lastAckNs;   /* when the last ack or error arrived (idle timeout) */
     bool abandoned;
     /* Statistics, guarded by mu. */
@@ -291,26 +339,43 @@ static inline size_t relay_pipeline_hash(const natsMsg *msg, size_t mask) {
     return (size_t)(((uintptr_t)msg >> 4) * (uintptr_t)0x9E3779B97F4A7C15ULL) & mask;
 }
 
-/* The round's index of `msg`, or -1. Called with mu held. */
-static inline int relay_pipeline_find(relay_pipeline *p, const natsMsg *msg) {
-    if (p->keys == NULL) return -1;
-    for (size_t h = relay_pipeline_hash(msg, p->mask);; h = (h + 1) & p->mask) {
-        if (p->keys[h] == msg) return p->slots[h];
-        if (p->keys[h] == NULL) return -1;
+/* The index of `msg` in `round`, or -1. Called with mu held. */
+static inline int relay_round_find(const relay_round *round, const natsMsg *msg) {
+    for (size_t h = relay_pipeline_hash(msg, round->mask);; h = (h + 1) & round->mask) {
+        if (round->keys[h] == msg) return round->slots[h];
+        if (round->keys[h] == NULL) return -1;
     }
 }
 
-static inline void relay_pipeline_finish(relay_pipeline *p, int index, natsStatus status, jsErrCode code,
-                                         const char *text) {
-    relay_pub_result *r = &p->results[index];
+/* The round in progress holding `msg` and its index there, or NULL. mu held. */
+static inline relay_round *relay_pipeline_find(relay_pipeline *p, const natsMsg *msg, int *index) {
+    for (relay_round *round = p->rounds; round != NULL; round = round->next) {
+        int i = relay_round_find(round, msg);
+        if (i >= 0) {
+            *index = i;
+            return round;
+        }
+    }
+    return NULL;
+}
+
+static inline void relay_pipeline_finish(relay_pipeline *p, relay_round *round, int index, natsStatus status,
+                                         jsErrCode code, const char *text) {
+    relay_pub_result *r = &round->results[index];
     if (r->done) return;
     r->done = true;
     r->status = status;
     r->code = code;
     if (text != NULL) snprintf(r->text, sizeof(r->text), "%s", text);
-    p->outstanding--;
+    round->outstanding--;
+    p->inflight--;
     p->lastAckNs = relay_now_ns();
-    pthread_cond_signal(&p->cv);
+    /* Wake waiters only when what they wait for may have come: the awaiter
+     * when its round is complete, the sender while it waits for the window
+     * (a wake per ack, a futex call and a context switch each, cost more
+     * than the ack itself). The idle timeout needs no wake: a waiter that
+     * times out recomputes it from lastAckNs. Broadcast: both may wait. */
+    if (round->outstanding == 0 || p->windowWaiters > 0) pthread_cond_broadcast(&p->cv);
 }
 
 /* nats.c's ack handler, on its reply-subscription thread. */
@@ -318,17 +383,18 @@ static void relay_pipeline_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckEr
     (void)js;
     relay_pipeline *p = (relay_pipeline *)closure;
     pthread_mutex_lock(&p->mu);
-    int index = p->results != NULL ? relay_pipeline_find(p, msg) : -1;
-    if (index >= 0) {
+    int index = -1;
+    relay_round *round = relay_pipeline_find(p, msg, &index);
+    if (round != NULL) {
         if (pa != NULL) {
-            p->results[index].sequence = pa->Sequence;
-            p->results[index].duplicate = pa->Duplicate;
-            relay_pipeline_finish(p, index, NATS_OK, 0, NULL);
+            round->results[index].sequence = pa->Sequence;
+            round->results[index].duplicate = pa->Duplicate;
+            relay_pipeline_finish(p, round, index, NATS_OK, 0, NULL);
         } else if (pae != NULL) {
-            relay_pipeline_finish(p, index, pae->Err != NATS_OK ? pae->Err : NATS_ERR, pae->ErrCode,
+            relay_pipeline_finish(p, round, index, pae->Err != NATS_OK ? pae->Err : NATS_ERR, pae->ErrCode,
                                   pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
         } else {
-            relay_pipeline_finish(p, index, NATS_ERR, 0, "an acknowledgement without ack or error");
+            relay_pipeline_finish(p, round, index, NATS_ERR, 0, "an acknowledgement without ack or error");
         }
     }
     pthread_mutex_unlock(&p->mu);
@@ -348,7 +414,7 @@ static inline natsStatus relay_pipeline_create(relay_pipeline **out, natsConnect
     jsOptions_Init(&o);
     o.PublishAsync.AckHandler = relay_pipeline_ack;
     o.PublishAsync.AckHandlerClosure = p;
-    /* No MaxPending: relay_pipeline_publish keeps its own window. */
+    /* No MaxPending: relay_pipeline_send keeps its own window. */
     natsStatus s = natsConnection_JetStream(&p->js, nc, &o);
     if (s != NATS_OK) {
         pthread_cond_destroy(&p->cv);
@@ -381,7 +447,7 @@ static inline void relay_pipeline_statistics(relay_pipeline *p, uint64_t *publis
     pthread_mutex_unlock(&p->mu);
 }
 
-/* A message for relay_pipeline_publish: `subject`, `data` (copied) and, when
+/* A message for relay_pipeline_send: `subject`, `data` (copied) and, when
  * `msgId` is not NULL, the Nats-Msg-Id header JetStream deduplicates on. */
 static inline natsStatus relay_pipeline_message(natsMsg **msg, const char *subject, const char *msgId,
                                                 const void *data, int len) {
@@ -394,11 +460,12 @@ static inline natsStatus relay_pipeline_message(natsMsg **msg, const char *subje
     return s;
 }
 
-/* Waits on cv until `done()` or a timeout; mu held. Returns false at the
- * idle timeout or the deadline. */
-static inline bool relay_pipeline_wait(relay_pipeline *p, int limit, int64_t idleNs, int64_t deadlineNs) {
+/* Waits on cv until *counter <= limit or a timeout; mu held. Returns false at
+ * the idle timeout (no ack or error for idleNs) or the deadline. */
+static inline bool relay_pipeline_wait(relay_pipeline *p, const int *counter, int limit, int64_t idleNs,
+                                       int64_t deadlineNs) {
     p->ackWaits++;
-    while (p->outstanding > limit) {
+    while (*counter > limit) {
         int64_t now = relay_now_ns();
         int64_t until = p->lastAckNs + idleNs < deadlineNs ? p->lastAckNs + idleNs : deadlineNs;
         if (now >= until) return false;
@@ -408,18 +475,23 @@ static inline bool relay_pipeline_wait(relay_pipeline *p, int limit, int64_t idl
     return true;
 }
 
-/* Publishes msgs[0..count) (taking each: entries are NULL afterwards) and
- * fills results[0..count). A message without an outcome when the round ends
- * gets NATS_TIMEOUT. Never fails as a whole. */
-static inline void relay_pipeline_publish(relay_pipeline *p, natsMsg **msgs, int count, int window, int64_t idleMs,
-                                          int64_t waitMs, relay_pub_result *results) {
-    if (count <= 0) return;
+/* Publishes msgs[0..count) (taking each: entries are NULL afterwards) as one
+ * round whose outcomes go to results[0..count), which must stay valid until
+ * relay_pipeline_await(p, round, ...) returns; that call must follow, once.
+ * Waits only while `window` messages (over all rounds) await their ack; a
+ * message not sent because none came for `idleMs` or `waitMs` passed gets
+ * NATS_TIMEOUT at once. NULL when out of memory (every result then says so). */
+static inline relay_round *relay_pipeline_send(relay_pipeline *p, natsMsg **msgs, int count, int window,
+                                               int64_t idleMs, int64_t waitMs, relay_pub_result *results) {
+    if (count <= 0) return NULL;
+    memset(results, 0, sizeof(relay_pub_result) * (size_t)count);
     size_t size = 16;
     while (size < (size_t)count * 2) size <<= 1;
+    relay_round *round = (relay_round *)calloc(1, sizeof(relay_round));
     natsMsg **keys = (natsMsg **)calloc(size, sizeof(natsMsg *));
     int *slots = (int *)calloc(size, sizeof(int));
-    memset(results, 0, sizeof(relay_pub_result) * (size_t)count);
-    if (keys == NULL || slots == NULL) {
+    if (round == NULL || keys == NULL || slots == NULL) {
+        free(round);
         free(keys);
         free(slots);
         for (int i = 0; i < count; i++) {
@@ -428,28 +500,36 @@ static inline void relay_pipeline_publish(relay_pipeline *p, natsMsg **msgs, int
             natsMsg_Destroy(msgs[i]);
             msgs[i] = NULL;
         }
-        return;
+        return NULL;
     }
+    round->results = results;
+    round->keys = keys;
+    round->slots = slots;
+    round->mask = size - 1;
+    round->count = count;
     const int64_t idleNs = idleMs * 1000000LL, deadlineNs = relay_now_ns() + waitMs * 1000000LL;
     pthread_mutex_lock(&p->mu);
-    p->results = results;
-    p->keys = keys;
-    p->slots = slots;
-    p->mask = size - 1;
-    p->outstanding = 0;
-    p->lastAckNs = relay_now_ns();
+    round->next = p->rounds;
+    p->rounds = round;
+    if (p->inflight == 0) p->lastAckNs = relay_now_ns();  /* idle counts from the first message awaiting */
     int sent = 0;
     for (; sent < count; sent++) {
-        if (p->outstanding >= window && !relay_pipeline_wait(p, window - 1, idleNs, deadlineNs)) break;
+        if (p->inflight >= window) {
+            p->windowWaiters++;
+            bool room = relay_pipeline_wait(p, &p->inflight, window - 1, idleNs, deadlineNs);
+            p->windowWaiters--;
+            if (!room) break;
+        }
         natsMsg *msg = msgs[sent];
         /* Registered before the publish: its ack may come before js_PublishMsgAsync returns. */
-        size_t h = relay_pipeline_hash(msg, p->mask);
-        while (keys[h] != NULL) h = (h + 1) & p->mask;
+        size_t h = relay_pipeline_hash(msg, round->mask);
+        while (keys[h] != NULL) h = (h + 1) & round->mask;
         keys[h] = msg;
         slots[h] = sent;
-        p->outstanding++;
+        round->outstanding++;
+        p->inflight++;
         p->publishes++;
-        if (p->outstanding > p->peakInFlight) p->peakInFlight = p->outstanding;
+        if (p->inflight > p->peakInFlight) p->peakInFlight = p->inflight;
         pthread_mutex_unlock(&p->mu);
         natsStatus s = js_PublishMsgAsync(p->js, &msgs[sent], NULL);
         pthread_mutex_lock(&p->mu);
@@ -458,45 +538,74 @@ static inline void relay_pipeline_publish(relay_pipeline *p, natsMsg **msgs, int
              * is this thread's; copied by finish. */
             natsStatus last = NATS_OK;
             const char *text = nats_GetLastError(&last);
-            relay_pipeline_finish(p, sent, s, 0, text != NULL ? text : natsStatus_GetText(s));
+            relay_pipeline_finish(p, round, sent, s, 0, text != NULL ? text : natsStatus_GetText(s));
         }
     }
-    /* Not sent (the deadline passed while the window was full). */
+    /* Not sent (no ack came while the window was full). */
     for (int i = sent; i < count; i++) {
         results[i].done = true;
         results[i].status = NATS_TIMEOUT;
         snprintf(results[i].text, sizeof(results[i].text), "not published: no acknowledgements within the wait");
     }
-    if (p->outstanding > 0) relay_pipeline_wait(p, 0, idleNs, deadlineNs);
-    if (p->outstanding > 0) {
-        /* Take back what is still pending: nats.c then drops its acks. */
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < count; i++) natsMsg_Destroy(msgs[i]);  /* those nats.c did not take; NULL is a no-op */
+    return round;
+}
+
+/* Waits for the outcomes of a round relay_pipeline_send returned (NULL: done
+ * already), at most until no ack came for `idleMs` or `waitMs` passed; a
+ * message without an outcome then gets NATS_TIMEOUT (it may still be stored:
+ * a retry must reuse its Nats-Msg-Id). Frees the round. */
+static inline void relay_pipeline_await(relay_pipeline *p, relay_round *round, int64_t idleMs, int64_t waitMs) {
+    if (round == NULL) return;
+    const int64_t idleNs = idleMs * 1000000LL, deadlineNs = relay_now_ns() + waitMs * 1000000LL;
+    pthread_mutex_lock(&p->mu);
+    if (round->outstanding > 0) relay_pipeline_wait(p, &round->outstanding, 0, idleNs, deadlineNs);
+    if (round->outstanding > 0) {
+        /* Take back what is still pending: nats.c then drops its acks. The
+         * list may hold later rounds' messages too; they time out as well
+         * (their awaiter retries them with the same id). */
         pthread_mutex_unlock(&p->mu);
         natsMsgList pending = { NULL, 0 };
         natsStatus ls = js_PublishAsyncGetPendingList(&pending, p->js);
         pthread_mutex_lock(&p->mu);
         if (ls == NATS_OK) {
             for (int i = 0; i < pending.Count; i++) {
-                int index = relay_pipeline_find(p, pending.Msgs[i]);
-                if (index >= 0) relay_pipeline_finish(p, index, NATS_TIMEOUT, 0, "no acknowledgement in time");
+                int index = -1;
+                relay_round *owner = relay_pipeline_find(p, pending.Msgs[i], &index);
+                if (owner != NULL) relay_pipeline_finish(p, owner, index, NATS_TIMEOUT, 0, "no acknowledgement in time");
             }
         }
         /* Handlers nats.c had already started: give them a moment to finish. */
-        if (p->outstanding > 0) relay_pipeline_wait(p, 0, 1000000000LL, relay_now_ns() + 1000000000LL);
-        if (p->outstanding > 0) p->abandoned = true;
-        for (int i = 0; i < count; i++) {
-            if (!results[i].done) relay_pipeline_finish(p, i, NATS_TIMEOUT, 0, "no acknowledgement in time");
+        if (round->outstanding > 0)
+            relay_pipeline_wait(p, &round->outstanding, 0, 1000000000LL, relay_now_ns() + 1000000000LL);
+        if (round->outstanding > 0) p->abandoned = true;
+        for (int i = 0; i < round->count; i++) {
+            if (!round->results[i].done) relay_pipeline_finish(p, round, i, NATS_TIMEOUT, 0, "no acknowledgement in time");
         }
         pthread_mutex_unlock(&p->mu);
         if (ls == NATS_OK) natsMsgList_Destroy(&pending);
         pthread_mutex_lock(&p->mu);
     }
-    /* Detach the round: a late handler finds nothing. */
-    p->results = NULL;
-    p->keys = NULL;
-    p->slots = NULL;
+    /* Unlink the round: a late handler finds nothing. */
+    for (relay_round **link = &p->rounds; *link != NULL; link = &(*link)->next) {
+        if (*link == round) {
+            *link = round->next;
+            break;
+        }
+    }
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < count; i++) natsMsg_Destroy(msgs[i]);  /* those nats.c did not take; NULL is a no-op */
-    free(keys);
-    free(slots);
+    free(round->keys);
+    free(round->slots);
+    free(round);
+}
+
+/* relay_pipeline_send then relay_pipeline_await: one round, start to end. */
+static inline void relay_pipeline_publish(relay_pipeline *p, natsMsg **msgs, int count, int window, int64_t idleMs,
+                                          int64_t waitMs, relay_pub_result *results) {
+    int64_t start = relay_now_ns();
+    relay_round *round = relay_pipeline_send(p, msgs, count, window, idleMs, waitMs, results);
+    int64_t left = waitMs - (relay_now_ns() - start) / 1000000LL;
+    relay_pipeline_await(p, round, idleMs, left > 1 ? left : 1);
 }
 #endif

@@ -112,9 +112,10 @@ enum TLSClientContextCache {
     }
 
     private struct FileStamp: Equatable {
-        let size: Int
-        let modified: Date
-        let inode: Int
+        let size: Int64
+        let modifiedSeconds: Int
+        let modifiedNanoseconds: Int
+        let inode: UInt64
     }
 
     /// A handful of configurations per process at most; cleared when full.
@@ -136,12 +137,20 @@ enum TLSClientContextCache {
 
     private static func stamps(_ configuration: TLSClientConfiguration) -> [FileStamp?] {
         let sources = [configuration.certificateChain, configuration.privateKey] + configuration.trustRoots + configuration.crls
+        // stat(2) directly: FileManager.attributesOfItem builds a dictionary
+        // of every attribute (owner names included) and was 6.5 % of the
+        // client's CPU per connection in `relayctl bench connect`.
         return sources.map { source in
-            guard case .file(let path) = source,
-                  let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-            return FileStamp(size: (attributes[.size] as? NSNumber)?.intValue ?? -1,
-                             modified: (attributes[.modificationDate] as? Date) ?? .distantPast,
-                             inode: (attributes[.systemFileNumber] as? NSNumber)?.intValue ?? -1)
+            guard case .file(let path) = source else { return nil }
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            #if canImport(Darwin)
+            let modified = info.st_mtimespec
+            #else
+            let modified = info.st_mtim
+            #endif
+            return FileStamp(size: Int64(info.st_size), modifiedSeconds: Int(modified.tv_sec),
+                             modifiedNanoseconds: Int(modified.tv_nsec), inode: UInt64(info.st_ino))
         }
     }
 }

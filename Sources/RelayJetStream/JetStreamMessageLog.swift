@@ -18,7 +18,8 @@ import RelayStore
 /// - durable cursors live in a replicated key-value bucket.
 ///
 /// Appends (group-committed as pipelined rounds: JetStreamMessageLog+Publishing.swift),
-/// cursor commits and pruning run in order on one serial queue;
+/// cursor commits and pruning run in order on one serial queue (the appends'
+/// acks are awaited on a second one, so rounds overlap);
 /// reads run on the caller's thread, one request per message or step.
 public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting, ForeignRecordReporting, @unchecked Sendable {
     // @unchecked: `nats` is thread-safe (NATSBridge.swift); the mutable state is behind `lock`.
@@ -28,6 +29,9 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     let nats: NATSConnection
     private let logger: Logger
     private let writer = DispatchQueue(label: "relay.jetstream.writer")
+    /// Waits for each round's acks, in send order, and completes its appends
+    /// (JetStreamMessageLog+Publishing.swift), while the writer sends the next round.
+    let acks = DispatchQueue(label: "relay.jetstream.acks")
     private let prober = DispatchQueue(label: "relay.jetstream.probe")
     private let lock = NSLock()
     // Guarded by `lock`.
@@ -325,16 +329,26 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         timers.forEach { $0?.cancel() }
         takeQueued().forEach { job in job.completion(job.messages.map { _ in .failure(.closed) }) }
         writer.sync {}  // what was queued before `closed` finishes (it fails fast: `closed` is set)
+        acks.sync {}  // then the rounds the writer sent get their acks (or time out)
         nats.close()
     }
 
     // MARK: Tail
 
     public func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
+        try startTail(after: sequence, skip: { _, _ in false }, deliver: deliver)
+    }
+
+    /// `skip` sees each Relay record's sequence and payload size, read from
+    /// the record's length fields (no strings built); a record it skips is not
+    /// decoded. A foreign record is never offered to `skip` (it is counted).
+    public func startTail(after sequence: UInt64, skip: @escaping @Sendable (_ sequence: UInt64, _ payloadBytes: Int) -> Bool,
+                          deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
         let foreign = foreignRecords
         do {
             try nats.subscribeOrdered(stream: settings.stream, subject: "\(settings.subjectPrefix).>", startSequence: sequence + 1) {
                 sequence, data in
+                if let payloadBytes = JetStreamRecord.payloadLength(of: data), skip(sequence, payloadBytes) { return }
                 do {
                     deliver([try JetStreamRecord.decode(data, sequence: sequence)])
                 } catch {

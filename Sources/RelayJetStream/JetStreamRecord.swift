@@ -44,6 +44,21 @@ enum JetStreamRecord {
         return data.getInteger(at: data.readerIndex + 1, as: UInt64.self)
     }
 
+    /// The payload's size from the record's length fields alone, or nil when
+    /// `data` is not a well-formed Relay record (then decode says why).
+    static func payloadLength(of data: ByteBuffer) -> Int? {
+        let start = data.readerIndex, end = data.writerIndex
+        guard data.getInteger(at: start, as: UInt8.self) == version else { return nil }
+        var at = start + 1 + 8 + 32
+        for _ in 0..<2 {  // principal, topic
+            guard let length = data.getInteger(at: at, as: UInt16.self) else { return nil }
+            at += 2 + Int(length)
+        }
+        guard let headerLength = data.getInteger(at: at + 2, as: UInt32.self) else { return nil }
+        at += 2 + 4 + Int(headerLength)
+        return at <= end ? end - at : nil
+    }
+
     static func decode(_ data: ByteBuffer, sequence: UInt64) throws(StoreError) -> StoredMessage {
         var buffer = data
         func fail(_ why: String) -> StoreError { .invalidRecord(sequence: sequence, reason: why) }

@@ -189,14 +189,24 @@ final class NATSConnection: @unchecked Sendable {
     /// `window` awaiting their ack, and returns each one's outcome once all
     /// are acked or failed, no ack came for `idleMs`, or `maxWaitMs` passed
     /// (those without an ack then fail with NATS_TIMEOUT; a retry must reuse
-    /// the message id, as such a message may still be stored). One round at
-    /// a time: the caller serialises them.
+    /// the message id, as such a message may still be stored).
     func publishPipelined(_ records: [PublishRecord], window: Int, idleMs: Int64, maxWaitMs: Int64) -> [PublishOutcome] {
-        var outcomes = [PublishOutcome?](repeating: nil, count: records.count)
+        let start = ContinuousClock.now
+        let round = sendRound(records, window: window, idleMs: idleMs, maxWaitMs: maxWaitMs)
+        let left = maxWaitMs - (ContinuousClock.now - start).wholeMilliseconds
+        return awaitRound(round, idleMs: idleMs, maxWaitMs: max(1, left))
+    }
+
+    /// Publishes `records` in order as one round and returns once they are
+    /// sent (waiting only while `window` publishes, over all rounds, await
+    /// their ack), not once they are acked: ``awaitRound(_:idleMs:maxWaitMs:)``
+    /// collects the outcomes, on another thread if need be, while the next
+    /// round is sent. Sends from two threads are safe; each thread's records
+    /// leave in its own order.
+    func sendRound(_ records: [PublishRecord], window: Int, idleMs: Int64, maxWaitMs: Int64) -> PublishRound {
+        let round = PublishRound(records: records)
         var messages: [OpaquePointer?] = []
-        var indices: [Int] = []  // messages[k] is records[indices[k]]
         messages.reserveCapacity(records.count)
-        indices.reserveCapacity(records.count)
         for (index, record) in records.enumerated() {
             var msg: OpaquePointer?
             // The data pointer is valid inside withUnsafeReadableBytes;
@@ -206,33 +216,49 @@ final class NATSConnection: @unchecked Sendable {
             }
             if status == NATS_OK, let msg {
                 messages.append(msg)
-                indices.append(index)
+                round.indices.append(index)
             } else {
-                outcomes[index] = .failed(NATSError("publish to \(record.subject)", status))
+                round.outcomes[index] = .failed(NATSError("publish to \(record.subject)", status))
             }
         }
-        var results = [relay_pub_result](repeating: relay_pub_result(), count: messages.count)
-        // Both buffers are valid for the call; relay_pipeline_publish takes
-        // every message (destroying or handing it to nats.c) and NULLs the
-        // entries, and copies each outcome into `results` before returning.
-        messages.withUnsafeMutableBufferPointer { msgs in
-            results.withUnsafeMutableBufferPointer { out in
-                relay_pipeline_publish(pipeline, msgs.baseAddress, Int32(msgs.count), Int32(max(1, window)), idleMs,
-                                       maxWaitMs, out.baseAddress)
-            }
+        round.results = .allocate(capacity: max(1, messages.count))
+        round.results.initialize(repeating: relay_pub_result())
+        // `messages` is valid for the call; relay_pipeline_send takes every
+        // message (destroying or handing it to nats.c) and NULLs the entries.
+        // `round.results` stays allocated until awaitRound has unlinked the
+        // round, after which no ack handler writes to it (shim.h).
+        round.handle = messages.withUnsafeMutableBufferPointer { msgs in
+            relay_pipeline_send(pipeline, msgs.baseAddress, Int32(msgs.count), Int32(max(1, window)), idleMs, maxWaitMs,
+                                round.results.baseAddress)
         }
-        for (k, result) in results.enumerated() {
-            let index = indices[k]
+        round.connection = self
+        return round
+    }
+
+    /// The outcome of every record of `round`, once each is acked or failed,
+    /// no ack came for `idleMs`, or `maxWaitMs` passed (then NATS_TIMEOUT).
+    /// Once per round, rounds in the order they were sent.
+    func awaitRound(_ round: PublishRound, idleMs: Int64, maxWaitMs: Int64) -> [PublishOutcome] {
+        round.finish(idleMs: idleMs, maxWaitMs: maxWaitMs)
+        let records = round.records
+        for (k, result) in round.results.prefix(round.indices.count).enumerated() {
+            let index = round.indices[k]
             if result.status == NATS_OK {
-                outcomes[index] = .acked(sequence: result.sequence, duplicate: result.duplicate)
+                round.outcomes[index] = .acked(sequence: result.sequence, duplicate: result.duplicate)
             } else {
                 // `text` is a NUL-terminated copy inside the result (snprintf).
                 let text = withUnsafeBytes(of: result.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                outcomes[index] = .failed(NATSError("publish to \(records[index].subject)", result.status, jsCode: result.code,
-                                                    text: text))
+                round.outcomes[index] = .failed(NATSError("publish to \(records[index].subject)", result.status,
+                                                          jsCode: result.code, text: text))
             }
         }
-        return outcomes.map { $0 ?? .failed(NATSError("publish", NATS_ERR)) }
+        round.release()
+        return round.outcomes.map { $0 ?? .failed(NATSError("publish", NATS_ERR)) }
+    }
+
+    /// Waits for a round sent on this connection (`PublishRound.finish`).
+    fileprivate func awaitHandle(_ handle: UnsafeMutablePointer<relay_round>?, idleMs: Int64, maxWaitMs: Int64) {
+        relay_pipeline_await(pipeline, handle, idleMs, maxWaitMs)
     }
 
     var publishStatistics: JetStreamPublishStatistics {
@@ -355,10 +381,14 @@ final class NATSConnection: @unchecked Sendable {
             defer { natsMsg_Destroy(msg) }
             guard let closure else { return }
             let box = Unmanaged<TailBox>.fromOpaque(closure).takeUnretainedValue()
-            var meta: UnsafeMutablePointer<jsMsgMetaData>?
-            guard natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta else { return }
-            let sequence = meta.pointee.Sequence.Stream
-            jsMsgMetaData_Destroy(meta)
+            var sequence = relay_js_stream_sequence(msg)
+            if sequence == 0 {
+                // Not the reply subject relay_js_stream_sequence knows: nats.c parses it.
+                var meta: UnsafeMutablePointer<jsMsgMetaData>?
+                guard natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta else { return }
+                sequence = meta.pointee.Sequence.Stream
+                jsMsgMetaData_Destroy(meta)
+            }
             box.deliver(sequence, NATSConnection.copyData(msg))
         }, context)
         guard status == NATS_OK, let sub else { throw NATSError("subscribe to \(subject)", status) }
@@ -372,4 +402,46 @@ final class NATSConnection: @unchecked Sendable {
 private final class TailBox: @unchecked Sendable {
     let deliver: @Sendable (UInt64, ByteBuffer) -> Void
     init(_ deliver: @escaping @Sendable (UInt64, ByteBuffer) -> Void) { self.deliver = deliver }
+}
+
+/// A round of publishes ``NATSConnection/sendRound(_:window:idleMs:maxWaitMs:)``
+/// sent and ``NATSConnection/awaitRound(_:idleMs:maxWaitMs:)`` collects.
+/// Lifetimes: `results` is written by nats.c's ack handler until the round
+/// is awaited (shim.h unlinks it then), so it is freed only after that: in
+/// ``release()``, or in `deinit` after a last await (with no wait) if a
+/// round was dropped unawaited. `connection` keeps the pipeline alive until then.
+final class PublishRound: @unchecked Sendable {
+    // @unchecked: used by one thread at a time (the sender, then the awaiter).
+    let records: [NATSConnection.PublishRecord]
+    fileprivate var outcomes: [NATSConnection.PublishOutcome?]
+    /// indices[k]: the record of the k-th message handed to nats.c.
+    fileprivate var indices: [Int] = []
+    fileprivate var results = UnsafeMutableBufferPointer<relay_pub_result>(start: nil, count: 0)
+    fileprivate var handle: UnsafeMutablePointer<relay_round>?
+    fileprivate var connection: NATSConnection?
+    private var awaited = false
+
+    fileprivate init(records: [NATSConnection.PublishRecord]) {
+        self.records = records
+        outcomes = Array(repeating: nil, count: records.count)
+        indices.reserveCapacity(records.count)
+    }
+
+    fileprivate func finish(idleMs: Int64, maxWaitMs: Int64) {
+        guard !awaited else { return }
+        awaited = true
+        connection?.awaitHandle(handle, idleMs: idleMs, maxWaitMs: maxWaitMs)
+        handle = nil
+    }
+
+    fileprivate func release() {
+        results.deallocate()
+        results = UnsafeMutableBufferPointer(start: nil, count: 0)
+        connection = nil
+    }
+
+    deinit {
+        finish(idleMs: 0, maxWaitMs: 0)
+        if results.baseAddress != nil { results.deallocate() }
+    }
 }

@@ -9,6 +9,21 @@ public protocol SharedMessageLog: MessageLog {
     /// edge, in ascending sequence order, each exactly once, until the log is
     /// closed. Calls never overlap; each must only hand off.
     func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError)
+
+    /// As ``startTail(after:deliver:)``, but first asks `skip` with each
+    /// message's sequence and payload size: when it answers true (nothing on
+    /// this edge needs the message live) the message is neither decoded nor
+    /// delivered. Calls never overlap.
+    func startTail(after sequence: UInt64, skip: @escaping @Sendable (_ sequence: UInt64, _ payloadBytes: Int) -> Bool,
+                   deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError)
+}
+
+extension SharedMessageLog {
+    /// A log that cannot tell a message's sequence before decoding it delivers everything.
+    public func startTail(after sequence: UInt64, skip: @escaping @Sendable (_ sequence: UInt64, _ payloadBytes: Int) -> Bool,
+                          deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
+        try startTail(after: sequence, deliver: deliver)
+    }
 }
 
 extension MessageLog {

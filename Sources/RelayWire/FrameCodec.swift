@@ -19,6 +19,8 @@ public struct RelayFrameDecoder: NIOSingleStepByteToMessageDecoder {
     /// The largest frame length accepted once the handshake frame has been seen.
     public var maxFrameSize: Int
     private var greeted: Bool
+    /// The last MSG's topic and principal, reused while they repeat.
+    private var strings = MessageStringCache()
 
     /// - Parameter expectHandshake: false for a decoder that starts past
     ///   HELLO/WELCOME (tests, tools replaying a captured stream).
@@ -51,7 +53,7 @@ public struct RelayFrameDecoder: NIOSingleStepByteToMessageDecoder {
     @inline(__always)
     public mutating func decodeFrame(_ buffer: inout ByteBuffer) throws(WireError) -> Frame? {
         guard let frame = try FrameParser.parse(&buffer, role: role, maxFrameSize: currentMaxFrameSize,
-                                                handshakeDone: greeted) else {
+                                                handshakeDone: greeted, strings: &strings) else {
             return nil
         }
         if !greeted {

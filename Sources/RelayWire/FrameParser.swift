@@ -20,6 +20,15 @@ public enum FrameParser {
     @inline(__always)
     public static func parse(_ buffer: inout ByteBuffer, role: WireRole, maxFrameSize: Int,
                              handshakeDone: Bool = true) throws(WireError) -> Frame? {
+        var strings = MessageStringCache()
+        return try parse(&buffer, role: role, maxFrameSize: maxFrameSize, handshakeDone: handshakeDone, strings: &strings)
+    }
+
+    /// ``parse(_:role:maxFrameSize:handshakeDone:)`` for a decoder that
+    /// keeps `strings` across frames (``RelayFrameDecoder``).
+    @inline(__always)
+    public static func parse(_ buffer: inout ByteBuffer, role: WireRole, maxFrameSize: Int,
+                             handshakeDone: Bool, strings: inout MessageStringCache) throws(WireError) -> Frame? {
         while true {
             guard let length32 = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
             let length = Int(length32)
@@ -50,7 +59,7 @@ public enum FrameParser {
             buffer.moveReaderIndex(forwardBy: FrameLayout.headerSize)
             guard let body = buffer.readSlice(length: length - FrameLayout.typeAndFlagsSize) else { return nil }
             var reader = FrameReader(buffer: body, type: type)
-            let frame = try parseBody(&reader, flags: flags)
+            let frame = try parseBody(&reader, flags: flags, strings: &strings)
             try reader.finish()
             return frame
         }
@@ -76,7 +85,7 @@ public enum FrameParser {
     }
 
     @inline(__always)
-    static func parseBody(_ r: inout FrameReader, flags: UInt8) throws(WireError) -> Frame {
+    static func parseBody(_ r: inout FrameReader, flags: UInt8, strings: inout MessageStringCache) throws(WireError) -> Frame {
         switch r.type {
         case .publish:
             let id = try r.u64("publish id")
@@ -85,8 +94,8 @@ public enum FrameParser {
             return .publish(Publish(publishID: id, topic: topic, headers: headers, payload: r.rest()))
         case .message:
             let id = try r.u32("subscription id"), sequence = try r.u64("sequence"), time = try r.u64("timestamp")
-            let topic = try r.string("topic")
-            let principal = try r.string("publisher principal")
+            let topic = try r.string("topic", reusing: &strings.topic)
+            let principal = try r.string("publisher principal", reusing: &strings.principal)
             let fingerprint = try r.fingerprint("publisher fingerprint")
             let headers = try r.headers()
             return .message(Message(subscriptionID: id, sequence: sequence, timestamp: time, topic: topic,

@@ -111,4 +111,23 @@ struct RouterTests {
         #expect(b.pairs.count == 3)
         #expect(router.subscribe(try TopicFilter("q"), sink: b, id: 1) == 7)
     }
+
+    @Test("a batch with runs of one topic, interleaved with others, routes every message to exactly its matches, in order")
+    func topicRuns() throws {
+        let router = Router(watermark: 0)
+        let a = CollectingSink(), b = CollectingSink(), c = CollectingSink()
+        _ = router.subscribe(try TopicFilter("t.a"), sink: a, id: 1)
+        _ = router.subscribe(try TopicFilter("t.*"), sink: a, id: 2)
+        _ = router.subscribe(try TopicFilter("t.b"), sink: b, id: 3)
+        _ = router.subscribe(try TopicFilter("x"), sink: c, id: 4)
+        let topics = ["t.a", "t.a", "t.b", "t.b", "t.a", "x", "t.a"]
+        router.publish(topics.enumerated().map { message(UInt64($0.offset + 1), topic: $0.element) })
+        // Sink a: ids 1 and 2 for every t.a, id 2 for every t.b, in commit order.
+        #expect(a.pairs.map(\.1) == [1, 1, 2, 2, 3, 4, 5, 5, 7, 7])
+        #expect(a.pairs.filter { $0.0 == 1 }.map(\.1) == [1, 2, 5, 7])
+        #expect(a.pairs.filter { $0.0 == 2 }.map(\.1) == [1, 2, 3, 4, 5, 7])
+        #expect(b.pairs.map(\.0) == [3, 3])
+        #expect(b.pairs.map(\.1) == [3, 4])
+        #expect(c.pairs.map(\.1) == [6])
+    }
 }

@@ -12,12 +12,14 @@ import Testing
 /// JetStream ack (docs/cluster.md, "Performance").
 @Suite("JetStream publish pipeline", .serialized)
 struct JetStreamPipelineTests {
-    private func open(_ server: SingleNATSServer, maxBytes: Int = 256 << 20) throws -> JetStreamMessageLog {
+    private func open(_ server: SingleNATSServer, maxBytes: Int = 256 << 20,
+                      requestTimeout: Duration = .seconds(2)) throws -> JetStreamMessageLog {
         var configuration = StoreConfiguration(directory: "/nonexistent/jetstream")
         configuration.maxMapSize = maxBytes
         configuration.pruneInterval = .seconds(3600)
         var settings = server.jetStreamSettings(replicas: 1)
         settings.retryBackoff = .milliseconds(100)
+        settings.requestTimeout = requestTimeout
         return try JetStreamMessageLog.open(configuration, settings: settings)
     }
 
@@ -74,5 +76,36 @@ struct JetStreamPipelineTests {
             }
         }
         #expect(try log.readAll().count == stored)
+    }
+
+    /// Rounds overlap: the writer publishes the next append while the one
+    /// before still awaits its acks (a waiter completes them, in order), so
+    /// the publishers' windows refill continuously instead of in steps of one
+    /// round trip. Acks are held back by freezing the server (SIGSTOP): the
+    /// serial-round writer published the first append and then blocked.
+    @Test("an append queued while an earlier one awaits its acks is published at once; both complete, in order")
+    func roundsOverlap() async throws {
+        let server = try await SingleNATSServer(pki: TLSTestPKI())
+        // No idle timeout while the server is frozen (that would retry, and count publishes again).
+        let log = try open(server, requestTimeout: .seconds(30))
+        defer { log.close() }
+        let before = log.publishStatistics.publishes
+        server.process.signal(SIGSTOP)
+        var resumed = false
+        defer { if !resumed { server.process.signal(SIGCONT) } }
+        let first = try keyed(300, session: 1), second = try keyed(300, session: 2)
+        let a = Task { try await log.appendAll(first) }
+        // Waiting on a counter the writer thread keeps: no event announces a publish.
+        let firstOut = await eventually(timeout: 5) { log.publishStatistics.publishes - before >= 300 }
+        #expect(firstOut, "the first append was not published: \(log.publishStatistics)")
+        let b = Task { try await log.appendAll(second) }
+        let bothOut = await eventually(timeout: 2) { log.publishStatistics.publishes - before >= 600 }
+        let published = log.publishStatistics.publishes - before
+        server.process.signal(SIGCONT)
+        resumed = true
+        #expect(bothOut, "publishes while the first append awaits its acks: \(published) of 600")
+        #expect(try await a.value == Array(1...300))
+        #expect(try await b.value == Array(301...600))
+        #expect(log.publishStatistics.peakInFlight >= 600)
     }
 }

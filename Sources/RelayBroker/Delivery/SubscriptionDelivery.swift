@@ -81,6 +81,21 @@ final class SubscriptionDelivery {
         bufferedBytes += message.approximateSize
     }
 
+    /// True when a live message may be written at once, without going
+    /// through the buffer: nothing is buffered or to be replayed before it,
+    /// credit is left and no start time is pending. The caller then writes
+    /// it and calls ``sentLive(_:)``; otherwise it offers it (``offerLive(_:)``).
+    func maySendLive(_ message: RoutedMessage) -> Bool {
+        buffer.isEmpty && credit > 0 && notBefore == nil && !needsReplay
+            && message.sequence > bufferValidFrom && message.sequence >= nextSequence
+    }
+
+    /// Records a live message written at once (after ``maySendLive(_:)``).
+    func sentLive(_ message: RoutedMessage) {
+        nextSequence = message.sequence + 1
+        credit -= 1
+    }
+
     func grant(_ more: UInt64) {
         credit = credit &+ more
         if credit < more { credit = .max }  // saturate instead of wrapping
@@ -93,20 +108,31 @@ final class SubscriptionDelivery {
     func replayed<Replayed: SequencedMessage>(_ messages: [Replayed], scannedThrough: UInt64) -> [Replayed] {
         var out: [Replayed] = []
         out.reserveCapacity(messages.count)
-        var passedOver = 0
+        _ = replay(messages, scannedThrough: scannedThrough) { out.append($0); return true }
+        return out
+    }
+
+    /// ``replayed(_:scannedThrough:)`` without the array: hands each message
+    /// to deliver now to `deliver`, in order, as it goes. The replay path
+    /// writes each MSG straight from the batch this way; an array of the
+    /// messages to send copied every message (five references each) and
+    /// freed it again (seen in the replay profile). Returns the sequence of
+    /// the message `deliver` refused (it did not fit the peer's frame
+    /// limit): nothing after it is examined, and the subscription ends.
+    func replay<Replayed: SequencedMessage>(_ messages: [Replayed], scannedThrough: UInt64,
+                                            deliver: (Replayed) -> Bool) -> UInt64? {
+        var handled = 0
         for message in messages where message.sequence >= nextSequence && credit > 0 {
             nextSequence = message.sequence + 1
-            if isBeforeStartTime(message) {
-                passedOver += 1
-                continue
-            }
-            out.append(message)
+            handled += 1
+            if isBeforeStartTime(message) { continue }
+            guard deliver(message) else { return message.sequence }
             credit -= 1
         }
-        if credit > 0 || out.count + passedOver == messages.count {
+        if credit > 0 || handled == messages.count {
             nextSequence = max(nextSequence, scannedThrough &+ 1)
         }
-        return out
+        return nil
     }
 
     /// Live messages that may be sent now: only when no replay is pending,

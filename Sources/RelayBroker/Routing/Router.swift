@@ -65,6 +65,21 @@ public final class Router: Sendable {
         }
     }
 
+    /// For a shared log's tail: while no subscription exists, moves the
+    /// watermark to `sequence` and answers true (the message needs no
+    /// routing, so the tail need not decode it); otherwise false. Atomic
+    /// with ``subscribe(_:sink:id:)``: a subscription that joins later gets a
+    /// watermark of at least `sequence` and reads it from the log. A batch
+    /// still on the queue from before moves the watermark no lower (max), and
+    /// the subscriber ignores live messages at or below its watermark.
+    public func skipWhileUnsubscribed(_ sequence: UInt64) -> Bool {
+        state.withLockedValue { state in
+            guard state.trie.count == 0 else { return false }
+            state.watermark = max(state.watermark, sequence)
+            return true
+        }
+    }
+
     public func unsubscribe(_ filter: TopicFilter, sink: any DeliverySink, id: UInt32) {
         _ = state.withLockedValue { $0.trie.remove(filter, Key(sink: sink, subscription: id)) }
     }
@@ -88,17 +103,26 @@ public final class Router: Sendable {
         var sinks: [any DeliverySink] = []
         var batches: [[RoutedDelivery]] = []
         state.withLockedValue { state in
+            // A batch is usually one topic (or a few, in runs): a run is
+            // matched, and its sinks given their slots, once, instead of
+            // hashing the topic into the trie's cache and each sink into
+            // `slots` for every message.
+            var lastTopic: String?
+            var targets: [(slot: Int, subscription: UInt32)] = []
             for message in messages {
-                for key in state.trie.match(message.topic) {
-                    let delivery = RoutedDelivery(subscription: key.subscription, message: message)
-                    let id = ObjectIdentifier(key.sink)
-                    if let slot = slots[id] {
-                        batches[slot].append(delivery)
-                    } else {
+                if message.topic != lastTopic {
+                    lastTopic = message.topic
+                    targets = state.trie.match(message.topic).map { key in
+                        let id = ObjectIdentifier(key.sink)
+                        if let slot = slots[id] { return (slot, key.subscription) }
                         slots[id] = sinks.count
                         sinks.append(key.sink)
-                        batches.append([delivery])
+                        batches.append([])
+                        return (sinks.count - 1, key.subscription)
                     }
+                }
+                for target in targets {
+                    batches[target.slot].append(RoutedDelivery(subscription: target.subscription, message: message))
                 }
             }
             state.watermark = max(state.watermark, last.sequence)

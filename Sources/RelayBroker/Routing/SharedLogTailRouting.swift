@@ -10,7 +10,16 @@ extension Router {
     func followTail(of store: any MessageLog, metrics: BrokerMetrics) throws(StoreError) {
         guard let shared = store as? any SharedMessageLog else { return }
         (shared as? any ForeignRecordReporting)?.observeForeignRecords { metrics.storageForeignRecords.increment(by: Int64($0)) }
-        try shared.startTail(after: watermark) { [self] messages in
+        // While no subscription exists on this edge (a publish-only edge, or
+        // a bench) a message is only counted: not decoded, encoded or queued
+        // (docs/cluster.md, "Performance", wave 6).
+        try shared.startTail(after: watermark, skip: { [self] sequence, payloadBytes in
+            guard skipWhileUnsubscribed(sequence) else { return false }
+            metrics.publishes.increment()
+            metrics.publishBytes.increment(by: Int64(payloadBytes))
+            metrics.lastSequence.record(Int64(sequence))
+            return true
+        }) { [self] messages in
             // The tail's thread hands off at once; the serial queue keeps log order.
             enqueue { self.publish(Self.routedMessages(messages, metrics: metrics)) }
         }

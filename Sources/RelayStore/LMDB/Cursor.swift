@@ -74,3 +74,35 @@ struct Cursor: ~Copyable {
         try context.check(mdb_cursor_del(pointer, 0), "mdb_cursor_del(\(database.name))")
     }
 }
+
+extension Cursor {
+    /// Stores `value` under `key` through this cursor (write transactions
+    /// only). Returns false when `.noOverwrite` found the key, or `.append` /
+    /// `.appendDuplicate` a key or value not after the last one. The writer
+    /// appends through one cursor per database for a whole commit: LMDB then
+    /// keeps the path to the last leaf (`MDB_APPEND` on a cursor already at
+    /// the end skips the B-tree search from the root, and the dirty-page
+    /// lookup at every level that comes with it), where `mdb_put` opens a
+    /// fresh cursor and searches from the root on every call.
+    @discardableResult
+    func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: PutFlags = []) throws(StoreError) -> Bool {
+        var k = mdbVal(key)
+        var v = mdbVal(value)
+        let rc = mdb_cursor_put(pointer, &k, &v, flags.rawValue)
+        if rc == MDB_KEYEXIST { return false }
+        try context.check(rc, "mdb_cursor_put(\(database.name))")
+        return true
+    }
+
+    /// Like ``WriteTransaction/putReserved(_:key:size:flags:_:)``, through
+    /// this cursor: `fill` writes the value into the `size` bytes LMDB
+    /// reserved in a dirty page of this transaction, valid only in `fill`.
+    func putReserved(key: UnsafeRawBufferPointer, size: Int, flags: PutFlags = [],
+                     _ fill: (UnsafeMutableRawBufferPointer) throws(StoreError) -> Void) throws(StoreError) {
+        var k = mdbVal(key)
+        var v = MDB_val(mv_size: size, mv_data: nil)
+        try context.check(mdb_cursor_put(pointer, &k, &v, flags.rawValue | UInt32(MDB_RESERVE)),
+                          "mdb_cursor_put(\(database.name), reserve \(size))")
+        try fill(UnsafeMutableRawBufferPointer(start: v.mv_data, count: size))
+    }
+}

@@ -19,6 +19,15 @@ struct Appender {
     private var statDeltas: [String: (count: UInt64, bytes: UInt64)] = [:]
     /// The short numbers dedup keys use for publishers.
     private var publisherNumbers = PublisherNumbers()
+    /// The current run of one topic's messages in `write`, not yet in `statDeltas`.
+    private var topicRun: (topic: String, count: UInt64, bytes: UInt64)?
+
+    private mutating func flushTopicRun() {
+        guard let run = topicRun else { return }
+        topicRun = nil
+        statDeltas[run.topic, default: (0, 0)].count += run.count
+        statDeltas[run.topic, default: (0, 0)].bytes += run.bytes
+    }
 
     init(schema: Schema, nextSequence: UInt64, lastTimestamp: UInt64) {
         self.schema = schema
@@ -57,9 +66,15 @@ struct Appender {
         let first = nextSequence
         var sequence = first
         statDeltas.removeAll(keepingCapacity: true)
+        topicRun = nil
         publisherNumbers.begin()
         var results: [[Result<AppendReceipt, StoreError>]] = []
         results.reserveCapacity(jobs.count)
+        // One cursor per appended database for the whole commit (see `Cursor.put`).
+        try txn.withCursor(schema.log) { (log) throws(StoreError) in
+        try txn.withCursor(schema.topics) { (topics) throws(StoreError) in
+        try txn.withCursor(schema.dedup) { (dedup) throws(StoreError) in
+        try txn.withCursor(schema.dedupOrder) { (dedupOrder) throws(StoreError) in
         for messages in jobs {
             var jobResults: [Result<AppendReceipt, StoreError>] = []
             jobResults.reserveCapacity(messages.count)
@@ -71,20 +86,32 @@ struct Appender {
                     continue
                 }
                 let size: Int
-                do {
+                do throws(StoreError) {
                     size = try RecordCodec.size(of: message)
                 } catch {
                     jobResults.append(.failure(error))
                     continue
                 }
-                try store(message, size: size, sequence: sequence, timestamp: timestamp, in: txn)
-                statDeltas[message.topic.value, default: (0, 0)].count += 1
-                statDeltas[message.topic.value, default: (0, 0)].bytes += UInt64(size)
+                try store(message, size: size, sequence: sequence, timestamp: timestamp, in: txn,
+                          log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
+                // Consecutive messages of one topic are summed before the
+                // dictionary sees them: one String hash per run, not two per message.
+                if let run = topicRun, run.topic == message.topic.value {
+                    topicRun = (run.topic, run.count + 1, run.bytes + UInt64(size))
+                } else {
+                    flushTopicRun()
+                    topicRun = (message.topic.value, 1, UInt64(size))
+                }
                 jobResults.append(.success(AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false)))
                 sequence += 1
             }
             results.append(jobResults)
         }
+        }
+        }
+        }
+        }
+        flushTopicRun()
         guard sequence > first else {
             return Outcome(results: results, nextSequence: first, storedAny: false)
         }
@@ -93,17 +120,19 @@ struct Appender {
     }
 
     private mutating func store(_ message: NewMessage, size: Int,
-                       sequence: UInt64, timestamp: UInt64, in txn: borrowing WriteTransaction) throws(StoreError) {
+                                sequence: UInt64, timestamp: UInt64, in txn: borrowing WriteTransaction,
+                                log: borrowing Cursor, topics: borrowing Cursor,
+                                dedup: borrowing Cursor, dedupOrder: borrowing Cursor) throws(StoreError) {
         let schema = self.schema
         try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) in
             // Sequences only grow, so APPEND skips the B-tree search; the record
             // is encoded straight into the page LMDB reserved for it.
-            try txn.putReserved(schema.log, key: seqKey, size: size, flags: .append) { out in
+            try log.putReserved(key: seqKey, size: size, flags: .append) { out in
                 RecordCodec.encode(message, timestamp: timestamp, into: out)
             }
             let topic = message.topic.value
             let inserted = try topic.withUTF8Bytes { (topicBytes) throws(StoreError) -> Bool in
-                try txn.put(schema.topics, key: topicBytes, value: seqKey, flags: .appendDuplicate)
+                try topics.put(key: topicBytes, value: seqKey, flags: .appendDuplicate)
             }
             guard inserted else {
                 throw .corrupted(operation: "topic index append", detail: "sequence \(sequence) is not above the indexed ones for \(message.topic)")
@@ -117,14 +146,14 @@ struct Appender {
                     // them in half (LMDB splits mid-page otherwise: twice the
                     // pages written per commit). A key below the newest one (an
                     // older session interleaving) falls back to a normal insert.
-                    if try !txn.put(schema.dedup, key: key, value: seqKey, flags: .append) {
-                        try txn.put(schema.dedup, key: key, value: seqKey)
+                    if try !dedup.put(key: key, value: seqKey, flags: .append) {
+                        try dedup.put(key: key, value: seqKey)
                     }
                     // dedup_order value: the dedup key then the timestamp, for age pruning.
                     var orderValue = dedupKey
                     withUnsafeBytes(of: timestamp.bigEndian) { orderValue.append(contentsOf: $0) }
                     try orderValue.withBytes { (value) throws(StoreError) in
-                        try txn.put(schema.dedupOrder, key: seqKey, value: value, flags: .append)
+                        try dedupOrder.put(key: seqKey, value: value, flags: .append)
                     }
                 }
             }

@@ -108,6 +108,9 @@ protocol SessionEnvironment: AnyObject {
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch
     /// False while the peer is not taking the output it has.
     var canDeliver: Bool { get }
+    /// True once this event's output not yet flushed is big enough to send:
+    /// the delivery turn stops there and goes on in the next one.
+    var outboundFull: Bool { get }
     /// Writes one message for a subscription; false when it does not fit
     /// the peer's limit (nothing written).
     func deliver(_ message: RoutedMessage, subscriptionID: UInt32) -> Bool
@@ -136,4 +139,9 @@ struct SessionLimits: Equatable {
         self.init(maxInFlightPublishes: limits.maxInFlightPublishes,
                   maxSubscriptions: limits.maxSubscriptionsPerConnection, subscriptionBuffer: limits.subscriptionBuffer)
     }
+}
+
+extension SessionEnvironment {
+    /// Environments that do not flush in chunks (the tests' recording ones).
+    var outboundFull: Bool { false }
 }

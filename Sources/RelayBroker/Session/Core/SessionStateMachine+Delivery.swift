@@ -11,47 +11,68 @@ extension SessionStateMachine {
         }
     }
 
-    /// Live messages from the router.
+    /// Live messages from the router. A subscription that is keeping up
+    /// (nothing buffered or to replay, credit left) gets each message
+    /// written at once; the others buffer it for ``pump(_:)``, which also
+    /// sends a message this way refused (too large for the peer) and moves
+    /// the durable cursors. Skipping the buffer saved a deque append and
+    /// removal and an array per subscription and batch (fan-out profile).
     mutating func deliverLive<Env: SessionEnvironment>(_ batch: [RoutedDelivery], _ env: Env) {
         guard let session = delivering else { return }
+        var direct = env.canDeliver
+        var written = 0
+        let budget = limits.deliveryBudget
         for delivery in batch {
-            session.subscriptions[delivery.subscription]?.delivery.offerLive(delivery.message)
+            guard let sub = session.subscriptions[delivery.subscription]?.delivery else { continue }
+            let message = delivery.message
+            if direct, sub.maySendLive(message), env.deliver(message, subscriptionID: delivery.subscription) {
+                sub.sentLive(message)
+                written += 1
+                if written >= budget || env.outboundFull { direct = false }
+                continue
+            }
+            sub.offerLive(message)
         }
-        pump(env)
+        pump(env, alreadyWritten: written)
     }
 
     /// Sends what credit, the live buffers and the log allow, yielding to the
     /// event loop after ``SessionLimits/deliveryBudget`` messages so one
-    /// subscriber's replay cannot starve other connections. Returns how many
-    /// messages it wrote.
+    /// subscriber's replay cannot starve other connections, or as soon as
+    /// the output not yet flushed reaches ``SessionEnvironment/outboundFull``
+    /// (the handler flushes after the turn, and the next turn goes on).
+    /// Returns how many messages it wrote.
     @discardableResult
-    mutating func pump<Env: SessionEnvironment>(_ env: Env) -> Int {
+    mutating func pump<Env: SessionEnvironment>(_ env: Env, alreadyWritten: Int = 0) -> Int {
         guard let session = delivering else { return 0 }
-        var written = 0
+        // Messages this turn already wrote (``deliverLive(_:_:)``) count against its budget.
+        var written = alreadyWritten
         let budget = limits.deliveryBudget
         for id in Array(session.subscriptions.ids) {
             guard let entry = session.subscriptions[id] else { continue }
             let sub = entry.delivery
             var tooLarge: UInt64?
             var readFailure: StoreError?
-            turn: while written < budget, env.canDeliver {
+            turn: while written < budget, env.canDeliver, !env.outboundFull {
                 if sub.needsReplay {
                     guard sub.credit > 0 else { break }
                     let before = sub.nextSequence
                     let batch: ReadBatch
                     do {
                         batch = try env.read(from: before, filter: sub.filter, maxMessages: Int(min(sub.credit, 1_024)),
-                                             maxBytes: 1 << 20)
+                                             maxBytes: Self.replayReadBytes)
                     } catch {
                         readFailure = error
                         break
                     }
-                    for message in sub.replayed(batch.messages, scannedThrough: batch.next &- 1) {
-                        guard env.deliverReplayed(message, subscriptionID: id) else {
-                            tooLarge = message.sequence
-                            break turn
-                        }
+                    let refused = sub.replay(batch.messages, scannedThrough: batch.next &- 1) { message in
+                        guard env.deliverReplayed(message, subscriptionID: id) else { return false }
                         written += 1
+                        return true
+                    }
+                    if let refused {
+                        tooLarge = refused
+                        break turn
                     }
                     if sub.nextSequence == before { break }  // no progress: wait for credit or data
                 } else {
@@ -84,7 +105,14 @@ extension SessionStateMachine {
         }
         if written > 0 { metrics.deliveries.increment(by: Int64(written)) }
         commitCursors(session, env)
-        if written >= budget { env.run(.schedulePump) }
+        if written >= budget || env.outboundFull { env.run(.schedulePump) }
         return written
     }
+
+    /// Payload bytes one store read of a replay returns at most: about one
+    /// flush's worth of MSG frames (``SessionIO``'s flush chunk). Bigger reads
+    /// built megabyte buffers (the read's arena, the output, the TLS
+    /// records) that the allocator handed back to the kernel and faulted in
+    /// again, zeroed, on the next read: a fifth of relayd's replay profile.
+    static let replayReadBytes = 64 << 10
 }
