@@ -12,18 +12,18 @@ struct TimeoutReconnectTests {
         defer { pki.remove() }
         let arguments = ["--server", "127.0.0.1:1", "--cert", pki.alice.certificate, "--key", pki.alice.key,
                          "--ca", pki.ca.certificate, "--topic", "a.b", "--message", "x", "--timeout", "1"]
-        let started = Date()
-        let run = try await runCLI("relay-pub", arguments, timeout: 20)
-        let elapsed = Date().timeIntervalSince(started)
+        // No hang: a relay-pub that ignored --timeout would retry forever, and
+        // runCLI throws (the test fails) if it has not exited after 30 s. The
+        // wall-clock time of the run is not asserted: on a loaded 2-core CI
+        // machine starting a debug Swift binary took up to 17.9 s while the
+        // rest of the suite ran. The CLI's own 'gave up after --timeout 1.0 s'
+        // line, below, is the check that the deadline came from --timeout.
+        let run = try await runCLI("relay-pub", arguments, timeout: 30)
         #expect(run.status == 69, "\(run.stderr)")
         let reconnects = run.stderr.filter { $0.contains("nothing accepts connections there (connection refused)") && $0.contains("reconnecting in") }
         #expect(reconnects.count >= 2, "\(run.stderr)")
         let gaveUp = run.stderr.last { $0.contains("gave up after --timeout 1.0 s") && $0.contains("127.0.0.1:1") }
         #expect(gaveUp != nil, "\(run.stderr)")
-        // No hang: --timeout ends the run (runCLI would kill it at 20 s). The
-        // bound is loose because a loaded 2-core CI machine takes seconds to
-        // start a Swift binary; the 'gave up' line above is the real check.
-        #expect(elapsed < 15, "took \(elapsed) s")
     }
 
     @Test("relay-sub --timeout: the broker stops mid-run, a reconnect line per attempt, exit 69 at the deadline")
