@@ -23,6 +23,8 @@ extension BrokerConfiguration {
         public var publishTimeoutNanos: Int64 = 10_000_000_000
         /// The first pause before retrying a publish no leader answered (doubles, up to 2 s).
         public var retryBackoffNanos: Int64 = 250_000_000
+        /// The most the last retry of a publish waits for its ack (JetStreamSettings.requestTimeout).
+        static let retryAckWaitNanos: Int64 = 2_000_000_000
     }
 }
 
@@ -69,6 +71,22 @@ extension ConfigParser {
         for (key, value) in [("servers", js.servers.first ?? ""), ("ca", js.ca), ("certificate", js.certificate),
                              ("private_key", js.privateKey)] where value.isEmpty {
             throw t.error("jetstream.\(key)", "missing; backend = \"jetstream\" needs servers, ca, certificate and private_key")
+        }
+        try checkDedupWindow(s, js, t)
+    }
+
+    /// The stream's duplicate window must outlast every retry of a publish:
+    /// the edge resends with the same Nats-Msg-Id for up to `publish_timeout`,
+    /// and the last attempt may wait `retryAckWaitNanos` for its ack. A retry
+    /// arriving after JetStream forgot the first attempt's id is stored twice.
+    private func checkDedupWindow(_ s: BrokerConfiguration.Storage, _ js: BrokerConfiguration.JetStream,
+                                  _ t: TOMLReader) throws(ConfigError) {
+        let budget = js.publishTimeoutNanos + BrokerConfiguration.JetStream.retryAckWaitNanos
+        guard s.dedupWindowNanos > budget else {
+            throw t.error("dedup_window", "must be longer than publish_timeout + 2s (\(budget / 1_000_000_000)s here) "
+                + "with backend = \"jetstream\": it is JetStream's duplicate window, and a publish is retried with the same "
+                + "id for that long; raise dedup_window (default 120s) or lower [storage.jetstream] publish_timeout "
+                + "(docs/cluster.md, \"The dedup window and the retry budget\")")
         }
     }
 }
