@@ -23,6 +23,10 @@ extension BrokerConfiguration {
         public var publishTimeoutNanos: Int64 = 10_000_000_000
         /// The first pause before retrying a publish no leader answered (doubles, up to 2 s).
         public var retryBackoffNanos: Int64 = 250_000_000
+        /// `record_format`: "v2" (records without the topic, compact message
+        /// ids; the default) or "v1" (what older edges write), for a rolling
+        /// upgrade (docs/cluster.md, "Record formats and rolling upgrades").
+        public var recordFormat = "v2"
         /// The most the last retry of a publish waits for its ack (JetStreamSettings.requestTimeout).
         static let retryAckWaitNanos: Int64 = 2_000_000_000
     }
@@ -60,6 +64,12 @@ extension ConfigParser {
             if let v = try j.duration("retry_backoff") {
                 guard v >= 10_000_000 && v <= 5_000_000_000 else { throw j.error("retry_backoff", "must be between 10ms and 5s") }
                 js.retryBackoffNanos = v
+            }
+            if let v = try j.string("record_format") {
+                guard v == "v1" || v == "v2" else {
+                    throw j.error("record_format", "expected \"v2\" (the default) or \"v1\" (while edges older than record format 2 still run), got \"\(v)\"")
+                }
+                js.recordFormat = v
             }
             try j.finish()
             s.jetstream = js
