@@ -31,6 +31,8 @@
 #                     edge's (SIZE + EDGE_OVERHEAD bytes, default 70: relayd's record
 #                     header) and ids as long as relayd's (EDGE_ID_LENGTH, default 104),
 #                     to tell what the bytes cost nats-server from what the edge does
+#   DEDUP_WINDOW      the stream's duplicate window ([storage] dedup_window, default relayd's
+#                     120s), e.g. 30s, to see what the window costs nats-server per id
 #   RESULTS           also append every round's two JSON lines here, each with
 #                     "side":"direct"|"direct_id"|"edge" and "round" (bench-peers.sh BENCH_CLUSTER=1 reads them)
 set -euo pipefail
@@ -101,6 +103,8 @@ wait_nats_healthy 30 $((NATS_BASE + 2000)) $((NATS_BASE + 2001)) $((NATS_BASE + 
   || die "the NATS cluster did not form in 30 s (KEEP=1 keeps $WORK/n*.log)"
 
 SERVERS="\"${URLS//,/\", \"}\""
+DEDUP_LINE=""
+[[ -n ${DEDUP_WINDOW:-} ]] && DEDUP_LINE="dedup_window = \"$DEDUP_WINDOW\""
 cat > "$WORK/edge.toml" <<EOF
 [server]
 listen = "127.0.0.1:$EDGE_PORT"
@@ -111,6 +115,7 @@ client_ca = ["$P/ca.pem"]
 [storage]
 backend = "jetstream"
 path = "$WORK/edge"
+$DEDUP_LINE
 [storage.jetstream]
 servers = [$SERVERS]
 ca = "$P/ca.pem"

@@ -33,7 +33,12 @@ final class ClientChannelHandler: ChannelInboundHandler {
         guard !failed else { return }
         frames.append(unwrapInboundIn(data))
         do {
-            while let frame = try frames.next() { core.received(frame, generation: generation) }
+            while let decoded = try frames.nextDecoded() {
+                switch decoded {
+                case .message(let message): core.received(message, generation: generation)
+                case .frame(let frame): core.received(frame, generation: generation)
+                }
+            }
         } catch {
             failed = true
             core.connectionError(error, generation: generation)

@@ -38,6 +38,12 @@ extension ConnectionCore {
         }
     }
 
+    /// A MSG the decoder took straight from the bytes (no ``Frame`` around it).
+    func received(_ message: Message, generation: UInt64) {
+        guard phase.isCurrent(generation) else { return }
+        delivered(message)
+    }
+
     /// After a burst of reads: send what the answers freed up, in one flush.
     func readComplete(generation: UInt64) {
         guard let link = phase.link, link.generation == generation else { return }

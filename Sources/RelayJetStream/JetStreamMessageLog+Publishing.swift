@@ -35,13 +35,14 @@ extension JetStreamMessageLog {
         var records: [NATSConnection.PublishRecord] = []
         var timestamps: [UInt64] = []
         let prefix = settings.subjectPrefix + "."
+        let format = settings.recordFormat
         for job in jobs {
             let timestamp = nextTimestamp()
             for message in job.messages {
                 records.append(NATSConnection.PublishRecord(
                     subject: prefix + message.topic.value,
-                    messageID: message.producerKey.map(JetStreamRecord.messageID) ?? nextUnkeyedID(),
-                    data: JetStreamRecord.encode(message, timestamp: timestamp)))
+                    messageID: message.producerKey.map { JetStreamRecord.messageID($0, format: format) } ?? nextUnkeyedID(),
+                    data: JetStreamRecord.encode(message, timestamp: timestamp, format: format)))
                 timestamps.append(timestamp)
             }
         }

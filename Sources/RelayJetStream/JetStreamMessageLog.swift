@@ -231,7 +231,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
             next = found.sequence + 1
             let message: StoredMessage
             do throws(StoreError) {
-                message = try JetStreamRecord.decode(found.data, sequence: found.sequence)
+                message = try JetStreamRecord.decode(found.data, sequence: found.sequence, topic: topic(ofSubject: found.subject))
             } catch {
                 // Only a record that is not in Relay's format is skipped (a failed
                 // request threw above): something other than relayd published it
@@ -333,6 +333,16 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         nats.close()
     }
 
+    /// The topic of a stream subject (`<prefix>.<topic>`), which format 2
+    /// records leave out; nil when the read did not say the subject.
+    func topic(ofSubject subject: String?) -> Substring? {
+        subject.map { Self.topic(ofSubject: $0, prefixLength: settings.subjectPrefix.utf8.count + 1) }
+    }
+
+    static func topic(ofSubject subject: String, prefixLength: Int) -> Substring {
+        Substring(subject.utf8.dropFirst(prefixLength))
+    }
+
     // MARK: Tail
 
     public func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
@@ -345,12 +355,14 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     public func startTail(after sequence: UInt64, skip: @escaping @Sendable (_ sequence: UInt64, _ payloadBytes: Int) -> Bool,
                           deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
         let foreign = foreignRecords
+        let prefixLength = settings.subjectPrefix.utf8.count + 1
         do {
             try nats.subscribeOrdered(stream: settings.stream, subject: "\(settings.subjectPrefix).>", startSequence: sequence + 1) {
-                sequence, data in
+                sequence, subject, data in
                 if let payloadBytes = JetStreamRecord.payloadLength(of: data), skip(sequence, payloadBytes) { return }
                 do {
-                    deliver([try JetStreamRecord.decode(data, sequence: sequence)])
+                    let topic = subject.map { Self.topic(ofSubject: $0, prefixLength: prefixLength) }
+                    deliver([try JetStreamRecord.decode(data, sequence: sequence, topic: topic)])
                 } catch {
                     foreign.skipped(sequence: sequence, reason: error)
                 }

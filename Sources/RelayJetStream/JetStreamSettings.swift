@@ -29,6 +29,10 @@ public struct JetStreamSettings: Sendable, Equatable {
     /// summary line per this interval (ForeignRecordNotices.swift).
     public var foreignRecordSummaryInterval: Duration = .seconds(10)
 
+    /// The record and Nats-Msg-Id this edge writes; it reads both formats
+    /// (JetStreamRecordFormat.swift, docs/cluster.md "Record formats and rolling upgrades").
+    public var recordFormat: JetStreamRecordFormat = .v2
+
     /// The key-value bucket holding durable cursors.
     public var cursorBucket: String { "\(stream)_CURSORS" }
 

@@ -79,9 +79,11 @@ public struct JetStreamPublishStatistics: Sendable, Equatable {
     public var peakInFlight: Int = 0
 }
 
-/// One message read back: its stream sequence and a copy of its data.
+/// One message read back: its stream sequence, its subject (when the
+/// server said it) and a copy of its data.
 struct NATSStoredMessage {
     var sequence: UInt64
+    var subject: String? = nil
     var data: ByteBuffer
 }
 
@@ -282,7 +284,8 @@ final class NATSConnection: @unchecked Sendable {
         guard let seqText = relay_nats_header(msg, "Nats-Sequence"), let seq = UInt64(String(cString: seqText)) else {
             throw NATSError("read message \(sequence) of \(stream): no Nats-Sequence header", NATS_PROTOCOL_ERROR)
         }
-        return NATSStoredMessage(sequence: seq, data: Self.copyData(msg))
+        let subject = relay_nats_header(msg, "Nats-Subject").map { String(cString: $0) }
+        return NATSStoredMessage(sequence: seq, subject: subject, data: Self.copyData(msg))
     }
 
     /// Copies a message's data; `msg` must be alive for the call.
@@ -369,7 +372,7 @@ final class NATSConnection: @unchecked Sendable {
     /// `subject` from `startSequence` on, in stream order, on nats.c's
     /// delivery thread (one per subscription, so calls never overlap). Once.
     func subscribeOrdered(stream: String, subject: String, startSequence: UInt64,
-                          deliver: @escaping @Sendable (UInt64, ByteBuffer) -> Void) throws(NATSError) {
+                          deliver: @escaping @Sendable (UInt64, String?, ByteBuffer) -> Void) throws(NATSError) {
         let box = TailBox(deliver)
         // Unretained: `tailBox` keeps the box alive until deinit, which destroys
         // the subscription (so no more callbacks) before the box goes.
@@ -389,7 +392,9 @@ final class NATSConnection: @unchecked Sendable {
                 sequence = meta.pointee.Sequence.Stream
                 jsMsgMetaData_Destroy(meta)
             }
-            box.deliver(sequence, NATSConnection.copyData(msg))
+            // The subject (the topic of a format 2 record) is copied too.
+            let subject = natsMsg_GetSubject(msg).map { String(cString: $0) }
+            box.deliver(sequence, subject, NATSConnection.copyData(msg))
         }, context)
         guard status == NATS_OK, let sub else { throw NATSError("subscribe to \(subject)", status) }
         tailBox = box
@@ -400,8 +405,8 @@ final class NATSConnection: @unchecked Sendable {
 /// The Swift closure an ordered consumer's C callback reaches through its
 /// `closure` pointer.
 private final class TailBox: @unchecked Sendable {
-    let deliver: @Sendable (UInt64, ByteBuffer) -> Void
-    init(_ deliver: @escaping @Sendable (UInt64, ByteBuffer) -> Void) { self.deliver = deliver }
+    let deliver: @Sendable (UInt64, String?, ByteBuffer) -> Void
+    init(_ deliver: @escaping @Sendable (UInt64, String?, ByteBuffer) -> Void) { self.deliver = deliver }
 }
 
 /// A round of publishes ``NATSConnection/sendRound(_:window:idleMs:maxWaitMs:)``

@@ -36,6 +36,14 @@ public protocol MessageLog: AnyObject, Sendable {
     /// next call continues.
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int, maxScan: Int) throws(StoreError) -> ReadBatch
 
+    /// ``read(from:filter:maxMessages:maxBytes:maxScan:)`` handing each
+    /// message to `body` as it is found, for a reader that writes it out at
+    /// once; `body` returns false to stop before that message. A log with
+    /// records in memory hands them over without decoding (``StoredRecord``);
+    /// the default reads a batch and hands its messages over.
+    func visit(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int, maxScan: Int,
+               _ body: (borrowing StoredRecord) -> Bool) throws(StoreError) -> ReadProgress
+
     /// The first sequence a subscription of `filter` starting at `position`
     /// reads. Bounded: `last N` examines at most a fixed number of entries
     /// and may then start later than the N-th newest match.

@@ -54,6 +54,7 @@ public final class MessageStore: Sendable {
         options.maxReaders = configuration.maxReaders
         options.maxDatabases = Schema.databaseCount + 2
         if case .async = configuration.durability { options.noSync = true }
+        options.pageCacheTail = configuration.pageCacheTail
 
         let environment: Environment
         let schema: Schema

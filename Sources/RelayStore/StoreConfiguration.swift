@@ -67,6 +67,10 @@ public struct StoreConfiguration: Sendable {
     /// Upper bounds of one group commit, so one commit's latency stays bounded.
     public var maxMessagesPerCommit: Int = 65_536
     public var maxBytesPerCommit: Int = 32 << 20
+    /// Bytes of the newest flushed log data kept in the page cache; written
+    /// pages further back are handed back to the kernel once flushed (nil:
+    /// keep them all). docs/storage.md, "Page cache".
+    public var pageCacheTail: Int? = 64 << 20
 
     public init(directory: String) {
         self.directory = directory

@@ -56,8 +56,35 @@ public struct FrameAccumulator {
     /// error the connection must be closed; call nothing else.
     @inline(__always)
     public mutating func next() throws(WireError) -> Frame? {
+        try advance { (decoder, buffer) throws(WireError) in try decoder.decodeFrame(&buffer) }
+    }
+
+    /// A frame, or a MSG decoded in place (``RelayFrameDecoder/decodeRepeatedMessage(_:)``).
+    public enum Decoded {
+        case frame(Frame)
+        case message(Message)
+    }
+
+    /// ``next()`` for a client: a MSG that repeats the previous one's topic
+    /// and principal and has no headers (a subscription's stream, nearly
+    /// always) comes as its ``Message`` without a ``Frame`` around it and
+    /// without re-parsing what the last one had; anything else as ``next()``
+    /// gives it, with every check.
+    @inline(__always)
+    public mutating func nextDecoded() throws(WireError) -> Decoded? {
+        try advance { (decoder, buffer) throws(WireError) -> Decoded? in
+            if let message = decoder.decodeRepeatedMessage(&buffer) { return .message(message) }
+            return try decoder.decodeFrame(&buffer).map { .frame($0) }
+        }
+    }
+
+    /// Decodes from `pending` with `decode` until it yields, moving on to the queued read.
+    @inline(__always)
+    private mutating func advance<Item>(
+        _ decode: (inout RelayFrameDecoder, inout ByteBuffer) throws(WireError) -> Item?
+    ) throws(WireError) -> Item? {
         while true {
-            if let frame = try decoder.decodeFrame(&pending) { return frame }
+            if let item = try decode(&decoder, &pending) { return item }
             guard let rest = queued else { break }
             queued = nil
             if pending.readableBytes == 0 {

@@ -18,9 +18,10 @@ public struct RelayFrameDecoder: NIOSingleStepByteToMessageDecoder {
     public let role: WireRole
     /// The largest frame length accepted once the handshake frame has been seen.
     public var maxFrameSize: Int
-    private var greeted: Bool
+    /// Internal, not private: ``decodeRepeatedMessage(_:)`` reads both.
+    var greeted: Bool
     /// The last MSG's topic and principal, reused while they repeat.
-    private var strings = MessageStringCache()
+    var strings = MessageStringCache()
 
     /// - Parameter expectHandshake: false for a decoder that starts past
     ///   HELLO/WELCOME (tests, tools replaying a captured stream).

@@ -58,6 +58,24 @@ public struct PreparedMessage: Sendable, Hashable {
         out.writeImmutableBuffer(payload)
     }
 
+    /// Writes the start of one MSG frame, up to and including its
+    /// timestamp, for a caller that appends the remaining
+    /// `fieldsSize` bytes itself (topic, principal, fingerprint, headers,
+    /// payload, in that order: a replay writes them straight from the
+    /// stored record). Throws, writing nothing, when the frame would exceed
+    /// `maxFrameSize`; reserves room for the whole frame.
+    @inline(__always)
+    public static func writeHead(subscriptionID: UInt32, replayed: Bool, sequence: UInt64, timestamp: UInt64,
+                                 fieldsSize: Int, into out: inout ByteBuffer, maxFrameSize: Int) throws(WireError) {
+        let length = FrameLayout.typeAndFlagsSize + 4 + 16 + fieldsSize
+        guard length <= maxFrameSize else {
+            throw WireError(.frameTooLarge, "MSG frame is \(length) bytes; the subscriber accepts at most \(maxFrameSize)")
+        }
+        out.reserveCapacity(minimumWritableBytes: 4 + length)
+        out.writeMultipleIntegers(UInt32(truncatingIfNeeded: length), FrameType.message.rawValue,
+                                  replayed ? Message.replayedFlag : 0, subscriptionID, sequence, timestamp)
+    }
+
     /// The length field of each MSG frame written from this message.
     public var frameLength: Int { FrameLayout.typeAndFlagsSize + 4 + tail.readableBytes }
 

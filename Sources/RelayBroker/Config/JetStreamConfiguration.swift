@@ -23,6 +23,12 @@ extension BrokerConfiguration {
         public var publishTimeoutNanos: Int64 = 10_000_000_000
         /// The first pause before retrying a publish no leader answered (doubles, up to 2 s).
         public var retryBackoffNanos: Int64 = 250_000_000
+        /// `record_format`: "v2" (records without the topic, compact message
+        /// ids; the default) or "v1" (what older edges write), for a rolling
+        /// upgrade (docs/cluster.md, "Record formats and rolling upgrades").
+        public var recordFormat = "v2"
+        /// The most the last retry of a publish waits for its ack (JetStreamSettings.requestTimeout).
+        static let retryAckWaitNanos: Int64 = 2_000_000_000
     }
 }
 
@@ -59,6 +65,12 @@ extension ConfigParser {
                 guard v >= 10_000_000 && v <= 5_000_000_000 else { throw j.error("retry_backoff", "must be between 10ms and 5s") }
                 js.retryBackoffNanos = v
             }
+            if let v = try j.string("record_format") {
+                guard v == "v1" || v == "v2" else {
+                    throw j.error("record_format", "expected \"v2\" (the default) or \"v1\" (while edges older than record format 2 still run), got \"\(v)\"")
+                }
+                js.recordFormat = v
+            }
             try j.finish()
             s.jetstream = js
         }
@@ -69,6 +81,22 @@ extension ConfigParser {
         for (key, value) in [("servers", js.servers.first ?? ""), ("ca", js.ca), ("certificate", js.certificate),
                              ("private_key", js.privateKey)] where value.isEmpty {
             throw t.error("jetstream.\(key)", "missing; backend = \"jetstream\" needs servers, ca, certificate and private_key")
+        }
+        try checkDedupWindow(s, js, t)
+    }
+
+    /// The stream's duplicate window must outlast every retry of a publish:
+    /// the edge resends with the same Nats-Msg-Id for up to `publish_timeout`,
+    /// and the last attempt may wait `retryAckWaitNanos` for its ack. A retry
+    /// arriving after JetStream forgot the first attempt's id is stored twice.
+    private func checkDedupWindow(_ s: BrokerConfiguration.Storage, _ js: BrokerConfiguration.JetStream,
+                                  _ t: TOMLReader) throws(ConfigError) {
+        let budget = js.publishTimeoutNanos + BrokerConfiguration.JetStream.retryAckWaitNanos
+        guard s.dedupWindowNanos > budget else {
+            throw t.error("dedup_window", "must be longer than publish_timeout + 2s (\(budget / 1_000_000_000)s here) "
+                + "with backend = \"jetstream\": it is JetStream's duplicate window, and a publish is retried with the same "
+                + "id for that long; raise dedup_window (default 120s) or lower [storage.jetstream] publish_timeout "
+                + "(docs/cluster.md, \"The dedup window and the retry budget\")")
         }
     }
 }

@@ -135,6 +135,37 @@ final class SubscriptionDelivery {
         return nil
     }
 
+    /// What a replay does with one message its read found.
+    enum ReplayStep {
+        /// No credit left: stop the read before it.
+        case stop
+        /// Not for the client (below the next sequence, or before a `time`
+        /// start position): go on without sending it.
+        case passOver
+        /// Write it, then call ``sentReplayed()``.
+        case deliver
+    }
+
+    /// The per-message step of ``replay(_:scannedThrough:deliver:)`` for a
+    /// read that hands messages over one at a time (a visit, which writes
+    /// each MSG straight from the stored record): messages come in sequence
+    /// order from ``nextSequence`` on. Afterwards ``replayScanned(to:)``.
+    func replayStep(sequence: UInt64, timestamp: UInt64) -> ReplayStep {
+        guard credit > 0 else { return .stop }
+        guard sequence >= nextSequence else { return .passOver }
+        nextSequence = sequence + 1
+        return isBeforeStartTime(timestamp: timestamp) ? .passOver : .deliver
+    }
+
+    /// A message ``replayStep(sequence:timestamp:)`` said to deliver was written.
+    func sentReplayed() { credit -= 1 }
+
+    /// The visit stopped at `next` (``ReadProgress/next``): everything below
+    /// it was examined, so a sparse filter's gaps are not read again.
+    func replayScanned(to next: UInt64) {
+        nextSequence = max(nextSequence, next)
+    }
+
     /// Live messages that may be sent now: only when no replay is pending,
     /// and no more than the credit allows.
     func takeLive(max limit: Int = .max) -> [RoutedMessage] {
@@ -155,8 +186,12 @@ final class SubscriptionDelivery {
     /// True for a message committed before a `time` start position that no
     /// message has reached yet; the first one at or after it ends the check.
     private func isBeforeStartTime(_ message: some SequencedMessage) -> Bool {
+        isBeforeStartTime(timestamp: message.timestamp)
+    }
+
+    private func isBeforeStartTime(timestamp: UInt64) -> Bool {
         guard let notBefore else { return false }
-        if message.timestamp < notBefore { return true }
+        if timestamp < notBefore { return true }
         self.notBefore = nil
         return false
     }

@@ -140,6 +140,21 @@ final class SessionIO: SessionEnvironment {
         }
     }
 
+    /// The replay's path: the MSG's head, then the record's fields copied
+    /// straight from the store's map into the output (one copy per message).
+    func deliverReplayed(_ record: borrowing StoredRecord, subscriptionID: UInt32) -> Bool {
+        do {
+            try PreparedMessage.writeHead(subscriptionID: subscriptionID, replayed: true, sequence: record.sequence,
+                                          timestamp: record.timestamp, fieldsSize: record.deliveryFieldsSize,
+                                          into: &outbound, maxFrameSize: peerMaxFrameSize)
+        } catch {
+            return false
+        }
+        record.writeDeliveryFields(into: &outbound)
+        messagesOut &+= 1
+        return true
+    }
+
     var canDeliver: Bool { context?.channel.isWritable ?? false }
 
     // MARK: Actions
@@ -280,6 +295,11 @@ final class SessionIO: SessionEnvironment {
     func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64 {
         guard let proxy else { return broker.router.watermark }  // torn down: nothing will be delivered
         return broker.router.subscribe(filter, sink: proxy, id: subscriptionID)
+    }
+
+    func visit(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int,
+               _ body: (borrowing StoredRecord) -> Bool) throws(StoreError) -> ReadProgress {
+        try broker.store.visit(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: 65_536, body)
     }
 
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch {

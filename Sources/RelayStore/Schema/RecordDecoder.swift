@@ -67,19 +67,47 @@ struct RecordDecoder {
     /// hold one, and it is reported rather than delivered without its headers.
     private mutating func transcodeHeaders(_ section: UnsafeRawBufferPointer, count: Int,
                                            sequence: UInt64) throws(StoreError) {
+        try Self.checkHeaderValues(section, count: count, sequence: sequence)
+        Self.transcodeHeaders(section, count: count, into: &arena)
+    }
+
+    /// Throws `invalidRecord` when a header value is over 65,535 bytes (see above).
+    static func checkHeaderValues(_ section: UnsafeRawBufferPointer, count: Int, sequence: UInt64) throws(StoreError) {
         var at = 0
         for index in 0..<count {
-            let keyLength = 2 + Int(UInt16(bigEndian: section.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-            arena.writeBytes(UnsafeRawBufferPointer(rebasing: section[at..<(at + keyLength)]))
-            at += keyLength
+            at += 2 + Int(UInt16(bigEndian: section.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
             let valueLength = Int(UInt32(bigEndian: section.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
             guard valueLength <= Int(UInt16.max) else {
                 throw .invalidRecord(sequence: sequence, reason: "header \(index + 1)'s value is \(valueLength) bytes; a MSG carries at most 65535 (the record was not written by relayd)")
             }
-            arena.writeInteger(UInt16(valueLength))
-            arena.writeBytes(UnsafeRawBufferPointer(rebasing: section[(at + 4)..<(at + 4 + valueLength)]))
             at += 4 + valueLength
         }
+    }
+
+    /// Appends a header section that ``checkHeaderValues(_:count:sequence:)``
+    /// passed, as the wire's entries (str16 key, str16 value).
+    static func transcodeHeaders(_ section: UnsafeRawBufferPointer, count: Int, into out: inout ByteBuffer) {
+        var at = 0
+        for _ in 0..<count {
+            let keyLength = 2 + Int(UInt16(bigEndian: section.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: section[at..<(at + keyLength)]))
+            at += keyLength
+            let valueLength = Int(UInt32(bigEndian: section.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            out.writeInteger(UInt16(truncatingIfNeeded: valueLength))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: section[(at + 4)..<(at + 4 + valueLength)]))
+            at += 4 + valueLength
+        }
+    }
+
+    /// A record's fingerprint field. Records written before the fingerprint
+    /// was typed may hold it as text (hex, or anything a store user passed);
+    /// text that is not a SHA-256 in hex reads as `.zero`, which MSG already
+    /// sent for it.
+    static func fingerprint(_ bytes: UnsafeRawBufferPointer, flags: UInt8) -> CertificateFingerprint {
+        let fingerprint = flags & RecordCodec.flagRawFingerprint != 0
+            ? CertificateFingerprint(bytes: bytes)
+            : CertificateFingerprint(hex: String(decoding: bytes, as: UTF8.self))
+        return fingerprint ?? .zero
     }
 
     /// The decoded messages. Slicing happens only now, after the last write
@@ -114,14 +142,8 @@ struct RecordDecoder {
             return lastPublisher
         }
         let principal = String(decoding: record[layout.principal], as: UTF8.self)
-        let fingerprintBytes = record[layout.fingerprint]
-        // Records written before the fingerprint was typed may hold it as
-        // text (hex, or anything a store user passed); text that is not a
-        // SHA-256 in hex reads as `.zero`, which MSG already sent for it.
-        let fingerprint = layout.flags & RecordCodec.flagRawFingerprint != 0
-            ? CertificateFingerprint(bytes: fingerprintBytes)
-            : CertificateFingerprint(hex: String(decoding: fingerprintBytes, as: UTF8.self))
-        let publisher = PublisherStamp(principal: principal, fingerprint: fingerprint ?? .zero)
+        let fingerprint = Self.fingerprint(UnsafeRawBufferPointer(rebasing: record[layout.fingerprint]), flags: layout.flags)
+        let publisher = PublisherStamp(principal: principal, fingerprint: fingerprint)
         lastPublisher = publisher
         lastPublisherFlags = layout.flags
         lastPublisherBytes = Array(span)

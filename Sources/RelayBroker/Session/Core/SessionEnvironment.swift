@@ -115,6 +115,12 @@ protocol SessionEnvironment: AnyObject {
     /// the peer's limit (nothing written).
     func deliver(_ message: RoutedMessage, subscriptionID: UInt32) -> Bool
     func deliverReplayed(_ message: StoredMessage, subscriptionID: UInt32) -> Bool
+    /// ``read(from:filter:maxMessages:maxBytes:)`` handing each message to
+    /// `body` as the read finds it (``MessageLog/visit(from:filter:maxMessages:maxBytes:maxScan:_:)``).
+    func visit(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int,
+               _ body: (borrowing StoredRecord) -> Bool) throws(StoreError) -> ReadProgress
+    /// Writes one replayed message straight from the read's record.
+    func deliverReplayed(_ record: borrowing StoredRecord, subscriptionID: UInt32) -> Bool
     func run(_ action: SessionAction)
     func audit(_ event: String, _ fields: KeyValuePairs<String, any Sendable>)
 }
@@ -144,4 +150,17 @@ struct SessionLimits: Equatable {
 extension SessionEnvironment {
     /// Environments that do not flush in chunks (the tests' recording ones).
     var outboundFull: Bool { false }
+
+    /// Environments without a visiting read (the tests' recording ones)
+    /// read a batch and hand its messages over one by one.
+    func visit(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int,
+               _ body: (borrowing StoredRecord) -> Bool) throws(StoreError) -> ReadProgress {
+        try read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes).visit(body)
+    }
+
+    /// ...and write it from the decoded message.
+    func deliverReplayed(_ record: borrowing StoredRecord, subscriptionID: UInt32) -> Bool {
+        guard let message = try? record.message() else { return false }
+        return deliverReplayed(message, subscriptionID: subscriptionID)
+    }
 }

@@ -57,23 +57,35 @@ extension SessionStateMachine {
                 if sub.needsReplay {
                     guard sub.credit > 0 else { break }
                     let before = sub.nextSequence
-                    let batch: ReadBatch
+                    // Each MSG is written as the read finds its record
+                    // (inside the read): no batch of decoded messages.
+                    var refused: UInt64?
+                    let progress: ReadProgress
                     do {
-                        batch = try env.read(from: before, filter: sub.filter, maxMessages: Int(min(sub.credit, 1_024)),
-                                             maxBytes: Self.replayReadBytes)
+                        progress = try env.visit(from: before, filter: sub.filter, maxMessages: Int(min(sub.credit, 1_024)),
+                                                 maxBytes: Self.replayReadBytes) { record in
+                            switch sub.replayStep(sequence: record.sequence, timestamp: record.timestamp) {
+                            case .stop: return false
+                            case .passOver: return true
+                            case .deliver:
+                                guard env.deliverReplayed(record, subscriptionID: id) else {
+                                    refused = record.sequence
+                                    return false
+                                }
+                                sub.sentReplayed()
+                                written += 1
+                                return true
+                            }
+                        }
                     } catch {
                         readFailure = error
                         break
-                    }
-                    let refused = sub.replay(batch.messages, scannedThrough: batch.next &- 1) { message in
-                        guard env.deliverReplayed(message, subscriptionID: id) else { return false }
-                        written += 1
-                        return true
                     }
                     if let refused {
                         tooLarge = refused
                         break turn
                     }
+                    sub.replayScanned(to: progress.next)
                     if sub.nextSequence == before { break }  // no progress: wait for credit or data
                 } else {
                     for message in sub.takeLive(max: budget - written) {
