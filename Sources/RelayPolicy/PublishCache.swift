@@ -13,6 +13,11 @@ public struct PublishCache: Sendable {
     public let permissions: Permissions
     public let capacity: Int
     private var entries: [String: Permissions.Verdict]
+    /// The last topic asked about and its verdict: a publisher mostly
+    /// repeats one topic, and comparing it (usually the very same String,
+    /// which the decoder hands out again) is cheaper than hashing it for
+    /// the dictionary. Lives and dies with `entries`.
+    private var last: (topic: String, verdict: Permissions.Verdict)?
 
     public init(permissions: Permissions, capacity: Int = 1024) {
         self.permissions = permissions
@@ -34,10 +39,16 @@ public struct PublishCache: Sendable {
     }
 
     private mutating func verdict(_ topic: Topic) -> Permissions.Verdict {
-        if let cached = entries[topic.value] { return cached }
-        let verdict = permissions.publishVerdict(tokens: topic.tokens)
-        if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-        entries[topic.value] = verdict
+        if let last, last.topic == topic.value { return last.verdict }
+        let verdict: Permissions.Verdict
+        if let cached = entries[topic.value] {
+            verdict = cached
+        } else {
+            verdict = permissions.publishVerdict(tokens: topic.tokens)
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[topic.value] = verdict
+        }
+        last = (topic.value, verdict)
         return verdict
     }
 }

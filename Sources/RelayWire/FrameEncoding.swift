@@ -11,6 +11,11 @@ extension Frame {
     ///   over 65,535 bytes) or the frame exceeds `maxFrameSize`.
     public func encode(into buffer: inout ByteBuffer,
                        maxFrameSize: Int = Int(FrameLayout.maximumMaxFrameSize)) throws(WireError) {
+        // The broker's one frame per published message: one write, not seven.
+        if case .publishAck(let ack) = self, ByteBuffer.publishAckFrameSize - 4 <= maxFrameSize {
+            buffer.writePublishAck(ack)
+            return
+        }
         let start = buffer.writerIndex
         do {
             buffer.writeInteger(UInt32(0))  // the length, set below once the body is written

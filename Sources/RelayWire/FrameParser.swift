@@ -89,7 +89,8 @@ public enum FrameParser {
         switch r.type {
         case .publish:
             let id = try r.u64("publish id")
-            let topic = try r.string("topic")
+            // A publisher mostly repeats its topic: hand out the last one's String again.
+            let topic = try r.string("topic", reusing: &strings.topic)
             let headers = try r.headers()
             return .publish(Publish(publishID: id, topic: topic, headers: headers, payload: r.rest()))
         case .message:

@@ -5,7 +5,8 @@ import Darwin
 #endif
 import NIOCore
 
-/// The topic and publisher principal of the last MSG a decoder read.
+/// The topic and publisher principal of the last MSG a decoder read (the
+/// topic of the last PUB, for the broker's decoder).
 ///
 /// A subscriber's MSG frames mostly repeat both (one topic, few
 /// publishers), and making a `String` of each per frame cost a UTF-8 check,

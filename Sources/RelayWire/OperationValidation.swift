@@ -38,11 +38,27 @@ public enum OperationValidation {
     /// Checks a PUB in the spec's order (topic, reserved, payload, headers)
     /// and returns its topic. Authorisation is the caller's last step.
     public static func validate(_ publish: Publish, limits: PublishLimits) throws(OperationError) -> Topic {
+        var previous: Topic?
+        return try validate(publish, limits: limits, previous: &previous)
+    }
+
+    /// ``validate(_:limits:)`` for a session that publishes to the same
+    /// topic again and again: when the PUB's topic equals `previous` (the
+    /// last topic that passed the grammar), the grammar is not run again
+    /// (the verdict depends on the bytes alone); otherwise a valid topic
+    /// becomes the new `previous`. Every other check runs as before.
+    public static func validate(_ publish: Publish, limits: PublishLimits,
+                                previous: inout Topic?) throws(OperationError) -> Topic {
         let topic: Topic
-        do {
-            topic = try Topic(publish.topic)
-        } catch {
-            throw OperationError(.invalidTopic, "topic \"\(printable(publish.topic))\": \(error)")
+        if let last = previous, last.value == publish.topic {
+            topic = last
+        } else {
+            do {
+                topic = try Topic(publish.topic)
+            } catch {
+                throw OperationError(.invalidTopic, "topic \"\(printable(publish.topic))\": \(error)")
+            }
+            previous = topic
         }
         if topic.isReserved {
             throw OperationError(.reservedTopic, "topic \"\(topic)\" starts with '_', which is reserved for the broker")

@@ -41,3 +41,18 @@ struct PublishCacheTests {
         #expect(cache.decision(try topic("a")) == .identityRefused)
     }
 }
+
+@Suite("Per-connection publish cache: the last-topic memo")
+struct PublishCacheMemoTests {
+    @Test("runs of one topic, then another, then back: every answer equals the uncached one")
+    func runs() throws {
+        let rule = RuleDefinition(name: "r", publish: ["a.>"], denyPublish: ["a.x"])
+        let permissions = try Policy(definitions: [rule]).permissions(for: Fixture.identity(cn: ["c"]))
+        var cache = PublishCache(permissions: permissions, capacity: 2)
+        for t in ["a.b", "a.b", "a.x", "a.x", "c", "c", "a.b", "a.y", "a.z", "a.x", "a.x", "a.b"] {
+            let tp = try Topic(t)
+            #expect(cache.isAllowed(tp) == permissions.canPublish(tp).isAllowed, "topic \(t)")
+            #expect(cache.decision(tp) == permissions.canPublish(tp), "topic \(t)")
+        }
+    }
+}

@@ -11,7 +11,7 @@ extension SessionHandler {
     func handle(_ frame: Frame) {
         switch frame {
         case .hello(let hello): handleHello(hello)
-        case .publish(let publish): machine.publish(publish.publishID, Self.checked(publish, publishLimits), io)
+        case .publish(let publish): machine.publish(publish.publishID, checked(publish), io)
         case .subscribe(let subscribe): machine.subscribe(subscribe.subscriptionID, Self.checked(subscribe), io)
         case .unsubscribe(let id): machine.unsubscribe(id, io)
         case .credit(let credit): machine.grantCredit(credit.subscriptionID, credit.credit, io)
@@ -56,9 +56,10 @@ extension SessionHandler {
     }
 
     /// The wire-level checks of a PUB (§4.3 steps 1-4), as the core's request.
-    static func checked(_ publish: Publish, _ limits: PublishLimits) -> Result<PublishRequest, OperationError> {
+    /// The grammar runs once per distinct topic in a row (``lastTopic``).
+    func checked(_ publish: Publish) -> Result<PublishRequest, OperationError> {
         do {
-            let topic = try OperationValidation.validate(publish, limits: limits)
+            let topic = try OperationValidation.validate(publish, limits: publishLimits, previous: &lastTopic)
             return .success(PublishRequest(publishID: publish.publishID, topic: topic, headers: HeaderBlock(publish.headers),
                                            payload: publish.payload))
         } catch {

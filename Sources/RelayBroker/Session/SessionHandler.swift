@@ -33,6 +33,9 @@ final class SessionHandler: ChannelDuplexHandler {
     /// Frames out of the bytes read; the broker-side rules (HELLO first,
     /// small frames before it, the frame size limit) are the decoder's.
     var frames: FrameAccumulator
+    /// The last PUB topic that passed the grammar: a publisher mostly
+    /// repeats it, and the same bytes get the same verdict.
+    var lastTopic: Topic?
     var helloTimer: Scheduled<Void>?
     var expiryTimer: Scheduled<Void>?
     var stallTimer: Scheduled<Void>?

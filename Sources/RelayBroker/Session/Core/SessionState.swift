@@ -14,7 +14,11 @@ enum SessionState {
     /// TLS is still handshaking: no frame can have arrived.
     case awaitingHandshake
     /// The client certificate verified; waiting for HELLO within the hello timeout.
-    case awaitingHello(TLSHandshakeCompleted)
+    /// Boxed (`indirect`): the handshake is a large struct, and with it inline
+    /// every `case .active(let session) = state` (once per PUB) copied the
+    /// whole enum through its value witness; boxed, every payload is one
+    /// reference.
+    indirect case awaitingHello(TLSHandshakeCompleted)
     case active(ActiveSession)
     /// No more requests are read; the PUBs already read are answered, then
     /// the session ends (BYE for a client's BYE, ERR `server_shutting_down`
