@@ -5,7 +5,11 @@
 # 2. runs `relayctl bench` with the peers' knobs (each run starts its own relayd
 #    with a temporary PKI and data dir): 1 pub/1 sub at every size in SIZES,
 #    fan-out to FANOUT subscribers, once per durability mode in RELAY_DURABILITY,
-#    plus the Relay-only targets (replay, connect, idle);
+#    plus the Relay-only targets (replay, connect, idle); and the same cases
+#    again with the C + OpenSSL load generator scripts/relay_bench.c (compiled
+#    with cc into the run dir) against a relayd that `relayctl bench serve`
+#    starts with the very same PKI, config and durability, so the only
+#    difference between a "swift" row and a "c" row is the client;
 # 3. runs the peer harness where it lies ($PEERS_DIR/setup.sh, then run.sh);
 # 4. joins both results.jsonl streams into one table with ratios, and checks
 #    the performance targets (docs/performance.md).
@@ -15,6 +19,8 @@
 #   N=200000 SIZES="128 4096" WINDOW=1000 FANOUT=4 FANOUT_SIZE=128
 #   SCEN_TIMEOUT=45 WARMUP=20000 PIN=0
 #   RELAY_DURABILITY="fsync async"   relayd modes to measure
+#   RELAY_CLIENTS="swift c"          load generators for Relay: swift = relayctl bench, c = scripts/relay_bench.c
+#                                    (idle and disk are measured by relayctl only)
 #   REPLAY_N=1000000 CONNECT_N=2000 IDLE_N=2000   Relay-only scenarios (0 skips)
 #   RATE=10000 RATE_N=50000          publish->ack latency at RATE msg/s offered (open loop; 0 skips)
 #   BROKERS="mosquitto nats"          peers to run (PEERS=0 skips the peers)
@@ -34,6 +40,7 @@ export N="${N:-200000}" SIZES="${SIZES:-128 4096}" WINDOW="${WINDOW:-1000}" FANO
 export FANOUT_SIZE="${FANOUT_SIZE:-128}" SCEN_TIMEOUT="${SCEN_TIMEOUT:-45}" WARMUP="${WARMUP:-20000}" PIN="${PIN:-0}"
 export BROKERS="${BROKERS:-mosquitto nats}"
 RELAY_DURABILITY="${RELAY_DURABILITY:-fsync async}"
+RELAY_CLIENTS="${RELAY_CLIENTS:-swift c}"
 REPLAY_N="${REPLAY_N:-1000000}"
 CONNECT_N="${CONNECT_N:-2000}"
 IDLE_N="${IDLE_N:-2000}"
@@ -50,7 +57,7 @@ die() { printf '[bench-peers] error: %s\n' "$*" >&2; exit 1; }
 # join_table RELAY.jsonl PEERS.jsonl: one table, Relay's rows first in each case,
 # ratios = Relay's acked msg/s ÷ the peer's; then the targets of docs/performance.md.
 join_table() {
-  awk -v sizes="$SIZES" -v fanout="$FANOUT" -v fsize="$FANOUT_SIZE" '
+  awk -v sizes="$SIZES" -v fanout="$FANOUT" -v fsize="$FANOUT_SIZE" -v clients="${RELAY_CLIENTS:-swift c}" '
 function get(k,    r) {
   if (match($0, "\"" k "\":(\"[^\"]*\"|[^,}]*)")) {
     r = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
@@ -66,19 +73,20 @@ function ratio(a, b) { return (a == "" || b == "" || b <= 0 || a <= 0) ? "-" : s
 function add(c, line) { rows[c, ++nrows[c]] = line }
 FNR == 1 { file++ }
 !/^\{/ { next }
-file == 1 {   # relayctl bench
+file == 1 {   # relayctl bench ("client":"relay-swift", or none in older results) and relay_bench.c ("relay-c")
   sc = get("scenario"); sz = get("size"); mode = get("durability")
+  cl = (get("client") == "relay-c") ? "c" : "swift"; seen[cl] = 1
   okv = get("ok") == "true" ? "yes" : "NO"
-  if (sc == "pubsub" && get("offered_msgs_per_sec") != "" && get("offered_msgs_per_sec") != "null") { paced[mode] = $0; next }
+  if (sc == "pubsub" && get("offered_msgs_per_sec") != "" && get("offered_msgs_per_sec") != "null") { paced[mode, cl] = $0; next }
   if (sc == "pubsub") c = "1to1 " sz
   else if (sc == "fanout") c = "fanout"
-  else { extra[sc] = $0; next }
-  pub[c, mode] = get("published_msgs_per_sec")
-  del[c, mode] = get("delivered_msgs_per_sec")
-  p99[c, mode] = get("publish_ack_p99_us")
-  mbs[c, mode] = get("mb_per_sec")
-  modes[c] = modes[c] " " mode
-  add(c, sprintf(fmt0, "relay (" mode ")", sz, get("subscribers"), num(get("published_msgs_per_sec")), \
+  else { extra[sc, cl] = $0; if (sc == "disk") disk = $0; next }
+  pub[c, mode, cl] = get("published_msgs_per_sec")
+  del[c, mode, cl] = get("delivered_msgs_per_sec")
+  p99[c, mode, cl] = get("publish_ack_p99_us")
+  mbs[c, mode, cl] = get("mb_per_sec")
+  if (index(modes[c] " ", " " mode " ") == 0) modes[c] = modes[c] " " mode
+  add(c, sprintf(fmt0, "relay (" mode ") " cl " client", sz, get("subscribers"), num(get("published_msgs_per_sec")), \
     sprintf("%.2f", get("mb_per_sec")), num(get("delivered_msgs_per_sec")), ms(get("publish_ack_p50_us")), \
     ms(get("publish_ack_p99_us")), ms(get("e2e_p50_us")), ms(get("e2e_p99_us")), get("lost"), \
     perMsg(get("broker_cpu_s"), get("published")), perMsg(get("client_cpu_s"), get("published")), okv))
@@ -115,43 +123,52 @@ END {
       line = rows[c, r]
       if (line ~ /^relay \(/) {
         mode = line; sub(/^relay \(/, "", mode); sub(/\).*/, "", mode)
-        line = line sprintf(" %9s %9s %9s", ratio(pub[c, mode], peer[c, "mosq"]), ratio(pub[c, mode], peer[c, "js"]), ratio(pub[c, mode], peer[c, "core"]))
+        cl = line; sub(/^relay \([^)]*\) /, "", cl); sub(/ .*/, "", cl)
+        line = line sprintf(" %9s %9s %9s", ratio(pub[c, mode, cl], peer[c, "mosq"]), ratio(pub[c, mode, cl], peer[c, "js"]), \
+          ratio(pub[c, mode, cl], peer[c, "core"]))
       }
       print line
     }
   }
   if (skipped != "") printf "%s", skipped
-  # The targets, for the first durability mode measured (fsync by default).
+  # The targets, for the first durability mode measured (fsync by default), once per client:
+  # the Swift client figures are never replaced by the C client figures; each block names its client.
+  nc = split(clients, CL, " ")
+  for (ci = 1; ci <= nc; ci++) if (seen[CL[ci]]) targets(CL[ci])
+}
+function targets(cl,    c, m, M) {
   c = "1to1 128"; split(modes[c], M, " "); m = M[1]
   print ""
-  print "targets (relay " m "):"
-  tgt("1:1 128 B acked msg/s >= 2x NATS JetStream", pub[c, m], 2 * peer[c, "js"], ratio(pub[c, m], peer[c, "js"]))
-  tgt("1:1 128 B acked msg/s >= 6x Mosquitto", pub[c, m], 6 * peer[c, "mosq"], ratio(pub[c, m], peer[c, "mosq"]))
-  tgtMax("publish->ack p99 <= 5 ms at full load (1:1 128 B)", p99[c, m], 5000, ms(p99[c, m]) " ms")
-  if (extra["disk"] != "") {
-    $0 = extra["disk"]
+  print "targets (relay " m ", " cl " client):"
+  tgt("1:1 128 B acked msg/s >= 2x NATS JetStream", pub[c, m, cl], 2 * peer[c, "js"], ratio(pub[c, m, cl], peer[c, "js"]))
+  tgt("1:1 128 B acked msg/s >= 6x Mosquitto", pub[c, m, cl], 6 * peer[c, "mosq"], ratio(pub[c, m, cl], peer[c, "mosq"]))
+  tgtMax("publish->ack p99 <= 5 ms at full load (1:1 128 B)", p99[c, m, cl], 5000, ms(p99[c, m, cl]) " ms")
+  if (disk != "") {
+    $0 = disk
     printf "  %-52s %14s\n", "(disk: the two flushes of one LMDB commit, p50 / p99)", ms(get("sync_p50_us")) " / " ms(get("sync_p99_us")) " ms"
   }
-  if (paced[m] != "") {
-    $0 = paced[m]
+  if (paced[m, cl] != "") {
+    $0 = paced[m, cl]
     tgtMax("publish->ack p99 <= 1 ms at " num(get("offered_msgs_per_sec")) " msg/s offered", get("publish_ack_p99_us"), 1000, ms(get("publish_ack_p99_us")) " ms")
   }
-  tgt("fan-out to " fanout " >= 1,000,000 deliveries/s", del["fanout", m], 1000000, num(del["fanout", m]) "/s")
-  tgt("4 KiB >= 400 MB/s (acked payload)", mbs["1to1 4096", m], 400, sprintf("%.1f MB/s", mbs["1to1 4096", m]))
-  e = extra["replay"]; $0 = e
+  tgt("fan-out to " fanout " >= 1,000,000 deliveries/s", del["fanout", m, cl], 1000000, num(del["fanout", m, cl]) "/s")
+  tgt("4 KiB >= 400 MB/s (acked payload)", mbs["1to1 4096", m, cl], 400, sprintf("%.1f MB/s", mbs["1to1 4096", m, cl]))
+  $0 = extra["replay", cl]
   tgt("replay of " get("count") " >= 2,000,000 msg/s", get("delivered_msgs_per_sec"), 2000000, num(get("delivered_msgs_per_sec")) "/s")
-  $0 = extra["connect"]
+  $0 = extra["connect", cl]
   tgt("mTLS handshakes >= 1,000/s", get("handshakes_per_sec"), 1000, num(get("handshakes_per_sec")) "/s")
-  $0 = extra["idle"]
-  v = get("rss_per_connection_bytes")
-  tgtMax("idle RSS <= 64 KiB per connection over " get("count"), v, 65536, (v == "" ? "-" : sprintf("%.1f KiB", v / 1024)))
+  if (extra["idle", cl] != "") {
+    $0 = extra["idle", cl]
+    v = get("rss_per_connection_bytes")
+    tgtMax("idle RSS <= 64 KiB per connection over " get("count"), v, 65536, (v == "" ? "-" : sprintf("%.1f KiB", v / 1024)))
+  }
   # The async mode, for users who accept a window of loss as JetStream does.
-  if (pub[c, "async"] != "") {
+  if (pub[c, "async", cl] != "") {
     print ""
-    print "targets (relay async):"
-    tgt("1:1 128 B acked msg/s >= 70% of NATS core", pub[c, "async"], 0.7 * peer[c, "core"], ratio(pub[c, "async"], peer[c, "core"]))
-    if (paced["async"] != "") {
-      $0 = paced["async"]
+    print "targets (relay async, " cl " client):"
+    tgt("1:1 128 B acked msg/s >= 70% of NATS core", pub[c, "async", cl], 0.7 * peer[c, "core"], ratio(pub[c, "async", cl], peer[c, "core"]))
+    if (paced["async", cl] != "") {
+      $0 = paced["async", cl]
       tgtMax("publish->ack p99 <= 1 ms at " num(get("offered_msgs_per_sec")) " msg/s offered", get("publish_ack_p99_us"), 1000, ms(get("publish_ack_p99_us")) " ms")
     }
   }
@@ -261,28 +278,85 @@ relay() { # scenario args...: one relayctl bench run, its JSON line appended (a 
   log "relay $*: exit $rc $(printf '%s' "$out" | grep -o '"published_msgs_per_sec":[0-9.]*\|"delivered_msgs_per_sec":[0-9.]*\|"handshakes_per_sec":[0-9.]*\|"rss_per_connection_bytes":[0-9.]*\|"ok":[a-z]*' | tr '\n' ' ')"
 }
 
+for client in $RELAY_CLIENTS; do
+  [[ $client == swift || $client == c ]] || die "RELAY_CLIENTS holds '$client'; the clients are swift and c"
+done
+CBENCH="$OUT/relay_bench"
+if [[ " $RELAY_CLIENTS " == *" c "* ]]; then
+  command -v cc >/dev/null || die "cc is missing: the C load generator needs gcc, libc6-dev and libssl-dev (make deps installs them), or set RELAY_CLIENTS=swift"
+  cc -O2 -Wall -o "$CBENCH" "$ROOT/scripts/relay_bench.c" -lssl -lcrypto -lpthread \
+    || die "cannot compile scripts/relay_bench.c (it needs gcc, libc6-dev and libssl-dev: make deps installs them)"
+fi
+
+# The running `relayctl bench serve`, stopped (with its relayd) if this script ends early.
+SERVE_PID=""
+trap 'if [[ -n $SERVE_PID ]]; then kill -TERM "$SERVE_PID" 2>/dev/null || true; fi' EXIT
+
+relay_c() { # mode scenario args...: `relayctl bench serve` (relayctl bench's own relayd, PKI and config), then relay_bench.c against it
+  local mode=$1 serve_out="$OUT/serve.json" serve_pid info port pid ca cert key out rc i
+  shift
+  : > "$serve_out"
+  ${PIN_CMD[@]+"${PIN_CMD[@]}"} "$RELAYCTL" bench serve --durability "$mode" --work-dir "$OUT" > "$serve_out" 2>>"$OUT/relayctl.stderr" &
+  serve_pid=$!
+  SERVE_PID=$serve_pid
+  # Wait for its one JSON line (printed once relayd listens), or for it to exit; at most 60 s.
+  for ((i = 0; i < 600; i++)); do
+    grep -q '^{' "$serve_out" && break
+    kill -0 "$serve_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  info=$(grep -m1 '^{' "$serve_out" || true)
+  field() { printf '%s' "$info" | sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p"; }
+  port=$(field port) pid=$(field pid) ca=$(field ca) cert=$(field cert) key=$(field key)
+  if [[ -z $port || -z $pid ]]; then
+    out="{\"scenario\":\"$1\",\"client\":\"relay-c\",\"durability\":\"$mode\",\"ok\":false,\"errors\":[\"relayctl bench serve gave no address (see $OUT/relayctl.stderr)\"]}"
+    rc=3
+  else
+    set +e
+    out=$(timeout -k 5 $((SCEN_TIMEOUT * 4 + 60)) ${PIN_CMD[@]+"${PIN_CMD[@]}"} "$CBENCH" "$@" --port "$port" --ca "$ca" --cert "$cert" \
+      --key "$key" --broker-pid "$pid" --durability "$mode" --timeout $((SCEN_TIMEOUT * 4)) 2>>"$OUT/relay_bench.stderr")
+    rc=$?
+    set -e
+    out=$(printf '%s\n' "$out" | grep -m1 '^{' || true)
+    [[ -n $out ]] || out="{\"scenario\":\"$1\",\"client\":\"relay-c\",\"durability\":\"$mode\",\"ok\":false,\"errors\":[\"relay_bench exit $rc without result (see $OUT/relay_bench.stderr)\"]}"
+  fi
+  kill -TERM "$serve_pid" 2>/dev/null || true   # serve stops relayd and removes its folder
+  wait "$serve_pid" 2>/dev/null || true
+  SERVE_PID=""
+  printf '%s\n' "${out%\}},\"exit\":$rc}" >> "$RELAY_RESULTS"
+  log "relay (c) $mode $*: exit $rc $(printf '%s' "$out" | grep -o '"published_msgs_per_sec":[0-9.]*\|"delivered_msgs_per_sec":[0-9.]*\|"handshakes_per_sec":[0-9.]*\|"ok":[a-z]*' | tr '\n' ' ')"
+}
+
+run_case() { # mode scenario args...: the case once per client in RELAY_CLIENTS (both take the same flags)
+  local mode=$1 client
+  shift
+  for client in $RELAY_CLIENTS; do
+    if [[ $client == swift ]]; then relay "$@" --durability "$mode"; else relay_c "$mode" "$@"; fi
+  done
+}
 
 # What the disk under the data directory charges per commit, to read the latencies against.
 relay disk --count 1000
 log "run $RUN_ID: N=$N SIZES='$SIZES' WINDOW=$WINDOW FANOUT=$FANOUT FANOUT_SIZE=$FANOUT_SIZE WARMUP=$WARMUP PIN=$PIN durability='$RELAY_DURABILITY'"
 for mode in $RELAY_DURABILITY; do
   for s in $SIZES; do
-    relay pubsub --durability "$mode" --size "$s" --count "$N" --window "$WINDOW" --warmup "$WARMUP"
+    run_case "$mode" pubsub --size "$s" --count "$N" --window "$WINDOW" --warmup "$WARMUP"
   done
   if ((FANOUT > 0)); then
-    relay fanout --durability "$mode" --subscribers "$FANOUT" --size "$FANOUT_SIZE" --count "$N" --window "$WINDOW" --warmup "$WARMUP"
+    run_case "$mode" fanout --subscribers "$FANOUT" --size "$FANOUT_SIZE" --count "$N" --window "$WINDOW" --warmup "$WARMUP"
   fi
 done
 # Latency at a moderate offered load (open loop, paced): RATE msg/s for RATE_N messages.
 if ((RATE > 0)); then
   for mode in $RELAY_DURABILITY; do
-    relay pubsub --durability "$mode" --size 128 --count "$RATE_N" --window "$WINDOW" --rate "$RATE" --warmup "$WARMUP"
+    run_case "$mode" pubsub --size 128 --count "$RATE_N" --window "$WINDOW" --rate "$RATE" --warmup "$WARMUP"
   done
 fi
 FIRST_MODE="${RELAY_DURABILITY%% *}"
-((REPLAY_N > 0)) && relay replay --durability "$FIRST_MODE" --size 128 --count "$REPLAY_N" --window 4096
-((CONNECT_N > 0)) && relay connect --durability "$FIRST_MODE" --count "$CONNECT_N" --concurrency 8
-((IDLE_N > 0)) && relay idle --durability "$FIRST_MODE" --connections "$IDLE_N"
+((REPLAY_N > 0)) && run_case "$FIRST_MODE" replay --size 128 --count "$REPLAY_N" --window 4096
+((CONNECT_N > 0)) && run_case "$FIRST_MODE" connect --count "$CONNECT_N" --concurrency 8
+# idle measures the broker's memory per connection, not the client: relayctl only.
+if ((IDLE_N > 0)) && [[ " $RELAY_CLIENTS " == *" swift "* ]]; then relay idle --durability "$FIRST_MODE" --connections "$IDLE_N"; fi
 
 PEER_RESULTS=/dev/null
 if [[ $PEERS == 1 ]]; then
@@ -305,7 +379,7 @@ if [[ ${BENCH_CLUSTER:-0} == 1 ]]; then
 fi
 {
   echo "relay_run=$RUN_ID peers_results=$PEER_RESULTS"
-  echo "knobs: N=$N SIZES='$SIZES' WINDOW=$WINDOW FANOUT=$FANOUT FANOUT_SIZE=$FANOUT_SIZE WARMUP=$WARMUP PIN=$PIN"
+  echo "knobs: N=$N SIZES='$SIZES' WINDOW=$WINDOW FANOUT=$FANOUT FANOUT_SIZE=$FANOUT_SIZE WARMUP=$WARMUP PIN=$PIN RELAY_CLIENTS='$RELAY_CLIENTS'"
   echo "kernel=$(uname -sr) cpus=$(nproc) cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
   echo "swift=$("$SWIFT" --version 2>/dev/null | head -1)"
   echo "relay_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"

@@ -28,7 +28,7 @@ struct Bench: AsyncParsableCommand {
           relayctl bench idle --connections 2000
           relayctl bench disk --work-dir /var/lib/relay
         """,
-        subcommands: [Pubsub.self, Fanout.self, Fanin.self, Replay.self, Connect.self, Idle.self, Disk.self])
+        subcommands: [Pubsub.self, Fanout.self, Fanin.self, Replay.self, Connect.self, Idle.self, Disk.self, Serve.self])
 
     struct Pubsub: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

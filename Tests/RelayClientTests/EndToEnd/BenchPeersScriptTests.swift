@@ -98,6 +98,42 @@ struct BenchPeersScriptTests {
         #expect(paced.last?.hasSuffix("met") == true)                     // async 0.8 ms
     }
 
+    @Test("--table with rows of both load generators names the client on every Relay row and checks each target once per client")
+    func tableWithBothClients() async throws {
+        let directory = try TemporaryDirectory(prefix: "bench-peers-clients")
+        defer { directory.remove() }
+        let relay = directory.url.appendingPathComponent("relay.jsonl")
+        func row(_ client: String, _ scenario: String, pub: Double, deliv: Double, extra: String = "") -> String {
+            "{\"scenario\":\"\(scenario)\",\"client\":\"\(client)\",\"durability\":\"fsync\",\"size\":128,\"subscribers\":1,"
+                + "\"published_msgs_per_sec\":\(pub),\"delivered_msgs_per_sec\":\(deliv),\"publish_ack_p50_us\":1000,"
+                + "\"publish_ack_p99_us\":3000,\"e2e_p50_us\":1000,\"e2e_p99_us\":2000,\"mb_per_sec\":1,\"lost\":0,"
+                + "\"published\":1000,\"broker_cpu_s\":0.004,\"client_cpu_s\":0.003\(extra),\"ok\":true}"
+        }
+        let lines = [
+            row("relay-swift", "pubsub", pub: 200_000, deliv: 200_000),
+            row("relay-c", "pubsub", pub: 320_000, deliv: 320_000),
+            row("relay-swift", "fanout", pub: 200_000, deliv: 800_000),
+            row("relay-c", "fanout", pub: 300_000, deliv: 1_200_000),
+            "{\"scenario\":\"connect\",\"client\":\"relay-swift\",\"durability\":\"fsync\",\"count\":2000,\"handshakes_per_sec\":800,\"ok\":true}",
+            "{\"scenario\":\"connect\",\"client\":\"relay-c\",\"durability\":\"fsync\",\"count\":2000,\"handshakes_per_sec\":1500,\"ok\":true}",
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(to: relay, atomically: true, encoding: .utf8)
+        let run = try await runScript(["--table", relay.path, "/dev/null"], environment: ["SIZES": "128", "FANOUT": "4"], timeout: 30)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = run.stdout
+        #expect(out.contains { $0.hasPrefix("relay (fsync) swift client") && $0.contains("200000") }, "\(out)")
+        #expect(out.contains { $0.hasPrefix("relay (fsync) c client") && $0.contains("320000") }, "\(out)")
+        // One block of targets per client, the Swift client's first; each verdict from its own client's figures.
+        let swift = try #require(out.firstIndex { $0 == "targets (relay fsync, swift client):" }, "\(out)")
+        let c = try #require(out.firstIndex { $0 == "targets (relay fsync, c client):" }, "\(out)")
+        #expect(swift < c)
+        let swiftBlock = Array(out[swift..<c]), cBlock = Array(out[c...])
+        #expect(verdict(swiftBlock, "deliveries/s") == "MISSED")   // 800k
+        #expect(verdict(cBlock, "deliveries/s") == "met")          // 1.2M
+        #expect(verdict(swiftBlock, "handshakes >= 1,000/s") == "MISSED")
+        #expect(verdict(cBlock, "handshakes >= 1,000/s") == "met")
+    }
+
     @Test("a short run without the peers drives every Relay scenario of the script and every check passes")
     func shortRunWithoutPeers() async throws {
         let work = try TemporaryDirectory(prefix: "bench-peers-run")
@@ -112,8 +148,10 @@ struct BenchPeersScriptTests {
         #expect(run.status == 0, "\(run.stderr)")
         let out = run.stdout
         let rows = out.filter { $0.hasPrefix("relay (") }
-        // 1:1 at two sizes and fan-out, once per durability mode.
-        #expect(rows.count == 6, "\(out)")
+        // 1:1 at two sizes and fan-out, once per durability mode and per client (RELAY_CLIENTS="swift c" by default).
+        #expect(rows.count == 12, "\(out)")
+        #expect(rows.filter { $0.contains(" c client ") }.count == 6, "\(out)")
+        #expect(rows.filter { $0.contains(" swift client ") }.count == 6, "\(out)")
         for row in rows { #expect(row.contains(" yes"), "a Relay row failed its checks: \(row)") }
         // Every scenario's JSON line was kept, and none failed.
         let results = try String(contentsOf: try #require(Self.relayResults(in: work.url)), encoding: .utf8)
@@ -121,11 +159,15 @@ struct BenchPeersScriptTests {
         let scenarios = results.compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["scenario"] as? String
         }
-        #expect(scenarios.sorted() == ["connect", "disk", "fanout", "fanout", "idle", "pubsub", "pubsub", "pubsub", "pubsub",
-                                       "pubsub", "pubsub", "replay"], "\(results)")
+        // Every case twice (relayctl bench, then relay_bench.c), except disk and idle (relayctl only).
+        #expect(scenarios.sorted() == ["connect", "connect", "disk", "fanout", "fanout", "fanout", "fanout", "idle"]
+                    + Array(repeating: "pubsub", count: 12) + ["replay", "replay"], "\(results)")
+        #expect(results.filter { $0.contains("\"client\":\"relay-c\"") }.count == 10, "\(results)")
         for line in results { #expect(line.contains("\"ok\":true"), "\(line)") }
-        #expect(out.contains { $0.hasPrefix("targets (relay fsync):") })
-        #expect(out.contains { $0.hasPrefix("targets (relay async):") })
+        for header in ["targets (relay fsync, swift client):", "targets (relay async, swift client):",
+                       "targets (relay fsync, c client):", "targets (relay async, c client):"] {
+            #expect(out.contains { $0.hasPrefix(header) }, "no '\(header)' in \(out)")
+        }
     }
 
     static func relayResults(in work: URL) -> URL? {

@@ -1,0 +1,137 @@
+import Foundation
+import RelayBench
+import RelayTestSupport
+import Testing
+
+/// scripts/relay_bench.c, the C + OpenSSL load generator written from
+/// Protocol/relay-v1.md alone: it compiles, talks to a real relayd (the
+/// bench's own, as `relayctl bench serve` starts it) over mTLS 1.3, and its
+/// delivery checker both passes a correct run and fails a faulty one.
+@Suite("C load generator (scripts/relay_bench.c)", .serialized)
+struct CLoadGeneratorTests {
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    /// One JSON line of the generator: the same fields as relayctl bench's.
+    typealias Line = BenchSmokeTests.Line
+
+    /// Compiles the generator with cc into `directory`; a missing compiler or
+    /// OpenSSL headers fail the test (make test installs them), never skip it.
+    static func compile(into directory: TemporaryDirectory) async throws -> String {
+        let source = repository.appendingPathComponent("scripts/relay_bench.c").path
+        let binary = directory.file("relay_bench")
+        let child = try ChildProcess("/bin/sh", ["-c", "cc -O2 -Wall -Werror -o '\(binary)' '\(source)' -lssl -lcrypto -lpthread"])
+        child.closeStdin()
+        guard let status = await child.waitForExit(timeout: 120) else {
+            child.signal(SIGKILL)
+            throw HarnessError.timeout("cc did not finish within 120 s:\n\(child.transcript)")
+        }
+        try #require(status == 0, """
+            cannot compile \(source) with cc (exit \(status)); it needs gcc, libc6-dev and libssl-dev, \
+            which `make test` installs (APT_PACKAGES in the Makefile):
+            \(child.transcript)
+            """)
+        return binary
+    }
+
+    /// Runs the generator against `broker` and returns its exit status and its one JSON line.
+    static func run(_ binary: String, _ arguments: [String], broker: BenchBroker) async throws -> (status: Int32, line: Line, stderr: [String]) {
+        let common = ["--port", "\(broker.port)", "--ca", broker.caPath, "--cert", broker.certificatePath,
+                      "--key", broker.keyPath, "--broker-pid", "\(broker.pid)", "--durability", "fsync", "--timeout", "30"]
+        let child = try ChildProcess(binary, arguments + common)
+        child.closeStdin()
+        guard let status = await child.waitForExit(timeout: 60) else {
+            child.signal(SIGKILL)
+            throw HarnessError.timeout("relay_bench did not finish within 60 s:\n\(child.transcript)")
+        }
+        let jsonLines = child.stdoutLines.filter { $0.hasPrefix("{") }
+        try #require(jsonLines.count == 1, "expected one JSON line:\n\(child.transcript)")
+        let object = try JSONSerialization.jsonObject(with: Data(jsonLines[0].utf8)) as? [String: Any]
+        let fields = try #require(object, "not a JSON object: \(jsonLines[0])")
+        return (status, Line(fields: fields), child.stderrLines)
+    }
+
+    static func withBroker<T>(_ body: (String, BenchBroker) async throws -> T) async throws -> T {
+        let directory = try TemporaryDirectory(prefix: "c-load-generator")
+        defer { directory.remove() }
+        let binary = try await compile(into: directory)
+        let broker = try BenchBroker.start(relaydPath: try ProductLocator.executable("relayd"), parent: directory.url,
+                                           durability: "fsync", maxInFlight: 4096)
+        defer { broker.stop() }
+        return try await body(binary, broker)
+    }
+
+    @Test("1:1 and replay: every message published, acknowledged and delivered exactly once, in order")
+    func pubsubAndReplay() async throws {
+        try await Self.withBroker { binary, broker in
+            let pubsub = try await Self.run(binary, ["pubsub", "--count", "2000", "--size", "128", "--window", "100"], broker: broker)
+            #expect(pubsub.status == 0, "\(pubsub.stderr)")
+            let line = pubsub.line
+            #expect(line.string("scenario") == "pubsub")
+            #expect(line.string("client") == "relay-c")
+            #expect(line.string("tls") == "TLSv1.3")
+            #expect(line.bool("ok") == true, "\(line.fields)")
+            #expect(line.int("published") == 2000)
+            #expect(line.int("acked") == 2000)
+            #expect(line.int("expected_deliveries") == 2000)
+            #expect(line.int("delivered") == 2000)
+            #expect(line.int("lost") == 0)
+            #expect(line.int("duplicated") == 0)
+            #expect(line.int("out_of_order") == 0)
+            #expect(line.int("corrupt") == 0)
+            #expect((line.double("published_msgs_per_sec") ?? 0) > 0)
+            #expect((line.double("publish_ack_p99_us") ?? 0) >= (line.double("publish_ack_p50_us") ?? .infinity))
+            #expect((line.double("e2e_p50_us") ?? 0) > 0)
+            // The broker's CPU is read from /proc/<pid>/stat of the pid given; it did work.
+            #expect((line.double("broker_cpu_s") ?? -1) >= 0)
+            #expect(line.double("client_cpu_s") != nil)
+
+            let replay = try await Self.run(binary, ["replay", "--count", "2000", "--size", "128", "--window", "500"], broker: broker)
+            #expect(replay.status == 0, "\(replay.stderr)")
+            #expect(replay.line.string("scenario") == "replay")
+            #expect(replay.line.bool("ok") == true, "\(replay.line.fields)")
+            #expect(replay.line.int("acked") == 2000)
+            #expect(replay.line.int("delivered") == 2000)
+            #expect(replay.line.int("lost") == 0)
+            #expect(replay.line.int("duplicated") == 0)
+            #expect((replay.line.double("delivered_msgs_per_sec") ?? 0) > 0)
+        }
+    }
+
+    @Test("fanout, the open loop and connect report correct runs")
+    func fanoutRateConnect() async throws {
+        try await Self.withBroker { binary, broker in
+            let fanout = try await Self.run(binary, ["fanout", "--subscribers", "3", "--count", "500"], broker: broker)
+            #expect(fanout.status == 0, "\(fanout.stderr)")
+            #expect(fanout.line.bool("ok") == true, "\(fanout.line.fields)")
+            #expect(fanout.line.int("expected_deliveries") == 1500)
+            #expect(fanout.line.int("delivered") == 1500)
+            let paced = try await Self.run(binary, ["pubsub", "--count", "300", "--rate", "2000"], broker: broker)
+            #expect(paced.status == 0, "\(paced.stderr)")
+            #expect(paced.line.bool("ok") == true, "\(paced.line.fields)")
+            #expect(paced.line.double("offered_msgs_per_sec") == 2000)
+            // 300 messages at 2,000/s take at least 149.5 ms (the last is due at 299/2000 s).
+            #expect((paced.line.double("elapsed_s") ?? 0) >= 0.149, "\(paced.line.fields)")
+            let connect = try await Self.run(binary, ["connect", "--count", "20", "--concurrency", "4"], broker: broker)
+            #expect(connect.status == 0, "\(connect.stderr)")
+            #expect(connect.line.bool("ok") == true, "\(connect.line.fields)")
+            #expect(connect.line.int("count") == 20)
+            #expect((connect.line.double("handshakes_per_sec") ?? 0) > 0)
+        }
+    }
+
+    @Test("the checker fails the run when a delivery is missing or duplicated (--fault)")
+    func checkerCanFail() async throws {
+        try await Self.withBroker { binary, broker in
+            // Each fault must surface as exactly its own count, fail the run and exit 1.
+            for (fault, lost, duplicated) in [("missing", 1, 0), ("duplicate", 0, 1)] {
+                let run = try await Self.run(binary, ["pubsub", "--count", "500", "--fault", fault], broker: broker)
+                #expect(run.status == 1, "--fault \(fault): \(run.stderr)")
+                #expect(run.line.bool("ok") == false, "--fault \(fault)")
+                #expect(run.line.int("lost") == lost, "--fault \(fault): \(run.line.fields)")
+                #expect(run.line.int("duplicated") == duplicated, "--fault \(fault): \(run.line.fields)")
+            }
+        }
+    }
+}
