@@ -24,6 +24,7 @@ extension BrokerConfiguration {
         store.maxMapSize = Int(storage.maxSize)
         store.initialMapSize = Int(min(storage.maxSize, 64 << 20))
         store.dedup.maxAge = .nanoseconds(storage.dedupWindowNanos)
+        store.pageCacheTail = storage.pageCacheTail
         store.retention = retention.compactMap { rule in
             // Filters were validated by the parser.
             guard let filter = try? TopicFilter(rule.filter) else { return nil }

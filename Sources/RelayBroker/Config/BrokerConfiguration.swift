@@ -38,6 +38,9 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var syncIntervalNanos: Int64 = 100_000_000
         /// How long a producer key is remembered for deduplication (announced in WELCOME).
         public var dedupWindowNanos: Int64 = 120_000_000_000
+        /// `page_cache_tail`: flushed data further than this behind the log's
+        /// end leaves the page cache (StoreConfiguration.pageCacheTail); nil keeps it.
+        public var pageCacheTail: Int?
         /// Which message log relayd runs on (JetStreamConfiguration.swift).
         public var backend = StorageBackend.lmdb
         public var jetstream: JetStream?

@@ -164,6 +164,12 @@ struct ConfigParser {
             }
             s.dedupWindowNanos = ns
         }
+        if let tail = try t.size("page_cache_tail") {
+            guard tail >= 1 << 20 else {
+                throw t.error("page_cache_tail", "must be at least 1MiB (omit it to keep every written page cached)")
+            }
+            s.pageCacheTail = Int(tail)
+        }
         try parseStorageBackend(&t, into: &s)
     }
 
