@@ -49,15 +49,7 @@ struct BenchTargetOptions: ParsableArguments {
                                              durability: durability ?? "unknown"))
         } else {
             let mode = durability ?? "fsync"
-            let broker: BenchBroker
-            do {
-                broker = try BenchBroker.start(relaydPath: relayd ?? Self.siblingRelayd(),
-                                               parent: URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()),
-                                               durability: mode, maxInFlight: 4096)
-            } catch {
-                printError("relayctl: cannot start a broker for the bench: \(error)")
-                throw RelayExit.unavailable.exitCode
-            }
+            let broker = try Self.startOwnBroker(relayd: relayd, workDir: workDir, durability: mode)
             let configuration = RelayClientConfiguration(host: "127.0.0.1", port: broker.port,
                                                          certificatePath: broker.certificatePath,
                                                          privateKeyPath: broker.keyPath, caPath: broker.caPath)
@@ -84,6 +76,20 @@ struct BenchTargetOptions: ParsableArguments {
     }
 
     /// relayd in the same folder as this relayctl.
+    /// The relayd every bench scenario without --server starts, and `bench
+    /// serve` too, so the C load generator meets the very same broker
+    /// (max_in_flight 4096, the bench PKI, config and ACL).
+    static func startOwnBroker(relayd: String?, workDir: String?, durability: String) throws -> BenchBroker {
+        do {
+            return try BenchBroker.start(relaydPath: relayd ?? siblingRelayd(),
+                                         parent: URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()),
+                                         durability: durability, maxInFlight: 4096)
+        } catch {
+            printError("relayctl: cannot start a broker for the bench: \(error)")
+            throw RelayExit.unavailable.exitCode
+        }
+    }
+
     static func siblingRelayd() -> String {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments.first ?? "relayctl"

@@ -32,16 +32,7 @@ extension Bench {
 
         func run() async throws {
             ProcessStats.raiseFileLimit()
-            let broker: BenchBroker
-            do {
-                // maxInFlight 4096: the value BenchTargetOptions.run gives every other scenario.
-                broker = try BenchBroker.start(relaydPath: relayd ?? BenchTargetOptions.siblingRelayd(),
-                                               parent: URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()),
-                                               durability: durability, maxInFlight: 4096)
-            } catch {
-                printError("relayctl: cannot start a broker for the bench: \(error)")
-                throw RelayExit.unavailable.exitCode
-            }
+            let broker = try BenchTargetOptions.startOwnBroker(relayd: relayd, workDir: workDir, durability: durability)
             // stopOnSignals stops relayd, removes the folder and exits on SIGTERM/SIGINT.
             let sources = broker.stopOnSignals()
             let fields: [String: Any] = [
