@@ -71,7 +71,14 @@ enum RecordCodec {
         w.uint16(UInt16(truncatingIfNeeded: principal.utf8.count))
         principal.withUTF8 { w.bytes(UnsafeRawBufferPointer($0)) }
         w.byte(UInt8(CertificateFingerprint.byteCount))
-        message.publisher.fingerprint.withUnsafeBytes { w.bytes($0) }
+        // The four big-endian words are the 32 bytes in wire order; written
+        // directly, not through the fingerprint's generic byte view (a call
+        // into RelayCore that was a third of this function's instructions).
+        let fingerprint = message.publisher.fingerprint
+        w.uint64(fingerprint.w0)
+        w.uint64(fingerprint.w1)
+        w.uint64(fingerprint.w2)
+        w.uint64(fingerprint.w3)
         w.uint16(UInt16(truncatingIfNeeded: message.headers.count))
         // `headerSectionSize` checked the block's structure; copy each field,
         // widening its value length.

@@ -89,17 +89,52 @@ struct Schema: Sendable {
     /// 56-byte keys in two tables cost about 8 % of 1:1 fsync throughput
     /// (docs/performance.md).
     static let dedupKeySize = 28
+}
 
-    /// The 28-byte dedup key of `key`, published by publisher `number`.
-    static func dedupKey(publisher number: UInt32, _ key: ProducerKey) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: dedupKeySize)
-        // Word by word, no intermediate array: this runs twice per deduplicated publish.
-        out.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: number.bigEndian, toByteOffset: 0, as: UInt32.self)
-            raw.storeBytes(of: key.sessionHigh.bigEndian, toByteOffset: 4, as: UInt64.self)
-            raw.storeBytes(of: key.sessionLow.bigEndian, toByteOffset: 12, as: UInt64.self)
-            raw.storeBytes(of: key.publishID.bigEndian, toByteOffset: 20, as: UInt64.self)
+/// One deduplicated publish's `dedup` key (publisher number ‖ session id ‖
+/// publish id, ``Schema/dedupKeySize`` bytes, all big-endian) and, after it,
+/// the commit timestamp: the `dedup_order` value. Built on the stack: the
+/// writer needs the key twice and the value once per deduplicated publish,
+/// which were three heap arrays per message (docs/performance.md, "Store
+/// writer CPU (wave 8)"). Ordered as LMDB orders the keys (big-endian, so
+/// numeric order is byte order).
+struct DedupEntry: Comparable {
+    let publisher: UInt32
+    let sessionHigh: UInt64
+    let sessionLow: UInt64
+    let publishID: UInt64
+
+    init(publisher number: UInt32, _ key: ProducerKey) {
+        (publisher, sessionHigh, sessionLow, publishID) = (number, key.sessionHigh, key.sessionLow, key.publishID)
+    }
+
+    /// Parses a stored key; nil unless it is exactly ``Schema/dedupKeySize`` bytes.
+    init?(key: UnsafeRawBufferPointer) {
+        guard key.count == Schema.dedupKeySize else { return nil }
+        publisher = UInt32(bigEndian: key.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+        (sessionHigh, sessionLow, publishID) = (key.readUInt64BE(at: 4), key.readUInt64BE(at: 12), key.readUInt64BE(at: 20))
+    }
+
+    static func < (a: DedupEntry, b: DedupEntry) -> Bool {
+        (a.publisher, a.sessionHigh, a.sessionLow, a.publishID) < (b.publisher, b.sessionHigh, b.sessionLow, b.publishID)
+    }
+
+    /// `body` gets the key, then, with `timestamp`, the `dedup_order` value (key ‖ u64 timestamp).
+    /// Both point into this call's stack frame and are valid only inside `body`.
+    @inline(__always)
+    func withBytes<R>(timestamp: UInt64,
+                      _ body: (_ key: UnsafeRawBufferPointer, _ orderValue: UnsafeRawBufferPointer) throws(StoreError) -> R)
+    throws(StoreError) -> R {
+        var words: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes for 36
+        return try withUnsafeMutableBytes(of: &words) { (raw) throws(StoreError) -> R in
+            raw.storeBytes(of: publisher.bigEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: sessionHigh.bigEndian, toByteOffset: 4, as: UInt64.self)
+            raw.storeBytes(of: sessionLow.bigEndian, toByteOffset: 12, as: UInt64.self)
+            raw.storeBytes(of: publishID.bigEndian, toByteOffset: 20, as: UInt64.self)
+            raw.storeBytes(of: timestamp.bigEndian, toByteOffset: Schema.dedupKeySize, as: UInt64.self)
+            let bytes = UnsafeRawBufferPointer(raw)
+            return try body(UnsafeRawBufferPointer(rebasing: bytes[..<Schema.dedupKeySize]),
+                            UnsafeRawBufferPointer(rebasing: bytes[..<(Schema.dedupKeySize + 8)]))
         }
-        return out
     }
 }

@@ -21,6 +21,8 @@ struct Appender {
     private var publisherNumbers = PublisherNumbers()
     /// The current run of one topic's messages in `write`, not yet in `statDeltas`.
     private var topicRun: (topic: String, count: UInt64, bytes: UInt64)?
+    /// The largest dedup key stored, in the current transaction (skips most lookups).
+    private var dedupCeiling = DedupCeiling()
 
     private mutating func flushTopicRun() {
         guard let run = topicRun else { return }
@@ -68,6 +70,10 @@ struct Appender {
         statDeltas.removeAll(keepingCapacity: true)
         topicRun = nil
         publisherNumbers.begin()
+        dedupCeiling.reset()
+        // Once per commit: a copy of the schema (nine database names) per
+        // message was about 400 instructions of retains and releases.
+        let schema = self.schema
         var results: [[Result<AppendReceipt, StoreError>]] = []
         results.reserveCapacity(jobs.count)
         // One cursor per appended database for the whole commit (see `Cursor.put`).
@@ -78,32 +84,12 @@ struct Appender {
         for messages in jobs {
             var jobResults: [Result<AppendReceipt, StoreError>] = []
             jobResults.reserveCapacity(messages.count)
-            for message in messages {
-                if let producerKey = message.producerKey,
-                   let original = try existingSequence(for: producerKey, in: txn) {
-                    jobResults.append(.success(AppendReceipt(sequence: original.sequence,
-                                                             timestamp: original.timestamp, duplicate: true)))
-                    continue
-                }
-                let size: Int
-                do throws(StoreError) {
-                    size = try RecordCodec.size(of: message)
-                } catch {
-                    jobResults.append(.failure(error))
-                    continue
-                }
-                try store(message, size: size, sequence: sequence, timestamp: timestamp, in: txn,
-                          log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
-                // Consecutive messages of one topic are summed before the
-                // dictionary sees them: one String hash per run, not two per message.
-                if let run = topicRun, run.topic == message.topic.value {
-                    topicRun = (run.topic, run.count + 1, run.bytes + UInt64(size))
-                } else {
-                    flushTopicRun()
-                    topicRun = (message.topic.value, 1, UInt64(size))
-                }
-                jobResults.append(.success(AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false)))
-                sequence += 1
+            // By index, so each message is read in place rather than copied out of the array.
+            for index in messages.indices {
+                let result = try append(messages[index], sequence: sequence, timestamp: timestamp, schema: schema,
+                                        in: txn, log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
+                if case .success(let receipt) = result, !receipt.duplicate { sequence += 1 }
+                jobResults.append(result)
             }
             results.append(jobResults)
         }
@@ -119,57 +105,85 @@ struct Appender {
         return Outcome(results: results, nextSequence: sequence, storedAny: true)
     }
 
-    private mutating func store(_ message: NewMessage, size: Int,
-                                sequence: UInt64, timestamp: UInt64, in txn: borrowing WriteTransaction,
+    /// One message of `write`: the original receipt of a retried publish, a
+    /// failure of this message alone, or the message stored at `sequence`.
+    private mutating func append(_ message: borrowing NewMessage, sequence: UInt64, timestamp: UInt64,
+                                 schema: borrowing Schema, in txn: borrowing WriteTransaction,
+                                 log: borrowing Cursor, topics: borrowing Cursor,
+                                 dedup: borrowing Cursor, dedupOrder: borrowing Cursor)
+    throws(StoreError) -> Result<AppendReceipt, StoreError> {
+        var entry: DedupEntry?
+        if let producerKey = message.producerKey {
+            // A publisher without a number has never stored a deduplicated publish.
+            if let number = try publisherNumbers.number(for: producerKey.publisher, allocate: false, schema: schema, in: txn) {
+                let found = DedupEntry(publisher: number, producerKey)
+                if try dedupCeiling.mayHold(found, dedup: dedup),
+                   let original = try existingSequence(found, schema: schema, in: txn) {
+                    return .success(AppendReceipt(sequence: original.sequence, timestamp: original.timestamp, duplicate: true))
+                }
+                entry = found
+            }
+        }
+        let size: Int
+        do throws(StoreError) {
+            size = try RecordCodec.size(of: message)
+        } catch {
+            return .failure(error)
+        }
+        if let producerKey = message.producerKey, entry == nil,
+           let number = try publisherNumbers.number(for: producerKey.publisher, allocate: true, schema: schema, in: txn) {
+            entry = DedupEntry(publisher: number, producerKey)
+        }
+        try store(message, size: size, dedupEntry: entry, sequence: sequence, timestamp: timestamp,
+                  log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
+        // Consecutive messages of one topic are summed before the
+        // dictionary sees them: one String hash per run, not two per message.
+        if let run = topicRun, run.topic == message.topic.value {
+            topicRun = (run.topic, run.count + 1, run.bytes + UInt64(size))
+        } else {
+            flushTopicRun()
+            topicRun = (message.topic.value, 1, UInt64(size))
+        }
+        return .success(AppendReceipt(sequence: sequence, timestamp: timestamp, duplicate: false))
+    }
+
+    private mutating func store(_ message: borrowing NewMessage, size: Int, dedupEntry: DedupEntry?,
+                                sequence: UInt64, timestamp: UInt64,
                                 log: borrowing Cursor, topics: borrowing Cursor,
                                 dedup: borrowing Cursor, dedupOrder: borrowing Cursor) throws(StoreError) {
-        let schema = self.schema
         try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) in
             // Sequences only grow, so APPEND skips the B-tree search; the record
             // is encoded straight into the page LMDB reserved for it.
             try log.putReserved(key: seqKey, size: size, flags: .append) { out in
                 RecordCodec.encode(message, timestamp: timestamp, into: out)
             }
-            let topic = message.topic.value
-            let inserted = try topic.withUTF8Bytes { (topicBytes) throws(StoreError) -> Bool in
+            let inserted = try message.topic.value.withUTF8Bytes { (topicBytes) throws(StoreError) -> Bool in
                 try topics.put(key: topicBytes, value: seqKey, flags: .appendDuplicate)
             }
             guard inserted else {
                 throw .corrupted(operation: "topic index append", detail: "sequence \(sequence) is not above the indexed ones for \(message.topic)")
             }
-            if let producerKey = message.producerKey,
-               let number = try publisherNumbers.number(for: producerKey.publisher, allocate: true, schema: schema, in: txn) {
-                let dedupKey = Schema.dedupKey(publisher: number, producerKey)
-                try dedupKey.withBytes { (key) throws(StoreError) in
-                    // One producer session's keys grow with its publish ids, so
-                    // APPEND usually works and fills pages instead of splitting
-                    // them in half (LMDB splits mid-page otherwise: twice the
-                    // pages written per commit). A key below the newest one (an
-                    // older session interleaving) falls back to a normal insert.
-                    if try !dedup.put(key: key, value: seqKey, flags: .append) {
-                        try dedup.put(key: key, value: seqKey)
-                    }
-                    // dedup_order value: the dedup key then the timestamp, for age pruning.
-                    var orderValue = dedupKey
-                    withUnsafeBytes(of: timestamp.bigEndian) { orderValue.append(contentsOf: $0) }
-                    try orderValue.withBytes { (value) throws(StoreError) in
-                        try dedupOrder.put(key: seqKey, value: value, flags: .append)
-                    }
+            guard let dedupEntry else { return }
+            try dedupEntry.withBytes(timestamp: timestamp) { (key, orderValue) throws(StoreError) in
+                // One producer session's keys grow with its publish ids, so
+                // APPEND usually works and fills pages instead of splitting
+                // them in half (LMDB splits mid-page otherwise: twice the
+                // pages written per commit). A key below the newest one (an
+                // older session interleaving) falls back to a normal insert.
+                if try !dedup.put(key: key, value: seqKey, flags: .append) {
+                    try dedup.put(key: key, value: seqKey)
                 }
+                // dedup_order value: the dedup key then the timestamp, for age pruning.
+                try dedupOrder.put(key: seqKey, value: orderValue, flags: .append)
             }
+            dedupCeiling.stored(dedupEntry)
         }
     }
 
-    /// The original sequence and timestamp of an earlier publish with this key.
-    private mutating func existingSequence(for producerKey: ProducerKey,
-                                           in txn: borrowing WriteTransaction) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? {
-        let schema = self.schema
-        // A publisher without a number has never stored a deduplicated publish.
-        guard let number = try publisherNumbers.number(for: producerKey.publisher, allocate: false, schema: schema, in: txn) else {
-            return nil
-        }
-        let key = Schema.dedupKey(publisher: number, producerKey)
-        return try key.withBytes { (key) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? in
+    /// The original sequence and timestamp of an earlier publish with this dedup key.
+    private func existingSequence(_ entry: DedupEntry, schema: borrowing Schema,
+                                  in txn: borrowing WriteTransaction) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? {
+        try entry.withBytes(timestamp: 0) { (key, _) throws(StoreError) -> (sequence: UInt64, timestamp: UInt64)? in
             guard let sequence = try txn.get(schema.dedup, key: key, { value in
                 value.count == 8 ? value.readUInt64BE(at: 0) : nil
             }) ?? nil else { return nil }
