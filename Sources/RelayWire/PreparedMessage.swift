@@ -18,12 +18,9 @@ public struct PreparedMessage: Sendable, Hashable {
                 allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(WireError) {
         var tail = allocator.buffer(capacity: 16 + 2 + topic.utf8.count + 2 + publisherPrincipal.utf8.count
             + CertificateFingerprint.byteCount + headers.wireSize + payload.readableBytes)
-        tail.writeMultipleIntegers(sequence, timestamp)
-        try tail.writeStr16(topic, "MSG topic")
-        try tail.writeStr16(publisherPrincipal, "MSG publisher principal")
-        publisherFingerprint.write(into: &tail)
-        headers.write(into: &tail)
-        tail.writeImmutableBuffer(payload)
+        try tail.writeMessageTail(sequence: sequence, timestamp: timestamp, topic: topic,
+                                  publisherPrincipal: publisherPrincipal, publisherFingerprint: publisherFingerprint,
+                                  headers: headers, payload: payload)
         self.tail = tail
     }
 

@@ -84,9 +84,8 @@ struct Appender {
         for messages in jobs {
             var jobResults: [Result<AppendReceipt, StoreError>] = []
             jobResults.reserveCapacity(messages.count)
-            // By index, so each message is read in place rather than copied out of the array.
-            for index in messages.indices {
-                let result = try append(messages[index], sequence: sequence, timestamp: timestamp, schema: schema,
+            for message in messages {
+                let result = try append(message, sequence: sequence, timestamp: timestamp, schema: schema,
                                         in: txn, log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
                 if case .success(let receipt) = result, !receipt.duplicate { sequence += 1 }
                 jobResults.append(result)
