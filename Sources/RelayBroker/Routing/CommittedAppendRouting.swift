@@ -3,25 +3,20 @@ import RelayStore
 import RelayWire
 
 extension Router {
-    /// Routes the messages one append committed: encodes each newly stored
-    /// message once as a MSG tail, counts it, and fans the batch out. The
-    /// single writer calls this in commit order. A small batch while the
-    /// router's queue is idle is routed right here on the writer's thread:
-    /// at low load that saves one thread wake-up per commit (the queue's),
-    /// one of the hand-offs docs/performance.md "Low-load tail (wave 8)"
-    /// counts. A large batch, or one behind queued work, goes through the
-    /// FIFO queue, so ``publish(_:)`` still sees commit order either way
-    /// (``runInlineOrEnqueue(inline:_:)``).
+    /// Routes the messages one append committed: on the router's serial
+    /// queue (not the store's writer thread, not a session's loop), encodes
+    /// each newly stored message once as a MSG tail, counts it, and fans the
+    /// batch out. The single writer calls this in commit order, and the queue
+    /// is FIFO, so ``publish(_:)`` still sees commit order.
     func routeCommitted(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
                         metrics: BrokerMetrics) {
-        runInlineOrEnqueue(inline: messages.count <= Self.inlineRoutingLimit) {
+        enqueue {
             self.publish(Self.routedMessages(messages, results, metrics: metrics))
         }
     }
 
     /// Encodes the newly committed messages of one append (duplicates and
-    /// failures are skipped) and counts them. Runs on the router's queue or,
-    /// for a small batch, on the writer's thread.
+    /// failures are skipped) and counts them. Runs on the router's queue.
     static func routedMessages(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
                                metrics: BrokerMetrics) -> [RoutedMessage] {
         var routed: [RoutedMessage] = []

@@ -3,9 +3,7 @@ import NIOConcurrencyHelpers
 import RelayCore
 
 /// Something that receives routed messages: a session. Called from the
-/// router's serial queue, or for a small commit from the store's writer
-/// thread (``Router/routeCommitted(_:_:metrics:)``); implementations only
-/// hop to their own event loop.
+/// router's serial queue; implementations hop to their own event loop.
 public protocol DeliverySink: AnyObject, Sendable {
     func deliver(_ batch: [RoutedDelivery])
 }
@@ -19,9 +17,7 @@ public struct RoutedDelivery: Sendable {
 /// Fans committed messages out to the subscriptions whose filters match.
 ///
 /// ``publish(_:)`` is called once per committed batch, in commit order,
-/// from the router's serial queue (see ``enqueue(_:)``) or, for a small
-/// batch while that queue is idle, from the committing thread
-/// (``runInlineOrEnqueue(inline:_:)``). Subscribing
+/// from the router's serial queue (see ``enqueue(_:)``). Subscribing
 /// returns the *watermark*: the highest sequence fanned out before the
 /// subscription joined, so the
 /// subscriber knows that everything above it arrives live and everything up
@@ -58,18 +54,6 @@ public final class Router: Sendable {
         state = NIOLockedValueBox(State(watermark: watermark))
     }
 
-    /// The longest committed batch ``routeCommitted(_:_:metrics:)`` routes
-    /// on the committing thread (the store's writer) instead of the queue.
-    /// A low-load commit holds a few messages (1-10 at 10,000 msg/s), whose
-    /// encoding and matching cost less than the queue's wake-up; a
-    /// full-load commit holds hundreds, whose encoding belongs off the
-    /// writer so the next commit is not held up.
-    static let inlineRoutingLimit = 64
-    /// Work items enqueued and not yet finished (0: the queue is idle, so
-    /// routing on the caller's thread overtakes nothing).
-    private let pending = NIOLockedValueBox(0)
-    var queuedWork: Int { pending.withLockedValue { $0 } }
-
     public var watermark: UInt64 { state.withLockedValue { $0.watermark } }
     public var subscriptionCount: Int { state.withLockedValue { $0.trie.count } }
 
@@ -104,27 +88,7 @@ public final class Router: Sendable {
     /// before it. The store's writer uses it to hand over each committed
     /// batch; the work calls ``publish(_:)``.
     public func enqueue(_ work: @escaping @Sendable () -> Void) {
-        pending.withLockedValue { $0 += 1 }
-        queue.async { [pending] in
-            work()
-            // Counted done only after the work returned: a caller that then
-            // sees 0 and routes on its own thread comes after this work.
-            pending.withLockedValue { $0 -= 1 }
-        }
-    }
-
-    /// Runs `work` now, on the caller's thread, when nothing waits on the
-    /// queue and `inline` is true; else enqueues it. For a single producer
-    /// (the store's writer, which calls this in commit order): work it ran
-    /// inline came after everything it enqueued before (the queue was idle),
-    /// and before everything it enqueues after (same thread), so
-    /// ``publish(_:)`` still sees commit order.
-    func runInlineOrEnqueue(inline: Bool, _ work: @escaping @Sendable () -> Void) {
-        if inline && pending.withLockedValue({ $0 == 0 }) {
-            work()
-        } else {
-            enqueue(work)
-        }
+        queue.async(execute: work)
     }
 
     /// Routes one committed batch (ascending sequences). One lock and one

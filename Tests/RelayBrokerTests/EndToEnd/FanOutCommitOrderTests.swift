@@ -1,9 +1,10 @@
 import RelayTestSupport
 import Testing
 
-/// Live fan-out keeps commit order when small commits are routed on the
-/// store's writer thread and large ones on the router's queue
-/// (Router.routeCommitted, docs/performance.md "Low-load tail (wave 8)").
+/// Live fan-out keeps commit order with small and large commits mixed, from
+/// two publishers at once: a guard for any change to how committed batches
+/// reach the subscribers' loops (docs/performance.md "Low-load tail (wave 8)"
+/// tried routing small commits on the store's writer thread; reverted).
 @Suite("relayd end to end: fan-out in commit order", .serialized)
 struct FanOutCommitOrderTests {
     @Test("three live subscribers see every message of two publishers once, in one ascending order, small and large commits mixed")
@@ -22,9 +23,8 @@ struct FanOutCommitOrderTests {
             let burst = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await burst.hello()
             // One publisher sends one message at a time (commits of one or two
-            // messages: the writer-thread path), the other bursts of 300 (commits
-            // over the inline limit: the queue path), at the same time, so the
-            // two paths alternate while earlier batches may still be queued.
+            // messages), the other bursts of 300 (commits of many), at the same
+            // time, so small and large batches interleave on the way to the router.
             @Sendable func sendSingles() async throws -> [UInt64] {
                 var sequences: [UInt64] = []
                 for i in 0..<60 { sequences += try await single.publish("fan.a", count: 1, firstID: UInt64(i + 1)).map(\.sequence) }
