@@ -156,10 +156,15 @@ final class PublishDriver: @unchecked Sendable {
     /// `nanosleep` may add to every sleep): at 10,000 msg/s that is half an
     /// interval, and a late wake-up sends two messages together. Latency
     /// still counts from each message's due time; this only keeps the
-    /// client's own lateness out of it. Best effort: without
-    /// /proc/thread-self (not Linux) the default slack stays.
+    /// client's own lateness out of it. The slack is per thread and only
+    /// /proc/<tid>/timerslack_ns sets it (/proc/thread-self has no such
+    /// file). Best effort: where that fails the default slack stays.
     static func wakeOnTime() {
-        let fd = open("/proc/thread-self/timerslack_ns", O_WRONLY)
+        // /proc/thread-self links to "<pid>/task/<tid>": the last part names this thread.
+        var link = [CChar](repeating: 0, count: 64)
+        let length = readlink("/proc/thread-self", &link, 63)
+        guard length > 0, let tid = String(cString: link).split(separator: "/").last else { return }
+        let fd = open("/proc/\(tid)/timerslack_ns", O_WRONLY)
         guard fd >= 0 else { return }
         defer { close(fd) }
         _ = "1".withCString { write(fd, $0, 1) }
