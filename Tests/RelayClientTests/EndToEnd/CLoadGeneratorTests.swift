@@ -36,10 +36,11 @@ struct CLoadGeneratorTests {
     }
 
     /// Runs the generator against `broker` and returns its exit status and its one JSON line.
-    static func run(_ binary: String, _ arguments: [String], broker: BenchBroker) async throws -> (status: Int32, line: Line, stderr: [String]) {
+    static func run(_ binary: String, _ arguments: [String], broker: BenchBroker,
+                    environment: [String: String] = [:]) async throws -> (status: Int32, line: Line, stderr: [String]) {
         let common = ["--port", "\(broker.port)", "--ca", broker.caPath, "--cert", broker.certificatePath,
                       "--key", broker.keyPath, "--broker-pid", "\(broker.pid)", "--durability", "fsync", "--timeout", "30"]
-        let child = try ChildProcess(binary, arguments + common)
+        let child = try ChildProcess(binary, arguments + common, environment: environment.isEmpty ? nil : environment)
         child.closeStdin()
         guard let status = await child.waitForExit(timeout: 60) else {
             child.signal(SIGKILL)
@@ -52,12 +53,12 @@ struct CLoadGeneratorTests {
         return (status, Line(fields: fields), child.stderrLines)
     }
 
-    static func withBroker<T>(_ body: (String, BenchBroker) async throws -> T) async throws -> T {
+    static func withBroker<T>(durability: String = "fsync", _ body: (String, BenchBroker) async throws -> T) async throws -> T {
         let directory = try TemporaryDirectory(prefix: "c-load-generator")
         defer { directory.remove() }
         let binary = try await compile(into: directory)
         let broker = try BenchBroker.start(relaydPath: try ProductLocator.executable("relayd"), parent: directory.url,
-                                           durability: "fsync", maxInFlight: 4096)
+                                           durability: durability, maxInFlight: 4096)
         defer { broker.stop() }
         return try await body(binary, broker)
     }
@@ -120,6 +121,60 @@ struct CLoadGeneratorTests {
             #expect((connect.line.double("handshakes_per_sec") ?? 0) > 0)
         }
     }
+
+    /// The open loop's wait for the next due time read the clock twice
+    /// (`next_due > now_ns() ? next_due - now_ns() : 0`): when the due time
+    /// fell between the two reads the difference wrapped around to ~2^64 ns,
+    /// and the publisher slept until the next PUBACK arrived, or, with
+    /// nothing in flight, until the run's deadline (3 of 3 runs hung so at
+    /// 5,000 msg/s against a release relayd in async mode; in fsync mode it
+    /// held PUBs back until the next PUBACK, which the latency, counted from
+    /// the due time, charged to the broker). The window between two reads is
+    /// tens of nanoseconds, so the test widens it: an LD_PRELOAD shim moves
+    /// CLOCK_MONOTONIC on by 50 µs at every reading (`clockStepShim`), which
+    /// makes a due time between two reads likely in every paced wait.
+    @Test("the open loop never sleeps past a due time that passed between two clock readings")
+    func openLoopNeverOversleeps() async throws {
+        try await Self.withBroker(durability: "async") { binary, broker in
+            let directory = try TemporaryDirectory(prefix: "clock-step")
+            defer { directory.remove() }
+            let source = directory.file("clock_step.c")
+            try Self.clockStepShim.write(toFile: source, atomically: true, encoding: .utf8)
+            let shim = directory.file("clock_step.so")
+            let cc = try ChildProcess("/bin/sh", ["-c", "cc -O2 -Wall -Werror -shared -fPIC -o '\(shim)' '\(source)' -ldl"])
+            cc.closeStdin()
+            let built = await cc.waitForExit(timeout: 60)
+            try #require(built == 0, "cannot build the clock shim:\n\(cc.transcript)")
+            // 2,000 messages at 1,000/s: about 1 s paced right (the shim's steps make time run a
+            // little faster); stuck, the run lasts until its --timeout of 30 s and reports ok false.
+            let paced = try await Self.run(binary, ["pubsub", "--count", "2000", "--rate", "1000", "--warmup", "0"], broker: broker,
+                                           environment: ["LD_PRELOAD": shim])
+            #expect(paced.status == 0, "\(paced.stderr)")
+            #expect(paced.line.bool("ok") == true, "\(paced.line.fields)")
+            #expect(paced.line.int("acked") == 2000, "\(paced.line.fields)")
+        }
+    }
+
+    /// CLOCK_MONOTONIC, 50 µs later at every reading (see `openLoopNeverOversleeps`).
+    static let clockStepShim = """
+        #define _GNU_SOURCE
+        #include <dlfcn.h>
+        #include <stdatomic.h>
+        #include <time.h>
+        static atomic_ulong readings;
+        int clock_gettime(clockid_t id, struct timespec *ts)
+        {
+            static int (*real)(clockid_t, struct timespec *);
+            if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+            int r = real(id, ts);
+            if (r == 0 && id == CLOCK_MONOTONIC) {
+                unsigned long long ns = (unsigned long long)(atomic_fetch_add(&readings, 1) + 1) * 50000ull + (unsigned long long)ts->tv_nsec;
+                ts->tv_sec += (time_t)(ns / 1000000000ull);
+                ts->tv_nsec = (long)(ns % 1000000000ull);
+            }
+            return r;
+        }
+        """
 
     @Test("the checker fails the run when a delivery is missing or duplicated (--fault)")
     func checkerCanFail() async throws {
