@@ -67,16 +67,17 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     /// starts the availability probe (and the pruner when there are rules).
     public static func open(_ configuration: StoreConfiguration, settings: JetStreamSettings,
                             logger: Logger = Logger(label: "relay.jetstream")) throws(StoreError) -> JetStreamMessageLog {
-        let wait = settings.requestTimeout.wholeMilliseconds
-        let nats: NATSConnection
-        do {
-            nats = try NATSConnection.connect(settings.endpoint, timeoutMs: wait)
+        let nats = try StartupAttempts(settings: settings, logger: logger).run { connection throws(NATSError) in
+            let wait = settings.requestTimeout.wholeMilliseconds
+            // A connection made by an earlier attempt is kept: it reconnects by itself.
+            let nats: NATSConnection
+            if let connection { nats = connection } else { nats = try NATSConnection.connect(settings.endpoint, timeoutMs: wait) }
+            connection = nats
             try nats.ensureStream(name: settings.stream, subject: "\(settings.subjectPrefix).>", replicas: settings.replicas,
                                   duplicatesNs: Int64(configuration.dedup.maxAge.wholeMilliseconds) * 1_000_000,
                                   maxBytes: Int64(configuration.maxMapSize), waitMs: max(wait, 5_000))
             try nats.openBucket(settings.cursorBucket, replicas: settings.replicas)
-        } catch {
-            throw .unavailable("cannot open JetStream stream \(settings.stream) on \(settings.endpoint.servers.joined(separator: ",")): \(error)")
+            return nats
         }
         let log = JetStreamMessageLog(settings: settings, configuration: configuration, nats: nats, logger: logger)
         log.lastTimestamp = (try? log.newestTimestamp()) ?? 0

@@ -21,6 +21,11 @@ public struct JetStreamSettings: Sendable, Equatable {
     /// The most publishes awaiting JetStream's ack at one time; the writer
     /// waits for acks when it is reached (docs/cluster.md, "Performance").
     public var publishWindow = 4_096
+    /// How long `open` keeps retrying, with the publish backoff, while the
+    /// NATS servers do not answer or JetStream has no quorum yet (hosts
+    /// booting together, a meta leader still being elected); then relayd
+    /// gives up with the last reason. Zero: one attempt.
+    public var startupTimeout: Duration = .seconds(60)
     /// The most one read request (direct get, stream info) waits.
     public var requestTimeout: Duration = .seconds(2)
     /// How often availability (a stream leader answering) is probed for /readyz.

@@ -32,9 +32,18 @@ public struct NATSError: Error, Sendable, CustomStringConvertible {
         // until the next nats.c call on this thread; copied at once.
         var last = NATS_OK
         let detail = nats_GetLastError(&last).map { String(cString: $0) }
-        // natsStatus_GetText: a static string.
-        self.text = detail ?? String(cString: natsStatus_GetText(status))
+        self.text = Self.reason(lastError: detail, status: status)
         self.jsCode = Int32(bitPattern: jsCode.rawValue)
+    }
+
+    /// nats.c's text for the failure: its last error when it has one, else
+    /// the status's own name. nats.c records some failures (a JetStream
+    /// request that timed out) with an empty text, which once reached an
+    /// operator as "create stream RELAY: " with no reason at all.
+    static func reason(lastError: String?, status: natsStatus) -> String {
+        if let lastError, !lastError.allSatisfy(\.isWhitespace) { return lastError }
+        // natsStatus_GetText: a static string.
+        return String(cString: natsStatus_GetText(status))
     }
 
     /// An error reported for one message of a pipelined round, with the text
@@ -42,7 +51,7 @@ public struct NATSError: Error, Sendable, CustomStringConvertible {
     init(_ operation: String, _ status: natsStatus, jsCode: jsErrCode, text: String) {
         self.operation = operation
         self.status = Int32(bitPattern: status.rawValue)
-        self.text = text.isEmpty ? String(cString: natsStatus_GetText(status)) : text
+        self.text = Self.reason(lastError: text, status: status)
         self.jsCode = Int32(bitPattern: jsCode.rawValue)
     }
 

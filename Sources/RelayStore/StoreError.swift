@@ -27,6 +27,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// time: no quorum, a leader election that outlasted it, or no connection.
     /// Nothing is known to be stored; a retry with the same publish id is safe.
     case unavailable(String)
+    /// The replicated log could not be opened before the start-up timeout
+    /// passed: relayd does not start. The text names the servers, the
+    /// reason and what to check.
+    case notOpened(String)
 
     public var description: String {
         switch self {
@@ -56,6 +60,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unavailable(let why):
             return "the replicated log is unavailable (\(why)); retry with the same publish id once the NATS "
                 + "cluster has a quorum again (check that at least 2 of 3 nodes run)"
+        case .notOpened(let why):
+            return why
         }
     }
 

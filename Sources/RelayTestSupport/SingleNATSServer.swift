@@ -83,7 +83,9 @@ public final class SingleNATSServer: @unchecked Sendable {
 extension RelaydFixture {
     /// Points this relayd at `nats` (`[storage] backend = "jetstream"`),
     /// connecting as `pki.alice`, and rewrites the config. For the JetStream tests.
-    public func useJetStream(_ nats: SingleNATSServer, publishTimeout: String = "10s", extra: String = "") throws {
+    /// `startupTimeout`: `[storage.jetstream] startup_timeout` (relayd's default when nil).
+    public func useJetStream(_ nats: SingleNATSServer, publishTimeout: String = "10s", extra: String = "",
+                             startupTimeout: String? = nil) throws {
         storageExtra = """
         backend = "jetstream"
 
@@ -95,7 +97,7 @@ extension RelaydFixture {
         replicas = 1
         publish_timeout = "\(publishTimeout)"
         retry_backoff = "100ms"
-        """
+        """ + (startupTimeout.map { "\nstartup_timeout = \"\($0)\"" } ?? "")
         try writeConfig(extra: extra)
     }
 

@@ -15,6 +15,7 @@ enum MessageLogChoice {
         settings.replicas = js.replicas
         settings.publishTimeout = .nanoseconds(js.publishTimeoutNanos)
         settings.retryBackoff = .nanoseconds(js.retryBackoffNanos)
+        settings.startupTimeout = .nanoseconds(js.startupTimeoutNanos)
         settings.recordFormat = js.recordFormat == "v1" ? .v1 : .v2  // the parser allows only these two
         return { [settings] configuration, logger in
             logger.info("message log: JetStream stream \(settings.stream) (R\(settings.replicas)) on \(settings.endpoint.servers.joined(separator: ","))")

@@ -13,29 +13,9 @@ import Testing
 @Suite("JetStream dedup window config")
 struct JetStreamDedupWindowConfigTests {
     func parse(dedupWindow: String?, publishTimeout: String?, backend: String = "jetstream") throws -> BrokerConfiguration {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        for name in ["server.crt", "server.key", "ca.crt"] {
-            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
-        }
-        let text = """
-        [tls]
-        certificate = "server.crt"
-        private_key = "server.key"
-        client_ca = "ca.crt"
-
-        [storage]
-        backend = "\(backend)"
-        \(dedupWindow.map { "dedup_window = \"\($0)\"" } ?? "")
-
-        [storage.jetstream]
-        servers = ["tls://127.0.0.1:4222"]
-        ca = "ca.crt"
-        certificate = "server.crt"
-        private_key = "server.key"
-        \(publishTimeout.map { "publish_timeout = \"\($0)\"" } ?? "")
-        """
-        return try BrokerConfiguration.parse(text, file: dir.file("relay.toml"), baseDirectory: dir.path)
+        try JetStreamConfigFixture.parse(storage: dedupWindow.map { "dedup_window = \"\($0)\"" } ?? "",
+                                         jetstream: publishTimeout.map { "publish_timeout = \"\($0)\"" } ?? "",
+                                         backend: backend)
     }
 
     @Test("a dedup_window not longer than publish_timeout + 2 s is refused on jetstream, naming both keys and the minimum")

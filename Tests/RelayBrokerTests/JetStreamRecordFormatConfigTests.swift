@@ -9,28 +9,7 @@ import Testing
 @Suite("JetStream record_format config")
 struct JetStreamRecordFormatConfigTests {
     func parse(_ line: String) throws -> BrokerConfiguration {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        for name in ["server.crt", "server.key", "ca.crt"] {
-            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
-        }
-        let text = """
-        [tls]
-        certificate = "server.crt"
-        private_key = "server.key"
-        client_ca = "ca.crt"
-
-        [storage]
-        backend = "jetstream"
-
-        [storage.jetstream]
-        servers = ["tls://127.0.0.1:4222"]
-        ca = "ca.crt"
-        certificate = "server.crt"
-        private_key = "server.key"
-        \(line)
-        """
-        return try BrokerConfiguration.parse(text, file: dir.file("relay.toml"), baseDirectory: dir.path)
+        try JetStreamConfigFixture.parse(jetstream: line)
     }
 
     @Test("record_format defaults to v2, takes v1, and refuses anything else naming both values")

@@ -21,6 +21,9 @@ extension BrokerConfiguration {
         public var replicas = 3
         /// The most one publish waits for JetStream's ack, retries included.
         public var publishTimeoutNanos: Int64 = 10_000_000_000
+        /// How long relayd waits at start for NATS to accept the stream and
+        /// cursor bucket (servers still booting, no JetStream quorum yet).
+        public var startupTimeoutNanos: Int64 = 60_000_000_000
         /// The first pause before retrying a publish no leader answered (doubles, up to 2 s).
         public var retryBackoffNanos: Int64 = 250_000_000
         /// `record_format`: "v2" (records without the topic, compact message
@@ -60,6 +63,12 @@ extension ConfigParser {
             if let v = try j.duration("publish_timeout") {
                 guard v >= 1_000_000_000 else { throw j.error("publish_timeout", "must be at least 1s (a leader election takes 3-5 s; 10s is the default)") }
                 js.publishTimeoutNanos = v
+            }
+            if let v = try j.duration("startup_timeout") {
+                guard v <= 86_400_000_000_000 else {
+                    throw j.error("startup_timeout", "must be at most 24h (\"0s\": one attempt; 60s is the default)")
+                }
+                js.startupTimeoutNanos = v
             }
             if let v = try j.duration("retry_backoff") {
                 guard v >= 10_000_000 && v <= 5_000_000_000 else { throw j.error("retry_backoff", "must be between 10ms and 5s") }

@@ -9,7 +9,7 @@ import Testing
 /// Issue 20, "Done when": two relayd edges on a real 3-node NATS JetStream
 /// cluster (R3, mTLS everywhere) started by the test, nodes killed with -9.
 /// Heavy (a cluster, two relayds, a leader election): `make test` runs it in
-/// the second pass.
+/// a pass of its own, after the scale and abuse tests.
 @Suite("ClusterTests", .serialized)
 struct ClusterTests {
     static let stream = "RELAY"

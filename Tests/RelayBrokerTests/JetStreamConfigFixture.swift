@@ -1,0 +1,34 @@
+import Foundation
+import RelayTestSupport
+@testable import RelayBroker
+
+/// A relay.toml with `[storage] backend` and a complete `[storage.jetstream]`
+/// table (placeholder files, as only parsing runs), plus the caller's extra
+/// lines in each table: the boilerplate the JetStream config suites share.
+enum JetStreamConfigFixture {
+    static func parse(storage: String = "", jetstream: String = "", backend: String = "jetstream") throws -> BrokerConfiguration {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        for name in ["server.crt", "server.key", "ca.crt"] {
+            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
+        }
+        let text = """
+        [tls]
+        certificate = "server.crt"
+        private_key = "server.key"
+        client_ca = "ca.crt"
+
+        [storage]
+        backend = "\(backend)"
+        \(storage)
+
+        [storage.jetstream]
+        servers = ["tls://127.0.0.1:4222"]
+        ca = "ca.crt"
+        certificate = "server.crt"
+        private_key = "server.key"
+        \(jetstream)
+        """
+        return try BrokerConfiguration.parse(text, file: dir.file("relay.toml"), baseDirectory: dir.path)
+    }
+}
