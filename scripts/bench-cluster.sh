@@ -28,9 +28,14 @@
 #   CPU=1             also print the CPU each side cost per acked message (µs, user+system
 #                     from /proc): the three nats-server nodes together, and relayd
 #   LIKE_EDGE=1       also a side "direct~edge": direct+id with messages the size of the
-#                     edge's (SIZE + EDGE_OVERHEAD bytes, default 70: relayd's record
-#                     header) and ids as long as relayd's (EDGE_ID_LENGTH, default 104),
-#                     to tell what the bytes cost nats-server from what the edge does
+#                     edge's record (SIZE + EDGE_OVERHEAD bytes, default 78: the record
+#                     format 2 header relayd writes by default, 50 bytes, plus the bench
+#                     client's principal "CN=billing-service,OU=billing", 28), ids as long
+#                     as relayd's (EDGE_ID_LENGTH, default 69: format 2's compact id of a
+#                     publish id >= 65536) and a subject as long as the edge's
+#                     (EDGE_SUBJECT_LENGTH, default 35: relay.bench.pubsub.<16 hex>), to
+#                     tell what the bytes cost nats-server from what the edge does (for
+#                     record_format = "v1" edges: EDGE_OVERHEAD=108 EDGE_ID_LENGTH=104)
 #   DEDUP_WINDOW      the stream's duplicate window ([storage] dedup_window, default relayd's
 #                     120s), e.g. 30s, to see what the window costs nats-server per id
 #   RESULTS           also append every round's two JSON lines here, each with
@@ -189,7 +194,10 @@ for round in $(seq 1 "$ROUNDS"); do
   direct_id=$(measured direct+id direct_run --msg-id 1)
   edge=$(measured edge edge_run --count "$N")
   if [[ ${LIKE_EDGE:-0} == 1 ]]; then
-    like=$(SIZE=$((SIZE + ${EDGE_OVERHEAD:-70})) measured direct~edge direct_run --msg-id 1 --id-length "${EDGE_ID_LENGTH:-104}")
+    like_subject="relay.bench.likeedge."
+    while ((${#like_subject} < ${EDGE_SUBJECT_LENGTH:-35})); do like_subject+="x"; done
+    like=$(SIZE=$((SIZE + ${EDGE_OVERHEAD:-78})) measured direct~edge direct_run --msg-id 1 \
+      --id-length "${EDGE_ID_LENGTH:-69}" --subject "$like_subject")
   fi
   [[ -n $direct && -n $direct_id ]] || die "the direct publisher printed nothing"
   [[ -n $edge ]] || die "relayctl bench printed nothing (edge log: $(tail -n 5 "$WORK/edge.log"))"

@@ -358,9 +358,12 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         let foreign = foreignRecords
         let prefixLength = settings.subjectPrefix.utf8.count + 1
         do {
-            try nats.subscribeOrdered(stream: settings.stream, subject: "\(settings.subjectPrefix).>", startSequence: sequence + 1) {
-                sequence, subject, data in
-                if let payloadBytes = JetStreamRecord.payloadLength(of: data), skip(sequence, payloadBytes) { return }
+            // `skip` is asked with the record's bytes in place: a skipped
+            // message is neither copied nor decoded.
+            try nats.subscribeOrdered(stream: settings.stream, subject: "\(settings.subjectPrefix).>", startSequence: sequence + 1,
+                                      skip: { sequence, bytes in
+                                          JetStreamRecord.payloadLength(ofBytes: bytes).map { skip(sequence, $0) } ?? false
+                                      }) { sequence, subject, data in
                 do {
                     let topic = subject.map { Self.topic(ofSubject: $0, prefixLength: prefixLength) }
                     deliver([try JetStreamRecord.decode(data, sequence: sequence, topic: topic)])

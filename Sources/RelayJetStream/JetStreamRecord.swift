@@ -71,16 +71,32 @@ enum JetStreamRecord {
     /// The payload's size from the record's length fields alone, or nil when
     /// `data` is not a well-formed Relay record (then decode says why).
     static func payloadLength(of data: ByteBuffer) -> Int? {
-        let start = data.readerIndex, end = data.writerIndex
-        guard let layout = layout(of: data) else { return nil }
-        var at = start + layout.headerBytes + 8 + 32
-        for _ in 0..<(layout.hasTopic ? 2 : 1) {  // principal, topic
-            guard let length = data.getInteger(at: at, as: UInt16.self) else { return nil }
-            at += 2 + Int(length)
+        data.withUnsafeReadableBytes { payloadLength(ofBytes: $0) }
+    }
+
+    /// ``payloadLength(of:)`` on bytes in place: the tail asks it of every
+    /// message before copying one (JetStreamMessageLog.startTail).
+    static func payloadLength(ofBytes bytes: UnsafeRawBufferPointer) -> Int? {
+        func integer(at offset: Int, byteCount: Int) -> Int? {
+            guard offset >= 0, offset + byteCount <= bytes.count else { return nil }
+            var value = 0
+            for index in offset..<offset + byteCount { value = value << 8 | Int(bytes[index]) }
+            return value
         }
-        guard let headerLength = data.getInteger(at: at + 2, as: UInt32.self) else { return nil }
-        at += 2 + 4 + Int(headerLength)
-        return at <= end ? end - at : nil
+        let headerBytes: Int, hasTopic: Bool
+        switch integer(at: 0, byteCount: 1).map(UInt8.init) {
+        case version: (headerBytes, hasTopic) = (1, true)
+        case magic where integer(at: 1, byteCount: 1) == Int(version2): (headerBytes, hasTopic) = (2, false)
+        default: return nil
+        }
+        var at = headerBytes + 8 + 32
+        for _ in 0..<(hasTopic ? 2 : 1) {  // principal, topic
+            guard let length = integer(at: at, byteCount: 2) else { return nil }
+            at += 2 + length
+        }
+        guard let headerLength = integer(at: at + 2, byteCount: 4) else { return nil }
+        at += 2 + 4 + headerLength
+        return at <= bytes.count ? bytes.count - at : nil
     }
 
     /// `topic` is the stream subject without its prefix: format 2 records

@@ -116,8 +116,8 @@ final class NATSConnection: @unchecked Sendable {
     private var subscription: OpaquePointer?
     /// Kept alive as long as `subscription` may call back into it (see `deinit`).
     private var tailBox: TailBox?
-    /// The pipelined publisher (shim.h, relay_pipeline): its own JetStream
-    /// context, created with the connection and destroyed in deinit before it.
+    /// The pipelined publisher (pipeline.h, relay_pipeline): its own reply
+    /// subscription, created with the connection and destroyed in deinit before it.
     private let pipeline: UnsafeMutablePointer<relay_pipeline>
 
     private init(connection: OpaquePointer, js: OpaquePointer, pipeline: UnsafeMutablePointer<relay_pipeline>) {
@@ -149,7 +149,7 @@ final class NATSConnection: @unchecked Sendable {
         guard pipelineStatus == NATS_OK, let pipeline else {
             jsCtx_Destroy(js)  // ours alone, as nc
             natsConnection_Destroy(nc)
-            throw NATSError("JetStream publishing context", pipelineStatus)
+            throw NATSError("subscribe to the publish acknowledgements", pipelineStatus)
         }
         return NATSConnection(connection: nc, js: js, pipeline: pipeline)
     }
@@ -160,8 +160,8 @@ final class NATSConnection: @unchecked Sendable {
         if let subscription { natsSubscription_Destroy(subscription) }
         if let kv { kvStore_Destroy(kv) }
         // No round is in progress (a round runs inside publishPipelined,
-        // which holds `self`); the pipeline frees itself unless a late ack
-        // handler might still reach it (shim.h).
+        // which holds `self`); the pipeline is freed once its reply
+        // subscription's handler can no longer run (pipeline.h).
         relay_pipeline_destroy(pipeline)
         jsCtx_Destroy(js)
         natsConnection_Destroy(connection)
@@ -216,14 +216,17 @@ final class NATSConnection: @unchecked Sendable {
     /// leave in its own order.
     func sendRound(_ records: [PublishRecord], window: Int, idleMs: Int64, maxWaitMs: Int64) -> PublishRound {
         let round = PublishRound(records: records)
+        let number = relay_pipeline_next_round(pipeline)
         var messages: [OpaquePointer?] = []
         messages.reserveCapacity(records.count)
         for (index, record) in records.enumerated() {
             var msg: OpaquePointer?
             // The data pointer is valid inside withUnsafeReadableBytes;
             // natsMsg_Create copies it, natsMsgHeader_Set copies the id.
+            // The message's index in the round is its place in `messages`.
             let status = record.data.withUnsafeReadableBytes { bytes in
-                relay_pipeline_message(&msg, record.subject, record.messageID, bytes.baseAddress, Int32(bytes.count))
+                relay_pipeline_message(pipeline, number, Int32(messages.count), &msg, record.subject, record.messageID,
+                                       bytes.baseAddress, Int32(bytes.count))
             }
             if status == NATS_OK, let msg {
                 messages.append(msg)
@@ -234,12 +237,12 @@ final class NATSConnection: @unchecked Sendable {
         }
         round.results = .allocate(capacity: max(1, messages.count))
         round.results.initialize(repeating: relay_pub_result())
-        // `messages` is valid for the call; relay_pipeline_send takes every
-        // message (destroying or handing it to nats.c) and NULLs the entries.
+        // `messages` is valid for the call; relay_pipeline_send destroys every
+        // message once published (nats.c copies it) and NULLs the entries.
         // `round.results` stays allocated until awaitRound has unlinked the
-        // round, after which no ack handler writes to it (shim.h).
+        // round, after which no ack handler writes to it (pipeline.h).
         round.handle = messages.withUnsafeMutableBufferPointer { msgs in
-            relay_pipeline_send(pipeline, msgs.baseAddress, Int32(msgs.count), Int32(max(1, window)), idleMs, maxWaitMs,
+            relay_pipeline_send(pipeline, number, msgs.baseAddress, Int32(msgs.count), Int32(max(1, window)), idleMs, maxWaitMs,
                                 round.results.baseAddress)
         }
         round.connection = self
@@ -265,6 +268,32 @@ final class NATSConnection: @unchecked Sendable {
         }
         round.release()
         return round.outcomes.map { $0 ?? .failed(NATSError("publish", NATS_ERR)) }
+    }
+
+    /// The outcome relay_pub_ack_parse (pipeline.h) reads from one reply with
+    /// `data` and, when given, a Status header (for the parser's tests).
+    static func publishReplyOutcome(data: [UInt8], statusHeader: String?) -> PublishOutcome {
+        // nats.c's library state (locks, per-thread errors) exists once a
+        // connection was made; without one, nats_Open makes it (idempotent).
+        let opened = nats_Open(-1)
+        guard opened == NATS_OK else { return .failed(NATSError("open the nats library", opened)) }
+        var msg: OpaquePointer?
+        // natsMsg_Create copies the data; the message is ours until natsMsg_Destroy.
+        let created = data.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { natsMsg_Create(&msg, "reply", nil, $0.baseAddress, Int32($0.count)) }
+        }
+        guard created == NATS_OK, let msg else { return .failed(NATSError("create a reply", created)) }
+        defer { natsMsg_Destroy(msg) }
+        if let statusHeader, natsMsgHeader_Set(msg, "Status", statusHeader) != NATS_OK {
+            return .failed(NATSError("set the Status header", NATS_ERR))
+        }
+        var result = relay_pub_result()
+        var code = jsErrCode(0)
+        var text = [CChar](repeating: 0, count: 200)
+        let status = relay_pub_ack_parse(msg, &result, &code, &text, text.count)
+        guard status != NATS_OK else { return .acked(sequence: result.sequence, duplicate: result.duplicate) }
+        let message = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return .failed(NATSError("publish", status, jsCode: code, text: message))
     }
 
     /// Waits for a round sent on this connection (`PublishRound.finish`).
@@ -377,12 +406,15 @@ final class NATSConnection: @unchecked Sendable {
 
     // MARK: Tail
 
-    /// Calls `deliver` with (stream sequence, data) for every message of
-    /// `subject` from `startSequence` on, in stream order, on nats.c's
-    /// delivery thread (one per subscription, so calls never overlap). Once.
+    /// Calls `deliver` with (stream sequence, subject, data) for every message
+    /// of `subject` from `startSequence` on that `skip` does not skip, in
+    /// stream order, on nats.c's delivery thread (one per subscription, so
+    /// calls never overlap). `skip` sees the data in place (valid only during
+    /// the call): a skipped message is never copied. Once.
     func subscribeOrdered(stream: String, subject: String, startSequence: UInt64,
+                          skip: @escaping @Sendable (UInt64, UnsafeRawBufferPointer) -> Bool,
                           deliver: @escaping @Sendable (UInt64, String?, ByteBuffer) -> Void) throws(NATSError) {
-        let box = TailBox(deliver)
+        let box = TailBox(skip: skip, deliver: deliver)
         // Unretained: `tailBox` keeps the box alive until deinit, which destroys
         // the subscription (so no more callbacks) before the box goes.
         let context = Unmanaged.passUnretained(box).toOpaque()
@@ -401,6 +433,9 @@ final class NATSConnection: @unchecked Sendable {
                 sequence = meta.pointee.Sequence.Stream
                 jsMsgMetaData_Destroy(meta)
             }
+            // The data is valid until natsMsg_Destroy (deferred above).
+            let length = Int(natsMsg_GetDataLength(msg))
+            if box.skip(sequence, UnsafeRawBufferPointer(start: length > 0 ? natsMsg_GetData(msg) : nil, count: length)) { return }
             // The subject (the topic of a format 2 record) is copied too.
             let subject = natsMsg_GetSubject(msg).map { String(cString: $0) }
             box.deliver(sequence, subject, NATSConnection.copyData(msg))
@@ -414,14 +449,18 @@ final class NATSConnection: @unchecked Sendable {
 /// The Swift closure an ordered consumer's C callback reaches through its
 /// `closure` pointer.
 private final class TailBox: @unchecked Sendable {
+    let skip: @Sendable (UInt64, UnsafeRawBufferPointer) -> Bool
     let deliver: @Sendable (UInt64, String?, ByteBuffer) -> Void
-    init(_ deliver: @escaping @Sendable (UInt64, String?, ByteBuffer) -> Void) { self.deliver = deliver }
+    init(skip: @escaping @Sendable (UInt64, UnsafeRawBufferPointer) -> Bool,
+         deliver: @escaping @Sendable (UInt64, String?, ByteBuffer) -> Void) {
+        (self.skip, self.deliver) = (skip, deliver)
+    }
 }
 
 /// A round of publishes ``NATSConnection/sendRound(_:window:idleMs:maxWaitMs:)``
 /// sent and ``NATSConnection/awaitRound(_:idleMs:maxWaitMs:)`` collects.
 /// Lifetimes: `results` is written by nats.c's ack handler until the round
-/// is awaited (shim.h unlinks it then), so it is freed only after that: in
+/// is awaited (pipeline.h unlinks it then), so it is freed only after that: in
 /// ``release()``, or in `deinit` after a last await (with no wait) if a
 /// round was dropped unawaited. `connection` keeps the pipeline alive until then.
 final class PublishRound: @unchecked Sendable {
