@@ -125,13 +125,17 @@ static inline bool relay_parse_decimal(const char **c, const char *end, uint64_t
  * PubAck is flat JSON written by the server ({"stream":..,"seq":..,
  * "duplicate":true} or {"error":{"code":..,"err_code":..,"description":..}}),
  * whose keys and stream names hold no quotes, so a key is found by its
- * quoted name. */
+ * quoted name followed by a colon: a quoted *value* equal to a key's name
+ * (a stream named "seq" or "error") is followed by ',' or '}', never ':'. */
 static inline const char *relay_json_value(const char *json, int len, const char *key) {
     size_t keyLength = strlen(key);
     for (const char *c = json, *end = json + len; c + keyLength + 3 <= end; c++) {
         if (c[0] == '"' && memcmp(c + 1, key, keyLength) == 0 && c[keyLength + 1] == '"') {
             const char *v = c + keyLength + 2;
-            while (v < end && (*v == ' ' || *v == ':')) v++;
+            while (v < end && *v == ' ') v++;
+            if (v >= end || *v != ':') continue;  /* a value, not a key */
+            v++;
+            while (v < end && *v == ' ') v++;
             return v < end ? v : NULL;
         }
     }

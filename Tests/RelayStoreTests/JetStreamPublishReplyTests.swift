@@ -33,6 +33,16 @@ struct JetStreamPublishReplyTests {
         #expect(withDomain == (UInt64.max, false))
     }
 
+    @Test("a stream named like a key (seq, error, duplicate, stream) is a value, not that key")
+    func streamNamedLikeAKey() throws {
+        for name in ["seq", "error", "duplicate", "stream", "description"] {
+            let ack = sequence(outcome(#"{"stream":"\#(name)","seq":9}"#))
+            #expect(ack.map { $0 == (9, false) } == true, "stream \(name): \(String(describing: outcome(#"{"stream":"\#(name)","seq":9}"#)))")
+        }
+        let duplicate = sequence(outcome(#"{"stream":"duplicate", "seq": 3, "duplicate": true}"#))
+        #expect(duplicate.map { $0 == (3, true) } == true)
+    }
+
     @Test("a refusal gives JetStream's error code and description: a full stream is storage_full, not unavailable")
     func refusals() throws {
         let full = try #require(error(outcome(
