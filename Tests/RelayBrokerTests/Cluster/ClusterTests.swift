@@ -89,8 +89,17 @@ struct ClusterTests {
                 //    The clients move to B by themselves; the publisher resends
                 //    what had no PUBACK with the same session and publish ids,
                 //    so JetStream's dedup (Nats-Msg-Id) would keep each once.
+                //    The kill waits until the burst's bytes are in A's socket
+                //    queue (the event): killed before the publisher's loop had
+                //    written them, they went to B as first sends, not resends
+                //    (a run saw "0 publishes resent").
                 a.process?.signal(SIGSTOP)
+                let unreadBefore = SocketQueues.unreadBytes(localPort: a.port) ?? 0
                 let burst = publisher.publishNumberedBurst("cl.t", 76...400)
+                let arrived = await eventually(timeout: 10, every: 0.005) {
+                    (SocketQueues.unreadBytes(localPort: a.port) ?? 0) > unreadBefore
+                }
+                #expect(arrived, "no byte of the burst reached frozen edge A's socket in 10 s (\(unreadBefore) unread before)")
                 await a.kill()
                 let fourth = await burst.value
                 #expect(fourth.acked.count == 325 && fourth.failed.isEmpty, "\(fourth.failed)")
