@@ -16,7 +16,18 @@
  * write requests the block device completed (from /proc/diskstats; the
  * device is shared, so it includes other writers) is averaged.
  *
- * usage: [SPIN=1] [FSTAT=1] commit_probe DIR RATE COUNT PAGES odsync|sync|none grow|prealloc [DEVICE]
+ * SCATTER=1 (prealloc only): each page lands at a random page of the zeroed
+ * area instead of after the previous one, as LMDB's copy-on-write puts a
+ * commit's pages wherever its free list has room.
+ *
+ * MSGRATE=R: a model of relayd's store writer with no CPU cost at all.
+ * Messages arrive every 1/R s; the writer, when idle, waits for the next one;
+ * each commit takes every message that has arrived when it starts, so a
+ * message waits for the commit in progress and then its own. COUNT is then
+ * the number of messages and RATE is ignored; the figures are each message's
+ * arrival -> end of its commit (what publish->ack would be with a free broker).
+ *
+ * usage: [SPIN=1] [FSTAT=1] [SCATTER=1] [MSGRATE=R] commit_probe DIR RATE COUNT PAGES odsync|sync|none grow|prealloc [DEVICE]
  * build: cc -O2 -o /tmp/commit_probe scripts/commit_probe.c
  */
 #define _GNU_SOURCE
@@ -55,6 +66,8 @@ static unsigned long long disk_writes(const char *dev) {
     return result;
 }
 
+static char page_bytes[4096];
+
 static void die(const char *what) { perror(what); exit(2); }
 
 static void full_pwrite(int fd, const void *buf, size_t n, off_t off) {
@@ -64,6 +77,35 @@ static void full_pwrite(int fd, const void *buf, size_t n, off_t off) {
         if (w < 0) { if (errno == EINTR) continue; die("pwrite"); }
         p += w; n -= (size_t)w; off += w;
     }
+}
+
+/* One commit as LMDB does it: the pages, fdatasync, then the meta page. */
+struct probe {
+    int fd, mfd, pages, scatter;
+    const char *meta;
+    off_t next, area;   /* next page offset (sequential); size of the zeroed area (scatter) */
+};
+
+static void commit_once(struct probe *pr, int i, double *flush_us) {
+    double c0 = now_us();
+    for (int p = 0; p < pr->pages; p++) {
+        off_t at = pr->next;
+        if (pr->scatter) at = 8192 + (off_t)(random() % (long)(pr->area / 4096)) * 4096;
+        else pr->next += 4096;
+        full_pwrite(pr->fd, page_bytes, 4096, at);
+    }
+    if (pr->pages > 0 && fdatasync(pr->fd) != 0) die("fdatasync data");
+    *flush_us = now_us() - c0;
+    off_t moff = (i & 1) ? 4096 : 0;
+    if (strcmp(pr->meta, "odsync") == 0) full_pwrite(pr->mfd, page_bytes, 120, moff + 16);
+    else if (strcmp(pr->meta, "sync") == 0) { full_pwrite(pr->fd, page_bytes, 120, moff + 16); if (fdatasync(pr->fd) != 0) die("fdatasync meta"); }
+}
+
+static void sleep_until(double due) {
+    double t = now_us();
+    if (t >= due) return;
+    struct timespec ts = {(time_t)((due - t) / 1e6), (long)(((long long)(due - t) % 1000000) * 1000)};
+    nanosleep(&ts, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -106,8 +148,45 @@ int main(int argc, char **argv) {
         if (fsync(fd) != 0) die("fsync");
     } else if (fsync(fd) != 0) die("fsync");
 
+    memset(page_bytes, 0xab, sizeof page_bytes);
+    int scatter = getenv("SCATTER") && atoi(getenv("SCATTER")) == 1 && !grow;
+    double msgrate = getenv("MSGRATE") ? atof(getenv("MSGRATE")) : 0;
+    if (msgrate > 0) {
+        /* The writer model (see the header): COUNT messages at MSGRATE. */
+        struct probe pr = {fd, mfd, pages, scatter, meta, next, (off_t)count * pages * 4096};
+        double *mlat = malloc(sizeof(double) * count), *clat = malloc(sizeof(double) * count);
+        if (!mlat || !clat) die("malloc");
+        double start = now_us(), flush;
+        int done = 0, commits = 0;
+        while (done < count) {
+            double t = now_us();
+            int arrived = (int)((t - start) * msgrate / 1e6) + 1;
+            if (arrived > count) arrived = count;
+            if (arrived <= done) { sleep_until(start + done * 1e6 / msgrate); continue; }
+            double c0 = now_us();
+            commit_once(&pr, commits, &flush);
+            double end = now_us();
+            if (!grow && !scatter && pr.next > pr.area) pr.next = 8192;
+            clat[commits++] = end - c0;
+            for (int j = done; j < arrived; j++) mlat[j] = end - (start + j * 1e6 / msgrate);
+            done = arrived;
+        }
+        double elapsed = now_us() - start;
+        qsort(mlat, count, sizeof(double), cmp);
+        qsort(clat, commits, sizeof(double), cmp);
+        printf("model meta=%s pages=%d scatter=%d msgrate=%.0f/s messages=%d commits=%d (%.1f msg/commit, %.0f commits/s, writer busy %.0f%%)\n",
+               meta, pages, scatter, msgrate, count, commits, (double)count / commits, commits / (elapsed / 1e6),
+               100.0 * ({ double b = 0; for (int k = 0; k < commits; k++) b += clat[k]; b; }) / elapsed);
+        printf("  message us: p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f | commit us: p50 %.0f p99 %.0f max %.0f\n",
+               mlat[(int)((count - 1) * 0.5)], mlat[(int)((count - 1) * 0.9)], mlat[(int)((count - 1) * 0.99)],
+               mlat[(int)((count - 1) * 0.999)], mlat[count - 1],
+               clat[(int)((commits - 1) * 0.5)], clat[(int)((commits - 1) * 0.99)], clat[commits - 1]);
+        unlink(path);
+        return 0;
+    }
     double *lat = malloc(sizeof(double) * count), *lat_flush = malloc(sizeof(double) * count);
     if (!lat || !lat_flush) die("malloc");
+    struct probe paced = {fd, mfd, pages, scatter, meta, next, (off_t)count * pages * 4096};
     unsigned long long w0 = disk_writes(dev);
     double start = now_us(), late = 0;
     for (int i = 0; i < count; i++) {
@@ -119,26 +198,21 @@ int main(int argc, char **argv) {
             struct timespec ts = {(time_t)((due - t) / 1e6), (long)(((long long)(due - t) % 1000000) * 1000)};
             nanosleep(&ts, NULL);
         } else late += 1;
-        double c0 = now_us();
-        for (int p = 0; p < pages; p++) { full_pwrite(fd, page, 4096, next); next += 4096; }
-        if (pages > 0 && fdatasync(fd) != 0) die("fdatasync data");
-        double c1 = now_us();
-        off_t moff = (i & 1) ? 4096 : 0;
-        if (strcmp(meta, "odsync") == 0) full_pwrite(mfd, page, 120, moff + 16);
-        else if (strcmp(meta, "sync") == 0) { full_pwrite(fd, page, 120, moff + 16); if (fdatasync(fd) != 0) die("fdatasync meta"); }
+        double c0 = now_us(), flush;
+        commit_once(&paced, i, &flush);
         double c2 = now_us();
         if (do_fstat) { struct stat st; if (fstat(fd, &st) != 0) die("fstat"); }
         lat[i] = c2 - c0;
-        lat_flush[i] = c1 - c0;
-        if (!grow && next > (off_t)count * pages * 4096) next = 8192;
+        lat_flush[i] = flush;
+        if (!grow && !scatter && paced.next > paced.area) paced.next = 8192;
     }
     double elapsed = now_us() - start;
     unsigned long long w1 = disk_writes(dev);
     qsort(lat, count, sizeof(double), cmp);
     qsort(lat_flush, count, sizeof(double), cmp);
 #define P(a, q) a[(int)((count - 1) * (q))]
-    printf("fstat=%d meta=%s layout=%s pages=%d rate=%.0f/s count=%d achieved=%.0f/s late=%.0f dev_writes/commit=%.2f\n",
-           do_fstat, meta, layout, pages, rate, count, count / (elapsed / 1e6), late, (double)(w1 - w0) / count);
+    printf("fstat=%d scatter=%d meta=%s layout=%s pages=%d rate=%.0f/s count=%d achieved=%.0f/s late=%.0f dev_writes/commit=%.2f\n",
+           do_fstat, scatter, meta, layout, pages, rate, count, count / (elapsed / 1e6), late, (double)(w1 - w0) / count);
     printf("  commit us: p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f max %.0f | data flush us: p50 %.0f p99 %.0f\n",
            P(lat, 0.5), P(lat, 0.9), P(lat, 0.99), P(lat, 0.999), lat[count - 1], P(lat_flush, 0.5), P(lat_flush, 0.99));
     unlink(path);
