@@ -27,19 +27,22 @@ public enum BenchPayload {
     public static func make(_ header: Header, size: Int, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         let total = max(size, headerSize)
         var buffer = allocator.buffer(capacity: total)
-        buffer.writeInteger(header.publisher)
-        buffer.writeInteger(header.counter)
-        buffer.writeInteger(header.sentAt)
+        // One write for the header, not three (each ByteBuffer write is ~107
+        // instructions of checks, a third of this function at 128 bytes).
+        buffer.writeWithOutputRawSpan(minimumWritableBytes: headerSize) { span in
+            span.append(header.publisher.bigEndian, as: UInt32.self)
+            span.append(header.counter.bigEndian, as: UInt64.self)
+            span.append(header.sentAt.bigEndian, as: UInt64.self)
+        }
         buffer.writeRepeatingByte(UInt8(ascii: "r"), count: total - headerSize)
         return buffer
     }
 
     /// The header of a received payload, or nil when it is too short to be one of ours.
     public static func parse(_ payload: ByteBuffer) -> Header? {
-        guard payload.readableBytes >= headerSize,
-              let publisher = payload.getInteger(at: payload.readerIndex, as: UInt32.self),
-              let counter = payload.getInteger(at: payload.readerIndex + 4, as: UInt64.self),
-              let sentAt = payload.getInteger(at: payload.readerIndex + 12, as: UInt64.self) else { return nil }
+        // One read of the three fields, not three (each went through memcpy).
+        guard let (publisher, counter, sentAt) = payload.getMultipleIntegers(
+            at: payload.readerIndex, as: (UInt32, UInt64, UInt64).self) else { return nil }
         return Header(publisher: publisher, counter: counter, sentAt: sentAt)
     }
 }

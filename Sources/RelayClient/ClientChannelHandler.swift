@@ -8,7 +8,9 @@ import RelayWire
 /// Frames are decoded here (``FrameAccumulator``) rather than by NIO's
 /// `ByteToMessageHandler`, which boxes each frame in `NIOAny` and sends it
 /// through the pipeline: about 450 ns per frame, and a client reads one
-/// PUBACK per publish and one MSG per delivery.
+/// PUBACK per publish and one MSG per delivery. Those two come out of the
+/// accumulator without a ``Frame`` around them
+/// (``FrameAccumulator/drainClientFrames(publishAck:message:frame:)``).
 final class ClientChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -17,6 +19,13 @@ final class ClientChannelHandler: ChannelInboundHandler {
     private var frames: FrameAccumulator
     /// Set after a decoding error: the connection is closing, read nothing more.
     private var failed = false
+    /// True while `frames` hands frames to the core. The core may close the
+    /// channel from a handler (BYE, an ERR that ends the connection), and NIO
+    /// then runs `channelInactive` inside that call: it must not touch
+    /// `frames`, which the drain is still modifying (an exclusivity
+    /// violation). The bytes after a frame that made this side close do
+    /// not matter, so the end-of-input check is skipped.
+    private var draining = false
 
     init(core: ConnectionCore, generation: UInt64, maxFrameSize: Int) {
         self.core = core
@@ -32,13 +41,14 @@ final class ClientChannelHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
         frames.append(unwrapInboundIn(data))
+        let core = self.core, generation = self.generation
+        draining = true
+        defer { draining = false }
         do {
-            while let decoded = try frames.nextDecoded() {
-                switch decoded {
-                case .message(let message): core.received(message, generation: generation)
-                case .frame(let frame): core.received(frame, generation: generation)
-                }
-            }
+            // PUBACKs and repeated MSGs straight to the core, without a Frame or an enum around them.
+            try frames.drainClientFrames(publishAck: { core.received($0, generation: generation) },
+                                         message: { core.received($0, generation: generation) },
+                                         frame: { core.received($0, generation: generation) })
         } catch {
             failed = true
             core.connectionError(error, generation: generation)
@@ -57,7 +67,7 @@ final class ClientChannelHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !failed {
+        if !failed, !draining {
             do { try frames.finish() } catch { core.connectionError(error, generation: generation) }
         }
         core.connectionClosed(generation: generation)

@@ -38,6 +38,12 @@ extension ConnectionCore {
         }
     }
 
+    /// A PUBACK the decoder took straight from the bytes (no ``Frame`` around it).
+    func received(_ ack: PublishAck, generation: UInt64) {
+        guard phase.isCurrent(generation) else { return }
+        publishAcknowledged(ack)
+    }
+
     /// A MSG the decoder took straight from the bytes (no ``Frame`` around it).
     func received(_ message: Message, generation: UInt64) {
         guard phase.isCurrent(generation) else { return }

@@ -118,25 +118,28 @@ extension ConnectionCore {
                     + "the broker accepts at most \(session.maxPayload) bytes per message")))
                 continue
             }
-            let frame = Frame.publish(Publish(publishID: next.id, topic: next.topic, headers: next.headers, payload: next.payload))
-            guard write(frame) else {
+            // Straight into the output, without a Frame around the fields (PublishEncoding.swift).
+            do {
+                try outbound.writePublish(publishID: next.id, topic: next.topic, headers: next.headers, payload: next.payload,
+                                          maxFrameSize: phase.frameLimit)
+            } catch {
                 next.completion(.failure(.usage("the message for \(next.topic) does not fit in one frame of "
                     + "\(session.maxFrameSize) bytes; send a smaller payload or fewer headers")))
                 continue
             }
-            inFlight[next.id] = next
+            inFlight.insert(next)
         }
         checkDrained()
     }
 
     func publishAcknowledged(_ ack: PublishAck) {
-        guard let pending = inFlight.removeValue(forKey: ack.publishID) else { return }
+        guard let pending = inFlight.remove(ack.publishID) else { return }
         pending.completion(.success(PublishReceipt(publishID: ack.publishID, sequence: ack.sequence,
                                                    timestamp: ack.timestamp, duplicate: ack.duplicate)))
     }
 
     func publishRefused(_ error: PublishError) {
-        guard let pending = inFlight.removeValue(forKey: error.publishID) else { return }
+        guard let pending = inFlight.remove(error.publishID) else { return }
         pending.completion(.failure(.broker(rawCode: error.code, message: error.message,
                                             operation: "publish to \(pending.topic)")))
     }
@@ -146,17 +149,15 @@ extension ConnectionCore {
     /// answers a publish it already stored as a duplicate).
     func connectionLostRequeue() {
         if !inFlight.isEmpty {
-            let resend = inFlight.values.sorted { $0.id < $1.id }
+            let resend = inFlight.removeAll()
             resentPublishCount += resend.count
-            inFlight.removeAll(keepingCapacity: true)
             unsent.prepend(contentsOf: resend)
         }
         markSubscriptionsDetached()
     }
 
     func failAllPublishes(_ error: RelayClientError) {
-        let pending = inFlight.values.sorted { $0.id < $1.id } + Array(unsent)
-        inFlight.removeAll()
+        let pending = inFlight.removeAll() + Array(unsent)
         unsent.removeAll()
         for p in pending { p.completion(.failure(error)) }
         let waiters = drainWaiters

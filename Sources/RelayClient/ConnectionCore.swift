@@ -47,7 +47,7 @@ final class ConnectionCore: @unchecked Sendable {
     // Publishing (see ConnectionCore+Publishing.swift).
     var nextPublishID: UInt64 = 1
     var unsent = Deque<PendingPublish>()
-    var inFlight: [UInt64: PendingPublish] = [:]
+    var inFlight = InFlightTable()
     var drainWaiters: [EventLoopPromise<Void>] = []
     let submissions = NIOLockedValueBox(Submissions())
 
@@ -269,9 +269,14 @@ final class ConnectionCore: @unchecked Sendable {
             outbound.clear()
             return
         }
-        let buffer = outbound
-        outbound = channel.allocator.buffer(capacity: max(64 * 1024, buffer.readableBytes))
-        channel.writeAndFlush(buffer, promise: nil)
+        channel.writeAndFlush(outbound, promise: nil)
+        // The TLS handler encrypts on flush and lets go of the plaintext, so
+        // the buffer is this side's alone again: clear() keeps its storage
+        // for the next batch. A new buffer per flush was a fresh allocation
+        // (up to megabytes with 4 KiB messages) and fresh pages to fault in,
+        // every time. Still shared (a write queued during the handshake),
+        // clear() gives this side new storage of the same size instead.
+        outbound.clear()
     }
 
     // MARK: States

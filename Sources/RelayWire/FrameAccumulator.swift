@@ -79,8 +79,9 @@ public struct FrameAccumulator {
     }
 
     /// Decodes from `pending` with `decode` until it yields, moving on to the queued read.
+    /// Internal, not private: ``drainClientFrames(publishAck:message:frame:)`` uses it.
     @inline(__always)
-    private mutating func advance<Item>(
+    mutating func advance<Item>(
         _ decode: (inout RelayFrameDecoder, inout ByteBuffer) throws(WireError) -> Item?
     ) throws(WireError) -> Item? {
         while true {

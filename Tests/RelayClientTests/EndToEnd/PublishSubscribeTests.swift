@@ -147,6 +147,19 @@ struct PublishSubscribeTests {
             }
             let receipt = try await publisher.publish(topic: "allowed.x", text: "fine")
             #expect(receipt.sequence >= 1)
+            // The publisher remembers the last topic that passed its check: only
+            // that one skips it; an empty, malformed or reserved topic after it
+            // is still refused before anything is sent.
+            for topic in ["", "allowed..x", "_relay.x", "allowed.x."] {
+                do throws(RelayClientError) {
+                    _ = try await publisher.publish(topic: topic, text: "x")
+                    Issue.record("publish to \"\(topic)\" accepted")
+                } catch {
+                    #expect(error.category == .usage)
+                }
+            }
+            let again = try await publisher.publish(topic: "allowed.x", text: "fine again")
+            #expect(again.sequence > receipt.sequence)
             let subscriber = Subscriber(connection: publisher.connection)
             do throws(RelayClientError) {
                 _ = try await subscriber.subscribe(filter: "forbidden.>")

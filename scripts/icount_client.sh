@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# icount_client.sh - instructions per message in the Swift bench client (relayctl, callgrind).
+#
+#   scripts/icount_client.sh [options] RELAYCTL [RELAYD]
+#
+# The mirror of scripts/icount.sh: here relayctl runs under
+# `valgrind --tool=callgrind` and relayd natively.
+# For each of RUNS rounds, runs
+#   relayctl bench pubsub --durability fsync --size SIZE --window 1000 --count N   (then --count 2N)
+# against a relayd this script starts (natively: Foundation's Process cannot
+# spawn under valgrind, "Bad file descriptor"), with a `relayctl pki init`
+# PKI and the bench's own settings (allow-all ACL, max_in_flight 1000).
+# 1 publisher -> 1 subscriber in the one relayctl process, which publishes,
+# reads the PUBACKs, decodes every MSG and checks it (lost/duplicated/
+# out-of-order fail the run). Start-up, handshakes and shutdown cost the same
+# in both runs, so
+#   client Ir per message = (Ir(2N) - Ir(N)) / N
+# counts every relayctl thread's user-space instructions for one more message
+# published, acknowledged and delivered (not the kernel's, not relayd's).
+# Prints one line per round, the median and spread, and the tables of the
+# median round (scripts/icount_report.py).
+#
+# Options (or environment):
+#   --size S       (ICOUNT_SIZE, default 128)     payload bytes
+#   --count N      (ICOUNT_N, default 20000)      messages of the small run; the big one has 2N
+#   --runs R       (ICOUNT_RUNS, default 3)       rounds
+#   --top K        (ICOUNT_TOP, default 25)       rows of the function tables
+#   --keep DIR     keep the profiles and reports in DIR
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+N="${ICOUNT_N:-20000}"
+RUNS="${ICOUNT_RUNS:-3}"
+TOP="${ICOUNT_TOP:-25}"
+SIZE="${ICOUNT_SIZE:-128}"
+KEEP=""
+
+die() { printf 'icount_client: %s\n' "$*" >&2; exit 1; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
+
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --count) N="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    --size) SIZE="$2"; shift 2 ;;
+    --top) TOP="$2"; shift 2 ;;
+    --keep) KEEP="$2"; shift 2 ;;
+    -h|--help) usage 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+[ "${#ARGS[@]}" -ge 1 ] && [ "${#ARGS[@]}" -le 2 ] || usage 64
+RELAYCTL="$(cd "$(dirname "${ARGS[0]}")" && pwd)/$(basename "${ARGS[0]}")"
+RELAYD="${ARGS[1]:-$(dirname "$RELAYCTL")/relayd}"
+[ -x "$RELAYCTL" ] || die "relayctl is not an executable at $RELAYCTL"
+[ -x "$RELAYD" ] || die "relayd is not an executable at $RELAYD; pass it as the second argument"
+for tool in valgrind cc python3 strip; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install valgrind gcc python3 binutils)"
+done
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "--count must be a positive integer, not $N"
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer, not $RUNS"
+DEMANGLER="$(command -v swift-demangle || true)"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/icount_client.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && KEEP="$(cd "$KEEP" && pwd)"; fi
+OUT="${KEEP:-$WORK}"
+
+# Without DWARF 5 debug information valgrind 3.19 can read the binary (see icount.sh).
+strip --strip-debug -o "$WORK/relayctl" "$RELAYCTL"
+cc -shared -fPIC -O2 -o "$WORK/icount_sigsuspend.so" "$HERE/icount_sigsuspend.c"
+
+"$RELAYCTL" pki init --dir "$WORK/pki" >/dev/null
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+cat > "$WORK/relay.toml" <<CONF
+[server]
+listen = "127.0.0.1:$PORT"
+[tls]
+certificate = "$WORK/pki/server.pem"
+private_key = "$WORK/pki/server.key"
+client_ca = ["$WORK/pki/ca.pem"]
+[storage]
+path = "$WORK/data"
+durability = "fsync"
+max_size = "16GiB"
+[limits]
+max_in_flight = 1000
+[metrics]
+listen = ""
+[log]
+level = "warning"
+[[acl.rule]]
+name = "bench-allow-all"
+publish = [">"]
+subscribe = [">"]
+CONF
+"$RELAYD" --config "$WORK/relay.toml" --init >"$WORK/relayd.log" 2>&1 &
+BROKER=$!
+trap 'kill "$BROKER" 2>/dev/null; wait "$BROKER" 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 100); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null && break
+  sleep 0.1
+done
+
+bench() { # count profile
+  if ! LD_PRELOAD="$WORK/icount_sigsuspend.so" valgrind --tool=callgrind --trace-children=no \
+      --callgrind-out-file="$2" --log-file="$2.valgrind.log" \
+      "$WORK/relayctl" bench pubsub --server "127.0.0.1:$PORT" --cert "$WORK/pki/billing.pem" \
+      --key "$WORK/pki/billing.key" --ca "$WORK/pki/ca.pem" --size "$SIZE" --window 1000 \
+      --count "$1" --timeout 900 >"$2.bench.log" 2>&1; then
+    cat "$2.bench.log" >&2
+    die "the bench failed (--count $1); its output is above"
+  fi
+  grep -q '^summary:\|^totals:' "$2" 2>/dev/null || die "no complete profile at $2: $(tail -5 "$2.valgrind.log")"
+}
+
+echo "icount_client: relayctl $RELAYCTL, relayd $RELAYD, $(valgrind --version)"
+echo "icount_client: relayctl bench pubsub, 1 -> 1, $SIZE B, fsync, window 1000, N=$N and 2N=$((2 * N)); $RUNS rounds"
+for round in $(seq 1 "$RUNS"); do
+  small="$OUT/callgrind.out.$round.n$N"
+  big="$OUT/callgrind.out.$round.n$((2 * N))"
+  bench "$N" "$small"
+  bench "$((2 * N))" "$big"
+  python3 "$HERE/icount_report.py" ${DEMANGLER:+--demangler "$DEMANGLER"} --top "$TOP" \
+    --json "$OUT/report.$round.json" "client $SIZE B round $round" "$N" "$small" "$big" >"$OUT/report.$round.txt"
+  # icount_report.py names relayd, the process it was written for; this profile is relayctl's.
+  sed -i "s/: relayd \([0-9]\)/: relayctl \1/; s/share of relayd's/share of relayctl's/" "$OUT/report.$round.txt"
+  head -1 "$OUT/report.$round.txt"
+done
+
+python3 - "$OUT" "$RUNS" <<'PY'
+import json, sys
+out, runs = sys.argv[1], int(sys.argv[2])
+rows = sorted((json.load(open(f"{out}/report.{r}.json"))["ir_per_msg"], r) for r in range(1, runs + 1))
+values = [v for v, _ in rows]
+median, median_round = rows[len(rows) // 2]
+print(f"icount_client: relayctl {median:,.0f} Ir/msg median of {runs} "
+      f"(range {values[0]:,.0f}-{values[-1]:,.0f}); tables of round {median_round}:")
+print(open(f"{out}/report.{median_round}.txt").read())
+PY
+[ -n "$KEEP" ] && echo "icount_client: profiles and reports kept in $KEEP"
+exit 0
