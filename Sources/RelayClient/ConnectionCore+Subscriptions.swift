@@ -152,7 +152,7 @@ extension ConnectionCore {
             }
             return
         }
-        if retryDurableInUse(state, code: ack.code) { return }
+        if retryDurableInUse(state, code: ack.code, message: ack.message) { return }
         subscriptionEnded(state.id, error: .broker(rawCode: ack.code, message: ack.message,
                                                    operation: "subscribe to \(state.filter)"))
     }
@@ -161,11 +161,16 @@ extension ConnectionCore {
     /// connection, which held this durable name, is gone: it answers
     /// durable_in_use. Retry with backoff (0.1 s doubling, 8 tries, about
     /// 25 s in all) before reporting the refusal.
-    private func retryDurableInUse(_ state: SubscriptionState, code: UInt16) -> Bool {
+    private func retryDurableInUse(_ state: SubscriptionState, code: UInt16, message: String) -> Bool {
+        let attempts = 8
         guard state.isDurable, code == RelayErrorCode.durableInUse.rawValue,
-              state.durableInUseRetries < 8 else { return false }
-        let delay = TimeAmount.milliseconds(100 << Int64(state.durableInUseRetries))
+              state.durableInUseRetries < attempts else { return false }
+        let milliseconds = Int64(100) << Int64(state.durableInUseRetries)
+        let delay = TimeAmount.milliseconds(milliseconds)
         state.durableInUseRetries += 1
+        configuration.onDurableInUse?(DurableInUseRetry(
+            filter: state.filter, durableName: state.durableName, attempt: state.durableInUseRetries,
+            attempts: attempts, retryIn: .milliseconds(milliseconds), brokerMessage: message))
         state.attached = false
         eventLoop.scheduleTask(in: delay) { [self] in
             guard let current = subscriptions[state.id], current === state, isConnected, !state.attached else { return }

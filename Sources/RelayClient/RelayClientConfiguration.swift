@@ -65,6 +65,13 @@ public struct RelayClientConfiguration: Sendable {
     public var maxFrameSize: Int
     /// Most publishes awaiting PUBACK; the broker's `max_in_flight` caps it further.
     public var maxInFlight: Int
+    /// Called on the connection's event loop each time the broker refuses a
+    /// durable subscription as attached to another connection and the client
+    /// will retry it (``DurableInUseRetry``); keep it short. The retries, 8
+    /// of them over about 25 s, are for a holder that is this client's own
+    /// dead connection; a second live subscriber of the durable is the other
+    /// cause, which only the user can end. Nil (the default): no report.
+    public var onDurableInUse: (@Sendable (DurableInUseRetry) -> Void)?
 
     /// A configuration from TLS settings that may hold in-memory PEM
     /// (a `TLSClientConfiguration`, from RelayTLS); every other setting has a default.

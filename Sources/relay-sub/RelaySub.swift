@@ -49,7 +49,7 @@ struct RelaySub: AsyncParsableCommand {
     @Option(name: .long, help: "Exit after this many messages.")
     var count: Int?
 
-    @Option(name: .long, help: "Exit after this many seconds: 0 when connected then, 69 when the broker could not be reached.")
+    @Option(name: .long, help: "Exit after this many seconds: 0 when connected then, 69 when the broker could not be reached, 64 when the --durable was still attached to another connection.")
     var timeout: Double?
 
     @Option(name: .long, help: "Output: pretty (default), json (one object per line) or raw (payload and a newline).")
@@ -65,10 +65,18 @@ struct RelaySub: AsyncParsableCommand {
 
     func run() async throws {
         let start = try since.map { try parseSince($0) } ?? parseStartPosition(from, now: currentTimeNanoseconds())
-        let configuration = try client.configuration(clientName: "relay-sub")
+        var configuration = try client.configuration(clientName: "relay-sub")
+        // A durable held by another connection: the client retries for about
+        // 25 s (the holder may be our own dead connection); say so at once.
+        let refusedDurable = NIOLockedValueBox<DurableInUseRetry?>(nil)
+        configuration.onDurableInUse = { retry in
+            refusedDurable.withLockedValue { $0 = retry }
+            printError("relay-sub: \(retry)")
+        }
         let reporter = ConnectionReporter(program: "relay-sub")
         // Time up while connected: a normal end (below). While the broker cannot be reached: exit 69.
         reporter.startWatchdog(timeout: timeout, server: configuration.server) { !reporter.isConnected }
+        if let timeout { Self.stopWaitingForDurable(after: timeout, refused: refusedDurable) }
         let subscriber = Subscriber(connection: try await reporter.connect(configuration, timeout: timeout))
         var subscriptions: [RelaySubscription] = []
         for filter in topic {
@@ -78,6 +86,7 @@ struct RelaySub: AsyncParsableCommand {
             if let notice = subscription.notice { printError("relay-sub: \(notice)") }
             subscriptions.append(subscription)
         }
+        refusedDurable.withLockedValue { $0 = nil }
         let received = NIOLockedValueBox(0)
         let format = self.format, count = self.count, timeout = self.timeout
         let outcome: Result<Void, RelayClientError> = await withTaskGroup(of: Result<Void, RelayClientError>?.self) { group in
@@ -118,5 +127,21 @@ struct RelaySub: AsyncParsableCommand {
         let total = received.withLockedValue { $0 }
         if timeout != nil || count != nil { printError("relay-sub: received \(total) message(s)") }
         try outcome.get()
+    }
+}
+
+extension RelaySub {
+    /// Time up while the durable is still refused as in use: exit with that
+    /// refusal (its usage exit code) instead of waiting out the client's retries.
+    static func stopWaitingForDurable(after timeout: Double, refused: NIOLockedValueBox<DurableInUseRetry?>) {
+        Task.detached {
+            try? await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
+            guard let retry = refused.withLockedValue({ $0 }) else { return }
+            let error = RelayClientError.broker(rawCode: RelayErrorCode.durableInUse.rawValue, message: retry.brokerMessage,
+                                                operation: "subscribe to \(retry.filter)")
+            CLIRunner.fail("durable \"\(retry.durableName)\" was still attached to another connection when --timeout "
+                           + "\(timeout) s ran out; stop the other subscriber of it or use another --durable name",
+                           code: error.exitCode)
+        }
     }
 }
