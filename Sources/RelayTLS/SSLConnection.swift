@@ -93,6 +93,14 @@ final class SSLConnection {
         var lastCode: Int32 = 0
         while buffer.readableBytes < limit {
             var rc: Int32 = 0
+            // A read that fills the first record grows the buffer once, to
+            // `limit` plus the record that crosses it: growing it record by
+            // record reallocated and copied it up to three times (~180
+            // instructions per 128 B message at full load, wave 9 profile).
+            // A small read keeps its small buffer (payload slices pin it until commit).
+            if buffer.writableBytes < Self.recordSize {
+                buffer.reserveCapacity(minimumWritableBytes: limit + Self.recordSize - buffer.readableBytes)
+            }
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.recordSize) { raw in
                 // OpenSSL writes at most raw.count bytes into the buffer's free space.
                 guard let base = raw.baseAddress else { return 0 }

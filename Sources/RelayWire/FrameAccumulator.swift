@@ -78,6 +78,24 @@ public struct FrameAccumulator {
         }
     }
 
+    /// A frame, or a PUB decoded in place (``RelayFrameDecoder/decodeRepeatedPublish(_:)``).
+    public enum BrokerDecoded {
+        case frame(Frame)
+        case publish(Publish)
+    }
+
+    /// ``next()`` for the broker: a PUB that repeats the previous one's
+    /// topic and has no headers (a publisher's stream, nearly always) comes
+    /// as its ``Publish`` without a ``Frame`` around it; anything else as
+    /// ``next()`` gives it, with every check.
+    @inline(__always)
+    public mutating func nextForBroker() throws(WireError) -> BrokerDecoded? {
+        try advance { (decoder, buffer) throws(WireError) -> BrokerDecoded? in
+            if let publish = decoder.decodeRepeatedPublish(&buffer) { return .publish(publish) }
+            return try decoder.decodeFrame(&buffer).map { .frame($0) }
+        }
+    }
+
     /// Decodes from `pending` with `decode` until it yields, moving on to the queued read.
     /// Internal, not private: ``drainClientFrames(publishAck:message:frame:)`` uses it.
     @inline(__always)

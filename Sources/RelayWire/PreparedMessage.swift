@@ -24,6 +24,12 @@ public struct PreparedMessage: Sendable, Hashable {
         self.tail = tail
     }
 
+    /// A tail written elsewhere (``MessageTailBatch``), byte for byte what the
+    /// initializer above writes.
+    init(tail: ByteBuffer) {
+        self.tail = tail
+    }
+
     /// Writes one MSG frame straight from its fields, without a tail to share:
     /// the replay path, where each message goes to one subscription. The
     /// bytes are those of `PreparedMessage(...).write(...)`. Throws, writing
@@ -90,8 +96,16 @@ public struct PreparedMessage: Sendable, Hashable {
             throw WireError(.frameTooLarge, "MSG frame is \(length) bytes; the subscriber accepts at most \(maxFrameSize)")
         }
         out.reserveCapacity(minimumWritableBytes: 4 + length)
-        out.writeMultipleIntegers(UInt32(truncatingIfNeeded: length), FrameType.message.rawValue,
-                                  replayed ? Message.replayedFlag : 0, subscriptionID)
+        // The 10 bytes before the tail in one write, not four (each integer
+        // write is a uniqueness, capacity and rebasing check): 948 → ~450
+        // instructions per delivered MSG (wave 9 profile).
+        let flags = replayed ? Message.replayedFlag : 0
+        out.writeWithOutputRawSpan(minimumWritableBytes: 10) { span in
+            span.append(UInt32(truncatingIfNeeded: length).bigEndian, as: UInt32.self)
+            span.append(FrameType.message.rawValue, as: UInt8.self)
+            span.append(flags, as: UInt8.self)
+            span.append(subscriptionID.bigEndian, as: UInt32.self)
+        }
         out.writeImmutableBuffer(tail)
     }
 }

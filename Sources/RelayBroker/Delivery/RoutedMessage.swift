@@ -5,9 +5,14 @@ import RelayWire
 
 /// A committed message on its way to subscribers, encoded once as a MSG
 /// tail (``PreparedMessage``) and shared by every subscription that
-/// receives it: fan-out to K subscribers costs K reference-count increments
-/// and K memcpys of the encoded bytes, never K re-encodings.
-public final class RoutedMessage: Sendable {
+/// receives it: fan-out to K subscribers costs K copies of this value (two
+/// reference-count increments: the topic and the tail's storage) and K
+/// memcpys of the encoded bytes, never K re-encodings.
+///
+/// A struct, not a class: an object per message was an allocation and a
+/// free (~300 instructions) per committed message; the tails of a batch
+/// share a few buffers (``MessageTailBatch``).
+public struct RoutedMessage: Sendable {
     public let sequence: UInt64
     /// The commit time, for a `time` start position in the future (§4.6).
     public let timestamp: UInt64

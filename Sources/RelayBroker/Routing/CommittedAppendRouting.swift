@@ -17,20 +17,33 @@ extension Router {
 
     /// Encodes the newly committed messages of one append (duplicates and
     /// failures are skipped) and counts them. Runs on the router's queue.
+    /// The tails share a few buffers (``MessageTailBatch``); the messages are
+    /// read in place by index, not copied out of the array.
     static func routedMessages(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
                                metrics: BrokerMetrics) -> [RoutedMessage] {
-        var routed: [RoutedMessage] = []
-        routed.reserveCapacity(results.count)
+        var tails = MessageTailBatch(count: results.count)
+        var heads: [(sequence: UInt64, timestamp: UInt64, topic: String)] = []
+        heads.reserveCapacity(results.count)
         var bytes = 0
-        for (message, result) in zip(messages, results) {
-            guard case .success(let receipt) = result, !receipt.duplicate else { continue }
-            bytes += message.payload.readableBytes
-            if let encoded = RoutedMessage.encode(
-                sequence: receipt.sequence, timestamp: receipt.timestamp, topic: message.topic.value,
-                publisherPrincipal: message.publisher.principal, publisherFingerprint: message.publisher.fingerprint,
-                headers: message.headers, payload: message.payload) {
-                routed.append(encoded)
+        for index in 0..<min(messages.count, results.count) {
+            guard case .success(let receipt) = results[index], !receipt.duplicate else { continue }
+            let topic = messages[index].topic.value
+            do {
+                try tails.append(sequence: receipt.sequence, timestamp: receipt.timestamp, topic: topic,
+                                 publisherPrincipal: messages[index].publisher.principal,
+                                 publisherFingerprint: messages[index].publisher.fingerprint,
+                                 headers: Headers(messages[index].headers), payload: messages[index].payload)
+            } catch {
+                continue  // a topic or principal over 65,535 bytes: validation at publish time rules it out
             }
+            bytes += messages[index].payload.readableBytes
+            heads.append((receipt.sequence, receipt.timestamp, topic))
+        }
+        let prepared = tails.finish()
+        var routed: [RoutedMessage] = []
+        routed.reserveCapacity(heads.count)
+        for (head, tail) in zip(heads, prepared) {
+            routed.append(RoutedMessage(sequence: head.sequence, timestamp: head.timestamp, topic: head.topic, prepared: tail))
         }
         metrics.publishes.increment(by: Int64(routed.count))
         metrics.publishBytes.increment(by: Int64(bytes))

@@ -206,16 +206,18 @@ final class SessionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard machine.takesRequests else { return }  // closing: bytes still in flight are dropped, not buffered
         frames.append(unwrapInboundIn(data))
-        while machine.takesRequests {  // after ERR or BYE nothing more is read
-            let frame: Frame
+        reading: while machine.takesRequests {  // after ERR or BYE nothing more is read
             do {
-                guard let next = try frames.next() else { break }
-                frame = next
+                // A PUB repeating the last topic comes without a Frame around it.
+                switch try frames.nextForBroker() {
+                case nil: break reading
+                case .publish(let publish)?: machine.publish(publish.publishID, checked(publish), io)
+                case .frame(let frame)?: handle(frame)
+                }
             } catch {
                 machine.terminate(error.code, error.message, io)
-                break
+                break reading
             }
-            handle(frame)
             // A read batch of small requests (PINGs, refused PUBs) can answer
             // with as many bytes as it read: hand them to the channel as they
             // grow, so its water marks see them and reading stops in time.

@@ -98,8 +98,11 @@ final class SessionIO: SessionEnvironment {
                                    fingerprint: identity.fingerprintSHA256, spiffeID: identity.spiffe?.uri ?? "")))
         case .published(let id, let receipt):
             messagesIn &+= 1
-            write(.publishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
-                                         duplicate: receipt.duplicate)))
+            // Straight to the PUBACK encoder, the bytes `Frame.encode` writes
+            // for it (26 bytes always fit: a peer's limit is at least 1,024):
+            // no `Frame` around each of a commit's acks.
+            outbound.writePublishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
+                                                duplicate: receipt.duplicate))
         case .publishRefused(let id, let code, let message):
             write(.publishError(PublishError(publishID: id, code: code, message: message)))
         case .subscribed(let id, let first, let notice):

@@ -22,8 +22,18 @@ extension SessionStateMachine {
         var direct = env.canDeliver
         var written = 0
         let budget = limits.deliveryBudget
+        // A batch is mostly one subscription's: look its entry up once per
+        // run of the same id, not once per message (a hash per delivery).
+        var lastID: UInt32?
+        var lastSub: SubscriptionDelivery?
         for delivery in batch {
-            guard let sub = session.subscriptions[delivery.subscription]?.delivery else { continue }
+            let sub: SubscriptionDelivery
+            if lastID == delivery.subscription, let cached = lastSub {
+                sub = cached
+            } else {
+                guard let found = session.subscriptions[delivery.subscription]?.delivery else { continue }
+                (lastID, lastSub, sub) = (delivery.subscription, found, found)
+            }
             let message = delivery.message
             if direct, sub.maySendLive(message), env.deliver(message, subscriptionID: delivery.subscription) {
                 sub.sentLive(message)
