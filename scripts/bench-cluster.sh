@@ -87,23 +87,7 @@ issue_nats_cert "$WORK/pki" nats-node serverAuth,clientAuth
 issue_nats_cert "$WORK/pki" nats-client clientAuth
 P="$WORK/pki"
 
-ROUTES="\"tls://127.0.0.1:$((NATS_BASE + 1000))\", \"tls://127.0.0.1:$((NATS_BASE + 1001))\", \"tls://127.0.0.1:$((NATS_BASE + 1002))\""
-URLS=""
-for i in 0 1 2; do
-  n=$((i + 1))
-  TLS="tls { cert_file: \"$P/nats-node.pem\", key_file: \"$P/nats-node.key\", ca_file: \"$P/ca.pem\", verify: true, timeout: 5 }"
-  cat > "$WORK/n$n.conf" <<EOF
-server_name: n$n
-listen: 127.0.0.1:$((NATS_BASE + i))
-http: 127.0.0.1:$((NATS_BASE + 2000 + i))
-$TLS
-jetstream { store_dir: "$WORK/n$n" }
-cluster { name: bench, listen: 127.0.0.1:$((NATS_BASE + 1000 + i)), no_advertise: true, $TLS, routes: [$ROUTES] }
-EOF
-  "$NATS_SERVER" -c "$WORK/n$n.conf" -l "$WORK/n$n.log" &
-  PIDS+=($!)
-  URLS="$URLS${URLS:+,}tls://127.0.0.1:$((NATS_BASE + i))"
-done
+start_nats_nodes "$WORK" "$P" "$NATS_BASE" "$NATS_SERVER"
 wait_nats_healthy 30 $((NATS_BASE + 2000)) $((NATS_BASE + 2001)) $((NATS_BASE + 2002)) \
   || die "the NATS cluster did not form in 30 s (KEEP=1 keeps $WORK/n*.log)"
 

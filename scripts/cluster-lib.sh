@@ -41,3 +41,31 @@ wait_relayd_listening() {
     sleep 0.2
   done
 }
+
+# start_nats_nodes WORK PKI_DIR BASE NATS_SERVER: three nats-server nodes on
+# 127.0.0.1 (clients BASE..BASE+2, routes +1000, monitoring +2000), mTLS on
+# clients and routes with PKI_DIR's nats-node certificate, JetStream stores
+# and logs under WORK/n1..n3 (made here). Appends their PIDs to the caller's
+# PIDS array and sets URLS to the comma-separated client URLs; the caller
+# waits for them (wait_nats_healthy) and stops them.
+start_nats_nodes() {
+  local work=$1 pki=$2 base=$3 server=$4 i n tls routes
+  routes="\"tls://127.0.0.1:$((base + 1000))\", \"tls://127.0.0.1:$((base + 1001))\", \"tls://127.0.0.1:$((base + 1002))\""
+  tls="tls { cert_file: \"$pki/nats-node.pem\", key_file: \"$pki/nats-node.key\", ca_file: \"$pki/ca.pem\", verify: true, timeout: 5 }"
+  URLS=""
+  for i in 0 1 2; do
+    n=$((i + 1))
+    mkdir -p "$work/n$n"
+    cat > "$work/n$n.conf" <<EOF
+server_name: n$n
+listen: 127.0.0.1:$((base + i))
+http: 127.0.0.1:$((base + 2000 + i))
+$tls
+jetstream { store_dir: "$work/n$n" }
+cluster { name: bench, listen: 127.0.0.1:$((base + 1000 + i)), no_advertise: true, $tls, routes: [$routes] }
+EOF
+    "$server" -c "$work/n$n.conf" -l "$work/n$n.log" &
+    PIDS+=($!)
+    URLS="$URLS${URLS:+,}tls://127.0.0.1:$((base + i))"
+  done
+}

@@ -72,7 +72,7 @@ static void usage(void) {
             "usage: nats_r3_bench --url tls://127.0.0.1:4222[,tls://...] --ca CA --cert CERT --key KEY\n"
             "                     [--stream RELAY_BENCH] [--subject relay.bench.direct] [--n 20000]\n"
             "                     [--size 128] [--window 1000] [--replicas 3] [--timeout 60] [--msg-id 0|1]\n"
-            "                     [--id-length L]\n");
+            "                     [--id-length L (>= 22)]\n");
     exit(64);
 }
 
@@ -159,9 +159,13 @@ int main(int argc, char **argv) {
         sent_ns[i] = now_ns();
         /* Blocks (StallWait) while `window` publishes await their ack. */
         if (msg_id) {
-            /* --id-length L: the id padded with leading 'x' to L characters
-             * (as long as relayd's, about 104), still unique. */
-            int len = snprintf(id, sizeof(id), "bench-%lld-%ld", run, i);
+            /* --id-length L: a 22-character id (run and index in hex, as
+             * long as a 128-bit hash in base64url) padded with leading 'x'
+             * to L characters (as long as relayd's, 69 for format 2), still
+             * unique; L <= 22 gives the 22-character id itself. */
+            int len = id_length > 0
+                ? snprintf(id, sizeof(id), "%016llx%06lx", (unsigned long long)run, (unsigned long)i)
+                : snprintf(id, sizeof(id), "bench-%lld-%ld", run, i);
             if (id_length > len && id_length < (long)sizeof(id)) {
                 memmove(id + (id_length - len), id, (size_t)len + 1);
                 memset(id, 'x', (size_t)(id_length - len));
