@@ -86,7 +86,10 @@ struct RelaySub: AsyncParsableCommand {
             if let notice = subscription.notice { printError("relay-sub: \(notice)") }
             subscriptions.append(subscription)
         }
-        refusedDurable.withLockedValue { $0 = nil }
+        // The wait is over: say so, after the lines that announced it.
+        if let retry = refusedDurable.withLockedValue({ state -> DurableInUseRetry? in defer { state = nil }; return state }) {
+            printError("relay-sub: durable \"\(retry.durableName)\" attached after \(retry.attempt) retr\(retry.attempt == 1 ? "y" : "ies")")
+        }
         let received = NIOLockedValueBox(0)
         let format = self.format, count = self.count, timeout = self.timeout
         let outcome: Result<Void, RelayClientError> = await withTaskGroup(of: Result<Void, RelayClientError>?.self) { group in

@@ -42,6 +42,8 @@ struct RelaySubDurableInUseTests {
             }
             await publisher.close()
             #expect(await second.waitForExit(timeout: 10) == 0 && status == 0, "\(second.transcript)")
+            let attachedLine = second.stderrLines.first { $0.contains("durable \"shared-worker\" attached after") }
+            #expect(attachedLine != nil, "relay-sub did not say the wait was over: \(second.stderrLines)")
             let got = second.stdoutLines
             #expect(got.count == 1 && got.allSatisfy(published.contains),
                     "expected one of the durable's messages: \(got)")
