@@ -22,10 +22,8 @@ struct ClientFrameDrainingTests {
 
     /// Everything drained from `input` cut into reads of `chunk` bytes, as frames, and how many took each fast path.
     static func drainAll(_ input: ByteBuffer, chunk: Int) throws -> (frames: [Frame], acks: Int, messages: Int) {
-        var accumulator = FrameAccumulator(decoder: RelayFrameDecoder(role: .client, expectHandshake: false))
-        var rest = input, out: [Frame] = [], acks = 0, messages = 0
-        while let read = rest.readSlice(length: min(chunk, rest.readableBytes)), read.readableBytes > 0 {
-            accumulator.append(read)
+        var out: [Frame] = [], acks = 0, messages = 0
+        try feedInReads(input, chunk: chunk, role: .client) { accumulator in
             try accumulator.drainClientFrames(
                 publishAck: { ack in
                     out.append(.publishAck(ack))
@@ -37,7 +35,6 @@ struct ClientFrameDrainingTests {
                 },
                 frame: { out.append($0) })
         }
-        try accumulator.finish()
         return (out, acks, messages)
     }
 

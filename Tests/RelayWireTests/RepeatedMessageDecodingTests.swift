@@ -34,10 +34,8 @@ struct RepeatedMessageDecodingTests {
 
     /// Everything `nextDecoded()` yields for `input` cut into reads of `chunk` bytes, as frames.
     static func decodeAll(_ input: ByteBuffer, chunk: Int) throws -> (frames: [Frame], inPlace: Int) {
-        var accumulator = FrameAccumulator(decoder: RelayFrameDecoder(role: .client, expectHandshake: false))
-        var rest = input, out: [Frame] = [], inPlace = 0
-        while let read = rest.readSlice(length: min(chunk, rest.readableBytes)), read.readableBytes > 0 {
-            accumulator.append(read)
+        var out: [Frame] = [], inPlace = 0
+        try feedInReads(input, chunk: chunk, role: .client) { accumulator in
             while let decoded = try accumulator.nextDecoded() {
                 switch decoded {
                 case .frame(let frame): out.append(frame)
@@ -47,7 +45,6 @@ struct RepeatedMessageDecodingTests {
                 }
             }
         }
-        try accumulator.finish()
         return (out, inPlace)
     }
 

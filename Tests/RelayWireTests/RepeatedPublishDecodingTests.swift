@@ -30,10 +30,8 @@ struct RepeatedPublishDecodingTests {
 
     /// Everything `nextForBroker()` yields for `input` cut into reads of `chunk` bytes, as frames.
     static func decodeAll(_ input: ByteBuffer, chunk: Int) throws -> (frames: [Frame], inPlace: Int) {
-        var accumulator = FrameAccumulator(decoder: RelayFrameDecoder(role: .broker, expectHandshake: false))
-        var rest = input, out: [Frame] = [], inPlace = 0
-        while let read = rest.readSlice(length: min(chunk, rest.readableBytes)), read.readableBytes > 0 {
-            accumulator.append(read)
+        var out: [Frame] = [], inPlace = 0
+        try feedInReads(input, chunk: chunk, role: .broker) { accumulator in
             while let decoded = try accumulator.nextForBroker() {
                 switch decoded {
                 case .frame(let frame): out.append(frame)
@@ -43,7 +41,6 @@ struct RepeatedPublishDecodingTests {
                 }
             }
         }
-        try accumulator.finish()
         return (out, inPlace)
     }
 
