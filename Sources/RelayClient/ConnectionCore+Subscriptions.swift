@@ -46,7 +46,8 @@ final class SubscriptionState {
     var consumed: UInt64 = 0
     var ackRequested: UInt64 = 0
     /// SUBs refused with durable_in_use since the last accepted one.
-    var durableInUseRetries = 0
+    /// Retries of a refused SUB so far (``retryRefusedSubscribe``); 0 again once accepted.
+    var refusedRetries = 0
     /// A durable re-attached after a reconnect still has to repeat its last
     /// ACK once the broker delivered up to it: the ACK written right after
     /// the SUB is cut to what the broker has delivered there, which is
@@ -144,7 +145,7 @@ extension ConnectionCore {
     func subscribeAnswered(_ ack: SubscribeAck) {
         guard let state = subscriptions[ack.subscriptionID] else { return }
         if ack.isAccepted {
-            state.durableInUseRetries = 0
+            state.refusedRetries = 0
             state.firstSequence = ack.firstSequence
             if let opened = state.opened {
                 state.opened = nil
@@ -152,25 +153,30 @@ extension ConnectionCore {
             }
             return
         }
-        if retryDurableInUse(state, code: ack.code, message: ack.message) { return }
+        if retryRefusedSubscribe(state, code: ack.code, message: ack.message) { return }
         subscriptionEnded(state.id, error: .broker(rawCode: ack.code, message: ack.message,
                                                    operation: "subscribe to \(state.filter)"))
     }
 
-    /// After a reconnect the broker may not have noticed yet that the old
-    /// connection, which held this durable name, is gone: it answers
-    /// durable_in_use. Retry with backoff (0.1 s doubling, 8 tries, about
-    /// 25 s in all) before reporting the refusal.
-    private func retryDurableInUse(_ state: SubscriptionState, code: UInt16, message: String) -> Bool {
+    /// Two refusals that time ends, retried with backoff (0.1 s doubling, 8
+    /// tries, about 25 s in all) before the refusal is reported:
+    /// - `durable_in_use` of a durable: after a reconnect the broker may not
+    ///   have noticed yet that the old connection, which held the name, is gone;
+    /// - `storage_unavailable`: a cluster edge could not open its tail of the
+    ///   shared log (no stream leader, e.g. during a 3-5 s election).
+    private func retryRefusedSubscribe(_ state: SubscriptionState, code: UInt16, message: String) -> Bool {
         let attempts = 8
-        guard state.isDurable, code == RelayErrorCode.durableInUse.rawValue,
-              state.durableInUseRetries < attempts else { return false }
-        let milliseconds = Int64(100) << Int64(state.durableInUseRetries)
+        let durableInUse = state.isDurable && code == RelayErrorCode.durableInUse.rawValue
+        guard durableInUse || code == RelayErrorCode.storageUnavailable.rawValue,
+              state.refusedRetries < attempts else { return false }
+        let milliseconds = Int64(100) << Int64(state.refusedRetries)
         let delay = TimeAmount.milliseconds(milliseconds)
-        state.durableInUseRetries += 1
-        configuration.onDurableInUse?(DurableInUseRetry(
-            filter: state.filter, durableName: state.durableName, attempt: state.durableInUseRetries,
-            attempts: attempts, retryIn: .milliseconds(milliseconds), brokerMessage: message))
+        state.refusedRetries += 1
+        if durableInUse {
+            configuration.onDurableInUse?(DurableInUseRetry(
+                filter: state.filter, durableName: state.durableName, attempt: state.refusedRetries,
+                attempts: attempts, retryIn: .milliseconds(milliseconds), brokerMessage: message))
+        }
         state.attached = false
         eventLoop.scheduleTask(in: delay) { [self] in
             guard let current = subscriptions[state.id], current === state, isConnected, !state.attached else { return }

@@ -346,6 +346,10 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
 
     // MARK: Tail
 
+    public func stopTail() {
+        nats.unsubscribeOrdered()
+    }
+
     public func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
         try startTail(after: sequence, skip: { _, _ in false }, deliver: deliver)
     }

@@ -113,9 +113,9 @@ final class NATSConnection: @unchecked Sendable {
     private var kv: OpaquePointer?
     /// The bucket ``openBucket(_:replicas:)`` opened; cursor reads go to its stream's leader.
     private var bucketName: String?
+    /// The live tail's ordered consumer while it is open, guarded by `tailLock`.
     private var subscription: OpaquePointer?
-    /// Kept alive as long as `subscription` may call back into it (see `deinit`).
-    private var tailBox: TailBox?
+    private let tailLock = NSLock()
     /// The pipelined publisher (pipeline.h, relay_pipeline): its own reply
     /// subscription, created with the connection and destroyed in deinit before it.
     private let pipeline: UnsafeMutablePointer<relay_pipeline>
@@ -155,8 +155,9 @@ final class NATSConnection: @unchecked Sendable {
     }
 
     deinit {
-        // Order: the subscription first (no more callbacks into tailBox), then
-        // the bucket and context, then the connection that owns their I/O.
+        // Order: the subscription first (its completion callback frees its
+        // handler's box), then the bucket and context, then the connection
+        // that owns their I/O.
         if let subscription { natsSubscription_Destroy(subscription) }
         if let kv { kvStore_Destroy(kv) }
         // No round is in progress (a round runs inside publishPipelined,
@@ -169,7 +170,7 @@ final class NATSConnection: @unchecked Sendable {
 
     /// Closes the connection; later calls fail. Objects are freed in deinit.
     func close() {
-        if let subscription { natsSubscription_Unsubscribe(subscription) }
+        tailLock.withLock { if let subscription { natsSubscription_Unsubscribe(subscription) } }
         natsConnection_Close(connection)
     }
 
@@ -336,6 +337,8 @@ final class NATSConnection: @unchecked Sendable {
     struct StreamState {
         var messages: UInt64, bytes: UInt64, firstSequence: UInt64, lastSequence: UInt64
         var subjects: [(subject: String, messages: UInt64)]
+        /// Consumers on the stream (an edge's live tail is one while it runs).
+        var consumers: Int64 = 0
     }
 
     func streamState(_ stream: String, subjectsFilter: String? = nil, waitMs: Int64) throws(NATSError) -> StreamState {
@@ -354,7 +357,7 @@ final class NATSConnection: @unchecked Sendable {
             }
         }
         return StreamState(messages: state.Msgs, bytes: state.Bytes, firstSequence: state.FirstSeq,
-                           lastSequence: state.LastSeq, subjects: subjects)
+                           lastSequence: state.LastSeq, subjects: subjects, consumers: state.Consumers)
     }
 
     /// How many messages matching `filter` the stream holds from `start` on.
@@ -410,20 +413,28 @@ final class NATSConnection: @unchecked Sendable {
     /// of `subject` from `startSequence` on that `skip` does not skip, in
     /// stream order, on nats.c's delivery thread (one per subscription, so
     /// calls never overlap). `skip` sees the data in place (valid only during
-    /// the call): a skipped message is never copied. Once.
+    /// the call): a skipped message is never copied. Until
+    /// ``unsubscribeOrdered()``; then it may be called again. A handler call
+    /// already running when it returns may still finish (nats.c's rule).
     func subscribeOrdered(stream: String, subject: String, startSequence: UInt64,
                           skip: @escaping @Sendable (UInt64, UnsafeRawBufferPointer) -> Bool,
                           deliver: @escaping @Sendable (UInt64, String?, ByteBuffer) -> Void) throws(NATSError) {
+        tailLock.lock()
+        defer { tailLock.unlock() }
+        guard subscription == nil else { throw NATSError("subscribe to \(subject): the tail is already open", NATS_ILLEGAL_STATE) }
         let box = TailBox(skip: skip, deliver: deliver)
-        // Unretained: `tailBox` keeps the box alive until deinit, which destroys
-        // the subscription (so no more callbacks) before the box goes.
-        let context = Unmanaged.passUnretained(box).toOpaque()
+        // Retained here, released by the subscription's completion callback
+        // (set below), which nats.c calls once the subscription is closed
+        // and its handler has returned for the last time: the handler never
+        // sees a freed box, however the subscription ends.
+        let context = Unmanaged.passRetained(box).toOpaque()
         var sub: OpaquePointer?
         let status = relay_js_subscribe_ordered(&sub, js, stream, subject, startSequence, { _, _, msg, closure in
             guard let msg else { return }
             // The callback owns `msg` and must destroy it; its data is copied first.
             defer { natsMsg_Destroy(msg) }
             guard let closure else { return }
+            // Alive: the completion callback, which releases it, runs only after this handler returned.
             let box = Unmanaged<TailBox>.fromOpaque(closure).takeUnretainedValue()
             var sequence = relay_js_stream_sequence(msg)
             if sequence == 0 {
@@ -440,9 +451,35 @@ final class NATSConnection: @unchecked Sendable {
             let subject = natsMsg_GetSubject(msg).map { String(cString: $0) }
             box.deliver(sequence, subject, NATSConnection.copyData(msg))
         }, context)
-        guard status == NATS_OK, let sub else { throw NATSError("subscribe to \(subject)", status) }
-        tailBox = box
+        guard status == NATS_OK, let sub else {
+            // js_Subscribe failed: it closed what it had made before any
+            // consumer existed, so no handler ran or will run with `context`.
+            Unmanaged<TailBox>.fromOpaque(context).release()
+            throw NATSError("subscribe to \(subject)", status)
+        }
+        let completion = natsSubscription_SetOnCompleteCB(sub, { closure in
+            // nats.c: the subscription is closed and its handler has returned for the last time.
+            guard let closure else { return }
+            Unmanaged<TailBox>.fromOpaque(closure).release()
+        }, context)
+        // NATS_INVALID_SUBSCRIPTION: closed already (the connection is
+        // closing); the box then stays allocated (a few dozen bytes), as
+        // a handler may still be running with it.
+        _ = completion
         subscription = sub
+
+    }
+
+    /// Closes the ordered consumer ``subscribeOrdered(stream:subject:startSequence:skip:deliver:)``
+    /// opened (nats.c deletes it on the server); nothing when none is open.
+    func unsubscribeOrdered() {
+        tailLock.withLock {
+            guard let sub = subscription else { return }
+            subscription = nil
+            natsSubscription_Unsubscribe(sub)
+            // Frees the handle; the box goes with the completion callback.
+            natsSubscription_Destroy(sub)
+        }
     }
 }
 

@@ -6,9 +6,19 @@
 /// broker keeps routing their appends directly, which is the fast path.
 public protocol SharedMessageLog: MessageLog {
     /// Calls `deliver` with every message stored after `sequence`, by any
-    /// edge, in ascending sequence order, each exactly once, until the log is
-    /// closed. Calls never overlap; each must only hand off.
+    /// edge, in ascending sequence order, each exactly once, until
+    /// ``stopTail()`` or the log is closed. Calls never overlap; each must
+    /// only hand off. One tail at a time: starting a second one while one
+    /// runs throws.
     func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError)
+
+    /// Stops the tail ``startTail(after:deliver:)`` started (nothing when none
+    /// runs), so the backing service stops sending this edge every message;
+    /// a call already under way may still finish. The tail may be started
+    /// again, from any sequence: after ``MessageLog/lastSequence()``, which a
+    /// shared log answers from the service itself (the stream leader), it
+    /// misses nothing stored later.
+    func stopTail()
 
     /// As ``startTail(after:deliver:)``, but first asks `skip` with each
     /// message's sequence and payload size: when it answers true (nothing on

@@ -83,9 +83,10 @@ public final class SingleNATSServer: @unchecked Sendable {
 extension RelaydFixture {
     /// Points this relayd at `nats` (`[storage] backend = "jetstream"`),
     /// connecting as `pki.alice`, and rewrites the config. For the JetStream tests.
-    /// `startupTimeout`: `[storage.jetstream] startup_timeout` (relayd's default when nil).
+    /// `startupTimeout`: `[storage.jetstream] startup_timeout`, `tailIdle`:
+    /// `tail_idle` (relayd's defaults when nil).
     public func useJetStream(_ nats: SingleNATSServer, publishTimeout: String = "10s", extra: String = "",
-                             startupTimeout: String? = nil) throws {
+                             startupTimeout: String? = nil, tailIdle: String? = nil) throws {
         storageExtra = """
         backend = "jetstream"
 
@@ -98,6 +99,7 @@ extension RelaydFixture {
         publish_timeout = "\(publishTimeout)"
         retry_backoff = "100ms"
         """ + (startupTimeout.map { "\nstartup_timeout = \"\($0)\"" } ?? "")
+            + (tailIdle.map { "\ntail_idle = \"\($0)\"" } ?? "")
         try writeConfig(extra: extra)
     }
 

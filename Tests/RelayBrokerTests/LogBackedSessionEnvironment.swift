@@ -76,8 +76,8 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
         try messageLog.startSequence(start, filter: filter)
     }
 
-    func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64 {
-        _ = recording.route(filter, subscriptionID: subscriptionID)
+    func route(_ filter: TopicFilter, subscriptionID: UInt32) throws(StoreError) -> UInt64 {
+        _ = try recording.route(filter, subscriptionID: subscriptionID)
         do {
             return try messageLog.lastSequence()
         } catch {

@@ -14,7 +14,7 @@ struct RouterTailSkipTests {
         #expect(router.skipWhileUnsubscribed(5))
         #expect(router.watermark == 5)
         let sink = CollectingSink()
-        #expect(router.subscribe(try TopicFilter(">"), sink: sink, id: 1) == 5)
+        #expect(try router.subscribe(try TopicFilter(">"), sink: sink, id: 1) == 5)
         #expect(!router.skipWhileUnsubscribed(6), "a subscription exists: the message must be routed")
         #expect(router.watermark == 5)
         router.unsubscribe(try TopicFilter(">"), sink: sink, id: 1)

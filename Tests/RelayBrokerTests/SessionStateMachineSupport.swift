@@ -55,7 +55,7 @@ final class RecordingEnvironment: SessionEnvironment {
         return resolvedStart
     }
 
-    func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64 {
+    func route(_ filter: TopicFilter, subscriptionID: UInt32) throws(StoreError) -> UInt64 {
         log.append("route \(subscriptionID) \(filter)")
         return watermark
     }

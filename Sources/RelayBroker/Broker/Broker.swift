@@ -61,13 +61,9 @@ public final class Broker: Sendable {
         let router = Router(watermark: try store.lastSequence())
         let context = BrokerContext(configuration: configuration, policy: policy, store: store, router: router,
                                     tls: tls, metrics: metrics, audit: audit, logger: logger)
-        do {
-            try router.followTail(of: store, metrics: metrics)
-        } catch {
-            store.close()
-            audit?.close()
-            throw error
-        }
+        // A shared log's tail opens with the first subscription (LiveTail.swift).
+        let tailIdle = configuration.storage.jetstream?.tailIdleNanos ?? BrokerConfiguration.JetStream().tailIdleNanos
+        router.followTail(of: store, idle: .nanoseconds(tailIdle), metrics: metrics)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         let server: BrokerServer
         do {

@@ -30,6 +30,11 @@ extension BrokerConfiguration {
         /// ids; the default) or "v1" (what older edges write), for a rolling
         /// upgrade (docs/cluster.md, "Record formats and rolling upgrades").
         public var recordFormat = "v2"
+        /// `tail_idle`: how long the edge keeps following the stream (its
+        /// live tail, an ordered consumer) after its last subscription ended;
+        /// with no subscription after that, nats-server sends it nothing
+        /// (docs/cluster.md, "Live delivery across edges").
+        public var tailIdleNanos: Int64 = 10_000_000_000
         /// The most the last retry of a publish waits for its ack (JetStreamSettings.requestTimeout).
         static let retryAckWaitNanos: Int64 = 2_000_000_000
     }
@@ -79,6 +84,12 @@ extension ConfigParser {
                     throw j.error("record_format", "expected \"v2\" (the default) or \"v1\" (while edges older than record format 2 still run), got \"\(v)\"")
                 }
                 js.recordFormat = v
+            }
+            if let v = try j.duration("tail_idle") {
+                guard v <= 86_400_000_000_000 else {
+                    throw j.error("tail_idle", "must be at most 24h (\"0s\": stop following the stream as soon as the last subscription ends; 10s is the default)")
+                }
+                js.tailIdleNanos = v
             }
             try j.finish()
             s.jetstream = js

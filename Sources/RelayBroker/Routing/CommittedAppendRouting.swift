@@ -50,4 +50,25 @@ extension Router {
         if let last = routed.last { metrics.lastSequence.record(Int64(last.sequence)) }
         return routed
     }
+
+    /// For a shared log, whose tail routes: counts this edge's newly stored
+    /// messages of one append (relay_publishes_total is each edge's own
+    /// publishes, whether or not its tail is open). On the writer's thread:
+    /// counters only.
+    static func countCommitted(_ messages: [NewMessage], _ results: [Result<AppendReceipt, StoreError>],
+                               metrics: BrokerMetrics) {
+        var count = 0
+        var bytes = 0
+        var last: UInt64 = 0
+        for index in 0..<min(messages.count, results.count) {
+            guard case .success(let receipt) = results[index], !receipt.duplicate else { continue }
+            count += 1
+            bytes += messages[index].payload.readableBytes
+            last = max(last, receipt.sequence)
+        }
+        guard count > 0 else { return }
+        metrics.publishes.increment(by: Int64(count))
+        metrics.publishBytes.increment(by: Int64(bytes))
+        metrics.lastSequence.record(Int64(last))
+    }
 }

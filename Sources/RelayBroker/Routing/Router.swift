@@ -1,6 +1,7 @@
 import Dispatch
 import NIOConcurrencyHelpers
 import RelayCore
+import RelayStore
 
 /// Something that receives routed messages: a session. Called from the
 /// router's serial queue; implementations hop to their own event loop.
@@ -42,6 +43,9 @@ public final class Router: Sendable {
     }
 
     private let state: NIOLockedValueBox<State>
+    /// A shared log's tail, opened by the first subscription (``followTail(of:idle:metrics:)``);
+    /// nil for a local log.
+    private let liveTail = NIOLockedValueBox<LiveTail?>(nil)
     /// Where commit completions encode and route their batches, off the
     /// store's writer thread. Serial and FIFO: the single writer enqueues in
     /// commit order, so ``publish(_:)`` still sees commit order, which the
@@ -57,13 +61,28 @@ public final class Router: Sendable {
     public var watermark: UInt64 { state.withLockedValue { $0.watermark } }
     public var subscriptionCount: Int { state.withLockedValue { $0.trie.count } }
 
-    /// Adds a subscription and returns the watermark at that instant.
-    public func subscribe(_ filter: TopicFilter, sink: any DeliverySink, id: UInt32) -> UInt64 {
-        state.withLockedValue { state in
-            state.trie.insert(filter, Key(sink: sink, subscription: id))
-            return state.watermark
+    /// Adds a subscription and returns the watermark at that instant. With a
+    /// shared log whose tail is closed, opens it first (``LiveTail``); a
+    /// failure to open it is thrown and nothing is added.
+    public func subscribe(_ filter: TopicFilter, sink: any DeliverySink, id: UInt32) throws(StoreError) -> UInt64 {
+        let insert = {
+            self.state.withLockedValue { state in
+                state.trie.insert(filter, Key(sink: sink, subscription: id))
+                return state.watermark
+            }
         }
+        guard let tail = liveTail.withLockedValue({ $0 }) else { return insert() }
+        return try tail.whileOpen(raise: { last in
+            state.withLockedValue { $0.watermark = max($0.watermark, last) }
+        }, insert)
     }
+
+    func attach(_ tail: LiveTail) {
+        liveTail.withLockedValue { $0 = tail }
+    }
+
+    /// Whether the shared log's tail is open now (false for a local log).
+    var isFollowingTail: Bool { liveTail.withLockedValue { $0 }?.isOpen ?? false }
 
     /// For a shared log's tail: while no subscription exists, moves the
     /// watermark to `sequence` and answers true (the message needs no
@@ -81,7 +100,13 @@ public final class Router: Sendable {
     }
 
     public func unsubscribe(_ filter: TopicFilter, sink: any DeliverySink, id: UInt32) {
-        _ = state.withLockedValue { $0.trie.remove(filter, Key(sink: sink, subscription: id)) }
+        let none = state.withLockedValue { state in
+            _ = state.trie.remove(filter, Key(sink: sink, subscription: id))
+            return state.trie.count == 0
+        }
+        if none, let tail = liveTail.withLockedValue({ $0 }) {
+            tail.lastSubscriptionEnded(stillNone: { self.subscriptionCount == 0 })
+        }
     }
 
     /// Runs `work` on the router's serial queue after the work enqueued

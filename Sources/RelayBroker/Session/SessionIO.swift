@@ -220,6 +220,7 @@ final class SessionIO: SessionEnvironment {
             // fan-out of its message (Protocol/relay-v1.md).
             proxy.onLoop { session in session.commitCompleted(ids: ids, results: results) }
             if routes { router.routeCommitted(messages, results, metrics: metrics) }
+            else { Router.countCommitted(messages, results, metrics: metrics) }
         }
     }
 
@@ -295,9 +296,9 @@ final class SessionIO: SessionEnvironment {
         try broker.store.startSequence(start, filter: filter)
     }
 
-    func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64 {
+    func route(_ filter: TopicFilter, subscriptionID: UInt32) throws(StoreError) -> UInt64 {
         guard let proxy else { return broker.router.watermark }  // torn down: nothing will be delivered
-        return broker.router.subscribe(filter, sink: proxy, id: subscriptionID)
+        return try broker.router.subscribe(filter, sink: proxy, id: subscriptionID)
     }
 
     func visit(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int,

@@ -6,7 +6,7 @@ import RelayWire
 import Testing
 
 /// Issue 20, end to end: a replay across records something other than relayd
-/// published into the stream. The live tail skipped them already
+/// published into the stream. The live tail skips them too
 /// (JetStreamForeignRecordEdgeTests); a replay threw on the first one, so a
 /// subscriber from earliest got nothing past it, on every attempt.
 @Suite("relayd edge: replay across foreign records in the JetStream stream", .serialized)
@@ -24,9 +24,9 @@ struct JetStreamForeignRecordReplayTests {
             #expect(try nats.publishForeign(3, subject: "relay.foreign.t") == 3)
             let after = try await publisher.publish("foreign.t", count: 1, firstID: 2, payload: { _ in "after" })
             #expect(after.count == 1)
-            // The edge's tail counts the three as it passes them; no frame announces that, so poll the metric.
-            let tailCounted = await eventually(timeout: 10) { (try? await edge.metric("relay_storage_foreign_records_total")) == 3 }
-            #expect(tailCounted)
+            // No subscription yet, so the edge does not follow the stream
+            // (JetStreamOnDemandTailTests): nothing has seen the three yet.
+            #expect(try await edge.metric("relay_storage_foreign_records_total") == 0)
 
             let expectedSequences = (before + after).map(\.sequence)
             #expect(expectedSequences.count == 2)
@@ -40,6 +40,9 @@ struct JetStreamForeignRecordReplayTests {
                 #expect(got.map(\.sequence) == expectedSequences)
                 #expect(try await subscriber.expectSilence())
                 await subscriber.close()
+                // The first replay counted the three as it passed them (no frame announces that: poll).
+                let counted = await eventually(timeout: 10) { (try? await edge.metric("relay_storage_foreign_records_total")) == 3 }
+                #expect(counted)
             }
             // A replay re-reading a foreign record it or the tail already counted does not count it again.
             #expect(try await edge.metric("relay_storage_foreign_records_total") == 3)

@@ -104,7 +104,8 @@ protocol SessionEnvironment: AnyObject {
     func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor?
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
     /// Adds the subscription to routing; returns the watermark (see ``Router``).
-    func route(_ filter: TopicFilter, subscriptionID: UInt32) -> UInt64
+    /// Throws when live delivery cannot start (a shared log's tail cannot be opened).
+    func route(_ filter: TopicFilter, subscriptionID: UInt32) throws(StoreError) -> UInt64
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch
     /// False while the peer is not taking the output it has.
     var canDeliver: Bool { get }

@@ -80,7 +80,20 @@ extension SessionStateMachine {
             if let owner { env.run(.releaseDurable(owner: owner, name: durable)) }
             return refuse(error.relayErrorCode, "could not resolve the start position: \(error)")
         }
-        let watermark = env.route(filter, subscriptionID: id)
+        let watermark: UInt64
+        do {
+            watermark = try env.route(filter, subscriptionID: id)
+        } catch {
+            // A cluster edge opens its tail of the shared log for its first
+            // subscription; without the log's service that is refused, typed.
+            if let owner { env.run(.releaseDurable(owner: owner, name: durable)) }
+            guard case .unavailable(let why) = error else {
+                return refuse(error.relayErrorCode, "could not start live delivery: \(error)")
+            }
+            return refuse(error.relayErrorCode, "could not start live delivery: this edge follows the shared log (NATS "
+                + "JetStream) from its first subscription, and the log did not answer (\(why)); retry once the NATS "
+                + "cluster has a quorum again")
+        }
         let first = start ?? watermark + 1
         let delivery = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
                                             credit: UInt64(request.initialCredit), bufferLimit: limits.subscriptionBuffer,

@@ -1,0 +1,74 @@
+import Dispatch
+import NIOConcurrencyHelpers
+import RelayStore
+
+/// A shared log's tail, open only while this edge needs it: from the first
+/// subscription until `idle` after the last one ended. An edge that only
+/// publishes then costs the log's service no delivery per message (with
+/// JetStream, an ordered consumer that sends every message of the stream
+/// back to every edge: docs/cluster.md, "Live delivery across edges").
+///
+/// The tail reopens after the log's last sequence, asked of the service
+/// itself, and the router's watermark is raised to it before the first
+/// subscription is added: that subscription reads everything up to the
+/// watermark from the log and takes the rest live, as if the tail had
+/// always run. Opening and closing are serialised with that first insert
+/// by `lock`, so the idle close cannot close the tail under a new
+/// subscription. Lock order: `lock`, then the router's state; the tail's
+/// own handler takes only the router's.
+final class LiveTail: @unchecked Sendable {
+    // @unchecked: `open` and `epoch` are guarded by `lock`.
+    private let log: any SharedMessageLog
+    private let idle: Duration
+    /// Starts the log's tail after a sequence, with the router's handlers.
+    private let start: @Sendable (UInt64) throws(StoreError) -> Void
+    private let lock = NIOLock()
+    private var open = false
+    /// Moves on with every subscription, so an idle close scheduled before it does nothing.
+    private var epoch: UInt64 = 0
+
+    init(log: any SharedMessageLog, idle: Duration, start: @escaping @Sendable (UInt64) throws(StoreError) -> Void) {
+        self.log = log
+        self.idle = idle
+        self.start = start
+    }
+
+    var isOpen: Bool { lock.withLock { open } }
+
+    /// Runs `body` (the router's insert) with the tail open. When it was
+    /// closed: asks the log's last sequence, passes it to `raise` (the
+    /// router's watermark), then opens the tail after it. A failure (no
+    /// quorum, no connection) is thrown and `body` does not run.
+    func whileOpen<T>(raise: (UInt64) -> Void, _ body: () -> T) throws(StoreError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        epoch &+= 1
+        if !open {
+            let last = try log.lastSequence()
+            raise(last)
+            try start(last)
+            open = true
+        }
+        return body()
+    }
+
+    /// The last subscription ended: the tail closes after `idle`, unless a
+    /// subscription started in the meantime or `stillNone` says one exists.
+    func lastSubscriptionEnded(stillNone: @escaping @Sendable () -> Bool) {
+        let scheduled = lock.withLock { epoch }
+        DispatchQueue.global().asyncAfter(deadline: .now() + idle.timeInterval) { [self] in
+            lock.withLock {
+                guard open, epoch == scheduled, stillNone() else { return }
+                log.stopTail()
+                open = false
+            }
+        }
+    }
+}
+
+extension Duration {
+    var timeInterval: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
