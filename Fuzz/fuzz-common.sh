@@ -7,14 +7,19 @@
 #   Uses Fuzz/dict/CORPUS.dict and Fuzz/suppressions/CORPUS.lsan when
 #   present. FUZZ_RSS_LIMIT_MB (default 2048) is libFuzzer's memory limit.
 #   Crash inputs land in
-#   .build-fuzz/artifacts/. FUZZ_UPDATE_CORPUS=1 merges what the run found
+#   .build-fuzz/artifacts/. FUZZ_BUILD_ONLY=1 only builds; FUZZ_SKIP_BUILD=1
+#   fuzzes what is built (make fuzz builds every target first, then fuzzes
+#   two at a time: Fuzz/run-all.sh). FUZZ_UPDATE_CORPUS=1 merges what the run found
 #   into the kept corpus (minimised: only inputs that add coverage).
 run_fuzz_target() {
     local product="$1" corpus="$2" seconds="$3" max_len="$4"
     shift 4
-    swift build -c release --scratch-path .build-fuzz \
-        -Xswiftc -sanitize=fuzzer,address -Xswiftc -DRELAY_FUZZ \
-        --product "$product"
+    if [ "${FUZZ_SKIP_BUILD:-0}" != "1" ]; then
+        swift build -c release --scratch-path .build-fuzz \
+            -Xswiftc -sanitize=fuzzer,address -Xswiftc -DRELAY_FUZZ \
+            --product "$product"
+    fi
+    [ "${FUZZ_BUILD_ONLY:-0}" = "1" ] && return 0
     local bin=".build-fuzz/release/$product"
 
     local work

@@ -9,9 +9,13 @@ seconds="${1:-60}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-swift build -c release --scratch-path .build-fuzz \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DRELAY_FUZZ \
-    --product relay-fuzz-frame-decoder
+# FUZZ_BUILD_ONLY=1 / FUZZ_SKIP_BUILD=1: as in fuzz-common.sh.
+if [ "${FUZZ_SKIP_BUILD:-0}" != "1" ]; then
+    swift build -c release --scratch-path .build-fuzz \
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -DRELAY_FUZZ \
+        --product relay-fuzz-frame-decoder
+fi
+[ "${FUZZ_BUILD_ONLY:-0}" = "1" ] && exit 0
 bin=".build-fuzz/release/relay-fuzz-frame-decoder"
 
 work="$(mktemp -d)"

@@ -17,11 +17,25 @@ public final class FrameClient: @unchecked Sendable {
 
     public static let group = MultiThreadedEventLoopGroup.singleton
 
-    /// - Parameter sourceAddress: a local address to connect from (any of
-    ///   127.0.0.0/8 works on Linux), for per-source-address limits.
+    /// The wait for an event that must come (the TLS handshake, WELCOME):
+    /// long enough for a full-suite run at load 10 on 2 vCPUs, so a timeout
+    /// means the event is not coming.
+    public static let loadedMachineDeadline = TimeAmount.seconds(60)
+
+    /// - Parameters:
+    ///   - sourceAddress: a local address to connect from (any of
+    ///     127.0.0.0/8 works on Linux), for per-source-address limits.
+    ///   - handshakeTimeout: how long this client waits for the TLS handshake.
+    ///     Its clock starts when TCP is up, which the kernel's backlog makes
+    ///     happen before relayd accepts; on a loaded machine relayd was seen
+    ///     accepting 8 s later, so the default is a generous deadline
+    ///     (``loadedMachineDeadline``), not the 10 s of a production client.
     public static func connect(port: Int, pki: TLSTestPKI, as client: TLSTestPKI.Files? = nil,
-                               from sourceAddress: String? = nil) async throws -> FrameClient {
-        let context = try TLSClientContext(configuration: pki.clientConfiguration(client))
+                               from sourceAddress: String? = nil,
+                               handshakeTimeout: TimeAmount = loadedMachineDeadline) async throws -> FrameClient {
+        var configuration = pki.clientConfiguration(client)
+        configuration.handshakeTimeout = handshakeTimeout
+        let context = try TLSClientContext(configuration: configuration)
         let inbox = FrameInbox()
         var bootstrap = ClientBootstrap(group: group)
         if let sourceAddress { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: sourceAddress, port: 0)) }
@@ -97,17 +111,28 @@ public final class FrameClient: @unchecked Sendable {
 
     /// HELLO, then WELCOME (or the ERR that refused us, as an error).
     @discardableResult
-    public func hello(sessionID: ProducerSessionID = .none) async throws -> Welcome {
+    public func hello(sessionID: ProducerSessionID = .none,
+                      timeout: TimeAmount = loadedMachineDeadline) async throws -> Welcome {
         do {
             try await send(.hello(Hello(maxFrameSize: 64 << 20, sessionID: sessionID, clientName: "frame-client")))
-        } catch {
-            // A refusal right after TLS (ERR too_many_connections, then close)
-            // can beat the HELLO write: the write fails on the closed channel,
-            // but the ERR already arrived and is the broker's answer.
-            if case .error(let refusal)? = try? await next() { throw FrameClientError.refused(refusal) }
-            throw error
+        } catch let writeError {
+            // The write fails on a channel that is already closed. What closed
+            // it is the answer: an ERR that beat the HELLO (too_many_connections,
+            // then close), or the error that ended the connection (a TLS
+            // handshake that timed out while this task waited to run), not
+            // the write's "I/O on closed channel".
+            let cause: Frame?
+            do {
+                cause = try await next()
+            } catch FrameClientError.timeout {
+                throw writeError  // still open: the write failed for its own reason
+            } catch let closedBy {
+                throw closedBy
+            }
+            if case .error(let refusal)? = cause { throw FrameClientError.refused(refusal) }
+            throw writeError
         }
-        switch try await next() {
+        switch try await next(timeout: timeout) {
         case .welcome(let welcome): return welcome
         case .error(let error): throw FrameClientError.refused(error)
         case let other: throw FrameClientError.unexpected(String(describing: other))

@@ -75,27 +75,76 @@ extension ChildProcess {
 
 /// A GET on the metrics listener that reports any status (``RelaydFixture/scrapeMetrics()``
 /// insists on 200): for `/readyz`, which answers 503 while not ready.
+///
+/// The request is written by the channel itself when the connection is up,
+/// and the response collected there until relayd closes: the calling task
+/// only waits for the result. relayd closes a metrics connection that has
+/// not sent its request within `metrics.request_timeout` (5 s) of the
+/// accept, and on a loaded machine a test task can resume later than that
+/// after its connect ("I/O on closed channel" when it then wrote).
 public enum HTTPProbe {
+    /// The connect and the whole exchange: generous, as a deadline on a
+    /// loaded machine, not a measure of relayd.
+    public static let deadline = TimeAmount.seconds(60)
+
     public static func get(port: Int, path: String, host: String = "127.0.0.1") async throws -> (status: Int, body: String) {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: host, port: port) { channel in
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let response = loop.makePromise(of: ByteBuffer.self)
+        let request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"
+        let connected = ClientBootstrap(group: loop)
+            .connectTimeout(deadline)
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    try channel.pipeline.syncOperations.addHandler(OneExchange(request: request, response: response))
                 }
             }
-        return try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"))
-            var response = ByteBuffer()
-            for try await chunk in inbound {
-                var chunk = chunk
-                response.writeBuffer(&chunk)
-            }
-            let text = String(buffer: response)
-            let statusWord = text.split(separator: " ", maxSplits: 2).dropFirst().first
-            guard let statusWord, let status = Int(statusWord), let split = text.range(of: "\r\n\r\n") else {
-                throw RelaydFixtureError(message: "GET \(path) on \(host):\(port): not an HTTP response: \(text.prefix(200))")
-            }
-            return (status, String(text[split.upperBound...]))
+            .connect(host: host, port: port)
+        connected.whenFailure { response.fail($0) }
+        let expiry = loop.scheduleTask(in: deadline) {
+            response.fail(RelaydFixtureError(message: "GET \(path) on \(host):\(port): no complete response within \(deadline.nanoseconds / 1_000_000_000) s"))
+            connected.whenSuccess { $0.close(promise: nil) }
+        }
+        defer { expiry.cancel() }
+        let text = String(buffer: try await response.futureResult.get())
+        let statusWord = text.split(separator: " ", maxSplits: 2).dropFirst().first
+        guard let statusWord, let status = Int(statusWord), let split = text.range(of: "\r\n\r\n") else {
+            throw RelaydFixtureError(message: "GET \(path) on \(host):\(port): not an HTTP response: \(text.prefix(200))")
+        }
+        return (status, String(text[split.upperBound...]))
+    }
+
+    /// Writes the request at connect and collects everything until the
+    /// server closes (the listener answers one request, then closes).
+    private final class OneExchange: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        private let request: String
+        private let response: EventLoopPromise<ByteBuffer>
+        private var received = ByteBuffer()
+
+        init(request: String, response: EventLoopPromise<ByteBuffer>) {
+            self.request = request
+            self.response = response
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: request)), promise: nil)
+            context.fireChannelActive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var chunk = unwrapInboundIn(data)
+            received.writeBuffer(&chunk)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            response.succeed(received)  // a no-op when the deadline or an error came first
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            response.fail(error)
+            context.close(promise: nil)
         }
     }
 }

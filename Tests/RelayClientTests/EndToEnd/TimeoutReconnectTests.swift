@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import RelayClient
 import RelayTestSupport
 import Testing
@@ -69,5 +70,22 @@ struct TimeoutReconnectTests {
         let refusedText = refused.stderr.joined(separator: "\n")
         #expect(refusedText.contains("nothing accepts connections there (connection refused)"), "\(refusedText)")
         #expect(!refusedText.contains("reset"), "\(refusedText)")
+    }
+
+    @Test("a broker that takes TCP but not the TLS handshake in time (accepting too slowly): the library's error says the handshake timed out, exit 69, retryable, not a closed channel")
+    func handshakeTimeoutIsNamed() async throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        let silent = try await OccupiedPort.bind()  // the kernel completes TCP; nothing answers TLS
+        var configuration = RelayClientConfiguration(host: "127.0.0.1", port: silent.port, certificatePath: pki.alice.certificate,
+                                                     privateKeyPath: pki.alice.key, caPath: pki.ca.certificate)
+        configuration.tls.handshakeTimeout = .milliseconds(300)
+        var thrown: (any Error)?
+        do { try await RelayConnection.connect(configuration).close() } catch { thrown = error }
+        await silent.close()
+        let error = try #require(thrown as? RelayClientError, "connect threw \(String(describing: thrown))")
+        #expect(error.message.contains("the TLS handshake with 127.0.0.1:\(silent.port) did not finish within 300 ms"), "\(error)")
+        #expect(!error.message.contains("closed channel"), "\(error)")
+        #expect(error.exitCode == 69 && error.isRetryable && error.category == .connection, "\(error)")
     }
 }

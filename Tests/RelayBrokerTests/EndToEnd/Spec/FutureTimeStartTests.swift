@@ -8,21 +8,41 @@ import Testing
 /// Protocol/relay-v1.md §4.6: a `time` start position delivers from the first
 /// message committed at or after that time, also when the time is still in
 /// the future at SUB.
+///
+/// The start time is `margin` after a commit (`before`), and the SUB and the
+/// "early" commit must both fit in that margin. Both clients are connected and
+/// welcomed before `before`: under load (a full-suite run at load 7-11 on
+/// 2 vCPUs) relayd took ~8 s to accept a new connection, which ate the old
+/// 4 s margin when the subscriber connected inside it. Now only two requests
+/// on open connections (SUB, PUB) are in the window.
 @Suite("spec §4.6: time start position in the future", .serialized)
 struct FutureTimeStartTests {
+    /// From the `before` commit to the start time: also how long each test waits.
+    static let margin: UInt64 = 4_000_000_000
+
+    /// A publisher and a subscriber, both past WELCOME.
+    static func twoClients(_ relayd: RelaydFixture) async throws -> (FrameClient, FrameClient) {
+        let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await publisher.hello()
+        let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+        try await subscriber.hello()
+        return (publisher, subscriber)
+    }
+
+    /// How long the SUB and the early commit took, for a failed precondition.
+    static func window(_ before: PublishAck, _ early: PublishAck) -> String {
+        "the SUB and the early commit took \(Int64(bitPattern: early.timestamp &- before.timestamp) / 1_000_000) ms of the \(margin / 1_000_000) ms margin"
+    }
+
     @Test("messages committed between the SUB and the start time are not delivered")
     func futureTimeSkipsEarlierCommits() async throws {
         try await withRelayd { relayd in
-            let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            try await publisher.hello()
+            let (publisher, subscriber) = try await Self.twoClients(relayd)
             let before = try await publisher.publish("ft.x", count: 1, firstID: 1)[0]
-            let start = before.timestamp + 4_000_000_000  // 4 s after a commit that just happened (margin for a loaded CI machine)
-
-            let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            try await subscriber.hello()
+            let start = before.timestamp + Self.margin
             #expect(try await subscriber.subscribe(1, "ft.x", from: .time(start)).isAccepted)
             let early = try await publisher.publish("ft.x", count: 1, firstID: 2)[0]
-            try #require(early.timestamp < start, "precondition: committed before the start time")
+            try #require(early.timestamp < start, "precondition: committed before the start time; \(Self.window(before, early))")
 
             // Waiting for the wall clock to pass the start time is the event here.
             let now = UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
@@ -42,17 +62,14 @@ struct FutureTimeStartTests {
     @Test("replay with a future time start, served from the store: same rule")
     func futureTimeWithZeroCreditReplays() async throws {
         try await withRelayd { relayd in
-            let publisher = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            try await publisher.hello()
+            let (publisher, subscriber) = try await Self.twoClients(relayd)
             let before = try await publisher.publish("ft.y", count: 1, firstID: 1)[0]
-            let start = before.timestamp + 4_000_000_000
-            let subscriber = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            try await subscriber.hello()
+            let start = before.timestamp + Self.margin
             // Credit 0: nothing is delivered live; after the CREDIT the messages come from the store.
             #expect(try await subscriber.subscribe(1, "ft.y", from: .time(start), credit: 0).isAccepted)
             let early = try await publisher.publish("ft.y", count: 3, firstID: 2)
             let allBefore = early.allSatisfy { $0.timestamp < start }
-            try #require(allBefore)
+            try #require(allBefore, "precondition: committed before the start time; \(Self.window(before, early[early.count - 1]))")
             // Time itself is under test: the wall clock must pass the start time
             // before the "late" publishes, and no event stands in for that.
             let now = UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
