@@ -82,8 +82,20 @@ public enum DisplayText {
         quoted(text, style: .swift)
     }
 
+    /// A UTF-8 byte that ``quoted(_:style:)`` copies unchanged in every
+    /// style: printable ASCII (U+0020...U+007E) other than `"` and `\`.
+    @inline(__always)
+    static func isPlainQuotable(_ byte: UInt8) -> Bool {
+        byte >= 0x20 && byte <= 0x7E && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+    }
+
     /// ``quoted(_:)`` with the escape style chosen.
     public static func quoted(_ text: String, style: QuoteStyle) -> String {
+        // Printable ASCII other than `"` and `\` is never escaped in either
+        // style: such a text (subjects, serials, fingerprints, event names:
+        // most of what the audit trail and log lines quote, ~19 values per
+        // accepted connection) is copied whole instead of scalar by scalar.
+        if text.utf8.allSatisfy(isPlainQuotable) { return "\"" + text + "\"" }
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -50,6 +50,16 @@ public struct DistinguishedName: Hashable, Sendable {
     /// `\XX` hex pairs of its UTF-8 bytes, so the string form of a name can
     /// be logged, audited or used as a principal without carrying them raw.
     public static func escape(_ value: String) -> String {
+        // A value of printable ASCII without the special characters, not
+        // starting with `#` or a space and not ending with a space (a CN like
+        // `billing-worker-1`, most O/OU/C values) needs no escape: returned
+        // as it is. rfc4514 runs on every accepted connection (policy keys,
+        // principal, audit, WELCOME), so this is on the handshake path.
+        if let first = value.utf8.first, let last = value.utf8.last,
+           first != UInt8(ascii: "#"), first != UInt8(ascii: " "), last != UInt8(ascii: " "),
+           value.utf8.allSatisfy(isPlainValueByte) {
+            return value
+        }
         var out = ""
         out.reserveCapacity(value.utf8.count)
         let scalars = Array(value.unicodeScalars)
@@ -76,5 +86,19 @@ public struct DistinguishedName: Hashable, Sendable {
             }
         }
         return out
+    }
+
+    /// A UTF-8 byte ``escape(_:)`` leaves alone anywhere in a value:
+    /// printable ASCII (U+0020...U+007E) other than `"+,;<>\`.
+    @inline(__always)
+    static func isPlainValueByte(_ byte: UInt8) -> Bool {
+        guard byte >= 0x20 && byte <= 0x7E else { return false }
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"),
+             UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "\\"):
+            return false
+        default:
+            return true
+        }
     }
 }
