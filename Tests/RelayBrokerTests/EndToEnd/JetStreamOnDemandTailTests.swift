@@ -89,6 +89,51 @@ struct JetStreamOnDemandTailTests {
         }
     }
 
+    @Test("subscribers that come and go while another edge publishes: with tail_idle 0s the tail closes and reopens, and each gets a gapless run from its SUBACK's first sequence")
+    func churnWhilePublishing() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        let a = try RelaydFixture(pki: nats.pki)
+        try a.useJetStream(nats, tailIdle: "0s")
+        let b = try RelaydFixture(pki: nats.pki)
+        try b.useJetStream(nats)
+        try await withRelayd(a) { a in
+            try await withRelayd(b) { b in
+                let onB = try await FrameClient.connect(port: b.port, pki: b.pki)
+                try await onB.hello()
+                let done = ManagedFlag()
+                // B publishes in bursts until every subscriber on A is done.
+                let publishing = Task {
+                    var next: UInt64 = 1
+                    while !done.isSet {
+                        _ = try await onB.publish("churn.t", count: 10, firstID: next)
+                        next += 10
+                    }
+                    return next - 1
+                }
+                for round in 0..<12 {
+                    let subscriber = try await FrameClient.connect(port: a.port, pki: a.pki)
+                    try await subscriber.hello()
+                    let ack = try await subscriber.subscribe(1, "churn.>", from: .latest)
+                    #expect(ack.isAccepted, "round \(round): \(ack)")
+                    let got = try await subscriber.messages(15).map(\.sequence)
+                    let expected = (0..<UInt64(15)).map { ack.firstSequence + $0 }
+                    #expect(got == expected, "round \(round): first \(ack.firstSequence), got \(got)")
+                    try await subscriber.send(.unsubscribe(subscriptionID: 1))
+                    await subscriber.close()
+                    if round % 2 == 0 {
+                        // Every other round the next SUB finds the tail closed and reopens it mid-stream.
+                        let closed = await eventually(timeout: 10, every: 0.02) { (try? nats.streamConsumers()) == 0 }
+                        #expect(closed, "round \(round): the tail did not close")
+                    }
+                }
+                done.set()
+                let published = try await publishing.value
+                #expect(published >= 12 * 15)
+                await onB.close()
+            }
+        }
+    }
+
     @Test("while NATS is down a SUB that must open the tail is refused with storage_unavailable, in time; after recovery it is accepted")
     func subscribeWithoutNATSIsTyped() async throws {
         let nats = try await SingleNATSServer(pki: TLSTestPKI())
@@ -125,4 +170,13 @@ extension SingleNATSServer {
         defer { connection.close() }
         return try connection.streamState("RELAY", waitMs: 5_000).consumers
     }
+}
+
+/// A flag one task sets and another polls.
+private final class ManagedFlag: @unchecked Sendable {
+    // @unchecked: `value` is guarded by `lock`.
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
