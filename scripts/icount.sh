@@ -17,7 +17,16 @@
 # tables of the median round. Exit 1 when a bench run fails or a profile is
 # missing.
 #
+# With --replay it counts instead the instructions per *replayed* message:
+#   relayctl bench replay --size 128 --window 4096 --count N   (then --count 2N)
+# collecting only inside the delivery turn (`--toggle-collect` on the closure
+# SessionHandler.schedulePump enqueues: SessionStateMachine.pump, i.e. the
+# store read and the MSG writing, then the flush through TLS to the socket).
+# SUB and CREDIT only schedule that turn, so every replayed MSG is written in
+# it, and the fill before the replay is not counted.
+#
 # Options (or environment):
+#   --replay       (ICOUNT_REPLAY=1)           replayed messages in the delivery turn, as above
 #   --count N      (ICOUNT_N, default 20000)   messages of the small run; the big one has 2N
 #   --runs R       (ICOUNT_RUNS, default 3)    rounds per mode
 #   --modes "..."  (ICOUNT_MODES, default "fsync async")
@@ -39,9 +48,12 @@ RUNS="${ICOUNT_RUNS:-3}"
 MODES="${ICOUNT_MODES:-fsync async}"
 TOP="${ICOUNT_TOP:-20}"
 RATE="${ICOUNT_RATE:-0}"
+REPLAY="${ICOUNT_REPLAY:-0}"
 KEEP=""
 WINDOW=1000
 SIZE=128
+# The closure SessionHandler.schedulePump hands the event loop: the whole delivery turn.
+TURN='$s11RelayBroker14SessionHandlerC12schedulePumpyyFyyYbcfU_'
 
 die() { printf 'icount: %s\n' "$*" >&2; exit 1; }
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
@@ -55,6 +67,7 @@ while [ $# -gt 0 ]; do
     --top) TOP="$2"; shift 2 ;;
     --keep) KEEP="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
+    --replay) REPLAY=1; shift ;;
     -h|--help) usage 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) ARGS+=("$1"); shift ;;
@@ -70,6 +83,12 @@ for tool in valgrind cc python3 strip; do
 done
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "--count must be a positive integer, not $N"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer, not $RUNS"
+SCENARIO=pubsub COLLECT=""
+if [ "$REPLAY" = 1 ]; then
+  SCENARIO=replay WINDOW=4096 COLLECT="--toggle-collect='$TURN'"
+  [ "$MODES" = "fsync async" ] && MODES=fsync
+  nm "$RELAYD" | grep -F -c " $TURN" >/dev/null || die "relayd has no symbol $TURN (renamed? update TURN in this script)"
+fi
 DEMANGLER="$(command -v swift-demangle || true)"
 if [ -z "$DEMANGLER" ] && command -v swift >/dev/null; then
   DEMANGLER="$(dirname "$(readlink -f "$(command -v swift)")")/swift-demangle"
@@ -93,14 +112,14 @@ cc -shared -fPIC -O2 -o "$WORK/icount_sigsuspend.so" "$HERE/icount_sigsuspend.c"
 # (inherited from relayctl's environment).
 cat > "$WORK/relayd-under-callgrind" <<WRAP
 #!/usr/bin/env bash
-LD_PRELOAD="$WORK/icount_sigsuspend.so" exec valgrind --tool=callgrind --collect-systime=yes \\
+LD_PRELOAD="$WORK/icount_sigsuspend.so" exec valgrind --tool=callgrind --collect-systime=yes $COLLECT \\
   --callgrind-out-file="\$ICOUNT_PROFILE" --log-file="\$ICOUNT_PROFILE.valgrind.log" "$WORK/relayd" "\$@"
 WRAP
 chmod +x "$WORK/relayd-under-callgrind"
 
 bench() { # mode count profile
   local log="$3.bench.log"
-  if ! ICOUNT_PROFILE="$3" "$RELAYCTL" bench pubsub --relayd "$WORK/relayd-under-callgrind" \
+  if ! ICOUNT_PROFILE="$3" "$RELAYCTL" bench "$SCENARIO" --relayd "$WORK/relayd-under-callgrind" \
       --durability "$1" --size "$SIZE" --window "$WINDOW" --count "$2" --rate "$RATE" --timeout 900 \
       --work-dir "$WORK" >"$log" 2>&1; then
     cat "$log" >&2
@@ -111,7 +130,7 @@ bench() { # mode count profile
 }
 
 echo "icount: relayd $RELAYD ($("$RELAYD" --version 2>/dev/null || echo '?')), $(valgrind --version)"
-echo "icount: workload relayctl bench pubsub, 1 -> 1, $SIZE B, window $WINDOW, rate $RATE (0: closed loop), N=$N and 2N=$((2 * N)); $RUNS rounds of: $MODES"
+echo "icount: workload relayctl bench $SCENARIO${COLLECT:+ (delivery turn only)}, 1 -> 1, $SIZE B, window $WINDOW, rate $RATE (0: closed loop), N=$N and 2N=$((2 * N)); $RUNS rounds of: $MODES"
 for round in $(seq 1 "$RUNS"); do
   for mode in $MODES; do
     small="$OUT/callgrind.out.$mode.$round.n$N"

@@ -75,9 +75,23 @@ public struct PreparedMessage: Sendable, Hashable {
             throw WireError(.frameTooLarge, "MSG frame is \(length) bytes; the subscriber accepts at most \(maxFrameSize)")
         }
         out.reserveCapacity(minimumWritableBytes: 4 + length)
-        out.writeMultipleIntegers(UInt32(truncatingIfNeeded: length), FrameType.message.rawValue,
-                                  replayed ? Message.replayedFlag : 0, subscriptionID, sequence, timestamp)
+        // The 26 bytes in one write: `writeMultipleIntegers` did six, each
+        // with its own uniqueness, capacity and rebasing checks (~1,000 of
+        // the ~4,600 instructions a replayed MSG took in relayd, wave 10).
+        let flags = replayed ? Message.replayedFlag : 0
+        out.writeWithOutputRawSpan(minimumWritableBytes: headSize) { span in
+            span.append(UInt32(truncatingIfNeeded: length).bigEndian, as: UInt32.self)
+            span.append(FrameType.message.rawValue, as: UInt8.self)
+            span.append(flags, as: UInt8.self)
+            span.append(subscriptionID.bigEndian, as: UInt32.self)
+            span.append(sequence.bigEndian, as: UInt64.self)
+            span.append(timestamp.bigEndian, as: UInt64.self)
+        }
     }
+
+    /// Bytes ``writeHead(subscriptionID:replayed:sequence:timestamp:fieldsSize:into:maxFrameSize:)``
+    /// writes: length, type, flags, subscription id, sequence, timestamp.
+    public static let headSize = 4 + FrameLayout.typeAndFlagsSize + 4 + 16
 
     /// The length field of each MSG frame written from this message.
     public var frameLength: Int { FrameLayout.typeAndFlagsSize + 4 + tail.readableBytes }

@@ -175,10 +175,16 @@ enum RecordCodec {
         let sequence: UInt64
         var offset = 0
 
+        // The check inline, the error (its message built by interpolation)
+        // out of line: a call per field was ~260 of the instructions a
+        // replayed MSG took in relayd (wave 10).
+        @inline(__always)
         mutating func need(_ n: Int) throws(StoreError) {
-            guard bytes.count - offset >= n else {
-                throw .invalidRecord(sequence: sequence, reason: "record truncated at offset \(offset) (needs \(n) more bytes of \(bytes.count))")
-            }
+            guard bytes.count - offset >= n else { throw truncated(needing: n) }
+        }
+        @inline(never)
+        func truncated(needing n: Int) -> StoreError {
+            .invalidRecord(sequence: sequence, reason: "record truncated at offset \(offset) (needs \(n) more bytes of \(bytes.count))")
         }
         mutating func byte() throws(StoreError) -> UInt8 {
             try need(1); defer { offset += 1 }; return bytes[offset]

@@ -62,9 +62,9 @@ public struct StoredRecord: ~Copyable {
     /// Exactly ``deliveryFieldsSize`` bytes; the same bytes as encoding
     /// ``message()`` would give.
     public func writeDeliveryFields(into out: inout ByteBuffer) {
-        out.reserveCapacity(minimumWritableBytes: deliveryFieldsSize)
         switch source {
         case .message(let m):
+            out.reserveCapacity(minimumWritableBytes: deliveryFieldsSize)
             out.writeInteger(UInt16(truncatingIfNeeded: m.topic.value.utf8.count))
             out.writeString(m.topic.value)
             out.writeInteger(UInt16(truncatingIfNeeded: m.publisher.principal.utf8.count))
