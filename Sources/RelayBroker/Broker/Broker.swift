@@ -63,7 +63,7 @@ public final class Broker: Sendable {
                                     tls: tls, metrics: metrics, audit: audit, logger: logger)
         // A shared log's tail opens with the first subscription (LiveTail.swift).
         let tailIdle = configuration.storage.jetstream?.tailIdleNanos ?? BrokerConfiguration.JetStream().tailIdleNanos
-        router.followTail(of: store, idle: .nanoseconds(tailIdle), metrics: metrics)
+        router.followTail(of: store, idle: .nanoseconds(tailIdle), metrics: metrics, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         let server: BrokerServer
         do {

@@ -1,4 +1,5 @@
 import Dispatch
+import Logging
 import NIOConcurrencyHelpers
 import RelayStore
 
@@ -20,6 +21,7 @@ final class LiveTail: @unchecked Sendable {
     // @unchecked: `open` and `epoch` are guarded by `lock`.
     private let log: any SharedMessageLog
     private let idle: Duration
+    private let logger: Logger
     /// Starts the log's tail after a sequence, with the router's handlers.
     private let start: @Sendable (UInt64) throws(StoreError) -> Void
     private let lock = NIOLock()
@@ -27,13 +29,13 @@ final class LiveTail: @unchecked Sendable {
     /// Moves on with every subscription, so an idle close scheduled before it does nothing.
     private var epoch: UInt64 = 0
 
-    init(log: any SharedMessageLog, idle: Duration, start: @escaping @Sendable (UInt64) throws(StoreError) -> Void) {
+    init(log: any SharedMessageLog, idle: Duration, logger: Logger,
+         start: @escaping @Sendable (UInt64) throws(StoreError) -> Void) {
         self.log = log
         self.idle = idle
+        self.logger = logger
         self.start = start
     }
-
-    var isOpen: Bool { lock.withLock { open } }
 
     /// Runs `body` (the router's insert) with the tail open. When it was
     /// closed: asks the log's last sequence, passes it to `raise` (the
@@ -48,6 +50,9 @@ final class LiveTail: @unchecked Sendable {
             raise(last)
             try start(last)
             open = true
+            // Info, not debug: an operator asking why an edge does or does not
+            // receive the stream sees when it follows it.
+            logger.info("following the shared log for live delivery (first subscription)", metadata: ["after_sequence": "\(last)"])
         }
         return body()
     }
@@ -61,6 +66,7 @@ final class LiveTail: @unchecked Sendable {
                 guard open, epoch == scheduled, stillNone() else { return }
                 log.stopTail()
                 open = false
+                logger.info("stopped following the shared log: no subscription for tail_idle", metadata: ["tail_idle": "\(idle)"])
             }
         }
     }

@@ -81,9 +81,6 @@ public final class Router: Sendable {
         liveTail.withLockedValue { $0 = tail }
     }
 
-    /// Whether the shared log's tail is open now (false for a local log).
-    var isFollowingTail: Bool { liveTail.withLockedValue { $0 }?.isOpen ?? false }
-
     /// For a shared log's tail: while no subscription exists, moves the
     /// watermark to `sequence` and answers true (the message needs no
     /// routing, so the tail need not decode it); otherwise false. Atomic

@@ -1,3 +1,4 @@
+import Logging
 import RelayCore
 import RelayStore
 
@@ -9,10 +10,10 @@ extension Router {
     /// (``LiveTail``): the first SUB opens it. For a log local to this edge
     /// this does nothing: sessions route their own committed appends (the
     /// fast path).
-    func followTail(of store: any MessageLog, idle: Duration, metrics: BrokerMetrics) {
+    func followTail(of store: any MessageLog, idle: Duration, metrics: BrokerMetrics, logger: Logger) {
         guard let shared = store as? any SharedMessageLog else { return }
         (shared as? any ForeignRecordReporting)?.observeForeignRecords { metrics.storageForeignRecords.increment(by: Int64($0)) }
-        attach(LiveTail(log: shared, idle: idle) { [self] (after: UInt64) throws(StoreError) in
+        attach(LiveTail(log: shared, idle: idle, logger: logger) { [self] (after: UInt64) throws(StoreError) in
             // While the tail is open but no subscription exists (the idle
             // time), a message only moves the watermark: not decoded,
             // encoded or queued (docs/cluster.md, "Performance", wave 6).

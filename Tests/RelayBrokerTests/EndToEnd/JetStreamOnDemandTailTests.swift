@@ -33,6 +33,9 @@ struct JetStreamOnDemandTailTests {
             try await subscriber.hello()
             #expect(try await subscriber.subscribe(1, "tail.>", from: .latest).isAccepted)
             #expect(try nats.streamConsumers() == 1, "the SUBACK comes after the tail is open")
+            // The operator sees it in relayd's log (captured from its stderr as it comes: poll).
+            let opened = await eventually(timeout: 10) { edge.log.contains("following the shared log for live delivery") }
+            #expect(opened, "\(edge.log)")
             let acked = try await publisher.publish("tail.t", count: 5, firstID: 100).map(\.sequence)
             #expect(try await subscriber.messages(5).map(\.sequence) == acked)
             #expect(try await subscriber.expectSilence())
@@ -40,6 +43,8 @@ struct JetStreamOnDemandTailTests {
             try await subscriber.send(.unsubscribe(subscriptionID: 1))
             let closed = await eventually(timeout: 10, every: 0.05) { (try? nats.streamConsumers()) == 0 }
             #expect(closed, "the tail must close tail_idle (300 ms) after the last subscription ended")
+            let said = await eventually(timeout: 10) { edge.log.contains("stopped following the shared log") }
+            #expect(said, "\(edge.log)")
             await subscriber.close(); await publisher.close()
         }
     }
