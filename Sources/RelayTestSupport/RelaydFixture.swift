@@ -20,8 +20,14 @@ public final class RelaydFixture: @unchecked Sendable {
     public var metrics: Bool
     /// RLIMIT_NOFILE for relayd (e.g. the common default of 1024), or nil to inherit the test's.
     public var openFileLimit: Int?
-    /// `[server] hello_timeout`, used by the next `writeConfig`.
-    public var helloTimeout = "10s"
+    /// `[server] hello_timeout`, used by the next `writeConfig`. As long as
+    /// ``FrameClient/loadedMachineDeadline``: a test task that connects and
+    /// then waits its turn to send HELLO (hundreds of tests share the test
+    /// process's two cooperative threads at start-up) must hit its own
+    /// deadline first, not the broker's (an in-process broker closed such a
+    /// connection with hello_timeout after 10 s once, in a full run).
+    /// Tests of the timeout itself set a short one.
+    public var helloTimeout = "60s"
     /// More `[tls]` lines used by the next `writeConfig` (e.g. a `crl` list
     /// of several files when `crl` is nil, or the CRL policy).
     public var tlsExtra = ""
