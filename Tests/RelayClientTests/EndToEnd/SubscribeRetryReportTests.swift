@@ -64,6 +64,23 @@ struct SubscribeRetryReportTests {
         }
     }
 
+    @Test("relay-sub --timeout 3 while the SUB is still refused storage_unavailable: exits 69 then, not after the retries")
+    func relaySubTimeoutDuringStorageRetries() async throws {
+        try await withJetStreamEdge { edge, nats in
+            await nats.kill()
+            let started = Date()
+            let sub = try ChildProcess(try ProductLocator.executable("relay-sub"),
+                                       edge.cliArguments() + ["--topic", "retry.timeout.>", "--timeout", "3"])
+            defer { sub.signal(SIGKILL) }
+            // The client's retries alone would take about 25 s.
+            let status = await sub.waitForExit(timeout: 20)
+            let elapsed = Date().timeIntervalSince(started)
+            #expect(status == 69, "exit \(String(describing: status)) after \(elapsed) s: \(sub.transcript)")
+            let said = sub.stderrLines.first { $0.contains("still could not serve the subscription to retry.timeout.>") }
+            #expect(said?.contains("storage_unavailable") == true, "\(sub.stderrLines)")
+        }
+    }
+
     /// A relayd with the jetstream backend on one nats-server, which the
     /// body stops to make the edge refuse SUBs with storage_unavailable.
     func withJetStreamEdge(_ body: (RelaydFixture, SingleNATSServer) async throws -> Void) async throws {
