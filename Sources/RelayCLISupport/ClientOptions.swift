@@ -4,8 +4,8 @@ import RelayClient
 import RelayCore
 
 /// The options every client CLI shares. Each is resolved as: flag, then
-/// environment (`RELAY_SERVER`, `RELAY_CERT`, `RELAY_KEY`, `RELAY_CA`), then
-/// the profile in `~/.config/relay/client.toml`.
+/// environment (`RELAY_SERVER`, `RELAY_CERT`, `RELAY_KEY`, `RELAY_CA`,
+/// `RELAY_CONNECT_TIMEOUT`), then the profile in `~/.config/relay/client.toml`.
 public struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The broker, HOST:PORT, or several edges HOST:PORT,HOST:PORT tried in turn (env RELAY_SERVER).", valueName: "host:port[,host:port]"))
     public var server: String?
@@ -19,6 +19,9 @@ public struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The CA that issued the broker's certificate, PEM (env RELAY_CA).", valueName: "pem"))
     public var ca: String?
 
+    @Option(name: .long, help: ArgumentHelp("How long one connection attempt may take in all: TCP, TLS handshake and the broker's WELCOME; more than 0, at most 3600 (env RELAY_CONNECT_TIMEOUT; default 5).", valueName: "seconds"))
+    public var connectTimeout: String?
+
     @Option(name: .long, help: ArgumentHelp("A [profile.NAME] of ~/.config/relay/client.toml (default: default).", valueName: "name"))
     public var profile: String?
 
@@ -29,7 +32,7 @@ public struct ClientOptions: ParsableArguments {
         let settings: ClientSettings
         do {
             settings = try ClientSettings.resolve(
-                flags: .init(server: server, certificate: certificate, privateKey: key, ca: ca),
+                flags: .init(server: server, certificate: certificate, privateKey: key, ca: ca, connectTimeout: connectTimeout),
                 environment: ProcessInfo.processInfo.environment, profile: profile)
         } catch {
             throw RelayClientError(category: .usage, message: error.description)

@@ -65,6 +65,8 @@ public final class AdminClient: Sendable {
         let tls = try TLSClientContext(configuration: configuration.tls)
         let (stream, continuation) = AsyncThrowingStream<Frame, any Error>.makeStream()
         let maxFrame = configuration.maxFrameSize
+        // connectTimeout bounds TCP, TLS and WELCOME together, as for RelayConnection.
+        let deadline = NIODeadline.now() + configuration.connectTimeout
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelInitializer { channel in
@@ -76,6 +78,25 @@ public final class AdminClient: Sendable {
                 }
             }
             .connect(host: configuration.host, port: configuration.port).get()
+        let timedOut = NIOLockedValueBox(false)
+        let expiry = channel.eventLoop.scheduleTask(deadline: deadline) {
+            timedOut.withLockedValue { $0 = true }
+            channel.close(promise: nil)
+        }
+        defer { expiry.cancel() }
+        do {
+            return try await hello(channel, inbox: stream, configuration: configuration)
+        } catch where timedOut.withLockedValue({ $0 }) {
+            // Whatever the close made of the handshake, the timeout is why.
+            throw RelayClientError.connectTimedOut(server: configuration.server, timeout: configuration.connectTimeout,
+                                                   transportUp: true)
+        }
+    }
+
+    /// HELLO, then WELCOME (or the broker's refusal) on a fresh channel.
+    private static func hello(_ channel: any Channel, inbox stream: AsyncThrowingStream<Frame, any Error>,
+                              configuration: RelayClientConfiguration) async throws -> AdminClient {
+        let maxFrame = configuration.maxFrameSize
         var hello = ByteBuffer()
         try hello.writeFrame(.hello(Hello(maxFrameSize: UInt32(maxFrame), clientName: configuration.clientName)))
         var iterator = stream.makeAsyncIterator()

@@ -4,7 +4,7 @@ import TOMLKit
 
 /// Where a CLI connects and with which certificate, resolved the same way
 /// in every CLI: flags, then environment (`RELAY_SERVER`, `RELAY_CERT`,
-/// `RELAY_KEY`, `RELAY_CA`), then the chosen profile of
+/// `RELAY_KEY`, `RELAY_CA`, `RELAY_CONNECT_TIMEOUT`), then the chosen profile of
 /// `~/.config/relay/client.toml` (`--profile NAME`, default `default`).
 public struct ClientSettings: Equatable, Sendable {
     /// The broker, `HOST:PORT` (`[IPv6]:PORT` for an IPv6 literal).
@@ -15,6 +15,9 @@ public struct ClientSettings: Equatable, Sendable {
     public var privateKey: String
     /// The CA certificates that verify the broker, a PEM file path.
     public var ca: String
+    /// How long a connection attempt may take in all (TCP, TLS, WELCOME), in
+    /// seconds; nil: the library's default (``RelayClientConfiguration/connectTimeout``).
+    public var connectTimeout: Double? = nil
 
     /// The host and port of ``server``.
     public var hostAndPort: (host: String, port: Int)? {
@@ -39,13 +42,17 @@ public struct ClientSettings: Equatable, Sendable {
         public var privateKey: String?
         /// See ``ClientSettings/ca``.
         public var ca: String?
+        /// See ``ClientSettings/connectTimeout``: seconds, as text (validated on resolving).
+        public var connectTimeout: String?
 
         /// Overrides; nothing given by default.
-        public init(server: String? = nil, certificate: String? = nil, privateKey: String? = nil, ca: String? = nil) {
+        public init(server: String? = nil, certificate: String? = nil, privateKey: String? = nil, ca: String? = nil,
+                    connectTimeout: String? = nil) {
             self.server = server
             self.certificate = certificate
             self.privateKey = privateKey
             self.ca = ca
+            self.connectTimeout = connectTimeout
         }
     }
 
@@ -61,7 +68,8 @@ public struct ClientSettings: Equatable, Sendable {
     public static func resolve(flags: Overrides, environment: [String: String], profile: String?,
                                profilePath: String = defaultProfilePath) throws(ClientSettingsError) -> ClientSettings {
         let env = Overrides(server: environment["RELAY_SERVER"], certificate: environment["RELAY_CERT"],
-                            privateKey: environment["RELAY_KEY"], ca: environment["RELAY_CA"])
+                            privateKey: environment["RELAY_KEY"], ca: environment["RELAY_CA"],
+                            connectTimeout: environment["RELAY_CONNECT_TIMEOUT"])
         let file = try loadProfile(named: profile, path: profilePath)
         func pick(_ keyPath: KeyPath<Overrides, String?>, flag: String, variable: String, key: String) throws(ClientSettingsError) -> String {
             if let v = flags[keyPath: keyPath], !v.isEmpty { return v }
@@ -70,15 +78,45 @@ public struct ClientSettings: Equatable, Sendable {
             throw .missing("no \(key) given: pass \(flag), set \(variable), or add `\(key) = …` to profile \"\(profile ?? "default")\" in \(profilePath)")
         }
         let server = try pick(\.server, flag: "--server HOST:PORT", variable: "RELAY_SERVER", key: "server")
+        var connectTimeout: Double?
+        for (value, source) in [(flags.connectTimeout, "--connect-timeout"), (env.connectTimeout, "RELAY_CONNECT_TIMEOUT"),
+                                (file.connectTimeout, "connect_timeout in profile \"\(profile ?? "default")\" of \(profilePath)")]
+        where connectTimeout == nil {
+            if let value, !value.isEmpty { connectTimeout = try parseConnectTimeout(value, source: source) }
+        }
         let settings = ClientSettings(
             server: server,
             certificate: try pick(\.certificate, flag: "--cert PEM", variable: "RELAY_CERT", key: "cert"),
             privateKey: try pick(\.privateKey, flag: "--key PEM", variable: "RELAY_KEY", key: "key"),
-            ca: try pick(\.ca, flag: "--ca PEM", variable: "RELAY_CA", key: "ca"))
+            ca: try pick(\.ca, flag: "--ca PEM", variable: "RELAY_CA", key: "ca"),
+            connectTimeout: connectTimeout)
         guard settings.serverAddresses != nil else {
             throw .invalid("server \"\(server)\" is not HOST:PORT or a comma-separated list of them, with no empty element (for example 127.0.0.1:7443 or a:7443,b:7443)")
         }
         return settings
+    }
+
+    /// The longest connect timeout accepted: a value beyond it is a typo
+    /// (milliseconds given as seconds), not a wait anyone means.
+    public static let maximumConnectTimeout: Double = 3600
+
+    /// Seconds, more than 0 and at most ``maximumConnectTimeout``; `source`
+    /// names where the text came from (the flag, the variable, the profile key).
+    static func parseConnectTimeout(_ text: String, source: String) throws(ClientSettingsError) -> Double {
+        let limit = "a number of seconds more than 0 and at most \(Int(maximumConnectTimeout)) (for example 2 or 0.5)"
+        guard let seconds = Double(text.trimmingCharacters(in: .whitespaces)), seconds.isFinite else {
+            throw .invalid("\(source) \"\(text)\" is not a number of seconds; give \(limit)\(hint(source))")
+        }
+        guard seconds > 0, seconds <= maximumConnectTimeout else {
+            throw .invalid("\(source) \(text) is out of range; give \(limit)\(hint(source))")
+        }
+        return seconds
+    }
+
+    /// The flag is what a user of the environment variable or profile key
+    /// searches the help for.
+    private static func hint(_ source: String) -> String {
+        source == "--connect-timeout" ? "" : " (the setting behind --connect-timeout)"
     }
 
     /// Reads `[profile.NAME]` (or a top-level `[NAME]`) from the profile file.
@@ -106,10 +144,17 @@ public struct ClientSettings: Equatable, Sendable {
             guard let value = section[key]?.string else { return nil }
             return value.hasPrefix("/") ? value : base.appendingPathComponent(value).standardizedFileURL.path
         }
-        for key in section.keys where !["server", "cert", "key", "ca"].contains(key) {
-            throw .invalid("\(path): profile \"\(wanted)\": unknown key \"\(key)\" (expected server, cert, key, ca)")
+        for key in section.keys where !["server", "cert", "key", "ca", "connect_timeout"].contains(key) {
+            throw .invalid("\(path): profile \"\(wanted)\": unknown key \"\(key)\" (expected server, cert, key, ca, connect_timeout)")
         }
-        return Overrides(server: section["server"]?.string, certificate: resolvedPath("cert"), privateKey: resolvedPath("key"), ca: resolvedPath("ca"))
+        // connect_timeout: a number (2, 0.5); any other value is passed on as
+        // text so that resolving refuses it with the usual sentence.
+        let timeout = section["connect_timeout"]
+        let connectTimeout = timeout.map { value in
+            value.int.map(String.init) ?? value.double.map { String($0) } ?? value.string ?? "\(value)"
+        }
+        return Overrides(server: section["server"]?.string, certificate: resolvedPath("cert"), privateKey: resolvedPath("key"),
+                         ca: resolvedPath("ca"), connectTimeout: connectTimeout)
     }
 }
 

@@ -45,7 +45,6 @@ final class SubscriptionState {
     var yielded: UInt64 = 0
     var consumed: UInt64 = 0
     var ackRequested: UInt64 = 0
-    /// SUBs refused with durable_in_use since the last accepted one.
     /// Retries of a refused SUB so far (``retryRefusedSubscribe``); 0 again once accepted.
     var refusedRetries = 0
     /// A durable re-attached after a reconnect still has to repeat its last
@@ -164,6 +163,7 @@ extension ConnectionCore {
     ///   have noticed yet that the old connection, which held the name, is gone;
     /// - `storage_unavailable`: a cluster edge could not open its tail of the
     ///   shared log (no stream leader, e.g. during a 3-5 s election).
+    /// Each retry is reported to `onSubscribeRetry` before it is scheduled.
     private func retryRefusedSubscribe(_ state: SubscriptionState, code: UInt16, message: String) -> Bool {
         let attempts = 8
         let durableInUse = state.isDurable && code == RelayErrorCode.durableInUse.rawValue
@@ -172,8 +172,11 @@ extension ConnectionCore {
         let milliseconds = Int64(100) << Int64(state.refusedRetries)
         let delay = TimeAmount.milliseconds(milliseconds)
         state.refusedRetries += 1
+        configuration.onSubscribeRetry?(SubscribeRetry(
+            filter: state.filter, durableName: state.isDurable ? state.durableName : nil, rawCode: code,
+            attempt: state.refusedRetries, attempts: attempts, retryIn: .milliseconds(milliseconds), brokerMessage: message))
         if durableInUse {
-            configuration.onDurableInUse?(DurableInUseRetry(
+            configuration.durableInUseHandler?(DurableInUseRetry(
                 filter: state.filter, durableName: state.durableName, attempt: state.refusedRetries,
                 attempts: attempts, retryIn: .milliseconds(milliseconds), brokerMessage: message))
         }

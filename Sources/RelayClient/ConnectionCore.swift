@@ -37,6 +37,10 @@ final class ConnectionCore: @unchecked Sendable {
     var everConnected = false
     /// The first error seen on the current attempt (an ERR frame, a TLS alert…).
     var attemptError: RelayClientError?
+    /// Ends the current attempt when TCP, TLS and WELCOME together take
+    /// longer than `configuration.connectTimeout` (the bootstrap's own
+    /// timeout covers the TCP connect only; TLS and WELCOME have 10 s each).
+    var connectDeadline: Scheduled<Void>?
     var firstConnect: EventLoopPromise<SessionInfo>?
     var observers: [UInt64: AsyncStream<ConnectionState>.Continuation] = [:]
     var nextObserverID: UInt64 = 0
@@ -117,6 +121,14 @@ final class ConnectionCore: @unchecked Sendable {
         // skips getaddrinfo on a blocking thread and the happy-eyeballs race,
         // about 7% of a connection's client CPU.
         let target = currentServer
+        let timeout = configuration.connectTimeout
+        connectDeadline = eventLoop.scheduleTask(in: timeout) { [self] in
+            guard case .connecting(let attempt) = phase.state, attempt.generation == generation else { return }
+            // A refusal already seen (a TLS alert) says more than the timeout.
+            let refusal = attemptError.flatMap { $0.isRetryable ? nil : $0 }
+            failed(refusal ?? .connectTimedOut(server: target.description, timeout: timeout, transportUp: attempt.channel != nil),
+                   generation: generation)
+        }
         let connected: EventLoopFuture<any Channel>
         if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
             connected = bootstrap.connect(to: address)
@@ -128,7 +140,11 @@ final class ConnectionCore: @unchecked Sendable {
 
     /// TCP is up: send HELLO (the TLS handler holds it until its handshake is done).
     func transportUp(channel: any Channel, generation: UInt64) {
-        guard phase.transportUp(channel, generation: generation) else { return }
+        guard phase.transportUp(channel, generation: generation) else {
+            // The attempt ended (its deadline passed) while TCP was connecting.
+            channel.close(promise: nil)
+            return
+        }
         let hello = Hello(maxFrameSize: UInt32(configuration.maxFrameSize), sessionID: sessionID,
                           clientName: String(configuration.clientName.utf8.prefix(255)) ?? "")
         var buffer = channel.allocator.buffer(capacity: 64)
@@ -154,6 +170,8 @@ final class ConnectionCore: @unchecked Sendable {
         let session = SessionInfo(welcome)
         guard let (_, helloTimeout) = phase.welcome(session, generation: generation) else { return }
         helloTimeout?.cancel()
+        connectDeadline?.cancel()
+        connectDeadline = nil
         failedAttempts = 0
         everConnected = true
         emit(.connected(session))
@@ -192,6 +210,8 @@ final class ConnectionCore: @unchecked Sendable {
         }
         lost.channel?.close(promise: nil)
         lost.helloTimeout?.cancel()
+        connectDeadline?.cancel()
+        connectDeadline = nil
         outbound.clear()
         if lost.wasConnected { connectionLostRequeue() }
         let policy = configuration.reconnect
@@ -231,6 +251,8 @@ final class ConnectionCore: @unchecked Sendable {
             link.channel.close(promise: nil)
         case .connecting(let attempt):
             attempt.helloTimeout?.cancel()
+            connectDeadline?.cancel()
+            connectDeadline = nil
             attempt.channel?.close(promise: nil)
         case .waiting(_, let retry):
             retry?.cancel()

@@ -6,6 +6,8 @@
 /// it reports the refusal; but a user who started a second subscriber of the
 /// same durable should hear about it at once, not after the retries.
 /// ``RelayClientConfiguration/onDurableInUse`` receives one of these per refusal.
+/// Superseded by ``SubscribeRetry`` (``RelayClientConfiguration/onSubscribeRetry``),
+/// which reports every retried refusal with its code; kept for source compatibility.
 public struct DurableInUseRetry: Sendable, Hashable, CustomStringConvertible {
     /// The subscription's filter.
     public var filter: String

@@ -57,21 +57,34 @@ public struct RelayClientConfiguration: Sendable {
     public var clientName: String
     /// Whether and how to reconnect after a lost connection.
     public var reconnect: ReconnectPolicy
-    /// How long one TCP connection attempt may take.
+    /// How long one connection attempt may take in all: the TCP connect, the
+    /// TLS handshake and HELLO/WELCOME. Past it the attempt fails with an
+    /// error whose ``RelayClientError/isTimeout`` is true (exit code 69).
     public var connectTimeout: TimeAmount
-    /// How long to wait for WELCOME after the TCP connection is up.
+    /// How long to wait for WELCOME after the TCP connection is up (within
+    /// ``connectTimeout``, which ends the attempt first when it is shorter).
     public var helloTimeout: TimeAmount
     /// The largest frame this client accepts (sent in HELLO).
     public var maxFrameSize: Int
     /// Most publishes awaiting PUBACK; the broker's `max_in_flight` caps it further.
     public var maxInFlight: Int
     /// Called on the connection's event loop each time the broker refuses a
-    /// durable subscription as attached to another connection and the client
-    /// will retry it (``DurableInUseRetry``); keep it short. The retries, 8
-    /// of them over about 25 s, are for a holder that is this client's own
-    /// dead connection; a second live subscriber of the durable is the other
-    /// cause, which only the user can end. Nil (the default): no report.
-    public var onDurableInUse: (@Sendable (DurableInUseRetry) -> Void)?
+    /// SUB with a refusal that time may end (`durable_in_use` of a durable,
+    /// `storage_unavailable`) and the client will retry it
+    /// (``SubscribeRetry``: the code, the attempt, the delay); keep it short.
+    /// The retries, 8 of them over about 25 s, ride out a holder that is this
+    /// client's own dead connection, or a cluster's stream leader election;
+    /// a second live subscriber of the durable, or a storage outage that
+    /// lasts, only the user or operator can end. Nil (the default): no report.
+    public var onSubscribeRetry: (@Sendable (SubscribeRetry) -> Void)?
+    /// The `durable_in_use` retries only; see ``onSubscribeRetry``.
+    @available(*, deprecated, renamed: "onSubscribeRetry", message: "onSubscribeRetry reports every SUB retry, with its code")
+    public var onDurableInUse: (@Sendable (DurableInUseRetry) -> Void)? {
+        get { durableInUseHandler }
+        set { durableInUseHandler = newValue }
+    }
+    /// Behind the deprecated ``onDurableInUse`` (read by the library without a warning).
+    var durableInUseHandler: (@Sendable (DurableInUseRetry) -> Void)?
 
     /// A configuration from TLS settings that may hold in-memory PEM
     /// (a `TLSClientConfiguration`, from RelayTLS); every other setting has a default.
@@ -107,6 +120,9 @@ public struct RelayClientConfiguration: Sendable {
         self.init(host: first.host, port: first.port, certificatePath: settings.certificate, privateKeyPath: settings.privateKey,
                   caPath: settings.ca)
         servers = addresses
+        if let seconds = settings.connectTimeout {
+            connectTimeout = .nanoseconds(Int64((seconds * 1e9).rounded()))
+        }
     }
 
     /// Every broker address, tried in turn: a failed attempt or a lost

@@ -16,7 +16,7 @@ extension RelayClientError {
         case ECONNREFUSED:
             return unreachable("cannot connect to the broker at \(server): nothing accepts connections there (connection refused); check that relayd is running and listening on that address and port")
         case ETIMEDOUT:
-            return unreachable("cannot connect to the broker at \(server): the connection attempt timed out; check the address and any firewall")
+            return timedOut("cannot connect to the broker at \(server): the connection attempt timed out; check the address and any firewall")
         case EHOSTUNREACH, ENETUNREACH:
             return unreachable("cannot reach the broker at \(server): no route to that host; check the address and the network")
         case ECONNRESET, EPIPE:

@@ -32,15 +32,21 @@ public struct RelayClientError: Error, Sendable, Hashable, CustomStringConvertib
     /// 77 refused (TLS handshake or policy). Derived from ``category`` unless
     /// the library knows better (a refused TCP connection is 69, a TLS alert 77).
     public var exitCode: Int32
+    /// True when a connection attempt ran out of time: the TCP connect, the
+    /// TLS handshake or WELCOME did not come within
+    /// ``RelayClientConfiguration/connectTimeout`` (or the TLS and WELCOME
+    /// timeouts). The broker may be slow or not a Relay broker at all.
+    public var isTimeout: Bool
 
     /// An error with these values (the library makes its own from what failed).
     public init(category: Category, code: RelayErrorCode? = nil, message: String, isRetryable: Bool = false,
-                exitCode: Int32? = nil) {
+                exitCode: Int32? = nil, isTimeout: Bool = false) {
         self.category = category
         self.code = code
         self.message = message
         self.isRetryable = isRetryable
         self.exitCode = exitCode ?? Self.defaultExitCode(category)
+        self.isTimeout = isTimeout
     }
 
     /// 77 denied, 64 usage, 1 connection (lost after the start).
@@ -77,6 +83,24 @@ extension RelayClientError {
         let tried = servers.map(\.description).joined(separator: ", ")
         return unreachable("none of the \(servers.count) broker addresses could be reached (tried \(tried)): "
             + failures.map(\.message).joined(separator: "; then "))
+    }
+
+    /// A connection attempt that ran out of time (exit 69, ``isTimeout``).
+    static func timedOut(_ message: String) -> RelayClientError {
+        RelayClientError(category: .connection, message: message, isRetryable: true,
+                         exitCode: RelayExit.unavailable.rawValue, isTimeout: true)
+    }
+
+    /// No TCP connection, TLS handshake and WELCOME within `timeout`
+    /// (``RelayClientConfiguration/connectTimeout``); `transportUp`: whether
+    /// the TCP connection was made, which says where it stalled.
+    static func connectTimedOut(server: String, timeout: TimeAmount, transportUp: Bool) -> RelayClientError {
+        let stalled = transportUp
+            ? "the TCP connection was made, but the TLS handshake and WELCOME did not finish"
+            : "the TCP connection was not made"
+        return timedOut("cannot connect to the broker at \(server): \(stalled) within the connect timeout of "
+            + "\(timeout.nanoseconds / 1_000_000) ms; check that it is a Relay broker and reachable, "
+            + "or raise --connect-timeout (RelayClientConfiguration.connectTimeout)")
     }
 
     /// The TLS handshake refused a certificate (exit 77).
@@ -151,7 +175,7 @@ extension RelayClientError {
         case let e as ChannelError:
             switch e {
             case .connectTimeout:
-                return unreachable("cannot connect to the broker at \(server): the connection attempt timed out; check the address and any firewall")
+                return timedOut("cannot connect to the broker at \(server): the connection attempt timed out; check the address and any firewall, or raise --connect-timeout")
             default:
                 return connectionLost("the connection to the broker at \(server) failed: \(e)")
             }
@@ -200,7 +224,7 @@ extension RelayClientError {
         case .handshakeFailed(let reason):
             return tlsRefused("the TLS handshake with \(server) failed: \(reason); check that it is a Relay broker (it speaks TLS only)")
         case .handshakeTimedOut(let ms):
-            return unreachable("the TLS handshake with \(server) did not finish within \(ms) ms; check that it is a Relay broker and reachable")
+            return timedOut("the TLS handshake with \(server) did not finish within \(ms) ms; check that it is a Relay broker and reachable")
         case .unexpectedEOF(let duringHandshake):
             return duringHandshake
                 ? RelayClientError(category: .connection, message: "the broker at \(server) closed the connection during the TLS handshake; check that this certificate is issued by a CA the broker trusts", isRetryable: true, exitCode: RelayExit.refused.rawValue)

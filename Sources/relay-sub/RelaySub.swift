@@ -27,6 +27,11 @@ struct RelaySub: AsyncParsableCommand {
         existing durable ignores --from/--since (the broker's notice says so), and \
         reusing its name with another --topic is refused (durable_filter_mismatch).
 
+        A subscription the broker refuses for now (durable_in_use: the --durable \
+        is attached to another connection; storage_unavailable: a cluster edge \
+        cannot reach its shared log yet) is retried 8 times over about 25 s, \
+        with one line on stderr per retry, before the refusal ends relay-sub.
+
         \(RelayExit.helpText)
         """,
         version: RelayVersion.description)
@@ -49,7 +54,7 @@ struct RelaySub: AsyncParsableCommand {
     @Option(name: .long, help: "Exit after this many messages.")
     var count: Int?
 
-    @Option(name: .long, help: "Exit after this many seconds: 0 when connected then, 69 when the broker could not be reached, 64 when the --durable was still attached to another connection.")
+    @Option(name: .long, help: "Exit after this many seconds: 0 when connected then, 69 when the broker could not be reached or still could not serve the subscription (storage_unavailable), 64 when the --durable was still attached to another connection.")
     var timeout: Double?
 
     @Option(name: .long, help: "Output: pretty (default), json (one object per line) or raw (payload and a newline).")
@@ -66,17 +71,18 @@ struct RelaySub: AsyncParsableCommand {
     func run() async throws {
         let start = try since.map { try parseSince($0) } ?? parseStartPosition(from, now: currentTimeNanoseconds())
         var configuration = try client.configuration(clientName: "relay-sub")
-        // A durable held by another connection: the client retries for about
-        // 25 s (the holder may be our own dead connection); say so at once.
-        let refusedDurable = NIOLockedValueBox<DurableInUseRetry?>(nil)
-        configuration.onDurableInUse = { retry in
-            refusedDurable.withLockedValue { $0 = retry }
+        // A refused SUB that time may end (a durable held by another
+        // connection, a cluster edge without its stream leader): the client
+        // retries for about 25 s; say so at every retry.
+        let refused = NIOLockedValueBox<SubscribeRetry?>(nil)
+        configuration.onSubscribeRetry = { retry in
+            refused.withLockedValue { $0 = retry }
             printError("relay-sub: \(retry)")
         }
         let reporter = ConnectionReporter(program: "relay-sub")
         // Time up while connected: a normal end (below). While the broker cannot be reached: exit 69.
         reporter.startWatchdog(timeout: timeout, server: configuration.server) { !reporter.isConnected }
-        if let timeout { Self.stopWaitingForDurable(after: timeout, refused: refusedDurable) }
+        if let timeout { Self.stopWaitingForRetries(after: timeout, refused: refused) }
         let subscriber = Subscriber(connection: try await reporter.connect(configuration, timeout: timeout))
         var subscriptions: [RelaySubscription] = []
         for filter in topic {
@@ -87,8 +93,13 @@ struct RelaySub: AsyncParsableCommand {
             subscriptions.append(subscription)
         }
         // The wait is over: say so, after the lines that announced it.
-        if let retry = refusedDurable.withLockedValue({ state -> DurableInUseRetry? in defer { state = nil }; return state }) {
-            printError("relay-sub: durable \"\(retry.durableName)\" attached after \(retry.attempt) retr\(retry.attempt == 1 ? "y" : "ies")")
+        if let retry = refused.withLockedValue({ state -> SubscribeRetry? in defer { state = nil }; return state }) {
+            let retries = "\(retry.attempt) retr\(retry.attempt == 1 ? "y" : "ies")"
+            if retry.code == .durableInUse, let name = retry.durableName {
+                printError("relay-sub: durable \"\(name)\" attached after \(retries)")
+            } else {
+                printError("relay-sub: subscribed to \(retry.filter) after \(retries)")
+            }
         }
         let received = NIOLockedValueBox(0)
         let format = self.format, count = self.count, timeout = self.timeout
@@ -134,17 +145,26 @@ struct RelaySub: AsyncParsableCommand {
 }
 
 extension RelaySub {
-    /// Time up while the durable is still refused as in use: exit with that
-    /// refusal (its usage exit code) instead of waiting out the client's retries.
-    static func stopWaitingForDurable(after timeout: Double, refused: NIOLockedValueBox<DurableInUseRetry?>) {
+    /// Time up while a SUB is still refused and retried: exit with that
+    /// refusal instead of waiting out the client's retries: 64 for a durable
+    /// attached elsewhere (only the user can end that), 69 for a broker that
+    /// cannot serve the subscription yet (storage_unavailable).
+    static func stopWaitingForRetries(after timeout: Double, refused: NIOLockedValueBox<SubscribeRetry?>) {
         Task.detached {
             try? await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
             guard let retry = refused.withLockedValue({ $0 }) else { return }
-            let error = RelayClientError.broker(rawCode: RelayErrorCode.durableInUse.rawValue, message: retry.brokerMessage,
-                                                operation: "subscribe to \(retry.filter)")
-            CLIRunner.fail("durable \"\(retry.durableName)\" was still attached to another connection when --timeout "
-                           + "\(timeout) s ran out; stop the other subscriber of it or use another --durable name",
-                           code: error.exitCode)
+            if retry.code == .durableInUse {
+                let error = RelayClientError.broker(rawCode: retry.rawCode, message: retry.brokerMessage,
+                                                    operation: "subscribe to \(retry.filter)")
+                CLIRunner.fail("durable \"\(retry.durableName ?? "")\" was still attached to another connection when --timeout "
+                               + "\(timeout) s ran out; stop the other subscriber of it or use another --durable name",
+                               code: error.exitCode)
+            }
+            let name = retry.code?.name ?? "code 0x\(String(retry.rawCode, radix: 16))"
+            let said = retry.brokerMessage.isEmpty ? "" : ": \(retry.brokerMessage)"
+            CLIRunner.fail("the broker still could not serve the subscription to \(retry.filter) when --timeout \(timeout) s "
+                           + "ran out (\(name)\(said)); check the broker's log and its storage backend, or raise --timeout",
+                           code: RelayExit.unavailable.rawValue)
         }
     }
 }

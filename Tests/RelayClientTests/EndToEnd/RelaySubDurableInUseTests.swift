@@ -73,25 +73,25 @@ struct RelaySubDurableInUseTests {
         }
     }
 
-    @Test("the library reports each durable_in_use retry to onDurableInUse, in order, and the subscribe returns once the holder closes")
+    @Test("the library reports each durable_in_use retry to onSubscribeRetry, in order, and the subscribe returns once the holder closes")
     func libraryReportsRetries() async throws {
         try await withBroker { broker in
             let holder = try await Subscriber.connect(broker.clientConfiguration())
             // Kept until the holder closes: a dropped subscription unsubscribes.
             let held = try await holder.subscribe(filter: "inuse.lib", durable: "lib-worker")
-            let retries = NIOLockedValueBox<[DurableInUseRetry]>([])
+            let retries = NIOLockedValueBox<[SubscribeRetry]>([])
             var configuration = broker.clientConfiguration()
-            configuration.onDurableInUse = { retry in retries.withLockedValue { $0.append(retry) } }
+            configuration.onSubscribeRetry = { retry in retries.withLockedValue { $0.append(retry) } }
             let second = try await Subscriber.connect(configuration)
             async let opened = second.subscribe(filter: "inuse.lib", durable: "lib-worker")
-            let firstTwo = await eventuallyValue(timeout: 10) { () -> [DurableInUseRetry]? in
+            let firstTwo = await eventuallyValue(timeout: 10) { () -> [SubscribeRetry]? in
                 let seen = retries.withLockedValue { $0 }
                 return seen.count >= 2 ? Array(seen.prefix(2)) : nil
             }
             let two = try #require(firstTwo, "fewer than two retries were reported")
             #expect(two.map(\.attempt) == [1, 2] && two.map(\.attempts) == [8, 8], "\(two)")
             #expect(two.map(\.retryIn) == [.milliseconds(100), .milliseconds(200)], "\(two)")
-            let named = two.allSatisfy { $0.durableName == "lib-worker" && $0.filter == "inuse.lib" }
+            let named = two.allSatisfy { $0.durableName == "lib-worker" && $0.filter == "inuse.lib" && $0.code == .durableInUse }
             #expect(named, "\(two)")
             await holder.connection.close()
             withExtendedLifetime(held) {}
