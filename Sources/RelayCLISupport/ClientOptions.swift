@@ -19,7 +19,7 @@ public struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The CA that issued the broker's certificate, PEM (env RELAY_CA).", valueName: "pem"))
     public var ca: String?
 
-    @Option(name: .long, help: ArgumentHelp("How long one connection attempt may take in all: TCP, TLS handshake and the broker's WELCOME; more than 0, at most 3600 (env RELAY_CONNECT_TIMEOUT; default 5).", valueName: "seconds"))
+    @Option(name: .long, help: ArgumentHelp("How long one connection attempt may take in all: TCP, TLS handshake and the broker's WELCOME; more than 0, at most 3600 (env RELAY_CONNECT_TIMEOUT; default 10).", valueName: "seconds"))
     public var connectTimeout: String?
 
     @Option(name: .long, help: ArgumentHelp("A [profile.NAME] of ~/.config/relay/client.toml (default: default).", valueName: "name"))

@@ -60,6 +60,8 @@ public struct RelayClientConfiguration: Sendable {
     /// How long one connection attempt may take in all: the TCP connect, the
     /// TLS handshake and HELLO/WELCOME. Past it the attempt fails with an
     /// error whose ``RelayClientError/isTimeout`` is true (exit code 69).
+    /// 10 s by default: a TLS handshake and a WELCOME on a loaded host can
+    /// take seconds, and a production client would rather wait than fail.
     public var connectTimeout: TimeAmount
     /// How long to wait for WELCOME after the TCP connection is up (within
     /// ``connectTimeout``, which ends the attempt first when it is shorter).
@@ -89,7 +91,7 @@ public struct RelayClientConfiguration: Sendable {
     /// A configuration from TLS settings that may hold in-memory PEM
     /// (a `TLSClientConfiguration`, from RelayTLS); every other setting has a default.
     public init(host: String, port: Int, tls: TLSClientConfiguration, clientName: String = "relay-swift-client",
-                reconnect: ReconnectPolicy = ReconnectPolicy(), connectTimeout: TimeAmount = .seconds(5),
+                reconnect: ReconnectPolicy = ReconnectPolicy(), connectTimeout: TimeAmount = .seconds(10),
                 helloTimeout: TimeAmount = .seconds(10), maxFrameSize: Int = FrameLayout.defaultMaxFrameSize,
                 maxInFlight: Int = 4096) {
         self.host = host

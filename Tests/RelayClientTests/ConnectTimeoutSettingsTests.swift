@@ -22,7 +22,7 @@ struct ConnectTimeoutSettingsTests {
         return try ClientSettings.resolve(flags: flags, environment: environment, profile: nil, profilePath: path)
     }
 
-    @Test("flag beats environment beats profile; none given: nil (the library's 5 s)")
+    @Test("flag beats environment beats profile; none given: nil (the library's 10 s)")
     func precedence() throws {
         #expect(try resolve().connectTimeout == nil)
         #expect(try resolve(profile: "connect_timeout = 7").connectTimeout == 7)
@@ -33,7 +33,7 @@ struct ConnectTimeoutSettingsTests {
         let configuration = try RelayClientConfiguration(settings: try resolve(flag: "2.5"))
         #expect(configuration.connectTimeout == .milliseconds(2500))
         let defaulted = try RelayClientConfiguration(settings: try resolve())
-        #expect(defaulted.connectTimeout == .seconds(5))
+        #expect(defaulted.connectTimeout == .seconds(10))
     }
 
     @Test("0, negative, non-numeric, not finite or over an hour: an invalid-setting error naming the source", arguments: [
