@@ -95,14 +95,20 @@ extension Cursor {
     }
 
     /// Like ``WriteTransaction/putReserved(_:key:size:flags:_:)``, through
-    /// this cursor: `fill` writes the value into the `size` bytes LMDB
+    /// this cursor: `fill` writes `source` into the `size` bytes LMDB
     /// reserved in a dirty page of this transaction, valid only in `fill`.
-    func putReserved(key: UnsafeRawBufferPointer, size: Int, flags: PutFlags = [],
-                     _ fill: (UnsafeMutableRawBufferPointer) throws(StoreError) -> Void) throws(StoreError) {
+    /// `source` is handed to `fill` borrowed rather than captured by it: a
+    /// closure capturing the writer's `NewMessage` made the compiler copy the
+    /// message for it (retains of its topic, payload, headers and principal,
+    /// then releases: ~290 instructions per stored message; docs/performance.md,
+    /// "Writer copies and batched PUBACKs (wave 11)").
+    func putReserved<Source: ~Copyable>(key: UnsafeRawBufferPointer, size: Int, flags: PutFlags = [],
+                                        from source: borrowing Source,
+                                        _ fill: (borrowing Source, UnsafeMutableRawBufferPointer) -> Void) throws(StoreError) {
         var k = mdbVal(key)
         var v = MDB_val(mv_size: size, mv_data: nil)
         try context.check(mdb_cursor_put(pointer, &k, &v, flags.rawValue | UInt32(MDB_RESERVE)),
                           "mdb_cursor_put(\(database.name), reserve \(size))")
-        try fill(UnsafeMutableRawBufferPointer(start: v.mv_data, count: size))
+        fill(source, UnsafeMutableRawBufferPointer(start: v.mv_data, count: size))
     }
 }

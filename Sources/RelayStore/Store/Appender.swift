@@ -153,7 +153,7 @@ struct Appender {
         try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) in
             // Sequences only grow, so APPEND skips the B-tree search; the record
             // is encoded straight into the page LMDB reserved for it.
-            try log.putReserved(key: seqKey, size: size, flags: .append) { out in
+            try log.putReserved(key: seqKey, size: size, flags: .append, from: message) { message, out in
                 RecordCodec.encode(message, timestamp: timestamp, into: out)
             }
             let inserted = try message.topic.value.withUTF8Bytes { (topicBytes) throws(StoreError) -> Bool in
