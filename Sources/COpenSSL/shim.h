@@ -22,6 +22,7 @@
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/objects.h>
+#include <string.h>
 
 /* SSL_CTX_set_min_proto_version (no maximum is set: TLS 1.3 is the newest) */
 static inline int relay_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
@@ -59,8 +60,126 @@ static inline uint64_t relay_SSL_OP_NO_COMPRESSION(void) { return SSL_OP_NO_COMP
 static inline uint64_t relay_SSL_OP_CIPHER_SERVER_PREFERENCE(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
 static inline uint64_t relay_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; }
 
-/* BIO_set_mem_eof_return (BIO_ctrl_pending is a function and called directly) */
-static inline int relay_BIO_set_mem_eof_return(BIO *bio, int v) { return (int)BIO_set_mem_eof_return(bio, v); }
+/*
+ * The session BIO (wave 11): one BIO, both directions, over the caller's own
+ * bytes instead of two memory BIOs. A memory BIO copied every inbound byte in
+ * (BIO_write) before SSL_read copied it out, and every record out (BIO_read)
+ * after SSL_write copied it in, zeroing each region it grew.
+ *
+ * - Read side: SSLConnection lends the unread ciphertext (`input`) for the
+ *   duration of one SSL_do_handshake / read loop / SSL_shutdown and takes it
+ *   back before it returns; OpenSSL copies what it needs into its record
+ *   buffer and `input` advances. What it did not consume stays with the
+ *   caller. Nothing lent: the read "would block" (BIO_should_retry), as the
+ *   memory BIO with mem_eof_return -1 did: this BIO never reports EOF, the
+ *   channel's inactivity does.
+ * - Write side: SSLConnection lends the free space of the outbound buffer
+ *   (`output`) for one SSL_write_ex; the record lands there directly. Writes
+ *   with nothing lent (handshake flights, alerts, close_notify), or beyond the
+ *   lent space, go to `spill` (owned here, freed with the BIO), which the
+ *   caller appends after the lent bytes. Writes never block.
+ * All pointers in the state are borrowed for one call at a time; SSLConnection
+ * clears `input` and `output` before the memory they point to can go away.
+ */
+typedef struct relay_session_bio_state {
+    const unsigned char *input;   /* lent ciphertext not yet read by OpenSSL, or NULL */
+    size_t input_length;
+    unsigned char *output;        /* lent free space, or NULL */
+    size_t output_capacity;
+    size_t output_length;         /* bytes written into `output` */
+    unsigned char *spill;         /* owned: ciphertext written with no room lent */
+    size_t spill_length;
+    size_t spill_capacity;
+} relay_session_bio_state;
+
+static inline int relay_session_bio_create(BIO *bio) {
+    relay_session_bio_state *state = OPENSSL_zalloc(sizeof(*state));
+    if (state == NULL) return 0;
+    BIO_set_data(bio, state);
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static inline int relay_session_bio_destroy(BIO *bio) {
+    relay_session_bio_state *state = BIO_get_data(bio);
+    if (state != NULL) {
+        OPENSSL_free(state->spill);
+        OPENSSL_free(state);
+    }
+    BIO_set_data(bio, NULL);
+    return 1;
+}
+
+static inline int relay_session_bio_read(BIO *bio, char *data, size_t length, size_t *read) {
+    relay_session_bio_state *state = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    *read = 0;
+    if (state->input_length == 0) {
+        BIO_set_retry_read(bio);  /* "want more", never EOF (mem_eof_return -1) */
+        return 0;
+    }
+    size_t count = length < state->input_length ? length : state->input_length;
+    memcpy(data, state->input, count);
+    state->input += count;
+    state->input_length -= count;
+    *read = count;
+    return 1;
+}
+
+static inline int relay_session_bio_write(BIO *bio, const char *data, size_t length, size_t *written) {
+    relay_session_bio_state *state = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    *written = 0;
+    /* Once anything spilled, later bytes spill too, so the order holds (lent bytes first). */
+    if (state->output != NULL && state->spill_length == 0
+        && state->output_capacity - state->output_length >= length) {
+        memcpy(state->output + state->output_length, data, length);
+        state->output_length += length;
+    } else {
+        if (state->spill_capacity - state->spill_length < length) {
+            size_t capacity = state->spill_capacity ? state->spill_capacity : 4096;
+            while (capacity - state->spill_length < length) capacity *= 2;
+            unsigned char *grown = OPENSSL_realloc(state->spill, capacity);
+            if (grown == NULL) return 0;  /* no retry flag: a hard error */
+            state->spill = grown;
+            state->spill_capacity = capacity;
+        }
+        memcpy(state->spill + state->spill_length, data, length);
+        state->spill_length += length;
+    }
+    *written = length;
+    return 1;
+}
+
+static inline long relay_session_bio_ctrl(BIO *bio, int cmd, long num, void *ptr) {
+    (void)num; (void)ptr;
+    relay_session_bio_state *state = BIO_get_data(bio);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;  /* nothing is buffered on the way out */
+    case BIO_CTRL_PENDING: return (long)state->input_length;
+    case BIO_CTRL_WPENDING: return (long)state->spill_length;
+    case BIO_CTRL_EOF: return state->input_length == 0;  /* as the memory BIO; reads still only retry */
+    default: return 0;
+    }
+}
+
+/* The method, made once by SSLConnection (a global, never freed). */
+static inline BIO_METHOD *relay_session_bio_method_new(void) {
+    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "relay session");
+    if (method == NULL) return NULL;
+    if (BIO_meth_set_create(method, relay_session_bio_create) != 1
+        || BIO_meth_set_destroy(method, relay_session_bio_destroy) != 1
+        || BIO_meth_set_read_ex(method, relay_session_bio_read) != 1
+        || BIO_meth_set_write_ex(method, relay_session_bio_write) != 1
+        || BIO_meth_set_ctrl(method, relay_session_bio_ctrl) != 1) {
+        BIO_meth_free(method);
+        return NULL;
+    }
+    return method;
+}
+
+/* The state of a BIO made with that method (owned by the BIO). */
+static inline relay_session_bio_state *relay_session_bio_state_of(BIO *bio) { return BIO_get_data(bio); }
 
 /* sk_GENERAL_NAME_* */
 static inline int relay_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }

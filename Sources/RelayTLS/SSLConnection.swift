@@ -2,7 +2,9 @@ import Foundation
 import NIOCore
 internal import COpenSSL
 
-/// One TLS session: an SSL object between two memory BIOs. The only type
+/// One TLS session: an SSL object over one session BIO that reads the
+/// caller's ciphertext in place and writes records straight into the
+/// outbound buffer (SSLConnection+SessionBIO.swift). The only type
 /// that calls OpenSSL for a session; every call reports incomplete,
 /// complete or failed, and the handler decides what to do on the channel.
 /// Not thread-safe: it lives on its channel's event loop.
@@ -11,10 +13,12 @@ final class SSLConnection {
     enum ReadResult { case data(ByteBuffer), wantMore, closeNotify, failed(TLSError) }
 
     let ssl: OpaquePointer
-    /// Ciphertext from the network, read by OpenSSL (owned by `ssl`).
-    private let networkIn: OpaquePointer
-    /// Ciphertext OpenSSL produced, to be sent (owned by `ssl`).
-    private let networkOut: OpaquePointer
+    /// The session BIO's state: the lent input and output windows and the
+    /// spilled output. Owned by the BIO, which `ssl` owns: valid until SSL_free.
+    let bioState: UnsafeMutablePointer<relay_session_bio_state>
+    /// Ciphertext received and not yet read by OpenSSL (nil when all was).
+    /// Kept as the channel gave it: lent to the BIO during each call, no copy.
+    var inbound: ByteBuffer?
     /// Keeps the SSL_CTX alive while the session exists.
     let core: SSLContextCore
     /// The name the server's certificate must carry (client side).
@@ -22,18 +26,20 @@ final class SSLConnection {
 
     init(core: SSLContextCore, serverName: String?) throws(TLSError) {
         guard let ssl = SSL_new(core.ctx) else { throw .handshakeFailed(reason: "SSL_new: \(OpenSSLErrorQueue.drain())") }
-        guard let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
+        guard let method = sessionBIOMethod, let bio = BIO_new(method) else {
             SSL_free(ssl)
             throw .handshakeFailed(reason: "BIO_new: out of memory")
         }
-        // An empty input BIO means "want more data", not EOF.
-        _ = relay_BIO_set_mem_eof_return(input, -1)
-        _ = relay_BIO_set_mem_eof_return(output, -1)
-        // SSL_set_bio transfers ownership of both BIOs to `ssl`.
-        SSL_set_bio(ssl, input, output)
+        guard let state = relay_session_bio_state_of(bio) else {
+            BIO_free(bio)
+            SSL_free(ssl)
+            throw .handshakeFailed(reason: "BIO_new: no session state")
+        }
+        // One BIO for both directions: SSL_set_bio takes the one reference,
+        // and SSL_free frees the BIO and with it `state`.
+        SSL_set_bio(ssl, bio, bio)
         self.ssl = ssl
-        self.networkIn = input
-        self.networkOut = output
+        self.bioState = state
         self.core = core
         self.serverName = serverName
         if core.role == .server {
@@ -66,19 +72,9 @@ final class SSLConnection {
         return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
-    /// Hands received ciphertext to OpenSSL. A memory BIO copies it and grows
-    /// as needed, so this always consumes the whole buffer.
-    func receive(_ buffer: ByteBuffer) {
-        buffer.withUnsafeReadableBytes { raw in
-            // BIO_write copies; `raw` is only borrowed for the call.
-            guard let base = raw.baseAddress, raw.count > 0 else { return }
-            _ = BIO_write(networkIn, base, Int32(raw.count))
-        }
-    }
-
     func handshake() -> HandshakeResult {
         OpenSSLErrorQueue.clear()
-        let rc = SSL_do_handshake(ssl)
+        let rc = withInboundLent { SSL_do_handshake(ssl) }
         if rc == 1 { return .complete }
         let error = SSL_get_error(ssl, rc)
         if error == relay_SSL_ERROR_WANT_READ() || error == relay_SSL_ERROR_WANT_WRITE() { return .incomplete }
@@ -88,6 +84,11 @@ final class SSLConnection {
     /// Decrypts as many records as are available, up to `limit` bytes, into
     /// one buffer (fewer allocations and channel reads than one per record).
     func read(allocator: ByteBufferAllocator, limit: Int = 65_536) -> ReadResult {
+        withInboundLent { readLent(allocator: allocator, limit: limit) }
+    }
+
+    /// ``read(allocator:limit:)`` while the inbound ciphertext is lent.
+    private func readLent(allocator: ByteBufferAllocator, limit: Int) -> ReadResult {
         OpenSSLErrorQueue.clear()
         var buffer = allocator.buffer(capacity: Self.recordSize)
         var lastCode: Int32 = 0
@@ -123,12 +124,16 @@ final class SSLConnection {
     }
 
     static let recordSize = 16_384
+    /// A TLS 1.3 record's bytes beyond its plaintext: header 5, inner type 1,
+    /// AEAD tag 16 (a TLS 1.2 record's 29 still works: the excess spills).
+    static let recordOverhead = 22
 
-    /// Encrypts a whole buffer into `output`, one record (16 KiB) at a time,
-    /// draining the memory BIO after each: the BIO stays one record small
-    /// (no realloc-and-zero growth) and the ciphertext is still hot in cache
-    /// when it is copied out.
+    /// Encrypts a whole buffer into `output`, one SSL_write_ex per record
+    /// (16 KiB), each record written by OpenSSL straight into `output`'s free
+    /// space (no copy out of a BIO).
     func write(_ buffer: ByteBuffer, into output: inout ByteBuffer) -> TLSError? {
+        // Handshake or alert bytes still spilled go out before these records.
+        drainOutput(into: &output)
         var failure: TLSError? = nil
         buffer.withUnsafeReadableBytes { raw in
             guard let base = raw.baseAddress else { return }
@@ -137,43 +142,25 @@ final class SSLConnection {
                 let length = min(raw.count - offset, Self.recordSize)
                 OpenSSLErrorQueue.clear()
                 // SSL_write_ex reads `length` bytes of `raw` during the call only.
-                var written = 0
-                if SSL_write_ex(ssl, base + offset, length, &written) != 1 || written != length {
+                let ok = withOutputLent(into: &output, room: length + Self.recordOverhead) { () -> Bool in
+                    var written = 0
+                    return SSL_write_ex(ssl, base + offset, length, &written) == 1 && written == length
+                }
+                guard ok else {
                     failure = classifyFailure(duringHandshake: false)
                     return
                 }
                 offset += length
-                drainOutput(into: &output)
             }
         }
         return failure
     }
 
-    /// Appends all pending ciphertext to `output`.
-    func drainOutput(into output: inout ByteBuffer) {
-        let pending = Int(BIO_ctrl_pending(networkOut))
-        guard pending > 0 else { return }
-        output.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { raw in
-            // BIO_read copies at most `pending` bytes into our free space.
-            guard let base = raw.baseAddress else { return 0 }
-            return Int(max(0, BIO_read(networkOut, base, Int32(pending))))
-        }
-    }
-
     /// Queues our close_notify.
     func shutdown() {
         OpenSSLErrorQueue.clear()
-        _ = SSL_shutdown(ssl)
+        _ = withInboundLent { SSL_shutdown(ssl) }
         OpenSSLErrorQueue.clear()
-    }
-
-    /// Takes all pending ciphertext OpenSSL produced, or nil if none.
-    func takeOutput(allocator: ByteBufferAllocator) -> ByteBuffer? {
-        let pending = Int(BIO_ctrl_pending(networkOut))
-        guard pending > 0 else { return nil }
-        var buffer = allocator.buffer(capacity: pending)
-        drainOutput(into: &buffer)
-        return buffer
     }
 
     /// Works out why the last call failed, from the verify result and the

@@ -1,8 +1,8 @@
 import NIOCore
 import RelayCore
 
-/// TLS over a NIO channel, for both sides, with the system OpenSSL behind
-/// memory BIOs. Make it from ``TLSServerContext/makeHandler()`` or
+/// TLS over a NIO channel, for both sides, with the system OpenSSL reading
+/// and writing the channel's buffers in place (a session BIO). Make it from ``TLSServerContext/makeHandler()`` or
 /// ``TLSClientContext/makeHandler(serverName:)`` and put it first in the
 /// pipeline; it reads and writes plaintext `ByteBuffer`s above it.
 ///
@@ -102,8 +102,8 @@ public final class TLSHandler: ChannelDuplexHandler {
             connection.receive(buffer)
             advanceHandshake(context: context)
         case .active, .closing:
-            // Feed large reads a few records at a time so the memory BIO
-            // stays small and decrypts while the bytes are in cache.
+            // Decrypt large reads a few records at a time, while the bytes
+            // are in cache (the slices share the read's storage: no copy).
             var remaining = buffer
             while let slice = remaining.readSlice(length: min(remaining.readableBytes, Self.feedSize)), slice.readableBytes > 0 {
                 connection.receive(slice)

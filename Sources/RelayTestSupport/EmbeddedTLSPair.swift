@@ -85,6 +85,33 @@ public final class EmbeddedTLSPair {
         }
     }
 
+    /// Like ``interact()``, but hands each ciphertext write to the other side
+    /// in pieces, as a network may cut it: `pieceLength(remaining)` bytes at a
+    /// time (clamped to 1...remaining), each piece its own channel read.
+    public func interact(pieceLength: (Int) -> Int) throws {
+        var moved = true
+        while moved {
+            moved = false
+            while var bytes = try client.readOutbound(as: ByteBuffer.self) {
+                moved = true
+                clientWrites.append(bytes)
+                try Self.deliver(&bytes, to: server, pieceLength: pieceLength)
+            }
+            while var bytes = try server.readOutbound(as: ByteBuffer.self) {
+                moved = true
+                serverWrites.append(bytes)
+                try Self.deliver(&bytes, to: client, pieceLength: pieceLength)
+            }
+        }
+    }
+
+    private static func deliver(_ bytes: inout ByteBuffer, to channel: EmbeddedChannel, pieceLength: (Int) -> Int) throws {
+        while bytes.readableBytes > 0, channel.isActive {
+            let length = max(1, min(bytes.readableBytes, pieceLength(bytes.readableBytes)))
+            if let piece = bytes.readSlice(length: length) { try channel.writeInbound(piece) }
+        }
+    }
+
     /// Feeds raw bytes to the server as if from the network.
     public func sendToServer(_ bytes: [UInt8]) throws {
         try server.writeInbound(server.allocator.buffer(bytes: bytes))
