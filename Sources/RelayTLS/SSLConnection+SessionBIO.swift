@@ -86,7 +86,9 @@ extension SSLConnection {
         guard pending > 0, let spill = bioState.pointee.spill else { return }
         // `spill` is owned by the BIO and not touched by OpenSSL during this copy.
         output.writeBytes(UnsafeRawBufferPointer(start: spill, count: pending))
-        bioState.pointee.spill_length = 0
+        // Spills are rare after the handshake (alerts, tickets): give the
+        // buffer back rather than keep it for the connection's lifetime.
+        relay_session_bio_release_spill(bioState)
     }
 
     /// Takes all pending ciphertext OpenSSL produced, or nil if none.

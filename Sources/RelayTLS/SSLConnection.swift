@@ -124,9 +124,11 @@ final class SSLConnection {
     }
 
     static let recordSize = 16_384
-    /// A TLS 1.3 record's bytes beyond its plaintext: header 5, inner type 1,
-    /// AEAD tag 16 (a TLS 1.2 record's 29 still works: the excess spills).
-    static let recordOverhead = 22
+    /// The most a record adds to its plaintext with the AEAD suites Relay
+    /// allows: TLS 1.2 AES-GCM's header 5, explicit nonce 8 and tag 16 (TLS
+    /// 1.3: header 5, inner type 1, tag 16). With less room lent, every
+    /// TLS 1.2 record would go through the spill buffer.
+    static let recordOverhead = 29
 
     /// Encrypts a whole buffer into `output`, one SSL_write_ex per record
     /// (16 KiB), each record written by OpenSSL straight into `output`'s free

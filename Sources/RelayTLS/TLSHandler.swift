@@ -39,6 +39,10 @@ public final class TLSHandler: ChannelDuplexHandler {
     /// travels in the ``TLSHandshakeCompleted`` event).
     public private(set) var peerChain: PeerCertificateChain?
 
+    /// Bytes the session BIO keeps for spilled output (handshake flights,
+    /// alerts) between calls: 0 once they are sent (tests check it).
+    var retainedSpillBytes: Int { connection.bioState.pointee.spill_capacity }
+
     init(connection: SSLConnection, timeout: TimeAmount) {
         self.connection = connection
         self.timeout = timeout
