@@ -34,9 +34,11 @@ struct ConnectTimeoutTests {
         let error = try #require(failure, "connected to a server that never spoke TLS")
         #expect(error.isTimeout && error.exitCode == 69, "\(error)")
         #expect(error.message.contains("1000 ms"), "\(error.message)")
-        // The old code ended at the 10 s WELCOME timeout at the earliest; under
-        // the full suite's load a 1 s deadline has been seen to end after 6-7 s.
-        #expect(elapsed < .seconds(9), "took \(elapsed)")
+        // Which deadline fired is in the error itself (the old code failed
+        // at its 10 s WELCOME timeout with a connection-lost error, no
+        // isTimeout, no "1000 ms"); the time only catches a hang: under the
+        // full suite's load a 1 s deadline has been seen to end after 6-7 s.
+        #expect(elapsed < .seconds(30), "took \(elapsed)")
     }
 
     @Test("AdminClient (relayctl): the same silent server fails the connect with a timeout error within connectTimeout")
@@ -55,7 +57,7 @@ struct ConnectTimeoutTests {
         let error = try #require(failure as? RelayClientError, "\(String(describing: failure))")
         #expect(error.isTimeout && error.exitCode == 69, "\(error)")
         #expect(error.message.contains("1000 ms"), "\(error.message)")
-        #expect(elapsed < .seconds(9), "took \(elapsed)")
+        #expect(elapsed < .seconds(30), "took \(elapsed)")  // a hang; the error says which deadline fired
     }
 
     @Test("relay-pub --connect-timeout 1 against the silent server exits 69 (a timeout, named), not after the 10 s WELCOME timeout")
