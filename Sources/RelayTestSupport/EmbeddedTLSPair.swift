@@ -67,22 +67,10 @@ public final class EmbeddedTLSPair {
         try interact()
     }
 
-    /// Moves bytes both ways until neither side has anything to send.
+    /// Moves bytes both ways until neither side has anything to send, each
+    /// write delivered whole.
     public func interact() throws {
-        var moved = true
-        while moved {
-            moved = false
-            while let bytes = try client.readOutbound(as: ByteBuffer.self) {
-                moved = true
-                clientWrites.append(bytes)
-                if server.isActive { try server.writeInbound(bytes) }
-            }
-            while let bytes = try server.readOutbound(as: ByteBuffer.self) {
-                moved = true
-                serverWrites.append(bytes)
-                if client.isActive { try client.writeInbound(bytes) }
-            }
-        }
+        try interact(pieceLength: { $0 })
     }
 
     /// Like ``interact()``, but hands each ciphertext write to the other side
