@@ -158,8 +158,10 @@ final class ConnectionCore: @unchecked Sendable {
         let timeout = configuration.helloTimeout
         let helloTimeout = eventLoop.scheduleTask(in: timeout) { [self] in
             guard case .connecting(let attempt) = phase.state, attempt.generation == generation else { return }
-            noteError(.connectionLost("the broker at \(currentServer) sent no WELCOME within "
-                + "\(timeout.nanoseconds / 1_000_000) ms; check that it is a Relay broker"))
+            // A timeout like the connect deadline (isTimeout, exit 69), not a lost connection.
+            noteError(.timedOut("the broker at \(currentServer) sent no WELCOME within "
+                + "\(timeout.nanoseconds / 1_000_000) ms of the TCP connection; check that it is a Relay broker, "
+                + "or raise RelayClientConfiguration.helloTimeout"))
             attempt.channel?.close(promise: nil)
         }
         if !phase.helloSent(timeout: helloTimeout, generation: generation) { helloTimeout.cancel() }

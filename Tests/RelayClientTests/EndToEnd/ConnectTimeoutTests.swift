@@ -41,6 +41,37 @@ struct ConnectTimeoutTests {
         #expect(elapsed < .seconds(30), "took \(elapsed)")
     }
 
+    @Test("RelayConnection: a TLS server that completes the mTLS handshake and never sends WELCOME fails at helloTimeout with a timeout error (exit 69) naming WELCOME")
+    func welcomeTimeoutIsATimeout() async throws {
+        let pki = try TLSTestPKI()
+        // A port that was free a moment ago; openssl s_server completes the
+        // handshake (it verifies our certificate), reads HELLO and answers nothing.
+        let probe = try await OccupiedPort.bind()
+        let port = probe.port
+        await probe.close()
+        let server = try ChildProcess("/usr/bin/openssl", [
+            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", pki.server.certificate, "-key", pki.server.key,
+            "-CAfile", pki.ca.certificate, "-Verify", "1", "-verify_return_error",
+        ])
+        defer { server.signal(SIGKILL) }
+        let listening = await server.waitForLine(timeout: 15) { $0.contains("ACCEPT") }
+        try #require(listening != nil, "openssl s_server did not start: \(server.transcript)")
+        var configuration = RelayClientConfiguration(host: "127.0.0.1", port: port, tls: pki.clientConfiguration())
+        configuration.connectTimeout = .seconds(60)  // not this deadline: the WELCOME one
+        configuration.helloTimeout = .seconds(1)
+        configuration.reconnect = .never
+        var failure: RelayClientError?
+        do {
+            let connection = try await RelayConnection.connect(configuration)
+            await connection.close()
+        } catch {
+            failure = error
+        }
+        let error = try #require(failure, "connected to a server that never sent WELCOME")
+        #expect(error.isTimeout && error.exitCode == 69, "\(error)")
+        #expect(error.message.contains("WELCOME") && error.message.contains("1000 ms"), "\(error.message)")
+    }
+
     @Test("AdminClient (relayctl): the same silent server fails the connect with a timeout error within connectTimeout")
     func adminTimesOut() async throws {
         let silent = try await OccupiedPort.bind()
