@@ -20,7 +20,15 @@
 # Prints one line per round, the median and spread, and the tables of the
 # median round (scripts/icount_report.py).
 #
+# With --replay it runs `relayctl bench replay --window 4096` instead (the
+# harness's replay: N messages published, then read back from the earliest
+# by one subscriber); the difference then counts one more message
+# published and acknowledged in the fill plus one more replayed and checked.
+# The receive side's own share is in the tree under
+# `ClientChannelHandler.channelRead` / `ConnectionCore.delivered`.
+#
 # Options (or environment):
+#   --replay       (ICOUNT_REPLAY=1)             the replay scenario (window 4096)
 #   --size S       (ICOUNT_SIZE, default 128)     payload bytes
 #   --count N      (ICOUNT_N, default 20000)      messages of the small run; the big one has 2N
 #   --runs R       (ICOUNT_RUNS, default 3)       rounds
@@ -34,6 +42,9 @@ RUNS="${ICOUNT_RUNS:-3}"
 TOP="${ICOUNT_TOP:-25}"
 SIZE="${ICOUNT_SIZE:-128}"
 KEEP=""
+SCENARIO=pubsub
+WINDOW=1000
+[ "${ICOUNT_REPLAY:-0}" = 1 ] && { SCENARIO=replay; WINDOW=4096; }
 
 die() { printf 'icount_client: %s\n' "$*" >&2; exit 1; }
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
@@ -46,6 +57,7 @@ while [ $# -gt 0 ]; do
     --size) SIZE="$2"; shift 2 ;;
     --top) TOP="$2"; shift 2 ;;
     --keep) KEEP="$2"; shift 2 ;;
+    --replay) SCENARIO=replay; WINDOW=4096; shift ;;
     -h|--help) usage 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) ARGS+=("$1"); shift ;;
@@ -107,8 +119,8 @@ done
 bench() { # count profile
   if ! LD_PRELOAD="$WORK/icount_sigsuspend.so" valgrind --tool=callgrind --trace-children=no \
       --callgrind-out-file="$2" --log-file="$2.valgrind.log" \
-      "$WORK/relayctl" bench pubsub --server "127.0.0.1:$PORT" --cert "$WORK/pki/billing.pem" \
-      --key "$WORK/pki/billing.key" --ca "$WORK/pki/ca.pem" --size "$SIZE" --window 1000 \
+      "$WORK/relayctl" bench "$SCENARIO" --server "127.0.0.1:$PORT" --cert "$WORK/pki/billing.pem" \
+      --key "$WORK/pki/billing.key" --ca "$WORK/pki/ca.pem" --size "$SIZE" --window "$WINDOW" \
       --count "$1" --timeout 900 >"$2.bench.log" 2>&1; then
     cat "$2.bench.log" >&2
     die "the bench failed (--count $1); its output is above"
@@ -117,7 +129,7 @@ bench() { # count profile
 }
 
 echo "icount_client: relayctl $RELAYCTL, relayd $RELAYD, $(valgrind --version)"
-echo "icount_client: relayctl bench pubsub, 1 -> 1, $SIZE B, fsync, window 1000, N=$N and 2N=$((2 * N)); $RUNS rounds"
+echo "icount_client: relayctl bench $SCENARIO, 1 -> 1, $SIZE B, fsync, window $WINDOW, N=$N and 2N=$((2 * N)); $RUNS rounds"
 for round in $(seq 1 "$RUNS"); do
   small="$OUT/callgrind.out.$round.n$N"
   big="$OUT/callgrind.out.$round.n$((2 * N))"

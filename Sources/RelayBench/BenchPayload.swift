@@ -49,7 +49,14 @@ public enum BenchPayload {
 
 /// One monotonic clock for every timestamp the bench takes.
 public enum BenchClock {
-    /// Monotonic nanoseconds (CLOCK_MONOTONIC via Dispatch).
+    /// Monotonic nanoseconds (CLOCK_MONOTONIC). Read directly: through
+    /// `DispatchTime.now().uptimeNanoseconds` it was ~130 instructions a call
+    /// (`dispatch_time` and the Swift overlay around the same clock), and a
+    /// 1:1 run reads it three times per message (send, receipt, delivery; wave 12).
     @inline(__always)
-    public static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    public static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
 }

@@ -47,7 +47,7 @@ final class ClientChannelHandler: ChannelInboundHandler {
         do {
             // PUBACKs and repeated MSGs straight to the core, without a Frame or an enum around them.
             try frames.drainClientFrames(publishAck: { core.received($0, generation: generation) },
-                                         message: { core.received($0, generation: generation) },
+                                         message: { message in core.received(consume message, generation: generation) },
                                          frame: { core.received($0, generation: generation) })
         } catch {
             failed = true

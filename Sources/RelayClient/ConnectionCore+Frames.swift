@@ -45,9 +45,9 @@ extension ConnectionCore {
     }
 
     /// A MSG the decoder took straight from the bytes (no ``Frame`` around it).
-    func received(_ message: Message, generation: UInt64) {
+    func received(_ message: consuming Message, generation: UInt64) {
         guard phase.isCurrent(generation) else { return }
-        delivered(message)
+        delivered(consume message)
     }
 
     /// After a burst of reads: send what the answers freed up, in one flush.

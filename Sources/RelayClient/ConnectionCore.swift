@@ -56,7 +56,12 @@ final class ConnectionCore: @unchecked Sendable {
     let submissions = NIOLockedValueBox(Submissions())
 
     // Subscriptions (see ConnectionCore+Subscriptions.swift).
-    var subscriptions: [UInt32: SubscriptionState] = [:]
+    /// Any change (a subscription added or removed) forgets `lastDelivering`.
+    var subscriptions: [UInt32: SubscriptionState] = [:] {
+        didSet { lastDelivering = nil }
+    }
+    /// The subscription of the last MSG (``subscription(delivering:)``).
+    var lastDelivering: SubscriptionState?
     var nextSubscriptionID: UInt32 = 1
 
     init(configuration: RelayClientConfiguration, eventLoop: any EventLoop, sessionID: ProducerSessionID) throws(RelayClientError) {

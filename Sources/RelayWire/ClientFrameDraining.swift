@@ -38,18 +38,26 @@ extension FrameAccumulator {
     /// instructions per frame in the Swift client's profile (wave 9); here
     /// the frames go straight from the decoder to the handlers.
     ///
+    /// The frame's type byte picks the fast path to try (a MSG was first
+    /// tried as a PUBACK, one failed read of its head per message), and
+    /// `message` takes the ``Message`` owned, so the subscriber's
+    /// ``ReceivedMessage`` can take its strings and payload over instead of
+    /// copying them and destroying the decoder's copy (wave 12).
+    ///
     /// - Throws: the decoder's error; the connection must then be closed and
     ///   nothing else called. Frames before the faulty one were handed over.
     @inline(__always)
-    public mutating func drainClientFrames(publishAck: (PublishAck) -> Void, message: (Message) -> Void,
+    public mutating func drainClientFrames(publishAck: (PublishAck) -> Void, message: (consuming Message) -> Void,
                                            frame: (Frame) -> Void) throws(WireError) {
         while try advance({ (decoder, buffer) throws(WireError) -> Bool? in
-            if let ack = decoder.decodePublishAck(&buffer) {
+            let type = buffer.getInteger(at: buffer.readerIndex &+ 4, as: UInt8.self)
+            if type == FrameType.message.rawValue {
+                if let decoded = decoder.decodeRepeatedMessage(&buffer) {
+                    message(consume decoded)
+                    return true
+                }
+            } else if type == FrameType.publishAck.rawValue, let ack = decoder.decodePublishAck(&buffer) {
                 publishAck(ack)
-                return true
-            }
-            if let decoded = decoder.decodeRepeatedMessage(&buffer) {
-                message(decoded)
                 return true
             }
             guard let decoded = try decoder.decodeFrame(&buffer) else { return nil }

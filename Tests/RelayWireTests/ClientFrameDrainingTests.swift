@@ -78,3 +78,49 @@ struct ClientFrameDrainingTests {
         #expect(handed == 0)
     }
 }
+
+/// A read that ends inside a frame leaves that frame's start pending. The
+/// read's buffer is still referenced then (the caller's `NIOAny`, payload
+/// slices handed out), so `discardReadBytes()` copied its whole capacity
+/// to keep those few bytes (wave 12): the pending frame must get a buffer of
+/// its own size, and still decode whole once the rest arrives.
+@Suite("Accumulator keeps an incomplete frame in its own buffer")
+struct IncompleteFrameBufferTests {
+    @Test("after a 64 KiB read ending inside a frame, the pending buffer is the frame's size; the frame completes intact")
+    func pendingFrameDoesNotPinTheRead() throws {
+        var frames: [Frame] = []
+        var input = ByteBuffer()
+        var sequence: UInt64 = 1
+        while input.readableBytes < 64 * 1024 {
+            let frame = RepeatedMessageDecodingTests.message(sequence, size: 128)
+            try frame.encode(into: &input)
+            frames.append(frame)
+            sequence += 1
+        }
+        // Cut the first read 10 bytes into the frame after 60,000 bytes' worth.
+        var frameStarts: [Int] = []
+        var at = 0
+        while at < input.readableBytes, let length = input.getInteger(at: at, as: UInt32.self) {
+            frameStarts.append(at)
+            at += 4 + Int(length)
+        }
+        let cut = try #require(frameStarts.first { $0 > 60_000 }) + 10
+        let read = try #require(input.getSlice(at: 0, length: cut))
+        let rest = try #require(input.getSlice(at: cut, length: input.readableBytes - cut))
+        let frameSize = 4 + Int(try #require(input.getInteger(at: cut - 10, as: UInt32.self)))
+
+        var accumulator = FrameAccumulator(decoder: RelayFrameDecoder(role: .client, expectHandshake: false))
+        var out: [Frame] = []
+        accumulator.append(read)  // `read` stays alive, as the channel's read does
+        try accumulator.drainClientFrames(publishAck: { out.append(.publishAck($0)) }, message: { out.append(.message($0)) },
+                                          frame: { out.append($0) })
+        #expect(accumulator.bufferedBytes == 10)
+        #expect(accumulator.pendingCapacity < 4 * frameSize, "a pending frame of \(frameSize) bytes pins \(accumulator.pendingCapacity)")
+        #expect(read.readableBytes == cut)
+        accumulator.append(rest)
+        try accumulator.drainClientFrames(publishAck: { out.append(.publishAck($0)) }, message: { out.append(.message($0)) },
+                                          frame: { out.append($0) })
+        #expect(out == frames)
+        try accumulator.finish()
+    }
+}
