@@ -28,7 +28,7 @@ struct SubscribeStorageUnavailableTests {
             #expect(ContinuousClock.now - started >= .seconds(4), "subscribe() returned during the outage")
 
             let publisher = try await Publisher.connect(edge.clientConfiguration())
-            let stored = try await eventuallyValue(timeout: 20, every: 0.2) {
+            let stored = await eventuallyValue(timeout: 20, every: 0.2) {
                 try? await publisher.publish(topic: "outage.t", text: "after")
             }
             #expect(stored != nil, "the edge never stored a publish after NATS came back")
