@@ -7,9 +7,9 @@ import Testing
 
 /// A record with no JetStream ack is published again with the same
 /// Nats-Msg-Id (JetStreamMessageLog+Publishing.swift), so JetStream's
-/// duplicate window turns the attempts that did land into one message. Found
-/// by `make mutants` (wave 12): retries sent with a fresh id survived every
-/// test, since no test made the edge retry and then looked at what was stored.
+/// duplicate window turns the attempts that did land into one message.
+/// Written with the mutant `jetstream-retry-new-id` (wave 12): no unit-level
+/// test made the edge retry and then looked at what was stored.
 @Suite("JetStream retries keep the Nats-Msg-Id", .serialized)
 struct JetStreamRetryIDTests {
     @Test("a keyed publish retried while NATS is down is stored once after the restart, and its key sent again is a duplicate of it")
