@@ -74,6 +74,38 @@ import Testing
         #expect(pair.serverRecorder.errors.isEmpty && pair.clientRecorder.errors.isEmpty)
     }
 
+    /// The client's last handshake flight and its first record (written
+    /// before the handshake ended) in one read, as TCP may coalesce them: the
+    /// handshake ends inside that read, and the record after it is still
+    /// delivered (the session BIO keeps the ciphertext OpenSSL has not read
+    /// yet). Written for the mutant `tls-unread-dropped`, which no test with
+    /// one write per read could see.
+    @Test func handshakeEndAndFirstRecordInOneRead() throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        let pair = try Self.makePair(pki)
+        defer { pair.finish() }
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
+        _ = pair.server.connect(to: address)
+        _ = pair.client.connect(to: address)
+        let first = Self.payload(300, salt: 3)
+        pair.client.writeAndFlush(pair.client.allocator.buffer(bytes: first), promise: nil)
+        while let hello = try pair.client.readOutbound(as: ByteBuffer.self) { try pair.server.writeInbound(hello) }
+        while let flight = try pair.server.readOutbound(as: ByteBuffer.self) { try pair.client.writeInbound(flight) }
+        #expect(pair.clientRecorder.handshake != nil && pair.serverRecorder.handshake == nil)
+        var coalesced = pair.server.allocator.buffer(capacity: 4096)
+        var writes = 0
+        while var bytes = try pair.client.readOutbound(as: ByteBuffer.self) {
+            coalesced.writeBuffer(&bytes)
+            writes += 1
+        }
+        #expect(writes >= 2, "the client's writes after the server's flight: \(writes) (its flight, then the record)")
+        try pair.server.writeInbound(coalesced)
+        #expect(pair.serverRecorder.handshake != nil)
+        #expect(pair.serverRecorder.received == first, "the server got \(pair.serverRecorder.received.count) of 300 bytes")
+        #expect(pair.serverRecorder.errors.isEmpty && pair.server.isActive)
+    }
+
     /// A record cut short, then the transport closes: nothing of it is
     /// delivered and the loss is reported as truncation.
     @Test(arguments: [1, 5, 6, 20])
