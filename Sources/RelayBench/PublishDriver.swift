@@ -163,7 +163,9 @@ final class PublishDriver: @unchecked Sendable {
         // /proc/thread-self links to "<pid>/task/<tid>": the last part names this thread.
         var link = [CChar](repeating: 0, count: 64)
         let length = readlink("/proc/thread-self", &link, 63)
-        guard length > 0, let tid = String(cString: link).split(separator: "/").last else { return }
+        guard length > 0,
+              let tid = String(decoding: link.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                  .split(separator: "/").last else { return }
         let fd = open("/proc/\(tid)/timerslack_ns", O_WRONLY)
         guard fd >= 0 else { return }
         defer { close(fd) }

@@ -181,7 +181,11 @@ extension ConnectionCore {
                 attempts: attempts, retryIn: .milliseconds(milliseconds), brokerMessage: message))
         }
         state.attached = false
+        // The state is the loop's (as all of the core's): bound to it for the
+        // timer's closure, which NIO types as @Sendable.
+        let retried = NIOLoopBound(state, eventLoop: eventLoop)
         eventLoop.scheduleTask(in: delay) { [self] in
+            let state = retried.value
             guard let current = subscriptions[state.id], current === state, isConnected, !state.attached else { return }
             attach(state)
             flushOutbound()

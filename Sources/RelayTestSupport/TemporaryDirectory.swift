@@ -16,6 +16,14 @@ public struct TemporaryDirectory: Sendable {
     /// A path inside the directory (not created).
     public func file(_ name: String) -> String { url.appendingPathComponent(name).path }
 
+    /// Writes each named file with a one-byte body: the placeholders a
+    /// configuration must point at when the test does not read them. Throws
+    /// when one cannot be written, so no test goes on with a file missing
+    /// (`FileManager.createFile` only returned false, and it was ignored).
+    public func createPlaceholders(_ names: [String]) throws {
+        for name in names { try Data("x".utf8).write(to: url.appendingPathComponent(name)) }
+    }
+
     public func remove() {
         try? FileManager.default.removeItem(at: url)
     }

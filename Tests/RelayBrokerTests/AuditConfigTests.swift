@@ -7,9 +7,7 @@ import Testing
 @Suite("Broker configuration: audit")
 struct AuditConfigTests {
     func parse(_ audit: String, in dir: TemporaryDirectory) throws -> BrokerConfiguration {
-        for name in ["server.crt", "server.key", "ca.crt"] {
-            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
-        }
+        try dir.createPlaceholders(["server.crt", "server.key", "ca.crt"])
         let text = """
         [tls]
         certificate = "server.crt"

@@ -8,9 +8,7 @@ struct ConfigTests {
     /// A folder with the files [tls] must point at (contents are not read here).
     func folder() throws -> TemporaryDirectory {
         let dir = try TemporaryDirectory()
-        for name in ["server.crt", "server.key", "ca.crt", "crl.pem"] {
-            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
-        }
+        try dir.createPlaceholders(["server.crt", "server.key", "ca.crt", "crl.pem"])
         return dir
     }
 
@@ -185,9 +183,7 @@ struct ConfigACLTests {
     @Test("a rule that does not compile is refused at load, naming the rule and the key")
     func badRule() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
-        for name in ["server.crt", "server.key", "ca.crt"] {
-            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
-        }
+        try dir.createPlaceholders(["server.crt", "server.key", "ca.crt"])
         let text = """
         [tls]
         certificate = "server.crt"

@@ -29,9 +29,7 @@ struct DisplayEscapingTests {
     @Test("[[acl.rule]] multi_value: \"refuse\" by default, \"all\" opts in, anything else is a config error")
     func multiValueKey() throws {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
-        for name in ["server.crt", "server.key", "ca.crt"] {
-            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
-        }
+        try dir.createPlaceholders(["server.crt", "server.key", "ca.crt"])
         func parse(_ rule: String) throws -> BrokerConfiguration {
             try BrokerConfiguration.parse("""
             [tls]

@@ -9,9 +9,7 @@ enum JetStreamConfigFixture {
     static func parse(storage: String = "", jetstream: String = "", backend: String = "jetstream") throws -> BrokerConfiguration {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        for name in ["server.crt", "server.key", "ca.crt"] {
-            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
-        }
+        try dir.createPlaceholders(["server.crt", "server.key", "ca.crt"])
         let text = """
         [tls]
         certificate = "server.crt"

@@ -27,9 +27,7 @@ struct JetStreamRetentionConfigTests {
     func parse(_ text: String) throws -> BrokerConfiguration {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        for name in ["server.crt", "server.key", "ca.crt"] {
-            FileManager.default.createFile(atPath: dir.file(name), contents: Data("x".utf8))
-        }
+        try dir.createPlaceholders(["server.crt", "server.key", "ca.crt"])
         return try BrokerConfiguration.parse(text, file: dir.file("relay.toml"), baseDirectory: dir.path)
     }
 

@@ -11,8 +11,10 @@ struct PacerTimerSlackTests {
     /// This thread's timer slack in nanoseconds, from /proc/<tid>/timerslack_ns.
     static func ownSlack() -> String? {
         var link = [CChar](repeating: 0, count: 64)
-        guard readlink("/proc/thread-self", &link, 63) > 0,
-              let tid = String(cString: link).split(separator: "/").last else { return nil }
+        let length = readlink("/proc/thread-self", &link, 63)
+        guard length > 0,
+              let tid = String(decoding: link.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                  .split(separator: "/").last else { return nil }
         return try? String(contentsOfFile: "/proc/\(tid)/timerslack_ns", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }

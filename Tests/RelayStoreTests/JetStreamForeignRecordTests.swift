@@ -82,11 +82,10 @@ final class CapturedLogLines: Sendable {
             set { metadata[key] = newValue }
         }
 
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            let all = self.metadata.merging(metadata ?? [:]) { $1 }
+        func log(event: LogEvent) {
+            let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
             let rendered = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            lines.lines.withLockedValue { $0.append("\(level) \(message) \(rendered)") }
+            lines.lines.withLockedValue { $0.append("\(event.level) \(event.message) \(rendered)") }
         }
     }
 }

@@ -71,7 +71,9 @@ struct PublisherNumbers {
             }
             let number = UInt32(count + 1)
             var be = number.bigEndian
-            try withUnsafeBytes(of: &be) { (value) throws(StoreError) in
+            // A plain put: the digest was looked up just above in this same
+            // write transaction and was absent, so nothing is overwritten.
+            _ = try withUnsafeBytes(of: &be) { (value) throws(StoreError) in
                 try txn.put(schema.publishers, key: key, value: value)
             }
             return number

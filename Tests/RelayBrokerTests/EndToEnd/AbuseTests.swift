@@ -148,7 +148,7 @@ struct AbuseTests {
             let stalled = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await stalled.hello()
             #expect(try await stalled.subscribe(1, "bulk.>", from: .latest, credit: 1_000_000).isAccepted)
-            try await stalled.channel.setOption(.autoRead, value: false)
+            try await stalled.channel.setOption(.autoRead, value: false).get()
             let reader = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await reader.hello()
             #expect(try await reader.subscribe(1, "bulk.>", from: .latest, credit: 1_000_000).isAccepted)
@@ -181,7 +181,7 @@ struct AbuseTests {
             #expect(after.anonKiB - half.anonKiB < 6 << 10, "relayd's heap kept growing: \(half.anonKiB) → \(after.anonKiB) KiB over the second 20 MiB")
 
             // Once it reads again it gets everything, in order, from the store.
-            try await stalled.channel.setOption(.autoRead, value: true)
+            try await stalled.channel.setOption(.autoRead, value: true).get()
             stalled.channel.read()
             let caughtUp = try await stalled.messages(total, timeout: .seconds(30))
             #expect(caughtUp.map(\.sequence) == sequences)

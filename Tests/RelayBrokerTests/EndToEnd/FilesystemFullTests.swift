@@ -65,7 +65,7 @@ struct FilesystemFullTests {
             try relayd.replaceInConfig("path = \"\(relayd.auditPath)\"",
                                        with: "path = \"\(relayd.auditPath)\"\nkey_file = \"\(relayd.auditKeyPath)\"\nrepeat_interval = \"100ms\"")
             // The trail goes on the tmpfs through a link at the fixture's path, where its helpers read it.
-            FileManager.default.createFile(atPath: disk.file("audit.jsonl"), contents: nil)
+            try Data().write(to: URL(fileURLWithPath: disk.file("audit.jsonl")))
             try FileManager.default.createSymbolicLink(atPath: relayd.auditPath, withDestinationPath: disk.file("audit.jsonl"))
             try disk.writeFiller("filler", bytes: filler)
             try await relayd.start()
