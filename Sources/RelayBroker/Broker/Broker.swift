@@ -154,7 +154,9 @@ public final class Broker: Sendable {
             // Loads the TLS material without installing it; the reload below
             // installs the same files (a failure there also changes nothing).
             try BrokerConfigurationCheck.deepCheck(next)
-            let tls = try context.tls.reload(configuration: next.tlsServerConfiguration)
+            // Installed before the policy (next line), so a session that sees the
+            // new generation also finds the new TLS context.
+            _ = try context.tls.reload(configuration: next.tlsServerConfiguration)
             let sessions = context.install(configuration: next, policy: policy)
             let pending = current.settingsNeedingRestart(comparedWith: next)
             context.metrics.reloads.increment()
@@ -163,7 +165,7 @@ public final class Broker: Sendable {
             // session_ended it causes follows it in the trail.
             context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
                                              "sessions": sessions.count, "restart_required": pending])
-            for session in sessions { session.reevaluate(policy: policy, tls: tls) }
+            for session in sessions { session.catchUpWithReload() }
             context.logger.notice("configuration reloaded", metadata: [
                 "trigger": "\(trigger)", "sessions": "\(sessions.count)",
                 "restart_required": "\(pending.isEmpty ? "none" : pending.joined(separator: ","))"])

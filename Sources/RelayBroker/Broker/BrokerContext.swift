@@ -161,9 +161,10 @@ public final class BrokerContext: Sendable {
 /// The broker's handle on a live session, callable from any thread: each
 /// method hops to the session's event loop.
 protocol SessionControl: AnyObject, Sendable {
-    /// Re-evaluates the session after a reload: disconnect if the peer's
-    /// certificate no longer verifies, end subscriptions no longer allowed.
-    func reevaluate(policy: Policy, tls: TLSServerContext)
+    /// Re-evaluates the session after a reload, under the policy and TLS
+    /// context installed now: disconnect if the peer's certificate no longer
+    /// verifies, end subscriptions no longer allowed.
+    func catchUpWithReload()
     /// Sends ERR with `code` and closes.
     func terminate(code: RelayErrorCode, message: String)
     /// Drains in-flight publishes, then closes with `server_shutting_down`.

@@ -54,11 +54,15 @@ final class SessionHandler: ChannelDuplexHandler {
     var readRequestedWhilePaused = false
     /// Completed once the drain the shutdown started ends the session.
     var shutdownPromise: EventLoopPromise<Void>?
+    /// The reload generation (``BrokerContext/generation``) this session was
+    /// last judged under; see ``catchUpWithReload()``.
+    var evaluatedGeneration: UInt64
 
     init(broker: BrokerContext, allocator: ByteBufferAllocator, generation: UInt64 = 0) {
         self.broker = broker
         self.machine = SessionStateMachine(limits: SessionLimits(broker.limits), metrics: broker.metrics, logger: broker.logger)
         self.io = SessionIO(broker: broker, allocator: allocator, acceptedGeneration: generation)
+        self.evaluatedGeneration = generation
         self.frames = FrameAccumulator(decoder: RelayFrameDecoder(role: .broker, maxFrameSize: broker.limits.maxFrameSize))
     }
 
@@ -204,6 +208,7 @@ final class SessionHandler: ChannelDuplexHandler {
     // MARK: Frames (Relay v1 → the machine's events)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        catchUpWithReload()  // one locked read of the generation per read, not per frame
         guard machine.takesRequests else { return }  // closing: bytes still in flight are dropped, not buffered
         frames.append(unwrapInboundIn(data))
         reading: while machine.takesRequests {  // after ERR or BYE nothing more is read
@@ -264,12 +269,23 @@ final class SessionHandler: ChannelDuplexHandler {
     }
 
     /// After a reload: re-verify the certificate against the new CA/CRL set
-    /// (and the current time), re-evaluate the policy, end what is no longer allowed.
-    func reevaluate(policy: Policy, tls: TLSServerContext) {
+    /// (and the current time), re-evaluate the policy, end what is no longer
+    /// allowed. Called by the reload's task on this loop and at the start of
+    /// every read: the reload installs its policy and TLS context before this
+    /// loop runs that task, and a PUB read in between must already be judged
+    /// by the new rules (StagedReloadTests once saw one pass under the old).
+    /// Always against the broker's current state, never a state a task
+    /// carried: after two quick reloads their tasks run after reads too.
+    func catchUpWithReload() {
         guard case .active(let session) = machine.state else { return }
+        // The generation first: a reload between the two reads makes the next
+        // read judge again, never skip a policy.
+        let generation = broker.generation
+        guard generation != evaluatedGeneration else { return }
+        evaluatedGeneration = generation
         var failure: TLSError?
-        do { try tls.verify(session.peerChain) } catch { failure = error }
-        machine.reevaluate(verification: failure, policy: policy, io)
+        do { try broker.tls.current.verify(session.peerChain) } catch { failure = error }
+        machine.reevaluate(verification: failure, policy: broker.policy, io)
         io.flush()
         settle()
     }

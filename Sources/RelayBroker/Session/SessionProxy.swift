@@ -19,8 +19,8 @@ final class SessionProxy: DeliverySink, SessionControl {
         eventLoop.execute { [handler] in handler.value.deliverLive(batch) }
     }
 
-    func reevaluate(policy: Policy, tls: TLSServerContext) {
-        eventLoop.execute { [handler] in handler.value.reevaluate(policy: policy, tls: tls) }
+    func catchUpWithReload() {
+        eventLoop.execute { [handler] in handler.value.catchUpWithReload() }
     }
 
     func terminate(code: RelayErrorCode, message: String) {
