@@ -108,14 +108,14 @@ public final class NATSCluster: @unchecked Sendable {
 
     /// Starts every node and waits until the cluster has formed (`waitUntilFormed`).
     public func start(timeout: Double = 30) async throws {
-        for node in nodes { try launch(node.index) }
+        for node in nodes { try await launch(node.index) }
         try await waitUntilFormed(timeout: timeout)
     }
 
     /// Starts node `index` (after `kill`) on its ports and store; does not wait.
-    public func launch(_ index: Int) throws {
+    public func launch(_ index: Int) async throws {
         if let old = processes[index] { earlier.append((index, old)) }
-        processes[index] = try ChildProcess(Self.serverPath, ["-c", nodes[index].configPath])
+        processes[index] = try await ChildProcess(Self.serverPath, ["-c", nodes[index].configPath])
     }
 
     /// kill -9 of node `index`, waiting for its exit (nothing of its shutdown runs).
@@ -127,7 +127,7 @@ public final class NATSCluster: @unchecked Sendable {
     /// kill -9, then start again and wait until the cluster has formed with it.
     public func restart(_ index: Int, timeout: Double = 30) async throws {
         await kill(index)
-        try launch(index)
+        try await launch(index)
         try await waitUntilFormed(timeout: timeout)
     }
 

@@ -132,10 +132,13 @@ public final class RelaydFixture: @unchecked Sendable {
         let listen = "127.0.0.1:\(requested)"
         let relaydPath = try ProductLocator.executable("relayd")
         let arguments = ["--config", configPath, "--listen", listen] + (initializeDataDirectory ? ["--init"] : [])
-        let child = try openFileLimit.map { limit in
+        let child: ChildProcess
+        if let limit = openFileLimit {
             // Through sh so only relayd gets the lower limit, not this test process.
-            try ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments)
-        } ?? ChildProcess(relaydPath, arguments)
+            child = try await ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments)
+        } else {
+            child = try await ChildProcess(relaydPath, arguments)
+        }
         if let process { earlierProcesses.append(process) }
         process = child
         guard let line = await child.waitForLine(timeout: 60, where: { RelaydLogLine.listeningPort($0) != nil }),

@@ -71,7 +71,7 @@ public final class ScratchFilesystem: Sendable {
     }
 
     private static func run(_ tool: String, _ arguments: [String]) async throws {
-        let child = try ChildProcess(tool, arguments)
+        let child = try await ChildProcess(tool, arguments)
         child.closeStdin()
         let status = await child.waitForExit(timeout: 60)
         guard status == 0 else {

@@ -47,7 +47,7 @@ public final class SingleNATSServer: @unchecked Sendable {
         let path = directory.file("nats.conf")
         try config.write(toFile: path, atomically: true, encoding: .utf8)
         // nats-server logs to stderr; waitForLine reads stdout: merged by sh, which execs it (same pid).
-        let child = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" -c \"$1\" 2>&1", binary, path])
+        let child = try await ChildProcess("/bin/sh", ["-c", "exec \"$0\" -c \"$1\" 2>&1", binary, path])
         // The readiness line: after it, JetStream answers API requests.
         let ready = await child.waitForLine(timeout: 10) { $0.contains("Server is ready") }
         guard ready != nil else {

@@ -75,13 +75,13 @@ struct AuditRelaydTests {
             let lines = relayd.auditLines()
             #expect(lines.count >= 3)
             try (lines.dropLast().joined(separator: "\n") + "\n").write(toFile: relayd.auditPath, atomically: true, encoding: .utf8)
-            let cut = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", relayd.configPath])
+            let cut = try await ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", relayd.configPath])
             #expect(await cut.waitForExit(timeout: 60) == 1)
             #expect(cut.transcript.contains("truncated"), "\(cut.transcript)")
 
             let otherKey = relayd.directory.file("other.key")
             try String(repeating: "5a", count: 32).write(toFile: otherKey, atomically: true, encoding: .utf8)
-            let wrong = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--key", otherKey, relayd.auditPath])
+            let wrong = try await ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--key", otherKey, relayd.auditPath])
             #expect(await wrong.waitForExit(timeout: 60) == 1)
             #expect(wrong.transcript.contains("line 1"), "\(wrong.transcript)")
         }

@@ -58,7 +58,7 @@ struct FilePermissionTests {
     @Test("relayctl config check warns about a readable key and exposed metrics, and is quiet otherwise")
     func configCheckWarnings() async throws {
         try await withRelayd(start: false) { relayd in
-            let quiet = try ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
+            let quiet = try await ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
             #expect(await quiet.waitForExit(timeout: 60) == 0)
             #expect(!quiet.transcript.contains("warning"), "warned about a private setup:\n\(quiet.transcript)")
 
@@ -66,7 +66,7 @@ struct FilePermissionTests {
             try Self.exposeMetrics(relayd)
             try FileManager.default.createDirectory(atPath: relayd.dataDirectory, withIntermediateDirectories: false,
                                                     attributes: [.posixPermissions: 0o755])
-            let check = try ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
+            let check = try await ChildProcess(try ProductLocator.executable("relayctl"), ["config", "check", "--config", relayd.configPath])
             #expect(await check.waitForExit(timeout: 60) == 0, "warnings must not fail the check:\n\(check.transcript)")
             let lines = check.transcript.split(separator: "\n")
             let keyWarning = lines.contains { $0.contains("warning") && $0.contains(relayd.pki.server.key) && $0.contains("group") }

@@ -96,7 +96,7 @@ struct IcountReportTests {
         defer { directory.remove() }
         try Self.profile(messages: 1_000).write(toFile: directory.file("small.out"), atomically: true, encoding: .utf8)
         try Self.profile(messages: 2_000).write(toFile: directory.file("big.out"), atomically: true, encoding: .utf8)
-        let child = try ChildProcess("/usr/bin/env", ["python3", Self.report, "--demangler", "", "--json", directory.file("report.json"),
+        let child = try await ChildProcess("/usr/bin/env", ["python3", Self.report, "--demangler", "", "--json", directory.file("report.json"),
                                                       "synthetic", "1000", directory.file("small.out"), directory.file("big.out")])
         child.closeStdin()
         let status = try #require(await child.waitForExit(timeout: 15), "icount_report.py did not finish:\n\(child.transcript)")
@@ -127,7 +127,7 @@ struct IcountReportTests {
         let truncated = Self.profile(messages: 1_000).split(separator: "\n").filter { !$0.hasPrefix("summary:") }.joined(separator: "\n")
         try truncated.write(toFile: directory.file("small.out"), atomically: true, encoding: .utf8)
         try Self.profile(messages: 2_000).write(toFile: directory.file("big.out"), atomically: true, encoding: .utf8)
-        let child = try ChildProcess("/usr/bin/env", ["python3", Self.report, "--demangler", "", "synthetic", "1000",
+        let child = try await ChildProcess("/usr/bin/env", ["python3", Self.report, "--demangler", "", "synthetic", "1000",
                                                       directory.file("small.out"), directory.file("big.out")])
         child.closeStdin()
         let status = try #require(await child.waitForExit(timeout: 15), "icount_report.py did not finish:\n\(child.transcript)")

@@ -37,29 +37,18 @@ import Glibc
 
     /// Runs the child for `milliseconds` after it is ready, SIGKILLs it, and
     /// returns the acknowledged (sequence, digest) pairs it printed.
-    static func runAndKill(_ executable: URL, directory: String, milliseconds: Int) throws -> [(UInt64, UInt64)] {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = [directory]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let reader = output.fileHandleForReading
+    static func runAndKill(_ executable: URL, directory: String, milliseconds: Int) async throws -> [(UInt64, UInt64)] {
+        let child = try await ChildProcess(executable.path, [directory])
         // Wait for "ready" so the kill lands while appending, not while opening.
-        var text = ""
-        while !text.contains("ready\n") {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        usleep(useconds_t(milliseconds * 1000))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        text += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        let ready = await child.waitForLine(timeout: 60) { $0 == "ready" }
+        try #require(ready != nil, "the crash child never printed ready:\n\(child.transcript)")
+        try await Task.sleep(nanoseconds: UInt64(milliseconds) * 1_000_000)
+        child.signal(SIGKILL)
+        let status = await child.waitForExit(timeout: 60)
+        try #require(status != nil, "the crash child outlived SIGKILL by 60 s")
         // Only complete lines count: the last one may have been cut by the kill.
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        lines.removeLast()
+        var lines = child.stdoutLines
+        if child.stdoutEndedMidLine { lines.removeLast() }
         return lines.compactMap { line in
             let parts = line.split(separator: " ")
             guard parts.count == 2, let seq = UInt64(parts[0]), let digest = UInt64(parts[1], radix: 16) else { return nil }
@@ -75,7 +64,7 @@ import Glibc
         var acknowledged: [UInt64: UInt64] = [:]
         var generator = SystemRandomNumberGenerator()
         for round in 0..<24 {
-            let acks = try Self.runAndKill(executable, directory: dir.path,
+            let acks = try await Self.runAndKill(executable, directory: dir.path,
                                            milliseconds: Int.random(in: 20...250, using: &generator))
             for (seq, digest) in acks { acknowledged[seq] = digest }
             let store = try MessageStore.open(StoreConfiguration(directory: dir.path))

@@ -25,17 +25,11 @@ import Testing
     }
 
     /// Bytes of `path` in the page cache, as util-linux's `fincore` reports them.
-    static func residentBytes(_ path: String) throws -> Int {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/fincore")
-        process.arguments = ["--bytes", "--noheadings", "--raw", "--output", "RES", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return try #require(Int(text), "fincore printed \(text.debugDescription) (status \(process.terminationStatus))")
+    static func residentBytes(_ path: String) async throws -> Int {
+        let fincore = try await ChildProcess("/usr/bin/fincore", ["--bytes", "--noheadings", "--raw", "--output", "RES", path])
+        let status = await fincore.waitForExit()
+        let text = fincore.stdoutLines.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        return try #require(Int(text), "fincore printed \(text.debugDescription) (status \(String(describing: status)))")
     }
 
     /// Fills the store and returns LMDB's used end and the resident bytes of data.mdb.
@@ -48,7 +42,7 @@ import Testing
             try await appendAll(store, messages)
         }
         let usage = store.environment.usage()
-        return (usage.pagesUsed * usage.pageSize, try residentBytes(directory.file("data.mdb")))
+        return (usage.pagesUsed * usage.pageSize, try await residentBytes(directory.file("data.mdb")))
     }
 
     @Test func flushedPagesBeyondTheTailLeaveThePageCacheAndReadBackExact() async throws {

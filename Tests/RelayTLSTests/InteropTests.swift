@@ -13,7 +13,7 @@ import Testing
         defer { pki.remove() }
         let server = try await LoopbackServer.start(try TLSServerContextHolder(configuration: pki.serverConfiguration()),
                                                     group: MultiThreadedEventLoopGroup.singleton)
-        let client = try ChildProcess("/usr/bin/openssl", [
+        let client = try await ChildProcess("/usr/bin/openssl", [
             "s_client", "-connect", "127.0.0.1:\(server.port)", "-servername", "localhost",
             "-cert", pki.alice.certificate, "-key", pki.alice.key, "-CAfile", pki.ca.certificate,
             "-verify_return_error", "-verify_hostname", "localhost", "-quiet",
@@ -34,7 +34,7 @@ import Testing
         defer { pki.remove() }
         let server = try await LoopbackServer.start(try TLSServerContextHolder(configuration: pki.serverConfiguration()),
                                                     group: MultiThreadedEventLoopGroup.singleton)
-        let client = try ChildProcess("/usr/bin/openssl", [
+        let client = try await ChildProcess("/usr/bin/openssl", [
             "s_client", "-connect", "127.0.0.1:\(server.port)", "-servername", "localhost", "-showcerts",
             "-cert", pki.alice.certificate, "-key", pki.alice.key, "-CAfile", pki.ca.certificate, "-verify_return_error",
         ])
@@ -54,7 +54,7 @@ import Testing
         defer { pki.remove() }
         let server = try await LoopbackServer.start(try TLSServerContextHolder(configuration: pki.serverConfiguration()),
                                                     group: MultiThreadedEventLoopGroup.singleton)
-        let client = try ChildProcess("/usr/bin/openssl", [
+        let client = try await ChildProcess("/usr/bin/openssl", [
             "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", pki.ca.certificate, "-quiet",
         ])
         client.writeToStdin("let me in\n")
@@ -72,7 +72,7 @@ import Testing
         defer { pki.remove() }
         let server = try await LoopbackServer.start(try TLSServerContextHolder(configuration: pki.serverConfiguration()),
                                                     group: MultiThreadedEventLoopGroup.singleton)
-        let client = try ChildProcess("/usr/bin/gnutls-cli", [
+        let client = try await ChildProcess("/usr/bin/gnutls-cli", [
             "--port", "\(server.port)", "--x509cafile", pki.ca.certificate,
             "--x509certfile", pki.alice.certificate, "--x509keyfile", pki.alice.key,
             "--verify-hostname", "localhost", "127.0.0.1",
@@ -90,7 +90,7 @@ import Testing
         let pki = try TLSTestPKI()
         defer { pki.remove() }
         let port = try freePort()
-        let server = try ChildProcess("/usr/bin/openssl", [
+        let server = try await ChildProcess("/usr/bin/openssl", [
             "s_server", "-accept", "127.0.0.1:\(port)", "-cert", pki.server.certificate, "-key", pki.server.key,
             "-CAfile", pki.ca.certificate, "-Verify", "1", "-verify_return_error",
         ])

@@ -182,7 +182,7 @@ import Testing
         defer { pki.remove() }
         let server = try await LoopbackServer.start(try TLSServerContextHolder(configuration: pki.serverConfiguration()),
                                                     group: MultiThreadedEventLoopGroup.singleton)
-        let client = try ChildProcess("/usr/bin/openssl", [
+        let client = try await ChildProcess("/usr/bin/openssl", [
             "s_client", flag, "-cipher", "DEFAULT@SECLEVEL=0", "-connect", "127.0.0.1:\(server.port)",
             "-cert", pki.alice.certificate, "-key", pki.alice.key, "-CAfile", pki.ca.certificate,
         ])
@@ -199,7 +199,7 @@ import Testing
         let server = try await LoopbackServer.start(
             try TLSServerContextHolder(configuration: pki.serverConfiguration(minimumVersion: .tls12)),
             group: MultiThreadedEventLoopGroup.singleton)
-        let client = try ChildProcess("/usr/bin/openssl", [
+        let client = try await ChildProcess("/usr/bin/openssl", [
             "s_client", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA", "-connect", "127.0.0.1:\(server.port)",
             "-cert", pki.alice.certificate, "-key", pki.alice.key, "-CAfile", pki.ca.certificate,
         ])
@@ -219,7 +219,7 @@ import Testing
         let server = try await LoopbackServer.start(
             try TLSServerContextHolder(configuration: pki.serverConfiguration(minimumVersion: .tls12)),
             group: MultiThreadedEventLoopGroup.singleton)
-        let client = try ChildProcess("/usr/bin/openssl", [
+        let client = try await ChildProcess("/usr/bin/openssl", [
             "s_client", "-tls1_2", "-connect", "127.0.0.1:\(server.port)", "-quiet",
             "-cert", pki.alice.certificate, "-key", pki.alice.key, "-CAfile", pki.ca.certificate,
         ])

@@ -20,13 +20,13 @@ extension ClusterTests {
         let products = ProductLocator.productsDirectory.path
         // The configs name the dev PKI (dev/pki, what `make pki` writes); made here when missing.
         if !FileManager.default.fileExists(atPath: root + "/dev/pki/ca.pem") {
-            let pki = try ChildProcess(products + "/relayctl", ["pki", "init", "--dir", root + "/dev/pki"])
+            let pki = try await ChildProcess(products + "/relayctl", ["pki", "init", "--dir", root + "/dev/pki"])
             pki.closeStdin()
             let made = await pki.waitForExit(timeout: 30)
             #expect(made == 0, "relayctl pki init: \(pki.transcript)")
         }
         let started = ContinuousClock.now
-        let script = try ChildProcess("/bin/bash", [root + "/scripts/cluster.sh", "--check"],
+        let script = try await ChildProcess("/bin/bash", [root + "/scripts/cluster.sh", "--check"],
                                       environment: ["RELAY_BIN_DIR": products])
         script.closeStdin()
         guard let status = await script.waitForExit(timeout: 90) else {

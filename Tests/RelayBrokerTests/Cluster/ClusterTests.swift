@@ -65,7 +65,7 @@ struct ClusterTests {
                 let second = await publisher.publishNumbered("cl.t", 26...50)
                 #expect(second.acked.count == 25 && second.failed.isEmpty, "\(second.failed)")
                 acked.merge(second.acked) { $1 }
-                try cluster.launch(follower0)
+                try await cluster.launch(follower0)
                 try await cluster.waitUntilFormed(timeout: 20)
 
                 // 3. The stream leader dies: publishes wait out the election
@@ -172,7 +172,7 @@ struct ClusterTests {
                 let notReady = await eventually(timeout: 10, every: 0.1) { await !a.isReady() }
                 #expect(notReady)
 
-                for index in cluster.nodes.indices where !cluster.isRunning(index) { try cluster.launch(index) }
+                for index in cluster.nodes.indices where !cluster.isRunning(index) { try await cluster.launch(index) }
                 // nats-server 2.9.10 sometimes takes well over 20 s to elect a
                 // meta leader after two nodes come back (seen once in four runs).
                 try await cluster.waitUntilFormed(timeout: 40)

@@ -55,7 +55,7 @@ struct NATSClusterFixtureTests {
             #expect(!healthy)
             let leader = await cluster.metaLeader()
             #expect(leader == nil)
-            try cluster.launch(1)
+            try await cluster.launch(1)
             try await cluster.waitUntilFormed(timeout: 15)
             let regained = await cluster.isHealthy(survivor)
             #expect(regained)

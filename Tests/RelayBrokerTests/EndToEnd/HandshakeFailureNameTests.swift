@@ -40,7 +40,7 @@ struct HandshakeFailureNameTests {
             try await relayd.start()
 
             // A good client completes the handshake, then is killed: a TCP close without close_notify.
-            let vanishing = try Self.openssl(relayd, certificate: good)
+            let vanishing = try await Self.openssl(relayd, certificate: good)
             defer { vanishing.signal(SIGKILL) }
             let connected = await eventually(timeout: 20, every: 0.05) { vanishing.outputLines.contains { $0.contains("CONNECTION ESTABLISHED") } }
             #expect(connected, "openssl s_client did not complete its handshake:\n\(vanishing.transcript)")
@@ -56,7 +56,7 @@ struct HandshakeFailureNameTests {
                 if case .welcome = outcome { Issue.record("\(identity.certificate) was admitted") }
                 await client.close()
             }
-            let anonymous = try Self.openssl(relayd, certificate: nil)
+            let anonymous = try await Self.openssl(relayd, certificate: nil)
             defer { anonymous.signal(SIGKILL) }
             _ = await anonymous.waitForExit(timeout: 20)
 
@@ -82,11 +82,11 @@ struct HandshakeFailureNameTests {
 
     /// `openssl s_client` to relayd as `certificate` (none: no client
     /// certificate), TLS 1.3, its stdin left open so it stays connected.
-    static func openssl(_ relayd: RelaydFixture, certificate: TLSTestPKI.Files?) throws -> ChildProcess {
+    static func openssl(_ relayd: RelaydFixture, certificate: TLSTestPKI.Files?) async throws -> ChildProcess {
         var arguments = ["s_client", "-connect", "127.0.0.1:\(relayd.port)", "-servername", "localhost",
                          "-CAfile", relayd.pki.ca.certificate, "-verify_return_error", "-brief"]
         // -cert_chain: the file holds the leaf and its intermediate, and -cert alone sends only the leaf.
         if let certificate { arguments += ["-cert", certificate.certificate, "-cert_chain", certificate.certificate, "-key", certificate.key] }
-        return try ChildProcess("/usr/bin/openssl", arguments)
+        return try await ChildProcess("/usr/bin/openssl", arguments)
     }
 }

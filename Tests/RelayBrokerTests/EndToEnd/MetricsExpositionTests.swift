@@ -81,7 +81,7 @@ enum Promtool {
         guard let path = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
             throw BrokerTestError.refused("promtool is not installed (Debian package `prometheus`; `make deps` installs it): this check cannot be skipped")
         }
-        let child = try ChildProcess(path, ["check", "metrics"])
+        let child = try await ChildProcess(path, ["check", "metrics"])
         child.writeToStdin(exposition)
         child.closeStdin()
         let status = await child.waitForExit(timeout: 30)

@@ -56,7 +56,7 @@ struct OperationsTests {
         try await withRelayd(start: false) { relayd in
             let socket = try await NotifySocket(path: relayd.directory.file("notify.sock"))
             defer { socket.channel.close(promise: nil) }
-            let child = try ChildProcess(try ProductLocator.executable("relayd"),
+            let child = try await ChildProcess(try ProductLocator.executable("relayd"),
                                          ["--init", "--config", relayd.configPath, "--listen", "127.0.0.1:0"],
                                          environment: ["NOTIFY_SOCKET": socket.path])
             defer { child.signal(SIGKILL) }
@@ -105,7 +105,7 @@ struct OperationsTests {
             let report = try AuditVerifier.verify(path: relayd.auditPath, key: try AuditKey.load(path: relayd.auditKeyPath))
             #expect(report.files == [archived, relayd.auditPath])
             #expect(report.lines == oldLines.count + newEvents.count && report.firstSeq == 1)
-            let verify = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", relayd.configPath])
+            let verify = try await ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", relayd.configPath])
             #expect(await verify.waitForExit(timeout: 60) == 0, "\(verify.transcript)")
         }
     }
@@ -136,7 +136,7 @@ struct OperationsTests {
         \(RelaydFixture.allowAll)
         """.write(toFile: site.file("relay.toml"), atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: site.file("audit"), withIntermediateDirectories: false)
-        let child = try ChildProcess(try ProductLocator.executable("relayd"),
+        let child = try await ChildProcess(try ProductLocator.executable("relayd"),
                                      ["--init", "--config", site.file("relay.toml")], currentDirectory: elsewhere.path)
         defer { child.signal(SIGKILL) }
         let line = await child.waitForLine(timeout: 30) { RelaydLogLine.listeningPort($0) != nil }
@@ -153,7 +153,7 @@ struct OperationsTests {
     func makeInstall() async throws {
         let prefix = try TemporaryDirectory(prefix: "relay-prefix")
         defer { prefix.remove() }
-        let make = try ChildProcess("/usr/bin/env", ["make", "--no-print-directory", "-C", Self.repository.path, "install",
+        let make = try await ChildProcess("/usr/bin/env", ["make", "--no-print-directory", "-C", Self.repository.path, "install",
                                                      "PREFIX=\(prefix.path)", "INSTALL_SKIP_BUILD=1",
                                                      "INSTALL_FROM=\(ProductLocator.productsDirectory.path)"])
         #expect(await make.waitForExit(timeout: 60) == 0, "\(make.transcript)")
@@ -169,7 +169,7 @@ struct OperationsTests {
             let present = unit.split(separator: "\n").contains { $0 == line }
             #expect(present, "the unit lacks \(line)")
         }
-        let help = try ChildProcess(prefix.file("bin/relayd"), ["--help"])
+        let help = try await ChildProcess(prefix.file("bin/relayd"), ["--help"])
         #expect(await help.waitForExit(timeout: 30) == 0)
         // systemd-analyze checks the syntax, every directive and that ExecStart is executable.
         // --man=no: the man pages are installed only when `make man` ran (make check-install, part of
@@ -178,7 +178,7 @@ struct OperationsTests {
             Issue.record("systemd-analyze is not installed; the unit was not verified")
             return
         }
-        let analyze = try ChildProcess("/usr/bin/systemd-analyze", ["verify", "--man=no", unitPath])
+        let analyze = try await ChildProcess("/usr/bin/systemd-analyze", ["verify", "--man=no", unitPath])
         #expect(await analyze.waitForExit(timeout: 60) == 0, "\(analyze.transcript)")
     }
 }

@@ -58,7 +58,7 @@ struct OperatorLogTests {
     func startFailureIsALogLine() async throws {
         try await withRelayd { running in
             try await withRelayd(start: false) { second in
-                let child = try ChildProcess(try ProductLocator.executable("relayd"),
+                let child = try await ChildProcess(try ProductLocator.executable("relayd"),
                                              ["--init", "--config", second.configPath, "--listen", "127.0.0.1:\(running.port)"])
                 let status = await child.waitForExit(timeout: 30)
                 #expect(status == 1, "exit \(String(describing: status)):\n\(child.transcript)")

@@ -69,7 +69,7 @@ extension RelaydFixture {
         // Every JSON line is in the chain (a torn fragment is not JSON and not counted).
         #expect(report.lines == auditEvents().count)
         #expect(report.recordedLosses.isEmpty)
-        let relayctl = try ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", configPath])
+        let relayctl = try await ChildProcess(try ProductLocator.executable("relayctl"), ["audit", "verify", "--config", configPath])
         let exit = await relayctl.waitForExit(timeout: 60)
         #expect(exit == 0, "relayctl audit verify refused the trail:\n\(relayctl.transcript)")
     }

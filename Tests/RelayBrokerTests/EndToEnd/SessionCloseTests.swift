@@ -18,7 +18,7 @@ struct SessionCloseTests {
     func killedSubscriber() async throws {
         try await withRelayd(metrics: true) { relayd in
             let pki = relayd.pki
-            let sub = try ChildProcess(try ProductLocator.executable("relay-sub"), [
+            let sub = try await ChildProcess(try ProductLocator.executable("relay-sub"), [
                 "--server", "127.0.0.1:\(relayd.port)", "--cert", pki.alice.certificate, "--key", pki.alice.key,
                 "--ca", pki.ca.certificate, "--topic", "orders.>"])
             defer { sub.signal(SIGKILL) }

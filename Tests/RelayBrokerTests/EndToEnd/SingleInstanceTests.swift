@@ -10,7 +10,7 @@ struct SingleInstanceTests {
     /// Starts relayd with `arguments` and waits for it to exit. A relayd that
     /// does not exit (it started) is killed and reported as nil.
     static func runToExit(_ arguments: [String]) async throws -> (status: Int32?, transcript: String) {
-        let child = try ChildProcess(try ProductLocator.executable("relayd"), arguments)
+        let child = try await ChildProcess(try ProductLocator.executable("relayd"), arguments)
         let status = await child.waitForExit(timeout: 20)
         if status == nil {
             child.signal(SIGKILL)
@@ -35,7 +35,7 @@ struct SingleInstanceTests {
             #expect(second.transcript.contains("data directory \(relayd.dataDirectory)")
                     && second.transcript.contains("process \(first.pid)"),
                     "the refusal does not name the directory and the holder:\n\(second.transcript)")
-            #expect(first.process.isRunning)
+            #expect(first.isRunning)
         }
     }
 
@@ -50,7 +50,7 @@ struct SingleInstanceTests {
             #expect(second.status == 75, "exit status \(second.status.map(String.init) ?? "none: it started"):\n\(second.transcript)")
             #expect(second.transcript.contains(relayd.auditPath) && second.transcript.contains("process \(first.pid)"),
                     "the refusal does not name the trail and the holder:\n\(second.transcript)")
-            #expect(first.process.isRunning)
+            #expect(first.isRunning)
             // The refused start wrote nothing into the first one's chain.
             try await relayd.verifyAuditChain()
         }

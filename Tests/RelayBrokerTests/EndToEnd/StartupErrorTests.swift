@@ -40,7 +40,7 @@ struct StartupErrorTests {
             let relaydPath = try ProductLocator.executable("relayd")
             // The store that exists, and a new one that --init would create inside it.
             for (dataDirectory, initialize) in [(data, false), ("\(data)/new", true)] {
-                let child = try ChildProcess("/usr/bin/unshare", ["--user", "--map-root-user", "--mount", "/bin/sh", "-c", script,
+                let child = try await ChildProcess("/usr/bin/unshare", ["--user", "--map-root-user", "--mount", "/bin/sh", "-c", script,
                                                                   data, "sh", relaydPath, "--config", relayd.configPath,
                                                                   "--listen", "127.0.0.1:0", "--data-dir", dataDirectory]
                                                                   + (initialize ? ["--init"] : []))
@@ -67,7 +67,7 @@ struct StartupErrorTests {
             // as uid 1000 of a user namespace (the test's uid outside), so
             // the mode applies even when the tests run as root; the files
             // the fixture wrote look like its own there.
-            let child = try ChildProcess("/usr/bin/unshare", ["--user", "--map-user=1000", "--map-group=1000",
+            let child = try await ChildProcess("/usr/bin/unshare", ["--user", "--map-user=1000", "--map-group=1000",
                                                               try ProductLocator.executable("relayd"), "--config", relayd.configPath,
                                                               "--listen", "127.0.0.1:0"])
             child.closeStdin()
@@ -94,7 +94,7 @@ struct StartupErrorTests {
             } else {
                 arguments[arguments.count - 1] = address
             }
-            let child = try ChildProcess(try ProductLocator.executable("relayd"), arguments)
+            let child = try await ChildProcess(try ProductLocator.executable("relayd"), arguments)
             child.closeStdin()
             let status = await child.waitForExit(timeout: 20)
             #expect(status == 1, "exit \(String(describing: status)):\n\(child.transcript)")

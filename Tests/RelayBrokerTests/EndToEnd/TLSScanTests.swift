@@ -35,7 +35,7 @@ struct TLSScanTests {
 
     /// Runs a scanner to completion; its combined output.
     func run(_ tool: String, _ arguments: [String], timeout: Double) async throws -> (status: Int32?, output: String) {
-        let child = try ChildProcess(try Self.locate(tool), arguments)
+        let child = try await ChildProcess(try Self.locate(tool), arguments)
         child.closeStdin()
         let status = await child.waitForExit(timeout: timeout)
         if status == nil { child.signal(SIGKILL) }
@@ -149,7 +149,7 @@ struct TLSScanTests {
     func renegotiationRefused() async throws {
         try await withScanTarget { relayd in
             let pki = relayd.pki
-            let child = try ChildProcess(try Self.locate("openssl"), [
+            let child = try await ChildProcess(try Self.locate("openssl"), [
                 "s_client", "-connect", "127.0.0.1:\(relayd.port)", "-servername", "localhost", "-tls1_2",
                 "-CAfile", pki.ca.certificate, "-cert", pki.alice.certificate, "-key", pki.alice.key,
             ])

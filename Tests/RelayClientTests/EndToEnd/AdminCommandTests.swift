@@ -175,7 +175,7 @@ func adminJSON(_ arguments: [String]) async throws -> [String: Any] {
 
 /// The file's SHA-256 by coreutils' sha256sum: a digest computed apart from the broker's code.
 func sha256sum(_ path: String) async throws -> String? {
-    let child = try ChildProcess("/usr/bin/sha256sum", [path])
+    let child = try await ChildProcess("/usr/bin/sha256sum", [path])
     child.closeStdin()
     guard await child.waitForExit(timeout: 30) == 0 else { return nil }
     return child.stdoutLines.first?.split(separator: " ").first.map(String.init)

@@ -18,7 +18,7 @@ struct BenchClusterTableTests {
         defer { directory.remove() }
         let file = directory.url.appendingPathComponent("cluster.jsonl")
         try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-        let child = try ChildProcess("/bin/bash", [BenchPeersScriptTests.script, "--cluster-table", file.path], environment: [:])
+        let child = try await ChildProcess("/bin/bash", [BenchPeersScriptTests.script, "--cluster-table", file.path], environment: [:])
         child.closeStdin()
         guard let status = await child.waitForExit(timeout: 30) else {
             child.signal(SIGKILL)

@@ -14,7 +14,7 @@ struct BenchPeersScriptTests {
 
     func runScript(_ arguments: [String], environment: [String: String], timeout: Double) async throws
         -> (status: Int32, stdout: [String], stderr: [String]) {
-        let child = try ChildProcess("/bin/bash", [Self.script] + arguments, environment: environment)
+        let child = try await ChildProcess("/bin/bash", [Self.script] + arguments, environment: environment)
         child.closeStdin()
         guard let status = await child.waitForExit(timeout: timeout) else {
             child.signal(SIGKILL)

@@ -58,7 +58,7 @@ struct CLITests {
 
             // A live subscriber: wait for the broker to count its subscription (the
             // event that says a publish from now on is delivered live), then publish.
-            let sub = try ChildProcess(try ProductLocator.executable("relay-sub"), broker.cliArguments()
+            let sub = try await ChildProcess(try ProductLocator.executable("relay-sub"), broker.cliArguments()
                 + ["--topic", "cli.bin", "--from", "latest", "--count", "1", "--format", "json"])
             sub.closeStdin()
             // Polled: the metric is the only outside sign.

@@ -21,7 +21,7 @@ struct CLoadGeneratorTests {
     static func compile(into directory: TemporaryDirectory) async throws -> String {
         let source = repository.appendingPathComponent("scripts/relay_bench.c").path
         let binary = directory.file("relay_bench")
-        let child = try ChildProcess("/bin/sh", ["-c", "cc -O2 -Wall -Werror -o '\(binary)' '\(source)' -lssl -lcrypto -lpthread"])
+        let child = try await ChildProcess("/bin/sh", ["-c", "cc -O2 -Wall -Werror -o '\(binary)' '\(source)' -lssl -lcrypto -lpthread"])
         child.closeStdin()
         guard let status = await child.waitForExit(timeout: 120) else {
             child.signal(SIGKILL)
@@ -40,7 +40,7 @@ struct CLoadGeneratorTests {
                     environment: [String: String] = [:]) async throws -> (status: Int32, line: Line, stderr: [String]) {
         let common = ["--port", "\(broker.port)", "--ca", broker.caPath, "--cert", broker.certificatePath,
                       "--key", broker.keyPath, "--broker-pid", "\(broker.pid)", "--durability", "fsync", "--timeout", "30"]
-        let child = try ChildProcess(binary, arguments + common, environment: environment.isEmpty ? nil : environment)
+        let child = try await ChildProcess(binary, arguments + common, environment: environment.isEmpty ? nil : environment)
         child.closeStdin()
         guard let status = await child.waitForExit(timeout: 60) else {
             child.signal(SIGKILL)
@@ -141,7 +141,7 @@ struct CLoadGeneratorTests {
             let source = directory.file("clock_step.c")
             try Self.clockStepShim.write(toFile: source, atomically: true, encoding: .utf8)
             let shim = directory.file("clock_step.so")
-            let cc = try ChildProcess("/bin/sh", ["-c", "cc -O2 -Wall -Werror -shared -fPIC -o '\(shim)' '\(source)' -ldl"])
+            let cc = try await ChildProcess("/bin/sh", ["-c", "cc -O2 -Wall -Werror -shared -fPIC -o '\(shim)' '\(source)' -ldl"])
             cc.closeStdin()
             let built = await cc.waitForExit(timeout: 60)
             try #require(built == 0, "cannot build the clock shim:\n\(cc.transcript)")

@@ -49,7 +49,7 @@ struct ConnectTimeoutTests {
         let probe = try await OccupiedPort.bind()
         let port = probe.port
         await probe.close()
-        let server = try ChildProcess("/usr/bin/openssl", [
+        let server = try await ChildProcess("/usr/bin/openssl", [
             "s_server", "-accept", "127.0.0.1:\(port)", "-cert", pki.server.certificate, "-key", pki.server.key,
             "-CAfile", pki.ca.certificate, "-Verify", "1", "-verify_return_error",
         ])
@@ -96,7 +96,7 @@ struct ConnectTimeoutTests {
         let silent = try await OccupiedPort.bind()
         let pki = try TLSTestPKI()
         let started = Date()
-        let pub = try ChildProcess(try ProductLocator.executable("relay-pub"),
+        let pub = try await ChildProcess(try ProductLocator.executable("relay-pub"),
                                    ["--server", "127.0.0.1:\(silent.port)", "--cert", pki.alice.certificate,
                                     "--key", pki.alice.key, "--ca", pki.ca.certificate, "--connect-timeout", "1",
                                     "--topic", "t.x", "--message", "hi"])
@@ -112,7 +112,7 @@ struct ConnectTimeoutTests {
     func flagValidation(program: String, rest: [String]) async throws {
         let pki = try TLSTestPKI()
         for value in ["0", "-1", "abc", "3601", "nan"] {
-            let child = try ChildProcess(try ProductLocator.executable(program),
+            let child = try await ChildProcess(try ProductLocator.executable(program),
                                          rest + ["--server", "127.0.0.1:1", "--cert", pki.alice.certificate, "--key", pki.alice.key,
                                                  "--ca", pki.ca.certificate, "--connect-timeout=\(value)"])
             defer { child.signal(SIGKILL) }

@@ -20,7 +20,7 @@ struct PipeAndVersionTests {
             // relay-sub's own stderr and exit status go to files; the marker on
             // the shell's stderr says head has exited (the pipe's reader is gone).
             let script = "{ \(quoted) 2>'\(errors)'; echo $? >'\(status)'; } | { head -2; echo head-exited >&2; }"
-            let shell = try ChildProcess("/bin/sh", ["-c", script])
+            let shell = try await ChildProcess("/bin/sh", ["-c", script])
             // The marker is on stderr, which ChildProcess reads on its own thread: polled.
             let headExited = await eventually(timeout: 15) { shell.stderrLines.contains("head-exited") }
             #expect(headExited, "\(shell.transcript)")

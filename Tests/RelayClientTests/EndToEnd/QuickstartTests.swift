@@ -33,7 +33,7 @@ struct QuickstartTests {
 
         // The subscriber first (in the background, bounded), then the rest in order.
         let subscribe = try #require(commands.first { $0.hasPrefix(".build/release/relay-sub") })
-        let subscriber = try ChildProcess("/bin/sh", ["-c", local(subscribe) + " --count 1 --timeout 60"], currentDirectory: tree.path)
+        let subscriber = try await ChildProcess("/bin/sh", ["-c", local(subscribe) + " --count 1 --timeout 60"], currentDirectory: tree.path)
         defer { subscriber.signal(SIGKILL) }
         // Publish only once relayd counts the subscription (else the message could
         // go by before it exists). Polled: the metric is the broker's only outside sign.
@@ -74,7 +74,7 @@ struct QuickstartTests {
         }
         let pki = try await shell(".build/release/relayctl pki init --dir dev/pki", in: tree.path)
         #expect(pki.status == 0, "\(pki.output)")
-        let relayd = try ChildProcess(tree.file(".build/release/relayd"),
+        let relayd = try await ChildProcess(tree.file(".build/release/relayd"),
                                       ["--init", "--config", "config/relay.toml", "--listen", "127.0.0.1:0"], currentDirectory: tree.path)
         guard let line = await relayd.waitForLine(timeout: 60, where: { RelaydLogLine.listeningPort($0) != nil }),
               let port = RelaydLogLine.listeningPort(line).map(String.init) else {
@@ -173,7 +173,7 @@ enum QuickstartError: Error { case relaydDidNotStart(String) }
 
 /// Runs a command line through /bin/sh in `directory`, as a user's shell would.
 private func shell(_ command: String, in directory: String) async throws -> (status: Int32, output: String) {
-    let child = try ChildProcess("/bin/sh", ["-c", command], currentDirectory: directory)
+    let child = try await ChildProcess("/bin/sh", ["-c", command], currentDirectory: directory)
     child.closeStdin()
     guard let status = await child.waitForExit(timeout: 60) else {
         child.signal(SIGKILL)

@@ -53,7 +53,7 @@ struct ReadmeExampleTests {
             // A home without a client profile: the settings come from the environment only.
             let home = try TemporaryDirectory(prefix: "example-home")
             defer { home.remove() }
-            let example = try ChildProcess(try ProductLocator.executable("Examples"), [], environment: [
+            let example = try await ChildProcess(try ProductLocator.executable("Examples"), [], environment: [
                 "HOME": home.path,
                 "RELAY_SERVER": "127.0.0.1:\(relayd.port)",
                 "RELAY_CERT": relayd.pki.alice.certificate,

@@ -15,12 +15,12 @@ struct RelaySubDurableInUseTests {
     func durableInUseIsReported() async throws {
         try await withBroker { broker in
             let args = broker.cliArguments() + ["--topic", "inuse.d", "--format", "raw", "--durable", "shared-worker"]
-            let holder = try ChildProcess(try ProductLocator.executable("relay-sub"), args)
+            let holder = try await ChildProcess(try ProductLocator.executable("relay-sub"), args)
             defer { holder.signal(SIGKILL) }
             let publisher = try await Publisher.connect(broker.clientConfiguration())
             var published = try await Self.waitUntilAttached(holder, publisher: publisher)
 
-            let second = try ChildProcess(try ProductLocator.executable("relay-sub"), args + ["--count", "1"])
+            let second = try await ChildProcess(try ProductLocator.executable("relay-sub"), args + ["--count", "1"])
             defer { second.signal(SIGKILL) }
             // Well before the client's retries run out (about 25 s).
             let told = await eventuallyValue(timeout: 10) { () -> String? in
@@ -34,7 +34,7 @@ struct RelaySubDurableInUseTests {
             // durable's next message (one the holder may not have acknowledged, or a new one).
             holder.signal(SIGKILL)
             let status = try await eventuallyValue(timeout: 30, every: 0.3) { () -> Int32? in
-                if !second.isRunning { return second.process.terminationStatus }
+                if !second.isRunning { return second.terminationStatus }
                 let text = "after-\(published.count)"
                 _ = try await publisher.publish(topic: "inuse.d", text: text)
                 published.append(text)
@@ -54,14 +54,14 @@ struct RelaySubDurableInUseTests {
     func timeoutWhileDurableInUse() async throws {
         try await withBroker { broker in
             let args = broker.cliArguments() + ["--topic", "inuse.t", "--format", "raw", "--durable", "held-worker"]
-            let holder = try ChildProcess(try ProductLocator.executable("relay-sub"), args)
+            let holder = try await ChildProcess(try ProductLocator.executable("relay-sub"), args)
             defer { holder.signal(SIGKILL) }
             let publisher = try await Publisher.connect(broker.clientConfiguration())
             _ = try await Self.waitUntilAttached(holder, publisher: publisher, topic: "inuse.t")
             await publisher.close()
 
             let started = Date()
-            let second = try ChildProcess(try ProductLocator.executable("relay-sub"), args + ["--timeout", "2"])
+            let second = try await ChildProcess(try ProductLocator.executable("relay-sub"), args + ["--timeout", "2"])
             defer { second.signal(SIGKILL) }
             // The client's retries alone would take about 25 s.
             let status = await second.waitForExit(timeout: 15)

@@ -57,7 +57,7 @@ struct RelayctlTests {
 
     /// Runs the system openssl (an independent reader of what relayctl wrote).
     private func runOpenSSL(_ arguments: [String]) async throws -> (status: Int32, stdout: [String], stderr: [String]) {
-        let child = try ChildProcess("/usr/bin/openssl", arguments)
+        let child = try await ChildProcess("/usr/bin/openssl", arguments)
         child.closeStdin()
         guard let status = await child.waitForExit(timeout: 30) else {
             child.signal(SIGKILL)

@@ -42,7 +42,7 @@ struct SubscribeRetryReportTests {
     func relaySubReportsStorageRetries() async throws {
         try await withJetStreamEdge { edge, nats in
             await nats.kill()
-            let sub = try ChildProcess(try ProductLocator.executable("relay-sub"),
+            let sub = try await ChildProcess(try ProductLocator.executable("relay-sub"),
                                        edge.cliArguments() + ["--topic", "retry.cli.>", "--format", "raw"])
             defer { sub.signal(SIGKILL) }
             let second = await eventuallyValue(timeout: 30) { () -> String? in
@@ -69,7 +69,7 @@ struct SubscribeRetryReportTests {
         try await withJetStreamEdge { edge, nats in
             await nats.kill()
             let started = Date()
-            let sub = try ChildProcess(try ProductLocator.executable("relay-sub"),
+            let sub = try await ChildProcess(try ProductLocator.executable("relay-sub"),
                                        edge.cliArguments() + ["--topic", "retry.timeout.>", "--timeout", "3"])
             defer { sub.signal(SIGKILL) }
             // The client's retries alone would take about 25 s.

@@ -30,7 +30,7 @@ struct TimeoutReconnectTests {
     @Test("relay-sub --timeout: the broker stops mid-run, a reconnect line per attempt, exit 69 at the deadline")
     func subLosesBroker() async throws {
         try await withBroker { broker in
-            let child = try ChildProcess(try ProductLocator.executable("relay-sub"),
+            let child = try await ChildProcess(try ProductLocator.executable("relay-sub"),
                                          broker.cliArguments() + ["--topic", "t.>", "--timeout", "15"])
             // Subscribed once relayd logged the subscription? The CLI prints nothing
             // on success, so poll the broker's view: its connection count via a

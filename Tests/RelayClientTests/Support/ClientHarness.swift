@@ -73,7 +73,7 @@ enum HarnessError: Error, CustomStringConvertible {
 /// Runs a built CLI to completion and returns (status, stdout lines, stderr lines).
 func runCLI(_ name: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil,
             timeout: Double = 60) async throws -> (status: Int32, stdout: [String], stderr: [String]) {
-    let child = try ChildProcess(try ProductLocator.executable(name), arguments, environment: environment)
+    let child = try await ChildProcess(try ProductLocator.executable(name), arguments, environment: environment)
     if let stdin { child.writeToStdin(stdin) }
     child.closeStdin()
     guard let status = await child.waitForExit(timeout: timeout) else {
