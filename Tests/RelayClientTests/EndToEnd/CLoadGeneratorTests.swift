@@ -36,7 +36,7 @@ struct CLoadGeneratorTests {
     }
 
     /// Runs the generator against `broker` and returns its exit status and its one JSON line.
-    static func run(_ binary: String, _ arguments: [String], broker: BenchBroker,
+    static func run(_ binary: String, _ arguments: [String], broker: ServedBroker,
                     environment: [String: String] = [:]) async throws -> (status: Int32, line: Line, stderr: [String]) {
         let common = ["--port", "\(broker.port)", "--ca", broker.caPath, "--cert", broker.certificatePath,
                       "--key", broker.keyPath, "--broker-pid", "\(broker.pid)", "--durability", "fsync", "--timeout", "30"]
@@ -53,14 +53,45 @@ struct CLoadGeneratorTests {
         return (status, Line(fields: fields), child.stderrLines)
     }
 
-    static func withBroker<T>(durability: String = "fsync", _ body: (String, BenchBroker) async throws -> T) async throws -> T {
+    /// The broker `relayctl bench serve` started, as its JSON line describes it.
+    struct ServedBroker {
+        var port: Int
+        var pid: Int32
+        var caPath: String
+        var certificatePath: String
+        var keyPath: String
+    }
+
+    /// Runs `body` against `relayctl bench serve`, the very broker
+    /// scripts/bench-peers.sh gives the C rows. (relayctl starts relayd, so no
+    /// Foundation `Process` runs in the test process: see ChildProcess.)
+    static func withBroker<T>(durability: String = "fsync", _ body: (String, ServedBroker) async throws -> T) async throws -> T {
         let directory = try TemporaryDirectory(prefix: "c-load-generator")
         defer { directory.remove() }
         let binary = try await compile(into: directory)
-        let broker = try BenchBroker.start(relaydPath: try ProductLocator.executable("relayd"), parent: directory.url,
-                                           durability: durability, maxInFlight: 4096)
-        defer { broker.stop() }
-        return try await body(binary, broker)
+        let serve = try await ChildProcess(try ProductLocator.executable("relayctl"), [
+            "bench", "serve", "--relayd", try ProductLocator.executable("relayd"),
+            "--durability", durability, "--work-dir", directory.path,
+        ])
+        defer { serve.signal(SIGKILL) }
+        guard let line = await serve.waitForLine(timeout: 60, where: { $0.hasPrefix("{") }) else {
+            throw HarnessError.timeout("relayctl bench serve printed no JSON line within 60 s:\n\(serve.transcript)")
+        }
+        let fields = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not a JSON object: \(line)")
+        let broker = ServedBroker(
+            port: try #require(fields["port"] as? Int, "no port: \(line)"),
+            pid: Int32(try #require(fields["pid"] as? Int, "no pid: \(line)")),
+            caPath: try #require(fields["ca"] as? String, "no ca: \(line)"),
+            certificatePath: try #require(fields["cert"] as? String, "no cert: \(line)"),
+            keyPath: try #require(fields["key"] as? String, "no key: \(line)"))
+        try #require(fields["durability"] as? String == durability, "\(line)")
+        let result = try await body(binary, broker)
+        // SIGTERM: bench serve stops relayd, removes its folder and exits 128 + 15.
+        serve.signal(SIGTERM)
+        let status = await serve.waitForExit(timeout: 30)
+        #expect(status == 128 + SIGTERM, "relayctl bench serve after SIGTERM: \(String(describing: status))\n\(serve.transcript)")
+        #expect(kill(broker.pid, 0) != 0, "relayd (pid \(broker.pid)) outlived relayctl bench serve")
+        return result
     }
 
     @Test("1:1 and replay: every message published, acknowledged and delivered exactly once, in order")
