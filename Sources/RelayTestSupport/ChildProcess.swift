@@ -64,7 +64,16 @@ public final class ChildProcess: @unchecked Sendable {
             output.withLockedValue { $0.status = status }
             return status
         }
-        guard let pid = try await launched.first(where: { _ in true }) else {
+        let started: Result<Int32?, any Error>
+        do {
+            started = .success(try await launched.first(where: { _ in true }))
+        } catch {
+            started = .failure(error)
+        }
+        guard case .success(let reported) = started, let pid = reported else {
+            // Not started: close this side's ends (swift-subprocess closes the child's).
+            for end in [stdin.writeEnd, stdout.readEnd, stderr.readEnd] { try? end.close() }
+            if case .failure(let error) = started { throw error }
             throw ChildProcessError.notStarted(executable)
         }
         self.pid = pid
