@@ -33,8 +33,11 @@ public final class ChildProcess: @unchecked Sendable {
             guard let key = Environment.Key(rawValue: name) else { throw ChildProcessError.badEnvironmentName(name) }
             overrides[key] = value
         }
-        var options = PlatformOptions()
-        options.processGroupID = 0  // its own process group, as Foundation's Process did
+        // The test process's own process group (Foundation's Process made a new
+        // one): Ctrl-C on `swift test`, or a CI timeout that signals the group,
+        // then stops relayd and the other children too, where the atexit hook
+        // of LiveChildren never runs.
+        let options = PlatformOptions()
         let output = NIOLockedValueBox<Output>(Output())
         // The launch reports the pid (or the error) through this one-element stream,
         // then the task stays to await the exit.

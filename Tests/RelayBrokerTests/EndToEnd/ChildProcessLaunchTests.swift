@@ -62,6 +62,14 @@ struct ChildProcessLaunchTests {
         #expect(child.terminationStatus == 3)
     }
 
+    @Test("a child is in this process's process group, so Ctrl-C on swift test (SIGINT to the group) reaches it too")
+    func sameProcessGroup() async throws {
+        let child = try await ChildProcess("/bin/sh", ["-c", "cut -d' ' -f5 /proc/$$/stat"])
+        #expect(await child.waitForExit(timeout: 30) == 0, "\(child.transcript)")
+        let group = try #require(Int32(child.stdoutLines.first?.trimmingCharacters(in: .whitespaces) ?? "x"), "\(child.transcript)")
+        #expect(group == getpgrp())
+    }
+
     @Test("a missing executable is an error from the initializer, not a child that never runs")
     func missingExecutable() async throws {
         await #expect(throws: (any Error).self) {
