@@ -42,6 +42,8 @@ import Glibc
         // Wait for "ready" so the kill lands while appending, not while opening.
         let ready = await child.waitForLine(timeout: 60) { $0 == "ready" }
         try #require(ready != nil, "the crash child never printed ready:\n\(child.transcript)")
+        // Time is what is under test here: the SIGKILL lands a random 20-250 ms
+        // into the appends, at whatever point of a commit the writer is.
         try await Task.sleep(nanoseconds: UInt64(milliseconds) * 1_000_000)
         child.signal(SIGKILL)
         let status = await child.waitForExit(timeout: 60)
