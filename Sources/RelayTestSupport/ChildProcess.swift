@@ -183,6 +183,8 @@ public final class ChildProcess: @unchecked Sendable {
         let status = await withTaskGroup(of: Int32?.self) { group in
             group.addTask { await exit.value }
             group.addTask {
+                // The deadline, not a wait for the exit: the exit is the other
+                // task's event, and whichever finishes first wins.
                 try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1_000_000_000))
                 return nil
             }

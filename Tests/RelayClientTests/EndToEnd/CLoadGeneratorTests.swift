@@ -73,7 +73,17 @@ struct CLoadGeneratorTests {
             "bench", "serve", "--relayd", try ProductLocator.executable("relayd"),
             "--durability", durability, "--work-dir", directory.path,
         ])
-        defer { serve.signal(SIGKILL) }
+        // A test that throws still stops relayd: SIGTERM is what bench serve
+        // cleans up on (SIGKILL would leave its relayd running), SIGKILL after.
+        var stopped = false
+        defer {
+            if !stopped {
+                serve.signal(SIGTERM)
+                Task { [serve] in
+                    if await serve.waitForExit(timeout: 30) == nil { serve.signal(SIGKILL) }
+                }
+            }
+        }
         guard let line = await serve.waitForLine(timeout: 60, where: { $0.hasPrefix("{") }) else {
             throw HarnessError.timeout("relayctl bench serve printed no JSON line within 60 s:\n\(serve.transcript)")
         }
@@ -87,6 +97,7 @@ struct CLoadGeneratorTests {
         try #require(fields["durability"] as? String == durability, "\(line)")
         let result = try await body(binary, broker)
         // SIGTERM: bench serve stops relayd, removes its folder and exits 128 + 15.
+        stopped = true
         serve.signal(SIGTERM)
         let status = await serve.waitForExit(timeout: 30)
         #expect(status == 128 + SIGTERM, "relayctl bench serve after SIGTERM: \(String(describing: status))\n\(serve.transcript)")
