@@ -12,7 +12,8 @@ public struct BenchError: Error, CustomStringConvertible {
 /// (RelayTLS's ``DevelopmentPKI``, as `relayctl pki init`), an allow-all ACL
 /// and a data directory in a temporary folder, removed by ``stop()``.
 public final class BenchBroker: @unchecked Sendable {
-    // @unchecked: created and stopped by one task; `process` is not touched concurrently.
+    // @unchecked: created and stopped by one task; `process` is not touched concurrently;
+    // the stop signal the signal handler records is behind `signalLock`.
     public let directory: URL
     public let port: Int
     public let pid: Int32
@@ -151,6 +152,7 @@ public final class BenchBroker: @unchecked Sendable {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler { [self] in
+                signalLock.withLock { stoppingOnSignal = signalNumber }
                 stop()
                 exit(128 + signalNumber)
             }
@@ -158,6 +160,13 @@ public final class BenchBroker: @unchecked Sendable {
             return source
         }
     }
+
+    /// The signal `stopOnSignals` is stopping relayd for, once one came: relayd
+    /// then exits because of it, not on its own, and the process exits
+    /// 128 + that signal as soon as relayd is gone.
+    public var stopSignal: Int32? { signalLock.withLock { stoppingOnSignal } }
+    private let signalLock = NSLock()
+    private var stoppingOnSignal: Int32?
 
     /// SIGTERM, wait up to 20 s, then SIGKILL; removes the temporary folder.
     public func stop(keepFiles: Bool = false) {

@@ -46,6 +46,12 @@ extension Bench {
             while Self.isAlive(broker.pid) {
                 try? await Task.sleep(nanoseconds: 200_000_000)
             }
+            // relayd gone because SIGTERM/SIGINT is stopping it: the signal
+            // handler exits 128 + the signal once its stop() returns. Not
+            // "exited on its own" (that raced the handler: exit 1).
+            while broker.stopSignal != nil {
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
             sources.forEach { $0.cancel() }
             broker.stop()
             printError("relayctl: bench serve: relayd (pid \(broker.pid)) exited on its own")
