@@ -1,6 +1,7 @@
 import NIOCore
 import RelayCore
 import RelayStore
+import RelayTLS
 import RelayWire
 
 /// The Relay v1 layer: frames to the machine's protocol-neutral events.
@@ -52,7 +53,9 @@ extension SessionHandler {
         guard case .active(let session) = machine.state else { return }
         opened = (since: NIODeadline.now(), principal: session.principal, serial: session.identity.serialNumber)
         logAccepted(principal: session.principal, serial: session.identity.serialNumber)
-        scheduleExpiry(notAfter: session.identity.notAfter)
+        // The first certificate of the verified chain to expire ends the session (a CA may expire before its leaf).
+        let leaf = ChainExpiry(notAfter: session.identity.notAfter, depth: 0, subject: session.identity.subject.rfc4514)
+        scheduleExpiry(session.peerChain.earliestExpiry ?? leaf)
     }
 
     /// The wire-level checks of a PUB (§4.3 steps 1-4), as the core's request.

@@ -304,18 +304,21 @@ final class SessionHandler: ChannelDuplexHandler {
         settle()
     }
 
-    /// Closes the session when the client certificate expires: a timer
-    /// armed at HELLO fires just after `notAfter` (re-armed while further
-    /// out than a day) and ends the session with `certificate_expired`.
-    func scheduleExpiry(notAfter: Date) {
+    /// Closes the session when a certificate of its verified chain expires:
+    /// a timer armed at HELLO fires just after the earliest `notAfter` of the
+    /// chain (re-armed while further out than a day) and ends the session
+    /// with `certificate_expired`.
+    func scheduleExpiry(_ expiry: ChainExpiry) {
         guard let context = io.context else { return }
-        let seconds = notAfter.timeIntervalSinceNow
+        let seconds = expiry.notAfter.timeIntervalSinceNow
         let delay = TimeAmount.milliseconds(Int64(max(0, min(seconds, 86_400)) * 1000) + 1)
         let session = NIOLoopBound(WeakSession(self), eventLoop: context.eventLoop)
         expiryTimer = context.eventLoop.scheduleTask(in: delay) {
             guard let handler = session.value.handler else { return }
-            guard notAfter.timeIntervalSinceNow <= 0 else { return handler.scheduleExpiry(notAfter: notAfter) }
-            handler.machine.certificateExpired(at: Self.isoTimestamp(notAfter), handler.io)
+            guard expiry.notAfter.timeIntervalSinceNow <= 0 else { return handler.scheduleExpiry(expiry) }
+            let what = expiry.depth == 0 ? "the client certificate"
+                : "the CA certificate '\(expiry.subject)' in the client's chain"
+            handler.machine.certificateExpired(at: Self.isoTimestamp(expiry.notAfter), what: what, handler.io)
             handler.settle()
         }
     }

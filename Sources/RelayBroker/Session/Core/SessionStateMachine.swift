@@ -187,15 +187,17 @@ struct SessionStateMachine {
         }
     }
 
-    /// The client certificate's `notAfter` has passed.
-    mutating func certificateExpired<Env: SessionEnvironment>(at expiredAt: String, _ env: Env) {
+    /// A certificate of the client's verified chain has passed its `notAfter`.
+    /// `what` names the certificate: "the client certificate", or the CA of its chain that expired first.
+    mutating func certificateExpired<Env: SessionEnvironment>(at expiredAt: String, what: String = "the client certificate",
+                                                              _ env: Env) {
         guard let session else { return }
         let identity = session.identity
         env.audit("session_ended", [
             "principal": session.principal, "subject": identity.subject.rfc4514, "serial": identity.serialNumber,
             "fingerprint": identity.fingerprintSHA256.hex, "cause": RelayErrorCode.certificateExpired.name,
-            "trigger": "expiry", "not_after": expiredAt, "reason": "the client certificate expired"])
-        terminate(.certificateExpired, "the client certificate expired at \(expiredAt); renew it and reconnect", env)
+            "trigger": "expiry", "not_after": expiredAt, "reason": "\(what) expired"])
+        terminate(.certificateExpired, "\(what) expired at \(expiredAt); renew it and reconnect", env)
     }
 
     /// After a reload: `verification` is the stored chain checked against

@@ -1,0 +1,44 @@
+import Foundation
+import RelayCore
+internal import COpenSSL
+
+/// When a verified chain stops being valid: the earliest notAfter of all
+/// its certificates. A CA may expire before the leaf it issued (nothing
+/// stops a CA from signing past its own end), and from that moment OpenSSL
+/// refuses the chain at every handshake; a live session must end then too.
+public struct ChainExpiry: Sendable, Equatable {
+    public var notAfter: Date
+    /// Position in the chain: 0 is the client's own certificate.
+    public var depth: Int
+    /// The RFC 4514 subject of the certificate that expires first.
+    public var subject: String
+
+    public init(notAfter: Date, depth: Int, subject: String) {
+        self.notAfter = notAfter
+        self.depth = depth
+        self.subject = subject
+    }
+}
+
+extension PeerCertificateChain {
+    /// The certificate of the chain that expires first (the leaf when
+    /// several expire at the same second); nil when a certificate cannot be
+    /// decoded, which a chain that passed verification never has.
+    public var earliestExpiry: ChainExpiry? {
+        var earliest: ChainExpiry?
+        for (depth, der) in derCertificates.enumerated() {
+            // The getters borrow from `certificate`, which lives to the end of the iteration.
+            guard let certificate = OwnedCertificate.fromDER(der),
+                  let notAfter = IdentityExtractor.date(X509_get0_notAfter(certificate.ref)),
+                  let name = X509_get_subject_name(certificate.ref),
+                  let subject = try? IdentityExtractor.distinguishedName(name) else {
+                OpenSSLErrorQueue.clear()
+                return nil
+            }
+            if earliest.map({ notAfter < $0.notAfter }) ?? true {
+                earliest = ChainExpiry(notAfter: notAfter, depth: depth, subject: subject.rfc4514)
+            }
+        }
+        return earliest
+    }
+}
