@@ -31,6 +31,9 @@ final class SubscriptionDelivery {
     private(set) var bufferedBytes = 0
     let bufferLimit: Int
     let bufferByteLimit: Int
+    /// Shared by every subscription of the connection, so many subscriptions
+    /// that never grant credit cannot each buffer up to their own limits.
+    let budget: DeliveryBudget?
     /// How many times the buffer overflowed (a metric: a lagging subscriber).
     private(set) var overflows = 0
     /// A `time` start position (§4.6): messages committed before this time
@@ -47,7 +50,7 @@ final class SubscriptionDelivery {
     ///     subscription joined the router: later ones arrive live.
     ///   - notBefore: the time of a `time` start position (ns since the epoch).
     init(id: UInt32, filter: TopicFilter, start: UInt64, watermark: UInt64, credit: UInt64,
-         bufferLimit: Int, bufferByteLimit: Int = 64 << 20, notBefore: UInt64? = nil) {
+         bufferLimit: Int, bufferByteLimit: Int = 64 << 20, budget: DeliveryBudget? = nil, notBefore: UInt64? = nil) {
         self.id = id
         self.notBefore = notBefore
         self.filter = filter
@@ -56,7 +59,10 @@ final class SubscriptionDelivery {
         self.credit = credit
         self.bufferLimit = bufferLimit
         self.bufferByteLimit = bufferByteLimit
+        self.budget = budget
     }
+
+    deinit { budget?.release(bufferedBytes) }
 
     /// True while sequences in `nextSequence...bufferValidFrom` must come from the store.
     var needsReplay: Bool { nextSequence <= bufferValidFrom }
@@ -69,16 +75,19 @@ final class SubscriptionDelivery {
     /// A live message from the router, in commit order.
     func offerLive(_ message: RoutedMessage) {
         guard message.sequence > bufferValidFrom, message.sequence >= nextSequence else { return }
-        if buffer.count >= bufferLimit || bufferedBytes + message.approximateSize > bufferByteLimit {
-            // Too far behind: forget the buffer; the store has all of it.
+        let size = message.approximateSize
+        if buffer.count >= bufferLimit || bufferedBytes + size > bufferByteLimit || budget?.take(size) == false {
+            // Too far behind (or the connection's buffers are full): forget
+            // the buffer; the store has all of it.
             buffer.removeAll(keepingCapacity: false)
+            budget?.release(bufferedBytes)
             bufferedBytes = 0
             bufferValidFrom = message.sequence
             overflows += 1
             return
         }
         buffer.append(message)
-        bufferedBytes += message.approximateSize
+        bufferedBytes += size
     }
 
     /// True when a live message may be written at once, without going
@@ -174,6 +183,7 @@ final class SubscriptionDelivery {
         while credit > 0, out.count < limit, let first = buffer.first {
             buffer.removeFirst()
             bufferedBytes -= first.approximateSize
+            budget?.release(first.approximateSize)
             if first.sequence < nextSequence { continue }
             nextSequence = first.sequence + 1
             if isBeforeStartTime(first) { continue }
@@ -195,6 +205,26 @@ final class SubscriptionDelivery {
         self.notBefore = nil
         return false
     }
+}
+
+/// The live-buffer bytes one connection may hold across all its
+/// subscriptions (``RoutedMessage/approximateSize`` accounting, which
+/// counts a message shared by several subscriptions once per subscription).
+/// Owned by the session's event loop, like the deliveries; no locking.
+final class DeliveryBudget {
+    let limit: Int
+    private(set) var used = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Reserves `bytes`; false (nothing reserved) when that would pass the limit.
+    func take(_ bytes: Int) -> Bool {
+        guard used + bytes <= limit else { return false }
+        used += bytes
+        return true
+    }
+
+    func release(_ bytes: Int) { used -= bytes }
 }
 
 /// A message with its log sequence: what ``SubscriptionDelivery`` needs to

@@ -64,6 +64,10 @@ final class ActiveSession {
     let peerFrameLimit: Int
     var window = PublishWindow()
     var subscriptions = SubscriptionTable()
+    /// The live-buffer bytes of all this session's subscriptions together: one
+    /// subscription's own limit (64 MiB), so 1,000 subscriptions that never
+    /// grant credit hold no more than one would.
+    let deliveryBudget = DeliveryBudget(limit: 64 << 20)
 
     init(identity: Identity, peerChain: PeerCertificateChain, permissions: Permissions,
          producerSession: ProducerSessionID, peerFrameLimit: Int) {

@@ -97,7 +97,7 @@ extension SessionStateMachine {
         let first = start ?? watermark + 1
         let delivery = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
                                             credit: UInt64(request.initialCredit), bufferLimit: limits.subscriptionBuffer,
-                                            notBefore: notBefore)
+                                            budget: session.deliveryBudget, notBefore: notBefore)
         let entry = SubscriptionEntry(delivery: delivery, durableName: owner == nil ? nil : durable, ackMode: request.ackMode)
         // A resumed durable re-commits its cursor when it detaches, so its name
         // is released only after every commit queued before that one, among
