@@ -50,8 +50,10 @@ enum IdentityExtractor {
         guard let notBefore = date(X509_get0_notBefore(x509)) else { throw .malformedField("notBefore") }
         guard let notAfter = date(X509_get0_notAfter(x509)) else { throw .malformedField("notAfter") }
         let sans = subjectAlternativeNames(x509)
-        let spiffeURIs = sans.uri.filter { $0.hasPrefix("spiffe://") }
         // A SPIFFE SVID carries exactly one SPIFFE ID; several are ambiguous.
+        // Schemes are case-insensitive (RFC 3986), so `SPIFFE://` counts as
+        // one too: a consumer that normalises URIs sees it as a second ID.
+        let spiffeURIs = sans.uri.filter { $0.utf8.prefix(9).map { $0 | 0x20 } == Array("spiffe://".utf8) }
         let spiffe = spiffeURIs.count == 1 ? SPIFFEID(uri: spiffeURIs[0]) : nil
         return Identity(subject: subject, issuer: issuer, serialNumber: serial, notBefore: notBefore, notAfter: notAfter,
                         fingerprintSHA256: try fingerprint(x509), sans: sans, spiffe: spiffe)

@@ -103,6 +103,17 @@ import Testing
         #expect(identity.sans.uri.count == 2)
     }
 
+    /// URI schemes are case-insensitive (RFC 3986 §3.1): `SPIFFE://…` names
+    /// a second SPIFFE ID to any consumer that normalises the URI, so the
+    /// certificate is as ambiguous as with two lower-case ones (wave 14).
+    @Test func aSecondSPIFFEIDWithAnUpperCaseSchemeIsAmbiguousToo() throws {
+        for other in ["SPIFFE://a.example/billing", "Spiffe://a.example/billing", "spiffe://A.example/x"] {
+            let request = CertificateRequest.client(commonName: "two", sans: [.uri(other), .uri("spiffe://a.example/orders")])
+            let (_, identity) = try Self.issue(request)
+            #expect(identity.spiffe == nil, "\(other) next to spiffe://a.example/orders gave \(String(describing: identity.spiffe))")
+        }
+    }
+
     @Test func serialValidityAndFingerprintMatchTheOpenSSLCLI() throws {
         var request = CertificateRequest.client(commonName: "dates")
         request.notBefore = Date(timeIntervalSince1970: 1_700_000_000)
