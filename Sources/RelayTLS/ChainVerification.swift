@@ -77,7 +77,7 @@ extension SSLContextCore {
         case X509_V_ERR_UNABLE_TO_GET_CRL:
             reason += ": " + missingCRLDescription(chain)
         case X509_V_ERR_INVALID_PURPOSE where role == .server:
-            reason += ": a client certificate must carry extendedKeyUsage clientAuth (a certificate without an EKU extension is refused)"
+            reason += ": " + unsuitablePurposeDescription(chain)
         case X509_V_ERR_INVALID_NON_CA where role == .server:
             reason += ": the client presented a CA certificate (basicConstraints CA:TRUE or keyUsage keyCertSign) as its own; issue it an end-entity certificate with EKU clientAuth"
         case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
@@ -86,6 +86,27 @@ extension SSLContextCore {
             break
         }
         return .certificateRejected(code: Int(code), reason: reason)
+    }
+
+    /// Which of the causes of X509 error 26 the client's chain has, so the
+    /// refusal does not blame a missing EKU on a leaf that has clientAuth.
+    private func unsuitablePurposeDescription(_ chain: [OpaquePointer]) -> String {
+        let rule = "a client certificate must carry extendedKeyUsage clientAuth"
+        guard let leaf = chain.first else { return rule }
+        let flags = X509_get_extension_flags(leaf)
+        if flags & UInt32(EXFLAG_XKUSAGE) == 0 {
+            return rule + "; this one has no extendedKeyUsage extension (Relay refuses that too)"
+        }
+        if X509_get_extended_key_usage(leaf) & UInt32(XKU_SSL_CLIENT) == 0 {
+            return rule + "; its extendedKeyUsage does not include clientAuth"
+        }
+        if flags & UInt32(EXFLAG_KUSAGE) != 0,
+           X509_get_key_usage(leaf) & UInt32(KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT) == 0 {
+            return "the client certificate has extendedKeyUsage clientAuth, but its keyUsage has neither "
+                + "digitalSignature nor keyAgreement, so it cannot authenticate a TLS client; issue it with digitalSignature"
+        }
+        return "the client certificate has extendedKeyUsage clientAuth; a CA certificate of its chain restricts "
+            + "extendedKeyUsage to purposes without clientAuth"
     }
 
     /// Names the CA whose CRL is missing: the issuer of the first

@@ -98,7 +98,7 @@ import Testing
         request.extendedKeyUsage = [.serverAuth]
         let files = try pki.add("serveronly", request)
         Self.expectRefused(try Self.refuse(pki, client: files),
-                           server: .certificateRejected(code: 26, reason: "unsuitable certificate purpose: a client certificate must carry extendedKeyUsage clientAuth (a certificate without an EKU extension is refused)"),
+                           server: .certificateRejected(code: 26, reason: "unsuitable certificate purpose: a client certificate must carry extendedKeyUsage clientAuth; its extendedKeyUsage does not include clientAuth"),
                            clientAlert: "unsupported certificate")
     }
 
