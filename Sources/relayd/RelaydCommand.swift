@@ -49,8 +49,8 @@ struct RelaydCommand: AsyncParsableCommand {
     mutating func run() async throws {
         let loaded: BrokerConfiguration
         // Exit codes: RelayExit (docs/exit-codes.md); 66 no config file, 78 an invalid one.
-        if !FileManager.default.isReadableFile(atPath: config) {
-            FileHandle.standardError.write(Data("relayd: cannot read the config file \(config); pass an existing file with --config\n".utf8))
+        if let problem = CLIRunner.unreadableFileProblem(config, flag: "--config") {
+            FileHandle.standardError.write(Data("relayd: cannot read the config file: \(problem)\n".utf8))
             throw RelayExit.noInput.exitCode
         }
         do {

@@ -71,6 +71,18 @@ struct ExitCodeTableTests {
         }
     }
 
+    @Test("a directory given as --config is 66 with a sentence saying so, not 78 with Foundation's error text")
+    func configIsDirectory() async throws {
+        let dir = try TemporaryDirectory(prefix: "exit-config-dir"); defer { dir.remove() }
+        for (tool, arguments) in [("relayd", ["--check-config", "--config", dir.path]),
+                                  ("relayctl", ["config", "check", "--config", dir.path])] {
+            let run = try await runCLI(tool, arguments)
+            let message = run.stderr.joined(separator: "\n")
+            #expect(run.status == 66, "\(tool): \(message)")
+            #expect(message.contains("is a directory") && !message.contains("NSCocoaErrorDomain"), "\(tool): \(message)")
+        }
+    }
+
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
