@@ -63,9 +63,10 @@ struct Reload: AsyncParsableCommand {
 
     func run() async throws {
         let outcome = try await options.call("reload", AdminOutcome.self)
-        try options.emit(outcome) { AdminTable.keyValue([("reload", outcome.result)]) }
+        try options.emit(outcome) { AdminTable.keyValue([("reload", outcome.result)] + (outcome.reason.map { [("reason", $0)] } ?? [])) }
         if outcome.result != "applied" {
-            printError("relayctl: the broker refused the new configuration and kept the old one; its log and audit trail say why")
+            let why = outcome.reason.map { ": \($0)" } ?? "; its log and audit trail say why"
+            printError("relayctl: the broker refused the new configuration and kept the old one\(why)")
             throw ExitCode(1)
         }
     }
