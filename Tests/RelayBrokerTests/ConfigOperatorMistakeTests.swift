@@ -125,3 +125,15 @@ extension ConfigOperatorMistakeTests {
         #expect(linked.resolve("../tls/crl.pem") == dir.file("etc/linked") + "/../tls/crl.pem")
     }
 }
+
+extension ConfigOperatorMistakeTests {
+    /// It passed --check-config, and the start then blamed "another process
+    /// (another relayd?)" for the port relayd itself had just taken.
+    @Test("[metrics] listen on the client port's address is refused, naming both keys")
+    func metricsOnTheClientPort() throws {
+        let dir = try folder(); defer { dir.remove() }
+        let error = try #require(refusal("[server]\nlisten = \"127.0.0.1:7443\"\n\(minimalTLS)\n[metrics]\nlisten = \"127.0.0.1:7443\"", in: dir))
+        #expect(error.key == "metrics.listen" && error.message.contains("server.listen"), "\(error)")
+        #expect(refusal("[server]\nlisten = \"127.0.0.1:0\"\n\(minimalTLS)\n[metrics]\nlisten = \"127.0.0.1:0\"", in: dir) == nil)
+    }
+}

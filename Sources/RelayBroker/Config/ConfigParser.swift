@@ -67,7 +67,15 @@ struct ConfigParser {
         if var t = try root.table("limits") { try parseLimits(&t, into: &config.limits); try t.finish() }
         if var t = try root.table("metrics") {
             if let listen = try t.string("listen") {
-                config.metrics.listen = listen.isEmpty ? nil : try hostPort(listen, reader: t, key: "listen").text
+                if listen.isEmpty {
+                    config.metrics.listen = nil
+                } else {
+                    let address = try hostPort(listen, reader: t, key: "listen")
+                    if address.port != 0 && address.port == config.server.port && address.host == config.server.host {
+                        throw t.error("listen", "\(listen) is server.listen's address too; give the metrics listener another port (or \"\" to turn it off)")
+                    }
+                    config.metrics.listen = address.text
+                }
             }
             if let v = try t.int("max_connections", min: 1, max: 100_000) { config.metrics.maxConnections = Int(v) }
             if let v = try t.duration("request_timeout") {
