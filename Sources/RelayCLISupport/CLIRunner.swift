@@ -48,10 +48,19 @@ public enum CLIRunner {
     /// Exits 66 (``RelayExit/noInput``) with a sentence when `path` (a file
     /// the user named with `flag`) cannot be read.
     public static func requireReadable(_ path: String, flag: String) {
-        guard !FileManager.default.isReadableFile(atPath: path) else { return }
-        let exists = FileManager.default.fileExists(atPath: path)
-        fail("\(flag) \(path) \(exists ? "cannot be read (permissions)" : "does not exist"); check the path\(exists ? " and its permissions" : "")",
-             code: RelayExit.noInput.rawValue)
+        guard let problem = unreadableFileProblem(path, flag: flag) else { return }
+        fail(problem, code: RelayExit.noInput.rawValue)
+    }
+
+    /// Why the file `path` (named with `flag`) cannot be read, in one
+    /// sentence; nil when it can. A directory counts: `isReadableFile` says
+    /// yes to one, and reading it failed later with Foundation's error text.
+    public static func unreadableFileProblem(_ path: String, flag: String) -> String? {
+        var directory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &directory)
+        if exists && directory.boolValue { return "\(flag) \(path) is a directory; name the file in it" }
+        guard !FileManager.default.isReadableFile(atPath: path) else { return nil }
+        return "\(flag) \(path) \(exists ? "cannot be read (permissions)" : "does not exist"); check the path\(exists ? " and its permissions" : "")"
     }
 }
 

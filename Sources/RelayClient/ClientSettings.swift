@@ -147,6 +147,12 @@ public struct ClientSettings: Equatable, Sendable {
         for key in section.keys where !["server", "cert", "key", "ca", "connect_timeout"].contains(key) {
             throw .invalid("\(path): profile \"\(wanted)\": unknown key \"\(key)\" (expected server, cert, key, ca, connect_timeout)")
         }
+        // A value of another type was read as absent: `server = 7443` gave "no server given".
+        for key in ["server", "cert", "key", "ca"] {
+            if let value = section[key], value.string == nil {
+                throw .invalid("\(path): profile \"\(wanted)\": \(key) must be a quoted string, got \(value.type) \(value)")
+            }
+        }
         // connect_timeout: a number (2, 0.5); any other value is passed on as
         // text so that resolving refuses it with the usual sentence.
         let timeout = section["connect_timeout"]

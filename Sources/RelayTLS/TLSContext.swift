@@ -42,6 +42,13 @@ final class SSLContextCore: @unchecked Sendable {
             OpenSSLErrorQueue.clear()
             throw .keyDoesNotMatchCertificate(certificate: chain.description, key: key.description)
         }
+        // A server certificate no client accepts (a clientAuth-only leaf) used
+        // to load, and a reload applied it: every client then refused the broker.
+        // Only the server side: tests present such leaves as clients on purpose.
+        if role == .server && X509_check_purpose(leaf.ref, relay_X509_PURPOSE_SSL_SERVER(), 0) != 1 {
+            OpenSSLErrorQueue.clear()
+            throw .notAServerCertificate(source: chain.description)
+        }
 
         OpenSSLErrorQueue.clear()
         guard let ctx = SSL_CTX_new(role == .server ? TLS_server_method() : TLS_client_method()) else {

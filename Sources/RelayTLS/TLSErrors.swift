@@ -11,6 +11,9 @@ public enum TLSConfigurationError: Error, Equatable, Sendable, CustomStringConve
     case noCRL(source: String)
     /// The private key is not the one of the certificate.
     case keyDoesNotMatchCertificate(certificate: String, key: String)
+    /// A server's certificate that TLS clients refuse for its purpose (its
+    /// extended key usage lacks serverAuth, or its key usage forbids it).
+    case notAServerCertificate(source: String)
     /// A setting is not allowed (for example an empty client-CA list).
     case invalidSetting(String)
     /// OpenSSL refused an operation; `detail` is its error queue.
@@ -28,6 +31,8 @@ public enum TLSConfigurationError: Error, Equatable, Sendable, CustomStringConve
             return "\(source): no CRL in PEM file; expected a '-----BEGIN X509 CRL-----' block"
         case .keyDoesNotMatchCertificate(let certificate, let key):
             return "\(key): key does not match certificate \(certificate); configure the key that was issued with this certificate"
+        case .notAServerCertificate(let source):
+            return "\(source): not a TLS server certificate (its extended key usage lacks serverAuth, or its key usage forbids a server's use), so every client would refuse the broker; configure a certificate issued for the server"
         case .invalidSetting(let message):
             return "invalid TLS setting: \(message)"
         case .openSSL(let operation, let detail):

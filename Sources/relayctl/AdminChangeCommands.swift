@@ -63,9 +63,10 @@ struct Reload: AsyncParsableCommand {
 
     func run() async throws {
         let outcome = try await options.call("reload", AdminOutcome.self)
-        try options.emit(outcome) { AdminTable.keyValue([("reload", outcome.result)]) }
+        try options.emit(outcome) { AdminTable.keyValue([("reload", outcome.result)] + (outcome.reason.map { [("reason", $0)] } ?? [])) }
         if outcome.result != "applied" {
-            printError("relayctl: the broker refused the new configuration and kept the old one; its log and audit trail say why")
+            let why = outcome.reason.map { ": \($0)" } ?? "; its log and audit trail say why"
+            printError("relayctl: the broker refused the new configuration and kept the old one\(why)")
             throw ExitCode(1)
         }
     }
@@ -89,9 +90,7 @@ struct Backup: AsyncParsableCommand {
 
     func run() async throws {
         let manager = FileManager.default
-        if let existing = try? manager.contentsOfDirectory(atPath: to), !existing.isEmpty {
-            CLIRunner.fail("\(to) is not empty; give a new or empty directory so no store is overwritten", code: RelayExit.usage.rawValue)
-        }
+        if let refusal = BackupFile.refusal(for: to) { CLIRunner.fail(refusal.message, code: refusal.code.rawValue) }
         let path = (to as NSString).appendingPathComponent("data.mdb")
         let partial = path + ".partial"
         // Created at the first chunk, so a refused backup leaves nothing behind.
@@ -127,6 +126,31 @@ final class BackupFile {
     init(directory: String, path: String) {
         self.directory = directory
         self.path = path
+    }
+
+    /// Why `directory` cannot take the copy, checked before asking the broker
+    /// (the directory itself is created at the first chunk): a file there or
+    /// on the way to it used to end the run with Foundation's error text.
+    static func refusal(for directory: String) -> (message: String, code: RelayExit)? {
+        let manager = FileManager.default
+        var probe = directory  // the nearest part of the path that exists
+        var isDirectory: ObjCBool = false
+        while !manager.fileExists(atPath: probe, isDirectory: &isDirectory) {
+            let parent = (probe as NSString).deletingLastPathComponent
+            let next = parent.isEmpty ? "." : parent
+            if next == probe { return nil }
+            probe = next
+        }
+        if !isDirectory.boolValue {
+            return ("\(probe) is a file, not a directory; give a new or empty directory for the copy", .usage)
+        }
+        if probe == directory, let existing = try? manager.contentsOfDirectory(atPath: directory), !existing.isEmpty {
+            return ("\(directory) is not empty; give a new or empty directory so no store is overwritten", .usage)
+        }
+        if access(probe, W_OK) != 0 {
+            return ("cannot write in \(probe) (uid \(getuid())); give a directory this user can write, or fix its permissions", .noInput)
+        }
+        return nil
     }
 
     func write(_ chunk: ByteBuffer) throws {

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import RelayBroker
+import RelayCLISupport
+import RelayCore
+import RelayClient
 
 struct Durables: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,20 +36,47 @@ struct Durable: AsyncParsableCommand {
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete a durable cursor (needs admin write). Refused while a session has it attached.",
-            discussion: "Example (the owner digest as relayctl durables --format json shows it):\n  relayctl durable delete billing-audit --owner 3f2a…")
+            discussion: """
+            The owner is the digest relayctl durables shows: its 16-digit column, or the full 64 digits of \
+            --format json (a shorter prefix is looked up among the durables of that name and must match one).
+
+            Example:
+              relayctl durable delete billing-audit --owner 3f2a9c01d4e5b6a7
+            """)
 
         @Argument(help: "The durable name.")
         var name: String
 
-        @Option(name: .long, help: ArgumentHelp("The owner digest, 64 hex digits (relayctl durables --format json).", valueName: "hex"))
+        @Option(name: .long, help: ArgumentHelp("The owner digest as relayctl durables shows it (a prefix), or all 64 hex digits.",
+                                                valueName: "hex"))
         var owner: String
 
         @OptionGroup var options: AdminOptions
 
+        /// The table shows 16 digits; the broker takes only the whole digest.
+        static let minimumPrefix = 8
+
         func run() async throws {
-            let outcome = try await options.call("durable_delete", AdminOutcome.self,
-                                                 arguments: ["name": .text(name), "owner": .text(owner)])
+            let outcome = try await options.withAdmin { admin in
+                let digest = try await Self.fullOwner(admin, name: name, prefix: owner.lowercased())
+                return try await AdminOptions.call(admin, "durable_delete", AdminOutcome.self,
+                                                   arguments: ["name": .text(name), "owner": .text(digest)])
+            }
             try options.emit(outcome) { AdminTable.keyValue([("durable", name), ("result", outcome.result)]) }
+        }
+
+        /// `prefix` when it is the whole digest (or not hex: the broker says why);
+        /// otherwise the one owner of a durable `name` it begins.
+        static func fullOwner(_ admin: AdminClient, name: String, prefix: String) async throws -> String {
+            guard prefix.count >= minimumPrefix, prefix.count < 64, prefix.allSatisfy(\.isHexDigit) else { return prefix }
+            let list = try await AdminOptions.call(admin, "durables", AdminList<AdminDurable>.self)
+            let owners = Set(list.items.filter { $0.name == name && $0.owner.hasPrefix(prefix) }.map(\.owner))
+            guard owners.count == 1, let digest = owners.first else {
+                CLIRunner.fail(owners.isEmpty ? "no durable '\(name)' whose owner starts with \(prefix); relayctl durables lists them"
+                               : "\(owners.count) durables '\(name)' have an owner starting with \(prefix); give more digits (relayctl durables --format json)",
+                               code: owners.isEmpty ? RelayExit.failure.rawValue : RelayExit.usage.rawValue)
+            }
+            return digest
         }
     }
 }

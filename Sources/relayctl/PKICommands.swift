@@ -81,7 +81,8 @@ struct PKI: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Issue a client certificate from the CA in DIR.",
             discussion: """
-            Writes DIR/NAME.pem and DIR/NAME.key (NAME defaults to the common name) and prints the serial.
+            Writes DIR/NAME.pem and DIR/NAME.key (NAME defaults to the common name) and prints the serial. \
+            An existing NAME.pem or NAME.key is replaced only with --force; the names of the CA, the CRL and the server certificate (ca, crl, server) never.
 
             Examples:
               relayctl pki issue --dir ./pki --cn reporting --ou analytics
@@ -109,6 +110,14 @@ struct PKI: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("The file name (without .pem) to write.", valueName: "name"))
         var name: String?
 
+        @Flag(name: .long, help: "Replace an earlier certificate and key of the same name (never the CA, its CRL or the server certificate).")
+        var force = false
+
+        /// Names `pki init` gives the CA, its CRL and the broker's certificate:
+        /// issuing under them replaced the CA's key with a leaf's (ending the
+        /// PKI) or the server certificate with a client one.
+        static let reserved: [String: String] = ["ca": "CA", "crl": "CRL", "server": "server certificate"]
+
         func validate() throws {
             guard days >= 1 else { throw ValidationError("--days must be at least 1") }
         }
@@ -118,6 +127,15 @@ struct PKI: ParsableCommand {
             let request = CertificateRequest.client(commonName: cn, organizationalUnits: ou,
                                                     sans: uri.map { .uri($0) } + dns.map { .dns($0) }, days: days)
             let base = name ?? String(cn.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
+            if let what = Self.reserved[base] {
+                printError("relayctl: \(PKI.path(dir, "\(base).pem")) already holds the PKI's \(what); give the client certificate another file name with --name")
+                throw RelayExit.usage.exitCode
+            }
+            let existing = ["\(base).pem", "\(base).key"].map { PKI.path(dir, $0) }.filter { FileManager.default.fileExists(atPath: $0) }
+            if !existing.isEmpty, !force {
+                printError("relayctl: \(existing.joined(separator: " and ")) already exist\(existing.count == 1 ? "s" : ""); give another file name with --name, or pass --force to replace \(existing.count == 1 ? "it" : "them")")
+                throw RelayExit.usage.exitCode
+            }
             let certificate = try DevelopmentPKI.issue(request, signedBy: ca)
             try certificate.write(certificateTo: PKI.path(dir, "\(base).pem"), keyTo: PKI.path(dir, "\(base).key"))
             print("\(PKI.path(dir, "\(base).pem"))  serial \(certificate.serialNumber)")

@@ -48,16 +48,23 @@ struct RelaydCommand: AsyncParsableCommand {
 
     mutating func run() async throws {
         let loaded: BrokerConfiguration
-        // Exit codes: RelayExit (docs/exit-codes.md); 66 no config file, 78 an invalid one.
-        if !FileManager.default.isReadableFile(atPath: config) {
-            FileHandle.standardError.write(Data("relayd: cannot read the config file \(config); pass an existing file with --config\n".utf8))
+        // Exit codes: RelayExit (docs/exit-codes.md); 66 no config file, 78 an invalid one, 64 a bad --listen or --data-dir.
+        if let problem = CLIRunner.unreadableFileProblem(config, flag: "--config") {
+            FileHandle.standardError.write(Data("relayd: cannot read the config file: \(problem)\n".utf8))
             throw RelayExit.noInput.exitCode
         }
+        let parsed: BrokerConfiguration
         do {
-            loaded = try BrokerConfiguration.load(path: config).applying(listen: listen, dataDirectory: dataDir)
+            parsed = try BrokerConfiguration.load(path: config)
         } catch {  // typed throws: always a ConfigError
             FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
             throw RelayExit.invalidConfiguration.exitCode
+        }
+        do {
+            loaded = try parsed.applying(listen: listen, dataDirectory: dataDir)
+        } catch {  // a bad --listen or --data-dir: the command line is wrong, not the file
+            FileHandle.standardError.write(Data("relayd: \(error)\n".utf8))
+            throw RelayExit.usage.exitCode
         }
         if checkConfig {
             do {

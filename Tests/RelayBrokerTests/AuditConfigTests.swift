@@ -44,4 +44,19 @@ struct AuditConfigTests {
         #expect(throws: ConfigError.self) { try parse("repeat_interval = \"10ms\"", in: dir) }
         #expect(throws: ConfigError.self) { try parse("keyfile = \"x\"", in: dir) }
     }
+
+    /// It said "(No such file or directory); check the folder is writable",
+    /// sending the operator to check permissions on a folder that is not there.
+    @Test("an [audit] path in a folder that does not exist: the start's refusal names the folder and says to create it")
+    func missingFolder() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let folder = dir.file("no-such-folder")
+        do {
+            _ = try AuditFiles.lock(folder + "/audit.jsonl")
+            Issue.record("a trail in a missing folder was locked")
+        } catch {
+            guard case .cannotOpen(_, let reason) = error else { Issue.record("unexpected \(error)"); return }
+            #expect(reason.contains("\(folder) does not exist") && reason.contains("[audit] path"), "\(reason)")
+        }
+    }
 }

@@ -85,4 +85,22 @@ struct ClientSettingsTests {
             }
         }
     }
+
+    /// `server = 7443` (no quotes) was read as no server at all: "no server
+    /// given: … add `server = …` to profile", about a key that is there.
+    @Test("a profile value of the wrong type is refused naming the key, not taken as absent")
+    func wrongTypeInProfile() throws {
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let path = dir.file("client.toml")
+        for key in ["server", "cert", "key", "ca"] {
+            try "[profile.default]\n\(key) = 7443\n".write(toFile: path, atomically: true, encoding: .utf8)
+            do {
+                _ = try ClientSettings.resolve(flags: .init(server: "h:1", certificate: "c", privateKey: "k", ca: "a"),
+                                               environment: [:], profile: nil, profilePath: path)
+                Issue.record("\(key) = 7443 was accepted")
+            } catch {
+                #expect(error.description.contains("\(key)") && error.description.contains("string"), "\(error)")
+            }
+        }
+    }
 }

@@ -51,6 +51,24 @@ import Testing
         }
     }
 
+    /// `relayctl pki issue --cn server` once wrote a client certificate over
+    /// the broker's; it loaded, a reload applied it, and every client then
+    /// refused the broker ("unsuitable certificate purpose").
+    @Test func clientOnlyCertificateIsRefusedAsTheServerCertificate() throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        var configuration = pki.serverConfiguration()
+        configuration.certificateChain = .file(pki.alice.certificate)
+        configuration.privateKey = .file(pki.alice.key)
+        do {
+            _ = try TLSServerContext(configuration: configuration)
+            Issue.record("a clientAuth-only certificate was accepted as the server's")
+        } catch {
+            #expect(error == .notAServerCertificate(source: pki.alice.certificate))
+            #expect(error.description.contains("serverAuth"), "\(error)")
+        }
+    }
+
     @Test func crlFileWithoutCRLIsNamed() throws {
         let pki = try TLSTestPKI()
         defer { pki.remove() }

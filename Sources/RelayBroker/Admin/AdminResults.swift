@@ -123,9 +123,13 @@ public struct AdminOutcome: Codable, Sendable, Equatable {
     public var messages: UInt64?
     public var bytes: UInt64?
     public var topics: Int?
+    /// Why a `reload` was refused (the config error), as relayd logs it.
+    public var reason: String?
 
-    public init(operation: String, result: String, messages: UInt64? = nil, bytes: UInt64? = nil, topics: Int? = nil) {
+    public init(operation: String, result: String, messages: UInt64? = nil, bytes: UInt64? = nil, topics: Int? = nil,
+                reason: String? = nil) {
         (self.operation, self.result, self.messages, self.bytes, self.topics) = (operation, result, messages, bytes, topics)
+        self.reason = reason
     }
 }
 

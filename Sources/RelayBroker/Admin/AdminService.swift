@@ -61,10 +61,14 @@ struct AdminService: Sendable {
         case .durableDelete: return try encoder.encode(try await deleteDurable(arguments))
         case .disconnect: return try encoder.encode(try await disconnect(arguments))
         case .reload:
-            guard let applied = broker.admin.reload() else {
+            guard let outcome = broker.admin.reload() else {
                 throw AdminRefusal(code: .adminNotSupported, message: "this broker has no reload entry point (an embedded broker)")
             }
-            return try encoder.encode(AdminOutcome(operation: "reload", result: applied ? "applied" : "refused"))
+            switch outcome {
+            case .applied: return try encoder.encode(AdminOutcome(operation: "reload", result: "applied"))
+            // The reason the log and audit trail get: an operator reloading a remote broker sees only this reply.
+            case .refused(let reason): return try encoder.encode(AdminOutcome(operation: "reload", result: "refused", reason: reason))
+            }
         case .backup:
             throw AdminRefusal(code: .internalError, message: "backup is streamed, not answered in one reply")
         }

@@ -14,7 +14,7 @@ public final class AdminState: Sendable {
     public let startedAt = Date()
     private let state = NIOLockedValueBox(State())
     /// Runs the broker's reload (set by ``Broker/start``); nil in unit tests.
-    private let reloader = NIOLockedValueBox<(@Sendable () -> Bool)?>(nil)
+    private let reloader = NIOLockedValueBox<(@Sendable () -> ReloadOutcome)?>(nil)
 
     struct State {
         var nextConnectionID: UInt64 = 1
@@ -105,11 +105,11 @@ public final class AdminState: Sendable {
         state.withLockedValue { $0.durables[DurableKey(owner: owner, name: name)] }
     }
 
-    func setReloader(_ reload: @escaping @Sendable () -> Bool) {
+    func setReloader(_ reload: @escaping @Sendable () -> ReloadOutcome) {
         reloader.withLockedValue { $0 = reload }
     }
 
-    func reload() -> Bool? {
+    func reload() -> ReloadOutcome? {
         reloader.withLockedValue { $0 }?()
     }
 }

@@ -38,7 +38,13 @@ enum AuditFiles {
         let lockPath = path + ".lock"
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw AuditError.cannotOpen(path: lockPath, reason: "cannot create the lock file (\(String(cString: strerror(errno)))); check the folder is writable")
+            let folder = (path as NSString).deletingLastPathComponent
+            let reason = switch errno {
+            case ENOENT: "cannot create the lock file: its folder \(folder) does not exist; create it (owned by relayd's user, mode 0700) or change [audit] path"
+            case EACCES: "cannot create the lock file: relayd (uid \(getuid())) has no write permission in \(folder); grant it (chown or chmod) or change [audit] path"
+            default: "cannot create the lock file (\(String(cString: strerror(errno)))); check that \(folder) exists and relayd can write in it"
+            }
+            throw AuditError.cannotOpen(path: lockPath, reason: reason)
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {

@@ -106,7 +106,7 @@ public final class Broker: Sendable {
         context.reloadEntry.install { [weak broker] trigger in
             broker?.reload(trigger: trigger) ?? .refused(reason: "the broker has stopped")
         }
-        context.admin.setReloader { [weak broker] in broker?.reload(trigger: .admin).isApplied ?? false }
+        context.admin.setReloader { [weak broker] in broker?.reload(trigger: .admin) ?? .refused(reason: "the broker has stopped") }
         return broker
     }
 

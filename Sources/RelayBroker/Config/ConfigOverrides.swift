@@ -13,6 +13,10 @@ extension BrokerConfiguration {
             copy.server.port = port
         }
         if let dataDirectory {
+            // "" became the working directory: the store beside whatever relayd was started in.
+            guard !dataDirectory.isEmpty else {
+                throw ConfigError(file: "<command line>", key: "--data-dir", message: "is empty; name the data directory, or leave the flag out to use [storage] path")
+            }
             copy.storage.path = dataDirectory.hasPrefix("/") ? dataDirectory
                 : FileManagerPath.absolute(dataDirectory)
         }

@@ -8,6 +8,9 @@ extension BrokerConfiguration {
     /// resolved against the file's folder; referenced files must exist.
     public static func load(path: String) throws(ConfigError) -> BrokerConfiguration {
         let text: String
+        if ConfigParser.isDirectory(path) {
+            throw ConfigError(file: path, key: "", message: "is a directory, not a config file; pass the TOML file with --config")
+        }
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
@@ -64,7 +67,15 @@ struct ConfigParser {
         if var t = try root.table("limits") { try parseLimits(&t, into: &config.limits); try t.finish() }
         if var t = try root.table("metrics") {
             if let listen = try t.string("listen") {
-                config.metrics.listen = listen.isEmpty ? nil : try hostPort(listen, reader: t, key: "listen").text
+                if listen.isEmpty {
+                    config.metrics.listen = nil
+                } else {
+                    let address = try hostPort(listen, reader: t, key: "listen")
+                    if address.port != 0 && address.port == config.server.port && address.host == config.server.host {
+                        throw t.error("listen", "\(listen) is server.listen's address too; give the metrics listener another port (or \"\" to turn it off)")
+                    }
+                    config.metrics.listen = address.text
+                }
             }
             if let v = try t.int("max_connections", min: 1, max: 100_000) { config.metrics.maxConnections = Int(v) }
             if let v = try t.duration("request_timeout") {
@@ -90,6 +101,9 @@ struct ConfigParser {
         }
         if var t = try root.table("audit") {
             if let p = try t.string("path") { config.audit.path = p.isEmpty ? nil : resolve(p) }
+            if let p = config.audit.path, checkFiles, Self.isDirectory(p) {
+                throw t.error("path", "\(p) is a directory; name the trail's file in it, e.g. \(p)/audit.jsonl")
+            }
             if let p = try t.string("key_file"), !p.isEmpty { config.audit.keyFile = resolve(p) }
             if let size = try t.size("max_file_size") {
                 guard size == 0 || size >= 64 << 10 else { throw t.error("max_file_size", "must be 0 (never rotate) or at least 64KiB") }
@@ -117,7 +131,10 @@ struct ConfigParser {
             s.host = hp.host
             s.port = hp.port
         }
-        if let ns = try t.duration("hello_timeout") { s.helloTimeoutNanos = ns }
+        if let ns = try t.duration("hello_timeout") {
+            guard ns > 0 else { throw t.error("hello_timeout", "must be more than 0 (0 closes every client before its HELLO)") }
+            s.helloTimeoutNanos = ns
+        }
     }
 
     private func parseTLS(_ t: inout TOMLReader, into tls: inout BrokerConfiguration.TLS) throws(ConfigError) {
@@ -142,11 +159,18 @@ struct ConfigParser {
             guard v == "1.3" || v == "1.2" else { throw t.error("min_version", "expected \"1.3\" or \"1.2\"; older versions are not supported") }
             tls.minVersion = v
         }
-        if let ns = try t.duration("handshake_timeout") { tls.handshakeTimeoutNanos = ns }
+        if let ns = try t.duration("handshake_timeout") {
+            guard ns > 0 else { throw t.error("handshake_timeout", "must be more than 0 (0 fails every handshake)") }
+            tls.handshakeTimeoutNanos = ns
+        }
     }
 
     private func parseStorage(_ t: inout TOMLReader, into s: inout BrokerConfiguration.Storage) throws(ConfigError) {
-        if let p = try t.string("path") { s.path = resolve(p) }
+        if let p = try t.string("path") {
+            // "" resolved to the config's own folder: the store, its lock and the audit key landed beside relay.toml.
+            guard !p.isEmpty else { throw t.error("path", "is empty; name the data directory (omit the key for `data` next to the config file)") }
+            s.path = resolve(p)
+        }
         if let d = try t.string("durability") {
             guard let durability = BrokerConfiguration.Durability(rawValue: d) else {
                 throw t.error("durability", "expected \"fsync\" (ack after the data is on disk) or \"async\" (periodic sync), got \"\(d)\"")
@@ -242,17 +266,42 @@ struct ConfigParser {
 
     // MARK: helpers
 
+    /// Joins a relative path to the config's folder without following
+    /// symlinks: `standardizedFileURL` resolves every link of a path that
+    /// holds `..` (the example config's `../dev/pki/…`), which froze a link's
+    /// target of the moment of loading, so the `[reload] watch` poller never
+    /// saw a rotation that swaps the link. `x/..` is dropped only when `x` is
+    /// not a link (then it is the same directory either way); after a link,
+    /// `..` stays for the kernel to resolve at each open.
     func resolve(_ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
+        let joined = path.hasPrefix("/") ? path : base + "/" + path
+        var parts: [Substring] = []
+        for part in joined.split(separator: "/") where part != "." {
+            if part == "..", let last = parts.last, last != "..",
+               (try? FileManager.default.destinationOfSymbolicLink(atPath: "/" + parts.joined(separator: "/"))) == nil {
+                parts.removeLast()
+                continue
+            }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
     }
 
     private func existingFile(_ path: String, reader: TOMLReader, key: String) throws(ConfigError) -> String {
+        guard !path.isEmpty else { throw reader.error(key, "the path is empty; name a PEM file") }
         let resolved = resolve(path)
+        if checkFiles && Self.isDirectory(resolved) {
+            throw reader.error(key, "\(resolved) is a directory; name a PEM file in it")
+        }
         if checkFiles && !FileManager.default.isReadableFile(atPath: resolved) {
             throw reader.error(key, "file \(resolved) does not exist or is not readable (relative paths are resolved against the config file's folder; for a development PKI run `relayctl pki init --dir DIR`)")
         }
         return resolved
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var directory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
     }
 
     private func hostPort(_ text: String, reader: TOMLReader, key: String) throws(ConfigError) -> (host: String, port: Int, text: String) {

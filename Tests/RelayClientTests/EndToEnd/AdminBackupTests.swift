@@ -38,4 +38,24 @@ struct AdminBackupTests {
             }
         }
     }
+
+    /// A file where the directory should be used to surface, after the
+    /// broker had started streaming, as Foundation's NSCocoaErrorDomain text.
+    @Test("backup --to a file, or a path below one, is refused with a sentence (64) before anything is copied")
+    func targetIsAFile() async throws {
+        let ids = try AdminTestIdentities()
+        let dir = try TemporaryDirectory(prefix: "admin-backup-target")
+        defer { dir.remove() }
+        let plain = dir.file("plain")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: plain))
+        try await withRelayd(try ids.fixture()) { relayd in
+            for target in [plain, plain + "/copy"] {
+                let run = try await runCLI("relayctl", ["backup", "--to", target] + relayd.cliArguments(ids.ops))
+                let message = run.stderr.joined(separator: "\n")
+                #expect(run.status == 64, "\(target): \(message)")
+                #expect(message.contains("\(plain) is a file") && !message.contains("NSCocoaErrorDomain"), "\(target): \(message)")
+            }
+            #expect(FileManager.default.contents(atPath: plain) == Data("x".utf8))
+        }
+    }
 }

@@ -130,6 +130,27 @@ struct AdminCommandTests {
         }
     }
 
+    /// An operator reloading a remote broker has only relayctl's output: it
+    /// used to say "refused" and point at the broker's log.
+    @Test("reload refused: relayctl prints the broker's reason (table and JSON) and exits 1")
+    func reloadRefusedSaysWhy() async throws {
+        let ids = try AdminTestIdentities()
+        try await withRelayd(try ids.fixture()) { relayd in
+            let ops = relayd.cliArguments(ids.ops)
+            let good = try String(contentsOfFile: relayd.configPath, encoding: .utf8)
+            try (good + "\n[reload_typo]\nwatch = true\n").write(toFile: relayd.configPath, atomically: true, encoding: .utf8)
+            let table = try await runCLI("relayctl", ["reload"] + ops)
+            #expect(table.status == 1, "\(table.stderr)")
+            let output = (table.stdout + table.stderr).joined(separator: "\n")
+            #expect(output.contains("reload_typo: unknown key"), "\(output)")
+            let json = try await runCLI("relayctl", ["reload", "--format", "json"] + ops)
+            let line = try #require(json.stdout.first, "\(json.stderr)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["result"] as? String == "refused")
+            #expect((object["reason"] as? String)?.contains("reload_typo: unknown key") == true, "\(line)")
+        }
+    }
+
     @Test("top --iterations prints that many refreshes of status and connections")
     func top() async throws {
         let ids = try AdminTestIdentities()

@@ -71,6 +71,32 @@ struct ExitCodeTableTests {
         }
     }
 
+    /// operations.md: "64 usage (an unknown flag, a bad --listen)"; relayd
+    /// exited 78 for it, and took `--data-dir ""` as the working directory.
+    @Test("relayd: a bad --listen or an empty --data-dir is a usage error (64), a valid config file notwithstanding")
+    func commandLineOverrides() async throws {
+        try await withRelayd(start: false) { fixture in
+            for extra in [["--listen", "nonsense"], ["--listen", ":7443"], ["--data-dir", ""]] {
+                let run = try await runCLI("relayd", ["--check-config", "--config", fixture.configPath] + extra)
+                let message = run.stderr.joined(separator: "\n")
+                #expect(run.status == 64, "\(extra): \(message)")
+                #expect(message.contains(extra[0]), "\(extra): \(message)")
+            }
+        }
+    }
+
+    @Test("a directory given as --config is 66 with a sentence saying so, not 78 with Foundation's error text")
+    func configIsDirectory() async throws {
+        let dir = try TemporaryDirectory(prefix: "exit-config-dir"); defer { dir.remove() }
+        for (tool, arguments) in [("relayd", ["--check-config", "--config", dir.path]),
+                                  ("relayctl", ["config", "check", "--config", dir.path])] {
+            let run = try await runCLI(tool, arguments)
+            let message = run.stderr.joined(separator: "\n")
+            #expect(run.status == 66, "\(tool): \(message)")
+            #expect(message.contains("is a directory") && !message.contains("NSCocoaErrorDomain"), "\(tool): \(message)")
+        }
+    }
+
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 

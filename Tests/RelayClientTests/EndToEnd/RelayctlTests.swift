@@ -85,6 +85,33 @@ struct RelayctlTests {
         }
     }
 
+    /// `pki issue --cn ca` used to replace the CA's own key with a leaf's
+    /// (and `--cn server` the broker's certificate with a client one): the
+    /// development CA was gone, and the next reload locked every client out.
+    @Test("pki issue refuses to overwrite a file in DIR: the CA, the CRL, the server certificate, an earlier client")
+    func pkiIssueNeverOverwrites() async throws {
+        let dir = try TemporaryDirectory(prefix: "relayctl-pki-overwrite")
+        defer { dir.remove() }
+        #expect(try await runCLI("relayctl", ["pki", "init", "--dir", dir.path]).status == 0)
+        var before: [String: Data] = [:]
+        for name in ["ca.pem", "ca.key", "crl.pem", "server.pem", "server.key", "billing.pem", "billing.key"] {
+            before[name] = FileManager.default.contents(atPath: dir.file(name))
+        }
+        for arguments in [["--cn", "ca"], ["--cn", "x", "--name", "crl"], ["--cn", "server"], ["--cn", "billing"]] {
+            let run = try await runCLI("relayctl", ["pki", "issue", "--dir", dir.path] + arguments)
+            #expect(run.status == 64, "\(arguments): \(run.stderr)")
+            #expect(run.stderr.joined().contains("already"), "\(arguments): \(run.stderr)")
+        }
+        for (name, data) in before {
+            #expect(FileManager.default.contents(atPath: dir.file(name)) == data, "\(name) was rewritten")
+        }
+        // --force replaces a client certificate, never the CA or its CRL.
+        #expect(try await runCLI("relayctl", ["pki", "issue", "--dir", dir.path, "--cn", "billing", "--force"]).status == 0)
+        #expect(FileManager.default.contents(atPath: dir.file("billing.pem")) != before["billing.pem"])
+        #expect(try await runCLI("relayctl", ["pki", "issue", "--dir", dir.path, "--cn", "ca", "--force"]).status == 64)
+        #expect(FileManager.default.contents(atPath: dir.file("ca.key")) == before["ca.key"])
+    }
+
     @Test("config check: 0 for a valid config, 78 for a broken one")
     func configCheck() async throws {
         try await withRelayd(acl: allowAllACL, start: false) { fixture in
