@@ -1,4 +1,5 @@
 import DequeModule
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -68,6 +69,13 @@ final class ConnectionCore: @unchecked Sendable {
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.sessionID = sessionID
+        // Ids of a producer session must increase across connections (spec
+        // §4.3), including a new RelayConnection given the session id a
+        // previous process used: starting at 1 again, its publishes were
+        // answered as duplicates of that run's and never stored. The wall
+        // clock in nanoseconds is above every id an earlier run could have
+        // used (it would need more than one publish per nanosecond).
+        if !sessionID.isNone { nextPublishID = Self.firstPublishID() }
         do {
             // Shared per TLS settings (see TLSClientContextCache).
             self.tlsContext = try TLSClientContextCache.context(for: configuration.tls)
@@ -75,6 +83,12 @@ final class ConnectionCore: @unchecked Sendable {
             throw RelayClientError(category: .usage, message: "TLS settings are unusable: \(error.description)")
         }
         self.outbound = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+    }
+
+    /// The wall clock in nanoseconds since the epoch (to a fraction of a
+    /// microsecond: a Double), at least 1.
+    static func firstPublishID() -> UInt64 {
+        max(1, UInt64(max(0, Date().timeIntervalSince1970 * 1e9)))
     }
 
     var session: SessionInfo? { phase.link?.session }

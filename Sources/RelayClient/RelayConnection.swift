@@ -29,7 +29,9 @@ public final class RelayConnection: Sendable {
     ///   - eventLoopGroup: where the connection runs; one event loop of it
     ///     serves this connection for its whole life, across reconnects.
     ///   - sessionID: the producer session used to deduplicate
-    ///     re-sent publishes; a new random one by default.
+    ///     re-sent publishes; a new random one by default. One kept from an
+    ///     earlier run is fine: publish ids start at the wall clock (ns), so
+    ///     they are above that run's.
     /// - Throws: ``RelayClientError`` with category `usage` when the TLS
     ///   files cannot be read or do not belong together.
     public init(configuration: RelayClientConfiguration,

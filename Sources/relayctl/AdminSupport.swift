@@ -27,7 +27,11 @@ struct AdminOptions: ParsableArguments {
     /// none could be reached; each is tried in turn); 1 any other broker
     /// error (not found, in use, not supported).
     func withAdmin<T>(_ body: (AdminClient) async throws -> T) async throws -> T {
-        let configuration = try client.configuration(clientName: "relayctl")
+        var configuration = try client.configuration(clientName: "relayctl")
+        // A listing is one ADMINREPLY (spec §4.15), refused when it is above
+        // our limit: announce the largest the spec allows (64 MiB), not the
+        // 1 MiB default that thousands of rows outgrow.
+        configuration.maxFrameSize = 64 << 20
         let admin: AdminClient
         do {
             admin = try await AdminClient.connect(configuration)

@@ -60,7 +60,9 @@ extension SessionHandler {
         }
         broker.audit?.record("admin", ["principal": caller.principal, "fingerprint": caller.fingerprint,
                                        "serial": caller.serial, "operation": operation.rawValue, "result": "allowed",
-                                       "arguments": AdminArguments.summary(arguments)])
+                                       "arguments": AdminArguments.summary(arguments)],
+                            // Reads may be summarized; each change is written with its arguments (§4.15).
+                            aggregated: operation.requiredAccess != .write)
         let service = AdminService(broker: broker, caller: caller, replies: proxy)
         let requestID = request.requestID
         Task.detached { await service.run(operation, arguments: arguments, requestID: requestID) }

@@ -69,7 +69,10 @@ public final class AuditTrail: Sendable {
 
     /// Appends one event. `fields` are written in the given order after
     /// `ts` and `event`; values are strings, numbers or booleans.
-    public func record(_ event: String, _ fields: KeyValuePairs<String, any Sendable> = [:]) {
+    /// `aggregated: false` writes it in full even within a run of repeats:
+    /// for an allowed admin change, whose arguments a summary line would
+    /// lose (a purge hidden between two others).
+    public func record(_ event: String, _ fields: KeyValuePairs<String, any Sendable> = [:], aggregated: Bool = true) {
         let ts = JSONText.quoted(Self.timestamp())
         var rendered = ""
         for (key, value) in fields {
@@ -80,7 +83,7 @@ public final class AuditTrail: Sendable {
         queue.async { [self] in
             let (admitted, startedWindow) = state.withLockedValue { writer in
                 let wasEmpty = writer.aggregator.isEmpty
-                let admitted = writer.aggregator.admit(event: event, actor: actor, ts: ts, fields: text)
+                let admitted = !aggregated || writer.aggregator.admit(event: event, actor: actor, ts: ts, fields: text)
                 return (admitted, wasEmpty && !writer.aggregator.isEmpty)
             }
             if startedWindow {

@@ -51,6 +51,12 @@ extension SessionHandler {
         }
         machine.open(SessionOpening(version: version, peerFrameLimit: Int(hello.maxFrameSize), producerSession: hello.sessionID), io)
         guard case .active(let session) = machine.state else { return }
+        if let size = io.unsendableWelcome {
+            // The identity (a long certificate subject) does not fit the
+            // client's limit: refuse rather than leave it waiting (§4.2).
+            return machine.terminate(.frameTooLarge, "WELCOME is \(size) bytes, above the max_frame_size of \(hello.maxFrameSize) "
+                + "this client announced; announce a larger one in HELLO", io)
+        }
         opened = (since: NIODeadline.now(), principal: session.principal, serial: session.identity.serialNumber)
         logAccepted(principal: session.principal, serial: session.identity.serialNumber)
         // The first certificate of the verified chain to expire ends the session (a CA may expire before its leaf).

@@ -49,12 +49,39 @@ final class SessionIO: SessionEnvironment {
 
     // MARK: Relay v1 output
 
-    func write(_ frame: Frame) {
+    /// Writes `frame`, or what stands in for it when it is above the
+    /// peer's limit (§2): a shortened `message`, or for an ADMINREPLY result
+    /// a `payload_too_large` refusal, so every request still gets its answer.
+    /// False when nothing could be written (then the caller decides).
+    @discardableResult
+    func write(_ frame: Frame) -> Bool {
         do {
             try outbound.writeFrame(frame, maxFrameSize: peerMaxFrameSize)
+            return true
         } catch {
+            if let standIn = standIn(for: frame), (try? outbound.writeFrame(standIn, maxFrameSize: peerMaxFrameSize)) != nil {
+                return true
+            }
             logger.error("could not encode a frame", metadata: ["frame": "\(frame.type)", "error": "\(error)"])
+            return false
         }
+    }
+
+    /// Set when WELCOME did not fit the client's limit: its size. The
+    /// handler then refuses the session (``SessionHandler/handleHello(_:)``).
+    var unsendableWelcome: Int?
+
+    private func standIn(for frame: Frame) -> Frame? {
+        if case .adminReply(let reply) = frame, !reply.more, reply.code == 0 {
+            // type, flags, request_id, code, message (str16), body: counted, not
+            // encoded (a result can be above even the 64 MiB encoding limit).
+            let size = 2 + 4 + 2 + 2 + reply.message.utf8.count + reply.body.readableBytes
+            return Frame.adminReply(AdminReply(requestID: reply.requestID, refusal: .payloadTooLarge, message:
+                "the reply is \(size) bytes, above this connection's max_frame_size of \(peerMaxFrameSize); "
+                    + "announce a larger max_frame_size in HELLO (at most \(FrameLayout.maximumMaxFrameSize))"))
+                .shorteningMessage(toFit: peerMaxFrameSize)
+        }
+        return frame.shorteningMessage(toFit: peerMaxFrameSize)
     }
 
     /// Output a delivery turn writes before it stops for a flush (see
@@ -91,11 +118,12 @@ final class SessionIO: SessionEnvironment {
         case .welcome(let version, let principal, let identity, let peerFrameLimit):
             peerMaxFrameSize = peerFrameLimit
             let limits = broker.limits
-            write(.welcome(Welcome(version: version, maxFrameSize: UInt32(limits.maxFrameSize), maxPayload: UInt32(limits.maxPayload),
+            let welcome = Frame.welcome(Welcome(version: version, maxFrameSize: UInt32(limits.maxFrameSize), maxPayload: UInt32(limits.maxPayload),
                                    maxHeaders: UInt16(clamping: limits.maxHeaders), maxInFlight: UInt32(limits.maxInFlightPublishes),
                                    maxSubscriptions: UInt32(limits.maxSubscriptionsPerConnection),
                                    dedupWindow: broker.dedupWindowNanoseconds, principal: principal, subject: identity.subject.rfc4514,
-                                   fingerprint: identity.fingerprintSHA256, spiffeID: identity.spiffe?.uri ?? "")))
+                                   fingerprint: identity.fingerprintSHA256, spiffeID: identity.spiffe?.uri ?? ""))
+            if !write(welcome) { unsendableWelcome = (try? welcome.encoded().readableBytes).map { $0 - 4 } ?? 0 }
         case .published(let id, let receipt):
             messagesIn &+= 1
             // Straight to the PUBACK encoder, the bytes `Frame.encode` writes

@@ -57,6 +57,27 @@ struct AdminAuthorizationTests {
         }
     }
 
+    @Test("every allowed change is written in full: three purges within one repeat interval are three audit lines")
+    func everyChangeIsAudited() async throws {
+        let ids = try AdminTestIdentities()
+        try await withRelayd(try ids.fixture()) { relayd in
+            let admin = try await AdminClient.connect(relayd.adminConfiguration(ids.ops))
+            let filters = ["a.one.>", "b.two.>", "c.three.>"]
+            for filter in filters {
+                _ = try await admin.call("purge", arguments: Array("{\"filter\":\"\(filter)\",\"confirm\":true}".utf8))
+            }
+            await admin.close()
+            // The purges were answered, so each was recorded (or counted) before: the
+            // trail must name every filter, not one line plus a count of the others.
+            let last = try await relayd.waitForAuditLine { $0.contains("filter=\(filters[2])") }
+            #expect(last != nil, "the last purge is not in the trail: \(relayd.auditLines())")
+            for filter in filters {
+                let line = relayd.auditLines().first { $0.contains("\"admin\"") && $0.contains("filter=\(filter)") }
+                #expect(line?.contains("\"allowed\"") == true, "purge of \(filter) not in the trail: \(relayd.auditLines())")
+            }
+        }
+    }
+
     @Test("a grant withdrawn by a reload is refused on the next call of a live admin session")
     func grantWithdrawnByReload() async throws {
         let ids = try AdminTestIdentities()

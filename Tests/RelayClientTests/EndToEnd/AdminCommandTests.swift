@@ -1,7 +1,9 @@
 import Foundation
+import NIOCore
 import RelayClient
 import RelayCore
 import RelayTestSupport
+import RelayWire
 import Testing
 
 /// Every admin command end to end: a real relayd (intermediate-CA PKI,
@@ -70,6 +72,39 @@ struct AdminCommandTests {
             await session.close()
             subscription.cancel()
             await live.connection.close()
+        }
+    }
+
+    @Test("a listing above the default frame limit (1,114,112 bytes) still reaches relayctl", .timeLimit(.minutes(2)))
+    func listingAboveTheDefaultFrameLimit() async throws {
+        let ids = try AdminTestIdentities()
+        let count = 4_000
+        let fixture = try RelaydFixture(pki: ids.tree.pki, acl: AdminTestIdentities.acl,
+                                        extra: "[limits]\nmax_subscriptions = \(count)\n")
+        try await withRelayd(fixture) { relayd in
+            // 4,000 subscriptions with 255-byte filters: a listing of about 2 MB.
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: ids.app)
+            try await client.hello()
+            var frames = ByteBuffer()
+            for id in 1...count {
+                let filter = "f\(id)." + String(repeating: "x", count: 254 - "f\(id)".utf8.count)
+                try frames.writeFrame(.subscribe(Subscribe(subscriptionID: UInt32(id), filter: filter, start: .latest,
+                                                           durableName: "", initialCredit: 1, ackMode: .none)))
+            }
+            try await client.sendRaw(Array(frames.readableBytesView))
+            var accepted = 0
+            while accepted < count, case .subscribeAck(let ack)? = try await client.next() {
+                accepted += ack.code == 0 ? 1 : 0
+            }
+            #expect(accepted == count)
+            // relayd used to drop the too-large ADMINREPLY and relayctl waited forever.
+            let run = try await runCLI("relayctl", ["subscriptions", "--format", "json"] + relayd.cliArguments(ids.ops),
+                                       timeout: 30)
+            #expect(run.status == 0, "relayctl subscriptions: \(run.stderr)")
+            let parsed = run.stdout.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) }
+            let listing = try #require(parsed as? [String: Any], "\(run.stderr)")
+            #expect((listing["items"] as? [[String: Any]])?.count == count)
+            await client.close()
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import RelayClient
 import RelayTestSupport
+import RelayWire
 import Testing
 
 /// README, "Reconnects": publishes without an answer are re-sent with the
@@ -54,6 +55,23 @@ struct ClientRetryDedupTests {
             await publisher.close()
             await reader.connection.close()
             await witnessConnection.connection.close()
+        }
+    }
+
+    @Test("a producer session given to a new RelayConnection (a restarted process keeping its session id) stores its publishes: they are not taken for the first run's")
+    func reusedSessionIsNotDeduplicated() async throws {
+        try await withBroker { broker in
+            let session = ProducerSessionID.random()
+            var sequences: [UInt64] = []
+            for text in ["first run", "second run"] {
+                let connection = try RelayConnection(configuration: broker.clientConfiguration(), sessionID: session)
+                _ = try await connection.connect()
+                let receipt = try await Publisher(connection: connection).publish(topic: "restart.session", text: text)
+                #expect(!receipt.duplicate, "\(text) was answered as a duplicate of sequence \(receipt.sequence)")
+                sequences.append(receipt.sequence)
+                await connection.close()
+            }
+            #expect(sequences.count == 2 && sequences[0] != sequences[1], "\(sequences)")
         }
     }
 }

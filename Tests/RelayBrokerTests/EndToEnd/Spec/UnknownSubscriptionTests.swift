@@ -50,6 +50,26 @@ struct UnknownSubscriptionTests {
         }
     }
 
+    @Test("id 0 (never open) is unknown too: ERR unknown_subscription with subscription_id 0, and the connection stays")
+    func idZeroIsUnknownNotAConnectionError() async throws {
+        try await withRelayd { relayd in
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await client.hello()
+            try await client.send(.credit(Credit(subscriptionID: 0, credit: 1)), .unsubscribe(subscriptionID: 0),
+                                  .ack(Ack(subscriptionID: 0, sequence: 1)))
+            let answers = try await client.pingBarrier()
+            let errors = answers.compactMap { frame -> ErrorFrame? in
+                if case .error(let e) = frame { return e }
+                return nil
+            }
+            let allNameZero = errors.allSatisfy { $0.subscriptionID == 0 }
+            #expect(errors.count == 3 && allNameZero, "answers: \(answers)")
+            let allUnknown = errors.allSatisfy { $0.errorCode == .unknownSubscription }
+            #expect(allUnknown, "\(errors)")
+            await client.close()
+        }
+    }
+
     /// The message of the one ERR in `frames` (the text is the broker's; the test checks code and id).
     static func message(_ frames: [Frame]) -> String {
         for case .error(let e) in frames { return e.message }
