@@ -34,7 +34,11 @@ final class SSLContextCore: @unchecked Sendable {
         let certificates = try PEMReader.certificates(chain)
         let privateKey = try PEMReader.privateKey(key)
         var authorities: [OwnedCertificate] = []
-        for source in trusted { authorities += try PEMReader.certificates(source) }
+        for source in trusted {
+            let loaded = try PEMReader.certificates(source)
+            if role == .server { try Self.requireCertificateAuthorities(loaded, from: source) }
+            authorities += loaded
+        }
         var revocationLists: [OwnedCRL] = []
         for source in crls { revocationLists += try PEMReader.crls(source) }
         let leaf = certificates[0]
@@ -49,6 +53,7 @@ final class SSLContextCore: @unchecked Sendable {
             OpenSSLErrorQueue.clear()
             throw .notAServerCertificate(source: chain.description)
         }
+        if role == .server { try Self.requireUnexpired(leaf, source: chain) }
 
         OpenSSLErrorQueue.clear()
         guard let ctx = SSL_CTX_new(role == .server ? TLS_server_method() : TLS_client_method()) else {

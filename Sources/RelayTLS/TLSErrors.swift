@@ -14,6 +14,11 @@ public enum TLSConfigurationError: Error, Equatable, Sendable, CustomStringConve
     /// A server's certificate that TLS clients refuse for its purpose (its
     /// extended key usage lacks serverAuth, or its key usage forbids it).
     case notAServerCertificate(source: String)
+    /// The server's certificate is past its notAfter (an ISO 8601 time).
+    case serverCertificateExpired(source: String, notAfter: String)
+    /// A certificate listed as a client CA is not a CA (basicConstraints
+    /// CA:TRUE is missing): no client chain can end at it.
+    case notACertificateAuthority(source: String, subject: String)
     /// A setting is not allowed (for example an empty client-CA list).
     case invalidSetting(String)
     /// OpenSSL refused an operation; `detail` is its error queue.
@@ -33,6 +38,10 @@ public enum TLSConfigurationError: Error, Equatable, Sendable, CustomStringConve
             return "\(key): key does not match certificate \(certificate); configure the key that was issued with this certificate"
         case .notAServerCertificate(let source):
             return "\(source): not a TLS server certificate (its extended key usage lacks serverAuth, or its key usage forbids a server's use), so every client would refuse the broker; configure a certificate issued for the server"
+        case .serverCertificateExpired(let source, let notAfter):
+            return "\(source): the server certificate expired at \(notAfter), so every client would refuse the broker; renew it (issue a new one from the same CA) and configure the new files"
+        case .notACertificateAuthority(let source, let subject):
+            return "\(source): '\(subject)' is not a CA certificate (no basicConstraints CA:TRUE), so no client certificate can be verified against it; list the CA that issues the client certificates, not a client or server certificate"
         case .invalidSetting(let message):
             return "invalid TLS setting: \(message)"
         case .openSSL(let operation, let detail):

@@ -69,6 +69,47 @@ import Testing
         }
     }
 
+    /// A client certificate configured as `client_ca` (a copy-paste of the
+    /// wrong file) loaded: every client was then refused with `unknown_ca`,
+    /// and a reload applied it the same way.
+    @Test func leafCertificateIsRefusedAsClientCA() throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        var configuration = pki.serverConfiguration()
+        configuration.clientCAs = [.file(pki.ca.certificate), .file(pki.alice.certificate)]
+        do {
+            _ = try TLSServerContext(configuration: configuration)
+            Issue.record("a leaf certificate was accepted as a client CA")
+        } catch {
+            #expect(error == .notACertificateAuthority(source: pki.alice.certificate, subject: "CN=alice,OU=payments"))
+            #expect(error.description.contains("CA:TRUE"), "\(error)")
+        }
+    }
+
+    /// An expired server certificate loaded: every client then refused the
+    /// broker ("certificate has expired") while relayd ran as if all was well.
+    @Test func expiredServerCertificateIsRefused() throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        var request = CertificateRequest.server(commonName: "localhost", sans: [.dns("localhost")])
+        request.setValidity(days: 1, startingInDays: -2)
+        let expired = try pki.add("expired-server", request)
+        var configuration = pki.serverConfiguration()
+        configuration.certificateChain = .file(expired.certificate)
+        configuration.privateKey = .file(expired.key)
+        do {
+            _ = try TLSServerContext(configuration: configuration)
+            Issue.record("an expired server certificate was accepted")
+        } catch {
+            guard case .serverCertificateExpired(let source, _) = error else {
+                Issue.record("wrong error: \(error)")
+                return
+            }
+            #expect(source == expired.certificate)
+            #expect(error.description.contains("expired") && error.description.contains("renew"), "\(error)")
+        }
+    }
+
     @Test func crlFileWithoutCRLIsNamed() throws {
         let pki = try TLSTestPKI()
         defer { pki.remove() }

@@ -73,8 +73,12 @@ struct SingleInstanceTests {
             let process = try #require(relayd.process)
             var isDirectory: ObjCBool = false
             #expect(FileManager.default.fileExists(atPath: missing, isDirectory: &isDirectory) && isDirectory.boolValue)
-            let created = process.transcript.split(separator: "\n")
-                .contains { $0.contains("created the data directory") && $0.contains(missing) }
+            // Waited for, not read at once: the line is on stderr, whose reader
+            // may not have collected it yet when the listening line (stdout)
+            // says the start is done (seen failing once in a full run).
+            let created = await eventually(timeout: 10) {
+                process.stderrLines.contains { $0.contains("created the data directory") && $0.contains(missing) }
+            }
             #expect(created, "no log line says the directory was created:\n\(process.transcript)")
         }
     }
