@@ -73,6 +73,12 @@ struct RelaydCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
                 throw RelayExit.invalidConfiguration.exitCode
             }
+            do {
+                for note in try StartPathCheck.check(loaded) { FileHandle.standardError.write(Data("relayd: \(note)\n".utf8)) }
+            } catch {  // typed throws: a BrokerStartError, with the status the start would exit with
+                FileHandle.standardError.write(Data("relayd: \(error)\n".utf8))
+                throw ExitCode(error.exitCode)
+            }
             for warning in SecurityWarnings.check(loaded) { FileHandle.standardError.write(Data("relayd: \(warning)\n".utf8)) }
             print("relayd: configuration \(config) is valid")
             return

@@ -10,7 +10,7 @@ enum DataDirectory {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
-                throw BrokerStartError(message: "the data directory \(path) is a file, not a directory; check [storage] path or --data-dir", exitCode: RelayExit.noInput.rawValue)
+                throw BrokerStartError(message: isAFileText(path), exitCode: RelayExit.noInput.rawValue)
             }
             return
         }
@@ -24,6 +24,10 @@ enum DataDirectory {
                                    exitCode: RelayExit.noInput.rawValue)
         }
         logger.notice("created the data directory (--init): a new, empty store", metadata: ["path": "\(path)"])
+    }
+
+    static func isAFileText(_ path: String) -> String {
+        "the data directory \(path) is a file, not a directory; check [storage] path or --data-dir"
     }
 
     /// `mkdir -p path` with mode 0700: 0, or the errno of the step that

@@ -45,6 +45,8 @@ public enum SecurityWarnings {
     static func exposedBits(_ path: String, directory: Bool = false) -> String? {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               let mode = attributes[.posixPermissions] as? Int else { return nil }
+        // A data directory that is a file is refused on its own (StartPathCheck); no chmod advice for it.
+        if directory && attributes[.type] as? FileAttributeType != .typeDirectory { return nil }
         let octal = "mode 0" + String(mode & 0o777, radix: 8)
         let verb = directory ? "open to" : "readable by"
         if mode & 0o007 != 0 { return "\(verb) everyone (\(octal))" }

@@ -83,6 +83,32 @@ struct SingleInstanceTests {
         }
     }
 
+    @Test("--check-config refuses what the start would: a data directory that is a file, an audit trail in a missing folder (66)")
+    func checkConfigSeesTheStartsPaths() async throws {
+        try await withRelayd(start: false) { relayd in
+            // Missing is fine for the check (the start then needs --init), and it says so.
+            let missing = try await Self.runToExit(["--config", relayd.configPath, "--check-config"])
+            #expect(missing.status == 0, "\(missing.transcript)")
+            #expect(missing.transcript.contains("--init"), "no hint that the start needs --init:\n\(missing.transcript)")
+
+            try "not a directory".write(toFile: relayd.dataDirectory, atomically: true, encoding: .utf8)
+            let file = try await Self.runToExit(["--config", relayd.configPath, "--check-config"])
+            #expect(file.status == 66, "exit status \(file.status.map(String.init) ?? "none"):\n\(file.transcript)")
+            #expect(file.transcript.contains("\(relayd.dataDirectory) is a file, not a directory"), "\(file.transcript)")
+            try FileManager.default.removeItem(atPath: relayd.dataDirectory)
+
+            let lostTrail = relayd.directory.file("no-such-folder/audit.jsonl")
+            let config = try String(contentsOfFile: relayd.configPath, encoding: .utf8)
+                .replacingOccurrences(of: relayd.auditPath, with: lostTrail)
+            let lostConfig = relayd.directory.file("lost-trail.toml")
+            try config.write(toFile: lostConfig, atomically: true, encoding: .utf8)
+            let trail = try await Self.runToExit(["--config", lostConfig, "--check-config"])
+            #expect(trail.status == 66, "exit status \(trail.status.map(String.init) ?? "none"):\n\(trail.transcript)")
+            #expect(trail.transcript.contains(relayd.directory.file("no-such-folder")) && trail.transcript.contains("does not exist"),
+                    "\(trail.transcript)")
+        }
+    }
+
     @Test("an invalid configuration exits 78, at start and with --check-config")
     func invalidConfigurationExits78() async throws {
         try await withRelayd(extra: "[storage_typo]\npath = \"x\"", start: false) { relayd in
