@@ -36,6 +36,19 @@ struct SessionStateMachineDeliveryTests {
         #expect(env.log == ["msg 1 1 replayed", "msg 1 3 replayed", "msg 1 4"])
     }
 
+    @Test("messages the router left out (its queue to the session was full) come from the store, in order, without a gap or a duplicate")
+    func routerOverflowReadsTheStore() throws {
+        let env = try F.environment()
+        var machine = F.active(env)
+        machine.subscribe(1, F.subscribe(credit: 10), env)
+        env.stored = [F.stored(1), F.stored(2), F.stored(3)]
+        env.clear()
+        // Message 1 arrived live; 2 and 3 were left out by the router.
+        machine.deliverLive([F.live(1)], overflowThrough: 3, env)
+        machine.deliverLive([F.live(4)], env)
+        #expect(env.log.filter { $0.hasPrefix("msg") } == ["msg 1 1", "msg 1 2 replayed", "msg 1 3 replayed", "msg 1 4"])
+    }
+
     @Test("nothing is written while the peer is not taking output")
     func notWritable() throws {
         let env = try F.environment()

@@ -86,10 +86,15 @@ struct SubscriptionDeliveryTests {
 
 final class CollectingSink: DeliverySink {
     let received = NIOLockedValueBox<[(UInt32, UInt64)]>([])
-    func deliver(_ batch: [RoutedDelivery]) {
+    let notices = NIOLockedValueBox<[UInt64?]>([])
+    let liveRoom: Int
+    init(liveRoom: Int = .max) { self.liveRoom = liveRoom }
+    func deliver(_ batch: [RoutedDelivery], overflowThrough: UInt64?) {
         received.withLockedValue { $0.append(contentsOf: batch.map { ($0.subscription, $0.message.sequence) }) }
+        notices.withLockedValue { $0.append(overflowThrough) }
     }
     var pairs: [(UInt32, UInt64)] { received.withLockedValue { $0 } }
+    var overflowNotices: [UInt64?] { notices.withLockedValue { $0 } }
 }
 
 @Suite("Router")
@@ -110,6 +115,21 @@ struct RouterTests {
         router.publish([message(7, topic: "x")])
         #expect(b.pairs.count == 3)
         #expect(try router.subscribe(try TopicFilter("q"), sink: b, id: 1) == 7)
+    }
+
+    @Test("a sink with room for 3 deliveries gets the first 3 and the notice that the rest, through the batch's last sequence, were left out")
+    func boundedRoom() throws {
+        let router = Router(watermark: 0)
+        let small = CollectingSink(liveRoom: 3), wide = CollectingSink()
+        _ = try router.subscribe(try TopicFilter("t.*"), sink: small, id: 1)
+        _ = try router.subscribe(try TopicFilter("t.a"), sink: small, id: 2)
+        _ = try router.subscribe(try TopicFilter("t.*"), sink: wide, id: 1)
+        router.publish((1...4).map { message(UInt64($0), topic: "t.a") })
+        #expect(small.pairs.count == 3)
+        #expect(small.pairs.map(\.1) == [1, 1, 2])
+        #expect(small.overflowNotices == [4])
+        #expect(wide.pairs.map(\.1) == [1, 2, 3, 4])
+        #expect(wide.overflowNotices == [nil])
     }
 
     @Test("a batch with runs of one topic, interleaved with others, routes every message to exactly its matches, in order")

@@ -90,6 +90,18 @@ final class SubscriptionDelivery {
         bufferedBytes += size
     }
 
+    /// Live messages up to `sequence` were not offered (the router's queue
+    /// to this session was full): forget the buffer, read through
+    /// `sequence` from the store.
+    func overflow(through sequence: UInt64) {
+        guard sequence > bufferValidFrom, sequence >= nextSequence else { return }
+        buffer.removeAll(keepingCapacity: false)
+        budget?.release(bufferedBytes)
+        bufferedBytes = 0
+        bufferValidFrom = sequence
+        overflows += 1
+    }
+
     /// True when a live message may be written at once, without going
     /// through the buffer: nothing is buffered or to be replayed before it,
     /// credit is left and no start time is pending. The caller then writes

@@ -6,7 +6,15 @@ import RelayStore
 /// Something that receives routed messages: a session. Called from the
 /// router's serial queue; implementations hop to their own event loop.
 public protocol DeliverySink: AnyObject, Sendable {
-    func deliver(_ batch: [RoutedDelivery])
+    /// How many more deliveries the sink takes now: a session whose event
+    /// loop is far behind the router (a client with many subscriptions that
+    /// never reads) takes none, so what the router queues for it is bounded.
+    var liveRoom: Int { get }
+    /// `batch`; then, when `overflowThrough` is set, the notice that the
+    /// router left out deliveries for this sink up to that sequence (past
+    /// its ``liveRoom``): its subscriptions read those from the store, as
+    /// after a buffer overflow. Nothing is lost and order is kept.
+    func deliver(_ batch: [RoutedDelivery], overflowThrough: UInt64?)
 }
 
 /// One message for one subscription of a sink.
@@ -124,6 +132,9 @@ public final class Router: Sendable {
         var slots: [ObjectIdentifier: Int] = [:]
         var sinks: [any DeliverySink] = []
         var batches: [[RoutedDelivery]] = []
+        // Per slot: how many deliveries the sink takes, and whether some were left out.
+        var rooms: [Int] = []
+        var overflowed: [Bool] = []
         state.withLockedValue { state in
             // A batch is usually one topic (or a few, in runs): a run is
             // matched, and its sinks given their slots, once, instead of
@@ -140,10 +151,16 @@ public final class Router: Sendable {
                         slots[id] = sinks.count
                         sinks.append(key.sink)
                         batches.append([])
+                        rooms.append(key.sink.liveRoom)
+                        overflowed.append(false)
                         return (sinks.count - 1, key.subscription)
                     }
                 }
                 for target in targets {
+                    guard batches[target.slot].count < rooms[target.slot] else {
+                        overflowed[target.slot] = true
+                        continue
+                    }
                     batches[target.slot].append(RoutedDelivery(subscription: target.subscription, message: message))
                 }
             }
@@ -152,6 +169,8 @@ public final class Router: Sendable {
         // Outside the lock: sinks only enqueue onto their event loops, and
         // the serial queue calls us in commit order, so per-sink
         // order is commit order.
-        for (sink, batch) in zip(sinks, batches) { sink.deliver(batch) }
+        for slot in sinks.indices {
+            sinks[slot].deliver(batches[slot], overflowThrough: overflowed[slot] ? last.sequence : nil)
+        }
     }
 }

@@ -249,8 +249,8 @@ final class SessionHandler: ChannelDuplexHandler {
         settle()
     }
 
-    func deliverLive(_ batch: [RoutedDelivery]) {
-        machine.deliverLive(batch, io)
+    func deliverLive(_ batch: [RoutedDelivery], overflowThrough: UInt64? = nil) {
+        machine.deliverLive(batch, overflowThrough: overflowThrough, io)
         io.flush()  // also an ERR ending a subscription: sent at once
         settle()
     }

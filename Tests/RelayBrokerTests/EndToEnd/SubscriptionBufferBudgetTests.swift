@@ -12,7 +12,7 @@ import Testing
 /// connection share one byte budget; past it the store serves them later.
 @Suite("relayd end to end: live buffers of one connection share a budget", .serialized)
 struct SubscriptionBufferBudgetTests {
-    @Test("999 zero-credit subscriptions on one connection and 8,100 publishes: relayd grows < 640 MiB (was +949), nothing is lost")
+    @Test("999 zero-credit subscriptions on one connection and 8,100 publishes: relayd grows < 200 MiB (was +949, then +371), nothing is lost")
     func zeroCreditSubscriptionsAreBounded() async throws {
         try await withRelayd { relayd in
             let pid = try #require(relayd.process?.pid)
@@ -36,9 +36,13 @@ struct SubscriptionBufferBudgetTests {
             let received = try await hoarder.messages(total, timeout: .seconds(60))
             let readers = Set(received.map(\.subscriptionID))
             #expect(readers == [1000])
-            let grown = (ProcessMemory.residentBytes(pid: pid) ?? baseline) - baseline
+            let grown = try #require(ProcessMemory.residentBytes(pid: pid)) - baseline
             print("zero-credit hoarder: RSS baseline \(baseline >> 20) MiB, +\(grown >> 20) MiB after \(total) publishes")
-            #expect(grown < 640 << 20, "relayd's RSS grew by \(grown >> 20) MiB")
+            // The buffers' 64 MiB budget plus the router's queue to this
+            // connection (at most 262,144 deliveries). With the budget alone
+            // the router's per-subscription deliveries queued for the loop
+            // still grew it by 354-371 MiB.
+            #expect(grown < 200 << 20, "relayd's RSS grew by \(grown >> 20) MiB")
 
             // Credit later: a starved subscription still gets every message, in order (from the store).
             try await hoarder.send(.credit(Credit(subscriptionID: 7, credit: UInt32(total))))

@@ -17,7 +17,13 @@ extension SessionStateMachine {
     /// sends a message this way refused (too large for the peer) and moves
     /// the durable cursors. Skipping the buffer saved a deque append and
     /// removal and an array per subscription and batch (fan-out profile).
-    mutating func deliverLive<Env: SessionEnvironment>(_ batch: [RoutedDelivery], _ env: Env) {
+    /// `overflowThrough`: the router left out live messages for this
+    /// session up to that sequence (its queue to this loop was full). After
+    /// the batch that came with the notice, and before the pump, every
+    /// subscription that had not got that far reads them from the store, as
+    /// after a buffer overflow.
+    mutating func deliverLive<Env: SessionEnvironment>(_ batch: [RoutedDelivery], overflowThrough: UInt64? = nil,
+                                                       _ env: Env) {
         guard let session = delivering else { return }
         var direct = env.canDeliver
         var written = 0
@@ -43,6 +49,9 @@ extension SessionStateMachine {
             }
             sub.offerLive(message)
         }
+        if let overflowThrough {
+            for entry in session.subscriptions.entries.values { entry.delivery.overflow(through: overflowThrough) }
+        }
         pump(env, alreadyWritten: written)
     }
 
@@ -55,7 +64,7 @@ extension SessionStateMachine {
     @discardableResult
     mutating func pump<Env: SessionEnvironment>(_ env: Env, alreadyWritten: Int = 0) -> Int {
         guard let session = delivering else { return 0 }
-        // Messages this turn already wrote (``deliverLive(_:_:)``) count against its budget.
+        // Messages this turn already wrote (``deliverLive(_:overflowThrough:_:)``) count against its budget.
         var written = alreadyWritten
         let budget = limits.deliveryBudget
         for id in Array(session.subscriptions.ids) {
