@@ -34,6 +34,8 @@ enum HandshakeFailureReason {
         case 7, 8: return "bad_signature"                  // CERT/CRL_SIGNATURE_FAILURE
         case 22, 25: return "chain_too_long"               // CERT_CHAIN_TOO_LONG / PATH_LENGTH_EXCEEDED
         case 24, 32, 79: return "invalid_ca"               // issuer cannot sign certificates
+        case 34, 36: return "unhandled_critical_extension" // a critical extension OpenSSL does not know (cert / CRL)
+        case 47, 48, 49, 51, 52, 53: return "name_constraint_violation" // a CA's nameConstraints (RFC 5280 §4.2.1.10)
         case 62, 64: return "hostname_mismatch"
         case -1: return "chain_unreadable"
         default: return "certificate_rejected_\(code)"
