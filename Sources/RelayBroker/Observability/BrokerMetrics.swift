@@ -1,5 +1,6 @@
 import CoreMetrics
 import Metrics
+import RelayCore
 import struct Prometheus.PrometheusMetricsFactory
 import class Prometheus.PrometheusCollectorRegistry
 
@@ -68,6 +69,11 @@ public final class BrokerMetrics: Sendable {
         storageMaxBytes = Gauge(label: "relay_storage_max_bytes", factory: factory)
         storageFilesystemFreeBytes = Gauge(label: "relay_storage_filesystem_free_bytes", factory: factory)
         storageForeignRecords = Counter(label: "relay_storage_foreign_records_total", factory: factory)
+        // The labelled counters an operator alerts on exist at 0 from the
+        // start: a series that first appears with its first failure is one
+        // `increase(...)` and `rate(...)` alerts miss (wave-14 operator review).
+        for code in [RelayErrorCode.storageFull, .storageFailure] { storageFailures(code: code.name).increment(by: 0) }
+        for limit in [BrokerContext.PreAuthRefusal.total, .perAddress] { preAuthRefused(limit: limit.rawValue).increment(by: 0) }
     }
 
     /// A counter with a `reason` label, e.g. handshake failures by reason.

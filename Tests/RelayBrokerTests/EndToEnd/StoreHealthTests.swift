@@ -30,6 +30,16 @@ struct StoreHealthTests {
             try await relayd.start()
             let ready = try await relayd.readyz()
             #expect(ready.status == 200, "not ready at start: \(ready)")
+            // An alert on these needs the series before the first failure:
+            // both codes are exported at 0 from the start (they were missing).
+            for code in ["storage_full", "storage_failure"] {
+                let atStart = try await relayd.metric("relay_storage_failures_total{code=\"\(code)\"}")
+                #expect(atStart == 0, "relay_storage_failures_total{code=\"\(code)\"} at start: \(String(describing: atStart))")
+            }
+            for limit in ["max_preauth_connections", "max_preauth_per_address"] {
+                let atStart = try await relayd.metric("relay_preauth_refused_total{limit=\"\(limit)\"}")
+                #expect(atStart == 0, "relay_preauth_refused_total{limit=\"\(limit)\"} at start: \(String(describing: atStart))")
+            }
 
             // The limit and free-space gauges (sampled every 5 s: polled with a deadline).
             let limit = await eventuallyValue(timeout: 15, every: 0.2) { try? await relayd.metric("relay_storage_max_bytes") }
