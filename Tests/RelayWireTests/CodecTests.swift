@@ -162,12 +162,18 @@ struct CodecTests {
         #expect(try OperationValidation.validate(sub) == (try TopicFilter("orders.*.created")))
     }
 
-    @Test("ERR closes the connection for codes below 0x0100, known or not")
+    @Test("ERR closes the connection for codes below 0x0100 and refuses one operation from 0x0100, known or not")
     func errLevels() {
         #expect(ErrorFrame(rawCode: 0x00FE, message: "").closesConnection)
         #expect(ErrorFrame(code: .protocolViolation, message: "").closesConnection)
         #expect(!ErrorFrame(code: .subscriptionRevoked, subscriptionID: 3, message: "").closesConnection)
         #expect(ErrorFrame(rawCode: 0x0777, message: "").errorCode == nil)
+        // Unknown codes are classified by range alone (§6 MUST): from 0x0100 an
+        // unknown code refuses one operation; below it, it ends the connection.
+        #expect(!ErrorFrame(rawCode: 0x0777, message: "").closesConnection)
+        #expect(!ErrorFrame(rawCode: 0x0100, message: "").closesConnection)
+        #expect(ErrorFrame(rawCode: 0x00FF, message: "").closesConnection)
+        #expect(ErrorFrame(rawCode: 0x0042, message: "").errorCode == nil && ErrorFrame(rawCode: 0x0042, message: "").closesConnection)
     }
 
     @Test("end of input between frames is clean; inside a frame it is a protocol violation")
