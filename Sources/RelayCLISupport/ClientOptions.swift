@@ -37,10 +37,20 @@ public struct ClientOptions: ParsableArguments {
         } catch {
             throw RelayClientError(category: .usage, message: error.description)
         }
-        for (path, flag) in [(settings.certificate, "--cert"), (settings.privateKey, "--key"), (settings.ca, "--ca")]
-        where !FileManager.default.isReadableFile(atPath: path) {
+        let files = [(settings.certificate, certificate, "--cert", "RELAY_CERT", "cert"), (settings.privateKey, key, "--key", "RELAY_KEY", "key"),
+                     (settings.ca, ca, "--ca", "RELAY_CA", "ca")]
+        for (path, flagValue, flag, variable, profileKey) in files where !FileManager.default.isReadableFile(atPath: path) {
             let exists = FileManager.default.fileExists(atPath: path)
-            throw RelayClientError(category: .usage, message: "\(flag) \(path) \(exists ? "cannot be read; check its permissions" : "does not exist; check the path")",
+            // Name where the path came from, as `resolve` picked it: flag, environment, then profile.
+            let named: String
+            if let flagValue, !flagValue.isEmpty {
+                named = "\(flag) \(path)"
+            } else if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty {
+                named = "\(variable) \(path)"
+            } else {
+                named = "\(profileKey) in profile \"\(profile ?? "default")\" of \(ClientSettings.defaultProfilePath) (\(path))"
+            }
+            throw RelayClientError(category: .usage, message: "\(named) \(exists ? "cannot be read; check its permissions" : "does not exist; check the path")",
                                    exitCode: RelayExit.noInput.rawValue)
         }
         var configuration = try RelayClientConfiguration(settings: settings)

@@ -38,6 +38,21 @@ struct ExitCodeTableTests {
             let noInput = try await runCLI("relay-pub", missingCert + ["--topic", "ok.a", "--message", "x"])
             #expect(noInput.status == 66, "\(noInput.stderr)")
             #expect(noInput.stderr.joined().contains("--cert \(missingCert[3]) does not exist"), "\(noInput.stderr)")
+            // The same file named by RELAY_CERT or by a profile: the message names where it came from.
+            let withoutCert = Array(args[0..<2]) + Array(args[4...])
+            let fromEnvironment = try await runCLI("relay-pub", withoutCert + ["--topic", "ok.a", "--message", "x"],
+                                                   environment: ["HOME": broker.directory.path, "RELAY_CERT": missingCert[3]])
+            #expect(fromEnvironment.status == 66, "\(fromEnvironment.stderr)")
+            #expect(fromEnvironment.stderr.joined().contains("RELAY_CERT \(missingCert[3]) does not exist"), "\(fromEnvironment.stderr)")
+            let profileFolder = broker.directory.file(".config/relay")
+            try FileManager.default.createDirectory(atPath: profileFolder, withIntermediateDirectories: true)
+            try "[profile.default]\ncert = \"\(missingCert[3])\"\n".write(toFile: profileFolder + "/client.toml", atomically: true, encoding: .utf8)
+            let fromProfile = try await runCLI("relay-pub", withoutCert + ["--topic", "ok.a", "--message", "x"],
+                                               environment: ["HOME": broker.directory.path])
+            #expect(fromProfile.status == 66, "\(fromProfile.stderr)")
+            #expect(fromProfile.stderr.joined().contains("cert in profile \"default\" of \(profileFolder)/client.toml (\(missingCert[3])) does not exist"),
+                    "\(fromProfile.stderr)")
+            try FileManager.default.removeItem(atPath: profileFolder + "/client.toml")
             let denied = try await runCLI("relay-pub", args + ["--topic", "secret.a", "--message", "x"])
             #expect(denied.status == 77, "\(denied.stderr)")
             #expect(denied.stderr.joined().contains("not_authorized"), "\(denied.stderr)")
