@@ -39,6 +39,18 @@ struct ConfigOperatorMistakeTests {
         #expect(error.message.contains("empty"), "\(error)")
     }
 
+    @Test("a duration's refusal says what is wrong with it: a quoted number without a unit, a negative number, one too long")
+    func durationReasons() throws {
+        let dir = try folder(); defer { dir.remove() }
+        let quoted = try #require(refusal("[server]\nhello_timeout = \"5\"\n\(minimalTLS)", in: dir))
+        #expect(quoted.key == "server.hello_timeout" && quoted.message.contains("unit") && quoted.message.contains("\"5s\""),
+                "\(quoted)")
+        let negative = try #require(refusal("[server]\nhello_timeout = -5\n\(minimalTLS)", in: dir))
+        #expect(negative.message.contains("negative"), "\(negative)")
+        let huge = try #require(refusal("[server]\nhello_timeout = \"9999999999d\"\n\(minimalTLS)", in: dir))
+        #expect(huge.message.contains("too long"), "\(huge)")
+    }
+
     @Test("a zero hello or handshake timeout is refused (every client would be closed at once)")
     func zeroTimeouts() throws {
         let dir = try folder(); defer { dir.remove() }

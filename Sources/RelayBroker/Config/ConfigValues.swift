@@ -15,6 +15,25 @@ enum ConfigValues {
         return nil
     }
 
+    /// Why `text` is not a duration, when the reason is more than "not one":
+    /// a number without a unit, a negative one, one too long for 64-bit
+    /// nanoseconds; nil otherwise.
+    static func durationProblem(_ text: String) -> String? {
+        let trimmed = text.trimmingSpaces
+        let digits = trimmed.drop { $0 == "-" }
+        if !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) {
+            return trimmed.hasPrefix("-") ? "\"\(text)\" is negative and has no unit"
+                : "\"\(text)\" has no unit: write \"\(trimmed)s\" (or an unquoted \(trimmed) for seconds)"
+        }
+        if trimmed.hasPrefix("-") { return "\"\(text)\" is negative" }
+        let number = trimmed.prefix { $0.isASCII && $0.isNumber }
+        let unit = trimmed.dropFirst(number.count).trimmingSpaces
+        if !number.isEmpty, ["ms", "us", "ns", "s", "m", "h", "d"].contains(String(unit)) {
+            return "\"\(text)\" is too long (at most \(Int64.max / 86_400_000_000_000)d)"
+        }
+        return nil
+    }
+
     /// A size in bytes, or nil if `text` is not one.
     static func size(_ text: String) -> Int64? {
         let units: [(String, Int64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),

@@ -70,8 +70,13 @@ struct TOMLReader {
             guard !overflow else { throw error(name, "\(i) seconds is too long; use at most \(Int64.max / 1_000_000_000)") }
             return ns
         }
-        guard let s = v.string, let ns = ConfigValues.duration(s) else {
-            throw error(name, "expected a duration such as \"250ms\", \"5s\", \"10m\", \"2h\" or \"7d\"")
+        let expected = "expected a duration such as \"250ms\", \"5s\", \"10m\", \"2h\" or \"7d\""
+        guard let s = v.string else {
+            if let i = v.int, i < 0 { throw error(name, "\(i) is negative; a duration is 0 or more (\(expected))") }
+            throw error(name, expected)
+        }
+        guard let ns = ConfigValues.duration(s) else {
+            throw error(name, ConfigValues.durationProblem(s).map { "\($0); \(expected)" } ?? expected)
         }
         return ns
     }
