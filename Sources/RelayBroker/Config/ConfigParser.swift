@@ -6,7 +6,12 @@ import TOMLKit
 extension BrokerConfiguration {
     /// Reads and validates a config file. Relative paths inside it are
     /// resolved against the file's folder; referenced files must exist.
-    public static func load(path: String) throws(ConfigError) -> BrokerConfiguration {
+    public static func load(path given: String) throws(ConfigError) -> BrokerConfiguration {
+        // Absolute from here on: the start line, `relayctl status` and the
+        // reload audit name the file so a remote operator can find it, and a
+        // reload reads the same file whatever the working directory is then.
+        // Only the working directory is prefixed; symlinks stay as given.
+        let path = given.hasPrefix("/") || given.isEmpty ? given : FileManager.default.currentDirectoryPath + "/" + given
         let text: String
         if ConfigParser.isDirectory(path) {
             throw ConfigError(file: path, key: "", message: "is a directory, not a config file; pass the TOML file with --config")

@@ -109,6 +109,20 @@ struct SingleInstanceTests {
         }
     }
 
+    @Test("a relative --config is reported as its absolute path in the start line (relayctl status and the reload audit read the same field)")
+    func relativeConfigIsReportedAbsolute() async throws {
+        try await withRelayd(start: false) { relayd in
+            let folder = URL(fileURLWithPath: relayd.configPath).deletingLastPathComponent().path
+            let name = URL(fileURLWithPath: relayd.configPath).lastPathComponent
+            let child = try await ChildProcess(try ProductLocator.executable("relayd"),
+                                               ["--config", name, "--listen", "127.0.0.1:0", "--init"], currentDirectory: folder)
+            defer { child.signal(SIGKILL) }
+            let started = await child.waitForLine(timeout: 60) { $0.contains("relayd started") }
+            let line = try #require(started, "relayd did not start:\n\(child.transcript)")
+            #expect(line.contains("config=\(relayd.configPath)"), "the start line names the config as given: \(line)")
+        }
+    }
+
     @Test("an invalid configuration exits 78, at start and with --check-config")
     func invalidConfigurationExits78() async throws {
         try await withRelayd(extra: "[storage_typo]\npath = \"x\"", start: false) { relayd in
