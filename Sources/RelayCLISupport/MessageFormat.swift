@@ -26,10 +26,16 @@ public enum MessageFormat: String, ExpressibleByArgument, CaseIterable, Sendable
     /// For a terminal: the publisher's principal, the headers and a text
     /// payload pass through ``DisplayText/escaped(_:)``, so a bidi override
     /// or a C1/ESC control sequence in them is shown as `\u{202E}` instead of
-    /// acting on the terminal.
+    /// acting on the terminal. A principal with non-ASCII characters is
+    /// followed by the start of its certificate's fingerprint.
     public static func pretty(_ m: ReceivedMessage) -> String {
         var line = "\(RFC3339.format(nanoseconds: m.timestamp))  \(DisplayText.escaped(m.topic))  #\(m.sequence)"
             + "  from \(DisplayText.escaped(m.publisherPrincipal))"
+        // A name with non-ASCII letters may be a look-alike of another
+        // (Cyrillic "а" for Latin "a"): the certificate tells them apart.
+        if !m.publisherPrincipal.unicodeScalars.allSatisfy(\.isASCII) {
+            line += " (non-ASCII name; certificate sha256:\(m.publisherFingerprint.prefix(16))…)"
+        }
         if m.replayed { line += " (replayed)" }
         if !m.headers.isEmpty {
             line += "  [" + m.headers.map { DisplayText.escaped("\($0.key)=\($0.value)") }.joined(separator: " ") + "]"

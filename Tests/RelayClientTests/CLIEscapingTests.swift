@@ -25,6 +25,17 @@ struct CLIEscapingTests {
         #expect(!DisplayText.containsUnsafe(line))
     }
 
+    /// Wave-14 attack run: a certificate with `CN=аlice` (Cyrillic а) was
+    /// shown as `from аlice`, identical to `alice` on a terminal.
+    @Test("pretty: a publisher name with non-ASCII letters is followed by its certificate's fingerprint; an ASCII one is not")
+    func lookAlikeNames() throws {
+        let lookAlike = MessageFormat.pretty(try Self.message(principal: "\u{430}lice", payload: "p"))
+        #expect(lookAlike.contains("from \u{430}lice (non-ASCII name; certificate sha256:\(String(repeating: "0", count: 16))…)"),
+                "\(lookAlike)")
+        let plain = MessageFormat.pretty(try Self.message(principal: "alice", payload: "p"))
+        #expect(plain.contains("from alice  ") && !plain.contains("sha256"), "\(plain)")
+    }
+
     @Test("json: unsafe scalars become JSON \\u escapes (exact on decoding)")
     func json() throws {
         let line = MessageFormat.json(try Self.message(principal: "eve\u{202E}", payload: "p"))
