@@ -128,11 +128,16 @@ struct AuditCheckpoint: Equatable {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AuditError.cannotOpen(path: temporary, reason: String(cString: strerror(errno))) }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        // Whatever fails (ENOSPC in the write, EIO in the sync, the rename),
+        // the temporary file goes: the old checkpoint stays in force.
+        var renamed = false
+        defer { if !renamed { unlink(temporary) } }
         try handle.write(contentsOf: Data(text(key: key).utf8))
         try handle.synchronize()
         guard rename(temporary, target) == 0 else {
             throw AuditError.cannotOpen(path: target, reason: "rename failed: \(String(cString: strerror(errno)))")
         }
+        renamed = true
     }
 }
 
