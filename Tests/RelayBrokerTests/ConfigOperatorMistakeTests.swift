@@ -39,6 +39,15 @@ struct ConfigOperatorMistakeTests {
         #expect(error.message.contains("empty"), "\(error)")
     }
 
+    @Test("a [tls] file that does not exist is called missing, not 'missing or unreadable'")
+    func missingFileSaysMissing() throws {
+        let dir = try folder(); defer { dir.remove() }
+        let text = minimalTLS.replacingOccurrences(of: "\"ca.crt\"", with: "\"no-such-ca.crt\"")
+        let error = try #require(refusal(text, in: dir))
+        #expect(error.key == "tls.client_ca" && error.message.contains("does not exist"), "\(error)")
+        #expect(!error.message.contains("not readable"), "\(error)")
+    }
+
     @Test("a duration's refusal says what is wrong with it: a quoted number without a unit, a negative number, one too long")
     func durationReasons() throws {
         let dir = try folder(); defer { dir.remove() }

@@ -299,7 +299,10 @@ struct ConfigParser {
             throw reader.error(key, "\(resolved) is a directory; name a PEM file in it")
         }
         if checkFiles && !FileManager.default.isReadableFile(atPath: resolved) {
-            throw reader.error(key, "file \(resolved) does not exist or is not readable (relative paths are resolved against the config file's folder; for a development PKI run `relayctl pki init --dir DIR`)")
+            guard FileManager.default.fileExists(atPath: resolved) else {
+                throw reader.error(key, "file \(resolved) does not exist (relative paths are resolved against the config file's folder; for a development PKI run `relayctl pki init --dir DIR`)")
+            }
+            throw reader.error(key, "file \(resolved) exists but relayd's user (uid \(getuid())) cannot read it; check its owner and mode (ls -l), or run relayd as the user that owns it")
         }
         return resolved
     }
