@@ -1,3 +1,4 @@
+import Foundation
 import RelayCore
 
 /// Everything that can go wrong in the store. Each case says what happened
@@ -52,7 +53,18 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidRecord(let seq, let reason):
             return "message \(seq) cannot be decoded: \(reason); the store may be damaged"
         case .lmdb(let op, let code, let message):
-            return "\(op) failed: \(message) (LMDB/errno \(code))"
+            let text = "\(op) failed: \(message) (LMDB/errno \(code))"
+            switch code {
+            case ENOSPC:
+                return text + "; the file system holding the store is full: nothing from this commit was stored; "
+                    + "free space on it (df shows it) or move the data directory, and publishes succeed again"
+            case EIO:
+                // LMDB turns a write the kernel cut short into EIO: on a full file system that is the usual cause.
+                return text + "; either the file system holding the store filled up during the write (check df) "
+                    + "or the disk failed (check dmesg); nothing from this commit was stored"
+            default:
+                return text
+            }
         case .invalidArgument(let why):
             return "invalid argument: \(why)"
         case .closed:
