@@ -6,7 +6,7 @@ internal import COpenSSL
 /// its certificates. A CA may expire before the leaf it issued (nothing
 /// stops a CA from signing past its own end), and from that moment OpenSSL
 /// refuses the chain at every handshake; a live session must end then too.
-public struct ChainExpiry: Sendable, Equatable {
+public struct ChainExpiry: Sendable, Hashable {
     public var notAfter: Date
     /// Position in the chain: 0 is the client's own certificate.
     public var depth: Int
@@ -23,8 +23,12 @@ public struct ChainExpiry: Sendable, Equatable {
 extension PeerCertificateChain {
     /// The certificate of the chain that expires first (the leaf when
     /// several expire at the same second); nil when a certificate cannot be
-    /// decoded, which a chain that passed verification never has.
+    /// decoded, which a chain that passed verification never has. Read at
+    /// the handshake from OpenSSL's verified chain; a chain built from DER
+    /// alone decodes its certificates again (`d2i_X509` costs about as much
+    /// as an ECDSA verify on OpenSSL 3.0: not per handshake).
     public var earliestExpiry: ChainExpiry? {
+        if let verifiedExpiry { return verifiedExpiry }
         var earliest: ChainExpiry?
         for (depth, der) in derCertificates.enumerated() {
             // The getters borrow from `certificate`, which lives to the end of the iteration.
@@ -40,5 +44,24 @@ extension PeerCertificateChain {
             }
         }
         return earliest
+    }
+}
+
+extension ChainExpiry {
+    /// The earliest notAfter of `chain` (X509 pointers borrowed from the
+    /// caller's verified chain, alive for this call); nil when a date or
+    /// name cannot be read.
+    static func earliest(of chain: [OpaquePointer]) -> ChainExpiry? {
+        var best: (notAfter: Date, depth: Int, x509: OpaquePointer)?
+        for (depth, x509) in chain.enumerated() {
+            guard let notAfter = IdentityExtractor.date(X509_get0_notAfter(x509)) else { return nil }
+            if best.map({ notAfter < $0.notAfter }) ?? true { best = (notAfter, depth, x509) }
+        }
+        guard let best, let name = X509_get_subject_name(best.x509),
+              let subject = try? IdentityExtractor.distinguishedName(name) else {
+            OpenSSLErrorQueue.clear()
+            return nil
+        }
+        return ChainExpiry(notAfter: best.notAfter, depth: best.depth, subject: subject.rfc4514)
     }
 }

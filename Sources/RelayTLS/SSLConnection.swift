@@ -204,14 +204,18 @@ final class SSLConnection {
         // SSL_get0_verified_chain is borrowed from `ssl`; we copy each DER.
         guard let chain = SSL_get0_verified_chain(ssl), relay_sk_X509_num(chain) > 0 else { return nil }
         var ders: [[UInt8]] = []
+        var certificates: [OpaquePointer] = []
         for index in 0..<relay_sk_X509_num(chain) {
             guard let x509 = relay_sk_X509_value(chain, index) else { continue }
+            certificates.append(x509)
             X509_up_ref(x509)
             ders.append(OwnedCertificate(takingOwnership: x509).der)
         }
+        // While the chain is borrowed: its expiry, read from the decoded certificates.
+        let expiry = ChainExpiry.earliest(of: certificates)
         let version = SSL_get_version(ssl).map { String(cString: $0) } ?? "unknown"
         let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? "unknown"
-        return (PeerCertificateChain(derCertificates: ders), version, cipher)
+        return (PeerCertificateChain(derCertificates: ders, verifiedExpiry: expiry), version, cipher)
     }
 
     /// The verified leaf, as a new reference the caller owns.
@@ -225,5 +229,10 @@ final class SSLConnection {
 /// broker so it can be re-verified against a reloaded context's CRLs.
 public struct PeerCertificateChain: Sendable, Hashable {
     public var derCertificates: [[UInt8]]
-    public init(derCertificates: [[UInt8]]) { self.derCertificates = derCertificates }
+    /// The chain's earliest expiry, read at the handshake (see ``earliestExpiry``).
+    public var verifiedExpiry: ChainExpiry?
+    public init(derCertificates: [[UInt8]], verifiedExpiry: ChainExpiry? = nil) {
+        self.derCertificates = derCertificates
+        self.verifiedExpiry = verifiedExpiry
+    }
 }
