@@ -16,7 +16,8 @@ import RelayTLS
 ///   (`Identity(pem:)`, what `relayctl acl explain --cert` reads);
 /// - the fingerprint is 64 lower-case hex digits, the serial is normalised
 ///   upper-case hex;
-/// - a SPIFFE ID is present only when exactly one `spiffe://` URI SAN is,
+/// - a SPIFFE ID is present only when exactly one URI SAN has the scheme
+///   `spiffe` (in any letter case: RFC 3986 schemes are case-insensitive),
 ///   and it is that URI.
 enum CertificateIdentityInvariants {
     static func violations(_ input: UnsafeRawBufferPointer) -> [String] {
@@ -40,7 +41,14 @@ enum CertificateIdentityInvariants {
             || (serial.count > 1 && serial.hasPrefix("0")) {
             out.append("serial '\(identity.serialNumber)' is not normalised upper-case hex")
         }
-        let spiffeURIs = identity.sans.uri.filter { $0.hasPrefix("spiffe://") }
+        // Written apart from the extractor's own check: a byte-wise
+        // comparison, letters of the scheme in either case, `://` exact.
+        let spiffeURIs = identity.sans.uri.filter { uri in
+            let head = Array(uri.utf8.prefix(9)), scheme = Array("spiffe://".utf8)
+            return head.count == 9 && head.indices.allSatisfy { index in
+                head[index] == scheme[index] || (scheme[index] >= 0x61 && scheme[index] <= 0x7A && head[index] == scheme[index] - 0x20)
+            }
+        }
         if let spiffe = identity.spiffe {
             if spiffeURIs != [spiffe.uri] {
                 out.append("SPIFFE ID \(spiffe.uri) with URI SANs \(identity.sans.uri)")
