@@ -29,21 +29,13 @@ extension PeerCertificateChain {
     /// as an ECDSA verify on OpenSSL 3.0: not per handshake).
     public var earliestExpiry: ChainExpiry? {
         if let verifiedExpiry { return verifiedExpiry }
-        var earliest: ChainExpiry?
-        for (depth, der) in derCertificates.enumerated() {
-            // The getters borrow from `certificate`, which lives to the end of the iteration.
-            guard let certificate = OwnedCertificate.fromDER(der),
-                  let notAfter = IdentityExtractor.date(X509_get0_notAfter(certificate.ref)),
-                  let name = X509_get_subject_name(certificate.ref),
-                  let subject = try? IdentityExtractor.distinguishedName(name) else {
-                OpenSSLErrorQueue.clear()
-                return nil
-            }
-            if earliest.map({ notAfter < $0.notAfter }) ?? true {
-                earliest = ChainExpiry(notAfter: notAfter, depth: depth, subject: subject.rfc4514)
-            }
+        let certificates = derCertificates.compactMap(OwnedCertificate.fromDER)
+        guard certificates.count == derCertificates.count else {
+            OpenSSLErrorQueue.clear()
+            return nil
         }
-        return earliest
+        // `certificates` owns every X509 that `earliest(of:)` borrows, to the end of the call.
+        return withExtendedLifetime(certificates) { ChainExpiry.earliest(of: certificates.map(\.ref)) }
     }
 }
 
