@@ -73,18 +73,21 @@ final class SubscriptionDelivery {
     var bufferedCount: Int { buffer.count }
 
     /// A live message from the router, in commit order.
+    ///
+    /// Kept small so that it is inlined into the session's delivery loop:
+    /// out of line (as it was once the connection budget was added to it,
+    /// wave 14), every routed delivery was copied out of its batch for the
+    /// call, five references retained and released: +370 instructions per
+    /// message in `scripts/icount.sh` (docs/performance.md, "Wave 15").
+    /// The rare overflow is the out-of-line ``dropBuffer(readingFromStoreThrough:)``.
+    @inline(__always)
     func offerLive(_ message: RoutedMessage) {
         guard message.sequence > bufferValidFrom, message.sequence >= nextSequence else { return }
         let size = message.approximateSize
-        if buffer.count >= bufferLimit || bufferedBytes + size > bufferByteLimit || budget?.take(size) == false {
+        guard buffer.count < bufferLimit, bufferedBytes + size <= bufferByteLimit, budget?.take(size) != false else {
             // Too far behind (or the connection's buffers are full): forget
             // the buffer; the store has all of it.
-            buffer.removeAll(keepingCapacity: false)
-            budget?.release(bufferedBytes)
-            bufferedBytes = 0
-            bufferValidFrom = message.sequence
-            overflows += 1
-            return
+            return dropBuffer(readingFromStoreThrough: message.sequence)
         }
         buffer.append(message)
         bufferedBytes += size
@@ -95,6 +98,13 @@ final class SubscriptionDelivery {
     /// `sequence` from the store.
     func overflow(through sequence: UInt64) {
         guard sequence > bufferValidFrom, sequence >= nextSequence else { return }
+        dropBuffer(readingFromStoreThrough: sequence)
+    }
+
+    /// Forgets the live buffer (giving its bytes back to the connection's
+    /// budget): messages through `sequence` are read from the store instead.
+    @inline(never)
+    private func dropBuffer(readingFromStoreThrough sequence: UInt64) {
         buffer.removeAll(keepingCapacity: false)
         budget?.release(bufferedBytes)
         bufferedBytes = 0

@@ -74,6 +74,8 @@ public final class BrokerMetrics: Sendable {
         // `increase(...)` and `rate(...)` alerts miss (wave-14 operator review).
         for code in [RelayErrorCode.storageFull, .storageFailure] { storageFailures(code: code.name).increment(by: 0) }
         for limit in [BrokerContext.PreAuthRefusal.total, .perAddress] { preAuthRefused(limit: limit.rawValue).increment(by: 0) }
+        // Every code that ends a session (revocation, expiry, write_stalled, ...).
+        for code in RelayErrorCode.allCases where code.closesConnection { refusal(code: code.name).increment(by: 0) }
     }
 
     /// A counter with a `reason` label, e.g. handshake failures by reason.

@@ -53,6 +53,24 @@ struct MetricsExpositionTests {
         }
     }
 
+    @Test("every connection-level code has its relay_refusals_total series at 0 from the start, before any session was refused")
+    func refusalsExistAtZero() async throws {
+        try await withRelayd(metrics: true) { relayd in
+            let codes = RelayErrorCode.allCases.filter(\.closesConnection)
+            #expect(codes.count >= 15, "only \(codes.count) connection-level codes")
+            for code in codes {
+                // An alert on `increase(relay_refusals_total{code="certificate_revoked"}[5m])`
+                // needs the series before the first revocation (it was missing until then).
+                let atStart = try await relayd.metric("relay_refusals_total{code=\"\(code.name)\"}")
+                #expect(atStart == 0, "relay_refusals_total{code=\"\(code.name)\"} at start: \(String(describing: atStart))")
+            }
+            let text = try await relayd.scrapeMetrics()
+            let operationCodes = RelayErrorCode.allCases.filter { !$0.closesConnection }.map(\.name)
+            let misfiled = operationCodes.filter { text.contains("relay_refusals_total{code=\"\($0)\"}") }
+            #expect(misfiled.isEmpty, "per-operation codes exported as connection refusals: \(misfiled)")
+        }
+    }
+
     @Test("relay_build_info names the version; process metrics (CPU seconds, RSS, open fds, start time) are there and plausible")
     func buildInfoAndProcessMetrics() async throws {
         try await withRelayd(metrics: true) { relayd in
