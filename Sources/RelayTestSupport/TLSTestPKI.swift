@@ -70,10 +70,11 @@ public final class TLSTestPKI: Sendable {
         return files
     }
 
-    /// Writes a CRL from the test CA revoking `serials`; returns its path.
-    public func writeCRL(revoking serials: [String], name: String = "crl") throws -> String {
+    /// Writes a CRL from the test CA revoking `serials`, its nextUpdate
+    /// `days` from now; returns its path.
+    public func writeCRL(revoking serials: [String], name: String = "crl", days: Int = 30) throws -> String {
         let path = directory.file("\(name).pem")
-        try DevelopmentPKI.writeFile(try DevelopmentPKI.crl(revoking: serials, signedBy: ca.issued), to: path, mode: 0o644)
+        try DevelopmentPKI.writeFile(try DevelopmentPKI.crl(revoking: serials, signedBy: ca.issued, days: days), to: path, mode: 0o644)
         return path
     }
 

@@ -35,6 +35,7 @@ public final class Broker: Sendable {
         let tls = try TLSServerContextHolder(configuration: configuration.tlsServerConfiguration)
         let metrics = BrokerMetrics()
         for warning in SecurityWarnings.check(configuration) { logger.warning("\(warning)") }
+        metrics.tlsValidity.update(tls.current.validity, metrics: metrics, logger: logger)
         try DataDirectory.prepare(configuration.storage.path, create: createDataDirectory,
                                   configFile: configuration.sourceFile, logger: logger)
         // The data directory's lock, then the trail's, both before the store:
@@ -156,7 +157,8 @@ public final class Broker: Sendable {
             try BrokerConfigurationCheck.deepCheck(next)
             // Installed before the policy (next line), so a session that sees the
             // new generation also finds the new TLS context.
-            _ = try context.tls.reload(configuration: next.tlsServerConfiguration)
+            let installed = try context.tls.reload(configuration: next.tlsServerConfiguration)
+            context.metrics.tlsValidity.update(installed.validity, metrics: context.metrics, logger: context.logger)
             let sessions = context.install(configuration: next, policy: policy)
             let pending = current.settingsNeedingRestart(comparedWith: next)
             context.metrics.reloads.increment()

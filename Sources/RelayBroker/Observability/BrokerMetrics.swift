@@ -38,6 +38,8 @@ public final class BrokerMetrics: Sendable {
     public let storageFilesystemFreeBytes: Gauge
     /// Records in a shared log that are not Relay's, skipped by its tail (docs/cluster.md).
     public let storageForeignRecords: Counter
+    /// The server certificate's notAfter (Unix seconds; ``TLSValidityGauges``).
+    public let tlsCertificateNotAfter: Gauge
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -69,6 +71,7 @@ public final class BrokerMetrics: Sendable {
         storageMaxBytes = Gauge(label: "relay_storage_max_bytes", factory: factory)
         storageFilesystemFreeBytes = Gauge(label: "relay_storage_filesystem_free_bytes", factory: factory)
         storageForeignRecords = Counter(label: "relay_storage_foreign_records_total", factory: factory)
+        tlsCertificateNotAfter = Gauge(label: "relay_tls_certificate_not_after_seconds", factory: factory)
         // The labelled counters an operator alerts on exist at 0 from the
         // start: a series that first appears with its first failure is one
         // `increase(...)` and `rate(...)` alerts miss (wave-14 operator review).
@@ -112,6 +115,14 @@ public final class BrokerMetrics: Sendable {
     func lag(durable: String, owner: String) -> Gauge {
         Gauge(label: "relay_subscription_lag", dimensions: [("durable", durable), ("owner", owner)], factory: factory)
     }
+
+    /// The earliest nextUpdate of the loaded CRLs (Unix seconds), while there is one.
+    func crlNextUpdate() -> Gauge {
+        Gauge(label: "relay_tls_crl_next_update_seconds", factory: factory)
+    }
+
+    /// The TLS material's deadlines (set at start and reload).
+    let tlsValidity = TLSValidityGauges()
 
     /// The exported lag series (sampled every 5 s).
     let lagGauges = SubscriptionLagGauges()

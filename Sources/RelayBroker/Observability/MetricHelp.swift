@@ -30,6 +30,8 @@ enum MetricHelp {
         "relay_handshake_failures_total": "TLS handshakes refused or failed, by reason (e.g. certificate_expired, unknown_ca, certificate_revoked).",
         "relay_sessions_closed_total": "Sessions that ended after HELLO, by reason.",
         "relay_refusals_total": "Connection-level errors the broker sent before closing a session, by code.",
+        "relay_tls_certificate_not_after_seconds": "The server certificate's notAfter, Unix time (set at start and reload).",
+        "relay_tls_crl_next_update_seconds": "The earliest nextUpdate of the loaded CRLs, Unix time: past it every client chain that CRL covers is refused (absent without a CRL that has one).",
         "relay_metrics_connections_open": "Connections open on the metrics listener.",
         "relay_metrics_connections_refused_total": "Metrics listener connections closed at accept (metrics.max_connections reached).",
         "relay_metrics_connections_timed_out_total": "Metrics listener connections closed at metrics.request_timeout.",

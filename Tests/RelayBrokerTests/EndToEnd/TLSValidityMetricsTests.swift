@@ -1,0 +1,66 @@
+import Foundation
+import RelayTestSupport
+import Testing
+
+/// A stale CRL locks out every client it covers, and nothing warned before
+/// it lapsed (docs/security.md, "Keep CRLs fresh"). relayd now exports the
+/// earliest CRL nextUpdate and the server certificate's notAfter as gauges,
+/// set at start and at every applied reload, and logs a warning when either
+/// is within 7 days. The expected values are read from the PEM files by the
+/// openssl CLI, not by Relay's own code.
+@Suite("relayd end to end: TLS material deadlines in /metrics", .serialized)
+struct TLSValidityMetricsTests {
+    @Test("a CRL two days from its next update: the gauge is its nextUpdate, a warning names its issuer; a reload without a CRL removes the series")
+    func crlNextUpdateGauge() async throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        let crl = try pki.writeCRL(revoking: [], days: 2)
+        try await withRelayd(pki: pki, crl: crl, metrics: true) { relayd in
+            let expected = try await Self.opensslDate(["crl", "-noout", "-nextupdate", "-in", crl], field: "nextUpdate")
+            let gauge = try #require(try await relayd.metric("relay_tls_crl_next_update_seconds"),
+                                     "no relay_tls_crl_next_update_seconds with a CRL loaded")
+            #expect(gauge == expected.timeIntervalSince1970, "gauge \(gauge), the CRL's nextUpdate \(expected.timeIntervalSince1970)")
+            let warned = await eventually(timeout: 10, every: 0.05) {
+                relayd.log.contains("reaches its next update soon") && relayd.log.contains("CN=Relay Test CA")
+            }
+            #expect(warned, "no warning naming the CRL's issuer in the log:\n\(relayd.log)")
+
+            let notAfter = try await Self.opensslDate(["x509", "-noout", "-enddate", "-in", pki.server.certificate], field: "notAfter")
+            #expect(try await relayd.metric("relay_tls_certificate_not_after_seconds") == notAfter.timeIntervalSince1970)
+
+            try relayd.writeConfig()  // the same config without `crl`
+            relayd.reload()
+            let reloaded = await eventually(timeout: 15, every: 0.05) { (try? await relayd.metric("relay_reloads_total")) == 1 }
+            #expect(reloaded, "the reload was not applied:\n\(relayd.log)")
+            #expect(try await relayd.metric("relay_tls_crl_next_update_seconds") == nil,
+                    "the CRL series is still exported after a reload that loads no CRL")
+        }
+    }
+
+    @Test("without a CRL there is no CRL series (an alert on it must not fire), and a CRL a year out logs no warning")
+    func noCRLNoSeries() async throws {
+        try await withRelayd(metrics: true) { relayd in
+            let crlGauge = try await relayd.metric("relay_tls_crl_next_update_seconds")
+            #expect(crlGauge == nil, "a CRL series without a CRL: \(String(describing: crlGauge))")
+            let notAfter = try await relayd.metric("relay_tls_certificate_not_after_seconds")
+            #expect(notAfter != nil, "no relay_tls_certificate_not_after_seconds")
+        }
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        try await withRelayd(pki: pki, crl: try pki.writeCRL(revoking: [], days: 365), metrics: true) { relayd in
+            let gauge = try #require(try await relayd.metric("relay_tls_crl_next_update_seconds"))
+            #expect(gauge > Date().timeIntervalSince1970 + 300 * 86_400)
+            #expect(!relayd.log.contains("next update"), "a warning for a CRL a year out:\n\(relayd.log)")
+        }
+    }
+
+    /// `openssl <arguments> -dateopt iso_8601` prints `field=2027-12-05 00:41:00Z`.
+    static func opensslDate(_ arguments: [String], field: String) async throws -> Date {
+        let child = try await ChildProcess("/usr/bin/openssl", arguments + ["-dateopt", "iso_8601"])
+        let status = await child.waitForExit(timeout: 30)
+        let line = try #require(child.stdoutLines.first { $0.hasPrefix(field + "=") },
+                                "openssl \(arguments) (exit \(String(describing: status))): \(child.transcript)")
+        let text = line.dropFirst(field.count + 1).replacingOccurrences(of: " ", with: "T")
+        return try #require(ISO8601DateFormatter().date(from: text), "openssl printed \(line)")
+    }
+}
