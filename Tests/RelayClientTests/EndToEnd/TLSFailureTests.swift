@@ -35,6 +35,24 @@ struct TLSFailureTests {
         }
     }
 
+    @Test("a chain through a certificate that is not a CA: the words say a chain certificate may not act as a CA, not only 'unknown CA', and point at the broker's log")
+    func chainThroughNonCA() async throws {
+        try await withBroker { broker in
+            // OpenSSL answers an invalid CA, an exceeded path length and a too
+            // long chain with the same alert as an unknown CA (unknown_ca): the
+            // client cannot tell them apart, so its words must cover both and
+            // say where the broker names the cause.
+            let notACA = try broker.pki.add("not-a-ca", .client(commonName: "not-a-ca"))
+            let below = try broker.pki.addChainedClient("below-a-leaf", chain: [notACA, broker.pki.ca])
+            let error = try #require(await connectError(broker, below))
+            #expect(error.message.contains("TLS alert unknown_ca"), "\(error.message)")
+            #expect(error.message.contains("may not act as a CA"), "\(error.message)")
+            #expect(error.message.contains("the broker's log names which"), "\(error.message)")
+            let named = await eventually(timeout: 10, every: 0.05) { broker.log.contains("invalid_ca") }
+            #expect(named, "the broker's log does not name invalid_ca:\n\(broker.log.suffix(2000))")
+        }
+    }
+
     @Test("a revoked certificate (CRL): 'it was revoked', exit 77")
     func revoked() async throws {
         let pki = try TLSTestPKI()
