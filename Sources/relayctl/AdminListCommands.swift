@@ -25,6 +25,8 @@ struct Status: AsyncParsableCommand {
                 ("connections", "\(status.connections)"),
                 ("messages in", "\(status.messagesInTotal) (\(String(format: "%.1f", status.messagesInPerSecond))/s)"),
                 ("messages out", "\(status.messagesOutTotal) (\(String(format: "%.1f", status.messagesOutPerSecond))/s)"),
+                ("server cert until", status.tlsCertificateNotAfter ?? "-"),
+                ("CRL next update", status.crlNextUpdate.map { "\($0) (\(status.crlIssuer ?? "-"))" } ?? "no CRL with a next update"),
             ])
         }
     }

@@ -52,6 +52,13 @@ public struct AdminStatus: Codable, Sendable, Equatable {
     /// Messages per second since the previous status call (or since start).
     public var messagesInPerSecond: Double
     public var messagesOutPerSecond: Double
+    /// The server certificate's notAfter (ISO 8601, UTC).
+    public var tlsCertificateNotAfter: String? = nil
+    /// The earliest nextUpdate of the loaded CRLs and that CRL's issuer:
+    /// past it every client chain the CRL covers is refused. Nil without a
+    /// CRL that has one.
+    public var crlNextUpdate: String? = nil
+    public var crlIssuer: String? = nil
 }
 
 /// One subscription of a connection.

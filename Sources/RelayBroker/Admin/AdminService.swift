@@ -103,13 +103,16 @@ struct AdminService: Sendable {
         let usage = try? broker.store.usage()
         let configuration = broker.configuration
         let loaded = broker.admin.configuration
+        let validity = broker.tls.current.validity
         return AdminStatus(
             version: RelayVersion.current, startedAt: AdminJSON.timestamp(broker.admin.startedAt),
             uptimeSeconds: Date().timeIntervalSince(broker.admin.startedAt), configPath: configuration.sourceFile,
             configDigest: loaded.digest, configLoadedAt: AdminJSON.timestamp(loaded.loadedAt),
             dataDirectory: configuration.storage.path, storeUsedBytes: usage?.usedBytes, storeLimitBytes: usage?.maxBytes,
             storeMessages: usage?.messages, connections: sessions.count, messagesInTotal: rates.totalIn,
-            messagesOutTotal: rates.totalOut, messagesInPerSecond: rates.inPerSecond, messagesOutPerSecond: rates.outPerSecond)
+            messagesOutTotal: rates.totalOut, messagesInPerSecond: rates.inPerSecond, messagesOutPerSecond: rates.outPerSecond,
+            tlsCertificateNotAfter: validity.certificateNotAfter.map { AdminJSON.timestamp($0) },
+            crlNextUpdate: validity.earliestCRL.map { AdminJSON.timestamp($0.nextUpdate) }, crlIssuer: validity.earliestCRL?.issuer)
     }
 
     private func durables() async throws -> [AdminDurable] {

@@ -16,7 +16,7 @@ struct TLSValidityMetricsTests {
         defer { pki.remove() }
         let crl = try pki.writeCRL(revoking: [], days: 2)
         try await withRelayd(pki: pki, crl: crl, metrics: true) { relayd in
-            let expected = try await Self.opensslDate(["crl", "-noout", "-nextupdate", "-in", crl], field: "nextUpdate")
+            let expected = try await OpenSSLCLI.date(["crl", "-noout", "-nextupdate", "-in", crl], field: "nextUpdate")
             let gauge = try #require(try await relayd.metric("relay_tls_crl_next_update_seconds"),
                                      "no relay_tls_crl_next_update_seconds with a CRL loaded")
             #expect(gauge == expected.timeIntervalSince1970, "gauge \(gauge), the CRL's nextUpdate \(expected.timeIntervalSince1970)")
@@ -25,7 +25,7 @@ struct TLSValidityMetricsTests {
             }
             #expect(warned, "no warning naming the CRL's issuer in the log:\n\(relayd.log)")
 
-            let notAfter = try await Self.opensslDate(["x509", "-noout", "-enddate", "-in", pki.server.certificate], field: "notAfter")
+            let notAfter = try await OpenSSLCLI.date(["x509", "-noout", "-enddate", "-in", pki.server.certificate], field: "notAfter")
             #expect(try await relayd.metric("relay_tls_certificate_not_after_seconds") == notAfter.timeIntervalSince1970)
 
             try relayd.writeConfig()  // the same config without `crl`
@@ -52,15 +52,5 @@ struct TLSValidityMetricsTests {
             #expect(gauge > Date().timeIntervalSince1970 + 300 * 86_400)
             #expect(!relayd.log.contains("next update"), "a warning for a CRL a year out:\n\(relayd.log)")
         }
-    }
-
-    /// `openssl <arguments> -dateopt iso_8601` prints `field=2027-12-05 00:41:00Z`.
-    static func opensslDate(_ arguments: [String], field: String) async throws -> Date {
-        let child = try await ChildProcess("/usr/bin/openssl", arguments + ["-dateopt", "iso_8601"])
-        let status = await child.waitForExit(timeout: 30)
-        let line = try #require(child.stdoutLines.first { $0.hasPrefix(field + "=") },
-                                "openssl \(arguments) (exit \(String(describing: status))): \(child.transcript)")
-        let text = line.dropFirst(field.count + 1).replacingOccurrences(of: " ", with: "T")
-        return try #require(ISO8601DateFormatter().date(from: text), "openssl printed \(line)")
     }
 }
