@@ -205,7 +205,7 @@ extension RelayClientError {
                 // exceeded path length and a too long chain as well.
                 words = "the broker does not trust this certificate's CA (TLS alert unknown_ca): either its CA is not one the broker "
                     + "lists in [tls] client_ca, or a certificate of the chain may not act as a CA there (not a CA, a path length "
-                    + "or chain length limit passed); the broker's log names which. Use a certificate issued by a CA the broker lists"
+                    + "or chain length limit passed); the broker's log names which"
             case "certificate expired":
                 words = "the broker refused this client certificate: it has expired or is not yet valid (TLS alert certificate_expired); renew it"
             case "certificate required":
