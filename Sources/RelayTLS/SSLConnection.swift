@@ -207,11 +207,11 @@ final class SSLConnection {
         return duringHandshake ? .handshakeFailed(reason: detail) : .protocolError(reason: detail)
     }
 
-    /// The verified chain (leaf first) and the negotiated parameters.
-    /// The verified chain (DER), its earliest expiry, the protocol version
-    /// and cipher. `leaf` is the peer's certificate with its subject already
-    /// extracted: when it is the certificate that expires first, the expiry
-    /// names it by that subject instead of reading the name again.
+    /// The verified chain (leaf first, DER), its earliest expiry, and the
+    /// negotiated protocol version and cipher. `leaf` is the peer's
+    /// certificate with its subject already extracted: when it is the
+    /// certificate that expires first, the expiry names it by that subject
+    /// instead of reading the name again.
     func handshakeSummary(leaf: (certificate: OwnedCertificate, subject: DistinguishedName)? = nil)
         -> (chain: PeerCertificateChain, version: String, cipher: String)? {
         // SSL_get0_verified_chain is borrowed from `ssl`; we copy each DER.
