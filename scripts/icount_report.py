@@ -150,6 +150,12 @@ def main():
     ap.add_argument("--demangler", default=shutil.which("swift-demangle") or "")
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--json")
+    ap.add_argument("--unit", default="msg", help="what one step of N is called in the report (msg, handshake)")
+    ap.add_argument("--process", default="relayd", help="the profiled process's name in the report")
+    ap.add_argument("--match", help="also list the inclusive cost of every function whose name (mangled or "
+                                    "demangled) matches this regex (e.g. 'Relay'), wrappers included, no grouping")
+    ap.add_argument("--inside", help="a function (exact symbol, e.g. SSL_do_handshake): print its inclusive "
+                                     "Ir per unit and what is outside it")
     ap.add_argument("label")
     ap.add_argument("n", type=int)
     ap.add_argument("small")
@@ -237,19 +243,35 @@ def main():
              ("swift_retain calls", r"^swift_retain$"),
              ("swift_release calls", r"^swift_release$")]
 
-    print(f"{a.label}: relayd {per_msg:,.0f} Ir/msg, {sys_per_msg:.3f} syscalls/msg "
+    unit, proc = a.unit, a.process
+    print(f"{a.label}: {proc} {per_msg:,.0f} Ir/{unit}, {sys_per_msg:.3f} syscalls/{unit} "
           f"(N={n:,}: {tot1[ir]:,} Ir, 2N: {tot2[ir]:,} Ir, fixed part {fixed:,.0f} Ir)")
-    print(f"  calls per message: " + ", ".join(f"{label} {count_of(rx):.4g}" for label, rx in marks))
-    print(f"  by library (self Ir/msg, share of relayd's):")
+    if a.inside:
+        inside = sum(v for k, v in inc_diff.items() if k[1] == a.inside)
+        print(f"  inside {a.inside}: {inside:,.0f} Ir/{unit} ({100 * inside / per_msg:.1f} %), "
+              f"outside it: {per_msg - inside:,.0f} Ir/{unit}")
+    print(f"  calls per {unit}: " + ", ".join(f"{label} {count_of(rx):.4g}" for label, rx in marks))
+    print(f"  by library (self Ir/{unit}, share of {proc}'s):")
     for obj, v in by_object.most_common(8):
         print(f"    {v:>10,.0f}  {100 * v / per_msg:5.1f} %  {obj}")
-    print(f"  top functions, inclusive (Ir/msg, share):")
+    print(f"  top functions, inclusive (Ir/{unit}, share):")
     for k, v, size in top_inc:
         more = f" (+{size - 1} wrappers)" if size > 1 else ""
         print(f"    {v:>10,.0f}  {100 * v / per_msg:5.1f} %  {name(k)}{more}")
-    print(f"  top functions, self (Ir/msg, share):")
+    print(f"  top functions, self (Ir/{unit}, share):")
     for k, v in top_self:
         print(f"    {v:>10,.0f}  {100 * v / per_msg:5.1f} %  {name(k)}")
+    matched = []
+    if a.match:
+        rx = re.compile(a.match)
+        keys = sorted({k for k, v in inc_diff.items() if k[1] and v >= per_msg * 0.001
+                       and not RECURSION_SUFFIX.search(k[1])})
+        pretty.update(demangle(sorted({k[1] for k in keys if k[1] not in pretty}), a.demangler))
+        matched = sorted(((k, inc_diff[k]) for k in keys if rx.search(k[1]) or rx.search(pretty.get(k[1], k[1]))),
+                         key=lambda kv: -kv[1])[:a.top * 3]
+        print(f"  functions matching /{a.match}/, inclusive (Ir/{unit}, share, calls/{unit}):")
+        for k, v in matched:
+            print(f"    {v:>10,.0f}  {100 * v / per_msg:5.1f} %  {calls_diff.get(k, 0):6.2f}  {name(k, 160)}")
 
     if a.json:
         with open(a.json, "w") as out:
@@ -258,7 +280,8 @@ def main():
                        "calls_per_msg": {label: count_of(rx) for label, rx in marks},
                        "by_library": dict(by_object.most_common(12)),
                        "top_inclusive": [[name(k, 400), v] for k, v, _ in top_inc],
-                       "top_self": [[name(k, 400), v] for k, v in top_self]}, out, indent=1)
+                       "top_self": [[name(k, 400), v] for k, v in top_self],
+                       "matched_inclusive": [[name(k, 400), v] for k, v in matched]}, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,27 @@ public enum DisplayText {
         // most of what the audit trail and log lines quote, ~19 values per
         // accepted connection) is copied whole instead of scalar by scalar.
         if text.utf8.allSatisfy(isPlainQuotable) { return "\"" + text + "\"" }
-        var out = "\""
+        var out = ""
+        appendEscaped(text, style: style, to: &out)
+        return out
+    }
+
+    /// Appends ``quoted(_:style:)`` of `text` to `out`: the same text,
+    /// without a string of its own (the audit trail builds a line of ~10
+    /// quoted values this way).
+    public static func appendQuoted(_ text: String, style: QuoteStyle, to out: inout String) {
+        if text.utf8.allSatisfy(isPlainQuotable) {
+            out.append("\"")
+            out.append(text)
+            out.append("\"")
+        } else {
+            appendEscaped(text, style: style, to: &out)
+        }
+    }
+
+    /// The scalar-by-scalar path of ``quoted(_:style:)``, quotes included.
+    private static func appendEscaped(_ text: String, style: QuoteStyle, to out: inout String) {
+        out.append("\"")
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -117,6 +137,6 @@ public enum DisplayText {
                 }
             }
         }
-        return out + "\""
+        out.append("\"")
     }
 }

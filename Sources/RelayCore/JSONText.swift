@@ -13,4 +13,9 @@ public enum JSONText {
     public static func quoted(_ s: String) -> String {
         DisplayText.quoted(s, style: .json)
     }
+
+    /// Appends ``quoted(_:)`` of `s` to `out`.
+    public static func appendQuoted(_ s: String, to out: inout String) {
+        DisplayText.appendQuoted(s, style: .json, to: &out)
+    }
 }

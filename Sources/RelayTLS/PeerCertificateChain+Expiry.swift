@@ -42,14 +42,23 @@ extension PeerCertificateChain {
 extension ChainExpiry {
     /// The earliest notAfter of `chain` (X509 pointers borrowed from the
     /// caller's verified chain, alive for this call); nil when a date or
-    /// name cannot be read.
-    static func earliest(of chain: [OpaquePointer]) -> ChainExpiry? {
+    /// name cannot be read. `leaf`: a certificate (borrowed as well) whose
+    /// subject the caller has already read; when it is the one that expires
+    /// first (the same X509), that subject names it (no second extraction).
+    static func earliest(of chain: [OpaquePointer], leaf: (x509: OpaquePointer, subject: DistinguishedName)? = nil) -> ChainExpiry? {
         var best: (notAfter: Date, depth: Int, x509: OpaquePointer)?
         for (depth, x509) in chain.enumerated() {
             guard let notAfter = IdentityExtractor.date(X509_get0_notAfter(x509)) else { return nil }
             if best.map({ notAfter < $0.notAfter }) ?? true { best = (notAfter, depth, x509) }
         }
-        guard let best, let name = X509_get_subject_name(best.x509),
+        guard let best else {
+            OpenSSLErrorQueue.clear()
+            return nil
+        }
+        if let leaf, leaf.x509 == best.x509 {
+            return ChainExpiry(notAfter: best.notAfter, depth: best.depth, subject: leaf.subject.rfc4514)
+        }
+        guard let name = X509_get_subject_name(best.x509),
               let subject = try? IdentityExtractor.distinguishedName(name) else {
             OpenSSLErrorQueue.clear()
             return nil

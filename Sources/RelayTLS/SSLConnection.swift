@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RelayCore
 internal import COpenSSL
 
 /// One TLS session: an SSL object over one session BIO that reads the
@@ -100,6 +101,13 @@ final class SSLConnection {
             // instructions per 128 B message at full load, wave 9 profile).
             // A small read keeps its small buffer (payload slices pin it until commit).
             if buffer.writableBytes < Self.recordSize {
+                // Nothing left to decrypt in this call (no record OpenSSL
+                // holds, no lent ciphertext unread): the next SSL_read could
+                // only say "want more". Return what was read instead of
+                // growing the buffer to `limit` for it (a realloc to 128 KiB:
+                // ~35,000 instructions per handshake in relayd, for HELLO and
+                // close_notify; wave 15). The caller reads again until wantMore.
+                guard SSL_has_pending(ssl) == 1 || bioState.pointee.input_length > 0 else { break }
                 buffer.reserveCapacity(minimumWritableBytes: limit + Self.recordSize - buffer.readableBytes)
             }
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.recordSize) { raw in
@@ -199,8 +207,13 @@ final class SSLConnection {
         return duringHandshake ? .handshakeFailed(reason: detail) : .protocolError(reason: detail)
     }
 
-    /// The verified chain (leaf first) and the negotiated parameters.
-    func handshakeSummary() -> (chain: PeerCertificateChain, version: String, cipher: String)? {
+    /// The verified chain (leaf first, DER), its earliest expiry, and the
+    /// negotiated protocol version and cipher. `leaf` is the peer's
+    /// certificate with its subject already extracted: when it is the
+    /// certificate that expires first, the expiry names it by that subject
+    /// instead of reading the name again.
+    func handshakeSummary(leaf: (certificate: OwnedCertificate, subject: DistinguishedName)? = nil)
+        -> (chain: PeerCertificateChain, version: String, cipher: String)? {
         // SSL_get0_verified_chain is borrowed from `ssl`; we copy each DER.
         guard let chain = SSL_get0_verified_chain(ssl), relay_sk_X509_num(chain) > 0 else { return nil }
         var ders: [[UInt8]] = []
@@ -212,7 +225,9 @@ final class SSLConnection {
             ders.append(OwnedCertificate(takingOwnership: x509).der)
         }
         // While the chain is borrowed: its expiry, read from the decoded certificates.
-        let expiry = ChainExpiry.earliest(of: certificates)
+        let expiry = withExtendedLifetime(leaf?.certificate) {
+            ChainExpiry.earliest(of: certificates, leaf: leaf.map { ($0.certificate.ref, $0.subject) })
+        }
         let version = SSL_get_version(ssl).map { String(cString: $0) } ?? "unknown"
         let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? "unknown"
         return (PeerCertificateChain(derCertificates: ders, verifiedExpiry: expiry), version, cipher)

@@ -134,14 +134,25 @@ public final class TLSHandler: ChannelDuplexHandler {
             timeoutTask?.cancel()
             timeoutTask = nil
             sendOutput(context: context)
-            guard let summary = connection.handshakeSummary(), let leaf = connection.peerLeaf() else {
+            // The leaf's identity is read before the chain summary, whose
+            // expiry reuses its subject when the leaf expires first; the
+            // failures are reported in the same order as before (no chain
+            // or no leaf, then an unreadable leaf).
+            let leaf = connection.peerLeaf()
+            var extracted: Result<Identity, IdentityExtractionError>?
+            if let leaf {
+                do { extracted = .success(try IdentityExtractor.identity(of: leaf)) } catch { extracted = .failure(error) }
+            }
+            let leafSubject = leaf.flatMap { leaf in (try? extracted?.get()).map { (leaf, $0.subject) } }
+            guard let summary = connection.handshakeSummary(leaf: leafSubject), let extracted else {
                 fail(context: context, error: .noPeerCertificate)
                 return
             }
             let identity: Identity
-            do {
-                identity = try IdentityExtractor.identity(of: leaf)
-            } catch {
+            switch extracted {
+            case .success(let value):
+                identity = value
+            case .failure(let error):
                 fail(context: context, error: .handshakeFailed(reason: "peer certificate cannot be read: \(error)"))
                 return
             }

@@ -114,11 +114,13 @@ extension SessionHandler {
 
     /// The durables `session` has attached, by subscription id.
     private func attachedDurables(_ session: ActiveSession) -> [(owner: DurableOwner, name: String, filter: String)] {
-        guard let owner = session.durableOwner else { return [] }
-        return session.subscriptions.ids.sorted().compactMap { id in
+        let named = session.subscriptions.ids.sorted().compactMap { id -> (name: String, filter: String)? in
             guard let entry = session.subscriptions[id], let name = entry.durableName else { return nil }
-            return (owner, name, entry.delivery.filter.value)
+            return (name, entry.delivery.filter.value)
         }
+        // The owner only when there is a durable (it is worked out on first use).
+        guard !named.isEmpty, let owner = session.durableOwner else { return [] }
+        return named.map { (owner, $0.name, $0.filter) }
     }
 
     /// Writes one ADMINREPLY now; the future completes when the channel took

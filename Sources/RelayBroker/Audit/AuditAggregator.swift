@@ -83,17 +83,42 @@ struct AuditAggregator {
 
     /// The actor and decision of an event from its fields; a peer address
     /// loses its port so reconnecting from new source ports stays one group.
+    ///
+    /// One pass over the fields (the first field of each name counts, as
+    /// `fields.first { $0.key == name }` would find it), each value's text
+    /// as `"\(value)"` gives it: the look-up per name copied every field up
+    /// to seven times, ~10,000 instructions per audit line (wave 15).
     static func actor(from fields: KeyValuePairs<String, any Sendable>) -> (who: String, decision: String) {
-        let decision = ["cause", "rule", "reason"].compactMap { name in fields.first { $0.key == name }.map { "\($0.value)" } }
-            .joined(separator: " ")
-        return (who(from: fields), decision)
+        // cause, rule, reason, then actorFields' order: fingerprint, serial, principal, peer.
+        var found: [String?] = [nil, nil, nil, nil, nil, nil, nil]
+        for (key, value) in fields {
+            let slot: Int
+            switch key {
+            case "cause": slot = 0
+            case "rule": slot = 1
+            case "reason": slot = 2
+            case "fingerprint": slot = 3
+            case "serial": slot = 4
+            case "principal": slot = 5
+            case "peer": slot = 6
+            default: continue
+            }
+            if found[slot] == nil { found[slot] = text(value) }
+        }
+        let decision = found[0..<3].compactMap { $0 }.joined(separator: " ")
+        return (who(found[3...]), decision)
     }
 
-    private static func who(from fields: KeyValuePairs<String, any Sendable>) -> String {
-        for name in actorFields {
-            guard let value = fields.first(where: { $0.key == name })?.value else { continue }
-            let text = "\(value)"
-            guard !text.isEmpty else { continue }
+    /// `"\(value)"`: a String is its own text.
+    private static func text(_ value: any Sendable) -> String {
+        if let string = value as? String { return string }
+        return "\(value)"
+    }
+
+    /// The first non-empty actor field, `found` in ``actorFields``' order.
+    private static func who(_ found: ArraySlice<String?>) -> String {
+        for (name, value) in zip(actorFields, found) {
+            guard let text = value, !text.isEmpty else { continue }
             if name == "peer", let colon = text.lastIndex(of: ":"),
                text[text.index(after: colon)...].allSatisfy(\.isNumber) {
                 return "peer " + text[..<colon]

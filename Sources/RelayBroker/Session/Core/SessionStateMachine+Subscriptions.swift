@@ -156,7 +156,9 @@ extension SessionStateMachine {
 
     /// One cursor commit per moved durable cursor.
     func commitCursors<Env: SessionEnvironment>(_ session: ActiveSession, _ env: Env) {
-        guard let owner = session.durableOwner else { return }
+        // No moved cursor (every read batch of most sessions): nothing to
+        // commit, and the owner is not worked out for it.
+        guard session.subscriptions.hasPendingAcks, let owner = session.durableOwner else { return }
         session.subscriptions.takePendingAcks { name, filter, sequence in
             env.run(.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter.value))
         }
