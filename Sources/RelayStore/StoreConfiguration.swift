@@ -57,6 +57,10 @@ public struct StoreConfiguration: Sendable {
     public var dedup = DedupWindow()
     /// How often the background pruner runs.
     public var pruneInterval: Duration = .seconds(1)
+    /// Where commit timestamps and the pruner's "now" come from: the system
+    /// clock, or a test's own, so age-based retention and the dedup window's
+    /// age are tested by moving the clock instead of sleeping.
+    public var wallClock: WallClock = .system
     /// Deletions per pruning transaction: bounds how long an append waits behind it.
     public var pruneBatchSize: Int = 2_000
     /// The most index entries or log records resolving a `last N` start
@@ -78,4 +82,17 @@ public struct StoreConfiguration: Sendable {
     public init(directory: String) {
         self.directory = directory
     }
+}
+
+/// Wall-clock time in nanoseconds since the epoch, as the store stamps and
+/// ages messages (``StoreConfiguration/wallClock``).
+public struct WallClock: Sendable {
+    public let nanosecondsSinceEpoch: @Sendable () -> UInt64
+
+    public init(_ nanosecondsSinceEpoch: @escaping @Sendable () -> UInt64) {
+        self.nanosecondsSinceEpoch = nanosecondsSinceEpoch
+    }
+
+    /// `CLOCK_REALTIME`.
+    public static let system = WallClock { Appender.wallClockNanoseconds() }
 }

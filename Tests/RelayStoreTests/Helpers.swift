@@ -4,6 +4,7 @@ import RelayCore
 @testable import RelayStore
 import RelayTestSupport
 import RelayWire
+import Synchronization
 import Testing
 
 /// The dedup identity of `testPublisher`: 32 bytes of 0x0F.
@@ -55,4 +56,18 @@ func withStore<R>(_ configure: (inout StoreConfiguration) throws -> Void = { _ i
 @discardableResult
 func appendAll(_ store: MessageStore, _ messages: [NewMessage]) async throws -> [UInt64] {
     try await store.append(messages).map { try $0.get().sequence }
+}
+
+/// A wall clock a test moves by hand (``StoreConfiguration/wallClock``):
+/// ages come from ``advance(by:)``, not from sleeping, so a stalled machine
+/// cannot make a message older than the test says.
+final class ManualWallClock: Sendable {
+    private let now = Mutex<UInt64>(1_800_000_000 * 1_000_000_000)
+
+    var clock: WallClock { WallClock { [self] in now.withLock { $0 } } }
+
+    func advance(by duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        now.withLock { $0 += UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000) }
+    }
 }

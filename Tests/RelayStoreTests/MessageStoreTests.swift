@@ -256,12 +256,16 @@ import Testing
     }
 
     @Test func dedupWindowForgetsKeysByAge() async throws {
-        try await withStore({ $0.dedup = DedupWindow(maxEntries: 1_000, maxAge: .seconds(3)) }) { store, _ in
-            // Wide margins: "fresh" must still be inside the window when the
-            // retry arrives, even on a stalled CI machine.
+        // The test's clock, not sleeps: "old" is 4 s old at prune(), "fresh"
+        // inside the window, however long the machine stalls.
+        let clock = ManualWallClock()
+        try await withStore({
+            $0.dedup = DedupWindow(maxEntries: 1_000, maxAge: .seconds(3))
+            $0.wallClock = clock.clock
+        }) { store, _ in
             let old = ProducerKey(publisher: testDigest, sessionHigh: 7, sessionLow: 7, publishID: 1)
             _ = try await store.append(try message("d", "old", producerKey: old))
-            try await Task.sleep(for: .milliseconds(3_100))
+            clock.advance(by: .seconds(4))
             let fresh = ProducerKey(publisher: testDigest, sessionHigh: 7, sessionLow: 7, publishID: 2)
             _ = try await store.append(try message("d", "fresh", producerKey: fresh))
             _ = try await store.prune()

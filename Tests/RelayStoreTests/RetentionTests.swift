@@ -38,13 +38,18 @@ import Testing
     }
 
     @Test func maxAgeDropsOldMessagesAndTheirTimeEntries() async throws {
-        try await withStore({ $0.retention = [RetentionRule(filter: try TopicFilter(">"), maxAge: .seconds(3))] }) { store, _ in
-            // Margins are wide on purpose: CI machines stall for hundreds of
-            // milliseconds, and "new" must still be younger than maxAge when
-            // prune() runs.
+        // The store's clock is the test's: "old" is 4 s old and "new" 0 s at
+        // prune() however long the machine stalls (with sleeps, a loaded
+        // machine once made "new" older than maxAge too).
+        let clock = ManualWallClock()
+        try await withStore({
+            $0.retention = [RetentionRule(filter: try TopicFilter(">"), maxAge: .seconds(3))]
+            $0.wallClock = clock.clock
+        }) { store, _ in
             try await appendAll(store, [try message("t", "old1"), try message("u", "old2")])
-            try await Task.sleep(for: .milliseconds(3_100))
+            clock.advance(by: .seconds(4))
             try await appendAll(store, [try message("t", "new")])
+            clock.advance(by: .milliseconds(10))
             _ = try await store.prune()
             #expect(try texts(store) == ["new"])
             #expect(try store.firstSequence() == 3)

@@ -51,8 +51,10 @@ struct Appender {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    func nextTimestamp() -> UInt64 {
-        max(Self.wallClockNanoseconds(), lastTimestamp + 1)
+    /// The commit timestamp after `now` (the store's ``WallClock``): never
+    /// below the last one stored, so timestamps increase with sequences.
+    func nextTimestamp(now: UInt64) -> UInt64 {
+        max(now, lastTimestamp + 1)
     }
 
     mutating func committed(_ outcome: Outcome, timestamp: UInt64) {

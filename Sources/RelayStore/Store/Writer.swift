@@ -184,7 +184,7 @@ final class StoreWriter: @unchecked Sendable {
             } else if !hasRoom(for: appends.map(\.messages)) {
                 appendError = .storageFull(maxMapSize: appendLimit)
             } else {
-                let timestamp = appender.nextTimestamp()
+                let timestamp = appender.nextTimestamp(now: configuration.wallClock.nanosecondsSinceEpoch())
                 do {
                     let outcome = try environment.write { (txn) throws(StoreError) -> Appender.Outcome in
                         let outcome = try appender.write(appends.map(\.messages), timestamp: timestamp, in: txn)
@@ -303,7 +303,7 @@ final class StoreWriter: @unchecked Sendable {
     // MARK: Pruning
 
     private func prunePass() {
-        let now = Appender.wallClockNanoseconds()
+        let now = configuration.wallClock.nanosecondsSinceEpoch()
         do {
             let result = try environment.write {
                 (txn) throws(StoreError) -> Pruner.PassResult in
