@@ -55,8 +55,9 @@ SIZE=128
 # The closure SessionHandler.schedulePump hands the event loop: the whole delivery turn.
 TURN='$s11RelayBroker14SessionHandlerC12schedulePumpyyFyyYbcfU_'
 
-die() { printf 'icount: %s\n' "$*" >&2; exit 1; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
+NAME=icount
+# shellcheck source=icount_common.sh
+. "$HERE/icount_common.sh"
 
 ARGS=()
 while [ $# -gt 0 ]; do
@@ -74,48 +75,22 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "${#ARGS[@]}" -ge 1 ] && [ "${#ARGS[@]}" -le 2 ] || usage 64
-RELAYD="$(cd "$(dirname "${ARGS[0]}")" && pwd)/$(basename "${ARGS[0]}")"
+RELAYD="$(icount_absolute "${ARGS[0]}")"
 RELAYCTL="${ARGS[1]:-$(dirname "$RELAYD")/relayctl}"
 [ -x "$RELAYD" ] || die "relayd is not an executable at $RELAYD"
 [ -x "$RELAYCTL" ] || die "relayctl is not an executable at $RELAYCTL; pass it as the second argument"
-for tool in valgrind cc python3 strip; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install valgrind gcc python3 binutils)"
-done
-[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "--count must be a positive integer, not $N"
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer, not $RUNS"
+icount_preflight "$N" "$RUNS"
 SCENARIO=pubsub COLLECT=""
 if [ "$REPLAY" = 1 ]; then
   SCENARIO=replay WINDOW=4096 COLLECT="--toggle-collect='$TURN'"
   [ "$MODES" = "fsync async" ] && MODES=fsync
   nm "$RELAYD" | grep -F -c " $TURN" >/dev/null || die "relayd has no symbol $TURN (renamed? update TURN in this script)"
 fi
-DEMANGLER="$(command -v swift-demangle || true)"
-if [ -z "$DEMANGLER" ] && command -v swift >/dev/null; then
-  DEMANGLER="$(dirname "$(readlink -f "$(command -v swift)")")/swift-demangle"
-  [ -x "$DEMANGLER" ] || DEMANGLER=""
-fi
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/icount.XXXXXX")"
+icount_find_demangler
+icount_workdir
 trap 'rm -rf "$WORK"' EXIT
-# Absolute: relayd (under valgrind) writes its profile there from its own working directory.
-if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && KEEP="$(cd "$KEEP" && pwd)"; fi
-OUT="${KEEP:-$WORK}"
-
-# valgrind 3.19 cannot read the DWARF 5 debug information of Swift 6 binaries
-# ("unhandled dwarf2 abbrev form code 0x25") and gives up on the whole object;
-# a copy without it keeps the symbol table, which is all callgrind needs for
-# function names.
-strip --strip-debug -o "$WORK/relayd" "$RELAYD"
-cc -shared -fPIC -O2 -o "$WORK/icount_sigsuspend.so" "$HERE/icount_sigsuspend.c"
-# The bench starts "relayd" with --config/--init; this stands in for it and
-# runs the stripped copy under callgrind, its profile named by ICOUNT_PROFILE
-# (inherited from relayctl's environment).
-cat > "$WORK/relayd-under-callgrind" <<WRAP
-#!/usr/bin/env bash
-LD_PRELOAD="$WORK/icount_sigsuspend.so" exec valgrind --tool=callgrind --collect-systime=yes $COLLECT \\
-  --callgrind-out-file="\$ICOUNT_PROFILE" --log-file="\$ICOUNT_PROFILE.valgrind.log" "$WORK/relayd" "\$@"
-WRAP
-chmod +x "$WORK/relayd-under-callgrind"
+icount_stripped "$RELAYD" relayd
+icount_relayd_wrapper "$COLLECT"
 
 bench() { # mode count profile
   local log="$3.bench.log"
@@ -125,8 +100,7 @@ bench() { # mode count profile
     cat "$log" >&2
     die "the bench failed ($1, --count $2); its output is above"
   fi
-  grep -q '^summary:\|^totals:' "$3" 2>/dev/null \
-    || die "no complete profile at $3 (relayd killed before callgrind wrote it?); valgrind said: $(tail -5 "$3.valgrind.log" 2>/dev/null)"
+  icount_check_profile "$3"
 }
 
 echo "icount: relayd $RELAYD ($("$RELAYD" --version 2>/dev/null || echo '?')), $(valgrind --version)"
@@ -144,18 +118,6 @@ for round in $(seq 1 "$RUNS"); do
 done
 
 echo
-for mode in $MODES; do
-  python3 - "$OUT" "$mode" "$RUNS" <<'PY'
-import json, sys
-out, mode, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-rows = sorted((json.load(open(f"{out}/report.{mode}.{r}.json"))["ir_per_msg"], r) for r in range(1, runs + 1))
-values = [v for v, _ in rows]
-median, median_round = rows[len(rows) // 2]
-spread = 100 * (values[-1] - values[0]) / median
-print(f"icount {mode}: relayd {median:,.0f} Ir/msg median of {runs} "
-      f"(range {values[0]:,.0f}-{values[-1]:,.0f}, spread {spread:.2f} %); tables of round {median_round}:")
-print(open(f"{out}/report.{mode}.{median_round}.txt").read())
-PY
-done
+for mode in $MODES; do icount_summary "$mode" "$RUNS" "icount $mode: relayd" msg; done
 [ -n "$KEEP" ] && echo "icount: profiles and reports kept in $KEEP"
 exit 0

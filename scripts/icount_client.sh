@@ -46,8 +46,9 @@ SCENARIO=pubsub
 WINDOW=1000
 [ "${ICOUNT_REPLAY:-0}" = 1 ] && { SCENARIO=replay; WINDOW=4096; }
 
-die() { printf 'icount_client: %s\n' "$*" >&2; exit 1; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
+NAME=icount_client
+# shellcheck source=icount_common.sh
+. "$HERE/icount_common.sh"
 
 ARGS=()
 while [ $# -gt 0 ]; do
@@ -64,25 +65,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "${#ARGS[@]}" -ge 1 ] && [ "${#ARGS[@]}" -le 2 ] || usage 64
-RELAYCTL="$(cd "$(dirname "${ARGS[0]}")" && pwd)/$(basename "${ARGS[0]}")"
+RELAYCTL="$(icount_absolute "${ARGS[0]}")"
 RELAYD="${ARGS[1]:-$(dirname "$RELAYCTL")/relayd}"
 [ -x "$RELAYCTL" ] || die "relayctl is not an executable at $RELAYCTL"
 [ -x "$RELAYD" ] || die "relayd is not an executable at $RELAYD; pass it as the second argument"
-for tool in valgrind cc python3 strip; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install valgrind gcc python3 binutils)"
-done
-[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "--count must be a positive integer, not $N"
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer, not $RUNS"
-DEMANGLER="$(command -v swift-demangle || true)"
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/icount_client.XXXXXX")"
+icount_preflight "$N" "$RUNS"
+icount_find_demangler
+icount_workdir
 trap 'rm -rf "$WORK"' EXIT
-if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && KEEP="$(cd "$KEEP" && pwd)"; fi
-OUT="${KEEP:-$WORK}"
-
-# Without DWARF 5 debug information valgrind 3.19 can read the binary (see icount.sh).
-strip --strip-debug -o "$WORK/relayctl" "$RELAYCTL"
-cc -shared -fPIC -O2 -o "$WORK/icount_sigsuspend.so" "$HERE/icount_sigsuspend.c"
+icount_stripped "$RELAYCTL" relayctl
 
 "$RELAYCTL" pki init --dir "$WORK/pki" >/dev/null
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -125,7 +116,7 @@ bench() { # count profile
     cat "$2.bench.log" >&2
     die "the bench failed (--count $1); its output is above"
   fi
-  grep -q '^summary:\|^totals:' "$2" 2>/dev/null || die "no complete profile at $2: $(tail -5 "$2.valgrind.log")"
+  icount_check_profile "$2"
 }
 
 echo "icount_client: relayctl $RELAYCTL, relayd $RELAYD, $(valgrind --version)"
@@ -135,22 +126,11 @@ for round in $(seq 1 "$RUNS"); do
   big="$OUT/callgrind.out.$round.n$((2 * N))"
   bench "$N" "$small"
   bench "$((2 * N))" "$big"
-  python3 "$HERE/icount_report.py" ${DEMANGLER:+--demangler "$DEMANGLER"} --top "$TOP" \
+  python3 "$HERE/icount_report.py" ${DEMANGLER:+--demangler "$DEMANGLER"} --top "$TOP" --process relayctl \
     --json "$OUT/report.$round.json" "client $SIZE B round $round" "$N" "$small" "$big" >"$OUT/report.$round.txt"
-  # icount_report.py names relayd, the process it was written for; this profile is relayctl's.
-  sed -i "s/: relayd \([0-9]\)/: relayctl \1/; s/share of relayd's/share of relayctl's/" "$OUT/report.$round.txt"
   head -1 "$OUT/report.$round.txt"
 done
 
-python3 - "$OUT" "$RUNS" <<'PY'
-import json, sys
-out, runs = sys.argv[1], int(sys.argv[2])
-rows = sorted((json.load(open(f"{out}/report.{r}.json"))["ir_per_msg"], r) for r in range(1, runs + 1))
-values = [v for v, _ in rows]
-median, median_round = rows[len(rows) // 2]
-print(f"icount_client: relayctl {median:,.0f} Ir/msg median of {runs} "
-      f"(range {values[0]:,.0f}-{values[-1]:,.0f}); tables of round {median_round}:")
-print(open(f"{out}/report.{median_round}.txt").read())
-PY
+icount_summary "" "$RUNS" "icount_client: relayctl" msg
 [ -n "$KEEP" ] && echo "icount_client: profiles and reports kept in $KEEP"
 exit 0

@@ -40,8 +40,9 @@ TOP="${ICOUNT_TOP:-25}"
 MATCH="${ICOUNT_MATCH:-Relay(Broker|Core|TLS|Policy|Wire|Client|Bench)|relayd|relayctl}"
 KEEP=""
 
-die() { printf 'icount_connect: %s\n' "$*" >&2; exit 1; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
+NAME=icount_connect
+# shellcheck source=icount_common.sh
+. "$HERE/icount_common.sh"
 
 ARGS=()
 while [ $# -gt 0 ]; do
@@ -58,47 +59,24 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "${#ARGS[@]}" -ge 1 ] && [ "${#ARGS[@]}" -le 2 ] || usage 64
-RELAYD="$(cd "$(dirname "${ARGS[0]}")" && pwd)/$(basename "${ARGS[0]}")"
-RELAYCTL="${ARGS[1]:-$(dirname "$RELAYD")/relayctl}"
-RELAYCTL="$(cd "$(dirname "$RELAYCTL")" && pwd)/$(basename "$RELAYCTL")"
+RELAYD="$(icount_absolute "${ARGS[0]}")"
+RELAYCTL="$(icount_absolute "${ARGS[1]:-$(dirname "$RELAYD")/relayctl}")"
 [ -x "$RELAYD" ] || die "relayd is not an executable at $RELAYD"
 [ -x "$RELAYCTL" ] || die "relayctl is not an executable at $RELAYCTL; pass it as the second argument"
-for tool in valgrind cc python3 strip; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install valgrind gcc python3 binutils)"
-done
-[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "--count must be a positive integer, not $N"
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer, not $RUNS"
+icount_preflight "$N" "$RUNS"
 for side in $SIDES; do [[ "$side" == relayd || "$side" == client ]] || die "--sides takes relayd and/or client, not $side"; done
-DEMANGLER="$(command -v swift-demangle || true)"
-if [ -z "$DEMANGLER" ] && command -v swift >/dev/null; then
-  DEMANGLER="$(dirname "$(readlink -f "$(command -v swift)")")/swift-demangle"
-  [ -x "$DEMANGLER" ] || DEMANGLER=""
-fi
+icount_find_demangler
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/icount_connect.XXXXXX")"
+icount_workdir
 SERVE=""
 cleanup() {
   if [ -n "$SERVE" ]; then kill "$SERVE" 2>/dev/null || true; wait "$SERVE" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && KEEP="$(cd "$KEEP" && pwd)"; fi
-OUT="${KEEP:-$WORK}"
-
-# valgrind 3.19 cannot read Swift 6's DWARF 5 (see icount.sh): stripped copies.
-strip --strip-debug -o "$WORK/relayd" "$RELAYD"
-strip --strip-debug -o "$WORK/relayctl" "$RELAYCTL"
-cc -shared -fPIC -O2 -o "$WORK/icount_sigsuspend.so" "$HERE/icount_sigsuspend.c"
-cat > "$WORK/relayd-under-callgrind" <<WRAP
-#!/usr/bin/env bash
-LD_PRELOAD="$WORK/icount_sigsuspend.so" exec valgrind --tool=callgrind --collect-systime=yes \\
-  --callgrind-out-file="\$ICOUNT_PROFILE" --log-file="\$ICOUNT_PROFILE.valgrind.log" "$WORK/relayd" "\$@"
-WRAP
-chmod +x "$WORK/relayd-under-callgrind"
-
-check_profile() {
-  grep -q '^summary:\|^totals:' "$1" 2>/dev/null || die "no complete profile at $1: $(tail -5 "$1.valgrind.log" 2>/dev/null)"
-}
+icount_stripped "$RELAYD" relayd
+icount_stripped "$RELAYCTL" relayctl
+icount_relayd_wrapper
 
 run_relayd() { # count profile
   if ! ICOUNT_PROFILE="$2" "$RELAYCTL" bench connect --relayd "$WORK/relayd-under-callgrind" --durability fsync \
@@ -106,7 +84,7 @@ run_relayd() { # count profile
     cat "$2.bench.log" >&2
     die "the bench failed (relayd side, --count $1); its output is above"
   fi
-  check_profile "$2"
+  icount_check_profile "$2"
 }
 
 serve_started=0
@@ -129,7 +107,7 @@ run_client() { # count profile
     cat "$2.bench.log" >&2
     die "the bench failed (client side, --count $1); its output is above"
   fi
-  check_profile "$2"
+  icount_check_profile "$2"
 }
 
 echo "icount_connect: relayd $RELAYD, relayctl $RELAYCTL, $(valgrind --version)"
@@ -149,17 +127,6 @@ for round in $(seq 1 "$RUNS"); do
 done
 
 echo
-for side in $SIDES; do
-  python3 - "$OUT" "$side" "$RUNS" <<'PY'
-import json, sys
-out, side, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-rows = sorted((json.load(open(f"{out}/report.{side}.{r}.json"))["ir_per_msg"], r) for r in range(1, runs + 1))
-values = [v for v, _ in rows]
-median, median_round = rows[len(rows) // 2]
-print(f"icount_connect {side}: {median:,.0f} Ir/handshake median of {runs} "
-      f"(range {values[0]:,.0f}-{values[-1]:,.0f}); tables of round {median_round}:")
-print(open(f"{out}/report.{side}.{median_round}.txt").read())
-PY
-done
+for side in $SIDES; do icount_summary "$side" "$RUNS" "icount_connect $side:" handshake; done
 [ -n "$KEEP" ] && echo "icount_connect: profiles and reports kept in $KEEP"
 exit 0

@@ -1,0 +1,86 @@
+# icount_common.sh - what scripts/icount.sh, icount_client.sh and
+# icount_connect.sh share: sourced by them, not run. Each caller sets NAME
+# (its name in messages) and HERE (the scripts folder) before sourcing it.
+#
+# Why the stripped copies and the sigsuspend shim: docs/performance.md,
+# "Instruction counts (wave 6)".
+
+die() { printf '%s: %s\n' "$NAME" "$*" >&2; exit 1; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
+
+# The tools every count needs, and the count options' values.
+icount_preflight() { # N RUNS
+  local tool
+  for tool in valgrind cc python3 strip; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install valgrind gcc python3 binutils)"
+  done
+  [[ "$1" =~ ^[1-9][0-9]*$ ]] || die "--count must be a positive integer, not $1"
+  [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer, not $2"
+}
+
+# An absolute path for an executable argument.
+icount_absolute() { printf '%s/%s\n' "$(cd "$(dirname "$1")" && pwd)" "$(basename "$1")"; }
+
+# DEMANGLER: swift-demangle from PATH or next to `swift`; empty without it.
+icount_find_demangler() {
+  DEMANGLER="$(command -v swift-demangle || true)"
+  if [ -z "$DEMANGLER" ] && command -v swift >/dev/null; then
+    DEMANGLER="$(dirname "$(readlink -f "$(command -v swift)")")/swift-demangle"
+    [ -x "$DEMANGLER" ] || DEMANGLER=""
+  fi
+}
+
+# WORK (a new temporary folder) and OUT (where profiles and reports go:
+# KEEP, made absolute, or WORK). The caller sets its own EXIT trap.
+icount_workdir() {
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/$NAME.XXXXXX")"
+  # Absolute: relayd (under valgrind) writes its profile there from its own working directory.
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && KEEP="$(cd "$KEEP" && pwd)"; fi
+  OUT="${KEEP:-$WORK}"
+}
+
+# A copy of executable $1 without debug information at $WORK/$2: valgrind
+# 3.19 cannot read the DWARF 5 of Swift 6 binaries ("unhandled dwarf2 abbrev
+# form code 0x25") and gives up on the whole object; the symbol table is all
+# callgrind needs for function names. Also builds the sigsuspend shim once.
+icount_stripped() { # executable name
+  strip --strip-debug -o "$WORK/$2" "$1"
+  [ -f "$WORK/icount_sigsuspend.so" ] || cc -shared -fPIC -O2 -o "$WORK/icount_sigsuspend.so" "$HERE/icount_sigsuspend.c"
+}
+
+# $WORK/relayd-under-callgrind: what `relayctl bench --relayd` starts instead
+# of relayd (with --config/--init); runs the stripped $WORK/relayd under
+# callgrind, its profile named by ICOUNT_PROFILE (inherited from relayctl's
+# environment). $1: extra callgrind options (e.g. --toggle-collect=...).
+icount_relayd_wrapper() {
+  cat > "$WORK/relayd-under-callgrind" <<WRAP
+#!/usr/bin/env bash
+LD_PRELOAD="$WORK/icount_sigsuspend.so" exec valgrind --tool=callgrind --collect-systime=yes ${1:-} \\
+  --callgrind-out-file="\$ICOUNT_PROFILE" --log-file="\$ICOUNT_PROFILE.valgrind.log" "$WORK/relayd" "\$@"
+WRAP
+  chmod +x "$WORK/relayd-under-callgrind"
+}
+
+# Fails unless callgrind finished writing profile $1.
+icount_check_profile() {
+  grep -q '^summary:\|^totals:' "$1" 2>/dev/null \
+    || die "no complete profile at $1 (the process killed before callgrind wrote it?); valgrind said: $(tail -5 "$1.valgrind.log" 2>/dev/null)"
+}
+
+# The median round of report.$KEY.<round>.json in $OUT, its range, then
+# that round's tables. $1 KEY ("" for report.<round>), $2 RUNS, $3 the line's
+# head (e.g. "icount fsync: relayd"), $4 the unit (msg, handshake).
+icount_summary() {
+  python3 - "$OUT" "$1" "$2" "$3" "$4" <<'PY'
+import json, sys
+out, key, runs, head, unit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+name = lambda r, ext: f"{out}/report.{key + '.' if key else ''}{r}.{ext}"
+rows = sorted((json.load(open(name(r, "json")))["ir_per_msg"], r) for r in range(1, runs + 1))
+values = [v for v, _ in rows]
+median, median_round = rows[len(rows) // 2]
+spread = 100 * (values[-1] - values[0]) / median
+print(f"{head} {median:,.0f} Ir/{unit} median of {runs} "
+      f"(range {values[0]:,.0f}-{values[-1]:,.0f}, spread {spread:.2f} %); tables of round {median_round}:")
+print(open(name(median_round, "txt")).read())
+PY
+}
