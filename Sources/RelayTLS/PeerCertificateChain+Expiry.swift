@@ -48,7 +48,10 @@ extension ChainExpiry {
     static func earliest(of chain: [OpaquePointer], leaf: (x509: OpaquePointer, subject: DistinguishedName)? = nil) -> ChainExpiry? {
         var best: (notAfter: Date, depth: Int, x509: OpaquePointer)?
         for (depth, x509) in chain.enumerated() {
-            guard let notAfter = IdentityExtractor.date(X509_get0_notAfter(x509)) else { return nil }
+            guard let notAfter = IdentityExtractor.date(X509_get0_notAfter(x509)) else {
+                OpenSSLErrorQueue.clear()
+                return nil
+            }
             if best.map({ notAfter < $0.notAfter }) ?? true { best = (notAfter, depth, x509) }
         }
         guard let best else {

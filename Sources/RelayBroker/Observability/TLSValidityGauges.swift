@@ -23,7 +23,7 @@ final class TLSValidityGauges: Sendable {
             metrics.tlsCertificateNotAfter.record(notAfter.timeIntervalSince1970)
             if notAfter.timeIntervalSince(now) < Self.warningLead {
                 logger.warning("the server certificate expires soon: clients refuse the broker after it; issue a new one and reload",
-                               metadata: ["not_after": "\(Self.iso(notAfter))"])
+                               metadata: ["not_after": "\(AdminJSON.timestamp(notAfter))"])
             }
         }
         crlGauge.withLockedValue { gauge in
@@ -40,10 +40,8 @@ final class TLSValidityGauges: Sendable {
                 logger.warning(lapsed
                     ? "a loaded CRL is past its next update: every client chain it covers is refused; issue a new CRL and reload"
                     : "a loaded CRL reaches its next update soon: after it every client chain it covers is refused; issue a new CRL and reload",
-                    metadata: ["issuer": "\(crl.issuer)", "next_update": "\(Self.iso(crl.nextUpdate))"])
+                    metadata: ["issuer": "\(crl.issuer)", "next_update": "\(AdminJSON.timestamp(crl.nextUpdate))"])
             }
         }
     }
-
-    private static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 }
