@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-id-length.sh - does the length of the Nats-Msg-Id cost nats-server?
-# (docs/performance.md, "Cluster edge: id length (wave 9)").
+# (docs/performance-history.md, "Cluster edge: id length (wave 9)").
 #
 # Starts 3 nats-server nodes (mTLS on clients and routes, as bench-cluster.sh)
 # and runs PAIRS alternated pairs of direct nats.c publishes with a unique id

@@ -1,5 +1,5 @@
 /* commit_probe: what the disk alone charges for one small LMDB commit, paced
- * at a fixed rate, without relayd. Not shipped; see docs/performance.md
+ * at a fixed rate, without relayd. Not shipped; see docs/performance-history.md
  * ("The floor the disk allows").
  *
  * One commit, as LMDB does it with durability on (no MDB_NOSYNC):

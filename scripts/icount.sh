@@ -39,7 +39,7 @@
 #
 # Needs valgrind, a C compiler (cc), python3, strip; swift-demangle (from the
 # Swift toolchain) for readable names. Why the shim and the stripped copy:
-# docs/performance.md, "Instruction counts (wave 6)".
+# docs/performance-history.md, "Instruction counts (wave 6)".
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -2,7 +2,7 @@
 # icount_connect.sh share: sourced by them, not run. Each caller sets NAME
 # (its name in messages) and HERE (the scripts folder) before sourcing it.
 #
-# Why the stripped copies and the sigsuspend shim: docs/performance.md,
+# Why the stripped copies and the sigsuspend shim: docs/performance-history.md,
 # "Instruction counts (wave 6)".
 
 die() { printf '%s: %s\n' "$NAME" "$*" >&2; exit 1; }

@@ -29,7 +29,7 @@
 #   --keep DIR     keep the profiles and reports in DIR
 #
 # Needs valgrind, cc, python3, strip; swift-demangle for readable names.
-# docs/performance.md, "mTLS handshakes (wave 15)".
+# docs/performance-history.md, "mTLS handshakes (wave 15)".
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -673,7 +673,7 @@ int main(int argc, char **argv)
 	 * this OpenSSL completes the chain from --ca in every handshake,
 	 * verifying it on the client and sending the root, which relayd then
 	 * decodes too: about 1.5 M more instructions per handshake on relayd's
-	 * side than with the Swift client (docs/performance.md, "mTLS handshakes
+	 * side than with the Swift client (docs/performance-history.md, "mTLS handshakes
 	 * (wave 15)"). The chain is built once here, without the root. */
 	SSL_CTX_build_cert_chain(g_ctx, SSL_BUILD_CHAIN_FLAG_NO_ROOT | SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR);
 	ERR_clear_error();

@@ -22,7 +22,7 @@
  * ack handler (relay_pipeline_reply) finds the message's round by number (a
  * list of the rounds in progress: one to a few) and its result by index. This
  * is what nats.c's js_PublishMsgAsync does too, minus what relayd does not
- * need per message (docs/performance.md, "Cluster edge (wave 8)"): a
+ * need per message (docs/performance-history.md, "Cluster edge (wave 8)"): a
  * JetStream-context lock, a string-keyed map entry per publish (set, then
  * removed by the ack), the published message kept alive (with its header
  * map) until its ack, and a generic JSON parse of every ack into a map of

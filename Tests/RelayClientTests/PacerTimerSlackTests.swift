@@ -4,7 +4,7 @@ import Testing
 @testable import RelayBench
 
 /// The open loop's pacing thread asks for no timer slack, so its sleeps end
-/// at each message's due time rather than up to 50 µs later (docs/performance.md
+/// at each message's due time rather than up to 50 µs later (docs/performance-history.md
 /// "Low-load tail (wave 8)"). The slack is per thread: it must be this thread's.
 @Suite("Bench pacer timer slack")
 struct PacerTimerSlackTests {

@@ -2,7 +2,7 @@ import Testing
 import RelayCore
 
 /// Wave 15 made the handshake's own text and value building cheaper
-/// (docs/performance.md, "mTLS handshakes (wave 15)"): a distinguished name
+/// (docs/performance-history.md, "mTLS handshakes (wave 15)"): a distinguished name
 /// keeps its RFC 4514 text, `CertificateFingerprint(bytes:)` is inlinable,
 /// the audit trail quotes values straight into its line. These pin that the
 /// results are the ones the earlier code gave.

@@ -7,7 +7,7 @@ import Testing
 /// The writer keeps zeroed, allocated space ahead of LMDB's last page, so a
 /// commit overwrites blocks the file already has instead of growing it: on
 /// ext4 a commit that grows the file makes its flush also write the inode,
-/// one more serial disk write per small commit (docs/performance.md,
+/// one more serial disk write per small commit (docs/performance-history.md,
 /// "The tail at low load").
 @Suite struct CommitPreallocationTests {
     /// The data file's size and the bytes allocated to it on disk.

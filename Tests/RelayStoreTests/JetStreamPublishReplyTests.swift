@@ -6,7 +6,7 @@ import Testing
 /// relay_pub_ack_parse) instead of nats.c's asynchronous-publish layer:
 /// every shape of answer must give the outcome nats.c gave, since the retry
 /// and error paths (exactly-once retries on "no responders", storage_full
-/// on a full stream) decide on it (docs/performance.md, "Cluster edge (wave 8)").
+/// on a full stream) decide on it (docs/performance-history.md, "Cluster edge (wave 8)").
 @Suite("JetStream publish replies")
 struct JetStreamPublishReplyTests {
     private func outcome(_ json: String, status: String? = nil) -> NATSConnection.PublishOutcome {

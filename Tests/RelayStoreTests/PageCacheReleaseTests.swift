@@ -9,7 +9,7 @@ import Testing
 /// than `pageCacheTail` back to the kernel, so a growing log reuses freed
 /// page-cache pages instead of taking new ones: on this project's VMs a new
 /// page-cache page costs ~25 µs and was the limit of 4 KiB messages in fsync
-/// mode (docs/performance.md, "Large messages"). Dropped pages are clean
+/// mode (docs/performance-history.md, "Large messages"). Dropped pages are clean
 /// (on disk); reading them back must return the same bytes.
 @Suite(.serialized) struct PageCacheReleaseTests {
     /// 32 commits of 64 messages of 4 KiB: each takes two overflow pages,

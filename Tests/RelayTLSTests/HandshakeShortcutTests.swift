@@ -4,7 +4,7 @@ import RelayTestSupport
 import Testing
 @testable import RelayTLS
 
-/// Wave 15's shortcuts on the handshake path (docs/performance.md, "mTLS
+/// Wave 15's shortcuts on the handshake path (docs/performance-history.md, "mTLS
 /// handshakes (wave 15)") give what the code they skip gives: the attribute
 /// types of name entries from a table read once, and the chain's expiry
 /// naming the leaf by the subject already extracted.

@@ -100,7 +100,7 @@ extension Cursor {
     /// `source` is handed to `fill` borrowed rather than captured by it: a
     /// closure capturing the writer's `NewMessage` made the compiler copy the
     /// message for it (retains of its topic, payload, headers and principal,
-    /// then releases: ~290 instructions per stored message; docs/performance.md,
+    /// then releases: ~290 instructions per stored message; docs/performance-history.md,
     /// "Writer copies and batched PUBACKs (wave 11)").
     func putReserved<Source: ~Copyable>(key: UnsafeRawBufferPointer, size: Int, flags: PutFlags = [],
                                         from source: borrowing Source,

@@ -318,7 +318,7 @@ final class Environment: @unchecked Sendable {
     /// (the new size and blocks), one more serial disk write per commit on
     /// ext4 without a journal (a journal commit with one); commits that
     /// follow each other within one timestamp tick then skip it
-    /// (docs/performance.md, "The tail at low load").
+    /// (docs/performance-history.md, "The tail at low load").
     ///
     /// When less than `lowWater` bytes are left between LMDB's last page and
     /// the end of the file, appends zeros at the end until `lowWater + chunk`
@@ -378,7 +378,7 @@ final class Environment: @unchecked Sendable {
     /// with multigrain timestamps (ext4 on Linux 6.13+) a `stat` that reads
     /// the timestamps makes the next write stamp a fresh fine-grained mtime,
     /// which dirties the inode, which the next `fdatasync` then writes
-    /// synchronously (docs/performance.md, "The tail at low load"). The
+    /// synchronously (docs/performance-history.md, "The tail at low load"). The
     /// remembered size can only be short of the truth (LMDB never shrinks the
     /// file; another process's commit may grow it), so it errs toward a
     /// top-up, and the top-up asks the file system first.

@@ -95,7 +95,7 @@ struct Schema: Sendable {
 /// publish id, ``Schema/dedupKeySize`` bytes, all big-endian) and, after it,
 /// the commit timestamp: the `dedup_order` value. Built on the stack: the
 /// writer needs the key twice and the value once per deduplicated publish,
-/// which were three heap arrays per message (docs/performance.md, "Store
+/// which were three heap arrays per message (docs/performance-history.md, "Store
 /// writer CPU (wave 8)"). Ordered as LMDB orders the keys (big-endian, so
 /// numeric order is byte order).
 struct DedupEntry: Comparable {

@@ -6,7 +6,7 @@ import RelayCore
 /// the payload into a batch buffer, no ``StoredMessage`` (a `Topic`, a
 /// `PublisherStamp` and two buffer slices, each reference-counted) per
 /// message. That copy and those objects were a quarter of relayd's replay
-/// profile (docs/performance.md, "Fan-out and replay (wave 7)").
+/// profile (docs/performance-history.md, "Fan-out and replay (wave 7)").
 ///
 /// Non-copyable and only ever borrowed by the closure of
 /// ``MessageLog/visit(from:filter:maxMessages:maxBytes:maxScan:_:)``, so it

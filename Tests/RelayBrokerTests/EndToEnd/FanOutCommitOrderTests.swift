@@ -3,7 +3,7 @@ import Testing
 
 /// Live fan-out keeps commit order with small and large commits mixed, from
 /// two publishers at once: a guard for any change to how committed batches
-/// reach the subscribers' loops (docs/performance.md "Low-load tail (wave 8)"
+/// reach the subscribers' loops (docs/performance-history.md "Low-load tail (wave 8)"
 /// tried routing small commits on the store's writer thread; reverted).
 @Suite("relayd end to end: fan-out in commit order", .serialized)
 struct FanOutCommitOrderTests {
