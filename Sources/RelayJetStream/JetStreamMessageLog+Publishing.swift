@@ -11,7 +11,7 @@ import RelayStore
 /// JetStream's own ack. So the next round is on the wire while the previous
 /// ones await their acks, and the publishers' windows refill continuously
 /// (the serial rounds of wave 5 left the window empty for one round trip per
-/// round: docs/cluster.md, "Performance").
+/// round: docs/performance-history.md, "Cluster edge history", its first section).
 ///
 /// A record whose publish found no leader or got no ack in time is
 /// published again, with the same Nats-Msg-Id (JetStream then answers

@@ -19,7 +19,7 @@ public struct JetStreamSettings: Sendable, Equatable {
     public var retryBackoff: Duration = .milliseconds(250)
     public var maxRetryBackoff: Duration = .seconds(2)
     /// The most publishes awaiting JetStream's ack at one time; the writer
-    /// waits for acks when it is reached (docs/cluster.md, "Performance").
+    /// waits for acks when it is reached (docs/performance-history.md, "Cluster edge history", its first section).
     public var publishWindow = 4_096
     /// How long `open` keeps retrying, with the publish backoff, while the
     /// NATS servers do not answer or JetStream has no quorum yet (hosts

@@ -9,7 +9,7 @@ import Testing
 /// An append of many records is published as a pipeline (asynchronous
 /// publishes, the acks matched back to their records), not one publish and
 /// one ack wait per record; each record still completes only with its own
-/// JetStream ack (docs/cluster.md, "Performance").
+/// JetStream ack (docs/performance-history.md, "Cluster edge history", its first section).
 @Suite("JetStream publish pipeline", .serialized)
 struct JetStreamPipelineTests {
     private func open(_ server: SingleNATSServer, maxBytes: Int = 256 << 20,

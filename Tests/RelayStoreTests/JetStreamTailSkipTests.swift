@@ -10,7 +10,7 @@ import Testing
 /// The tail asks first whether anything needs a message live, and decodes
 /// only what is wanted: an edge without subscribers (a publish-only edge, a
 /// bench) no longer decodes, encodes and queues every message of the stream
-/// (docs/cluster.md, "Performance", wave 6).
+/// (docs/performance-history.md, "Performance, wave 6").
 @Suite("JetStream tail skip", .serialized)
 struct JetStreamTailSkipTests {
     @Test("skipped messages are offered with their sequence and payload size and not delivered; the rest are delivered, in order")

@@ -16,7 +16,7 @@ extension Router {
         attach(LiveTail(log: shared, idle: idle, logger: logger) { [self] (after: UInt64) throws(StoreError) in
             // While the tail is open but no subscription exists (the idle
             // time), a message only moves the watermark: not decoded,
-            // encoded or queued (docs/cluster.md, "Performance", wave 6).
+            // encoded or queued (docs/performance-history.md, "Performance, wave 6").
             try shared.startTail(after: after, skip: { [self] sequence, _ in
                 guard skipWhileUnsubscribed(sequence) else { return false }
                 metrics.lastSequence.record(Int64(sequence))
