@@ -22,13 +22,13 @@ struct PipeAndVersionTests {
             let script = "{ \(quoted) 2>'\(errors)'; echo $? >'\(status)'; } | { head -2; echo head-exited >&2; }"
             let shell = try await ChildProcess("/bin/sh", ["-c", script])
             // The marker is on stderr, which ChildProcess reads on its own thread: polled.
-            let headExited = await eventually(timeout: 15) { shell.stderrLines.contains("head-exited") }
+            let headExited = await eventually(timeout: 60) { shell.stderrLines.contains("head-exited") }
             #expect(headExited, "\(shell.transcript)")
             #expect(shell.stdoutLines == ["m1", "m2"], "\(shell.transcript)")
             // Now a message arrives for a subscriber whose stdout has no reader: the write fails (EPIPE).
             _ = try await publisher.publish(topic: "pipe.x", text: "m3")
             await publisher.close()
-            let exited = await shell.waitForExit(timeout: 15)
+            let exited = await shell.waitForExit(timeout: 60)
             #expect(exited == 0, "\(shell.transcript)")
             let code = try String(contentsOfFile: status, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(code == "0" || code == "141", "relay-sub exited \(code)")
