@@ -100,6 +100,8 @@ public final class Broker: Sendable {
             }
         }
         audit?.record("broker_started", ["listen": "\(configuration.server.host):\(server.port)"])
+        // Warns again when a certificate or CRL deadline nears or passes while relayd runs.
+        metrics.tlsValidity.watch(on: group.next())
         let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group,
                             overrides: overrides, instanceLock: instanceLock)
         // Weak: the context is the broker's. `relayctl reload` (the admin
@@ -202,6 +204,7 @@ public final class Broker: Sendable {
     /// Graceful shutdown: stop accepting, drain every session's in-flight
     /// publishes (acks go out), close them, then close the store cleanly.
     public func shutdown() async {
+        context.metrics.tlsValidity.stopWatching()
         await server.closeListener()
         let sessions = context.stopAccepting()
         let drains = sessions.map { $0.shutdown() }

@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import RelayTLS
 
 /// `relay_tls_certificate_not_after_seconds` and
@@ -11,36 +12,111 @@ import RelayTLS
 /// locks out every client it covers at their next handshake, and a reload
 /// then ends their sessions (docs/security.md); nothing else warned before.
 /// The CRL series exists only while a loaded CRL has a nextUpdate (0 or a
-/// sentinel would fire, or silence, such an alert). Also logs a warning
-/// when either is within ``warningLead`` or already past.
+/// sentinel would fire, or silence, such an alert).
+///
+/// It also logs: at start and at every applied reload when either deadline
+/// is within ``warningLead`` or past, and, once ``watch(on:)`` started it,
+/// while relayd runs: when a deadline enters its lead, at the second it
+/// passes (an error: from then on clients are refused), and once a day
+/// while it stays near or past (``TLSDeadlineWarnings``).
 final class TLSValidityGauges: Sendable {
     static let warningLead: TimeInterval = 7 * 86_400
 
-    private let crlGauge = NIOLockedValueBox<Gauge?>(nil)
+    private struct State {
+        var crlGauge: Gauge?
+        var validity = TLSMaterialValidity(certificateNotAfter: nil, earliestCRL: nil)
+        var warnings = TLSDeadlineWarnings(lead: TLSValidityGauges.warningLead)
+        var logger: Logger?
+        var loop: (any EventLoop)?
+        var timer: Scheduled<Void>?
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     func update(_ validity: TLSMaterialValidity, metrics: BrokerMetrics, logger: Logger, now: Date = Date()) {
         if let notAfter = validity.certificateNotAfter {
             metrics.tlsCertificateNotAfter.record(notAfter.timeIntervalSince1970)
-            if notAfter.timeIntervalSince(now) < Self.warningLead {
-                logger.warning("the server certificate expires soon: clients refuse the broker after it; issue a new one and reload",
-                               metadata: ["not_after": "\(AdminJSON.timestamp(notAfter))"])
+        }
+        state.withLockedValue { state in
+            if let crl = validity.earliestCRL {
+                let gauge = state.crlGauge ?? metrics.crlNextUpdate()
+                state.crlGauge = gauge
+                gauge.record(crl.nextUpdate.timeIntervalSince1970)
+            } else {
+                state.crlGauge?.destroy()
+                state.crlGauge = nil
+            }
+            state.validity = validity
+            state.logger = logger
+            // New material is announced afresh, whatever was logged before.
+            state.warnings = TLSDeadlineWarnings(lead: Self.warningLead)
+            check(&state, now: now)
+        }
+    }
+
+    /// Re-checks the deadlines on `loop` until ``stopWatching()``.
+    func watch(on loop: any EventLoop, now: Date = Date()) {
+        state.withLockedValue { state in
+            state.loop = loop
+            schedule(&state, now: now)
+        }
+    }
+
+    func stopWatching() {
+        state.withLockedValue { state in
+            state.timer?.cancel()
+            state.timer = nil
+            state.loop = nil
+        }
+    }
+
+    private func timerFired() {
+        state.withLockedValue { state in
+            guard state.loop != nil else { return }
+            check(&state, now: Date())
+        }
+    }
+
+    private func check(_ state: inout State, now: Date) {
+        if let logger = state.logger {
+            for warning in state.warnings.check(state.validity, now: now) {
+                Self.log(warning, validity: state.validity, logger: logger)
             }
         }
-        crlGauge.withLockedValue { gauge in
-            guard let crl = validity.earliestCRL else {
-                gauge?.destroy()
-                gauge = nil
-                return
+        schedule(&state, now: now)
+    }
+
+    private func schedule(_ state: inout State, now: Date) {
+        state.timer?.cancel()
+        state.timer = nil
+        guard let loop = state.loop else { return }
+        let delay = state.warnings.nextCheck(state.validity, now: now).timeIntervalSince(now)
+        state.timer = loop.scheduleTask(in: .milliseconds(Int64((delay * 1_000).rounded(.up)))) { [weak self] in
+            self?.timerFired()
+        }
+    }
+
+    private static func log(_ warning: TLSDeadlineWarnings.Warning, validity: TLSMaterialValidity, logger: Logger) {
+        switch (warning.deadline, warning.phase) {
+        case (.serverCertificate, let phase):
+            guard let notAfter = validity.certificateNotAfter else { return }
+            let metadata: Logger.Metadata = ["not_after": "\(AdminJSON.timestamp(notAfter))"]
+            if phase == .soon {
+                logger.warning("the server certificate expires soon: clients refuse the broker after it; issue a new one and reload",
+                               metadata: metadata)
+            } else {
+                logger.error("the server certificate has expired: clients refuse the broker; issue a new one and reload",
+                             metadata: metadata)
             }
-            let current = gauge ?? metrics.crlNextUpdate()
-            gauge = current
-            current.record(crl.nextUpdate.timeIntervalSince1970)
-            if crl.nextUpdate.timeIntervalSince(now) < Self.warningLead {
-                let lapsed = crl.nextUpdate <= now
-                logger.warning(lapsed
-                    ? "a loaded CRL is past its next update: every client chain it covers is refused; issue a new CRL and reload"
-                    : "a loaded CRL reaches its next update soon: after it every client chain it covers is refused; issue a new CRL and reload",
-                    metadata: ["issuer": "\(crl.issuer)", "next_update": "\(AdminJSON.timestamp(crl.nextUpdate))"])
+        case (.crl, let phase):
+            guard let crl = validity.earliestCRL else { return }
+            let metadata: Logger.Metadata = ["issuer": "\(crl.issuer)", "next_update": "\(AdminJSON.timestamp(crl.nextUpdate))"]
+            if phase == .soon {
+                logger.warning("a loaded CRL reaches its next update soon: after it every client chain it covers is refused; issue a new CRL and reload",
+                               metadata: metadata)
+            } else {
+                logger.error("a loaded CRL is past its next update: every client chain it covers is refused; issue a new CRL and reload",
+                             metadata: metadata)
             }
         }
     }

@@ -37,6 +37,36 @@ struct TLSValidityMetricsTests {
         }
     }
 
+    @Test("a CRL that lapses while relayd runs: 'soon' at start, then an error line at its nextUpdate, with no reload")
+    func crlLapsesWhileRunning() async throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        let crl = try pki.writeCRL(revoking: [], lifetime: 12)
+        let nextUpdate = try await OpenSSLCLI.date(["crl", "-noout", "-nextupdate", "-in", crl], field: "nextUpdate")
+        try await withRelayd(pki: pki, crl: crl) { relayd in
+            let lapsedLine = { relayd.log.split(separator: "\n").first { $0.contains("past its next update") } }
+            #expect(Date() < nextUpdate, "relayd took until the CRL's nextUpdate to start; the test cannot tell the timer's line from the start's")
+            #expect(relayd.log.contains("reaches its next update soon"), "no 'soon' warning at start:\n\(relayd.log)")
+            #expect(lapsedLine() == nil, "'past its next update' before the CRL lapsed:\n\(relayd.log)")
+            // The line is the event (polled); its own timestamp says when relayd logged it.
+            let lapsed = await eventually(timeout: 40, every: 0.05) { lapsedLine() != nil }
+            #expect(lapsed, "no line when the CRL lapsed (nextUpdate \(nextUpdate)):\n\(relayd.log)")
+            let line = try #require(lapsedLine().map(String.init), "no 'past its next update' line")
+            #expect(line.contains("level=error") && line.contains("issuer=\"CN=Relay Test CA\""), "\(line)")
+            let loggedAt = try #require(Self.timestamp(of: line), "no ts= in \(line)")
+            #expect(loggedAt >= nextUpdate, "logged at \(loggedAt), before nextUpdate \(nextUpdate)")
+            #expect(loggedAt.timeIntervalSince(nextUpdate) < 5, "logged at \(loggedAt), not at nextUpdate \(nextUpdate)")
+        }
+    }
+
+    /// The `ts=` field of a relayd logfmt line.
+    private static func timestamp(of line: String) -> Date? {
+        guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("ts=") }) else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: String(field.dropFirst(3)))
+    }
+
     @Test("without a CRL there is no CRL series (an alert on it must not fire), and a CRL a year out logs no warning")
     func noCRLNoSeries() async throws {
         try await withRelayd(metrics: true) { relayd in
