@@ -97,27 +97,24 @@ final class TLSValidityGauges: Sendable {
     }
 
     private static func log(_ warning: TLSDeadlineWarnings.Warning, validity: TLSMaterialValidity, logger: Logger) {
-        switch (warning.deadline, warning.phase) {
-        case (.serverCertificate, let phase):
+        let soon = warning.phase == .soon
+        let message: Logger.Message
+        let metadata: Logger.Metadata
+        switch warning.deadline {
+        case .serverCertificate:
             guard let notAfter = validity.certificateNotAfter else { return }
-            let metadata: Logger.Metadata = ["not_after": "\(AdminJSON.timestamp(notAfter))"]
-            if phase == .soon {
-                logger.warning("the server certificate expires soon: clients refuse the broker after it; issue a new one and reload",
-                               metadata: metadata)
-            } else {
-                logger.error("the server certificate has expired: clients refuse the broker; issue a new one and reload",
-                             metadata: metadata)
-            }
-        case (.crl, let phase):
+            message = soon
+                ? "the server certificate expires soon: clients refuse the broker after it; issue a new one and reload"
+                : "the server certificate has expired: clients refuse the broker; issue a new one and reload"
+            metadata = ["not_after": "\(AdminJSON.timestamp(notAfter))"]
+        case .crl:
             guard let crl = validity.earliestCRL else { return }
-            let metadata: Logger.Metadata = ["issuer": "\(crl.issuer)", "next_update": "\(AdminJSON.timestamp(crl.nextUpdate))"]
-            if phase == .soon {
-                logger.warning("a loaded CRL reaches its next update soon: after it every client chain it covers is refused; issue a new CRL and reload",
-                               metadata: metadata)
-            } else {
-                logger.error("a loaded CRL is past its next update: every client chain it covers is refused; issue a new CRL and reload",
-                             metadata: metadata)
-            }
+            message = soon
+                ? "a loaded CRL reaches its next update soon: after it every client chain it covers is refused; issue a new CRL and reload"
+                : "a loaded CRL is past its next update: every client chain it covers is refused; issue a new CRL and reload"
+            metadata = ["issuer": "\(crl.issuer)", "next_update": "\(AdminJSON.timestamp(crl.nextUpdate))"]
         }
+        // Past the deadline clients are being refused: an error, not a warning.
+        logger.log(level: soon ? .warning : .error, message, metadata: metadata)
     }
 }
