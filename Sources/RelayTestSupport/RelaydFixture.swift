@@ -31,6 +31,9 @@ public final class RelaydFixture: @unchecked Sendable {
     /// More `[tls]` lines used by the next `writeConfig` (e.g. a `crl` list
     /// of several files when `crl` is nil, or the CRL policy).
     public var tlsExtra = ""
+    /// `[tls] client_ca` for the next `writeConfig`: the PKI's CA when nil
+    /// (client-CA rotation tests list several, then drop one).
+    public var clientCAs: [String]?
     /// More `[storage]` lines used by the next `writeConfig` (e.g. `dedup_window`).
     public var storageExtra = ""
     /// Pass `--init`, so relayd creates the data directory on its first start
@@ -68,6 +71,7 @@ public final class RelaydFixture: @unchecked Sendable {
         if let metrics { self.metrics = metrics }
         let metricsListen = self.metrics ? "127.0.0.1:0" : ""
         let crlLine = crl.map { "crl = [\"\($0)\"]" } ?? ""
+        let clientCALine = (clientCAs ?? [pki.ca.certificate]).map { "\"\($0)\"" }.joined(separator: ", ")
         let text = """
         [server]
         listen = "127.0.0.1:0"
@@ -76,7 +80,7 @@ public final class RelaydFixture: @unchecked Sendable {
         [tls]
         certificate = "\(pki.server.certificate)"
         private_key = "\(pki.server.key)"
-        client_ca = ["\(pki.ca.certificate)"]
+        client_ca = [\(clientCALine)]
         \(crlLine)
         \(tlsExtra)
         handshake_timeout = "10s"
