@@ -34,6 +34,9 @@ public final class RelaydFixture: @unchecked Sendable {
     /// `[tls] client_ca` for the next `writeConfig`: the PKI's CA when nil
     /// (client-CA rotation tests list several, then drop one).
     public var clientCAs: [String]?
+    /// Environment variables set for relayd from its next start (e.g.
+    /// `SSL_CERT_FILE`, to show relayd never trusts the system store).
+    public var environment: [String: String] = [:]
     /// More `[storage]` lines used by the next `writeConfig` (e.g. `dedup_window`).
     public var storageExtra = ""
     /// Pass `--init`, so relayd creates the data directory on its first start
@@ -139,9 +142,10 @@ public final class RelaydFixture: @unchecked Sendable {
         let child: ChildProcess
         if let limit = openFileLimit {
             // Through sh so only relayd gets the lower limit, not this test process.
-            child = try await ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments)
+            child = try await ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments,
+                                           environment: environment)
         } else {
-            child = try await ChildProcess(relaydPath, arguments)
+            child = try await ChildProcess(relaydPath, arguments, environment: environment)
         }
         if let process { earlierProcesses.append(process) }
         process = child
