@@ -1,3 +1,4 @@
+import Foundation
 internal import COpenSSL
 
 /// What the server does when CRL checking is on (any `crl` is configured)
@@ -76,6 +77,8 @@ extension SSLContextCore {
         switch code {
         case X509_V_ERR_UNABLE_TO_GET_CRL:
             reason += ": " + missingCRLDescription(chain)
+        case X509_V_ERR_CRL_HAS_EXPIRED where role == .server:
+            reason += ": " + staleCRLDescription(chain)
         case X509_V_ERR_INVALID_PURPOSE where role == .server:
             reason += ": " + unsuitablePurposeDescription(chain)
         case X509_V_ERR_INVALID_NON_CA where role == .server:
@@ -107,6 +110,25 @@ extension SSLContextCore {
         }
         return "the client certificate has extendedKeyUsage clientAuth; a CA certificate of its chain restricts "
             + "extendedKeyUsage to purposes without clientAuth"
+    }
+
+    /// Names the CA whose loaded CRL is past its nextUpdate, and when it
+    /// lapsed: the fault is the broker's revocation data, not the client's
+    /// certificate (whose TLS alert, OpenSSL's mapping of X509 error 12,
+    /// says "certificate expired").
+    private func staleCRLDescription(_ chain: [OpaquePointer]) -> String {
+        let now = Date()
+        for certificate in chain {
+            let issuer = X509_get_issuer_name(certificate)
+            for crl in crls where X509_NAME_cmp(X509_CRL_get_issuer(crl.ref), issuer) == 0 {
+                guard let nextUpdate = IdentityExtractor.date(X509_CRL_get0_nextUpdate(crl.ref)), nextUpdate <= now else { continue }
+                let ca = issuer.flatMap { try? IdentityExtractor.distinguishedName($0).rfc4514 } ?? "(unreadable name)"
+                return "the loaded CRL from CA '\(ca)' is past its next update (\(ISO8601DateFormatter().string(from: nextUpdate))), "
+                    + "so every client chain that CA covers is refused until a current CRL is loaded; the client's certificate "
+                    + "is not at fault: issue a new CRL from that CA, put it where [tls] crl points and reload"
+            }
+        }
+        return "a loaded CRL is past its next update, so the chains it covers are refused; issue new CRLs for [tls] crl and reload"
     }
 
     /// Names the CA whose CRL is missing: the issuer of the first

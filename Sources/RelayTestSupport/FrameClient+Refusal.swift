@@ -37,4 +37,14 @@ extension FrameClient {
             return .other(writeFailure + "then \(error)")
         }
     }
+
+    /// Connects as `client` (the PKI's alice when nil), sends HELLO, closes,
+    /// and reports how the connection answered: for tests of clients the
+    /// broker should refuse in the TLS handshake.
+    public static func helloOutcome(port: Int, pki: TLSTestPKI, as client: TLSTestPKI.Files? = nil) async throws -> HelloOutcome {
+        let connection = try await connect(port: port, pki: pki, as: client)
+        let outcome = await connection.helloOutcome()
+        await connection.close()
+        return outcome
+    }
 }

@@ -31,6 +31,12 @@ public final class RelaydFixture: @unchecked Sendable {
     /// More `[tls]` lines used by the next `writeConfig` (e.g. a `crl` list
     /// of several files when `crl` is nil, or the CRL policy).
     public var tlsExtra = ""
+    /// `[tls] client_ca` for the next `writeConfig`: the PKI's CA when nil
+    /// (client-CA rotation tests list several, then drop one).
+    public var clientCAs: [String]?
+    /// Environment variables set for relayd from its next start (e.g.
+    /// `SSL_CERT_FILE`, to show relayd never trusts the system store).
+    public var environment: [String: String] = [:]
     /// More `[storage]` lines used by the next `writeConfig` (e.g. `dedup_window`).
     public var storageExtra = ""
     /// Pass `--init`, so relayd creates the data directory on its first start
@@ -68,6 +74,7 @@ public final class RelaydFixture: @unchecked Sendable {
         if let metrics { self.metrics = metrics }
         let metricsListen = self.metrics ? "127.0.0.1:0" : ""
         let crlLine = crl.map { "crl = [\"\($0)\"]" } ?? ""
+        let clientCALine = (clientCAs ?? [pki.ca.certificate]).map { "\"\($0)\"" }.joined(separator: ", ")
         let text = """
         [server]
         listen = "127.0.0.1:0"
@@ -76,7 +83,7 @@ public final class RelaydFixture: @unchecked Sendable {
         [tls]
         certificate = "\(pki.server.certificate)"
         private_key = "\(pki.server.key)"
-        client_ca = ["\(pki.ca.certificate)"]
+        client_ca = [\(clientCALine)]
         \(crlLine)
         \(tlsExtra)
         handshake_timeout = "10s"
@@ -135,9 +142,10 @@ public final class RelaydFixture: @unchecked Sendable {
         let child: ChildProcess
         if let limit = openFileLimit {
             // Through sh so only relayd gets the lower limit, not this test process.
-            child = try await ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments)
+            child = try await ChildProcess("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", relaydPath] + arguments,
+                                           environment: environment)
         } else {
-            child = try await ChildProcess(relaydPath, arguments)
+            child = try await ChildProcess(relaydPath, arguments, environment: environment)
         }
         if let process { earlierProcesses.append(process) }
         process = child

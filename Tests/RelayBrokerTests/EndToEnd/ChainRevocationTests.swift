@@ -204,4 +204,35 @@ struct ChainRevocationTests {
             try await relayd.verifyAuditChain()
         }
     }
+
+    @Test("a v1 self-signed certificate (no extensions) that client_ca lists is never accepted as a client leaf (X509 error 37, ca_certificate_as_client)")
+    func v1SelfSignedLeafIsRefused() async throws {
+        let pki = try TLSTestPKI()
+        // Made by the openssl CLI: `x509 -req -signkey` without extensions writes a version 1 certificate.
+        let key = pki.directory.file("v1.key"), request = pki.directory.file("v1.csr"), certificate = pki.directory.file("v1.pem")
+        for arguments in [["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key],
+                          ["req", "-new", "-key", key, "-subj", "/CN=v1-client", "-out", request],
+                          ["x509", "-req", "-in", request, "-signkey", key, "-days", "30", "-out", certificate]] {
+            let openssl = try await ChildProcess("/usr/bin/openssl", arguments)
+            #expect(await openssl.waitForExit(timeout: 30) == 0, "openssl \(arguments[0]):\n\(openssl.transcript)")
+        }
+        let text = try await ChildProcess("/usr/bin/openssl", ["x509", "-in", certificate, "-noout", "-text"])
+        _ = await text.waitForExit(timeout: 30)
+        try #require(text.stdoutLines.contains { $0.contains("Version: 1 (0x0)") }, "not a v1 certificate:\n\(text.transcript)")
+        let pem = try String(contentsOfFile: certificate, encoding: .utf8)
+        let v1 = try TLSTestPKI.write(IssuedCertificate(certificatePEM: pem, privateKeyPEM: try String(contentsOfFile: key, encoding: .utf8),
+                                                        serialNumber: ""), name: "v1", in: pki.directory)
+        let relayd = try RelaydFixture(pki: pki)
+        // Trusted as its own anchor: only the client-leaf rule can refuse it.
+        relayd.clientCAs = [pki.ca.certificate, certificate]
+        try relayd.writeConfig()
+        try await withRelayd(relayd) { relayd in
+            let refusal = await Self.tlsRefusal(relayd, as: v1)
+            #expect(refusal == .alertReceived(code: 46, description: "certificate unknown"), "\(String(describing: refusal))")
+            let refusedEvent = await relayd.waitForAudit { $0.event == "connection_refused" }
+            let refused = try #require(refusedEvent)
+            #expect(refused["cause"] == "ca_certificate_as_client", "\(refused.fields)")
+            #expect(refused["reason"]?.contains("CA certificate") == true, "\(refused.fields)")
+        }
+    }
 }
