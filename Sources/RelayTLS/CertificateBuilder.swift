@@ -59,7 +59,7 @@ enum CertificateBuilder {
                                  serialNumber: IdentityExtractor.normalizeSerial(serial))
     }
 
-    static func crl(revoking serials: [String], issuer: IssuedCertificate, lifetime: TimeInterval) throws(Failure) -> String {
+    static func crl(revoking serials: [String], issuer: IssuedCertificate, days: Int) throws(Failure) -> String {
         OpenSSLErrorQueue.clear()
         let caCertificate: OwnedCertificate
         let caKey: OwnedKey
@@ -88,7 +88,7 @@ enum CertificateBuilder {
                 throw .openSSL(operation: "revoking \(serial)", detail: OpenSSLErrorQueue.drain())
             }
         }
-        _ = ASN1_TIME_set(time, time_t(now + lifetime))
+        _ = ASN1_TIME_set(time, time_t(now + Double(days) * 86_400))
         try check(X509_CRL_set1_nextUpdate(crl.ref, time) == 1, "nextUpdate")
         _ = X509_CRL_sort(crl.ref)
         var v3 = X509V3_CTX()

@@ -151,14 +151,7 @@ public enum DevelopmentPKI {
 
     /// A CRL from `ca` revoking `serials` (hex, as ``IssuedCertificate/serialNumber``), valid `days`.
     public static func crl(revoking serials: [String], signedBy ca: IssuedCertificate, days: Int = 30) throws(DevelopmentPKIError) -> String {
-        try CertificateBuilder.crl(revoking: serials, issuer: ca, lifetime: Double(days) * 86_400)
-    }
-
-    /// A CRL whose nextUpdate is `lifetime` seconds from now (whole seconds,
-    /// rounded down), for a CRL that lapses while a broker runs.
-    public static func crl(revoking serials: [String], signedBy ca: IssuedCertificate,
-                           lifetime: TimeInterval) throws(DevelopmentPKIError) -> String {
-        try CertificateBuilder.crl(revoking: serials, issuer: ca, lifetime: lifetime)
+        try CertificateBuilder.crl(revoking: serials, issuer: ca, days: days)
     }
 
     /// Writes `text` to `path` created with `mode` (also applied if the file existed).

@@ -78,14 +78,6 @@ public final class TLSTestPKI: Sendable {
         return path
     }
 
-    /// A CRL whose nextUpdate is `lifetime` seconds from now: one that lapses during a test.
-    public func writeCRL(revoking serials: [String], name: String = "crl", lifetime: TimeInterval) throws -> String {
-        let path = directory.file("\(name).pem")
-        try DevelopmentPKI.writeFile(try DevelopmentPKI.crl(revoking: serials, signedBy: ca.issued, lifetime: lifetime),
-                                     to: path, mode: 0o644)
-        return path
-    }
-
     public func files(_ name: String) -> Files? { issued.withLockedValue { $0[name] } }
 
     public func serverConfiguration(crls: [String] = [], minimumVersion: TLSMinimumVersion = .tls13,

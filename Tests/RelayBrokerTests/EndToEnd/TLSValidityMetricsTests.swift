@@ -41,7 +41,8 @@ struct TLSValidityMetricsTests {
     func crlLapsesWhileRunning() async throws {
         let pki = try TLSTestPKI()
         defer { pki.remove() }
-        let crl = try pki.writeCRL(revoking: [], lifetime: 12)
+        let crl = try await OpenSSLCLI.writeCRL(signedBy: pki.ca, lastUpdate: Date() - 60, nextUpdate: Date() + 12,
+                                                to: pki.directory.file("lapsing-crl.pem"))
         let nextUpdate = try await OpenSSLCLI.date(["crl", "-noout", "-nextupdate", "-in", crl], field: "nextUpdate")
         try await withRelayd(pki: pki, crl: crl) { relayd in
             let lapsedLine = { relayd.log.split(separator: "\n").first { $0.contains("past its next update") } }
