@@ -74,7 +74,8 @@ public struct RelayClientConfiguration: Sendable {
     /// the keep-alive) and reconnects as after any lost connection,
     /// resending unanswered publishes with their ids. A network partition or
     /// a half-open TCP connection (no FIN, no RST ever arrives) is so found
-    /// within 2 × this interval: 30 s with the default of 15 s. `.zero`
+    /// 2 to 3 intervals after the last byte from the broker (the check runs
+    /// once per interval): 30 to 45 s with the default of 15 s. `.zero`
     /// turns it off; the connection then waits for TCP, which gives up on
     /// unacknowledged data after about 15 minutes and never on an idle one.
     public var keepaliveInterval: TimeAmount = .seconds(15)
