@@ -44,7 +44,7 @@ extension ConnectionCore {
             return
         }
         let silence = 2 * configuration.keepaliveInterval.nanoseconds / 1_000_000
-        noteError(.connectionLost("the broker at \(currentServer) sent nothing for \(silence) ms, not even a PONG "
+        noteError(.connectionLost("the broker at \(currentServer) sent nothing for at least \(silence) ms, not even a PONG "
             + "to the keep-alive PING; the network path or the broker is gone "
             + "(RelayClientConfiguration.keepaliveInterval)"))
         task.cancel()

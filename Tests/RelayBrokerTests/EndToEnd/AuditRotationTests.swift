@@ -91,6 +91,12 @@ struct AuditRotationTests {
             let tampered = try await Self.relayctlVerify(relayd.configPath)
             #expect(tampered.terminationStatus == 1, "\(tampered.transcript)")
             #expect(tampered.transcript.contains("\(second) line \(edited)"), "\(tampered.transcript)")
+
+            // The middle file removed: the live file no longer follows the first.
+            try FileManager.default.removeItem(atPath: second)
+            let removed = try await Self.relayctlVerify(relayd.configPath)
+            #expect(removed.terminationStatus == 1, "\(removed.transcript)")
+            #expect(removed.transcript.contains("\(relayd.auditPath) line 1"), "\(removed.transcript)")
         }
     }
 

@@ -19,6 +19,25 @@ struct PartitionTests {
         range.map { OutgoingMessage(topic: "part.a", text: "m\($0)") }
     }
 
+    @Test("an idle connection on a healthy path stays up: relayd answers each keep-alive PING, so ten silent intervals end nothing")
+    func idleConnectionStaysUp() async throws {
+        try await withBroker { broker in
+            var configuration = broker.clientConfiguration()
+            configuration.keepaliveInterval = .milliseconds(100)
+            let publisher = try await Publisher.connect(configuration)
+            let states = Recorder()
+            let watch = Task { for await state in publisher.connection.states { states.add(state) } }
+            defer { watch.cancel() }
+            // The idleness is what is tested: ten intervals with no traffic but the keep-alive's.
+            try await Task.sleep(nanoseconds: 1_000_000_000)
+            let drops = states.all.filter { if case .disconnected = $0 { return true }; return false }
+            #expect(drops.isEmpty, "the keep-alive dropped a healthy idle connection: \(drops)")
+            let receipt = try await publisher.publish(topic: "idle.t", text: "still here")
+            #expect(!receipt.duplicate)
+            await publisher.close()
+        }
+    }
+
     @Test("a partition while publishing: the keep-alive gives the silent connection up, the client reconnects after heal and resends with the same ids; relayd stores each message once, in order")
     func partitionWhilePublishing() async throws {
         try await withBroker { broker in
