@@ -19,17 +19,18 @@ struct PartitionTests {
         range.map { OutgoingMessage(topic: "part.a", text: "m\($0)") }
     }
 
-    @Test("an idle connection on a healthy path stays up: relayd answers each keep-alive PING, so ten silent intervals end nothing")
+    @Test("an idle connection on a healthy path stays up: relayd answers each keep-alive PING, so eight silent intervals end nothing")
     func idleConnectionStaysUp() async throws {
         try await withBroker { broker in
             var configuration = broker.clientConfiguration()
-            configuration.keepaliveInterval = .milliseconds(100)
+            // 300 ms: a PONG may take up to two intervals (600 ms) on a loaded CI machine.
+            configuration.keepaliveInterval = .milliseconds(300)
             let publisher = try await Publisher.connect(configuration)
             let states = Recorder()
             let watch = Task { for await state in publisher.connection.states { states.add(state) } }
             defer { watch.cancel() }
-            // The idleness is what is tested: ten intervals with no traffic but the keep-alive's.
-            try await Task.sleep(nanoseconds: 1_000_000_000)
+            // The idleness is what is tested: eight intervals with no traffic but the keep-alive's.
+            try await Task.sleep(nanoseconds: 2_400_000_000)
             let drops = states.all.filter { if case .disconnected = $0 { return true }; return false }
             #expect(drops.isEmpty, "the keep-alive dropped a healthy idle connection: \(drops)")
             let receipt = try await publisher.publish(topic: "idle.t", text: "still here")
@@ -75,7 +76,8 @@ struct PartitionTests {
             let detectedAfter = Date().timeIntervalSince(silentSince)
             #expect(detected, "the client still took the silent connection for alive after 10 s: no keep-alive")
             let interval = Double(Self.keepalive.nanoseconds) / 1e9
-            #expect(detectedAfter < 3 * interval + 1, "detected after \(detectedAfter) s")
+            // Three intervals at most, plus room for a loaded machine (the old client: never).
+            #expect(detectedAfter < 3 * interval + 3, "detected after \(detectedAfter) s")
             guard detected else {
                 await publisher.close()
                 await witnessConnection.connection.close()
