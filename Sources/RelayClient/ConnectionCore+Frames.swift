@@ -53,6 +53,7 @@ extension ConnectionCore {
     /// After a burst of reads: send what the answers freed up, in one flush.
     func readComplete(generation: UInt64) {
         guard let link = phase.link, link.generation == generation else { return }
+        keepaliveHeard = true
         pumpPublishes()
         flushOutbound()
     }

@@ -46,6 +46,12 @@ final class ConnectionCore: @unchecked Sendable {
     var observers: [UInt64: AsyncStream<ConnectionState>.Continuation] = [:]
     var nextObserverID: UInt64 = 0
     var lastState: ConnectionState = .connecting(attempt: 1)
+    /// The keep-alive of the current connection (ConnectionCore+Keepalive.swift):
+    /// whether anything was read since its last tick, and the ticks without.
+    var keepaliveTask: RepeatedTask?
+    var keepaliveHeard = false
+    var keepaliveSilentTicks = 0
+    var keepaliveToken: UInt64 = 0
     /// Frames written since the last flush (one buffer, one flush).
     var outbound: ByteBuffer
 
@@ -196,6 +202,7 @@ final class ConnectionCore: @unchecked Sendable {
         failedAttempts = 0
         everConnected = true
         emit(.connected(session))
+        startKeepalive(generation: generation)
         if let firstConnect {
             self.firstConnect = nil
             firstConnect.succeed(session)
@@ -231,6 +238,7 @@ final class ConnectionCore: @unchecked Sendable {
         }
         lost.channel?.close(promise: nil)
         lost.helloTimeout?.cancel()
+        stopKeepalive()
         connectDeadline?.cancel()
         connectDeadline = nil
         outbound.clear()
@@ -263,6 +271,7 @@ final class ConnectionCore: @unchecked Sendable {
     /// Closes for good: by the owner (`error` nil) or because of `error`.
     func finish(_ error: RelayClientError?) {
         guard let previous = phase.close(error) else { return }
+        stopKeepalive()
         switch previous {
         case .connected(let link):
             var bye = link.channel.allocator.buffer(capacity: 16)

@@ -66,6 +66,19 @@ public struct RelayClientConfiguration: Sendable {
     /// How long to wait for WELCOME after the TCP connection is up (within
     /// ``connectTimeout``, which ends the attempt first when it is shorter).
     public var helloTimeout: TimeAmount
+    /// How long a connection may stay silent before the client checks it.
+    /// When nothing has come from the broker for this long, the client sends
+    /// PING (relay-v1 §4.12; the broker answers every PING); when nothing has
+    /// come for another interval either, it takes the connection as lost
+    /// (``RelayClientError`` with category `.connection`, its message naming
+    /// the keep-alive) and reconnects as after any lost connection,
+    /// resending unanswered publishes with their ids. A network partition or
+    /// a half-open TCP connection (no FIN, no RST ever arrives) is so found
+    /// 2 to 3 intervals after the last byte from the broker (the check runs
+    /// once per interval): 30 to 45 s with the default of 15 s. `.zero`
+    /// turns it off; the connection then waits for TCP, which gives up on
+    /// unacknowledged data after about 15 minutes and never on an idle one.
+    public var keepaliveInterval: TimeAmount = .seconds(15)
     /// The largest frame this client accepts (sent in HELLO).
     public var maxFrameSize: Int
     /// Most publishes awaiting PUBACK; the broker's `max_in_flight` caps it further.

@@ -6,7 +6,9 @@ import NIOPosix
 /// network to fail at a chosen moment: ``dropReplies()`` makes every open
 /// connection swallow what the broker sends (a lost PUBACK), and
 /// ``dropRequests()`` swallows what the client sends instead (a lost ACK),
-/// ``cutAll()`` then closes them (a dropped connection). Bytes pass through
+/// ``cutAll()`` then closes them (a dropped connection), and ``partition()``
+/// silences every connection both ways without closing any (a network
+/// partition) until ``heal()``. Bytes pass through
 /// unchanged, so TLS runs end to end between the client and relayd; new
 /// connections are relayed normally.
 public final class TCPProxy: Sendable {
@@ -16,6 +18,8 @@ public final class TCPProxy: Sendable {
     private let pairs: NIOLockedValueBox<[Pair]>
     /// Bytes from clients swallowed since ``dropRequests()``.
     private let swallowed: NIOLockedValueBox<Int>
+    /// While true, new connections are accepted and then hear nothing.
+    private let partitioned: NIOLockedValueBox<Bool>
 
     /// One relayed connection: the client's side and the broker's side.
     private struct Pair: @unchecked Sendable {
@@ -30,9 +34,15 @@ public final class TCPProxy: Sendable {
     public static func start(to targetPort: Int) async throws -> TCPProxy {
         let pairs = NIOLockedValueBox<[Pair]>([])
         let swallowed = NIOLockedValueBox(0)
+        let partitioned = NIOLockedValueBox(false)
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { client in
+                // Partitioned: the SYN got through (loopback cannot lose it), nothing else does.
+                if partitioned.withLockedValue({ $0 }) {
+                    return client.pipeline.addHandler(Forwarder(peer: client.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel),
+                                                                drop: NIOLockedValueBox(true), swallowed: nil))
+                }
                 // The broker side connects on the client's loop, so bytes the
                 // client sends before it is up wait on the future, in order.
                 let broker = ClientBootstrap(group: client.eventLoop)
@@ -59,14 +69,16 @@ public final class TCPProxy: Sendable {
         guard let port = listener.localAddress?.port else {
             throw RelaydFixtureError(message: "the proxy's listener has no port")
         }
-        return TCPProxy(port: port, listener: listener, pairs: pairs, swallowed: swallowed)
+        return TCPProxy(port: port, listener: listener, pairs: pairs, swallowed: swallowed, partitioned: partitioned)
     }
 
-    private init(port: Int, listener: any Channel, pairs: NIOLockedValueBox<[Pair]>, swallowed: NIOLockedValueBox<Int>) {
+    private init(port: Int, listener: any Channel, pairs: NIOLockedValueBox<[Pair]>, swallowed: NIOLockedValueBox<Int>,
+                 partitioned: NIOLockedValueBox<Bool>) {
         self.port = port
         self.listener = listener
         self.pairs = pairs
         self.swallowed = swallowed
+        self.partitioned = partitioned
     }
 
     /// How many connections were relayed so far.
@@ -83,6 +95,20 @@ public final class TCPProxy: Sendable {
     public func dropRequests() {
         for pair in pairs.withLockedValue({ $0 }) { pair.dropRequests.withLockedValue { $0 = true } }
     }
+
+    /// A network partition: from now on nothing passes either way on the
+    /// connections open now, and none is closed, so neither end hears of it
+    /// (a router dropping the packets, a NAT that lost the mapping). New
+    /// connections are accepted and hear nothing until ``heal()``.
+    public func partition() {
+        partitioned.withLockedValue { $0 = true }
+        dropReplies()
+        dropRequests()
+    }
+
+    /// Ends the partition for new connections. The connections it silenced
+    /// stay silent: their state is lost, as a client must find out by itself.
+    public func heal() { partitioned.withLockedValue { $0 = false } }
 
     /// How many bytes from clients ``dropRequests()`` has swallowed so far:
     /// the event that a client's frame was sent and lost.

@@ -22,8 +22,8 @@ struct RelaydCommand: AsyncParsableCommand {
         given, so a mistyped path never becomes a new, empty store.
 
         Exit status: 0 stopped cleanly; 1 failure after start, or a listen or metrics
-        port in use; 64 usage; 66 a named file or directory missing or unreadable, or
-        a data directory relayd cannot write; 75 the data directory or audit trail
+        port in use; 64 usage; 66 a named file or directory missing or unreadable, a
+        data directory relayd cannot write, or an audit trail its key does not verify; 75 the data directory or audit trail
         is in use by another relayd; 78 invalid configuration.
 
         Signals: SIGTERM/SIGINT stop gracefully (in-flight commits finish, acks are sent);
@@ -99,7 +99,7 @@ struct RelaydCommand: AsyncParsableCommand {
         switch error {
         case let refusal as BrokerStartError: return refusal.exitCode
         case AuditError.inUse: return RelayExit.inUse.rawValue
-        case AuditError.cannotOpen, AuditError.badKey: return RelayExit.noInput.rawValue
+        case AuditError.cannotOpen, AuditError.badKey, AuditError.keyDoesNotVerify, AuditError.broken: return RelayExit.noInput.rawValue
         case is ConfigError: return RelayExit.invalidConfiguration.rawValue
         default: return 1
         }

@@ -331,8 +331,8 @@ struct AuditHardeningTests {
         #expect(mode & 0o777 == 0o600)
         try String(repeating: "ab", count: 32).write(toFile: t.keyPath, atomically: true, encoding: .utf8)
         var reason = ""
-        do { _ = try t.open() } catch AuditError.broken(_, _, let why) { reason = why }
-        #expect(reason.contains("does not verify"))
+        do { _ = try t.open() } catch AuditError.keyDoesNotVerify(_, _, let why) { reason = why }
+        #expect(reason.contains("does not match its content"))
         try FileManager.default.removeItem(atPath: t.keyPath)
         #expect(throws: AuditError.self) { _ = try t.open() }
         #expect(!FileManager.default.fileExists(atPath: t.keyPath), "a key must not be created for an existing trail")

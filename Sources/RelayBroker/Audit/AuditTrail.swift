@@ -261,6 +261,9 @@ public enum AuditError: Error, CustomStringConvertible, Equatable {
     case broken(file: String, line: Int, reason: String)
     /// The checkpoint names a line the trail no longer has (or a different one).
     case truncated(checkpointSeq: Int, reason: String)
+    /// At start: the trail's last line does not verify under the key
+    /// (another key, or the line was edited); relayd refuses to continue it.
+    case keyDoesNotVerify(keyFile: String, trail: String, reason: String)
 
     public var description: String {
         switch self {
@@ -272,6 +275,10 @@ public enum AuditError: Error, CustomStringConvertible, Equatable {
         case .broken(let file, let line, let reason): return "audit trail broken at \(file) line \(line): \(reason)"
         case .truncated(let seq, let reason):
             return "audit trail truncated: the checkpoint records line seq \(seq), but \(reason); lines were removed from the end"
+        case .keyDoesNotVerify(let keyFile, let trail, let reason):
+            return "the audit key \(keyFile) does not verify the last line of the audit trail \(trail) (\(reason)); "
+                + "relayd will not continue a chain it cannot authenticate: restore the key that wrote the trail "
+                + "([audit] key_file), or check the trail with relayctl audit verify and move it aside"
         }
     }
 }

@@ -122,15 +122,15 @@ struct AuditWriter {
         let ts = JSONText.quoted(AuditTrail.timestamp())
         // The live file's end, else (crash right after a rotation) the newest rotated file's.
         if let newest = rotated.last, liveSize == 0 {
-            let end = try lastLine(of: newest.path, key: key, reader: &reader)
+            let end = try lastLine(of: newest.path, key: key, keyFile: options.keyFile, reader: &reader)
             if let line = end.line { head = (line.seq, line.mac) }
         }
         if liveSize > 0 {
-            let end = try lastLine(of: path, key: key, reader: &reader)
+            let end = try lastLine(of: path, key: key, keyFile: options.keyFile, reader: &reader)
             if let line = end.line {
                 head = (line.seq, line.mac)
             } else if let newest = rotated.last {
-                let before = try lastLine(of: newest.path, key: key, reader: &reader)
+                let before = try lastLine(of: newest.path, key: key, keyFile: options.keyFile, reader: &reader)
                 if let line = before.line { head = (line.seq, line.mac) }
             }
             if let torn = end.torn {
@@ -176,7 +176,7 @@ struct AuditWriter {
 
     /// The last complete line of `file`, authenticated, and any unterminated
     /// fragment after it. Reads at most ``AuditTrail/tailWindow`` bytes.
-    static func lastLine(of file: String, key: AuditKey,
+    static func lastLine(of file: String, key: AuditKey, keyFile: String,
                          reader: inout AuditFileReader) throws(AuditError) -> (line: AuditLine?, torn: Data?) {
         let (bytes, size) = try reader.tail(path: file, count: AuditTrail.tailWindow)
         let newline = UInt8(ascii: "\n")
@@ -202,7 +202,7 @@ struct AuditWriter {
         do {
             return (try AuditLine.open(text, key: key), torn.map { Data($0) })
         } catch {
-            throw AuditError.broken(file: file, line: 0, reason: "its last line does not verify (\(error.reason)); relayd will not continue a chain it cannot authenticate. Check audit.key_file, then run relayctl audit verify")
+            throw AuditError.keyDoesNotVerify(keyFile: keyFile, trail: file, reason: error.reason)
         }
     }
 }
