@@ -150,11 +150,39 @@ struct PolicyDecisionEndToEndTests {
         }
     }
 
+    @Test("an identity refused at HELLO is told identity_refused in a sentence that names no rule, while the audit trail says which rules matched")
+    func identityRefusalRevealsNothing() async throws {
+        // Without everyone-base, fence-admin (deny only) is all that applies to OU=billing.
+        let withoutBase = Self.acl.components(separatedBy: "[[acl.rule]]").filter { !$0.contains("everyone-base") }
+            .joined(separator: "[[acl.rule]]")
+        try await withRelayd(acl: withoutBase, start: false) { relayd in
+            let stranger = try relayd.pki.add("shopper", .client(commonName: "shopper", organizationalUnits: ["billing"]))
+            try await relayd.start()
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: stranger)
+            var refusal: ErrorFrame?
+            do {
+                let welcome = try await client.hello()
+                Issue.record("an identity only a deny rule applies to got a session: \(welcome.principal)")
+            } catch FrameClientError.refused(let error) {
+                refusal = error
+            }
+            let error = try #require(refusal)
+            #expect(error.errorCode == .identityRefused)
+            let leaks = Self.leaks(in: error.message, asked: "")
+            #expect(leaks.isEmpty, "the refusal reveals: \(leaks)")
+            // The reason exists (operators see it): it is withheld from the client only.
+            let serial = stranger.issued.serialNumber
+            let audited = await relayd.waitForAudit { $0.event == "connection_refused" && $0["serial"] == serial }
+            #expect(audited?["reason"]?.contains("fence-admin") == true, "connection_refused: \(String(describing: audited?.fields))")
+            await client.close()
+        }
+    }
+
     // MARK: Helpers
 
     /// The secrets `message` names, once the client's own topic or filter is taken out.
     static func leaks(in message: String, asked: String) -> [String] {
-        let rest = message.replacingOccurrences(of: asked, with: "")
+        let rest = asked.isEmpty ? message : message.replacingOccurrences(of: asked, with: "")
         return secrets.filter { rest.contains($0) }.map { "'\($0)' in \"\(message)\"" }
     }
 
