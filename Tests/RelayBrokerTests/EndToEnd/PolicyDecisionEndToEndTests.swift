@@ -137,14 +137,19 @@ struct PolicyDecisionEndToEndTests {
                 leaks += Self.leaks(in: error.message, asked: topic)
                 id += 1
             }
-            var subscription: UInt32 = 1
+            var subscription: UInt32 = 1, refusedFilters: [String] = []
+            // orders.shopper.> is inside orders-team's subscribe grant: the one accepted.
             for filter in ["orders.>", "orders.audit.x", "data.>", "data.orders.private", "secret.>", "orders.shopper.>"] {
                 let ack = try await client.subscribe(subscription, filter)
                 subscription += 1
-                if ack.isAccepted { continue }  // orders.shopper.> is inside orders-team's subscribe grant
+                if ack.isAccepted { continue }
+                refusedFilters.append(filter)
                 #expect(ack.errorCode == .notAuthorized, "SUB \(filter): \(ack)")
                 leaks += Self.leaks(in: ack.message, asked: filter)
             }
+            // Messages were read: four PUBs (id ends at 5) and five SUBs refused.
+            #expect(id == 5 && refusedFilters == ["orders.>", "orders.audit.x", "data.>", "data.orders.private", "secret.>"],
+                    "refused PUBs \(id - 1), SUBs \(refusedFilters)")
             #expect(leaks.isEmpty, "refusal messages reveal: \(leaks)")
             await client.close()
         }
