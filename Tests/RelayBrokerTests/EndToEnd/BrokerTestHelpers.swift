@@ -56,6 +56,26 @@ extension FrameClient {
         return out
     }
 
+    /// The messages stored under `filter`, oldest first: subscribes from
+    /// earliest (subscription `id`), publishes a marker on `markerTopic`
+    /// (which `filter` must match) and reads up to it. One subscription
+    /// delivers in sequence order, replay first, so the marker comes after
+    /// every stored message: the end of the replay is a frame, not a wait.
+    /// The marker itself is left out; earlier markers are not.
+    func storedMessages(_ filter: String, marker markerTopic: String, id: UInt32 = 1) async throws -> [Message] {
+        let ack = try await subscribe(id, filter, from: .earliest)
+        guard ack.isAccepted else { throw BrokerTestError.refused("SUB \(filter): \(ack.message)") }
+        let marker = "marker \(UInt64.random(in: 0...UInt64.max))"
+        _ = try await publish(markerTopic, count: 1, firstID: UInt64.max - 2) { _ in marker }
+        var stored: [Message] = []
+        while true {
+            guard let frame = try await next() else { throw BrokerTestError.refused("closed during the replay of \(filter)") }
+            guard case .message(let message) = frame, message.subscriptionID == id else { continue }
+            if message.topic == markerTopic && payloadString(message) == marker { return stored }
+            stored.append(message)
+        }
+    }
+
     /// Asserts nothing arrives within `window`.
     func expectSilence(_ window: TimeAmount = .milliseconds(300)) async throws -> Bool {
         do {

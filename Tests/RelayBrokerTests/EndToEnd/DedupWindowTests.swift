@@ -36,17 +36,30 @@ struct DedupWindowTests {
             #expect(retried.duplicate && retried.sequence == first.sequence)
 
             // Past the window the store's pruner (every second, no event a
-            // client can wait for) forgets the key: poll until a retry is
-            // stored anew. Under the default window it would stay a duplicate for 120 s.
-            let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-            var forgotten: PublishAck?
-            while forgotten == nil, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(250))
+            // client can wait for) forgets the key: retry until one is stored
+            // anew, with a deadline. Under the default window it would stay a
+            // duplicate for 120 s. Every retry before that is a duplicate of
+            // the first, never a third copy.
+            var retries: [PublishAck] = []
+            let forgotten = try await eventuallyValue(timeout: 20, every: 0.25) { () -> PublishAck? in
                 let ack = try #require(try await client.publish("window.t", count: 1, firstID: 1).first)
-                if !ack.duplicate { forgotten = ack }
+                retries.append(ack)
+                return ack.duplicate ? nil : ack
             }
             let stored = try #require(forgotten, "a retry 20 s after a 1 s window was still a duplicate")
             #expect(stored.sequence > first.sequence)
+            let duplicates = retries.dropLast()
+            let allOriginal = duplicates.allSatisfy { $0.duplicate && $0.sequence == first.sequence }
+            #expect(allOriginal, "retries inside the window: \(duplicates.map(\.sequence))")
+
+            // The store holds the first publish and the one stored after the window: two copies, nothing else.
+            let reader = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await reader.hello()
+            #expect(try await reader.subscribe(1, "window.t", from: .earliest).isAccepted)
+            let copies = try await reader.messages(2)
+            #expect(copies.map(\.sequence) == [first.sequence, stored.sequence])
+            #expect(try await reader.pingBarrier() == [], "more than two copies are stored")
+            await reader.close()
             await client.close()
         }
     }
