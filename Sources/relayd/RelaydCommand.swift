@@ -23,8 +23,9 @@ struct RelaydCommand: AsyncParsableCommand {
 
         Exit status: 0 stopped cleanly; 1 failure after start, or a listen or metrics
         port in use; 64 usage; 66 a named file or directory missing or unreadable, a
-        data directory relayd cannot write, or an audit trail its key does not verify; 75 the data directory or audit trail
-        is in use by another relayd; 78 invalid configuration.
+        data directory relayd cannot write, or an audit trail its key does not
+        verify; 75 the data directory or audit trail is in use by another relayd;
+        78 invalid configuration.
 
         Signals: SIGTERM/SIGINT stop gracefully (in-flight commits finish, acks are sent);
         SIGHUP reloads the config, certificates, CA bundles and CRLs.
