@@ -77,6 +77,18 @@ public final class RelayConnection: Sendable {
         }
     }
 
+    /// How many keep-alive PINGs this connection has sent, over all its
+    /// connections (``RelayClientConfiguration/keepaliveInterval``): one per
+    /// silent interval, so a count that grows on an idle connection shows
+    /// the check running while the broker answers it.
+    public var keepalivePings: Int {
+        get async {
+            let core = self.core
+            // The PING tokens count up from 1, one per PING sent.
+            return (try? await core.eventLoop.submit { Int(core.keepaliveToken) }.get()) ?? 0
+        }
+    }
+
     /// The configuration this connection was made with.
     public var configuration: RelayClientConfiguration { core.configuration }
 

@@ -29,8 +29,11 @@ struct PartitionTests {
             let states = Recorder()
             let watch = Task { for await state in publisher.connection.states { states.add(state) } }
             defer { watch.cancel() }
-            // The idleness is what is tested: eight intervals with no traffic but the keep-alive's.
-            try await Task.sleep(nanoseconds: 2_400_000_000)
+            // The event: four keep-alive PINGs sent (one per two silent intervals
+            // when each is answered), so the check ran on an idle connection.
+            let pinged = await eventually(timeout: 30, every: 0.05) { await publisher.connection.keepalivePings >= 4 }
+            let pings = await publisher.connection.keepalivePings
+            #expect(pinged, "the keep-alive sent \(pings) PINGs in 30 s on an idle connection")
             let drops = states.all.filter { if case .disconnected = $0 { return true }; return false }
             #expect(drops.isEmpty, "the keep-alive dropped a healthy idle connection: \(drops)")
             let receipt = try await publisher.publish(topic: "idle.t", text: "still here")
