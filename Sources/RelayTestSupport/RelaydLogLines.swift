@@ -25,6 +25,14 @@ public enum RelaydLogLine {
         return Int(address[address.index(after: colon)...])
     }
 
+    /// The `ts=` field of a logfmt line: when relayd logged it.
+    public static func timestamp(_ line: some StringProtocol) -> Date? {
+        guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("ts=") }) else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: String(field.dropFirst(3)))
+    }
+
     /// Parses one logfmt line (`key=value key="quoted \"value\""`) into its
     /// fields; nil when it is not logfmt (text outside a pair, an unclosed quote).
     public static func logfmt(_ line: String) -> [String: String]? {

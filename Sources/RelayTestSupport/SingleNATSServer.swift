@@ -82,19 +82,21 @@ public final class SingleNATSServer: @unchecked Sendable {
 
 extension RelaydFixture {
     /// Points this relayd at `nats` (`[storage] backend = "jetstream"`),
-    /// connecting as `pki.alice`, and rewrites the config. For the JetStream tests.
-    /// `startupTimeout`: `[storage.jetstream] startup_timeout`, `tailIdle`:
-    /// `tail_idle` (relayd's defaults when nil).
+    /// connecting as `client` (default `pki.alice`), and rewrites the config.
+    /// For the JetStream tests. `startupTimeout`: `[storage.jetstream]
+    /// startup_timeout`, `tailIdle`: `tail_idle` (relayd's defaults when nil).
     public func useJetStream(_ nats: SingleNATSServer, publishTimeout: String = "10s", extra: String = "",
-                             startupTimeout: String? = nil, tailIdle: String? = nil) throws {
+                             startupTimeout: String? = nil, tailIdle: String? = nil,
+                             client: TLSTestPKI.Files? = nil) throws {
+        let client = client ?? nats.pki.alice
         storageExtra = """
         backend = "jetstream"
 
         [storage.jetstream]
         servers = ["\(nats.url)"]
         ca = "\(nats.pki.ca.certificate)"
-        certificate = "\(nats.pki.alice.certificate)"
-        private_key = "\(nats.pki.alice.key)"
+        certificate = "\(client.certificate)"
+        private_key = "\(client.key)"
         replicas = 1
         publish_timeout = "\(publishTimeout)"
         retry_backoff = "100ms"

@@ -20,6 +20,8 @@ public final class Broker: Sendable {
     /// Holds `<data>/relayd.lock` (``InstanceLock``) until shutdown.
     private let instanceLock: FileHandle
     private let reloadLock = NIOLock()
+    /// What this edge presents to NATS, as read at start (jetstream backend).
+    let natsClientFiles: NATSClientFiles?
 
     public var port: Int { server.port }
 
@@ -36,6 +38,11 @@ public final class Broker: Sendable {
         let metrics = BrokerMetrics()
         for warning in SecurityWarnings.check(configuration) { logger.warning("\(warning)") }
         metrics.tlsValidity.update(tls.current.validity, metrics: metrics, logger: logger)
+        // Read before the log connects to NATS with the same files (NATSClientFiles).
+        let natsClientFiles = NATSClientFiles(configuration)
+        if let natsClientFiles {
+            metrics.tlsValidity.followNATSClientCertificate(natsClientFiles, metrics: metrics, logger: logger)
+        }
         try DataDirectory.prepare(configuration.storage.path, create: createDataDirectory,
                                   configFile: configuration.sourceFile, logger: logger)
         // The data directory's lock, then the trail's, both before the store:
@@ -103,7 +110,7 @@ public final class Broker: Sendable {
         // Warns again when a certificate or CRL deadline nears or passes while relayd runs.
         metrics.tlsValidity.watch(on: group.next())
         let broker = Broker(context: context, server: server, metricsServer: metricsServer, group: group,
-                            overrides: overrides, instanceLock: instanceLock)
+                            overrides: overrides, instanceLock: instanceLock, natsClientFiles: natsClientFiles)
         // Weak: the context is the broker's. `relayctl reload` (the admin
         // surface) and BrokerContext.reload(trigger:) run the same reload as SIGHUP.
         context.reloadEntry.install { [weak broker] trigger in
@@ -115,8 +122,9 @@ public final class Broker: Sendable {
 
     private init(context: BrokerContext, server: BrokerServer, metricsServer: MetricsHTTPServer?,
                  group: MultiThreadedEventLoopGroup, overrides: (listen: String?, dataDirectory: String?),
-                 instanceLock: FileHandle) {
+                 instanceLock: FileHandle, natsClientFiles: NATSClientFiles?) {
         self.instanceLock = instanceLock
+        self.natsClientFiles = natsClientFiles
         self.context = context
         self.server = server
         self.metricsServer = metricsServer
@@ -162,7 +170,14 @@ public final class Broker: Sendable {
             let installed = try context.tls.reload(configuration: next.tlsServerConfiguration)
             context.metrics.tlsValidity.update(installed.validity, metrics: context.metrics, logger: context.logger)
             let sessions = context.install(configuration: next, policy: policy)
-            let pending = current.settingsNeedingRestart(comparedWith: next)
+            var pending = current.settingsNeedingRestart(comparedWith: next)
+            if let changed = natsClientFiles?.changedOnDisk(), !changed.isEmpty {
+                // nats.c loaded them at start and presents them at every reconnect.
+                pending.append("storage.jetstream")
+                context.logger.warning(
+                    "the files relayd presents to NATS changed on disk; it keeps presenting the ones it started with (nats.c loads them once): restart relayd to use them",
+                    metadata: ["files": "\(changed.joined(separator: ","))"])
+            }
             context.metrics.reloads.increment()
             // Recorded before the sessions are re-evaluated, so its timestamp is
             // the moment the new configuration took effect and every

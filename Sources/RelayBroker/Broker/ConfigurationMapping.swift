@@ -36,7 +36,13 @@ extension BrokerConfiguration {
 
     /// Every file the broker reads, for reload-on-change.
     public var watchedFiles: [String] {
-        [sourceFile, tls.certificate, tls.privateKey] + tls.clientCA + tls.crl
+        var files = [sourceFile, tls.certificate, tls.privateKey] + tls.clientCA + tls.crl
+        // Watched so that renewing them is noticed: the reload then says a
+        // restart is needed (nats.c loads them once; NATSClientFiles).
+        if storage.backend == .jetstream, let nats = storage.jetstream {
+            files += [nats.ca, nats.certificate, nats.privateKey]
+        }
+        return files
     }
 }
 

@@ -121,6 +121,12 @@ public final class BrokerMetrics: Sendable {
         Gauge(label: "relay_tls_crl_next_update_seconds", factory: factory)
     }
 
+    /// The notAfter of the certificate relayd presents to NATS (Unix seconds;
+    /// jetstream backend only, set once at start: ``NATSClientFiles``).
+    func natsClientCertificateNotAfter() -> Gauge {
+        Gauge(label: "relay_nats_client_certificate_not_after_seconds", factory: factory)
+    }
+
     /// The TLS material's deadlines (set at start and reload).
     let tlsValidity = TLSValidityGauges()
 

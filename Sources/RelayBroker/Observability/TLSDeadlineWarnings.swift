@@ -1,8 +1,10 @@
 import Foundation
 import RelayTLS
 
-/// When relayd warns about the server certificate's notAfter and the loaded
-/// CRLs' nextUpdate while it runs, not only at start and reload: a deadline
+/// When relayd warns about the server certificate's notAfter, the loaded
+/// CRLs' nextUpdate and (with the jetstream backend) the notAfter of the
+/// certificate it presents to NATS, while it runs, not only at start and
+/// reload: a deadline
 /// that enters its warning lead, a deadline that passes (a lapsed CRL refuses
 /// every client chain it covers from that second), and a reminder every
 /// ``reminderInterval`` while one is inside its lead or past. Pure: the
@@ -17,6 +19,20 @@ struct TLSDeadlineWarnings {
     enum Deadline: Hashable, CaseIterable {
         case serverCertificate
         case crl
+        /// The certificate relayd presents to NATS, loaded once at start (``NATSClientFiles``).
+        case natsClientCertificate
+    }
+
+    /// Every date watched: the TLS material's (renewed by a reload) and the
+    /// NATS client certificate's (renewed only by a restart).
+    struct Deadlines: Equatable {
+        var tls: TLSMaterialValidity
+        var natsClientCertificate: ChainExpiry?
+
+        init(tls: TLSMaterialValidity, natsClientCertificate: ChainExpiry? = nil) {
+            self.tls = tls
+            self.natsClientCertificate = natsClientCertificate
+        }
     }
 
     enum Phase: Equatable {
@@ -39,10 +55,11 @@ struct TLSDeadlineWarnings {
         self.lead = lead
     }
 
-    static func date(of deadline: Deadline, in validity: TLSMaterialValidity) -> Date? {
+    static func date(of deadline: Deadline, in deadlines: Deadlines) -> Date? {
         switch deadline {
-        case .serverCertificate: validity.certificateNotAfter
-        case .crl: validity.earliestCRL?.nextUpdate
+        case .serverCertificate: deadlines.tls.certificateNotAfter
+        case .crl: deadlines.tls.earliestCRL?.nextUpdate
+        case .natsClientCertificate: deadlines.natsClientCertificate?.notAfter
         }
     }
 
@@ -53,10 +70,10 @@ struct TLSDeadlineWarnings {
 
     /// The warnings due at `now`: a deadline whose phase changed since its
     /// last warning, or whose last warning is a reminder interval old.
-    mutating func check(_ validity: TLSMaterialValidity, now: Date) -> [Warning] {
+    mutating func check(_ deadlines: Deadlines, now: Date) -> [Warning] {
         var due: [Warning] = []
         for deadline in Deadline.allCases {
-            guard let date = Self.date(of: deadline, in: validity), let phase = phase(of: date, now: now) else {
+            guard let date = Self.date(of: deadline, in: deadlines), let phase = phase(of: date, now: now) else {
                 warned[deadline] = nil
                 continue
             }
@@ -73,10 +90,10 @@ struct TLSDeadlineWarnings {
     /// When ``check(_:now:)`` must run next: the start of a deadline's lead,
     /// the deadline itself, or a reminder, but never more than
     /// ``longestSleep`` from `now` and never less than a second.
-    func nextCheck(_ validity: TLSMaterialValidity, now: Date) -> Date {
+    func nextCheck(_ deadlines: Deadlines, now: Date) -> Date {
         var next = now + Self.longestSleep
         for deadline in Deadline.allCases {
-            guard let date = Self.date(of: deadline, in: validity) else { continue }
+            guard let date = Self.date(of: deadline, in: deadlines) else { continue }
             let candidate: Date
             switch (phase(of: date, now: now), warned[deadline]) {
             case (nil, _):
@@ -93,5 +110,15 @@ struct TLSDeadlineWarnings {
             next = min(next, candidate)
         }
         return max(next, now + 1)
+    }
+
+    /// ``check(_:now:)`` for the TLS material alone.
+    mutating func check(_ validity: TLSMaterialValidity, now: Date) -> [Warning] {
+        check(Deadlines(tls: validity), now: now)
+    }
+
+    /// ``nextCheck(_:now:)`` for the TLS material alone.
+    func nextCheck(_ validity: TLSMaterialValidity, now: Date) -> Date {
+        nextCheck(Deadlines(tls: validity), now: now)
     }
 }

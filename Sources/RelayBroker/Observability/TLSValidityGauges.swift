@@ -14,7 +14,11 @@ import RelayTLS
 /// The CRL series exists only while a loaded CRL has a nextUpdate (0 or a
 /// sentinel would fire, or silence, such an alert).
 ///
-/// It also logs: at start and at every applied reload when either deadline
+/// With the jetstream backend it also watches the certificate relayd
+/// presents to NATS (``NATSClientFiles``, loaded once at start):
+/// `relay_nats_client_certificate_not_after_seconds`, and the same lines.
+///
+/// It also logs: at start and at every applied reload when a deadline
 /// is within ``warningLead`` or past, and, once ``watch(on:)`` started it,
 /// while relayd runs: when a deadline enters its lead, at the second it
 /// passes (an error: from then on clients are refused), and once a day
@@ -25,6 +29,8 @@ final class TLSValidityGauges: Sendable {
     private struct State {
         var crlGauge: Gauge?
         var validity = TLSMaterialValidity(certificateNotAfter: nil, earliestCRL: nil)
+        /// The NATS client certificate's file and expiry, set once at start.
+        var natsClient: (file: String, expiry: ChainExpiry)?
         var warnings = TLSDeadlineWarnings(lead: TLSValidityGauges.warningLead)
         var logger: Logger?
         var loop: (any EventLoop)?
@@ -54,6 +60,19 @@ final class TLSValidityGauges: Sendable {
         }
     }
 
+    /// Adds the certificate relayd presents to NATS (jetstream backend, at
+    /// start): its gauge, and its deadline to the checks.
+    func followNATSClientCertificate(_ files: NATSClientFiles, metrics: BrokerMetrics, logger: Logger,
+                                     now: Date = Date()) {
+        guard let expiry = files.expiry else { return }
+        metrics.natsClientCertificateNotAfter().record(expiry.notAfter.timeIntervalSince1970)
+        state.withLockedValue { state in
+            state.natsClient = (files.certificate, expiry)
+            state.logger = logger
+            check(&state, now: now)
+        }
+    }
+
     /// Re-checks the deadlines on `loop` until ``stopWatching()``.
     func watch(on loop: any EventLoop, now: Date = Date()) {
         state.withLockedValue { state in
@@ -79,8 +98,8 @@ final class TLSValidityGauges: Sendable {
 
     private func check(_ state: inout State, now: Date) {
         if let logger = state.logger {
-            for warning in state.warnings.check(state.validity, now: now) {
-                Self.log(warning, validity: state.validity, logger: logger)
+            for warning in state.warnings.check(Self.deadlines(state), now: now) {
+                Self.log(warning, state: state, logger: logger)
             }
         }
         schedule(&state, now: now)
@@ -90,13 +109,18 @@ final class TLSValidityGauges: Sendable {
         state.timer?.cancel()
         state.timer = nil
         guard let loop = state.loop else { return }
-        let delay = state.warnings.nextCheck(state.validity, now: now).timeIntervalSince(now)
+        let delay = state.warnings.nextCheck(Self.deadlines(state), now: now).timeIntervalSince(now)
         state.timer = loop.scheduleTask(in: .milliseconds(Int64((delay * 1_000).rounded(.up)))) { [weak self] in
             self?.timerFired()
         }
     }
 
-    private static func log(_ warning: TLSDeadlineWarnings.Warning, validity: TLSMaterialValidity, logger: Logger) {
+    private static func deadlines(_ state: State) -> TLSDeadlineWarnings.Deadlines {
+        TLSDeadlineWarnings.Deadlines(tls: state.validity, natsClientCertificate: state.natsClient?.expiry)
+    }
+
+    private static func log(_ warning: TLSDeadlineWarnings.Warning, state: State, logger: Logger) {
+        let validity = state.validity
         let soon = warning.phase == .soon
         let message: Logger.Message
         let metadata: Logger.Metadata
@@ -113,6 +137,14 @@ final class TLSValidityGauges: Sendable {
                 ? "a loaded CRL reaches its next update soon: after it every client chain it covers is refused; issue a new CRL and reload"
                 : "a loaded CRL is past its next update: every client chain it covers is refused; issue a new CRL and reload"
             metadata = ["issuer": "\(crl.issuer)", "next_update": "\(AdminJSON.timestamp(crl.nextUpdate))"]
+        case .natsClientCertificate:
+            guard let nats = state.natsClient else { return }
+            // nats.c loaded the file at start and presents it at every reconnect: only a restart renews it.
+            message = soon
+                ? "the certificate relayd presents to NATS expires soon: after it NATS refuses this edge's next connection; renew it, then restart relayd (a reload does not reconnect to NATS)"
+                : "the certificate relayd presents to NATS has expired: NATS refuses this edge's next connection, so a NATS restart or a network failure takes the edge down; renew it, then restart relayd"
+            metadata = ["file": "\(nats.file)", "subject": "\(nats.expiry.subject)",
+                        "not_after": "\(AdminJSON.timestamp(nats.expiry.notAfter))"]
         }
         // Past the deadline clients are being refused: an error, not a warning.
         logger.log(level: soon ? .warning : .error, message, metadata: metadata)

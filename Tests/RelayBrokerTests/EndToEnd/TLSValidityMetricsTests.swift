@@ -54,18 +54,10 @@ struct TLSValidityMetricsTests {
             #expect(lapsed, "no line when the CRL lapsed (nextUpdate \(nextUpdate)):\n\(relayd.log)")
             let line = try #require(lapsedLine().map(String.init), "no 'past its next update' line")
             #expect(line.contains("level=error") && line.contains("issuer=\"CN=Relay Test CA\""), "\(line)")
-            let loggedAt = try #require(Self.timestamp(of: line), "no ts= in \(line)")
+            let loggedAt = try #require(RelaydLogLine.timestamp(line), "no ts= in \(line)")
             #expect(loggedAt >= nextUpdate, "logged at \(loggedAt), before nextUpdate \(nextUpdate)")
             #expect(loggedAt.timeIntervalSince(nextUpdate) < 5, "logged at \(loggedAt), not at nextUpdate \(nextUpdate)")
         }
-    }
-
-    /// The `ts=` field of a relayd logfmt line.
-    private static func timestamp(of line: String) -> Date? {
-        guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("ts=") }) else { return nil }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: String(field.dropFirst(3)))
     }
 
     @Test("without a CRL there is no CRL series (an alert on it must not fire), and a CRL a year out logs no warning")
@@ -75,6 +67,9 @@ struct TLSValidityMetricsTests {
             #expect(crlGauge == nil, "a CRL series without a CRL: \(String(describing: crlGauge))")
             let notAfter = try await relayd.metric("relay_tls_certificate_not_after_seconds")
             #expect(notAfter != nil, "no relay_tls_certificate_not_after_seconds")
+            // The NATS client certificate's series belongs to the jetstream backend alone.
+            let natsGauge = try await relayd.metric("relay_nats_client_certificate_not_after_seconds")
+            #expect(natsGauge == nil, "a NATS certificate series on the lmdb backend: \(String(describing: natsGauge))")
         }
         let pki = try TLSTestPKI()
         defer { pki.remove() }

@@ -1,0 +1,79 @@
+import Foundation
+import RelayCore
+import RelayTLS
+import RelayTestSupport
+import Testing
+
+/// The certificate an edge presents to NATS (`[storage.jetstream]
+/// certificate`). nats.c loads it once, at start, and presents it at every
+/// reconnect after: a reload cannot swap it. When it lapses, the edge keeps
+/// its open connection but NATS refuses the next one (a NATS restart or a
+/// network blip then takes the edge down for good). Before wave 17 nothing
+/// said so: no warning before the lapse, none at it, and a renewed file on
+/// disk was silently ignored (docs/cluster.md, "Renewing the edge's NATS
+/// certificate").
+@Suite("relayd edge: the certificate it presents to NATS", .serialized)
+struct NATSClientCertificateTests {
+    @Test("a NATS client certificate inside 7 days is announced at start, its notAfter is a gauge, and its lapse is an error at that second")
+    func expiryIsAnnounced() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        let client = try nats.pki.addShortLived("nats-edge", validFor: 14)
+        let notAfter = try Identity(pem: client.issued.certificatePEM).notAfter
+        let edge = try RelaydFixture(pki: nats.pki, metrics: true)
+        try edge.useJetStream(nats, client: client)
+        try await withRelayd(edge) { edge in
+            let lines = { edge.log.split(separator: "\n").map(String.init) }
+            let soonLine = { lines().first { $0.contains("the certificate relayd presents to NATS expires soon") } }
+            let lapsedLine = { lines().first { $0.contains("the certificate relayd presents to NATS has expired") } }
+            #expect(Date() < notAfter, "relayd took until the certificate's notAfter to start; the test cannot tell the lines apart")
+            let soon = try #require(soonLine(), "no warning at start for a NATS certificate 14 s from its end:\n\(edge.log)")
+            #expect(soon.contains("level=warning") && soon.contains(client.certificate) && soon.contains("restart relayd"), "\(soon)")
+            #expect(lapsedLine() == nil, "'has expired' before the certificate lapsed:\n\(edge.log)")
+
+            let gauge = try await edge.metric("relay_nats_client_certificate_not_after_seconds")
+            #expect(gauge == notAfter.timeIntervalSince1970, "gauge \(String(describing: gauge)), notAfter \(notAfter)")
+
+            // The line is the event (polled); its own timestamp says when relayd logged it.
+            let lapsed = await eventually(timeout: 40, every: 0.05) { lapsedLine() != nil }
+            #expect(lapsed, "no line when the NATS certificate lapsed (notAfter \(notAfter)):\n\(edge.log)")
+            let line = try #require(lapsedLine(), "no 'has expired' line")
+            #expect(line.contains("level=error") && line.contains(client.certificate), "\(line)")
+            let loggedAt = try #require(RelaydLogLine.timestamp(line), "no ts= in \(line)")
+            #expect(loggedAt >= notAfter, "logged at \(loggedAt), before notAfter \(notAfter)")
+            #expect(loggedAt.timeIntervalSince(notAfter) < 5, "logged at \(loggedAt), not at notAfter \(notAfter)")
+        }
+    }
+
+    @Test("a renewed NATS certificate and key written over the configured files: the watcher's reload says a restart is needed, naming the files")
+    func renewedFilesNeedARestart() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        let client = try nats.pki.add("nats-edge", .client(commonName: "nats-edge"))
+        let edge = try RelaydFixture(pki: nats.pki)
+        try edge.useJetStream(nats, extra: "[reload]\nwatch = true", client: client)
+        try await withRelayd(edge) { edge in
+            let publisher = try await FrameClient.connect(port: edge.port, pki: edge.pki)
+            try await publisher.hello()
+            #expect(try await publisher.publish("renew.t", count: 3).count == 3)
+            #expect(!edge.log.contains("configuration reloaded"), "a reload before anything changed:\n\(edge.log)")
+
+            // What cert-manager does: a new certificate and key, each replaced by a rename.
+            let renewed = try nats.pki.add("nats-edge-renewed", .client(commonName: "nats-edge"))
+            for (from, to) in [(renewed.key, client.key), (renewed.certificate, client.certificate)] {
+                try Data(contentsOf: URL(fileURLWithPath: from)).write(to: URL(fileURLWithPath: to), options: .atomic)
+            }
+            let reloadLine = { edge.log.split(separator: "\n").map(String.init).first { $0.contains("configuration reloaded") } }
+            let reloaded = await eventually(timeout: 20, every: 0.05) { reloadLine() != nil }
+            #expect(reloaded, "renewing the NATS files did not trigger the watcher's reload:\n\(edge.log)")
+            let line = try #require(reloadLine())
+            #expect(line.contains("storage.jetstream"), "restart_required does not name storage.jetstream: \(line)")
+            let noticeLine = edge.log.split(separator: "\n").map(String.init)
+                .first { $0.contains("the files relayd presents to NATS changed") }
+            let notice = try #require(noticeLine, "no line saying the renewed NATS files wait for a restart:\n\(edge.log)")
+            #expect(notice.contains(client.certificate) && notice.contains(client.key) && !notice.contains(nats.pki.ca.certificate),
+                    "the line must name the two changed files, not the unchanged CA: \(notice)")
+            // The edge keeps working on the connection it has.
+            #expect(try await publisher.publish("renew.t", count: 3, firstID: 10).count == 3)
+            await publisher.close()
+        }
+    }
+}
