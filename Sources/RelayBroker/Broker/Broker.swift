@@ -164,7 +164,7 @@ public final class Broker: Sendable {
             let policy = try next.makePolicy()
             // Loads the TLS material without installing it; the reload below
             // installs the same files (a failure there also changes nothing).
-            try BrokerConfigurationCheck.deepCheck(next)
+            try BrokerConfigurationCheck.reloadCheck(next)
             // Installed before the policy (next line), so a session that sees the
             // new generation also finds the new TLS context.
             let installed = try context.tls.reload(configuration: next.tlsServerConfiguration)

@@ -47,9 +47,19 @@ extension BrokerConfiguration {
 }
 
 /// Checks what parsing cannot: that the TLS material loads (key matches
-/// certificate, CAs and CRLs parse). Used by `--check-config` and reload.
+/// certificate, CAs and CRLs parse), and with the jetstream backend that the
+/// files relayd presents to NATS load and have not expired.
 public enum BrokerConfigurationCheck {
+    /// Everything a start needs: `relayd --check-config`, `relayctl config check`.
     public static func deepCheck(_ configuration: BrokerConfiguration) throws {
+        try reloadCheck(configuration)
+        try NATSClientFiles.check(configuration)
+    }
+
+    /// What a reload applies: the TLS material and the policy. Not the NATS
+    /// files, which only a restart reads: a reload of [tls] or [acl] must not
+    /// be refused because the NATS certificate on disk lapsed.
+    static func reloadCheck(_ configuration: BrokerConfiguration) throws {
         _ = try TLSServerContext(configuration: configuration.tlsServerConfiguration)
         _ = try configuration.makePolicy()
     }

@@ -31,8 +31,34 @@ struct NATSClientFiles: Sendable {
             .flatMap { PeerCertificateChain(pem: $0).earliestExpiry }
     }
 
+    /// Refuses NATS files that cannot work (`--check-config`): a certificate,
+    /// key and CA that do not load together, or a certificate past its
+    /// notAfter, which NATS refuses. Without this the check said "valid" and
+    /// the start failed in nats.c.
+    static func check(_ configuration: BrokerConfiguration, now: Date = Date()) throws(NATSClientFilesError) {
+        guard configuration.storage.backend == .jetstream, let nats = configuration.storage.jetstream else { return }
+        do {
+            // serverName: any non-empty name; nothing connects.
+            _ = try TLSClientContext(configuration: TLSClientConfiguration(
+                certificateChain: .file(nats.certificate), privateKey: .file(nats.privateKey),
+                trustRoots: [.file(nats.ca)], serverName: "nats"))
+        } catch {
+            throw NATSClientFilesError(description: "storage.jetstream: the files relayd presents to NATS do not load: \(error)")
+        }
+        if let expiry = NATSClientFiles(configuration)?.expiry, expiry.notAfter <= now {
+            throw NATSClientFilesError(description: "storage.jetstream.certificate: \(nats.certificate) has expired "
+                + "(\(expiry.subject), notAfter \(AdminJSON.timestamp(expiry.notAfter))): NATS refuses it; "
+                + "issue a new certificate for relayd's NATS connection")
+        }
+    }
+
     /// The files whose contents differ from what was read at start, in config order.
     func changedOnDisk() -> [String] {
         loaded.filter { FileManager.default.contents(atPath: $0.path) != $0.contents }.map(\.path)
     }
+}
+
+/// Why the files relayd presents to NATS cannot work (``NATSClientFiles/check(_:now:)``).
+public struct NATSClientFilesError: Error, CustomStringConvertible {
+    public var description: String
 }

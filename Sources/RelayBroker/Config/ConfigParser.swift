@@ -292,7 +292,7 @@ struct ConfigParser {
         return "/" + parts.joined(separator: "/")
     }
 
-    private func existingFile(_ path: String, reader: TOMLReader, key: String) throws(ConfigError) -> String {
+    func existingFile(_ path: String, reader: TOMLReader, key: String) throws(ConfigError) -> String {
         guard !path.isEmpty else { throw reader.error(key, "the path is empty; name a PEM file") }
         let resolved = resolve(path)
         if checkFiles && Self.isDirectory(resolved) {

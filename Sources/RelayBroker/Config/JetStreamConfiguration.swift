@@ -55,9 +55,10 @@ extension ConfigParser {
             for (i, url) in js.servers.enumerated() where !(url.hasPrefix("tls://") || url.hasPrefix("nats://")) {
                 throw j.error("servers[\(i)]", "expected a NATS URL such as \"tls://10.0.0.1:4222\", got \"\(url)\"")
             }
-            if let v = try j.string("ca") { js.ca = resolve(v) }
-            if let v = try j.string("certificate") { js.certificate = resolve(v) }
-            if let v = try j.string("private_key") { js.privateKey = resolve(v) }
+            // Checked like [tls]'s files: a missing one is named here, not by nats.c at connect.
+            if let v = try j.string("ca") { js.ca = try existingFile(v, reader: j, key: "ca") }
+            if let v = try j.string("certificate") { js.certificate = try existingFile(v, reader: j, key: "certificate") }
+            if let v = try j.string("private_key") { js.privateKey = try existingFile(v, reader: j, key: "private_key") }
             if let v = try j.string("stream") {
                 guard !v.isEmpty, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
                     throw j.error("stream", "a stream name is letters, digits, '_' and '-', got \"\(v)\"")

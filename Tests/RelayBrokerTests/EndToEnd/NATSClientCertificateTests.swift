@@ -76,4 +76,44 @@ struct NATSClientCertificateTests {
             await publisher.close()
         }
     }
+
+    @Test("--check-config refuses NATS files that cannot work: a missing certificate, a key of another certificate, an expired certificate (78, naming the file)")
+    func checkConfigChecksNATSFiles() async throws {
+        let pki = try TLSTestPKI()
+        defer { pki.remove() }
+        let good = try pki.add("nats-edge", .client(commonName: "nats-edge"))
+        let other = try pki.add("nats-other", .client(commonName: "nats-other"))
+        var lapsed = CertificateRequest.client(commonName: "nats-expired")
+        lapsed.setValidity(days: 1, startingInDays: -2)
+        let expired = try pki.add("nats-expired", lapsed)
+        let missing = pki.directory.file("nats-missing.pem")
+        let cases: [(certificate: String, key: String, says: [String])] = [
+            (good.certificate, good.key, []),
+            (missing, good.key, ["storage.jetstream.certificate", missing, "does not exist"]),
+            (good.certificate, other.key, ["storage.jetstream", other.key, "does not match certificate \(good.certificate)"]),
+            (expired.certificate, expired.key, ["storage.jetstream.certificate", expired.certificate, "has expired", "CN=nats-expired"]),
+        ]
+        for (certificate, key, says) in cases {
+            let edge = try RelaydFixture(pki: pki)
+            edge.storageExtra = """
+            backend = "jetstream"
+
+            [storage.jetstream]
+            servers = ["tls://127.0.0.1:4222"]
+            ca = "\(pki.ca.certificate)"
+            certificate = "\(certificate)"
+            private_key = "\(key)"
+            """
+            try edge.writeConfig()
+            let run = try await SingleInstanceTests.runToExit(["--config", edge.configPath, "--check-config"])
+            if says.isEmpty {
+                #expect(run.status == 0, "good NATS files refused:\n\(run.transcript)")
+                continue
+            }
+            #expect(run.status == 78, "\(certificate) with \(key): exit \(run.status.map(String.init) ?? "none"):\n\(run.transcript)")
+            for text in says {
+                #expect(run.transcript.contains(text), "\(certificate) with \(key): no '\(text)' in:\n\(run.transcript)")
+            }
+        }
+    }
 }
