@@ -43,6 +43,13 @@ public final class Broker: Sendable {
         if let natsClientFiles {
             metrics.tlsValidity.followNATSClientCertificate(natsClientFiles, metrics: metrics, logger: logger)
         }
+        // Refused here with the file's name and 78, not by nats.c as an
+        // unexplained lost connection with 1 (which systemd restarts for ever).
+        do {
+            try NATSClientFiles.check(configuration)
+        } catch {
+            throw BrokerStartError(message: error.description, exitCode: RelayExit.invalidConfiguration.rawValue)
+        }
         try DataDirectory.prepare(configuration.storage.path, create: createDataDirectory,
                                   configFile: configuration.sourceFile, logger: logger)
         // The data directory's lock, then the trail's, both before the store:

@@ -116,4 +116,19 @@ struct NATSClientCertificateTests {
             }
         }
     }
+
+    @Test("relayd started with an expired NATS certificate exits at once with 78, naming the file, instead of waiting for NATS")
+    func expiredAtStartIsRefused() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        var lapsed = CertificateRequest.client(commonName: "nats-expired")
+        lapsed.setValidity(days: 1, startingInDays: -2)
+        let expired = try nats.pki.add("nats-expired", lapsed)
+        let edge = try RelaydFixture(pki: nats.pki)
+        try edge.useJetStream(nats, client: expired)
+        let started = Date()
+        let run = try await SingleInstanceTests.runToExit(["--config", edge.configPath, "--init"])
+        #expect(run.status == 78, "exit \(run.status.map(String.init) ?? "none within 20 s"):\n\(run.transcript)")
+        #expect(Date().timeIntervalSince(started) < 15, "relayd took \(Date().timeIntervalSince(started)) s to give up")
+        #expect(run.transcript.contains(expired.certificate) && run.transcript.contains("has expired"), "\(run.transcript)")
+    }
 }
