@@ -135,12 +135,15 @@ final class SessionIO: SessionEnvironment {
             outbound.writePublishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
                                                 duplicate: receipt.duplicate))
         case .publishRefused(let id, let code, let message):
+            broker.metrics.operationRefusal(code: code.name).increment()
             write(.publishError(PublishError(publishID: id, code: code, message: message)))
         case .subscribed(let id, let first, let notice):
             write(.subscribeAck(SubscribeAck(subscriptionID: id, code: 0, firstSequence: first, message: notice)))
         case .subscribeRefused(let id, let code, let message):
+            broker.metrics.operationRefusal(code: code.name).increment()
             write(.subscribeAck(.refused(subscriptionID: id, code: code, message: message)))
         case .subscriptionEnded(let id, let code, let message):
+            broker.metrics.operationRefusal(code: code.name).increment()
             write(.error(ErrorFrame(code: code, subscriptionID: id, message: message)))
         }
     }
