@@ -58,7 +58,8 @@ struct RouterCacheBoundTests {
                 acked += 1
             }
             let received = try await reader.messages(Self.topics, timeout: .seconds(60))
-            #expect(received.map(\.topic) == (0..<Self.topics).map { "fan.t\($0)" })
+            let expected = (0..<Self.topics).map { "fan.t\($0)" }
+            #expect(received.map(\.topic) == expected)
             let grown = try #require(ProcessMemory.residentBytes(pid: pid)) - baseline
             print("router cache: RSS baseline \(baseline >> 20) MiB, +\(grown >> 20) MiB after \(Self.topics) topics "
                 + "× \(Self.hoarders * 1_000 + 1) subscriptions")
