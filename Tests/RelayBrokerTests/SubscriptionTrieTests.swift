@@ -70,6 +70,28 @@ struct SubscriptionTrieTests {
         #expect(m10.isEmpty)
     }
 
+    @Test("the cache holds at most its budget of subscribers over all topics; a wider list is not kept; answers stay right")
+    func cacheBudget() throws {
+        var trie = SubscriptionTrie<Int>(cacheLimit: 4096, cacheBudget: 1_000)
+        for s in 0..<300 { trie.insert(try f("w.>"), s) }
+        for i in 0..<50 {
+            #expect(trie.match("w.\(i)").count == 300)
+            #expect(trie.cachedSubscribers <= 1_000, "after \(i + 1) topics: \(trie.cachedSubscribers)")
+        }
+        // Removing a wildcard recounts what stays cached.
+        #expect(trie.remove(try f("w.>"), 0))
+        #expect(trie.match("w.1").count == 299)
+        #expect(trie.cachedSubscribers <= 1_000)
+        // A literal change drops its topic's list from the count.
+        trie.insert(try f("w.1"), 1_000)
+        #expect(trie.cachedSubscribers <= 1_000)
+        #expect(Set(trie.match("w.1")) == Set(1..<300).union([1_000]))
+        // A list wider than the whole budget is answered and not cached.
+        for s in 300..<1_200 { trie.insert(try f("w.>"), s) }
+        #expect(trie.match("w.2").count == 1_199)
+        #expect(trie.cachedSubscribers <= 1_000)
+    }
+
     @Test("randomised: trie agrees with brute-force matching")
     func randomised() throws {
         var rng = SeededRandom(seed: 42)

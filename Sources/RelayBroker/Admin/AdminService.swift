@@ -188,7 +188,7 @@ struct AdminService: Sendable {
         }
         let administration = try administration()
         // Claimed for the deletion, so no session attaches it meanwhile.
-        guard broker.claimDurable(owner: owner, name: name) else {
+        guard broker.claimDurable(owner: owner, name: name) == .claimed else {
             throw AdminRefusal(code: .durableInUse, message: "durable '\(name)' is attached to a session; disconnect it first")
         }
         defer { broker.releaseDurable(owner: owner, name: name) }

@@ -35,8 +35,8 @@ public final class BrokerContext: Sendable {
         var configuration: BrokerConfiguration
         var policy: Policy
         var sessions: [ObjectIdentifier: SessionControl] = [:]
-        /// (owner, durable name) pairs attached to a live session.
-        var durablesInUse: Set<DurableKey> = []
+        /// (owner, durable name) pairs attached to a live session or still committing its cursor.
+        var durables = DurableClaims()
         var accepting = true
         /// Bumped by every applied reload. A session remembers the value at
         /// accept; if it changed by HELLO, the handshake may have used the
@@ -53,11 +53,6 @@ public final class BrokerContext: Sendable {
         case total = "max_preauth_connections"
         /// `limits.max_preauth_per_address` from this source address.
         case perAddress = "max_preauth_per_address"
-    }
-
-    struct DurableKey: Hashable {
-        var owner: DurableOwner
-        var name: String
     }
 
     init(configuration: BrokerConfiguration, policy: Policy, store: any MessageLog, router: Router,
@@ -121,12 +116,23 @@ public final class BrokerContext: Sendable {
         _ = state.withLockedValue { $0.sessions.removeValue(forKey: ObjectIdentifier(session)) }
     }
 
-    func claimDurable(owner: DurableOwner, name: String) -> Bool {
-        state.withLockedValue { $0.durablesInUse.insert(DurableKey(owner: owner, name: name)).inserted }
+    /// `holder`: the claiming connection (``SessionIO/connectionID``), nil for an admin operation.
+    func claimDurable(owner: DurableOwner, name: String, holder: UInt64? = nil) -> DurableClaims.Outcome {
+        state.withLockedValue { $0.durables.claim(DurableClaims.Key(owner: owner, name: name), by: holder) }
+    }
+
+    /// A durable subscription ended with `cursor` to commit; pass the token to ``durableDetached(owner:name:detach:)``.
+    func detachingDurable(owner: DurableOwner, name: String, cursor: DurableCursor) -> UInt64 {
+        state.withLockedValue { $0.durables.detaching(DurableClaims.Key(owner: owner, name: name), cursor: cursor) }
+    }
+
+    /// The detach's cursor commit is done.
+    func durableDetached(owner: DurableOwner, name: String, detach: UInt64) {
+        state.withLockedValue { $0.durables.committed(DurableClaims.Key(owner: owner, name: name), detach: detach) }
     }
 
     func releaseDurable(owner: DurableOwner, name: String) {
-        _ = state.withLockedValue { $0.durablesInUse.remove(DurableKey(owner: owner, name: name)) }
+        state.withLockedValue { $0.durables.release(DurableClaims.Key(owner: owner, name: name)) }
     }
 
     /// Swaps in a reloaded configuration and policy, and returns the live

@@ -79,6 +79,10 @@ public final class BrokerMetrics: Sendable {
         for limit in [BrokerContext.PreAuthRefusal.total, .perAddress] { preAuthRefused(limit: limit.rawValue).increment(by: 0) }
         // Every code that ends a session (revocation, expiry, write_stalled, ...).
         for code in RelayErrorCode.allCases where code.closesConnection { refusal(code: code.name).increment(by: 0) }
+        // The limits a client hits one operation at a time (docs/configuration.md, "[limits]").
+        for code in [RelayErrorCode.tooManySubscriptions, .tooManyInFlight, .payloadTooLarge, .invalidHeaders] {
+            operationRefusal(code: code.name).increment(by: 0)
+        }
     }
 
     /// A counter with a `reason` label, e.g. handshake failures by reason.
@@ -104,6 +108,12 @@ public final class BrokerMetrics: Sendable {
     /// (`storage_full`, `storage_failure`); policy refusals are not here.
     public func storageFailures(code: String) -> Counter {
         Counter(label: "relay_storage_failures_total", dimensions: [("code", code)], factory: factory)
+    }
+
+    /// Operations refused while the connection stays open (PUBERR, a
+    /// refused SUBACK, ERR naming a subscription), by `RelayErrorCode` name.
+    public func operationRefusal(code: String) -> Counter {
+        Counter(label: "relay_operation_refusals_total", dimensions: [("code", code)], factory: factory)
     }
 
     public func refusal(code: String) -> Counter {

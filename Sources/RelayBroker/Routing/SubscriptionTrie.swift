@@ -7,6 +7,13 @@ import RelayCore
 /// topic → matches results. The cache is invalidated precisely: inserting or
 /// removing a filter drops only the cached topics that filter matches.
 ///
+/// The cache is bounded twice: at most `cacheLimit` topics, and at most
+/// `cacheBudget` subscribers in all its lists together. A bound on topics
+/// alone let one client with a wildcard grant fill it with 4,096 topics,
+/// each listing its thousands of subscriptions (3,001 × 4,096 lists: +382
+/// MiB in relayd, `RouterCacheBoundTests`); a list longer than the budget
+/// is not kept at all.
+///
 /// Not thread-safe: the ``Router`` owns one behind its lock. Its nodes are
 /// classes, so a copy of the struct shares them: never copy a trie (the
 /// router never does), which is also why the Sendable conformance is
@@ -29,10 +36,18 @@ struct SubscriptionTrie<Subscriber: Hashable>: @unchecked Sendable {
     private let root = Node()
     private var cache: [String: [Subscriber]] = [:]
     private let cacheLimit: Int
+    private let cacheBudget: Int
+    /// Subscribers in all of the cache's lists together (at most `cacheBudget`).
+    private(set) var cachedSubscribers = 0
     private(set) var count = 0
 
-    init(cacheLimit: Int = 4096) {
+    /// - Parameters:
+    ///   - cacheLimit: topics cached at most.
+    ///   - cacheBudget: subscribers held by the cached lists together at
+    ///     most (262,144: about 6 MiB of router keys).
+    init(cacheLimit: Int = 4096, cacheBudget: Int = 1 << 18) {
         self.cacheLimit = cacheLimit
+        self.cacheBudget = cacheBudget
     }
 
     /// Adds `subscriber` under `filter`. Returns false if it was already there.
@@ -78,19 +93,25 @@ struct SubscriptionTrie<Subscriber: Hashable>: @unchecked Sendable {
         let tokens = topic.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Substring($0) }
         Self.collect(tokens[...], node: root, into: &result)
         let matches = Array(result)
-        if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+        guard matches.count <= cacheBudget else { return matches }  // too wide to keep
+        if cache.count >= cacheLimit || cachedSubscribers + matches.count > cacheBudget {
+            cache.removeAll(keepingCapacity: true)
+            cachedSubscribers = 0
+        }
         cache[topic] = matches
+        cachedSubscribers += matches.count
         return matches
     }
 
     private mutating func didChange(_ filter: TopicFilter) {
         if cache.isEmpty { return }
         if filter.isLiteral {
-            cache[filter.value] = nil
+            cachedSubscribers -= cache.removeValue(forKey: filter.value)?.count ?? 0
         } else {
             cache = cache.filter { topic, _ in
                 !filter.matches(tokens: topic.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Substring($0) })
             }
+            cachedSubscribers = cache.values.reduce(0) { $0 + $1.count }
         }
     }
 

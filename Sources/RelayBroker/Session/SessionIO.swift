@@ -30,6 +30,9 @@ final class SessionIO: SessionEnvironment {
     var closeRequested = false
     var pumpRequested = false
     var resumeRequested = false
+    /// A durable ``claimDurable(owner:name:)`` found still committing this
+    /// connection's own detach, and that detach's cursor, for ``resumeCursor(owner:name:principal:filter:)``.
+    private var reattached: (key: DurableClaims.Key, cursor: DurableCursor)?
 
     /// For `relayctl connections`: this connection's id, and the messages
     /// it published (acknowledged) and was sent. Plain counters: the
@@ -132,12 +135,15 @@ final class SessionIO: SessionEnvironment {
             outbound.writePublishAck(PublishAck(publishID: id, sequence: receipt.sequence, timestamp: receipt.timestamp,
                                                 duplicate: receipt.duplicate))
         case .publishRefused(let id, let code, let message):
+            broker.metrics.operationRefusal(code: code.name).increment()
             write(.publishError(PublishError(publishID: id, code: code, message: message)))
         case .subscribed(let id, let first, let notice):
             write(.subscribeAck(SubscribeAck(subscriptionID: id, code: 0, firstSequence: first, message: notice)))
         case .subscribeRefused(let id, let code, let message):
+            broker.metrics.operationRefusal(code: code.name).increment()
             write(.subscribeAck(.refused(subscriptionID: id, code: code, message: message)))
         case .subscriptionEnded(let id, let code, let message):
+            broker.metrics.operationRefusal(code: code.name).increment()
             write(.error(ErrorFrame(code: code, subscriptionID: id, message: message)))
         }
     }
@@ -259,11 +265,12 @@ final class SessionIO: SessionEnvironment {
     private func detach(owner: DurableOwner, name: String, lastAck: UInt64?, filter: String) {
         let broker = self.broker, logger = self.logger
         guard let lastAck else { return broker.releaseDurable(owner: owner, name: name) }
+        let detach = broker.detachingDurable(owner: owner, name: name, cursor: DurableCursor(sequence: lastAck, filter: filter))
         broker.store.commitCursor(owner: owner, name: name, sequence: lastAck, filter: filter) { result in
             if case .failure(let error) = result {
                 logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
             }
-            broker.releaseDurable(owner: owner, name: name)
+            broker.durableDetached(owner: owner, name: name, detach: detach)
         }
     }
 
@@ -288,7 +295,18 @@ final class SessionIO: SessionEnvironment {
 
     func permissions(for identity: Identity) -> Permissions { broker.policy.permissions(for: identity) }
 
-    func claimDurable(owner: DurableOwner, name: String) -> Bool { broker.claimDurable(owner: owner, name: name) }
+    func claimDurable(owner: DurableOwner, name: String) -> Bool {
+        switch broker.claimDurable(owner: owner, name: name, holder: connectionID) {
+        case .claimed:
+            reattached = nil
+            return true
+        case .reattached(let cursor):
+            reattached = (DurableClaims.Key(owner: owner, name: name), cursor)
+            return true
+        case .inUse:
+            return false
+        }
+    }
 
     /// The owner's committed cursor; else a cursor migrated from a
     /// schema-1 store under this session's principal, which this owner then
@@ -297,6 +315,11 @@ final class SessionIO: SessionEnvironment {
     /// takes `filter` now, committed at the same position, so the next SUB
     /// under another filter is refused even after a restart.
     func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor? {
+        // Attached again behind its own detach: the store may not have the
+        // cursor that detach is committing yet, but it is known.
+        let reattached = self.reattached
+        self.reattached = nil
+        if let reattached, reattached.key == DurableClaims.Key(owner: owner, name: name) { return reattached.cursor }
         let logger = self.logger
         if let cursor = try broker.store.durableCursor(owner: owner, name: name) {
             guard cursor.filter == nil else { return cursor }

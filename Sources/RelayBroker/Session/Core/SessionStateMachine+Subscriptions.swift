@@ -39,6 +39,10 @@ extension SessionStateMachine {
                 return refuse(.invalidStartPosition, "durable subscriptions are not available for this certificate")
             }
             guard env.claimDurable(owner: durableOwner, name: durable) else {
+                if let mine = session.subscriptions.entries.values.first(where: { $0.durableName == durable }) {
+                    return refuse(.durableInUse, "durable subscription \"\(durable)\" is attached to subscription \(mine.id) on "
+                        + "this connection; UNSUB it first")
+                }
                 return refuse(.durableInUse, "durable subscription \"\(durable)\" is attached to another connection")
             }
             owner = durableOwner
