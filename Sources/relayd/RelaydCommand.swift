@@ -5,6 +5,7 @@ import Logging
 import RelayBroker
 import RelayCLISupport
 import RelayStore
+import RelayTLS
 
 @main
 struct RelaydCommand: AsyncParsableCommand {
@@ -101,7 +102,9 @@ struct RelaydCommand: AsyncParsableCommand {
         case let refusal as BrokerStartError: return refusal.exitCode
         case AuditError.inUse: return RelayExit.inUse.rawValue
         case AuditError.cannotOpen, AuditError.badKey, AuditError.keyDoesNotVerify, AuditError.broken: return RelayExit.noInput.rawValue
-        case is ConfigError: return RelayExit.invalidConfiguration.rawValue
+        // TLS files the config names that do not load (key of another certificate, DER,
+        // encrypted): invalid configuration, as --check-config says; 1 was retried by systemd.
+        case is ConfigError, is TLSConfigurationError: return RelayExit.invalidConfiguration.rawValue
         default: return 1
         }
     }

@@ -109,7 +109,13 @@ struct ConfigParser {
             if let p = config.audit.path, checkFiles, Self.isDirectory(p) {
                 throw t.error("path", "\(p) is a directory; name the trail's file in it, e.g. \(p)/audit.jsonl")
             }
-            if let p = try t.string("key_file"), !p.isEmpty { config.audit.keyFile = resolve(p) }
+            if let p = try t.string("key_file") {
+                guard !p.isEmpty else { throw t.error("key_file", "is empty; name the audit key file (omit the key for audit.key in the data directory)") }
+                config.audit.keyFile = resolve(p)
+            }
+            if let k = config.audit.keyFile, checkFiles, Self.isDirectory(k) {
+                throw t.error("key_file", "\(k) is a directory; name the key file in it, e.g. \(k)/audit.key")
+            }
             if let size = try t.size("max_file_size") {
                 guard size == 0 || size >= 64 << 10 else { throw t.error("max_file_size", "must be 0 (never rotate) or at least 64KiB") }
                 config.audit.maxFileSize = size
