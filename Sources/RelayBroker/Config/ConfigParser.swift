@@ -16,11 +16,18 @@ extension BrokerConfiguration {
         if ConfigParser.isDirectory(path) {
             throw ConfigError(file: path, key: "", message: "is a directory, not a config file; pass the TOML file with --config")
         }
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError(file: path, key: "", message: "cannot read the config file (\(error.localizedDescription)); pass an existing file with --config")
+        // The start and `relayctl config check` check the file first (CLIRunner);
+        // this is what a reload meets, where --config cannot be given again.
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigError(file: path, key: "", message: "the config file does not exist (moved or deleted?); put it back at this path, which relayd reads at every reload")
         }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ConfigError(file: path, key: "", message: "relayd's user (uid \(getuid())) cannot read the config file; check its owner and mode (ls -l)")
+        }
+        guard let data = FileManager.default.contents(atPath: path), let decoded = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, key: "", message: "the config file is not UTF-8 text; save it as UTF-8 (TOML requires it)")
+        }
+        text = decoded
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         return try parse(text, file: path, baseDirectory: folder)
     }

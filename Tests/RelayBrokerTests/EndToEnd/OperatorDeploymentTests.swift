@@ -138,3 +138,26 @@ extension OperatorDeploymentTests {
         }
     }
 }
+
+extension OperatorDeploymentTests {
+    /// A reload whose config file was moved away logged Foundation's text
+    /// ("The operation could not be completed. The file doesn't exist.")
+    /// and told the operator to "pass an existing file with --config", which
+    /// a running relayd cannot be given.
+    @Test("a SIGHUP after the config file was moved away is refused in plain words: it does not exist, put it back; the old config stays")
+    func reloadWithTheConfigFileGone() async throws {
+        try await withRelayd { relayd in
+            let process = try #require(relayd.process)
+            try FileManager.default.moveItem(atPath: relayd.configPath, toPath: relayd.configPath + ".moved")
+            relayd.reload()
+            let refusal = await eventuallyValue(timeout: 20, every: 0.05) {
+                process.transcript.split(separator: "\n").first { $0.contains("reload refused") }
+            }
+            #expect(refusal != nil, "no refused reload logged:\n\(process.transcript)")
+            let line = String(refusal ?? "")
+            #expect(line.contains(relayd.configPath) && line.contains("does not exist") && line.contains("put it back"), "\(line)")
+            #expect(!line.contains("could not be completed") && !line.contains("--config"), "\(line)")
+            #expect(process.isRunning)
+        }
+    }
+}
