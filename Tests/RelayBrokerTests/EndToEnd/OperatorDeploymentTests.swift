@@ -161,3 +161,26 @@ extension OperatorDeploymentTests {
         }
     }
 }
+
+extension OperatorDeploymentTests {
+    /// An audit trail relayd's user may not write (a logrotate `create 0444`,
+    /// a file copied in by root): the start said "cannot open it for
+    /// appending (Permission denied)", the system's words and no uid.
+    @Test("an audit trail relayd may not write (mode 0444, relayd not root): exit 66, naming the uid, the mode and what to do")
+    func unwritableAuditTrail() async throws {
+        try await withRelayd(start: false) { relayd in
+            try "".write(toFile: relayd.auditPath, atomically: true, encoding: .utf8)
+            #expect(chmod(relayd.auditPath, 0o444) == 0)
+            // relayd as uid 1000 of a user namespace (as StartupErrorTests), so the mode applies under root too.
+            let child = try await ChildProcess("/usr/bin/unshare", ["--user", "--map-user=1000", "--map-group=1000",
+                                                              try ProductLocator.executable("relayd"), "--init", "--config", relayd.configPath])
+            child.closeStdin()
+            let status = await child.waitForExit(timeout: 20)
+            #expect(status == 66, "exit \(String(describing: status)):\n\(child.transcript)")
+            let line = child.transcript.split(separator: "\n").first { $0.contains("relayd cannot start") }.map(String.init) ?? ""
+            #expect(line.contains(relayd.auditPath) && line.contains("uid 1000") && line.contains("mode 0444")
+                    && line.contains("chown or chmod"), "\(child.transcript)")
+            #expect(!line.contains("Permission denied"), "\(line)")
+        }
+    }
+}
