@@ -105,6 +105,8 @@ struct RelaydCommand: AsyncParsableCommand {
         // TLS files the config names that do not load (key of another certificate, DER,
         // encrypted): invalid configuration, as --check-config says; 1 was retried by systemd.
         case is ConfigError, is TLSConfigurationError: return RelayExit.invalidConfiguration.rawValue
+        // A store relayd cannot read: fix the data directory (66), not retry (1, restarted by systemd for ever).
+        case StoreError.lmdbVersionMismatch, StoreError.schemaVersionMismatch, StoreError.corrupted: return RelayExit.noInput.rawValue
         default: return 1
         }
     }

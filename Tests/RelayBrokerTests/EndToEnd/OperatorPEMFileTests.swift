@@ -88,3 +88,22 @@ struct OperatorPEMFileTests {
         #expect(purge.transcript.contains("--yes"), "\(purge.transcript)")
     }
 }
+
+extension OperatorPEMFileTests {
+    /// A data directory whose data.mdb is not LMDB (a wrong directory, a
+    /// file restored from something else): relayd blamed "an incompatible
+    /// LMDB version" and exited 1, which systemd's `Restart=` retries for ever.
+    @Test("a data.mdb that is not an LMDB file: exit 66, saying it is not an LMDB file and what to do")
+    func dataFileThatIsNotLMDB() async throws {
+        try await withRelayd(start: false) { relayd in
+            try FileManager.default.createDirectory(atPath: relayd.dataDirectory, withIntermediateDirectories: false,
+                                                    attributes: [.posixPermissions: 0o700])
+            try Data(repeating: 0x5A, count: 65_536).write(to: URL(fileURLWithPath: relayd.dataDirectory + "/data.mdb"))
+            let start = try await OperatorDeploymentTests.run(try ProductLocator.executable("relayd"), ["--config", relayd.configPath])
+            #expect(start.status == 66, "the start exited \(start.status.map(String.init) ?? "none"):\n\(start.transcript)")
+            let line = start.transcript.split(separator: "\n").first { $0.contains("relayd cannot start") }.map(String.init) ?? ""
+            #expect(line.contains("is not an LMDB file") && line.contains("[storage] path") && line.contains("backup"), "\(line)")
+            #expect(!line.contains("incompatible LMDB version"), "\(line)")
+        }
+    }
+}
