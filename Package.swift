@@ -292,7 +292,7 @@ let package = Package(
         .executableTarget(
             name: "relayd",
             dependencies: [
-                "RelayBroker", "RelayStore", "RelayJetStream", "RelayCLISupport",
+                "RelayBroker", "RelayStore", "RelayJetStream", "RelayCLISupport", "RelayTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

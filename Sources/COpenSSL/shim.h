@@ -237,10 +237,18 @@ static inline int relay_SSL_R_UNEXPECTED_EOF_WHILE_READING(void) { return SSL_R_
 static inline EVP_PKEY *relay_EVP_EC_gen_P256(void) { return EVP_EC_gen("P-256"); }
 /* MBSTRING_UTF8 */
 static inline int relay_MBSTRING_UTF8(void) { return MBSTRING_UTF8; }
-/* PEM read/write with no password callback (NULL callback and user data) */
-static inline X509 *relay_PEM_read_bio_X509(BIO *bio) { return PEM_read_bio_X509(bio, NULL, NULL, NULL); }
-static inline X509_CRL *relay_PEM_read_bio_X509_CRL(BIO *bio) { return PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL); }
-static inline EVP_PKEY *relay_PEM_read_bio_PrivateKey(BIO *bio) { return PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL); }
+/* PEM reads never ask for a passphrase: a NULL callback makes OpenSSL use
+   PEM_def_callback, which prompts on the controlling terminal and waits (a
+   relayd started from a shell with an encrypted key hung at start, and a
+   SIGHUP reload would have blocked on the terminal). This one refuses, so an
+   encrypted key fails to load and the caller names it. */
+static inline int relay_pem_no_passphrase(char *buf, int size, int rwflag, void *u) {
+    (void)buf; (void)size; (void)rwflag; (void)u;
+    return -1;
+}
+static inline X509 *relay_PEM_read_bio_X509(BIO *bio) { return PEM_read_bio_X509(bio, NULL, relay_pem_no_passphrase, NULL); }
+static inline X509_CRL *relay_PEM_read_bio_X509_CRL(BIO *bio) { return PEM_read_bio_X509_CRL(bio, NULL, relay_pem_no_passphrase, NULL); }
+static inline EVP_PKEY *relay_PEM_read_bio_PrivateKey(BIO *bio) { return PEM_read_bio_PrivateKey(bio, NULL, relay_pem_no_passphrase, NULL); }
 static inline int relay_PEM_write_bio_PrivateKey(BIO *bio, EVP_PKEY *key) {
     return PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
 }

@@ -43,6 +43,11 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .corrupted(let op, let detail):
             return "the store is corrupted (\(op): \(detail)); restore from a backup or copy the data "
                 + "out with mdb_copy and investigate the disk"
+        case .lmdbVersionMismatch(let path, let detail) where detail.hasPrefix("MDB_INVALID"):
+            // Random bytes, another program's file or a damaged header, not another LMDB build.
+            return "the store at \(path) is not an LMDB file (\(detail)): the data directory holds something else, "
+                + "or a store damaged beyond LMDB's header; point [storage] path (or --data-dir) at the right directory, "
+                + "or move this one aside and restore from a backup (relayctl backup)"
         case .lmdbVersionMismatch(let path, let detail):
             return "the store at \(path) was written by an incompatible LMDB version (\(detail)); "
                 + "open it with the LMDB build that created it and export the data"

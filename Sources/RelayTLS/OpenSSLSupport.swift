@@ -115,13 +115,13 @@ enum PEMReader {
     }
 
     static func certificates(_ source: PEMSource) throws(TLSConfigurationError) -> [OwnedCertificate] {
-        try readAll(source, orThrow: .noCertificate(source: source.description)) { bio in
+        try readAll(source, orThrow: .noCertificate(source: source.description), converter: "x509") { bio in
             relay_PEM_read_bio_X509(bio).map(OwnedCertificate.init(takingOwnership:))
         }
     }
 
     static func privateKey(_ source: PEMSource) throws(TLSConfigurationError) -> OwnedKey {
-        let keys = try readAll(source, orThrow: .noPrivateKey(source: source.description)) { bio in
+        let keys = try readAll(source, orThrow: .noPrivateKey(source: source.description), converter: "pkey") { bio in
             relay_PEM_read_bio_PrivateKey(bio).map(OwnedKey.init(takingOwnership:))
         }
         guard let key = keys.first else { throw .noPrivateKey(source: source.description) }
@@ -129,13 +129,17 @@ enum PEMReader {
     }
 
     static func crls(_ source: PEMSource) throws(TLSConfigurationError) -> [OwnedCRL] {
-        try readAll(source, orThrow: .noCRL(source: source.description)) { bio in
+        try readAll(source, orThrow: .noCRL(source: source.description), converter: "crl") { bio in
             relay_PEM_read_bio_X509_CRL(bio).map(OwnedCRL.init(takingOwnership:))
         }
     }
 
-    /// Every block `read` takes from `source`, in order; `missing` when none.
-    private static func readAll<T>(_ source: PEMSource, orThrow missing: TLSConfigurationError,
+    /// Every block `read` takes from `source`, in order. When there is none:
+    /// `encryptedPrivateKey` for a passphrase-protected key (never prompted
+    /// for: the shim's callback refuses), `derEncoded` for binary DER (an
+    /// ASN.1 SEQUENCE, the form CAs often publish, with the `openssl
+    /// <converter>` command that makes PEM of it), else `missing`.
+    private static func readAll<T>(_ source: PEMSource, orThrow missing: TLSConfigurationError, converter: String,
                                    _ read: (OpaquePointer) -> T?) throws(TLSConfigurationError) -> [T] {
         let bytes = try source.bytes()
         OpenSSLErrorQueue.clear()
@@ -146,8 +150,15 @@ enum PEMReader {
         } ?? []
         // Reading stops with a "no start line" error at the end: expected.
         OpenSSLErrorQueue.clear()
-        guard !items.isEmpty else { throw missing }
-        return items
+        guard items.isEmpty else { return items }
+        let text = String(decoding: bytes, as: UTF8.self)
+        if converter == "pkey" && (text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED")) {
+            throw .encryptedPrivateKey(source: source.description)
+        }
+        if bytes.first == 0x30 && !text.contains("-----BEGIN ") {
+            throw .derEncoded(source: source.description, converter: converter)
+        }
+        throw missing
     }
 }
 

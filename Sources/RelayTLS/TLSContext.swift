@@ -43,7 +43,14 @@ final class SSLContextCore: @unchecked Sendable {
         for source in crls { revocationLists += try PEMReader.crls(source) }
         let leaf = certificates[0]
         guard X509_check_private_key(leaf.ref, privateKey.ref) == 1 else {
+            // A bundle written root or intermediate first (`cat ca.pem server.pem`):
+            // say where the key's certificate is rather than "does not match".
+            let later = certificates.indices.dropFirst().first { X509_check_private_key(certificates[$0].ref, privateKey.ref) == 1 }
             OpenSSLErrorQueue.clear()
+            if let later {
+                throw .keyMatchesLaterCertificate(certificate: chain.description, key: key.description,
+                                                  position: later + 1, count: certificates.count)
+            }
             throw .keyDoesNotMatchCertificate(certificate: chain.description, key: key.description)
         }
         // A server certificate no client accepts (a clientAuth-only leaf) used

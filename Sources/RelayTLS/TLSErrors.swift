@@ -9,8 +9,16 @@ public enum TLSConfigurationError: Error, Equatable, Sendable, CustomStringConve
     case noPrivateKey(source: String)
     /// A PEM source that must hold a CRL holds none.
     case noCRL(source: String)
+    /// A passphrase-protected private key: Relay never prompts for one.
+    case encryptedPrivateKey(source: String)
+    /// Binary DER where PEM is read; `converter` is the `openssl` command
+    /// (`x509`, `crl`, `pkey`) that converts it.
+    case derEncoded(source: String, converter: String)
     /// The private key is not the one of the certificate.
     case keyDoesNotMatchCertificate(certificate: String, key: String)
+    /// The key belongs to a later certificate of the chain file (`position`
+    /// of `count`, from 1), not to its first: the leaf must come first.
+    case keyMatchesLaterCertificate(certificate: String, key: String, position: Int, count: Int)
     /// A server's certificate that TLS clients refuse for its purpose (its
     /// extended key usage lacks serverAuth, or its key usage forbids it).
     case notAServerCertificate(source: String)
@@ -34,6 +42,16 @@ public enum TLSConfigurationError: Error, Equatable, Sendable, CustomStringConve
             return "\(source): no private key in PEM file (or it is encrypted or malformed); expected an unencrypted '-----BEGIN PRIVATE KEY-----' block"
         case .noCRL(source: let source):
             return "\(source): no CRL in PEM file; expected a '-----BEGIN X509 CRL-----' block"
+        case .encryptedPrivateKey(let source):
+            return "\(source): the private key is encrypted (passphrase-protected), and Relay never asks for a passphrase; "
+                + "decrypt it into a file only this user can read (openssl pkey -in \(source) -out \(source).plain, "
+                + "then chmod 600 it) and configure that file"
+        case .derEncoded(let source, let converter):
+            return "\(source): binary DER, but Relay reads PEM; convert it (openssl \(converter) -inform DER -in \(source) "
+                + "-out \(source).pem) and configure the .pem file"
+        case .keyMatchesLaterCertificate(let certificate, let key, let position, let count):
+            return "\(key): the key belongs to certificate \(position) of \(count) in \(certificate), not to the first; "
+                + "the file must start with the certificate issued for this key (the leaf), then its intermediate CAs: reorder it"
         case .keyDoesNotMatchCertificate(let certificate, let key):
             return "\(key): key does not match certificate \(certificate); configure the key that was issued with this certificate"
         case .notAServerCertificate(let source):

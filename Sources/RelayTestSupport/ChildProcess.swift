@@ -180,18 +180,31 @@ public final class ChildProcess: @unchecked Sendable {
     public func waitForExit(timeout: Double = 30) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         let exit = self.exit
-        let status = await withTaskGroup(of: Int32?.self) { group in
-            group.addTask { await exit.value }
-            group.addTask {
-                // The deadline, not a wait for the exit: the exit is the other
-                // task's event, and whichever finishes first wins.
-                try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1_000_000_000))
-                return nil
+        // Not a task group: it awaits every task before returning, and the
+        // exit's cannot be cancelled, so the timeout never ended the wait for
+        // a child that kept running. Two unstructured tasks race; the first
+        // to answer resumes the wait and the deadline's is then cancelled.
+        let answered = NIOLockedValueBox(false)
+        let deadlineTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
+        let status: Int32? = await withCheckedContinuation { continuation in
+            let finish: @Sendable (Int32?) -> Void = { value in
+                let first = answered.withLockedValue { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume(returning: value) }
             }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+            // The deadline, not a wait for the exit: the exit is the other
+            // task's event, and whichever finishes first wins.
+            deadlineTask.withLockedValue { task in
+                task = Task {
+                    try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1_000_000_000))
+                    if !Task.isCancelled { finish(nil) }
+                }
+            }
+            Task { finish(await exit.value) }
         }
+        deadlineTask.withLockedValue { $0?.cancel() }
         guard let status else { return nil }
         await waitForOutputClosed(until: deadline)
         return status

@@ -57,6 +57,10 @@ struct Durable: AsyncParsableCommand {
         static let minimumPrefix = 8
 
         func run() async throws {
+            if owner.count < Self.minimumPrefix && owner.allSatisfy(\.isHexDigit) {
+                CLIRunner.fail("owner '\(owner)' is too short to look up: give at least \(Self.minimumPrefix) of the digits relayctl durables shows (its 16), or all 64",
+                               code: RelayExit.usage.rawValue)
+            }
             let outcome = try await options.withAdmin { admin in
                 let digest = try await Self.fullOwner(admin, name: name, prefix: owner.lowercased())
                 return try await AdminOptions.call(admin, "durable_delete", AdminOutcome.self,

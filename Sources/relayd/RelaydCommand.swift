@@ -5,6 +5,7 @@ import Logging
 import RelayBroker
 import RelayCLISupport
 import RelayStore
+import RelayTLS
 
 @main
 struct RelaydCommand: AsyncParsableCommand {
@@ -101,7 +102,11 @@ struct RelaydCommand: AsyncParsableCommand {
         case let refusal as BrokerStartError: return refusal.exitCode
         case AuditError.inUse: return RelayExit.inUse.rawValue
         case AuditError.cannotOpen, AuditError.badKey, AuditError.keyDoesNotVerify, AuditError.broken: return RelayExit.noInput.rawValue
-        case is ConfigError: return RelayExit.invalidConfiguration.rawValue
+        // TLS files the config names that do not load (key of another certificate, DER,
+        // encrypted): invalid configuration, as --check-config says; 1 was retried by systemd.
+        case is ConfigError, is TLSConfigurationError: return RelayExit.invalidConfiguration.rawValue
+        // A store relayd cannot read: fix the data directory (66), not retry (1, restarted by systemd for ever).
+        case StoreError.lmdbVersionMismatch, StoreError.schemaVersionMismatch, StoreError.corrupted: return RelayExit.noInput.rawValue
         default: return 1
         }
     }

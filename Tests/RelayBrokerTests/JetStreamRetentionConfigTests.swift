@@ -57,7 +57,9 @@ struct JetStreamRetentionConfigTests {
     func otherLimitsAccepted() throws {
         let jetstream = try parse(Self.base + "\n[[retention]]\nfilter = \"logs.>\"\nmax_messages = 100\nmax_age = \"1d\"\n")
         #expect(jetstream.retention.count == 1)
-        let lmdbText = Self.base.replacingOccurrences(of: "backend = \"jetstream\"", with: "backend = \"lmdb\"")
+        // [storage.jetstream] is refused without the jetstream backend (OperatorDeploymentTests): cut it off.
+        let storage = try #require(Self.base.range(of: "[storage.jetstream]"))
+        let lmdbText = Self.base[..<storage.lowerBound].replacingOccurrences(of: "backend = \"jetstream\"", with: "backend = \"lmdb\"")
             + "\n[[retention]]\nfilter = \"logs.>\"\nmax_bytes = \"1GiB\"\n"
         let lmdb = try parse(lmdbText)
         #expect(lmdb.retention.first?.maxBytes == 1 << 30)

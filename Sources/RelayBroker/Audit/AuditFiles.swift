@@ -61,7 +61,15 @@ enum AuditFiles {
     static func openForAppend(_ path: String) throws(AuditError) -> (FileHandle, UInt64) {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw AuditError.cannotOpen(path: path, reason: "cannot open it for appending (\(String(cString: strerror(errno)))); check the folder exists and its permissions")
+            let code = errno
+            let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+                .map { " (mode 0" + String($0 & 0o777, radix: 8) + ")" } ?? ""
+            let reason = switch code {
+            case EACCES: "cannot open it for appending: relayd (uid \(getuid())) may not write it\(mode); grant it (chown or chmod 600) or change [audit] path"
+            case EROFS: "cannot open it for appending: it is on a read-only file system; remount it read-write or change [audit] path"
+            default: "cannot open it for appending (\(String(cString: strerror(code)))); check the folder exists and its permissions"
+            }
+            throw AuditError.cannotOpen(path: path, reason: reason)
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         guard let size = try? handle.seekToEnd() else {

@@ -42,11 +42,16 @@ public enum SecurityWarnings {
     }
 
     /// "readable by its group" / "readable by everyone" / …, or nil when private (or absent).
+    /// Judges what the path opens, through symlinks (stat, not lstat): the
+    /// link's own mode is always 0777, and a key mounted from a Kubernetes
+    /// secret (`tls.key -> ..data/tls.key`) was reported "readable by
+    /// everyone (mode 0777)" however private the file was.
     static func exposedBits(_ path: String, directory: Bool = false) -> String? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let mode = attributes[.posixPermissions] as? Int else { return nil }
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        let mode = Int(status.st_mode)
         // A data directory that is a file is refused on its own (StartPathCheck); no chmod advice for it.
-        if directory && attributes[.type] as? FileAttributeType != .typeDirectory { return nil }
+        if directory && mode & Int(S_IFMT) != Int(S_IFDIR) { return nil }
         let octal = "mode 0" + String(mode & 0o777, radix: 8)
         let verb = directory ? "open to" : "readable by"
         if mode & 0o007 != 0 { return "\(verb) everyone (\(octal))" }

@@ -16,11 +16,18 @@ extension BrokerConfiguration {
         if ConfigParser.isDirectory(path) {
             throw ConfigError(file: path, key: "", message: "is a directory, not a config file; pass the TOML file with --config")
         }
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError(file: path, key: "", message: "cannot read the config file (\(error.localizedDescription)); pass an existing file with --config")
+        // The start and `relayctl config check` check the file first (CLIRunner);
+        // this is what a reload meets, where --config cannot be given again.
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigError(file: path, key: "", message: "the config file does not exist (moved or deleted?); put it back at this path, which relayd reads at every reload")
         }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ConfigError(file: path, key: "", message: "relayd's user (uid \(getuid())) cannot read the config file; check its owner and mode (ls -l)")
+        }
+        guard let data = FileManager.default.contents(atPath: path), let decoded = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, key: "", message: "the config file is not UTF-8 text; save it as UTF-8 (TOML requires it)")
+        }
+        text = decoded
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         return try parse(text, file: path, baseDirectory: folder)
     }
@@ -109,7 +116,13 @@ struct ConfigParser {
             if let p = config.audit.path, checkFiles, Self.isDirectory(p) {
                 throw t.error("path", "\(p) is a directory; name the trail's file in it, e.g. \(p)/audit.jsonl")
             }
-            if let p = try t.string("key_file"), !p.isEmpty { config.audit.keyFile = resolve(p) }
+            if let p = try t.string("key_file") {
+                guard !p.isEmpty else { throw t.error("key_file", "is empty; name the audit key file (omit the key for audit.key in the data directory)") }
+                config.audit.keyFile = resolve(p)
+            }
+            if let k = config.audit.keyFile, checkFiles, Self.isDirectory(k) {
+                throw t.error("key_file", "\(k) is a directory; name the key file in it, e.g. \(k)/audit.key")
+            }
             if let size = try t.size("max_file_size") {
                 guard size == 0 || size >= 64 << 10 else { throw t.error("max_file_size", "must be 0 (never rotate) or at least 64KiB") }
                 config.audit.maxFileSize = size

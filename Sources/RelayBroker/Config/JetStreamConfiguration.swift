@@ -95,7 +95,13 @@ extension ConfigParser {
             try j.finish()
             s.jetstream = js
         }
-        guard s.backend == .jetstream else { return }
+        guard s.backend == .jetstream else {
+            // Read only with the jetstream backend: ignoring it ran every edge on a local store of its own.
+            if s.jetstream != nil {
+                throw t.error("jetstream", "is set, but [storage] backend is \"lmdb\" (the default), which would ignore it and keep every message in this relayd's own store; add backend = \"jetstream\" to [storage] (docs/cluster.md), or remove [storage.jetstream]")
+            }
+            return
+        }
         guard let js = s.jetstream else {
             throw t.error("jetstream", "missing: backend = \"jetstream\" needs a [storage.jetstream] table with servers, ca, certificate and private_key")
         }

@@ -77,3 +77,22 @@ struct ChildProcessLaunchTests {
         }
     }
 }
+
+extension ChildProcessLaunchTests {
+    /// The timeout raced the exit inside a task group, which awaits all its
+    /// tasks before it returns: a child that never exited (relayd waiting on
+    /// a terminal prompt) held the test for as long as it lived, and the
+    /// caller's SIGKILL on timeout never ran.
+    @Test("waitForExit(timeout:) returns nil at its timeout while the child still runs")
+    func waitForExitTimesOut() async throws {
+        let child = try await ChildProcess("/bin/sleep", ["8"])
+        let began = Date()
+        let status = await child.waitForExit(timeout: 0.5)
+        let waited = Date().timeIntervalSince(began)
+        #expect(status == nil)
+        #expect(waited < 5, "waitForExit(timeout: 0.5) returned after \(waited) s")
+        #expect(child.isRunning)
+        child.signal(SIGKILL)
+        #expect(await child.waitForExit(timeout: 20) == SIGKILL)
+    }
+}
