@@ -69,6 +69,16 @@ struct ConfigOperatorMistakeTests {
         #expect(handshake.key == "tls.handshake_timeout" && handshake.message.contains("more than 0"), "\(handshake)")
     }
 
+    @Test("sync_interval below 1 ms is refused, pointing at durability = \"fsync\" (it was clamped to 1 ms in silence)")
+    func zeroSyncInterval() throws {
+        let dir = try folder(); defer { dir.remove() }
+        let zero = try #require(refusal("[storage]\ndurability = \"async\"\nsync_interval = \"0s\"\n\(minimalTLS)", in: dir))
+        #expect(zero.key == "storage.sync_interval" && zero.message.contains("durability = \"fsync\""), "\(zero)")
+        let tiny = try #require(refusal("[storage]\nsync_interval = \"500us\"\n\(minimalTLS)", in: dir))
+        #expect(tiny.key == "storage.sync_interval", "\(tiny)")
+        #expect(refusal("[storage]\nsync_interval = \"1ms\"\n\(minimalTLS)", in: dir) == nil)
+    }
+
     @Test("a TLS file that is a directory or an empty string is refused, naming the key")
     func directoryOrEmptyTLSFile() throws {
         let dir = try folder(); defer { dir.remove() }

@@ -199,7 +199,13 @@ struct ConfigParser {
             guard size >= 1 << 20 else { throw t.error("max_size", "must be at least 1MiB") }
             s.maxSize = size
         }
-        if let ns = try t.duration("sync_interval") { s.syncIntervalNanos = ns }
+        if let ns = try t.duration("sync_interval") {
+            // The store's sync timer cannot run faster; 0 used to be clamped to 1 ms in silence.
+            guard ns >= 1_000_000 else {
+                throw t.error("sync_interval", "must be at least 1ms; for a disk sync before every PUBACK use durability = \"fsync\" (the default)")
+            }
+            s.syncIntervalNanos = ns
+        }
         if let ns = try t.duration("dedup_window") {
             guard ns >= 1_000_000_000 else {
                 throw t.error("dedup_window", "must be at least 1s; it is how long a retried publish is still recognised")
