@@ -1,0 +1,52 @@
+import Foundation
+import NIOCore
+import RelayBroker
+import RelayCore
+import RelayTLS
+import RelayTestSupport
+import RelayWire
+import Testing
+
+/// Subject encodings other CAs issue, on real certificates against the real
+/// relayd: a CN in BMPString, TeletexString or UniversalString, a NUL inside
+/// a CN. Each is issued by the test CA, so only the names are odd.
+/// (A UTF8String CN that is not UTF-8 cannot be made here: OpenSSL refuses
+/// to encode the name, "invalid utf8string"; a relayd given one refuses the
+/// handshake, since `IdentityExtractor` cannot read it: TLSHandler's
+/// "peer certificate cannot be read".)
+@Suite("relayd end to end: certificate name encodings", .serialized)
+struct CertificateNameEncodingTests {
+    static func client(_ subject: [[NameAttribute]], sans: [SubjectAlternativeName] = []) -> CertificateRequest {
+        HostileIdentityTests.client(subject, sans: sans)
+    }
+
+    @Test("a CN in BMPString, TeletexString or UniversalString is read as the same name in UTF-8: it gets that name's namespace and principal",
+          arguments: [NameValueEncoding.StringType.bmpString, .teletexString, .universalString])
+    func otherStringTypesAreTheSameName(type: NameValueEncoding.StringType) async throws {
+        try await withRelayd(acl: HostileIdentityTests.ownACL + "\n[acl]\nprincipal = \"{subject.CN}\"\n", start: false) { relayd in
+            // "bob" in the string type's own encoding: 2 or 4 bytes per character, or one (Teletex, read as Latin-1).
+            let width = type == .bmpString ? 2 : type == .universalString ? 4 : 1
+            let bytes = Array("bob".utf8).flatMap { [UInt8](repeating: 0, count: width - 1) + [$0] }
+            let bob = try relayd.pki.add("bob-\(type)", Self.client([[.encoded("CN", type, bytes: bytes)]]))
+            try await relayd.start()
+
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: bob)
+            defer { Task { await client.close() } }
+            #expect(try await client.hello().principal == "bob")
+            #expect(try await client.publishReply(1, "clients.bob.x").map(HostileIdentityTests.isAck) == true)
+            #expect(try await client.publishReply(2, "clients.alice.x").map(HostileIdentityTests.isNotAuthorized) == true)
+        }
+    }
+
+    @Test("a NUL inside a CN ('bob\\0evil') is not bob to a {subject.CN} template: refused at HELLO, the drop names U+0000")
+    func nulInsideCommonName() async throws {
+        try await withRelayd(acl: HostileIdentityTests.ownACL, start: false) { relayd in
+            let nul = try relayd.pki.add("nul", Self.client([[.encoded("CN", .utf8String, bytes: Array("bob\u{0}evil".utf8))]]))
+            try await relayd.start()
+            let refused = try await HostileIdentityTests.refusedAtHello(relayd, nul, "NUL in CN")
+            #expect(refused?["reason"]?.contains("grant nothing") == true, "\(String(describing: refused?["reason"]))")
+            let drop = relayd.auditLines().first { $0.contains("U+0000") } ?? relayd.log.split(separator: "\n").first { $0.contains("U+0000") }.map(String.init)
+            #expect(drop != nil, "no audit or log line names U+0000:\n\(relayd.log.suffix(2000))")
+        }
+    }
+}
