@@ -7,9 +7,10 @@ import RelayTestSupport
 import RelayWire
 import Testing
 
-/// Subject encodings other CAs issue, on real certificates against the real
-/// relayd: a CN in BMPString, TeletexString or UniversalString, a NUL inside
-/// a CN. Each is issued by the test CA, so only the names are odd.
+/// Subject and SAN encodings other CAs issue, on real certificates against
+/// the real relayd: an upper-case `SPIFFE://` scheme next to a SPIFFE ID, a
+/// CN in BMPString, TeletexString or UniversalString, a NUL inside a CN.
+/// Each is issued by the test CA, so only the names are odd.
 /// (A UTF8String CN that is not UTF-8 cannot be made here: OpenSSL refuses
 /// to encode the name, "invalid utf8string"; a relayd given one refuses the
 /// handshake, since `IdentityExtractor` cannot read it: TLSHandler's
@@ -18,6 +19,30 @@ import Testing
 struct CertificateNameEncodingTests {
     static func client(_ subject: [[NameAttribute]], sans: [SubjectAlternativeName] = []) -> CertificateRequest {
         HostileIdentityTests.client(subject, sans: sans)
+    }
+
+    @Test("SPIFFE://… next to spiffe://… is two SPIFFE IDs for a {spiffe.path[N]} template too: refused at HELLO, the reason names the attribute",
+          arguments: ["SPIFFE://relay.test/ns/billing", "Spiffe://relay.test/ns/billing"])
+    func upperCaseSchemeIsAmbiguousForTemplates(other: String) async throws {
+        try await withRelayd(acl: HostileIdentityTests.namespacedACL, start: false) { relayd in
+            let orders = try relayd.pki.add("orders", Self.client([[NameAttribute("CN", "orders")]],
+                                                                 sans: [.uri("spiffe://relay.test/ns/orders")]))
+            let mixed = try relayd.pki.add("mixed", Self.client([[NameAttribute("CN", "mixed")]],
+                                                                sans: [.uri("spiffe://relay.test/ns/orders"), .uri(other)]))
+            try await relayd.start()
+
+            // The control: one SPIFFE ID gets its service namespace.
+            let good = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: orders)
+            try await good.hello()
+            #expect(try await good.publishReply(1, "svc.orders.x").map(HostileIdentityTests.isAck) == true)
+            await good.close()
+
+            // docs/security.md: "two SPIFFE IDs (… the scheme is compared
+            // without case, so SPIFFE://… counts)" refuse the identity.
+            let refused = try await HostileIdentityTests.refusedAtHello(relayd, mixed, other)
+            #expect(refused?["reason"]?.contains("spiffe.path[1]") == true, "\(String(describing: refused?["reason"]))")
+            #expect(refused?["reason"]?.contains("multi_value") == true, "\(String(describing: refused?["reason"]))")
+        }
     }
 
     @Test("a CN in BMPString, TeletexString or UniversalString is read as the same name in UTF-8: it gets that name's namespace and principal",
