@@ -8,9 +8,9 @@ import RelayWire
 import Testing
 
 /// Subject and SAN encodings other CAs issue, on real certificates against
-/// the real relayd: an upper-case `SPIFFE://` scheme next to a SPIFFE ID, a
-/// CN in BMPString, TeletexString or UniversalString, a NUL inside a CN.
-/// Each is issued by the test CA, so only the names are odd.
+/// the real relayd: an upper-case `SPIFFE://` scheme next to a SPIFFE ID, an
+/// empty CN, a CN in BMPString, TeletexString or UniversalString, a NUL
+/// inside a CN. Each is issued by the test CA, so only the names are odd.
 /// (A UTF8String CN that is not UTF-8 cannot be made here: OpenSSL refuses
 /// to encode the name, "invalid utf8string"; a relayd given one refuses the
 /// handshake, since `IdentityExtractor` cannot read it: TLSHandler's
@@ -42,6 +42,22 @@ struct CertificateNameEncodingTests {
             let refused = try await HostileIdentityTests.refusedAtHello(relayd, mixed, other)
             #expect(refused?["reason"]?.contains("spiffe.path[1]") == true, "\(String(describing: refused?["reason"]))")
             #expect(refused?["reason"]?.contains("multi_value") == true, "\(String(describing: refused?["reason"]))")
+        }
+    }
+
+    @Test("an empty CN (a zero-length UTF8String) under principal = {subject.CN}: refused at HELLO, not given the subject as a shared fallback")
+    func emptyCommonNameIsRefusedAsPrincipal() async throws {
+        try await withRelayd(acl: HostileIdentityTests.principalCNACL, start: false) { relayd in
+            let subject: [[NameAttribute]] = [[NameAttribute("O", "SPIRE")], [.encoded("CN", .utf8String, bytes: [])]]
+            let first = try relayd.pki.add("empty-1", Self.client(subject))
+            let second = try relayd.pki.add("empty-2", Self.client(subject))
+            try await relayd.start()
+
+            for (label, files) in [("first", first), ("second", second)] {
+                let refused = try await HostileIdentityTests.refusedAtHello(relayd, files, "empty CN (\(label))")
+                #expect(refused?["reason"]?.contains("subject.CN") == true, "\(String(describing: refused?["reason"]))")
+                #expect(refused?["reason"]?.contains("empty") == true, "\(String(describing: refused?["reason"]))")
+            }
         }
     }
 
