@@ -10,7 +10,8 @@ import Testing
 /// Subject and SAN encodings other CAs issue, on real certificates against
 /// the real relayd: an upper-case `SPIFFE://` scheme next to a SPIFFE ID, an
 /// empty CN, a CN in BMPString, TeletexString or UniversalString, a NUL
-/// inside a CN. Each is issued by the test CA, so only the names are odd.
+/// inside a CN, a long enterprise subject. Each is issued by the test CA, so
+/// only the names are odd.
 /// (A UTF8String CN that is not UTF-8 cannot be made here: OpenSSL refuses
 /// to encode the name, "invalid utf8string"; a relayd given one refuses the
 /// handshake, since `IdentityExtractor` cannot read it: TLSHandler's
@@ -88,6 +89,22 @@ struct CertificateNameEncodingTests {
             #expect(refused?["reason"]?.contains("grant nothing") == true, "\(String(describing: refused?["reason"]))")
             let drop = relayd.auditLines().first { $0.contains("U+0000") } ?? relayd.log.split(separator: "\n").first { $0.contains("U+0000") }.map(String.init)
             #expect(drop != nil, "no audit or log line names U+0000:\n\(relayd.log.suffix(2000))")
+        }
+    }
+
+    @Test("a long enterprise subject (CN and seven OUs at the X.520 bounds, over 508 bytes as RFC 4514) can hold a durable subscription")
+    func longSubjectHoldsADurable() async throws {
+        try await withRelayd(start: false) { relayd in
+            let units = (1...7).map { "organisational-unit-\($0)-" + String(repeating: "x", count: 40) }
+            let request = CertificateRequest.client(commonName: String(repeating: "c", count: 64), organizationalUnits: units)
+            let long = try relayd.pki.add("long", request)
+            try await relayd.start()
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: long)
+            defer { Task { await client.close() } }
+            let principal = try await client.hello().principal
+            #expect(principal.utf8.count > 508, "the subject is only \(principal.utf8.count) bytes")
+            let ack = try await client.subscribe(1, "work.q", durable: "orders-consumer")
+            #expect(ack.isAccepted, "durable SUB refused: \(ack.code) \(ack.message)")
         }
     }
 }
