@@ -107,4 +107,25 @@ struct CertificateNameEncodingTests {
             #expect(ack.isAccepted, "durable SUB refused: \(ack.code) \(ack.message)")
         }
     }
+
+    @Test("a subject over 65,535 bytes as RFC 4514 (a 66,000-byte CN) is refused at HELLO with identity_refused, naming the limit; not told to raise max_frame_size")
+    func subjectTooLongForWelcome() async throws {
+        try await withRelayd(start: false) { relayd in
+            let huge = try relayd.pki.add("huge", Self.client([[.encoded("CN", .utf8String, bytes: Array(repeating: UInt8(ascii: "a"), count: 66_000))]]))
+            try await relayd.start()
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: huge)
+            defer { Task { await client.close() } }
+            var told = ""
+            do {
+                _ = try await client.hello()
+                Issue.record("WELCOME for a 66,003-byte subject")
+            } catch FrameClientError.refused(let error) {
+                #expect(error.errorCode == .identityRefused, "\(error)")
+                told = error.message
+            }
+            #expect(told.contains("65,535") && !told.contains("max_frame_size"), "the client was told: \(told)")
+            let refused = await relayd.waitForAudit { $0.event == "connection_refused" && $0["serial"] == huge.issued.serialNumber }
+            #expect(refused?["reason"]?.contains("66003 bytes") == true, "\(String(describing: refused?.fields["reason"]))")
+        }
+    }
 }
