@@ -128,4 +128,41 @@ struct CertificateNameEncodingTests {
             #expect(refused?["reason"]?.contains("66003 bytes") == true, "\(String(describing: refused?.fields["reason"]))")
         }
     }
+
+    /// URI SANs that look like SPIFFE IDs but break the SPIFFE ID grammar
+    /// (lower-case trust domain, non-empty path segments of [A-Za-z0-9.-_],
+    /// no `.`/`..`, query, fragment, port, user info or percent-encoding).
+    static let malformedSPIFFEIDs = [
+        "spiffe://relay.test/ns/orders/", "spiffe://relay.test/ns/../orders", "spiffe://relay.test/ns/./orders",
+        "spiffe://relay.test/ns/orders?x=1", "spiffe://relay.test/ns/orders#f", "spiffe://relay.test:8443/ns/orders",
+        "spiffe://ops@relay.test/ns/orders", "spiffe://Relay.Test/ns/orders", "spiffe://relay.test/ns/%6Frders",
+        "spiffe://relay.test//orders", "spiffe:///ns/orders",
+    ]
+
+    @Test("a URI SAN that breaks the SPIFFE ID grammar (trailing slash, '..', '.', query, fragment, port, user info, upper-case or empty trust domain, %-encoding, empty segment) is no SPIFFE ID: WELCOME carries none and {spiffe.path[1]} grants nothing")
+    func malformedSPIFFEIDsAreNone() async throws {
+        let acl = """
+        [[acl.rule]]
+        name = "services"
+        publish = ["svc.{spiffe.path[1]}.>"]
+        subscribe = ["public.>"]
+        """
+        try await withRelayd(acl: acl, start: false) { relayd in
+            let good = try relayd.pki.add("good", Self.client([[NameAttribute("CN", "good")]], sans: [.uri("spiffe://relay.test/ns/orders")]))
+            let bad = try Self.malformedSPIFFEIDs.enumerated().map { index, uri in
+                (uri, try relayd.pki.add("bad-\(index)", Self.client([[NameAttribute("CN", "bad-\(index)")]], sans: [.uri(uri)])))
+            }
+            try await relayd.start()
+
+            for (uri, files, expected) in [("spiffe://relay.test/ns/orders", good, "spiffe://relay.test/ns/orders")] + bad.map({ ($0.0, $0.1, "") }) {
+                let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki, as: files)
+                let spiffeID = try await client.hello().spiffeID
+                #expect(spiffeID == expected, "\(uri) gave the SPIFFE ID '\(spiffeID)'")
+                let reply = try await client.publishReply(1, "svc.orders.x")
+                #expect(reply.map(expected.isEmpty ? HostileIdentityTests.isNotAuthorized : HostileIdentityTests.isAck) == true,
+                        "\(uri): svc.orders.x got \(String(describing: reply))")
+                await client.close()
+            }
+        }
+    }
 }
