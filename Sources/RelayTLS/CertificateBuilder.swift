@@ -135,7 +135,7 @@ enum CertificateBuilder {
                 // An explicit encoding is a plain ASN.1 type (no MBSTRING
                 // flag): OpenSSL stores the bytes under it as they are.
                 let bytes = attribute.encoding?.bytes ?? Array(attribute.value.utf8)
-                let type = attribute.encoding?.type.rawValue ?? relay_MBSTRING_UTF8()
+                let type = attribute.encoding.map { Int32($0.type.rawValue) } ?? relay_MBSTRING_UTF8()
                 let ok = X509_NAME_add_entry_by_txt(name, attribute.name, type, bytes, Int32(bytes.count),
                                                     -1, position == 0 ? 0 : -1)
                 if ok != 1 {

@@ -31,7 +31,7 @@ public struct NameAttribute: Sendable, Hashable {
 /// A name value's ASN.1 string type and exact content bytes.
 public struct NameValueEncoding: Sendable, Hashable {
     /// The ASN.1 universal tag numbers of the string types names use.
-    public enum StringType: Int32, Sendable, Hashable {
+    public enum StringType: UInt8, Sendable, Hashable {
         case utf8String = 12
         case printableString = 19
         case teletexString = 20
