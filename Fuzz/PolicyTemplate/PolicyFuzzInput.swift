@@ -57,8 +57,8 @@ struct FuzzInput {
                 }
             }
         }
-        // As IdentityExtractor does: exactly one spiffe:// URI SAN makes a SPIFFE ID.
-        let spiffeURIs = sans.uri.filter { $0.hasPrefix("spiffe://") }
+        // As IdentityExtractor does: exactly one spiffe:// URI SAN (scheme in any case) makes a SPIFFE ID.
+        let spiffeURIs = sans.uri.filter(SPIFFEID.hasScheme)
         identity = Identity(
             subject: DistinguishedName(rdns: subject), issuer: DistinguishedName(rdns: issuer),
             serialNumber: "1", notBefore: .distantPast, notAfter: .distantFuture,

@@ -81,6 +81,21 @@ public struct SPIFFEID: Hashable, Sendable {
     public var path: String
 
     public var uri: String { "spiffe://\(trustDomain)\(path)" }
+
+    /// Whether `uri` begins `spiffe://` with the scheme in any letter case
+    /// (ASCII letters only; the `://` exactly). RFC 3986 schemes are
+    /// case-insensitive, so `SPIFFE://…` names a SPIFFE ID to any consumer
+    /// that normalises URIs: RelayTLS counts such URI SANs to decide whether
+    /// a certificate has exactly one SPIFFE ID, and policy counts the same
+    /// ones to decide whether a `{spiffe…}` template is ambiguous. (The bits
+    /// of `|= 0x20` alone would also turn control bytes into `:` and `/`.)
+    public static func hasScheme(_ uri: String) -> Bool {
+        let head = Array(uri.utf8.prefix(9))
+        guard head.count == 9 else { return false }
+        return zip(head, "spiffe://".utf8).allSatisfy { byte, expected in
+            byte == expected || (expected >= UInt8(ascii: "a") && expected <= UInt8(ascii: "z") && byte == expected - 0x20)
+        }
+    }
     /// The path's segments, without empty ones: `/ns/prod/sa/api` → ["ns","prod","sa","api"].
     public var segments: [String] { path.split(separator: "/").map(String.init) }
 

@@ -23,12 +23,15 @@ extension AttributeKey {
     ///
     /// The SPIFFE keys count the URI SANs that are SPIFFE IDs: RelayTLS sets
     /// `Identity.spiffe` only when exactly one is, so a certificate carrying
-    /// two would otherwise look like one carrying none.
+    /// two would otherwise look like one carrying none. They are counted as
+    /// RelayTLS counts them (``SPIFFEID/hasScheme(_:)``, the scheme in any
+    /// letter case): with `spiffe://` alone, `SPIFFE://…` next to a SPIFFE
+    /// ID dropped the template instead of refusing the identity.
     func ambiguousValues(in identity: Identity) -> [String]? {
         let all: [String]
         switch self {
         case .spiffe, .spiffeTrustDomain, .spiffePath, .spiffePathSegment:
-            all = identity.sans.uri.filter { $0.hasPrefix("spiffe://") }
+            all = identity.sans.uri.filter(SPIFFEID.hasScheme)
         default:
             all = values(in: identity)
         }

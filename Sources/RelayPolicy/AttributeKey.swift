@@ -52,6 +52,17 @@ enum AttributeKey: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// True for a key read from one attribute, SAN or SPIFFE part, whose
+    /// value is as the certificate wrote it (possibly empty); false for the
+    /// whole names and numbers the broker renders (`subject`, `issuer`,
+    /// `serial`, `fingerprint`).
+    var isAttributeValue: Bool {
+        switch self {
+        case .subjectDN, .issuerDN, .serial, .fingerprint: return false
+        default: return true
+        }
+    }
+
     /// Every value the identity has for this key, in certificate order.
     func values(in identity: Identity) -> [String] {
         switch self {

@@ -83,9 +83,25 @@ public struct PrincipalTemplate: Sendable, Hashable, CustomStringConvertible {
     /// subjects are alike (SPIRE SVIDs: `C=US,O=SPIRE`, no CN), so the
     /// identity is refused instead (docs/security.md, "Principal"). The
     /// `{subject}` / `{issuer}` keys always have a value.
+    ///
+    /// An empty attribute value (a zero-length CN: X.509 does not allow one,
+    /// OpenSSL reads it) counts as none: `{subject.CN}` would render as the
+    /// empty string, and ``render(_:)`` then falls back to the subject, which
+    /// every such certificate with the same other names shares. (`{subject}`
+    /// of an empty subject keeps its documented fallback: the SPIFFE ID, else
+    /// the fingerprint, both unique to the certificate.)
     public func unrenderableReason(_ identity: Identity) -> String? {
-        for case .attribute(let key) in parts where key.values(in: identity).isEmpty {
-            return "the principal template '\(source)' needs \(key), which this certificate does not have; "
+        for case .attribute(let key) in parts {
+            let values = key.values(in: identity)
+            let problem: String
+            if values.isEmpty {
+                problem = "needs \(key), which this certificate does not have"
+            } else if key.isAttributeValue, values.contains(where: \.isEmpty) {
+                problem = "needs \(key), and this certificate's \(key) is empty"
+            } else {
+                continue
+            }
+            return "the principal template '\(source)' \(problem); "
                 + "it is refused rather than given a fallback principal another certificate could share "
                 + "(use a template every client certificate fills, e.g. '{spiffe}' for SPIFFE SVIDs)"
         }

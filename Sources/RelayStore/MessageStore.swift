@@ -152,9 +152,13 @@ public final class MessageStore: Sendable {
     }
 
     /// A cursor migrated from a schema-version-1 store, which keyed cursors
-    /// by principal only; nil when there is none (or it was adopted).
+    /// by principal only; nil when there is none (or it was adopted), and
+    /// nil when principal and name are too long for a version-1 key: a
+    /// long certificate subject (the default principal) once made every
+    /// durable SUB fail with "principal plus durable name are … bytes".
     public func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
-        try readCursor(try Schema.legacyCursorKey(principal: principal, name: name))?.sequence
+        guard Schema.legacyCursorKeyFits(principal: principal, name: name) else { return nil }
+        return try readCursor(try Schema.legacyCursorKey(principal: principal, name: name))?.sequence
     }
 
     /// Gives a migrated cursor to `owner`: writes `owner`'s cursor at

@@ -132,8 +132,11 @@ enum CertificateBuilder {
         guard let name = X509_NAME_new() else { throw .openSSL(operation: "X509_NAME_new", detail: "out of memory") }
         for rdn in rdns {
             for (position, attribute) in rdn.enumerated() {
-                let bytes = Array(attribute.value.utf8)
-                let ok = X509_NAME_add_entry_by_txt(name, attribute.name, relay_MBSTRING_UTF8(), bytes, Int32(bytes.count),
+                // An explicit encoding is a plain ASN.1 type (no MBSTRING
+                // flag): OpenSSL stores the bytes under it as they are.
+                let bytes = attribute.encoding?.bytes ?? Array(attribute.value.utf8)
+                let type = attribute.encoding.map { Int32($0.type.rawValue) } ?? relay_MBSTRING_UTF8()
+                let ok = X509_NAME_add_entry_by_txt(name, attribute.name, type, bytes, Int32(bytes.count),
                                                     -1, position == 0 ? 0 : -1)
                 if ok != 1 {
                     X509_NAME_free(name)

@@ -6,10 +6,42 @@ import Foundation
 public struct NameAttribute: Sendable, Hashable {
     public var name: String
     public var value: String
+    /// Set by ``encoded(_:_:bytes:)``: the value is stored byte for byte
+    /// under this ASN.1 string type instead of being converted from `value`.
+    public var encoding: NameValueEncoding?
+
     public init(_ name: String, _ value: String) {
         self.name = name
         self.value = value
+        self.encoding = nil
     }
+
+    /// An attribute whose value is `bytes` under the ASN.1 string `type`,
+    /// stored as given: OpenSSL's size bounds and character-set checks for
+    /// the attribute are skipped. Tests build what other CAs issue with it:
+    /// an empty or over-long CN, a BMPString or TeletexString, a NUL inside
+    /// a value. `value` holds the bytes read as UTF-8, for messages only.
+    public static func encoded(_ name: String, _ type: NameValueEncoding.StringType, bytes: [UInt8]) -> NameAttribute {
+        var attribute = NameAttribute(name, String(decoding: bytes, as: UTF8.self))
+        attribute.encoding = NameValueEncoding(type: type, bytes: bytes)
+        return attribute
+    }
+}
+
+/// A name value's ASN.1 string type and exact content bytes.
+public struct NameValueEncoding: Sendable, Hashable {
+    /// The ASN.1 universal tag numbers of the string types names use.
+    public enum StringType: UInt8, Sendable, Hashable {
+        case utf8String = 12
+        case printableString = 19
+        case teletexString = 20
+        case ia5String = 22
+        case universalString = 28
+        case bmpString = 30
+    }
+
+    public var type: StringType
+    public var bytes: [UInt8]
 }
 
 /// A subject alternative name to put in a certificate.

@@ -53,7 +53,7 @@ enum IdentityExtractor {
         // A SPIFFE SVID carries exactly one SPIFFE ID; several are ambiguous.
         // Schemes are case-insensitive (RFC 3986), so `SPIFFE://` counts as
         // one too: a consumer that normalises URIs sees it as a second ID.
-        let spiffeURIs = sans.uri.filter(hasSPIFFEScheme)
+        let spiffeURIs = sans.uri.filter(SPIFFEID.hasScheme)
         let spiffe = spiffeURIs.count == 1 ? SPIFFEID(uri: spiffeURIs[0]) : nil
         return Identity(subject: subject, issuer: issuer, serialNumber: serial, notBefore: notBefore, notAfter: notAfter,
                         fingerprintSHA256: try fingerprint(x509), sans: sans, spiffe: spiffe)
@@ -168,17 +168,6 @@ enum IdentityExtractor {
         let trimmed = String(digits.drop { $0 == "0" })
         let body = trimmed.isEmpty ? "0" : trimmed
         return negative ? "-" + body : body
-    }
-
-    /// Whether `uri` begins `spiffe://` with the scheme in any letter case
-    /// (ASCII letters only; the `://` exactly). The bits of `|= 0x20` alone
-    /// also turned control bytes into `:` and `/`.
-    static func hasSPIFFEScheme(_ uri: String) -> Bool {
-        let head = Array(uri.utf8.prefix(9))
-        guard head.count == 9 else { return false }
-        return zip(head, "spiffe://".utf8).allSatisfy { byte, expected in
-            byte == expected || (expected >= UInt8(ascii: "a") && expected <= UInt8(ascii: "z") && byte == expected - 0x20)
-        }
     }
 
     static func date(_ time: UnsafePointer<ASN1_TIME>?) -> Date? {

@@ -84,6 +84,15 @@ struct Schema: Sendable {
         return [legacyCursorPrefix, UInt8(p.count >> 8), UInt8(p.count & 0xFF)] + p + n
     }
 
+    /// Whether a version-1 store could have held a cursor for `principal`
+    /// and `name`: its key had to fit LMDB's 511 bytes (and the principal a
+    /// u16 length). For longer ones there is no legacy cursor to look for,
+    /// and ``legacyCursorKey(principal:name:)`` would throw.
+    static func legacyCursorKeyFits(principal: String, name: String) -> Bool {
+        let p = principal.utf8.count
+        return p <= Int(UInt16.max) && 3 + p + name.utf8.count <= 511
+    }
+
     /// Bytes of a dedup key: publisher number ‖ session id ‖ publish id.
     /// Version 2 used the publisher's 32-byte digest in place of the number:
     /// 56-byte keys in two tables cost about 8 % of 1:1 fsync throughput

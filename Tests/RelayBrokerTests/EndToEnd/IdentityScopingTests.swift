@@ -165,6 +165,45 @@ struct IdentityScopingTests {
             await publisher.close()
         }
     }
+
+    @Test("the same subject and SPIFFE ID from two trusted CAs (client_ca lists both) are two workloads: neither resumes nor moves the other's durable cursor")
+    func sameSubjectFromAnotherCAIsAnotherWorkload() async throws {
+        let pki = try TLSTestPKI()
+        let partnerCA = try TLSTestPKI.write(try DevelopmentPKI.createCA(commonName: "Partner CA"), name: "partner-ca", in: pki.directory)
+        let request = CertificateRequest.client(commonName: "worker", sans: [.uri("spiffe://relay.test/ns/prod/sa/worker")])
+        let ours = try pki.add("worker-ours", request)
+        let theirs = try pki.add("worker-partner", request, signedBy: partnerCA.issued)
+        let relayd = try RelaydFixture(pki: pki)
+        relayd.clientCAs = [pki.ca.certificate, partnerCA.certificate]
+        try relayd.writeConfig()
+        try await withRelayd(relayd) { relayd in
+            let publisher = try await Self.connect(relayd, pki.alice)
+            let acks = try await publisher.publish("work.q", count: 10)
+
+            var victim = try await Self.connect(relayd, ours)
+            #expect(try await victim.subscribe(1, "work.q", durable: "w").firstSequence == acks[0].sequence)
+            let firstFour = try await victim.messages(4)
+            try await victim.ackDurably(1, firstFour[3].sequence, barrier: 1)
+
+            // Attached at the same time: another owner, so not durable_in_use, and its own cursor from the start.
+            let other = try await Self.connect(relayd, theirs)
+            let otherAck = try await other.subscribe(1, "work.q", durable: "w")
+            #expect(otherAck.isAccepted && otherAck.firstSequence == acks[0].sequence,
+                    "the partner CA's 'worker' got \(otherAck.code) \(otherAck.message), first \(otherAck.firstSequence)")
+            if otherAck.isAccepted {
+                _ = try await other.messages(10)
+                try await other.ackDurably(1, acks[9].sequence, barrier: 1)
+            }
+            await other.close()
+            await victim.close()
+
+            victim = try await Self.connect(relayd, ours)
+            let resumed = try await victim.subscribeDurableRetrying(1, "work.q", from: .latest, durable: "w")
+            #expect(resumed.firstSequence == acks[4].sequence, "our worker's cursor was moved by the partner CA's")
+            await victim.close()
+            await publisher.close()
+        }
+    }
 }
 
 extension FrameClient {

@@ -116,6 +116,12 @@ struct SessionStateMachine {
                                              "reason": permissions.refusal ?? "no rule grants anything"])
             return terminate(.identityRefused, "this certificate is not granted any permission by the broker's policy", env)
         }
+        if let oversized = Self.welcomeNameProblem(principal: permissions.principal, identity: identity) {
+            logger.notice("identity refused", metadata: ["serial": "\(identity.serialNumber)", "reason": "\(oversized)"])
+            env.audit("connection_refused", ["subject": identity.subject.rfc4514, "serial": identity.serialNumber,
+                                             "fingerprint": identity.fingerprintSHA256.hex, "reason": oversized])
+            return terminate(.identityRefused, oversized, env)
+        }
         let session = ActiveSession(identity: identity, peerChain: handshake.peerChain, permissions: permissions,
                                     producerSession: opening.producerSession, peerFrameLimit: opening.peerFrameLimit)
         state = .active(session)
@@ -124,6 +130,21 @@ struct SessionStateMachine {
                                           "tls": handshake.protocolVersion])
         env.run(.send(.welcome(version: opening.version, principal: session.principal, identity: identity,
                                peerFrameLimit: opening.peerFrameLimit)))
+    }
+
+    /// Why WELCOME cannot carry this identity's names, or nil: its
+    /// principal, subject and SPIFFE ID are each a str16 (Protocol/relay-v1.md
+    /// §4.2). A certificate can hold a longer name (a 66,000-byte CN fits
+    /// OpenSSL's 100 KiB certificate-list limit); the WELCOME then could not
+    /// be encoded, and the client was told to announce a larger
+    /// max_frame_size, which could never help.
+    static func welcomeNameProblem(principal: String, identity: Identity) -> String? {
+        for (field, value) in [("principal", principal), ("subject", identity.subject.rfc4514),
+                               ("SPIFFE ID", identity.spiffe?.uri ?? "")] where value.utf8.count > Int(UInt16.max) {
+            return "this certificate's \(field) is \(value.utf8.count) bytes; WELCOME carries at most 65,535 "
+                + "(Protocol/relay-v1.md §4.2): issue the client a certificate with a shorter subject"
+        }
+        return nil
     }
 
     mutating func helloTimedOut<Env: SessionEnvironment>(after milliseconds: Int64, _ env: Env) {
