@@ -1,4 +1,6 @@
 import Foundation
+import RelayCore
+import RelayTLS
 
 extension BrokerConfiguration {
     /// The audit key file: `audit.key_file`, else `audit.key` in the data directory.
@@ -31,11 +33,41 @@ public enum SecurityWarnings {
         if let exposure = exposedBits(configuration.storage.path, directory: true) {
             warnings.append("warning: the data directory \(configuration.storage.path) is \(exposure); it holds every stored message. Run: chmod 700 \(configuration.storage.path)")
         }
+        warnings += sameNameClientCAs(configuration.tls.clientCA)
         if let listen = configuration.metrics.listen, let colon = listen.lastIndex(of: ":") {
             var host = String(listen[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             if ["0.0.0.0", "::", "*", ""].contains(host) {
                 warnings.append("warning: metrics listen on \(listen) serves /metrics (unauthenticated, plain HTTP) on every interface; bind it to 127.0.0.1 or a private address unless a firewall guards the port")
+            }
+        }
+        return warnings
+    }
+
+    /// Two different CA certificates with one subject in `client_ca`: to
+    /// policy (`issuer.<ATTR>`) and to durable owners, which key on the
+    /// issuer's name, their clients with the same subject are one identity
+    /// (docs/security.md, "Durable cursors"). Fine while a CA is re-keyed
+    /// under its old name; otherwise a client of one holds the other's
+    /// durables. The same certificate listed twice is not warned about.
+    static func sameNameClientCAs(_ files: [String]) -> [String] {
+        var first: [String: (file: String, fingerprint: String)] = [:]
+        var warnings: [String] = []
+        for file in files {
+            // Unreadable or not PEM: loading the TLS material reports it.
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            for der in PeerCertificateChain(pem: text).derCertificates {
+                guard let ca = try? Identity(der: der) else { continue }
+                let subject = ca.subject.rfc4514, fingerprint = ca.fingerprintSHA256.hex
+                guard let earlier = first[subject] else {
+                    first[subject] = (file, fingerprint)
+                    continue
+                }
+                guard earlier.fingerprint != fingerprint else { continue }
+                warnings.append("warning: client_ca lists two different CAs with the same subject \(subject) (\(earlier.file) and "
+                    + "\(file)); policy's issuer conditions and durable subscriptions cannot tell their clients apart, so a client "
+                    + "of one with a subject the other also issued holds the same durables. If this is one CA re-keyed under its "
+                    + "old name, remove the old certificate when the rotation is done; otherwise give each CA its own name")
             }
         }
         return warnings
