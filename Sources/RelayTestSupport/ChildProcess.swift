@@ -194,7 +194,8 @@ public final class ChildProcess: @unchecked Sendable {
                 }
                 if first { continuation.resume(returning: value) }
             }
-            // The deadline, not a wait for the exit: the exit is the other
+            // The deadline, not a wait for the exit: time itself is what this
+            // sleep measures (the caller's timeout); the exit is the other
             // task's event, and whichever finishes first wins.
             deadlineTask.withLockedValue { task in
                 task = Task {

@@ -46,7 +46,7 @@ public final class Broker: Sendable {
         // Refused here with the file's name and 78, not by nats.c as an
         // unexplained lost connection with 1 (which systemd restarts for ever).
         do {
-            try NATSClientFiles.check(configuration)
+            try natsClientFiles?.check()
         } catch {
             throw BrokerStartError(message: error.description, exitCode: RelayExit.invalidConfiguration.rawValue)
         }

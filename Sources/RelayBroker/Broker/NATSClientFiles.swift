@@ -11,7 +11,7 @@ import RelayTLS
 /// "Renewing the edge's NATS certificate").
 struct NATSClientFiles: Sendable {
     /// Each file's path and its contents at start (nil: unreadable then;
-    /// connecting to NATS reports why).
+    /// connecting to NATS reports why), in the order ca, certificate, private_key.
     let loaded: [(path: String, contents: Data?)]
     /// The certificate file's path.
     let certificate: String
@@ -31,22 +31,26 @@ struct NATSClientFiles: Sendable {
             .flatMap { PeerCertificateChain(pem: $0).earliestExpiry }
     }
 
-    /// Refuses NATS files that cannot work (`--check-config`): a certificate,
-    /// key and CA that do not load together, or a certificate past its
-    /// notAfter, which NATS refuses. Without this the check said "valid" and
-    /// the start failed in nats.c.
+    /// Refuses NATS files that cannot work (`--check-config`, the start): a
+    /// certificate, key and CA that do not load together, or a certificate
+    /// past its notAfter, which NATS refuses. Without this the check said
+    /// "valid" and the start failed in nats.c. Nothing for the lmdb backend.
     static func check(_ configuration: BrokerConfiguration, now: Date = Date()) throws(NATSClientFilesError) {
-        guard configuration.storage.backend == .jetstream, let nats = configuration.storage.jetstream else { return }
+        try NATSClientFiles(configuration)?.check(now: now)
+    }
+
+    /// ``check(_:now:)`` on the files as read at start (the expiry is not read again).
+    func check(now: Date = Date()) throws(NATSClientFilesError) {
+        let (ca, key) = (loaded[0].path, loaded[2].path)
         do {
             // serverName: any non-empty name; nothing connects.
             _ = try TLSClientContext(configuration: TLSClientConfiguration(
-                certificateChain: .file(nats.certificate), privateKey: .file(nats.privateKey),
-                trustRoots: [.file(nats.ca)], serverName: "nats"))
+                certificateChain: .file(certificate), privateKey: .file(key), trustRoots: [.file(ca)], serverName: "nats"))
         } catch {
             throw NATSClientFilesError(description: "storage.jetstream: the files relayd presents to NATS do not load: \(error)")
         }
-        if let expiry = NATSClientFiles(configuration)?.expiry, expiry.notAfter <= now {
-            throw NATSClientFilesError(description: "storage.jetstream.certificate: \(nats.certificate) has expired "
+        if let expiry, expiry.notAfter <= now {
+            throw NATSClientFilesError(description: "storage.jetstream.certificate: \(certificate) has expired "
                 + "(\(expiry.subject), notAfter \(AdminJSON.timestamp(expiry.notAfter))): NATS refuses it; "
                 + "issue a new certificate for relayd's NATS connection")
         }
