@@ -26,8 +26,14 @@ struct NATSClientCertificateTests {
             let soonLine = { lines().first { $0.contains("the certificate relayd presents to NATS expires soon") } }
             let lapsedLine = { lines().first { $0.contains("the certificate relayd presents to NATS has expired") } }
             #expect(Date() < notAfter, "relayd took until the certificate's notAfter to start; the test cannot tell the lines apart")
-            let soon = try #require(soonLine(), "no warning at start for a NATS certificate 14 s from its end:\n\(edge.log)")
+            // Logged before "listening", but relayd's stderr is read by another task and may
+            // lag behind stdout on a loaded machine (it did once in CI): wait for the line.
+            let announced = await eventually(timeout: 10, every: 0.05) { soonLine() != nil }
+            let soon = try #require(announced ? soonLine() : nil,
+                                    "no warning at start for a NATS certificate 14 s from its end:\n\(edge.log)")
             #expect(soon.contains("level=warning") && soon.contains(client.certificate) && soon.contains("restart relayd"), "\(soon)")
+            let soonAt = try #require(RelaydLogLine.timestamp(soon), "no ts= in \(soon)")
+            #expect(soonAt < notAfter, "the 'soon' warning was logged at \(soonAt), not before notAfter \(notAfter)")
             #expect(lapsedLine() == nil, "'has expired' before the certificate lapsed:\n\(edge.log)")
 
             let gauge = try await edge.metric("relay_nats_client_certificate_not_after_seconds")
