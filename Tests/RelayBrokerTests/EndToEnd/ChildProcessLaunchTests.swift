@@ -93,6 +93,9 @@ extension ChildProcessLaunchTests {
         #expect(waited < 5, "waitForExit(timeout: 0.5) returned after \(waited) s")
         #expect(child.isRunning)
         child.signal(SIGKILL)
-        #expect(await child.waitForExit(timeout: 20) == SIGKILL)
+        // 60 s: in one clean-clone CI run (the whole suite on 2 cores) the
+        // reaped exit was not seen within 20 s; the value is printed if it fails.
+        let killed = await child.waitForExit(timeout: 60)
+        #expect(killed == SIGKILL, "after SIGKILL: \(killed.map(String.init) ?? "no exit within 60 s")")
     }
 }
