@@ -7,6 +7,8 @@ import RelayWire
 enum AdminServiceError: Error {
     /// The calling session closed before its answer was sent.
     case callerGone
+    /// A reply did not fit the caller's frame limit and was not sent.
+    case unsendable
 }
 
 /// A refusal an operation ends with: its code and what to do.
@@ -248,6 +250,10 @@ struct AdminService: Sendable {
             reply = AdminReply(requestID: requestID, body: body)
         case .failure(AdminServiceError.callerGone):
             return
+        case .failure(AdminServiceError.unsendable):
+            reply = AdminReply(requestID: requestID, refusal: .payloadTooLarge, message:
+                "a backup chunk did not fit this connection's max_frame_size of \(caller.frameLimit) bytes; the copy is incomplete, "
+                    + "announce a larger max_frame_size in HELLO (relayctl announces \(FrameLayout.maximumMaxFrameSize))")
         case .failure(let error):
             reply = AdminReply(requestID: requestID, refusal: .storageFailure, message: "backup failed: \(error)")
         }

@@ -132,13 +132,19 @@ extension SessionHandler {
     }
 
     /// Writes one ADMINREPLY now; the future completes when the channel took
-    /// it (the back-pressure of a backup's stream of chunks).
+    /// it (the back-pressure of a backup's stream of chunks), and fails when
+    /// the reply could not be encoded within the client's frame limit (a
+    /// backup chunk must then not be counted as sent).
     func writeAdminReply(_ reply: AdminReply) -> EventLoopFuture<Void>? {
         guard let context = io.context, !machine.isClosed else { return nil }
-        io.write(.adminReply(reply))
+        let encoded = io.write(.adminReply(reply))
         let buffer = io.outbound
         io.outbound = context.channel.allocator.buffer(capacity: 0)
-        return context.writeAndFlush(NIOAny(buffer))
+        let written = context.writeAndFlush(NIOAny(buffer))
+        guard encoded else {
+            return context.eventLoop.makeFailedFuture(AdminServiceError.unsendable)
+        }
+        return written
     }
 }
 
