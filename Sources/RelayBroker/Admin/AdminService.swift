@@ -7,6 +7,8 @@ import RelayWire
 enum AdminServiceError: Error {
     /// The calling session closed before its answer was sent.
     case callerGone
+    /// A reply did not fit the caller's frame limit and was not sent.
+    case unsendable
 }
 
 /// A refusal an operation ends with: its code and what to do.
@@ -30,6 +32,7 @@ struct AdminService: Sendable {
         let reply: AdminReply
         do {
             if operation == .backup { return try await backup(requestID: requestID) }
+            if operation == .disconnect { return try await disconnect(arguments, requestID: requestID) }
             let body = try await perform(operation, arguments)
             var buffer = ByteBuffer()
             buffer.writeBytes(body)
@@ -59,7 +62,8 @@ struct AdminService: Sendable {
         case .topics: return try encoder.encode(AdminList(items: try administration().topicStatistics().map(Self.topic)))
         case .purge: return try encoder.encode(try purge(arguments))
         case .durableDelete: return try encoder.encode(try await deleteDurable(arguments))
-        case .disconnect: return try encoder.encode(try await disconnect(arguments))
+        case .disconnect:
+            throw AdminRefusal(code: .internalError, message: "disconnect answers before it closes, not in perform")
         case .reload:
             guard let outcome = broker.admin.reload() else {
                 throw AdminRefusal(code: .adminNotSupported, message: "this broker has no reload entry point (an embedded broker)")
@@ -199,15 +203,24 @@ struct AdminService: Sendable {
         return AdminOutcome(operation: "durable_delete", result: "deleted")
     }
 
-    private func disconnect(_ arguments: [String: any Sendable]) async throws -> AdminOutcome {
+    /// Ends the named session with ERR `disconnected_by_operator` and
+    /// answers. The caller's own session is answered first: the reply
+    /// written after its ERR found it closed, and §4.15 answers every ADMIN.
+    private func disconnect(_ arguments: [String: any Sendable], requestID: UInt32) async throws {
         guard let id = AdminArguments.integer(arguments, "id") else {
             throw AdminRefusal(code: .invalidAdminRequest, message: "disconnect needs 'id', a connection id from relayctl connections")
         }
         for session in broker.liveSessions() {
             guard let proxy = session as? SessionProxy, let snapshot = try await proxy.adminSnapshot().get(),
                   snapshot.connection.id == UInt64(clamping: id) else { continue }
+            var body = ByteBuffer()
+            body.writeBytes(try AdminJSON.encoder().encode(AdminOutcome(operation: "disconnect", result: "disconnected")))
+            let answer = AdminReply(requestID: requestID, body: body)
+            let own = snapshot.connection.id == caller.connectionID
+            if own { _ = try? await replies.adminReply(answer).get() }
             proxy.terminate(code: .disconnectedByOperator, message: "disconnected by an operator (\(caller.principal))")
-            return AdminOutcome(operation: "disconnect", result: "disconnected")
+            if !own { _ = try? await replies.adminReply(answer).get() }
+            return
         }
         throw AdminRefusal(code: .adminTargetNotFound, message: "no connection with id \(id)")
     }
@@ -248,6 +261,10 @@ struct AdminService: Sendable {
             reply = AdminReply(requestID: requestID, body: body)
         case .failure(AdminServiceError.callerGone):
             return
+        case .failure(AdminServiceError.unsendable):
+            reply = AdminReply(requestID: requestID, refusal: .payloadTooLarge, message:
+                "a backup chunk did not fit this connection's max_frame_size of \(caller.frameLimit) bytes; the copy is incomplete, "
+                    + "announce a larger max_frame_size in HELLO (relayctl announces \(FrameLayout.maximumMaxFrameSize))")
         case .failure(let error):
             reply = AdminReply(requestID: requestID, refusal: .storageFailure, message: "backup failed: \(error)")
         }

@@ -63,6 +63,7 @@ extension SessionHandler {
                                        "arguments": AdminArguments.summary(arguments)],
                             // Reads may be summarized; each change is written with its arguments (§4.15).
                             aggregated: operation.requiredAccess != .write)
+        machine.adminStarted()  // a BYE read after this waits for its answer (§4.14)
         let service = AdminService(broker: broker, caller: caller, replies: proxy)
         let requestID = request.requestID
         Task.detached { await service.run(operation, arguments: arguments, requestID: requestID) }
@@ -132,13 +133,24 @@ extension SessionHandler {
     }
 
     /// Writes one ADMINREPLY now; the future completes when the channel took
-    /// it (the back-pressure of a backup's stream of chunks).
+    /// it (the back-pressure of a backup's stream of chunks), and fails when
+    /// the reply could not be encoded within the client's frame limit (a
+    /// backup chunk must then not be counted as sent). After the last reply
+    /// of a request, a BYE waiting for it is sent.
     func writeAdminReply(_ reply: AdminReply) -> EventLoopFuture<Void>? {
         guard let context = io.context, !machine.isClosed else { return nil }
-        io.write(.adminReply(reply))
+        let encoded = io.write(.adminReply(reply))
         let buffer = io.outbound
         io.outbound = context.channel.allocator.buffer(capacity: 0)
-        return context.writeAndFlush(NIOAny(buffer))
+        let written = context.writeAndFlush(NIOAny(buffer))
+        if !reply.more {
+            machine.adminAnswered(io)
+            settle()
+        }
+        guard encoded else {
+            return context.eventLoop.makeFailedFuture(AdminServiceError.unsendable)
+        }
+        return written
     }
 }
 

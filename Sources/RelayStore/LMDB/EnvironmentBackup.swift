@@ -27,7 +27,9 @@ extension Environment {
         copier.stackSize = 1 << 20
         copier.start()
         defer { Glibc.close(readEnd) }
-        var buffer = [UInt8](repeating: 0, count: max(4096, chunkSize))
+        // Never more than `chunkSize` per piece: the caller sizes it to the
+        // client's frame limit (a 4,096-byte floor here once overran 1,024).
+        var buffer = [UInt8](repeating: 0, count: max(1, chunkSize))
         var total = 0
         var sinkError: (any Error)?
         while true {

@@ -65,6 +65,9 @@ final class ActiveSession {
     /// The largest frame the peer accepts (its HELLO).
     let peerFrameLimit: Int
     var window = PublishWindow()
+    /// Authorized ADMINs whose last ADMINREPLY is not written yet: a
+    /// client's BYE waits for them as for its PUBs' answers (§4.14).
+    var adminInFlight = 0
     var subscriptions = SubscriptionTable()
     /// The live-buffer bytes of all this session's subscriptions together: one
     /// subscription's own limit (64 MiB), so 1,000 subscriptions that never

@@ -127,9 +127,12 @@ extension SessionStateMachine {
                 // The subscription ends (§4.11). Its durable cursor moves past
                 // the message, so a resume does not end on it again.
                 if entry.durableName != nil { session.subscriptions.advanceCursor(entry, to: sequence) }
+                // Only a durable has a cursor to move; either way, say how to read the message.
+                let cursor = entry.durableName.map { " and durable '\($0)' moved past it (a resume continues after it)" } ?? ""
                 endSubscription(id, in: session, code: .payloadTooLarge,
                                 message: "message \(sequence) does not fit this connection's max_frame_size of "
-                                    + "\(session.peerFrameLimit) bytes; the subscription ended (a durable cursor moved past it)", env)
+                                    + "\(session.peerFrameLimit) bytes; the subscription ended\(cursor). To read it, "
+                                    + "subscribe from sequence \(sequence) on a connection announcing a larger max_frame_size", env)
             } else if let readFailure {
                 endSubscription(id, in: session, code: readFailure.relayErrorCode, message: "replay failed: \(readFailure)", env)
             }

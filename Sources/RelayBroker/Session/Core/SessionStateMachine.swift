@@ -197,8 +197,24 @@ struct SessionStateMachine {
         }
     }
 
+    /// An authorized ADMIN was handed to its service (§4.15).
+    mutating func adminStarted() {
+        session?.adminInFlight += 1
+    }
+
+    /// A request's last ADMINREPLY was written: a client's BYE may now be answered.
+    mutating func adminAnswered<Env: SessionEnvironment>(_ env: Env) {
+        guard let session, session.adminInFlight > 0 else { return }
+        session.adminInFlight -= 1
+        finishDrainIfDone(env)
+    }
+
     mutating func finishDrainIfDone<Env: SessionEnvironment>(_ env: Env) {
         guard case .draining(let session, let reason) = state, session.window.inFlight == 0 else { return }
+        // A client's BYE also waits for the answers of the ADMINs read before
+        // it: one ran (a purge, say) and its caller must learn the outcome.
+        // A shutdown does not wait for them (a backup could hold it for long).
+        if case .goodbye = reason, session.adminInFlight > 0 { return }
         switch reason {
         case .goodbye:
             state = .closed(session)

@@ -64,4 +64,33 @@ struct ClientByeTests {
             #expect(try await client.framesUntilClosed() == [.bye(.normal)])
         }
     }
+
+    /// §4.14 and §4.15: every request read before a client's BYE is answered
+    /// before the broker's BYE. relayd ran an ADMIN read just before BYE (a
+    /// purge deleted the messages) but closed before its ADMINREPLY, so the
+    /// caller never learned the outcome of what it changed.
+    @Test("ADMINs pipelined just before BYE are answered before the broker's BYE")
+    func adminBeforeBye() async throws {
+        let acl = RelaydFixture.allowAll + "\nadmin = [\"read\", \"write\"]\n"
+        try await withRelayd(acl: acl) { relayd in
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await client.hello()
+            _ = try await client.publish("purged.x", count: 2)
+            var body = ByteBuffer()
+            body.writeString(#"{"filter": "purged.>", "confirm": true}"#)
+            try await client.send(.admin(AdminRequest(requestID: 7, operation: "purge", body: body)),
+                                  .admin(AdminRequest(requestID: 8, operation: "status")), .bye(.normal))
+            let frames = try await client.framesUntilClosed()
+            let replies = frames.compactMap { frame -> AdminReply? in
+                if case .adminReply(let reply) = frame { return reply }
+                return nil
+            }
+            #expect(replies.map(\.requestID).sorted() == [7, 8], "frames: \(frames)")
+            let refusals = replies.filter { $0.code != 0 }.map { "\($0.code) \($0.message)" }
+            #expect(refusals.isEmpty)
+            let purged = replies.first { $0.requestID == 7 }.map { String(buffer: $0.body) } ?? ""
+            #expect(purged.contains("\"messages\":2"), "\(purged)")
+            #expect(frames.last == .bye(.normal), "last frame: \(String(describing: frames.last))")
+        }
+    }
 }

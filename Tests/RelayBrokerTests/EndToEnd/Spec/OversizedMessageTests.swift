@@ -33,6 +33,9 @@ struct OversizedMessageTests {
             #expect(error.errorCode == .payloadTooLarge)
             #expect(error.subscriptionID == 4)
             #expect(error.message.contains("\(acks[0].sequence)"), "the ERR names the message: \(error.message)")
+            // An ephemeral subscription has no cursor to move; the text says how to read the message.
+            #expect(!error.message.contains("durable"), "\(error.message)")
+            #expect(error.message.contains("subscribe from sequence \(acks[0].sequence)"), "\(error.message)")
             // The subscription has ended; the connection has not.
             try await subscriber.send(.credit(Credit(subscriptionID: 4, credit: 1)))
             let after = try await subscriber.pingBarrier()
@@ -60,6 +63,7 @@ struct OversizedMessageTests {
                 return
             }
             #expect(error.errorCode == .payloadTooLarge && error.subscriptionID == 2)
+            #expect(error.message.contains("durable 'small' moved past it"), "\(error.message)")
             await subscriber.close()
 
             // Same limit, same durable name: the resume starts after the oversized message.

@@ -70,10 +70,7 @@ struct PeerFrameLimitTests {
 
     @Test("an ADMINREPLY above the client's limit is refused payload_too_large; the session stays open")
     func adminReplyAboveTheLimitIsRefused() async throws {
-        let acl = RelaydFixture.allowAll + "\nadmin = [\"read\"]\n"
-        try await withRelayd(acl: acl) { relayd in
-            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
-            try await client.hello(maxFrameSize: Self.smallLimit)
+        try await withSmallLimitAdminClient(#""read""#) { client in
             for index in 0..<8 {
                 _ = try await client.publish("t.\(index)." + String(repeating: "x", count: 240), count: 1,
                                              firstID: UInt64(index + 1))
@@ -87,6 +84,42 @@ struct PeerFrameLimitTests {
             #expect(answer.requestID == 7 && answer.errorCode == .payloadTooLarge, "\(answer.code): \(answer.message)")
             #expect(answer.message.contains("max_frame_size"), "\(answer.message)")
             #expect(try await client.pingBarrier().isEmpty, "the session stays open")
+        }
+    }
+
+    /// §4.15: a backup's chunks are "each at most 256 KiB and within the
+    /// client's frame limit". relayd read the copy in pieces of at least
+    /// 4,096 bytes whatever the limit, so at 1,024 every chunk failed to
+    /// encode ("could not encode a frame", logged and dropped) and the
+    /// final reply still said complete with the full byte count.
+    @Test("a backup to a client announcing 1,024 bytes arrives whole, in chunks within the limit")
+    func backupChunksFitTheLimit() async throws {
+        try await withSmallLimitAdminClient(#""read", "write""#) { client in
+            _ = try await client.publish("backup.x", count: 3)
+            try await client.send(.admin(AdminRequest(requestID: 9, operation: "backup")))
+            var received = 0, chunks = 0, largest = 0
+            var last: AdminReply?
+            while last == nil {
+                guard case .adminReply(let reply)? = try await client.nextReply(where: {
+                    if case .adminReply = $0 { return true }; return false
+                }) else { break }
+                largest = max(largest, try Frame.adminReply(reply).encoded().readableBytes - 4)
+                if reply.more { received += reply.body.readableBytes; chunks += 1 } else { last = reply }
+            }
+            let outcome = try #require(last, "no final ADMINREPLY")
+            #expect(outcome.requestID == 9 && outcome.code == 0, "\(outcome.code): \(outcome.message)")
+            let summary = String(buffer: outcome.body)
+            #expect(summary.contains("\"bytes\":\(received)"), "\(chunks) chunks, \(received) bytes; \(summary)")
+            #expect(received > 0 && largest <= Int(Self.smallLimit), "largest frame \(largest) bytes")
+        }
+    }
+
+    /// relayd granting `admin = [access]`, and a client past HELLO announcing ``smallLimit``.
+    private func withSmallLimitAdminClient(_ access: String, _ body: (FrameClient) async throws -> Void) async throws {
+        try await withRelayd(acl: RelaydFixture.allowAll + "\nadmin = [\(access)]\n") { relayd in
+            let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
+            try await client.hello(maxFrameSize: Self.smallLimit)
+            try await body(client)
             await client.close()
         }
     }
