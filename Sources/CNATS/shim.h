@@ -201,6 +201,25 @@ static inline natsStatus relay_kv_get_from_leader(natsMsg **msg, jsCtx *js, cons
     return NATS_OK;
 }
 
+/* The stream info of `bucket`'s stream, listing the keys under `keyFilter`
+ * (a subject filter of keys, e.g. "c.<owner>.>") that hold a message, in
+ * `(*si)->State.Subjects` (NULL when none). Free `*si` with
+ * jsStreamInfo_Destroy. One request to the stream's leader. */
+static inline natsStatus relay_kv_subjects(jsStreamInfo **si, jsCtx *js, const char *bucket, const char *keyFilter,
+                                           int64_t waitMs, jsErrCode *err) {
+    char stream[512], filter[1024];
+    *si = NULL;
+    int streamLength = snprintf(stream, sizeof stream, "KV_%s", bucket);
+    int filterLength = snprintf(filter, sizeof filter, "$KV.%s.%s", bucket, keyFilter);
+    if (streamLength < 0 || (size_t)streamLength >= sizeof stream || filterLength < 0
+        || (size_t)filterLength >= sizeof filter) return NATS_INVALID_ARG;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = waitMs;
+    o.Stream.Info.SubjectsFilter = filter;
+    return js_GetStreamInfo(si, js, stream, &o, err);
+}
+
 /* An ordered push consumer of `subject` from `startSeq` on; `cb` runs on
  * nats.c's delivery thread for each message, in stream order. */
 static inline natsStatus relay_js_subscribe_ordered(natsSubscription **sub, jsCtx *js, const char *stream,

@@ -126,7 +126,8 @@ extension RelayClientError {
         case .identityRefused, .notAuthorized, .subscriptionRevoked:
             category = .denied
         case .invalidTopic, .invalidFilter, .invalidHeaders, .payloadTooLarge, .reservedTopic, .invalidStartPosition,
-             .duplicateSubscriptionID, .tooManySubscriptions, .durableInUse, .unknownSubscription, .durableFilterMismatch:
+             .duplicateSubscriptionID, .tooManySubscriptions, .durableInUse, .unknownSubscription, .durableFilterMismatch,
+             .tooManyDurables:
             category = .usage
         case .tooManyConnections, .serverShuttingDown, .internalError, .helloTimeout, .storageFull, .storageFailure, .storageUnavailable,
              .tooManyInFlight:

@@ -258,7 +258,23 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
 
     /// Key-value keys allow `[-/_=.a-zA-Z0-9]`: the owner digest and the name in hex.
     private func cursorKey(_ owner: DurableOwner, _ name: String) -> String {
-        "c." + Hex.encode(owner.digest) + "." + Hex.encode(Array(name.utf8))
+        Self.cursorKeyPrefix(owner) + Hex.encode(Array(name.utf8))
+    }
+
+    private static func cursorKeyPrefix(_ owner: DurableOwner) -> String { "c." + Hex.encode(owner.digest) + "." }
+
+    /// The bucket's keys under `c.<owner hex>.`, listed by one stream-info
+    /// request (every edge sees the same count: the bucket is shared).
+    public func durableNames(owner: DurableOwner, limit: Int) throws(StoreError) -> [String] {
+        guard !isClosed else { throw .closed }
+        guard limit > 0 else { return [] }
+        let prefix = Self.cursorKeyPrefix(owner)
+        let keys: [String]
+        do { keys = try nats.keys(matching: prefix + ">") } catch { throw Self.storeError(error) }
+        return keys.lazy.compactMap { key -> String? in
+            guard key.hasPrefix(prefix), let bytes = Hex.decode(String(key.dropFirst(prefix.count))) else { return nil }
+            return String(decoding: bytes, as: UTF8.self)
+        }.prefix(limit).map { $0 }
     }
 
     /// The value is ``DurableCursor``'s encoding: the sequence, then the filter.

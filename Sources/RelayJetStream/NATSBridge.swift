@@ -113,7 +113,7 @@ final class NATSConnection: @unchecked Sendable {
     let js: OpaquePointer
     private var kv: OpaquePointer?
     /// The bucket ``openBucket(_:replicas:)`` opened; cursor reads go to its stream's leader.
-    private var bucketName: String?
+    private(set) var bucketName: String?
     /// The live tail's ordered consumer while it is open, guarded by `tailLock`.
     var subscription: OpaquePointer?
     let tailLock = NSLock()

@@ -66,6 +66,13 @@ public protocol MessageLog: AnyObject, Sendable {
     /// nil ``DurableCursor/filter``.
     func durableCursor(owner: DurableOwner, name: String) throws(StoreError) -> DurableCursor?
 
+    /// The names of `owner`'s stored durable cursors, at most `limit` of
+    /// them (any `limit`: the caller only counts up to it), in no promised
+    /// order. Bounded by `limit`; the broker asks this for a SUB of a new
+    /// durable name, to hold each owner to `[limits] max_durables`
+    /// (Protocol/relay-v1.md §4.6). Legacy schema-1 cursors are not counted.
+    func durableNames(owner: DurableOwner, limit: Int) throws(StoreError) -> [String]
+
     /// A cursor that an older schema keyed by principal only (schema 1 of
     /// ``MessageStore``), not yet adopted; nil when there is none. A log
     /// with no such history always returns nil.

@@ -151,6 +151,34 @@ public final class MessageStore: Sendable {
         try readCursor(try Schema.cursorKey(owner: owner, name: name))
     }
 
+    /// Up to `limit` names of `owner`'s cursors: a range scan of the
+    /// `cursors` keys that start with 0x01 ‖ the owner's digest.
+    public func durableNames(owner: DurableOwner, limit: Int) throws(StoreError) -> [String] {
+        guard limit > 0 else { return [] }
+        let prefix = [Schema.ownedCursorPrefix] + owner.digest
+        let schema = self.schema
+        return try environment.read { (txn) throws(StoreError) -> [String] in
+            try txn.withCursor(schema.cursors) { (cursor) throws(StoreError) -> [String] in
+                var names: [String] = []
+                var found = try prefix.withBytes { (key) throws(StoreError) -> String?? in
+                    try cursor.move(.keyRange, key: key) { key, _ in Self.durableName(key, prefix) }
+                }
+                while let entry = found, let name = entry {
+                    names.append(name)
+                    if names.count == limit { break }
+                    found = try cursor.move(.next) { key, _ in Self.durableName(key, prefix) }
+                }
+                return names
+            }
+        }
+    }
+
+    /// The name in an owned cursor key under `prefix`; nil past the owner's keys.
+    private static func durableName(_ key: UnsafeRawBufferPointer, _ prefix: [UInt8]) -> String? {
+        guard key.count > prefix.count, key.prefix(prefix.count).elementsEqual(prefix) else { return nil }
+        return String(decoding: key[prefix.count...], as: UTF8.self)
+    }
+
     /// A cursor migrated from a schema-version-1 store, which keyed cursors
     /// by principal only; nil when there is none (or it was adopted), and
     /// nil when principal and name are too long for a version-1 key: a

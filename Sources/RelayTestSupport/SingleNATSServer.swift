@@ -112,3 +112,17 @@ extension RelaydFixture {
         return (try? await HTTPGet.fetch(host: "127.0.0.1", port: metricsPort, path: "/readyz")) != nil
     }
 }
+
+/// Two relayds on one stream of `nats` (two cluster edges), each given
+/// `useJetStream(nats, extra: extra)`, both started; stopped at the end.
+public func withTwoJetStreamEdges(_ nats: SingleNATSServer, extra: String = "",
+                                  isolation: isolated (any Actor)? = #isolation,
+                                  _ body: (RelaydFixture, RelaydFixture) async throws -> Void) async throws {
+    let a = try RelaydFixture(pki: nats.pki)
+    try a.useJetStream(nats, extra: extra)
+    let b = try RelaydFixture(pki: nats.pki)
+    try b.useJetStream(nats, extra: extra)
+    try await withRelayd(a) { a in
+        try await withRelayd(b) { b in try await body(a, b) }
+    }
+}

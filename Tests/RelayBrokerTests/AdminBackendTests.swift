@@ -65,6 +65,9 @@ private final class LogOnly: MessageLog {
         try base.startSequence(position, filter: filter)
     }
     func lastSequence() throws(StoreError) -> UInt64 { try base.lastSequence() }
+    func durableNames(owner: DurableOwner, limit: Int) throws(StoreError) -> [String] {
+        try base.durableNames(owner: owner, limit: limit)
+    }
     func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String,
                       completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         base.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter, completion: completion)

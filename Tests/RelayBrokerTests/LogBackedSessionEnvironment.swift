@@ -72,6 +72,10 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
         try messageLog.durableCursor(owner: owner, name: name)
     }
 
+    func durablesHeld(owner: DurableOwner, besides name: String, upTo limit: Int) throws(StoreError) -> Int {
+        try messageLog.durableNames(owner: owner, limit: limit + 1).filter { $0 != name }.count
+    }
+
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
         try messageLog.startSequence(start, filter: filter)
     }

@@ -107,6 +107,26 @@ struct SessionStateMachineSubscriptionTests {
         #expect(env.log.suffix(3) == ["route 2 t.a", "suback 2 first 18", "pump"])
     }
 
+    @Test("a new durable name at the owner's max_durables is too_many_durables before the start position is read, and releases the name; a held one resumes")
+    func durableLimit() throws {
+        let env = try F.environment()
+        var limits = F.limits
+        limits.maxDurables = 2
+        env.heldDurables = 2
+        env.startError = .readersFull(maxReaders: 1)  // never reached for the refused name
+        env.cursors["held"] = 5
+        var machine = F.active(limits: limits, env)
+        machine.subscribe(1, F.subscribe(start: .earliest, durable: "new"), env)
+        #expect(env.log == ["claim new", "release new", "suback 1 too_many_durables"])
+        #expect(machine.session?.subscriptions[1] == nil)
+        machine.subscribe(2, F.subscribe(durable: "held"), env)
+        #expect(env.log.suffix(3) == ["route 2 t.>", "suback 2 first 6", "pump"])
+        env.heldDurables = 1
+        env.startError = nil
+        machine.subscribe(3, F.subscribe(durable: "new"), env)
+        #expect(env.log.suffix(2) == ["suback 3 first 1", "pump"])
+    }
+
     @Test("a start position the log cannot resolve refuses the SUB with the store's code and releases the name")
     func startFailure() throws {
         let env = try F.environment()

@@ -50,6 +50,11 @@ final class RecordingEnvironment: SessionEnvironment {
         cursors[name].map { DurableCursor(sequence: $0, filter: cursorFilters[name] ?? filter) }
     }
 
+    /// What ``durablesHeld(owner:besides:upTo:)`` answers.
+    var heldDurables = 0
+
+    func durablesHeld(owner: DurableOwner, besides name: String, upTo limit: Int) throws(StoreError) -> Int { heldDurables }
+
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
         if let startError { throw startError }
         return resolvedStart

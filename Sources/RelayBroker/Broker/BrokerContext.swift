@@ -131,6 +131,20 @@ public final class BrokerContext: Sendable {
         state.withLockedValue { $0.durables.committed(DurableClaims.Key(owner: owner, name: name), detach: detach) }
     }
 
+    /// How many durables `owner` holds besides `name`: its names attached
+    /// to a session or still committing a cursor, and its stored cursors
+    /// (at most `limit` + 1 of those are read). The claims are read first: a
+    /// claim goes only after its cursor commit is visible, so a durable
+    /// moving from one to the other is never missed. Nothing here is a
+    /// counter that could drift; after a restart the store alone counts.
+    func durablesHeld(owner: DurableOwner, besides name: String, upTo limit: Int) throws(StoreError) -> Int {
+        let claimed = state.withLockedValue { $0.durables.names(of: owner) }
+        var held = Set(try store.durableNames(owner: owner, limit: limit + 1))
+        held.formUnion(claimed)
+        held.remove(name)
+        return held.count
+    }
+
     func releaseDurable(owner: DurableOwner, name: String) {
         state.withLockedValue { $0.durables.release(DurableClaims.Key(owner: owner, name: name)) }
     }

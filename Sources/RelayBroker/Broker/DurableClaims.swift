@@ -32,16 +32,32 @@ struct DurableClaims {
     }
 
     private var claims: [Key: Claim] = [:]
+    /// The claimed names of each owner, kept with `claims` by ``set(_:_:)``:
+    /// counted for `[limits] max_durables` without walking every claim.
+    private var byOwner: [DurableOwner: Set<String>] = [:]
     private var detaches: UInt64 = 0
+
+    /// The names of `owner` attached to a session or still committing a cursor.
+    func names(of owner: DurableOwner) -> Set<String> { byOwner[owner] ?? [] }
+
+    private mutating func set(_ key: Key, _ claim: Claim?) {
+        claims[key] = claim
+        if claim != nil {
+            byOwner[key.owner, default: []].insert(key.name)
+        } else if var names = byOwner[key.owner] {
+            names.remove(key.name)
+            byOwner[key.owner] = names.isEmpty ? nil : names
+        }
+    }
 
     mutating func claim(_ key: Key, by holder: UInt64?) -> Outcome {
         guard var claim = claims[key] else {
-            claims[key] = Claim(holder: holder, attached: true)
+            set(key, Claim(holder: holder, attached: true))
             return .claimed
         }
         guard !claim.attached, let holder, claim.holder == holder, let pending = claim.pending else { return .inUse }
         claim.attached = true
-        claims[key] = claim
+        set(key, claim)
         return .reattached(pending.cursor)
     }
 
@@ -52,7 +68,7 @@ struct DurableClaims {
         var claim = claims[key] ?? Claim(holder: nil, attached: false)
         claim.attached = false
         claim.pending = (detaches, cursor)
-        claims[key] = claim
+        set(key, claim)
         return detaches
     }
 
@@ -61,11 +77,11 @@ struct DurableClaims {
     mutating func committed(_ key: Key, detach: UInt64) {
         guard var claim = claims[key], claim.pending?.detach == detach else { return }
         guard claim.attached else {
-            claims[key] = nil
+            set(key, nil)
             return
         }
         claim.pending = nil
-        claims[key] = claim
+        set(key, claim)
     }
 
     /// Lets go of a name with no cursor to commit; a name whose earlier
@@ -73,10 +89,10 @@ struct DurableClaims {
     mutating func release(_ key: Key) {
         guard var claim = claims[key] else { return }
         guard claim.pending != nil else {
-            claims[key] = nil
+            set(key, nil)
             return
         }
         claim.attached = false
-        claims[key] = claim
+        set(key, claim)
     }
 }

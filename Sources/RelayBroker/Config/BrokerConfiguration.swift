@@ -72,6 +72,13 @@ public struct BrokerConfiguration: Sendable, Equatable {
         /// at once after a restart must not be refused.
         public var maxPreAuthConnections = 1_024
         public var maxPreAuthPerAddress = 128
+        /// Durable subscriptions one durable owner (docs/storage.md) may
+        /// hold: stored cursors plus names attached without one yet. A SUB
+        /// of a new name beyond it is refused `too_many_durables`.
+        public var maxDurablesPerOwner = 1_000
+        /// The most `max_durables` may be: a SUB of a new durable reads up to
+        /// that many of the owner's names from the store.
+        public static let maxDurablesCeiling = 100_000
     }
 
     public struct Metrics: Sendable, Equatable {

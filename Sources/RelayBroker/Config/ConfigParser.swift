@@ -253,6 +253,18 @@ struct ConfigParser {
         }
         if let v = try t.int("max_preauth_connections", min: 1, max: 1_000_000) { l.maxPreAuthConnections = Int(v) }
         if let v = try t.int("max_preauth_per_address", min: 1, max: 1_000_000) { l.maxPreAuthPerAddress = Int(v) }
+        if let v = try t.int("max_durables", min: .min) {
+            let ceiling = BrokerConfiguration.Limits.maxDurablesCeiling
+            guard v >= 1 else {
+                throw t.error("max_durables", "\(v) would refuse every new durable subscription; it must be 1 to \(ceiling) "
+                    + "(the durable subscriptions one identity may hold)")
+            }
+            guard v <= Int64(ceiling) else {
+                throw t.error("max_durables", "\(v) is above \(ceiling), the most relayd counts for each SUB of a new durable; "
+                    + "it must be 1 to \(ceiling) durables per identity")
+            }
+            l.maxDurablesPerOwner = Int(v)
+        }
         if l.maxPayload > l.maxFrameSize - 1024 {
             throw t.error("max_payload", "must leave at least 1KiB of max_frame_size for the frame header, topic and headers")
         }

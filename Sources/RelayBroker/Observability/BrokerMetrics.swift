@@ -80,7 +80,7 @@ public final class BrokerMetrics: Sendable {
         // Every code that ends a session (revocation, expiry, write_stalled, ...).
         for code in RelayErrorCode.allCases where code.closesConnection { refusal(code: code.name).increment(by: 0) }
         // The limits a client hits one operation at a time (docs/configuration.md, "[limits]").
-        for code in [RelayErrorCode.tooManySubscriptions, .tooManyInFlight, .payloadTooLarge, .invalidHeaders] {
+        for code in [RelayErrorCode.tooManySubscriptions, .tooManyInFlight, .payloadTooLarge, .invalidHeaders, .tooManyDurables] {
             operationRefusal(code: code.name).increment(by: 0)
         }
     }

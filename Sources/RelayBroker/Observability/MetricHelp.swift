@@ -11,7 +11,7 @@ enum MetricHelp {
         "relay_publishes_total": "Messages committed to the store.",
         "relay_publish_bytes_total": "Payload bytes committed to the store.",
         "relay_publishes_refused_total": "Publishes answered with PUBERR (any reason: policy, limits, storage).",
-        "relay_operation_refusals_total": "Operations refused while the connection stays open (PUBERR, refused SUBACK, ERR naming a subscription), by code (e.g. too_many_subscriptions, too_many_in_flight, payload_too_large).",
+        "relay_operation_refusals_total": "Operations refused while the connection stays open (PUBERR, refused SUBACK, ERR naming a subscription), by code (e.g. too_many_subscriptions, too_many_in_flight, payload_too_large, too_many_durables).",
         "relay_deliveries_total": "Messages delivered to subscribers.",
         "relay_commit_latency_seconds": "Time from handing a batch of publishes to the store to its durable commit.",
         "relay_storage_bytes": "Bytes the store uses (sampled every 5 s).",

@@ -308,6 +308,10 @@ final class SessionIO: SessionEnvironment {
         }
     }
 
+    func durablesHeld(owner: DurableOwner, besides name: String, upTo limit: Int) throws(StoreError) -> Int {
+        try broker.durablesHeld(owner: owner, besides: name, upTo: limit)
+    }
+
     /// The owner's committed cursor; else a cursor migrated from a
     /// schema-1 store under this session's principal, which this owner then
     /// adopts (the legacy key is deleted, so it is handed out once). A

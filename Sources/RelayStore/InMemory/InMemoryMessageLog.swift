@@ -233,6 +233,12 @@ public final class InMemoryMessageLog: MessageLog, @unchecked Sendable {
         try locked { () throws(StoreError) in cursors[CursorKey(owner: owner, name: name)] }
     }
 
+    public func durableNames(owner: DurableOwner, limit: Int) throws(StoreError) -> [String] {
+        try locked { () throws(StoreError) in
+            Array(cursors.keys.lazy.filter { $0.owner == owner }.map(\.name).prefix(max(limit, 0)))
+        }
+    }
+
     /// Always nil: this log has no older schema to migrate from.
     public func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
         try locked { () throws(StoreError) in nil }

@@ -102,6 +102,9 @@ protocol SessionEnvironment: AnyObject {
     /// before filters were stored) adopts `filter`, the SUB's, and is
     /// returned with it (docs/storage.md, "Durable cursors").
     func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor?
+    /// How many durables `owner` holds besides `name` (stored cursors, and
+    /// names attached or still committing), counted at least up to `limit` + 1.
+    func durablesHeld(owner: DurableOwner, besides name: String, upTo limit: Int) throws(StoreError) -> Int
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
     /// Adds the subscription to routing; returns the watermark (see ``Router``).
     /// Throws when live delivery cannot start (a shared log's tail cannot be opened).
@@ -131,6 +134,8 @@ struct SessionLimits: Equatable {
     var maxInFlightPublishes: Int
     var maxSubscriptions: Int
     var subscriptionBuffer: Int
+    /// Durables one owner may hold (`[limits] max_durables`); a new name beyond it is `too_many_durables`.
+    var maxDurables = 1_000
     /// PUBs per append handed to the log in the middle of a read burst.
     var appendSliceSize = 256
     /// MSG written per delivery turn before yielding to the event loop.
@@ -145,6 +150,7 @@ struct SessionLimits: Equatable {
     init(_ limits: BrokerConfiguration.Limits) {
         self.init(maxInFlightPublishes: limits.maxInFlightPublishes,
                   maxSubscriptions: limits.maxSubscriptionsPerConnection, subscriptionBuffer: limits.subscriptionBuffer)
+        maxDurables = limits.maxDurablesPerOwner
     }
 }
 

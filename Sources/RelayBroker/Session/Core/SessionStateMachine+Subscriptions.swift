@@ -5,7 +5,8 @@ import RelayWire
 extension SessionStateMachine {
     /// Opens a subscription. The checks run in the spec's order (§4.6):
     /// duplicate id, subscription limit, the wire layer's grammar checks
-    /// (`.failure`), policy, durable owner and claim, start position.
+    /// (`.failure`), policy, durable owner and claim, the durable's stored
+    /// filter, the owner's durable limit (a new name only), start position.
     mutating func subscribe<Env: SessionEnvironment>(_ id: UInt32, _ checked: Result<SubscribeRequest, OperationError>,
                                                      _ env: Env) {
         guard case .active(let session) = state else { return requestBeforeOpening("SUB", env) }
@@ -71,6 +72,16 @@ extension SessionStateMachine {
                 start = cursor + 1
                 resumedCursor = cursor
             } else {
+                // A new durable name: within the owner's `max_durables` (§4.6).
+                // Re-attaching one it holds never comes here.
+                if let owner {
+                    let held = try env.durablesHeld(owner: owner, besides: durable, upTo: limits.maxDurables)
+                    guard held < limits.maxDurables else {
+                        env.run(.releaseDurable(owner: owner, name: durable))
+                        return refuse(.tooManyDurables, Self.tooManyDurablesText(durable, held: held, limit: limits.maxDurables,
+                                                                                 owner: owner))
+                    }
+                }
                 switch request.start {
                 case .latest: start = nil  // from the watermark on
                 case .sequence(let s): start = s  // at least 1: checked by the wire layer
@@ -112,6 +123,17 @@ extension SessionStateMachine {
         metrics.subscriptions.increment()
         env.run(.send(.subscribed(subscriptionID: id, firstSequence: first, notice: notice)))
         env.run(.schedulePump)
+    }
+
+    /// SUBACK `too_many_durables`: how many, the limit, and what to do.
+    /// Names only the client's own durable and owner digest.
+    static func tooManyDurablesText(_ durable: String, held: Int, limit: Int, owner: DurableOwner) -> String {
+        let owner = Hex.encode(owner.digest).prefix(16)
+        return "durable \"\(durable)\" would be a new durable subscription, and this identity already holds "
+            + "\(held > limit ? "more than \(limit)" : "\(held)") (stored cursors and attached ones; at most \(limit) per "
+            + "identity, [limits] max_durables); attach one of those again, delete the ones no longer needed with "
+            + "`relayctl durable delete <name> --owner \(owner)` (`relayctl durables` lists them), or ask the operator "
+            + "to raise max_durables"
     }
 
     /// UNSUB: no answer; an id that is not open is ERR `unknown_subscription` (§4.8).
