@@ -92,6 +92,33 @@ struct SubscriptionTrieTests {
         #expect(trie.cachedSubscribers <= 1_000)
     }
 
+    /// A wildcard filter can match any cached topic, so a change to one used
+    /// to test every cached topic against it (each split into tokens again)
+    /// under the router's lock: 4,096 topics per SUB or UNSUB, which a client
+    /// could repeat as fast as it writes the frames. Dropping the cache
+    /// instead costs nothing per cached topic; publishes refill it.
+    @Test("a wildcard insert or removal drops the cache instead of testing each cached topic; answers stay right")
+    func wildcardChangeDropsTheCache() throws {
+        var trie = SubscriptionTrie<Int>()
+        trie.insert(try f("w.>"), 0)
+        for i in 0..<4_096 { #expect(trie.match("w.\(i)") == [0]) }
+        #expect(trie.cachedSubscribers == 4_096)
+        // Unrelated to every cached topic, and yet the cache is not walked.
+        trie.insert(try f("a.*"), 1)
+        #expect(trie.cachedSubscribers == 0)
+        #expect(trie.match("a.b") == [1])
+        #expect(trie.match("w.7") == [0])
+        #expect(trie.cachedSubscribers == 2)
+        #expect(trie.remove(try f("a.*"), 1))
+        #expect(trie.cachedSubscribers == 0)
+        #expect(trie.match("a.b").isEmpty)
+        // A literal change still drops only its own topic.
+        #expect(trie.match("w.7") == [0])
+        trie.insert(try f("w.8"), 2)
+        #expect(trie.cachedSubscribers == 1)
+        #expect(Set(trie.match("w.8")) == [0, 2])
+    }
+
     @Test("randomised: trie agrees with brute-force matching")
     func randomised() throws {
         var rng = SeededRandom(seed: 42)

@@ -4,8 +4,13 @@ import RelayCore
 ///
 /// One trie level per topic token, with dedicated children for `*` and `>`
 /// (the shape of nats-server's sublist), plus a bounded cache of recent
-/// topic → matches results. The cache is invalidated precisely: inserting or
-/// removing a filter drops only the cached topics that filter matches.
+/// topic → matches results. Inserting or removing a literal filter drops
+/// only that topic from the cache; a wildcard filter drops the whole cache,
+/// which the next publishes refill. Testing each cached topic against the
+/// wildcard instead (the precise way) split up to 4,096 topics under the
+/// router's lock for every SUB or UNSUB: a client looping `SUB a.*` / UNSUB
+/// held the lock for most of the time and cut an innocent publisher's
+/// throughput (docs/testing.md, "Cheap requests, expensive broker").
 ///
 /// The cache is bounded twice: at most `cacheLimit` topics, and at most
 /// `cacheBudget` subscribers in all its lists together. A bound on topics
@@ -108,10 +113,10 @@ struct SubscriptionTrie<Subscriber: Hashable>: @unchecked Sendable {
         if filter.isLiteral {
             cachedSubscribers -= cache.removeValue(forKey: filter.value)?.count ?? 0
         } else {
-            cache = cache.filter { topic, _ in
-                !filter.matches(tokens: topic.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Substring($0) })
-            }
-            cachedSubscribers = cache.values.reduce(0) { $0 + $1.count }
+            // Each entry dropped was made by one publish's match: the cost is
+            // the publishers', not a multiple of the SUB's.
+            cache.removeAll(keepingCapacity: true)
+            cachedSubscribers = 0
         }
     }
 

@@ -362,8 +362,10 @@ final class SessionIO: SessionEnvironment {
     }
 
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch {
-        // maxScan bounds one read's walk over non-matching messages, so a
-        // sparse wildcard replay does not hold the event loop for the whole log.
+        // maxScan bounds one read's walk over non-matching messages. The
+        // delivery turn still reads on until it sends something, so a sparse
+        // wildcard replay does hold the event loop for the whole log
+        // (docs/testing.md, "Cheap requests, expensive broker": left).
         try broker.store.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: 65_536)
     }
 }
