@@ -58,6 +58,10 @@ extension SessionHandler {
         } catch {
             return refuse(.invalidAdminRequest, "\(error)", audited: "invalid")
         }
+        let unknown = arguments.keys.filter { !operation.argumentKeys.contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            return refuse(.invalidAdminRequest, operation.unknownArgumentsText(unknown), audited: "invalid")
+        }
         broker.audit?.record("admin", ["principal": caller.principal, "fingerprint": caller.fingerprint,
                                        "serial": caller.serial, "operation": operation.rawValue, "result": "allowed",
                                        "arguments": AdminArguments.summary(arguments)],
