@@ -32,10 +32,21 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
     /// (as the adapter hops back to the session's event loop).
     private let completions = NIOLockedValueBox<[(ids: [UInt64], results: [Result<AppendReceipt, StoreError>])]>([])
     private var pumpRequested = false
+    /// The last pump asked for was to run after the event loop served its
+    /// sockets (``SessionAction/yieldPump``).
+    private(set) var lastPumpYields = false
+    /// Store reads made, each examining at most 65,536 records.
+    private(set) var reads = 0
 
     init(recording: RecordingEnvironment, log: any MessageLog) {
         self.recording = recording
         self.messageLog = log
+    }
+
+    /// Whether a pump was asked for since the last call (which forgets it).
+    func takePumpRequest() -> Bool {
+        defer { pumpRequested = false }
+        return pumpRequested
     }
 
     /// The action lines, as ``RecordingEnvironment/log``.
@@ -91,7 +102,8 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
     }
 
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch {
-        try messageLog.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: 65_536)
+        reads += 1
+        return try messageLog.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: 65_536)
     }
 
     // MARK: Actions
@@ -113,6 +125,10 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
             claimed.remove(name)
         case .schedulePump:
             pumpRequested = true
+            lastPumpYields = false
+        case .yieldPump:
+            pumpRequested = true
+            lastPumpYields = true
         case .send, .close, .unroute, .pauseReading, .resumeReading:
             break
         }

@@ -118,6 +118,7 @@ final class RecordingEnvironment: SessionEnvironment {
         case .pauseReading: return "pause"
         case .resumeReading: return "resume"
         case .schedulePump: return "pump"
+        case .yieldPump: return "pump after I/O"
         }
     }
 }

@@ -29,6 +29,8 @@ final class SessionIO: SessionEnvironment {
     // Noted during an event, done by the handler after it.
     var closeRequested = false
     var pumpRequested = false
+    /// The requested pump is to run after the event loop served its sockets (``SessionAction/yieldPump``).
+    var pumpAfterIO = false
     var resumeRequested = false
     /// A durable ``claimDurable(owner:name:)`` found still committing this
     /// connection's own detach, and that detach's cursor, for ``resumeCursor(owner:name:principal:filter:)``.
@@ -228,6 +230,9 @@ final class SessionIO: SessionEnvironment {
             resumeRequested = true
         case .schedulePump:
             pumpRequested = true
+        case .yieldPump:
+            pumpRequested = true
+            pumpAfterIO = true
         }
     }
 

@@ -84,6 +84,11 @@ enum SessionAction {
     /// Deliver later, from the event loop (a new subscription, new credit,
     /// a delivery budget used up).
     case schedulePump
+    /// Deliver later, after the event loop has served its sockets: a replay
+    /// read examined its bound of records and sent nothing (a sparse filter
+    /// over a long log). A turn queued as a plain task would run before the
+    /// sockets, so the next read would follow at once, for the whole log.
+    case yieldPump
 }
 
 /// The session core's view of the broker: look-ups it needs an answer to

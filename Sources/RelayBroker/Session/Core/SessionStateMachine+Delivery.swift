@@ -60,6 +60,11 @@ extension SessionStateMachine {
     /// subscriber's replay cannot starve other connections, or as soon as
     /// the output not yet flushed reaches ``SessionEnvironment/outboundFull``
     /// (the handler flushes after the turn, and the next turn goes on).
+    /// A replay read that sent nothing and did not reach the log's end (it
+    /// examined the store's bound of records, none matching) also ends the
+    /// turn, and the next one comes after the event loop's sockets: reading
+    /// on until something matched walked a whole sparse log in one turn while
+    /// every connection on the event loop waited (`SparseReplayYieldTests`).
     /// Returns how many messages it wrote.
     @discardableResult
     mutating func pump<Env: SessionEnvironment>(_ env: Env, alreadyWritten: Int = 0) -> Int {
@@ -67,7 +72,10 @@ extension SessionStateMachine {
         // Messages this turn already wrote (``deliverLive(_:overflowThrough:_:)``) count against its budget.
         var written = alreadyWritten
         let budget = limits.deliveryBudget
+        // Set by a replay read that sent nothing and did not reach the log's end.
+        var scannedWithoutMatch = false
         for id in Array(session.subscriptions.ids) {
+            if scannedWithoutMatch { break }
             guard let entry = session.subscriptions[id] else { continue }
             let sub = entry.delivery
             var tooLarge: UInt64?
@@ -75,7 +83,7 @@ extension SessionStateMachine {
             turn: while written < budget, env.canDeliver, !env.outboundFull {
                 if sub.needsReplay {
                     guard sub.credit > 0 else { break }
-                    let before = sub.nextSequence
+                    let before = sub.nextSequence, writtenBefore = written
                     // Each MSG is written as the read finds its record
                     // (inside the read): no batch of decoded messages.
                     var refused: UInt64?
@@ -106,6 +114,10 @@ extension SessionStateMachine {
                     }
                     sub.replayScanned(to: progress.next)
                     if sub.nextSequence == before { break }  // no progress: wait for credit or data
+                    if written == writtenBefore, !progress.reachedEnd, sub.needsReplay {
+                        scannedWithoutMatch = true  // the next turn reads on, after the sockets
+                        break turn
+                    }
                 } else {
                     for message in sub.takeLive(max: budget - written) {
                         guard env.deliver(message, subscriptionID: id) else {
@@ -139,7 +151,11 @@ extension SessionStateMachine {
         }
         if written > 0 { metrics.deliveries.increment(by: Int64(written)) }
         commitCursors(session, env)
-        if written >= budget || env.outboundFull { env.run(.schedulePump) }
+        if scannedWithoutMatch {
+            env.run(.yieldPump)
+        } else if written >= budget || env.outboundFull {
+            env.run(.schedulePump)
+        }
         return written
     }
 
