@@ -18,21 +18,30 @@ import Testing
 struct SparseReplayYieldTests {
     static let records = 140_000  // more than two scan bounds
 
-    @Test("a wildcard replay of 140,000 records matching nothing: one store read per turn, the next turn after I/O")
-    func sparseReplayYieldsBetweenReads() throws {
+    /// A session over an in-memory log of `records` messages on `t.a.x`,
+    /// subscribed to `filter` from earliest with `credit`; the SUB's pump
+    /// request is taken.
+    private static func replaying(_ records: Int, filter: String, credit: UInt32) throws
+        -> (machine: SessionStateMachine, env: LogBackedSessionEnvironment) {
         let log = InMemoryMessageLog()
         let publisher = PublisherStamp(principal: "p", fingerprint: CertificateFingerprint(w0: 1, w1: 1, w2: 1, w3: 1))
         let topic = try Topic("t.a.x")  // the fixture policy grants t.>
-        let messages = (0..<Self.records).map { _ in NewMessage(topic: topic, payload: ByteBuffer(string: "x"), publisher: publisher) }
-        log.append(messages) { _ in }
-        #expect(try log.lastSequence() == UInt64(Self.records))
-
+        log.append((0..<records).map { _ in NewMessage(topic: topic, payload: ByteBuffer(string: "x"), publisher: publisher) }) { _ in }
+        #expect(try log.lastSequence() == UInt64(records))
         let env = LogBackedSessionEnvironment(recording: try SessionFixture.environment(), log: log)
         var machine = SessionFixture.machine(limits: SessionFixture.limits)
         machine.handshakeCompleted(SessionFixture.handshake())
         machine.open(SessionFixture.opening, env)
-        machine.subscribe(1, SessionFixture.subscribe("t.b.*", start: .earliest, credit: 10), env)
+        machine.subscribe(1, SessionFixture.subscribe(filter, start: .earliest, credit: credit), env)
         #expect(env.takePumpRequest())
+        return (machine, env)
+    }
+
+    @Test("a wildcard replay of 140,000 records matching nothing: one store read per turn, the next turn after I/O")
+    func sparseReplayYieldsBetweenReads() throws {
+        let replay = try Self.replaying(Self.records, filter: "t.b.*", credit: 10)
+        var machine = replay.machine
+        let env = replay.env
         // One delivery turn, as the event loop runs it.
         machine.pump(env)
         #expect(env.reads == 1, "one turn read \(env.reads) times, examining up to \(env.reads * 65_536) records")
@@ -49,17 +58,9 @@ struct SparseReplayYieldTests {
 
     @Test("a dense replay still ends its turn at the delivery budget with an ordinary pump, not a yield")
     func denseReplayKeepsItsTurn() throws {
-        let log = InMemoryMessageLog()
-        let publisher = PublisherStamp(principal: "p", fingerprint: CertificateFingerprint(w0: 1, w1: 1, w2: 1, w3: 1))
-        let topic = try Topic("t.a.x")
-        let messages = (0..<20_000).map { _ in NewMessage(topic: topic, payload: ByteBuffer(string: "x"), publisher: publisher) }
-        log.append(messages) { _ in }
-        let env = LogBackedSessionEnvironment(recording: try SessionFixture.environment(), log: log)
-        var machine = SessionFixture.machine(limits: SessionFixture.limits)
-        machine.handshakeCompleted(SessionFixture.handshake())
-        machine.open(SessionFixture.opening, env)
-        machine.subscribe(1, SessionFixture.subscribe("t.a.*", start: .earliest, credit: 20_000), env)
-        #expect(env.takePumpRequest())
+        let replay = try Self.replaying(20_000, filter: "t.a.*", credit: 20_000)
+        var machine = replay.machine
+        let env = replay.env
         let written = machine.pump(env)
         #expect(written == SessionFixture.limits.deliveryBudget, "one turn wrote \(written)")
         #expect(env.takePumpRequest())
