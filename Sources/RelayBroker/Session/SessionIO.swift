@@ -367,10 +367,10 @@ final class SessionIO: SessionEnvironment {
     }
 
     func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch {
-        // maxScan bounds one read's walk over non-matching messages. The
-        // delivery turn still reads on until it sends something, so a sparse
-        // wildcard replay does hold the event loop for the whole log
-        // (docs/testing.md, "Cheap requests, expensive broker": left).
+        // maxScan bounds one read's walk over non-matching messages; a turn
+        // whose read sent nothing ends there and the next runs after the
+        // event loop's sockets (`pump`, ``SessionAction/yieldPump``), so a
+        // sparse wildcard replay does not hold the loop for the whole log.
         try broker.store.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: 65_536)
     }
 }
