@@ -52,8 +52,11 @@ REPLAY="${ICOUNT_REPLAY:-0}"
 KEEP=""
 WINDOW=1000
 SIZE=128
-# The closure SessionHandler.schedulePump hands the event loop: the whole delivery turn.
-TURN='$s11RelayBroker14SessionHandlerC12schedulePumpyyFyyYbcfU_'
+# The closure SessionHandler.schedulePump hands the event loop: the whole
+# delivery turn. Its name since wave 18 (`schedulePump(afterIO:)`), then the
+# one before, so builds of either can be counted.
+TURNS=('$s11RelayBroker14SessionHandlerC12schedulePump7afterIOySb_tFyycfU_'
+       '$s11RelayBroker14SessionHandlerC12schedulePumpyyFyyYbcfU_')
 
 NAME=icount
 # shellcheck source=icount_common.sh
@@ -82,9 +85,14 @@ RELAYCTL="${ARGS[1]:-$(dirname "$RELAYD")/relayctl}"
 icount_preflight "$N" "$RUNS"
 SCENARIO=pubsub COLLECT=""
 if [ "$REPLAY" = 1 ]; then
-  SCENARIO=replay WINDOW=4096 COLLECT="--toggle-collect='$TURN'"
+  SCENARIO=replay WINDOW=4096
   [ "$MODES" = "fsync async" ] && MODES=fsync
-  nm "$RELAYD" | grep -F -c " $TURN" >/dev/null || die "relayd has no symbol $TURN (renamed? update TURN in this script)"
+  TURN=""
+  for candidate in "${TURNS[@]}"; do
+    if nm "$RELAYD" | grep -F -c " $candidate" >/dev/null; then TURN=$candidate; break; fi
+  done
+  [ -n "$TURN" ] || die "relayd has none of the symbols ${TURNS[*]} (renamed? update TURNS in this script)"
+  COLLECT="--toggle-collect='$TURN'"
 fi
 icount_find_demangler
 icount_workdir
