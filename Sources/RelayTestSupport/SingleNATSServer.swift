@@ -114,14 +114,14 @@ extension RelaydFixture {
 }
 
 /// Two relayds on one stream of `nats` (two cluster edges), each given
-/// `useJetStream(nats, extra: extra)`, both started; stopped at the end.
-public func withTwoJetStreamEdges(_ nats: SingleNATSServer, extra: String = "",
-                                  isolation: isolated (any Actor)? = #isolation,
+/// `useJetStream(nats, publishTimeout:, extra:)`, both started; stopped at the end.
+public func withTwoJetStreamEdges(_ nats: SingleNATSServer, metrics: Bool = false, publishTimeout: String = "10s",
+                                  extra: String = "", isolation: isolated (any Actor)? = #isolation,
                                   _ body: (RelaydFixture, RelaydFixture) async throws -> Void) async throws {
-    let a = try RelaydFixture(pki: nats.pki)
-    try a.useJetStream(nats, extra: extra)
-    let b = try RelaydFixture(pki: nats.pki)
-    try b.useJetStream(nats, extra: extra)
+    let a = try RelaydFixture(pki: nats.pki, metrics: metrics)
+    try a.useJetStream(nats, publishTimeout: publishTimeout, extra: extra)
+    let b = try RelaydFixture(pki: nats.pki, metrics: metrics)
+    try b.useJetStream(nats, publishTimeout: publishTimeout, extra: extra)
     try await withRelayd(a) { a in
         try await withRelayd(b) { b in try await body(a, b) }
     }

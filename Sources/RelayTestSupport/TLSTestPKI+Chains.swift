@@ -75,3 +75,27 @@ public struct IntermediateTree: Sendable {
         return try issuers.filter { !omitted.contains($0.0) }.map { try pki.writeCRL(revoking: [], signedBy: $0.1, name: $0.0) }
     }
 }
+
+/// One workload's certificate issued by two unrelated CAs (``TLSTestPKI/sameWorkloadFromTwoCAs()``).
+public struct TwinWorkloads: Sendable {
+    /// Issued by the test root.
+    public var ours: TLSTestPKI.Files
+    /// The same subject and SPIFFE ID, issued by `partnerCA`.
+    public var theirs: TLSTestPKI.Files
+    /// A second root, "Partner CA": list it in `client_ca` next to the test root.
+    public var partnerCA: TLSTestPKI.Files
+}
+
+extension TLSTestPKI {
+    /// `CN=worker` with the SPIFFE ID `spiffe://relay.test/ns/prod/sa/worker`,
+    /// issued by the test root and again by a second root, "Partner CA"
+    /// (`partner-ca.pem`): with both CAs trusted, one subject from two
+    /// issuers, which Relay treats as two workloads (two durable owners).
+    public func sameWorkloadFromTwoCAs() throws -> TwinWorkloads {
+        let partnerCA = try Self.write(try DevelopmentPKI.createCA(commonName: "Partner CA"), name: "partner-ca", in: directory)
+        let request = CertificateRequest.client(commonName: "worker", sans: [.uri("spiffe://relay.test/ns/prod/sa/worker")])
+        return TwinWorkloads(ours: try add("worker-ours", request),
+                             theirs: try add("worker-partner", request, signedBy: partnerCA.issued),
+                             partnerCA: partnerCA)
+    }
+}

@@ -112,10 +112,8 @@ struct DurableLimitTests {
     @Test("at max_durables = 3: re-attach is never refused; durables attached but not yet stored count; another identity and the same subject from another CA have budgets of their own")
     func limitPerOwner() async throws {
         let pki = try TLSTestPKI()
-        let partnerCA = try TLSTestPKI.write(try DevelopmentPKI.createCA(commonName: "Partner CA"), name: "partner-ca", in: pki.directory)
-        let request = CertificateRequest.client(commonName: "worker", sans: [.uri("spiffe://relay.test/ns/prod/sa/worker")])
-        let ours = try pki.add("worker-ours", request)
-        let theirs = try pki.add("worker-partner", request, signedBy: partnerCA.issued)
+        let twins = try pki.sameWorkloadFromTwoCAs()
+        let (ours, theirs, partnerCA) = (twins.ours, twins.theirs, twins.partnerCA)
         let bob = try pki.add("bob", .client(commonName: "bob"))
         let relayd = try RelaydFixture(pki: pki, extra: "[limits]\nmax_durables = 3", metrics: true)
         relayd.clientCAs = [pki.ca.certificate, partnerCA.certificate]

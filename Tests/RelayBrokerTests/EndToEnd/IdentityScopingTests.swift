@@ -169,10 +169,8 @@ struct IdentityScopingTests {
     @Test("the same subject and SPIFFE ID from two trusted CAs (client_ca lists both) are two workloads: neither resumes nor moves the other's durable cursor")
     func sameSubjectFromAnotherCAIsAnotherWorkload() async throws {
         let pki = try TLSTestPKI()
-        let partnerCA = try TLSTestPKI.write(try DevelopmentPKI.createCA(commonName: "Partner CA"), name: "partner-ca", in: pki.directory)
-        let request = CertificateRequest.client(commonName: "worker", sans: [.uri("spiffe://relay.test/ns/prod/sa/worker")])
-        let ours = try pki.add("worker-ours", request)
-        let theirs = try pki.add("worker-partner", request, signedBy: partnerCA.issued)
+        let twins = try pki.sameWorkloadFromTwoCAs()
+        let (ours, theirs, partnerCA) = (twins.ours, twins.theirs, twins.partnerCA)
         let relayd = try RelaydFixture(pki: pki)
         relayd.clientCAs = [pki.ca.certificate, partnerCA.certificate]
         try relayd.writeConfig()

@@ -11,22 +11,10 @@ import Testing
 /// are NATSCluster*). Fails, not skips, when nats-server is missing.
 @Suite("relayd edges on JetStream", .serialized)
 struct JetStreamEdgeTests {
-    /// Two relayds sharing `nats`, both started; stopped at the end.
-    private func withTwoEdges(_ nats: SingleNATSServer, metrics: Bool = false, publishTimeout: String = "10s",
-                              _ body: (RelaydFixture, RelaydFixture) async throws -> Void) async throws {
-        let a = try RelaydFixture(pki: nats.pki, metrics: metrics)
-        try a.useJetStream(nats, publishTimeout: publishTimeout)
-        let b = try RelaydFixture(pki: nats.pki, metrics: metrics)
-        try b.useJetStream(nats, publishTimeout: publishTimeout)
-        try await withRelayd(a) { a in
-            try await withRelayd(b) { b in try await body(a, b) }
-        }
-    }
-
     @Test("a subscriber on edge B receives what edge A acknowledged: in order, once, with A's publisher stamp")
     func crossEdgeDelivery() async throws {
         let nats = try await SingleNATSServer(pki: TLSTestPKI())
-        try await withTwoEdges(nats) { a, b in
+        try await withTwoJetStreamEdges(nats) { a, b in
             let onB = try await FrameClient.connect(port: b.port, pki: b.pki)
             try await onB.hello()
             #expect(try await onB.subscribe(1, "edge.>", from: .latest).isAccepted)
@@ -66,7 +54,7 @@ struct JetStreamEdgeTests {
     @Test("no quorum: a publish gets PUBERR storage_unavailable within publish_timeout, /readyz is not ready; both recover")
     func noQuorumIsATypedErrorInTime() async throws {
         let nats = try await SingleNATSServer(pki: TLSTestPKI())
-        try await withTwoEdges(nats, metrics: true, publishTimeout: "2s") { a, _ in
+        try await withTwoJetStreamEdges(nats, metrics: true, publishTimeout: "2s") { a, _ in
             let client = try await FrameClient.connect(port: a.port, pki: a.pki)
             try await client.hello()
             #expect(try await client.publish("q.t", count: 1).count == 1)
