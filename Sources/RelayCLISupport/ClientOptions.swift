@@ -6,6 +6,7 @@ import RelayCore
 /// The options every client CLI shares. Each is resolved as: flag, then
 /// environment (`RELAY_SERVER`, `RELAY_CERT`, `RELAY_KEY`, `RELAY_CA`,
 /// `RELAY_CONNECT_TIMEOUT`), then the profile in `~/.config/relay/client.toml`.
+/// relay-pub and relay-sub add ``KeepaliveOption``.
 public struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The broker, HOST:PORT, or several edges HOST:PORT,HOST:PORT tried in turn (env RELAY_SERVER).", valueName: "host:port[,host:port]"))
     public var server: String?
@@ -27,12 +28,16 @@ public struct ClientOptions: ParsableArguments {
 
     public init() {}
 
-    /// Resolves flags, environment and profile into a library configuration.
-    public func configuration(clientName: String) throws(RelayClientError) -> RelayClientConfiguration {
+    /// Resolves flags, environment and profile into a library configuration;
+    /// `keepalive` is ``KeepaliveOption``'s flag, for the CLIs that keep a
+    /// connection open (relayctl's requests do not take it; a profile's
+    /// `keepalive` key is then unused).
+    public func configuration(clientName: String, keepalive: String? = nil) throws(RelayClientError) -> RelayClientConfiguration {
         let settings: ClientSettings
         do {
             settings = try ClientSettings.resolve(
-                flags: .init(server: server, certificate: certificate, privateKey: key, ca: ca, connectTimeout: connectTimeout),
+                flags: .init(server: server, certificate: certificate, privateKey: key, ca: ca, connectTimeout: connectTimeout,
+                             keepalive: keepalive),
                 environment: ProcessInfo.processInfo.environment, profile: profile)
         } catch {
             throw RelayClientError(category: .usage, message: error.description)
@@ -58,4 +63,14 @@ public struct ClientOptions: ParsableArguments {
         configuration.reconnect = ReconnectPolicy(retryInitialConnection: false, maximumDelay: .seconds(2))
         return configuration
     }
+}
+
+/// `--keepalive SECONDS` (env `RELAY_KEEPALIVE`, profile key `keepalive`):
+/// the library's ``RelayClientConfiguration/keepaliveInterval``, for relay-pub
+/// and relay-sub, whose connections stay open.
+public struct KeepaliveOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("After this long without a byte from the broker, send PING; after as long again, take the connection as lost and reconnect (a silent network path is found 2 to 3 intervals after the last byte). 0 turns it off; 0.1 to 3600 (env RELAY_KEEPALIVE; default 15).", valueName: "seconds"))
+    public var keepalive: String?
+
+    public init() {}
 }

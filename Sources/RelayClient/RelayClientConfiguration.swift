@@ -138,6 +138,9 @@ public struct RelayClientConfiguration: Sendable {
         if let seconds = settings.connectTimeout {
             connectTimeout = .nanoseconds(Int64((seconds * 1e9).rounded()))
         }
+        if let seconds = settings.keepalive {
+            keepaliveInterval = .nanoseconds(Int64((seconds * 1e9).rounded()))
+        }
     }
 
     /// Every broker address, tried in turn: a failed attempt or a lost

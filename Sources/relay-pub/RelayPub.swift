@@ -25,6 +25,7 @@ struct RelayPub: AsyncParsableCommand {
         version: RelayVersion.description)
 
     @OptionGroup var client: ClientOptions
+    @OptionGroup var keepalive: KeepaliveOption
 
     @Option(name: .long, help: ArgumentHelp("The topic to publish to (dot-separated tokens).", valueName: "topic"))
     var topic: String
@@ -76,7 +77,7 @@ struct RelayPub: AsyncParsableCommand {
             }
             fixedPayload = ByteBuffer(bytes: data)
         }
-        let configuration = try client.configuration(clientName: "relay-pub")
+        let configuration = try client.configuration(clientName: "relay-pub", keepalive: keepalive.keepalive)
         let reporter = ConnectionReporter(program: "relay-pub")
         reporter.startWatchdog(timeout: timeout, server: configuration.server) { true }
         let publisher = Publisher(connection: try await reporter.connect(configuration, timeout: timeout))

@@ -37,6 +37,7 @@ struct RelaySub: AsyncParsableCommand {
         version: RelayVersion.description)
 
     @OptionGroup var client: ClientOptions
+    @OptionGroup var keepalive: KeepaliveOption
 
     @Option(name: .long, help: ArgumentHelp("A topic filter to subscribe to (repeatable); '*' matches one token, '>' the rest.",
                                             valueName: "filter"))
@@ -70,7 +71,7 @@ struct RelaySub: AsyncParsableCommand {
 
     func run() async throws {
         let start = try since.map { try parseSince($0) } ?? parseStartPosition(from, now: currentTimeNanoseconds())
-        var configuration = try client.configuration(clientName: "relay-sub")
+        var configuration = try client.configuration(clientName: "relay-sub", keepalive: keepalive.keepalive)
         // A refused SUB that time may end (a durable held by another
         // connection, a cluster edge without its stream leader): the client
         // retries for about 25 s; say so at every retry.

@@ -9,17 +9,8 @@ import Testing
 /// with an error that names where the bad value came from.
 @Suite("Client settings: connect timeout")
 struct ConnectTimeoutSettingsTests {
-    let base = ClientSettings.Overrides(server: "h:1", certificate: "/c", privateKey: "/k", ca: "/a")
-
     func resolve(flag: String? = nil, environment: [String: String] = [:], profile: String? = nil) throws(ClientSettingsError) -> ClientSettings {
-        var flags = base
-        flags.connectTimeout = flag
-        let dir = try? TemporaryDirectory(); defer { dir?.remove() }
-        let path = dir?.file("client.toml") ?? "/nonexistent/client.toml"
-        if let profile {
-            try? "[profile.default]\n\(profile)\n".write(toFile: path, atomically: true, encoding: .utf8)
-        }
-        return try ClientSettings.resolve(flags: flags, environment: environment, profile: nil, profilePath: path)
+        try resolveClientSettings(environment: environment, profile: profile) { $0.connectTimeout = flag }
     }
 
     @Test("flag beats environment beats profile; none given: nil (the library's 10 s)")
