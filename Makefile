@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # for the JetStream backend nats.c (libnats-dev) and the nats-server its tests start,
 # man (man-db, groff-base), which check-install renders the man pages with,
 # and gcc + libc6-dev, which CLoadGeneratorTests compiles scripts/relay_bench.c with.
-APT_PACKAGES := gcc libc6-dev libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan prometheus systemd libnats-dev nats-server man-db groff-base
+APT_PACKAGES := gcc libc6-dev libssl-dev liblmdb-dev pkg-config openssl gnutls-bin testssl.sh sslscan prometheus systemd libnats-dev nats-server man-db groff-base zsh fish
 
 .PHONY: deps build release test run pki man install check-install fuzz bench-store bench-tls bench-wire bench-policy bench-micro bench-peers clean
 

@@ -2,7 +2,7 @@ import Foundation
 import RelayTestSupport
 import Testing
 
-/// README "Command-line clients": `--generate-completion-script bash` and
+/// README "Command-line clients": `--generate-completion-script bash|zsh|fish` and
 /// the clients' profile file (`[profile.NAME]` in
 /// `~/.config/relay/client.toml`), run as the real binaries.
 @Suite("CLI completion scripts and the profile file", .serialized)
@@ -31,6 +31,20 @@ struct CompletionAndProfileTests {
         return (status, child.stdoutLines, child.transcript)
     }
 
+    /// Writes `tool --generate-completion-script SHELL` to `file` in
+    /// `directory` and checks it with the shell's syntax check
+    /// (`syntaxCheck`: the shell and its flag); returns the file's path.
+    static func generatedScript(_ tool: String, shell: String, file: String, in directory: TemporaryDirectory,
+                                syntaxCheck: [String]) async throws -> String {
+        let generated = try await run(try ProductLocator.executable(tool), ["--generate-completion-script", shell])
+        #expect(generated.status == 0, "\(generated.transcript)")
+        let script = directory.file(file)
+        try (generated.stdout.joined(separator: "\n") + "\n").write(toFile: script, atomically: true, encoding: .utf8)
+        let syntax = try await run(syntaxCheck[0], Array(syntaxCheck.dropFirst()) + [script])
+        #expect(syntax.status == 0, "\(syntaxCheck.joined(separator: " ")) refused the \(shell) script of \(tool): \(syntax.transcript)")
+        return script
+    }
+
     @Test("relayctl, relay-pub and relay-sub print a bash completion script that bash -n accepts and that completes subcommands and options", arguments: [
         ("relayctl", "relayctl ", ["audit", "pki", "status", "reload", "backup"]),
         ("relayctl", "relayctl audit ", ["verify"]),
@@ -40,18 +54,71 @@ struct CompletionAndProfileTests {
     func bashCompletion(tool: String, line: String, expected: [String]) async throws {
         let directory = try TemporaryDirectory(prefix: "completion")
         defer { directory.remove() }
-        let generated = try await Self.run(try ProductLocator.executable(tool), ["--generate-completion-script", "bash"])
-        #expect(generated.status == 0, "\(generated.transcript)")
-        let script = directory.file("\(tool).bash")
-        try (generated.stdout.joined(separator: "\n") + "\n").write(toFile: script, atomically: true, encoding: .utf8)
-        let syntax = try await Self.run("/bin/bash", ["-n", script])
-        #expect(syntax.status == 0, "bash -n refused the script: \(syntax.transcript)")
+        let script = try await Self.generatedScript(tool, shell: "bash", file: "\(tool).bash", in: directory, syntaxCheck: ["/bin/bash", "-n"])
         let probe = directory.file("probe.sh")
         try Self.probe.write(toFile: probe, atomically: true, encoding: .utf8)
         let completed = try await Self.run("/bin/bash", [probe, script, line, tool])
         #expect(completed.status == 0, "\(completed.transcript)")
         for word in expected {
             #expect(completed.stdout.contains(word), "completing \"\(line)\" does not offer \(word): \(completed.stdout)")
+        }
+    }
+
+    /// Drives an interactive zsh in a pseudo-terminal (zsh/zpty): `compinit`
+    /// with the script's folder first in `fpath`, a `compadd` that prints
+    /// each candidate it is given as `<<word>>`, a post-completion hook that
+    /// prints an end mark, then the line and a TAB (`complete-word`); reads
+    /// until the end mark (the event, no timer) and prints the candidates.
+    /// Arguments: the folder holding `_TOOL`, the command line.
+    static let zshProbe = """
+    zmodload zsh/zpty || exit 2
+    zpty z zsh -f -i
+    zpty -w z "PROMPT= ; fpath=(${(q)1} \\$fpath); autoload -U compinit; compinit -u -D"
+    zpty -w z 'compadd () { if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd "$@"; return $?; fi; typeset -a __hits; builtin compadd -A __hits "$@"; local h; for h in $__hits; do print -r -- "<<$h>>"; done }'
+    zpty -w z '__end () { print -r -- "<<END""MARK>>" }; comppostfuncs=(__end)'
+    zpty -w z "bindkey '^I' complete-word"
+    zpty -w z "print READY""MARK"
+    zpty -r z line '*READYMARK*' || exit 3
+    zpty -w -n z "$2"$'\\t'
+    zpty -r z output '*<<ENDMARK>>*' || exit 4
+    zpty -d z
+    print -r -- "$output" | sed -n 's/.*<<\\(.*\\)>>.*/\\1/p' | grep -v '^ENDMARK$'
+    """
+
+    static let completionCases: [(String, String, [String])] = [
+        ("relayctl", "relayctl ", ["audit", "pki", "status", "reload", "backup"]),
+        ("relayctl", "relayctl durable delete --ow", ["--owner"]),
+        ("relay-pub", "relay-pub --to", ["--topic"]),
+        ("relay-sub", "relay-sub --ke", ["--keepalive", "--key"]),
+    ]
+
+    @Test("relayctl, relay-pub and relay-sub print a zsh completion script that zsh -n accepts and that an interactive zsh uses to complete subcommands and options", arguments: completionCases)
+    func zshCompletion(tool: String, line: String, expected: [String]) async throws {
+        let directory = try TemporaryDirectory(prefix: "completion")
+        defer { directory.remove() }
+        // compinit finds a completion function by its file name, `_TOOL`, in fpath.
+        _ = try await Self.generatedScript(tool, shell: "zsh", file: "_\(tool)", in: directory, syntaxCheck: ["/usr/bin/zsh", "-n"])
+        let probe = directory.file("probe.zsh")
+        try Self.zshProbe.write(toFile: probe, atomically: true, encoding: .utf8)
+        let completed = try await Self.run("/usr/bin/zsh", ["-f", probe, directory.path, line])
+        #expect(completed.status == 0, "\(completed.transcript)")
+        for word in expected {
+            #expect(completed.stdout.contains(word), "completing \"\(line)\" in zsh does not offer \(word): \(completed.stdout)")
+        }
+    }
+
+    @Test("relayctl, relay-pub and relay-sub print a fish completion script that fish -n accepts and that fish's complete -C uses to complete subcommands and options", arguments: completionCases)
+    func fishCompletion(tool: String, line: String, expected: [String]) async throws {
+        let directory = try TemporaryDirectory(prefix: "completion")
+        defer { directory.remove() }
+        let script = try await Self.generatedScript(tool, shell: "fish", file: "\(tool).fish", in: directory,
+                                                    syntaxCheck: ["/usr/bin/fish", "--no-execute"])
+        // `complete -C LINE` prints the candidates, one per line, a tab before each description.
+        let completed = try await Self.run("/usr/bin/fish", ["--no-config", "-c", "source $argv[1]; complete -C $argv[2]", script, line])
+        #expect(completed.status == 0, "\(completed.transcript)")
+        let words = completed.stdout.map { String($0.prefix { $0 != "\t" }) }
+        for word in expected {
+            #expect(words.contains(word), "completing \"\(line)\" in fish does not offer \(word): \(completed.stdout)")
         }
     }
 
