@@ -28,7 +28,8 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     let configuration: StoreConfiguration
     let nats: NATSConnection
     private let logger: Logger
-    private let writer = DispatchQueue(label: "relay.jetstream.writer")
+    /// Appends, cursor commits, pruning and durable deletions, in order (internal for +Administration).
+    let writer = DispatchQueue(label: "relay.jetstream.writer")
     /// Waits for each round's acks, in send order, and completes its appends
     /// (JetStreamMessageLog+Publishing.swift), while the writer sends the next round.
     let acks = DispatchQueue(label: "relay.jetstream.acks")
@@ -257,7 +258,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     // MARK: Durable cursors
 
     /// Key-value keys allow `[-/_=.a-zA-Z0-9]`: the owner digest and the name in hex.
-    private func cursorKey(_ owner: DurableOwner, _ name: String) -> String {
+    func cursorKey(_ owner: DurableOwner, _ name: String) -> String {
         Self.cursorKeyPrefix(owner) + Hex.encode(Array(name.utf8))
     }
 
