@@ -28,12 +28,13 @@ struct AdminJetStreamTests {
                                                      "--count", "2", "--format", "raw"] + a.cliArguments())
             #expect(sub.status == 0 && sub.stdout == ["job-1", "job-2"], "\(sub.stdout) \(sub.stderr)")
             // Edge B never saw it attached: it lists the cursor from the shared bucket.
-            let work = try #require(await eventuallyValue(timeout: 10, every: 0.05) { () async throws -> [String: Any]? in
+            let listed = try await eventuallyValue(timeout: 10, every: 0.05) { () async throws -> [String: Any]? in
                 let run = try await runCLI("relayctl", ["durables", "--format", "json"] + b.cliArguments())
                 #expect(run.status == 0, "relayctl durables on edge B: \(run.stderr)")
                 let items = try Self.items(run)
                 return row(items, "name", "work").flatMap { ($0["cursor"] as? Int) == 2 ? $0 : nil }
-            }, "edge B never listed durable work at cursor 2")
+            }
+            let work = try #require(listed, "edge B never listed durable work at cursor 2")
             #expect(work["filter"] as? String == "jobs.>", "\(work)")
             #expect(work["lag_messages"] as? Int == 3 && work["lag_capped"] as? Bool == false, "\(work)")
             #expect(work["attached"] as? Bool == false && (work["lag_seconds"] as? Double ?? -1) >= 0, "\(work)")
@@ -138,7 +139,8 @@ struct AdminJetStreamTests {
             let purged = try #require(try JSONSerialization.jsonObject(with: Data((purge.stdout.first ?? "{}").utf8)) as? [String: Any])
             #expect(purged["messages"] as? Int == 4 && purged["bytes"] == nil, "\(purged)")
             let left = try Self.items(try await runCLI("relayctl", ["topics", "--format", "json"] + b.cliArguments()))
-            #expect(left.compactMap { $0["topic"] as? String } == ["other.b"], "\(left)")
+            let leftTopics = left.compactMap { $0["topic"] as? String }
+            #expect(leftTopics == ["other.b"], "\(left)")
             try await publishLines(a, topic: "jobs.a", ["after"])
             let replay = try await runCLI("relay-sub", ["--topic", "jobs.>", "--from", "earliest", "--count", "1",
                                                         "--format", "raw"] + b.cliArguments())
