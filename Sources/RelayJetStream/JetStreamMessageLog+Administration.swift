@@ -117,8 +117,8 @@ extension JetStreamMessageLog: DurableCursorAdministration, TopicAdministration,
     public func alternative(to operation: String) -> String? {
         guard operation == "backup" else { return nil }
         return "a cluster edge keeps no data of its own: the messages are the JetStream stream \(settings.stream) and the "
-            + "durable cursors the stream \(bucketStream); back both up with NATS stream snapshots "
-            + "(`nats stream backup \(settings.stream) DIR` and `nats stream backup \(bucketStream) DIR2`, restored with "
+            + "durable cursors the stream \(bucketStream); back both up with NATS stream snapshots, the cursors first "
+            + "(`nats stream backup \(bucketStream) DIR1`, then `nats stream backup \(settings.stream) DIR2`; restored with "
             + "`nats stream restore`), see docs/cluster.md \"Operator commands on a cluster edge\""
     }
 }
