@@ -18,7 +18,7 @@ import RelayStore
 /// - durable cursors live in a replicated key-value bucket.
 ///
 /// Appends (group-committed as pipelined rounds: JetStreamMessageLog+Publishing.swift),
-/// cursor commits and pruning run in order on one serial queue (the appends'
+/// cursor commits, durable deletions and pruning run in order on one serial queue (the appends'
 /// acks are awaited on a second one, so rounds overlap);
 /// reads run on the caller's thread, one request per message or step.
 public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting, ForeignRecordReporting, @unchecked Sendable {
@@ -28,7 +28,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     let configuration: StoreConfiguration
     let nats: NATSConnection
     private let logger: Logger
-    private let writer = DispatchQueue(label: "relay.jetstream.writer")
+    let writer = DispatchQueue(label: "relay.jetstream.writer")  // internal: +Administration queues deletions on it
     /// Waits for each round's acks, in send order, and completes its appends
     /// (JetStreamMessageLog+Publishing.swift), while the writer sends the next round.
     let acks = DispatchQueue(label: "relay.jetstream.acks")
@@ -257,7 +257,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     // MARK: Durable cursors
 
     /// Key-value keys allow `[-/_=.a-zA-Z0-9]`: the owner digest and the name in hex.
-    private func cursorKey(_ owner: DurableOwner, _ name: String) -> String {
+    func cursorKey(_ owner: DurableOwner, _ name: String) -> String {
         Self.cursorKeyPrefix(owner) + Hex.encode(Array(name.utf8))
     }
 

@@ -108,7 +108,7 @@ struct NATSStoredMessage {
 /// context and KV store are thread-safe, so methods may run on any thread.
 final class NATSConnection: @unchecked Sendable {
     // @unchecked: the pointers are set once in init and freed in deinit; nats.c synchronises their use.
-    private let connection: OpaquePointer
+    let connection: OpaquePointer  // internal for NATSBridge+Admin.swift, under these lifetime rules
     /// Internal (not private) for NATSBridge+Tail.swift, which shares these lifetime rules.
     let js: OpaquePointer
     private var kv: OpaquePointer?

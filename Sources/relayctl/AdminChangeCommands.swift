@@ -33,8 +33,9 @@ struct Purge: AsyncParsableCommand {
         let outcome = try await options.call("purge", AdminOutcome.self,
                                              arguments: ["filter": .text(filter), "confirm": .flag(true)])
         try options.emit(outcome) {
+            // A count the backend does not report (jetstream: bytes, topics) is "-", not 0.
             AdminTable.keyValue([("filter", filter), ("messages deleted", "\(outcome.messages ?? 0)"),
-                                 ("bytes", "\(outcome.bytes ?? 0)"), ("topics", "\(outcome.topics ?? 0)")])
+                                 ("bytes", outcome.bytes.map(String.init) ?? "-"), ("topics", outcome.topics.map(String.init) ?? "-")])
         }
     }
 }

@@ -40,6 +40,10 @@ struct Durable: AsyncParsableCommand {
             The owner is the digest relayctl durables shows: its 16-digit column, or the full 64 digits of \
             --format json (a shorter prefix is looked up among the durables of that name and must match one).
 
+            On a cluster edge (jetstream backend) the delete is for every edge, but only this edge's sessions \
+            are checked: a durable attached on another edge is deleted, and that edge's next ACK stores its cursor \
+            again (docs/cluster.md, "Durable cursors"). Disconnect its subscriber first.
+
             Example:
               relayctl durable delete billing-audit --owner 3f2a9c01d4e5b6a7
             """)

@@ -82,8 +82,8 @@ struct Topics: AsyncParsableCommand {
         try options.emit(list) {
             var table = AdminTable("TOPIC", "MESSAGES", "BYTES", "FIRST", "LAST", "FIRST TIME", "LAST TIME")
             for t in list.items {
-                table.add(t.topic, "\(t.messages)", humanBytes(Int(clamping: t.bytes)), "\(t.firstSequence)",
-                          "\(t.lastSequence)", t.firstTime, t.lastTime)
+                table.add(t.topic, "\(t.messages)", humanBytes(t.bytes.map { Int(clamping: $0) }), "\(t.firstSequence)",
+                          "\(t.lastSequence)", t.firstTime ?? "-", t.lastTime ?? "-")
             }
             return table
         }

@@ -12,9 +12,11 @@ import Testing
 /// `MessageLogAdministration` (as a replicated backend may be): the admin
 /// operations that need the store's admin half answer the typed
 /// `admin_not_supported`, the others still work, the session stays open.
+/// A log that says what to use instead (`AdministrationAlternatives`, as the
+/// JetStream log does for backup) has that text in the refusal.
 @Suite("Admin on a backend without MessageLogAdministration")
 struct AdminBackendTests {
-    @Test("topics, durables, purge and backup answer admin_not_supported; status still answers")
+    @Test("topics, durables, purge and backup answer admin_not_supported (backup with the log's alternative); status still answers")
     func notSupported() async throws {
         let ids = try AdminTestIdentities()
         // The fixture writes the config and PKI; the broker runs in this process on a plain MessageLog.
@@ -25,7 +27,7 @@ struct AdminBackendTests {
                                                 openLog: { store, _ in LogOnly(InMemoryMessageLog(configuration: store)) })
             let client = try await FrameClient.connect(port: broker.port, pki: fixture.pki, as: ids.ops)
             _ = try await client.hello()
-            var codes: [String: UInt16] = [:]
+            var codes: [String: UInt16] = [:], messages: [String: String] = [:]
             let operations = ["topics", "durables", "purge", "backup", "status"]
             for (index, operation) in operations.enumerated() {
                 var body = ByteBuffer()
@@ -34,12 +36,15 @@ struct AdminBackendTests {
                 let reply = try await client.nextReply(where: Self.isAdminReply)
                 guard case .adminReply(let answer)? = reply else { continue }
                 codes[operation] = answer.code
+                messages[operation] = answer.message
             }
             await client.close()
             await broker.shutdown()
             let unsupported = RelayErrorCode.adminNotSupported.rawValue
             #expect(codes == ["topics": unsupported, "durables": unsupported, "purge": unsupported,
                               "backup": unsupported, "status": 0])
+            #expect(messages["backup"]?.hasSuffix(": \(LogOnly.backupAlternative)") == true, "\(messages)")
+            #expect(messages["topics"]?.contains(LogOnly.backupAlternative) == false, "\(messages)")
         }
     }
 
@@ -49,8 +54,12 @@ struct AdminBackendTests {
     }
 }
 
-/// Only the `MessageLog` half of a log (it forwards; it adds no admin operations).
-private final class LogOnly: MessageLog {
+/// Only the `MessageLog` half of a log (it forwards; it adds no admin
+/// operations), with a word on what to use instead of a backup.
+private final class LogOnly: MessageLog, AdministrationAlternatives {
+    static let backupAlternative = "copy the test's memory instead"
+    func alternative(to operation: String) -> String? { operation == "backup" ? Self.backupAlternative : nil }
+
     let base: InMemoryMessageLog
     init(_ base: InMemoryMessageLog) { self.base = base }
 

@@ -25,7 +25,7 @@ struct MessageLogAdministrationTests {
             #expect(try admin.durableCursors() == [DurableCursorRecord(owner: testOwner(1), name: "work", cursor: 2, filter: "jobs.>")])
 
             let purged = try admin.purge(try TopicFilter("jobs.>"))
-            #expect(purged.messages == 4 && purged.topics == 1 && purged.bytes > 0)
+            #expect(purged.messages == 4 && purged.topics == 1 && (purged.bytes ?? 0) > 0)
             let left = try log.readAll().map(\.topic.value)
             #expect(left == ["other.b"])
             let remaining = try admin.topicStatistics().map(\.topic)
@@ -38,6 +38,50 @@ struct MessageLogAdministrationTests {
             let deletedAgain = try await admin.deleteDurableCursor(owner: testOwner(1), name: "work")
             #expect(deleted && !deletedAgain)
             #expect(try admin.durableCursors().isEmpty)
+        }
+    }
+
+    /// The two capabilities the JetStream log has too (docs/cluster.md,
+    /// "Operator commands on a cluster edge"), on every log: what a backend
+    /// does not count (JetStream: bytes per topic, a purge's bytes and
+    /// topics) is nil, never 0; a deleted cursor leaves the owner's count
+    /// (what `max_durables` reads) at once; backup only where there is a file.
+    @Test("durables, backlog, topics, purge and durable delete on every log; unknown counts are nil", arguments: LogKind.allCases)
+    func capabilities(_ kind: LogKind) async throws {
+        try await withLog(kind) { log in
+            let durables = try #require(log as? any DurableCursorAdministration)
+            let topicAdmin = try #require(log as? any TopicAdministration)
+            #expect((log is any StoreBackup) == (kind != .jetstream))
+            let stored = try await log.appendAll(try (1...4).map { try message("jobs.a", "j\($0)") } + [try message("other.b", "o")])
+            try await log.commitCursorAndWait(owner: testOwner(1), name: "work", sequence: 2, filter: "jobs.>")
+            try await log.commitCursorAndWait(owner: testOwner(2), name: "b", sequence: 1, filter: "other.b")
+            try await log.commitCursorAndWait(owner: testOwner(1), name: "a", sequence: 3, filter: "jobs.>")
+            let listed = try durables.durableCursors()
+            #expect(listed == [DurableCursorRecord(owner: testOwner(1), name: "a", cursor: 3, filter: "jobs.>"),
+                               DurableCursorRecord(owner: testOwner(1), name: "work", cursor: 2, filter: "jobs.>"),
+                               DurableCursorRecord(owner: testOwner(2), name: "b", cursor: 1, filter: "other.b")])
+            let backlog = try durables.backlog(after: 2, filter: try TopicFilter("jobs.>"), limit: 1_000_000)
+            let all = try log.readAll()
+            let third = try #require(all.count == 5 ? all[2] : nil)
+            #expect(third.sequence == stored[2])
+            #expect(backlog == DurableBacklog(messages: 2, capped: false, oldestTimestamp: third.timestamp))
+
+            let topics = try topicAdmin.topicStatistics()
+            #expect(topics.map(\.topic) == ["jobs.a", "other.b"])
+            let jobs = try #require(topics.first)
+            #expect(jobs.messages == 4 && jobs.firstSequence == 1 && jobs.lastSequence == 4)
+            #expect(jobs.firstTimestamp != nil && (jobs.lastTimestamp ?? 0) >= (jobs.firstTimestamp ?? .max))
+            #expect((jobs.bytes == nil) == (kind == .jetstream), "\(jobs)")
+
+            #expect(try await durables.deleteDurableCursor(owner: testOwner(1), name: "work"))
+            #expect(try await !durables.deleteDurableCursor(owner: testOwner(1), name: "work"))
+            #expect(try log.durableNames(owner: testOwner(1), limit: 10) == ["a"])
+            #expect(try durables.durableCursors().map(\.name) == ["a", "b"])
+
+            let purged = try topicAdmin.purge(try TopicFilter("jobs.>"))
+            #expect(purged.messages == 4)
+            #expect((purged.bytes == nil && purged.topics == nil) == (kind == .jetstream), "\(purged)")
+            #expect(try topicAdmin.topicStatistics().map(\.topic) == ["other.b"])
         }
     }
 

@@ -112,15 +112,17 @@ public struct AdminDurable: Codable, Sendable, Equatable {
     public var lastAck: String?
 }
 
-/// One topic (`topics`).
+/// One topic (`topics`). `bytes` is absent where the backend does not count
+/// them per topic (jetstream), a time where the message at that end is not
+/// a Relay record (docs/cluster.md).
 public struct AdminTopic: Codable, Sendable, Equatable {
     public var topic: String
     public var messages: UInt64
-    public var bytes: UInt64
+    public var bytes: UInt64?
     public var firstSequence: UInt64
     public var lastSequence: UInt64
-    public var firstTime: String
-    public var lastTime: String
+    public var firstTime: String?
+    public var lastTime: String?
 }
 
 /// The answer of a mutating operation (`purge`, `durable_delete`, `disconnect`, `reload`, `backup`'s last frame).
@@ -128,6 +130,7 @@ public struct AdminOutcome: Codable, Sendable, Equatable {
     public var operation: String
     public var result: String
     public var messages: UInt64?
+    /// `purge`: absent where the backend does not say them (jetstream answers the message count only).
     public var bytes: UInt64?
     public var topics: Int?
     /// Why a `reload` was refused (the config error), as relayd logs it.

@@ -59,7 +59,8 @@ struct AdminService: Sendable {
         case .connections: return try encoder.encode(AdminList(items: try await snapshots().map(\.connection)))
         case .subscriptions: return try encoder.encode(AdminList(items: try await snapshots().flatMap(\.subscriptions)))
         case .durables: return try encoder.encode(AdminList(items: try await durables()))
-        case .topics: return try encoder.encode(AdminList(items: try administration().topicStatistics().map(Self.topic)))
+        case .topics: return try encoder.encode(AdminList(items: try capability((any TopicAdministration).self, for: .topics)
+                .topicStatistics().map(Self.topic)))
         case .purge: return try encoder.encode(try purge(arguments))
         case .durableDelete: return try encoder.encode(try await deleteDurable(arguments))
         case .disconnect:
@@ -78,13 +79,15 @@ struct AdminService: Sendable {
         }
     }
 
-    /// The admin half of the store, or the typed refusal for a backend without it.
-    private func administration() throws -> any MessageLogAdministration {
-        guard let administration = broker.store as? any MessageLogAdministration else {
-            throw AdminRefusal(code: .adminNotSupported,
-                               message: "not supported by this storage backend (\(type(of: broker.store)))")
-        }
-        return administration
+    /// The store's admin capability `operation` needs (`any
+    /// DurableCursorAdministration`, ...), or the typed refusal for a backend
+    /// without it, with what the backend says to use instead.
+    private func capability<Capability>(_ type: Capability.Type, for operation: AdminOperation) throws -> Capability {
+        if let capability = broker.store as? Capability { return capability }
+        let instead = (broker.store as? any AdministrationAlternatives)?.alternative(to: operation.rawValue)
+        throw AdminRefusal(code: .adminNotSupported,
+                           message: "\(operation.rawValue) is not supported by this storage backend (\(Swift.type(of: broker.store)))"
+                               + (instead.map { ": \($0)" } ?? ""))
     }
 
     private func snapshots() async throws -> [SessionSnapshot] {
@@ -120,7 +123,8 @@ struct AdminService: Sendable {
     }
 
     private func durables() async throws -> [AdminDurable] {
-        let cursors = try administration().durableCursors()
+        let administration = try capability((any DurableCursorAdministration).self, for: .durables)
+        let cursors = try administration.durableCursors()
         var live: [AdminState.DurableKey: (principal: String, filter: String)] = [:]
         for snapshot in try await snapshots() {
             for durable in snapshot.durables {
@@ -135,32 +139,20 @@ struct AdminService: Sendable {
             // Unknown filter (stored before filters were, not attached since):
             // every stored message after the cursor.
             let filter = filterText.flatMap { try? TopicFilter($0) } ?? (try? TopicFilter(">"))
-            let lag = try filter.map { try lagBehind(record.cursor, filter: $0) } ?? (count: 0, capped: false, oldest: nil)
+            let lag = try filter.map { try administration.backlog(after: record.cursor, filter: $0, limit: Self.lagScanLimit) }
+                ?? DurableBacklog(messages: 0, capped: false, oldestTimestamp: nil)
             return AdminDurable(
                 name: record.name, owner: Hex.encode(record.owner.digest), principal: attached?.principal ?? seen?.principal,
-                filter: filterText, attached: attached != nil, cursor: record.cursor, lagMessages: lag.count,
-                lagCapped: lag.capped, lagSeconds: lag.oldest.map { Double(now &- min(now, $0)) / 1e9 } ?? 0,
+                filter: filterText, attached: attached != nil, cursor: record.cursor, lagMessages: lag.messages,
+                lagCapped: lag.capped, lagSeconds: lag.oldestTimestamp.map { Double(now &- min(now, $0)) / 1e9 } ?? 0,
                 lastAck: seen?.lastAck.map(AdminJSON.timestamp))
         }
     }
 
-    /// Stored messages matching `filter` after `cursor`, and the commit time of the oldest.
-    private func lagBehind(_ cursor: UInt64, filter: TopicFilter) throws -> (count: UInt64, capped: Bool, oldest: UInt64?) {
-        var from = cursor + 1, count: UInt64 = 0, oldest: UInt64?
-        while count < Self.lagScanLimit {
-            let batch = try broker.store.read(from: from, filter: filter, maxMessages: 4096, maxBytes: 8 << 20, maxScan: 65_536)
-            count += UInt64(batch.messages.count)
-            if oldest == nil { oldest = batch.messages.first?.timestamp }
-            if batch.reachedEnd || batch.next <= from { return (count, false, oldest) }
-            from = batch.next
-        }
-        return (count, true, oldest)
-    }
-
     static func topic(_ stats: TopicStatistics) -> AdminTopic {
         AdminTopic(topic: stats.topic, messages: stats.messages, bytes: stats.bytes, firstSequence: stats.firstSequence,
-                   lastSequence: stats.lastSequence, firstTime: AdminJSON.timestamp(nanoseconds: stats.firstTimestamp),
-                   lastTime: AdminJSON.timestamp(nanoseconds: stats.lastTimestamp))
+                   lastSequence: stats.lastSequence, firstTime: stats.firstTimestamp.map { AdminJSON.timestamp(nanoseconds: $0) },
+                   lastTime: stats.lastTimestamp.map { AdminJSON.timestamp(nanoseconds: $0) })
     }
 
     // MARK: Changes
@@ -176,7 +168,7 @@ struct AdminService: Sendable {
         do { filter = try TopicFilter(text) } catch {
             throw AdminRefusal(code: .invalidFilter, message: "'\(text)' is not a topic or filter: \(error)")
         }
-        let result = try administration().purge(filter)
+        let result = try capability((any TopicAdministration).self, for: .purge).purge(filter)
         broker.logger.notice("messages purged", metadata: ["filter": "\(text)", "messages": "\(result.messages)",
                                                           "principal": "\(caller.principal)"])
         return AdminOutcome(operation: "purge", result: "purged", messages: result.messages, bytes: result.bytes,
@@ -190,7 +182,7 @@ struct AdminService: Sendable {
         guard let digest = Hex.decode(ownerText), let owner = DurableOwner(digest: digest) else {
             throw AdminRefusal(code: .invalidAdminRequest, message: "owner '\(ownerText)' is not a 64-digit hex owner digest")
         }
-        let administration = try administration()
+        let administration = try capability((any DurableCursorAdministration).self, for: .durableDelete)
         // Claimed for the deletion, so no session attaches it meanwhile.
         guard broker.claimDurable(owner: owner, name: name) == .claimed else {
             throw AdminRefusal(code: .durableInUse, message: "durable '\(name)' is attached to a session; disconnect it first")
@@ -231,8 +223,8 @@ struct AdminService: Sendable {
     /// bytes, each sent once the previous one was taken by the channel; the
     /// last reply (more clear) carries the outcome with the byte count.
     private func backup(requestID: UInt32) async throws {
-        let administration: any MessageLogAdministration
-        do { administration = try self.administration() } catch let refusal as AdminRefusal {
+        let administration: any StoreBackup
+        do { administration = try capability((any StoreBackup).self, for: .backup) } catch let refusal as AdminRefusal {
             _ = try? await replies.adminReply(AdminReply(requestID: requestID, refusal: refusal.code, message: refusal.message)).get()
             return
         }

@@ -14,7 +14,9 @@ extension BrokerContext {
         if statvfs(configuration.storage.path, &stats) == 0 {
             metrics.storageFilesystemFreeBytes.record(Int(stats.f_bavail) * Int(stats.f_frsize))
         }
-        if let administration = store as? any MessageLogAdministration,
+        // A shared log's listing is a request per cursor to the cluster, from
+        // every edge every 5 s: cluster edges export no lag (docs/cluster.md).
+        if !(store is any SharedMessageLog), let administration = store as? any DurableCursorAdministration,
            let cursors = try? administration.durableCursors(), let tail = try? store.lastSequence() {
             metrics.lagGauges.update(cursors: cursors, tail: tail, metrics: metrics)
         }

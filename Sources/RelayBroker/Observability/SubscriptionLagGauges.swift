@@ -15,8 +15,8 @@ import RelayStore
 /// has its series removed, so the registry never grows past the bound.
 /// `owner` is the owner digest in hex (the durable's identity scope, see
 /// `IdentityScope`), as `relayctl durables` shows it and `relayctl durable
-/// delete` takes it. The listing is the store's ``MessageLogAdministration``
-/// (a log without one exports no lag).
+/// delete` takes it. The listing is the store's ``DurableCursorAdministration``
+/// (a log without one, or a shared log, exports no lag).
 final class SubscriptionLagGauges: Sendable {
     static let maxSeries = 500
 

@@ -19,7 +19,7 @@ extension InMemoryMessageLog: MessageLogAdministration {
                                             publisher: message.publisher))
                 if var entry = byTopic[message.topic.value] {
                     entry.messages += 1
-                    entry.bytes += size
+                    entry.bytes = (entry.bytes ?? 0) + size
                     entry.lastSequence = message.sequence
                     entry.lastTimestamp = message.timestamp
                     byTopic[message.topic.value] = entry
@@ -35,20 +35,19 @@ extension InMemoryMessageLog: MessageLogAdministration {
 
     public func purge(_ filter: TopicFilter) throws(StoreError) -> PurgeResult {
         try locked { () throws(StoreError) -> PurgeResult in
-            var result = PurgeResult(messages: 0, bytes: 0, topics: 0)
+            var (count, bytes): (UInt64, UInt64) = (0, 0)
             var topics: Set<String> = []
             messages.removeAll { message in
                 guard filter.matches(message.topic) else { return false }
                 let size = Self.size(payload: message.payload, topic: message.topic, headers: message.headers,
                                      publisher: message.publisher)
-                result.messages += 1
-                result.bytes += UInt64(size)
+                count += 1
+                bytes += UInt64(size)
                 usedBytes -= size
                 topics.insert(message.topic.value)
                 return true
             }
-            result.topics = topics.count
-            return result
+            return PurgeResult(messages: count, bytes: bytes, topics: topics.count)
         }
     }
 

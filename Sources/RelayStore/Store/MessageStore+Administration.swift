@@ -57,9 +57,9 @@ extension MessageStore: MessageLogAdministration {
             guard let topic = try? Topic(stats[i].topic) else { continue }
             let filter = TopicFilter(exactly: topic)
             stats[i].firstTimestamp = try read(from: stats[i].firstSequence, filter: filter, maxMessages: 1)
-                .messages.first?.timestamp ?? 0
+                .messages.first?.timestamp
             stats[i].lastTimestamp = try read(from: stats[i].lastSequence, filter: filter, maxMessages: 1)
-                .messages.first?.timestamp ?? 0
+                .messages.first?.timestamp
         }
         return stats
     }
@@ -75,7 +75,7 @@ extension MessageStore: MessageLogAdministration {
                     if let key { topics.append(key) }
                 }
             }
-            var result = PurgeResult(messages: 0, bytes: 0, topics: topics.count)
+            var (messages, bytes): (UInt64, UInt64) = (0, 0)
             for topic in topics {
                 try topic.withBytes { (topicKey) throws(StoreError) in
                     var sequences: [UInt64] = []
@@ -88,15 +88,15 @@ extension MessageStore: MessageLogAdministration {
                     }
                     for seq in sequences {
                         try withBigEndianBytes(seq) { (seqKey) throws(StoreError) in
-                            result.bytes += UInt64(try txn.get(schema.log, key: seqKey) { $0.count } ?? 0)
-                            if try txn.delete(schema.log, key: seqKey) { result.messages += 1 }
+                            bytes += UInt64(try txn.get(schema.log, key: seqKey) { $0.count } ?? 0)
+                            if try txn.delete(schema.log, key: seqKey) { messages += 1 }
                         }
                     }
                     try txn.delete(schema.topics, key: topicKey)
                     try txn.delete(schema.topicStats, key: topicKey)
                 }
             }
-            return result
+            return PurgeResult(messages: messages, bytes: bytes, topics: topics.count)
         }
     }
 

@@ -132,8 +132,7 @@ extension SessionStateMachine {
         return "durable \"\(durable)\" would be a new durable subscription, and this identity already holds "
             + "\(held > limit ? "more than \(limit)" : "\(held)") (stored cursors and attached ones; at most \(limit) per "
             + "identity, [limits] max_durables); attach one of those again, delete the ones no longer needed with "
-            + "`relayctl durable delete <name> --owner \(owner)` (`relayctl durables` lists them; on a cluster edge, "
-            + "whose backend has no such command, see docs/cluster.md \"Durable cursors\"), or ask the operator "
+            + "`relayctl durable delete <name> --owner \(owner)` (`relayctl durables` lists them), or ask the operator "
             + "to raise max_durables"
     }
 

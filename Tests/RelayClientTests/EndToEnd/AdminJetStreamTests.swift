@@ -1,0 +1,170 @@
+import Foundation
+import RelayClient
+import RelayTestSupport
+import Testing
+
+/// relayctl on the cluster backend (`[storage] backend = "jetstream"`): two
+/// relayd edges on one real nats-server stream, the real relayctl, relay-pub
+/// and relay-sub. What JetStream answers honestly works on every edge
+/// (durables, durable delete, topics, purge); what it cannot give is absent
+/// from the JSON, not made up; backup says what to use instead
+/// (docs/cluster.md, "Operator commands on a cluster edge").
+@Suite("relayctl on jetstream edges", .serialized)
+struct AdminJetStreamTests {
+    /// Every identity of these tests may read and write the admin surface.
+    static let adminRule = """
+    [[acl.rule]]
+    name = "operators"
+    admin = ["read", "write"]
+    """
+
+    @Test("durables on both edges, a durable delete refused while attached here, and freeing a max_durables slot across edges")
+    func durablesAcrossEdges() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        try await withTwoJetStreamEdges(nats, extra: "[limits]\nmax_durables = 2\n\n" + Self.adminRule) { a, b in
+            try await publishLines(a, topic: "jobs.a", (1...5).map { "job-\($0)" })
+            // A durable that consumed (and acknowledged) 2 of the 5 jobs through edge A, then detached.
+            let sub = try await runCLI("relay-sub", ["--topic", "jobs.>", "--durable", "work", "--from", "earliest",
+                                                     "--count", "2", "--format", "raw"] + a.cliArguments())
+            #expect(sub.status == 0 && sub.stdout == ["job-1", "job-2"], "\(sub.stdout) \(sub.stderr)")
+            // Edge B never saw it attached: it lists the cursor from the shared bucket.
+            let listed = try await eventuallyValue(timeout: 10, every: 0.05) { () async throws -> [String: Any]? in
+                let run = try await runCLI("relayctl", ["durables", "--format", "json"] + b.cliArguments())
+                #expect(run.status == 0, "relayctl durables on edge B: \(run.stderr)")
+                let items = try Self.items(run)
+                return row(items, "name", "work").flatMap { ($0["cursor"] as? Int) == 2 ? $0 : nil }
+            }
+            let work = try #require(listed, "edge B never listed durable work at cursor 2")
+            #expect(work["filter"] as? String == "jobs.>", "\(work)")
+            #expect(work["lag_messages"] as? Int == 3 && work["lag_capped"] as? Bool == false, "\(work)")
+            #expect(work["attached"] as? Bool == false && (work["lag_seconds"] as? Double ?? -1) >= 0, "\(work)")
+            let owner = try #require(work["owner"] as? String)
+            #expect(owner.count == 64, "\(owner)")
+            let table = try await runCLI("relayctl", ["durables"] + b.cliArguments())
+            #expect(table.status == 0 && line(in: table.stdout, containing: ["work", String(owner.prefix(16)), "jobs.>"]) != nil,
+                    "\(table.stdout) \(table.stderr)")
+
+            // Attached on edge A: edge A refuses to delete it, as in single-node mode.
+            let live = try await Subscriber.connect(a.clientConfiguration())
+            let attached = try await live.subscribe(filter: "jobs.>", from: .earliest, durable: "work")
+            _ = try await take(1, from: attached)
+            let inUse = try await runCLI("relayctl", ["durable", "delete", "work", "--owner", owner] + a.cliArguments())
+            #expect(inUse.status == 1 && inUse.stderr.joined().contains("durable_in_use"), "\(inUse.status) \(inUse.stderr)")
+            attached.cancel()
+            await live.connection.close()
+
+            // max_durables = 2: a second one held, a third refused on edge B ...
+            let second = try await runCLI("relay-sub", ["--topic", "jobs.>", "--durable", "second", "--from", "earliest",
+                                                        "--count", "1", "--format", "raw"] + a.cliArguments())
+            #expect(second.status == 0, "\(second.stderr)")
+            // Its cursor is a bucket put after relay-sub's ACK: listed once stored, then edge B counts it.
+            let stored = try await eventually(timeout: 10, every: 0.05) {
+                row(try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + b.cliArguments())),
+                    "name", "second") != nil
+            }
+            #expect(stored, "durable second never listed")
+            let third = try await runCLI("relay-sub", ["--topic", "jobs.>", "--durable", "third", "--from", "earliest",
+                                                       "--count", "1", "--format", "raw"] + b.cliArguments())
+            #expect(third.status != 0 && third.stderr.joined().contains("too_many_durables"), "\(third.stderr)")
+            // ... until relayctl on edge B deletes the first (not attached anywhere any more): the slot is free on both edges.
+            let deleted = try await runCLI("relayctl", ["durable", "delete", "work", "--owner", String(owner.prefix(16)),
+                                                        "--format", "json"] + b.cliArguments())
+            #expect(deleted.status == 0, "relayctl durable delete on edge B: \(deleted.stdout) \(deleted.stderr)")
+            let gone = try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments()))
+            #expect(row(gone, "name", "work") == nil && row(gone, "name", "second") != nil, "\(gone)")
+            let again = try await runCLI("relayctl", ["durable", "delete", "work", "--owner", owner] + a.cliArguments())
+            #expect(again.status == 1 && again.stderr.joined().contains("admin_target_not_found"), "\(again.stderr)")
+            let thirdAgain = try await runCLI("relay-sub", ["--topic", "jobs.>", "--durable", "third", "--from", "earliest",
+                                                            "--count", "1", "--format", "raw"] + b.cliArguments())
+            #expect(thirdAgain.status == 0 && thirdAgain.stdout == ["job-1"], "\(thirdAgain.stdout) \(thirdAgain.stderr)")
+        }
+    }
+
+    /// An edge knows only its own sessions: a durable attached on edge B is
+    /// deleted through edge A, and B's next ACK stores the cursor again
+    /// (what docs/cluster.md "Durable cursors" tells operators).
+    @Test("a durable attached on the other edge: the delete goes through, and that edge's next ACK stores the cursor again")
+    func deleteWhileAttachedElsewhere() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        try await withTwoJetStreamEdges(nats, extra: Self.adminRule) { a, b in
+            try await publishLines(a, topic: "jobs.a", ["j1", "j2"])
+            let live = try await Subscriber.connect(b.clientConfiguration())
+            let attached = try await live.subscribe(filter: "jobs.>", from: .earliest, durable: "elsewhere")
+            let first = try await take(1, from: attached)
+            attached.ack(try #require(first.first))
+            let listed = try await eventuallyValue(timeout: 10, every: 0.05) { () async throws -> [String: Any]? in
+                row(try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments())), "name", "elsewhere")
+            }
+            let owner = try #require(listed?["owner"] as? String, "durable elsewhere never listed on edge A")
+            #expect(listed?["attached"] as? Bool == false, "edge A does not see edge B's sessions: \(String(describing: listed))")
+            let deleted = try await runCLI("relayctl", ["durable", "delete", "elsewhere", "--owner", owner] + a.cliArguments())
+            #expect(deleted.status == 0, "\(deleted.stderr)")
+            let empty = try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments()))
+            #expect(row(empty, "name", "elsewhere") == nil, "\(empty)")
+            // Edge B's session goes on and acknowledges the next message: the cursor is back.
+            let second = try await take(1, from: attached)
+            attached.ack(try #require(second.first))
+            let back = try await eventuallyValue(timeout: 10, every: 0.05) { () async throws -> [String: Any]? in
+                row(try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments())), "name", "elsewhere")
+            }
+            #expect(back?["cursor"] as? Int == 2, "\(String(describing: back))")
+            attached.cancel()
+            await live.connection.close()
+        }
+    }
+
+    @Test("topics gives JetStream's counts, sequences and times and no bytes; purge FILTER --yes removes them on every edge; backup points to NATS snapshots")
+    func topicsPurgeBackup() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        try await withTwoJetStreamEdges(nats, extra: Self.adminRule) { a, b in
+            try await publishLines(a, topic: "jobs.a", ["j1", "j2", "j3"])
+            try await publishLines(b, topic: "other.b", ["o1", "o2"])
+            try await publishLines(a, topic: "jobs.a", ["j4"])
+            let topics = try Self.items(try await runCLI("relayctl", ["topics", "--format", "json"] + b.cliArguments()))
+            let jobs = try #require(row(topics, "topic", "jobs.a"), "\(topics)")
+            #expect(jobs["messages"] as? Int == 4 && jobs["first_sequence"] as? Int == 1 && jobs["last_sequence"] as? Int == 6,
+                    "\(jobs)")
+            #expect(jobs["first_time"] is String && jobs["last_time"] is String, "\(jobs)")
+            // JetStream counts messages per subject, not bytes: absent, not a made-up 0.
+            #expect(jobs["bytes"] == nil, "\(jobs)")
+            let other = try #require(row(topics, "topic", "other.b"), "\(topics)")
+            #expect(other["messages"] as? Int == 2 && other["first_sequence"] as? Int == 4 && other["last_sequence"] as? Int == 5)
+            let table = try await runCLI("relayctl", ["topics"] + a.cliArguments())
+            #expect(table.status == 0 && line(in: table.stdout, containing: ["jobs.a", "4", "-"]) != nil, "\(table.stdout)")
+
+            let unconfirmed = try await runCLI("relayctl", ["purge", "jobs.>"] + a.cliArguments())
+            #expect(unconfirmed.status == 64, "\(unconfirmed.stderr)")
+            let purge = try await runCLI("relayctl", ["purge", "jobs.>", "--yes", "--format", "json"] + a.cliArguments())
+            #expect(purge.status == 0, "relayctl purge on a jetstream edge: \(purge.stderr)")
+            let purged = try #require(try JSONSerialization.jsonObject(with: Data((purge.stdout.first ?? "{}").utf8)) as? [String: Any])
+            #expect(purged["messages"] as? Int == 4 && purged["bytes"] == nil, "\(purged)")
+            let left = try Self.items(try await runCLI("relayctl", ["topics", "--format", "json"] + b.cliArguments()))
+            let leftTopics = left.compactMap { $0["topic"] as? String }
+            #expect(leftTopics == ["other.b"], "\(left)")
+            try await publishLines(a, topic: "jobs.a", ["after"])
+            let replay = try await runCLI("relay-sub", ["--topic", "jobs.>", "--from", "earliest", "--count", "1",
+                                                        "--format", "raw"] + b.cliArguments())
+            #expect(replay.stdout == ["after"], "\(replay.stdout) \(replay.stderr)")
+
+            let target = try TemporaryDirectory(prefix: "admin-js-backup")
+            defer { target.remove() }
+            let backup = try await runCLI("relayctl", ["backup", "--to", target.file("copy")] + a.cliArguments())
+            let said = backup.stderr.joined(separator: "\n")
+            #expect(backup.status == 1 && said.contains("admin_not_supported"), "\(backup.status) \(said)")
+            #expect(said.contains("nats stream backup") && said.contains("KV_RELAY_CURSORS"), "\(said)")
+        }
+    }
+
+    static func items(_ run: (status: Int32, stdout: [String], stderr: [String])) throws -> [[String: Any]] {
+        let line = try #require(run.stdout.first, "relayctl printed nothing: \(run.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        return try #require(object["items"] as? [[String: Any]], "\(line)")
+    }
+}
+
+/// Publishes `payloads` (one message each) with relay-pub through `relayd`.
+private func publishLines(_ relayd: RelaydFixture, topic: String, _ payloads: [String]) async throws {
+    let run = try await runCLI("relay-pub", ["--topic", topic, "--lines"] + relayd.cliArguments(),
+                               stdin: payloads.joined(separator: "\n") + "\n")
+    #expect(run.status == 0, "relay-pub: \(run.stderr)")
+}
