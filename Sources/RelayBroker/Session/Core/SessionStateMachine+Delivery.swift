@@ -17,6 +17,8 @@ extension SessionStateMachine {
     /// sends a message this way refused (too large for the peer) and moves
     /// the durable cursors. Skipping the buffer saved a deque append and
     /// removal and an array per subscription and batch (fan-out profile).
+    /// A subscription that buffers (or drops its buffer for the store) joins
+    /// the table's queue of subscriptions with work (``SubscriptionTable``).
     /// `overflowThrough`: the router left out live messages for this
     /// session up to that sequence (its queue to this loop was full). After
     /// the batch that came with the notice, and before the pump, every
@@ -31,15 +33,18 @@ extension SessionStateMachine {
         // A batch is mostly one subscription's: look its entry up once per
         // run of the same id, not once per message (a hash per delivery).
         var lastID: UInt32?
-        var lastSub: SubscriptionDelivery?
+        var lastEntry: SubscriptionEntry?
         for delivery in batch {
-            let sub: SubscriptionDelivery
-            if lastID == delivery.subscription, let cached = lastSub {
-                sub = cached
+            let entry: SubscriptionEntry
+            if lastID == delivery.subscription, let cached = lastEntry {
+                entry = cached
             } else {
-                guard let found = session.subscriptions[delivery.subscription]?.delivery else { continue }
-                (lastID, lastSub, sub) = (delivery.subscription, found, found)
+                guard let found = session.subscriptions[delivery.subscription] else { continue }
+                // The run before moved its subscription's cursor (`ack_mode` none) if it sent.
+                if let previous = lastEntry { session.subscriptions.cursorFollowsDelivery(previous) }
+                (lastID, lastEntry, entry) = (delivery.subscription, found, found)
             }
+            let sub = entry.delivery
             let message = delivery.message
             if direct, sub.maySendLive(message), env.deliver(message, subscriptionID: delivery.subscription) {
                 sub.sentLive(message)
@@ -48,9 +53,13 @@ extension SessionStateMachine {
                 continue
             }
             sub.offerLive(message)
+            session.subscriptions.markReady(entry)
         }
+        if let last = lastEntry { session.subscriptions.cursorFollowsDelivery(last) }
         if let overflowThrough {
-            for entry in session.subscriptions.entries.values { entry.delivery.overflow(through: overflowThrough) }
+            for entry in session.subscriptions.entries.values where entry.delivery.overflow(through: overflowThrough) {
+                session.subscriptions.markReady(entry)
+            }
         }
         pump(env, alreadyWritten: written)
     }
@@ -65,7 +74,11 @@ extension SessionStateMachine {
     /// turn, and the next one comes after the event loop's sockets: reading
     /// on until something matched walked a whole sparse log in one turn while
     /// every connection on the event loop waited (`SparseReplayYieldTests`).
-    /// Returns how many messages it wrote.
+    ///
+    /// It visits only the subscriptions in the table's queue of those with
+    /// work, each at most once, in the queue's order; one it leaves with
+    /// work goes to the back, so the next turn starts with the next one
+    /// (`DeliveryTurnRotationTests`). Returns how many messages it wrote.
     @discardableResult
     mutating func pump<Env: SessionEnvironment>(_ env: Env, alreadyWritten: Int = 0) -> Int {
         guard let session = delivering else { return 0 }
@@ -74,10 +87,12 @@ extension SessionStateMachine {
         let budget = limits.deliveryBudget
         // Set by a replay read that sent nothing and did not reach the log's end.
         var scannedWithoutMatch = false
-        for id in Array(session.subscriptions.ids) {
-            if scannedWithoutMatch { break }
-            guard let entry = session.subscriptions[id] else { continue }
+        // The subscriptions queued when the turn began: one put back is not visited again in this turn.
+        var remaining = session.subscriptions.readyCount
+        while !scannedWithoutMatch, written < budget, env.canDeliver, !env.outboundFull,
+              let entry = session.subscriptions.takeReady(within: &remaining) {
             let sub = entry.delivery
+            let id = sub.id
             var tooLarge: UInt64?
             var readFailure: StoreError?
             turn: while written < budget, env.canDeliver, !env.outboundFull {
@@ -129,12 +144,6 @@ extension SessionStateMachine {
                     break
                 }
             }
-            // `ack_mode` none: a durable cursor advances as messages are sent
-            // (§4.6), to the last sequence sent or passed over.
-            if entry.durableName != nil, entry.ackMode == .none, tooLarge == nil {
-                let passed = sub.nextSequence &- 1
-                if passed > (entry.highestAck ?? 0) { session.subscriptions.advanceCursor(entry, to: passed) }
-            }
             if let sequence = tooLarge {
                 // The subscription ends (§4.11). Its durable cursor moves past
                 // the message, so a resume does not end on it again.
@@ -145,8 +154,15 @@ extension SessionStateMachine {
                                 message: "message \(sequence) does not fit this connection's max_frame_size of "
                                     + "\(session.peerFrameLimit) bytes; the subscription ended\(cursor). To read it, "
                                     + "subscribe from sequence \(sequence) on a connection announcing a larger max_frame_size", env)
-            } else if let readFailure {
+                continue
+            }
+            // `ack_mode` none: a durable cursor advances as messages are sent
+            // (§4.6), to the last sequence sent or passed over.
+            session.subscriptions.cursorFollowsDelivery(entry)
+            if let readFailure {
                 endSubscription(id, in: session, code: readFailure.relayErrorCode, message: "replay failed: \(readFailure)", env)
+            } else if sub.hasWork {
+                session.subscriptions.markReady(entry)  // to the back: the next turn starts with the next one
             }
         }
         if written > 0 { metrics.deliveries.increment(by: Int64(written)) }
