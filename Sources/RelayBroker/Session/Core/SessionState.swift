@@ -215,6 +215,14 @@ struct SubscriptionTable {
         entries.values.filter { $0.delivery.hasWork && !$0.queued }.map(\.id).sorted()
     }
 
+    /// The end of a run of live messages for `entry` in a routed batch:
+    /// queued if it buffered one (or dropped its buffer for the store), and
+    /// its cursor moved if it follows what is sent.
+    mutating func runEnded(_ entry: SubscriptionEntry, offered: Bool) {
+        if offered { markReady(entry) }
+        cursorFollowsDelivery(entry)
+    }
+
     /// `ack_mode` none on a durable: moves the cursor to the last sequence
     /// sent or passed over (§4.6).
     mutating func cursorFollowsDelivery(_ entry: SubscriptionEntry) {

@@ -31,20 +31,22 @@ extension SessionStateMachine {
         var written = 0
         let budget = limits.deliveryBudget
         // A batch is mostly one subscription's: look its entry up once per
-        // run of the same id, not once per message (a hash per delivery).
+        // run of the same id, not once per message (a hash per delivery),
+        // and queue it (if it buffered) and move its cursor once per run.
         var lastID: UInt32?
         var lastEntry: SubscriptionEntry?
+        var lastSub: SubscriptionDelivery?
+        var offered = false  // the current run buffered (or dropped) something
         for delivery in batch {
-            let entry: SubscriptionEntry
-            if lastID == delivery.subscription, let cached = lastEntry {
-                entry = cached
+            let sub: SubscriptionDelivery
+            if lastID == delivery.subscription, let cached = lastSub {
+                sub = cached
             } else {
                 guard let found = session.subscriptions[delivery.subscription] else { continue }
-                // The run before moved its subscription's cursor (`ack_mode` none) if it sent.
-                if let previous = lastEntry { session.subscriptions.cursorFollowsDelivery(previous) }
-                (lastID, lastEntry, entry) = (delivery.subscription, found, found)
+                if let previous = lastEntry { session.subscriptions.runEnded(previous, offered: offered) }
+                offered = false
+                (lastID, lastEntry, lastSub, sub) = (delivery.subscription, found, found.delivery, found.delivery)
             }
-            let sub = entry.delivery
             let message = delivery.message
             if direct, sub.maySendLive(message), env.deliver(message, subscriptionID: delivery.subscription) {
                 sub.sentLive(message)
@@ -53,9 +55,9 @@ extension SessionStateMachine {
                 continue
             }
             sub.offerLive(message)
-            session.subscriptions.markReady(entry)
+            offered = true
         }
-        if let last = lastEntry { session.subscriptions.cursorFollowsDelivery(last) }
+        if let last = lastEntry { session.subscriptions.runEnded(last, offered: offered) }
         if let overflowThrough {
             for entry in session.subscriptions.entries.values where entry.delivery.overflow(through: overflowThrough) {
                 session.subscriptions.markReady(entry)
