@@ -31,7 +31,17 @@ final class RecordingEnvironment: SessionEnvironment {
     /// The messages a replay reads (matching is by filter).
     var stored: [StoredMessage] = []
     var readError: StoreError?
-    var canDeliver = true
+    var canDeliver: Bool {
+        get {
+            canDeliverChecks += 1
+            return deliverable
+        }
+        set { deliverable = newValue }
+    }
+    private var deliverable = true
+    /// How many times the machine asked ``canDeliver``: once per batch of
+    /// live messages, and once or more per subscription a delivery turn visits.
+    private(set) var canDeliverChecks = 0
     /// Sequences whose MSG does not fit the peer.
     var oversize: Set<UInt64> = []
 

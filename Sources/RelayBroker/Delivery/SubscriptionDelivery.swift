@@ -72,6 +72,12 @@ final class SubscriptionDelivery {
 
     var bufferedCount: Int { buffer.count }
 
+    /// True when a delivery turn has something to do for it: credit, and a
+    /// replay to read or a buffered message (one the peer refused included).
+    /// Only ``grant(_:)``, ``offerLive(_:)`` and ``overflow(through:)`` make
+    /// it true outside the turn (``SubscriptionTable``'s queue relies on it).
+    var hasWork: Bool { credit > 0 && (needsReplay || !buffer.isEmpty) }
+
     /// A live message from the router, in commit order.
     ///
     /// Kept small so that it is inlined into the session's delivery loop:
@@ -96,9 +102,12 @@ final class SubscriptionDelivery {
     /// Live messages up to `sequence` were not offered (the router's queue
     /// to this session was full): forget the buffer, read through
     /// `sequence` from the store.
-    func overflow(through sequence: UInt64) {
-        guard sequence > bufferValidFrom, sequence >= nextSequence else { return }
+    /// Returns whether it dropped the buffer (the store has work for it).
+    @discardableResult
+    func overflow(through sequence: UInt64) -> Bool {
+        guard sequence > bufferValidFrom, sequence >= nextSequence else { return false }
         dropBuffer(readingFromStoreThrough: sequence)
+        return true
     }
 
     /// Forgets the live buffer (giving its bytes back to the connection's

@@ -1,3 +1,4 @@
+import DequeModule
 import RelayCore
 import RelayPolicy
 import RelayStore
@@ -119,10 +120,16 @@ final class SubscriptionEntry {
     /// re-commits it, so the release waits for every earlier commit.
     var highestAck: UInt64?
 
+    /// `ack_mode` none on a durable: the cursor follows what is sent (§4.6).
+    let cursorFollowsDelivery: Bool
+    /// In the table's queue of subscriptions with work (``SubscriptionTable/markReady(_:)``).
+    fileprivate(set) var queued = false
+
     init(delivery: SubscriptionDelivery, durableName: String?, ackMode: AckMode) {
         self.delivery = delivery
         self.durableName = durableName
         self.ackMode = ackMode
+        self.cursorFollowsDelivery = durableName != nil && ackMode == .none
     }
 
     var id: UInt32 { delivery.id }
@@ -135,21 +142,94 @@ final class SubscriptionEntry {
     }
 }
 
-/// The open subscriptions of one session, by the client's subscription id.
+/// The open subscriptions of one session, by the client's subscription id,
+/// and the queue of those that may have work for the delivery turn.
+///
+/// The queue: every open subscription with work (credit, and a replay to
+/// read or a buffered message: ``SubscriptionDelivery/hasWork``) is in it;
+/// it may also hold some without (the turn drops them), never an ended one
+/// (``remove(_:)`` takes it out, so its buffer goes at once). Whatever can give a
+/// subscription work queues it: opening it, CREDIT, a live message it
+/// buffers or drops for the store (``SubscriptionDelivery/offerLive(_:)``,
+/// an overflow), and the turn itself for one it leaves with work. So a
+/// turn visits only the subscriptions with work, not the idle ones (+481
+/// instructions per idle subscription per routed batch when it walked
+/// them all, docs/testing.md "Cheap requests, expensive broker"), and the
+/// turn takes them in turn: one left with work goes to the back, so the
+/// next turn starts with the next one (a sparse replay's scan does not
+/// hold the connection's other subscriptions back).
 struct SubscriptionTable {
     private(set) var entries: [UInt32: SubscriptionEntry] = [:]
     /// Some entry has a ``SubscriptionEntry/pendingAck``: saves a walk of
     /// the table at the end of every read batch that moved no cursor.
     private(set) var hasPendingAcks = false
+    private var ready = Deque<SubscriptionEntry>()
 
     var count: Int { entries.count }
     var ids: Dictionary<UInt32, SubscriptionEntry>.Keys { entries.keys }
 
     subscript(id: UInt32) -> SubscriptionEntry? { entries[id] }
 
-    mutating func insert(_ entry: SubscriptionEntry) { entries[entry.id] = entry }
+    /// A new subscription is queued: it may start with a replay.
+    mutating func insert(_ entry: SubscriptionEntry) {
+        entries[entry.id] = entry
+        markReady(entry)
+    }
 
-    mutating func remove(_ id: UInt32) -> SubscriptionEntry? { entries.removeValue(forKey: id) }
+    /// Also out of the queue: an ended subscription's buffer (and its share
+    /// of the connection's ``DeliveryBudget``) goes now, not at the next turn.
+    /// A walk of the queue, only when it holds the entry (UNSUB is rare).
+    mutating func remove(_ id: UInt32) -> SubscriptionEntry? {
+        guard let entry = entries.removeValue(forKey: id) else { return nil }
+        if entry.queued, let index = ready.firstIndex(where: { $0 === entry }) {
+            ready.remove(at: index)
+            entry.queued = false
+        }
+        return entry
+    }
+
+    /// Queues `entry` for the delivery turn, unless it is queued already.
+    @inline(__always)
+    mutating func markReady(_ entry: SubscriptionEntry) {
+        guard !entry.queued else { return }
+        entry.queued = true
+        ready.append(entry)
+    }
+
+    /// How many entries the queue holds: a turn takes at most these, so a
+    /// subscription it puts back is not visited twice in one turn.
+    var readyCount: Int { ready.count }
+
+    /// The next queued entry, out of the queue, while `remaining` (counted
+    /// down for each entry taken) lasts; nil when none is left.
+    mutating func takeReady(within remaining: inout Int) -> SubscriptionEntry? {
+        guard remaining > 0, let entry = ready.popFirst() else { return nil }
+        remaining -= 1
+        entry.queued = false
+        return entry
+    }
+
+    /// Open subscriptions with work that are not queued: none, ever (a
+    /// check for the tests; it walks the whole table).
+    var forgottenWork: [UInt32] {
+        entries.values.filter { $0.delivery.hasWork && !$0.queued }.map(\.id).sorted()
+    }
+
+    /// The end of a run of live messages for `entry` in a routed batch:
+    /// queued if it buffered one (or dropped its buffer for the store), and
+    /// its cursor moved if it follows what is sent.
+    mutating func runEnded(_ entry: SubscriptionEntry, offered: Bool) {
+        if offered { markReady(entry) }
+        cursorFollowsDelivery(entry)
+    }
+
+    /// `ack_mode` none on a durable: moves the cursor to the last sequence
+    /// sent or passed over (§4.6).
+    mutating func cursorFollowsDelivery(_ entry: SubscriptionEntry) {
+        guard entry.cursorFollowsDelivery else { return }
+        let passed = entry.delivery.nextSequence &- 1
+        if passed > (entry.highestAck ?? 0) { advanceCursor(entry, to: passed) }
+    }
 
     mutating func advanceCursor(_ entry: SubscriptionEntry, to sequence: UInt64) {
         entry.advanceCursor(to: sequence)
@@ -171,7 +251,9 @@ struct SubscriptionTable {
     /// Every entry, by id, leaving the table empty.
     mutating func removeAll() -> [SubscriptionEntry] {
         let all = entries.sorted { $0.key < $1.key }.map(\.value)
+        for entry in ready { entry.queued = false }
         entries.removeAll()
+        ready.removeAll()
         hasPendingAcks = false
         return all
     }

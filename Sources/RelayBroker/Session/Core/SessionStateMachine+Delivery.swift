@@ -17,6 +17,8 @@ extension SessionStateMachine {
     /// sends a message this way refused (too large for the peer) and moves
     /// the durable cursors. Skipping the buffer saved a deque append and
     /// removal and an array per subscription and batch (fan-out profile).
+    /// A subscription that buffers (or drops its buffer for the store) joins
+    /// the table's queue of subscriptions with work (``SubscriptionTable``).
     /// `overflowThrough`: the router left out live messages for this
     /// session up to that sequence (its queue to this loop was full). After
     /// the batch that came with the notice, and before the pump, every
@@ -29,16 +31,21 @@ extension SessionStateMachine {
         var written = 0
         let budget = limits.deliveryBudget
         // A batch is mostly one subscription's: look its entry up once per
-        // run of the same id, not once per message (a hash per delivery).
+        // run of the same id, not once per message (a hash per delivery),
+        // and queue it (if it buffered) and move its cursor once per run.
         var lastID: UInt32?
+        var lastEntry: SubscriptionEntry?
         var lastSub: SubscriptionDelivery?
+        var offered = false  // the current run buffered (or dropped) something
         for delivery in batch {
             let sub: SubscriptionDelivery
             if lastID == delivery.subscription, let cached = lastSub {
                 sub = cached
             } else {
-                guard let found = session.subscriptions[delivery.subscription]?.delivery else { continue }
-                (lastID, lastSub, sub) = (delivery.subscription, found, found)
+                guard let found = session.subscriptions[delivery.subscription] else { continue }
+                if let previous = lastEntry { session.subscriptions.runEnded(previous, offered: offered) }
+                offered = false
+                (lastID, lastEntry, lastSub, sub) = (delivery.subscription, found, found.delivery, found.delivery)
             }
             let message = delivery.message
             if direct, sub.maySendLive(message), env.deliver(message, subscriptionID: delivery.subscription) {
@@ -48,9 +55,13 @@ extension SessionStateMachine {
                 continue
             }
             sub.offerLive(message)
+            offered = true
         }
+        if let last = lastEntry { session.subscriptions.runEnded(last, offered: offered) }
         if let overflowThrough {
-            for entry in session.subscriptions.entries.values { entry.delivery.overflow(through: overflowThrough) }
+            for entry in session.subscriptions.entries.values where entry.delivery.overflow(through: overflowThrough) {
+                session.subscriptions.markReady(entry)
+            }
         }
         pump(env, alreadyWritten: written)
     }
@@ -65,7 +76,11 @@ extension SessionStateMachine {
     /// turn, and the next one comes after the event loop's sockets: reading
     /// on until something matched walked a whole sparse log in one turn while
     /// every connection on the event loop waited (`SparseReplayYieldTests`).
-    /// Returns how many messages it wrote.
+    ///
+    /// It visits only the subscriptions in the table's queue of those with
+    /// work, each at most once, in the queue's order; one it leaves with
+    /// work goes to the back, so the next turn starts with the next one
+    /// (`DeliveryTurnRotationTests`). Returns how many messages it wrote.
     @discardableResult
     mutating func pump<Env: SessionEnvironment>(_ env: Env, alreadyWritten: Int = 0) -> Int {
         guard let session = delivering else { return 0 }
@@ -74,10 +89,12 @@ extension SessionStateMachine {
         let budget = limits.deliveryBudget
         // Set by a replay read that sent nothing and did not reach the log's end.
         var scannedWithoutMatch = false
-        for id in Array(session.subscriptions.ids) {
-            if scannedWithoutMatch { break }
-            guard let entry = session.subscriptions[id] else { continue }
+        // The subscriptions queued when the turn began: one put back is not visited again in this turn.
+        var remaining = session.subscriptions.readyCount
+        while !scannedWithoutMatch, written < budget, env.canDeliver, !env.outboundFull,
+              let entry = session.subscriptions.takeReady(within: &remaining) {
             let sub = entry.delivery
+            let id = sub.id
             var tooLarge: UInt64?
             var readFailure: StoreError?
             turn: while written < budget, env.canDeliver, !env.outboundFull {
@@ -129,12 +146,6 @@ extension SessionStateMachine {
                     break
                 }
             }
-            // `ack_mode` none: a durable cursor advances as messages are sent
-            // (§4.6), to the last sequence sent or passed over.
-            if entry.durableName != nil, entry.ackMode == .none, tooLarge == nil {
-                let passed = sub.nextSequence &- 1
-                if passed > (entry.highestAck ?? 0) { session.subscriptions.advanceCursor(entry, to: passed) }
-            }
             if let sequence = tooLarge {
                 // The subscription ends (§4.11). Its durable cursor moves past
                 // the message, so a resume does not end on it again.
@@ -145,8 +156,15 @@ extension SessionStateMachine {
                                 message: "message \(sequence) does not fit this connection's max_frame_size of "
                                     + "\(session.peerFrameLimit) bytes; the subscription ended\(cursor). To read it, "
                                     + "subscribe from sequence \(sequence) on a connection announcing a larger max_frame_size", env)
-            } else if let readFailure {
+                continue
+            }
+            // `ack_mode` none: a durable cursor advances as messages are sent
+            // (§4.6), to the last sequence sent or passed over.
+            session.subscriptions.cursorFollowsDelivery(entry)
+            if let readFailure {
                 endSubscription(id, in: session, code: readFailure.relayErrorCode, message: "replay failed: \(readFailure)", env)
+            } else if sub.hasWork {
+                session.subscriptions.markReady(entry)  // to the back: the next turn starts with the next one
             }
         }
         if written > 0 { metrics.deliveries.increment(by: Int64(written)) }

@@ -153,6 +153,7 @@ extension SessionStateMachine {
                 + "outstanding, above 2^32-1; grant credit as messages are used", env)
         }
         entry.delivery.grant(UInt64(credit))
+        session.subscriptions.markReady(entry)
         env.run(.schedulePump)
     }
 
