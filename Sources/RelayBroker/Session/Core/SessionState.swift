@@ -68,6 +68,11 @@ final class ActiveSession {
     /// Authorized ADMINs whose last ADMINREPLY is not written yet: a
     /// client's BYE waits for them as for its PUBs' answers (§4.14).
     var adminInFlight = 0
+    /// The request ids of those that are backups (counted in ``adminInFlight``
+    /// too): a shutdown ends them instead of waiting for a long copy.
+    var backupsInFlight: Set<UInt32> = []
+    /// Backups a shutdown ended: what their stream still sends is dropped.
+    var backupsEnded: Set<UInt32> = []
     var subscriptions = SubscriptionTable()
     /// The live-buffer bytes of all this session's subscriptions together: one
     /// subscription's own limit (64 MiB), so 1,000 subscriptions that never
