@@ -62,7 +62,8 @@ final class SessionHandler: ChannelDuplexHandler {
 
     init(broker: BrokerContext, allocator: ByteBufferAllocator, generation: UInt64 = 0) {
         self.broker = broker
-        self.machine = SessionStateMachine(limits: SessionLimits(broker.limits), metrics: broker.metrics, logger: broker.logger)
+        self.machine = SessionStateMachine(limits: SessionLimits(broker.limits), metrics: broker.metrics, logger: broker.logger,
+                                           liveBuffers: broker.liveBuffers)
         self.io = SessionIO(broker: broker, allocator: allocator, acceptedGeneration: generation)
         self.evaluatedGeneration = generation
         self.frames = FrameAccumulator(decoder: RelayFrameDecoder(role: .broker, maxFrameSize: broker.limits.maxFrameSize))

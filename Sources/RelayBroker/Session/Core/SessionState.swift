@@ -76,11 +76,13 @@ final class ActiveSession {
     var subscriptions = SubscriptionTable()
     /// The live-buffer bytes of all this session's subscriptions together: one
     /// subscription's own limit (64 MiB), so 1,000 subscriptions that never
-    /// grant credit hold no more than one would.
-    let deliveryBudget = DeliveryBudget(limit: 64 << 20)
+    /// grant credit hold no more than one would; also taken from the
+    /// broker's budget of all connections together.
+    let deliveryBudget: DeliveryBudget
 
     init(identity: Identity, peerChain: PeerCertificateChain, permissions: Permissions,
-         producerSession: ProducerSessionID, peerFrameLimit: Int) {
+         producerSession: ProducerSessionID, peerFrameLimit: Int, liveBuffers: LiveBufferBudget? = nil) {
+        self.deliveryBudget = DeliveryBudget(limit: 64 << 20, shared: liveBuffers)
         self.identity = identity
         self.peerChain = peerChain
         self.principal = permissions.principal

@@ -17,15 +17,18 @@ struct SessionStateMachine {
     let limits: SessionLimits
     let metrics: BrokerMetrics
     let logger: Logger
+    /// Every connection's live buffers together (`[limits] live_buffer_budget`); nil: unbounded (unit tests).
+    let liveBuffers: LiveBufferBudget?
     /// The first reason the session ended (nil: the peer closed it cleanly).
     private(set) var closeReason: String?
     /// The peer is not taking its output: read no more requests.
     private(set) var writeBlocked = false
 
-    init(limits: SessionLimits, metrics: BrokerMetrics, logger: Logger) {
+    init(limits: SessionLimits, metrics: BrokerMetrics, logger: Logger, liveBuffers: LiveBufferBudget? = nil) {
         self.limits = limits
         self.metrics = metrics
         self.logger = logger
+        self.liveBuffers = liveBuffers
     }
 
     /// The session past HELLO, while it is active or draining.
@@ -123,7 +126,8 @@ struct SessionStateMachine {
             return terminate(.identityRefused, oversized, env)
         }
         let session = ActiveSession(identity: identity, peerChain: handshake.peerChain, permissions: permissions,
-                                    producerSession: opening.producerSession, peerFrameLimit: opening.peerFrameLimit)
+                                    producerSession: opening.producerSession, peerFrameLimit: opening.peerFrameLimit,
+                                    liveBuffers: liveBuffers)
         state = .active(session)
         env.audit("connection_accepted", ["principal": session.principal, "subject": identity.subject.rfc4514,
                                           "serial": identity.serialNumber, "fingerprint": identity.fingerprintSHA256.hex,
