@@ -1,3 +1,4 @@
+import CoreMetrics
 import DequeModule
 import RelayCore
 import RelayStore
@@ -107,6 +108,7 @@ final class SubscriptionDelivery {
     private func dropBuffer(readingFromStoreThrough sequence: UInt64) {
         buffer.removeAll(keepingCapacity: false)
         budget?.release(bufferedBytes)
+        budget?.fallbacks?.increment()
         bufferedBytes = 0
         bufferValidFrom = sequence
         overflows += 1
@@ -243,10 +245,14 @@ final class DeliveryBudget {
     private(set) var used = 0
     /// Every connection's buffers together (`[limits] live_buffer_budget`).
     let shared: LiveBufferBudget?
+    /// `relay_slow_subscriber_fallbacks_total`: a buffer dropped, its
+    /// subscription reading from the store instead.
+    let fallbacks: Counter?
 
-    init(limit: Int, shared: LiveBufferBudget? = nil) {
+    init(limit: Int, shared: LiveBufferBudget? = nil, fallbacks: Counter? = nil) {
         self.limit = limit
         self.shared = shared
+        self.fallbacks = fallbacks
     }
 
     /// Reserves `bytes` here and in the shared budget; false (nothing

@@ -48,6 +48,9 @@ struct LiveBufferBudgetTests {
             let gauge = try await relayd.metric("relay_live_buffer_bytes")
             #expect(gauge != nil && gauge! <= Double(Self.budget), "relay_live_buffer_bytes \(String(describing: gauge))")
             #expect(try await relayd.metric("relay_live_buffer_budget_bytes") == Double(Self.budget))
+            // Each buffer dropped for the budget is a subscriber switched to reading the store.
+            let fallbacks = try await relayd.metric("relay_slow_subscriber_fallbacks_total") ?? 0
+            #expect(fallbacks > 0, "relay_slow_subscriber_fallbacks_total \(fallbacks)")
 
             // Resumed: every message exactly once, in order, on every subscriber.
             for (index, client) in clients.enumerated() {

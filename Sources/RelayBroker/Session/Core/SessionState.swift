@@ -1,3 +1,4 @@
+import CoreMetrics
 import RelayCore
 import RelayPolicy
 import RelayStore
@@ -81,8 +82,9 @@ final class ActiveSession {
     let deliveryBudget: DeliveryBudget
 
     init(identity: Identity, peerChain: PeerCertificateChain, permissions: Permissions,
-         producerSession: ProducerSessionID, peerFrameLimit: Int, liveBuffers: LiveBufferBudget? = nil) {
-        self.deliveryBudget = DeliveryBudget(limit: 64 << 20, shared: liveBuffers)
+         producerSession: ProducerSessionID, peerFrameLimit: Int, liveBuffers: LiveBufferBudget? = nil,
+         fallbacks: Counter? = nil) {
+        self.deliveryBudget = DeliveryBudget(limit: 64 << 20, shared: liveBuffers, fallbacks: fallbacks)
         self.identity = identity
         self.peerChain = peerChain
         self.principal = permissions.principal

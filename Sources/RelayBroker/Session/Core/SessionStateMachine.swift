@@ -127,7 +127,7 @@ struct SessionStateMachine {
         }
         let session = ActiveSession(identity: identity, peerChain: handshake.peerChain, permissions: permissions,
                                     producerSession: opening.producerSession, peerFrameLimit: opening.peerFrameLimit,
-                                    liveBuffers: liveBuffers)
+                                    liveBuffers: liveBuffers, fallbacks: metrics.slowSubscriberFallbacks)
         state = .active(session)
         env.audit("connection_accepted", ["principal": session.principal, "subject": identity.subject.rfc4514,
                                           "serial": identity.serialNumber, "fingerprint": identity.fingerprintSHA256.hex,
