@@ -13,14 +13,14 @@ import Testing
 @Suite("[limits] live_buffer_budget bounds all live buffers together", .serialized)
 struct LiveBufferBudgetTests {
     static let budget = 1 << 20
-    static let subscribers = 16
-    static let count = 3_000
+    static let subscribers = 8
+    static let count = 2_000
     static let payload = String(repeating: "p", count: 1_000)
 
     @Test("subscribers that stop reading hold at most the budget; resumed, each gets every message once, in order")
     func slowSubscribersStayWithinTheBudget() async throws {
         let acl = RelaydFixture.allowAll + "\nadmin = [\"read\"]\n"
-        try await withRelayd(acl: acl, extra: "[limits]\nlive_buffer_budget = \"1MiB\"\n", metrics: true) { relayd in
+        try await withRelayd(acl: acl, extra: "[limits]\nlive_buffer_budget = \"1MiB\"\n", durability: "async", metrics: true) { relayd in
             // Half grant one message of credit and no more; half grant plenty
             // but stop reading their socket.
             var clients: [FrameClient] = []

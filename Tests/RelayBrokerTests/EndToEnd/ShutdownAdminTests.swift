@@ -51,7 +51,7 @@ struct ShutdownAdminTests {
 
     @Test("a backup streaming at SIGTERM ends with ADMINREPLY server_shutting_down (the copy is incomplete), then ERR")
     func backupAtSigtermEndsTyped() async throws {
-        try await withRelayd(acl: Self.acl) { relayd in
+        try await withRelayd(acl: Self.acl, durability: "async") { relayd in
             let client = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             // Small frames: thousands of chunks, so the backup is still streaming at the signal.
             try await client.hello(maxFrameSize: 1_024)
