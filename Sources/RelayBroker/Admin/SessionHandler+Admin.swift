@@ -71,7 +71,12 @@ extension SessionHandler {
         machine.adminStarted(requestID: request.requestID, backup: operation == .backup)
         let service = AdminService(broker: broker, caller: caller, replies: proxy)
         let requestID = request.requestID
-        Task.detached { await service.run(operation, arguments: arguments, requestID: requestID) }
+        let running = broker.adminOperations
+        running.started()
+        Task.detached {
+            await service.run(operation, arguments: arguments, requestID: requestID)
+            running.ended()
+        }
     }
 
     /// The listings' view of this session; nil before HELLO.

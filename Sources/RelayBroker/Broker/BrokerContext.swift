@@ -29,6 +29,8 @@ public final class BrokerContext: Sendable {
     public let storeHealth: StoreHealth
     /// The live-buffer bytes of every connection together (`[limits] live_buffer_budget`).
     let liveBuffers: LiveBufferBudget
+    /// The admin operations running now: the shutdown waits for them before it closes the store.
+    let adminOperations = AdminOperationsInFlight()
     private let state: NIOLockedValueBox<State>
     /// Where ``reload(trigger:)`` goes; ``Broker/start`` connects it.
     let reloadEntry = ReloadEntry()
