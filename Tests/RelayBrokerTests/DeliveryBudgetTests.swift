@@ -44,4 +44,29 @@ struct DeliveryBudgetTests {
         sub = nil
         #expect(budget.used == 0)
     }
+
+    @Test("connections share the broker's budget: none holds more than it together; bytes come back")
+    func brokerBudgetBoundsEveryConnection() throws {
+        let filter = try TopicFilter("t.>")
+        let size = message(1).approximateSize
+        let broker = LiveBufferBudget(limit: 30 * size)
+        // Ten connections, each with room for 64 MiB of its own.
+        let connections = (0..<10).map { _ in DeliveryBudget(limit: 64 << 20, shared: broker) }
+        var subs: [SubscriptionDelivery]? = connections.enumerated().map { index, budget in
+            SubscriptionDelivery(id: UInt32(index + 1), filter: filter, start: 1, watermark: 0, credit: 1,
+                                 bufferLimit: 8192, budget: budget)
+        }
+        for seq in UInt64(1)...100 {
+            for sub in subs ?? [] { sub.offerLive(message(seq)) }
+            #expect(broker.bytes <= broker.limit)
+            #expect(broker.bytes == connections.reduce(0) { $0 + $1.used })
+        }
+        // Lossless: what a subscription does not hold it reads from the store.
+        for sub in subs ?? [] { #expect(sub.replayThrough + UInt64(sub.bufferedCount) == 100) }
+        #expect(broker.bytes > 0)
+        for sub in subs ?? [] { _ = sub.takeLive() }
+        #expect(broker.bytes == connections.reduce(0) { $0 + $1.used })
+        subs = nil
+        #expect(broker.bytes == 0 && connections.allSatisfy { $0.used == 0 })
+    }
 }

@@ -10,13 +10,10 @@ import RelayTestSupport
 struct DurableLimitConfigTests {
     @Test("max_durables: default 1000; 0, -1 and 1000000 refused naming the key, the range and why")
     func values() throws {
-        let dir = try TemporaryDirectory(prefix: "relay-config-durables"); defer { dir.remove() }
-        try dir.createPlaceholders(["server.crt", "server.key", "ca.crt"])
-        let tls = "[tls]\ncertificate = \"server.crt\"\nprivate_key = \"server.key\"\nclient_ca = \"ca.crt\"\n"
-        func parse(_ limits: String) -> Result<BrokerConfiguration, ConfigError> {
-            do { return .success(try BrokerConfiguration.parse(tls + limits, file: dir.file("relay.toml"), baseDirectory: dir.path)) }
-            catch { return .failure(error) }
-        }
+        try withLimitsParser { parse in try durableValues(parse) }
+    }
+
+    private func durableValues(_ parse: (String) -> Result<BrokerConfiguration, ConfigError>) throws {
         #expect(try parse("").get().limits.maxDurablesPerOwner == 1_000)
         #expect(try parse("[limits]\nmax_durables = 1").get().limits.maxDurablesPerOwner == 1)
         #expect(try parse("[limits]\nmax_durables = 100000").get().limits.maxDurablesPerOwner == 100_000)
@@ -44,5 +41,17 @@ struct DurableLimitConfigTests {
                 #expect(text.contains("max_durables") && text.contains("would refuse every new durable"), "\(tool): \(text)")
             }
         }
+    }
+}
+
+/// Runs `body` with a parser of a minimal config (placeholder TLS files)
+/// plus the given `[limits]` text.
+func withLimitsParser(_ body: ((String) -> Result<BrokerConfiguration, ConfigError>) throws -> Void) throws {
+    let dir = try TemporaryDirectory(prefix: "relay-config-limits"); defer { dir.remove() }
+    try dir.createPlaceholders(["server.crt", "server.key", "ca.crt"])
+    let tls = "[tls]\ncertificate = \"server.crt\"\nprivate_key = \"server.key\"\nclient_ca = \"ca.crt\"\n"
+    try body { limits in
+        do throws(ConfigError) { return .success(try BrokerConfiguration.parse(tls + limits, file: dir.file("relay.toml"), baseDirectory: dir.path)) }
+        catch { return .failure(error) }
     }
 }

@@ -149,6 +149,35 @@ struct SessionStateMachineLifecycleTests {
         #expect(env.log == ["append 1", "puback 1 seq 3", "close server_shutting_down"])
     }
 
+    @Test("shutdown waits for the ADMINs in flight, ends a backup at once (incomplete), then server_shutting_down")
+    func shutdownAnswersAdmins() throws {
+        let env = try F.environment()
+        var machine = F.active(env)
+        machine.adminStarted(requestID: 7)
+        machine.adminStarted(requestID: 9, backup: true)
+        machine.shutdown(env)
+        // The backup's outcome now; its stream's later replies are dropped.
+        #expect(env.log == ["adminreply 9 server_shutting_down"])
+        #expect(!machine.adminMayReply(requestID: 9, last: false) && !machine.adminMayReply(requestID: 9, last: true))
+        #expect(machine.adminMayReply(requestID: 9, last: true), "forgotten after its last reply")
+        // The purge's ADMINREPLY is written, then the session ends.
+        #expect(machine.adminMayReply(requestID: 7, last: true))
+        machine.adminAnswered(requestID: 7, env)
+        #expect(env.log == ["adminreply 9 server_shutting_down", "close server_shutting_down"])
+    }
+
+    @Test("at the end of the shutdown's grace a session still waiting for an ADMIN ends, saying so")
+    func shutdownGraceEnds() throws {
+        let env = try F.environment()
+        var machine = F.active(env)
+        machine.adminStarted(requestID: 7)
+        machine.shutdown(env)
+        #expect(env.log.isEmpty && !machine.isClosed)
+        machine.shutdownGraceEnded(after: 10, env)
+        #expect(env.log == ["close server_shutting_down"])
+        #expect(machine.isClosed)
+    }
+
     @Test("shutdown before HELLO closes at once with server_shutting_down")
     func shutdownBeforeHello() throws {
         let env = try F.environment()

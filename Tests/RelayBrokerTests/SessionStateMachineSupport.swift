@@ -117,6 +117,7 @@ final class RecordingEnvironment: SessionEnvironment {
             case .subscribed(let id, let first, _): return "suback \(id) first \(first)"
             case .subscribeRefused(let id, let code, _): return "suback \(id) \(code.name)"
             case .subscriptionEnded(let id, let code, _): return "err \(id) \(code.name)"
+            case .adminEnded(let id, let code, _): return "adminreply \(id) \(code.name)"
             }
         case .close(.error(let code, _)): return "close \(code.name)"
         case .close(.goodbye): return "bye"

@@ -67,10 +67,16 @@ extension SessionHandler {
                                        "arguments": AdminArguments.summary(arguments)],
                             // Reads may be summarized; each change is written with its arguments (§4.15).
                             aggregated: operation.requiredAccess != .write)
-        machine.adminStarted()  // a BYE read after this waits for its answer (§4.14)
+        // A BYE read after this waits for its answer (§4.14), and so does a shutdown but for a backup.
+        machine.adminStarted(requestID: request.requestID, backup: operation == .backup)
         let service = AdminService(broker: broker, caller: caller, replies: proxy)
         let requestID = request.requestID
-        Task.detached { await service.run(operation, arguments: arguments, requestID: requestID) }
+        let running = broker.adminOperations
+        running.started()
+        Task.detached {
+            await service.run(operation, arguments: arguments, requestID: requestID)
+            running.ended()
+        }
     }
 
     /// The listings' view of this session; nil before HELLO.
@@ -142,13 +148,15 @@ extension SessionHandler {
     /// backup chunk must then not be counted as sent). After the last reply
     /// of a request, a BYE waiting for it is sent.
     func writeAdminReply(_ reply: AdminReply) -> EventLoopFuture<Void>? {
-        guard let context = io.context, !machine.isClosed else { return nil }
+        guard let context = io.context, !machine.isClosed,
+              // A backup a shutdown ended already got its last reply: its stream stops here.
+              machine.adminMayReply(requestID: reply.requestID, last: !reply.more) else { return nil }
         let encoded = io.write(.adminReply(reply))
         let buffer = io.outbound
         io.outbound = context.channel.allocator.buffer(capacity: 0)
         let written = context.writeAndFlush(NIOAny(buffer))
         if !reply.more {
-            machine.adminAnswered(io)
+            machine.adminAnswered(requestID: reply.requestID, io)
             settle()
         }
         guard encoded else {

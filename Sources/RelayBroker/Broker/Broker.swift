@@ -223,14 +223,26 @@ public final class Broker: Sendable {
         }
     }
 
+    /// How long the shutdown waits, after the sessions ended, for admin
+    /// operations still running before it closes the store (the sessions'
+    /// grace is 10 s; both stay inside systemd's TimeoutStopSec=30).
+    static let adminOperationsBound: TimeInterval = 10
+
     /// Graceful shutdown: stop accepting, drain every session's in-flight
-    /// publishes (acks go out), close them, then close the store cleanly.
+    /// publishes and ADMINs (answers go out), close them, wait for admin
+    /// operations still running, then close the store cleanly.
     public func shutdown() async {
         context.metrics.tlsValidity.stopWatching()
         await server.closeListener()
         let sessions = context.stopAccepting()
         let drains = sessions.map { $0.shutdown() }
         for drain in drains { try? await drain.get() }
+        // A session stops waiting for its ADMINs after its grace; the store
+        // is closed once they end too (a purge is one write transaction).
+        if !(await context.adminOperations.drained(within: Self.adminOperationsBound)) {
+            context.logger.error("closing the store with admin operations still running",
+                                 metadata: ["operations": "\(context.adminOperations.count)"])
+        }
         await metricsServer?.stop()
         context.store.close()
         context.audit?.record("broker_stopped")

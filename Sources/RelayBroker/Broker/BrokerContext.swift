@@ -27,6 +27,10 @@ public final class BrokerContext: Sendable {
     public let admin = AdminState()
     /// Whether the store can commit (``StoreHealth``): part of /readyz.
     public let storeHealth: StoreHealth
+    /// The live-buffer bytes of every connection together (`[limits] live_buffer_budget`).
+    let liveBuffers: LiveBufferBudget
+    /// The admin operations running now: the shutdown waits for them before it closes the store.
+    let adminOperations = AdminOperationsInFlight()
     private let state: NIOLockedValueBox<State>
     /// Where ``reload(trigger:)`` goes; ``Broker/start`` connects it.
     let reloadEntry = ReloadEntry()
@@ -67,6 +71,8 @@ public final class BrokerContext: Sendable {
         self.limits = configuration.limits
         self.helloTimeout = .nanoseconds(configuration.server.helloTimeoutNanos)
         self.storeHealth = StoreHealth(metrics: metrics, logger: logger)
+        self.liveBuffers = LiveBufferBudget(limit: configuration.limits.liveBufferBudget)
+        metrics.watchLiveBuffers(liveBuffers)
         self.state = NIOLockedValueBox(State(configuration: configuration, policy: policy))
         admin.configurationLoaded(path: configuration.sourceFile)
     }

@@ -62,6 +62,11 @@ public struct BrokerConfiguration: Sendable, Equatable {
         public var maxInFlightPublishes = 4_096
         /// Messages buffered per subscription before it falls back to reading the store.
         public var subscriptionBuffer = 8_192
+        /// Live-buffer bytes of all connections together; past it a
+        /// subscription reads from the store, as past its own limits.
+        public var liveBufferBudget = 1 << 30
+        /// The range `live_buffer_budget` may take.
+        public static let liveBufferBudgetRange: ClosedRange<Int64> = (1 << 20)...(1 << 40)
         /// How long a connection may stay unwritable (its unsent output above
         /// the high water mark, because the peer does not read) before it is
         /// closed with `write_stalled`.

@@ -247,6 +247,13 @@ struct ConfigParser {
         if let v = try t.int("max_subscriptions", min: 1, max: 1_000_000) { l.maxSubscriptionsPerConnection = Int(v) }
         if let v = try t.int("max_in_flight", min: 1, max: 1_000_000) { l.maxInFlightPublishes = Int(v) }
         if let v = try t.int("subscription_buffer", min: 16, max: 10_000_000) { l.subscriptionBuffer = Int(v) }
+        if let v = try t.size("live_buffer_budget") {
+            guard BrokerConfiguration.Limits.liveBufferBudgetRange.contains(v) else {
+                throw t.error("live_buffer_budget", "\(v) bytes is outside 1MiB to 1TiB; it bounds the live-buffer bytes of all "
+                    + "connections together (e.g. \"1GiB\", the default)")
+            }
+            l.liveBufferBudget = Int(v)
+        }
         if let v = try t.duration("write_stall_timeout") {
             guard v > 0 else { throw t.error("write_stall_timeout", "must be more than 0") }
             l.writeStallTimeoutNanos = v

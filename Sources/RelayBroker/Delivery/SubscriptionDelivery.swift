@@ -1,3 +1,4 @@
+import CoreMetrics
 import DequeModule
 import RelayCore
 import RelayStore
@@ -91,8 +92,8 @@ final class SubscriptionDelivery {
         guard message.sequence > bufferValidFrom, message.sequence >= nextSequence else { return }
         let size = message.approximateSize
         guard buffer.count < bufferLimit, bufferedBytes + size <= bufferByteLimit, budget?.take(size) != false else {
-            // Too far behind (or the connection's buffers are full): forget
-            // the buffer; the store has all of it.
+            // Too far behind (or the connection's or the broker's buffers
+            // are full): forget the buffer; the store has all of it.
             return dropBuffer(readingFromStoreThrough: message.sequence)
         }
         buffer.append(message)
@@ -111,11 +112,12 @@ final class SubscriptionDelivery {
     }
 
     /// Forgets the live buffer (giving its bytes back to the connection's
-    /// budget): messages through `sequence` are read from the store instead.
+    /// and the broker's budget): messages through `sequence` are read from the store instead.
     @inline(never)
     private func dropBuffer(readingFromStoreThrough sequence: UInt64) {
         buffer.removeAll(keepingCapacity: false)
         budget?.release(bufferedBytes)
+        budget?.fallbacks?.increment()
         bufferedBytes = 0
         bufferValidFrom = sequence
         overflows += 1
@@ -211,16 +213,19 @@ final class SubscriptionDelivery {
     func takeLive(max limit: Int = .max) -> [RoutedMessage] {
         guard !needsReplay else { return [] }
         var out: [RoutedMessage] = []
+        var released = 0
         while credit > 0, out.count < limit, let first = buffer.first {
             buffer.removeFirst()
-            bufferedBytes -= first.approximateSize
-            budget?.release(first.approximateSize)
+            released += first.approximateSize
             if first.sequence < nextSequence { continue }
             nextSequence = first.sequence + 1
             if isBeforeStartTime(first) { continue }
             out.append(first)
             credit -= 1
         }
+        // Given back once per call, not per message (the broker's budget is an atomic shared by every loop).
+        bufferedBytes -= released
+        budget?.release(released)
         return out
     }
 
@@ -240,22 +245,39 @@ final class SubscriptionDelivery {
 
 /// The live-buffer bytes one connection may hold across all its
 /// subscriptions (``RoutedMessage/approximateSize`` accounting, which
-/// counts a message shared by several subscriptions once per subscription).
-/// Owned by the session's event loop, like the deliveries; no locking.
+/// counts a message shared by several subscriptions once per subscription),
+/// taken from the broker's ``LiveBufferBudget`` too when there is one.
+/// Owned by the session's event loop, like the deliveries; no locking
+/// (the shared budget is atomic).
 final class DeliveryBudget {
     let limit: Int
     private(set) var used = 0
+    /// Every connection's buffers together (`[limits] live_buffer_budget`).
+    let shared: LiveBufferBudget?
+    /// `relay_slow_subscriber_fallbacks_total`: a buffer dropped, its
+    /// subscription reading from the store instead.
+    let fallbacks: Counter?
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, shared: LiveBufferBudget? = nil, fallbacks: Counter? = nil) {
+        self.limit = limit
+        self.shared = shared
+        self.fallbacks = fallbacks
+    }
 
-    /// Reserves `bytes`; false (nothing reserved) when that would pass the limit.
+    /// Reserves `bytes` here and in the shared budget; false (nothing
+    /// reserved) when that would pass either limit.
     func take(_ bytes: Int) -> Bool {
         guard used + bytes <= limit else { return false }
+        if let shared, !shared.take(bytes) { return false }
         used += bytes
         return true
     }
 
-    func release(_ bytes: Int) { used -= bytes }
+    func release(_ bytes: Int) {
+        guard bytes != 0 else { return }
+        used -= bytes
+        shared?.release(bytes)
+    }
 }
 
 /// A message with its log sequence: what ``SubscriptionDelivery`` needs to

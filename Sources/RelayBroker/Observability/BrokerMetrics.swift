@@ -1,6 +1,7 @@
 import CoreMetrics
 import Metrics
 import RelayCore
+import Synchronization
 import struct Prometheus.PrometheusMetricsFactory
 import class Prometheus.PrometheusCollectorRegistry
 
@@ -40,6 +41,11 @@ public final class BrokerMetrics: Sendable {
     public let storageForeignRecords: Counter
     /// The server certificate's notAfter (Unix seconds; ``TLSValidityGauges``).
     public let tlsCertificateNotAfter: Gauge
+    /// The live-buffer bytes of all connections and their budget
+    /// (`[limits] live_buffer_budget`), read from ``LiveBufferBudget`` at each scrape.
+    let liveBufferBytes: Gauge
+    let liveBufferBudgetBytes: Gauge
+    private let liveBuffers = Mutex<LiveBufferBudget?>(nil)
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -72,6 +78,8 @@ public final class BrokerMetrics: Sendable {
         storageFilesystemFreeBytes = Gauge(label: "relay_storage_filesystem_free_bytes", factory: factory)
         storageForeignRecords = Counter(label: "relay_storage_foreign_records_total", factory: factory)
         tlsCertificateNotAfter = Gauge(label: "relay_tls_certificate_not_after_seconds", factory: factory)
+        liveBufferBytes = Gauge(label: "relay_live_buffer_bytes", factory: factory)
+        liveBufferBudgetBytes = Gauge(label: "relay_live_buffer_budget_bytes", factory: factory)
         // The labelled counters an operator alerts on exist at 0 from the
         // start: a series that first appears with its first failure is one
         // `increase(...)` and `rate(...)` alerts miss (wave-14 operator review).
@@ -146,7 +154,16 @@ public final class BrokerMetrics: Sendable {
     /// The Prometheus text exposition: the registry's families with their
     /// HELP lines (``MetricHelp``), then build info and process metrics.
     public func exposition() -> String {
-        MetricHelp.annotate(registry.emitToString()) + ProcessMetrics.exposition(startTime: startTime)
+        if let budget = liveBuffers.withLock({ $0 }) {
+            liveBufferBytes.record(budget.bytes)
+            liveBufferBudgetBytes.record(budget.limit)
+        }
+        return MetricHelp.annotate(registry.emitToString()) + ProcessMetrics.exposition(startTime: startTime)
+    }
+
+    /// The broker's live-buffer budget, whose use each scrape reports.
+    func watchLiveBuffers(_ budget: LiveBufferBudget) {
+        liveBuffers.withLock { $0 = budget }
     }
 
     /// When this registry (the broker) started, for `process_start_time_seconds`.

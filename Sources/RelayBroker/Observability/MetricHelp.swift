@@ -23,6 +23,8 @@ enum MetricHelp {
         "relay_subscriptions": "Subscriptions open now.",
         "relay_subscription_lag": "Sequences committed after a stored durable cursor (an upper bound of its backlog), by durable name and owner digest (sampled every 5 s).",
         "relay_slow_subscriber_fallbacks_total": "Times a live subscription fell behind and switched to replay from the store.",
+        "relay_live_buffer_bytes": "Bytes held in the live buffers of all subscriptions of all connections (read at scrape time).",
+        "relay_live_buffer_budget_bytes": "The live-buffer bytes all connections together may hold, limits.live_buffer_budget.",
         "relay_reloads_total": "Configuration reloads applied.",
         "relay_reload_failures_total": "Configuration reloads refused (the previous configuration stayed).",
         "relay_audit_write_failures": "Audit trail writes that failed since start (e.g. a full disk).",

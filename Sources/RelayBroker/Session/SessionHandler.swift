@@ -39,6 +39,8 @@ final class SessionHandler: ChannelDuplexHandler {
     var helloTimer: Scheduled<Void>?
     var expiryTimer: Scheduled<Void>?
     var stallTimer: Scheduled<Void>?
+    /// Armed by a shutdown: ``shutdownGrace``.
+    var graceTimer: Scheduled<Void>?
     /// When HELLO was accepted, and as whom: the session_closed audit event.
     var opened: (since: NIODeadline, principal: String, serial: String)?
     /// Set once the client certificate verified: later TLS errors end a
@@ -60,7 +62,8 @@ final class SessionHandler: ChannelDuplexHandler {
 
     init(broker: BrokerContext, allocator: ByteBufferAllocator, generation: UInt64 = 0) {
         self.broker = broker
-        self.machine = SessionStateMachine(limits: SessionLimits(broker.limits), metrics: broker.metrics, logger: broker.logger)
+        self.machine = SessionStateMachine(limits: SessionLimits(broker.limits), metrics: broker.metrics, logger: broker.logger,
+                                           liveBuffers: broker.liveBuffers)
         self.io = SessionIO(broker: broker, allocator: allocator, acceptedGeneration: generation)
         self.evaluatedGeneration = generation
         self.frames = FrameAccumulator(decoder: RelayFrameDecoder(role: .broker, maxFrameSize: broker.limits.maxFrameSize))
@@ -141,6 +144,8 @@ final class SessionHandler: ChannelDuplexHandler {
         expiryTimer?.cancel()
         stallTimer?.cancel()
         stallTimer = nil
+        graceTimer?.cancel()
+        graceTimer = nil
         retireForAdmin()  // before recordSessionClosed, which forgets `opened`
         recordSessionClosed()
         machine.tearDown(io)
@@ -173,10 +178,17 @@ final class SessionHandler: ChannelDuplexHandler {
         registered = true
         broker.metrics.connectionsOpen.increment()
         let timeout = broker.helloTimeout
+        helloTimer = scheduleEvent(in: timeout) { $0.machine.helloTimedOut(after: timeout.nanoseconds / 1_000_000, $0.io) }
+    }
+
+    /// Runs `event` on this loop after `delay` (if the session still
+    /// exists), then carries out what it decided.
+    func scheduleEvent(in delay: TimeAmount, _ event: @escaping (SessionHandler) -> Void) -> Scheduled<Void>? {
+        guard let context = io.context else { return nil }
         let session = NIOLoopBound(WeakSession(self), eventLoop: context.eventLoop)
-        helloTimer = context.eventLoop.scheduleTask(in: timeout) {
+        return context.eventLoop.scheduleTask(in: delay) {
             guard let handler = session.value.handler else { return }
-            handler.machine.helloTimedOut(after: timeout.nanoseconds / 1_000_000, handler.io)
+            event(handler)
             handler.settle()
         }
     }
@@ -309,12 +321,22 @@ final class SessionHandler: ChannelDuplexHandler {
 
     /// Graceful shutdown: read no more frames, let the in-flight commits
     /// finish and their PUBACKs go out, then say `server_shutting_down`.
+    /// ADMINs in flight are answered too (a backup is ended, incomplete);
+    /// after ``shutdownGrace`` the session ends whatever it still waits for.
     func beginShutdown(_ promise: EventLoopPromise<Void>) {
         guard !machine.isClosed, io.context != nil else { return promise.succeed() }
         if let earlier = shutdownPromise { earlier.futureResult.cascade(to: promise) } else { shutdownPromise = promise }
         machine.shutdown(io)
+        io.flush()
         settle()
+        guard !machine.isClosed else { return }
+        let grace = Self.shutdownGrace
+        graceTimer = scheduleEvent(in: grace) { $0.machine.shutdownGraceEnded(after: grace.nanoseconds / 1_000_000_000, $0.io) }
     }
+
+    /// How long a graceful shutdown waits for a session's answers (PUBs
+    /// committing, ADMINs running) before it ends the session regardless.
+    static let shutdownGrace = TimeAmount.seconds(10)
 
     /// Closes the session when a certificate of its verified chain expires:
     /// a timer armed at HELLO fires just after the earliest `notAfter` of the

@@ -147,6 +147,8 @@ final class SessionIO: SessionEnvironment {
         case .subscriptionEnded(let id, let code, let message):
             broker.metrics.operationRefusal(code: code.name).increment()
             write(.error(ErrorFrame(code: code, subscriptionID: id, message: message)))
+        case .adminEnded(let id, let code, let message):
+            write(.adminReply(AdminReply(requestID: id, refusal: code, message: message)))
         }
     }
 

@@ -53,6 +53,8 @@ enum SessionOutput: Equatable {
     case subscribeRefused(subscriptionID: UInt32, RelayErrorCode, String)
     /// A subscription ended (or never existed) by the broker's decision.
     case subscriptionEnded(subscriptionID: UInt32, RelayErrorCode, String)
+    /// An ADMIN's last ADMINREPLY, a refusal the session decides (a backup a shutdown ends).
+    case adminEnded(requestID: UInt32, RelayErrorCode, String)
 }
 
 /// How the connection ends.

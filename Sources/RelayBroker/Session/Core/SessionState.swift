@@ -1,3 +1,4 @@
+import CoreMetrics
 import DequeModule
 import RelayCore
 import RelayPolicy
@@ -69,14 +70,22 @@ final class ActiveSession {
     /// Authorized ADMINs whose last ADMINREPLY is not written yet: a
     /// client's BYE waits for them as for its PUBs' answers (§4.14).
     var adminInFlight = 0
+    /// The request ids of those that are backups (counted in ``adminInFlight``
+    /// too): a shutdown ends them instead of waiting for a long copy.
+    var backupsInFlight: Set<UInt32> = []
+    /// Backups a shutdown ended: what their stream still sends is dropped.
+    var backupsEnded: Set<UInt32> = []
     var subscriptions = SubscriptionTable()
     /// The live-buffer bytes of all this session's subscriptions together: one
     /// subscription's own limit (64 MiB), so 1,000 subscriptions that never
-    /// grant credit hold no more than one would.
-    let deliveryBudget = DeliveryBudget(limit: 64 << 20)
+    /// grant credit hold no more than one would; also taken from the
+    /// broker's budget of all connections together.
+    let deliveryBudget: DeliveryBudget
 
     init(identity: Identity, peerChain: PeerCertificateChain, permissions: Permissions,
-         producerSession: ProducerSessionID, peerFrameLimit: Int) {
+         producerSession: ProducerSessionID, peerFrameLimit: Int, liveBuffers: LiveBufferBudget? = nil,
+         fallbacks: Counter? = nil) {
+        self.deliveryBudget = DeliveryBudget(limit: 64 << 20, shared: liveBuffers, fallbacks: fallbacks)
         self.identity = identity
         self.peerChain = peerChain
         self.principal = permissions.principal

@@ -17,15 +17,18 @@ struct SessionStateMachine {
     let limits: SessionLimits
     let metrics: BrokerMetrics
     let logger: Logger
+    /// Every connection's live buffers together (`[limits] live_buffer_budget`); nil: unbounded (unit tests).
+    let liveBuffers: LiveBufferBudget?
     /// The first reason the session ended (nil: the peer closed it cleanly).
     private(set) var closeReason: String?
     /// The peer is not taking its output: read no more requests.
     private(set) var writeBlocked = false
 
-    init(limits: SessionLimits, metrics: BrokerMetrics, logger: Logger) {
+    init(limits: SessionLimits, metrics: BrokerMetrics, logger: Logger, liveBuffers: LiveBufferBudget? = nil) {
         self.limits = limits
         self.metrics = metrics
         self.logger = logger
+        self.liveBuffers = liveBuffers
     }
 
     /// The session past HELLO, while it is active or draining.
@@ -123,7 +126,8 @@ struct SessionStateMachine {
             return terminate(.identityRefused, oversized, env)
         }
         let session = ActiveSession(identity: identity, peerChain: handshake.peerChain, permissions: permissions,
-                                    producerSession: opening.producerSession, peerFrameLimit: opening.peerFrameLimit)
+                                    producerSession: opening.producerSession, peerFrameLimit: opening.peerFrameLimit,
+                                    liveBuffers: liveBuffers, fallbacks: metrics.slowSubscriberFallbacks)
         state = .active(session)
         env.audit("connection_accepted", ["principal": session.principal, "subject": identity.subject.rfc4514,
                                           "serial": identity.serialNumber, "fingerprint": identity.fingerprintSHA256.hex,
@@ -182,12 +186,22 @@ struct SessionStateMachine {
         finishDrainIfDone(env)
     }
 
-    /// Broker shutdown: read no more, answer the publishes in flight, then
-    /// ERR `server_shutting_down`.
+    /// Broker shutdown: read no more, answer the publishes and ADMINs in
+    /// flight, then ERR `server_shutting_down`. A backup is not waited for
+    /// (a copy can stream for minutes): it ends now with an ADMINREPLY
+    /// `server_shutting_down` saying the copy is incomplete.
     mutating func shutdown<Env: SessionEnvironment>(_ env: Env) {
         switch state {
         case .active(let session):
             state = .draining(session, .shutdown)
+            for id in session.backupsInFlight.sorted() {
+                session.backupsInFlight.remove(id)
+                session.backupsEnded.insert(id)
+                session.adminInFlight -= 1
+                env.run(.send(.adminEnded(requestID: id, .serverShuttingDown,
+                                          "the broker is shutting down: the backup stopped before its end and the copy is "
+                                              + "incomplete; delete it and take the backup again after the restart")))
+            }
             readBatchEnded(env)
             finishDrainIfDone(env)
         case .draining:
@@ -197,24 +211,53 @@ struct SessionStateMachine {
         }
     }
 
-    /// An authorized ADMIN was handed to its service (§4.15).
-    mutating func adminStarted() {
-        session?.adminInFlight += 1
+    /// An authorized ADMIN was handed to its service (§4.15); `backup`: it is one.
+    mutating func adminStarted(requestID: UInt32, backup: Bool = false) {
+        guard let session else { return }
+        session.adminInFlight += 1
+        if backup { session.backupsInFlight.insert(requestID) }
     }
 
-    /// A request's last ADMINREPLY was written: a client's BYE may now be answered.
-    mutating func adminAnswered<Env: SessionEnvironment>(_ env: Env) {
+    /// Whether a reply of request `requestID` may be written: not once a
+    /// shutdown ended that backup (its outcome was sent). `last`: the
+    /// request's final reply, after which the id is forgotten.
+    func adminMayReply(requestID: UInt32, last: Bool) -> Bool {
+        guard let session = establishedSession, session.backupsEnded.contains(requestID) else { return true }
+        if last { session.backupsEnded.remove(requestID) }
+        return false
+    }
+
+    /// A request's last ADMINREPLY was written: a client's BYE, or a
+    /// shutdown, may now be answered.
+    mutating func adminAnswered<Env: SessionEnvironment>(requestID: UInt32, _ env: Env) {
         guard let session, session.adminInFlight > 0 else { return }
         session.adminInFlight -= 1
+        session.backupsInFlight.remove(requestID)
         finishDrainIfDone(env)
+    }
+
+    /// The shutdown's grace (``SessionHandler/shutdownGrace``) is over and
+    /// the session still waits for answers: it ends now, saying how many
+    /// ADMINs were still running (their outcome is unknown to the caller).
+    mutating func shutdownGraceEnded<Env: SessionEnvironment>(after seconds: Int64, _ env: Env) {
+        guard case .draining(let session, .shutdown) = state else { return }
+        var unanswered: [String] = []
+        if session.adminInFlight > 0 {
+            unanswered.append("\(session.adminInFlight) ADMIN request(s) still running (whether they completed is unknown: "
+                + "check with relayctl after the restart)")
+        }
+        if session.window.inFlight > 0 { unanswered.append("\(session.window.inFlight) PUB(s) still unanswered") }
+        terminate(.serverShuttingDown, "the broker is shutting down; after \(seconds) s it stopped waiting for "
+            + unanswered.joined(separator: " and "), env)
     }
 
     mutating func finishDrainIfDone<Env: SessionEnvironment>(_ env: Env) {
         guard case .draining(let session, let reason) = state, session.window.inFlight == 0 else { return }
-        // A client's BYE also waits for the answers of the ADMINs read before
-        // it: one ran (a purge, say) and its caller must learn the outcome.
-        // A shutdown does not wait for them (a backup could hold it for long).
-        if case .goodbye = reason, session.adminInFlight > 0 { return }
+        // Both a client's BYE and a shutdown wait for the answers of the ADMINs
+        // read before: one ran (a purge, say) and its caller must learn the
+        // outcome. A shutdown ended its backups already, and waits at most
+        // its grace (``shutdownGraceEnded(after:_:)``).
+        if session.adminInFlight > 0 { return }
         switch reason {
         case .goodbye:
             state = .closed(session)
