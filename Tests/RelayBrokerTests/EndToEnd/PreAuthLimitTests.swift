@@ -56,7 +56,12 @@ struct PreAuthLimitTests {
             [limits]
             max_preauth_connections = 6
             max_preauth_per_address = 2
-            """, metrics: true) { relayd in
+            """, metrics: true, start: false) { relayd in
+            // Long enough that no idle socket reaches the handshake timeout during
+            // the test: in a loaded whole-suite run its setup took over 10 s once,
+            // relayd closed an idle socket at "10s", and the 7th took its slot.
+            try relayd.replaceInConfig("handshake_timeout = \"10s\"", with: "handshake_timeout = \"60s\"")
+            try await relayd.start()
 
             // More authenticated sessions than there are pre-auth slots, all at once.
             var sessions: [FrameClient] = []
