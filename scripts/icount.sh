@@ -77,11 +77,7 @@ while [ $# -gt 0 ]; do
     *) ARGS+=("$1"); shift ;;
   esac
 done
-[ "${#ARGS[@]}" -ge 1 ] && [ "${#ARGS[@]}" -le 2 ] || usage 64
-RELAYD="$(icount_absolute "${ARGS[0]}")"
-RELAYCTL="${ARGS[1]:-$(dirname "$RELAYD")/relayctl}"
-[ -x "$RELAYD" ] || die "relayd is not an executable at $RELAYD"
-[ -x "$RELAYCTL" ] || die "relayctl is not an executable at $RELAYCTL; pass it as the second argument"
+icount_relayd_relayctl "${ARGS[@]}"
 icount_preflight "$N" "$RUNS"
 SCENARIO=pubsub COLLECT=""
 if [ "$REPLAY" = 1 ]; then

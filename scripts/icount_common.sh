@@ -19,7 +19,20 @@ icount_preflight() { # N RUNS
 }
 
 # An absolute path for an executable argument.
-icount_absolute() { printf '%s/%s\n' "$(cd "$(dirname "$1")" && pwd)" "$(basename "$1")"; }
+icount_absolute() { # a missing folder: the path as given, for the error message that follows
+  if [ -d "$(dirname "$1")" ]; then printf '%s/%s\n' "$(cd "$(dirname "$1")" && pwd)" "$(basename "$1")"; else printf '%s\n' "$1"; fi
+}
+
+# Sets RELAYD and RELAYCTL (absolute) from the positional arguments RELAYD
+# [RELAYCTL] (default: the relayctl beside relayd) and checks both run;
+# exits with the usage on a wrong count.
+icount_relayd_relayctl() {
+  [ "$#" -ge 1 ] && [ "$#" -le 2 ] || usage 64
+  RELAYD="$(icount_absolute "$1")"
+  RELAYCTL="$(icount_absolute "${2:-$(dirname "$RELAYD")/relayctl}")"
+  [ -x "$RELAYD" ] || die "relayd is not an executable at $RELAYD"
+  [ -x "$RELAYCTL" ] || die "relayctl is not an executable at $RELAYCTL; pass it as the second argument"
+}
 
 # DEMANGLER: swift-demangle from PATH or next to `swift`; empty without it.
 icount_find_demangler() {
