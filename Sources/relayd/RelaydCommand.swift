@@ -28,7 +28,8 @@ struct RelaydCommand: AsyncParsableCommand {
         verify; 75 the data directory or audit trail is in use by another relayd;
         78 invalid configuration.
 
-        Signals: SIGTERM/SIGINT stop gracefully (in-flight commits finish, acks and admin replies are sent);
+        Signals: SIGTERM/SIGINT stop gracefully (in-flight commits finish, acks and admin replies are sent,
+        for at most [limits] shutdown_grace, 10 s by default);
         SIGHUP reloads the config, certificates, CA bundles and CRLs.
         """,
         version: RelayVersion.description)

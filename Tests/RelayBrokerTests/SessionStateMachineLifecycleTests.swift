@@ -173,7 +173,7 @@ struct SessionStateMachineLifecycleTests {
         machine.adminStarted(requestID: 7)
         machine.shutdown(env)
         #expect(env.log.isEmpty && !machine.isClosed)
-        machine.shutdownGraceEnded(after: 10, env)
+        machine.shutdownGraceEnded(afterNanos: 10_000_000_000, env)
         #expect(env.log == ["close server_shutting_down"])
         #expect(machine.isClosed)
     }

@@ -223,11 +223,6 @@ public final class Broker: Sendable {
         }
     }
 
-    /// How long the shutdown waits, after the sessions ended, for admin
-    /// operations still running before it closes the store (the sessions'
-    /// grace is 10 s; both stay inside systemd's TimeoutStopSec=30).
-    static let adminOperationsBound: TimeInterval = 10
-
     /// Graceful shutdown: stop accepting, drain every session's in-flight
     /// publishes and ADMINs (answers go out), close them, wait for admin
     /// operations still running, then close the store cleanly.
@@ -239,7 +234,10 @@ public final class Broker: Sendable {
         for drain in drains { try? await drain.get() }
         // A session stops waiting for its ADMINs after its grace; the store
         // is closed once they end too (a purge is one write transaction).
-        if !(await context.adminOperations.drained(within: Self.adminOperationsBound)) {
+        // The same `[limits] shutdown_grace` again (10 s by default: both
+        // waits stay inside the unit's TimeoutStopSec=30).
+        let grace = TimeInterval(context.limits.shutdownGraceNanos) / 1e9
+        if !(await context.adminOperations.drained(within: grace)) {
             context.logger.error("closing the store with admin operations still running",
                                  metadata: ["operations": "\(context.adminOperations.count)"])
         }

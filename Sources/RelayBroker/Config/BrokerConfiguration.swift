@@ -71,6 +71,13 @@ public struct BrokerConfiguration: Sendable, Equatable {
         /// the high water mark, because the peer does not read) before it is
         /// closed with `write_stalled`.
         public var writeStallTimeoutNanos: Int64 = 30_000_000_000
+        /// How long a graceful shutdown waits for each session's answers
+        /// (PUBs committing, ADMINs running), and then for admin operations
+        /// still running, before it goes on (`shutdown_grace`).
+        public var shutdownGraceNanos: Int64 = 10_000_000_000
+        /// The most `shutdown_grace` may be: past an hour it is a typo, and
+        /// a supervisor stops waiting long before (systemd's TimeoutStopSec).
+        public static let maximumShutdownGraceNanos: Int64 = 3_600_000_000_000
         /// Connections whose TLS handshake has not completed yet, in total and
         /// per source address. They never count against `maxConnections`.
         /// Per address: a client host reconnecting a pool of ~100 connections

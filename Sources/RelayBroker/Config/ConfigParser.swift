@@ -258,6 +258,14 @@ struct ConfigParser {
             guard v > 0 else { throw t.error("write_stall_timeout", "must be more than 0") }
             l.writeStallTimeoutNanos = v
         }
+        if let v = try t.duration("shutdown_grace") {
+            guard v > 0, v <= BrokerConfiguration.Limits.maximumShutdownGraceNanos else {
+                throw t.error("shutdown_grace", "must be more than 0 and at most 1h; it is how long a SIGTERM waits for the "
+                    + "answers of PUBs and ADMINs in flight (default \"10s\"; keep it under the supervisor's stop timeout, "
+                    + "systemd's TimeoutStopSec)")
+            }
+            l.shutdownGraceNanos = v
+        }
         if let v = try t.int("max_preauth_connections", min: 1, max: 1_000_000) { l.maxPreAuthConnections = Int(v) }
         if let v = try t.int("max_preauth_per_address", min: 1, max: 1_000_000) { l.maxPreAuthPerAddress = Int(v) }
         if let v = try t.int("max_durables", min: .min) {

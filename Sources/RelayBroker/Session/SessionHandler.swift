@@ -39,7 +39,7 @@ final class SessionHandler: ChannelDuplexHandler {
     var helloTimer: Scheduled<Void>?
     var expiryTimer: Scheduled<Void>?
     var stallTimer: Scheduled<Void>?
-    /// Armed by a shutdown: ``shutdownGrace``.
+    /// Armed by a shutdown: `[limits] shutdown_grace`.
     var graceTimer: Scheduled<Void>?
     /// When HELLO was accepted, and as whom: the session_closed audit event.
     var opened: (since: NIODeadline, principal: String, serial: String)?
@@ -322,7 +322,7 @@ final class SessionHandler: ChannelDuplexHandler {
     /// Graceful shutdown: read no more frames, let the in-flight commits
     /// finish and their PUBACKs go out, then say `server_shutting_down`.
     /// ADMINs in flight are answered too (a backup is ended, incomplete);
-    /// after ``shutdownGrace`` the session ends whatever it still waits for.
+    /// after `[limits] shutdown_grace` the session ends whatever it still waits for.
     func beginShutdown(_ promise: EventLoopPromise<Void>) {
         guard !machine.isClosed, io.context != nil else { return promise.succeed() }
         if let earlier = shutdownPromise { earlier.futureResult.cascade(to: promise) } else { shutdownPromise = promise }
@@ -330,13 +330,11 @@ final class SessionHandler: ChannelDuplexHandler {
         io.flush()
         settle()
         guard !machine.isClosed else { return }
-        let grace = Self.shutdownGrace
-        graceTimer = scheduleEvent(in: grace) { $0.machine.shutdownGraceEnded(after: grace.nanoseconds / 1_000_000_000, $0.io) }
+        // `[limits] shutdown_grace`: how long the session waits for its answers
+        // (PUBs committing, ADMINs running) before it ends regardless.
+        let grace = TimeAmount.nanoseconds(broker.limits.shutdownGraceNanos)
+        graceTimer = scheduleEvent(in: grace) { $0.machine.shutdownGraceEnded(afterNanos: grace.nanoseconds, $0.io) }
     }
-
-    /// How long a graceful shutdown waits for a session's answers (PUBs
-    /// committing, ADMINs running) before it ends the session regardless.
-    static let shutdownGrace = TimeAmount.seconds(10)
 
     /// Closes the session when a certificate of its verified chain expires:
     /// a timer armed at HELLO fires just after the earliest `notAfter` of the

@@ -236,10 +236,11 @@ struct SessionStateMachine {
         finishDrainIfDone(env)
     }
 
-    /// The shutdown's grace (``SessionHandler/shutdownGrace``) is over and
-    /// the session still waits for answers: it ends now, saying how many
-    /// ADMINs were still running (their outcome is unknown to the caller).
-    mutating func shutdownGraceEnded<Env: SessionEnvironment>(after seconds: Int64, _ env: Env) {
+    /// The shutdown's grace (`[limits] shutdown_grace`, `graceNanos`) is
+    /// over and the session still waits for answers: it ends now, saying how
+    /// many ADMINs were still running (their outcome is unknown to the caller).
+    mutating func shutdownGraceEnded<Env: SessionEnvironment>(afterNanos graceNanos: Int64, _ env: Env) {
+        let grace = graceNanos % 1_000_000_000 == 0 ? "\(graceNanos / 1_000_000_000) s" : "\(graceNanos / 1_000_000) ms"
         guard case .draining(let session, .shutdown) = state else { return }
         var unanswered: [String] = []
         if session.adminInFlight > 0 {
@@ -247,7 +248,7 @@ struct SessionStateMachine {
                 + "check with relayctl after the restart)")
         }
         if session.window.inFlight > 0 { unanswered.append("\(session.window.inFlight) PUB(s) still unanswered") }
-        terminate(.serverShuttingDown, "the broker is shutting down; after \(seconds) s it stopped waiting for "
+        terminate(.serverShuttingDown, "the broker is shutting down; after \(grace) it stopped waiting for "
             + unanswered.joined(separator: " and "), env)
     }
 
@@ -256,7 +257,7 @@ struct SessionStateMachine {
         // Both a client's BYE and a shutdown wait for the answers of the ADMINs
         // read before: one ran (a purge, say) and its caller must learn the
         // outcome. A shutdown ended its backups already, and waits at most
-        // its grace (``shutdownGraceEnded(after:_:)``).
+        // its grace (``shutdownGraceEnded(afterNanos:_:)``).
         if session.adminInFlight > 0 { return }
         switch reason {
         case .goodbye:
