@@ -87,15 +87,21 @@ struct DurableLimitTests {
             _ = try await Self.hold(relayd, as: relayd.pki.alice, Self.names("warm", 1...20))
             let rss = try #require(ProcessMemory.residentBytes(pid: pid))
             let file = relayd.dataDirectory + "/data.mdb"
-            let size = { () -> Int in ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil) ?? 0 }
-            let before = size()
+            let size = { () -> Int? in (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil }
+            let before = try #require(size(), "no \(file)")
             let held = try await Self.hold(relayd, as: relayd.pki.alice, Self.names("d", 1...980))
             let refusedEarly = held.values.first { !$0.isAccepted }
             #expect(refusedEarly == nil, "\(refusedEarly?.message ?? "")")
             let grownRSS = try #require(ProcessMemory.residentBytes(pid: pid)) - rss
-            let grownFile = size() - before
+            let after = try #require(size(), "no \(file)")
+            let grownFile = after - before
             print("durables with cursors: 980 cost relayd +\(grownRSS / 980) bytes RSS and the store +\(grownFile / 980) bytes "
-                + "each (data.mdb \(before) → \(size()) bytes)")
+                + "each (data.mdb \(before) → \(after) bytes)")
+            // Generous ceilings on the printed cost (measured: about 1.6 KB of RSS and
+            // 0.7-1.8 KB of store per durable, wave 18), so a durable that began to
+            // cost tens of kilobytes fails here instead of only printing it.
+            #expect(grownRSS / 980 < 64 << 10, "RSS per durable with a cursor: \(grownRSS / 980) bytes")
+            #expect(grownFile / 980 < 16 << 10, "store bytes per durable with a cursor: \(grownFile / 980)")
 
             // 1,000 held now (20 + 980): a new name is refused, an existing one re-attaches.
             let refused = try await Self.attach(relayd, as: relayd.pki.alice, "d-1001")

@@ -39,18 +39,22 @@ struct LiveBufferBudgetTests {
                 let acks = try await publisher.publish("slow.x", count: 1_000, firstID: UInt64(batch * 1_000 + 1)) { _ in Self.payload }
                 sequences += acks.map(\.sequence)
             }
-            // Every subscriber's loop has taken its deliveries once its PING is answered... for
-            // the starved ones; the paused ones are asked through the admin listing.
+            // The event that the budget was reached: a buffer dropped for it, its
+            // subscriber switched to reading the store (2 MB offered to 8 slow
+            // subscribers against 1 MiB). Measured after it, so the bound below
+            // is checked while the buffers are full, not before routing filled them.
+            let fallbacks = await eventuallyValue(timeout: 30) { () -> Double? in
+                guard let count = try? await relayd.metric("relay_slow_subscriber_fallbacks_total"), count > 0 else { return nil }
+                return count
+            }
+            #expect(fallbacks != nil, "relay_slow_subscriber_fallbacks_total stayed 0: no buffer was dropped for the budget")
             let admin = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)
             try await admin.hello()
-            let queued = try await Self.bytesQueued(admin)
+            let queued = try await Self.bytesQueued(admin, sessions: Self.subscribers + 2)
             #expect(queued <= Self.budget, "bytes queued in live buffers of all connections: \(queued)")
-            let gauge = try await relayd.metric("relay_live_buffer_bytes")
-            #expect(gauge != nil && gauge! <= Double(Self.budget), "relay_live_buffer_bytes \(String(describing: gauge))")
+            let gauge = try #require(try await relayd.metric("relay_live_buffer_bytes"), "no relay_live_buffer_bytes gauge")
+            #expect(gauge <= Double(Self.budget), "relay_live_buffer_bytes \(gauge)")
             #expect(try await relayd.metric("relay_live_buffer_budget_bytes") == Double(Self.budget))
-            // Each buffer dropped for the budget is a subscriber switched to reading the store.
-            let fallbacks = try await relayd.metric("relay_slow_subscriber_fallbacks_total") ?? 0
-            #expect(fallbacks > 0, "relay_slow_subscriber_fallbacks_total \(fallbacks)")
 
             // Resumed: every message exactly once, in order, on every subscriber.
             for (index, client) in clients.enumerated() {
@@ -70,15 +74,22 @@ struct LiveBufferBudgetTests {
     }
 
     /// The sum of `bytes_queued` over `relayctl connections` (each session's
-    /// live-buffer bytes plus its unflushed output).
-    static func bytesQueued(_ admin: FrameClient) async throws -> Int {
+    /// live-buffer bytes plus its unflushed output); throws unless the
+    /// listing has `sessions` entries, each with its `bytes_queued` (a missing
+    /// field must not read as 0 bytes, within any budget).
+    static func bytesQueued(_ admin: FrameClient, sessions: Int) async throws -> Int {
         try await admin.send(.admin(AdminRequest(requestID: 1, operation: "connections")))
         let reply = try await admin.nextReply { if case .adminReply = $0 { return true }; return false }
         guard case .adminReply(let answer)? = reply, answer.code == 0 else {
             throw BrokerTestError.refused("connections: \(String(describing: reply))")
         }
-        let json = try JSONSerialization.jsonObject(with: Data(String(buffer: answer.body).utf8)) as? [String: Any]
-        let items = json?["items"] as? [[String: Any]] ?? []
-        return items.reduce(0) { $0 + (($1["bytes_queued"] as? Int) ?? 0) }
+        let body = String(buffer: answer.body)
+        let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+        guard let items = json?["items"] as? [[String: Any]], items.count == sessions else {
+            throw BrokerTestError.refused("connections: not \(sessions) sessions: \(body)")
+        }
+        let queued = items.compactMap { $0["bytes_queued"] as? Int }
+        guard queued.count == items.count else { throw BrokerTestError.refused("connections: an entry without bytes_queued: \(body)") }
+        return queued.reduce(0, +)
     }
 }
