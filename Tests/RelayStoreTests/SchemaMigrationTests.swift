@@ -184,7 +184,7 @@ struct SchemaMigrationTests {
         }
     }
 
-    @Test("a version-3 cursor (sequence only) opens with an unknown filter; the store becomes version 4 and keeps filters")
+    @Test("a version-3 cursor (sequence only) opens with an unknown filter; the store becomes version 5 and keeps filters")
     func version3CursorHasNoFilter() async throws {
         let dir = try TemporaryDirectory(prefix: "relay-store-v3")
         defer { dir.remove() }
@@ -215,7 +215,7 @@ struct SchemaMigrationTests {
                 try txn.get(schema.meta, key: k) { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) }
             }
         }
-        #expect(version == 4)
+        #expect(version == 5)
         try await store.commitCursor(owner: testOwner(7), name: "jobs", sequence: 5, filter: "jobs.>")
         #expect(try store.durableCursor(owner: testOwner(7), name: "jobs") == DurableCursor(sequence: 5, filter: "jobs.>"))
     }

@@ -33,6 +33,29 @@ import Testing
         #expect(size == expected.utf8.count / 2)
     }
 
+    @Test("a record cut at a page boundary: the head is the whole record's first bytes with flag bit 1 set, the tail its last bytes")
+    func splitRecordBytes() async throws {
+        try await withStore { store, _ in
+            let split = store.schema.recordSplit
+            let empty = try RecordCodec.size(of: try message("t", ""))
+            let payload = (0..<(split.pageCapacity + 10 - empty)).map { UInt8(truncatingIfNeeded: $0) }
+            let m = NewMessage(topic: try Topic("t"), payload: ByteBuffer(bytes: payload), headers: .empty,
+                               publisher: testPublisher, producerKey: nil)
+            let size = try RecordCodec.size(of: m)
+            #expect(split.headLength(recordSize: size, payloadStart: empty) == split.pageCapacity)
+            let receipt = try #require(try await store.append([m]).first).get()
+            var whole = [UInt8](repeating: 0, count: size)
+            whole.withUnsafeMutableBytes { RecordCodec.encode(m, timestamp: receipt.timestamp, into: $0) }
+            var head = Array(whole[..<split.pageCapacity])
+            head[1] = 0x03  // raw fingerprint | continues in log_tail
+            let key = u64(receipt.sequence) + "="
+            let found = try Self.entries(of: store)
+            #expect(found["log"] == [key + hex(head)])
+            #expect(found["log_tail"] == [key + hex(Array(whole[split.pageCapacity...]))])
+            #expect(Array(whole[split.pageCapacity...]) == Array(payload.suffix(10)))
+        }
+    }
+
     @Test("one store's databases after two commits (new, duplicate, out-of-order and second-publisher keys)")
     func databaseEntries() async throws {
         try await withStore { store, _ in
@@ -75,7 +98,7 @@ import Testing
                 "00000002" + u64(1) + u64(1) + u64(1),
             ]
             let expected: [String: [String]] = [
-                "meta": [ascii("next_sequence") + "=" + u64(6), ascii("schema_version") + "=00000004"],
+                "meta": [ascii("next_sequence") + "=" + u64(6), ascii("schema_version") + "=00000005"],
                 "log": records.enumerated().map { u64(UInt64($0.offset + 1)) + "=" + $0.element },
                 "topics": [ascii("audit") + "=" + u64(2), ascii("audit") + "=" + u64(5),
                            ascii("orders.eu") + "=" + u64(1), ascii("orders.eu") + "=" + u64(3), ascii("orders.eu") + "=" + u64(4)],
@@ -89,6 +112,7 @@ import Testing
                                 ascii("orders.eu") + "=" + u64(3)
                                     + u64(UInt64((records[0].utf8.count + records[2].utf8.count + records[3].utf8.count) / 2))],
                 "cursors": [],
+                "log_tail": [],
             ]
             let found = try Self.entries(of: store)
             for name in expected.keys.sorted() {
@@ -101,7 +125,7 @@ import Testing
     /// Every entry of every database, as "key=value" in lower-case hex, in LMDB's order.
     static func entries(of store: MessageStore) throws -> [String: [String]] {
         let s = store.schema
-        let databases = [s.meta, s.log, s.topics, s.time, s.cursors, s.dedup, s.dedupOrder, s.publishers, s.topicStats]
+        let databases = [s.meta, s.log, s.logTail, s.topics, s.time, s.cursors, s.dedup, s.dedupOrder, s.publishers, s.topicStats]
         return try store.environment.read { (txn) throws(StoreError) -> [String: [String]] in
             var out: [String: [String]] = [:]
             for db in databases {

@@ -7,6 +7,8 @@ import RelayCore
 /// u8  version (1)
 /// u8  flags        bit 0: fingerprint stored as 32 raw bytes (always set
 ///                  since the fingerprint is typed; older records may hold text)
+///                  bit 1: the record continues in `log_tail` (``RecordSplit``):
+///                  the `log` value is its head, cut inside the payload
 /// u64 timestamp    ns since epoch, big-endian
 /// u8  topic length, topic bytes
 /// u16 principal length, principal bytes
@@ -21,6 +23,7 @@ import RelayCore
 enum RecordCodec {
     static let version: UInt8 = 1
     static let flagRawFingerprint: UInt8 = 1
+    static let flagContinuesInTail: UInt8 = 2
     /// Offset of the topic length byte.
     static let topicOffset = 10
 
@@ -61,8 +64,38 @@ enum RecordCodec {
     /// Writes the record into `out`, which is exactly `size(of:)` bytes.
     static func encode(_ message: NewMessage, timestamp: UInt64, into out: UnsafeMutableRawBufferPointer) {
         var w = Writer(out: out)
+        writeFields(message, timestamp: timestamp, flags: flagRawFingerprint, into: &w)
+        message.payload.withUnsafeReadableBytes { w.bytes($0) }
+    }
+
+    /// Writes the head of a record cut at `out.count` bytes (``RecordSplit``
+    /// puts the cut inside the payload): every field, then the payload's
+    /// first bytes, with the flag that sends a reader on to `log_tail`.
+    static func encodeHead(_ message: NewMessage, timestamp: UInt64, into out: UnsafeMutableRawBufferPointer) {
+        var w = Writer(out: out)
+        writeFields(message, timestamp: timestamp, flags: flagRawFingerprint | flagContinuesInTail, into: &w)
+        message.payload.withUnsafeReadableBytes { payload in
+            w.bytes(UnsafeRawBufferPointer(rebasing: payload[..<(out.count - w.offset)]))
+        }
+    }
+
+    /// Writes the rest of the payload after `encodeHead` cut it: its last `out.count` bytes.
+    static func encodeTail(_ message: NewMessage, into out: UnsafeMutableRawBufferPointer) {
+        var w = Writer(out: out)
+        message.payload.withUnsafeReadableBytes { payload in
+            w.bytes(UnsafeRawBufferPointer(rebasing: payload[(payload.count - out.count)...]))
+        }
+    }
+
+    /// Whether `record` is a head whose last bytes are in `log_tail`.
+    static func continuesInTail(_ record: UnsafeRawBufferPointer) -> Bool {
+        record.count >= 2 && record[0] == version && record[1] & flagContinuesInTail != 0
+    }
+
+    /// Every field before the payload.
+    private static func writeFields(_ message: NewMessage, timestamp: UInt64, flags: UInt8, into w: inout Writer) {
         w.byte(version)
-        w.byte(flagRawFingerprint)
+        w.byte(flags)
         w.uint64(timestamp)
         var topic = message.topic.value
         w.byte(UInt8(truncatingIfNeeded: topic.utf8.count))
@@ -94,7 +127,6 @@ enum RecordCodec {
                 at += 2 + valueLength
             }
         }
-        message.payload.withUnsafeReadableBytes { w.bytes($0) }
     }
 
     /// The topic bytes of a record, for filtering without decoding the rest.

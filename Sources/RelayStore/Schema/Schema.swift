@@ -5,16 +5,21 @@ struct Schema: Sendable {
     /// keys dedup entries by the publisher's certificate digest and durable
     /// cursors by their owner; version 3 puts a 4-byte publisher number in
     /// the dedup key instead of the 32-byte digest; version 4 stores a
-    /// durable's filter after its cursor's sequence (docs/storage.md,
-    /// "Schema history").
-    static let version: UInt32 = 4
-    static let databaseCount = 9
+    /// durable's filter after its cursor's sequence; version 5 adds
+    /// `log_tail`, where a record a little longer than whole overflow pages
+    /// keeps its last bytes (docs/storage.md, "Schema history").
+    static let version: UInt32 = 5
+    static let databaseCount = 10
     static let versionKey = Array("schema_version".utf8)
 
     /// "schema_version" → u32 BE.
     let meta: Database
-    /// seq (u64 BE) → record (RecordCodec).
+    /// seq (u64 BE) → record (RecordCodec), or its head when the record's
+    /// flags say it continues in `logTail`.
     let log: Database
+    /// seq (u64 BE) → the last bytes of a record cut at a page boundary
+    /// (``RecordSplit``): at most a quarter of a page, stored inline.
+    let logTail: Database
     /// Dupsort, fixed-size values: topic bytes → seq (u64 BE), one value per message.
     let topics: Database
     /// Commit timestamp (u64 BE ns) → first seq of that commit (u64 BE).
@@ -35,6 +40,8 @@ struct Schema: Sendable {
     let publishers: Database
     /// topic bytes → message count (u64 BE) ‖ payload-inclusive record bytes (u64 BE).
     let topicStats: Database
+    /// Where this store cuts records longer than whole overflow pages.
+    let recordSplit: RecordSplit
 
     /// Opens every database, creating them and the version record in a new
     /// store, migrating an older store (``SchemaMigration``), and refusing a
@@ -42,6 +49,7 @@ struct Schema: Sendable {
     init(environment: Environment) throws(StoreError) {
         meta = try environment.openDatabase("meta")
         log = try environment.openDatabase("log")
+        logTail = try environment.openDatabase("log_tail")
         topics = try environment.openDatabase("topics", flags: [.duplicateSort, .duplicateFixed])
         time = try environment.openDatabase("time")
         cursors = try environment.openDatabase("cursors")
@@ -49,6 +57,7 @@ struct Schema: Sendable {
         dedupOrder = try environment.openDatabase("dedup_order")
         publishers = try environment.openDatabase("publishers")
         topicStats = try environment.openDatabase("topic_stats")
+        recordSplit = RecordSplit(pageSize: environment.usage().pageSize)
         let found = try environment.write { (txn) throws(StoreError) -> UInt32 in
             try SchemaMigration.bringUpToDate(self, in: txn)
         }

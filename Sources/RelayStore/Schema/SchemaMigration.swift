@@ -25,6 +25,12 @@
 /// the next SUB that attaches it. The version is bumped so that an older
 /// relay, which reads only eight-byte cursor values, refuses the store
 /// rather than silently losing every cursor written with a filter.
+///
+/// Version 4 → 5: nothing is rewritten; `log_tail` is created empty. Version
+/// 5 cuts a record a little longer than whole overflow pages and keeps its
+/// last bytes in `log_tail` (``RecordSplit``). The version is bumped so that
+/// an older relay, which would read such a record's head alone and deliver
+/// its payload short, refuses the store instead.
 enum SchemaMigration {
     /// Returns the version the store has after this call: ``Schema/version``,
     /// or the unknown version found (the caller refuses it).
@@ -48,8 +54,9 @@ enum SchemaMigration {
             try migrateDedupFromVersion2(schema, in: txn)
             try writeVersion(schema, in: txn)
             return Schema.version
-        case 3:
-            try writeVersion(schema, in: txn)  // cursor values without a filter stay readable
+        case 3, 4:
+            // 3: cursor values without a filter stay readable; 4: no record has a tail yet.
+            try writeVersion(schema, in: txn)
             return Schema.version
         case let found?:
             return found

@@ -83,16 +83,19 @@ struct Appender {
         try txn.withCursor(schema.topics) { (topics) throws(StoreError) in
         try txn.withCursor(schema.dedup) { (dedup) throws(StoreError) in
         try txn.withCursor(schema.dedupOrder) { (dedupOrder) throws(StoreError) in
+        try txn.withCursor(schema.logTail) { (logTail) throws(StoreError) in
         for messages in jobs {
             var jobResults: [Result<AppendReceipt, StoreError>] = []
             jobResults.reserveCapacity(messages.count)
             for message in messages {
                 let result = try append(message, sequence: sequence, timestamp: timestamp, schema: schema,
-                                        in: txn, log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
+                                        in: txn, log: log, logTail: logTail, topics: topics,
+                                        dedup: dedup, dedupOrder: dedupOrder)
                 if case .success(let receipt) = result, !receipt.duplicate { sequence += 1 }
                 jobResults.append(result)
             }
             results.append(jobResults)
+        }
         }
         }
         }
@@ -110,7 +113,7 @@ struct Appender {
     /// failure of this message alone, or the message stored at `sequence`.
     private mutating func append(_ message: borrowing NewMessage, sequence: UInt64, timestamp: UInt64,
                                  schema: borrowing Schema, in txn: borrowing WriteTransaction,
-                                 log: borrowing Cursor, topics: borrowing Cursor,
+                                 log: borrowing Cursor, logTail: borrowing Cursor, topics: borrowing Cursor,
                                  dedup: borrowing Cursor, dedupOrder: borrowing Cursor)
     throws(StoreError) -> Result<AppendReceipt, StoreError> {
         var entry: DedupEntry?
@@ -136,7 +139,7 @@ struct Appender {
             entry = DedupEntry(publisher: number, producerKey)
         }
         try store(message, size: size, dedupEntry: entry, sequence: sequence, timestamp: timestamp,
-                  log: log, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
+                  split: schema.recordSplit, log: log, logTail: logTail, topics: topics, dedup: dedup, dedupOrder: dedupOrder)
         // Consecutive messages of one topic are summed before the
         // dictionary sees them: one String hash per run, not two per message.
         if let run = topicRun, run.topic == message.topic.value {
@@ -149,14 +152,25 @@ struct Appender {
     }
 
     private mutating func store(_ message: borrowing NewMessage, size: Int, dedupEntry: DedupEntry?,
-                                sequence: UInt64, timestamp: UInt64,
-                                log: borrowing Cursor, topics: borrowing Cursor,
+                                sequence: UInt64, timestamp: UInt64, split: RecordSplit,
+                                log: borrowing Cursor, logTail: borrowing Cursor, topics: borrowing Cursor,
                                 dedup: borrowing Cursor, dedupOrder: borrowing Cursor) throws(StoreError) {
         try withBigEndianBytes(sequence) { (seqKey) throws(StoreError) in
             // Sequences only grow, so APPEND skips the B-tree search; the record
-            // is encoded straight into the page LMDB reserved for it.
-            try log.putReserved(key: seqKey, size: size, flags: .append, from: message) { message, out in
-                RecordCodec.encode(message, timestamp: timestamp, into: out)
+            // is encoded straight into the page LMDB reserved for it. A record
+            // just over whole overflow pages is cut at the last page boundary
+            // and its last bytes go to `log_tail` (``RecordSplit``).
+            if let head = split.headLength(recordSize: size, payloadStart: size - message.payload.readableBytes) {
+                try log.putReserved(key: seqKey, size: head, flags: .append, from: message) { message, out in
+                    RecordCodec.encodeHead(message, timestamp: timestamp, into: out)
+                }
+                try logTail.putReserved(key: seqKey, size: size - head, flags: .append, from: message) { message, out in
+                    RecordCodec.encodeTail(message, into: out)
+                }
+            } else {
+                try log.putReserved(key: seqKey, size: size, flags: .append, from: message) { message, out in
+                    RecordCodec.encode(message, timestamp: timestamp, into: out)
+                }
             }
             let inserted = try message.topic.value.withUTF8Bytes { (topicBytes) throws(StoreError) -> Bool in
                 try topics.put(key: topicBytes, value: seqKey, flags: .appendDuplicate)

@@ -88,8 +88,10 @@ extension MessageStore: MessageLogAdministration {
                     }
                     for seq in sequences {
                         try withBigEndianBytes(seq) { (seqKey) throws(StoreError) in
-                            bytes += UInt64(try txn.get(schema.log, key: seqKey) { $0.count } ?? 0)
-                            if try txn.delete(schema.log, key: seqKey) { messages += 1 }
+                            if let size = try LogRecords.delete(seqKey, schema: schema, in: txn) {
+                                bytes += UInt64(size)
+                                messages += 1
+                            }
                         }
                     }
                     try txn.delete(schema.topics, key: topicKey)

@@ -154,9 +154,7 @@ struct Pruner {
                     let tooOld = oldest < keepFrom
                     guard overCount || overBytes || tooOld else { break }
                     let size = try withBigEndianBytes(oldest) { (seqKey) throws(StoreError) -> Int in
-                        let size = try txn.get(schema.log, key: seqKey) { $0.count } ?? 0
-                        try txn.delete(schema.log, key: seqKey)
-                        return size
+                        try LogRecords.delete(seqKey, schema: schema, in: txn) ?? 0
                     }
                     try cursor.deleteCurrent()
                     count -= 1

@@ -92,7 +92,8 @@ extension MessageStore {
     /// Hands each record matching `filter` from `from` on to `take`, inside
     /// one read transaction, until it says stop, the log ends, or (for a
     /// wildcard) `maxScan` records were examined. The record is a view into
-    /// the map, valid only during `take`. A literal filter walks the topic
+    /// the map (or, for a record cut into head and tail, into a buffer
+    /// holding both: ``RecordJoiner``), valid only during `take`. A literal filter walks the topic
     /// index; a wildcard one the log.
     func walk(from: UInt64, filter: TopicFilter, maxScan: Int,
               take: (UnsafeRawBufferPointer, UInt64) throws(StoreError) -> WalkStep) throws(StoreError) -> ReadProgress {
@@ -101,6 +102,7 @@ extension MessageStore {
             let topicBytes = Array(topic.value.utf8)
             return try environment.read { (txn) throws(StoreError) -> ReadProgress in
                 var next = max(from, 1)
+                var joiner = RecordJoiner()
                 let reachedEnd = try txn.withCursor(schema.topics) { (cursor) throws(StoreError) -> Bool in
                     // The records are fetched with a second cursor on the log: when the
                     // topic's next sequence is the log's next record (one topic
@@ -119,13 +121,17 @@ extension MessageStore {
                             if let at = logAt, current == at &+ 1 {
                                 step = try log.move(.next) { (key, record) throws(StoreError) -> WalkStep? in
                                     guard key.count == 8, key.readUInt64BE(at: 0) == current else { return nil }
-                                    return try take(record, current)
+                                    return try joiner.withWhole(record, sequence: current, schema: schema, in: txn) {
+                                        (whole) throws(StoreError) -> WalkStep in try take(whole, current)
+                                    }
                                 } ?? nil
                             }
                             if step == nil {
                                 step = try withBigEndianBytes(current) { (key) throws(StoreError) -> WalkStep? in
                                     try log.move(.key, key: key) { (_, record) throws(StoreError) -> WalkStep in
-                                        try take(record, current)
+                                        try joiner.withWhole(record, sequence: current, schema: schema, in: txn) {
+                                            (whole) throws(StoreError) -> WalkStep in try take(whole, current)
+                                        }
                                     }
                                 }
                             }
@@ -151,6 +157,7 @@ extension MessageStore {
         }
         return try environment.read { (txn) throws(StoreError) -> ReadProgress in
             var next = max(from, 1)
+            var joiner = RecordJoiner()
             let reachedEnd = try txn.withCursor(schema.log) { (cursor) throws(StoreError) -> Bool in
                 var scanned = 0
                 // One LMDB call per record: position with SET_RANGE, then NEXT,
@@ -165,7 +172,9 @@ extension MessageStore {
                                 throw .invalidRecord(sequence: sequence, reason: "unknown record version or truncated topic")
                             }
                             guard filter.matches(utf8: topic) else { return .more }
-                            let step = try take(record, sequence)
+                            let step = try joiner.withWhole(record, sequence: sequence, schema: schema, in: txn) {
+                                (whole) throws(StoreError) -> WalkStep in try take(whole, sequence)
+                            }
                             if step == .stopBefore { next = sequence }
                             return step
                         }
