@@ -88,6 +88,7 @@ enum RecordCodec {
     }
 
     /// Whether `record` is a head whose last bytes are in `log_tail`.
+    @inline(__always)
     static func continuesInTail(_ record: UnsafeRawBufferPointer) -> Bool {
         record.count >= 2 && record[0] == version && record[1] & flagContinuesInTail != 0
     }

@@ -121,6 +121,7 @@ extension MessageStore {
                             if let at = logAt, current == at &+ 1 {
                                 step = try log.move(.next) { (key, record) throws(StoreError) -> WalkStep? in
                                     guard key.count == 8, key.readUInt64BE(at: 0) == current else { return nil }
+                                    guard RecordCodec.continuesInTail(record) else { return try take(record, current) }
                                     return try joiner.withWhole(record, sequence: current, schema: schema, in: txn) {
                                         (whole) throws(StoreError) -> WalkStep in try take(whole, current)
                                     }
@@ -129,7 +130,8 @@ extension MessageStore {
                             if step == nil {
                                 step = try withBigEndianBytes(current) { (key) throws(StoreError) -> WalkStep? in
                                     try log.move(.key, key: key) { (_, record) throws(StoreError) -> WalkStep in
-                                        try joiner.withWhole(record, sequence: current, schema: schema, in: txn) {
+                                        guard RecordCodec.continuesInTail(record) else { return try take(record, current) }
+                                        return try joiner.withWhole(record, sequence: current, schema: schema, in: txn) {
                                             (whole) throws(StoreError) -> WalkStep in try take(whole, current)
                                         }
                                     }
@@ -172,9 +174,13 @@ extension MessageStore {
                                 throw .invalidRecord(sequence: sequence, reason: "unknown record version or truncated topic")
                             }
                             guard filter.matches(utf8: topic) else { return .more }
-                            let step = try joiner.withWhole(record, sequence: sequence, schema: schema, in: txn) {
-                                (whole) throws(StoreError) -> WalkStep in try take(whole, sequence)
-                            }
+                            // Records stored whole (all but a few large ones) go to
+                            // `take` straight from the map; the joiner is out of line.
+                            let step = RecordCodec.continuesInTail(record)
+                                ? try joiner.withWhole(record, sequence: sequence, schema: schema, in: txn) {
+                                    (whole) throws(StoreError) -> WalkStep in try take(whole, sequence)
+                                }
+                                : try take(record, sequence)
                             if step == .stopBefore { next = sequence }
                             return step
                         }

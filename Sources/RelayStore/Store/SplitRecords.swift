@@ -48,10 +48,11 @@ struct RecordJoiner {
     /// `head` (valid for the read transaction `txn`). The buffer `body` gets
     /// is valid only inside `body`. A head whose tail is missing is
     /// corruption, never a short payload.
+    @inline(never)
     mutating func withWhole<R>(_ head: UnsafeRawBufferPointer, sequence: UInt64, schema: Schema,
                                in txn: borrowing some TransactionReading & ~Copyable,
                                _ body: (UnsafeRawBufferPointer) throws(StoreError) -> R) throws(StoreError) -> R {
-        guard RecordCodec.continuesInTail(head) else { return try body(head) }
+        guard RecordCodec.continuesInTail(head) else { return try body(head) }  // callers check first; kept for safety
         let found = try withBigEndianBytes(sequence) { (key) throws(StoreError) -> Bool? in
             try txn.get(schema.logTail, key: key) { tail -> Bool in
                 scratch.removeAll(keepingCapacity: true)
