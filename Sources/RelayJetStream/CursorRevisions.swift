@@ -30,6 +30,9 @@ final class CursorRevisions: @unchecked Sendable {
         /// A value put whose ack never came (it may be stored): a later
         /// commit that finds exactly it stored knows the write was its own.
         var unacknowledged: [UInt8]?
+        /// The cursor read at the attach or stored since (nil: none, or lost),
+        /// for `relay_subscription_lag` (``KnownCursorReporting``).
+        var cursor: UInt64?
     }
 
     private let lock = NSLock()
@@ -37,10 +40,10 @@ final class CursorRevisions: @unchecked Sendable {
     private var generations: UInt64 = 0
 
     /// A SUB attached the durable and read `revision`: a new generation.
-    func attached(_ key: String, revision: UInt64) {
+    func attached(_ key: String, revision: UInt64, cursor: UInt64?) {
         lock.withLock {
             generations += 1
-            entries[key] = Entry(generation: generations, state: .revision(revision))
+            entries[key] = Entry(generation: generations, state: .revision(revision), cursor: cursor)
         }
     }
 
@@ -53,12 +56,23 @@ final class CursorRevisions: @unchecked Sendable {
         lock.withLock { entries[key] }
     }
 
-    /// Sets the key's state (and its unacknowledged value) if it is still in `generation`.
-    func update(_ key: String, generation: UInt64, _ state: State, unacknowledged: [UInt8]? = nil) {
+    /// Sets the key's state if it is still in `generation`, with the cursor
+    /// now stored (nil: none, or lost); clears the unacknowledged value.
+    func update(_ key: String, generation: UInt64, _ state: State, cursor: UInt64?) {
         lock.withLock {
             guard entries[key]?.generation == generation else { return }
             entries[key]?.state = state
-            entries[key]?.unacknowledged = unacknowledged
+            entries[key]?.unacknowledged = nil
+            entries[key]?.cursor = cursor
+        }
+    }
+
+    /// The known cursor of each of `keys` that has one.
+    func cursors(_ keys: [String]) -> [String: UInt64] {
+        lock.withLock {
+            var out: [String: UInt64] = [:]
+            for key in keys { if let cursor = entries[key]?.cursor { out[key] = cursor } }
+            return out
         }
     }
 

@@ -17,7 +17,7 @@ import RelayStore
 ///   is the other edge's.
 /// A commit makes at most three requests (put, read, one retried put) and
 /// never loops.
-extension JetStreamMessageLog {
+extension JetStreamMessageLog: KnownCursorReporting {
     /// Key-value keys allow `[-/_=.a-zA-Z0-9]`: the owner digest and the name in hex.
     func cursorKey(_ owner: DurableOwner, _ name: String) -> String {
         Self.cursorKeyPrefix(owner) + Hex.encode(Array(name.utf8))
@@ -90,7 +90,7 @@ extension JetStreamMessageLog {
                 throw error
             }
             if case .stored(let revision) = put {
-                cursorRevisions.update(key, generation: generation, .revision(revision))
+                cursorRevisions.update(key, generation: generation, .revision(revision), cursor: sequence)
                 return .success(())
             }
             return try resolveWrongRevision(key: key, name: name, value: value, sequence: sequence, entry: entry)
@@ -106,22 +106,22 @@ extension JetStreamMessageLog {
         let wait = settings.requestTimeout.wholeMilliseconds
         let now = try nats.getRevisioned(key: key, waitMs: wait)
         guard let stored = now.value else {
-            cursorRevisions.update(key, generation: entry.generation, .deleted)
+            cursorRevisions.update(key, generation: entry.generation, .deleted, cursor: nil)
             logger.warning("durable deleted on another edge while attached here: its cursor is not stored again, and the subscription ends with durable_deleted",
                            metadata: ["durable": "\(name)", "key": "\(key)", "cursor": "\(sequence)"])
             return .failure(.durableDeleted(name: name))
         }
         if stored == value {
-            cursorRevisions.update(key, generation: entry.generation, .revision(now.revision))
+            cursorRevisions.update(key, generation: entry.generation, .revision(now.revision), cursor: sequence)
             return .success(())
         }
         if stored == entry.unacknowledged,
            case .stored(let revision) = try nats.put(key: key, value: value, expecting: now.revision, waitMs: wait) {
-            cursorRevisions.update(key, generation: entry.generation, .revision(revision))
+            cursorRevisions.update(key, generation: entry.generation, .revision(revision), cursor: sequence)
             return .success(())
         }
         let theirs = DurableCursor.decode(stored)?.sequence ?? 0
-        cursorRevisions.update(key, generation: entry.generation, .conflict(stored: theirs))
+        cursorRevisions.update(key, generation: entry.generation, .conflict(stored: theirs), cursor: nil)
         logger.warning("durable attached on another edge as well: its cursor moved there, so this edge's is not stored, and the subscription here ends with durable_in_use",
                        metadata: ["durable": "\(name)", "key": "\(key)", "cursor": "\(sequence)", "stored": "\(theirs)"])
         return .failure(.durableConflict(name: name, stored: theirs, mine: sequence))
@@ -136,12 +136,24 @@ extension JetStreamMessageLog {
         let key = cursorKey(owner, name)
         let read: NATSConnection.RevisionedValue
         do { read = try nats.getRevisioned(key: key) } catch { throw Self.storeError(error) }
-        cursorRevisions.attached(key, revision: read.revision)
-        guard let value = read.value else { return nil }
+        guard let value = read.value else {
+            cursorRevisions.attached(key, revision: read.revision, cursor: nil)
+            return nil
+        }
         guard let cursor = DurableCursor.decode(value) else {
             throw .invalidRecord(sequence: 0, reason: "a cursor value of \(value.count) bytes")
         }
+        cursorRevisions.attached(key, revision: read.revision, cursor: cursor.sequence)
         return cursor
+    }
+
+    /// From what this edge read and stored (``CursorRevisions``): no request.
+    public func knownCursors(_ durables: [(owner: DurableOwner, name: String)]) -> [DurableCursorRecord] {
+        let keys = durables.map { cursorKey($0.owner, $0.name) }
+        let known = cursorRevisions.cursors(keys)
+        return zip(durables, keys).compactMap { durable, key in
+            known[key].map { DurableCursorRecord(owner: durable.owner, name: durable.name, cursor: $0, filter: nil) }
+        }
     }
 
     /// Always nil: there is no older schema behind this log.
