@@ -164,11 +164,14 @@ static inline natsStatus relay_kv_open(kvStore **kv, jsCtx *js, const char *buck
  * direct get, which any replica may answer: a replica catching up after a
  * restart was seen to answer with a stale durable cursor. *msg is NULL when
  * the key has no value (never put, deleted or purged: a KV-Operation
- * header marks those). */
-static inline natsStatus relay_kv_get_from_leader(natsMsg **msg, jsCtx *js, const char *bucket, const char *key,
-                                                  int64_t waitMs) {
+ * header marks those). *revision is the key's last revision (the stream
+ * sequence of its last entry, a delete marker's too), 0 when it has none
+ * (never put, or purged): what relay_kv_put_expecting compares against. */
+static inline natsStatus relay_kv_get_from_leader(natsMsg **msg, uint64_t *revision, jsCtx *js, const char *bucket,
+                                                  const char *key, int64_t waitMs) {
     char stream[512], subject[1024];
     *msg = NULL;
+    *revision = 0;
     int streamLength = snprintf(stream, sizeof stream, "KV_%s", bucket);
     int subjectLength = snprintf(subject, sizeof subject, "$KV.%s.%s", bucket, key);
     if (streamLength < 0 || (size_t)streamLength >= sizeof stream || subjectLength < 0
@@ -193,12 +196,38 @@ static inline natsStatus relay_kv_get_from_leader(natsMsg **msg, jsCtx *js, cons
         return NATS_OK;
     }
     if (s != NATS_OK) return s;
+    *revision = natsMsg_GetSequence(*msg);
     const char *operation = NULL;
     if (natsMsgHeader_Get(*msg, "KV-Operation", &operation) == NATS_OK && operation != NULL) {
         natsMsg_Destroy(*msg);
         *msg = NULL;
     }
     return NATS_OK;
+}
+
+/* Puts `data` as the value of `key` in the key-value bucket `bucket` only if
+ * the key's last revision is still `last` (0: only if the key has no entry):
+ * a publish to `$KV.<bucket>.<key>` with the header
+ * Nats-Expected-Last-Subject-Sequence. A key purged since fails with
+ * JSStreamWrongLastSequenceErr in *err (10071), as does any other entry
+ * written since. On success *revision is the new entry's stream sequence. */
+static inline natsStatus relay_kv_put_expecting(uint64_t *revision, jsCtx *js, const char *bucket, const char *key,
+                                                const void *data, int length, uint64_t last, int64_t waitMs,
+                                                jsErrCode *err) {
+    char subject[1024];
+    *revision = 0;
+    int subjectLength = snprintf(subject, sizeof subject, "$KV.%s.%s", bucket, key);
+    if (subjectLength < 0 || (size_t)subjectLength >= sizeof subject) return NATS_INVALID_ARG;
+    jsPubOptions o;
+    jsPubOptions_Init(&o);
+    o.MaxWait = waitMs;
+    if (last == 0) o.ExpectNoMessage = true;
+    else o.ExpectLastSubjectSeq = last;
+    jsPubAck *ack = NULL;
+    natsStatus s = js_Publish(&ack, js, subject, data, length, &o, err);
+    if (s == NATS_OK && ack != NULL) *revision = ack->Sequence;
+    if (ack != NULL) jsPubAck_Destroy(ack);
+    return s;
 }
 
 /* The stream info of `bucket`'s stream, listing the keys under `keyFilter`

@@ -127,7 +127,7 @@ extension RelayClientError {
             category = .denied
         case .invalidTopic, .invalidFilter, .invalidHeaders, .payloadTooLarge, .reservedTopic, .invalidStartPosition,
              .duplicateSubscriptionID, .tooManySubscriptions, .durableInUse, .unknownSubscription, .durableFilterMismatch,
-             .tooManyDurables:
+             .tooManyDurables, .durableDeleted:
             category = .usage
         case .tooManyConnections, .serverShuttingDown, .internalError, .helloTimeout, .storageFull, .storageFailure, .storageUnavailable,
              .tooManyInFlight:

@@ -45,6 +45,9 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
     case durableFilterMismatch = 0x0110
     /// A new durable name beyond `[limits] max_durables` of its owner (§4.6): refused, nothing stored.
     case tooManyDurables = 0x0111
+    /// The durable was deleted (`relayctl durable delete`, in a cluster through
+    /// another edge) while this subscription had it attached (§4.13): ended, its cursor not stored again.
+    case durableDeleted = 0x0112
     // Admin operations (ADMIN/ADMINREPLY, Protocol/relay-v1.md §4.15); from
     // 0x0120 so codes other work adds after 0x010E do not collide.
     case adminNotSupported = 0x0120
@@ -91,6 +94,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .storageUnavailable: return "storage_unavailable"
         case .durableFilterMismatch: return "durable_filter_mismatch"
         case .tooManyDurables: return "too_many_durables"
+        case .durableDeleted: return "durable_deleted"
         case .adminNotSupported: return "admin_not_supported"
         case .invalidAdminRequest: return "invalid_admin_request"
         case .adminTargetNotFound: return "admin_target_not_found"
@@ -134,6 +138,7 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable, CustomStringConverti
         case .storageUnavailable: return "the replicated log has no quorum; nothing was stored, retry the same publish later"
         case .durableFilterMismatch: return "that durable name is in use with another filter; use another name, the same filter, or delete it with relayctl durable delete"
         case .tooManyDurables: return "this identity holds as many durable subscriptions as the broker keeps for one; reuse one, delete unused ones with relayctl durable delete, or ask the operator to raise max_durables"
+        case .durableDeleted: return "the durable subscription was deleted by an operator while attached (in a cluster, possibly through another broker); its cursor is gone, and a new SUB of the name starts a new durable from its start position"
         case .adminNotSupported: return "this broker's storage backend does not support that admin operation"
         case .invalidAdminRequest: return "the admin operation is unknown or its arguments are invalid; see relayctl --help"
         case .adminTargetNotFound: return "no such connection or durable; list them with relayctl connections or relayctl durables"

@@ -39,8 +39,9 @@ extension JetStreamMessageLog: DurableCursorAdministration, TopicAdministration,
     /// would leave a marker, which still counts toward `max_durables`),
     /// on the writer queue: after the cursor commits this edge queued
     /// before it. True when the key held a cursor. Another edge that has
-    /// the durable attached stores it again at its next commit
-    /// (docs/cluster.md, "Durable cursors").
+    /// the durable attached finds the key gone at its next commit (a
+    /// compare-and-set on the revision) and ends that subscription with
+    /// `durable_deleted` (docs/cluster.md, "Durable cursors").
     public func deleteDurableCursor(owner: DurableOwner, name: String) async throws(StoreError) -> Bool {
         guard !isClosed else { throw .closed }
         let key = cursorKey(owner, name)
@@ -51,6 +52,7 @@ extension JetStreamMessageLog: DurableCursorAdministration, TopicAdministration,
                     let held = try self.nats.get(key: key, waitMs: self.wait) != nil
                     // Purged even without a value: a delete marker is cleared too.
                     _ = try self.nats.purgeCounting(stream: self.bucketStream, filter: subject, waitMs: self.wait)
+                    self.cursorRevisions.forget(key)
                     continuation.resume(returning: .success(held))
                 } catch {
                     continuation.resume(returning: .failure(Self.storeError(error)))

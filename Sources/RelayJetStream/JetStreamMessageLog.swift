@@ -15,7 +15,8 @@ import RelayStore
 ///   is Relay's dedup window;
 /// - an append completes after JetStream's ack (R3: in memory on 2 of 3
 ///   nodes), retried with the same id until ``JetStreamSettings/publishTimeout``;
-/// - durable cursors live in a replicated key-value bucket.
+/// - durable cursors live in a replicated key-value bucket, each commit a
+///   compare-and-set on the key's revision (JetStreamMessageLog+Cursors.swift).
 ///
 /// Appends (group-committed as pipelined rounds: JetStreamMessageLog+Publishing.swift),
 /// cursor commits, durable deletions and pruning run in order on one serial queue (the appends'
@@ -27,7 +28,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     let settings: JetStreamSettings
     let configuration: StoreConfiguration
     let nats: NATSConnection
-    private let logger: Logger
+    let logger: Logger  // internal: +Cursors logs a durable lost to another edge
     let writer = DispatchQueue(label: "relay.jetstream.writer")  // internal: +Administration queues deletions on it
     /// Waits for each round's acks, in send order, and completes its appends
     /// (JetStreamMessageLog+Publishing.swift), while the writer sends the next round.
@@ -47,6 +48,9 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     private var queued: [AppendJob] = []
     /// Records in the stream that are not Relay's, skipped by the tail and by reads (ForeignRecordNotices.swift).
     let foreignRecords: ForeignRecordNotices
+    /// The revision of each durable's cursor key as this edge last read or
+    /// wrote it: cursor commits are compare-and-sets on it (JetStreamMessageLog+Cursors.swift).
+    let cursorRevisions = CursorRevisions()
 
     struct AppendJob {
         var messages: [NewMessage]
@@ -252,69 +256,6 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
 
     public func lastSequence() throws(StoreError) -> UInt64 {
         try state().lastSequence
-    }
-
-    // MARK: Durable cursors
-
-    /// Key-value keys allow `[-/_=.a-zA-Z0-9]`: the owner digest and the name in hex.
-    func cursorKey(_ owner: DurableOwner, _ name: String) -> String {
-        Self.cursorKeyPrefix(owner) + Hex.encode(Array(name.utf8))
-    }
-
-    private static func cursorKeyPrefix(_ owner: DurableOwner) -> String { "c." + Hex.encode(owner.digest) + "." }
-
-    /// The bucket's keys under `c.<owner hex>.`, listed by one stream-info
-    /// request (every edge sees the same count: the bucket is shared).
-    public func durableNames(owner: DurableOwner, limit: Int) throws(StoreError) -> [String] {
-        guard !isClosed else { throw .closed }
-        guard limit > 0 else { return [] }
-        let prefix = Self.cursorKeyPrefix(owner)
-        let keys: [String]
-        do { keys = try nats.keys(matching: prefix + ">") } catch { throw Self.storeError(error) }
-        return keys.lazy.compactMap { key -> String? in
-            guard key.hasPrefix(prefix), let bytes = Hex.decode(String(key.dropFirst(prefix.count))) else { return nil }
-            return String(decoding: bytes, as: UTF8.self)
-        }.prefix(limit).map { $0 }
-    }
-
-    /// The value is ``DurableCursor``'s encoding: the sequence, then the filter.
-    public func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String,
-                             completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        guard !name.isEmpty else { return completion(.failure(.invalidArgument("a durable name is not empty"))) }
-        guard !isClosed else { return completion(.failure(.closed)) }
-        let key = cursorKey(owner, name)
-        writer.async {
-            let value = DurableCursor.encode(sequence: sequence, filter: filter)
-            do throws(NATSError) {
-                try self.nats.put(key: key, value: value)
-                completion(.success(()))
-            } catch {
-                completion(.failure(Self.storeError(error)))
-            }
-        }
-    }
-
-    /// An eight-byte value (an edge from before filters were stored) has a nil filter.
-    public func durableCursor(owner: DurableOwner, name: String) throws(StoreError) -> DurableCursor? {
-        guard !isClosed else { throw .closed }
-        let value: [UInt8]?
-        do { value = try nats.get(key: cursorKey(owner, name)) } catch { throw Self.storeError(error) }
-        guard let value else { return nil }
-        guard let cursor = DurableCursor.decode(value) else {
-            throw .invalidRecord(sequence: 0, reason: "a cursor value of \(value.count) bytes")
-        }
-        return cursor
-    }
-
-    /// Always nil: there is no older schema behind this log.
-    public func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
-        guard !isClosed else { throw .closed }
-        return nil
-    }
-
-    public func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64, filter: String,
-                                  completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        commitCursor(owner: owner, name: name, sequence: sequence, filter: filter, completion: completion)
     }
 
     // MARK: Retention, size, lifetime

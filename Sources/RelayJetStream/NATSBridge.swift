@@ -98,7 +98,8 @@ struct NATSStoredMessage {
 
 /// The nats.c objects relayd holds: one connection, its JetStream context and
 /// the cursor bucket. Every unsafe pointer of the JetStream backend lives in
-/// this file and in NATSBridge+Tail.swift (the live tail's ordered consumer).
+/// this file, NATSBridge+Keys.swift (the cursor bucket) and NATSBridge+Tail.swift
+/// (the live tail's ordered consumer).
 ///
 /// Lifetimes: `connection`, `js` and `kv` are created in ``connect(_:)`` and
 /// destroyed only in `deinit`. Every method runs while the caller holds a
@@ -112,7 +113,8 @@ final class NATSConnection: @unchecked Sendable {
     /// Internal (not private) for NATSBridge+Tail.swift, which shares these lifetime rules.
     let js: OpaquePointer
     private var kv: OpaquePointer?
-    /// The bucket ``openBucket(_:replicas:)`` opened; cursor reads go to its stream's leader.
+    /// The bucket ``openBucket(_:replicas:)`` opened; cursor reads go to its
+    /// stream's leader, cursor puts are publishes to its subjects (NATSBridge+Keys.swift).
     private(set) var bucketName: String?
     /// The live tail's ordered consumer while it is open, guarded by `tailLock`.
     var subscription: OpaquePointer?
@@ -384,28 +386,6 @@ final class NATSConnection: @unchecked Sendable {
         guard status == NATS_OK, let store else { throw NATSError("open key-value bucket \(bucket)", status) }
         kv = store
         bucketName = bucket
-    }
-
-    func put(key: String, value: [UInt8]) throws(NATSError) {
-        guard let kv else { throw NATSError("put \(key)", NATS_ILLEGAL_STATE) }
-        var revision: UInt64 = 0
-        // `value`'s bytes are valid for the call; kvStore_Put copies them.
-        let status = value.withUnsafeBytes { kvStore_Put(&revision, kv, key, $0.baseAddress, Int32($0.count)) }
-        guard status == NATS_OK else { throw NATSError("put \(key)", status) }
-    }
-
-    func get(key: String, waitMs: Int64 = 8_000) throws(NATSError) -> [UInt8]? {
-        guard kv != nil, let bucket = bucketName else { throw NATSError("get \(key)", NATS_ILLEGAL_STATE) }
-        var msg: OpaquePointer?
-        // Blocks up to `waitMs` while the bucket's stream elects a leader (see the shim).
-        let status = relay_kv_get_from_leader(&msg, js, bucket, key, waitMs)
-        guard status == NATS_OK else { throw NATSError("get \(key)", status) }
-        guard let msg else { return nil }
-        // The message is ours until natsMsg_Destroy; its data is copied first.
-        defer { natsMsg_Destroy(msg) }
-        let length = Int(natsMsg_GetDataLength(msg))
-        guard length > 0, let data = natsMsg_GetData(msg) else { return [] }
-        return Array(UnsafeRawBufferPointer(start: data, count: length))
     }
 }
 

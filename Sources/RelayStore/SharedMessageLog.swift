@@ -44,6 +44,16 @@ extension MessageLog {
     }
 }
 
+/// A shared log that knows, without asking its service, the cursor of each
+/// durable attached on this edge: the one it read when the durable was
+/// attached, or stored since. For `relay_subscription_lag` on a cluster
+/// edge, where listing every cursor would cost a request per cursor.
+public protocol KnownCursorReporting: AnyObject {
+    /// The cursors known for `durables`; a durable with no cursor (none
+    /// stored yet, or lost to a delete) is left out.
+    func knownCursors(_ durables: [(owner: DurableOwner, name: String)]) -> [DurableCursorRecord]
+}
+
 /// A log that can lose its backing service reports it here.
 public protocol AvailabilityReporting {
     var reportsAvailable: Bool { get }

@@ -32,6 +32,16 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// passed: relayd does not start. The text names the servers, the
     /// reason and what to check.
     case notOpened(String)
+    /// A cursor commit of a shared log found the durable's cursor deleted
+    /// (`relayctl durable delete`, possibly through another edge) since this
+    /// edge attached it: nothing was stored, and the subscription ends with
+    /// `durable_deleted` rather than bring the durable back.
+    case durableDeleted(name: String)
+    /// A cursor commit of a shared log found the cursor moved by another
+    /// writer (the durable attached on another edge as well): nothing was
+    /// stored; the stored cursor is the other writer's, and the subscription
+    /// ends with `durable_in_use`.
+    case durableConflict(name: String, stored: UInt64, mine: UInt64)
 
     public var description: String {
         switch self {
@@ -79,6 +89,12 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
                 + "cluster has a quorum again (check that at least 2 of 3 nodes run)"
         case .notOpened(let why):
             return why
+        case .durableDeleted(let name):
+            return "durable \(name) was deleted (relayctl durable delete, on this edge or another) while attached here; "
+                + "its cursor was not stored again"
+        case .durableConflict(let name, let stored, let mine):
+            return "durable \(name) is attached on another edge as well: its cursor moved to \(stored) there, so this "
+                + "edge's cursor \(mine) was not stored; attach a durable on one edge at a time"
         }
     }
 
@@ -87,6 +103,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .storageFull: return .storageFull
         case .unavailable: return .storageUnavailable
+        case .durableDeleted: return .durableDeleted
+        case .durableConflict: return .durableInUse
         default: return .storageFailure
         }
     }

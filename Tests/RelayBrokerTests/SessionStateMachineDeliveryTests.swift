@@ -90,6 +90,25 @@ struct SessionStateMachineDeliveryTests {
         #expect(env.log == ["msg 1 1", "unroute 1", "detach d 2", "err 1 payload_too_large"])
     }
 
+    @Test("a durable whose cursor commit found it deleted or moved elsewhere ends with that code, its cursor not committed at the detach; other subscriptions stay")
+    func durableCursorLost() throws {
+        let env = try F.environment()
+        var machine = F.active(env)
+        machine.subscribe(1, F.subscribe(durable: "d", ackMode: .none), env)
+        machine.subscribe(2, F.subscribe(durable: "e", ackMode: .none), env)
+        machine.deliverLive([F.live(1), F.live(2)], env)
+        env.clear()
+        let owner = try #require(machine.session?.durableOwner)
+        machine.durableCursorLost(owner: owner, name: "d", code: .durableDeleted, message: "gone", env)
+        #expect(env.log == ["unroute 1", "detach d -", "err 1 durable_deleted"])
+        #expect(machine.session?.subscriptions[1] == nil && machine.session?.subscriptions[2] != nil)
+        env.clear()
+        // A second report (a later commit of the same attachment) finds nothing to end.
+        machine.durableCursorLost(owner: owner, name: "d", code: .durableDeleted, message: "gone", env)
+        machine.durableCursorLost(owner: owner, name: "e", code: .durableInUse, message: "moved", env)
+        #expect(env.log == ["unroute 2", "detach e -", "err 2 durable_in_use"])
+    }
+
     @Test("ack_mode none: a durable cursor advances as messages are sent, one commit per delivery turn")
     func ackModeNoneAdvances() throws {
         let env = try F.environment()

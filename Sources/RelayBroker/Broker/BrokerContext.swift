@@ -151,6 +151,11 @@ public final class BrokerContext: Sendable {
         return held.count
     }
 
+    /// The durables attached to a session of this broker now.
+    func attachedDurables() -> [(owner: DurableOwner, name: String)] {
+        state.withLockedValue { $0.durables.attached.map { (owner: $0.owner, name: $0.name) } }
+    }
+
     func releaseDurable(owner: DurableOwner, name: String) {
         state.withLockedValue { $0.durables.release(DurableClaims.Key(owner: owner, name: name)) }
     }

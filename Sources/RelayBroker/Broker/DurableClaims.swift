@@ -40,6 +40,9 @@ struct DurableClaims {
     /// The names of `owner` attached to a session or still committing a cursor.
     func names(of owner: DurableOwner) -> Set<String> { byOwner[owner] ?? [] }
 
+    /// Every durable attached to a session now.
+    var attached: [Key] { claims.compactMap { $0.value.attached && $0.value.holder != nil ? $0.key : nil } }
+
     private mutating func set(_ key: Key, _ claim: Claim?) {
         claims[key] = claim
         if claim != nil {

@@ -15,9 +15,15 @@ extension BrokerContext {
             metrics.storageFilesystemFreeBytes.record(Int(stats.f_bavail) * Int(stats.f_frsize))
         }
         // A shared log's listing is a request per cursor to the cluster, from
-        // every edge every 5 s: cluster edges export no lag (docs/cluster.md).
-        if !(store is any SharedMessageLog), let administration = store as? any DurableCursorAdministration,
-           let cursors = try? administration.durableCursors(), let tail = try? store.lastSequence() {
+        // every edge every 5 s: a cluster edge exports the durables attached
+        // to it, from the cursors it read and stored, against the stream's
+        // last sequence (one request; docs/cluster.md).
+        if store is any SharedMessageLog {
+            if let known = store as? any KnownCursorReporting, let tail = try? store.lastSequence() {
+                metrics.lagGauges.update(cursors: known.knownCursors(attachedDurables()), tail: tail, metrics: metrics)
+            }
+        } else if let administration = store as? any DurableCursorAdministration,
+                  let cursors = try? administration.durableCursors(), let tail = try? store.lastSequence() {
             metrics.lagGauges.update(cursors: cursors, tail: tail, metrics: metrics)
         }
     }

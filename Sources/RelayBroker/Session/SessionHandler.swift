@@ -314,6 +314,14 @@ final class SessionHandler: ChannelDuplexHandler {
         settle()
     }
 
+    /// A shared log found the durable's cursor deleted or moved by another
+    /// edge at a commit: the subscription attached to it ends, telling the client why.
+    func durableCursorLost(owner: DurableOwner, name: String, error: StoreError) {
+        machine.durableCursorLost(owner: owner, name: name, code: error.relayErrorCode, message: error.description, io)
+        io.flush()
+        settle()
+    }
+
     func terminate(_ code: RelayErrorCode, _ message: String) {
         machine.terminate(code, message, io)
         settle()

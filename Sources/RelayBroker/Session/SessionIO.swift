@@ -214,9 +214,14 @@ final class SessionIO: SessionEnvironment {
             append(messages, ids: ids)
         case .commitCursor(let owner, let name, let sequence, let filter):
             broker.admin.durableAcknowledged(owner: owner, name: name)
-            let logger = self.logger
+            let logger = self.logger, proxy = self.proxy
             broker.store.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter) { result in
-                if case .failure(let error) = result {
+                guard case .failure(let error) = result else { return }
+                switch error {
+                case .durableDeleted, .durableConflict:
+                    // A shared log's cursor deleted or moved by another edge: the subscription ends (the log said why).
+                    proxy?.onLoop { session in session.durableCursorLost(owner: owner, name: name, error: error) }
+                default:
                     logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
                 }
             }
@@ -274,7 +279,11 @@ final class SessionIO: SessionEnvironment {
         guard let lastAck else { return broker.releaseDurable(owner: owner, name: name) }
         let detach = broker.detachingDurable(owner: owner, name: name, cursor: DurableCursor(sequence: lastAck, filter: filter))
         broker.store.commitCursor(owner: owner, name: name, sequence: lastAck, filter: filter) { result in
-            if case .failure(let error) = result {
+            switch result {
+            case .success: break
+            case .failure(let error) where error.relayErrorCode == .durableDeleted || error.relayErrorCode == .durableInUse:
+                logger.notice("durable cursor not stored at detach", metadata: ["name": "\(name)", "reason": "\(error)"])
+            case .failure(let error):
                 logger.error("durable cursor commit failed", metadata: ["name": "\(name)", "error": "\(error)"])
             }
             broker.durableDetached(owner: owner, name: name, detach: detach)

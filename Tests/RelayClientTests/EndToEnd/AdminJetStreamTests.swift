@@ -80,10 +80,12 @@ struct AdminJetStreamTests {
         }
     }
 
-    /// An edge knows only its own sessions: a durable attached on edge B is
-    /// deleted through edge A, and B's next ACK stores the cursor again
-    /// (what docs/cluster.md "Durable cursors" tells operators).
-    @Test("a durable attached on the other edge: the delete goes through, and that edge's next ACK stores the cursor again")
+    /// A durable attached on edge B is deleted through edge A: B's next
+    /// cursor commit is a compare-and-set on the key's revision, finds the
+    /// key purged and ends the subscription with `durable_deleted` instead of
+    /// storing the cursor again; B's detach stores nothing either
+    /// (docs/cluster.md "Durable cursors").
+    @Test("a durable attached on the other edge: the delete holds, and that edge ends the subscription with durable_deleted")
     func deleteWhileAttachedElsewhere() async throws {
         let nats = try await SingleNATSServer(pki: TLSTestPKI())
         try await withTwoJetStreamEdges(nats, extra: Self.adminRule) { a, b in
@@ -101,16 +103,74 @@ struct AdminJetStreamTests {
             #expect(deleted.status == 0, "\(deleted.stderr)")
             let empty = try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments()))
             #expect(row(empty, "name", "elsewhere") == nil, "\(empty)")
-            // Edge B's session goes on and acknowledges the next message: the cursor is back.
+            // Edge B's session acknowledges the next message: the commit finds the key gone and ends the subscription.
             let second = try await take(1, from: attached)
             attached.ack(try #require(second.first))
-            let back = try await eventuallyValue(timeout: 10, every: 0.05) { () async throws -> [String: Any]? in
-                row(try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments())), "name", "elsewhere")
-            }
-            #expect(back?["cursor"] as? Int == 2, "\(String(describing: back))")
-            attached.cancel()
+            let ended = await end(of: attached, timeout: 10)
+            #expect("\(String(describing: ended))".contains("durable_deleted"), "edge B's subscription: \(String(describing: ended))")
+            let stillGone = try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments()))
+            #expect(row(stillGone, "name", "elsewhere") == nil, "the durable came back: \(stillGone)")
+            let said = try await eventually(timeout: 10, every: 0.05) { b.log.contains("durable deleted on another edge") }
+            #expect(said, "edge B's log: \(b.log.suffix(2_000))")
+            // Closing B's connection stores no cursor either (the detach-time commit).
             await live.connection.close()
+            let relisted = try await runCLI("relayctl", ["durables", "--format", "json"] + b.cliArguments())
+            #expect(row(try Self.items(relisted), "name", "elsewhere") == nil, "\(relisted.stdout)")
+            // A new SUB of the name starts a new durable (here from earliest again).
+            let again = try await runCLI("relay-sub", ["--topic", "jobs.>", "--durable", "elsewhere", "--from", "earliest",
+                                                       "--count", "1", "--format", "raw"] + b.cliArguments(), timeout: 15)
+            #expect(again.status == 0 && again.stdout == ["j1"], "\(again.stdout) \(again.stderr)")
         }
+    }
+
+    /// One durable attached on both edges at once (each edge knows only its
+    /// own sessions): the edge whose compare-and-set finds the cursor moved
+    /// by the other ends its subscription with `durable_in_use` and stores
+    /// nothing, so the cursor never goes back; the other edge goes on.
+    @Test("a durable attached on both edges: the edge that finds the cursor moved ends with durable_in_use; the other's cursor stands")
+    func attachedOnBothEdges() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        try await withTwoJetStreamEdges(nats, extra: Self.adminRule) { a, b in
+            try await publishLines(a, topic: "jobs.a", ["j1", "j2", "j3"])
+            let onA = try await Subscriber.connect(a.clientConfiguration())
+            let first = try await onA.subscribe(filter: "jobs.>", from: .earliest, durable: "both")
+            let fromA = try await take(1, from: first)
+            first.ack(try #require(fromA.first))
+            #expect(try await cursor("both", on: b) == 1)
+            // Edge B attaches it too (it cannot know edge A has it): it resumes after 1.
+            let onB = try await Subscriber.connect(b.clientConfiguration())
+            let second = try await onB.subscribe(filter: "jobs.>", from: .earliest, durable: "both")
+            let fromB = try await take(2, from: second)
+            #expect(fromB.map(\.sequence) == [2, 3], "\(fromB.map(\.sequence))")
+            // Edge A moves the cursor to 2 first ...
+            let nextA = try await take(1, from: first)
+            first.ack(try #require(nextA.first))
+            #expect(try await cursor("both", on: b, reaching: 2) == 2)
+            // ... so edge B's commit of 3 finds a revision it did not write.
+            second.ack(try #require(fromB.last))
+            let ended = await end(of: second, timeout: 10)
+            #expect("\(String(describing: ended))".contains("durable_in_use"), "edge B's subscription: \(String(describing: ended))")
+            let said = try await eventually(timeout: 10, every: 0.05) { b.log.contains("durable attached on another edge as well") }
+            #expect(said, "edge B's log: \(b.log.suffix(2_000))")
+            await onB.connection.close()
+            #expect(try await cursor("both", on: a) == 2, "edge B's commit or detach overwrote edge A's cursor")
+            // Edge A's subscription goes on.
+            let lastA = try await take(1, from: first)
+            first.ack(try #require(lastA.first))
+            #expect(try await cursor("both", on: a, reaching: 3) == 3)
+            await onA.connection.close()
+        }
+    }
+
+    /// The cursor of durable `name` as relayctl on `edge` lists it, once
+    /// listed (and at `reaching` when given); nil when it never is within 10 s.
+    private func cursor(_ name: String, on edge: RelaydFixture, reaching: Int? = nil) async throws -> Int? {
+        let listed = try await eventuallyValue(timeout: 10, every: 0.05) { () async throws -> Int? in
+            let row = row(try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + edge.cliArguments())), "name", name)
+            guard let value = row?["cursor"] as? Int, reaching.map({ value >= $0 }) ?? true else { return nil }
+            return value
+        }
+        return listed
     }
 
     @Test("topics gives JetStream's counts, sequences and times and no bytes; purge FILTER --yes removes them on every edge; backup points to NATS snapshots")

@@ -65,8 +65,13 @@ func take(_ count: Int, from subscription: RelaySubscription, timeout: Double = 
 
 enum HarnessError: Error, CustomStringConvertible {
     case timeout(String)
+    /// A subscription finished without an error.
+    case finished
     var description: String {
-        switch self { case .timeout(let m): return m }
+        switch self {
+        case .timeout(let m): return m
+        case .finished: return "the subscription finished without an error"
+        }
     }
 }
 
@@ -81,4 +86,26 @@ func runCLI(_ name: String, _ arguments: [String], stdin: String? = nil, environ
         throw HarnessError.timeout("\(name) did not exit within \(timeout) s:\n\(child.transcript)")
     }
     return (status, child.stdoutLines, child.stderrLines)
+}
+
+/// How `subscription` ends within `timeout` seconds: the error it finished
+/// with, `HarnessError.finished` when it finished without one, or nil when it
+/// is still open (messages that arrive meanwhile are dropped).
+func end(of subscription: RelaySubscription, timeout: Double) async -> (any Error)? {
+    await withTaskGroup(of: (any Error)?.self) { group in
+        group.addTask {
+            do {
+                for try await _ in subscription {}
+                return HarnessError.finished
+            } catch {
+                return error
+            }
+        }
+        group.addTask {
+            try? await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
+            return nil
+        }
+        defer { group.cancelAll() }
+        return await group.next() ?? nil
+    }
 }

@@ -174,11 +174,25 @@ extension SessionStateMachine {
     }
 
     /// Ends a subscription; tells the client when the broker ended it (`code`).
+    /// Ends subscription `id`, telling the client `code` (when given).
+    /// `commitCursor` false: the durable's cursor is not committed at the
+    /// detach (it was lost: deleted, or moved by another edge).
     func endSubscription<Env: SessionEnvironment>(_ id: UInt32, in session: ActiveSession, code: RelayErrorCode?,
-                                                  message: String, _ env: Env) {
+                                                  message: String, commitCursor: Bool = true, _ env: Env) {
         guard let entry = session.subscriptions.remove(id) else { return }
-        release(entry, owner: session.durableOwner, env)
+        release(entry, owner: session.durableOwner, commitCursor: commitCursor, env)
         if let code { env.run(.send(.subscriptionEnded(subscriptionID: id, code, message))) }
+    }
+
+    /// A cursor commit of durable `name` found it deleted (`durable_deleted`)
+    /// or moved by another edge (`durable_in_use`): the subscription attached
+    /// to it ends with that code, its cursor not committed again.
+    mutating func durableCursorLost<Env: SessionEnvironment>(owner: DurableOwner, name: String, code: RelayErrorCode,
+                                                             message: String, _ env: Env) {
+        guard case .active(let session) = state, session.durableOwner == owner else { return }
+        for id in session.subscriptions.ids.sorted() where session.subscriptions[id]?.durableName == name {
+            endSubscription(id, in: session, code: code, message: message, commitCursor: false, env)
+        }
     }
 
     /// One cursor commit per moved durable cursor.

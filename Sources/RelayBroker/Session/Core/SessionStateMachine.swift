@@ -335,11 +335,12 @@ struct SessionStateMachine {
     }
 
     /// Stops routing to a removed subscription and lets go of its durable name.
-    func release<Env: SessionEnvironment>(_ entry: SubscriptionEntry, owner: DurableOwner?, _ env: Env) {
+    func release<Env: SessionEnvironment>(_ entry: SubscriptionEntry, owner: DurableOwner?, commitCursor: Bool = true, _ env: Env) {
         env.run(.unroute(entry.delivery.filter, subscriptionID: entry.delivery.id))
         metrics.subscriptions.decrement()
         if let name = entry.durableName, let owner {
-            env.run(.detachDurable(owner: owner, name: name, lastAck: entry.highestAck, filter: entry.delivery.filter.value))
+            env.run(.detachDurable(owner: owner, name: name, lastAck: commitCursor ? entry.highestAck : nil,
+                                   filter: entry.delivery.filter.value))
         }
     }
 }
