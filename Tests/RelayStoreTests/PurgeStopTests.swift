@@ -22,18 +22,21 @@ struct PurgeStopTests {
             let filter = try TopicFilter("jobs.>")
 
             var asked = 0
-            #expect(try admin.purge(filter, stoppingWhen: { asked += 1; return true }) == nil)
+            let stoppedAtOnce = try admin.purge(filter, stoppingWhen: { asked += 1; return true })
+            #expect(stoppedAtOnce == nil)
             #expect(asked == 1, "asked before anything changed")
             #expect(try log.readAll().count == Self.stored + 1)
 
             if kind == .lmdb {
                 // Stop at the second ask: after 1,024 records were deleted inside the transaction.
                 asked = 0
-                #expect(try admin.purge(filter, stoppingWhen: { asked += 1; return asked >= 2 }) == nil)
+                let stoppedInside = try admin.purge(filter, stoppingWhen: { asked += 1; return asked >= 2 })
+                #expect(stoppedInside == nil)
                 #expect(asked == 2)
                 let left = try log.readAll()
                 #expect(left.count == Self.stored + 1, "a stopped purge left \(left.count) of \(Self.stored + 1)")
-                #expect(try admin.topicStatistics().first { $0.topic == "jobs.a" }?.messages == UInt64(Self.stored))
+                let counted = try admin.topicStatistics().first { $0.topic == "jobs.a" }?.messages
+                #expect(counted == UInt64(Self.stored))
             }
 
             asked = 0

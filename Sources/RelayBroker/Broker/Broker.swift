@@ -238,7 +238,7 @@ public final class Broker: Sendable {
     /// most one grace later. One still running then is inside the store
     /// (blocked on the writer, by a stalled disk say): closing the store
     /// under its transaction is not safe, so the store is left as its last
-    /// commit made it, for the next start to open (LMDB keeps every commit),
+    /// commit made it, for the next start to open (the store keeps every commit),
     /// and relayd exits 1 (``leftStoreOpen``).
     public func shutdown() async {
         let operations = context.adminOperations
