@@ -43,6 +43,21 @@ public protocol TopicAdministration: AnyObject, Sendable {
     /// topics) went. LMDB: one write transaction serialised with appends,
     /// so it cannot interleave with half a commit.
     func purge(_ filter: TopicFilter) throws(StoreError) -> PurgeResult
+
+    /// ``purge(_:)`` that a stopping broker can end before its commit: `stop`
+    /// is asked before anything changes and, on a backend that can roll a
+    /// purge back, again between batches of its work; once it answers true
+    /// the purge ends having deleted nothing, and answers nil. LMDB asks
+    /// every 1,024 records inside its one write transaction and aborts it;
+    /// a backend without that asks once, before it starts.
+    func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult?
+}
+
+extension TopicAdministration {
+    public func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult? {
+        if stop() { return nil }
+        return try purge(filter)
+    }
 }
 
 /// A hot backup of the whole store.

@@ -22,8 +22,9 @@ struct RelaydCommand: AsyncParsableCommand {
         A data directory that does not exist is refused (exit 66) unless --init is
         given, so a mistyped path never becomes a new, empty store.
 
-        Exit status: 0 stopped cleanly; 1 failure after start, or a listen or metrics
-        port in use; 64 usage; 66 a named file or directory missing or unreadable, a
+        Exit status: 0 stopped cleanly; 1 failure after start, a listen or metrics
+        port in use, or a stop that left the store open (an admin operation outlasted
+        twice shutdown_grace); 64 usage; 66 a named file or directory missing or unreadable, a
         data directory relayd cannot write, or an audit trail its key does not
         verify; 75 the data directory or audit trail is in use by another relayd;
         78 invalid configuration.
@@ -94,6 +95,9 @@ struct RelaydCommand: AsyncParsableCommand {
         } catch let failure as BrokerStartFailure {
             // Already logged, in the configured format; the status says which kind.
             throw ExitCode(Self.exitStatus(for: failure.underlying))
+        } catch is BrokerStopFailure {
+            // Logged: an admin operation outlasted the shutdown and the store was left open.
+            throw ExitCode(RelayExit.failure.rawValue)
         }
     }
 

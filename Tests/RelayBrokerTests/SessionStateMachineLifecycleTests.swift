@@ -166,16 +166,45 @@ struct SessionStateMachineLifecycleTests {
         #expect(env.log == ["adminreply 9 server_shutting_down", "close server_shutting_down"])
     }
 
-    @Test("at the end of the shutdown's grace a session still waiting for an ADMIN ends, saying so")
-    func shutdownGraceEnds() throws {
-        let env = try F.environment()
+    /// An active session with ADMIN 7 running, told to shut down.
+    private static func shuttingDownWithAdmin(_ env: RecordingEnvironment) -> SessionStateMachine {
         var machine = F.active(env)
         machine.adminStarted(requestID: 7)
         machine.shutdown(env)
+        return machine
+    }
+
+    @Test("at the end of the shutdown's grace a session still waiting for an ADMIN waits one grace more for its answer (the broker asks it to stop), then ends, saying so")
+    func shutdownGraceEnds() throws {
+        let env = try F.environment()
+        var machine = Self.shuttingDownWithAdmin(env)
         #expect(env.log.isEmpty && !machine.isClosed)
-        machine.shutdownGraceEnded(afterNanos: 10_000_000_000, env)
+        let waitsOn = machine.shutdownGraceEnded(afterNanos: 10_000_000_000, env)
+        #expect(waitsOn, "waits on for the ADMIN it asked to stop")
+        #expect(env.log.isEmpty && !machine.isClosed)
+        let again = machine.shutdownGraceEnded(afterNanos: 10_000_000_000, env)
+        #expect(again == false)
         #expect(env.log == ["close server_shutting_down"])
         #expect(machine.isClosed)
+    }
+
+    @Test("an ADMIN asked to stop that answers within the second wait: its reply, then server_shutting_down; PUBs alone do not extend the grace")
+    func stoppedAdminAnswers() throws {
+        let env = try F.environment()
+        var machine = Self.shuttingDownWithAdmin(env)
+        let waitsOn = machine.shutdownGraceEnded(afterNanos: 1_000_000_000, env)
+        #expect(waitsOn)
+        machine.adminAnswered(requestID: 7, env)
+        #expect(env.log == ["close server_shutting_down"] && machine.isClosed)
+
+        let pubs = try F.environment()
+        var publisher = F.active(pubs)
+        publisher.publish(1, F.publish(1), pubs)
+        publisher.readBatchEnded(pubs)
+        publisher.shutdown(pubs)
+        let pubsWaitOn = publisher.shutdownGraceEnded(afterNanos: 1_000_000_000, pubs)
+        #expect(pubsWaitOn == false)
+        #expect(pubs.log == ["append 1", "close server_shutting_down"] && publisher.isClosed)
     }
 
     @Test("shutdown before HELLO closes at once with server_shutting_down")

@@ -168,7 +168,14 @@ struct AdminService: Sendable {
         do { filter = try TopicFilter(text) } catch {
             throw AdminRefusal(code: .invalidFilter, message: "'\(text)' is not a topic or filter: \(error)")
         }
-        let result = try capability((any TopicAdministration).self, for: .purge).purge(filter)
+        let operations = broker.adminOperations
+        guard let result = try capability((any TopicAdministration).self, for: .purge)
+            .purge(filter, stoppingWhen: { operations.stopRequested }) else {
+            broker.logger.warning("purge stopped by the shutdown before its commit; nothing deleted",
+                                  metadata: ["filter": "\(text)", "principal": "\(caller.principal)"])
+            throw AdminRefusal(code: .serverShuttingDown, message: "the broker is shutting down: the purge of '\(text)' "
+                + "was stopped before its commit and deleted nothing (it is one transaction); run it again after the restart")
+        }
         broker.logger.notice("messages purged", metadata: ["filter": "\(text)", "messages": "\(result.messages)",
                                                           "principal": "\(caller.principal)"])
         return AdminOutcome(operation: "purge", result: "purged", messages: result.messages, bytes: result.bytes,
@@ -231,11 +238,14 @@ struct AdminService: Sendable {
         // Room for the frame's own fields within the caller's limit.
         let chunk = max(512, min(256 << 10, caller.frameLimit - 64))
         let replies = self.replies
+        let operations = broker.adminOperations
         let result: Result<Int, any Error> = await withCheckedContinuation { continuation in
             // A thread of its own: the copy and the waits block.
             Thread.detachNewThread {
                 continuation.resume(returning: Result {
                     try administration.backup(chunkSize: chunk) { bytes in
+                        // The session ended the stream at SIGTERM already; this ends the copy.
+                        if operations.stopRequested { throw AdminServiceError.callerGone }
                         var buffer = ByteBuffer()
                         buffer.writeBytes(bytes)
                         try replies.adminReply(AdminReply(requestID: requestID, body: buffer, more: true)).wait()

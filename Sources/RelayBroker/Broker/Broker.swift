@@ -223,30 +223,58 @@ public final class Broker: Sendable {
         }
     }
 
+    /// Whether the last ``shutdown()`` left the store open (an admin
+    /// operation outlasted its bound): relayd then exits 1.
+    private let storeLeftOpen = NIOLockedValueBox(false)
+    public var leftStoreOpen: Bool { storeLeftOpen.withLockedValue { $0 } }
+
     /// Graceful shutdown: stop accepting, drain every session's in-flight
     /// publishes and ADMINs (answers go out), close them, wait for admin
     /// operations still running, then close the store cleanly.
+    ///
+    /// `[limits] shutdown_grace` after the signal, the admin operations still
+    /// running are asked to stop (a purge rolls back and answers
+    /// `server_shutting_down`); the store is closed once none runs, and at
+    /// most one grace later. One still running then is inside the store
+    /// (blocked on the writer, by a stalled disk say): closing the store
+    /// under its transaction is not safe, so the store is left as its last
+    /// commit made it, for the next start to open (the store keeps every commit),
+    /// and relayd exits 1 (``leftStoreOpen``).
     public func shutdown() async {
+        let operations = context.adminOperations
+        let graceNanos = context.limits.shutdownGraceNanos
+        let bound = Date().addingTimeInterval(2 * TimeInterval(graceNanos) / 1e9)
+        let logger = context.logger
+        let askToStop = Task {
+            guard (try? await Task.sleep(nanoseconds: UInt64(graceNanos))) != nil else { return }
+            operations.requestStop()
+            let running = operations.count
+            if running > 0 {
+                logger.warning("the shutdown's grace ended with admin operations running; asking them to stop",
+                               metadata: ["operations": "\(running)"])
+            }
+        }
         context.metrics.tlsValidity.stopWatching()
         await server.closeListener()
         let sessions = context.stopAccepting()
         let drains = sessions.map { $0.shutdown() }
         for drain in drains { try? await drain.get() }
-        // A session stops waiting for its ADMINs after its grace; the store
-        // is closed once they end too (a purge is one write transaction).
-        // The same `[limits] shutdown_grace` again (10 s by default: both
-        // waits stay inside the unit's TimeoutStopSec=30).
-        let grace = TimeInterval(context.limits.shutdownGraceNanos) / 1e9
-        if !(await context.adminOperations.drained(within: grace)) {
-            context.logger.error("closing the store with admin operations still running",
-                                 metadata: ["operations": "\(context.adminOperations.count)"])
-        }
+        // The sessions waited for their ADMINs; one whose caller left may still run.
+        let drained = await operations.drained(until: bound)
+        askToStop.cancel()
         await metricsServer?.stop()
-        context.store.close()
+        if drained {
+            context.store.close()
+        } else {
+            storeLeftOpen.withLockedValue { $0 = true }
+            context.logger.error("admin operations still running at the shutdown's bound; relayd exits without closing the store (not under their write transaction): the next start opens it as its last commit left it",
+                metadata: ["operations": "\(operations.count)"])
+        }
         context.audit?.record("broker_stopped")
         context.audit?.close()
-        // Last: the next relayd may open the store once this one closed it.
-        try? instanceLock.close()
+        // Last: the next relayd may open the store once this one closed it
+        // (left open, the lock goes with the process).
+        if drained { try? instanceLock.close() }
         try? await group.shutdownGracefully()
     }
 }

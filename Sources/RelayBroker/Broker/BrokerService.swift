@@ -43,9 +43,15 @@ public enum BrokerMain {
             try await group.run()
             tasks.cancelAll()
         }
+        // Logged already; relayd's status says the stop was not clean.
+        if broker.leftStoreOpen { throw BrokerStopFailure() }
         LifecycleLog.stopped()
     }
 }
+
+/// The shutdown left the store open (``Broker/leftStoreOpen``, logged):
+/// relayd exits 1.
+public struct BrokerStopFailure: Error {}
 
 struct BrokerService: Service {
     let broker: Broker

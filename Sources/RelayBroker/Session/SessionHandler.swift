@@ -339,9 +339,15 @@ final class SessionHandler: ChannelDuplexHandler {
         settle()
         guard !machine.isClosed else { return }
         // `[limits] shutdown_grace`: how long the session waits for its answers
-        // (PUBs committing, ADMINs running) before it ends regardless.
+        // (PUBs committing, ADMINs running) before it ends regardless; with an
+        // ADMIN still running then (the broker asks it to stop), once more for its typed answer.
         let grace = TimeAmount.nanoseconds(broker.limits.shutdownGraceNanos)
-        graceTimer = scheduleEvent(in: grace) { $0.machine.shutdownGraceEnded(afterNanos: grace.nanoseconds, $0.io) }
+        graceTimer = scheduleEvent(in: grace) { handler in
+            guard handler.machine.shutdownGraceEnded(afterNanos: grace.nanoseconds, handler.io) else { return }
+            handler.graceTimer = handler.scheduleEvent(in: grace) {
+                $0.machine.shutdownGraceEnded(afterNanos: grace.nanoseconds, $0.io)
+            }
+        }
     }
 
     /// Closes the session when a certificate of its verified chain expires:

@@ -1,7 +1,8 @@
 import RelayCore
 
 /// The admin operations on the LMDB store. Listings run in one read
-/// transaction; purge in one write transaction on the calling thread (LMDB
+/// transaction; purge in one write transaction on the calling thread, which
+/// a stopping broker can abort between batches of records (LMDB
 /// serialises it with the writer thread's commits; the writer keeps no
 /// copy of what purge changes: topic statistics are read inside each
 /// commit, and sequences are never reused).
@@ -65,8 +66,34 @@ extension MessageStore: MessageLogAdministration {
     }
 
     public func purge(_ filter: TopicFilter) throws(StoreError) -> PurgeResult {
+        // Never stopped: a result always comes.
+        try purge(filter, stoppingWhen: { false }) ?? PurgeResult(messages: 0, bytes: 0, topics: 0)
+    }
+
+    /// How many records a purge deletes between two asks whether to stop.
+    static let purgeStopCheckInterval = 1_024
+
+    public func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult? {
         let schema = self.schema
-        return try environment.write { (txn) throws(StoreError) -> PurgeResult in
+        // Thrown out of the transaction to abort it; only this function throws it.
+        let stopping = StoreError.invalidArgument("purge stopped before its commit")
+        var stopped = false
+        func checkStop() throws(StoreError) {
+            if stop() { stopped = true; throw stopping }
+        }
+        do {
+            return try purgeInOneTransaction(filter, schema: schema, check: checkStop)
+        } catch {
+            if stopped, error == stopping { return nil }
+            throw error
+        }
+    }
+
+    private func purgeInOneTransaction(_ filter: TopicFilter, schema: Schema,
+                                       check: () throws(StoreError) -> Void) throws(StoreError) -> PurgeResult {
+        try environment.write { (txn) throws(StoreError) -> PurgeResult in
+            // Asked once the writer is ours: a purge waiting for it may be stopped.
+            try check()
             var topics: [[UInt8]] = []
             try txn.withCursor(schema.topicStats) { (cursor) throws(StoreError) in
                 var operation = CursorOperation.first
@@ -76,6 +103,7 @@ extension MessageStore: MessageLogAdministration {
                 }
             }
             var (messages, bytes): (UInt64, UInt64) = (0, 0)
+            var visited = 0
             for topic in topics {
                 try topic.withBytes { (topicKey) throws(StoreError) in
                     var sequences: [UInt64] = []
@@ -87,6 +115,8 @@ extension MessageStore: MessageLogAdministration {
                         }
                     }
                     for seq in sequences {
+                        visited += 1
+                        if visited % Self.purgeStopCheckInterval == 0 { try check() }
                         try withBigEndianBytes(seq) { (seqKey) throws(StoreError) in
                             if let size = try LogRecords.delete(seqKey, schema: schema, in: txn) {
                                 bytes += UInt64(size)

@@ -75,6 +75,9 @@ final class ActiveSession {
     var backupsInFlight: Set<UInt32> = []
     /// Backups a shutdown ended: what their stream still sends is dropped.
     var backupsEnded: Set<UInt32> = []
+    /// A shutdown's grace ended with ADMINs running: the broker asked them
+    /// to stop, and the session waits one grace more for their answers.
+    var adminStopAwaited = false
     var subscriptions = SubscriptionTable()
     /// The live-buffer bytes of all this session's subscriptions together: one
     /// subscription's own limit (64 MiB), so 1,000 subscriptions that never

@@ -237,19 +237,30 @@ struct SessionStateMachine {
     }
 
     /// The shutdown's grace (`[limits] shutdown_grace`, `graceNanos`) is
-    /// over and the session still waits for answers: it ends now, saying how
-    /// many ADMINs were still running (their outcome is unknown to the caller).
-    mutating func shutdownGraceEnded<Env: SessionEnvironment>(afterNanos graceNanos: Int64, _ env: Env) {
+    /// over and the session still waits for answers. With ADMINs running
+    /// the first time, the broker asks them to stop (a purge rolls back and
+    /// answers `server_shutting_down`): the session waits one grace more for
+    /// those answers, and returns true (the caller arms that wait). Else it
+    /// ends now, saying how many ADMINs were still running (their outcome
+    /// unknown to the caller) and how many PUBs unanswered.
+    @discardableResult
+    mutating func shutdownGraceEnded<Env: SessionEnvironment>(afterNanos graceNanos: Int64, _ env: Env) -> Bool {
         let grace = graceNanos % 1_000_000_000 == 0 ? "\(graceNanos / 1_000_000_000) s" : "\(graceNanos / 1_000_000) ms"
-        guard case .draining(let session, .shutdown) = state else { return }
+        guard case .draining(let session, .shutdown) = state else { return false }
+        if session.adminInFlight > 0 && !session.adminStopAwaited {
+            session.adminStopAwaited = true
+            return true
+        }
         var unanswered: [String] = []
         if session.adminInFlight > 0 {
-            unanswered.append("\(session.adminInFlight) ADMIN request(s) still running (whether they completed is unknown: "
-                + "check with relayctl after the restart)")
+            unanswered.append("\(session.adminInFlight) ADMIN request(s) still running, asked to stop after \(grace) "
+                + "(whether they completed is unknown: check with relayctl after the restart)")
         }
         if session.window.inFlight > 0 { unanswered.append("\(session.window.inFlight) PUB(s) still unanswered") }
-        terminate(.serverShuttingDown, "the broker is shutting down; after \(grace) it stopped waiting for "
+        let waited = session.adminStopAwaited ? "\(grace) and \(grace) more" : grace
+        terminate(.serverShuttingDown, "the broker is shutting down; after \(waited) it stopped waiting for "
             + unanswered.joined(separator: " and "), env)
+        return false
     }
 
     mutating func finishDrainIfDone<Env: SessionEnvironment>(_ env: Env) {
