@@ -38,7 +38,10 @@ extension JetStreamMessageLog {
                 }
             })
         do {
-            try tail.start(after: sequence, on: nats, stream: settings.stream, subject: "\(settings.subjectPrefix).>", handlers: handlers)
+            // The connection is read under the follower's lock: a start racing a
+            // renewal opens on the old connection before the move (which moves it)
+            // or on the new one after it, never on the old one after the move.
+            try tail.start(after: sequence, on: { self.nats }, stream: settings.stream, subject: "\(settings.subjectPrefix).>", handlers: handlers)
         } catch {
             throw Self.storeError(error)
         }
@@ -75,11 +78,13 @@ final class TailFollower: @unchecked Sendable {
     /// How long a move waits for the old consumer's last handler call.
     static let handoverWaitMs: Int64 = 5_000
 
-    func start(after sequence: UInt64, on nats: NATSConnection, stream: String, subject: String,
+    /// Opens the tail on `current()`, read once the follower's lock is held.
+    func start(after sequence: UInt64, on current: () -> NATSConnection, stream: String, subject: String,
                handlers: Handlers) throws(NATSError) {
         lock.lock()
         defer { lock.unlock() }
         guard connection == nil else { throw NATSError("subscribe to \(subject): the tail is already open", NATS_ILLEGAL_STATE) }
+        let nats = current()
         progress.value = sequence
         try open(on: nats, stream: stream, subject: subject, handlers: handlers)
         (connection, self.handlers) = (nats, handlers)

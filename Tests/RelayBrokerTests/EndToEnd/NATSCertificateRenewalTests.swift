@@ -83,16 +83,18 @@ struct NATSCertificateRenewalTests {
         return try #require(line, "no reload line after SIGHUP:\n\(edge.log)")
     }
 
-    /// Restarts nats-server trusting `clientCA` for clients, and waits for the
-    /// edge to see the outage (not ready) and then to be ready again (or not, in `within` s).
+    /// Restarts nats-server trusting `clientCA` for clients, after the edge
+    /// saw the outage (not ready). With `waitForReady`, also waits for the
+    /// edge to be ready again; returns whether it was.
     static func restartNATS(_ nats: SingleNATSServer, trusting clientCA: String, edge: RelaydFixture,
-                            within: Double = 15) async throws -> Bool {
+                            waitForReady: Bool = true) async throws -> Bool {
         await nats.kill()
         let down = await eventually(timeout: 15, every: 0.05) { !(await edge.isReady()) }
         #expect(down, "the edge stayed ready with NATS killed:\n\(edge.log)")
         nats.clientCA = clientCA
         try await nats.restart()
-        return await eventually(timeout: within, every: 0.05) { await edge.isReady() }
+        guard waitForReady else { return false }
+        return await eventually(timeout: 15, every: 0.05) { await edge.isReady() }
     }
 
     @Test("a renewed certificate from another CA, reloaded: after NATS restarts trusting only that CA the edge reconnects, and every publish is acknowledged and delivered once, in order",
@@ -144,6 +146,52 @@ struct NATSCertificateRenewalTests {
             _ = try await publisher.publish("renew.marker", count: 1, firstID: 5_000)
             let next = try await subscriber.messages(1)
             #expect(next.first?.topic == "renew.marker", "a message between the last publish and the marker: \(next)")
+            await publisher.close()
+            await subscriber.close()
+        }
+    }
+
+    @Test("renewed too late: NATS already refuses the edge's certificate and a publish is waiting; the reload brings the edge back and that publish is acknowledged once")
+    func renewalBringsADownEdgeBack() async throws {
+        let pki = try TLSTestPKI()
+        let ca2 = try TLSTestPKI.write(try DevelopmentPKI.createCA(commonName: "NATS client CA 2"), name: "nats-ca2", in: pki.directory)
+        let nats = try await SingleNATSServer(pki: pki)
+        let certificateA = try pki.add("nats-edge-a", .client(commonName: "nats-edge"))
+        let certificateB = try pki.add("nats-edge-b", .client(commonName: "nats-edge"), signedBy: ca2.issued)
+        var files = try EdgeFiles(certificateA, delivery: .inPlace, in: pki)
+        let edge = try RelaydFixture(pki: pki, metrics: true)
+        try edge.useJetStream(nats, publishTimeout: "15s", client: files.files)
+        try await withRelayd(edge) { edge in
+            let subscriber = try await FrameClient.connect(port: edge.port, pki: edge.pki)
+            try await subscriber.hello()
+            #expect(try await subscriber.subscribe(1, "late.>", from: .earliest).isAccepted)
+            let publisher = try await FrameClient.connect(port: edge.port, pki: edge.pki)
+            try await publisher.hello()
+            var acked = try await publisher.publish("late.a", count: 2).map(\.sequence)
+
+            // NATS now accepts only CA2: the edge, still presenting A, is down.
+            _ = try await Self.restartNATS(nats, trusting: ca2.certificate, edge: edge, waitForReady: false)
+            // The event: nats-server refusing the edge's reconnect with A.
+            let refused = await eventually(timeout: 15, every: 0.05) { nats.process.transcript.contains("TLS handshake error") }
+            #expect(refused, "nats-server did not refuse certificate A:\n\(nats.process.transcript)")
+            #expect(!(await edge.isReady()), "the edge is ready presenting A, which NATS no longer trusts:\n\(edge.log)")
+            // A publish waits for JetStream (retrying within publish_timeout) while the certificate is renewed.
+            let waiting = Task { try await publisher.publish("late.b", count: 2, firstID: 10) }
+            try files.replace(with: certificateB)
+            let reloadLine = try await Self.reload(edge)
+            #expect(reloadLine.contains("configuration reloaded"), "\(reloadLine)")
+            let back = await eventually(timeout: 15, every: 0.05) { await edge.isReady() }
+            #expect(back, "the edge did not come back after the renewal:\n\(edge.log)")
+            let late = try? await waiting.value
+            #expect(late?.count == 2, "the publish in flight during the renewal was not acknowledged:\n\(edge.log)")
+            acked += late?.map(\.sequence) ?? []
+            acked += (try? await publisher.publish("late.c", count: 2, firstID: 20))?.map(\.sequence) ?? []
+            #expect(acked.count == 6)
+
+            let delivered = try await subscriber.messages(acked.count)
+            #expect(delivered.map(\.sequence) == acked.sorted(), "delivered \(delivered.map(\.sequence)), acknowledged \(acked)")
+            _ = try await publisher.publish("late.marker", count: 1, firstID: 5_000)
+            #expect(try await subscriber.messages(1).first?.topic == "late.marker")
             await publisher.close()
             await subscriber.close()
         }
