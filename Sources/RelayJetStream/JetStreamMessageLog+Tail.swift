@@ -49,9 +49,9 @@ extension JetStreamMessageLog {
 }
 
 /// Where the live tail runs and how far it got. `lock` orders start, stop and
-/// move; `progress` is written by nats.c's delivery thread.
+/// move; each consumer's `progress` is written by nats.c's delivery thread.
 final class TailFollower: @unchecked Sendable {
-    // @unchecked: every field is guarded by `lock`; `progress` has its own.
+    // @unchecked: every field is guarded by `lock`; a `HandledSequence` has its own.
     struct Handlers {
         var skip: @Sendable (UInt64, UnsafeRawBufferPointer) -> Bool
         var deliver: @Sendable (UInt64, String?, ByteBuffer) -> Void
@@ -60,15 +60,18 @@ final class TailFollower: @unchecked Sendable {
     private let lock = NSLock()
     private var connection: NATSConnection?
     private var handlers: Handlers?
-    private let progress = HandledSequence()
+    /// The open consumer's progress: one object per consumer, so a handler
+    /// call of a closed one that is still finishing cannot move a later
+    /// consumer's position.
+    private var progress: HandledSequence?
 
-    /// The stream sequence of the last message the consumer handled
+    /// The stream sequence of the last message one consumer handled
     /// (delivered, skipped or foreign), set on nats.c's delivery thread.
-    /// Its own object: the handler holds it, not the follower.
     private final class HandledSequence: @unchecked Sendable {
         // @unchecked: `handled` is guarded by `lock`.
         private let lock = NSLock()
-        private var handled: UInt64 = 0
+        private var handled: UInt64
+        init(_ handled: UInt64) { self.handled = handled }
         var value: UInt64 {
             get { lock.withLock { handled } }
             set { lock.withLock { handled = newValue } }
@@ -85,15 +88,14 @@ final class TailFollower: @unchecked Sendable {
         defer { lock.unlock() }
         guard connection == nil else { throw NATSError("subscribe to \(subject): the tail is already open", NATS_ILLEGAL_STATE) }
         let nats = current()
-        progress.value = sequence
-        try open(on: nats, stream: stream, subject: subject, handlers: handlers)
+        progress = try open(on: nats, after: sequence, stream: stream, subject: subject, handlers: handlers)
         (connection, self.handlers) = (nats, handlers)
     }
 
     func stop() {
         lock.withLock {
             connection?.unsubscribeOrdered()
-            (connection, handlers) = (nil, nil)
+            (connection, handlers, progress) = (nil, nil, nil)
         }
     }
 
@@ -106,24 +108,31 @@ final class TailFollower: @unchecked Sendable {
     func move(to fresh: NATSConnection, stream: String, subject: String) -> NATSError? {
         lock.lock()
         defer { lock.unlock() }
-        guard let old = connection, let handlers, old !== fresh else { return nil }
+        guard let old = connection, let handlers, let handled = progress, old !== fresh else { return nil }
         let drained = old.unsubscribeOrdered(waitMs: Self.handoverWaitMs)
-        connection = nil
+        // Read after the old consumer's last handler call (when `drained`).
+        let last = handled.value
+        (connection, progress) = (nil, nil)
         do {
-            try open(on: fresh, stream: stream, subject: subject, handlers: handlers)
+            progress = try open(on: fresh, after: last, stream: stream, subject: subject, handlers: handlers)
             connection = fresh
             return drained ? nil : NATSError("move the live tail: the old consumer's handler did not return in time", NATS_TIMEOUT)
         } catch {
-            if (try? open(on: old, stream: stream, subject: subject, handlers: handlers)) != nil { connection = old }
+            if let reopened = try? open(on: old, after: last, stream: stream, subject: subject, handlers: handlers) {
+                (connection, progress) = (old, reopened)
+            }
             return error
         }
     }
 
-    private func open(on nats: NATSConnection, stream: String, subject: String, handlers: Handlers) throws(NATSError) {
-        let progress = progress
-        try nats.subscribeOrdered(stream: stream, subject: subject, startSequence: progress.value + 1, skip: { sequence, bytes in
+    /// Opens a consumer from the message after `sequence`; returns its progress.
+    private func open(on nats: NATSConnection, after sequence: UInt64, stream: String, subject: String,
+                      handlers: Handlers) throws(NATSError) -> HandledSequence {
+        let progress = HandledSequence(sequence)
+        try nats.subscribeOrdered(stream: stream, subject: subject, startSequence: sequence + 1, skip: { sequence, bytes in
             progress.value = sequence
             return handlers.skip(sequence, bytes)
         }, deliver: handlers.deliver)
+        return progress
     }
 }
