@@ -187,8 +187,15 @@ public final class Broker: Sendable {
             // Recorded before the sessions are re-evaluated, so its timestamp is
             // the moment the new configuration took effect and every
             // session_ended it causes follows it in the trail.
-            context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
-                                             "sessions": sessions.count, "restart_required": pending])
+            if let renewed = natsRenewal?.changed {
+                // A change of the edge's own credentials: the trail names the files.
+                context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
+                                                 "sessions": sessions.count, "restart_required": pending,
+                                                 "nats_client_renewed": renewed])
+            } else {
+                context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
+                                                 "sessions": sessions.count, "restart_required": pending])
+            }
             for session in sessions { session.catchUpWithReload() }
             context.logger.notice("configuration reloaded", metadata: [
                 "trigger": "\(trigger)", "sessions": "\(sessions.count)",

@@ -127,6 +127,12 @@ struct NATSCertificateRenewalTests {
                     "the renewal was not applied, or still waits for a restart: \(reloadLine)")
             acked += try await burst.value.map(\.sequence)
             #expect(acked.count == 203)
+            // The trail is written on its own queue: wait for the line.
+            let auditLine = await eventuallyValue(timeout: 10, every: 0.05) {
+                edge.auditLines().last { $0.contains("\"reload\"") && $0.contains("\"applied\"") }
+            }
+            #expect(auditLine?.contains("nats_client_renewed") == true && auditLine?.contains(files.files.key) == true,
+                    "the trail's reload line does not name the renewed NATS files: \(auditLine ?? "none")")
             let renewed = Self.lines(edge, containing: "relayd presents the renewed NATS certificate")
             #expect(renewed.count == 1 && renewed.first?.contains(files.files.certificate) == true,
                     "no line saying the renewed certificate is in use:\n\(edge.log)")
