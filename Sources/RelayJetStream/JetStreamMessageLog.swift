@@ -27,7 +27,10 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     public let dedupWindow: DedupWindow
     let settings: JetStreamSettings
     let configuration: StoreConfiguration
-    let nats: NATSConnection
+    /// The connection every request, publish and the tail use from now on:
+    /// replaced by a renewal (JetStreamMessageLog+Renewal.swift), so read it
+    /// once per request and keep that reference for the request's life.
+    var nats: NATSConnection { lock.withLock { connection } }
     let logger: Logger  // internal: +Cursors logs a durable lost to another edge
     let writer = DispatchQueue(label: "relay.jetstream.writer")  // internal: +Administration queues deletions on it
     /// Waits for each round's acks, in send order, and completes its appends
@@ -36,6 +39,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     private let prober = DispatchQueue(label: "relay.jetstream.probe")
     private let lock = NSLock()
     // Guarded by `lock`.
+    private var connection: NATSConnection
     private var closed = false
     private var lastTimestamp: UInt64 = 0
     private var available = true
@@ -51,6 +55,8 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     /// The revision of each durable's cursor key as this edge last read or
     /// wrote it: cursor commits are compare-and-sets on it (JetStreamMessageLog+Cursors.swift).
     let cursorRevisions = CursorRevisions()
+    /// The live tail, on whichever connection is current (JetStreamMessageLog+Tail.swift).
+    let tail = TailFollower()
 
     struct AppendJob {
         var messages: [NewMessage]
@@ -61,7 +67,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         self.settings = settings
         self.configuration = configuration
         self.dedupWindow = configuration.dedup
-        self.nats = nats
+        self.connection = nats
         self.logger = logger
         foreignRecords = ForeignRecordNotices(logger: logger, interval: settings.foreignRecordSummaryInterval,
                                               stream: settings.stream, subjects: "\(settings.subjectPrefix).>")
@@ -140,6 +146,16 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     public func observeForeignRecords(_ observer: @escaping @Sendable (Int) -> Void) { foreignRecords.observe(observer) }
 
     var isClosed: Bool { lock.withLock { closed } }
+
+    /// Makes `fresh` the connection of every later request and returns the
+    /// one it replaces (JetStreamMessageLog+Renewal.swift); nil once closed.
+    func replaceConnection(with fresh: NATSConnection) -> NATSConnection? {
+        lock.withLock {
+            guard !closed else { return nil }
+            defer { connection = fresh }
+            return connection
+        }
+    }
 
     /// The appends queued so far, taken by the writer.
     func takeQueued() -> [AppendJob] {
@@ -288,6 +304,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         takeQueued().forEach { job in job.completion(job.messages.map { _ in .failure(.closed) }) }
         writer.sync {}  // what was queued before `closed` finishes (it fails fast: `closed` is set)
         acks.sync {}  // then the rounds the writer sent get their acks (or time out)
+        tail.stop()
         nats.close()
     }
 
@@ -299,42 +316,6 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
 
     static func topic(ofSubject subject: String, prefixLength: Int) -> Substring {
         Substring(subject.utf8.dropFirst(prefixLength))
-    }
-
-    // MARK: Tail
-
-    public func stopTail() {
-        nats.unsubscribeOrdered()
-    }
-
-    public func startTail(after sequence: UInt64, deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
-        try startTail(after: sequence, skip: { _, _ in false }, deliver: deliver)
-    }
-
-    /// `skip` sees each Relay record's sequence and payload size, read from
-    /// the record's length fields (no strings built); a record it skips is not
-    /// decoded. A foreign record is never offered to `skip` (it is counted).
-    public func startTail(after sequence: UInt64, skip: @escaping @Sendable (_ sequence: UInt64, _ payloadBytes: Int) -> Bool,
-                          deliver: @escaping @Sendable ([StoredMessage]) -> Void) throws(StoreError) {
-        let foreign = foreignRecords
-        let prefixLength = settings.subjectPrefix.utf8.count + 1
-        do {
-            // `skip` is asked with the record's bytes in place: a skipped
-            // message is neither copied nor decoded.
-            try nats.subscribeOrdered(stream: settings.stream, subject: "\(settings.subjectPrefix).>", startSequence: sequence + 1,
-                                      skip: { sequence, bytes in
-                                          JetStreamRecord.payloadLength(ofBytes: bytes).map { skip(sequence, $0) } ?? false
-                                      }) { sequence, subject, data in
-                do {
-                    let topic = subject.map { Self.topic(ofSubject: $0, prefixLength: prefixLength) }
-                    deliver([try JetStreamRecord.decode(data, sequence: sequence, topic: topic)])
-                } catch {
-                    foreign.skipped(sequence: sequence, reason: error)
-                }
-            }
-        } catch {
-            throw Self.storeError(error)
-        }
     }
 }
 

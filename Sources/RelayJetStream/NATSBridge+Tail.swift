@@ -57,26 +57,39 @@ extension NATSConnection {
         let completion = natsSubscription_SetOnCompleteCB(sub, { closure in
             // nats.c: the subscription is closed and its handler has returned for the last time.
             guard let closure else { return }
-            Unmanaged<TailBox>.fromOpaque(closure).release()
+            let box = Unmanaged<TailBox>.fromOpaque(closure)
+            box.takeUnretainedValue().finished.signal()
+            box.release()
         }, context)
         // NATS_INVALID_SUBSCRIPTION: closed already (the connection is
         // closing); the box then stays allocated (a few dozen bytes), as
         // a handler may still be running with it.
         _ = completion
         subscription = sub
+        tailFinished = completion == NATS_OK ? box.finished : nil
 
     }
 
     /// Closes the ordered consumer ``subscribeOrdered(stream:subject:startSequence:skip:deliver:)``
     /// opened (nats.c deletes it on the server); nothing when none is open.
-    func unsubscribeOrdered() {
-        tailLock.withLock {
-            guard let sub = subscription else { return }
-            subscription = nil
+    /// With `waitMs` > 0 it returns only once the consumer's handler has
+    /// returned for the last time (or `waitMs` passed: false), so a consumer
+    /// opened next cannot deliver while this one still does. Never wait
+    /// from the handler itself.
+    @discardableResult
+    func unsubscribeOrdered(waitMs: Int64 = 0) -> Bool {
+        let (open, finished) = tailLock.withLock { () -> (Bool, DispatchSemaphore?) in
+            guard let sub = subscription else { return (false, nil) }
+            defer { (subscription, tailFinished) = (nil, nil) }
             natsSubscription_Unsubscribe(sub)
             // Frees the handle; the box goes with the completion callback.
             natsSubscription_Destroy(sub)
+            return (true, tailFinished)
         }
+        guard open, waitMs > 0 else { return true }
+        // No completion callback was set: nothing tells when the handler ends.
+        guard let finished else { return false }
+        return finished.wait(timeout: .now() + .milliseconds(Int(waitMs))) == .success
     }
 }
 
@@ -85,6 +98,8 @@ extension NATSConnection {
 private final class TailBox: @unchecked Sendable {
     let skip: @Sendable (UInt64, UnsafeRawBufferPointer) -> Bool
     let deliver: @Sendable (UInt64, String?, ByteBuffer) -> Void
+    /// Signalled by the completion callback (``NATSConnection/unsubscribeOrdered(waitMs:)``).
+    let finished = DispatchSemaphore(value: 0)
     init(skip: @escaping @Sendable (UInt64, UnsafeRawBufferPointer) -> Bool,
          deliver: @escaping @Sendable (UInt64, String?, ByteBuffer) -> Void) {
         (self.skip, self.deliver) = (skip, deliver)

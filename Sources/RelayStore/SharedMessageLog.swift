@@ -69,3 +69,22 @@ public protocol ForeignRecordReporting: AnyObject {
     /// `observer` is called (on the tail's or a reader's thread) with each batch of newly skipped records.
     func observeForeignRecords(_ observer: @escaping @Sendable (Int) -> Void)
 }
+
+/// A log that reaches its backing service with client credentials on disk (a
+/// certificate, its key, the CA that verifies the service) and can take
+/// renewed ones while it runs, without a restart (the JetStream backend:
+/// docs/cluster.md, "Renewing the edge's NATS certificate").
+public protocol CredentialRenewing: AnyObject {
+    /// Connects to the service again with the credential files as they are
+    /// on disk now, and proves the new connection works, but moves nothing
+    /// to it yet: calling the returned closure does (once). Dropping the
+    /// closure uncalled closes the new connection. Throws, changing nothing,
+    /// when the service does not accept a connection with those files.
+    func connectWithRenewedCredentials() throws(CredentialRenewalError) -> @Sendable () -> Void
+}
+
+/// Why renewed credentials were not taken (``CredentialRenewing``).
+public struct CredentialRenewalError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

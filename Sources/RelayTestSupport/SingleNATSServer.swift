@@ -13,21 +13,26 @@ public final class SingleNATSServer: @unchecked Sendable {
     public private(set) var process: ChildProcess
     public let port: Int
     public var url: String { "tls://127.0.0.1:\(port)" }
+    /// The CA file that verifies client certificates (`pki.ca` by default):
+    /// one PEM file, which may hold several CAs. A change takes effect at
+    /// the next ``restart()``.
+    public var clientCA: String
 
     public struct Missing: Error, CustomStringConvertible {
         public var description: String
     }
 
     /// Starts the server and waits until it accepts clients (JetStream ready).
-    public init(pki: TLSTestPKI) async throws {
+    public init(pki: TLSTestPKI, clientCA: String? = nil) async throws {
         self.pki = pki
+        self.clientCA = clientCA ?? pki.ca.certificate
         directory = try TemporaryDirectory(prefix: "relay-nats")
         // A free port from the kernel: the server then keeps it across restart().
         port = try await Self.freePort()
-        process = try await Self.launch(pki: pki, directory: directory, port: port)
+        process = try await Self.launch(pki: pki, clientCA: self.clientCA, directory: directory, port: port)
     }
 
-    private static func launch(pki: TLSTestPKI, directory: TemporaryDirectory, port: Int) async throws -> ChildProcess {
+    private static func launch(pki: TLSTestPKI, clientCA: String, directory: TemporaryDirectory, port: Int) async throws -> ChildProcess {
         guard let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
             .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw Missing(description: "nats-server is not installed (apt-get install nats-server, or `make deps`)")
@@ -39,7 +44,7 @@ public final class SingleNATSServer: @unchecked Sendable {
         tls {
           cert_file: "\(pki.server.certificate)"
           key_file: "\(pki.server.key)"
-          ca_file: "\(pki.ca.certificate)"
+          ca_file: "\(clientCA)"
           verify: true
           timeout: 2
         }
@@ -65,7 +70,7 @@ public final class SingleNATSServer: @unchecked Sendable {
 
     /// Starts it again on the same port and data.
     public func restart() async throws {
-        process = try await Self.launch(pki: pki, directory: directory, port: port)
+        process = try await Self.launch(pki: pki, clientCA: clientCA, directory: directory, port: port)
     }
 
     deinit {

@@ -20,8 +20,9 @@ public final class Broker: Sendable {
     /// Holds `<data>/relayd.lock` (``InstanceLock``) until shutdown.
     private let instanceLock: FileHandle
     private let reloadLock = NIOLock()
-    /// What this edge presents to NATS, as read at start (jetstream backend).
-    let natsClientFiles: NATSClientFiles?
+    /// What this edge's NATS connection presents, as read at start or at the
+    /// last reload that renewed it (jetstream backend; Broker+NATSRenewal.swift).
+    let natsClientFiles: NIOLockedValueBox<NATSClientFiles?>
 
     public var port: Int { server.port }
 
@@ -131,7 +132,7 @@ public final class Broker: Sendable {
                  group: MultiThreadedEventLoopGroup, overrides: (listen: String?, dataDirectory: String?),
                  instanceLock: FileHandle, natsClientFiles: NATSClientFiles?) {
         self.instanceLock = instanceLock
-        self.natsClientFiles = natsClientFiles
+        self.natsClientFiles = NIOLockedValueBox(natsClientFiles)
         self.context = context
         self.server = server
         self.metricsServer = metricsServer
@@ -172,25 +173,29 @@ public final class Broker: Sendable {
             // Loads the TLS material without installing it; the reload below
             // installs the same files (a failure there also changes nothing).
             try BrokerConfigurationCheck.reloadCheck(next)
+            // Renewed NATS files: checked and connected with now, switched to
+            // once the rest is installed (a refusal above or below changes nothing).
+            let natsRenewal = try prepareNATSRenewal()
             // Installed before the policy (next line), so a session that sees the
             // new generation also finds the new TLS context.
             let installed = try context.tls.reload(configuration: next.tlsServerConfiguration)
             context.metrics.tlsValidity.update(installed.validity, metrics: context.metrics, logger: context.logger)
             let sessions = context.install(configuration: next, policy: policy)
-            var pending = current.settingsNeedingRestart(comparedWith: next)
-            if let changed = natsClientFiles?.changedOnDisk(), !changed.isEmpty {
-                // nats.c loaded them at start and presents them at every reconnect.
-                pending.append("storage.jetstream")
-                context.logger.warning(
-                    "the files relayd presents to NATS changed on disk; it keeps presenting the ones it started with (nats.c loads them once): restart relayd to use them",
-                    metadata: ["files": "\(changed.joined(separator: ","))"])
-            }
+            let pending = current.settingsNeedingRestart(comparedWith: next)
+            natsRenewal?.switchOver(self)
             context.metrics.reloads.increment()
             // Recorded before the sessions are re-evaluated, so its timestamp is
             // the moment the new configuration took effect and every
             // session_ended it causes follows it in the trail.
-            context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
-                                             "sessions": sessions.count, "restart_required": pending])
+            if let renewed = natsRenewal?.changed {
+                // A change of the edge's own credentials: the trail names the files.
+                context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
+                                                 "sessions": sessions.count, "restart_required": pending,
+                                                 "nats_client_renewed": renewed])
+            } else {
+                context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
+                                                 "sessions": sessions.count, "restart_required": pending])
+            }
             for session in sessions { session.catchUpWithReload() }
             context.logger.notice("configuration reloaded", metadata: [
                 "trigger": "\(trigger)", "sessions": "\(sessions.count)",

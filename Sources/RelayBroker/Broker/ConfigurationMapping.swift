@@ -37,8 +37,8 @@ extension BrokerConfiguration {
     /// Every file the broker reads, for reload-on-change.
     public var watchedFiles: [String] {
         var files = [sourceFile, tls.certificate, tls.privateKey] + tls.clientCA + tls.crl
-        // Watched so that renewing them is noticed: the reload then says a
-        // restart is needed (nats.c loads them once; NATSClientFiles).
+        // Watched so that renewing them is noticed: the reload then connects
+        // to NATS again with them (Broker+NATSRenewal.swift).
         if storage.backend == .jetstream, let nats = storage.jetstream {
             files += [nats.ca, nats.certificate, nats.privateKey]
         }
@@ -56,9 +56,10 @@ public enum BrokerConfigurationCheck {
         try NATSClientFiles.check(configuration)
     }
 
-    /// What a reload applies: the TLS material and the policy. Not the NATS
-    /// files, which only a restart reads: a reload of [tls] or [acl] must not
-    /// be refused because the NATS certificate on disk lapsed.
+    /// What a reload applies: the TLS material and the policy. The NATS
+    /// files are checked only when they changed on disk (a renewal:
+    /// Broker+NATSRenewal.swift), so a reload of [tls] or [acl] is not
+    /// refused because the NATS certificate in use lapsed.
     static func reloadCheck(_ configuration: BrokerConfiguration) throws {
         _ = try TLSServerContext(configuration: configuration.tlsServerConfiguration)
         _ = try configuration.makePolicy()

@@ -2,15 +2,16 @@ import Foundation
 import RelayTLS
 
 /// What an edge presents to NATS (`[storage.jetstream]` `ca`, `certificate`,
-/// `private_key`), as read at start. nats.c loads these files once, when
-/// relayd connects, and presents the same certificate at every reconnect
-/// after: a reload cannot swap them, only a restart can. So the broker keeps
-/// what it started with, to warn before the certificate lapses (after it,
-/// NATS refuses the edge's next connection: ``TLSValidityGauges``) and to
-/// say at a reload that renewed files wait for a restart (docs/cluster.md,
-/// "Renewing the edge's NATS certificate").
+/// `private_key`), as read at start or at the last reload that took renewed
+/// files. nats.c loads these files when relayd connects, and presents the
+/// same certificate at every reconnect of that connection; a reload that
+/// finds them changed checks them and has the log connect again with them
+/// (``CredentialRenewing``, docs/cluster.md "Renewing the edge's NATS
+/// certificate"). The broker keeps what the connection in use presents, to
+/// warn before that certificate lapses (after it, NATS refuses the edge's
+/// next connection: ``TLSValidityGauges``) and to tell renewed files.
 struct NATSClientFiles: Sendable {
-    /// Each file's path and its contents at start (nil: unreadable then;
+    /// Each file's path and its contents when read (nil: unreadable then;
     /// connecting to NATS reports why), in the order ca, certificate, private_key.
     let loaded: [(path: String, contents: Data?)]
     /// The certificate file's path.
@@ -24,8 +25,12 @@ struct NATSClientFiles: Sendable {
     /// then is one too many, never one too few).
     init?(_ configuration: BrokerConfiguration) {
         guard configuration.storage.backend == .jetstream, let nats = configuration.storage.jetstream else { return nil }
-        loaded = [nats.ca, nats.certificate, nats.privateKey].map { ($0, FileManager.default.contents(atPath: $0)) }
-        certificate = nats.certificate
+        self.init(ca: nats.ca, certificate: nats.certificate, privateKey: nats.privateKey)
+    }
+
+    private init(ca: String, certificate: String, privateKey: String) {
+        loaded = [ca, certificate, privateKey].map { ($0, FileManager.default.contents(atPath: $0)) }
+        self.certificate = certificate
         expiry = loaded[1].contents
             .flatMap { String(data: $0, encoding: .utf8) }
             .flatMap { PeerCertificateChain(pem: $0).earliestExpiry }
@@ -56,7 +61,12 @@ struct NATSClientFiles: Sendable {
         }
     }
 
-    /// The files whose contents differ from what was read at start, in config order.
+    /// The same paths, read again now (a renewal's files).
+    func reread() -> NATSClientFiles {
+        NATSClientFiles(ca: loaded[0].path, certificate: certificate, privateKey: loaded[2].path)
+    }
+
+    /// The files whose contents differ from what was read, in config order.
     func changedOnDisk() -> [String] {
         loaded.filter { FileManager.default.contents(atPath: $0.path) != $0.contents }.map(\.path)
     }

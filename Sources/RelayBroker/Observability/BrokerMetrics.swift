@@ -140,7 +140,7 @@ public final class BrokerMetrics: Sendable {
     }
 
     /// The notAfter of the certificate relayd presents to NATS (Unix seconds;
-    /// jetstream backend only, set once at start: ``NATSClientFiles``).
+    /// jetstream backend only, set at start and at each renewal: ``NATSClientFiles``).
     func natsClientCertificateNotAfter() -> Gauge {
         Gauge(label: "relay_nats_client_certificate_not_after_seconds", factory: factory)
     }

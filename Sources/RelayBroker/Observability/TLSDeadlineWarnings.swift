@@ -19,12 +19,12 @@ struct TLSDeadlineWarnings {
     enum Deadline: Hashable, CaseIterable {
         case serverCertificate
         case crl
-        /// The certificate relayd presents to NATS, loaded once at start (``NATSClientFiles``).
+        /// The certificate relayd presents to NATS, loaded at start and at each renewal (``NATSClientFiles``).
         case natsClientCertificate
     }
 
     /// Every date watched: the TLS material's (renewed by a reload) and the
-    /// NATS client certificate's (renewed only by a restart).
+    /// NATS client certificate's (renewed by a reload that finds new files).
     struct Deadlines: Equatable {
         var tls: TLSMaterialValidity
         var natsClientCertificate: ChainExpiry?

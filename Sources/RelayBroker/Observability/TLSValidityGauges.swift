@@ -15,7 +15,7 @@ import RelayTLS
 /// sentinel would fire, or silence, such an alert).
 ///
 /// With the jetstream backend it also watches the certificate relayd
-/// presents to NATS (``NATSClientFiles``, loaded once at start):
+/// presents to NATS (``NATSClientFiles``, loaded at start and at each renewal):
 /// `relay_nats_client_certificate_not_after_seconds`, and the same lines.
 ///
 /// It also logs: at start and at every applied reload when a deadline
@@ -29,7 +29,7 @@ final class TLSValidityGauges: Sendable {
     private struct State {
         var crlGauge: Gauge?
         var validity = TLSMaterialValidity(certificateNotAfter: nil, earliestCRL: nil)
-        /// The NATS client certificate's file and expiry, set once at start.
+        /// The NATS client certificate's file and expiry, set at start and at each renewal.
         var natsClient: (file: String, expiry: ChainExpiry)?
         var warnings = TLSDeadlineWarnings(lead: TLSValidityGauges.warningLead)
         var logger: Logger?
@@ -61,12 +61,14 @@ final class TLSValidityGauges: Sendable {
     }
 
     /// Adds the certificate relayd presents to NATS (jetstream backend, at
-    /// start): its gauge, and its deadline to the checks.
+    /// start and after a reload that renewed it): its gauge, and its
+    /// deadline to the checks (a renewed one is announced afresh).
     func followNATSClientCertificate(_ files: NATSClientFiles, metrics: BrokerMetrics, logger: Logger,
                                      now: Date = Date()) {
         guard let expiry = files.expiry else { return }
         metrics.natsClientCertificateNotAfter().record(expiry.notAfter.timeIntervalSince1970)
         state.withLockedValue { state in
+            if state.natsClient != nil { state.warnings = TLSDeadlineWarnings(lead: Self.warningLead) }
             state.natsClient = (files.certificate, expiry)
             state.logger = logger
             check(&state, now: now)
@@ -141,8 +143,8 @@ final class TLSValidityGauges: Sendable {
             guard let nats = state.natsClient else { return }
             // nats.c loaded the file at start and presents it at every reconnect: only a restart renews it.
             message = soon
-                ? "the certificate relayd presents to NATS expires soon: after it NATS refuses this edge's next connection; renew it, then restart relayd (a reload does not reconnect to NATS)"
-                : "the certificate relayd presents to NATS has expired: NATS refuses this edge's next connection, so a NATS restart or a network failure takes the edge down; renew it, then restart relayd"
+                ? "the certificate relayd presents to NATS expires soon: after it NATS refuses this edge's next connection; renew it, then reload relayd (it connects to NATS again with the renewed files)"
+                : "the certificate relayd presents to NATS has expired: NATS refuses this edge's next connection, so a NATS restart or a network failure takes the edge down; renew it, then reload relayd"
             metadata = ["file": "\(nats.file)", "subject": "\(nats.expiry.subject)",
                         "not_after": "\(AdminJSON.timestamp(nats.expiry.notAfter))"]
         }

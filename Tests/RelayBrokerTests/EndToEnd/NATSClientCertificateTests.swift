@@ -5,12 +5,13 @@ import RelayTestSupport
 import Testing
 
 /// The certificate an edge presents to NATS (`[storage.jetstream]
-/// certificate`). nats.c loads it once, at start, and presents it at every
-/// reconnect after: a reload cannot swap it. When it lapses, the edge keeps
-/// its open connection but NATS refuses the next one (a NATS restart or a
-/// network blip then takes the edge down for good). Before wave 17 nothing
-/// said so: no warning before the lapse, none at it, and a renewed file on
-/// disk was silently ignored (docs/cluster.md, "Renewing the edge's NATS
+/// certificate`). nats.c loads it when relayd connects and presents it at
+/// every reconnect of that connection. When it lapses, the edge keeps its
+/// open connection but NATS refuses the next one (a NATS restart or a
+/// network blip then takes the edge down). Before wave 17 nothing said so:
+/// no warning before the lapse, none at it, and a renewed file on disk was
+/// silently ignored; since wave 20 a reload takes renewed files
+/// (NATSCertificateRenewalTests; docs/cluster.md, "Renewing the edge's NATS
 /// certificate").
 @Suite("relayd edge: the certificate it presents to NATS", .serialized)
 struct NATSClientCertificateTests {
@@ -31,7 +32,7 @@ struct NATSClientCertificateTests {
             let announced = await eventually(timeout: 10, every: 0.05) { soonLine() != nil }
             let soon = try #require(announced ? soonLine() : nil,
                                     "no warning at start for a NATS certificate 14 s from its end:\n\(edge.log)")
-            #expect(soon.contains("level=warning") && soon.contains(client.certificate) && soon.contains("restart relayd"), "\(soon)")
+            #expect(soon.contains("level=warning") && soon.contains(client.certificate) && soon.contains("reload relayd"), "\(soon)")
             let soonAt = try #require(RelaydLogLine.timestamp(soon), "no ts= in \(soon)")
             #expect(soonAt < notAfter, "the 'soon' warning was logged at \(soonAt), not before notAfter \(notAfter)")
             #expect(lapsedLine() == nil, "'has expired' before the certificate lapsed:\n\(edge.log)")
@@ -50,8 +51,8 @@ struct NATSClientCertificateTests {
         }
     }
 
-    @Test("a renewed NATS certificate and key written over the configured files: the watcher's reload says a restart is needed, naming the files")
-    func renewedFilesNeedARestart() async throws {
+    @Test("a renewed NATS certificate and key written over the configured files: the watcher's reload takes them, naming the files, and restart_required stays empty")
+    func renewedFilesAreTakenByTheWatcher() async throws {
         let nats = try await SingleNATSServer(pki: TLSTestPKI())
         let client = try nats.pki.add("nats-edge", .client(commonName: "nats-edge"))
         let edge = try RelaydFixture(pki: nats.pki)
@@ -63,21 +64,22 @@ struct NATSClientCertificateTests {
             #expect(!edge.log.contains("configuration reloaded"), "a reload before anything changed:\n\(edge.log)")
 
             // What cert-manager does: a new certificate and key, each replaced by a rename.
+            // A reload between the two renames (new key, old certificate) is refused; the next one takes both.
             let renewed = try nats.pki.add("nats-edge-renewed", .client(commonName: "nats-edge"))
             for (from, to) in [(renewed.key, client.key), (renewed.certificate, client.certificate)] {
                 try Data(contentsOf: URL(fileURLWithPath: from)).write(to: URL(fileURLWithPath: to), options: .atomic)
             }
-            let reloadLine = { edge.log.split(separator: "\n").map(String.init).first { $0.contains("configuration reloaded") } }
-            let reloaded = await eventually(timeout: 20, every: 0.05) { reloadLine() != nil }
-            #expect(reloaded, "renewing the NATS files did not trigger the watcher's reload:\n\(edge.log)")
-            let line = try #require(reloadLine())
-            #expect(line.contains("storage.jetstream"), "restart_required does not name storage.jetstream: \(line)")
-            let noticeLine = edge.log.split(separator: "\n").map(String.init)
-                .first { $0.contains("the files relayd presents to NATS changed") }
-            let notice = try #require(noticeLine, "no line saying the renewed NATS files wait for a restart:\n\(edge.log)")
+            let lines = { edge.log.split(separator: "\n").map(String.init) }
+            let takenLine = { lines().first { $0.contains("relayd presents the renewed NATS certificate") } }
+            let taken = await eventually(timeout: 20, every: 0.05) { takenLine() != nil }
+            #expect(taken, "the watcher's reload did not take the renewed NATS files:\n\(edge.log)")
+            let notice = try #require(takenLine())
             #expect(notice.contains(client.certificate) && notice.contains(client.key) && !notice.contains(nats.pki.ca.certificate),
                     "the line must name the two changed files, not the unchanged CA: \(notice)")
-            // The edge keeps working on the connection it has.
+            let reloadedLine = lines().last { $0.contains("configuration reloaded") }
+            let reloaded = try #require(reloadedLine, "no reload line:\n\(edge.log)")
+            #expect(reloaded.contains("restart_required=none"), "\(reloaded)")
+            // The edge keeps working, now on the new connection.
             #expect(try await publisher.publish("renew.t", count: 3, firstID: 10).count == 3)
             await publisher.close()
         }

@@ -1,0 +1,63 @@
+import Foundation
+import RelayStore
+import RelayTLS
+
+/// A reload that finds the files relayd presents to NATS changed on disk
+/// (a renewed certificate: docs/cluster.md, "Renewing the edge's NATS
+/// certificate"): they are checked as `--check-config` checks them, the log
+/// connects to NATS with them, and once the rest of the reload is installed
+/// every NATS request, publish and the live tail move to that connection
+/// (``CredentialRenewing``). Any failure refuses the reload with the reason
+/// and changes nothing: the edge keeps the connection it has.
+struct NATSRenewal {
+    /// The renewed files, as checked.
+    var files: NATSClientFiles
+    /// The files that changed, in config order.
+    var changed: [String]
+    /// Moves everything to the new connection (``CredentialRenewing``).
+    var switchConnection: @Sendable () -> Void
+
+    /// Switches, then follows the renewed certificate's expiry and logs it.
+    func switchOver(_ broker: Broker) {
+        switchConnection()
+        broker.natsClientFiles.withLockedValue { $0 = files }
+        let context = broker.context
+        context.metrics.tlsValidity.followNATSClientCertificate(files, metrics: context.metrics, logger: context.logger)
+        var metadata: [String: String] = ["files": changed.joined(separator: ",")]
+        if let expiry = files.expiry {
+            metadata["subject"] = expiry.subject
+            metadata["not_after"] = AdminJSON.timestamp(expiry.notAfter)
+        }
+        context.logger.notice("relayd presents the renewed NATS certificate from now on: its NATS connection was replaced",
+                              metadata: metadata.mapValues { "\($0)" })
+    }
+}
+
+/// Why renewed NATS files were not taken; the reload is refused with it.
+struct NATSRenewalRefused: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension Broker {
+    /// nil when the files are unchanged (or the backend is not NATS).
+    func prepareNATSRenewal(now: Date = Date()) throws(NATSRenewalRefused) -> NATSRenewal? {
+        guard let presented = natsClientFiles.withLockedValue({ $0 }) else { return nil }
+        let changed = presented.changedOnDisk()
+        guard !changed.isEmpty else { return nil }
+        let kept = "the renewed NATS files (\(changed.joined(separator: ", "))) were not taken; relayd keeps the connection it has"
+        let renewed = presented.reread()
+        do {
+            try renewed.check(now: now)
+        } catch {
+            throw NATSRenewalRefused(description: "\(kept): \(error.description)")
+        }
+        guard let log = context.store as? any CredentialRenewing else {
+            throw NATSRenewalRefused(description: "\(kept): this storage backend cannot reconnect; restart relayd")
+        }
+        do {
+            return NATSRenewal(files: renewed, changed: changed, switchConnection: try log.connectWithRenewedCredentials())
+        } catch {
+            throw NATSRenewalRefused(description: "\(kept): \(error.description)")
+        }
+    }
+}
