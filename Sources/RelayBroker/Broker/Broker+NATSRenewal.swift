@@ -7,8 +7,10 @@ import RelayTLS
 /// certificate"): they are checked as `--check-config` checks them, the log
 /// connects to NATS with them, and once the rest of the reload is installed
 /// every NATS request, publish and the live tail move to that connection
-/// (``CredentialRenewing``). Any failure refuses the reload with the reason
-/// and changes nothing: the edge keeps the connection it has.
+/// (``CredentialRenewing``). On any failure the edge keeps the connection
+/// it has; the rest of the reload is still applied (a CRL must not wait for
+/// NATS), `storage.jetstream` is listed under `restart_required`, and the
+/// reason is logged and audited. The next reload tries the files again.
 struct NATSRenewal {
     /// The renewed files, as checked.
     var files: NATSClientFiles
@@ -33,7 +35,8 @@ struct NATSRenewal {
     }
 }
 
-/// Why renewed NATS files were not taken; the reload is refused with it.
+/// Why renewed NATS files were not taken: logged and audited, and the rest
+/// of the reload is applied (``Broker/reload(trigger:)``).
 struct NATSRenewalRefused: Error, CustomStringConvertible {
     var description: String
 }

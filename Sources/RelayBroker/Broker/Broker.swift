@@ -174,15 +174,31 @@ public final class Broker: Sendable {
             // installs the same files (a failure there also changes nothing).
             try BrokerConfigurationCheck.reloadCheck(next)
             // Renewed NATS files: checked and connected with now, switched to
-            // once the rest is installed (a refusal above or below changes nothing).
-            let natsRenewal = try prepareNATSRenewal()
+            // once the rest is installed. Files NATS cannot use (or a NATS
+            // that cannot be reached now) keep the connection relayd has and
+            // do not hold back the rest: a CRL or policy change in the same
+            // reload must take effect (docs/cluster.md, "Renewing the edge's
+            // NATS certificate"). The next reload tries the files again.
+            var natsRenewalRefused: NATSRenewalRefused?
+            var natsRenewal: NATSRenewal?
+            do {
+                natsRenewal = try prepareNATSRenewal()
+            } catch {
+                natsRenewalRefused = error
+            }
             // Installed before the policy (next line), so a session that sees the
             // new generation also finds the new TLS context.
             let installed = try context.tls.reload(configuration: next.tlsServerConfiguration)
             context.metrics.tlsValidity.update(installed.validity, metrics: context.metrics, logger: context.logger)
             let sessions = context.install(configuration: next, policy: policy)
-            let pending = current.settingsNeedingRestart(comparedWith: next)
+            var pending = current.settingsNeedingRestart(comparedWith: next)
             natsRenewal?.switchOver(self)
+            if let natsRenewalRefused {
+                // Not in effect yet: listed with what waits, and logged with why.
+                if !pending.contains("storage.jetstream") { pending.append("storage.jetstream") }
+                context.logger.error("renewed NATS files not taken; the rest of the reload is applied",
+                                     metadata: ["trigger": "\(trigger)", "error": "\(natsRenewalRefused)"])
+            }
             context.metrics.reloads.increment()
             // Recorded before the sessions are re-evaluated, so its timestamp is
             // the moment the new configuration took effect and every
@@ -192,6 +208,10 @@ public final class Broker: Sendable {
                 context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
                                                  "sessions": sessions.count, "restart_required": pending,
                                                  "nats_client_renewed": renewed])
+            } else if let natsRenewalRefused {
+                context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
+                                                 "sessions": sessions.count, "restart_required": pending,
+                                                 "nats_client_renewal_refused": natsRenewalRefused.description])
             } else {
                 context.audit?.record("reload", ["result": "applied", "trigger": trigger, "config": next.sourceFile,
                                                  "sessions": sessions.count, "restart_required": pending])

@@ -203,7 +203,7 @@ struct NATSCertificateRenewalTests {
         }
     }
 
-    @Test("renewed files that cannot work (a key of another certificate, an expired certificate, a CA NATS does not trust) are refused at reload with the reason, and the edge keeps its connection",
+    @Test("renewed files that cannot work (a key of another certificate, an expired certificate, a CA NATS does not trust) are not taken, with the reason; the edge keeps its connection and the rest of the reload (a CRL) applies",
           arguments: Delivery.allCases)
     func unusableRenewalIsRefused(delivery: Delivery) async throws {
         let pki = try TLSTestPKI()
@@ -215,6 +215,7 @@ struct NATSCertificateRenewalTests {
         let expired = try pki.add("nats-expired", lapsed)
         let strangerCA = try DevelopmentPKI.createCA(commonName: "Stranger CA")
         let stranger = try pki.add("nats-stranger", .client(commonName: "nats-edge"), signedBy: strangerCA)
+        let revoked = try pki.add("revoked-client", .client(commonName: "revoked-client"))
         var files = try EdgeFiles(certificateA, delivery: delivery, in: pki)
         let edge = try RelaydFixture(pki: pki, metrics: true)
         try edge.useJetStream(nats, publishTimeout: "4s", client: files.files)
@@ -222,6 +223,8 @@ struct NATSCertificateRenewalTests {
             let publisher = try await FrameClient.connect(port: edge.port, pki: edge.pki)
             try await publisher.hello()
             #expect(try await publisher.publish("refuse.t", count: 2).count == 2)
+            let victim = try await FrameClient.connect(port: edge.port, pki: edge.pki, as: revoked)
+            try await victim.hello()
             let cases: [(source: TLSTestPKI.Files, keyOnly: Bool, says: [String])] = [
                 (other, true, ["does not match certificate", files.files.certificate]),
                 (expired, false, ["has expired", "CN=nats-expired"]),
@@ -229,9 +232,28 @@ struct NATSCertificateRenewalTests {
             ]
             for (index, (source, keyOnly, says)) in cases.enumerated() {
                 try files.replace(with: source, keyOnly: keyOnly)
+                let last = index == cases.count - 1
+                if last {
+                    // The same reload revokes a client: the CRL must not wait for NATS.
+                    try edge.writeConfig(crl: try pki.writeCRL(revoking: [revoked.issued.serialNumber]))
+                }
+                let notTaken = Self.lines(edge, containing: "renewed NATS files not taken").count
                 let line = try await Self.reload(edge)
-                #expect(line.contains("reload refused"), "\(source.certificate): \(line)")
-                for text in says { #expect(line.contains(text), "\(source.certificate): no '\(text)' in \(line)") }
+                #expect(line.contains("configuration reloaded") && line.contains("storage.jetstream"),
+                        "\(source.certificate): \(line)")
+                let reason = Self.lines(edge, containing: "renewed NATS files not taken")
+                #expect(reason.count == notTaken + 1, "\(source.certificate): no line saying why:\n\(edge.log)")
+                let why: String = reason.last ?? "(no line)"
+                for text in says { #expect(why.contains(text), "\(source.certificate): no '\(text)' in \(why)") }
+                if last {
+                    let ended = try await victim.nextError()
+                    #expect(ended?.errorCode == .certificateRevoked, "\(String(describing: ended))")
+                    let audited = await edge.waitForAudit {
+                        $0.event == "reload" && $0["result"] == "applied"
+                            && $0["nats_client_renewal_refused"]?.contains("NATS did not accept") == true
+                    }
+                    #expect(audited?["restart_required"] == "storage.jetstream", "\(String(describing: audited))")
+                }
                 let acks = try? await publisher.publish("refuse.t", count: 2, firstID: 10 * UInt64(index + 1))
                 #expect(acks?.count == 2, "the edge stopped acknowledging after a refused renewal:\n\(edge.log)")
             }
