@@ -30,7 +30,10 @@ struct RelaySub: AsyncParsableCommand {
         A subscription the broker refuses for now (durable_in_use: the --durable \
         is attached to another connection; storage_unavailable: a cluster edge \
         cannot reach its shared log yet) is retried 8 times over about 25 s, \
-        with one line on stderr per retry, before the refusal ends relay-sub.
+        with one line on stderr per retry, before the refusal ends relay-sub. \
+        A --durable that an operator deletes while relay-sub is attached \
+        (durable_deleted) ends relay-sub with exit 64 and one line naming it; \
+        run relay-sub again to start a new durable of that name.
 
         \(RelayExit.helpText)
         """,
@@ -103,7 +106,7 @@ struct RelaySub: AsyncParsableCommand {
             }
         }
         let received = NIOLockedValueBox(0)
-        let format = self.format, count = self.count, timeout = self.timeout
+        let format = self.format, count = self.count, timeout = self.timeout, durable = self.durable
         let outcome: Result<Void, RelayClientError> = await withTaskGroup(of: Result<Void, RelayClientError>?.self) { group in
             for subscription in subscriptions {
                 group.addTask {
@@ -122,7 +125,7 @@ struct RelaySub: AsyncParsableCommand {
                         return .failure(RelayClientError(category: .connection,
                                                          message: "the subscription to \(subscription.filter) ended"))
                     } catch let error as RelayClientError {
-                        return .failure(error)
+                        return .failure(Self.explained(error, durable: durable))
                     } catch {
                         return .failure(RelayClientError(category: .connection, message: "\(error)"))
                     }
@@ -146,6 +149,21 @@ struct RelaySub: AsyncParsableCommand {
 }
 
 extension RelaySub {
+    /// A subscription the broker ended because an operator deleted its
+    /// durable (`durable_deleted`, e.g. `relayctl durable delete` through
+    /// another cluster edge): one line naming the durable and what to do.
+    /// The exit code stays the library's (64, usage): relay-sub does not
+    /// subscribe again by itself, and systemd's `RestartPreventExitStatus=64`
+    /// keeps a restart from starting a new durable behind the operator's back.
+    static func explained(_ error: RelayClientError, durable: String?) -> RelayClientError {
+        guard error.code == .durableDeleted, let durable else { return error }
+        var explained = error
+        explained.message = "durable \"\(durable)\" was deleted by an operator (relayctl durable delete, through this "
+            + "broker or another cluster edge) while relay-sub was attached; its cursor is gone. Run relay-sub again to "
+            + "start a new durable \"\(durable)\" from --from (default latest), or use another --durable name (durable_deleted)"
+        return explained
+    }
+
     /// Time up while a SUB is still refused and retried: exit with that
     /// refusal instead of waiting out the client's retries: 64 for a durable
     /// attached elsewhere (only the user can end that), 69 for a broker that

@@ -107,7 +107,10 @@ struct AdminJetStreamTests {
             let second = try await take(1, from: attached)
             attached.ack(try #require(second.first))
             let ended = await end(of: attached, timeout: 10)
-            #expect("\(String(describing: ended))".contains("durable_deleted"), "edge B's subscription: \(String(describing: ended))")
+            // The iteration ends with a typed error: usage (64), not retried.
+            let error = ended as? RelayClientError
+            #expect(error?.code == .durableDeleted && error?.exitCode == 64 && error?.isRetryable == false,
+                    "edge B's subscription: \(String(describing: ended))")
             let stillGone = try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments()))
             #expect(row(stillGone, "name", "elsewhere") == nil, "the durable came back: \(stillGone)")
             let said = try await eventually(timeout: 10, every: 0.05) { b.log.contains("durable deleted on another edge") }
@@ -120,6 +123,43 @@ struct AdminJetStreamTests {
             let again = try await runCLI("relay-sub", ["--topic", "jobs.>", "--durable", "elsewhere", "--from", "earliest",
                                                        "--count", "1", "--format", "raw"] + b.cliArguments(), timeout: 15)
             #expect(again.status == 0 && again.stdout == ["j1"], "\(again.stdout) \(again.stderr)")
+        }
+    }
+
+    /// relay-sub attached to a durable on edge B while relayctl deletes it
+    /// through edge A: the next ACK's commit ends the subscription with
+    /// `durable_deleted`, and relay-sub exits 64 with one line naming the
+    /// durable and what to do; it does not subscribe again by itself
+    /// (docs/exit-codes.md).
+    @Test("relay-sub --durable whose durable is deleted through the other edge exits 64 with one line naming it")
+    func relaySubDurableDeleted() async throws {
+        let nats = try await SingleNATSServer(pki: TLSTestPKI())
+        try await withTwoJetStreamEdges(nats, extra: Self.adminRule) { a, b in
+            try await publishLines(a, topic: "jobs.a", ["j1"])
+            let sub = try await ChildProcess(try ProductLocator.executable("relay-sub"),
+                                             ["--topic", "jobs.>", "--durable", "gone", "--from", "earliest",
+                                              "--format", "raw"] + b.cliArguments())
+            let first = await sub.waitForLine(timeout: 10) { $0 == "j1" }
+            #expect(first != nil, "\(sub.transcript)")
+            let listed = try await eventuallyValue(timeout: 10, every: 0.05) { () async throws -> [String: Any]? in
+                row(try Self.items(try await runCLI("relayctl", ["durables", "--format", "json"] + a.cliArguments())), "name", "gone")
+            }
+            let owner = try #require(listed?["owner"] as? String, "durable gone never listed on edge A")
+            let deleted = try await runCLI("relayctl", ["durable", "delete", "gone", "--owner", owner] + a.cliArguments())
+            #expect(deleted.status == 0, "\(deleted.stderr)")
+            // relay-sub prints and acknowledges the next message: that commit finds the durable gone.
+            try await publishLines(a, topic: "jobs.a", ["j2"])
+            guard let status = await sub.waitForExit(timeout: 15) else {
+                sub.signal(SIGKILL)
+                Issue.record("relay-sub still runs after its durable was deleted: \(sub.transcript)")
+                return
+            }
+            #expect(status == 64, "\(sub.transcript)")
+            #expect(sub.stdoutLines == ["j1", "j2"], "\(sub.transcript)")
+            #expect(sub.stderrLines == ["relay-sub: error: durable \"gone\" was deleted by an operator (relayctl durable "
+                + "delete, through this broker or another cluster edge) while relay-sub was attached; its cursor is gone. "
+                + "Run relay-sub again to start a new durable \"gone\" from --from (default latest), or use another "
+                + "--durable name (durable_deleted)"], "\(sub.transcript)")
         }
     }
 
