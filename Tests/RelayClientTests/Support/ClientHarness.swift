@@ -102,6 +102,8 @@ func end(of subscription: RelaySubscription, timeout: Double) async -> (any Erro
             }
         }
         group.addTask {
+            // The deadline, not a wait standing in for the event: whichever
+            // task finishes first answers, and the other is cancelled.
             try? await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
             return nil
         }

@@ -173,8 +173,7 @@ extension SessionStateMachine {
                                          "\(operation) for subscription \(id), which is not open on this connection")))
     }
 
-    /// Ends a subscription; tells the client when the broker ended it (`code`).
-    /// Ends subscription `id`, telling the client `code` (when given).
+    /// Ends subscription `id`, telling the client `code` when the broker ended it.
     /// `commitCursor` false: the durable's cursor is not committed at the
     /// detach (it was lost: deleted, or moved by another edge).
     func endSubscription<Env: SessionEnvironment>(_ id: UInt32, in session: ActiveSession, code: RelayErrorCode?,
