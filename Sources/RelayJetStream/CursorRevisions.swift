@@ -20,8 +20,9 @@ final class CursorRevisions: @unchecked Sendable {
         case revision(UInt64)
         /// A commit found the key purged: the durable was deleted.
         case deleted
-        /// A commit found the key moved by another writer (another edge).
-        case conflict(stored: UInt64)
+        /// A commit found the key moved by another writer (another edge);
+        /// `stored` nil when its value could not be read.
+        case conflict(stored: UInt64?)
     }
 
     struct Entry: Equatable {

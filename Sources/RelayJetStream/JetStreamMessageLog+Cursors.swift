@@ -64,7 +64,7 @@ extension JetStreamMessageLog: KnownCursorReporting {
                 // No SUB attached it on this edge (not a path relayd takes): compare with the key as it is now.
                 let now = try nats.getRevisioned(key: key, waitMs: wait)
                 guard case .stored = try nats.put(key: key, value: value, expecting: now.revision, waitMs: wait) else {
-                    return .failure(.durableConflict(name: name, stored: 0, mine: sequence))
+                    return .failure(.durableConflict(name: name, stored: nil, mine: sequence))
                 }
                 return .success(())
             }
@@ -120,10 +120,10 @@ extension JetStreamMessageLog: KnownCursorReporting {
             cursorRevisions.update(key, generation: entry.generation, .revision(revision), cursor: sequence)
             return .success(())
         }
-        let theirs = DurableCursor.decode(stored)?.sequence ?? 0
+        let theirs = DurableCursor.decode(stored)?.sequence  // nil: unreadable, never a made-up 0
         cursorRevisions.update(key, generation: entry.generation, .conflict(stored: theirs), cursor: nil)
         logger.warning("durable attached on another edge as well: its cursor moved there, so this edge's is not stored, and the subscription here ends with durable_in_use",
-                       metadata: ["durable": "\(name)", "key": "\(key)", "cursor": "\(sequence)", "stored": "\(theirs)"])
+                       metadata: ["durable": "\(name)", "key": "\(key)", "cursor": "\(sequence)", "stored": "\(theirs.map(String.init) ?? "unreadable")"])
         return .failure(.durableConflict(name: name, stored: theirs, mine: sequence))
     }
 

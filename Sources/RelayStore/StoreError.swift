@@ -41,7 +41,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// writer (the durable attached on another edge as well): nothing was
     /// stored; the stored cursor is the other writer's, and the subscription
     /// ends with `durable_in_use`.
-    case durableConflict(name: String, stored: UInt64, mine: UInt64)
+    /// `stored`: the other edge's cursor, nil when it could not be read.
+    case durableConflict(name: String, stored: UInt64?, mine: UInt64)
 
     public var description: String {
         switch self {
@@ -93,7 +94,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "durable \(name) was deleted (relayctl durable delete, on this edge or another) while attached here; "
                 + "its cursor was not stored again"
         case .durableConflict(let name, let stored, let mine):
-            return "durable \(name) is attached on another edge as well: its cursor moved to \(stored) there, so this "
+            let moved = stored.map { "moved to \($0)" } ?? "moved (to a value this edge cannot read)"
+            return "durable \(name) is attached on another edge as well: its cursor \(moved) there, so this "
                 + "edge's cursor \(mine) was not stored; attach a durable on one edge at a time"
         }
     }

@@ -25,4 +25,13 @@ struct StoreErrorTextTests {
         let text = StoreError.lmdb(operation: "mdb_put", code: 22, message: "Invalid argument").description
         #expect(text == "mdb_put failed: Invalid argument (LMDB/errno 22)")
     }
+
+    @Test("a cluster cursor conflict names the other edge's cursor, or says it could not be read (never a made-up 0)")
+    func durableConflict() {
+        let known = StoreError.durableConflict(name: "jobs", stored: 42, mine: 7).description
+        #expect(known.contains("moved to 42 there") && known.contains("cursor 7 was not stored"), "\(known)")
+        let unreadable = StoreError.durableConflict(name: "jobs", stored: nil, mine: 7).description
+        #expect(unreadable.contains("a value this edge cannot read") && !unreadable.contains(" 0 "), "\(unreadable)")
+        #expect(StoreError.durableConflict(name: "jobs", stored: nil, mine: 7).relayErrorCode == .durableInUse)
+    }
 }
