@@ -86,3 +86,93 @@ import Testing
         #expect(batch.messages.map(\.text) == ["one", "two", "three"])
     }
 }
+
+/// Commits that grow the file by megabytes (4 KiB messages at full load)
+/// get their room from `fallocate`, not from zeros: writing the zeros
+/// created the file's page cache and wrote every block to the disk twice,
+/// a quarter of the store writer's time at 4 KiB (docs/performance.md,
+/// "Wave 21: room for large commits is allocated, not zeroed").
+@Suite struct LargeCommitPreallocationTests {
+    /// `count` messages of `bytes` each, in one commit.
+    func bigCommit(_ count: Int, bytes: Int, tag: String) throws -> [NewMessage] {
+        let payload = String(repeating: "x", count: bytes - 12)
+        return try (0..<count).map { try message("files.stored", "\(tag)-\(String(format: "%05d", $0))-\(payload)") }
+    }
+
+    @Test func largeCommitsGetAllocatedRoomWithoutZeros() async throws {
+        // A map big enough that its end does not cap the room (the room never reaches past the map).
+        try await withStore({ $0.initialMapSize = 64 << 20 }) { store, directory in
+            // Each commit grows LMDB by about 3 MiB (700 records of a page each).
+            try await appendAll(store, try bigCommit(700, bytes: 4096, tag: "a"))
+            let before = store.environment.preallocated.withLock { $0 }
+            try await appendAll(store, try bigCommit(700, bytes: 4096, tag: "b"))
+            try await appendAll(store, try bigCommit(700, bytes: 4096, tag: "c"))
+            let after = store.environment.preallocated.withLock { $0 }
+            #expect(after.zeros == before.zeros,
+                    "large commits' room was zeroed: \(after.zeros - before.zeros) bytes of zeros written")
+            #expect(after.allocated > before.allocated, "large commits got no room ahead (\(after.allocated) bytes allocated)")
+            // The room is real: allocated on disk, not a sparse hole.
+            var info = stat()
+            try #require(stat(directory.file("data.mdb"), &info) == 0, "stat data.mdb: errno \(errno)")
+            let usage = store.environment.usage()
+            let used = usage.pagesUsed * usage.pageSize
+            #expect(Int(info.st_size) - used >= 2 << 20, "data.mdb is \(info.st_size) bytes, LMDB uses \(used): no room ahead")
+            #expect(Int(info.st_blocks) * 512 >= Int(info.st_size), "data.mdb has \(Int(info.st_blocks) * 512) of \(info.st_size) bytes allocated: sparse")
+            // Every message reads back whole, also after the allocated room.
+            let batch = try store.read(from: 1, filter: try TopicFilter("files.>"), maxMessages: 3000, maxBytes: 64 << 20)
+            #expect(batch.messages.count == 2100)
+            #expect(batch.messages.last?.text.hasPrefix("c-00699-") == true)
+        }
+    }
+
+    @Test func smallCommitsStillWriteZeros() async throws {
+        try await withStore { store, _ in
+            for index in 0..<20 { try await appendAll(store, [try message("orders.created", "message \(index)")]) }
+            let counted = store.environment.preallocated.withLock { $0 }
+            #expect(counted.zeros >= StoreWriter.preallocationLowWater, "small commits got \(counted.zeros) bytes of zeroed room")
+            #expect(counted.allocated == 0, "small commits' room was allocated, not zeroed (\(counted.allocated) bytes)")
+        }
+    }
+
+    /// A really full disk (a loop-mounted ext4 image) while the room comes
+    /// from `fallocate`: the top-up's ENOSPC is not a commit's, so commits
+    /// go on until a commit itself finds no space; that one is refused with
+    /// the disk error, and everything acknowledged before reads back after a
+    /// reopen.
+    @Test func aFullDiskRefusesTheCommitNotTheStore() async throws {
+        let disk = try await ScratchFilesystem.ext4(megabytes: 24)
+        defer { disk.unmount() }
+        var configuration = StoreConfiguration(directory: disk.file("data"))
+        configuration.initialMapSize = 64 << 20  // the map is larger than the disk
+        configuration.pruneInterval = .seconds(3600)
+        var acknowledged = 0
+        var refusal: StoreError?
+        do {
+            let store = try MessageStore.open(configuration)
+            defer { store.close() }
+            for round in 0..<40 {
+                let messages = try bigCommit(500, bytes: 4096, tag: "r\(round)")
+                let results = await store.append(messages)
+                if case .failure(let error) = results[0] {
+                    refusal = error
+                    break
+                }
+                for result in results { _ = try result.get() }
+                acknowledged += results.count
+            }
+            #expect(store.environment.preallocated.withLock { $0.allocated } > 0, "the room was never allocated: this case did not test fallocate")
+        }
+        let error = try #require(refusal, "500-message commits never filled a 24 MiB disk")
+        guard case .lmdb(_, let code, _) = error else {
+            Issue.record("a full disk was refused as \(error), not as the disk error")
+            return
+        }
+        #expect(code == ENOSPC || code == EIO, "a full disk was refused with errno \(code): \(error)")
+        #expect(acknowledged >= 1000, "only \(acknowledged) messages fitted before the disk was full")
+        let reopened = try MessageStore.open(configuration)
+        defer { reopened.close() }
+        let batch = try reopened.read(from: 1, filter: try TopicFilter("files.>"), maxMessages: 10_000, maxBytes: 64 << 20)
+        #expect(batch.messages.count == acknowledged, "\(acknowledged) acknowledged, \(batch.messages.count) read back after a reopen")
+        #expect(batch.messages.last?.text.hasPrefix("r\(acknowledged / 500 - 1)-00499-") == true)
+    }
+}

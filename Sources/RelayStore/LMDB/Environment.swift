@@ -338,14 +338,15 @@ final class Environment: @unchecked Sendable {
     /// store's writer does, after each append commit).
     /// `sizes` gets LMDB's used end and returns the low-water mark and the
     /// chunk (the writer sizes them from the last commit's growth).
-    func keepZeroedRoom(_ sizes: (_ usedEnd: Int) -> (lowWater: Int, chunk: Int)) throws(StoreError) -> Int {
+    func keepZeroedRoom(_ sizes: (_ usedEnd: Int) -> RoomPlan) throws(StoreError) -> Int {
         // A cheap look first; the zeros are written inside a write transaction
         // (below), which holds LMDB's writer lock, so no other writer (in this
         // process or another) writes pages past the old end meanwhile.
         let look = try zeroedRoom(fresh: false)
         // Every commit before this call is flushed (fsync mode), so its pages are clean.
         if !options.noSync { releaseFlushedPages(usedEnd: look.usedEnd, fd: look.fd) }
-        let (lowWater, chunk) = sizes(look.usedEnd)
+        let plan = sizes(look.usedEnd)
+        let (lowWater, chunk) = (plan.lowWater, plan.chunk)
         guard look.room < lowWater else { return 0 }
         return try write { (_: borrowing WriteTransaction) throws(StoreError) -> Int in
             let (room, end, usedEnd, fd) = try zeroedRoom(locked: true, fresh: true)
@@ -355,6 +356,14 @@ final class Environment: @unchecked Sendable {
             let target = min(usedEnd + lowWater + chunk, currentMapSize)
             guard target > start else { return 0 }
             var offset = start
+            if plan.allocateOnly {
+                // posix_fallocate returns the error rather than setting errno.
+                let code = posix_fallocate(fd, off_t(start), off_t(target - start))
+                guard code == 0 else { throw Self.systemError(code, "posix_fallocate(data.mdb, room ahead of the last page)") }
+                knownFileEnd.withLock { $0 = max($0 ?? 0, target) }
+                preallocated.withLock { $0.allocated += target - start }
+                return target - start
+            }
             while offset < target {
                 let count = min(target - offset, Self.zeros.count)
                 // The zero buffer is immutable and lives for the process; pwrite only reads `count` bytes of it.
@@ -366,6 +375,7 @@ final class Environment: @unchecked Sendable {
                 offset += written
             }
             knownFileEnd.withLock { $0 = max($0 ?? 0, offset) }
+            preallocated.withLock { $0.zeros += max(0, target - start) }
             return max(0, target - start)
         }
     }
@@ -403,6 +413,20 @@ final class Environment: @unchecked Sendable {
         return (end - usedEnd, end, usedEnd, fd)
     }
 
+    /// How ``keepZeroedRoom(_:)`` tops up the room ahead of LMDB's last page.
+    struct RoomPlan {
+        /// Top up when less than this is left.
+        var lowWater: Int
+        /// Then add this much beyond the low-water mark.
+        var chunk: Int
+        /// Allocate the blocks (`posix_fallocate`) instead of writing zeros.
+        /// Zeros cost a page-cache page and a disk write per block, which
+        /// the commit then writes again; allocated blocks cost neither but
+        /// are unwritten extents, which each commit's flush must convert
+        /// (one more metadata write): worth it only for commits of megabytes.
+        var allocateOnly: Bool
+    }
+
     // MARK: Page cache
 
     /// Hands the clean page-cache pages of the data file below `usedEnd -
@@ -438,6 +462,8 @@ final class Environment: @unchecked Sendable {
 
     /// The data file's size as last seen by ``keepZeroedRoom(_:)`` (nil: not yet asked).
     private let knownFileEnd = LockedValue<Int?>(nil)
+    /// Bytes ``keepZeroedRoom(_:)`` added to the data file, by how; for tests.
+    let preallocated = LockedValue<(zeros: Int, allocated: Int)>((0, 0))
     /// How often ``keepZeroedRoom(_:)`` asked the file system for the data
     /// file's size (`fstat`); for tests: it must not be once per commit.
     let fileSizeQueries = LockedValue<Int>(0)

@@ -70,6 +70,14 @@ final class StoreWriter: @unchecked Sendable {
     /// The most one top-up appends (a commit is at most 32 MiB of payload).
     static let preallocationMaxChunk = 32 << 20
     static let preallocationRetry = Duration.seconds(10)
+    /// From this growth per commit on, the room is allocated rather than
+    /// zeroed (`Environment.RoomPlan.allocateOnly`). 4 KiB messages at full
+    /// load grow the file by about 4 MiB per commit: allocating took 1.11-1.32x
+    /// the acknowledged MB/s of zeroing in four pairs. 128-byte messages at
+    /// full load grow it by about 1 MiB, where allocating was no faster
+    /// (0.86-1.06x in three pairs), and small commits need the zeros
+    /// (docs/performance.md, "Wave 21: room for large commits is allocated").
+    static let allocateOnlyGrowth = 2 << 20
     /// Writer-thread state: LMDB's used end at the last top-up check.
     private var lastUsedEnd: Int?
     /// Writer-thread state: preallocation failed; do not retry before this.
@@ -292,7 +300,8 @@ final class StoreWriter: @unchecked Sendable {
                 let growth = lastUsedEnd.map { max(0, usedEnd - $0) } ?? 0
                 lastUsedEnd = usedEnd
                 let size = min(max(2 * growth, Self.preallocationChunk), Self.preallocationMaxChunk)
-                return (max(Self.preallocationLowWater, size), size)
+                return Environment.RoomPlan(lowWater: max(Self.preallocationLowWater, size), chunk: size,
+                                            allocateOnly: growth >= Self.allocateOnlyGrowth)
             }
         } catch {
             preallocationPausedUntil = clock.now.advanced(by: Self.preallocationRetry)
