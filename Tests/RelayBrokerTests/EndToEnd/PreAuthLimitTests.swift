@@ -74,6 +74,11 @@ struct PreAuthLimitTests {
 
             var idle: [any Channel] = []
             for host in ["127.0.0.3", "127.0.0.4", "127.0.0.5"] { idle += try await Self.idleSockets(2, from: host, port: relayd.port) }
+            // Accepted connections are admitted on their own event loop, so under load a
+            // later connection can be admitted before an earlier one: wait until all six
+            // hold their slots before the seventh, which must then be the one refused.
+            let admittedSix = try await eventually { try await relayd.metric("relay_preauth_connections") == 6 }
+            #expect(admittedSix, "the six connections within the limits did not all get a pre-auth slot")
             let refused = try await Self.idleSockets(1, from: "127.0.0.6", port: relayd.port)
             defer { for socket in idle + refused { socket.close(promise: nil) } }
             #expect(try await Self.closedSockets(refused, expected: 1, within: 5) == 1, "the 7th pre-auth connection was not refused")
