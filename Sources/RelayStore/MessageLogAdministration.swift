@@ -40,22 +40,25 @@ public protocol TopicAdministration: AnyObject, Sendable {
     /// Deletes every stored message whose topic matches `filter`, at once
     /// (not through retention). Sequences are never reused. Returns how
     /// many messages (and, where the backend knows, record bytes and
-    /// topics) went. LMDB: one write transaction serialised with appends,
-    /// so it cannot interleave with half a commit.
+    /// topics) went. LMDB: what was stored when the purge began, in
+    /// batches of records, each its own write transaction serialised with
+    /// the appends (so they commit between the batches, not after the whole
+    /// purge); a message published meanwhile is kept.
     func purge(_ filter: TopicFilter) throws(StoreError) -> PurgeResult
 
-    /// ``purge(_:)`` that a stopping broker can end before its commit: `stop`
-    /// is asked before anything changes and, on a backend that can roll a
-    /// purge back, again between batches of its work; once it answers true
-    /// the purge ends having deleted nothing, and answers nil. LMDB asks
-    /// every 1,024 records inside its one write transaction and aborts it;
-    /// a backend without that asks once, before it starts.
-    func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult?
+    /// ``purge(_:)`` that a stopping broker can end early: `stop` is asked
+    /// before anything changes and, on a backend that purges in batches,
+    /// before each batch (LMDB: inside the batch's transaction, so a purge
+    /// that waited for the writer is asked once it has it). Once it answers
+    /// true the purge ends with ``PurgeResult/stopped`` set; the batches
+    /// committed before stay deleted and `messages` counts them (0: nothing
+    /// changed). A backend without batches asks once, before it starts.
+    func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult
 }
 
 extension TopicAdministration {
-    public func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult? {
-        if stop() { return nil }
+    public func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult {
+        if stop() { return PurgeResult(messages: 0, bytes: nil, topics: nil, stopped: true) }
         return try purge(filter)
     }
 }
@@ -150,8 +153,11 @@ public struct PurgeResult: Sendable, Hashable {
     public var messages: UInt64
     public var bytes: UInt64?
     public var topics: Int?
+    /// The purge was asked to stop before it finished: `messages` (and
+    /// `bytes`) are what went before it stopped, the rest is still stored.
+    public var stopped: Bool
 
-    public init(messages: UInt64, bytes: UInt64?, topics: Int?) {
-        (self.messages, self.bytes, self.topics) = (messages, bytes, topics)
+    public init(messages: UInt64, bytes: UInt64?, topics: Int?, stopped: Bool = false) {
+        (self.messages, self.bytes, self.topics, self.stopped) = (messages, bytes, topics, stopped)
     }
 }

@@ -169,12 +169,16 @@ struct AdminService: Sendable {
             throw AdminRefusal(code: .invalidFilter, message: "'\(text)' is not a topic or filter: \(error)")
         }
         let operations = broker.adminOperations
-        guard let result = try capability((any TopicAdministration).self, for: .purge)
-            .purge(filter, stoppingWhen: { operations.stopRequested }) else {
-            broker.logger.warning("purge stopped by the shutdown before its commit; nothing deleted",
-                                  metadata: ["filter": "\(text)", "principal": "\(caller.principal)"])
+        let result = try capability((any TopicAdministration).self, for: .purge)
+            .purge(filter, stoppingWhen: { operations.stopRequested })
+        guard !result.stopped else {
+            let deleted = result.messages == 0 ? "deleted nothing"
+                : "had deleted \(result.messages) of its oldest messages (in batches, each committed)"
+            broker.logger.warning("purge stopped by the shutdown",
+                                  metadata: ["filter": "\(text)", "messages": "\(result.messages)",
+                                             "principal": "\(caller.principal)"])
             throw AdminRefusal(code: .serverShuttingDown, message: "the broker is shutting down: the purge of '\(text)' "
-                + "was stopped before its commit and deleted nothing (it is one transaction); run it again after the restart")
+                + "was stopped and \(deleted); run it again after the restart to delete the rest")
         }
         broker.logger.notice("messages purged", metadata: ["filter": "\(text)", "messages": "\(result.messages)",
                                                           "principal": "\(caller.principal)"])

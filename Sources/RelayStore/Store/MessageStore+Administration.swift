@@ -1,9 +1,9 @@
 import RelayCore
 
 /// The admin operations on the LMDB store. Listings run in one read
-/// transaction; purge in one write transaction on the calling thread, which
-/// a stopping broker can abort between batches of records (LMDB
-/// serialises it with the writer thread's commits; the writer keeps no
+/// transaction; purge in batches of write transactions on the calling
+/// thread, which a stopping broker can end between two batches (LMDB
+/// serialises them with the writer thread's commits; the writer keeps no
 /// copy of what purge changes: topic statistics are read inside each
 /// commit, and sequences are never reused).
 extension MessageStore: MessageLogAdministration {
@@ -66,34 +66,60 @@ extension MessageStore: MessageLogAdministration {
     }
 
     public func purge(_ filter: TopicFilter) throws(StoreError) -> PurgeResult {
-        // Never stopped: a result always comes.
-        try purge(filter, stoppingWhen: { false }) ?? PurgeResult(messages: 0, bytes: 0, topics: 0)
+        try purge(filter, stoppingWhen: { false })
     }
 
-    /// How many records a purge deletes between two asks whether to stop.
-    static let purgeStopCheckInterval = 1_024
+    /// Records a purge deletes per write transaction: bounds how long the
+    /// appends queued behind it wait (a purge of a million messages in one
+    /// transaction held LMDB's writer, and every PUBACK, for over a second).
+    static let purgeBatchSize = 2_000
 
-    public func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult? {
+    public func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool) throws(StoreError) -> PurgeResult {
+        try purge(filter, stoppingWhen: stop, betweenBatches: {})
+    }
+
+    /// ``purge(_:stoppingWhen:)``; `betweenBatches` runs after each
+    /// committed batch that leaves work for another, outside any
+    /// transaction (tests publish there).
+    func purge(_ filter: TopicFilter, stoppingWhen stop: () -> Bool,
+               betweenBatches: () -> Void) throws(StoreError) -> PurgeResult {
         let schema = self.schema
-        // Thrown out of the transaction to abort it; only this function throws it.
-        let stopping = StoreError.invalidArgument("purge stopped before its commit")
-        var stopped = false
-        func checkStop() throws(StoreError) {
-            if stop() { stopped = true; throw stopping }
+        let target = try purgeTarget(filter, schema: schema)
+        var result = PurgeResult(messages: 0, bytes: 0, topics: target.topics.count)
+        var next = 0  // index of the first topic not yet emptied up to `target.end`
+        // Thrown out of a batch's transaction to abort it; only this function throws it.
+        let stopping = StoreError.invalidArgument("purge stopped before its batch")
+        while next < target.topics.count {
+            var stopped = false
+            let batch: PurgeBatch
+            do {
+                batch = try environment.write { (txn) throws(StoreError) -> PurgeBatch in
+                    // Asked once the writer is ours: a purge that waited for it may be stopped.
+                    if stop() { stopped = true; throw stopping }
+                    return try Self.purgeBatch(target, from: next, schema: schema, in: txn)
+                }
+            } catch {
+                if stopped, error == stopping {
+                    result.stopped = true
+                    return result
+                }
+                throw error
+            }
+            result.messages += batch.messages
+            result.bytes = (result.bytes ?? 0) + batch.bytes
+            next = batch.next
+            if next < target.topics.count { betweenBatches() }
         }
-        do {
-            return try purgeInOneTransaction(filter, schema: schema, check: checkStop)
-        } catch {
-            if stopped, error == stopping { return nil }
-            throw error
-        }
+        // Nothing matched: still asked once, so a stopping broker's answer does not depend on the filter.
+        if target.topics.isEmpty, stop() { result.stopped = true }
+        return result
     }
 
-    private func purgeInOneTransaction(_ filter: TopicFilter, schema: Schema,
-                                       check: () throws(StoreError) -> Void) throws(StoreError) -> PurgeResult {
-        try environment.write { (txn) throws(StoreError) -> PurgeResult in
-            // Asked once the writer is ours: a purge waiting for it may be stopped.
-            try check()
+    /// What a purge deletes: the topics matching its filter and the log's
+    /// last sequence, as they were when it began. A message committed
+    /// later, to any topic, is kept.
+    private func purgeTarget(_ filter: TopicFilter, schema: Schema) throws(StoreError) -> (topics: [[UInt8]], end: UInt64) {
+        try environment.read { (txn) throws(StoreError) -> ([[UInt8]], UInt64) in
             var topics: [[UInt8]] = []
             try txn.withCursor(schema.topicStats) { (cursor) throws(StoreError) in
                 var operation = CursorOperation.first
@@ -102,34 +128,65 @@ extension MessageStore: MessageLogAdministration {
                     if let key { topics.append(key) }
                 }
             }
-            var (messages, bytes): (UInt64, UInt64) = (0, 0)
-            var visited = 0
-            for topic in topics {
-                try topic.withBytes { (topicKey) throws(StoreError) in
-                    var sequences: [UInt64] = []
-                    try txn.withCursor(schema.topics) { (cursor) throws(StoreError) in
-                        var operation = CursorOperation.key
-                        while let seq = try cursor.move(operation, key: topicKey, { _, v in v.readUInt64BE(at: 0) }) {
-                            operation = .nextDuplicate
-                            sequences.append(seq)
-                        }
-                    }
-                    for seq in sequences {
-                        visited += 1
-                        if visited % Self.purgeStopCheckInterval == 0 { try check() }
-                        try withBigEndianBytes(seq) { (seqKey) throws(StoreError) in
-                            if let size = try LogRecords.delete(seqKey, schema: schema, in: txn) {
-                                bytes += UInt64(size)
-                                messages += 1
-                            }
-                        }
-                    }
-                    try txn.delete(schema.topics, key: topicKey)
-                    try txn.delete(schema.topicStats, key: topicKey)
-                }
+            let end = try txn.withCursor(schema.log) { (cursor) throws(StoreError) -> UInt64 in
+                try cursor.move(.last) { key, _ in key.readUInt64BE(at: 0) } ?? 0
             }
-            return PurgeResult(messages: messages, bytes: bytes, topics: topics.count)
+            return (topics, end)
         }
+    }
+
+    struct PurgeBatch {
+        var messages: UInt64
+        var bytes: UInt64
+        /// The first topic with messages up to the target's end left.
+        var next: Int
+    }
+
+    /// Deletes up to ``purgeBatchSize`` records, oldest first, topic by
+    /// topic from `first`, keeping each topic's statistics exact (the
+    /// appends between batches read and update them in their own commits).
+    private static func purgeBatch(_ target: (topics: [[UInt8]], end: UInt64), from first: Int, schema: Schema,
+                                   in txn: borrowing WriteTransaction) throws(StoreError) -> PurgeBatch {
+        var batch = PurgeBatch(messages: 0, bytes: 0, next: first)
+        var budget = purgeBatchSize
+        while batch.next < target.topics.count && budget > 0 {
+            let emptied = try target.topics[batch.next].withBytes { (topicKey) throws(StoreError) -> Bool in
+                var (count, bytes) = try txn.get(schema.topicStats, key: topicKey) { (value) -> (UInt64, UInt64) in
+                    value.count == 16 ? (value.readUInt64BE(at: 0), value.readUInt64BE(at: 8)) : (0, 0)
+                } ?? (0, 0)
+                var emptied = false
+                try txn.withCursor(schema.topics) { (cursor) throws(StoreError) in
+                    while budget > 0 {
+                        // The topic's oldest sequence (re-positioned after each delete).
+                        guard let oldest = try cursor.move(.key, key: topicKey, { _, value in
+                            value.count == 8 ? value.readUInt64BE(at: 0) : 0
+                        }), oldest <= target.end else {
+                            emptied = true
+                            return
+                        }
+                        let size = try withBigEndianBytes(oldest) { (seqKey) throws(StoreError) -> Int? in
+                            try LogRecords.delete(seqKey, schema: schema, in: txn)
+                        }
+                        try cursor.deleteCurrent()
+                        budget -= 1
+                        count -= min(count, 1)
+                        if let size {
+                            bytes -= min(bytes, UInt64(size))
+                            batch.messages += 1
+                            batch.bytes += UInt64(size)
+                        }
+                    }
+                }
+                if count == 0 {
+                    try txn.delete(schema.topicStats, key: topicKey)
+                } else {
+                    try TopicStats.put(count: count, bytes: bytes, key: topicKey, schema: schema, in: txn)
+                }
+                return emptied
+            }
+            if emptied { batch.next += 1 }
+        }
+        return batch
     }
 
     public func deleteDurableCursor(owner: DurableOwner, name: String) async throws(StoreError) -> Bool {
