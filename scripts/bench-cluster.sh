@@ -18,6 +18,9 @@
 #
 # Knobs (environment):
 #   N=20000 SIZE=128 WINDOW=1000 ROUNDS=1 REPLICAS=3 SCEN_TIMEOUT=60
+#   REPLAY=0          > 0: after the rounds, `relayctl bench replay --count REPLAY` through
+#                     the edge (fill, then one subscriber reads them back from the earliest):
+#                     replayed msg/s (row "replay")
 #   RATE=0            > 0: also an edge run paced at RATE msg/s offered (4 s), for
 #                     p99 publish->ack below saturation (row "edge@RATE")
 #   NATS_BASE=24222   client ports NATS_BASE..+2, routes +1000, monitoring +2000
@@ -209,3 +212,12 @@ for round in $(seq 1 "$ROUNDS"); do
       "${edge%\}},\"side\":\"edge\",\"round\":$round}" >> "$RESULTS"
   fi
 done
+if ((${REPLAY:-0} > 0)); then
+  replay=$("$BIN/relayctl" bench replay --server "127.0.0.1:$EDGE_PORT" --ca "$P/ca.pem" --cert "$P/billing.pem" \
+    --key "$P/billing.key" --broker-pid "$EDGE_PID" --count "$REPLAY" --size "$SIZE" --timeout "$SCEN_TIMEOUT" --json \
+    | grep '^{' | tail -n 1 || true)
+  [[ -n $replay ]] || die "relayctl bench replay printed nothing (edge log: $(tail -n 5 "$WORK/edge.log"))"
+  printf '%-6s %-9s %12.0f replayed msg/s (%s messages, ok %s)\n' "" replay "$(field "$replay" delivered_msgs_per_sec)" \
+    "$REPLAY" "$(sed -n 's/.*"ok":\(true\|false\).*/\1/p' <<<"$replay")"
+  printf '%s\n' "replay $replay" >> "$WORK/results.txt"
+fi

@@ -3,12 +3,14 @@ import Logging
 import NIOCore
 import RelayCore
 import RelayStore
+import Synchronization
 
 /// A ``MessageLog`` on a NATS JetStream stream, shared by every relayd edge
 /// that names the same stream (docs/cluster.md has the design and what
 /// differs from LMDB):
 /// - one stream, subjects `relay.<topic>`: the stream sequence is Relay's
-///   global sequence, and per-topic reads are filtered direct gets;
+///   global sequence, and per-topic reads are filtered direct gets (reads
+///   of many messages: one fetch of an ephemeral pull consumer);
 /// - the record (``JetStreamRecord``) carries timestamp, publisher stamp,
 ///   topic and headers with the payload;
 /// - the producer key is the `Nats-Msg-Id`: the stream's duplicate window
@@ -57,6 +59,12 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     let cursorRevisions = CursorRevisions()
     /// The live tail, on whichever connection is current (JetStreamMessageLog+Tail.swift).
     let tail = TailFollower()
+    /// Reads answered by one fetch, and fetches that failed so the read went
+    /// message by message (JetStreamMessageLog+Fetch.swift); for tests.
+    let fetches = Mutex(0)
+    let fetchFallbacks = Mutex(0)
+    /// Set by a failed fetch: reads use direct gets only until then.
+    let fetchPausedUntil = Mutex<ContinuousClock.Instant?>(nil)
 
     struct AppendJob {
         var messages: [NewMessage]
@@ -238,6 +246,13 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         var next = start
         var staleAnswers = 0
         while next < scanEnd {
+            // A long read goes on in one fetch (JetStreamMessageLog+Fetch.swift); a short one,
+            // or one while fetches fail, stays with the direct gets.
+            if batch.count >= Self.directFirst, batch.count < maxMessages, fetchAllowed(),
+               let rest = try readFetching(start: next, scanEnd: scanEnd, subject: subject,
+                                           maxMessages: maxMessages - batch.count, maxBytes: maxBytes - bytes) {
+                return ReadBatch(messages: batch + rest.messages, next: rest.next, reachedEnd: rest.reachedEnd)
+            }
             guard let found = try get(next, next: true, filter: subject) else {
                 // The replica that answered may be behind the leader: ask again (another
                 // replica, or the same one caught up) rather than skip (endOfRead).
