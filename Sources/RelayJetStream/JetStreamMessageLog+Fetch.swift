@@ -12,8 +12,11 @@ import RelayStore
 /// answers them). The consumer lives on the stream's leader, so a fetch
 /// never sees a replica that is behind.
 extension JetStreamMessageLog {
-    /// Direct gets a read makes before it fetches the rest.
-    static let directFirst = 32
+    /// Direct gets a read makes before it fetches the rest: a replay of a
+    /// few messages stays with them. A replay through an edge ran at 31,000
+    /// msg/s with 32 here and 52,000-56,000 with 8 (bench-cluster.sh
+    /// REPLAY=50000, two pairs).
+    static let directFirst = 8
     /// At most this many messages per fetch (the consumer's `MaxAckPending`
     /// too: nothing is acked, so it bounds what one fetch can deliver).
     static let fetchBatch = 1_024
@@ -43,6 +46,7 @@ extension JetStreamMessageLog {
         let limit = min(maxMessages, Self.fetchBatch)
         let fetched: [NATSStoredMessage]
         do {
+            if let failure = failFetchesForTesting.withLock({ $0 }) { throw failure }
             fetched = try nats.fetch(stream: settings.stream, filter: subject, from: start, batch: limit,
                                      waitMs: min(settings.requestTimeout, Self.fetchTimeout).wholeMilliseconds)
         } catch {
@@ -60,15 +64,7 @@ extension JetStreamMessageLog {
             guard found.sequence >= next else { continue }
             guard found.sequence < scanEnd else { return ReadBatch(messages: batch, next: scanEnd, reachedEnd: false) }
             next = found.sequence + 1
-            let message: StoredMessage
-            do throws(StoreError) {
-                message = try JetStreamRecord.decode(found.data, sequence: found.sequence, topic: topic(ofSubject: found.subject))
-            } catch {
-                // As in the direct-get read: only a record in another format is skipped.
-                guard case .invalidRecord = error else { throw error }
-                foreignRecords.skipped(sequence: found.sequence, reason: error)
-                continue
-            }
+            guard let message = try decodeOrSkip(found) else { continue }
             batch.append(message)
             bytes += message.payload.readableBytes
             if batch.count >= max(1, maxMessages) || bytes >= maxBytes {

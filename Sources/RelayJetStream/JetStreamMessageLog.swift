@@ -65,6 +65,9 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     let fetchFallbacks = Mutex(0)
     /// Set by a failed fetch: reads use direct gets only until then.
     let fetchPausedUntil = Mutex<ContinuousClock.Instant?>(nil)
+    /// Tests set it to make every fetch fail with it (a stream without a
+    /// leader cannot be had on demand; its direct gets still work).
+    let failFetchesForTesting = Mutex<NATSError?>(nil)
 
     struct AppendJob {
         var messages: [NewMessage]
@@ -265,24 +268,27 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
             }
             guard found.sequence < scanEnd else { break }
             next = found.sequence + 1
-            let message: StoredMessage
-            do throws(StoreError) {
-                message = try JetStreamRecord.decode(found.data, sequence: found.sequence, topic: topic(ofSubject: found.subject))
-            } catch {
-                // Only a record that is not in Relay's format is skipped (a failed
-                // request threw above): something other than relayd published it
-                // (docs/cluster.md, "Foreign messages in the stream"). Throwing made
-                // every replay across it fail, on every retry.
-                guard case .invalidRecord = error else { throw error }
-                foreignRecords.skipped(sequence: found.sequence, reason: error)
-                continue
-            }
+            guard let message = try decodeOrSkip(found) else { continue }
             batch.append(message)
             bytes += message.payload.readableBytes
             if batch.count >= max(1, maxMessages) || bytes >= maxBytes { break }
         }
         return ReadBatch(messages: batch, next: batch.count >= max(1, maxMessages) || bytes >= maxBytes ? next : max(next, scanEnd),
                          reachedEnd: false)
+    }
+
+    /// The stored message, or nil for a record that is not in Relay's
+    /// format, which is skipped: something other than relayd published it
+    /// (docs/cluster.md, "Foreign messages in the stream"). Throwing made
+    /// every replay across it fail, on every retry. Any other error throws.
+    func decodeOrSkip(_ found: NATSStoredMessage) throws(StoreError) -> StoredMessage? {
+        do throws(StoreError) {
+            return try JetStreamRecord.decode(found.data, sequence: found.sequence, topic: topic(ofSubject: found.subject))
+        } catch {
+            guard case .invalidRecord = error else { throw error }
+            foreignRecords.skipped(sequence: found.sequence, reason: error)
+            return nil
+        }
     }
 
     public func lastSequence() throws(StoreError) -> UInt64 {

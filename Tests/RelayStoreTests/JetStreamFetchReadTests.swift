@@ -1,3 +1,4 @@
+import CNATS
 import Foundation
 import NIOCore
 import RelayCore
@@ -7,7 +8,7 @@ import RelayTestSupport
 import Testing
 
 /// Replay on the JetStream log: a read of many messages takes all but its
-/// first 32 in one fetch of an ephemeral pull consumer, not a direct get per
+/// first 8 in one fetch of an ephemeral pull consumer, not a direct get per
 /// message, which held a replay through a cluster edge to about 4,000 msg/s
 /// (docs/cluster.md). The tests count the NATS messages the log's connection
 /// sends, so the per-message read fails them whatever its speed.
@@ -58,11 +59,12 @@ struct JetStreamFetchReadTests {
             #expect(texts == Self.expectedTexts(every: 2))
             #expect(sequences == Self.expectedSequences)
             #expect(reads <= 2, "\(reads) reads")
-            // The first 32 by direct gets, the rest in one fetch (the consumer's create, the
+            // The first 8 by direct gets, the rest in one fetch (the consumer's create, the
             // pull, the delete); at the end a stream info and a count (a consumer's create,
             // up to four info reads, its delete).
-            #expect(sent <= 60, "the replay of 1,000 messages sent \(sent) NATS messages (one direct get per message sends 1,000)")
-            #expect(jetstream.fetchFallbacks.withLock { $0 } == 0)
+            #expect(sent <= 40, "the replay of 1,000 messages sent \(sent) NATS messages (one direct get per message sends 1,000)")
+            let fallbacks = jetstream.fetchFallbacks.withLock { $0 }
+            #expect(fallbacks == 0)
         }
     }
 
@@ -91,6 +93,26 @@ struct JetStreamFetchReadTests {
             let (messages, _) = try Self.replay(log, filter: "c.>", maxMessages: 64, maxScan: 500)
             let sequences: [UInt64] = messages.map(\.sequence)
             #expect(sequences == [2_001])
+        }
+    }
+
+    @Test("a fetch that fails: the read goes on by direct gets with every message, and reads do not try to fetch again during the pause")
+    func failedFetchFallsBack() async throws {
+        try await withLog(.jetstream) { log in
+            let jetstream = try #require(log as? JetStreamMessageLog)
+            try await Self.fill(log)
+            jetstream.failFetchesForTesting.withLock { $0 = NATSError("no stream leader (injected)", NATS_TIMEOUT) }
+            let (messages, _) = try Self.replay(log, filter: "a.>", maxMessages: 1_024)
+            let texts: [String] = messages.map(\.text)
+            #expect(texts == Self.expectedTexts(every: 2))
+            // One failed fetch; the reads after it (the same replay, and another) made none.
+            let failedOnce = jetstream.fetchFallbacks.withLock { $0 }
+            #expect(failedOnce == 1)
+            let again = try Self.replay(log, filter: "b.>", maxMessages: 1_024).messages.count
+            #expect(again == 1_000)
+            let (failed, fetched) = (jetstream.fetchFallbacks.withLock { $0 }, jetstream.fetches.withLock { $0 })
+            #expect(failed == 1)
+            #expect(fetched == 0)
         }
     }
 }
