@@ -39,11 +39,16 @@ extension JetStreamMessageLog {
     /// The read of ``read(from:filter:maxMessages:maxBytes:maxScan:)``
     /// from `start` on through one fetch; nil when the fetch could not be
     /// made (the caller then goes on by direct gets, which report the
-    /// failure themselves if NATS cannot answer at all).
-    func readFetching(start: UInt64, scanEnd: UInt64, subject: String,
-                      maxMessages: Int, maxBytes: Int) throws(StoreError) -> ReadBatch? {
+    /// failure themselves if NATS cannot answer at all). `typicalBytes` is
+    /// the payload size the direct gets saw: the fetch asks for about as
+    /// many messages as `maxBytes` holds of that size, so it brings no more
+    /// than the read keeps (a replay turn reads 64 KiB; a fetch of 1,024
+    /// large messages would have brought them all to keep one or two).
+    func readFetching(start: UInt64, scanEnd: UInt64, subject: String, maxMessages: Int, maxBytes: Int,
+                      typicalBytes: Int) throws(StoreError) -> ReadBatch? {
         guard !isClosed else { throw .closed }
-        let limit = min(maxMessages, Self.fetchBatch)
+        let byBytes = maxBytes / max(typicalBytes, 1) + 1
+        let limit = max(1, min(maxMessages, Self.fetchBatch, byBytes))
         let fetched: [NATSStoredMessage]
         do {
             if let failure = failFetchesForTesting.withLock({ $0 }) { throw failure }
@@ -80,6 +85,6 @@ extension JetStreamMessageLog {
         return ReadBatch(messages: batch, next: next, reachedEnd: false)
     }
 
-    /// Messages the current NATS connection has sent; for tests.
-    var natsMessagesSent: UInt64? { nats.sentMessages }
+    /// Messages the current NATS connection has sent and received; for tests.
+    var natsMessageCounts: (sent: UInt64, received: UInt64)? { nats.messageCounts }
 }

@@ -253,7 +253,8 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
             // or one while fetches fail, stays with the direct gets.
             if batch.count >= Self.directFirst, batch.count < maxMessages, fetchAllowed(),
                let rest = try readFetching(start: next, scanEnd: scanEnd, subject: subject,
-                                           maxMessages: maxMessages - batch.count, maxBytes: maxBytes - bytes) {
+                                           maxMessages: maxMessages - batch.count, maxBytes: maxBytes - bytes,
+                                           typicalBytes: bytes / batch.count) {
                 return ReadBatch(messages: batch + rest.messages, next: rest.next, reachedEnd: rest.reachedEnd)
             }
             guard let found = try get(next, next: true, filter: subject) else {

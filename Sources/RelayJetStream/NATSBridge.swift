@@ -120,17 +120,18 @@ final class NATSConnection: @unchecked Sendable {
 
     var isConnected: Bool { natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED }
 
-    /// Messages this connection has sent (requests and publishes), from
-    /// nats.c's statistics; nil when they cannot be read. For tests.
-    var sentMessages: UInt64? {
+    /// Messages this connection has sent (requests and publishes) and
+    /// received (replies and deliveries), from nats.c's statistics; nil
+    /// when they cannot be read. For tests.
+    var messageCounts: (sent: UInt64, received: UInt64)? {
         var stats: OpaquePointer?
         guard natsStatistics_Create(&stats) == NATS_OK, let stats else { return nil }
         // Ours until natsStatistics_Destroy; GetCounts only fills the out values.
         defer { natsStatistics_Destroy(stats) }
-        var sent: UInt64 = 0
+        var sent: UInt64 = 0, received: UInt64 = 0
         guard natsConnection_GetStats(connection, stats) == NATS_OK,
-              natsStatistics_GetCounts(stats, nil, nil, &sent, nil, nil) == NATS_OK else { return nil }
-        return sent
+              natsStatistics_GetCounts(stats, &received, nil, &sent, nil, nil) == NATS_OK else { return nil }
+        return (sent, received)
     }
 
     // MARK: Stream

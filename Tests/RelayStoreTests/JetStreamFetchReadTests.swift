@@ -51,9 +51,9 @@ struct JetStreamFetchReadTests {
         try await withLog(.jetstream) { log in
             let jetstream = try #require(log as? JetStreamMessageLog)
             try await Self.fill(log)
-            let before = try #require(jetstream.natsMessagesSent)
+            let before = try #require(jetstream.natsMessageCounts).sent
             let (messages, reads) = try Self.replay(log, filter: "a.>", maxMessages: 1_024)
-            let sent = try #require(jetstream.natsMessagesSent) - before
+            let sent = try #require(jetstream.natsMessageCounts).sent - before
             let texts: [String] = messages.map(\.text)
             let sequences: [UInt64] = messages.map(\.sequence)
             #expect(texts == Self.expectedTexts(every: 2))
@@ -113,6 +113,29 @@ struct JetStreamFetchReadTests {
             let (failed, fetched) = (jetstream.fetchFallbacks.withLock { $0 }, jetstream.fetches.withLock { $0 })
             #expect(failed == 1)
             #expect(fetched == 0)
+        }
+    }
+
+    @Test("a read of 64 KiB (a replay turn's) of 1,000-byte messages fetches about the 65 it keeps, not 1,024")
+    func fetchSizedByBytes() async throws {
+        try await withLog(.jetstream) { log in
+            let jetstream = try #require(log as? JetStreamMessageLog)
+            let payload = String(repeating: "p", count: 994)
+            var messages: [NewMessage] = []
+            for index in 0..<2_000 { messages.append(try message("big.x", String(format: "%05d-", index) + payload)) }
+            _ = try await log.appendAll(messages)
+            let before = try #require(jetstream.natsMessageCounts).received
+            let batch = try log.read(from: 1, filter: TopicFilter("big.>"), maxMessages: 1_024, maxBytes: 64 << 10, maxScan: 65_536)
+            let received = try #require(jetstream.natsMessageCounts).received - before
+            let texts: [String] = batch.messages.map { String($0.text.prefix(5)) }
+            let expected: [String] = (0..<batch.messages.count).map { String(format: "%05d", $0) }
+            #expect(texts == expected)
+            #expect(batch.messages.count >= 65 && batch.messages.count <= 66, "\(batch.messages.count) messages in 64 KiB")
+            #expect(batch.next == UInt64(batch.messages.count) + 1)
+            let fetched = jetstream.fetches.withLock { $0 }
+            #expect(fetched == 1)
+            // 8 direct gets, the fetch's messages and a few replies; a fetch of 1,024 receives over 1,000.
+            #expect(received <= 100, "a 64 KiB read received \(received) NATS messages")
         }
     }
 }
