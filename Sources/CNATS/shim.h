@@ -77,42 +77,6 @@ static inline natsStatus relay_js_direct_get(natsMsg **msg, jsCtx *js, const cha
     return js_DirectGetMsg(msg, js, stream, &o, &d);
 }
 
-/* Up to `batch` messages matching `filter` from `startSeq` on, in stream
- * order, through an ephemeral pull consumer made for this one fetch and
- * deleted after it (it expires on its own after 5 s if the delete is lost).
- * The fetch does not wait for more (`NoWait`): fewer than `batch` means the
- * consumer, on the stream's leader, had no more when it ran. Three requests
- * for up to `batch` messages, where a direct get is one per message. The
- * list's messages are the caller's until natsMsgList_Destroy. */
-static inline natsStatus relay_js_fetch_from(natsMsgList *list, jsCtx *js, const char *stream, const char *filter,
-                                             uint64_t startSeq, int batch, int64_t waitMs) {
-    jsOptions o;
-    jsSubOptions so;
-    jsOptions_Init(&o);
-    o.Wait = waitMs;
-    jsSubOptions_Init(&so);
-    so.Stream = stream;
-    so.Config.DeliverPolicy = js_DeliverByStartSequence;
-    so.Config.OptStartSeq = startSeq;
-    so.Config.AckPolicy = js_AckExplicit;  /* a pull consumer needs it; nothing is acked */
-    so.Config.MaxAckPending = batch;
-    so.Config.InactiveThreshold = (int64_t)5 * 1000 * 1000 * 1000;
-    so.Config.MemoryStorage = true;
-    natsSubscription *sub = NULL;
-    natsStatus s = js_PullSubscribe(&sub, js, filter, NULL, &o, &so, NULL);
-    if (s != NATS_OK) return s;
-    jsFetchRequest r;
-    jsFetchRequest_Init(&r);
-    r.Batch = batch;
-    r.NoWait = true;
-    r.Expires = waitMs * 1000 * 1000;
-    s = natsSubscription_FetchRequest(list, sub, &r);
-    /* Deletes the ephemeral consumer on the server, then frees the handle. */
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    return s;
-}
-
 /* Stream info; with `subjectsFilter` set, the per-subject counts too. */
 static inline natsStatus relay_js_stream_info(jsStreamInfo **si, jsCtx *js, const char *stream,
                                               const char *subjectsFilter, int64_t waitMs, jsErrCode *err) {

@@ -3,14 +3,12 @@ import Logging
 import NIOCore
 import RelayCore
 import RelayStore
-import Synchronization
 
 /// A ``MessageLog`` on a NATS JetStream stream, shared by every relayd edge
 /// that names the same stream (docs/cluster.md has the design and what
 /// differs from LMDB):
 /// - one stream, subjects `relay.<topic>`: the stream sequence is Relay's
-///   global sequence, and per-topic reads are filtered direct gets (reads
-///   of many messages: one fetch of an ephemeral pull consumer);
+///   global sequence, and per-topic reads are filtered direct gets;
 /// - the record (``JetStreamRecord``) carries timestamp, publisher stamp,
 ///   topic and headers with the payload;
 /// - the producer key is the `Nats-Msg-Id`: the stream's duplicate window
@@ -59,15 +57,6 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     let cursorRevisions = CursorRevisions()
     /// The live tail, on whichever connection is current (JetStreamMessageLog+Tail.swift).
     let tail = TailFollower()
-    /// Reads answered by one fetch, and fetches that failed so the read went
-    /// message by message (JetStreamMessageLog+Fetch.swift); for tests.
-    let fetches = Mutex(0)
-    let fetchFallbacks = Mutex(0)
-    /// Set by a failed fetch: reads use direct gets only until then.
-    let fetchPausedUntil = Mutex<ContinuousClock.Instant?>(nil)
-    /// Tests set it to make every fetch fail with it (a stream without a
-    /// leader cannot be had on demand; its direct gets still work).
-    let failFetchesForTesting = Mutex<NATSError?>(nil)
 
     struct AppendJob {
         var messages: [NewMessage]
@@ -249,14 +238,6 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         var next = start
         var staleAnswers = 0
         while next < scanEnd {
-            // A long read goes on in one fetch (JetStreamMessageLog+Fetch.swift); a short one,
-            // or one while fetches fail, stays with the direct gets.
-            if batch.count >= Self.directFirst, batch.count < maxMessages, fetchAllowed(),
-               let rest = try readFetching(start: next, scanEnd: scanEnd, subject: subject,
-                                           maxMessages: maxMessages - batch.count, maxBytes: maxBytes - bytes,
-                                           typicalBytes: bytes / batch.count) {
-                return ReadBatch(messages: batch + rest.messages, next: rest.next, reachedEnd: rest.reachedEnd)
-            }
             guard let found = try get(next, next: true, filter: subject) else {
                 // The replica that answered may be behind the leader: ask again (another
                 // replica, or the same one caught up) rather than skip (endOfRead).
@@ -269,27 +250,24 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
             }
             guard found.sequence < scanEnd else { break }
             next = found.sequence + 1
-            guard let message = try decodeOrSkip(found) else { continue }
+            let message: StoredMessage
+            do throws(StoreError) {
+                message = try JetStreamRecord.decode(found.data, sequence: found.sequence, topic: topic(ofSubject: found.subject))
+            } catch {
+                // Only a record that is not in Relay's format is skipped (a failed
+                // request threw above): something other than relayd published it
+                // (docs/cluster.md, "Foreign messages in the stream"). Throwing made
+                // every replay across it fail, on every retry.
+                guard case .invalidRecord = error else { throw error }
+                foreignRecords.skipped(sequence: found.sequence, reason: error)
+                continue
+            }
             batch.append(message)
             bytes += message.payload.readableBytes
             if batch.count >= max(1, maxMessages) || bytes >= maxBytes { break }
         }
         return ReadBatch(messages: batch, next: batch.count >= max(1, maxMessages) || bytes >= maxBytes ? next : max(next, scanEnd),
                          reachedEnd: false)
-    }
-
-    /// The stored message, or nil for a record that is not in Relay's
-    /// format, which is skipped: something other than relayd published it
-    /// (docs/cluster.md, "Foreign messages in the stream"). Throwing made
-    /// every replay across it fail, on every retry. Any other error throws.
-    func decodeOrSkip(_ found: NATSStoredMessage) throws(StoreError) -> StoredMessage? {
-        do throws(StoreError) {
-            return try JetStreamRecord.decode(found.data, sequence: found.sequence, topic: topic(ofSubject: found.subject))
-        } catch {
-            guard case .invalidRecord = error else { throw error }
-            foreignRecords.skipped(sequence: found.sequence, reason: error)
-            return nil
-        }
     }
 
     public func lastSequence() throws(StoreError) -> UInt64 {

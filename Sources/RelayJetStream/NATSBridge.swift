@@ -120,20 +120,6 @@ final class NATSConnection: @unchecked Sendable {
 
     var isConnected: Bool { natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED }
 
-    /// Messages this connection has sent (requests and publishes) and
-    /// received (replies and deliveries), from nats.c's statistics; nil
-    /// when they cannot be read. For tests.
-    var messageCounts: (sent: UInt64, received: UInt64)? {
-        var stats: OpaquePointer?
-        guard natsStatistics_Create(&stats) == NATS_OK, let stats else { return nil }
-        // Ours until natsStatistics_Destroy; GetCounts only fills the out values.
-        defer { natsStatistics_Destroy(stats) }
-        var sent: UInt64 = 0, received: UInt64 = 0
-        guard natsConnection_GetStats(connection, stats) == NATS_OK,
-              natsStatistics_GetCounts(stats, &received, nil, &sent, nil, nil) == NATS_OK else { return nil }
-        return (sent, received)
-    }
-
     // MARK: Stream
 
     func ensureStream(name: String, subject: String, replicas: Int, duplicatesNs: Int64, maxBytes: Int64,
@@ -283,39 +269,6 @@ final class NATSConnection: @unchecked Sendable {
         }
         let subject = relay_nats_header(msg, "Nats-Subject").map { String(cString: $0) }
         return NATSStoredMessage(sequence: seq, subject: subject, data: Self.copyData(msg))
-    }
-
-    /// Up to `batch` messages matching `filter` from `sequence` on, in
-    /// stream order, in one fetch (`relay_js_fetch_from`): fewer than
-    /// `batch` when the stream's leader had no more.
-    func fetch(stream: String, filter: String, from sequence: UInt64, batch: Int, waitMs: Int64) throws(NATSError) -> [NATSStoredMessage] {
-        var list = natsMsgList()
-        let status = relay_js_fetch_from(&list, js, stream, filter, sequence, Int32(clamping: batch), waitMs)
-        // The list and its messages are ours until natsMsgList_Destroy; every
-        // message's data and subject are copied out before that.
-        defer { natsMsgList_Destroy(&list) }
-        // Nothing there: NoWait answers "no messages", which nats.c reports as not found (or a timeout).
-        if (status == NATS_NOT_FOUND || status == NATS_TIMEOUT) && list.Count == 0 { return [] }
-        guard status == NATS_OK else { throw NATSError("fetch messages of \(filter) from \(sequence) in \(stream)", status) }
-        var found: [NATSStoredMessage] = []
-        found.reserveCapacity(Int(list.Count))
-        for index in 0..<Int(max(list.Count, 0)) {
-            // `Msgs` holds `Count` messages, alive until natsMsgList_Destroy above.
-            guard let msgs = list.Msgs, let msg = msgs[index] else { continue }
-            var sequence = relay_js_stream_sequence(msg)
-            if sequence == 0 {
-                // Not the reply subject relay_js_stream_sequence knows: nats.c parses it.
-                var meta: UnsafeMutablePointer<jsMsgMetaData>?
-                guard natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta else {
-                    throw NATSError("fetch from \(stream): a message without its stream sequence", NATS_PROTOCOL_ERROR)
-                }
-                sequence = meta.pointee.Sequence.Stream
-                jsMsgMetaData_Destroy(meta)
-            }
-            let subject = natsMsg_GetSubject(msg).map { String(cString: $0) }
-            found.append(NATSStoredMessage(sequence: sequence, subject: subject, data: Self.copyData(msg)))
-        }
-        return found
     }
 
     /// Copies a message's data; `msg` must be alive for the call.
