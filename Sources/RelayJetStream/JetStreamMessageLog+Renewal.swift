@@ -9,7 +9,8 @@ import RelayStore
 /// certificate. So a renewal opens a second connection with the files as
 /// they are now and moves everything to it:
 ///
-/// 1. ``connectWithRenewedCredentials()``: connect, open the cursor bucket
+/// 1. ``connectWithRenewedCredentials(_:)``: connect with the files (at the
+///    configured paths or new ones), open the cursor bucket
 ///    (a JetStream request: NATS accepted the new certificate and JetStream
 ///    answers on it). Nothing else changes; a failure leaves the old
 ///    connection in use.
@@ -24,12 +25,16 @@ import RelayStore
 /// 3. The old connection is freed (closed) when the last round or request
 ///    that took it ends: ``NATSConnection``'s deinit.
 extension JetStreamMessageLog: CredentialRenewing {
-    public func connectWithRenewedCredentials() throws(CredentialRenewalError) -> @Sendable () -> Void {
+    public func connectWithRenewedCredentials(_ files: CredentialFiles) throws(CredentialRenewalError) -> @Sendable () -> Void {
         guard !isClosed else { throw CredentialRenewalError("the message log is closed") }
         let fresh: NATSConnection
         do {
             let wait = settings.requestTimeout.wholeMilliseconds
-            fresh = try NATSConnection.connect(settings.endpoint, timeoutMs: wait)
+            // The servers and name stay; the files may be at new paths (a
+            // reloaded config naming them), which nats.c reads here.
+            var endpoint = settings.endpoint
+            (endpoint.caFile, endpoint.certificateFile, endpoint.privateKeyFile) = (files.ca, files.certificate, files.privateKey)
+            fresh = try NATSConnection.connect(endpoint, timeoutMs: wait)
             try fresh.openBucket(settings.cursorBucket, replicas: settings.replicas)
         } catch {
             throw CredentialRenewalError("NATS did not accept a connection with the renewed files (\(error))")

@@ -75,12 +75,27 @@ public protocol ForeignRecordReporting: AnyObject {
 /// renewed ones while it runs, without a restart (the JetStream backend:
 /// docs/cluster.md, "Renewing the edge's NATS certificate").
 public protocol CredentialRenewing: AnyObject {
-    /// Connects to the service again with the credential files as they are
-    /// on disk now, and proves the new connection works, but moves nothing
-    /// to it yet: calling the returned closure does (once). Dropping the
-    /// closure uncalled closes the new connection. Throws, changing nothing,
-    /// when the service does not accept a connection with those files.
-    func connectWithRenewedCredentials() throws(CredentialRenewalError) -> @Sendable () -> Void
+    /// Connects to the service again with `files` as they are on disk now
+    /// (the configured paths, or new ones a reloaded config names), and
+    /// proves the new connection works, but moves nothing to it yet: calling
+    /// the returned closure does (once), and from then on the connection
+    /// presents those files at every reconnect. Dropping the closure uncalled
+    /// closes the new connection. Throws, changing nothing, when the service
+    /// does not accept a connection with those files.
+    func connectWithRenewedCredentials(_ files: CredentialFiles) throws(CredentialRenewalError) -> @Sendable () -> Void
+}
+
+/// The paths of the files a ``CredentialRenewing`` log presents to its
+/// backing service.
+public struct CredentialFiles: Sendable, Equatable {
+    /// The CA that verifies the service.
+    public var ca: String
+    public var certificate: String
+    public var privateKey: String
+
+    public init(ca: String, certificate: String, privateKey: String) {
+        (self.ca, self.certificate, self.privateKey) = (ca, certificate, privateKey)
+    }
 }
 
 /// Why renewed credentials were not taken (``CredentialRenewing``).

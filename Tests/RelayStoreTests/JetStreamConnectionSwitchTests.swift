@@ -26,7 +26,9 @@ struct JetStreamConnectionSwitchTests {
         let delivered = NIOLockedValueBox<[UInt64]>([])
         try log.startTail(after: 0) { messages in delivered.withLockedValue { $0 += messages.map(\.sequence) } }
 
-        let switchOver = try log.connectWithRenewedCredentials()
+        let endpoint = server.jetStreamSettings(replicas: 1).endpoint
+        let switchOver = try log.connectWithRenewedCredentials(CredentialFiles(
+            ca: endpoint.caFile, certificate: endpoint.certificateFile, privateKey: endpoint.privateKeyFile))
         let receipts = NIOLockedValueBox<[Int: [UInt64]]>([:])
         let done = DispatchGroup()
         func append(_ batch: Int) throws {

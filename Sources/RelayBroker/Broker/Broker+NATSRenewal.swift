@@ -42,13 +42,25 @@ struct NATSRenewalRefused: Error, CustomStringConvertible {
 }
 
 extension Broker {
-    /// nil when the files are unchanged (or the backend is not NATS).
-    func prepareNATSRenewal(now: Date = Date()) throws(NATSRenewalRefused) -> NATSRenewal? {
+    /// nil when the files are unchanged (or the backend is not NATS). The
+    /// files are those `next` names: at the paths in use, renewed when their
+    /// contents changed; or at new paths (a reloaded config naming other
+    /// files), taken whatever their contents.
+    func prepareNATSRenewal(next: BrokerConfiguration, now: Date = Date()) throws(NATSRenewalRefused) -> NATSRenewal? {
         guard let presented = natsClientFiles.withLockedValue({ $0 }) else { return nil }
-        let changed = presented.changedOnDisk()
-        guard !changed.isEmpty else { return nil }
+        // A config that leaves the jetstream backend waits for a restart (`storage`).
+        let named = NATSClientFiles(next) ?? presented
+        let renewed: NATSClientFiles
+        let changed: [String]
+        if named.paths != presented.paths {
+            renewed = named
+            changed = presented.newPaths(in: named)
+        } else {
+            changed = presented.changedOnDisk()
+            guard !changed.isEmpty else { return nil }
+            renewed = presented.reread()
+        }
         let kept = "the renewed NATS files (\(changed.joined(separator: ", "))) were not taken; relayd keeps the connection it has"
-        let renewed = presented.reread()
         do {
             try renewed.check(now: now)
         } catch {
@@ -58,7 +70,7 @@ extension Broker {
             throw NATSRenewalRefused(description: "\(kept): this storage backend cannot reconnect; restart relayd")
         }
         do {
-            return NATSRenewal(files: renewed, changed: changed, switchConnection: try log.connectWithRenewedCredentials())
+            return NATSRenewal(files: renewed, changed: changed, switchConnection: try log.connectWithRenewedCredentials(renewed.paths))
         } catch {
             throw NATSRenewalRefused(description: "\(kept): \(error.description)")
         }

@@ -182,7 +182,7 @@ public final class Broker: Sendable {
             var natsRenewalRefused: NATSRenewalRefused?
             var natsRenewal: NATSRenewal?
             do {
-                natsRenewal = try prepareNATSRenewal()
+                natsRenewal = try prepareNATSRenewal(next: next)
             } catch {
                 natsRenewalRefused = error
             }
@@ -309,10 +309,19 @@ extension BrokerConfiguration {
     /// the listener, storage, retention, limits, metrics, log and audit
     /// settings are fixed when the broker starts. A reload applies `[tls]`
     /// and `[acl]` and reports these so the operator knows to restart.
+    /// The files relayd presents to NATS are not among them: a reload takes
+    /// them, at the same paths or new ones (Broker+NATSRenewal; when it
+    /// cannot, the reload lists `storage.jetstream` itself).
     func settingsNeedingRestart(comparedWith next: BrokerConfiguration) -> [String] {
         var changed: [String] = []
+        var nextStorage = next.storage
+        if let nats = storage.jetstream, nextStorage.jetstream != nil {
+            nextStorage.jetstream?.ca = nats.ca
+            nextStorage.jetstream?.certificate = nats.certificate
+            nextStorage.jetstream?.privateKey = nats.privateKey
+        }
         if server != next.server { changed.append("server") }
-        if storage != next.storage { changed.append("storage") }
+        if storage != nextStorage { changed.append("storage") }
         if retention != next.retention { changed.append("retention") }
         if limits != next.limits { changed.append("limits") }
         if metrics != next.metrics { changed.append("metrics") }

@@ -1,4 +1,5 @@
 import Foundation
+import RelayStore
 import RelayTLS
 
 /// What an edge presents to NATS (`[storage.jetstream]` `ca`, `certificate`,
@@ -64,6 +65,16 @@ struct NATSClientFiles: Sendable {
     /// The same paths, read again now (a renewal's files).
     func reread() -> NATSClientFiles {
         NATSClientFiles(ca: loaded[0].path, certificate: certificate, privateKey: loaded[2].path)
+    }
+
+    /// The three paths, as the log connects with them.
+    var paths: CredentialFiles {
+        CredentialFiles(ca: loaded[0].path, certificate: certificate, privateKey: loaded[2].path)
+    }
+
+    /// The paths of `next` that differ from these, in config order.
+    func newPaths(in next: NATSClientFiles) -> [String] {
+        zip(loaded, next.loaded).filter { $0.0.path != $0.1.path }.map(\.1.path)
     }
 
     /// The files whose contents differ from what was read, in config order.

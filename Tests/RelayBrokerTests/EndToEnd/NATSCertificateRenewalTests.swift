@@ -19,19 +19,27 @@ struct NATSCertificateRenewalTests {
         case inPlace
         /// A Kubernetes Secret volume: a new `..data` directory swapped in by a rename.
         case projectedVolume
+        /// Written to new files, and the config changed to name them (a
+        /// renewal tool that writes dated file names). Before wave 22 this
+        /// waited for a restart (`restart_required=storage`).
+        case newPaths
     }
 
     /// The edge's NATS client files and a way to replace their contents.
     struct EdgeFiles {
         var files: TLSTestPKI.Files
         var volume: ProjectedVolume?
+        /// ``Delivery/newPaths``: each replacement goes to files of its own.
+        var newPaths = false
+        private var renewals = 0
 
         init(_ certificate: TLSTestPKI.Files, delivery: Delivery, in pki: TLSTestPKI) throws {
             files = certificate
             switch delivery {
-            case .inPlace:
+            case .inPlace, .newPaths:
                 (files.certificate, files.key) = (pki.directory.file("edge-nats.pem"), pki.directory.file("edge-nats.key"))
                 try Self.write(certificate, over: files)
+                self.newPaths = delivery == .newPaths
             case .projectedVolume:
                 let volume = try ProjectedVolume(directory: pki.directory.file("edge-nats-secret"),
                                                  files: try Self.contents(certificate))
@@ -53,7 +61,15 @@ struct NATSCertificateRenewalTests {
         }
 
         mutating func replace(with source: TLSTestPKI.Files, keyOnly: Bool = false) throws {
-            if var volume {
+            if newPaths {
+                renewals += 1
+                let directory = URL(fileURLWithPath: files.certificate).deletingLastPathComponent().path
+                var target = source
+                (target.certificate, target.key) = ("\(directory)/edge-nats-\(renewals).pem", "\(directory)/edge-nats-\(renewals).key")
+                if keyOnly { try Data(contentsOf: URL(fileURLWithPath: files.certificate)).write(to: URL(fileURLWithPath: target.certificate)) }
+                try Self.write(source, over: target, keyOnly: keyOnly)
+                files = target
+            } else if var volume {
                 var files = try Self.contents(source)
                 if keyOnly { files["tls.crt"] = try String(contentsOfFile: self.files.certificate, encoding: .utf8) }
                 try volume.publish(files)
@@ -63,6 +79,9 @@ struct NATSCertificateRenewalTests {
             }
         }
     }
+
+    /// In an expected reason: the path of the certificate file the edge is configured with at that moment.
+    static let currentCertificate = "<the configured certificate>"
 
     static func lines(_ edge: RelaydFixture, containing text: String) -> [String] {
         edge.log.split(separator: "\n").map(String.init).filter { $0.contains(text) }
@@ -121,9 +140,10 @@ struct NATSCertificateRenewalTests {
 
             // Renewed while publishes are in flight: 200 in one write, then the reload.
             try files.replace(with: certificateB)
+            if delivery == .newPaths { try edge.useJetStream(nats, publishTimeout: "4s", client: files.files) }
             let burst = Task { try await publisher.publish("renew.burst", count: 200, firstID: 100) }
             let reloadLine = try await Self.reload(edge)
-            #expect(reloadLine.contains("configuration reloaded") && !reloadLine.contains("storage.jetstream"),
+            #expect(reloadLine.contains("configuration reloaded") && reloadLine.contains("restart_required=none"),
                     "the renewal was not applied, or still waits for a restart: \(reloadLine)")
             acked += try await burst.value.map(\.sequence)
             #expect(acked.count == 203)
@@ -157,14 +177,15 @@ struct NATSCertificateRenewalTests {
         }
     }
 
-    @Test("renewed too late: NATS already refuses the edge's certificate and a publish is waiting; the reload brings the edge back and that publish is acknowledged once")
-    func renewalBringsADownEdgeBack() async throws {
+    @Test("renewed too late: NATS already refuses the edge's certificate and a publish is waiting; the reload brings the edge back and that publish is acknowledged once",
+          arguments: [Delivery.inPlace, .newPaths])
+    func renewalBringsADownEdgeBack(delivery: Delivery) async throws {
         let pki = try TLSTestPKI()
         let ca2 = try TLSTestPKI.write(try DevelopmentPKI.createCA(commonName: "NATS client CA 2"), name: "nats-ca2", in: pki.directory)
         let nats = try await SingleNATSServer(pki: pki)
         let certificateA = try pki.add("nats-edge-a", .client(commonName: "nats-edge"))
         let certificateB = try pki.add("nats-edge-b", .client(commonName: "nats-edge"), signedBy: ca2.issued)
-        var files = try EdgeFiles(certificateA, delivery: .inPlace, in: pki)
+        var files = try EdgeFiles(certificateA, delivery: delivery, in: pki)
         let edge = try RelaydFixture(pki: pki, metrics: true)
         try edge.useJetStream(nats, publishTimeout: "15s", client: files.files)
         try await withRelayd(edge) { edge in
@@ -184,6 +205,7 @@ struct NATSCertificateRenewalTests {
             // A publish waits for JetStream (retrying within publish_timeout) while the certificate is renewed.
             let waiting = Task { try await publisher.publish("late.b", count: 2, firstID: 10) }
             try files.replace(with: certificateB)
+            if delivery == .newPaths { try edge.useJetStream(nats, publishTimeout: "15s", client: files.files) }
             let reloadLine = try await Self.reload(edge)
             #expect(reloadLine.contains("configuration reloaded"), "\(reloadLine)")
             let back = await eventually(timeout: 15, every: 0.05) { await edge.isReady() }
@@ -226,12 +248,13 @@ struct NATSCertificateRenewalTests {
             let victim = try await FrameClient.connect(port: edge.port, pki: edge.pki, as: revoked)
             try await victim.hello()
             let cases: [(source: TLSTestPKI.Files, keyOnly: Bool, says: [String])] = [
-                (other, true, ["does not match certificate", files.files.certificate]),
+                (other, true, ["does not match certificate", Self.currentCertificate]),
                 (expired, false, ["has expired", "CN=nats-expired"]),
                 (stranger, false, ["NATS did not accept a connection with the renewed files", "keeps the connection it has"]),
             ]
             for (index, (source, keyOnly, says)) in cases.enumerated() {
                 try files.replace(with: source, keyOnly: keyOnly)
+                if delivery == .newPaths { try edge.useJetStream(nats, publishTimeout: "4s", client: files.files) }
                 let last = index == cases.count - 1
                 if last {
                     // The same reload revokes a client: the CRL must not wait for NATS.
@@ -244,7 +267,10 @@ struct NATSCertificateRenewalTests {
                 let reason = Self.lines(edge, containing: "renewed NATS files not taken")
                 #expect(reason.count == notTaken + 1, "\(source.certificate): no line saying why:\n\(edge.log)")
                 let why: String = reason.last ?? "(no line)"
-                for text in says { #expect(why.contains(text), "\(source.certificate): no '\(text)' in \(why)") }
+                for said in says {
+                    let text = said == Self.currentCertificate ? files.files.certificate : said
+                    #expect(why.contains(text), "\(source.certificate): no '\(text)' in \(why)")
+                }
                 if last {
                     let ended = try await victim.nextError()
                     #expect(ended?.errorCode == .certificateRevoked, "\(String(describing: ended))")
