@@ -11,6 +11,8 @@
  * retained past the call except the objects returned through out-pointers,
  * which the Swift side destroys (see RelayJetStream/NATSBridge.swift). */
 #include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Connects with mutual TLS to `servers` (nats://host:port or tls://),
@@ -290,6 +292,55 @@ static inline uint64_t relay_js_stream_sequence(natsMsg *msg) {
     if (*c < '0' || *c > '9') return 0;
     for (; *c >= '0' && *c <= '9'; c++) value = value * 10 + (uint64_t)(*c - '0');
     return (*c == '.' || *c == '\0') ? value : 0;
+}
+
+/* Direct gets of the `count` sequences from `first` on, all sent before the
+ * first reply is awaited: one round trip for the run instead of one per
+ * message (a replay's read). out[i] is the reply for first + i, or NULL when
+ * none came within waitMs; each reply is the caller's (natsMsg_Destroy), a
+ * 404 (no such message: a Status header and no data) included. The replies
+ * come to a subscription of this run's own (a fresh inbox), so a reply that
+ * comes after the run ended is dropped with it. On an error nothing is left
+ * in `out`. count is at most 1024. */
+static inline natsStatus relay_js_direct_get_run(natsMsg **out, natsConnection *nc, const char *stream,
+                                                 uint64_t first, int count, int64_t waitMs) {
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    char subject[300], reply[128], filter[128], body[48];
+    for (int i = 0; i < count; i++) out[i] = NULL;
+    if (count <= 0 || count > 1024) return NATS_INVALID_ARG;
+    natsStatus s = natsInbox_Create(&inbox);
+    if (s != NATS_OK) return s;
+    snprintf(filter, sizeof filter, "%s.*", (const char *)inbox);
+    snprintf(subject, sizeof subject, "$JS.API.DIRECT.GET.%s", stream);
+    s = natsConnection_SubscribeSync(&sub, nc, filter);
+    for (int i = 0; s == NATS_OK && i < count; i++) {
+        snprintf(reply, sizeof reply, "%s.%d", (const char *)inbox, i);
+        int length = snprintf(body, sizeof body, "{\"seq\":%llu}", (unsigned long long)(first + (uint64_t)i));
+        s = natsConnection_PublishRequest(nc, subject, reply, body, length);
+    }
+    int64_t deadline = nats_Now() + waitMs;
+    for (int received = 0; s == NATS_OK && received < count;) {
+        int64_t left = deadline - nats_Now();
+        if (left <= 0) break;
+        natsMsg *m = NULL;
+        natsStatus r = natsSubscription_NextMsg(&m, sub, left);
+        if (r == NATS_TIMEOUT) break;
+        if (r != NATS_OK) { s = r; break; }
+        const char *replySubject = natsMsg_GetSubject(m);
+        const char *dot = replySubject ? strrchr(replySubject, '.') : NULL;
+        int index = -1;
+        if (dot != NULL && dot[1] >= '0' && dot[1] <= '9') index = atoi(dot + 1);
+        if (index < 0 || index >= count || out[index] != NULL) { natsMsg_Destroy(m); continue; }
+        out[index] = m;
+        received++;
+    }
+    if (sub != NULL) { natsSubscription_Unsubscribe(sub); natsSubscription_Destroy(sub); }
+    natsInbox_Destroy(inbox);
+    if (s != NATS_OK) {
+        for (int i = 0; i < count; i++) { natsMsg_Destroy(out[i]); out[i] = NULL; }
+    }
+    return s;
 }
 
 /* A header value of `msg`, or NULL; valid while `msg` lives. */

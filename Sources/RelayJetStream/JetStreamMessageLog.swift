@@ -55,6 +55,8 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     /// The revision of each durable's cursor key as this edge last read or
     /// wrote it: cursor commits are compare-and-sets on it (JetStreamMessageLog+Cursors.swift).
     let cursorRevisions = CursorRevisions()
+    /// Round trips of reads (``readStatistics``).
+    let readCounters = ReadCounters()
     /// The live tail, on whichever connection is current (JetStreamMessageLog+Tail.swift).
     let tail = TailFollower()
 
@@ -180,6 +182,9 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
 
     /// Publishes and ack waits so far (tests check that appends are pipelined).
     public var publishStatistics: JetStreamPublishStatistics { nats.publishStatistics }
+    /// What the reads have asked NATS since the log opened: for tests and
+    /// diagnostics (how many round trips a replay takes).
+    public var readStatistics: JetStreamReadStatistics { readCounters.snapshot }
 
     // MARK: Appending
 
@@ -202,6 +207,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     /// at or after it (on any subject of the stream).
     func get(_ sequence: UInt64, next: Bool, filter: String? = nil) throws(StoreError) -> NATSStoredMessage? {
         guard !isClosed else { throw .closed }
+        readCounters.gotOne()
         do {
             let subject = filter ?? (next ? "\(settings.subjectPrefix).>" : nil)
             return try nats.directGet(stream: settings.stream, sequence: sequence, nextBySubject: subject,
@@ -233,11 +239,53 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
         // The server skips non-matching records; the distance skipped counts as examined.
         let scanEnd = start + UInt64(max(1, maxScan))
         let subject = subject(filter)
+        let wanted = max(1, maxMessages)
         var batch: [StoredMessage] = []
         var bytes = 0
         var next = start
         var staleAnswers = 0
-        while next < scanEnd {
+        var runs = ReadRuns()
+        func full() -> Bool { batch.count >= wanted || bytes >= maxBytes }
+        // Appends a stored message unless it is not Relay's record (skipped and counted).
+        func take(_ found: NATSStoredMessage, topic: Substring?) throws(StoreError) {
+            do throws(StoreError) {
+                let message = try JetStreamRecord.decode(found.data, sequence: found.sequence, topic: topic)
+                batch.append(message)
+                bytes += message.payload.readableBytes
+            } catch {
+                // Only a record that is not in Relay's format is skipped (a failed
+                // request threw above): something other than relayd published it
+                // (docs/cluster.md, "Foreign messages in the stream"). Throwing made
+                // every replay across it fail, on every retry.
+                guard case .invalidRecord = error else { throw error }
+                foreignRecords.skipped(sequence: found.sequence, reason: error)
+            }
+        }
+        reading: while next < scanEnd {
+            // Once a message is found, the ones after it come in runs of
+            // direct gets sent together (docs/cluster.md, "Replay: runs of
+            // direct gets"). A run stops at its first gap; from there the
+            // filtered get below reads on.
+            if !batch.isEmpty, let count = runs.length(wanted: wanted - batch.count, bytesLeft: maxBytes - bytes,
+                                                         averageBytes: bytes / batch.count, scanLeft: scanEnd - next) {
+                let run = try getRun(next, count: count)
+                var matched = 0
+                var unbroken = true
+                for found in run {
+                    guard let found, found.sequence == next, let topic = topic(ofSubject: found.subject) else {
+                        unbroken = false
+                        break
+                    }
+                    next += 1
+                    guard filter.matches(tokens: topic.split(separator: ".", omittingEmptySubsequences: false)) else { continue }
+                    matched += 1
+                    try take(found, topic: topic)
+                    if full() { break reading }
+                }
+                runs.record(sent: count, matched: matched, unbroken: unbroken)
+                if unbroken { continue }
+                if next >= scanEnd { break }
+            }
             guard let found = try get(next, next: true, filter: subject) else {
                 // The replica that answered may be behind the leader: ask again (another
                 // replica, or the same one caught up) rather than skip (endOfRead).
@@ -250,24 +298,22 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
             }
             guard found.sequence < scanEnd else { break }
             next = found.sequence + 1
-            let message: StoredMessage
-            do throws(StoreError) {
-                message = try JetStreamRecord.decode(found.data, sequence: found.sequence, topic: topic(ofSubject: found.subject))
-            } catch {
-                // Only a record that is not in Relay's format is skipped (a failed
-                // request threw above): something other than relayd published it
-                // (docs/cluster.md, "Foreign messages in the stream"). Throwing made
-                // every replay across it fail, on every retry.
-                guard case .invalidRecord = error else { throw error }
-                foreignRecords.skipped(sequence: found.sequence, reason: error)
-                continue
-            }
-            batch.append(message)
-            bytes += message.payload.readableBytes
-            if batch.count >= max(1, maxMessages) || bytes >= maxBytes { break }
+            try take(found, topic: topic(ofSubject: found.subject))
+            if full() { break }
         }
-        return ReadBatch(messages: batch, next: batch.count >= max(1, maxMessages) || bytes >= maxBytes ? next : max(next, scanEnd),
-                         reachedEnd: false)
+        return ReadBatch(messages: batch, next: full() ? next : max(next, scanEnd), reachedEnd: false)
+    }
+
+    /// ``NATSConnection/directGetRun(stream:first:count:waitMs:)`` on this log's stream, counted.
+    func getRun(_ first: UInt64, count: Int) throws(StoreError) -> [NATSStoredMessage?] {
+        guard !isClosed else { throw .closed }
+        readCounters.ran(count)
+        do {
+            return try nats.directGetRun(stream: settings.stream, first: first, count: count,
+                                         waitMs: settings.requestTimeout.wholeMilliseconds)
+        } catch {
+            throw Self.storeError(error)
+        }
     }
 
     public func lastSequence() throws(StoreError) -> UInt64 {

@@ -37,8 +37,9 @@ struct NATSStoredMessage {
 
 /// The nats.c objects relayd holds: one connection, its JetStream context and
 /// the cursor bucket. Every unsafe pointer of the JetStream backend lives in
-/// this file, NATSBridge+Keys.swift (the cursor bucket) and NATSBridge+Tail.swift
-/// (the live tail's ordered consumer).
+/// this file, NATSBridge+Keys.swift (the cursor bucket), NATSBridge+Tail.swift
+/// (the live tail's ordered consumer) and NATSBridge+Reads.swift (a replay's
+/// runs of direct gets).
 ///
 /// Lifetimes: `connection`, `js` and `kv` are created in ``connect(_:)`` and
 /// destroyed only in `deinit`. Every method runs while the caller holds a
