@@ -43,6 +43,8 @@ public final class Broker: Sendable {
         let natsClientFiles = NATSClientFiles(configuration)
         if let natsClientFiles {
             metrics.tlsValidity.followNATSClientCertificate(natsClientFiles, metrics: metrics, logger: logger)
+            // Both series from the start, so an alert on `refused` has a baseline.
+            for result in ["taken", "refused"] { metrics.natsClientRenewals(result: result).increment(by: 0) }
         }
         // Refused here with the file's name and 78, not by nats.c as an
         // unexplained lost connection with 1 (which systemd restarts for ever).
@@ -193,7 +195,9 @@ public final class Broker: Sendable {
             let sessions = context.install(configuration: next, policy: policy)
             var pending = current.settingsNeedingRestart(comparedWith: next)
             natsRenewal?.switchOver(self)
+            if natsRenewal != nil { context.metrics.natsClientRenewals(result: "taken").increment() }
             if let natsRenewalRefused {
+                context.metrics.natsClientRenewals(result: "refused").increment()
                 // Not in effect yet: listed with what waits, and logged with why.
                 if !pending.contains("storage.jetstream") { pending.append("storage.jetstream") }
                 context.logger.error("renewed NATS files not taken; the rest of the reload is applied",

@@ -145,6 +145,14 @@ public final class BrokerMetrics: Sendable {
         Gauge(label: "relay_nats_client_certificate_not_after_seconds", factory: factory)
     }
 
+    /// Reloads that found the files relayd presents to NATS renewed (or
+    /// named at new paths), by `result`: `taken` (the edge moved to a
+    /// connection with them) or `refused` (not taken; the reload itself was
+    /// applied, so `relay_reload_failures_total` does not count it).
+    func natsClientRenewals(result: String) -> Counter {
+        Counter(label: "relay_nats_client_renewals_total", dimensions: [("result", result)], factory: factory)
+    }
+
     /// The TLS material's deadlines (set at start and reload).
     let tlsValidity = TLSValidityGauges()
 

@@ -35,6 +35,7 @@ enum MetricHelp {
         "relay_refusals_total": "Connection-level errors the broker sent before closing a session, by code.",
         "relay_tls_certificate_not_after_seconds": "The server certificate's notAfter, Unix time (set at start and reload).",
         "relay_tls_crl_next_update_seconds": "The earliest nextUpdate of the loaded CRLs, Unix time: past it every client chain that CRL covers is refused (absent without a CRL that has one).",
+        "relay_nats_client_renewals_total": "Reloads that found renewed NATS client files (or new paths), by result: taken or refused (jetstream backend).",
         "relay_nats_client_certificate_not_after_seconds": "The notAfter of the certificate relayd presents to NATS, Unix time (jetstream backend; read at start and at each reload that takes a renewed one).",
         "relay_metrics_connections_open": "Connections open on the metrics listener.",
         "relay_metrics_connections_refused_total": "Metrics listener connections closed at accept (metrics.max_connections reached).",

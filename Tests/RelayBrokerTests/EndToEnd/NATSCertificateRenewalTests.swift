@@ -156,6 +156,9 @@ struct NATSCertificateRenewalTests {
             let renewed = Self.lines(edge, containing: "relayd presents the renewed NATS certificate")
             #expect(renewed.count == 1 && renewed.first?.contains(files.files.certificate) == true,
                     "no line saying the renewed certificate is in use:\n\(edge.log)")
+            // Counted for alerting: one renewal taken, none refused.
+            #expect(try await edge.metric("relay_nats_client_renewals_total{result=\"taken\"}") == 1)
+            #expect(try await edge.metric("relay_nats_client_renewals_total{result=\"refused\"}") == 0)
 
             // Only B passes now.
             let ready = try await Self.restartNATS(nats, trusting: ca2.certificate, edge: edge)
@@ -284,6 +287,10 @@ struct NATSCertificateRenewalTests {
                 #expect(acks?.count == 2, "the edge stopped acknowledging after a refused renewal:\n\(edge.log)")
             }
             #expect(Self.lines(edge, containing: "relayd presents the renewed NATS certificate").isEmpty, "\(edge.log)")
+            // Each refusal is counted, so an alert need not parse logs: the reloads themselves were applied.
+            #expect(try await edge.metric("relay_nats_client_renewals_total{result=\"refused\"}") == Double(cases.count))
+            #expect(try await edge.metric("relay_nats_client_renewals_total{result=\"taken\"}") == 0)
+            #expect(try await edge.metric("relay_reload_failures_total") == 0)
             // The connection kept is A's: a reconnect still passes (nats.c holds A in memory).
             let ready = try await Self.restartNATS(nats, trusting: pki.ca.certificate, edge: edge)
             #expect(ready, "the edge did not reconnect with its original certificate:\n\(edge.log)")
