@@ -40,7 +40,10 @@
 #                  bench-peers row against NATS core / JetStream) or fsync (wave 9's figures)
 #   --replay       (ICOUNT_REPLAY=1)             the replay scenario (window 4096)
 #   --size S       (ICOUNT_SIZE, default 128)     payload bytes
-#   --count N      (ICOUNT_N, default 20000)      messages of the small run; the big one has 2N
+#   --count N      (ICOUNT_N, default 20000)      messages of the small run; the big one has 2N.
+#                  Keep N >= 2 x the window: the bench's payload ring holds min(N, 2 x window)
+#                  buffers, allocated up front, so a smaller N counts part of them per message
+#                  (--replay --count 5000: 2 malloc/msg, against 0.11 at the default 20000)
 #   --runs R       (ICOUNT_RUNS, default 3)       rounds
 #   --top K        (ICOUNT_TOP, default 25)       rows of the function tables
 #   --keep DIR     keep the profiles and reports in DIR
