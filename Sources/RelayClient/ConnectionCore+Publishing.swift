@@ -71,10 +71,12 @@ final class PendingPublish: @unchecked Sendable {
         self.init(topic: topic, headers: HeaderBlock(headers), payload: payload, completion: completion)
     }
 
-    /// A spare taken for a new publish.
+    /// A spare taken for a new publish. The topic is mostly the one it
+    /// had: the comparison (the same storage, at once) saves a retain and a
+    /// release.
     func refill(topic: String, headers: HeaderBlock?, payload: ByteBuffer, completion: PublishCompletion?,
                 contextCompletion: PublishContextCompletion?, context: UInt64) {
-        self.topic = topic
+        if self.topic != topic { self.topic = topic }
         self.headerBlock = headers
         self.payload = payload
         self.completion = completion
