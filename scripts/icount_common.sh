@@ -80,8 +80,9 @@ icount_check_profile() {
     || die "no complete profile at $1 (the process killed before callgrind wrote it?); valgrind said: $(tail -5 "$1.valgrind.log" 2>/dev/null)"
 }
 
-# The median round of report.$KEY.<round>.json in $OUT, its range, then
-# that round's tables. $1 KEY ("" for report.<round>), $2 RUNS, $3 the line's
+# The median round of report.$KEY.<round>.json in $OUT, its range, the
+# medians (and ranges) of malloc/swift_retain/swift_release calls per unit
+# over the rounds, then the median round's tables. $1 KEY ("" for report.<round>), $2 RUNS, $3 the line's
 # head (e.g. "icount fsync: relayd"), $4 the unit (msg, handshake).
 icount_summary() {
   python3 - "$OUT" "$1" "$2" "$3" "$4" <<'PY'
@@ -94,6 +95,13 @@ median, median_round = rows[len(rows) // 2]
 spread = 100 * (values[-1] - values[0]) / median
 print(f"{head} {median:,.0f} Ir/{unit} median of {runs} "
       f"(range {values[0]:,.0f}-{values[-1]:,.0f}, spread {spread:.2f} %); tables of round {median_round}:")
+calls = [json.load(open(name(r, "json"))).get("calls_per_msg", {}) for r in range(1, runs + 1)]
+marks = [m for m in ("malloc calls", "swift_retain calls", "swift_release calls") if all(m in c for c in calls)]
+if marks:
+    def med(m):
+        v = sorted(c[m] for c in calls)
+        return f"{m} {v[len(v) // 2]:.3g} ({v[0]:.3g}-{v[-1]:.3g})"
+    print(f"  medians per {unit} over the {runs} rounds (range): " + ", ".join(med(m) for m in marks))
 print(open(name(median_round, "txt")).read())
 PY
 }

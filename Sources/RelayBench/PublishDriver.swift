@@ -46,7 +46,14 @@ final class PublishDriver: @unchecked Sendable {
     private var sending = false
     private var sendAgain = false
     private let done = OneShot<PublishOutcome>()
-    private let allocator = ByteBufferAllocator()
+    /// Payload buffers, reused; only the one sender at a time touches it
+    /// (`sending`, or the pacing thread).
+    private var payloads: BenchPayload.Ring
+    /// The one receipt handler of every publish, the send time as its
+    /// context: a closure per publish (capturing the send time) was an
+    /// allocation and its release per message (wave 22). Weak: held
+    /// strongly, the driver would hold itself through its handler.
+    private var onReceipt: PublishContextCompletion = { _, _ in }
 
     init(publisher: Publisher, id: UInt32, topic: String, count: Int, window: Int, size: Int, rate: Double = 0) {
         self.publisher = publisher
@@ -57,6 +64,8 @@ final class PublishDriver: @unchecked Sendable {
         self.size = size
         self.publisherID = id
         self.outcome = PublishOutcome(publisher: id)
+        self.payloads = BenchPayload.Ring(slots: min(max(1, count), 2 * max(1, window)), size: size)
+        self.onReceipt = { [weak self] result, sentAt in self?.completed(sentAt: sentAt, result) }
     }
 
     /// Publishes everything and waits for the last receipt (or `stop()`).
@@ -87,38 +96,47 @@ final class PublishDriver: @unchecked Sendable {
     /// caller's task: only one caller sends at a time (the others leave a
     /// note and the sender loops), so counter N+1 never overtakes N on the wire.
     private func sendMore() {
-        let id = publisherID
+        if let range = lock.withLock({ claimLocked() }) { send(range) }
+    }
+
+    /// With the lock held: the next counters to send, now this caller's to
+    /// send; nil when the window is full, the run is over, or another caller
+    /// is sending (it is told to look again).
+    private func claimLocked() -> Range<Int>? {
+        if sending {
+            sendAgain = true
+            return nil
+        }
+        guard !stopped, outcome.firstError == nil else { return nil }
+        let open = outcome.sent - outcome.acked - outcome.failed
+        let n = min(window - open, count - outcome.sent)
+        guard n > 0 else { return nil }
+        let start = outcome.sent
+        outcome.sent += n
+        if start == 0 { outcome.firstSend = BenchClock.now() }
+        sending = true
+        return start..<(start + n)
+    }
+
+    /// Publishes the claimed `range`, then whatever the receipts freed
+    /// meanwhile (`sendAgain`), until nothing more may go.
+    private func send(_ claimed: Range<Int>) {
+        let id = publisherID, publisher = self.publisher, topic = self.topic, onReceipt = self.onReceipt
+        var range = claimed
         while true {
-            let range: Range<Int>? = lock.withLock {
-                if sending {
-                    sendAgain = true
-                    return nil
-                }
-                guard !stopped, outcome.firstError == nil else { return nil }
-                let open = outcome.sent - outcome.acked - outcome.failed
-                let n = min(window - open, count - outcome.sent)
-                guard n > 0 else { return nil }
-                let start = outcome.sent
-                outcome.sent += n
-                if start == 0 { outcome.firstSend = BenchClock.now() }
-                sending = true
-                return start..<(start + n)
-            }
-            guard let range else { return }
             for counter in range {
                 let sentAt = BenchClock.now()
-                let payload = BenchPayload.make(.init(publisher: id, counter: UInt64(counter), sentAt: sentAt), size: size,
-                                                allocator: allocator)
-                publisher.publish(topic: topic, payload: payload) { [self] result in
-                    self.completed(sentAt: sentAt, result)
-                }
+                let payload = payloads.make(.init(publisher: id, counter: UInt64(counter), sentAt: sentAt))
+                publisher.publish(topic: topic, payload: payload, context: sentAt, onReceipt: onReceipt)
             }
-            let again = lock.withLock {
+            let next: Range<Int>? = lock.withLock {
                 sending = false
-                defer { sendAgain = false }
-                return sendAgain
+                guard sendAgain else { return nil }
+                sendAgain = false
+                return claimLocked()
             }
-            if !again { return }
+            guard let next else { return }
+            range = next
         }
     }
 
@@ -143,11 +161,8 @@ final class PublishDriver: @unchecked Sendable {
                 if go { break }
                 Self.sleep(until: BenchClock.now() &+ 50_000)
             }
-            let payload = BenchPayload.make(.init(publisher: publisherID, counter: UInt64(counter), sentAt: due), size: size,
-                                            allocator: allocator)
-            publisher.publish(topic: topic, payload: payload) { [self] result in
-                self.completed(sentAt: due, result)
-            }
+            let payload = payloads.make(.init(publisher: publisherID, counter: UInt64(counter), sentAt: due))
+            publisher.publish(topic: topic, payload: payload, context: due, onReceipt: onReceipt)
         }
     }
 
@@ -181,9 +196,13 @@ final class PublishDriver: @unchecked Sendable {
         while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
     }
 
+    /// A receipt (event loop): counted and its latency recorded; in the
+    /// closed loop the publishes it frees are claimed under the same lock.
     private func completed(sentAt: UInt64, _ result: Result<PublishReceipt, RelayClientError>) {
         let now = BenchClock.now()
-        let finished: PublishOutcome? = lock.withLock {
+        // Small values out of the lock: an optional PublishOutcome (its
+        // histograms inline) was copied out on every receipt (wave 22).
+        let (finished, range): (Bool, Range<Int>?) = lock.withLock {
             switch result {
             case .success:
                 outcome.acked += 1
@@ -194,17 +213,18 @@ final class PublishDriver: @unchecked Sendable {
                 if outcome.firstError == nil { outcome.firstError = error.message }
             }
             let answered = outcome.acked + outcome.failed
-            if stopped { return nil }
+            if stopped { return (false, nil) }
             if answered == count || (outcome.firstError != nil && answered == outcome.sent) {
                 stopped = true
-                return outcome
+                return (true, nil)
             }
-            return nil
+            return (false, rate == 0 ? claimLocked() : nil)
         }
-        if let finished {
-            done.complete(finished)
-        } else if rate == 0 {
-            sendMore()
+        if finished {
+            // Every publish is answered: nothing changes the outcome any more.
+            done.complete(lock.withLock { outcome })
+        } else if let range {
+            send(range)
         }
     }
 }

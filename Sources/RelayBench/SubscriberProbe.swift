@@ -35,7 +35,10 @@ final class SubscriberProbe: @unchecked Sendable {
     func receive(_ message: ReceivedMessage) {
         let now = BenchClock.now()
         let header = BenchPayload.parse(message.payload)
-        let complete: DeliveryOutcome? = lock.withLock {
+        // A Bool out of the lock, the outcome only once complete: an optional
+        // DeliveryOutcome (its histogram inline) was copied out on every
+        // delivery (wave 22). Deliveries run on one event loop, one at a time.
+        let complete: Bool = lock.withLock {
             outcome.delivered += 1
             if outcome.firstDelivery == 0 { outcome.firstDelivery = now }
             outcome.lastDelivery = now
@@ -50,9 +53,11 @@ final class SubscriberProbe: @unchecked Sendable {
             let after = (outcome.checker.duplicated, outcome.checker.outOfOrder, outcome.checker.corrupt)
             if message.sequence <= lastSequence, before == after { outcome.sequenceRegressions += 1 }
             lastSequence = max(lastSequence, message.sequence)
-            return finishIfComplete()
+            guard !finished, outcome.checker.distinct >= expected else { return false }
+            finished = true
+            return true
         }
-        if let complete { done.complete(complete) }
+        if complete { done.complete(lock.withLock { outcome }) }
     }
 
     /// The subscription ended (closed, or an error).

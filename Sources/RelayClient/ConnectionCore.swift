@@ -15,7 +15,7 @@ import RelayWire
 /// it and every channel of every reconnect runs on that same loop.
 final class ConnectionCore: @unchecked Sendable {
     // @unchecked: all mutable state below is event-loop confined (see above);
-    // `submissions` is the only cross-thread state and has its own lock.
+    // `submissionState` is the only cross-thread state and has its own lock.
 
     let eventLoop: any EventLoop
     let configuration: RelayClientConfiguration
@@ -60,7 +60,16 @@ final class ConnectionCore: @unchecked Sendable {
     var unsent = Deque<PendingPublish>()
     var inFlight = InFlightTable()
     var drainWaiters: [EventLoopPromise<Void>] = []
-    let submissions = NIOLockedValueBox(Submissions())
+    /// Guards `submissionState`, the one state shared across threads. A lock
+    /// and a plain property rather than a `NIOLockedValueBox`: the closure
+    /// `withLockedValue` takes retained and released the publish's fields
+    /// once more per publish (wave 22).
+    let submissionLock = NIOLock()
+    var submissionState = Submissions()
+    /// The batch being drained (swapped with `Submissions.items`, event loop only).
+    var draining: [Submission] = []
+    /// Answered publishes to hand back as spares at the next drain (event loop only).
+    var answered: [PendingPublish] = []
 
     // Subscriptions (see ConnectionCore+Subscriptions.swift).
     /// Any change (a subscription added or removed) forgets `lastDelivering`.

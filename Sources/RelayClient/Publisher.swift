@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import RelayCore
 import RelayWire
@@ -49,11 +48,6 @@ public final class Publisher: Sendable {
     /// The connection publishes go through (its ``RelayConnection/states``
     /// report reconnects).
     public let connection: RelayConnection
-    /// The last topic that passed the grammar check: a publisher mostly
-    /// repeats one, and checking it again cost ~400 instructions a publish;
-    /// comparing with the same String is a few (wave 9).
-    private let checkedTopic = NIOLockedValueBox<String?>(nil)
-
     /// Uses an existing connection (shared with a ``Subscriber`` if you like).
     public init(connection: RelayConnection) {
         self.connection = connection
@@ -98,15 +92,45 @@ public final class Publisher: Sendable {
     /// by counting receipts.
     public func publish(topic: String, payload: ByteBuffer, headers: [HeaderField] = [],
                         onReceipt: @escaping PublishCompletion) {
-        let checkedHeaders: Headers
+        submit(topic: topic, payload: payload, headers: headers, completion: onReceipt, contextCompletion: nil, context: 0)
+    }
+
+    /// Fire and callback like ``publish(topic:payload:headers:onReceipt:)``,
+    /// for a pipeline that gives every publish the same handler: `context`
+    /// (any value: an index, a send time) comes back with the answer, so the
+    /// handler is made once, not a closure (an allocation) per publish.
+    /// `onReceipt` runs on the connection's event loop; keep it short.
+    public func publish(topic: String, payload: ByteBuffer, headers: [HeaderField] = [], context: UInt64,
+                        onReceipt: @escaping PublishContextCompletion) {
+        submit(topic: topic, payload: payload, headers: headers, completion: nil, contextCompletion: onReceipt, context: context)
+    }
+
+    private func submit(topic: String, payload: ByteBuffer, headers: [HeaderField], completion: PublishCompletion?,
+                        contextCompletion: PublishContextCompletion?, context: UInt64) {
+        func fail(_ error: RelayClientError) {
+            if let contextCompletion { contextCompletion(.failure(error), context) } else { completion?(.failure(error)) }
+        }
+        let encoded: HeaderBlock?
         do throws(RelayClientError) {
-            checkedHeaders = try check(topic: topic, headers: headers)
+            encoded = try Self.encode(headers, topic: topic)
         } catch {
-            onReceipt(.failure(error))
+            fail(error)
             return
         }
-        connection.core.submit(.publish(PendingPublish(topic: topic, headers: checkedHeaders, payload: payload,
-                                                       completion: onReceipt)))
+        // One lock for the topic cache and the hand-over; the grammar check
+        // only for a topic that is not the last one checked.
+        let core = connection.core
+        if case .submitted = core.submitPublish(topic: topic, headers: encoded, payload: payload, completion: completion,
+                                                contextCompletion: contextCompletion, context: context,
+                                                topicChecked: false) { return }
+        do throws(RelayClientError) {
+            try Self.checkTopic(topic)
+        } catch {
+            fail(error)
+            return
+        }
+        _ = core.submitPublish(topic: topic, headers: encoded, payload: payload, completion: completion,
+                               contextCompletion: contextCompletion, context: context, topicChecked: true)
     }
 
     /// Publishes many messages in one hand-over (one write for the lot) and
@@ -150,33 +174,48 @@ public final class Publisher: Sendable {
     }
 
     /// Checks what can be checked before sending: the topic grammar and the
-    /// headers; returns the encoded headers. Typed throws, not a `Result`:
-    /// the `Result<PendingPublish, …>` it replaced was copied and destroyed
-    /// twice per publish.
-    private func check(topic: String, headers fields: [HeaderField]) throws(RelayClientError) -> Headers {
-        if !checkedTopic.withLockedValue({ $0 == topic }) {
-            let checked: Topic
-            do {
-                checked = try Topic(topic)
-            } catch {
-                throw .usage("cannot publish to \"\(topic)\": \(error.description)")
-            }
-            if checked.isReserved {
-                throw .usage("cannot publish to \"\(topic)\": topics starting with '_' are reserved for the broker")
-            }
-            checkedTopic.withLockedValue { $0 = topic }
+    /// headers; returns the encoded headers, nil for none. Typed throws, not
+    /// a `Result`: the `Result<PendingPublish, …>` it replaced was copied and
+    /// destroyed twice per publish.
+    private func check(topic: String, headers fields: [HeaderField]) throws(RelayClientError) -> HeaderBlock? {
+        let core = connection.core
+        if !core.isCheckedTopic(topic) {
+            try Self.checkTopic(topic)
+            core.noteCheckedTopic(topic)
         }
-        if fields.isEmpty { return .empty }
+        return try Self.encode(fields, topic: topic)
+    }
+
+    /// The topic's grammar, and no reserved topic.
+    private static func checkTopic(_ topic: String) throws(RelayClientError) {
+        let checked: Topic
+        do {
+            checked = try Topic(topic)
+        } catch {
+            throw .usage("cannot publish to \"\(topic)\": \(error.description)")
+        }
+        if checked.isReserved {
+            throw .usage("cannot publish to \"\(topic)\": topics starting with '_' are reserved for the broker")
+        }
+    }
+
+    /// The headers encoded (in a ``HeaderBlock``), nil for none. A refusal of the headers reports
+    /// the topic's error instead when the topic is wrong too (the topic was
+    /// checked first before wave 22, and still wins).
+    private static func encode(_ fields: [HeaderField], topic: String) throws(RelayClientError) -> HeaderBlock? {
+        if fields.isEmpty { return nil }
         let headers: Headers
         do {
             headers = try Headers(fields)
         } catch {
+            try checkTopic(topic)
             throw .usage("cannot publish to \"\(topic)\": \(error.message)")
         }
         guard headers.keysAreValid else {
+            try checkTopic(topic)
             throw .usage("cannot publish to \"\(topic)\": a header key must be 1-255 characters of A-Z a-z 0-9 - _ .")
         }
-        return headers
+        return HeaderBlock(headers)
     }
 }
 

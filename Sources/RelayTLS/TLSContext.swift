@@ -239,7 +239,8 @@ public final class TLSClientContext: Sendable {
     /// A new handler for one outgoing connection; `serverName` overrides the
     /// configured name (DNS name or IP literal).
     public func makeHandler(serverName: String? = nil) throws(TLSError) -> TLSHandler {
-        try TLSHandler(connection: SSLConnection(core: core, serverName: serverName ?? configuration.serverName),
-                       timeout: core.handshakeTimeout)
+        let connection = try SSLConnection(core: core, serverName: serverName ?? configuration.serverName)
+        connection.adaptiveReads = true
+        return TLSHandler(connection: connection, timeout: core.handshakeTimeout)
     }
 }

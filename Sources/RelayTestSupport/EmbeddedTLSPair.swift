@@ -9,6 +9,8 @@ public final class TLSEventRecorder: ChannelInboundHandler {
 
     public private(set) var received: [UInt8] = []
     public private(set) var reads = 0
+    /// The capacity of each read's buffer (how much the TLS handler allocated for it).
+    public private(set) var readCapacities: [Int] = []
     public private(set) var handshake: TLSHandshakeCompleted?
     public private(set) var errors: [any Error] = []
     public private(set) var inactive = false
@@ -20,6 +22,7 @@ public final class TLSEventRecorder: ChannelInboundHandler {
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         reads += 1
+        readCapacities.append(buffer.capacity)
         received += buffer.readBytes(length: buffer.readableBytes) ?? []
     }
 

@@ -21,12 +21,23 @@ extension ByteBuffer {
     ///   `maxFrameSize` (`frame_too_large`), as `Frame.encode` does.
     public mutating func writePublish(publishID: UInt64, topic: String, headers: Headers, payload: ByteBuffer,
                                       maxFrameSize: Int = Int(FrameLayout.maximumMaxFrameSize)) throws(WireError) {
+        try writePublish(publishID: publishID, topic: topic, headers: headers.count == 0 ? nil : Optional(headers),
+                         payload: payload, maxFrameSize: maxFrameSize)
+    }
+
+    /// The same PUB, with nil for no headers: a client that keeps the
+    /// headers of a publish without any as nil copies no ``Headers`` value
+    /// per publish (copying ``Headers/empty`` was ~430 instructions a publish
+    /// in the Swift client's profile, wave 22).
+    public mutating func writePublish(publishID: UInt64, topic: String, headers: Headers?, payload: ByteBuffer,
+                                      maxFrameSize: Int = Int(FrameLayout.maximumMaxFrameSize)) throws(WireError) {
         let topicBytes = topic.utf8.count
         guard topicBytes <= Int(UInt16.max) else {
             throw WireError(.internalError, "PUB topic is \(topicBytes) bytes; a str16 holds at most 65535")
         }
         // Type and flags, publish id, topic length, topic, header block (count included), payload.
-        let length = FrameLayout.typeAndFlagsSize + 8 + 2 + topicBytes + headers.wireSize + payload.readableBytes
+        let headerBytes = headers?.wireSize ?? 2
+        let length = FrameLayout.typeAndFlagsSize + 8 + 2 + topicBytes + headerBytes + payload.readableBytes
         guard length <= maxFrameSize, length <= Int(UInt32.max) else {
             throw WireError(.frameTooLarge, "\(FrameType.publish) frame is \(length) bytes; the peer accepts at most \(maxFrameSize)")
         }
@@ -40,11 +51,11 @@ extension ByteBuffer {
             span.append(UInt16(truncatingIfNeeded: topicBytes).bigEndian, as: UInt16.self)
         }
         writeString(topic)
-        if headers.count == 0 {
+        if let headers {
+            headers.write(into: &self)
+        } else {
             // The count alone; a span is cheaper than writeInteger's generic path.
             writeWithOutputRawSpan(minimumWritableBytes: 2) { span in span.append(UInt16(0), as: UInt16.self) }
-        } else {
-            headers.write(into: &self)
         }
         writeImmutableBuffer(payload)
     }

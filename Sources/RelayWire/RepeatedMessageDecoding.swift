@@ -21,7 +21,9 @@ extension RelayFrameDecoder {
     /// the same ``Message``.
     @inline(__always)
     mutating func decodeRepeatedMessage(_ buffer: inout ByteBuffer) -> Message? {
-        guard greeted, role == .client, var topic = strings.topic, var principal = strings.principal else { return nil }
+        // Borrowed for the comparisons, copied once into the message (a
+        // `var` copy for `withUTF8` was two more retains and releases per MSG).
+        guard greeted, role == .client, let topic = strings.topic, let principal = strings.principal else { return nil }
         let start = buffer.readerIndex
         guard let (length32, type, flags, id, sequence, timestamp) = buffer.getMultipleIntegers(
             at: start, as: (UInt32, UInt8, UInt8, UInt32, UInt64, UInt64).self) else { return nil }
@@ -30,8 +32,8 @@ extension RelayFrameDecoder {
               length <= currentMaxFrameSize, buffer.readableBytes >= 4 + length else { return nil }
         let end = start + 4 + length
         var at = start + 4 + FrameLayout.typeAndFlagsSize + 4 + 16
-        guard Self.field(of: buffer, at: &at, end: end, equals: &topic),
-              Self.field(of: buffer, at: &at, end: end, equals: &principal),
+        guard Self.field(of: buffer, at: &at, end: end, equals: topic),
+              Self.field(of: buffer, at: &at, end: end, equals: principal),
               end - at >= CertificateFingerprint.byteCount + 2,
               let (w0, w1, w2, w3, headerCount) = buffer.getMultipleIntegers(
                   at: at, as: (UInt64, UInt64, UInt64, UInt64, UInt16).self),
@@ -46,17 +48,19 @@ extension RelayFrameDecoder {
 
     /// True, moving `at` past it, when the str16 at `at` (before `end`) holds `string`'s bytes.
     @inline(__always)
-    private static func field(of buffer: ByteBuffer, at: inout Int, end: Int, equals string: inout String) -> Bool {
+    private static func field(of buffer: ByteBuffer, at: inout Int, end: Int, equals string: String) -> Bool {
         guard let length = buffer.getInteger(at: at, as: UInt16.self).map(Int.init),
               length == string.utf8.count, end - at >= 2 + length else { return false }
         let offset = at + 2 - buffer.readerIndex
-        let same = string.withUTF8 { mine in
+        // Every native string (and every string the decoder made) has its
+        // UTF-8 contiguous; nil otherwise, and the full decoder takes it.
+        let same = string.utf8.withContiguousStorageIfAvailable { mine in
             buffer.withUnsafeReadableBytes { raw in
                 // Both hold `length` bytes (checked above); an empty string has no base address.
                 guard let mine = mine.baseAddress, let theirs = raw.baseAddress else { return length == 0 }
                 return memcmp(theirs + offset, mine, length) == 0
             }
-        }
+        } ?? false
         if same { at += 2 + length }
         return same
     }
@@ -76,7 +80,7 @@ extension RelayFrameDecoder {
     /// ``decodeFrame(_:)`` accepts, decoded to the same ``Publish``.
     @inline(__always)
     mutating func decodeRepeatedPublish(_ buffer: inout ByteBuffer) -> Publish? {
-        guard greeted, role == .broker, var topic = strings.topic else { return nil }
+        guard greeted, role == .broker, let topic = strings.topic else { return nil }
         let start = buffer.readerIndex
         guard let (length32, type, flags, id) = buffer.getMultipleIntegers(
             at: start, as: (UInt32, UInt8, UInt8, UInt64).self) else { return nil }
@@ -85,7 +89,7 @@ extension RelayFrameDecoder {
               length <= currentMaxFrameSize, buffer.readableBytes >= 4 + length else { return nil }
         let end = start + 4 + length
         var at = start + 4 + FrameLayout.typeAndFlagsSize + 8
-        guard at <= end, Self.field(of: buffer, at: &at, end: end, equals: &topic),
+        guard at <= end, Self.field(of: buffer, at: &at, end: end, equals: topic),
               end - at >= 2, buffer.getInteger(at: at, as: UInt16.self) == 0 else { return nil }
         at += 2
         guard let payload = buffer.getSlice(at: at, length: end - at) else { return nil }

@@ -18,4 +18,24 @@ struct BenchPayloadTests {
         #expect(Array(payload.readableBytesView) == expected)
         #expect(BenchPayload.parse(payload) == header)
     }
+
+    /// The bench reuses payload buffers (wave 22): each payload is the bytes
+    /// `make` writes, and a slot whose previous payload is still held (the
+    /// client keeps it until its PUBACK) gets new storage; the held bytes stay.
+    @Test("a ring's payloads are make's bytes, and a payload still held is never overwritten", arguments: [0, 20, 128, 4096])
+    func ring(size: Int) {
+        var ring = BenchPayload.Ring(slots: 3, size: size)
+        var held: [(BenchPayload.Header, ByteBuffer)] = []
+        for counter in 0..<10 {
+            let header = BenchPayload.Header(publisher: 7, counter: UInt64(counter), sentAt: UInt64(1000 + counter))
+            let payload = ring.make(header)
+            #expect(payload == BenchPayload.make(header, size: size))
+            if counter % 4 == 0 { held.append((header, payload)) }  // held across the slot's next turns
+        }
+        for (header, payload) in held {
+            #expect(payload == BenchPayload.make(header, size: size))
+            #expect(BenchPayload.parse(payload) == header)
+        }
+    }
 }
+

@@ -40,6 +40,37 @@ struct PublishEncodingTests {
         }
     }
 
+    /// The client keeps a publish without headers as nil (wave 22): the
+    /// same bytes as `.empty`, for short, long (65,535 bytes, the most a str16 holds) and
+    /// multi-byte UTF-8 topics, and the same refusals.
+    @Test("nil headers write what .empty writes, for any topic length and UTF-8")
+    func nilHeaders() throws {
+        let topics = ["a", "orders.eu.created", "zürich.preise.€", String(repeating: "t", count: 65_535)]
+        for (index, topic) in topics.enumerated() {
+            let payload = ByteBuffer(bytes: (0..<(index * 300)).map { UInt8(truncatingIfNeeded: $0) })
+            var viaNil = ByteBuffer(bytes: [0xCC])
+            try viaNil.writePublish(publishID: UInt64(index) + 7, topic: topic, headers: nil, payload: payload)
+            var viaEmpty = ByteBuffer(bytes: [0xCC])
+            try viaEmpty.writePublish(publishID: UInt64(index) + 7, topic: topic, headers: .empty, payload: payload)
+            var viaFrame = ByteBuffer(bytes: [0xCC])
+            try Frame.publish(Publish(publishID: UInt64(index) + 7, topic: topic, headers: .empty, payload: payload))
+                .encode(into: &viaFrame)
+            #expect(viaNil == viaFrame)
+            #expect(viaEmpty == viaFrame)
+            #expect(Array(viaNil.readableBytesView) == [0xCC] + Self.expected(
+                id: UInt64(index) + 7, topic: topic, headerCount: 0, headerBlock: [], payload: Array(payload.readableBytesView)))
+        }
+        var buffer = ByteBuffer(bytes: [1])
+        let payload = ByteBuffer(repeating: 7, count: 100)
+        #expect(throws: WireError.self) {
+            try buffer.writePublish(publishID: 1, topic: "a.b", headers: nil, payload: payload, maxFrameSize: 116)
+        }
+        #expect(throws: WireError.self) {
+            try buffer.writePublish(publishID: 1, topic: String(repeating: "x", count: 65_536), headers: nil, payload: payload)
+        }
+        #expect(Array(buffer.readableBytesView) == [1])
+    }
+
     @Test("a frame over the limit or a topic over 65,535 bytes throws and writes nothing")
     func refusals() throws {
         var buffer = ByteBuffer(bytes: [1, 2, 3])
