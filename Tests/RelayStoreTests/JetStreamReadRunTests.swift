@@ -87,7 +87,7 @@ struct JetStreamReadRunTests {
         let batched = try Self.readAll(log, filter: filter, from: start, maxMessages: 100)
         let after = log.readStatistics
         #expect(batched.map(\.1) == (0..<20).map { "m\($0 * 50)" })
-        // One short run at most: the first tells the read its filter is sparse.
+        // One run at most: the first tells the read its filter is sparse.
         #expect(after.runs - before.runs <= 1, "\(after) against \(before)")
         #expect(after.runGets - before.runGets <= UInt64(ReadRuns.firstLength), "\(after) against \(before)")
     }
@@ -95,9 +95,11 @@ struct JetStreamReadRunTests {
     @Test("the run's policy: short first, doubling while unbroken, off when under half matched, never past what is wanted, the bytes left or the scan")
     func runPolicy() {
         var runs = ReadRuns()
-        #expect(runs.length(wanted: 1_000, bytesLeft: 1 << 20, averageBytes: 100, scanLeft: 10_000) == ReadRuns.firstLength)
-        runs.record(sent: 16, matched: 16, unbroken: true)
-        #expect(runs.length(wanted: 1_000, bytesLeft: 1 << 20, averageBytes: 100, scanLeft: 10_000) == 32)
+        let first = ReadRuns.firstLength
+        #expect(first == 64)
+        #expect(runs.length(wanted: 1_000, bytesLeft: 1 << 20, averageBytes: 100, scanLeft: 10_000) == first)
+        runs.record(sent: first, matched: first, unbroken: true)
+        #expect(runs.length(wanted: 1_000, bytesLeft: 1 << 20, averageBytes: 100, scanLeft: 10_000) == 2 * first)
         #expect(runs.length(wanted: 5, bytesLeft: 1 << 20, averageBytes: 100, scanLeft: 10_000) == 5)
         #expect(runs.length(wanted: 1_000, bytesLeft: 1_000, averageBytes: 100, scanLeft: 10_000) == 11)
         #expect(runs.length(wanted: 1_000, bytesLeft: 1 << 20, averageBytes: 100, scanLeft: 3) == 3)
