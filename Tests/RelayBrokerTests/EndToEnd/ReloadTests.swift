@@ -95,9 +95,14 @@ struct ReloadTests {
             // The disconnect is immediate (a hop to the session's event loop), not
             // deferred to the client's next frame or the next file poll.
             // security.md: 1–2 ms in relayd, under 15 ms from SIGHUP to the ERR;
-            // asserted with a margin for a loaded machine.
+            // asserted with a margin for a loaded machine. relayd's own timing (the
+            // audit trail's timestamps) is the precise check. The client's side
+            // also counts this test process's scheduling: in one clean-clone CI run
+            // with the whole suite in parallel, relayd ended the session 11 ms after
+            // the reload and the test read the ERR 1.12 s later, so its bound is
+            // wider (still far from "never", which a deferred cut would be).
             #expect(endedAt.timeIntervalSince(appliedAt) < 1.0)
-            #expect(received.timeIntervalSince(signalled) < 1.0,
+            #expect(received.timeIntervalSince(signalled) < 5.0,
                     "SIGHUP → the revoked client's ERR took \(seconds(from: signalled, to: received))")
 
             let accepted = relayd.auditEvents().filter { $0.event == "connection_accepted" }
