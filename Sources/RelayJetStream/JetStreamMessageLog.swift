@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import RelayCore
 import RelayStore
+import Synchronization
 
 /// A ``MessageLog`` on a NATS JetStream stream, shared by every relayd edge
 /// that names the same stream (docs/cluster.md has the design and what
@@ -56,7 +57,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     /// wrote it: cursor commits are compare-and-sets on it (JetStreamMessageLog+Cursors.swift).
     let cursorRevisions = CursorRevisions()
     /// Round trips of reads (``readStatistics``).
-    let readCounters = ReadCounters()
+    let readCounters = Mutex(JetStreamReadStatistics())
     /// The live tail, on whichever connection is current (JetStreamMessageLog+Tail.swift).
     let tail = TailFollower()
 
@@ -184,7 +185,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     public var publishStatistics: JetStreamPublishStatistics { nats.publishStatistics }
     /// What the reads have asked NATS since the log opened: for tests and
     /// diagnostics (how many round trips a replay takes).
-    public var readStatistics: JetStreamReadStatistics { readCounters.snapshot }
+    public var readStatistics: JetStreamReadStatistics { readCounters.withLock { $0 } }
 
     // MARK: Appending
 
@@ -207,7 +208,7 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     /// at or after it (on any subject of the stream).
     func get(_ sequence: UInt64, next: Bool, filter: String? = nil) throws(StoreError) -> NATSStoredMessage? {
         guard !isClosed else { throw .closed }
-        readCounters.gotOne()
+        readCounters.withLock { $0.singleGets += 1 }
         do {
             let subject = filter ?? (next ? "\(settings.subjectPrefix).>" : nil)
             return try nats.directGet(stream: settings.stream, sequence: sequence, nextBySubject: subject,
@@ -307,7 +308,10 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
     /// ``NATSConnection/directGetRun(stream:first:count:waitMs:)`` on this log's stream, counted.
     func getRun(_ first: UInt64, count: Int) throws(StoreError) -> [NATSStoredMessage?] {
         guard !isClosed else { throw .closed }
-        readCounters.ran(count)
+        readCounters.withLock {
+            $0.runs += 1
+            $0.runGets += UInt64(count)
+        }
         do {
             return try nats.directGetRun(stream: settings.stream, first: first, count: count,
                                          waitMs: settings.requestTimeout.wholeMilliseconds)

@@ -41,21 +41,3 @@ public struct JetStreamReadStatistics: Sendable, Equatable {
     /// Direct gets sent in those runs.
     public var runGets: UInt64 = 0
 }
-
-/// Thread-safe counters behind ``JetStreamReadStatistics``.
-final class ReadCounters: @unchecked Sendable {
-    // @unchecked: `statistics` is only touched under `lock`.
-    private let lock = NSLock()
-    private var statistics = JetStreamReadStatistics()
-
-    func gotOne() { lock.withLock { statistics.singleGets += 1 } }
-
-    func ran(_ count: Int) {
-        lock.withLock {
-            statistics.runs += 1
-            statistics.runGets += UInt64(count)
-        }
-    }
-
-    var snapshot: JetStreamReadStatistics { lock.withLock { statistics } }
-}

@@ -48,12 +48,12 @@ extension Broker {
     /// files), taken whatever their contents.
     func prepareNATSRenewal(next: BrokerConfiguration, now: Date = Date()) throws(NATSRenewalRefused) -> NATSRenewal? {
         guard let presented = natsClientFiles.withLockedValue({ $0 }) else { return nil }
-        // A config that leaves the jetstream backend waits for a restart (`storage`).
-        let named = NATSClientFiles(next) ?? presented
         let renewed: NATSClientFiles
         let changed: [String]
-        if named.paths != presented.paths {
-            renewed = named
+        // Paths compared before any file is read. A config that leaves the
+        // jetstream backend waits for a restart (`storage`): no renewal.
+        if let named = NATSClientFiles.paths(of: next), named != presented.paths, let files = NATSClientFiles(next) {
+            renewed = files
             changed = presented.newPaths(in: named)
         } else {
             changed = presented.changedOnDisk()

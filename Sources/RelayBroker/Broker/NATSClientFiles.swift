@@ -25,8 +25,15 @@ struct NATSClientFiles: Sendable {
     /// log opens, so a file renewed meanwhile counts as changed (a restart
     /// then is one too many, never one too few).
     init?(_ configuration: BrokerConfiguration) {
+        guard let paths = Self.paths(of: configuration) else { return nil }
+        self.init(ca: paths.ca, certificate: paths.certificate, privateKey: paths.privateKey)
+    }
+
+    /// The three paths `configuration` names, without reading the files;
+    /// nil unless it uses the jetstream backend.
+    static func paths(of configuration: BrokerConfiguration) -> CredentialFiles? {
         guard configuration.storage.backend == .jetstream, let nats = configuration.storage.jetstream else { return nil }
-        self.init(ca: nats.ca, certificate: nats.certificate, privateKey: nats.privateKey)
+        return CredentialFiles(ca: nats.ca, certificate: nats.certificate, privateKey: nats.privateKey)
     }
 
     private init(ca: String, certificate: String, privateKey: String) {
@@ -73,8 +80,9 @@ struct NATSClientFiles: Sendable {
     }
 
     /// The paths of `next` that differ from these, in config order.
-    func newPaths(in next: NATSClientFiles) -> [String] {
-        zip(loaded, next.loaded).filter { $0.0.path != $0.1.path }.map(\.1.path)
+    func newPaths(in next: CredentialFiles) -> [String] {
+        zip([paths.ca, paths.certificate, paths.privateKey], [next.ca, next.certificate, next.privateKey])
+            .filter { $0.0 != $0.1 }.map(\.1)
     }
 
     /// The files whose contents differ from what was read, in config order.
