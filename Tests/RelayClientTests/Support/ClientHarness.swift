@@ -2,6 +2,7 @@ import Foundation
 import RelayClient
 import RelayTestSupport
 import RelayTLS
+import Synchronization
 import Testing
 
 /// Every verified identity may publish and subscribe everywhere.
@@ -42,25 +43,35 @@ extension RelaydFixture {
 
 /// Takes `count` messages from `subscription`, failing after `timeout` seconds.
 func take(_ count: Int, from subscription: RelaySubscription, timeout: Double = 30) async throws -> [ReceivedMessage] {
-    try await withThrowingTaskGroup(of: [ReceivedMessage].self) { group in
+    // How far it got, for the timeout's message: a stall at 0 and one at
+    // count - 1 are different defects.
+    let received = ReceivedCount()
+    return try await withThrowingTaskGroup(of: [ReceivedMessage].self) { group in
         group.addTask {
             var out: [ReceivedMessage] = []
             out.reserveCapacity(count)
             if count == 0 { return out }
             for try await message in subscription {
                 out.append(message)
+                received.value.withLock { $0 = out.count }
                 if out.count == count { break }
             }
             return out
         }
         group.addTask {
             try await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
-            throw HarnessError.timeout("fewer than \(count) messages within \(timeout) s")
+            let got = received.value.withLock { $0 }
+            throw HarnessError.timeout("fewer than \(count) messages within \(timeout) s (\(got) received)")
         }
         defer { group.cancelAll() }
         guard let result = try await group.next() else { throw HarnessError.timeout("no result") }
         return result
     }
+}
+
+/// ``take(_:from:timeout:)``'s count so far, shared with its timer.
+private final class ReceivedCount: Sendable {
+    let value = Mutex(0)
 }
 
 enum HarnessError: Error, CustomStringConvertible {
