@@ -105,8 +105,17 @@ import Testing
             // Each commit grows LMDB by about 3 MiB (700 records of a page each).
             try await appendAll(store, try bigCommit(700, bytes: 4096, tag: "a"))
             let before = store.environment.preallocated.withLock { $0 }
-            try await appendAll(store, try bigCommit(700, bytes: 4096, tag: "b"))
-            try await appendAll(store, try bigCommit(700, bytes: 4096, tag: "c"))
+            // Three more, not two: the first commit's room is about four commits
+            // of its size (low water two, chunk two), so after two more the room
+            // left can equal the low water exactly and no top-up is due (one
+            // run failed so, 12,042,240 bytes allocated before and after); after
+            // three it is below the low water whatever the B-tree's splits.
+            for tag in ["b", "c", "d"] {
+                try await appendAll(store, try bigCommit(700, bytes: 4096, tag: tag))
+            }
+            // The writer tops up the room after a commit's completions: one more
+            // small append, answered only after that, so `after` sees d's top-up.
+            _ = try await appendAll(store, [try message("barrier.sync", "after d")])
             let after = store.environment.preallocated.withLock { $0 }
             #expect(after.zeros == before.zeros,
                     "large commits' room was zeroed: \(after.zeros - before.zeros) bytes of zeros written")
@@ -120,8 +129,8 @@ import Testing
             #expect(Int(info.st_blocks) * 512 >= Int(info.st_size), "data.mdb has \(Int(info.st_blocks) * 512) of \(info.st_size) bytes allocated: sparse")
             // Every message reads back whole, also after the allocated room.
             let batch = try store.read(from: 1, filter: try TopicFilter("files.>"), maxMessages: 3000, maxBytes: 64 << 20)
-            #expect(batch.messages.count == 2100)
-            #expect(batch.messages.last?.text.hasPrefix("c-00699-") == true)
+            #expect(batch.messages.count == 2800)
+            #expect(batch.messages.last?.text.hasPrefix("d-00699-") == true)
         }
     }
 
