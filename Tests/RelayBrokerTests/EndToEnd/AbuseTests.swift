@@ -146,7 +146,11 @@ struct AbuseTests {
 
     @Test("a subscriber that stops reading until its TCP window is full: relayd's memory stays bounded, other clients are unaffected, it catches up later")
     func stalledSubscriber() async throws {
-        try await withRelayd(extra: "[limits]\nsubscription_buffer = 1024") { relayd in
+        // write_stall_timeout 600 s, not the default 30 s: the subscriber reads
+        // nothing while 40 MiB flows, and in one clean-clone CI run that took
+        // longer than 30 s, so relayd closed it write_stalled as it should
+        // (WriteStallTests holds that limit) and the catch-up found no connection.
+        try await withRelayd(extra: "[limits]\nsubscription_buffer = 1024\nwrite_stall_timeout = \"600s\"") { relayd in
             let pid = try #require(relayd.process?.pid)
             let legit = try await LegitClient.connect(relayd)
             let stalled = try await FrameClient.connect(port: relayd.port, pki: relayd.pki)

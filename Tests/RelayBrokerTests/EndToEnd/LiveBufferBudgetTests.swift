@@ -20,7 +20,10 @@ struct LiveBufferBudgetTests {
     @Test("subscribers that stop reading hold at most the budget; resumed, each gets every message once, in order")
     func slowSubscribersStayWithinTheBudget() async throws {
         let acl = RelaydFixture.allowAll + "\nadmin = [\"read\"]\n"
-        try await withRelayd(acl: acl, extra: "[limits]\nlive_buffer_budget = \"1MiB\"\n", durability: "async", metrics: true) { relayd in
+        // write_stall_timeout 600 s: the subscribers that stop reading must
+        // still be there when resumed, however long a loaded machine takes to
+        // get there (the default 30 s closed a stalled reader in AbuseTests once).
+        try await withRelayd(acl: acl, extra: "[limits]\nlive_buffer_budget = \"1MiB\"\nwrite_stall_timeout = \"600s\"\n", durability: "async", metrics: true) { relayd in
             // Half grant one message of credit and no more; half grant plenty
             // but stop reading their socket.
             var clients: [FrameClient] = []
