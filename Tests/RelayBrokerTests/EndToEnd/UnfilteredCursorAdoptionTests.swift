@@ -55,7 +55,8 @@ struct UnfilteredCursorAdoptionTests {
             let other = try await first.subscribeDurable(2, "uf.a.>", credit: 0, durable: "d", ackMode: .cumulative)
             #expect(other.errorCode == .durableFilterMismatch && other.message.contains("uf.>"), "SUBACK \(other.code): \(other.message)")
             await first.close()
-            #expect(relayd.log.contains("durable cursor without a stored filter adopted the SUB's filter"))
+            // The line is written before the SUBACK, but read from relayd's pipe on another thread: waited for.
+            #expect(await eventually(timeout: 20) { relayd.log.contains("durable cursor without a stored filter adopted the SUB's filter") })
 
             #expect(await relayd.terminate() == 0)
             try await relayd.start()
