@@ -74,7 +74,8 @@ struct StagedReloadTests {
             relayd.reload()
             let refused = await relayd.waitForAudit { $0.event == "reload" && $0["result"] == "refused" }
             #expect(refused?["trigger"] == "sighup")
-            let lines = Self.reloadLines(relayd)
+            // The audit line comes first; the log line is a later write to relayd's pipe.
+            let lines = await eventuallyValue(timeout: 20) { Self.reloadLines(relayd).isEmpty ? nil : Self.reloadLines(relayd) } ?? []
             #expect(lines.count == 1 && lines[0].contains("reload refused") && lines[0].contains("previous configuration stays"),
                     "\(lines)")
             #expect(try await Self.accepted(client, 1, "b.still"), "the refused config's policy went live")

@@ -56,7 +56,8 @@ struct UnfilteredCursorAdoptionTests {
             #expect(other.errorCode == .durableFilterMismatch && other.message.contains("uf.>"), "SUBACK \(other.code): \(other.message)")
             await first.close()
             // The line is written before the SUBACK, but read from relayd's pipe on another thread: waited for.
-            #expect(await eventually(timeout: 20) { relayd.log.contains("durable cursor without a stored filter adopted the SUB's filter") })
+            let adoptionLogged = await eventually(timeout: 20) { relayd.log.contains("durable cursor without a stored filter adopted the SUB's filter") }
+            #expect(adoptionLogged, "no line about the adopted filter:\n\(relayd.log)")
 
             #expect(await relayd.terminate() == 0)
             try await relayd.start()

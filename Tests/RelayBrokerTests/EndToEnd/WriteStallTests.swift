@@ -74,7 +74,9 @@ struct WriteStallTests {
             let lastMayCount = rounds.last.map { $0.closedByBroker ? 0 : 1 } ?? 0
             #expect((closedByBroker...closedByBroker + lastMayCount).contains(Int(counted)),
                     "relay_refusals_total{code=\"write_stalled\"} is \(counted), relayd closed \(closedByBroker) (+\(lastMayCount) at the deadline)")
-            let logged = relayd.process.map { ($0.stdoutLines + $0.stderrLines).filter { $0.contains("write_stalled") }.count } ?? 0
+            // The lines are read from relayd's pipes on another thread: waited for, not read once.
+            let loggedLines = { relayd.process.map { ($0.stdoutLines + $0.stderrLines).filter { $0.contains("write_stalled") }.count } ?? 0 }
+            let logged = await eventuallyValue(timeout: 20) { loggedLines() >= closedByBroker ? loggedLines() : nil } ?? loggedLines()
             #expect(logged >= closedByBroker, "\(logged) log lines name write_stalled for \(closedByBroker) closes")
             await publisher.close()
         }
