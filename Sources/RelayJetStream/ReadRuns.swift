@@ -7,7 +7,7 @@ import Foundation
 /// messages stops making runs, and the server's filtered get skips those
 /// for it instead. Runs start at 64 and double while they stay unbroken,
 /// so a short read does not ask for many messages it will not keep (a
-/// start at 16 replayed 17 % slower through an edge: 33,436 against
+/// start at 16 replayed 14 % slower through an edge: 33,436 against
 /// 39,063 msg/s, medians of three alternated `REPLAY=50000` runs).
 struct ReadRuns {
     static let firstLength = 64
