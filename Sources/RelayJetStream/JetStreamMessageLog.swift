@@ -144,6 +144,11 @@ public final class JetStreamMessageLog: SharedMessageLog, AvailabilityReporting,
 
     public var reportsAvailable: Bool { lock.withLock { available && !closed } }
 
+    /// Every read is a NATS request, and a durable cursor read retries for
+    /// up to 8 s while the cursor bucket elects a leader: relayd makes a
+    /// SUB's look-ups off its event loops.
+    public var readsWaitOnService: Bool { true }
+
     public var foreignRecordCount: UInt64 { foreignRecords.count }
 
     public func observeForeignRecords(_ observer: @escaping @Sendable (Int) -> Void) { foreignRecords.observe(observer) }

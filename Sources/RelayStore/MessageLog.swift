@@ -11,7 +11,9 @@ import RelayCore
 ///
 /// Threads: reads (``read(from:filter:maxMessages:maxBytes:maxScan:)``,
 /// ``startSequence(_:filter:)``, the cursor lookups) run on the caller's
-/// thread, an event loop in relayd, so each must be bounded. Appends and
+/// thread, so each must be bounded. relayd calls them on an event loop,
+/// except a SUB's look-ups on a log whose reads wait on a service
+/// (``readsWaitOnService``), which it makes on a thread of its own. Appends and
 /// cursor commits return at once; their completion runs later on the log's
 /// own thread (``MessageStore``'s writer) or, for ``InMemoryMessageLog``,
 /// before the call returns. Either way a completion must only hand off.
@@ -51,6 +53,14 @@ public protocol MessageLog: AnyObject, Sendable {
 
     /// The newest sequence ever stored (0 when none was).
     func lastSequence() throws(StoreError) -> UInt64
+
+    /// True when reads wait on a remote service (the JetStream backend: a
+    /// durable cursor read waits up to seconds while the cursor bucket elects
+    /// a leader). relayd then makes a SUB's look-ups (the durable cursor,
+    /// the owner's durables, the start position) off the event loop, so the
+    /// other sessions on that loop are not held. False for a local log,
+    /// whose look-ups take microseconds (a thread hop would cost more).
+    var readsWaitOnService: Bool { get }
 
     // MARK: Durable cursors
 
@@ -111,6 +121,9 @@ public struct StorageUsage: Sendable, Equatable {
 }
 
 extension MessageLog {
+    /// A local log's reads do not wait on a service.
+    public var readsWaitOnService: Bool { false }
+
     /// The committed position alone (``durableCursor(owner:name:)`` without the filter).
     public func cursor(owner: DurableOwner, name: String) throws(StoreError) -> UInt64? {
         try durableCursor(owner: owner, name: name)?.sequence

@@ -56,43 +56,9 @@ struct AdminBackendTests {
 
 /// Only the `MessageLog` half of a log (it forwards; it adds no admin
 /// operations), with a word on what to use instead of a backup.
-private final class LogOnly: MessageLog, AdministrationAlternatives {
+private final class LogOnly: ForwardingMessageLog, AdministrationAlternatives {
     static let backupAlternative = "copy the test's memory instead"
     func alternative(to operation: String) -> String? { operation == "backup" ? Self.backupAlternative : nil }
 
-    let base: InMemoryMessageLog
-    init(_ base: InMemoryMessageLog) { self.base = base }
-
-    func append(_ messages: [NewMessage], completion: @escaping @Sendable ([Result<AppendReceipt, StoreError>]) -> Void) {
-        base.append(messages, completion: completion)
-    }
-    var dedupWindow: DedupWindow { base.dedupWindow }
-    func read(from: UInt64, filter: TopicFilter, maxMessages: Int, maxBytes: Int, maxScan: Int) throws(StoreError) -> ReadBatch {
-        try base.read(from: from, filter: filter, maxMessages: maxMessages, maxBytes: maxBytes, maxScan: maxScan)
-    }
-    func startSequence(_ position: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
-        try base.startSequence(position, filter: filter)
-    }
-    func lastSequence() throws(StoreError) -> UInt64 { try base.lastSequence() }
-    func durableNames(owner: DurableOwner, limit: Int) throws(StoreError) -> [String] {
-        try base.durableNames(owner: owner, limit: limit)
-    }
-    func commitCursor(owner: DurableOwner, name: String, sequence: UInt64, filter: String,
-                      completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        base.commitCursor(owner: owner, name: name, sequence: sequence, filter: filter, completion: completion)
-    }
-    func durableCursor(owner: DurableOwner, name: String) throws(StoreError) -> DurableCursor? {
-        try base.durableCursor(owner: owner, name: name)
-    }
-    func legacyCursor(principal: String, name: String) throws(StoreError) -> UInt64? {
-        try base.legacyCursor(principal: principal, name: name)
-    }
-    func adoptLegacyCursor(principal: String, name: String, owner: DurableOwner, sequence: UInt64, filter: String,
-                           completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
-        base.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: sequence, filter: filter,
-                               completion: completion)
-    }
-    func prune() async throws(StoreError) -> Int { try await base.prune() }
-    func usage() throws(StoreError) -> StorageUsage { try base.usage() }
-    func close() { base.close() }
+    init(_ base: InMemoryMessageLog) { super.init(base: base) }
 }

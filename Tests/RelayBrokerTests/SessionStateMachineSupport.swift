@@ -44,6 +44,9 @@ final class RecordingEnvironment: SessionEnvironment {
     private(set) var canDeliverChecks = 0
     /// Sequences whose MSG does not fit the peer.
     var oversize: Set<UInt64> = []
+    /// True: the machine asks for a SUB's look-ups (`lookup <id>`) instead
+    /// of making them; the test answers with `startLookedUp`.
+    var lookupsWait = false
 
     init(policy: Policy) { self.policy = policy }
 
@@ -125,6 +128,7 @@ final class RecordingEnvironment: SessionEnvironment {
         case .commitCursor(_, let name, let sequence, _): return "commit \(name) \(sequence)"
         case .detachDurable(_, let name, let lastAck, _): return "detach \(name) \(lastAck.map(String.init) ?? "-")"
         case .releaseDurable(_, let name): return "release \(name)"
+        case .lookUpStart(let id, _): return "lookup \(id)"
         case .unroute(_, let id): return "unroute \(id)"
         case .pauseReading: return "pause"
         case .resumeReading: return "resume"

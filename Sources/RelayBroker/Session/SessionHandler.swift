@@ -224,7 +224,16 @@ final class SessionHandler: ChannelDuplexHandler {
         catchUpWithReload()  // one locked read of the generation per read, not per frame
         guard machine.takesRequests else { return }  // closing: bytes still in flight are dropped, not buffered
         frames.append(unwrapInboundIn(data))
-        reading: while machine.takesRequests {  // after ERR or BYE nothing more is read
+        handleFrames()
+        settle()
+    }
+
+    /// Hands the complete frames read so far to the machine, until none is
+    /// left, the session closes, or a SUB's look-ups go off the loop: the
+    /// frames after that SUB stay here until its answer
+    /// (``startLookedUp(_:_:)``), so they are handled after its SUBACK.
+    private func handleFrames() {
+        reading: while machine.takesRequests && !machine.holdsRequests {  // after ERR or BYE nothing more is read
             do {
                 // A PUB repeating the last topic comes without a Frame around it.
                 switch try frames.nextForBroker() {
@@ -241,6 +250,16 @@ final class SessionHandler: ChannelDuplexHandler {
             // grow, so its water marks see them and reading stops in time.
             if io.outbound.readableBytes >= Self.midBatchFlushBytes { io.flush() }
         }
+    }
+
+    /// A SUB's look-ups made off the loop were answered: it opens or is
+    /// refused, then the frames read after it are handled, as one read
+    /// batch (their PUBs go to the log together), and reading resumes.
+    func startLookedUp(_ id: UInt32, _ answer: Result<StartAnswer, StoreError>) {
+        machine.startLookedUp(id, answer, io)
+        handleFrames()
+        machine.readBatchEnded(io)
+        io.flush()
         settle()
     }
 

@@ -229,6 +229,8 @@ final class SessionIO: SessionEnvironment {
             detach(owner: owner, name: name, lastAck: lastAck, filter: filter)
         case .releaseDurable(let owner, let name):
             broker.releaseDurable(owner: owner, name: name)
+        case .lookUpStart(let id, let lookup):
+            lookUpOffLoop(id, lookup)
         case .unroute(let filter, let id):
             if let proxy { broker.router.unsubscribe(filter, sink: proxy, id: id) }
         case .pauseReading:
@@ -324,47 +326,37 @@ final class SessionIO: SessionEnvironment {
         }
     }
 
-    func durablesHeld(owner: DurableOwner, besides name: String, upTo limit: Int) throws(StoreError) -> Int {
-        try broker.durablesHeld(owner: owner, besides: name, upTo: limit)
+    var lookupsWait: Bool { broker.store.readsWaitOnService }
+
+    /// The look-ups of a SUB, with the cursor ``claimDurable(owner:name:)``
+    /// found this connection's own detach still committing (taken: it
+    /// answers this SUB only).
+    private func takeStartLookups() -> BrokerStartLookups {
+        defer { reattached = nil }
+        return BrokerStartLookups(broker: broker, reattached: reattached)
     }
 
-    /// The owner's committed cursor; else a cursor migrated from a
-    /// schema-1 store under this session's principal, which this owner then
-    /// adopts (the legacy key is deleted, so it is handed out once). A
-    /// cursor with no stored filter (written before filters were stored)
-    /// takes `filter` now, committed at the same position, so the next SUB
-    /// under another filter is refused even after a restart.
+    func durablesHeld(owner: DurableOwner, besides name: String, upTo limit: Int) throws(StoreError) -> Int {
+        try BrokerStartLookups(broker: broker, reattached: nil).durablesHeld(owner: owner, besides: name, upTo: limit)
+    }
+
     func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor? {
-        // Attached again behind its own detach: the store may not have the
-        // cursor that detach is committing yet, but it is known.
-        let reattached = self.reattached
-        self.reattached = nil
-        if let reattached, reattached.key == DurableClaims.Key(owner: owner, name: name) { return reattached.cursor }
-        let logger = self.logger
-        if let cursor = try broker.store.durableCursor(owner: owner, name: name) {
-            guard cursor.filter == nil else { return cursor }
-            broker.store.commitCursor(owner: owner, name: name, sequence: cursor.sequence, filter: filter) { result in
-                if case .failure(let error) = result {
-                    logger.error("storing an adopted durable filter failed", metadata: ["name": "\(name)", "error": "\(error)"])
-                }
-            }
-            logger.notice("durable cursor without a stored filter adopted the SUB's filter",
-                          metadata: ["name": "\(name)", "filter": "\(filter)", "sequence": "\(cursor.sequence)"])
-            return DurableCursor(sequence: cursor.sequence, filter: filter)
-        }
-        guard let legacy = try broker.store.legacyCursor(principal: principal, name: name) else { return nil }
-        broker.store.adoptLegacyCursor(principal: principal, name: name, owner: owner, sequence: legacy, filter: filter) { result in
-            if case .failure(let error) = result {
-                logger.error("adopting a migrated durable cursor failed", metadata: ["name": "\(name)", "error": "\(error)"])
-            }
-        }
-        logger.notice("durable cursor migrated from schema 1 adopted",
-                      metadata: ["name": "\(name)", "principal": "\(principal)", "sequence": "\(legacy)"])
-        return DurableCursor(sequence: legacy, filter: filter)
+        try takeStartLookups().resumeCursor(owner: owner, name: name, principal: principal, filter: filter)
     }
 
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
         try broker.store.startSequence(start, filter: filter)
+    }
+
+    /// Makes a SUB's look-ups on the broker's runner, and hands the answer
+    /// back to this session's loop. A session gone by then finds nothing to
+    /// do (its tear-down released the durable name).
+    private func lookUpOffLoop(_ id: UInt32, _ lookup: StartLookup) {
+        let lookups = takeStartLookups()
+        guard let proxy else { return }
+        broker.startLookups.run({ () throws(StoreError) -> StartAnswer in try lookups.lookUpStart(lookup) }) { answer in
+            proxy.onLoop { session in session.startLookedUp(id, answer) }
+        }
     }
 
     func route(_ filter: TopicFilter, subscriptionID: UInt32) throws(StoreError) -> UInt64 {

@@ -79,6 +79,9 @@ enum SessionAction {
     /// Commit the last cursor position (if any), then release the name.
     case detachDurable(owner: DurableOwner, name: String, lastAck: UInt64?, filter: String)
     case releaseDurable(owner: DurableOwner, name: String)
+    /// Make a SUB's look-ups off the event loop (the log's reads wait on a
+    /// service); the answer comes back as ``SessionStateMachine/startLookedUp(_:_:_:)``.
+    case lookUpStart(subscriptionID: UInt32, StartLookup)
     /// Stop routing to this subscription.
     case unroute(TopicFilter, subscriptionID: UInt32)
     case pauseReading
@@ -97,22 +100,17 @@ enum SessionAction {
 /// now (store reads, claims, routing), deliveries (they may not fit the
 /// peer), and actions. A class: the adapter owns the output buffer it
 /// writes into while the state machine is being mutated.
-protocol SessionEnvironment: AnyObject {
+protocol SessionEnvironment: AnyObject, StartLookups {
     /// Verifies a handshake's chain again if a reload happened since the
     /// connection was accepted (nil: fine).
     func reverifyIfReloaded(_ chain: PeerCertificateChain) -> TLSError?
     /// The current policy's answer for `identity`.
     func permissions(for identity: Identity) -> Permissions
     func claimDurable(owner: DurableOwner, name: String) -> Bool
-    /// The committed cursor of a durable name and the filter stored with it.
-    /// A cursor without a stored filter (a migrated one, or one recorded
-    /// before filters were stored) adopts `filter`, the SUB's, and is
-    /// returned with it (docs/storage.md, "Durable cursors").
-    func resumeCursor(owner: DurableOwner, name: String, principal: String, filter: String) throws(StoreError) -> DurableCursor?
-    /// How many durables `owner` holds besides `name` (stored cursors, and
-    /// names attached or still committing), counted at least up to `limit` + 1.
-    func durablesHeld(owner: DurableOwner, besides name: String, upTo limit: Int) throws(StoreError) -> Int
-    func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64
+    /// True when a SUB's look-ups (``StartLookups``) wait on a service: the
+    /// machine then asks for them with ``SessionAction/lookUpStart(subscriptionID:_:)``
+    /// instead of making them inline.
+    var lookupsWait: Bool { get }
     /// Adds the subscription to routing; returns the watermark (see ``Router``).
     /// Throws when live delivery cannot start (a shared log's tail cannot be opened).
     func route(_ filter: TopicFilter, subscriptionID: UInt32) throws(StoreError) -> UInt64
@@ -162,6 +160,9 @@ struct SessionLimits: Equatable {
 }
 
 extension SessionEnvironment {
+    /// Environments over a local log (the tests' recording ones) look up inline.
+    var lookupsWait: Bool { false }
+
     /// Environments that do not flush in chunks (the tests' recording ones).
     var outboundFull: Bool { false }
 

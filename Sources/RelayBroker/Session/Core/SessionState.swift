@@ -79,6 +79,10 @@ final class ActiveSession {
     /// to stop, and the session waits one grace more for their answers.
     var adminStopAwaited = false
     var subscriptions = SubscriptionTable()
+    /// A SUB whose look-ups are being made off the loop (a log whose reads
+    /// wait on a service): until they are answered the session reads no
+    /// other request, so there is at most one.
+    var pendingSubscription: PendingSubscription?
     /// The live-buffer bytes of all this session's subscriptions together: one
     /// subscription's own limit (64 MiB), so 1,000 subscriptions that never
     /// grant credit hold no more than one would; also taken from the

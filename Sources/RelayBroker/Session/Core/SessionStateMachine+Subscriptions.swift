@@ -7,6 +7,8 @@ extension SessionStateMachine {
     /// duplicate id, subscription limit, the wire layer's grammar checks
     /// (`.failure`), policy, durable owner and claim, the durable's stored
     /// filter, the owner's durable limit (a new name only), start position.
+    /// The last three need the log (``StartLookup``): made inline, or off
+    /// the loop when the log's reads wait on a service.
     mutating func subscribe<Env: SessionEnvironment>(_ id: UInt32, _ checked: Result<SubscribeRequest, OperationError>,
                                                      _ env: Env) {
         guard case .active(let session) = state else { return requestBeforeOpening("SUB", env) }
@@ -48,52 +50,87 @@ extension SessionStateMachine {
             }
             owner = durableOwner
         }
+        let lookup = StartLookup(owner: owner, durableName: durable, principal: session.principal, filter: filter,
+                                 start: request.start, maxDurables: limits.maxDurables)
+        let pending = PendingSubscription(id: id, request: request, owner: owner)
+        guard !env.lookupsWait else {
+            // A log whose reads wait on a service: the look-ups run off the
+            // loop, and no other request of this session is read until they
+            // are answered (``startLookedUp(_:_:_:)``), so what the client
+            // sent after the SUB is handled after its SUBACK, as inline.
+            session.pendingSubscription = pending
+            env.run(.lookUpStart(subscriptionID: id, lookup))
+            return
+        }
+        let answer: Result<StartAnswer, StoreError>
+        do { answer = .success(try env.lookUpStart(lookup)) } catch { answer = .failure(error) }
+        openSubscription(pending, answer, in: session, env)
+    }
+
+    /// The look-ups of the SUB the session holds its requests for were
+    /// answered (off the loop): it opens or is refused as it would have been
+    /// inline, then the session reads on. After a reload in between, the
+    /// policy it is opened under is the new one. A session that ended
+    /// meanwhile released the durable name at tear-down: nothing to do.
+    mutating func startLookedUp<Env: SessionEnvironment>(_ id: UInt32, _ answer: Result<StartAnswer, StoreError>, _ env: Env) {
+        guard let session, let pending = session.pendingSubscription, pending.id == id else { return }
+        session.pendingSubscription = nil
+        let decision = session.permissions.canSubscribe(pending.request.filter)
+        guard decision.isAllowed else {
+            if let owner = pending.owner { env.run(.releaseDurable(owner: owner, name: pending.request.durableName)) }
+            env.audit("subscribe_denied", ["principal": session.principal, "serial": session.identity.serialNumber,
+                                           "filter": pending.request.filter.value,
+                                           "rule": decision.rule ?? "(no rule allows it)"])
+            env.run(.send(.subscribeRefused(subscriptionID: id, .notAuthorized,
+                                            "not allowed to subscribe to \(pending.request.filter)")))
+            env.run(.resumeReading)
+            return
+        }
+        openSubscription(pending, answer, in: session, env)
+        env.run(.resumeReading)
+    }
+
+    /// Opens the subscription from its look-ups' answer, or refuses it: the
+    /// durable's stored filter, the owner's durable limit, a failed look-up,
+    /// live delivery that cannot start (§4.6).
+    private func openSubscription<Env: SessionEnvironment>(_ pending: PendingSubscription, _ answer: Result<StartAnswer, StoreError>,
+                                                           in session: ActiveSession, _ env: Env) {
+        let (id, request, owner) = (pending.id, pending.request, pending.owner)
+        let filter = request.filter
+        let durable = request.durableName
+        func refuse(_ code: RelayErrorCode, _ message: String) {
+            if let owner { env.run(.releaseDurable(owner: owner, name: durable)) }
+            env.run(.send(.subscribeRefused(subscriptionID: id, code, message)))
+        }
         var start: UInt64?
         var resumedCursor: UInt64?
         var notBefore: UInt64?  // a `time` start: pass over what was committed before it (§4.6)
         var notice = ""
-        do {
-            if let owner, let resumed = try env.resumeCursor(owner: owner, name: durable, principal: session.principal,
-                                                             filter: filter.value) {
-                // An existing durable is never moved silently (§4.6): another
-                // filter (stored with the cursor, so it survives a restart) is
-                // refused, an explicit start is ignored and said so.
-                let cursor = resumed.sequence
-                if let stored = resumed.filter, stored != filter.value {
-                    env.run(.releaseDurable(owner: owner, name: durable))
-                    return refuse(.durableFilterMismatch, "durable \"\(durable)\" exists with filter \"\(stored)\" (cursor at "
-                        + "\(cursor)); subscribe to \"\(stored)\", use another durable name, or delete it with "
-                        + "`relayctl durable delete \(durable)` to start over with \"\(filter)\"")
-                }
-                if request.start != .latest {
-                    notice = "durable \"\(durable)\" resumes after its cursor at \(cursor); the requested start position "
-                        + "was ignored (delete the durable with `relayctl durable delete \(durable)` to start elsewhere)"
-                }
-                start = cursor + 1
-                resumedCursor = cursor
-            } else {
-                // A new durable name: within the owner's `max_durables` (§4.6).
-                // Re-attaching one it holds never comes here.
-                if let owner {
-                    let held = try env.durablesHeld(owner: owner, besides: durable, upTo: limits.maxDurables)
-                    guard held < limits.maxDurables else {
-                        env.run(.releaseDurable(owner: owner, name: durable))
-                        return refuse(.tooManyDurables, Self.tooManyDurablesText(durable, held: held, limit: limits.maxDurables,
-                                                                                 owner: owner))
-                    }
-                }
-                switch request.start {
-                case .latest: start = nil  // from the watermark on
-                case .sequence(let s): start = s  // at least 1: checked by the wire layer
-                case .time(let t):
-                    start = try env.startSequence(.time(t), filter: filter)
-                    notBefore = t
-                case .earliest, .last: start = try env.startSequence(request.start, filter: filter)
-                }
-            }
-        } catch {
-            if let owner { env.run(.releaseDurable(owner: owner, name: durable)) }
+        switch answer {
+        case .failure(let error):
             return refuse(error.relayErrorCode, "could not resolve the start position: \(error)")
+        case .success(.resumed(let resumed)):
+            // An existing durable is never moved silently (§4.6): another
+            // filter (stored with the cursor, so it survives a restart) is
+            // refused, an explicit start is ignored and said so.
+            let cursor = resumed.sequence
+            if let stored = resumed.filter, stored != filter.value {
+                return refuse(.durableFilterMismatch, "durable \"\(durable)\" exists with filter \"\(stored)\" (cursor at "
+                    + "\(cursor)); subscribe to \"\(stored)\", use another durable name, or delete it with "
+                    + "`relayctl durable delete \(durable)` to start over with \"\(filter)\"")
+            }
+            if request.start != .latest {
+                notice = "durable \"\(durable)\" resumes after its cursor at \(cursor); the requested start position "
+                    + "was ignored (delete the durable with `relayctl durable delete \(durable)` to start elsewhere)"
+            }
+            start = cursor + 1
+            resumedCursor = cursor
+        case .success(.overDurableLimit(let held)):
+            guard let owner else { return refuse(.tooManyDurables, "too many durables") }  // only durables are counted
+            return refuse(.tooManyDurables, Self.tooManyDurablesText(durable, held: held, limit: limits.maxDurables, owner: owner))
+        case .success(.fresh(let first)):
+            start = first
+            if case .time(let t) = request.start { notBefore = t }
         }
         let watermark: UInt64
         do {
@@ -101,7 +138,6 @@ extension SessionStateMachine {
         } catch {
             // A cluster edge opens its tail of the shared log for its first
             // subscription; without the log's service that is refused, typed.
-            if let owner { env.run(.releaseDurable(owner: owner, name: durable)) }
             guard case .unavailable(let why) = error else {
                 return refuse(error.relayErrorCode, "could not start live delivery: \(error)")
             }

@@ -48,10 +48,11 @@ struct SessionStateMachine {
     var isClosed: Bool { if case .closed = state { return true } else { return false } }
 
     /// Reading stops while the publish window is full, while the peer's
-    /// unread output is above the water mark, and for good once draining.
+    /// unread output is above the water mark, while a SUB's look-ups are
+    /// made off the loop, and for good once draining.
     var readsPaused: Bool {
         switch state {
-        case .active(let session): return writeBlocked || session.window.paused
+        case .active(let session): return writeBlocked || session.window.paused || session.pendingSubscription != nil
         case .draining: return true
         case .awaitingHandshake, .awaitingHello, .closed: return writeBlocked
         }
@@ -65,6 +66,10 @@ struct SessionStateMachine {
         case .draining, .closed: return false
         }
     }
+
+    /// A SUB's look-ups are being made off the loop: the requests read
+    /// after it wait, unread, until its SUBACK (``startLookedUp(_:_:_:)``).
+    var holdsRequests: Bool { session?.pendingSubscription != nil }
 
     // MARK: Opening
 
@@ -340,6 +345,12 @@ struct SessionStateMachine {
         let session = establishedSession
         state = .closed(nil)
         guard let session else { return }
+        // A SUB still waiting for its look-ups holds its durable name's claim;
+        // their late answer finds no pending SUB and does nothing.
+        if let pending = session.pendingSubscription {
+            session.pendingSubscription = nil
+            if let owner = pending.owner { env.run(.releaseDurable(owner: owner, name: pending.request.durableName)) }
+        }
         for entry in session.subscriptions.removeAll() {
             release(entry, owner: session.durableOwner, env)
         }
