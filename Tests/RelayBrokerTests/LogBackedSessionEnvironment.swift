@@ -129,7 +129,7 @@ final class LogBackedSessionEnvironment: SessionEnvironment {
         case .yieldPump:
             pumpRequested = true
             lastPumpYields = true
-        case .send, .close, .unroute, .pauseReading, .resumeReading, .lookUpStart:  // lookupsWait is false
+        case .send, .close, .unroute, .pauseReading, .resumeReading, .lookUpStart, .readReplay:  // readsWait is false
             break
         }
     }

@@ -16,7 +16,7 @@ struct SessionStateMachineOffLoopLookupTests {
     /// An active machine whose environment defers look-ups, with durable SUB 1 (`d`, `t.>`) waiting for its answer.
     private static func waiting(start: StartPosition = .latest) throws -> (SessionStateMachine, RecordingEnvironment) {
         let env = try F.environment()
-        env.lookupsWait = true
+        env.readsWait = true
         var machine = F.active(env)
         machine.subscribe(1, F.subscribe("t.>", start: start, durable: "d"), env)
         return (machine, env)
@@ -109,7 +109,7 @@ struct SessionStateMachineOffLoopLookupTests {
     @Test("an ephemeral SUB waits too, and has no name to release")
     func ephemeralWaits() throws {
         let env = try F.environment()
-        env.lookupsWait = true
+        env.readsWait = true
         var machine = F.active(env)
         machine.subscribe(3, F.subscribe("t.>", start: .earliest), env)
         #expect(env.log == ["lookup 3"])

@@ -46,7 +46,9 @@ final class RecordingEnvironment: SessionEnvironment {
     var oversize: Set<UInt64> = []
     /// True: the machine asks for a SUB's look-ups (`lookup <id>`) instead
     /// of making them; the test answers with `startLookedUp`.
-    var lookupsWait = false
+    var readsWait = false
+    /// The replay reads asked for (``SessionAction/readReplay(subscriptionID:_:)``), in order.
+    var replayReads: [ReplayRead] = []
 
     init(policy: Policy) { self.policy = policy }
 
@@ -99,6 +101,7 @@ final class RecordingEnvironment: SessionEnvironment {
 
     func run(_ action: SessionAction) {
         if case .append(let messages, _) = action { appended.append(messages) }
+        if case .readReplay(_, let read) = action { replayReads.append(read) }
         log.append(Self.line(action))
     }
 
@@ -129,6 +132,7 @@ final class RecordingEnvironment: SessionEnvironment {
         case .detachDurable(_, let name, let lastAck, _): return "detach \(name) \(lastAck.map(String.init) ?? "-")"
         case .releaseDurable(_, let name): return "release \(name)"
         case .lookUpStart(let id, _): return "lookup \(id)"
+        case .readReplay(let id, let read): return "read \(id) from \(read.from) max \(read.maxMessages)"
         case .unroute(_, let id): return "unroute \(id)"
         case .pauseReading: return "pause"
         case .resumeReading: return "resume"

@@ -292,9 +292,10 @@ public final class Broker: Sendable {
         let drained = await operations.drained(until: bound)
         askToStop.cancel()
         await metricsServer?.stop()
-        // A SUB's look-up on a thread of its own may still read the log (a
-        // cursor read retries for up to 8 s during an election): not closed under it.
-        await context.startLookups.drain()
+        // A SUB's look-up or a replay read on a thread of its own may still
+        // read the log (a cursor read retries for up to 8 s during an
+        // election): the log is not closed under it.
+        await context.offLoopReads.drain()
         if drained {
             context.store.close()
         } else {

@@ -29,9 +29,9 @@ public final class BrokerContext: Sendable {
     public let storeHealth: StoreHealth
     /// The live-buffer bytes of every connection together (`[limits] live_buffer_budget`).
     let liveBuffers: LiveBufferBudget
-    /// Runs SUB look-ups off the event loops on a log whose reads wait on a
-    /// service; the shutdown waits for those running before it closes the store.
-    let startLookups = StartLookupRunner()
+    /// Runs SUB look-ups and replay reads off the event loops on a log whose
+    /// reads wait on a service; the shutdown waits for those running before it closes the store.
+    let offLoopReads = OffLoopLogReads()
     /// The admin operations running now: the shutdown waits for them before it closes the store.
     let adminOperations = AdminOperationsInFlight()
     private let state: NIOLockedValueBox<State>

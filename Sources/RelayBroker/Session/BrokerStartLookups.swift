@@ -1,12 +1,10 @@
-import Dispatch
 import Logging
-import NIOConcurrencyHelpers
 import RelayCore
 import RelayStore
 
 /// A SUB's look-ups (``StartLookups``) answered from the broker's log and
 /// durable claims. Sendable, so that on a log whose reads wait on a service
-/// they run on a ``StartLookupRunner`` thread, not the session's event loop;
+/// they run on an ``OffLoopLogReads`` thread, not the session's event loop;
 /// ``SessionIO`` answers with the same code inline on a local log.
 struct BrokerStartLookups: StartLookups, Sendable {
     let broker: BrokerContext
@@ -54,43 +52,5 @@ struct BrokerStartLookups: StartLookups, Sendable {
 
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
         try broker.store.startSequence(start, filter: filter)
-    }
-}
-
-/// Runs SUB look-ups that wait on a service (a durable cursor read retries
-/// for up to 8 s while a JetStream bucket elects a leader) on threads of
-/// their own. Each holds only its own session, which reads nothing else
-/// meanwhile; the event loops go on serving every other one. The broker's
-/// shutdown waits for those still running (``drain()``) before it closes
-/// the log they read.
-final class StartLookupRunner: Sendable {
-    private let queue = DispatchQueue(label: "relayd.subscribe-lookups", attributes: .concurrent)
-    private let running = DispatchGroup()
-    private let closed = NIOLockedValueBox(false)
-
-    /// Runs `lookup` and hands its answer to `done`, both on a runner thread;
-    /// after ``drain()`` began, `done` gets ``StoreError/closed`` at once.
-    func run(_ lookup: @escaping @Sendable () throws(StoreError) -> StartAnswer,
-             then done: @escaping @Sendable (Result<StartAnswer, StoreError>) -> Void) {
-        // Entered under the lock, so drain() either sees this look-up in the group or it is refused.
-        let admitted = closed.withLockedValue { closed in
-            if !closed { running.enter() }
-            return !closed
-        }
-        guard admitted else { return done(.failure(.closed)) }
-        queue.async { [running] in
-            defer { running.leave() }
-            let answer: Result<StartAnswer, StoreError>
-            do throws(StoreError) { answer = .success(try lookup()) } catch { answer = .failure(error) }
-            done(answer)
-        }
-    }
-
-    /// Refuses new look-ups and returns once those running have ended.
-    func drain() async {
-        closed.withLockedValue { $0 = true }
-        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
-            running.notify(queue: .global()) { finished.resume() }
-        }
     }
 }

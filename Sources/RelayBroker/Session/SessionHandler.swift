@@ -275,6 +275,13 @@ final class SessionHandler: ChannelDuplexHandler {
 
     // MARK: Events from the store, the router and the broker (via SessionProxy)
 
+    /// A replay read made off the loop was answered (SessionStateMachine+ReadAhead).
+    func replayRead(_ id: UInt32, _ read: ReplayRead, _ batch: Result<ReadBatch, StoreError>) {
+        machine.replayRead(id, read, batch, io)
+        io.flush()
+        settle()
+    }
+
     func commitCompleted(ids: [UInt64], results: [Result<AppendReceipt, StoreError>]) {
         machine.commitCompleted(ids: ids, results: results, io)
         io.flush()

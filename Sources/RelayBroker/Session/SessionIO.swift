@@ -231,6 +231,8 @@ final class SessionIO: SessionEnvironment {
             broker.releaseDurable(owner: owner, name: name)
         case .lookUpStart(let id, let lookup):
             lookUpOffLoop(id, lookup)
+        case .readReplay(let id, let read):
+            readOffLoop(id, read)
         case .unroute(let filter, let id):
             if let proxy { broker.router.unsubscribe(filter, sink: proxy, id: id) }
         case .pauseReading:
@@ -326,7 +328,7 @@ final class SessionIO: SessionEnvironment {
         }
     }
 
-    var lookupsWait: Bool { broker.store.readsWaitOnService }
+    var readsWait: Bool { broker.store.readsWaitOnService }
 
     /// The look-ups of a SUB, with the cursor ``claimDurable(owner:name:)``
     /// found this connection's own detach still committing (taken: it
@@ -354,8 +356,22 @@ final class SessionIO: SessionEnvironment {
     private func lookUpOffLoop(_ id: UInt32, _ lookup: StartLookup) {
         let lookups = takeStartLookups()
         guard let proxy else { return }
-        broker.startLookups.run({ () throws(StoreError) -> StartAnswer in try lookups.lookUpStart(lookup) }) { answer in
+        broker.offLoopReads.run({ () throws(StoreError) -> StartAnswer in try lookups.lookUpStart(lookup) }) { answer in
             proxy.onLoop { session in session.startLookedUp(id, answer) }
+        }
+    }
+
+    /// Reads a replay's next batch on the broker's off-loop threads and
+    /// hands it back to this session's loop.
+    private func readOffLoop(_ id: UInt32, _ read: ReplayRead) {
+        guard let proxy else { return }
+        let store = broker.store
+        broker.offLoopReads.run({ () throws(StoreError) -> ReadBatch in
+            // maxScan as inline (``read(from:filter:maxMessages:maxBytes:)``).
+            try store.read(from: read.from, filter: read.filter, maxMessages: read.maxMessages, maxBytes: read.maxBytes,
+                           maxScan: 65_536)
+        }) { batch in
+            proxy.onLoop { session in session.replayRead(id, read, batch) }
         }
     }
 

@@ -82,6 +82,9 @@ enum SessionAction {
     /// Make a SUB's look-ups off the event loop (the log's reads wait on a
     /// service); the answer comes back as ``SessionStateMachine/startLookedUp(_:_:_:)``.
     case lookUpStart(subscriptionID: UInt32, StartLookup)
+    /// Read a replay's next batch off the event loop (the log's reads wait on
+    /// a service); it comes back as ``SessionStateMachine/replayRead(_:_:_:_:)``.
+    case readReplay(subscriptionID: UInt32, ReplayRead)
     /// Stop routing to this subscription.
     case unroute(TopicFilter, subscriptionID: UInt32)
     case pauseReading
@@ -107,10 +110,11 @@ protocol SessionEnvironment: AnyObject, StartLookups {
     /// The current policy's answer for `identity`.
     func permissions(for identity: Identity) -> Permissions
     func claimDurable(owner: DurableOwner, name: String) -> Bool
-    /// True when a SUB's look-ups (``StartLookups``) wait on a service: the
-    /// machine then asks for them with ``SessionAction/lookUpStart(subscriptionID:_:)``
-    /// instead of making them inline.
-    var lookupsWait: Bool { get }
+    /// True when the log's reads wait on a service: the machine then asks
+    /// for a SUB's look-ups (``StartLookups``) and a replay's reads with
+    /// ``SessionAction/lookUpStart(subscriptionID:_:)`` and
+    /// ``SessionAction/readReplay(subscriptionID:_:)`` instead of making them inline.
+    var readsWait: Bool { get }
     /// Adds the subscription to routing; returns the watermark (see ``Router``).
     /// Throws when live delivery cannot start (a shared log's tail cannot be opened).
     func route(_ filter: TopicFilter, subscriptionID: UInt32) throws(StoreError) -> UInt64
@@ -160,8 +164,8 @@ struct SessionLimits: Equatable {
 }
 
 extension SessionEnvironment {
-    /// Environments over a local log (the tests' recording ones) look up inline.
-    var lookupsWait: Bool { false }
+    /// Environments over a local log (the tests' recording ones) read inline.
+    var readsWait: Bool { false }
 
     /// Environments that do not flush in chunks (the tests' recording ones).
     var outboundFull: Bool { false }

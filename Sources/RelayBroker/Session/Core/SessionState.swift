@@ -83,6 +83,9 @@ final class ActiveSession {
     /// wait on a service): until they are answered the session reads no
     /// other request, so there is at most one.
     var pendingSubscription: PendingSubscription?
+    /// The last ``ReplayRead/token`` handed out: each read gets a new one,
+    /// so an answer for a subscription since ended (its id maybe reused) matches nothing.
+    var lastReplayRead: UInt64 = 0
     /// The live-buffer bytes of all this session's subscriptions together: one
     /// subscription's own limit (64 MiB), so 1,000 subscriptions that never
     /// grant credit hold no more than one would; also taken from the
@@ -140,6 +143,11 @@ final class SubscriptionEntry {
     let cursorFollowsDelivery: Bool
     /// In the table's queue of subscriptions with work (``SubscriptionTable/markReady(_:)``).
     fileprivate(set) var queued = false
+    /// A replay read made off the loop and not answered yet: its token
+    /// (``ReplayRead/token``). The turns skip the subscription until it is.
+    var awaitingRead: UInt64?
+    /// What that read returned and the turns have not sent yet.
+    var readAhead: ReadAhead?
 
     init(delivery: SubscriptionDelivery, durableName: String?, ackMode: AckMode) {
         self.delivery = delivery
@@ -228,7 +236,7 @@ struct SubscriptionTable {
     /// Open subscriptions with work that are not queued: none, ever (a
     /// check for the tests; it walks the whole table).
     var forgottenWork: [UInt32] {
-        entries.values.filter { $0.delivery.hasWork && !$0.queued }.map(\.id).sorted()
+        entries.values.filter { $0.delivery.hasWork && !$0.queued && $0.awaitingRead == nil }.map(\.id).sorted()
     }
 
     /// The end of a run of live messages for `entry` in a routed batch:

@@ -91,6 +91,8 @@ extension SessionStateMachine {
         var scannedWithoutMatch = false
         // The subscriptions queued when the turn began: one put back is not visited again in this turn.
         var remaining = session.subscriptions.readyCount
+        // A log whose reads wait on a service is read off the loop (SessionStateMachine+ReadAhead).
+        let readsOffLoop = env.readsWait
         while !scannedWithoutMatch, written < budget, env.canDeliver, !env.outboundFull,
               let entry = session.subscriptions.takeReady(within: &remaining) {
             let sub = entry.delivery
@@ -100,6 +102,15 @@ extension SessionStateMachine {
             turn: while written < budget, env.canDeliver, !env.outboundFull {
                 if sub.needsReplay {
                     guard sub.credit > 0 else { break }
+                    if readsOffLoop {
+                        switch replayFromReadAhead(entry, in: session, written: &written, budget: budget, env) {
+                        case .advanced: continue turn
+                        case .waiting, .stalled, .paused: break turn
+                        case .tooLarge(let sequence):
+                            tooLarge = sequence
+                            break turn
+                        }
+                    }
                     let before = sub.nextSequence, writtenBefore = written
                     // Each MSG is written as the read finds its record
                     // (inside the read): no batch of decoded messages.
@@ -163,7 +174,7 @@ extension SessionStateMachine {
             session.subscriptions.cursorFollowsDelivery(entry)
             if let readFailure {
                 endSubscription(id, in: session, code: readFailure.relayErrorCode, message: "replay failed: \(readFailure)", env)
-            } else if sub.hasWork {
+            } else if sub.hasWork, entry.awaitingRead == nil {  // one waiting for its read is queued by the answer
                 session.subscriptions.markReady(entry)  // to the back: the next turn starts with the next one
             }
         }

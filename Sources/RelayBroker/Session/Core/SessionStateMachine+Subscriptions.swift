@@ -53,12 +53,13 @@ extension SessionStateMachine {
         let lookup = StartLookup(owner: owner, durableName: durable, principal: session.principal, filter: filter,
                                  start: request.start, maxDurables: limits.maxDurables)
         let pending = PendingSubscription(id: id, request: request, owner: owner)
-        guard !env.lookupsWait else {
+        guard !env.readsWait else {
             // A log whose reads wait on a service: the look-ups run off the
             // loop, and no other request of this session is read until they
             // are answered (``startLookedUp(_:_:_:)``), so what the client
             // sent after the SUB is handled after its SUBACK, as inline.
             session.pendingSubscription = pending
+            holdsRequests = true
             env.run(.lookUpStart(subscriptionID: id, lookup))
             return
         }
@@ -75,6 +76,7 @@ extension SessionStateMachine {
     mutating func startLookedUp<Env: SessionEnvironment>(_ id: UInt32, _ answer: Result<StartAnswer, StoreError>, _ env: Env) {
         guard let session, let pending = session.pendingSubscription, pending.id == id else { return }
         session.pendingSubscription = nil
+        holdsRequests = false
         let decision = session.permissions.canSubscribe(pending.request.filter)
         guard decision.isAllowed else {
             if let owner = pending.owner { env.run(.releaseDurable(owner: owner, name: pending.request.durableName)) }

@@ -52,7 +52,7 @@ struct SessionStateMachine {
     /// made off the loop, and for good once draining.
     var readsPaused: Bool {
         switch state {
-        case .active(let session): return writeBlocked || session.window.paused || session.pendingSubscription != nil
+        case .active(let session): return writeBlocked || session.window.paused || holdsRequests
         case .draining: return true
         case .awaitingHandshake, .awaitingHello, .closed: return writeBlocked
         }
@@ -69,7 +69,9 @@ struct SessionStateMachine {
 
     /// A SUB's look-ups are being made off the loop: the requests read
     /// after it wait, unread, until its SUBACK (``startLookedUp(_:_:_:)``).
-    var holdsRequests: Bool { session?.pendingSubscription != nil }
+    /// Stored, not derived from the session: the read loop asks once per
+    /// frame, PUBs included.
+    var holdsRequests = false
 
     // MARK: Opening
 
@@ -347,6 +349,7 @@ struct SessionStateMachine {
         guard let session else { return }
         // A SUB still waiting for its look-ups holds its durable name's claim;
         // their late answer finds no pending SUB and does nothing.
+        holdsRequests = false
         if let pending = session.pendingSubscription {
             session.pendingSubscription = nil
             if let owner = pending.owner { env.run(.releaseDurable(owner: owner, name: pending.request.durableName)) }
