@@ -256,6 +256,7 @@ final class SessionHandler: ChannelDuplexHandler {
     /// refused, then the frames read after it are handled, as one read
     /// batch (their PUBs go to the log together), and reading resumes.
     func startLookedUp(_ id: UInt32, _ answer: Result<StartAnswer, StoreError>) {
+        catchUpWithReload()  // a reload while the SUB waited judges it and the held frames
         machine.startLookedUp(id, answer, io)
         handleFrames()
         machine.readBatchEnded(io)

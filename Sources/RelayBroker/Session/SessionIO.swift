@@ -356,8 +356,19 @@ final class SessionIO: SessionEnvironment {
     private func lookUpOffLoop(_ id: UInt32, _ lookup: StartLookup) {
         let lookups = takeStartLookups()
         guard let proxy else { return }
-        broker.offLoopReads.run({ () throws(StoreError) -> StartAnswer in try lookups.lookUpStart(lookup) }) { answer in
-            proxy.onLoop { session in session.startLookedUp(id, answer) }
+        let router = broker.router
+        broker.offLoopReads.run({ () throws(StoreError) -> StartAnswer in
+            let answer = try lookups.lookUpStart(lookup)
+            guard answer.opens(filter: lookup.filter) else { return answer }
+            // The shared log's tail too, if this edge has no subscription
+            // yet: opening it asks the log's service (routing would, on the loop).
+            do throws(StoreError) { try router.prepareLiveTail() } catch { return .liveDeliveryUnavailable(error) }
+            return answer
+        }) { answer in
+            proxy.onLoop { session in
+                session.startLookedUp(id, answer)
+                router.releaseTailIfUnused()  // a SUB that opened the tail and then no subscription
+            }
         }
     }
 

@@ -197,6 +197,13 @@ final class ReadGate: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
     }
+
+    /// Holds the reads from now on (a gate starts closed).
+    func close() {
+        condition.lock()
+        isOpen = false
+        condition.unlock()
+    }
 }
 
 /// relayd's LMDB store, its durable cursor reads held by `gate` and its

@@ -133,19 +133,14 @@ extension SessionStateMachine {
         case .success(.fresh(let first)):
             start = first
             if case .time(let t) = request.start { notBefore = t }
+        case .success(.liveDeliveryUnavailable(let error)):
+            return refuse(error.relayErrorCode, Self.liveDeliveryRefusal(error))
         }
         let watermark: UInt64
         do {
             watermark = try env.route(filter, subscriptionID: id)
         } catch {
-            // A cluster edge opens its tail of the shared log for its first
-            // subscription; without the log's service that is refused, typed.
-            guard case .unavailable(let why) = error else {
-                return refuse(error.relayErrorCode, "could not start live delivery: \(error)")
-            }
-            return refuse(error.relayErrorCode, "could not start live delivery: this edge follows the shared log (NATS "
-                + "JetStream) from its first subscription, and the log did not answer (\(why)); retry once the NATS "
-                + "cluster has a quorum again")
+            return refuse(error.relayErrorCode, Self.liveDeliveryRefusal(error))
         }
         let first = start ?? watermark + 1
         let delivery = SubscriptionDelivery(id: id, filter: filter, start: first, watermark: watermark,
@@ -161,6 +156,15 @@ extension SessionStateMachine {
         metrics.subscriptions.increment()
         env.run(.send(.subscribed(subscriptionID: id, firstSequence: first, notice: notice)))
         env.run(.schedulePump)
+    }
+
+    /// SUBACK text when live delivery cannot start. A cluster edge opens its
+    /// tail of the shared log for its first subscription; without the log's
+    /// service that is refused, typed.
+    static func liveDeliveryRefusal(_ error: StoreError) -> String {
+        guard case .unavailable(let why) = error else { return "could not start live delivery: \(error)" }
+        return "could not start live delivery: this edge follows the shared log (NATS JetStream) from its first "
+            + "subscription, and the log did not answer (\(why)); retry once the NATS cluster has a quorum again"
     }
 
     /// SUBACK `too_many_durables`: how many, the limit, and what to do.

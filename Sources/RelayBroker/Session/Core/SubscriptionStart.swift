@@ -29,6 +29,20 @@ enum StartAnswer: Sendable, Equatable {
     /// A new subscription: its first sequence, or nil to start after the
     /// watermark routing gives it (`latest`).
     case fresh(start: UInt64?)
+    /// The look-ups were answered, but the shared log's tail, which live
+    /// delivery needs, could not be opened (off the loop, ahead of routing).
+    case liveDeliveryUnavailable(StoreError)
+
+    /// Whether the SUB opens with this answer, as far as the log can tell
+    /// (`filter`: the SUB's): not refused for its durable's stored filter,
+    /// the durable limit, or live delivery.
+    func opens(filter: TopicFilter) -> Bool {
+        switch self {
+        case .resumed(let cursor): return cursor.filter == nil || cursor.filter == filter.value
+        case .fresh: return true
+        case .overDurableLimit, .liveDeliveryUnavailable: return false
+        }
+    }
 }
 
 /// The three look-ups a ``StartLookup`` is made of, answered by the
