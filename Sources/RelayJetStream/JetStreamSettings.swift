@@ -33,6 +33,11 @@ public struct JetStreamSettings: Sendable, Equatable {
     /// After the first record in the stream that is not Relay's, at most one
     /// summary line per this interval (ForeignRecordNotices.swift).
     public var foreignRecordSummaryInterval: Duration = .seconds(10)
+    /// `last N` up to this N walks the newest matching messages with direct
+    /// gets; a larger N counts them with ephemeral consumers
+    /// (JetStreamMessageLog+Positions.swift). Not in relayd's config: the
+    /// tests set it to run both ways.
+    public var lastNWalkLimit: UInt64 = 256
 
     /// The record and Nats-Msg-Id this edge writes; it reads both formats
     /// (JetStreamRecordFormat.swift, docs/cluster.md "Record formats and rolling upgrades").
