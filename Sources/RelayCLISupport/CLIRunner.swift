@@ -19,11 +19,11 @@ public enum CLIRunner {
             } else {
                 try command.run()
             }
-            exit(0)
+            end(0)
         } catch let error as RelayClientError {
             fail(error.message, code: error.exitCode)
         } catch let code as ExitCode {
-            exit(code.rawValue)
+            end(code.rawValue)
         } catch {
             let code = Command.exitCode(for: error)
             if code == .success {
@@ -42,7 +42,21 @@ public enum CLIRunner {
         let program = URL(fileURLWithPath: CommandLine.arguments.first ?? "relay").lastPathComponent
         let text = message.hasPrefix("Error:") || message.hasPrefix("Usage:") ? message : "\(program): error: \(message)"
         printError(text)
-        exit(code)
+        end(code)
+    }
+
+    /// Ends the process with `code` once its output is flushed, without
+    /// running atexit handlers or library finalizers. The client's event
+    /// loop threads (NIO's singleton group) may still be closing the
+    /// connection's TLS when the command returns, and `exit` runs OpenSSL's
+    /// atexit cleanup, which frees the locks those threads use: relay-pub
+    /// exited with SIGSEGV in `pthread_rwlock_unlock` on a NIO thread while
+    /// the main thread was in the library finalizers (wave 24's CI run,
+    /// `AdminJetStreamTests`, status 11). Nothing of Relay's needs them:
+    /// output goes through unbuffered FileHandle writes or stdio, flushed here.
+    public static func end(_ code: Int32) -> Never {
+        fflush(nil)
+        _exit(code)
     }
 
     /// Exits 66 (``RelayExit/noInput``) with a sentence when `path` (a file
@@ -83,7 +97,7 @@ public func writeOut(_ bytes: some Sequence<UInt8>) {
     do {
         try FileHandle.standardOutput.write(contentsOf: Data(bytes))
     } catch {
-        if isBrokenPipe(error) { exit(RelayExit.ok.rawValue) }
+        if isBrokenPipe(error) { CLIRunner.end(RelayExit.ok.rawValue) }
         CLIRunner.fail("cannot write to standard output: \(error.localizedDescription)", code: RelayExit.failure.rawValue)
     }
 }

@@ -1,0 +1,67 @@
+import Foundation
+import RelayTestSupport
+import Testing
+
+/// relay-pub once exited with SIGSEGV (status 11) after a successful
+/// publish in a loaded CI run: its main thread was in the library
+/// finalizers that `exit` runs, after OpenSSL's atexit cleanup had freed the
+/// locks a NIO thread still used to close the connection's TLS. The CLIs now
+/// end with `_exit` after flushing their output (`CLIRunner.end`), so no
+/// atexit handler runs while those threads do. The crash itself is a race
+/// that cannot be made to happen on demand; what removes it can be checked:
+/// a preloaded library registers an atexit handler that writes a marker,
+/// and the marker must not appear, after a success or an error, while the
+/// output the command wrote must.
+@Suite("CLIs end without running atexit handlers")
+struct CLIExitTests {
+    /// Registers, at load, an atexit handler that writes `atexit-ran` to stderr.
+    static let probeSource = """
+    #include <stdlib.h>
+    #include <unistd.h>
+    static void ran(void) { (void)!write(2, "atexit-ran\\n", 11); }
+    __attribute__((constructor)) static void probe(void) { atexit(ran); }
+    """
+
+    /// Builds the probe library into `directory`; its path.
+    static func buildProbe(in directory: TemporaryDirectory) async throws -> String {
+        let source = directory.file("atexit_probe.c")
+        try probeSource.write(toFile: source, atomically: true, encoding: .utf8)
+        let library = directory.file("atexit_probe.so")
+        let cc = try await ChildProcess("/bin/sh", ["-c", "cc -O2 -Wall -Werror -shared -fPIC -o '\(library)' '\(source)'"])
+        cc.closeStdin()
+        let built = await cc.waitForExit(timeout: 60)
+        try #require(built == 0, "cannot build the atexit probe:\n\(cc.transcript)")
+        return library
+    }
+
+    @Test("the probe works: a plain program run with it writes the marker at exit")
+    func probeSeesAnOrdinaryExit() async throws {
+        let directory = try TemporaryDirectory(prefix: "atexit-probe")
+        defer { directory.remove() }
+        let probe = try await Self.buildProbe(in: directory)
+        let shell = try await ChildProcess("/bin/true", [], environment: ["LD_PRELOAD": probe])
+        shell.closeStdin()
+        #expect(await shell.waitForExit(timeout: 30) == 0)
+        #expect(shell.stderrLines.contains("atexit-ran"), "\(shell.transcript)")
+    }
+
+    @Test("relay-pub after a publish, and relay-sub on a usage error: their output comes, no atexit handler runs")
+    func cliExitsSkipAtexit() async throws {
+        let directory = try TemporaryDirectory(prefix: "atexit-probe")
+        defer { directory.remove() }
+        let probe = try await Self.buildProbe(in: directory)
+        try await withBroker { broker in
+            let pub = try await runCLI("relay-pub", broker.cliArguments()
+                + ["--topic", "exit.x", "--message", "m", "--count", "2", "--verbose"], environment: ["LD_PRELOAD": probe])
+            #expect(pub.status == 0, "\(pub.stderr)")
+            let receipts = pub.stdout.filter { $0.hasPrefix("published sequence=") }
+            #expect(receipts.count == 2, "\(pub.stdout)")
+            #expect(!pub.stderr.contains("atexit-ran"), "relay-pub ran atexit handlers at its end: \(pub.stderr)")
+        }
+        let usage = try await runCLI("relay-sub", ["--no-such-flag"], environment: ["LD_PRELOAD": probe])
+        #expect(usage.status == 64, "\(usage.stderr)")
+        let named = usage.stderr.contains { $0.hasPrefix("Error:") }
+        #expect(named, "the usage error was not written: \(usage.stderr)")
+        #expect(!usage.stderr.contains("atexit-ran"), "relay-sub ran atexit handlers at its end: \(usage.stderr)")
+    }
+}
