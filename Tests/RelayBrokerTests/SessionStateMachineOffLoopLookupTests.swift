@@ -60,7 +60,8 @@ struct SessionStateMachineOffLoopLookupTests {
     func refusedAnswers() throws {
         var (machine, env) = try Self.waiting()
         env.clear()
-        machine.startLookedUp(1, .success(.overDurableLimit(held: 1_000)), env)
+        let owner = try #require(machine.session?.durableOwner)
+        machine.startLookedUp(1, .success(.overDurableLimit(held: 1_000, owner: owner)), env)
         #expect(env.log == ["release d", "suback 1 too_many_durables", "resume"])
 
         var (failed, failedEnv) = try Self.waiting()

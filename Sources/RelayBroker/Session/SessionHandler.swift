@@ -232,7 +232,7 @@ final class SessionHandler: ChannelDuplexHandler {
     /// left, the session closes, or a SUB's look-ups go off the loop: the
     /// frames after that SUB stay here until its answer
     /// (``startLookedUp(_:_:)``), so they are handled after its SUBACK.
-    private func handleFrames() {
+    func handleFrames() {
         reading: while machine.takesRequests && !machine.holdsRequests {  // after ERR or BYE nothing more is read
             do {
                 // A PUB repeating the last topic comes without a Frame around it.
@@ -252,18 +252,6 @@ final class SessionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// A SUB's look-ups made off the loop were answered: it opens or is
-    /// refused, then the frames read after it are handled, as one read
-    /// batch (their PUBs go to the log together), and reading resumes.
-    func startLookedUp(_ id: UInt32, _ answer: Result<StartAnswer, StoreError>) {
-        catchUpWithReload()  // a reload while the SUB waited judges it and the held frames
-        machine.startLookedUp(id, answer, io)
-        handleFrames()
-        machine.readBatchEnded(io)
-        io.flush()
-        settle()
-    }
-
     /// Answer bytes buffered in the session before they are flushed mid-batch.
     static let midBatchFlushBytes = 64 << 10
 
@@ -275,13 +263,6 @@ final class SessionHandler: ChannelDuplexHandler {
     }
 
     // MARK: Events from the store, the router and the broker (via SessionProxy)
-
-    /// A replay read made off the loop was answered (SessionStateMachine+ReadAhead).
-    func replayRead(_ id: UInt32, _ read: ReplayRead, _ batch: Result<ReadBatch, StoreError>) {
-        machine.replayRead(id, read, batch, io)
-        io.flush()
-        settle()
-    }
 
     func commitCompleted(ids: [UInt64], results: [Result<AppendReceipt, StoreError>]) {
         machine.commitCompleted(ids: ids, results: results, io)

@@ -47,6 +47,7 @@ final class SessionIO: SessionEnvironment {
         self.broker = broker
         self.acceptedGeneration = acceptedGeneration
         self.connectionID = broker.admin.nextConnectionID()
+        self.readsWait = broker.store.readsWaitOnService
         self.outbound = allocator.buffer(capacity: 0)
     }
 
@@ -328,7 +329,8 @@ final class SessionIO: SessionEnvironment {
         }
     }
 
-    var readsWait: Bool { broker.store.readsWaitOnService }
+    /// The log's, read once: the machine asks at every delivery turn.
+    let readsWait: Bool
 
     /// The look-ups of a SUB, with the cursor ``claimDurable(owner:name:)``
     /// found this connection's own detach still committing (taken: it
@@ -347,7 +349,7 @@ final class SessionIO: SessionEnvironment {
     }
 
     func startSequence(_ start: StartPosition, filter: TopicFilter) throws(StoreError) -> UInt64 {
-        try broker.store.startSequence(start, filter: filter)
+        try BrokerStartLookups(broker: broker, reattached: nil).startSequence(start, filter: filter)
     }
 
     /// Makes a SUB's look-ups on the broker's runner, and hands the answer

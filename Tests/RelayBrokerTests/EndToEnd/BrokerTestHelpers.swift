@@ -37,13 +37,30 @@ extension FrameClient {
                    durable: String = "") async throws -> SubscribeAck {
         try await send(.subscribe(Subscribe(subscriptionID: id, filter: filter, start: start, durableName: durable, initialCredit: credit,
                                             ackMode: durable.isEmpty ? .none : .cumulative)))
+        return try await subscribeAck(id)
+    }
+
+    /// The SUBACK of subscription `id` (accepted or refused); throws when an
+    /// ERR or nothing comes instead.
+    func subscribeAck(_ id: UInt32) async throws -> SubscribeAck {
         let reply = try await nextReply { frame in
             if case .subscribeAck(let ack) = frame { return ack.subscriptionID == id }
             if case .error = frame { return true }
             return false
         }
-        guard case .subscribeAck(let ack) = reply else { throw BrokerTestError.refused("no SUBACK") }
+        guard case .subscribeAck(let ack) = reply else { throw BrokerTestError.refused("no SUBACK: \(String(describing: reply))") }
         return ack
+    }
+
+    /// The next MSG; throws when an ERR or nothing comes instead.
+    func nextMessage() async throws -> Message {
+        let reply = try await nextReply { frame in
+            if case .message = frame { return true }
+            if case .error = frame { return true }
+            return false
+        }
+        guard case .message(let message) = reply else { throw BrokerTestError.refused("no MSG: \(String(describing: reply))") }
+        return message
     }
 
     /// Receives exactly `count` MSG frames.

@@ -62,27 +62,11 @@ struct SubscribeLookupOffLoopTests {
             #expect(gate.waiting > 0, "the cursor read was still waiting while the publishers were served")
 
             gate.open()
-            let ack = try await subscriber.nextReply { frame in
-                if case .subscribeAck = frame { return true }
-                if case .error = frame { return true }
-                return false
-            }
-            guard case .subscribeAck(let subscribed)? = ack else {
-                Issue.record("no SUBACK after the cursor read: \(String(describing: ack))")
-                return
-            }
+            let subscribed = try await subscriber.subscribeAck(1)
             #expect(subscribed.isAccepted, "SUBACK refused: \(subscribed.message)")
             // The pipelined CREDIT applied: a message published now is delivered.
             #expect(try await StagedReloadTests.accepted(publishers[0], 10, "t.after"))
-            let delivered = try await subscriber.nextReply { frame in
-                if case .message = frame { return true }
-                if case .error = frame { return true }
-                return false
-            }
-            guard case .message(let message)? = delivered else {
-                Issue.record("no MSG after the SUBACK (the CREDIT was lost or refused): \(String(describing: delivered))")
-                return
-            }
+            let message = try await subscriber.nextMessage()
             #expect(message.topic == "t.after")
             for publisher in publishers { await publisher.close() }
             await subscriber.close()

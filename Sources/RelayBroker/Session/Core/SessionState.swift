@@ -79,10 +79,6 @@ final class ActiveSession {
     /// to stop, and the session waits one grace more for their answers.
     var adminStopAwaited = false
     var subscriptions = SubscriptionTable()
-    /// A SUB whose look-ups are being made off the loop (a log whose reads
-    /// wait on a service): until they are answered the session reads no
-    /// other request, so there is at most one.
-    var pendingSubscription: PendingSubscription?
     /// The last ``ReplayRead/token`` handed out: each read gets a new one,
     /// so an answer for a subscription since ended (its id maybe reused) matches nothing.
     var lastReplayRead: UInt64 = 0

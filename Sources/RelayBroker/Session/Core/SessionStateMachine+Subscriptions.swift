@@ -58,8 +58,7 @@ extension SessionStateMachine {
             // loop, and no other request of this session is read until they
             // are answered (``startLookedUp(_:_:_:)``), so what the client
             // sent after the SUB is handled after its SUBACK, as inline.
-            session.pendingSubscription = pending
-            holdsRequests = true
+            pendingSubscription = pending
             env.run(.lookUpStart(subscriptionID: id, lookup))
             return
         }
@@ -74,9 +73,8 @@ extension SessionStateMachine {
     /// policy it is opened under is the new one. A session that ended
     /// meanwhile released the durable name at tear-down: nothing to do.
     mutating func startLookedUp<Env: SessionEnvironment>(_ id: UInt32, _ answer: Result<StartAnswer, StoreError>, _ env: Env) {
-        guard let session, let pending = session.pendingSubscription, pending.id == id else { return }
-        session.pendingSubscription = nil
-        holdsRequests = false
+        guard let session, let pending = pendingSubscription, pending.id == id else { return }
+        pendingSubscription = nil
         let decision = session.permissions.canSubscribe(pending.request.filter)
         guard decision.isAllowed else {
             if let owner = pending.owner { env.run(.releaseDurable(owner: owner, name: pending.request.durableName)) }
@@ -127,9 +125,8 @@ extension SessionStateMachine {
             }
             start = cursor + 1
             resumedCursor = cursor
-        case .success(.overDurableLimit(let held)):
-            guard let owner else { return refuse(.tooManyDurables, "too many durables") }  // only durables are counted
-            return refuse(.tooManyDurables, Self.tooManyDurablesText(durable, held: held, limit: limits.maxDurables, owner: owner))
+        case .success(.overDurableLimit(let held, let counted)):
+            return refuse(.tooManyDurables, Self.tooManyDurablesText(durable, held: held, limit: limits.maxDurables, owner: counted))
         case .success(.fresh(let first)):
             start = first
             if case .time(let t) = request.start { notBefore = t }

@@ -67,11 +67,16 @@ struct SessionStateMachine {
         }
     }
 
+    /// A SUB whose look-ups are being made off the loop (a log whose reads
+    /// wait on a service). Until they are answered the session reads no
+    /// other request, so there is at most one. On the machine, not the
+    /// session: the read loop asks ``holdsRequests`` once per frame, PUBs
+    /// included, and this is a plain field of it.
+    var pendingSubscription: PendingSubscription?
+
     /// A SUB's look-ups are being made off the loop: the requests read
     /// after it wait, unread, until its SUBACK (``startLookedUp(_:_:_:)``).
-    /// Stored, not derived from the session: the read loop asks once per
-    /// frame, PUBs included.
-    var holdsRequests = false
+    var holdsRequests: Bool { pendingSubscription != nil }
 
     // MARK: Opening
 
@@ -349,9 +354,8 @@ struct SessionStateMachine {
         guard let session else { return }
         // A SUB still waiting for its look-ups holds its durable name's claim;
         // their late answer finds no pending SUB and does nothing.
-        holdsRequests = false
-        if let pending = session.pendingSubscription {
-            session.pendingSubscription = nil
+        if let pending = pendingSubscription {
+            pendingSubscription = nil
             if let owner = pending.owner { env.run(.releaseDurable(owner: owner, name: pending.request.durableName)) }
         }
         for entry in session.subscriptions.removeAll() {

@@ -24,8 +24,8 @@ struct StartLookup: Sendable, Equatable {
 enum StartAnswer: Sendable, Equatable {
     /// The durable exists: its committed cursor and stored filter.
     case resumed(DurableCursor)
-    /// A new durable name the owner may not add: it holds `held` already.
-    case overDurableLimit(held: Int)
+    /// A new durable name `owner` may not add: it holds `held` already.
+    case overDurableLimit(held: Int, owner: DurableOwner)
     /// A new subscription: its first sequence, or nil to start after the
     /// watermark routing gives it (`latest`).
     case fresh(start: UInt64?)
@@ -70,7 +70,7 @@ extension StartLookups {
             }
             // A new durable name: within the owner's `max_durables`. Re-attaching one it holds never comes here.
             let held = try durablesHeld(owner: owner, besides: lookup.durableName, upTo: lookup.maxDurables)
-            if held >= lookup.maxDurables { return .overDurableLimit(held: held) }
+            if held >= lookup.maxDurables { return .overDurableLimit(held: held, owner: owner) }
         }
         switch lookup.start {
         case .latest: return .fresh(start: nil)
