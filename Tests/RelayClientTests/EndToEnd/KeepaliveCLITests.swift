@@ -16,8 +16,14 @@ struct KeepaliveCLITests {
             defer { Task { await proxy.close() } }
             var arguments = broker.cliArguments()
             arguments[1] = "127.0.0.1:\(proxy.port)"
+            // --connect-timeout 5: relay-sub does not retry its first
+            // connection (no --timeout), and with 1 s the test failed once in
+            // a full parallel run, all three waits in turn, as if that first
+            // connection had timed out; after the heal, an attempt still waiting
+            // in the partition plus the 5 s backoff ceiling stays inside
+            // `resumed`'s 20 s.
             let child = try await ChildProcess(try ProductLocator.executable("relay-sub"),
-                                               arguments + ["--topic", "ka.>", "--keepalive", "0.5", "--connect-timeout", "1"])
+                                               arguments + ["--topic", "ka.>", "--keepalive", "0.5", "--connect-timeout", "5"])
             let publisher = try await Publisher.connect(broker.clientConfiguration())
             // Subscribed: a message published straight to relayd arrives through the proxy.
             let received = await eventually(timeout: 20) {
