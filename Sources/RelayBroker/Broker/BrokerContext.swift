@@ -30,8 +30,9 @@ public final class BrokerContext: Sendable {
     /// The live-buffer bytes of every connection together (`[limits] live_buffer_budget`).
     let liveBuffers: LiveBufferBudget
     /// Runs SUB look-ups and replay reads off the event loops on a log whose
-    /// reads wait on a service; the shutdown waits for those running before it closes the store.
-    let offLoopReads = OffLoopLogReads()
+    /// reads wait on a service, on `[storage.jetstream] read_threads` threads;
+    /// the shutdown waits for those running before it closes the store.
+    let offLoopReads: OffLoopLogReads
     /// The admin operations running now: the shutdown waits for them before it closes the store.
     let adminOperations = AdminOperationsInFlight()
     private let state: NIOLockedValueBox<State>
@@ -75,6 +76,8 @@ public final class BrokerContext: Sendable {
         self.helloTimeout = .nanoseconds(configuration.server.helloTimeoutNanos)
         self.storeHealth = StoreHealth(metrics: metrics, logger: logger)
         self.liveBuffers = LiveBufferBudget(limit: configuration.limits.liveBufferBudget)
+        self.offLoopReads = OffLoopLogReads(threads: configuration.storage.jetstream?.readThreads
+                                                     ?? BrokerConfiguration.JetStream.defaultReadThreads)
         metrics.watchLiveBuffers(liveBuffers)
         self.state = NIOLockedValueBox(State(configuration: configuration, policy: policy))
         admin.configurationLoaded(path: configuration.sourceFile)

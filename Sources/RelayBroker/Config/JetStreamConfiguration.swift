@@ -35,6 +35,12 @@ extension BrokerConfiguration {
         /// with no subscription after that, nats-server sends it nothing
         /// (docs/cluster.md, "Live delivery across edges").
         public var tailIdleNanos: Int64 = 10_000_000_000
+        /// `read_threads`: the threads that make a SUB's look-ups and replay
+        /// reads off the event loops (OffLoopLogReads.swift). Each read holds
+        /// one while it waits on NATS (a cursor read up to 8 s during an
+        /// election); more wait their turn.
+        public var readThreads = defaultReadThreads
+        public static let defaultReadThreads = 16
         /// The most the last retry of a publish waits for its ack (JetStreamSettings.requestTimeout).
         static let retryAckWaitNanos: Int64 = 2_000_000_000
     }
@@ -91,6 +97,12 @@ extension ConfigParser {
                     throw j.error("tail_idle", "must be at most 24h (\"0s\": stop following the stream as soon as the last subscription ends; 10s is the default)")
                 }
                 js.tailIdleNanos = v
+            }
+            if let v = try j.int("read_threads", min: .min) {
+                guard (1...256).contains(v) else {
+                    throw j.error("read_threads", "must be 1 to 256, got \(v): the threads that make SUB look-ups and replay reads while they wait on NATS (16 is the default)")
+                }
+                js.readThreads = Int(v)
             }
             try j.finish()
             s.jetstream = js
