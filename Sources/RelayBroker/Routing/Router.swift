@@ -89,22 +89,26 @@ public final class Router: Sendable {
     /// subscription's ``subscribe(_:sink:id:)`` would (the log's last
     /// sequence, the watermark raised to it), so that call finds it open and
     /// does not wait on the log's service: for a SUB's look-ups made off the
-    /// event loop. Nothing for a local log. A SUB that then opens no
-    /// subscription calls ``releaseTailIfUnused()``.
-    public func prepareLiveTail() throws(StoreError) {
-        guard let tail = liveTail.withLockedValue({ $0 }) else { return }
-        try tail.whileOpen(raise: { last in
+    /// event loop. The tail stays open until ``releasePreparedTail()``, which
+    /// the SUB calls after its routing, whatever that added; true when there
+    /// is a hold to release (false for a local log, which has no tail).
+    public func prepareLiveTail() throws(StoreError) -> Bool {
+        guard let tail else { return false }
+        try tail.openAndHold(raise: { last in
             state.withLockedValue { $0.watermark = max($0.watermark, last) }
-        }, {})
+        })
+        return true
     }
 
-    /// After ``prepareLiveTail()``: with no subscription on this edge (the
-    /// SUB was refused, or its session closed first) the tail closes after
-    /// `tail_idle`, as after the last UNSUB.
-    public func releaseTailIfUnused() {
-        guard subscriptionCount == 0, let tail = liveTail.withLockedValue({ $0 }) else { return }
-        tail.lastSubscriptionEnded(stillNone: { self.subscriptionCount == 0 })
+    /// Ends the hold of ``prepareLiveTail()``: with no subscription on this
+    /// edge (the SUB was refused, or its session closed first) the tail
+    /// closes after `tail_idle`, as after the last UNSUB.
+    public func releasePreparedTail() {
+        tail?.releaseHold(stillNone: { self.subscriptionCount == 0 })
     }
+
+    /// The shared log's tail (nil for a local log).
+    var tail: LiveTail? { liveTail.withLockedValue { $0 } }
 
     func attach(_ tail: LiveTail) {
         liveTail.withLockedValue { $0 = tail }

@@ -359,17 +359,22 @@ final class SessionIO: SessionEnvironment {
         let lookups = takeStartLookups()
         guard let proxy else { return }
         let router = broker.router
-        broker.offLoopReads.run({ () throws(StoreError) -> StartAnswer in
+        broker.offLoopReads.run({ () throws(StoreError) -> (answer: StartAnswer, holdsTail: Bool) in
             let answer = try lookups.lookUpStart(lookup)
-            guard answer.opens(filter: lookup.filter) else { return answer }
+            guard answer.opens(filter: lookup.filter) else { return (answer, false) }
             // The shared log's tail too, if this edge has no subscription
-            // yet: opening it asks the log's service (routing would, on the loop).
-            do throws(StoreError) { try router.prepareLiveTail() } catch { return .liveDeliveryUnavailable(error) }
-            return answer
-        }) { answer in
+            // yet: opening it asks the log's service (routing would, on the
+            // loop). It stays open for this SUB until released below.
+            do throws(StoreError) {
+                return (answer, try router.prepareLiveTail())
+            } catch {
+                return (.liveDeliveryUnavailable(error), false)
+            }
+        }) { looked in
             proxy.onLoop { session in
-                session.startLookedUp(id, answer)
-                router.releaseTailIfUnused()  // a SUB that opened the tail and then no subscription
+                session.startLookedUp(id, looked.map { $0.answer })
+                // After the routing: a SUB that subscribed nothing lets the tail close after tail_idle.
+                if case .success(let done) = looked, done.holdsTail { router.releasePreparedTail() }
             }
         }
     }
