@@ -102,9 +102,13 @@ struct OffLoopLogReadsTests {
         await reads.drain()
     }
 
-    @Test("no more than read_threads reads run at once; the others wait for a thread and all are answered")
+    @Test("no more than read_threads reads run at once; the others wait for a thread, all are answered, and the counts for relay_storage_reads_running and _waiting follow")
     func atMostThreadsAtOnce() async {
-        let reads = OffLoopLogReads(threads: 2)
+        let observed = NIOLockedValueBox<[(running: Int, waiting: Int)]>([])
+        let reads = OffLoopLogReads(threads: 2) { running, waiting in
+            observed.withLockedValue { $0.append((running, waiting)) }
+        }
+        let last = { observed.withLockedValue { $0.last } }
         let tally = ReadTally()
         let gate = ReadGate()
         let all = (0..<6).map { id in
@@ -112,7 +116,9 @@ struct OffLoopLogReadsTests {
                 await Self.answer(reads, Self.gatedRead(id, tally: tally, gate: gate))
             }
         }
-        await Self.until { tally.now == 2 }
+        // All six asked for: two on the pool's threads, four waiting for one.
+        await Self.until { last().map { $0 == (2, 4) } ?? false }
+        #expect(tally.now == 2)
         gate.open()
         var answered: [Int] = []
         for read in all {
@@ -122,6 +128,13 @@ struct OffLoopLogReadsTests {
         let counts = tally.counts.withLockedValue { $0 }
         #expect(counts.most == 2, "reads in their body at once: \(counts.most)")
         #expect(counts.ran == Set(0..<6))
+        let reported = observed.withLockedValue { $0 }
+        let mostRunning = reported.map { $0.running }.max()
+        let mostWaiting = reported.map { $0.waiting }.max()
+        // Waiting may reach 6 for an instant: all asked for before a thread took one.
+        #expect(mostRunning == 2 && (4...6).contains(mostWaiting ?? 0), "\(reported)")
+        let settled = reported.last.map { $0 == (0, 0) } ?? false
+        #expect(settled, "after the last answer: \(String(describing: reported.last))")
         await reads.drain()
     }
 

@@ -77,7 +77,10 @@ public final class BrokerContext: Sendable {
         self.storeHealth = StoreHealth(metrics: metrics, logger: logger)
         self.liveBuffers = LiveBufferBudget(limit: configuration.limits.liveBufferBudget)
         self.offLoopReads = OffLoopLogReads(threads: configuration.storage.jetstream?.readThreads
-                                                     ?? BrokerConfiguration.JetStream.defaultReadThreads)
+                                                     ?? BrokerConfiguration.JetStream.defaultReadThreads) { running, waiting in
+            metrics.storageReadsRunning.record(running)
+            metrics.storageReadsWaiting.record(waiting)
+        }
         metrics.watchLiveBuffers(liveBuffers)
         self.state = NIOLockedValueBox(State(configuration: configuration, policy: policy))
         admin.configurationLoaded(path: configuration.sourceFile)

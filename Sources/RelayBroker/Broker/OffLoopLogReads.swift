@@ -21,16 +21,22 @@ final class OffLoopLogReads: Sendable {
     private struct State {
         var closed = false
         var pool: NIOThreadPool?
+        var running = 0
+        var waiting = 0
     }
 
     private let threads: Int
+    /// Told the running and waiting counts after each change, under the lock (so in order).
+    private let observe: @Sendable (_ running: Int, _ waiting: Int) -> Void
     private let state = NIOLockedValueBox(State())
     /// Every read asked for and not yet answered, queued or running.
     private let unanswered = DispatchGroup()
 
     /// `threads`: at least 1 (the config's `read_threads` is 1 to 256).
-    init(threads: Int) {
+    /// `observe`: the counts for relay_storage_reads_running and _waiting.
+    init(threads: Int, observe: @escaping @Sendable (_ running: Int, _ waiting: Int) -> Void = { _, _ in }) {
         self.threads = max(1, threads)
+        self.observe = observe
     }
 
     /// Whether ``drain()`` began: reads asked for from now on are refused.
@@ -45,6 +51,8 @@ final class OffLoopLogReads: Sendable {
         let pool: NIOThreadPool? = state.withLockedValue { state in
             guard !state.closed else { return nil }
             unanswered.enter()
+            state.waiting += 1
+            observe(state.running, state.waiting)
             if let pool = state.pool { return pool }
             let pool = NIOThreadPool(numberOfThreads: threads)
             pool.start()
@@ -52,13 +60,23 @@ final class OffLoopLogReads: Sendable {
             return pool
         }
         guard let pool else { return done(.failure(.closed)) }
-        pool.submit { [state, unanswered] _ in
+        pool.submit { [state, unanswered, observe] _ in
             defer { unanswered.leave() }
             // Queued when the drain began: the log is about to close, and the
             // drain waits only for the reads already running.
-            if state.withLockedValue({ $0.closed }) { return done(.failure(.closed)) }
+            let closed = state.withLockedValue { state in
+                state.waiting -= 1
+                if !state.closed { state.running += 1 }
+                observe(state.running, state.waiting)
+                return state.closed
+            }
+            if closed { return done(.failure(.closed)) }
             let answer: Result<Answer, StoreError>
             do throws(StoreError) { answer = .success(try read()) } catch { answer = .failure(error) }
+            state.withLockedValue { state in
+                state.running -= 1
+                observe(state.running, state.waiting)
+            }
             done(answer)
         }
     }

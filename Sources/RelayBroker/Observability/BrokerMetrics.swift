@@ -44,6 +44,10 @@ public final class BrokerMetrics: Sendable {
     /// The live-buffer bytes of all connections and their budget
     /// (`[limits] live_buffer_budget`), read from ``LiveBufferBudget`` at each scrape.
     let liveBufferBytes: Gauge
+    /// A cluster edge's off-loop log reads: running on a `read_threads`
+    /// thread now, and waiting for one (``OffLoopLogReads``).
+    let storageReadsRunning: Gauge
+    let storageReadsWaiting: Gauge
     let liveBufferBudgetBytes: Gauge
     private let liveBuffers = Mutex<LiveBufferBudget?>(nil)
 
@@ -80,6 +84,11 @@ public final class BrokerMetrics: Sendable {
         tlsCertificateNotAfter = Gauge(label: "relay_tls_certificate_not_after_seconds", factory: factory)
         liveBufferBytes = Gauge(label: "relay_live_buffer_bytes", factory: factory)
         liveBufferBudgetBytes = Gauge(label: "relay_live_buffer_budget_bytes", factory: factory)
+        storageReadsRunning = Gauge(label: "relay_storage_reads_running", factory: factory)
+        storageReadsWaiting = Gauge(label: "relay_storage_reads_waiting", factory: factory)
+        // At 0 from the start, also on a local store whose reads never leave the loop.
+        storageReadsRunning.record(0)
+        storageReadsWaiting.record(0)
         // The labelled counters an operator alerts on exist at 0 from the
         // start: a series that first appears with its first failure is one
         // `increase(...)` and `rate(...)` alerts miss (wave-14 operator review).

@@ -18,6 +18,8 @@ enum MetricHelp {
         "relay_storage_max_bytes": "The store's configured size limit, storage.max_size (sampled every 5 s).",
         "relay_storage_filesystem_free_bytes": "Free bytes on the file system holding the store, as an unprivileged writer sees them (sampled every 5 s).",
         "relay_storage_failures_total": "Messages the store refused to commit, by code (storage_full, storage_failure); policy refusals are not counted here.",
+        "relay_storage_reads_running": "Log reads a cluster edge is making off the event loops now (SUB look-ups, replay batches): at most storage.jetstream.read_threads. Always 0 with a local store.",
+        "relay_storage_reads_waiting": "Log reads waiting for a storage.jetstream.read_threads thread; staying above 0 means raise read_threads, or NATS is slow to answer. Always 0 with a local store.",
         "relay_storage_foreign_records_total": "Records in the shared JetStream stream that relayd could not decode and skipped: something other than relayd publishes into its subjects (docs/cluster.md). Always 0 with a local store.",
         "relay_last_sequence": "The highest committed message sequence.",
         "relay_subscriptions": "Subscriptions open now.",
