@@ -64,4 +64,22 @@ struct CLIExitTests {
         #expect(named, "the usage error was not written: \(usage.stderr)")
         #expect(!usage.stderr.contains("atexit-ran"), "relay-sub ran atexit handlers at its end: \(usage.stderr)")
     }
+
+    /// relayd stops its own threads before it returns, but a library's
+    /// (nats.c's, on a cluster edge) or dispatch's may still run when `exit`
+    /// runs OpenSSL's atexit cleanup: the race the CLIs had.
+    @Test("relayd after SIGTERM: exit 0, its last log line written, no atexit handler runs")
+    func relaydExitSkipsAtexit() async throws {
+        let directory = try TemporaryDirectory(prefix: "atexit-probe")
+        defer { directory.remove() }
+        let probe = try await Self.buildProbe(in: directory)
+        let relayd = try RelaydFixture()
+        relayd.environment["LD_PRELOAD"] = probe
+        try await withRelayd(relayd) { relayd in
+            let status = await relayd.terminate()
+            #expect(status == 0, "\(relayd.log)")
+            #expect(!relayd.log.contains("atexit-ran"), "relayd ran atexit handlers at its end: \(relayd.log)")
+            #expect(relayd.log.contains("relayd stopped"), "relayd's last line was not written: \(relayd.log)")
+        }
+    }
 }
