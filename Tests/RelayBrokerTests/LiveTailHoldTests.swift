@@ -89,6 +89,8 @@ struct LiveTailHoldTests {
         #expect(try router.prepareLiveTail() == false)
         router.releasePreparedTail()
         #expect(router.tail == nil)
+        // Subscribing still works as on any local log: the watermark, no tail to open.
+        #expect(try router.subscribe(try TopicFilter("a.>"), sink: CollectingSink(), id: 1) == 0)
     }
 
     @Test("two SUBs hold the tail: it stays open until the second lets go")

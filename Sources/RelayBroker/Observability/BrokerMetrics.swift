@@ -44,11 +44,11 @@ public final class BrokerMetrics: Sendable {
     /// The live-buffer bytes of all connections and their budget
     /// (`[limits] live_buffer_budget`), read from ``LiveBufferBudget`` at each scrape.
     let liveBufferBytes: Gauge
+    let liveBufferBudgetBytes: Gauge
     /// A cluster edge's off-loop log reads: running on a `read_threads`
     /// thread now, and waiting for one (``OffLoopLogReads``).
     let storageReadsRunning: Gauge
     let storageReadsWaiting: Gauge
-    let liveBufferBudgetBytes: Gauge
     private let liveBuffers = Mutex<LiveBufferBudget?>(nil)
 
     public init() {

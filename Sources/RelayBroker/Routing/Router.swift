@@ -79,7 +79,7 @@ public final class Router: Sendable {
                 return state.watermark
             }
         }
-        guard let tail = liveTail.withLockedValue({ $0 }) else { return insert() }
+        guard let tail else { return insert() }
         return try tail.whileOpen(raise: { last in
             state.withLockedValue { $0.watermark = max($0.watermark, last) }
         }, insert)
@@ -134,7 +134,7 @@ public final class Router: Sendable {
             _ = state.trie.remove(filter, Key(sink: sink, subscription: id))
             return state.trie.count == 0
         }
-        if none, let tail = liveTail.withLockedValue({ $0 }) {
+        if none, let tail {
             tail.lastSubscriptionEnded(stillNone: { self.subscriptionCount == 0 })
         }
     }
