@@ -9,30 +9,17 @@ import RelayTLS
 
 @main
 struct RelaydCommand: AsyncParsableCommand {
-    /// ArgumentParser's own `main`, but the end goes through
-    /// ``CLIRunner/end(_:)``: output flushed, then `_exit`, with no atexit
-    /// handler or library finalizer. relayd has stopped its own threads by
-    /// then, but not every library's (nats.c's on a cluster edge, dispatch's),
-    /// and `exit` runs OpenSSL's atexit cleanup, which frees the locks such a
-    /// thread may still take: the race that made relay-pub exit with SIGSEGV
-    /// (CLIExitTests). The statuses and messages are ArgumentParser's.
+    /// The CLIs' `main` (``CLIRunner/main(_:)``): ArgumentParser's statuses
+    /// and messages, and the end through ``CLIRunner/end(_:)``: output
+    /// flushed, then `_exit`, with no atexit handler or library finalizer.
+    /// relayd has stopped its own threads by then, but not every library's
+    /// (nats.c's on a cluster edge, dispatch's), and `exit` runs OpenSSL's
+    /// atexit cleanup, which frees the locks such a thread may still take:
+    /// the race that made relay-pub exit with SIGSEGV (CLIExitTests).
+    /// It also ignores SIGPIPE: a write to a closed pipe (a log reader gone)
+    /// fails with EPIPE instead of killing relayd.
     static func main() async {
-        do {
-            var command = try parseAsRoot()
-            if var relayd = command as? RelaydCommand {
-                try await relayd.run()
-            } else {
-                try command.run()
-            }
-            CLIRunner.end(0)
-        } catch let code as ExitCode {
-            CLIRunner.end(code.rawValue)
-        } catch {
-            let code = exitCode(for: error)
-            if code == .success { exit(withError: error) }  // --help, --version: no thread runs yet
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-            CLIRunner.end(code.rawValue)
-        }
+        await CLIRunner.main(RelaydCommand.self)
     }
 
     static let configuration = CommandConfiguration(
