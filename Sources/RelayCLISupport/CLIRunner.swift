@@ -85,7 +85,9 @@ public enum CLIRunner {
 public func printError(_ line: String) {
     let text = line.split(separator: "\n", omittingEmptySubsequences: false)
         .map { DisplayText.escaped(String($0)) }.joined(separator: "\n")
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    // The throwing write: a closed stderr loses the line, and the program
+    // still ends with its own status (the non-throwing `write(_:)` traps).
+    try? FileHandle.standardError.write(contentsOf: Data((text + "\n").utf8))
 }
 
 /// Writes bytes to stdout at once (no buffering: pipes see each message as it arrives).

@@ -67,36 +67,36 @@ struct RelaydCommand: AsyncParsableCommand {
         let loaded: BrokerConfiguration
         // Exit codes: RelayExit (docs/exit-codes.md); 66 no config file, 78 an invalid one, 64 a bad --listen or --data-dir.
         if let problem = CLIRunner.unreadableFileProblem(config, flag: "--config") {
-            FileHandle.standardError.write(Data("relayd: cannot read the config file: \(problem)\n".utf8))
+            printError("relayd: cannot read the config file: \(problem)")
             throw RelayExit.noInput.exitCode
         }
         let parsed: BrokerConfiguration
         do {
             parsed = try BrokerConfiguration.load(path: config)
         } catch {  // typed throws: always a ConfigError
-            FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
+            printError("relayd: invalid configuration: \(error)")
             throw RelayExit.invalidConfiguration.exitCode
         }
         do {
             loaded = try parsed.applying(listen: listen, dataDirectory: dataDir)
         } catch {  // a bad --listen or --data-dir: the command line is wrong, not the file
-            FileHandle.standardError.write(Data("relayd: \(error)\n".utf8))
+            printError("relayd: \(error)")
             throw RelayExit.usage.exitCode
         }
         if checkConfig {
             do {
                 try BrokerConfigurationCheck.deepCheck(loaded)
             } catch {
-                FileHandle.standardError.write(Data("relayd: invalid configuration: \(error)\n".utf8))
+                printError("relayd: invalid configuration: \(error)")
                 throw RelayExit.invalidConfiguration.exitCode
             }
             do {
-                for note in try StartPathCheck.check(loaded) { FileHandle.standardError.write(Data("relayd: \(note)\n".utf8)) }
+                for note in try StartPathCheck.check(loaded) { printError("relayd: \(note)") }
             } catch {  // typed throws: a BrokerStartError, with the status the start would exit with
-                FileHandle.standardError.write(Data("relayd: \(error)\n".utf8))
+                printError("relayd: \(error)")
                 throw ExitCode(error.exitCode)
             }
-            for warning in SecurityWarnings.check(loaded) { FileHandle.standardError.write(Data("relayd: \(warning)\n".utf8)) }
+            for warning in SecurityWarnings.check(loaded) { printError("relayd: \(warning)") }
             print("relayd: configuration \(config) is valid")
             return
         }

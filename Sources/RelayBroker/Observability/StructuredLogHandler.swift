@@ -44,8 +44,12 @@ public struct StructuredLogHandler: LogHandler {
             }
             line += "}"
         }
-        // One write(2) per line, unbuffered: lines of several threads never interleave.
-        (stream == .stdout ? FileHandle.standardOutput : FileHandle.standardError).write(Data((line + "\n").utf8))
+        // One write(2) per line, unbuffered: lines of several threads never
+        // interleave. The throwing write: when the reader has gone (EPIPE: a
+        // log shipper restarted, `relayd | head`), the line is lost, not the
+        // broker (the non-throwing `write(_:)` traps on the error).
+        let handle = stream == .stdout ? FileHandle.standardOutput : FileHandle.standardError
+        try? handle.write(contentsOf: Data((line + "\n").utf8))
     }
 
     /// Quotes a logfmt value when it holds spaces, quotes, `=`, or a control,

@@ -82,4 +82,59 @@ struct CLIExitTests {
             #expect(relayd.log.contains("relayd stopped"), "relayd's last line was not written: \(relayd.log)")
         }
     }
+
+    /// relayd writes its lifecycle lines (started, listening, stopped) on
+    /// stdout. When what reads it goes away (a log shipper restarted,
+    /// `relayd | head`), such a write raised SIGPIPE and killed the broker
+    /// with every session; with SIGPIPE ignored, Foundation's non-throwing
+    /// `FileHandle.write(_:)` then trapped on EPIPE (SIGILL). Here stdout is
+    /// a pipe whose read end is closed before relayd starts, so each of
+    /// those lines meets EPIPE.
+    @Test("relayd whose stdout reader is gone: it listens, serves, and stops with 0 on SIGTERM")
+    func relaydOutlivesAClosedStdout() async throws {
+        let fixture = try RelaydFixture()
+        defer { fixture.directory.remove() }
+        let port = try #require(try StablePorts.reserve().first)
+        let stdout = Pipe()
+        try stdout.fileHandleForReading.close()
+        let stderrPath = fixture.directory.file("stderr.txt")
+        #expect(FileManager.default.createFile(atPath: stderrPath, contents: nil))
+        let stderr = try #require(FileHandle(forWritingAtPath: stderrPath))
+        let relayd = Process()
+        relayd.executableURL = URL(fileURLWithPath: try ProductLocator.executable("relayd"))
+        relayd.arguments = ["--config", fixture.configPath, "--listen", "127.0.0.1:\(port)", "--init"]
+        relayd.standardOutput = stdout.fileHandleForWriting
+        relayd.standardError = stderr
+        try relayd.run()
+        try stdout.fileHandleForWriting.close()
+        defer { if relayd.isRunning { relayd.terminate() } }
+        func stderrText() -> String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "(no stderr file)" }
+
+        // Its start-up lines went to the closed pipe; a session accepted
+        // and welcomed while the process still runs shows it survived them.
+        // The stop line after SIGTERM goes there too.
+        var client: FrameClient?
+        let settled = await eventually(timeout: 60, every: 0.05) {
+            guard relayd.isRunning else { return true }
+            client = try? await FrameClient.connect(port: port, pki: fixture.pki)
+            return client != nil
+        }
+        let status = relayd.isRunning ? "still running" : "status \(relayd.terminationStatus)"
+        let session = try #require(client, "relayd did not serve (\(status), settled \(settled)): \(stderrText())")
+        do {
+            let welcome = try await session.hello()
+            #expect(!welcome.principal.isEmpty)
+        } catch {
+            let status = relayd.isRunning ? "still running" : "status \(relayd.terminationStatus)"
+            Issue.record("HELLO failed (\(error)); relayd \(status): \(stderrText())")
+        }
+        await session.close()
+        #expect(relayd.isRunning, "relayd ended after a session: \(stderrText())")
+
+        relayd.terminate()
+        let ended = await eventually(timeout: 60) { !relayd.isRunning }
+        try #require(ended, "relayd did not stop after SIGTERM: \(stderrText())")
+        #expect(relayd.terminationReason == .exit, "relayd was killed by signal \(relayd.terminationStatus): \(stderrText())")
+        #expect(relayd.terminationStatus == 0, "\(stderrText())")
+    }
 }
